@@ -1,0 +1,27 @@
+"""Student Success Prediction System: read the stack's spec, compose components, export."""
+
+import pulumi
+
+from components.network import Network, NetworkArgs
+from components.spec import load_spec
+
+spec = load_spec()
+tier = spec.tier
+
+network = Network(
+    "network",
+    NetworkArgs(
+        cidr=spec.vpc_cidr,
+        az_count=tier.az_count,
+        nat_mode=tier.nat_mode,
+        flow_log_retention_days=tier.log_retention_days,
+        tags=spec.tags(),
+    ),
+)
+
+pulumi.export("tier", tier.name)
+pulumi.export("vpc_id", network.vpc_id)
+pulumi.export("availability_zones", network.availability_zones)
+pulumi.export("public_subnet_ids", network.public_subnet_ids)
+pulumi.export("private_subnet_ids", network.private_subnet_ids)
+pulumi.export("isolated_subnet_ids", network.isolated_subnet_ids)

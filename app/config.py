@@ -1,0 +1,77 @@
+"""Settings of the app, read from the environment (one place for every default)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "placeholder"})
+
+
+class Settings(BaseSettings):
+    """Environment variables, named as the field in upper case (e.g. DATABASE_URL)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    environment: Literal["development", "test", "staging", "production"] = "development"
+    log_level: str = "INFO"
+
+    # Database: the primary takes writes; reads go to the replica when one is given (seed 004).
+    database_url: str | None = None
+    database_read_url: str | None = None
+    embedded_pg_dir: Path = Path(".data/pg")
+    db_app_role: str = "ssp_app"
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+    db_pool_timeout: float = Field(default=2.0, gt=0)
+    db_connect_timeout: int = Field(default=3, ge=1)
+    db_retry_after_seconds: int = Field(default=5, ge=1)
+
+    # Redis (seed 003); without it an in-process cache is used.
+    redis_url: str | None = None
+    cache_ttl_risk_seconds: int = 900
+    cache_ttl_at_risk_seconds: int = 300
+    cache_ttl_models_seconds: int = 3600
+    rate_limit_requests: int = Field(default=100, ge=1)
+    rate_limit_window_seconds: int = Field(default=900, ge=1)
+
+    # Models (seed 001).
+    model_store_url: str = ".data/models"
+    model_refresh_seconds: float = Field(default=30.0, ge=0)
+    keep_versions: int = Field(default=5, ge=1)
+    min_school_students: int = Field(default=300, ge=10)
+    promotion_tolerance: float = Field(default=0.01, ge=0)
+    alert_threshold: float = Field(default=0.5, gt=0, lt=1)
+    test_fraction: float = Field(default=0.25, gt=0, lt=1)
+    random_seed: int = 42
+
+    # Audit log archival (seed 002).
+    archive_store_url: str = ".data/archive"
+    audit_retention_days: int = Field(default=90, ge=1)
+
+    # Secret mixed into API key hashes; must be set outside development.
+    api_key_pepper: str = "changeme"
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment in {"staging", "production"}:
+            if self.api_key_pepper.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("API_KEY_PEPPER is a placeholder; set a real secret")
+            if len(self.api_key_pepper) < 16:
+                raise ValueError("API_KEY_PEPPER must be at least 16 characters")
+            if not self.database_url:
+                raise ValueError("DATABASE_URL must be set outside development")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,176 @@
+"""PostgreSQL access: embedded server, pools with a read/write split, tenant transactions,
+and the migration runner."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Arbitrary constants naming the advisory locks held by jobs (one run at a time).
+MIGRATE_LOCK_KEY = 0x5350_0001
+TRAIN_LOCK_KEY = 0x5350_0002
+ARCHIVE_LOCK_KEY = 0x5350_0003
+
+_embedded: dict[str, Any] = {}
+
+
+def embedded_url(data_dir: Path) -> str:
+    """Start (or reuse) an embedded PostgreSQL 16 from the pgserver package."""
+    key = str(data_dir.resolve())
+    if key not in _embedded:
+        import pgserver  # Imported lazily: only needed without DATABASE_URL.
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _embedded[key] = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return str(_embedded[key].get_uri())
+
+
+def stop_embedded() -> None:
+    for server in _embedded.values():
+        server.cleanup()
+    _embedded.clear()
+
+
+def primary_url(settings: Settings) -> str:
+    return settings.database_url or embedded_url(settings.embedded_pg_dir)
+
+
+def read_url(settings: Settings) -> str:
+    return settings.database_read_url or primary_url(settings)
+
+
+@retry(
+    retry=retry_if_exception_type(psycopg.OperationalError),
+    wait=wait_exponential(multiplier=0.2, max=2),
+    stop=stop_after_delay(30),
+    reraise=True,
+)
+def connect_owner(settings: Settings, autocommit: bool = False) -> psycopg.Connection[Any]:
+    """A connection as the schema owner, for jobs; waits for the database to come up."""
+    return psycopg.connect(
+        primary_url(settings), autocommit=autocommit, connect_timeout=settings.db_connect_timeout
+    )
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Whose rows a transaction may see: one school or a whole district."""
+
+    school_id: int | None = None
+    district_id: int | None = None
+
+
+class Database:
+    """Pools for the API. Connections switch to the non-owner app role so RLS applies."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.primary = self._pool(primary_url(settings), "primary")
+        replica = read_url(settings)
+        self.replica = (
+            self._pool(replica, "replica") if replica != primary_url(settings) else self.primary
+        )
+
+    def _pool(self, url: str, name: str) -> ConnectionPool[psycopg.Connection[Any]]:
+        role = self.settings.db_app_role
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            conn.commit()
+
+        return ConnectionPool(
+            url,
+            min_size=self.settings.db_pool_min,
+            max_size=self.settings.db_pool_max,
+            timeout=self.settings.db_pool_timeout,
+            kwargs={"connect_timeout": self.settings.db_connect_timeout},
+            configure=configure,
+            check=ConnectionPool.check_connection,
+            name=name,
+            open=False,
+        )
+
+    def open(self) -> None:
+        self.primary.open(wait=False)
+        if self.replica is not self.primary:
+            self.replica.open(wait=False)
+
+    def close(self) -> None:
+        self.primary.close()
+        if self.replica is not self.primary:
+            self.replica.close()
+
+    @contextmanager
+    def transaction(
+        self, tenant: Tenant | None, write: bool = False
+    ) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        """A transaction on the primary (write) or replica (read), scoped to the tenant."""
+        pool = self.primary if write else self.replica
+        with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            if tenant is not None:
+                # is_local=true: the setting ends with the transaction, never leaks to the
+                # next user of this pooled connection.
+                cur.execute(
+                    "SELECT set_config('app.school_id', %s, true),"
+                    " set_config('app.district_id', %s, true)",
+                    (_opt(tenant.school_id), _opt(tenant.district_id)),
+                )
+            yield cur
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Apply the numbered .sql files not yet recorded, each in its own transaction."""
+    applied: list[str] = []
+    with connect_owner(settings, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0]: r[1] for r in conn.execute("SELECT version, checksum FROM schema_migrations")}
+            for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+                version = path.stem
+                text = path.read_text()
+                checksum = hashlib.sha256(text.encode()).hexdigest()
+                if version in done:
+                    if done[version] != checksum:
+                        log.warning("migration changed after it was applied", extra={"version": version})
+                    continue
+                with conn.transaction():
+                    conn.execute(text.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)",
+                        (version, checksum),
+                    )
+                log.info("migration applied", extra={"version": version})
+                applied.append(version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))
+    return applied
+
+
+def refresh_features(conn: psycopg.Connection[Any]) -> None:
+    """Refresh the feature view without blocking readers (needs its unique index)."""
+    conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY student_features")

@@ -1,0 +1,184 @@
+"""Versioned model store: a local directory by default, S3 when the URL is s3://bucket/prefix.
+
+Layout (same keys on both):
+    versions/<version>/manifest.json      metrics, features, data snapshot, code version
+    versions/<version>/<scope>.joblib     one model per scope ('district', 'school-12')
+    current.json                          the pointer: scope -> version, generation, history
+
+Artifacts are written first and the pointer last, replaced atomically (os.replace locally, a
+single PUT on S3), so a crash mid-run never changes what is served.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import joblib
+
+POINTER = "current.json"
+HISTORY = 5  # earlier pointer states kept for rollback
+
+
+@dataclass
+class Pointer:
+    generation: int = 0
+    scopes: dict[str, str] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    updated_at: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Pointer:
+        data = json.loads(raw)
+        return cls(
+            generation=int(data["generation"]),
+            scopes=dict(data["scopes"]),
+            history=list(data.get("history", [])),
+            updated_at=data.get("updated_at"),
+        )
+
+    def versions_in_use(self) -> set[str]:
+        used = set(self.scopes.values())
+        for past in self.history:
+            used.update(past["scopes"].values())
+        return used
+
+
+class Backend(Protocol):
+    def read(self, key: str) -> bytes | None: ...
+    def write(self, key: str, data: bytes) -> None: ...
+    def list_versions(self) -> list[str]: ...
+    def delete_version(self, version: str) -> None: ...
+
+
+class LocalBackend:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read(self, key: str) -> bytes | None:
+        path = self.root / key
+        return path.read_bytes() if path.exists() else None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file
+
+    def list_versions(self) -> list[str]:
+        base = self.root / "versions"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
+
+    def delete_version(self, version: str) -> None:
+        shutil.rmtree(self.root / "versions" / version, ignore_errors=True)
+
+
+class S3Backend:
+    def __init__(self, bucket: str, prefix: str) -> None:
+        import boto3  # Imported lazily: local stores do not need it.
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.s3 = boto3.client("s3")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        body: bytes = obj["Body"].read()
+        return body
+
+    def write(self, key: str, data: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def list_versions(self) -> list[str]:
+        found: set[str] = set()
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key("versions/")):
+            for obj in page.get("Contents", []):
+                rest = obj["Key"][len(self._key("versions/")) :]
+                found.add(rest.split("/", 1)[0])
+        return sorted(found)
+
+    def delete_version(self, version: str) -> None:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(f"versions/{version}/")):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+
+
+def backend_for(url: str) -> Backend:
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        return S3Backend(parsed.netloc, parsed.path)
+    return LocalBackend(Path(parsed.path if parsed.scheme == "file" else url))
+
+
+class ModelStore:
+    def __init__(self, url: str) -> None:
+        self.backend = backend_for(url)
+
+    def pointer(self) -> Pointer:
+        raw = self.backend.read(POINTER)
+        return Pointer.from_json(raw) if raw else Pointer()
+
+    def write_model(self, version: str, scope: str, model: Any) -> None:
+        buf = io.BytesIO()
+        joblib.dump(model, buf, compress=3)
+        self.backend.write(f"versions/{version}/{scope}.joblib", buf.getvalue())
+
+    def load_model(self, version: str, scope: str) -> Any:
+        raw = self.backend.read(f"versions/{version}/{scope}.joblib")
+        if raw is None:
+            raise FileNotFoundError(f"model {scope} of version {version} is missing")
+        return joblib.load(io.BytesIO(raw))
+
+    def write_manifest(self, version: str, manifest: dict[str, Any]) -> None:
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        self.backend.write(f"versions/{version}/manifest.json", data)
+
+    def manifest(self, version: str) -> dict[str, Any] | None:
+        raw = self.backend.read(f"versions/{version}/manifest.json")
+        return json.loads(raw) if raw else None
+
+    def versions(self) -> list[str]:
+        """Versions that have a manifest (a version without one never finished writing)."""
+        return [v for v in self.backend.list_versions() if self.manifest(v) is not None]
+
+    def write_pointer(self, pointer: Pointer) -> None:
+        """The single step that changes what is served."""
+        self.backend.write(POINTER, pointer.to_json())
+
+    def next_pointer(self, current: Pointer, scopes: dict[str, str], now: str) -> Pointer:
+        history = [{"generation": current.generation, "scopes": current.scopes}, *current.history]
+        history = [h for h in history if h["scopes"]][:HISTORY]
+        return Pointer(current.generation + 1, scopes, history, now)
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest `keep` versions, never one the pointer or history uses."""
+        in_use = self.pointer().versions_in_use()
+        all_versions = self.backend.list_versions()
+        newest = set(sorted(all_versions)[-keep:])
+        doomed = [v for v in all_versions if v not in newest and v not in in_use]
+        for v in doomed:
+            self.backend.delete_version(v)
+        return doomed

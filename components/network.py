@@ -1,0 +1,310 @@
+"""The VPC: public, private (app) and isolated (data) subnets per AZ, NAT, flow logs."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from components.catalog import NatMode
+
+SubnetTier = Literal["public", "private", "isolated"]
+SUBNET_TIERS: tuple[SubnetTier, ...] = ("public", "private", "isolated")
+MAX_AZS = 4
+
+
+@dataclass(frozen=True)
+class SubnetPlan:
+    tier: SubnetTier
+    az_index: int
+    cidr: str
+
+
+def plan_subnets(vpc_cidr: str, az_count: int) -> list[SubnetPlan]:
+    """Carve the VPC into fixed slots so that nothing is ever renumbered.
+
+    The VPC is cut into eight blocks of 1/8. Private subnets (EKS nodes and pods, which
+    take one VPC address each with the VPC CNI) get a whole block per AZ: blocks 0-3.
+    Block 4 holds the public subnets and block 5 the isolated ones, each cut into eight
+    slots, one per AZ. Blocks 6-7 are kept for a future subnet tier. A subnet's CIDR
+    depends only on its tier and AZ index, so adding an AZ (up to four) or a tier later
+    leaves every existing subnet, and the NAT gateways inside them, untouched.
+    """
+    if not 1 <= az_count <= MAX_AZS:
+        raise ValueError(f"az_count={az_count}: the subnet plan holds 1-{MAX_AZS} AZs")
+    vpc = ipaddress.IPv4Network(vpc_cidr)
+    blocks: list[ipaddress.IPv4Network] = list(vpc.subnets(prefixlen_diff=3))
+    public_slots = list(blocks[4].subnets(prefixlen_diff=3))
+    isolated_slots = list(blocks[5].subnets(prefixlen_diff=3))
+    plan: list[SubnetPlan] = []
+    for az in range(az_count):
+        plan.append(SubnetPlan("public", az, str(public_slots[az])))
+        plan.append(SubnetPlan("private", az, str(blocks[az])))
+        plan.append(SubnetPlan("isolated", az, str(isolated_slots[az])))
+    return plan
+
+
+def flow_log_role_policy() -> str:
+    """Trust policy letting VPC Flow Logs assume the delivery role."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def flow_log_delivery_policy(log_group_arn: str) -> str:
+    """Least privilege for delivering flow logs into one log group."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
+                    "Resource": [log_group_arn, f"{log_group_arn}:*"],
+                }
+            ],
+        }
+    )
+
+
+@dataclass
+class NetworkArgs:
+    cidr: str
+    """IPv4 CIDR of the VPC (/16-/18)."""
+    az_count: int
+    """Number of AZs the subnets span."""
+    nat_mode: NatMode
+    """``single`` NAT gateway for the VPC, or one ``per_az`` for AZ-independent egress."""
+    flow_log_retention_days: int
+    """Retention of the VPC flow logs in CloudWatch Logs."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags for every resource of the component."""
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    """ID of the VPC."""
+    public_subnet_ids: list[pulumi.Output[str]]
+    """Subnets for internet-facing load balancers and the NAT gateways, one per AZ."""
+    private_subnet_ids: list[pulumi.Output[str]]
+    """Subnets for EKS nodes and pods, egress through NAT, one per AZ."""
+    isolated_subnet_ids: list[pulumi.Output[str]]
+    """Subnets for databases and caches, no route to the internet, one per AZ."""
+    availability_zones: list[pulumi.Output[str]]
+    """AZ names, in subnet order."""
+    app_security_group_id: pulumi.Output[str]
+    """Security group of the application tier (EKS nodes and their pods). Data stores admit
+    only this group; it is created here so that neither side depends on the other."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ssp:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = args.tags
+
+        def named(role: str) -> dict[str, str]:
+            return {**tags, "Name": f"{name}-{role}"}
+
+        zones = aws.get_availability_zones_output(state="available")
+        self.availability_zones = [zones.names[i] for i in range(args.az_count)]
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.cidr,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags=named("vpc"),
+            opts=child,
+        )
+        self.vpc_id = vpc.id
+        in_vpc = pulumi.ResourceOptions(parent=vpc)
+
+        # An emptied default security group: nothing may rely on it by accident.
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg",
+            vpc_id=vpc.id,
+            ingress=[],
+            egress=[],
+            tags=named("default"),
+            opts=in_vpc,
+        )
+        app_sg = aws.ec2.SecurityGroup(
+            f"{name}-app-sg",
+            vpc_id=vpc.id,
+            description="Application tier: EKS nodes and pods; data stores admit only this group",
+            egress=[
+                {
+                    "protocol": "-1",
+                    "from_port": 0,
+                    "to_port": 0,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "Nodes reach AWS APIs, ECR and the data tier",
+                }
+            ],
+            tags=named("app"),
+            opts=in_vpc,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-app-sg-self",
+            security_group_id=app_sg.id,
+            referenced_security_group_id=app_sg.id,
+            ip_protocol="-1",
+            description="Node-to-node and pod-to-pod traffic",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=app_sg),
+        )
+        self.app_security_group_id = app_sg.id
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=in_vpc)
+
+        subnets: dict[SubnetTier, list[aws.ec2.Subnet]] = {t: [] for t in SUBNET_TIERS}
+        role_tags: dict[SubnetTier, dict[str, str]] = {
+            # Where the AWS Load Balancer Controller puts internet-facing / internal LBs.
+            "public": {"kubernetes.io/role/elb": "1"},
+            "private": {"kubernetes.io/role/internal-elb": "1"},
+            "isolated": {},
+        }
+        for slot in plan_subnets(args.cidr, args.az_count):
+            role = f"{slot.tier}-{slot.az_index}"
+            subnets[slot.tier].append(
+                aws.ec2.Subnet(
+                    f"{name}-{role}",
+                    vpc_id=vpc.id,
+                    cidr_block=slot.cidr,
+                    availability_zone=self.availability_zones[slot.az_index],
+                    map_public_ip_on_launch=False,
+                    tags={**named(role), "subnet-tier": slot.tier, **role_tags[slot.tier]},
+                    opts=in_vpc,
+                )
+            )
+
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public-rt",
+            vpc_id=vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+            tags=named("public-rt"),
+            opts=in_vpc,
+        )
+        for i, subnet in enumerate(subnets["public"]):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{i}-rta",
+                subnet_id=subnet.id,
+                route_table_id=public_rt.id,
+                opts=pulumi.ResourceOptions(parent=subnet),
+            )
+
+        nat_count = args.az_count if args.nat_mode == "per_az" else 1
+        nats = []
+        for i in range(nat_count):
+            eip = aws.ec2.Eip(
+                f"{name}-nat-{i}-eip", domain="vpc", tags=named(f"nat-{i}"), opts=in_vpc
+            )
+            nats.append(
+                aws.ec2.NatGateway(
+                    f"{name}-nat-{i}",
+                    allocation_id=eip.id,
+                    subnet_id=subnets["public"][i].id,
+                    tags=named(f"nat-{i}"),
+                    opts=pulumi.ResourceOptions(parent=vpc, depends_on=[igw]),
+                )
+            )
+
+        private_rts = []
+        for i, subnet in enumerate(subnets["private"]):
+            rt = aws.ec2.RouteTable(
+                f"{name}-private-{i}-rt",
+                vpc_id=vpc.id,
+                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nats[i % nat_count].id}],
+                tags=named(f"private-{i}-rt"),
+                opts=in_vpc,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{i}-rta",
+                subnet_id=subnet.id,
+                route_table_id=rt.id,
+                opts=pulumi.ResourceOptions(parent=subnet),
+            )
+            private_rts.append(rt)
+
+        # Isolated subnets share one route table with only the local route.
+        isolated_rt = aws.ec2.RouteTable(
+            f"{name}-isolated-rt", vpc_id=vpc.id, tags=named("isolated-rt"), opts=in_vpc
+        )
+        for i, subnet in enumerate(subnets["isolated"]):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-isolated-{i}-rta",
+                subnet_id=subnet.id,
+                route_table_id=isolated_rt.id,
+                opts=pulumi.ResourceOptions(parent=subnet),
+            )
+
+        # S3 through a gateway endpoint: model artifacts and images never cross NAT.
+        region = aws.get_region_output()
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=region.region.apply(lambda r: f"com.amazonaws.{r}.s3"),
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in private_rts] + [isolated_rt.id],
+            tags=named("s3"),
+            opts=in_vpc,
+        )
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            retention_in_days=args.flow_log_retention_days,
+            tags=named("flow-logs"),
+            opts=child,
+        )
+        flow_role = aws.iam.Role(
+            f"{name}-flow-logs-role",
+            assume_role_policy=flow_log_role_policy(),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=log_group),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs-policy",
+            role=flow_role.id,
+            policy=log_group.arn.apply(flow_log_delivery_policy),
+            opts=pulumi.ResourceOptions(parent=flow_role),
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            vpc_id=vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group.arn,
+            iam_role_arn=flow_role.arn,
+            max_aggregation_interval=60,
+            tags=named("flow-log"),
+            opts=pulumi.ResourceOptions(parent=log_group),
+        )
+
+        self.public_subnet_ids = [s.id for s in subnets["public"]]
+        self.private_subnet_ids = [s.id for s in subnets["private"]]
+        self.isolated_subnet_ids = [s.id for s in subnets["isolated"]]
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "public_subnet_ids": self.public_subnet_ids,
+                "private_subnet_ids": self.private_subnet_ids,
+                "isolated_subnet_ids": self.isolated_subnet_ids,
+                "availability_zones": self.availability_zones,
+                "app_security_group_id": self.app_security_group_id,
+            }
+        )

@@ -1,0 +1,345 @@
+"""One validated, immutable spec per stack: config + tier row + overrides.
+
+``build_spec`` is pure (a mapping of config strings in, a ``StackSpec`` out) so tests
+exercise every rule without Pulumi; ``load_spec`` feeds it the running stack's config.
+Every problem is collected before failing, so one run lists them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.catalog import (
+    CACHE_NODE_TYPES,
+    DB_INSTANCE_MEMORY_MIB,
+    TIERS,
+    NodeGroupSize,
+    Tier,
+    connection_capacity,
+)
+
+PROJECT = "student-success"
+
+# Every key this project reads from its config namespace, with its default. Pulumi.yaml
+# declares the same keys for the CLI; a test keeps the two in step.
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "tier": "dev",
+    "owner": "student-success-platform",
+    "vpcCidr": "10.20.0.0/16",
+    "appImageTag": "0.1.0",
+    "alarmEmail": "",
+    "clusterAdminRoleArn": "",
+    "clusterPublicAccessCidrs": [],
+    "edgeDomainName": "",
+    "edgeCertificateArn": "",
+    "overrides": [],
+}
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[\w-]+$")
+_IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_NODE_GROUP_FIELDS = {"min_size", "max_size", "desired_size", "instance_types"}
+_TIER_FIELDS = {f.name for f in dataclasses.fields(Tier)} - {"name", "description", "node_groups"}
+
+
+class SpecError(ValueError):
+    """Raised with every problem of a stack's configuration, one per line."""
+
+    def __init__(self, stack: str, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"stack {stack!r} has {len(problems)} configuration problem(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Everything the program needs to know about one stack, validated."""
+
+    project: str
+    stack: str
+    region: str
+    tier: Tier
+    owner: str
+    vpc_cidr: str
+    app_image_tag: str
+    alarm_email: str | None
+    cluster_admin_role_arn: str | None
+    cluster_public_access_cidrs: tuple[str, ...]
+    edge_domain_name: str | None
+    edge_certificate_arn: str | None
+
+    @property
+    def protect(self) -> bool:
+        """Pulumi ``protect`` and deletion protection on stateful resources."""
+        return self.tier.deletion_protection
+
+    def node_group(self, name: str) -> NodeGroupSize | None:
+        return next((g for g in self.tier.node_groups if g.name == name), None)
+
+    def tags(self, data_classification: str = "internal", **extra: str) -> dict[str, str]:
+        """Tags every taggable resource carries; data stores pass ``ferpa``."""
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "tier": self.tier.name,
+            "owner": self.owner,
+            "managed-by": "pulumi",
+            "data-classification": data_classification,
+            **extra,
+        }
+
+
+def _parse(raw: Any, current: Any, key: str, problems: list[str]) -> Any:
+    """Convert an override's text to the type of the value it replaces."""
+    text = str(raw).strip()
+    if isinstance(current, bool):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        problems.append(f"overrides: {key}={text!r} must be true or false")
+    elif isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            problems.append(f"overrides: {key}={text!r} must be an integer")
+    elif isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            problems.append(f"overrides: {key}={text!r} must be a number")
+    elif isinstance(current, tuple):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    else:
+        return text
+    return current
+
+
+def _apply_overrides(tier: Tier, overrides: list[Any], problems: list[str]) -> Tier:
+    changes: dict[str, Any] = {}
+    groups = {g.name: g for g in tier.node_groups}
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        key = key.strip()
+        if not sep:
+            problems.append(f"overrides: {item!r} must look like key=value")
+            continue
+        if key.startswith("node_groups."):
+            _, _, rest = key.partition(".")
+            group, _, field = rest.partition(".")
+            if group not in groups:
+                problems.append(
+                    f"overrides: {key} names node group {group!r}; tier {tier.name} has "
+                    f"{', '.join(sorted(groups))}"
+                )
+            elif field not in _NODE_GROUP_FIELDS:
+                problems.append(
+                    f"overrides: {key}: node group field must be one of "
+                    f"{', '.join(sorted(_NODE_GROUP_FIELDS))}"
+                )
+            else:
+                new = _parse(value, getattr(groups[group], field), key, problems)
+                groups[group] = dataclasses.replace(groups[group], **{field: new})
+        elif key in _TIER_FIELDS:
+            changes[key] = _parse(value, getattr(tier, key), key, problems)
+        else:
+            problems.append(
+                f"overrides: unknown key {key!r}; allowed: node_groups.<group>.<field> or one "
+                f"of {', '.join(sorted(_TIER_FIELDS))}"
+            )
+    return dataclasses.replace(tier, node_groups=tuple(groups.values()), **changes)
+
+
+def _check_tier(t: Tier, problems: list[str]) -> None:
+    """Rules every tier row must satisfy after overrides."""
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    need(2 <= t.az_count <= 4, f"az_count={t.az_count}: allowed 2-4 (EKS and RDS need two AZs)")
+    need(t.nat_mode in ("single", "per_az"), f"nat_mode={t.nat_mode!r}: allowed single, per_az")
+    need(
+        t.db_instance_class in DB_INSTANCE_MEMORY_MIB,
+        f"db_instance_class={t.db_instance_class!r}: allowed "
+        f"{', '.join(sorted(DB_INSTANCE_MEMORY_MIB))}",
+    )
+    need(
+        0 <= t.db_replica_count <= t.db_max_replica_count,
+        f"db_replica_count={t.db_replica_count}: tier {t.name} allows 0-{t.db_max_replica_count}",
+    )
+    need(
+        20 <= t.db_storage_gib <= t.db_max_storage_gib <= 65_536,
+        f"db_storage_gib={t.db_storage_gib}, db_max_storage_gib={t.db_max_storage_gib}: need "
+        "20 <= db_storage_gib <= db_max_storage_gib <= 65536",
+    )
+    need(
+        1 <= t.db_backup_retention_days <= 35,
+        f"db_backup_retention_days={t.db_backup_retention_days}: allowed 1-35",
+    )
+    if t.name != "dev":
+        need(
+            t.db_backup_retention_days >= 7,
+            f"db_backup_retention_days={t.db_backup_retention_days}: outside dev at least 7",
+        )
+        need(t.deletion_protection, "deletion_protection=false: only dev may drop it")
+    need(
+        10 <= t.db_proxy_max_connections_percent <= 100,
+        f"db_proxy_max_connections_percent={t.db_proxy_max_connections_percent}: allowed 10-100",
+    )
+    need(t.db_max_connections >= 20, f"db_max_connections={t.db_max_connections}: at least 20")
+    need(
+        1 <= t.api_min_replicas <= t.api_max_replicas,
+        f"api_min_replicas={t.api_min_replicas} > api_max_replicas={t.api_max_replicas}: "
+        "need 1 <= min <= max",
+    )
+    for name in ("api_cpu_target_percent", "api_memory_target_percent"):
+        value = getattr(t, name)
+        need(10 <= value <= 95, f"{name}={value}: allowed 10-95")
+    if t.cache_enabled:
+        need(
+            t.cache_node_type in CACHE_NODE_TYPES,
+            f"cache_node_type={t.cache_node_type!r}: allowed {', '.join(sorted(CACHE_NODE_TYPES))}",
+        )
+        need(1 <= t.cache_num_nodes <= 6, f"cache_num_nodes={t.cache_num_nodes}: allowed 1-6")
+    need(
+        t.waf_api_rate_limit >= 10 and t.waf_auth_rate_limit >= 10,
+        f"waf rate limits {t.waf_api_rate_limit}/{t.waf_auth_rate_limit}: WAF's minimum is 10",
+    )
+    need(
+        t.waf_window_seconds in (60, 120, 300, 600),
+        f"waf_window_seconds={t.waf_window_seconds}: allowed 60, 120, 300, 600",
+    )
+    if t.sagemaker_enabled:
+        need(
+            1 <= t.sagemaker_min_instances <= t.sagemaker_max_instances,
+            f"sagemaker_min_instances={t.sagemaker_min_instances} > sagemaker_max_instances="
+            f"{t.sagemaker_max_instances}: need 1 <= min <= max",
+        )
+        need(
+            0 < t.sagemaker_data_capture_percent <= 100,
+            f"sagemaker_data_capture_percent={t.sagemaker_data_capture_percent}: allowed 1-100",
+        )
+    if t.db_multi_az is False and t.name in ("tier3", "tier4"):
+        problems.append(f"db_multi_az=false: tier {t.name} requires a Multi-AZ primary")
+    for g in t.node_groups:
+        need(
+            0 <= g.min_size <= g.desired_size <= g.max_size and g.max_size >= 1,
+            f"node_groups.{g.name}: need 0 <= min_size ({g.min_size}) <= desired_size "
+            f"({g.desired_size}) <= max_size ({g.max_size}), max_size >= 1",
+        )
+        need(bool(g.instance_types), f"node_groups.{g.name}.instance_types: at least one type")
+    problems.extend(connection_capacity(t).problems())
+
+
+def _cidr(value: Any, key: str, problems: list[str], prefixes: range | None = None) -> str:
+    try:
+        net = ipaddress.ip_network(str(value), strict=True)
+    except ValueError as err:
+        problems.append(f"{key}={value!r}: not a valid CIDR ({err})")
+        return str(value)
+    if net.version != 4:
+        problems.append(f"{key}={value!r}: must be an IPv4 CIDR")
+    elif prefixes is not None and net.prefixlen not in prefixes:
+        problems.append(
+            f"{key}={value!r}: prefix /{net.prefixlen} not allowed; use /{prefixes.start}-"
+            f"/{prefixes.stop - 1}"
+        )
+    return str(net)
+
+
+def _as_list(value: Any, key: str, problems: list[str]) -> list[Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError:
+            problems.append(f"{key}: must be a list")
+            return []
+    if not isinstance(value, list):
+        problems.append(f"{key}: must be a list")
+        return []
+    return value
+
+
+def build_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> StackSpec:
+    """Validate a stack's config (keys without the project prefix) into a ``StackSpec``."""
+    problems: list[str] = []
+    unknown = sorted(set(config) - set(CONFIG_DEFAULTS))
+    for key in unknown:
+        problems.append(
+            f"{PROJECT}:{key}: unknown config key; allowed: {', '.join(sorted(CONFIG_DEFAULTS))}"
+        )
+    values = {**CONFIG_DEFAULTS, **{k: v for k, v in config.items() if k in CONFIG_DEFAULTS}}
+
+    if not region:
+        problems.append("aws:region: not set; run `pulumi config set aws:region <region>`")
+    tier_name = str(values["tier"])
+    base = TIERS.get(tier_name)
+    if base is None:
+        problems.append(f"tier={tier_name!r}: unknown tier; allowed: {', '.join(TIERS)}")
+        base = TIERS["dev"]
+    tier = _apply_overrides(base, _as_list(values["overrides"], "overrides", problems), problems)
+    _check_tier(tier, problems)
+
+    vpc_cidr = _cidr(values["vpcCidr"], "vpcCidr", problems, range(16, 19))
+    public_cidrs = tuple(
+        _cidr(c, "clusterPublicAccessCidrs", problems)
+        for c in _as_list(values["clusterPublicAccessCidrs"], "clusterPublicAccessCidrs", problems)
+    )
+    if "0.0.0.0/0" in public_cidrs:
+        problems.append(
+            "clusterPublicAccessCidrs: 0.0.0.0/0 would open the Kubernetes API to the internet; "
+            "list your office/VPN CIDRs or leave it empty for a private endpoint only"
+        )
+
+    def optional(key: str, pattern: re.Pattern[str], what: str) -> str | None:
+        value = str(values[key]).strip()
+        if value and not pattern.match(value):
+            problems.append(f"{key}={value!r}: must be {what}")
+        return value or None
+
+    email = optional("alarmEmail", _EMAIL, "an email address")
+    role = optional("clusterAdminRoleArn", _ROLE_ARN, "an IAM role ARN")
+    cert = optional("edgeCertificateArn", _CERT_ARN, "an ACM certificate ARN in us-east-1")
+    domain = str(values["edgeDomainName"]).strip() or None
+    if bool(cert) != bool(domain):
+        problems.append("edgeDomainName and edgeCertificateArn: set both or neither")
+    tag = str(values["appImageTag"])
+    if not _IMAGE_TAG.match(tag) or tag == "latest":
+        problems.append(f"appImageTag={tag!r}: must be an immutable version tag, not 'latest'")
+    owner = str(values["owner"]).strip()
+    if not owner:
+        problems.append("owner: must name the team that owns the stack")
+
+    if problems:
+        raise SpecError(stack, problems)
+    return StackSpec(
+        project=PROJECT,
+        stack=stack,
+        region=str(region),
+        tier=tier,
+        owner=owner,
+        vpc_cidr=vpc_cidr,
+        app_image_tag=tag,
+        alarm_email=email,
+        cluster_admin_role_arn=role,
+        cluster_public_access_cidrs=public_cidrs,
+        edge_domain_name=domain,
+        edge_certificate_arn=cert,
+    )
+
+
+def load_spec() -> StackSpec:
+    """Build the running stack's spec from its Pulumi config (every key of our namespace)."""
+    import pulumi
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    prefix = f"{PROJECT}:"
+    everything = {**get_config_env(), **CONFIG.get()}
+    ours = {k[len(prefix) :]: v for k, v in everything.items() if k.startswith(prefix)}
+    return build_spec(ours, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region"))

@@ -1,0 +1,446 @@
+"""Run the whole Pulumi program for one stack in-process, under mocks, and record it.
+
+``run_stack("tier3")`` reads ``Pulumi.tier3.yaml``, runs ``__main__.py`` against a fresh
+mock runtime and returns a ``StackRun``: every registered resource (type, name, parent,
+inputs with secrets unwrapped, which inputs were secret, resource options) and the stack
+outputs, with a small query API in the spirit of AWS CDK's assertions.
+
+The mocks echo inputs and add realistic computed outputs (ids, ARNs, endpoints, the EKS
+certificate and OIDC issuer...) so that no ``apply`` in the program sees ``None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY, deserialize_properties
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+ACCOUNT = "123456789012"
+SECRET_PLACEHOLDER = "mock-secret-value"
+
+
+def stacks() -> list[str]:
+    """Every stack that has a ``Pulumi.<stack>.yaml`` beside the project."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+@dataclass(frozen=True)
+class Options:
+    """The resource options the engine received (the mocks' args don't carry them)."""
+
+    protect: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    replace_on_changes: tuple[str, ...] = ()
+    additional_secret_outputs: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    provider: str = ""
+    custom_timeouts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    """Inputs in camelCase wire names, secrets unwrapped."""
+    secret_paths: frozenset[str]
+    """Dotted paths of the inputs that were secret (``masterPassword``, ``data.url``)."""
+    options: Options
+
+    @property
+    def provider_name(self) -> str:
+        """Name of the explicit provider (``aws-us-east-1``), or "" for the default one."""
+        # A provider reference is "<provider urn>::<provider id>"; the URN ends in its name.
+        ref = self.options.provider
+        return ref.split("::")[-2] if ref else ""
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """Input at a dotted path: ``res.get("scalingConfig.maxSize")``; list indexes allowed."""
+        value: Any = self.inputs
+        for part in path.split("."):
+            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            elif isinstance(value, dict) and part in value:
+                value = value[part]
+            else:
+                return default
+        return value
+
+
+def _matches(actual: Any, expected: Any) -> bool:
+    """Deep subset match: dicts may hold more keys, lists must match item by item."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and _matches(actual[k], v) for k, v in expected.items()
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(_matches(a, e) for a, e in zip(actual, expected, strict=True))
+        )
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        return (
+            isinstance(actual, (int, float)) and not isinstance(actual, bool) and actual == expected
+        )
+    return bool(actual == expected)
+
+
+@dataclass
+class StackRun:
+    stack: str
+    config: dict[str, str]
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    secret_outputs: frozenset[str]
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.resources)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        """Resources of a type token (``aws:rds/instance:Instance``), in registration order."""
+        return [r for r in self.resources if r.type == type_]
+
+    def count(self, type_: str) -> int:
+        return len(self.of_type(type_))
+
+    def one(self, type_: str, name: str | None = None) -> Resource:
+        """The single resource of a type (optionally with that name); fails otherwise."""
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise AssertionError(
+                f"expected one {type_} named {name!r} in {self.stack}, found {names}"
+            )
+        return found[0]
+
+    def has_properties(self, type_: str, props: Mapping[str, Any]) -> list[Resource]:
+        """Resources of a type whose inputs contain ``props`` (deep subset match)."""
+        return [r for r in self.of_type(type_) if _matches(r.inputs, dict(props))]
+
+    def where(self, predicate: Callable[[Resource], bool]) -> list[Resource]:
+        return [r for r in self.resources if predicate(r)]
+
+    def children(self, parent: Resource) -> list[Resource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def by_urn(self, urn: str) -> Resource | None:
+        return next((r for r in self.resources if r.urn == urn), None)
+
+
+def _secret_paths(value: Any, prefix: str = "") -> set[str]:
+    if isinstance(value, dict):
+        if value.get(SPECIAL_SIG_KEY) == SPECIAL_SECRET_SIG:
+            return {prefix.rstrip(".")} | _secret_paths(value.get("value"), prefix)
+        return set().union(*(_secret_paths(v, f"{prefix}{k}.") for k, v in value.items()))
+    if isinstance(value, list):
+        return set().union(*(_secret_paths(v, f"{prefix}{i}.") for i, v in enumerate(value)))
+    return set()
+
+
+def _struct(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """A mock monitor that also records what the engine would see: options and outputs."""
+
+    def __init__(self, mocks_: mocks.Mocks):
+        super().__init__(mocks_)
+        self.recorded: list[Resource] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self.stack_secret_outputs: frozenset[str] = frozenset()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            raw = _struct(request.object)
+            timeouts = request.customTimeouts
+            self.recorded.append(
+                Resource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent,
+                    custom=request.custom,
+                    inputs=deserialize_properties(raw),
+                    secret_paths=frozenset(_secret_paths(raw)),
+                    options=Options(
+                        protect=bool(request.protect),
+                        ignore_changes=tuple(request.ignoreChanges),
+                        aliases=tuple(a.urn or a.spec.name for a in request.aliases)
+                        + tuple(request.aliasURNs),
+                        retain_on_delete=bool(request.retainOnDelete),
+                        delete_before_replace=bool(request.deleteBeforeReplace),
+                        replace_on_changes=tuple(request.replaceOnChanges),
+                        additional_secret_outputs=tuple(request.additionalSecretOutputs),
+                        depends_on=tuple(request.dependencies),
+                        provider=request.provider,
+                        custom_timeouts={
+                            k: v
+                            for k, v in (
+                                ("create", timeouts.create),
+                                ("update", timeouts.update),
+                                ("delete", timeouts.delete),
+                            )
+                            if v
+                        },
+                    ),
+                )
+            )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        if "::pulumi:pulumi:Stack::" in request.urn:
+            raw = _struct(request.outputs)
+            self.stack_outputs = deserialize_properties(raw)
+            self.stack_secret_outputs = frozenset(p.split(".")[0] for p in _secret_paths(raw))
+        return super().RegisterResourceOutputs(request)
+
+
+def _fake_id(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:17]
+
+
+class AwsMocks(mocks.Mocks):
+    """Echo inputs and add the computed outputs real providers return."""
+
+    def __init__(self, region: str):
+        self.region = region
+
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{ACCOUNT}:{resource}"
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        name, typ = args.name, args.typ
+        inputs = dict(args.inputs)
+        rid = f"{name}-{_fake_id(typ + name)}"
+        service = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "mock"
+        state: dict[str, Any] = {
+            **inputs,
+            "arn": self._arn(service, f"{typ.rsplit(':', 1)[-1].lower()}/{rid}"),
+            "id": rid,
+            "name": inputs.get("name", rid),
+            "tagsAll": inputs.get("tags", {}),
+        }
+        host = f"{rid}.{self.region}"
+        bucket = inputs.get("bucket", rid)
+        bucket_state = {
+            "bucket": bucket,
+            "arn": f"arn:aws:s3:::{bucket}",
+            "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com",
+        }
+        ecr_host = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"
+        computed: dict[str, dict[str, Any]] = {
+            "aws:ec2/vpc:Vpc": {"defaultSecurityGroupId": f"sg-{_fake_id(name)}"},
+            "aws:rds/instance:Instance": {
+                "address": f"{host}.rds.amazonaws.com",
+                "endpoint": f"{host}.rds.amazonaws.com:5432",
+                "port": 5432,
+                "identifier": inputs.get("identifier", rid),
+                "resourceId": f"db-{_fake_id(name).upper()}",
+                "masterUserSecrets": [
+                    {
+                        "secretArn": self._arn("secretsmanager", f"secret:rds!{rid}"),
+                        "secretStatus": "active",
+                        "kmsKeyId": self._arn("kms", "key/mock"),
+                    }
+                ],
+            },
+            "aws:rds/proxy:Proxy": {"endpoint": f"{rid}.proxy-{host}.rds.amazonaws.com"},
+            "aws:rds/proxyEndpoint:ProxyEndpoint": {
+                "endpoint": f"{rid}.endpoint.proxy-{host}.rds.amazonaws.com"
+            },
+            "aws:elasticache/replicationGroup:ReplicationGroup": {
+                "primaryEndpointAddress": f"master.{host}.cache.amazonaws.com",
+                "readerEndpointAddress": f"replica.{host}.cache.amazonaws.com",
+                "port": 6379,
+            },
+            "aws:eks/cluster:Cluster": {
+                "endpoint": f"https://{_fake_id(name).upper()}.gr7.{self.region}.eks.amazonaws.com",
+                "certificateAuthority": {
+                    "data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQ="
+                },
+                "identities": [
+                    {
+                        "oidcs": [
+                            {
+                                "issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{_fake_id(name).upper()}"
+                            }
+                        ]
+                    }
+                ],
+                "version": inputs.get("version", "1.33"),
+                "clusterSecurityGroupId": f"sg-{_fake_id(name + 'cluster')}",
+                "vpcConfig": {
+                    **inputs.get("vpcConfig", {}),
+                    "clusterSecurityGroupId": f"sg-{_fake_id(name + 'cluster')}",
+                },
+            },
+            "aws:eks/nodeGroup:NodeGroup": {"status": "ACTIVE"},
+            "aws:iam/openIdConnectProvider:OpenIdConnectProvider": {
+                "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{inputs.get('url', '').removeprefix('https://')}"
+            },
+            "aws:iam/role:Role": {
+                "arn": f"arn:aws:iam::{ACCOUNT}:role/{inputs.get('name', rid)}",
+                "name": inputs.get("name", rid),
+            },
+            "aws:iam/policy:Policy": {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{rid}"},
+            "aws:kms/key:Key": {"keyId": _fake_id(name)},
+            "aws:ecr/repository:Repository": {
+                "repositoryUrl": f"{ecr_host}/{inputs.get('name', rid)}"
+            },
+            "aws:s3/bucket:Bucket": bucket_state,
+            "aws:s3/bucketV2:BucketV2": bucket_state,
+            "aws:cloudfront/distribution:Distribution": {
+                "domainName": f"d{_fake_id(name)[:13]}.cloudfront.net",
+                "hostedZoneId": "Z2FDTNDATAQYW2",
+            },
+            "aws:lb/loadBalancer:LoadBalancer": {
+                "dnsName": f"{rid}.elb.{self.region}.amazonaws.com"
+            },
+            "aws:sagemaker/endpoint:Endpoint": {"name": inputs.get("name", rid)},
+            "aws:secretsmanager/secret:Secret": {
+                "arn": self._arn("secretsmanager", f"secret:{rid}")
+            },
+            "random:index/randomPassword:RandomPassword": {
+                "result": "mock-" + _fake_id(name) + "-" + _fake_id(name[::-1])
+            },
+            "kubernetes:core/v1:Service": {
+                "status": {
+                    "loadBalancer": {
+                        "ingress": [{"hostname": f"k8s-{rid}.elb.{self.region}.amazonaws.com"}]
+                    }
+                }
+            },
+            "kubernetes:networking.k8s.io/v1:Ingress": {
+                "status": {
+                    "loadBalancer": {
+                        "ingress": [{"hostname": f"k8s-{rid}.elb.{self.region}.amazonaws.com"}]
+                    }
+                }
+            },
+        }
+        state.update(computed.get(typ, {}))
+        return rid, state
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        token, a = args.token, dict(args.args)
+        letters = "abcdef"
+        results: dict[str, dict[str, Any]] = {
+            "aws:index/getAvailabilityZones:getAvailabilityZones": {
+                "names": [f"{self.region}{c}" for c in letters],
+                "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
+            },
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/mock",
+                "userId": "MOCK",
+            },
+            "aws:index/getRegion:getRegion": {
+                "region": self.region,
+                "name": self.region,
+                "id": self.region,
+            },
+            "aws:index/getPartition:getPartition": {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+            },
+            "aws:iam/getPolicyDocument:getPolicyDocument": {"json": json.dumps(a)},
+            "aws:eks/getClusterAuth:getClusterAuth": {
+                "token": "k8s-aws-v1.mock",
+                "id": a.get("name", ""),
+            },
+            "aws:eks/getAddonVersion:getAddonVersion": {
+                "version": "v0.0.0-eksbuild.1",
+                "addonName": a.get("addonName"),
+            },
+            "aws:cloudfront/getCachePolicy:getCachePolicy": {"id": f"cache-{a.get('name', '')}"},
+            "aws:cloudfront/getOriginRequestPolicy:getOriginRequestPolicy": {
+                "id": f"orp-{a.get('name', '')}"
+            },
+            "aws:elb/getServiceAccount:getServiceAccount": {
+                "arn": "arn:aws:iam::127311923021:root"
+            },
+        }
+        return results.get(token, {}), []
+
+
+def _config_strings(stack: str) -> tuple[dict[str, str], list[str]]:
+    """The stack file's config as the engine hands it to a program: strings, JSON for
+    structured values; ``secure:`` values cannot be decrypted offline and get a placeholder."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (data.get("config") or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[full], secret_keys = SECRET_PLACEHOLDER, [*secret_keys, full]
+        elif isinstance(value, bool):
+            config[full] = "true" if value else "false"
+        elif isinstance(value, (dict, list)):
+            config[full] = json.dumps(value)
+        else:
+            config[full] = str(value)
+    return config, secret_keys
+
+
+def run_stack(stack: str, extra_config: Mapping[str, Any] | None = None) -> StackRun:
+    """Evaluate ``__main__.py`` for ``stack`` under mocks and return what it registered.
+
+    ``extra_config`` (keys without the project prefix) is merged over the stack file, so a
+    test can run a deliberately broken variant of a real stack.
+    """
+    config, secret_keys = _config_strings(stack)
+    for key, value in (extra_config or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        config[full] = value if isinstance(value, str) else json.dumps(value)
+    region = config.get("aws:region", "us-east-1")
+
+    # A fresh runtime per run: reset the root stack, then install new mocks and config.
+    settings.ROOT.set(None)
+    monitor = RecordingMonitor(AwsMocks(region))
+    mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(config, secret_keys)
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    program = str(ROOT / "__main__.py")
+
+    def main() -> None:
+        runpy.run_path(program, run_name="__main__")
+        # set_mocks created the root stack and closed its (empty) outputs at once; register
+        # the program's exports the way the engine's run would when the program ends.
+        root = settings.get_root_resource()
+        root._outputs_registered = False  # type: ignore[union-attr]
+        root._finish()  # type: ignore[union-attr]
+
+    _sync_await(run_pulumi_func(main))
+    return StackRun(
+        stack=stack,
+        config=config,
+        resources=list(monitor.recorded),
+        outputs=monitor.stack_outputs,
+        secret_outputs=monitor.stack_secret_outputs,
+    )
