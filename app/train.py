@@ -1,0 +1,291 @@
+"""Training job: per-school models with a district fallback (seed 001), evaluated on a
+held-out split, versioned in the model store, promoted only when not worse, one run at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, brier_score_loss, recall_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from app import __version__
+from app.config import Settings
+from app.db import TRAIN_LOCK_KEY, connect_owner, refresh_features
+from app.features import FEATURES
+from app.models import DISTRICT, ModelRegistry, school_scope, scope_school_id
+from app.store import ModelStore, Pointer
+
+log = logging.getLogger(__name__)
+
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
+MIN_CLASS_COUNT = 10  # each class needs this many rows for a calibrated split
+
+
+class TrainingLocked(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: str
+    generation: int
+    promoted: list[str]
+    kept: list[str]
+    fallback_schools: list[int]
+    metrics: dict[str, dict[str, float]]
+    seconds: float
+
+
+def build_model(seed: int) -> CalibratedClassifierCV:
+    pipeline = Pipeline(
+        [("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=1000, C=1.0))]
+    )
+    return CalibratedClassifierCV(pipeline, method="sigmoid", cv=3)
+
+
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    proba = model.predict_proba(x)[:, 1]
+    pred = proba >= threshold
+    return {
+        "auc": round(float(roc_auc_score(y, proba)), 4),
+        "accuracy": round(float(accuracy_score(y, pred)), 4),
+        "brier": round(float(brier_score_loss(y, proba)), 4),
+        "recall_at_threshold": round(float(recall_score(y, pred, zero_division=0)), 4),
+        "threshold": threshold,
+        "n_test": int(len(y)),
+        "positives_test": int(y.sum()),
+    }
+
+
+def load_training_data(
+    conn: psycopg.Connection[Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    cols = ", ".join(FEATURES)
+    rows = conn.execute(
+        f"SELECT school_id, {cols}, dropped_out FROM student_features"  # noqa: S608
+        " WHERE dropped_out IS NOT NULL ORDER BY student_id"
+    ).fetchall()
+    data = np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES) + 2)
+    schools = data[:, 0].astype(np.int64)
+    x = data[:, 1:-1]
+    y = data[:, -1].astype(np.int64)
+    snapshot = {
+        "rows": int(len(y)),
+        "positives": int(y.sum()),
+        "schools": int(len(np.unique(schools))),
+        "sha256": hashlib.sha256(data.tobytes()).hexdigest(),
+        "taken_at": datetime.now(UTC).isoformat(),
+    }
+    return schools, x, y, snapshot
+
+
+def fit_scope(
+    x: np.ndarray, y: np.ndarray, settings: Settings
+) -> tuple[Any, dict[str, float]]:
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=settings.test_fraction, stratify=y, random_state=settings.random_seed
+    )
+    model = build_model(settings.random_seed).fit(x_tr, y_tr)
+    metrics = evaluate(model, x_te, y_te, settings.alert_threshold)
+    metrics["n_train"] = int(len(y_tr))
+    return model, metrics
+
+
+def trainable(y: np.ndarray, settings: Settings) -> bool:
+    positives = int(y.sum())
+    return len(y) >= settings.min_school_students and min(positives, len(y) - positives) >= (
+        MIN_CLASS_COUNT
+    )
+
+
+def not_worse(new: dict[str, float], current: dict[str, float] | None, tol: float) -> bool:
+    if current is None:
+        return True
+    return new["auc"] >= current["auc"] - tol and new["brier"] <= current["brier"] + tol
+
+
+def new_version() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def run_training(settings: Settings) -> TrainResult:
+    """Train, store, promote. Raises TrainingLocked when another run holds the lock."""
+    started = time.perf_counter()
+    with connect_owner(settings, autocommit=True) as lock_conn:
+        # Session-level advisory lock: held until this connection closes, even on a crash.
+        row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK_KEY,)).fetchone()
+        if not row or not row[0]:
+            raise TrainingLocked("another training run holds the lock; exiting")
+        with connect_owner(settings) as conn:
+            conn.autocommit = True
+            refresh_features(conn)
+            conn.autocommit = False
+            result = _train(conn, settings)
+    return TrainResult(**{**result.__dict__, "seconds": round(time.perf_counter() - started, 2)})
+
+
+def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
+    store = ModelStore(settings.model_store_url)
+    version = new_version()
+    schools, x, y, snapshot = load_training_data(conn)
+    if len(y) == 0:
+        raise RuntimeError("no labelled students to train on; run `generate` first")
+
+    models: dict[str, Any] = {}
+    metrics: dict[str, dict[str, float]] = {}
+    models[DISTRICT], metrics[DISTRICT] = fit_scope(x, y, settings)
+    fallback: list[int] = []
+    for sid in np.unique(schools).tolist():
+        mask = schools == sid
+        if trainable(y[mask], settings):
+            scope = school_scope(sid)
+            models[scope], metrics[scope] = fit_scope(x[mask], y[mask], settings)
+        else:
+            fallback.append(int(sid))
+
+    # 1. Artifacts and manifest: nothing served changes yet.
+    for scope, model in models.items():
+        store.write_model(version, scope, model)
+    manifest = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "features": list(FEATURES),
+        "model": "StandardScaler+LogisticRegression, sigmoid-calibrated (3-fold)",
+        "metrics": metrics,
+        "fallback_schools": fallback,
+        "data": snapshot,
+        "code_version": f"{__version__}+{os.environ.get('APP_GIT_SHA', 'unknown')}",
+        "settings": {
+            "min_school_students": settings.min_school_students,
+            "alert_threshold": settings.alert_threshold,
+            "test_fraction": settings.test_fraction,
+            "promotion_tolerance": settings.promotion_tolerance,
+        },
+    }
+    store.write_manifest(version, manifest)
+
+    # 2. Decide per scope: promote when not worse than the current model beyond tolerance.
+    current = store.pointer()
+    scopes = dict(current.scopes)
+    promoted, kept = [], []
+    for scope, m in metrics.items():
+        cur_version = current.scopes.get(scope)
+        cur_manifest = store.manifest(cur_version) if cur_version else None
+        cur_metrics = cur_manifest["metrics"].get(scope) if cur_manifest else None
+        if not_worse(m, cur_metrics, settings.promotion_tolerance):
+            scopes[scope] = version
+            promoted.append(scope)
+        else:
+            kept.append(scope)
+    # A school that fell back to the district model now uses the district model.
+    for sid in fallback:
+        scopes.pop(school_scope(sid), None)
+
+    with conn.transaction():
+        for scope, m in metrics.items():
+            conn.execute(
+                "INSERT INTO model_versions (version, scope, school_id, metrics, promoted)"
+                " VALUES (%s, %s, %s, %s, false)",
+                (version, scope, scope_school_id(scope), json.dumps(m)),
+            )
+    pointer = publish(conn, store, settings, current, scopes)
+    with conn.transaction():
+        conn.execute(
+            "UPDATE model_versions SET promoted = true WHERE version = %s AND scope = ANY(%s)",
+            (version, promoted),
+        )
+    store.prune(settings.keep_versions)
+    log.info(
+        "training finished",
+        extra={"version": version, "promoted": len(promoted), "kept": len(kept),
+               "fallback_schools": len(fallback), "generation": pointer.generation},
+    )  # fmt: skip
+    return TrainResult(version, pointer.generation, promoted, kept, fallback, metrics, 0.0)
+
+
+def publish(
+    conn: psycopg.Connection[Any],
+    store: ModelStore,
+    settings: Settings,
+    current: Pointer,
+    scopes: dict[str, str],
+) -> Pointer:
+    """Score every active student with the new scopes, then flip the pointer (last step)."""
+    pointer = store.next_pointer(current, scopes, datetime.now(UTC).isoformat())
+    score_students(conn, store, settings, pointer)
+    store.write_pointer(pointer)
+    return pointer
+
+
+def score_students(
+    conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, pointer: Pointer
+) -> int:
+    """Write risk_scores for `pointer.generation`; older generations but one are dropped."""
+    registry = ModelRegistry(store, refresh_seconds=0)
+    registry.use(pointer)
+    cols = ", ".join(FEATURES)
+    rows = conn.execute(
+        f"SELECT student_id, school_id, {cols} FROM student_features"  # noqa: S608
+        " WHERE is_active ORDER BY student_id"
+    ).fetchall()
+    if not rows:
+        return 0
+    data = np.array(rows, dtype=np.float64)
+    school_ids: list[int | None] = [int(s) for s in data[:, 1]]
+    predictions = registry.predict(school_ids, data[:, 2:])
+    gen = pointer.generation
+    with conn.transaction():
+        conn.execute(
+            "DELETE FROM risk_scores WHERE generation >= %s OR generation < %s", (gen, gen - 1)
+        )
+        with conn.cursor().copy(
+            "COPY risk_scores (generation, student_id, school_id, risk, model_version) FROM STDIN"
+        ) as cp:
+            for row, p in zip(rows, predictions, strict=True):
+                cp.write_row((gen, row[0], row[1], p.risk, p.version))
+    conn.execute("ANALYZE risk_scores")
+    conn.commit()
+    return len(rows)
+
+
+def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
+    """Serve the previous pointer state again (or every scope of `to_version`)."""
+    store = ModelStore(settings.model_store_url)
+    current = store.pointer()
+    if to_version is not None:
+        manifest = store.manifest(to_version)
+        if manifest is None:
+            raise ValueError(f"version {to_version} is not in the store")
+        scopes = dict(current.scopes)
+        scopes.update({scope: to_version for scope in manifest["metrics"]})
+    elif current.history:
+        scopes = dict(current.history[0]["scopes"])
+    else:
+        raise ValueError("nothing to roll back to: the pointer has no history")
+    with connect_owner(settings) as lock_conn:
+        lock_conn.autocommit = True
+        row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK_KEY,)).fetchone()
+        if not row or not row[0]:
+            raise TrainingLocked("a training run is in progress; roll back after it ends")
+        with connect_owner(settings) as conn:
+            pointer = publish(conn, store, settings, current, scopes)
+            if to_version is None:
+                # Rolling back consumes the history entry instead of stacking on it.
+                pointer.history = current.history[1:]
+                store.write_pointer(pointer)
+    log.info("rolled back", extra={"generation": pointer.generation, "scopes": len(scopes)})
+    return pointer
