@@ -60,6 +60,8 @@ class Resource:
     type: str
     name: str
     urn: str
+    id: str
+    """The (mock) provider id; other resources' inputs refer to it."""
     parent: str
     custom: bool
     inputs: dict[str, Any]
@@ -182,6 +184,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     type=request.type,
                     name=request.name,
                     urn=response.urn,
+                    id=response.id,
                     parent=request.parent,
                     custom=request.custom,
                     inputs=deserialize_properties(raw),
@@ -308,6 +311,9 @@ class AwsMocks(mocks.Mocks):
             },
             "aws:iam/policy:Policy": {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{rid}"},
             "aws:kms/key:Key": {"keyId": _fake_id(name)},
+            "aws:cloudwatch/logGroup:LogGroup": {
+                "arn": self._arn("logs", f"log-group:{inputs.get('name', rid)}")
+            },
             "aws:ecr/repository:Repository": {
                 "repositoryUrl": f"{ecr_host}/{inputs.get('name', rid)}"
             },
@@ -321,6 +327,8 @@ class AwsMocks(mocks.Mocks):
                 "dnsName": f"{rid}.elb.{self.region}.amazonaws.com"
             },
             "aws:sagemaker/endpoint:Endpoint": {"name": inputs.get("name", rid)},
+            "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
+            "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
             "aws:secretsmanager/secret:Secret": {
                 "arn": self._arn("secretsmanager", f"secret:{rid}")
             },
@@ -406,8 +414,13 @@ def _config_strings(stack: str) -> tuple[dict[str, str], list[str]]:
     return config, secret_keys
 
 
-def run_stack(stack: str, extra_config: Mapping[str, Any] | None = None) -> StackRun:
-    """Evaluate ``__main__.py`` for ``stack`` under mocks and return what it registered.
+def run_stack(
+    stack: str,
+    extra_config: Mapping[str, Any] | None = None,
+    program: Path = ROOT / "__main__.py",
+) -> StackRun:
+    """Evaluate the program (``__main__.py``) for ``stack`` under mocks and return what it
+    registered.
 
     ``extra_config`` (keys without the project prefix) is merged over the stack file, so a
     test can run a deliberately broken variant of a real stack.
@@ -426,10 +439,8 @@ def run_stack(stack: str, extra_config: Mapping[str, Any] | None = None) -> Stac
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    program = str(ROOT / "__main__.py")
-
     def main() -> None:
-        runpy.run_path(program, run_name="__main__")
+        runpy.run_path(str(program), run_name="__main__")
         # set_mocks created the root stack and closed its (empty) outputs at once; register
         # the program's exports the way the engine's run would when the program ends.
         root = settings.get_root_resource()

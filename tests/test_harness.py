@@ -1,0 +1,48 @@
+"""The mocks harness records what the engine would see: options, secrets, outputs."""
+
+from pathlib import Path
+
+from tools.harness import run_stack, stacks
+
+PROGRAM = Path(__file__).parent / "fixtures" / "options_program" / "__main__.py"
+
+
+def test_every_stack_file_is_found() -> None:
+    assert {"dev", "tier1", "tier2", "tier3", "tier4"} <= set(stacks())
+
+
+def test_harness_records_resource_options() -> None:
+    run = run_stack("dev", program=PROGRAM)
+    bucket = run.one("aws:s3/bucket:Bucket", "kept")
+    assert bucket.options.protect
+    assert bucket.options.retain_on_delete
+    assert bucket.options.delete_before_replace
+    assert bucket.options.ignore_changes == ("tags",)
+    assert bucket.options.additional_secret_outputs == ("bucket",)
+    assert any("old-name" in alias for alias in bucket.options.aliases)
+
+
+def test_harness_unwraps_secrets_and_remembers_where_they_were() -> None:
+    run = run_stack("dev", program=PROGRAM)
+    param = run.one("aws:ssm/parameter:Parameter")
+    assert param.inputs["value"] == "s3cr3t-value"
+    assert param.secret_paths == {"value"}
+    assert param.parent == run.one("aws:s3/bucket:Bucket").urn
+    assert run.outputs["token"] == "s3cr3t-value"
+    assert run.secret_outputs == {"token"}
+    assert run.outputs["bucket_arn"].startswith("arn:aws:s3:::")
+
+
+def test_query_api() -> None:
+    run = run_stack("dev", program=PROGRAM)
+    assert run.count("aws:s3/bucket:Bucket") == 1
+    assert run.has_properties("aws:s3/bucket:Bucket", {"tags": {"purpose": "harness-test"}})
+    assert not run.has_properties("aws:s3/bucket:Bucket", {"tags": {"purpose": "other"}})
+    assert run.children(run.one("aws:s3/bucket:Bucket"))[0].name == "token"
+
+
+def test_each_run_starts_from_a_fresh_runtime() -> None:
+    first = run_stack("dev", program=PROGRAM)
+    second = run_stack("dev", program=PROGRAM)
+    assert len(first.resources) == len(second.resources) == 2
+    assert set(second.outputs) == {"bucket_arn", "token"}

@@ -1,0 +1,84 @@
+"""The VPC: a stable CIDR plan, NAT per tier, isolated data subnets."""
+
+import ipaddress
+from collections.abc import Callable
+
+import pytest
+
+from components.network import SUBNET_TIERS, plan_subnets
+from tools.harness import StackRun
+
+RunStack = Callable[[str], StackRun]
+
+
+def test_plan_gives_three_subnet_tiers_per_az_without_overlap() -> None:
+    plan = plan_subnets("10.20.0.0/16", 3)
+    assert len(plan) == 9
+    assert {(s.tier, s.az_index) for s in plan} == {(t, a) for t in SUBNET_TIERS for a in range(3)}
+    nets = [ipaddress.ip_network(s.cidr) for s in plan]
+    vpc = ipaddress.ip_network("10.20.0.0/16")
+    assert all(n.subnet_of(vpc) for n in nets)
+    assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
+
+
+def test_private_subnets_are_large_enough_for_pods() -> None:
+    private = [s for s in plan_subnets("10.20.0.0/16", 2) if s.tier == "private"]
+    assert all(ipaddress.ip_network(s.cidr).num_addresses == 8192 for s in private)
+
+
+@pytest.mark.parametrize("cidr", ["10.20.0.0/16", "10.40.0.0/17", "172.16.0.0/18"])
+def test_adding_an_az_never_renumbers_existing_subnets(cidr: str) -> None:
+    for count in range(1, 4):
+        before = {(s.tier, s.az_index): s.cidr for s in plan_subnets(cidr, count)}
+        after = {(s.tier, s.az_index): s.cidr for s in plan_subnets(cidr, count + 1)}
+        assert {k: after[k] for k in before} == before
+
+
+def test_a_future_subnet_tier_has_room_outside_the_plan() -> None:
+    used = [ipaddress.ip_network(s.cidr) for s in plan_subnets("10.20.0.0/16", 4)]
+    reserved = ipaddress.ip_network("10.20.192.0/18")  # blocks 6-7 of 8
+    assert not any(n.overlaps(reserved) for n in used)
+
+
+def test_plan_rejects_more_azs_than_it_holds() -> None:
+    with pytest.raises(ValueError, match="az_count=5"):
+        plan_subnets("10.20.0.0/16", 5)
+
+
+@pytest.mark.parametrize(
+    ("stack", "azs", "nats"), [("dev", 2, 1), ("tier1", 2, 1), ("tier2", 3, 3), ("tier3", 3, 3)]
+)
+def test_nat_gateways_follow_the_tier(stack_run: RunStack, stack: str, azs: int, nats: int) -> None:
+    run = stack_run(stack)
+    assert run.count("aws:ec2/subnet:Subnet") == 3 * azs
+    assert run.count("aws:ec2/natGateway:NatGateway") == nats
+    assert len(run.outputs["isolated_subnet_ids"]) == azs
+
+
+def test_isolated_subnets_have_no_route_out(stack_run: RunStack) -> None:
+    run = stack_run("tier3")
+    isolated = run.one("aws:ec2/routeTable:RouteTable", "network-isolated-rt")
+    assert not isolated.inputs.get("routes")
+    for i in range(3):
+        private = run.one("aws:ec2/routeTable:RouteTable", f"network-private-{i}-rt")
+        assert private.get("routes.0.natGatewayId", "").startswith(f"network-nat-{i}")
+
+
+def test_vpc_hygiene(stack_run: RunStack) -> None:
+    run = stack_run("tier1")
+    vpc = run.one("aws:ec2/vpc:Vpc")
+    assert vpc.inputs["enableDnsHostnames"] is True
+    default_sg = run.one("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
+    assert default_sg.inputs.get("ingress", []) == [] and default_sg.inputs.get("egress", []) == []
+    flow_log = run.one("aws:ec2/flowLog:FlowLog")
+    assert flow_log.inputs["trafficType"] == "ALL"
+    assert (
+        run.one("aws:cloudwatch/logGroup:LogGroup", "network-flow-logs").inputs["retentionInDays"]
+        == 30
+    )
+    endpoint = run.one("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert endpoint.inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
+    assert len(endpoint.inputs["routeTableIds"]) == 2 + 1
+    assert all(
+        s.inputs["mapPublicIpOnLaunch"] is False for s in run.of_type("aws:ec2/subnet:Subnet")
+    )

@@ -1,0 +1,180 @@
+"""Monthly cost estimate of a stack from what the program registers.
+
+Prices are on-demand list prices for us-east-1 in USD, as the team recorded them on
+PRICES_AS_OF; refresh them from the AWS pricing pages (or the Pricing Calculator) before
+budgeting with them. Usage-based charges (data transfer, requests, logs, S3 storage,
+CloudFront traffic) depend on the district and are listed as excluded, not guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from components.catalog import DB_INSTANCE_VCPUS
+from tools.harness import Resource
+
+PRICES_AS_OF = "2026-11-23"
+PRICE_REGION = "us-east-1"
+HOURS_PER_MONTH = 730
+
+# RDS for PostgreSQL, Single-AZ, per hour (Multi-AZ doubles it).
+RDS_HOURLY = {
+    "db.t4g.micro": 0.016,
+    "db.t4g.small": 0.032,
+    "db.t4g.medium": 0.065,
+    "db.t4g.large": 0.129,
+    "db.m6g.large": 0.152,
+    "db.m6g.xlarge": 0.304,
+    "db.m6g.2xlarge": 0.608,
+    "db.r6g.large": 0.225,
+    "db.r6g.xlarge": 0.449,
+    "db.r6g.2xlarge": 0.899,
+    "db.r6g.4xlarge": 1.798,
+    "db.r6g.8xlarge": 3.597,
+}
+RDS_GP3_GB_MONTH = 0.115  # Single-AZ; Multi-AZ doubles it
+RDS_PROXY_VCPU_HOUR = 0.015
+EC2_HOURLY = {
+    "t3.medium": 0.0416,
+    "t3.large": 0.0832,
+    "m6i.large": 0.096,
+    "m6i.xlarge": 0.192,
+    "m6i.2xlarge": 0.384,
+    "c6i.2xlarge": 0.34,
+    "c6a.2xlarge": 0.306,
+    "c6i.4xlarge": 0.68,
+    "c6a.4xlarge": 0.612,
+}
+SPOT_FRACTION = 0.35  # typical Spot price as a fraction of on-demand for these families
+EBS_GP3_GB_MONTH = 0.08
+ELASTICACHE_HOURLY = {
+    "cache.t4g.micro": 0.016,
+    "cache.t4g.small": 0.032,
+    "cache.t4g.medium": 0.065,
+    "cache.m7g.large": 0.158,
+    "cache.r7g.large": 0.219,
+    "cache.r7g.xlarge": 0.437,
+    "cache.r7g.2xlarge": 0.873,
+}
+SAGEMAKER_HOURLY = {
+    "ml.m5.large": 0.115,
+    "ml.m5.xlarge": 0.23,
+    "ml.c5.large": 0.102,
+    "ml.c5.xlarge": 0.204,
+}
+EKS_CLUSTER_HOUR = 0.10
+NAT_GATEWAY_HOUR = 0.045
+ALB_HOUR = 0.0225 + 0.008  # the load balancer plus one LCU of baseline traffic
+KMS_KEY_MONTH = 1.0
+SECRET_MONTH = 0.40
+ALARM_MONTH = 0.10
+DASHBOARD_MONTH = 3.0
+WAF_ACL_MONTH = 5.0
+WAF_RULE_MONTH = 1.0
+EXCLUDED = "data transfer, NAT/LB traffic, S3 storage and requests, CloudFront traffic, logs"
+
+
+@dataclass(frozen=True)
+class LineItem:
+    what: str
+    monthly_usd: float
+
+
+def _hours(price: float) -> float:
+    return price * HOURS_PER_MONTH
+
+
+def estimate(resources: Iterable[Resource]) -> list[LineItem]:
+    """One line per priced resource, in registration order."""
+    resources = list(resources)
+    items: list[LineItem] = []
+    primaries: dict[str, str] = {}
+    for r in resources:
+        t, i = r.type, r.inputs
+        if t == "aws:rds/instance:Instance":
+            cls = i["instanceClass"]
+            copies = 2 if i.get("multiAz") else 1
+            storage = float(i.get("allocatedStorage") or 0)
+            role = "replica" if i.get("replicateSourceDb") else "primary"
+            if role == "primary":
+                primaries[r.name] = cls
+            az = " Multi-AZ" if copies == 2 else ""
+            items.append(LineItem(f"RDS {role} {cls}{az}", _hours(RDS_HOURLY[cls]) * copies))
+            if storage:
+                items.append(
+                    LineItem(f"RDS gp3 {storage:.0f} GiB{az}", storage * RDS_GP3_GB_MONTH * copies)
+                )
+        elif t == "aws:elasticache/replicationGroup:ReplicationGroup":
+            nodes = int(i.get("numCacheClusters") or 1)
+            kind = i["nodeType"]
+            items.append(
+                LineItem(f"ElastiCache {nodes} x {kind}", _hours(ELASTICACHE_HOURLY[kind]) * nodes)
+            )
+        elif t == "aws:eks/cluster:Cluster":
+            items.append(LineItem("EKS control plane", _hours(EKS_CLUSTER_HOUR)))
+        elif t == "aws:eks/nodeGroup:NodeGroup":
+            desired = int(i.get("scalingConfig", {}).get("desiredSize", 0))
+            types = i.get("instanceTypes") or []
+            if desired and types:
+                spot = i.get("capacityType") == "SPOT"
+                hourly = EC2_HOURLY[types[0]] * (SPOT_FRACTION if spot else 1)
+                label = f"EKS nodes {r.name}: {desired} x {types[0]}{' (Spot)' if spot else ''}"
+                items.append(LineItem(label, _hours(hourly) * desired))
+        elif t == "aws:ec2/natGateway:NatGateway":
+            items.append(LineItem("NAT gateway", _hours(NAT_GATEWAY_HOUR)))
+        elif t == "aws:lb/loadBalancer:LoadBalancer":
+            items.append(LineItem("Application load balancer", _hours(ALB_HOUR)))
+        elif t == "aws:sagemaker/endpointConfiguration:EndpointConfiguration":
+            for variant in i.get("productionVariants", []):
+                count = int(variant.get("initialInstanceCount", 1))
+                kind = variant["instanceType"]
+                hourly = SAGEMAKER_HOURLY[kind]
+                items.append(LineItem(f"SageMaker {count} x {kind}", _hours(hourly) * count))
+        elif t == "aws:wafv2/webAcl:WebAcl":
+            rules = len(i.get("rules", []))
+            items.append(
+                LineItem(f"WAF web ACL + {rules} rules", WAF_ACL_MONTH + rules * WAF_RULE_MONTH)
+            )
+        elif t == "aws:kms/key:Key":
+            items.append(LineItem("KMS key", KMS_KEY_MONTH))
+        elif t == "aws:secretsmanager/secret:Secret":
+            items.append(LineItem("Secrets Manager secret", SECRET_MONTH))
+        elif t == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            items.append(LineItem("CloudWatch alarm", ALARM_MONTH))
+        elif t == "aws:cloudwatch/dashboard:Dashboard":
+            items.append(LineItem("CloudWatch dashboard", DASHBOARD_MONTH))
+    items.extend(_node_disks(resources))
+    items.extend(_proxy(resources, primaries))
+    return items
+
+
+def _node_disks(resources: list[Resource]) -> list[LineItem]:
+    """gp3 root volumes of the desired nodes, from each node group's launch template."""
+    templates = {r.id: r for r in resources if r.type == "aws:ec2/launchTemplate:LaunchTemplate"}
+    items = []
+    for r in resources:
+        if r.type != "aws:eks/nodeGroup:NodeGroup":
+            continue
+        desired = int(r.get("scalingConfig.desiredSize", 0))
+        template = templates.get(r.get("launchTemplate.id", ""))
+        mappings = template.inputs.get("blockDeviceMappings", []) if template else []
+        size = sum(float(m.get("ebs", {}).get("volumeSize", 0)) for m in mappings)
+        if desired and size:
+            label = f"EBS gp3 {r.name}: {desired} x {size:.0f} GiB"
+            items.append(LineItem(label, desired * size * EBS_GP3_GB_MONTH))
+    return items
+
+
+def _proxy(resources: list[Resource], primaries: dict[str, str]) -> list[LineItem]:
+    proxies = [r for r in resources if r.type == "aws:rds/proxy:Proxy"]
+    if not proxies or not primaries:
+        return []
+    vcpus = sum(DB_INSTANCE_VCPUS[c] for c in primaries.values())
+    return [
+        LineItem(f"RDS Proxy ({vcpus} vCPU)", _hours(RDS_PROXY_VCPU_HOUR) * vcpus) for _ in proxies
+    ]
+
+
+def total(items: Iterable[LineItem]) -> float:
+    return sum(item.monthly_usd for item in items)
