@@ -1,0 +1,104 @@
+"""IAM: no administrator-equivalent permissions (Action "*" on Resource "*"), inline or managed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs
+
+from ._util import as_list, get, rule, statements
+
+ROLE = "aws:iam/role:Role"
+INLINE = (
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:iam/userPolicy:UserPolicy",
+    "aws:iam/groupPolicy:GroupPolicy",
+)
+MANAGED = "aws:iam/policy:Policy"
+ATTACHMENTS = (
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment",
+    "aws:iam/policyAttachment:PolicyAttachment",
+)
+ADMIN_POLICIES = frozenset({"AdministratorAccess", "IAMFullAccess", "PowerUserAccess"})
+FIX = (
+    "grant the specific actions on the specific ARNs the workload needs "
+    "(build the document with a pure function and json.dumps)."
+)
+
+
+def admin_statements(document: Any) -> list[str]:
+    """Sids (or indexes) of Allow statements granting every action on every resource."""
+    found = []
+    for i, statement in enumerate(statements(document)):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = {str(a) for a in as_list(statement.get("Action"))}
+        resources = {str(r) for r in as_list(statement.get("Resource"))}
+        if actions & {"*", "*:*"} and "*" in resources:
+            found.append(str(statement.get("Sid") or f"#{i}"))
+    return found
+
+
+def _inline(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    documents = (
+        [
+            (get(p, "name") or "inline", get(p, "policy"))
+            for p in as_list(args.props.get("inlinePolicies"))
+        ]
+        if args.resource_type == ROLE
+        else [(args.name, args.props.get("policy"))]
+    )
+    for policy_name, document in documents:
+        bad = admin_statements(document)
+        if bad:
+            report(
+                f"Inline IAM policy '{policy_name}' of '{args.name}' allows Action '*' on "
+                f"Resource '*' (statement {', '.join(bad)}); {FIX}",
+                None,
+            )
+
+
+def _managed(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == MANAGED:
+        bad = admin_statements(args.props.get("policy"))
+        if bad:
+            report(
+                f"Managed IAM policy '{args.name}' allows Action '*' on Resource '*' (statement "
+                f"{', '.join(bad)}); {FIX}",
+                None,
+            )
+        return
+    arns = (
+        as_list(args.props.get("managedPolicyArns"))
+        if args.resource_type == ROLE
+        else [args.props.get("policyArn")]
+    )
+    for arn in arns:
+        if str(arn or "").rsplit("/", 1)[-1] in ADMIN_POLICIES and ":aws:policy/" in str(arn):
+            report(
+                f"IAM '{args.name}' attaches the AWS managed policy {arn}, which is "
+                f"administrator-equivalent; {FIX}",
+                None,
+            )
+
+
+M = EnforcementLevel.MANDATORY
+
+POLICIES = [
+    rule(
+        "iam-no-admin-inline-policy",
+        "Inline IAM policies never allow every action on every resource.",
+        [ROLE, *INLINE],
+        _inline,
+        M,
+    ),
+    rule(
+        "iam-no-admin-managed-policy",
+        "Managed IAM policies (ours or AWS's) never grant administrator access.",
+        [ROLE, MANAGED, *ATTACHMENTS],
+        _managed,
+        M,
+    ),
+]
