@@ -1,0 +1,419 @@
+"""The edge: CloudFront in front of the API's load balancer and the public assets, with WAF.
+
+API paths are never cached and reach the ALB with every viewer header but Host; public
+assets (``/static/*``) come from the models bucket through Origin Access Control. The WAF
+web ACL blocks the image's internal paths, rate-limits per IP (seed 003) and runs AWS's
+managed common and known-bad-inputs rules. CloudFront and its web ACL are global: the ACL
+and everything CloudFront delivers logs through live in us-east-1, whatever the stack's
+region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+# CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
+EDGE_REGION = "us-east-1"
+API_ORIGIN_ID = "api-alb"
+ASSETS_ORIGIN_ID = "assets-s3"
+# Only this prefix of the models bucket is public through the CDN. Model artifacts and
+# data capture hold (or were trained on) student records and stay private: the bucket
+# policy statement below grants CloudFront nothing else.
+ASSETS_PREFIX = "static"
+AUTH_PATH_PREFIXES = ("/auth", "/api/v1/auth")
+# The image's SageMaker contract and Prometheus endpoint are unauthenticated by design
+# (IAM guards InvokeEndpoint; Prometheus scrapes inside the cluster): never from the internet.
+INTERNAL_PATH_PREFIXES = ("/invocations", "/ping", "/metrics")
+# Decoded, normalized (// and /./) and lower-cased first, so /%69nvocations, //metrics or
+# /AUTH cannot step around a path rule.
+PATH_TRANSFORMATIONS = ("URL_DECODE", "NORMALIZE_PATH", "LOWERCASE")
+ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
+ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
+MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
+WAF_WINDOWS = (60, 120, 300, 600)
+
+
+def _visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgsDict:
+    return {
+        "cloudwatch_metrics_enabled": True,
+        "metric_name": metric,
+        "sampled_requests_enabled": True,
+    }
+
+
+def waf_rules(
+    *, api_limit: int, auth_limit: int, window_seconds: int, metric_prefix: str
+) -> list[aws.wafv2.WebAclRuleArgsDict]:
+    """Rules of the web ACL, in priority order: block the image's internal paths, the
+    stricter per-IP limit on the auth routes, the per-IP limit on everything, then AWS's
+    managed rule groups.
+
+    Limits are requests per IP per ``window_seconds`` (the catalog holds seed 003's
+    100 / 15 min translated to WAF's windows). A rate-based rule counts only the requests
+    its scope-down statement matches, so the auth rule counts just the auth paths.
+    """
+    if window_seconds not in WAF_WINDOWS:
+        raise ValueError(f"window_seconds={window_seconds}: WAF allows {WAF_WINDOWS}")
+    for label, limit in (("api_limit", api_limit), ("auth_limit", auth_limit)):
+        if not 10 <= limit <= 2_000_000_000:
+            raise ValueError(f"{label}={limit}: WAF rate limits are 10-2,000,000,000")
+    auth_paths: list[aws.wafv2.WebAclRuleStatementRateBasedStatementScopeDownStatementArgsDict] = [
+        {
+            "byte_match_statement": {
+                "positional_constraint": "STARTS_WITH",
+                "search_string": prefix,
+                "field_to_match": {"uri_path": {}},
+                "text_transformations": [
+                    {"priority": i, "type": kind} for i, kind in enumerate(PATH_TRANSFORMATIONS)
+                ],
+            }
+        }
+        for prefix in AUTH_PATH_PREFIXES
+    ]
+    internal_paths: list[aws.wafv2.WebAclRuleStatementArgsDict] = [
+        {
+            "byte_match_statement": {
+                "positional_constraint": "STARTS_WITH",
+                "search_string": prefix,
+                "field_to_match": {"uri_path": {}},
+                "text_transformations": [
+                    {"priority": i, "type": kind} for i, kind in enumerate(PATH_TRANSFORMATIONS)
+                ],
+            }
+        }
+        for prefix in INTERNAL_PATH_PREFIXES
+    ]
+    rules: list[aws.wafv2.WebAclRuleArgsDict] = [
+        {
+            "name": "block-internal-paths",
+            "priority": 0,
+            "action": {"block": {}},
+            "statement": {"or_statement": {"statements": internal_paths}},
+            "visibility_config": _visibility(f"{metric_prefix}-block-internal-paths"),
+        },
+        {
+            "name": "rate-limit-auth",
+            "priority": 1,
+            "action": {"block": {}},
+            "statement": {
+                "rate_based_statement": {
+                    "aggregate_key_type": "IP",
+                    "limit": auth_limit,
+                    "evaluation_window_sec": window_seconds,
+                    "scope_down_statement": {"or_statement": {"statements": auth_paths}},
+                }
+            },
+            "visibility_config": _visibility(f"{metric_prefix}-rate-limit-auth"),
+        },
+        {
+            "name": "rate-limit-api",
+            "priority": 2,
+            "action": {"block": {}},
+            "statement": {
+                "rate_based_statement": {
+                    "aggregate_key_type": "IP",
+                    "limit": api_limit,
+                    "evaluation_window_sec": window_seconds,
+                }
+            },
+            "visibility_config": _visibility(f"{metric_prefix}-rate-limit-api"),
+        },
+    ]
+    for offset, group in enumerate(MANAGED_RULE_GROUPS):
+        rules.append(
+            {
+                "name": group,
+                "priority": 10 + offset,
+                # The group's own actions (block) apply; "count" would only observe.
+                "override_action": {"none": {}},
+                "statement": {
+                    "managed_rule_group_statement": {"vendor_name": "AWS", "name": group}
+                },
+                "visibility_config": _visibility(f"{metric_prefix}-{group}"),
+            }
+        )
+    return rules
+
+
+def oac_bucket_statement(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:
+    """Bucket policy statement letting this distribution (and no other) read the public
+    assets prefix through Origin Access Control."""
+    return {
+        "Sid": "CloudFrontReadsPublicAssets",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "s3:GetObject",
+        "Resource": f"{bucket_arn}/{ASSETS_PREFIX}/*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+    }
+
+
+def oac_key_statement(distribution_arn: str) -> dict[str, Any]:
+    """Key policy statement the bucket's KMS key needs so that CloudFront can decrypt the
+    SSE-KMS objects it reads through OAC."""
+    return {
+        "Sid": "CloudFrontDecryptsPublicAssets",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+    }
+
+
+class AssetsGrant:
+    """The models bucket's one policy must name the distribution (``AWS:SourceArn``), and
+    the distribution needs the bucket as its origin. S3 takes the policy when the bucket is
+    built, before the distribution exists, so the statement is a deferred Output: pass
+    ``statement`` to the bucket's ``extra_policy_statements`` and this grant to ``EdgeArgs``,
+    and the Edge resolves it once both ARNs exist. Create one only where an Edge follows,
+    or the bucket policy waits forever.
+    """
+
+    _resolve_bucket: Callable[[pulumi.Output[str]], None]
+    _resolve_distribution: Callable[[pulumi.Output[str]], None]
+
+    def __init__(self) -> None:
+        bucket_arn: pulumi.Output[str]
+        distribution_arn: pulumi.Output[str]
+        bucket_arn, self._resolve_bucket = pulumi.deferred_output()
+        distribution_arn, self._resolve_distribution = pulumi.deferred_output()
+        self.statement: pulumi.Output[dict[str, Any]] = pulumi.Output.all(
+            bucket_arn, distribution_arn
+        ).apply(lambda arns: oac_bucket_statement(arns[0], arns[1]))
+        """The bucket policy statement, resolved by the Edge."""
+
+    def resolve(self, bucket_arn: pulumi.Input[str], distribution_arn: pulumi.Input[str]) -> None:
+        self._resolve_bucket(pulumi.Output.from_input(bucket_arn))
+        self._resolve_distribution(pulumi.Output.from_input(distribution_arn))
+
+
+def viewer_certificate(
+    domain_name: str | None, certificate_arn: str | None
+) -> aws.cloudfront.DistributionViewerCertificateArgsDict:
+    """The custom certificate with TLS 1.2+ when an alias is configured, else CloudFront's
+    default ``*.cloudfront.net`` certificate (whose minimum protocol cannot be raised)."""
+    if domain_name and certificate_arn:
+        return {
+            "acm_certificate_arn": certificate_arn,
+            "ssl_support_method": "sni-only",
+            "minimum_protocol_version": "TLSv1.2_2021",
+        }
+    return {"cloudfront_default_certificate": True}
+
+
+@dataclass
+class EdgeArgs:
+    api_origin_domain_name: pulumi.Input[str]
+    """DNS name of the API's internet-facing load balancer."""
+    assets_bucket_regional_domain_name: pulumi.Input[str]
+    """Regional domain name of the models bucket, whose ``static/`` prefix is served."""
+    price_class: str
+    """CloudFront price class (``PriceClass_100``, ``PriceClass_200``, ``PriceClass_All``)."""
+    waf_api_rate_limit: int
+    """Requests per IP per window on every path."""
+    waf_auth_rate_limit: int
+    """Requests per IP per window on the auth paths."""
+    waf_window_seconds: int
+    """WAF evaluation window: 60, 120, 300 or 600 seconds."""
+    log_retention_days: int
+    """Retention of the CloudFront access logs."""
+    assets_bucket_arn: pulumi.Input[str]
+    """ARN of the models bucket."""
+    assets_grant: AssetsGrant
+    """The deferred OAC statement already given to the models bucket's policy."""
+    domain_name: str | None = None
+    """Custom domain (alias) of the distribution; needs ``certificate_arn``."""
+    certificate_arn: str | None = None
+    """ACM certificate in us-east-1 covering ``domain_name``."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags for every taggable resource of the component."""
+
+
+class Edge(pulumi.ComponentResource):
+    distribution_domain_name: pulumi.Output[str]
+    """``dxxxx.cloudfront.net`` name of the distribution (the alias target for DNS)."""
+    distribution_id: pulumi.Output[str]
+    """ID of the distribution (the ``DistributionId`` dimension of its metrics)."""
+    distribution_arn: pulumi.Output[str]
+    """ARN of the distribution (the ``AWS:SourceArn`` of the OAC bucket statement)."""
+    web_acl_arn: pulumi.Output[str]
+    """ARN of the WAF web ACL (scope CLOUDFRONT, in us-east-1)."""
+    origin_verify_secret: pulumi.Output[str]
+    """Secret value CloudFront sends to the ALB as ``X-Origin-Verify``; an ALB listener
+    rule requiring it would refuse requests that bypass CloudFront."""
+
+    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ssp:edge:Edge", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = args.tags
+        if bool(args.domain_name) != bool(args.certificate_arn):
+            raise ValueError("EdgeArgs: set domain_name and certificate_arn together")
+
+        # An explicit provider reads credentials from the environment (AWS_PROFILE, AWS_*),
+        # not from the stack's aws:* config as the default provider does.
+        edge_provider = aws.Provider(f"{name}-{EDGE_REGION}", region=EDGE_REGION, opts=child)
+        at_edge = pulumi.ResourceOptions(parent=self, provider=edge_provider)
+
+        web_acl = aws.wafv2.WebAcl(
+            f"{name}-waf",
+            scope="CLOUDFRONT",
+            description="Per-IP rate limits and AWS managed rules in front of the API",
+            default_action={"allow": {}},
+            rules=waf_rules(
+                api_limit=args.waf_api_rate_limit,
+                auth_limit=args.waf_auth_rate_limit,
+                window_seconds=args.waf_window_seconds,
+                metric_prefix=name,
+            ),
+            visibility_config={
+                "cloudwatch_metrics_enabled": True,
+                "metric_name": f"{name}-waf",
+                "sampled_requests_enabled": True,
+            },
+            tags=tags,
+            opts=at_edge,
+        )
+
+        # HTTP to the ALB: it listens on port 80 only, and the edge certificate is for the
+        # viewer-facing alias, not the ALB. The ALB's security group admits only
+        # CloudFront's origin-facing prefix list; this secret header is the second lock
+        # (an ALB rule can require it so requests from other CloudFront accounts fail).
+        origin_secret = random.RandomPassword(
+            f"{name}-origin-verify", length=32, special=False, opts=child
+        )
+        self.origin_verify_secret = pulumi.Output.secret(origin_secret.result)
+
+        oac = aws.cloudfront.OriginAccessControl(
+            f"{name}-oac",
+            description="CloudFront reads the public assets of the models bucket",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=child,
+        )
+
+        caching_disabled = aws.cloudfront.get_cache_policy_output(name="Managed-CachingDisabled")
+        caching_optimized = aws.cloudfront.get_cache_policy_output(name="Managed-CachingOptimized")
+        # Every viewer header but Host (the ALB gets its own name). A custom origin request
+        # policy may not forward Authorization; the managed AllViewer* policies do, but only
+        # with caching disabled, as here, so no cached response can leak between users.
+        all_viewer_except_host = aws.cloudfront.get_origin_request_policy_output(
+            name="Managed-AllViewerExceptHostHeader"
+        )
+
+        # Retention decision: no retain_on_delete. A retained distribution would keep
+        # serving (and billing) against a deleted ALB, and its association would block the
+        # web ACL's deletion; the provider disables then deletes it (~15 min) instead.
+        distribution = aws.cloudfront.Distribution(
+            f"{name}-cdn",
+            enabled=True,
+            comment=f"{name}: API and public assets",
+            aliases=[args.domain_name] if args.domain_name else None,
+            price_class=args.price_class,
+            http_version="http2and3",
+            is_ipv6_enabled=True,
+            web_acl_id=web_acl.arn,
+            origins=[
+                {
+                    "origin_id": API_ORIGIN_ID,
+                    "domain_name": args.api_origin_domain_name,
+                    "custom_origin_config": {
+                        "http_port": 80,
+                        "https_port": 443,
+                        "origin_protocol_policy": "http-only",
+                        "origin_ssl_protocols": ["TLSv1.2"],
+                        "origin_read_timeout": 30,
+                        "origin_keepalive_timeout": 5,
+                    },
+                    "custom_headers": [
+                        {"name": ORIGIN_VERIFY_HEADER, "value": self.origin_verify_secret}
+                    ],
+                },
+                {
+                    "origin_id": ASSETS_ORIGIN_ID,
+                    "domain_name": args.assets_bucket_regional_domain_name,
+                    "origin_access_control_id": oac.id,
+                },
+            ],
+            default_cache_behavior={
+                "target_origin_id": API_ORIGIN_ID,
+                "viewer_protocol_policy": "redirect-to-https",
+                "allowed_methods": ALL_METHODS,
+                "cached_methods": ["GET", "HEAD"],
+                "cache_policy_id": caching_disabled.id,
+                "origin_request_policy_id": all_viewer_except_host.id,
+                "compress": True,
+            },
+            ordered_cache_behaviors=[
+                {
+                    "path_pattern": f"/{ASSETS_PREFIX}/*",
+                    "target_origin_id": ASSETS_ORIGIN_ID,
+                    "viewer_protocol_policy": "redirect-to-https",
+                    "allowed_methods": ["GET", "HEAD", "OPTIONS"],
+                    "cached_methods": ["GET", "HEAD"],
+                    "cache_policy_id": caching_optimized.id,
+                    "compress": True,
+                }
+            ],
+            restrictions={"geo_restriction": {"restriction_type": "none"}},
+            viewer_certificate=viewer_certificate(args.domain_name, args.certificate_arn),
+            tags=tags,
+            opts=child,
+        )
+
+        # Access logs through CloudFront's standard logging v2 (CloudWatch vended logs):
+        # the legacy logging_config needs an S3 bucket with ACLs enabled (log-delivery ACL),
+        # which hardened buckets (BucketOwnerEnforced) refuse. CloudFront's delivery sources
+        # live in us-east-1, so the log group does too.
+        in_cdn = pulumi.ResourceOptions(parent=distribution, provider=edge_provider)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-access-logs",
+            name=f"/aws/vendedlogs/cloudfront/{name}",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=in_cdn,
+        )
+        source = aws.cloudwatch.LogDeliverySource(
+            f"{name}-log-source",
+            log_type="ACCESS_LOGS",
+            resource_arn=distribution.arn,
+            tags=tags,
+            opts=in_cdn,
+        )
+        destination = aws.cloudwatch.LogDeliveryDestination(
+            f"{name}-log-destination",
+            output_format="json",
+            delivery_destination_configuration={"destination_resource_arn": log_group.arn},
+            tags=tags,
+            opts=in_cdn,
+        )
+        aws.cloudwatch.LogDelivery(
+            f"{name}-log-delivery",
+            delivery_source_name=source.name,
+            delivery_destination_arn=destination.arn,
+            tags=tags,
+            opts=in_cdn,
+        )
+
+        args.assets_grant.resolve(args.assets_bucket_arn, distribution.arn)
+
+        self.distribution_domain_name = distribution.domain_name
+        self.distribution_id = distribution.id
+        self.distribution_arn = distribution.arn
+        self.web_acl_arn = web_acl.arn
+        self.register_outputs(
+            {
+                "distribution_domain_name": self.distribution_domain_name,
+                "distribution_id": self.distribution_id,
+                "distribution_arn": self.distribution_arn,
+                "web_acl_arn": self.web_acl_arn,
+                "origin_verify_secret": self.origin_verify_secret,
+            }
+        )

@@ -1,0 +1,420 @@
+"""The SageMaker endpoint serving the app image's ``/ping`` and ``/invocations`` contract.
+
+Model (the app image from ECR + the promoted model archive from the models bucket) ->
+endpoint configuration (one production variant, data capture, KMS) -> endpoint with
+blue/green canary deployments that roll back on the latency and 5xx alarms, and
+target-tracking autoscaling on invocations per instance (seed 001: SageMaker, rollback).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.alarms import Threshold, expression_alarm, metric_alarm
+
+VARIANT_NAME = "primary"
+"""Blue/green updates require the new configuration to keep the variant's name."""
+MODEL_PREFIX = "sagemaker"
+MODEL_ARCHIVE = f"{MODEL_PREFIX}/model.tar.gz"
+DATA_CAPTURE_PREFIX = "data-capture"
+CONTAINER_PORT = "8080"
+# AWS's guidance for SageMakerVariantInvocationsPerInstance: the highest sustainable RPS
+# of one instance x a safety factor x 60 (the metric counts per minute).
+SAFETY_FACTOR = 0.5
+SCALE_OUT_COOLDOWN_SECONDS = 120
+# Longer than scale-out: instances take minutes to start, so shed them reluctantly.
+SCALE_IN_COOLDOWN_SECONDS = 600
+# Canary: 10 % of capacity first, then everything after a bake longer than the alarms'
+# evaluation (5 x 1 min), so a bad model trips them while most traffic is still blue.
+CANARY_PERCENT = 10
+BAKE_SECONDS = 600
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# The provider appends a 26-character unique suffix to name_prefix; names max out at 63.
+_MAX_PREFIX = 63 - 26
+
+
+def invocations_per_instance_target(max_rps_per_instance: float) -> float:
+    """Target value of SageMakerVariantInvocationsPerInstance (invocations per minute per
+    instance) from the benchmarked sustainable requests per second of one instance."""
+    if max_rps_per_instance <= 0:
+        raise ValueError(f"max_rps_per_instance={max_rps_per_instance}: must be positive")
+    return float(max_rps_per_instance * SAFETY_FACTOR * 60)
+
+
+def model_latency_threshold_us(latency_ms: float) -> float:
+    """SageMaker reports ModelLatency in microseconds; the catalog holds milliseconds."""
+    if latency_ms <= 0:
+        raise ValueError(f"latency_ms={latency_ms}: must be positive")
+    return float(latency_ms * 1000)
+
+
+def scalable_resource_id(endpoint_name: str, variant_name: str = VARIANT_NAME) -> str:
+    """Application Auto Scaling's id of a SageMaker production variant."""
+    return f"endpoint/{endpoint_name}/variant/{variant_name}"
+
+
+def model_data_url(bucket_name: str) -> str:
+    return f"s3://{bucket_name}/{MODEL_ARCHIVE}"
+
+
+def execution_trust_policy() -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sagemaker.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def execution_policy(
+    *,
+    repository_arn: str,
+    bucket_arn: str,
+    kms_key_arn: str,
+    region: str,
+    account_id: str,
+    endpoint_name: str,
+) -> str:
+    """Least privilege for the endpoint's containers: pull the one image, read the model
+    archive prefix, write data capture, log to the endpoint's log group, and manage the
+    ENIs that the VPC configuration needs."""
+    log_group = f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/Endpoints/"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PullAppImage",
+                    "Effect": "Allow",
+                    "Action": [
+                        "ecr:BatchCheckLayerAvailability",
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                    ],
+                    "Resource": repository_arn,
+                },
+                {
+                    # GetAuthorizationToken has no resource-level permissions.
+                    "Sid": "EcrLogin",
+                    "Effect": "Allow",
+                    "Action": "ecr:GetAuthorizationToken",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "ReadModelArchive",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": f"{bucket_arn}/{MODEL_PREFIX}/*",
+                },
+                {
+                    "Sid": "WriteDataCapture",
+                    "Effect": "Allow",
+                    "Action": "s3:PutObject",
+                    "Resource": f"{bucket_arn}/{DATA_CAPTURE_PREFIX}/*",
+                },
+                {
+                    "Sid": "UseBucketKey",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": kms_key_arn,
+                },
+                {
+                    "Sid": "EndpointLogs",
+                    "Effect": "Allow",
+                    "Action": [
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
+                    "Resource": [
+                        f"{log_group}{endpoint_name}",
+                        f"{log_group}{endpoint_name}:*",
+                    ],
+                },
+                {
+                    # ENI actions and Describe* take no resource ARNs known in advance.
+                    "Sid": "VpcNetworkInterfaces",
+                    "Effect": "Allow",
+                    "Action": [
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeVpcs",
+                        "ec2:DescribeDhcpOptions",
+                        "ec2:DescribeSubnets",
+                        "ec2:DescribeSecurityGroups",
+                    ],
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
+
+
+@dataclass
+class InferenceArgs:
+    endpoint_name: str
+    """Name of the endpoint (fixed: its alarms and scaling target are named after it)."""
+    image_uri: pulumi.Input[str]
+    """``<repository_url>:<tag>`` of the app image."""
+    repository_arn: pulumi.Input[str]
+    """ECR repository the image is pulled from."""
+    bucket_name: pulumi.Input[str]
+    """Models bucket: the archive at ``sagemaker/model.tar.gz``, capture under ``data-capture/``."""
+    bucket_arn: pulumi.Input[str]
+    """ARN of the models bucket."""
+    kms_key_arn: pulumi.Input[str]
+    """The bucket's KMS key; also encrypts the endpoint's storage volumes."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Private subnets the endpoint's ENIs are placed in."""
+    security_group_ids: Sequence[pulumi.Input[str]]
+    """Security groups of the ENIs (the app group: the data stores admit it)."""
+    instance_type: str
+    """Instance type of the production variant (``ml.m5.large``)."""
+    min_instances: int
+    """Initial and minimum instance count."""
+    max_instances: int
+    """Maximum instance count of the autoscaling target."""
+    max_rps_per_instance: int
+    """Benchmarked sustainable ``POST /invocations`` per second of one instance."""
+    data_capture_percent: int
+    """Share of requests and responses captured for model monitoring."""
+    model_latency_p95_ms: int
+    """p95 ModelLatency above which the latency alarm fires (and rolls a deployment back)."""
+    error_rate_percent: float
+    """Share of invocations failing with 5xx above which the error alarm fires."""
+    log_retention_days: int
+    """Retention of the endpoint's CloudWatch log group."""
+    alarm_topic_arn: pulumi.Input[str]
+    """SNS topic the alarms notify."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags for every taggable resource; the data-capture bucket is FERPA data."""
+
+
+class Inference(pulumi.ComponentResource):
+    endpoint_name: pulumi.Output[str]
+    """Name of the SageMaker endpoint (``InvokeEndpoint`` target, metrics dimension)."""
+    endpoint_arn: pulumi.Output[str]
+    """ARN of the endpoint (for the API's ``sagemaker:InvokeEndpoint`` permission)."""
+    variant_name: pulumi.Output[str]
+    """Name of the production variant (metrics dimension, scaling target)."""
+
+    def __init__(self, name: str, args: InferenceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ssp:inference:Inference", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = args.tags
+        endpoint_name = args.endpoint_name
+        if not _ENDPOINT_NAME.match(endpoint_name) or len(endpoint_name) + 1 > _MAX_PREFIX:
+            raise ValueError(
+                f"endpoint_name={endpoint_name!r}: letters, digits and hyphens, at most "
+                f"{_MAX_PREFIX - 1} characters"
+            )
+        if not 1 <= args.min_instances <= args.max_instances:
+            raise ValueError(
+                f"min_instances={args.min_instances}, max_instances={args.max_instances}: "
+                "need 1 <= min <= max"
+            )
+
+        identity = aws.get_caller_identity_output()
+        region = aws.get_region_output()
+        role = aws.iam.Role(
+            f"{name}-role",
+            description=f"SageMaker endpoint {endpoint_name}",
+            assume_role_policy=execution_trust_policy(),
+            tags=tags,
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-role-policy",
+            role=role.id,
+            policy=pulumi.Output.all(
+                args.repository_arn,
+                args.bucket_arn,
+                args.kms_key_arn,
+                region.region,
+                identity.account_id,
+            ).apply(
+                lambda v: execution_policy(
+                    repository_arn=v[0],
+                    bucket_arn=v[1],
+                    kms_key_arn=v[2],
+                    region=v[3],
+                    account_id=v[4],
+                    endpoint_name=endpoint_name,
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+        # Created before the endpoint so its retention applies (SageMaker would create it
+        # without one).
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
+            retention_in_days=args.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+
+        model = aws.sagemaker.Model(
+            f"{name}-model",
+            execution_role_arn=role.arn,
+            primary_container={
+                "image": args.image_uri,
+                "model_data_url": pulumi.Output.from_input(args.bucket_name).apply(model_data_url),
+                # SageMaker sends /ping and /invocations to port 8080 on every interface.
+                "environment": {"HOST": "0.0.0.0", "PORT": CONTAINER_PORT},
+            },
+            vpc_config={
+                "subnets": list(args.subnet_ids),
+                "security_group_ids": list(args.security_group_ids),
+            },
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+
+        # Every field of an endpoint configuration forces a new one; the prefix gives each
+        # a distinct name, so Pulumi can create the new one before deleting the old.
+        config = aws.sagemaker.EndpointConfiguration(
+            f"{name}-config",
+            name_prefix=f"{endpoint_name}-",
+            kms_key_arn=args.kms_key_arn,
+            production_variants=[
+                {
+                    "variant_name": VARIANT_NAME,
+                    "model_name": model.name,
+                    "instance_type": args.instance_type,
+                    "initial_instance_count": args.min_instances,
+                    "initial_variant_weight": 1.0,
+                }
+            ],
+            data_capture_config={
+                "enable_capture": True,
+                "initial_sampling_percentage": args.data_capture_percent,
+                "destination_s3_uri": pulumi.Output.from_input(args.bucket_name).apply(
+                    lambda bucket: f"s3://{bucket}/{DATA_CAPTURE_PREFIX}"
+                ),
+                "kms_key_id": args.kms_key_arn,
+                "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
+                "capture_content_type_header": {"json_content_types": ["application/json"]},
+            },
+            tags=tags,
+            opts=child,
+        )
+
+        # The alarms watch the endpoint by its (fixed) name, so they exist before it and
+        # can guard its very first blue/green update.
+        dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
+        latency_alarm = metric_alarm(
+            f"{name}-model-latency",
+            description=(
+                f"SageMaker {endpoint_name} p95 ModelLatency above "
+                f"{args.model_latency_p95_ms} ms (seed 001); rolls back deployments"
+            ),
+            namespace="AWS/SageMaker",
+            metric="ModelLatency",
+            dimensions=dimensions,
+            statistic="p95",
+            threshold=Threshold(
+                value=model_latency_threshold_us(args.model_latency_p95_ms),
+                missing_data="notBreaching",
+            ),
+            topic_arn=args.alarm_topic_arn,
+            tags=tags,
+            parent=self,
+        )
+        errors_alarm = expression_alarm(
+            f"{name}-5xx-rate",
+            description=(
+                f"SageMaker {endpoint_name} invocations failing with 5xx above "
+                f"{args.error_rate_percent}%; rolls back deployments"
+            ),
+            expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+            metrics={
+                "errors": ("AWS/SageMaker", "Invocation5XXErrors", dimensions, "Sum"),
+                "invocations": ("AWS/SageMaker", "Invocations", dimensions, "Sum"),
+            },
+            threshold=Threshold(value=args.error_rate_percent, missing_data="notBreaching"),
+            topic_arn=args.alarm_topic_arn,
+            tags=tags,
+            parent=self,
+        )
+
+        endpoint = aws.sagemaker.Endpoint(
+            f"{name}-endpoint",
+            name=endpoint_name,
+            endpoint_config_name=config.name,
+            deployment_config={
+                "blue_green_update_policy": {
+                    "traffic_routing_configuration": {
+                        "type": "CANARY",
+                        "canary_size": {"type": "CAPACITY_PERCENT", "value": CANARY_PERCENT},
+                        "wait_interval_in_seconds": BAKE_SECONDS,
+                    },
+                    "termination_wait_in_seconds": BAKE_SECONDS,
+                    "maximum_execution_timeout_in_seconds": 4 * BAKE_SECONDS,
+                },
+                "auto_rollback_configuration": {
+                    "alarms": [
+                        {"alarm_name": latency_alarm.name},
+                        {"alarm_name": errors_alarm.name},
+                    ]
+                },
+            },
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+
+        # Changing the variant's instance type fails while it is a scaling target (AWS:
+        # deregister, update, register again); a model or image change is allowed.
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling-target",
+            service_namespace="sagemaker",
+            resource_id=endpoint.name.apply(scalable_resource_id),
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=args.min_instances,
+            max_capacity=args.max_instances,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=endpoint),
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-scaling-policy",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension,
+            target_tracking_scaling_policy_configuration={
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "SageMakerVariantInvocationsPerInstance"
+                },
+                "target_value": invocations_per_instance_target(args.max_rps_per_instance),
+                "scale_in_cooldown": SCALE_IN_COOLDOWN_SECONDS,
+                "scale_out_cooldown": SCALE_OUT_COOLDOWN_SECONDS,
+            },
+            opts=pulumi.ResourceOptions(parent=target),
+        )
+
+        self.endpoint_name = endpoint.name
+        self.endpoint_arn = endpoint.arn
+        self.variant_name = pulumi.Output.from_input(VARIANT_NAME)
+        self.register_outputs(
+            {
+                "endpoint_name": self.endpoint_name,
+                "endpoint_arn": self.endpoint_arn,
+                "variant_name": self.variant_name,
+            }
+        )
