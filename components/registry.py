@@ -1,0 +1,112 @@
+"""The ECR repository of the app image (API, trainer and SageMaker serving share one image)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+# Tagged images kept: a release per school day for six weeks, so any release the API,
+# the trainer or the SageMaker endpoint may still run (or roll back to) stays pullable.
+KEEP_IMAGES = 30
+# Untagged layers come from failed or superseded pushes only.
+UNTAGGED_EXPIRY_DAYS = 7
+
+
+def lifecycle_policy(keep_images: int = KEEP_IMAGES) -> str:
+    """Expire untagged images after a week and keep the newest ``keep_images`` images.
+
+    ECR requires the ``tagStatus: any`` rule to have the highest ``rulePriority``.
+    """
+    if keep_images < 1:
+        raise ValueError(f"keep_images={keep_images}: must be at least 1")
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "description": f"Expire untagged images after {UNTAGGED_EXPIRY_DAYS} days",
+                    "selection": {
+                        "tagStatus": "untagged",
+                        "countType": "sinceImagePushed",
+                        "countUnit": "days",
+                        "countNumber": UNTAGGED_EXPIRY_DAYS,
+                    },
+                    "action": {"type": "expire"},
+                },
+                {
+                    "rulePriority": 2,
+                    "description": f"Keep the last {keep_images} images",
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "imageCountMoreThan",
+                        "countNumber": keep_images,
+                    },
+                    "action": {"type": "expire"},
+                },
+            ]
+        }
+    )
+
+
+@dataclass
+class RegistryArgs:
+    repository_name: str
+    """ECR repository name, e.g. ``student-success/tier3/app``."""
+    protect: bool
+    """Pulumi ``protect`` on the repository and its key (False on dev only)."""
+    keep_images: int = KEEP_IMAGES
+    """Images kept by the lifecycle policy."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags for every resource of the component."""
+
+
+class Registry(pulumi.ComponentResource):
+    repository_url: pulumi.Output[str]
+    """``<account>.dkr.ecr.<region>.amazonaws.com/<name>``; images are ``<url>:<tag>``."""
+    repository_arn: pulumi.Output[str]
+    """ARN of the repository."""
+    repository_name: pulumi.Output[str]
+    """Name of the repository."""
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ssp:registry:Registry", name, None, opts)
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Encrypts the {args.repository_name} image repository",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=args.tags,
+            opts=stateful,
+        )
+        repository = aws.ecr.Repository(
+            f"{name}-repository",
+            name=args.repository_name,
+            # A tag names one build forever: deployments and rollbacks are reproducible.
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            encryption_configurations=[{"encryption_type": "KMS", "kms_key": key.arn}],
+            # Dev may be destroyed with its images; elsewhere protect stops it first.
+            force_delete=not args.protect,
+            tags=args.tags,
+            opts=stateful,
+        )
+        aws.ecr.LifecyclePolicy(
+            f"{name}-lifecycle",
+            repository=repository.name,
+            policy=lifecycle_policy(args.keep_images),
+            opts=pulumi.ResourceOptions(parent=repository),
+        )
+        self.repository_url = repository.repository_url
+        self.repository_arn = repository.arn
+        self.repository_name = repository.name
+        self.register_outputs(
+            {
+                "repository_url": self.repository_url,
+                "repository_arn": self.repository_arn,
+                "repository_name": self.repository_name,
+            }
+        )

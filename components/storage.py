@@ -1,0 +1,268 @@
+"""A hardened S3 bucket: customer-managed KMS key, versioning, no public access, TLS only.
+
+Used for the model artifacts (seed 001: versioned models, keep the last N) and for the
+archived audit-log partitions (seed 002). Built on pulumi-aws 7's ``aws.s3.Bucket`` and the
+separate configuration resources, one bucket policy per bucket (S3 allows only one), with
+a hook for statements other components add (CloudFront's origin access control).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+
+ArchiveClass = Literal["STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
+
+# Multipart uploads a crashed trainer leaves behind are billed until aborted.
+ABORT_INCOMPLETE_UPLOADS_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Move objects to ``storage_class`` once they are ``days`` old."""
+
+    days: int
+    storage_class: ArchiveClass
+
+
+def tls_only_statement(bucket_arn: str) -> dict[str, Any]:
+    """Deny every request that does not use TLS (aws:SecureTransport false)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def bucket_policy(bucket_arn: str, extra_statements: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The bucket's only policy: TLS only, plus statements other components contribute."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [tls_only_statement(bucket_arn), *(dict(s) for s in extra_statements)],
+        }
+    )
+
+
+def key_policy(account_id: str, extra_statements: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The bucket key's policy: the account administers it through IAM (AWS's default),
+    plus statements other components contribute (CloudFront's OAC needs kms:Decrypt)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                *(dict(s) for s in extra_statements),
+            ],
+        }
+    )
+
+
+def lifecycle_rules(
+    *,
+    noncurrent_versions_kept: int | None,
+    noncurrent_days: int,
+    transitions: Sequence[Transition],
+) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    """Lifecycle rules for the whole bucket.
+
+    Current versions never expire (model artifacts are pruned by the trainer; audit archives
+    are FERPA education records kept for as long as the district requires). Non-current
+    versions are kept ``noncurrent_versions_kept`` deep and ``noncurrent_days`` long, or
+    archived alongside the current ones when ``noncurrent_versions_kept`` is None.
+    """
+    if noncurrent_days < 1:
+        raise ValueError(f"noncurrent_days={noncurrent_days}: must be at least 1")
+    days = [t.days for t in transitions]
+    if days != sorted(set(days)):
+        raise ValueError(f"transitions {days}: days must be distinct and ascending")
+    rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
+        {
+            "id": "abort-incomplete-uploads",
+            "status": "Enabled",
+            "filter": {"prefix": ""},
+            "abort_incomplete_multipart_upload": {
+                "days_after_initiation": ABORT_INCOMPLETE_UPLOADS_DAYS
+            },
+        }
+    ]
+    if noncurrent_versions_kept is not None:
+        rules.append(
+            {
+                "id": "expire-noncurrent-versions",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "noncurrent_version_expiration": {
+                    "newer_noncurrent_versions": noncurrent_versions_kept,
+                    "noncurrent_days": noncurrent_days,
+                },
+            }
+        )
+    if transitions:
+        rules.append(
+            {
+                "id": "archive",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "transitions": [
+                    {"days": t.days, "storage_class": t.storage_class} for t in transitions
+                ],
+                "noncurrent_version_transitions": [
+                    {"noncurrent_days": t.days, "storage_class": t.storage_class}
+                    for t in transitions
+                ],
+            }
+        )
+    return rules
+
+
+@dataclass
+class SecureBucketArgs:
+    purpose: str
+    """What the bucket holds; the KMS key's description."""
+    protect: bool
+    """Pulumi ``protect`` on the bucket and its key (False on dev only)."""
+    force_destroy: bool = False
+    """Let ``pulumi destroy`` empty the bucket; dev only."""
+    noncurrent_versions_kept: int | None = None
+    """Non-current versions kept per object (seed 001: the last 5 models); None keeps all."""
+    noncurrent_days: int = 30
+    """Days a non-current version is kept beyond ``noncurrent_versions_kept``."""
+    transitions: Sequence[Transition] = ()
+    """Storage-class transitions for archives, ascending by days."""
+    extra_policy_statements: Sequence[pulumi.Input[Mapping[str, Any]]] = ()
+    """Statements merged into the bucket's one policy (e.g. CloudFront OAC read access)."""
+    extra_key_policy_statements: Sequence[pulumi.Input[Mapping[str, Any]]] = ()
+    """Statements added to the KMS key's policy (e.g. CloudFront OAC kms:Decrypt)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags for every resource of the component; data stores pass ``spec.tags("ferpa")``."""
+
+
+class SecureBucket(pulumi.ComponentResource):
+    bucket_name: pulumi.Output[str]
+    """Physical name of the bucket (auto-named from the logical name's prefix)."""
+    bucket_arn: pulumi.Output[str]
+    """ARN of the bucket."""
+    bucket_regional_domain_name: pulumi.Output[str]
+    """Regional domain name, for CloudFront origins."""
+    kms_key_arn: pulumi.Output[str]
+    """Customer-managed key encrypting the objects; readers need kms:Decrypt on it."""
+
+    def __init__(
+        self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__("ssp:storage:SecureBucket", name, None, opts)
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        rules = lifecycle_rules(
+            noncurrent_versions_kept=args.noncurrent_versions_kept,
+            noncurrent_days=args.noncurrent_days,
+            transitions=args.transitions,
+        )
+
+        account = aws.get_caller_identity_output().account_id
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Encrypts the {args.purpose} bucket",
+            policy=pulumi.Output.all(account, *args.extra_key_policy_statements).apply(
+                lambda values: key_policy(values[0], values[1:])
+            ),
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=args.tags,
+            opts=stateful,
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias",
+            name_prefix=f"alias/{name}-",
+            target_key_id=key.key_id,
+            opts=pulumi.ResourceOptions(parent=key),
+        )
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            # Physical names are global: a prefix plus the random suffix S3 adds.
+            bucket_prefix=f"{name}-"[:37],
+            force_destroy=args.force_destroy,
+            tags=args.tags,
+            opts=stateful,
+        )
+        in_bucket = pulumi.ResourceOptions(parent=bucket)
+        # Block public access first: the policy must never land on a bucket that allows it.
+        public_block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=in_bucket,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=in_bucket,
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=in_bucket,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {
+                        "sse_algorithm": "aws:kms",
+                        "kms_master_key_id": key.arn,
+                    },
+                    # One data key per bucket instead of per object: fewer KMS calls.
+                    "bucket_key_enabled": True,
+                }
+            ],
+            opts=in_bucket,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=bucket.id,
+            rules=rules,
+            # Non-current version rules need versioning in place.
+            opts=pulumi.ResourceOptions(parent=bucket, depends_on=[versioning]),
+        )
+        policy = pulumi.Output.all(bucket.arn, *args.extra_policy_statements).apply(
+            lambda values: bucket_policy(values[0], values[1:])
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=bucket.id,
+            policy=policy,
+            opts=pulumi.ResourceOptions(parent=bucket, depends_on=[public_block]),
+        )
+
+        self.bucket_name = bucket.bucket
+        self.bucket_arn = bucket.arn
+        self.bucket_regional_domain_name = bucket.bucket_regional_domain_name
+        self.kms_key_arn = key.arn
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "bucket_arn": self.bucket_arn,
+                "bucket_regional_domain_name": self.bucket_regional_domain_name,
+                "kms_key_arn": self.kms_key_arn,
+            }
+        )
