@@ -3,8 +3,17 @@
 import pulumi
 
 from components.alarms import AlarmTopic, AlarmTopicArgs
+from components.cache import Cache, CacheArgs
+from components.cluster import Cluster, ClusterArgs
+from components.dashboard import Dashboard, DashboardArgs
+from components.database import Database, DatabaseArgs
+from components.edge import AssetsGrant, Edge, EdgeArgs
+from components.inference import Inference, InferenceArgs
 from components.network import Network, NetworkArgs
+from components.registry import Registry, RegistryArgs
 from components.spec import load_spec
+from components.storage import SecureBucket, SecureBucketArgs, Transition
+from components.workloads import Workloads, WorkloadsArgs
 
 spec = load_spec()
 tier = spec.tier
@@ -24,9 +33,221 @@ network = Network(
 
 # -- data tier (issue 3): database, cache -------------------------------------------------
 
-# -- compute (issue 4): registry, storage, cluster, workloads ------------------------------
+# AWS names of the data stores start with this (ssp-tier3-db, ssp-tier3-redis); dev alone
+# takes changes at once and may be deleted without protection or final snapshots.
+data_identifier = f"ssp-{spec.stack}"
+database = Database(
+    "database",
+    DatabaseArgs(
+        tier=tier,
+        identifier=data_identifier,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.isolated_subnet_ids,
+        availability_zones=network.availability_zones,
+        client_security_group_ids=[network.app_security_group_id],
+        alarm_topic_arn=alarms.topic_arn,
+        private_zone_name=f"{spec.stack}.{spec.project}.internal",
+        protect=spec.protect,
+        apply_immediately=not spec.protect,
+        tags=spec.tags("ferpa"),
+    ),
+)
+cache: Cache | None = None
+if tier.cache_enabled:
+    cache = Cache(
+        "cache",
+        CacheArgs(
+            tier=tier,
+            identifier=data_identifier,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.isolated_subnet_ids,
+            client_security_group_ids=[network.app_security_group_id],
+            alarm_topic_arn=alarms.topic_arn,
+            protect=spec.protect,
+            apply_immediately=not spec.protect,
+            tags=spec.tags("ferpa"),
+        ),
+    )
 
-# -- edge, inference, dashboard (issue 5) ---------------------------------------------------
+# -- compute (issue 4): registry, storage, cluster ------------------------------------------
+
+registry = Registry(
+    "registry",
+    RegistryArgs(
+        repository_name=f"{spec.project}/{spec.stack}/app",
+        protect=spec.protect,
+        tags=spec.tags(),
+    ),
+)
+# CloudFront's read grant joins the models bucket's one policy once the distribution exists.
+assets_grant = AssetsGrant() if tier.edge_enabled else None
+models_bucket = SecureBucket(
+    "models",
+    SecureBucketArgs(
+        purpose="model artifacts",
+        protect=spec.protect,
+        force_destroy=not spec.protect,
+        # seed 001: keep the last 5 model versions for rollback.
+        noncurrent_versions_kept=5,
+        noncurrent_days=30,
+        extra_policy_statements=[assets_grant.statement] if assets_grant else [],
+        tags=spec.tags("ferpa"),
+    ),
+)
+audit_archive_bucket = SecureBucket(
+    "audit-archive",
+    SecureBucketArgs(
+        purpose="archived audit-log partitions",
+        protect=spec.protect,
+        force_destroy=not spec.protect,
+        # Audit partitions are read only for investigations: instant-retrieval archive after
+        # 30 days, deep archive (hours to restore) after a year. Nothing expires (FERPA).
+        transitions=(Transition(30, "GLACIER_IR"), Transition(365, "DEEP_ARCHIVE")),
+        tags=spec.tags("ferpa"),
+    ),
+)
+cluster_name = f"{spec.project}-{spec.stack}"
+cluster = Cluster(
+    "cluster",
+    ClusterArgs(
+        cluster_name=cluster_name,
+        region=spec.region,
+        vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids,
+        app_security_group_id=network.app_security_group_id,
+        node_groups=tier.node_groups,
+        log_retention_days=tier.log_retention_days,
+        alarm_topic_arn=alarms.topic_arn,
+        alarm_cpu_percent=tier.alarm_cpu_percent,
+        alarm_memory_percent=tier.alarm_memory_percent,
+        public_access_cidrs=spec.cluster_public_access_cidrs,
+        admin_role_arn=spec.cluster_admin_role_arn,
+        deletion_protection=spec.protect,
+        tags=spec.tags(),
+    ),
+)
+pulumi.export("cluster_name", cluster.cluster_name)
+pulumi.export("ecr_repository_url", registry.repository_url)
+pulumi.export("models_bucket", models_bucket.bucket_name)
+pulumi.export("audit_archive_bucket", audit_archive_bucket.bucket_name)
+
+# -- inference (issue 5) --------------------------------------------------------------------
+
+# One image for the endpoint and the workloads.
+app_image = registry.repository_url.apply(lambda url: f"{url}:{spec.app_image_tag}")
+inference: Inference | None = None
+if tier.sagemaker_enabled:
+    inference = Inference(
+        "inference",
+        InferenceArgs(
+            endpoint_name=f"ssp-{spec.stack}-predict",
+            image_uri=app_image,
+            repository_arn=registry.repository_arn,
+            bucket_name=models_bucket.bucket_name,
+            bucket_arn=models_bucket.bucket_arn,
+            kms_key_arn=models_bucket.kms_key_arn,
+            subnet_ids=network.private_subnet_ids,
+            security_group_ids=[network.app_security_group_id],
+            instance_type=tier.sagemaker_instance_type,
+            min_instances=tier.sagemaker_min_instances,
+            max_instances=tier.sagemaker_max_instances,
+            max_rps_per_instance=tier.sagemaker_max_rps_per_instance,
+            data_capture_percent=tier.sagemaker_data_capture_percent,
+            model_latency_p95_ms=tier.alarm_model_latency_p95_ms,
+            error_rate_percent=tier.alarm_error_rate_percent,
+            log_retention_days=tier.log_retention_days,
+            alarm_topic_arn=alarms.topic_arn,
+            # It serves (and captures) student records.
+            tags=spec.tags("ferpa"),
+        ),
+    )
+    pulumi.export("sagemaker_endpoint_name", inference.endpoint_name)
+    pulumi.export("sagemaker_endpoint_arn", inference.endpoint_arn)
+
+# -- workloads (issue 4) --------------------------------------------------------------------
+
+workloads = Workloads(
+    "workloads",
+    WorkloadsArgs(
+        tier=tier,
+        region=spec.region,
+        vpc_cidr=spec.vpc_cidr,
+        k8s_provider=cluster.k8s_provider,
+        cluster_name=cluster_name,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer,
+        application_log_group_name=cluster.application_log_group_name,
+        image=app_image,
+        vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids,
+        app_security_group_id=network.app_security_group_id,
+        models_bucket_name=models_bucket.bucket_name,
+        models_bucket_arn=models_bucket.bucket_arn,
+        models_kms_key_arn=models_bucket.kms_key_arn,
+        archive_bucket_name=audit_archive_bucket.bucket_name,
+        archive_bucket_arn=audit_archive_bucket.bucket_arn,
+        archive_kms_key_arn=audit_archive_bucket.kms_key_arn,
+        database_writer_endpoint=database.writer_endpoint,
+        database_reader_endpoint=database.reader_endpoint,
+        database_port=database.port,
+        database_name=database.database_name,
+        database_username=database.username,
+        database_password=database.password,
+        redis_url=cache.url if cache is not None else None,
+        sagemaker_endpoint_arn=inference.endpoint_arn if inference is not None else None,
+        alarm_topic_arn=alarms.topic_arn,
+        protect=spec.protect,
+        tags=spec.tags(),
+    ),
+    # The controllers (TargetGroupBinding CRD) and node groups must be up first.
+    opts=pulumi.ResourceOptions(depends_on=[cluster]),
+)
+pulumi.export("api_load_balancer_dns_name", workloads.load_balancer_dns_name)
+pulumi.export("app_namespace", workloads.namespace)
+
+# -- edge and dashboard (issue 5) -----------------------------------------------------------
+
+edge: Edge | None = None
+if assets_grant is not None:
+    edge = Edge(
+        "edge",
+        EdgeArgs(
+            api_origin_domain_name=workloads.load_balancer_dns_name,
+            assets_bucket_regional_domain_name=models_bucket.bucket_regional_domain_name,
+            assets_bucket_arn=models_bucket.bucket_arn,
+            assets_grant=assets_grant,
+            price_class=tier.edge_price_class,
+            waf_api_rate_limit=tier.waf_api_rate_limit,
+            waf_auth_rate_limit=tier.waf_auth_rate_limit,
+            waf_window_seconds=tier.waf_window_seconds,
+            log_retention_days=tier.log_retention_days,
+            domain_name=spec.edge_domain_name,
+            certificate_arn=spec.edge_certificate_arn,
+            tags=spec.tags(),
+        ),
+    )
+    pulumi.export("cdn_domain_name", edge.distribution_domain_name)
+    pulumi.export("cdn_distribution_id", edge.distribution_id)
+    pulumi.export("waf_web_acl_arn", edge.web_acl_arn)
+
+dashboard = Dashboard(
+    "dashboard",
+    DashboardArgs(
+        dashboard_name=f"ssp-{spec.stack}",
+        region=spec.region,
+        tier=tier,
+        load_balancer_arn_suffix=workloads.load_balancer_arn_suffix,
+        target_group_arn_suffix=workloads.target_group_arn_suffix,
+        cluster_name=cluster.cluster_name,
+        db_primary_identifier=database.primary_identifier,
+        db_replica_identifiers=database.replica_identifiers,
+        cache_replication_group_id=cache.replication_group_id if cache is not None else None,
+        sagemaker_endpoint_name=inference.endpoint_name if inference is not None else None,
+        sagemaker_variant_name=inference.variant_name if inference is not None else None,
+        distribution_id=edge.distribution_id if edge is not None else None,
+    ),
+)
+pulumi.export("dashboard_name", dashboard.dashboard_name)
 
 pulumi.export("tier", tier.name)
 pulumi.export("alarm_topic_arn", alarms.topic_arn)
@@ -35,3 +256,14 @@ pulumi.export("availability_zones", network.availability_zones)
 pulumi.export("public_subnet_ids", network.public_subnet_ids)
 pulumi.export("private_subnet_ids", network.private_subnet_ids)
 pulumi.export("isolated_subnet_ids", network.isolated_subnet_ids)
+pulumi.export("db_writer_endpoint", database.writer_endpoint)
+pulumi.export("db_reader_endpoint", database.reader_endpoint)
+pulumi.export("db_primary_identifier", database.primary_identifier)
+pulumi.export("db_replica_identifiers", database.replica_identifiers)
+pulumi.export("db_credentials_secret_arn", database.credentials_secret_arn)
+if database.proxy_name is not None:
+    pulumi.export("db_proxy_name", database.proxy_name)
+if cache is not None:
+    pulumi.export("cache_primary_endpoint", cache.primary_endpoint)
+    pulumi.export("cache_reader_endpoint", cache.reader_endpoint)
+    pulumi.export("cache_replication_group_id", cache.replication_group_id)

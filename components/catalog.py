@@ -124,6 +124,8 @@ class Tier:
     cache_enabled: bool
     cache_node_type: str
     cache_num_nodes: int
+    cache_snapshot_retention_days: int
+    """Daily Redis snapshots kept (0 turns snapshots off)."""
     # EKS.
     node_groups: tuple[NodeGroupSize, ...]
     # The prediction API on Kubernetes.
@@ -148,6 +150,8 @@ class Tier:
     sagemaker_min_instances: int
     sagemaker_max_instances: int
     sagemaker_data_capture_percent: int
+    sagemaker_max_rps_per_instance: int
+    """Sustained ``POST /invocations`` per second one instance serves (the app benchmark)."""
     # Observability.
     log_retention_days: int
     alarm_cpu_percent: int
@@ -166,6 +170,7 @@ _COMMON: dict[str, object] = dict(
     trainer_db_connections=2,
     cache_node_type="cache.t4g.micro",
     cache_num_nodes=0,
+    cache_snapshot_retention_days=7,
     api_cpu_target_percent=70,  # seed 000/004: scale up at CPU > 70 %
     api_memory_target_percent=80,  # seed 000/004: memory > 80 %
     edge_price_class="PriceClass_100",
@@ -179,6 +184,9 @@ _COMMON: dict[str, object] = dict(
     sagemaker_min_instances=1,
     sagemaker_max_instances=1,
     sagemaker_data_capture_percent=20,
+    # From the app engineer's benchmark of POST /invocations (BENCHMARKS-app.md); a
+    # conservative figure until the measured one is recorded there.
+    sagemaker_max_rps_per_instance=20,
     alarm_cpu_percent=70,
     alarm_memory_percent=80,
     alarm_latency_p95_ms=200,  # seed 001/004: API p95 < 200 ms

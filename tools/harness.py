@@ -322,11 +322,19 @@ class AwsMocks(mocks.Mocks):
             "aws:cloudfront/distribution:Distribution": {
                 "domainName": f"d{_fake_id(name)[:13]}.cloudfront.net",
                 "hostedZoneId": "Z2FDTNDATAQYW2",
+                # CloudFront is global: its ARNs carry no region.
+                "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{rid}",
             },
             "aws:lb/loadBalancer:LoadBalancer": {
-                "dnsName": f"{rid}.elb.{self.region}.amazonaws.com"
+                "dnsName": f"{rid}.elb.{self.region}.amazonaws.com",
+                "arnSuffix": f"app/{name}/{_fake_id(name)}",
             },
-            "aws:sagemaker/endpoint:Endpoint": {"name": inputs.get("name", rid)},
+            "aws:lb/targetGroup:TargetGroup": {"arnSuffix": f"targetgroup/{name}/{_fake_id(name)}"},
+            "aws:sagemaker/endpoint:Endpoint": {
+                "name": inputs.get("name", rid),
+                # SageMaker lower-cases the endpoint name in its ARN.
+                "arn": self._arn("sagemaker", f"endpoint/{inputs.get('name', rid).lower()}"),
+            },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
             "aws:secretsmanager/secret:Secret": {
@@ -388,6 +396,10 @@ class AwsMocks(mocks.Mocks):
             "aws:cloudfront/getOriginRequestPolicy:getOriginRequestPolicy": {
                 "id": f"orp-{a.get('name', '')}"
             },
+            "aws:ec2/getManagedPrefixList:getManagedPrefixList": {
+                "id": "pl-3b927c52",
+                "name": a.get("name"),
+            },
             "aws:elb/getServiceAccount:getServiceAccount": {
                 "arn": "arn:aws:iam::127311923021:root"
             },
@@ -439,6 +451,7 @@ def run_stack(
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+
     def main() -> None:
         runpy.run_path(str(program), run_name="__main__")
         # set_mocks created the root stack and closed its (empty) outputs at once; register
