@@ -9,7 +9,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "placeholder"})
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "placeholder"}
+)
 
 
 class Settings(BaseSettings):
@@ -30,9 +32,11 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=2.0, gt=0)
     db_connect_timeout: int = Field(default=3, ge=1)
     db_retry_after_seconds: int = Field(default=5, ge=1)
+    db_wait_seconds: float = Field(default=30, ge=0)
 
     # Redis (seed 003); without it an in-process cache is used.
     redis_url: str | None = None
+    cache_prefix: str = "ssp"  # namespaces keys when deployments share one Redis
     cache_ttl_risk_seconds: int = 900
     cache_ttl_at_risk_seconds: int = 300
     cache_ttl_models_seconds: int = 3600
@@ -45,7 +49,7 @@ class Settings(BaseSettings):
     keep_versions: int = Field(default=5, ge=1)
     min_school_students: int = Field(default=300, ge=10)
     promotion_tolerance: float = Field(default=0.01, ge=0)
-    alert_threshold: float = Field(default=0.5, gt=0, lt=1)
+    alert_threshold: float = Field(default=0.3, gt=0, lt=1)
     test_fraction: float = Field(default=0.25, gt=0, lt=1)
     random_seed: int = 42
 
@@ -55,6 +59,9 @@ class Settings(BaseSettings):
 
     # Secret mixed into API key hashes; must be set outside development.
     api_key_pepper: str = "changeme"
+
+    # SageMaker's container contract root (hyperparameters, model dir, failure file).
+    sagemaker_dir: Path = Path("/opt/ml")
 
     host: str = "127.0.0.1"
     port: int = 8080

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from app.config import Settings
 
@@ -34,10 +35,13 @@ def embedded_url(data_dir: Path) -> str:
     """Start (or reuse) an embedded PostgreSQL 16 from the pgserver package."""
     key = str(data_dir.resolve())
     if key not in _embedded:
-        import pgserver  # Imported lazily: only needed without DATABASE_URL.
-
         data_dir.mkdir(parents=True, exist_ok=True)
-        _embedded[key] = pgserver.get_server(data_dir, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); harmless here.
+            warnings.simplefilter("ignore")
+            import pgserver  # Imported lazily: only needed without DATABASE_URL.
+
+            _embedded[key] = pgserver.get_server(data_dir, cleanup_mode="stop")
     return str(_embedded[key].get_uri())
 
 
@@ -55,17 +59,22 @@ def read_url(settings: Settings) -> str:
     return settings.database_read_url or primary_url(settings)
 
 
-@retry(
-    retry=retry_if_exception_type(psycopg.OperationalError),
-    wait=wait_exponential(multiplier=0.2, max=2),
-    stop=stop_after_delay(30),
-    reraise=True,
-)
 def connect_owner(settings: Settings, autocommit: bool = False) -> psycopg.Connection[Any]:
-    """A connection as the schema owner, for jobs; waits for the database to come up."""
-    return psycopg.connect(
-        primary_url(settings), autocommit=autocommit, connect_timeout=settings.db_connect_timeout
-    )
+    """A connection as the schema owner, for jobs; waits up to DB_WAIT_SECONDS for the
+    database to come up (a job may start before its database)."""
+    for attempt in Retrying(
+        retry=retry_if_exception_type(psycopg.OperationalError),
+        wait=wait_exponential(multiplier=0.2, max=2),
+        stop=stop_after_delay(settings.db_wait_seconds),
+        reraise=True,
+    ):
+        with attempt:
+            return psycopg.connect(
+                primary_url(settings),
+                autocommit=autocommit,
+                connect_timeout=settings.db_connect_timeout,
+            )
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,11 @@ class Database:
     ) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
         """A transaction on the primary (write) or replica (read), scoped to the tenant."""
         pool = self.primary if write else self.replica
-        with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        with (
+            pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
             if tenant is not None:
                 # is_local=true: the setting ends with the transaction, never leaks to the
                 # next user of this pooled connection.
@@ -149,14 +162,18 @@ def migrate(settings: Settings) -> list[str]:
                 " version text PRIMARY KEY, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {r[0]: r[1] for r in conn.execute("SELECT version, checksum FROM schema_migrations")}
+            done = {
+                r[0]: r[1] for r in conn.execute("SELECT version, checksum FROM schema_migrations")
+            }
             for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
                 version = path.stem
                 text = path.read_text()
                 checksum = hashlib.sha256(text.encode()).hexdigest()
                 if version in done:
                     if done[version] != checksum:
-                        log.warning("migration changed after it was applied", extra={"version": version})
+                        log.warning(
+                            "migration changed after it was applied", extra={"version": version}
+                        )
                     continue
                 with conn.transaction():
                     conn.execute(text.encode())

@@ -21,8 +21,32 @@ from app.db import refresh_features
 
 log = logging.getLogger(__name__)
 
-FIRST_NAMES = ("Ava", "Liam", "Maya", "Noah", "Zoe", "Omar", "Iris", "Leo", "Nia", "Kai", "Ana", "Eli")
-LAST_NAMES = ("Garcia", "Smith", "Nguyen", "Okafor", "Kim", "Patel", "Rossi", "Cohen", "Silva", "Haddad")
+FIRST_NAMES = (
+    "Ava",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Zoe",
+    "Omar",
+    "Iris",
+    "Leo",
+    "Nia",
+    "Kai",
+    "Ana",
+    "Eli",
+)
+LAST_NAMES = (
+    "Garcia",
+    "Smith",
+    "Nguyen",
+    "Okafor",
+    "Kim",
+    "Patel",
+    "Rossi",
+    "Cohen",
+    "Silva",
+    "Haddad",
+)
 SUBJECTS = ("maths", "reading", "science", "history", "writing", "languages")
 INCIDENT_CATEGORIES = ("disruption", "tardiness", "conflict", "truancy")
 TERM_START = date(2025, 9, 1)
@@ -54,14 +78,14 @@ def _school_days(n: int) -> list[date]:
 
 
 def _next_id(conn: psycopg.Connection[Any], table: str) -> int:
-    row = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()  # noqa: S608
+    row = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()
     assert row is not None
     return int(row[0])
 
 
 def _sync_sequence(conn: psycopg.Connection[Any], table: str) -> None:
     conn.execute(
-        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"  # noqa: S608
+        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
         f" (SELECT coalesce(max(id), 1) FROM {table}))"
     )
 
@@ -90,7 +114,9 @@ def generate(
     rng = np.random.default_rng(seed)
     school_days = _school_days(days)
     tables = ("schools", "classrooms", "staff", "students", "exams", "marks", "attendance")
-    ids = {t: _next_id(conn, t) for t in (*tables, "behaviour_incidents", "interventions", "alerts")}
+    ids = {
+        t: _next_id(conn, t) for t in (*tables, "behaviour_incidents", "interventions", "alerts")
+    }
     row = conn.execute(
         "INSERT INTO districts (name) VALUES (%s) RETURNING id", (f"District seed {seed}",)
     ).fetchone()
@@ -127,7 +153,9 @@ def generate(
                 cp.write_row((classroom0 + g - 6, sid, f"Grade {g}", g))
         with cur.copy("COPY staff (id, school_id, name, email, role) FROM STDIN") as cp:
             for k, role in enumerate(("form_master", "counsellor", "teacher")):
-                cp.write_row((staff0 + k, sid, f"{role} {sid}", f"{role}.{sid}.{seed}@example.org", role))
+                cp.write_row(
+                    (staff0 + k, sid, f"{role} {sid}", f"{role}.{sid}.{seed}@example.org", role)
+                )
         firsts = rng.integers(0, len(FIRST_NAMES), n)
         lasts = rng.integers(0, len(LAST_NAMES), n)
         with cur.copy(
@@ -136,10 +164,11 @@ def generate(
         ) as cp:
             for k in range(n):
                 g = int(grade[k])
+                name = (FIRST_NAMES[firsts[k]], LAST_NAMES[lasts[k]])
+                alive = not dropped[k]
                 cp.write_row(
-                    (student0 + k, sid, classroom0 + g - 6, FIRST_NAMES[firsts[k]], LAST_NAMES[lasts[k]],
-                     g, TERM_START, not dropped[k], bool(dropped[k]))
-                )  # fmt: skip
+                    (student0 + k, sid, classroom0 + g - 6, *name, g, TERM_START, alive, not alive)
+                )
 
         # Attendance: absence and lateness rise with latent risk.
         u = rng.random((n, days))
@@ -164,7 +193,9 @@ def generate(
         marks = np.clip(
             72 - 11 * z[:, None] + grading + rng.normal(0, 12, (n, exams_per_school)), 0, 100
         ).round(1)
-        with cur.copy("COPY marks (school_id, student_id, exam_id, marks_obtained) FROM STDIN") as cp:
+        with cur.copy(
+            "COPY marks (school_id, student_id, exam_id, marks_obtained) FROM STDIN"
+        ) as cp:
             for k in range(n):
                 for e, m in enumerate(marks[k].tolist()):
                     cp.write_row((sid, student0 + k, exam0 + e, m))

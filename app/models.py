@@ -33,6 +33,42 @@ class NoModelError(RuntimeError):
     """No model has been promoted yet."""
 
 
+class FastCalibratedLogit:
+    """The same probabilities as a trained CalibratedClassifierCV(Pipeline(StandardScaler,
+    LogisticRegression), method="sigmoid"), computed with plain numpy. sklearn's per-call input
+    validation costs milliseconds for a one-row request; this costs microseconds."""
+
+    def __init__(self, model: Any) -> None:
+        weights, intercepts, slopes, offsets = [], [], [], []
+        for fold in model.calibrated_classifiers_:
+            scaler = fold.estimator.named_steps["scale"]
+            clf = fold.estimator.named_steps["clf"]
+            (calibrator,) = fold.calibrators
+            # Fold the scaler into the linear model: w.(x - m)/s + c = (w/s).x + (c - w.m/s).
+            coef = clf.coef_[0] / scaler.scale_
+            weights.append(coef)
+            intercepts.append(clf.intercept_[0] - float(np.dot(coef, scaler.mean_)))
+            slopes.append(calibrator.a_)
+            offsets.append(calibrator.b_)
+        self.w = np.array(weights)
+        self.c = np.array(intercepts)
+        self.a = np.array(slopes, dtype=np.float64)
+        self.b = np.array(offsets, dtype=np.float64)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        decision = x @ self.w.T + self.c  # (rows, folds)
+        p = (1.0 / (1.0 + np.exp(self.a * decision + self.b))).mean(axis=1)
+        return np.column_stack([1.0 - p, p])
+
+
+def fast_model(model: Any) -> Any:
+    """The numpy twin of `model` when it has the trained shape, else `model` itself."""
+    try:
+        return FastCalibratedLogit(model)
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return model
+
+
 class ModelRegistry:
     """Holds the promoted models in memory and re-reads the pointer at most every
     `refresh_seconds`, so a promotion or rollback is picked up without a restart."""
@@ -65,7 +101,7 @@ class ModelRegistry:
             return
         models = {
             (scope, version): self._models.get((scope, version))
-            or self.store.load_model(version, scope)
+            or fast_model(self.store.load_model(version, scope))
             for scope, version in pointer.scopes.items()
         }
         # Swap both together so a request never pairs a new pointer with old models.
@@ -93,7 +129,9 @@ class ModelRegistry:
             groups.setdefault(self.scope_for(sid), []).append(i)
         models = self._models
         for (scope, version), idx in groups.items():
-            model = models.get((scope, version)) or self.store.load_model(version, scope)
+            model = models.get((scope, version)) or fast_model(
+                self.store.load_model(version, scope)
+            )
             proba = model.predict_proba(x[idx])[:, 1]
             for i, p in zip(idx, proba.tolist(), strict=True):
                 out[i] = Prediction(round(float(p), 6), scope, version)

@@ -24,7 +24,6 @@ from urllib.parse import urlparse
 import joblib
 
 POINTER = "current.json"
-HISTORY = 5  # earlier pointer states kept for rollback
 
 
 @dataclass
@@ -120,7 +119,9 @@ class S3Backend:
 
     def delete_version(self, version: str) -> None:
         paginator = self.s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(f"versions/{version}/")):
+        for page in paginator.paginate(
+            Bucket=self.bucket, Prefix=self._key(f"versions/{version}/")
+        ):
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if keys:
                 self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
@@ -168,9 +169,13 @@ class ModelStore:
         """The single step that changes what is served."""
         self.backend.write(POINTER, pointer.to_json())
 
-    def next_pointer(self, current: Pointer, scopes: dict[str, str], now: str) -> Pointer:
+    def next_pointer(
+        self, current: Pointer, scopes: dict[str, str], now: str, keep: int
+    ) -> Pointer:
+        """The pointer after `current`; it remembers up to keep-1 earlier states for rollback,
+        so that with the current one at most `keep` versions are in use."""
         history = [{"generation": current.generation, "scopes": current.scopes}, *current.history]
-        history = [h for h in history if h["scopes"]][:HISTORY]
+        history = [h for h in history if h["scopes"]][: keep - 1]
         return Pointer(current.generation + 1, scopes, history, now)
 
     def prune(self, keep: int) -> list[str]:

@@ -35,7 +35,7 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 MIN_CLASS_COUNT = 10  # each class needs this many rows for a calibrated split
 
 
-class TrainingLocked(RuntimeError):
+class TrainingLockedError(RuntimeError):
     pass
 
 
@@ -66,7 +66,7 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, threshold: float) -> dict
         "brier": round(float(brier_score_loss(y, proba)), 4),
         "recall_at_threshold": round(float(recall_score(y, pred, zero_division=0)), 4),
         "threshold": threshold,
-        "n_test": int(len(y)),
+        "n_test": len(y),
         "positives_test": int(y.sum()),
     }
 
@@ -76,7 +76,7 @@ def load_training_data(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     cols = ", ".join(FEATURES)
     rows = conn.execute(
-        f"SELECT school_id, {cols}, dropped_out FROM student_features"  # noqa: S608
+        f"SELECT school_id, {cols}, dropped_out FROM student_features"
         " WHERE dropped_out IS NOT NULL ORDER BY student_id"
     ).fetchall()
     data = np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES) + 2)
@@ -84,24 +84,22 @@ def load_training_data(
     x = data[:, 1:-1]
     y = data[:, -1].astype(np.int64)
     snapshot = {
-        "rows": int(len(y)),
+        "rows": len(y),
         "positives": int(y.sum()),
-        "schools": int(len(np.unique(schools))),
+        "schools": len(np.unique(schools)),
         "sha256": hashlib.sha256(data.tobytes()).hexdigest(),
         "taken_at": datetime.now(UTC).isoformat(),
     }
     return schools, x, y, snapshot
 
 
-def fit_scope(
-    x: np.ndarray, y: np.ndarray, settings: Settings
-) -> tuple[Any, dict[str, float]]:
+def fit_scope(x: np.ndarray, y: np.ndarray, settings: Settings) -> tuple[Any, dict[str, float]]:
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=settings.test_fraction, stratify=y, random_state=settings.random_seed
     )
     model = build_model(settings.random_seed).fit(x_tr, y_tr)
     metrics = evaluate(model, x_te, y_te, settings.alert_threshold)
-    metrics["n_train"] = int(len(y_tr))
+    metrics["n_train"] = len(y_tr)
     return model, metrics
 
 
@@ -123,13 +121,13 @@ def new_version() -> str:
 
 
 def run_training(settings: Settings) -> TrainResult:
-    """Train, store, promote. Raises TrainingLocked when another run holds the lock."""
+    """Train, store, promote. Raises TrainingLockedError when another run holds the lock."""
     started = time.perf_counter()
     with connect_owner(settings, autocommit=True) as lock_conn:
         # Session-level advisory lock: held until this connection closes, even on a crash.
         row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK_KEY,)).fetchone()
         if not row or not row[0]:
-            raise TrainingLocked("another training run holds the lock; exiting")
+            raise TrainingLockedError("another training run holds the lock; exiting")
         with connect_owner(settings) as conn:
             conn.autocommit = True
             refresh_features(conn)
@@ -202,7 +200,13 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
                 " VALUES (%s, %s, %s, %s, false)",
                 (version, scope, scope_school_id(scope), json.dumps(m)),
             )
-    pointer = publish(conn, store, settings, current, scopes)
+    if scopes == current.scopes:
+        pointer = current  # nothing better: keep serving (and caching) what is served
+    else:
+        pointer = store.next_pointer(
+            current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
+        )
+        publish(conn, store, settings, pointer)
     with conn.transaction():
         conn.execute(
             "UPDATE model_versions SET promoted = true WHERE version = %s AND scope = ANY(%s)",
@@ -211,24 +215,23 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
     store.prune(settings.keep_versions)
     log.info(
         "training finished",
-        extra={"version": version, "promoted": len(promoted), "kept": len(kept),
-               "fallback_schools": len(fallback), "generation": pointer.generation},
-    )  # fmt: skip
+        extra={
+            "version": version,
+            "promoted": len(promoted),
+            "kept": len(kept),
+            "fallback_schools": len(fallback),
+            "generation": pointer.generation,
+        },
+    )
     return TrainResult(version, pointer.generation, promoted, kept, fallback, metrics, 0.0)
 
 
 def publish(
-    conn: psycopg.Connection[Any],
-    store: ModelStore,
-    settings: Settings,
-    current: Pointer,
-    scopes: dict[str, str],
-) -> Pointer:
-    """Score every active student with the new scopes, then flip the pointer (last step)."""
-    pointer = store.next_pointer(current, scopes, datetime.now(UTC).isoformat())
+    conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, pointer: Pointer
+) -> None:
+    """Score every active student under the new pointer, then flip it (the last step)."""
     score_students(conn, store, settings, pointer)
     store.write_pointer(pointer)
-    return pointer
 
 
 def score_students(
@@ -239,7 +242,7 @@ def score_students(
     registry.use(pointer)
     cols = ", ".join(FEATURES)
     rows = conn.execute(
-        f"SELECT student_id, school_id, {cols} FROM student_features"  # noqa: S608
+        f"SELECT student_id, school_id, {cols} FROM student_features"
         " WHERE is_active ORDER BY student_id"
     ).fetchall()
     if not rows:
@@ -280,12 +283,14 @@ def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
         lock_conn.autocommit = True
         row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK_KEY,)).fetchone()
         if not row or not row[0]:
-            raise TrainingLocked("a training run is in progress; roll back after it ends")
+            raise TrainingLockedError("a training run is in progress; roll back after it ends")
+        pointer = store.next_pointer(
+            current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
+        )
+        if to_version is None:
+            # Rolling back consumes the history entry instead of stacking on it.
+            pointer.history = current.history[1:]
         with connect_owner(settings) as conn:
-            pointer = publish(conn, store, settings, current, scopes)
-            if to_version is None:
-                # Rolling back consumes the history entry instead of stacking on it.
-                pointer.history = current.history[1:]
-                store.write_pointer(pointer)
+            publish(conn, store, settings, pointer)
     log.info("rolled back", extra={"generation": pointer.generation, "scopes": len(scopes)})
     return pointer

@@ -13,7 +13,8 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_client_time_idx ON audit_log (client_id, occurred_at);
 CREATE INDEX audit_log_student_time_idx ON audit_log (student_id, occurred_at);
 
--- Creates the monthly partitions covering [from_month, to_month]; idempotent.
+-- Creates the monthly partitions covering [from_month, to_month]; idempotent. Months are UTC
+-- months whatever the session's TimeZone.
 CREATE FUNCTION audit_log_ensure_partitions(from_month date, to_month date)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
@@ -26,7 +27,8 @@ BEGIN
         IF to_regclass(part) IS NULL THEN
             EXECUTE format(
                 'CREATE TABLE %I PARTITION OF audit_log FOR VALUES FROM (%L) TO (%L)',
-                part, m, (m + interval '1 month')::date);
+                part, m::timestamp AT TIME ZONE 'UTC',
+                (m + interval '1 month')::timestamp AT TIME ZONE 'UTC');
             created := created + 1;
         END IF;
         m := (m + interval '1 month')::date;

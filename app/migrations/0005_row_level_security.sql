@@ -13,14 +13,14 @@ GRANT ssp_app TO CURRENT_USER;
 CREATE FUNCTION app_visible_schools() RETURNS integer[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
     SELECT CASE
-        WHEN nullif(current_setting('app.school_id', true), '') IS NOT NULL
-            THEN ARRAY[current_setting('app.school_id', true)::integer]
-        WHEN nullif(current_setting('app.district_id', true), '') IS NOT NULL
-            THEN coalesce((SELECT array_agg(id) FROM schools
-                           WHERE district_id = current_setting('app.district_id', true)::integer),
+        WHEN t.school IS NOT NULL THEN ARRAY[t.school]
+        WHEN t.district IS NOT NULL
+            THEN coalesce((SELECT array_agg(id) FROM schools WHERE district_id = t.district),
                           '{}'::integer[])
         ELSE '{}'::integer[]
     END
+    FROM (SELECT nullif(current_setting('app.school_id', true), '')::integer AS school,
+                 nullif(current_setting('app.district_id', true), '')::integer AS district) t
 $$;
 REVOKE ALL ON FUNCTION app_visible_schools() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app_visible_schools() TO ssp_app;

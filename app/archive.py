@@ -1,0 +1,133 @@
+"""Audit log archival (seed 002): monthly partitions older than the retention are exported to
+the archive store, the export is read back and counted, and only when the counts match is the
+partition detached and dropped. Nothing is deleted that was not verifiably exported.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from app.config import Settings
+from app.db import ARCHIVE_LOCK_KEY, connect_owner
+from app.store import Backend, backend_for
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("id", "occurred_at", "client_id", "school_id", "student_id", "action", "detail")
+
+
+class ArchiveMismatchError(RuntimeError):
+    """The export does not hold every row of the partition; the partition is kept."""
+
+
+@dataclass(frozen=True)
+class ArchivedPartition:
+    partition: str
+    rows: int
+    key: str
+
+
+def old_partitions(conn: psycopg.Connection[Any], cutoff: date) -> list[tuple[str, date]]:
+    """Partitions of audit_log whose whole month ends on or before `cutoff`."""
+    rows = conn.execute(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass"
+        " ORDER BY c.relname"
+    ).fetchall()
+    found = []
+    for name, bound in rows:
+        # bound looks like: FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 ...')
+        upper = date.fromisoformat(bound.split("TO ('", 1)[1][:10])
+        lower = date.fromisoformat(bound.split("FROM ('", 1)[1][:10])
+        if upper <= cutoff:
+            found.append((name, lower))
+    return found
+
+
+def export_csv(rows: list[tuple[Any, ...]]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)
+    return gzip.compress(buf.getvalue().encode())
+
+
+def count_export(data: bytes) -> tuple[int, set[int]]:
+    reader = csv.reader(io.StringIO(gzip.decompress(data).decode()))
+    header = next(reader)
+    if tuple(header) != COLUMNS:
+        raise ArchiveMismatchError(f"unexpected export header {header}")
+    ids = [int(r[0]) for r in reader]
+    return len(ids), set(ids)
+
+
+def archive_partition(
+    conn: psycopg.Connection[Any], backend: Backend, name: str, month: date
+) -> ArchivedPartition:
+    key = f"audit_log/{month:%Y}/{name}.csv.gz"
+    with conn.transaction():
+        part = sql.Identifier(name)
+        # Blocks writers (readers still work) so the count cannot change under us.
+        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(part))
+        rows = conn.execute(
+            sql.SQL("SELECT {} FROM {} ORDER BY id").format(
+                sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), part
+            )
+        ).fetchall()
+        db_count_row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(part)).fetchone()
+        db_count = int(db_count_row[0]) if db_count_row else -1
+        backend.write(key, export_csv([(*r[:-1], _json(r[-1])) for r in rows]))
+        stored = backend.read(key)
+        if stored is None:
+            raise ArchiveMismatchError(f"{key} was not found after writing it")
+        n, ids = count_export(stored)
+        if n != db_count or ids != {int(r[0]) for r in rows}:
+            raise ArchiveMismatchError(
+                f"{name}: database has {db_count} rows, export {key} has {n}"
+            )
+        conn.execute(sql.SQL("ALTER TABLE audit_log DETACH PARTITION {}").format(part))
+        conn.execute(sql.SQL("DROP TABLE {}").format(part))
+    log.info("audit partition archived", extra={"partition": name, "rows": n, "key": key})
+    return ArchivedPartition(name, n, key)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def run_archive(settings: Settings, today: date | None = None) -> list[ArchivedPartition]:
+    today = today or datetime.now(UTC).date()
+    cutoff = today - timedelta(days=settings.audit_retention_days)
+    backend = backend_for(settings.archive_store_url)
+    done: list[ArchivedPartition] = []
+    with connect_owner(settings) as conn:
+        conn.autocommit = True
+        conn.execute("SET TimeZone = 'UTC'")  # partition bounds below are read as UTC text
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ARCHIVE_LOCK_KEY,)).fetchone()
+        if not row or not row[0]:
+            raise RuntimeError("another archive run is in progress")
+        conn.autocommit = False
+        ensure_partitions(conn, today)
+        for name, month in old_partitions(conn, cutoff):
+            done.append(archive_partition(conn, backend, name, month))
+    return done
+
+
+def ensure_partitions(conn: psycopg.Connection[Any], today: date, months_ahead: int = 2) -> None:
+    """Create this month's and the next months' partitions so inserts never lack one."""
+    with conn.transaction():
+        conn.execute(
+            "SELECT audit_log_ensure_partitions(%s,"
+            " (%s::date + make_interval(months => %s))::date)",
+            (today, today, months_ahead),
+        )

@@ -1,0 +1,171 @@
+"""One CLI for the image: `python -m app <command>` (the image's entrypoint).
+
+SageMaker runs the image with the argument `serve` (inference) or `train` (training job); both
+follow its /opt/ml contract when that directory is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from app.config import Settings, get_settings
+from app.logs import setup_logging
+
+log = logging.getLogger("app.cli")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def sagemaker_settings(settings: Settings, command: str) -> Settings:
+    """Apply SageMaker's contract when its directory exists: hyperparameters override settings
+    and, unless MODEL_STORE_URL is set, models go to (train) or come from (serve) /opt/ml/model."""
+    root = settings.sagemaker_dir
+    if not root.exists():
+        return settings
+    overrides: dict[str, Any] = {}
+    hyper = root / "input" / "config" / "hyperparameters.json"
+    if command == "train" and hyper.exists():
+        known = set(Settings.model_fields)
+        overrides.update({k: v for k, v in json.loads(hyper.read_text()).items() if k in known})
+    if "model_store_url" not in settings.model_fields_set and (root / "model").exists():
+        overrides["model_store_url"] = str(root / "model")
+    if not overrides:
+        return settings
+    return Settings.model_validate({**settings.model_dump(exclude_unset=True), **overrides})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API (and SageMaker /ping, /invocations)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    sub.add_parser("migrate", help="apply pending schema migrations")
+    gen = sub.add_parser("generate", help="load a synthetic district")
+    gen.add_argument("--schools", type=int, default=50)
+    gen.add_argument("--students", type=int, default=1000, help="students per school")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--days", type=int, default=60, help="school days of attendance")
+    sub.add_parser("train", help="train, evaluate, version and promote models")
+    rb = sub.add_parser("rollback", help="serve the previous models again")
+    rb.add_argument("--to", dest="to_version", help="a version to serve for all its scopes")
+    sub.add_parser("archive", help="export and drop audit-log partitions past retention")
+    sub.add_parser("refresh-features", help="refresh the student_features view")
+    key = sub.add_parser("create-key", help="create an API key (printed once)")
+    key.add_argument("--name", required=True)
+    scope = key.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--school-id", type=int)
+    scope.add_argument("--district-id", type=int)
+    args = parser.parse_args(argv)
+
+    try:
+        settings = sagemaker_settings(get_settings(), args.command)
+    except ValueError as exc:
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(settings.log_level)
+    try:
+        return run(args, settings)
+    except Exception as exc:
+        log.exception("command failed", extra={"command": args.command})
+        if args.command == "train" and settings.sagemaker_dir.exists():
+            failure = settings.sagemaker_dir / "output" / "failure"
+            failure.parent.mkdir(parents=True, exist_ok=True)
+            failure.write_text(f"{type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from app import db
+
+    if args.command == "serve":
+        import uvicorn
+
+        from app.api import create_app
+
+        host, port = args.host or settings.host, args.port or settings.port
+        workers = args.workers or settings.workers
+        if workers > 1:  # each worker builds its app from the environment
+            uvicorn.run(
+                "app.api:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=None,
+                loop="uvloop",
+                http="httptools",
+            )
+        else:
+            uvicorn.run(
+                create_app(settings),
+                host=host,
+                port=port,
+                log_config=None,
+                loop="uvloop",
+                http="httptools",
+            )
+        return EXIT_OK
+    if args.command == "migrate":
+        applied = db.migrate(settings)
+        print(json.dumps({"applied": applied}))
+        return EXIT_OK
+    if args.command == "generate":
+        from app.generate import generate
+
+        with db.connect_owner(settings) as conn:
+            result = generate(conn, args.schools, args.students, seed=args.seed, days=args.days)
+        print(json.dumps(result.__dict__))
+        return EXIT_OK
+    if args.command == "train":
+        from app.train import EXIT_LOCKED, TrainingLockedError, run_training
+
+        try:
+            trained = run_training(settings)
+        except TrainingLockedError as exc:
+            print(f"training skipped: {exc}", file=sys.stderr)
+            return EXIT_LOCKED
+        summary = {k: v for k, v in trained.__dict__.items() if k != "metrics"}
+        summary["district_metrics"] = trained.metrics.get("district")
+        print(json.dumps(summary))
+        return EXIT_OK
+    if args.command == "rollback":
+        from app.train import EXIT_LOCKED, TrainingLockedError, rollback
+
+        try:
+            pointer = rollback(settings, args.to_version)
+        except TrainingLockedError as exc:
+            print(f"rollback skipped: {exc}", file=sys.stderr)
+            return EXIT_LOCKED
+        except ValueError as exc:
+            print(f"rollback failed: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(json.dumps({"generation": pointer.generation, "scopes": pointer.scopes}))
+        return EXIT_OK
+    if args.command == "archive":
+        from app.archive import run_archive
+
+        done = run_archive(settings)
+        print(json.dumps({"archived": [d.__dict__ for d in done]}))
+        return EXIT_OK
+    if args.command == "refresh-features":
+        with db.connect_owner(settings, autocommit=True) as conn:
+            db.refresh_features(conn)
+        return EXIT_OK
+    if args.command == "create-key":
+        from app.auth import create_key
+
+        with db.connect_owner(settings) as conn:
+            client_id, key = create_key(
+                conn, settings.api_key_pepper, args.name, args.school_id, args.district_id
+            )
+        print(json.dumps({"client_id": client_id, "api_key": key}))
+        return EXIT_OK
+    raise AssertionError(args.command)

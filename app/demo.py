@@ -1,0 +1,172 @@
+"""End-to-end demo: embedded PostgreSQL, migrate, generate a district, train, serve the API on a
+free localhost port, call it over HTTP, print answers and latencies, then shut everything down.
+
+    python -m app.demo [--schools 50 --students 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from app import db
+from app.api import create_app
+from app.auth import create_key
+from app.config import Settings
+from app.features import FEATURES
+from app.generate import generate
+from app.logs import setup_logging
+from app.train import run_training
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def step(title: str) -> float:
+    print(f"\n== {title}", flush=True)
+    return time.perf_counter()
+
+
+def done(started: float) -> None:
+    print(f"   ({time.perf_counter() - started:.1f}s)", flush=True)
+
+
+def call(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    started = time.perf_counter()
+    response = client.request(method, url, **kwargs)
+    ms = (time.perf_counter() - started) * 1000
+    print(f"   {method} {url} -> {response.status_code} in {ms:.1f} ms")
+    return response
+
+
+def show(data: Any) -> None:
+    print("   " + json.dumps(data, indent=2).replace("\n", "\n   "))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.demo", description=__doc__)
+    parser.add_argument("--schools", type=int, default=50)
+    parser.add_argument("--students", type=int, default=1000, help="students per school")
+    args = parser.parse_args(argv)
+    setup_logging("WARNING")
+    total = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="ssp-demo-"))
+    settings = Settings(
+        environment="development",
+        database_url=None,
+        database_read_url=None,
+        redis_url=None,
+        embedded_pg_dir=workdir / "pg",
+        model_store_url=str(workdir / "models"),
+        archive_store_url=str(workdir / "archive"),
+        api_key_pepper="demo-only-pepper-not-a-secret",
+        model_refresh_seconds=30,
+    )
+    server: uvicorn.Server | None = None
+    thread: threading.Thread | None = None
+    try:
+        t = step("embedded PostgreSQL + migrations")
+        print(f"   applied: {db.migrate(settings)}")
+        done(t)
+
+        t = step(f"generate district: {args.schools} schools x {args.students} students")
+        with db.connect_owner(settings) as conn:
+            result = generate(conn, args.schools, args.students)
+            _, school_key = create_key(conn, settings.api_key_pepper, "demo school 1", school_id=1)
+        print(
+            f"   {result.students} students, {result.attendance_rows} attendance rows,"
+            f" {result.marks_rows} marks, {result.incidents} incidents in {result.seconds:.1f}s"
+        )
+        done(t)
+
+        t = step("train per-school models (district fallback)")
+        trained = run_training(settings)
+        print(
+            f"   version {trained.version}: {len(trained.promoted)} scopes promoted,"
+            f" {len(trained.fallback_schools)} schools on the district model"
+        )
+        print(f"   district held-out metrics: {trained.metrics['district']}")
+        done(t)
+
+        t = step("serve the API")
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the API server failed to start")
+            time.sleep(0.05)
+        print(f"   listening on http://127.0.0.1:{port} (docs at /docs)")
+        done(t)
+
+        t = step("call it over HTTP")
+        headers = {"X-API-Key": school_key}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            call(http, "GET", "/ready").raise_for_status()
+            page = call(http, "GET", "/v1/schools/1/at-risk?limit=5", headers=headers)
+            page.raise_for_status()
+            print("   at-risk page of school 1:")
+            show(page.json())
+            cursor = page.json()["next_cursor"]
+            if cursor:
+                nxt = call(
+                    http, "GET", f"/v1/schools/1/at-risk?limit=5&cursor={cursor}", headers=headers
+                )
+                print(f"   next page: {[i['student_id'] for i in nxt.json()['items']]}")
+            student = page.json()["items"][0]["student_id"]
+            risk = call(http, "GET", f"/v1/students/{student}/risk", headers=headers)
+            risk.raise_for_status()
+            print(f"   risk of student {student} (cache {risk.headers['X-Cache']}):")
+            show(risk.json())
+            again = call(http, "GET", f"/v1/students/{student}/risk", headers=headers)
+            print(f"   same again: cache {again.headers['X-Cache']}")
+            features = risk.json()["features"]
+            inv = call(
+                http,
+                "POST",
+                "/invocations",
+                json={"instances": [{**features, "school_id": 1}, {**features, "absences": 0}]},
+            )
+            inv.raise_for_status()
+            print("   SageMaker /invocations (JSON):")
+            show(inv.json())
+            csv_row = ",".join(str(features[f]) for f in FEATURES)
+            inv_csv = call(
+                http,
+                "POST",
+                "/invocations",
+                content=csv_row,
+                headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+            )
+            inv_csv.raise_for_status()
+            print(f"   SageMaker /invocations (CSV): {inv_csv.text.strip()}")
+        done(t)
+    finally:
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(timeout=10)
+        db.stop_embedded()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\ndemo finished in {time.perf_counter() - total:.1f}s; server and database stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

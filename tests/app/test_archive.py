@@ -1,0 +1,122 @@
+"""Audit-log archival: export, re-read and count, and only then drop; nothing is lost."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from datetime import date
+
+import boto3
+import psycopg
+import pytest
+from moto import mock_aws
+
+from app.archive import ArchiveMismatchError, export_csv, run_archive
+from app.store import LocalBackend
+from tests.app.conftest import District
+from tests.app.helpers import scalar
+
+TODAY = date(2026, 11, 23)
+
+
+@pytest.fixture(autouse=True)
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def seed_audit(url: str) -> dict[str, int]:
+    """Rows in June and July (past retention) and in October and November (kept)."""
+    counts = {"2026-06-15": 7, "2026-07-03": 5, "2026-10-10": 4, "2026-11-20": 3}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT audit_log_ensure_partitions('2026-06-01', '2026-11-01')")
+        for day, n in counts.items():
+            for i in range(n):
+                conn.execute(
+                    "INSERT INTO audit_log (occurred_at, client_id, student_id, action, detail)"
+                    " VALUES (%s, 1, %s, 'read_student_risk', %s)",
+                    (f"{day} 10:00:00+00", i + 1, '{"cache": "miss"}'),
+                )
+    return counts
+
+
+def partitions(url: str) -> set[str]:
+    return set(
+        scalar(
+            url,
+            "SELECT coalesce(array_agg(c.relname::text), '{}') FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'audit_log'::regclass",
+        )
+    )
+
+
+def read_export(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(gzip.decompress(data).decode())))
+
+
+def test_archive_exports_then_drops_old_partitions(untrained_district: District) -> None:
+    url = untrained_district.url
+    seed_audit(url)
+    june_ids = scalar(url, "SELECT array_agg(id ORDER BY id) FROM audit_log_p2026_06")
+    done = run_archive(untrained_district.settings, today=TODAY)  # cutoff: 2026-08-25
+    assert [(d.partition, d.rows) for d in done] == [
+        ("audit_log_p2026_06", 7),
+        ("audit_log_p2026_07", 5),
+    ]
+    assert "audit_log_p2026_06" not in partitions(url)
+    assert "audit_log_p2026_08" in partitions(url)  # ends after the cutoff: kept
+    assert scalar(url, "SELECT count(*) FROM audit_log") == 4 + 3
+    # Partitions up to two months ahead of "today" exist after a run.
+    assert "audit_log_p2027_01" in partitions(url)
+
+    store = LocalBackend(untrained_district.tmp_root / "archive")
+    exported = read_export(store.read("audit_log/2026/audit_log_p2026_06.csv.gz") or b"")
+    assert [int(r["id"]) for r in exported] == june_ids
+    assert {r["action"] for r in exported} == {"read_student_risk"}
+    assert exported[0]["detail"] == '{"cache": "miss"}'
+    assert len(read_export(store.read("audit_log/2026/audit_log_p2026_07.csv.gz") or b"")) == 5
+    assert run_archive(untrained_district.settings, today=TODAY) == []  # nothing left to archive
+
+
+class LossyBackend(LocalBackend):
+    """Drops the last row of every export: archival must notice and keep the partition."""
+
+    def write(self, key: str, data: bytes) -> None:
+        rows = read_export(data)[:-1]
+        super().write(key, export_csv([tuple(r.values()) for r in rows]))
+
+
+def test_archive_keeps_partition_when_export_is_short(
+    untrained_district: District, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = untrained_district.url
+    seed_audit(url)
+    monkeypatch.setattr(
+        "app.archive.backend_for", lambda u: LossyBackend(untrained_district.tmp_root)
+    )
+    with pytest.raises(ArchiveMismatchError, match="database has 7 rows"):
+        run_archive(untrained_district.settings, today=TODAY)
+    assert "audit_log_p2026_06" in partitions(url)
+    assert scalar(url, "SELECT count(*) FROM audit_log_p2026_06") == 7
+
+
+def test_archive_to_s3(untrained_district: District) -> None:
+    seed_audit(untrained_district.url)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="ssp-archive")
+        settings = untrained_district.settings_with(archive_store_url="s3://ssp-archive/audit")
+        done = run_archive(settings, today=TODAY)
+        assert [d.key for d in done] == [
+            "audit_log/2026/audit_log_p2026_06.csv.gz",
+            "audit_log/2026/audit_log_p2026_07.csv.gz",
+        ]
+        obj = boto3.client("s3", region_name="us-east-1").get_object(
+            Bucket="ssp-archive", Key="audit/audit_log/2026/audit_log_p2026_06.csv.gz"
+        )
+        assert len(read_export(obj["Body"].read())) == 7

@@ -1,0 +1,104 @@
+"""Migrations from an empty database: tables, indexes, partitions, feature view, policies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from app import db
+from app.config import Settings
+from tests.app.helpers import scalar
+
+EXPECTED = [
+    "0001_core",
+    "0002_indexes",
+    "0003_audit_log",
+    "0004_student_features",
+    "0005_row_level_security",
+]
+
+
+def test_migrate_from_empty_then_noop(make_database: Callable[[], str]) -> None:
+    url = make_database()
+    settings = Settings(environment="test", database_url=url)
+    assert db.migrate(settings) == EXPECTED
+    assert db.migrate(settings) == []  # idempotent: recorded in schema_migrations
+    assert scalar(url, "SELECT array_agg(version ORDER BY version) FROM schema_migrations") == (
+        EXPECTED
+    )
+
+    tables = set(
+        scalar(url, "SELECT array_agg(tablename::text) FROM pg_tables WHERE schemaname = 'public'")
+    )
+    for table in (
+        "districts",
+        "schools",
+        "classrooms",
+        "students",
+        "attendance",
+        "exams",
+        "marks",
+        "behaviour_incidents",
+        "interventions",
+        "alerts",
+        "staff",
+        "api_clients",
+        "model_versions",
+        "risk_scores",
+        "audit_log",
+    ):
+        assert table in tables, table
+
+    # The audit log is range-partitioned by month, with this month and the next two created.
+    assert (
+        scalar(
+            url,
+            "SELECT partstrat FROM pg_partitioned_table WHERE partrelid = 'audit_log'::regclass",
+        )
+        == "r"
+    )
+    now = datetime.now(UTC)
+    parts = set(
+        scalar(
+            url,
+            "SELECT array_agg(c.relname::text) FROM pg_inherits i JOIN pg_class c"
+            " ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass",
+        )
+    )
+    assert f"audit_log_p{now:%Y_%m}" in parts
+    assert len(parts) == 3
+
+    indexes = dict(
+        scalar(
+            url,
+            "SELECT array_agg(ARRAY[indexname::text, indexdef])"
+            " FROM pg_indexes WHERE schemaname = 'public'",
+        )
+    )
+    assert "(assigned_to, status, created_at)" in indexes["interventions_assigned_status_idx"]
+    assert "(assigned_to, status, alert_date)" in indexes["alerts_assigned_status_idx"]
+    assert "UNIQUE" in indexes["attendance_student_date_idx"]
+    assert "(student_id, date)" in indexes["attendance_student_date_idx"]
+    assert "WHERE is_active" in indexes["students_active_idx"]
+    assert "WHERE (status = 'open'::text)" in indexes["alerts_open_idx"]
+    # The feature view has the unique index that REFRESH ... CONCURRENTLY needs.
+    assert "UNIQUE" in indexes["student_features_pk"]
+    with db.connect_owner(settings, autocommit=True) as conn:
+        db.refresh_features(conn)
+
+    rls = dict(
+        scalar(
+            url,
+            "SELECT array_agg(ARRAY[relname::text, relrowsecurity::text]) FROM pg_class"
+            " WHERE relname IN ('students', 'attendance', 'risk_scores', 'schools')",
+        )
+    )
+    assert rls == {
+        "students": "true",
+        "attendance": "true",
+        "risk_scores": "true",
+        "schools": "true",
+    }
+    assert (
+        scalar(url, "SELECT count(*) FROM pg_policies WHERE policyname = 'tenant_isolation'") == 12
+    )

@@ -1,0 +1,99 @@
+"""Row-level security: a tenant's transaction sees only its schools, whatever the query says."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from app.db import Database, Tenant
+from tests.app.conftest import District
+from tests.app.helpers import scalar
+
+
+@pytest.fixture(scope="module")
+def database(district: District) -> Iterator[Database]:
+    database = Database(district.settings)
+    database.open()
+    yield database
+    database.close()
+
+
+def rows(database: Database, tenant: Tenant | None, query: str) -> list[dict[str, object]]:
+    with database.transaction(tenant) as cur:
+        cur.execute(query)
+        return cur.fetchall()
+
+
+def test_school_tenant_sees_only_its_rows(database: Database, district: District) -> None:
+    tenant = Tenant(school_id=1)
+    assert rows(database, tenant, "SELECT DISTINCT school_id FROM students") == [{"school_id": 1}]
+    assert rows(database, tenant, "SELECT count(*) AS n FROM students WHERE school_id = 2") == [
+        {"n": 0}
+    ]
+    own = scalar(district.url, "SELECT count(*) FROM attendance WHERE school_id = 1")
+    assert rows(database, tenant, "SELECT count(*) AS n FROM attendance") == [{"n": own}]
+    assert rows(database, tenant, "SELECT DISTINCT school_id FROM student_features_visible") == [
+        {"school_id": 1}
+    ]
+    assert rows(database, tenant, "SELECT id FROM schools") == [{"id": 1}]
+
+
+def test_district_tenant_sees_its_schools_only(database: Database) -> None:
+    found = rows(database, Tenant(district_id=1), "SELECT DISTINCT school_id FROM marks ORDER BY 1")
+    assert [r["school_id"] for r in found] == [1, 2, 3, 4]
+    other = rows(database, Tenant(district_id=2), "SELECT DISTINCT school_id FROM marks")
+    assert other == [{"school_id": 5}]
+
+
+def test_no_tenant_sees_nothing_and_setting_does_not_leak(database: Database) -> None:
+    assert rows(database, None, "SELECT count(*) AS n FROM students") == [{"n": 0}]
+    # The pool reuses connections: a tenant set in one transaction is gone in the next.
+    rows(database, Tenant(school_id=1), "SELECT 1 AS x")
+    assert rows(database, None, "SELECT count(*) AS n FROM students") == [{"n": 0}]
+
+
+def test_app_role_cannot_read_raw_views_or_audit_log(database: Database) -> None:
+    for query in ("SELECT * FROM student_features", "SELECT * FROM audit_log"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            rows(database, Tenant(school_id=1), query)
+
+
+def test_login_role_in_app_role_cannot_escape(district: District) -> None:
+    """A real login that is only a member of ssp_app: RESET ROLE does not lift the policy."""
+    with psycopg.connect(district.url, autocommit=True) as owner:
+        owner.execute("DROP ROLE IF EXISTS rls_probe")
+        owner.execute("CREATE ROLE rls_probe LOGIN IN ROLE ssp_app")
+    try:
+        url = make_conninfo(district.url, user="rls_probe")
+        with psycopg.connect(url) as conn:
+            conn.execute("RESET ROLE")
+            conn.execute("SELECT set_config('app.school_id', '2', true)")
+            schools = conn.execute("SELECT DISTINCT school_id FROM students").fetchall()
+            assert schools == [(2,)]
+            hidden = conn.execute("SELECT count(*) FROM students WHERE school_id <> 2").fetchone()
+            assert hidden == (0,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("UPDATE students SET is_active = false")
+    finally:
+        with psycopg.connect(district.url, autocommit=True) as owner:
+            owner.execute("DROP ROLE rls_probe")
+
+
+def test_reads_go_to_the_replica_url_and_writes_to_the_primary(district: District) -> None:
+    replica_url = make_conninfo(district.url, application_name="ssp-replica")
+    split = Database(district.settings_with(database_read_url=replica_url))
+    split.open()
+    try:
+        assert split.replica is not split.primary
+        query = "SELECT current_setting('application_name') AS app"
+        assert rows(split, None, query) == [{"app": "ssp-replica"}]
+        with split.transaction(None, write=True) as cur:
+            cur.execute(query)
+            assert cur.fetchone() != {"app": "ssp-replica"}
+    finally:
+        split.close()
+    same = Database(district.settings)
+    assert same.replica is same.primary  # no DATABASE_READ_URL: reads use the primary

@@ -1,0 +1,146 @@
+"""SageMaker container contract: GET /ping, POST /invocations (JSON and CSV), `serve` on 8080."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+
+from app.api import create_app
+from app.config import Settings
+from app.features import FEATURES
+from app.store import ModelStore
+from tests.app.conftest import District
+from tests.app.helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ROW = {
+    "grade": 9,
+    "attendance_rate": 0.7,
+    "absences": 18,
+    "lates": 4,
+    "avg_mark": 48.0,
+    "min_mark": 22.0,
+    "failed_exams": 2,
+    "incidents": 3,
+    "severe_incidents": 1,
+}
+CSV_ROW = ",".join(str(ROW[f]) for f in FEATURES)
+
+
+def test_ping(client: TestClient, district: District) -> None:
+    resp = client.get("/ping")
+    assert resp.status_code == 200
+    pointer = ModelStore(district.settings.model_store_url).pointer()
+    assert resp.json() == {
+        "status": "ok",
+        "detail": {"generation": 1, "district_version": pointer.scopes["district"]},
+    }
+
+
+def test_invocations_json(client: TestClient, district: District) -> None:
+    resp = client.post("/invocations", json={"instances": [{**ROW, "school_id": 1}, ROW]})
+    assert resp.status_code == 200
+    preds = resp.json()["predictions"]
+    assert [p["model_scope"] for p in preds] == ["school-1", "district"]
+    for p in preds:
+        assert 0 < p["risk"] < 1
+        assert p["at_risk"] == (p["risk"] >= 0.3)
+        assert len(p["model_version"]) == 22
+
+
+def test_invocations_csv(client: TestClient) -> None:
+    headers = {"Content-Type": "text/csv"}
+    plain = client.post("/invocations", content=CSV_ROW + "\n" + CSV_ROW, headers=headers)
+    assert plain.status_code == 200
+    assert len(plain.json()["predictions"]) == 2
+    with_school = "school_id," + ",".join(FEATURES) + "\n1," + CSV_ROW
+    by_school = client.post("/invocations", content=with_school, headers=headers)
+    assert by_school.json()["predictions"][0]["model_scope"] == "school-1"
+    as_csv = client.post("/invocations", content=CSV_ROW, headers={**headers, "Accept": "text/csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert float(as_csv.text.strip()) == plain.json()["predictions"][0]["risk"]
+
+
+def test_invocations_bad_input_is_a_clear_4xx(client: TestClient) -> None:
+    csv = {"Content-Type": "text/csv"}
+    short = client.post("/invocations", content="1,2,3", headers=csv)
+    assert short.status_code == 400
+    assert short.json()["detail"].startswith("row 1: expected 9 columns (grade, attendance_rate")
+    words = client.post(
+        "/invocations", content=CSV_ROW + "\n" + CSV_ROW.replace("9", "x", 1), headers=csv
+    )
+    assert words.json()["detail"] == "row 2: every column must be a number"
+    rate = CSV_ROW.replace("0.7", "1.7")
+    assert client.post("/invocations", content=rate, headers=csv).json()["detail"] == (
+        "row 1: attendance_rate: Input should be less than or equal to 1"
+    )
+    assert client.post("/invocations", content="", headers=csv).status_code == 400
+    missing = {k: v for k, v in ROW.items() if k != "avg_mark"}
+    bad_json = client.post("/invocations", json={"instances": [missing]})
+    assert bad_json.status_code == 400
+    assert bad_json.json()["detail"][0]["loc"] == ["instances", 0, "avg_mark"]
+    assert (
+        client.post(
+            "/invocations", content=b"{", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 400
+    )
+    wrong_type = client.post("/invocations", content="hi", headers={"Content-Type": "text/plain"})
+    assert wrong_type.status_code == 415
+
+
+def test_no_model_yet_is_503(district: District, tmp_path: Path) -> None:
+    settings = district.settings_with(model_store_url=str(tmp_path / "empty"))
+    with TestClient(create_app(settings)) as api:
+        ping = api.get("/ping")
+        assert ping.status_code == 503
+        assert ping.json() == {"detail": "no model has been trained and promoted yet"}
+        assert api.post("/invocations", json={"instances": [ROW]}).status_code == 503
+
+
+def test_serve_command_listens_and_answers(district: District) -> None:
+    assert Settings().port == 8080  # SageMaker's port is the default
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": district.url,
+        "PORT": str(port),
+        "MODEL_STORE_URL": district.settings.model_store_url,
+        "API_KEY_PEPPER": district.settings.api_key_pepper,
+        "SAGEMAKER_DIR": "/nonexistent",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ping = httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert ping.status_code == 200
+        inv = httpx.post(
+            f"http://127.0.0.1:{port}/invocations",
+            content=CSV_ROW,
+            headers={"Content-Type": "text/csv"},
+        )
+        assert inv.status_code == 200
+    finally:
+        proc.terminate()
+        # Graceful shutdown; uvicorn re-raises the SIGTERM it handled once it has stopped.
+        assert proc.wait(15) in (0, -signal.SIGTERM)
