@@ -91,6 +91,7 @@ models_bucket = SecureBucket(
         noncurrent_versions_kept=5,
         noncurrent_days=30,
         extra_policy_statements=[assets_grant.statement] if assets_grant else [],
+        extra_key_policy_statements=[assets_grant.key_statement] if assets_grant else [],
         tags=spec.tags("ferpa"),
     ),
 )

@@ -171,7 +171,8 @@ class AssetsGrant:
     """The models bucket's one policy must name the distribution (``AWS:SourceArn``), and
     the distribution needs the bucket as its origin. S3 takes the policy when the bucket is
     built, before the distribution exists, so the statement is a deferred Output: pass
-    ``statement`` to the bucket's ``extra_policy_statements`` and this grant to ``EdgeArgs``,
+    ``statement`` to the bucket's ``extra_policy_statements``, ``key_statement`` to its
+    ``extra_key_policy_statements`` and this grant to ``EdgeArgs``,
     and the Edge resolves it once both ARNs exist. Create one only where an Edge follows,
     or the bucket policy waits forever.
     """
@@ -188,6 +189,10 @@ class AssetsGrant:
             bucket_arn, distribution_arn
         ).apply(lambda arns: oac_bucket_statement(arns[0], arns[1]))
         """The bucket policy statement, resolved by the Edge."""
+        self.key_statement: pulumi.Output[dict[str, Any]] = distribution_arn.apply(
+            oac_key_statement
+        )
+        """The statement for the bucket key's policy, resolved by the Edge."""
 
     def resolve(self, bucket_arn: pulumi.Input[str], distribution_arn: pulumi.Input[str]) -> None:
         self._resolve_bucket(pulumi.Output.from_input(bucket_arn))

@@ -31,9 +31,13 @@ NAMESPACE = "student-success"
 API = "api"
 TRAINER = "trainer"
 ARCHIVER = "archiver"
-# seed 001: nightly training at 02:00; seed 002: weekly audit-log archival at 02:00 Sunday.
+# seed 001: nightly training at 02:00; seed 002: weekly audit-log archival, moved from the
+# seed's 02:00 to 04:00 Sunday, after the trainer's 30-minute deadline, so the two batch jobs
+# never hold database connections at the same time (the capacity check counts one).
 TRAINING_SCHEDULE = "0 2 * * *"
-ARCHIVE_SCHEDULE = "0 2 * * 0"
+# Paths of the app that the public load balancer answers with 404 (see the listener rule).
+INTERNAL_PATHS = ("/invocations", "/ping", "/metrics")
+ARCHIVE_SCHEDULE = "0 4 * * 0"
 CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 # The line the app's CLI logs (JSON, field msg) when a command raises.
 TRAINING_FAILURE_PATTERN = (
@@ -548,7 +552,7 @@ class Workloads(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=alb),
         )
-        aws.lb.Listener(
+        listener = aws.lb.Listener(
             f"{name}-http",
             load_balancer_arn=alb.arn,
             port=80,
@@ -556,6 +560,26 @@ class Workloads(pulumi.ComponentResource):
             default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
             tags=tags,
             opts=pulumi.ResourceOptions(parent=alb),
+        )
+        # The same image serves SageMaker's unauthenticated contract and Prometheus metrics;
+        # they are for the endpoint and the cluster, never for the internet.
+        aws.lb.ListenerRule(
+            f"{name}-http-internal-paths",
+            listener_arn=listener.arn,
+            priority=10,
+            conditions=[{"path_pattern": {"values": list(INTERNAL_PATHS)}}],
+            actions=[
+                {
+                    "type": "fixed-response",
+                    "fixed_response": {
+                        "content_type": "application/json",
+                        "status_code": "404",
+                        "message_body": '{"detail": "Not Found"}',
+                    },
+                }
+            ],
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=listener),
         )
         k8s.apiextensions.CustomResource(
             f"{name}-api-tgb",

@@ -1,6 +1,7 @@
 """The tier catalog's rows and the pure functions derived from them."""
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_every_tier_of_the_design_is_a_row() -> None:
 
 def test_tiers_grow_monotonically() -> None:
     rows = list(TIERS.values())
-    for smaller, larger in zip(rows, rows[1:], strict=False):
+    for smaller, larger in itertools.pairwise(rows):
         assert larger.expected_students > smaller.expected_students
         assert (
             DB_INSTANCE_MEMORY_MIB[larger.db_instance_class]

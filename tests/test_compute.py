@@ -526,7 +526,7 @@ def test_jobs(stack_run: Any, stack: str) -> None:
     run = stack_run(stack)
     jobs = {j.get("metadata.name"): j for j in run.of_type("kubernetes:batch/v1:CronJob")}
     assert jobs["trainer"].get("spec.schedule") == "0 2 * * *"
-    assert jobs["archiver"].get("spec.schedule") == "0 2 * * 0"
+    assert jobs["archiver"].get("spec.schedule") == "0 4 * * 0"
     for job in jobs.values():
         spec = job.get("spec")
         assert spec["concurrencyPolicy"] == "Forbid" and spec["timeZone"]
@@ -567,6 +567,14 @@ def test_load_balancer(stack_run: Any, stack: str) -> None:
     assert tg.get("healthCheck.path") == m.READINESS_PATH
     listener = run.one("aws:lb/listener:Listener")
     assert listener.get("port") == 80 and listener.get("defaultActions.0.type") == "forward"
+    internal = run.one("aws:lb/listenerRule:ListenerRule")
+    assert internal.parent == listener.urn
+    assert set(internal.get("conditions.0.pathPattern.values")) == {
+        "/invocations",
+        "/ping",
+        "/metrics",
+    }
+    assert internal.get("actions.0.fixedResponse.statusCode") == "404"
     rules = run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     alb_in = [r for r in rules if r.name.startswith("workloads-alb-in-")]
     assert {r.get("fromPort") for r in alb_in} == {80, 443}

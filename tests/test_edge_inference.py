@@ -375,6 +375,23 @@ def test_tier3_models_bucket_policy_admits_only_this_distribution(
     assert granting[0]["Resource"].endswith("/static/*")
 
 
+def test_tier3_models_key_lets_only_this_distribution_decrypt(stack_run: StackRunner) -> None:
+    # OAC reads SSE-KMS objects only when the bucket key's policy admits CloudFront too.
+    run = stack_run("tier3")
+    distribution = run.one("aws:cloudfront/distribution:Distribution")
+    for key in run.of_type("aws:kms/key:Key"):
+        statements = json.loads(key.inputs.get("policy", "{}")).get("Statement", [])
+        grants = [
+            s for s in statements if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+        ]
+        if key.name == "models-key":
+            assert len(grants) == 1 and grants[0]["Action"] == "kms:Decrypt"
+            source = grants[0]["Condition"]["StringEquals"]["AWS:SourceArn"]
+            assert source.endswith(f"distribution/{distribution.id}")
+        else:
+            assert not grants, key.name
+
+
 def test_tier3_sagemaker_endpoint_scaling_and_rollback(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
     tier = TIERS["tier3"]

@@ -90,13 +90,17 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
     resources = list(resources)
     items: list[LineItem] = []
     primaries: dict[str, str] = {}
+    storage_of: dict[str, float] = {}
     for r in resources:
         t, i = r.type, r.inputs
         if t == "aws:rds/instance:Instance":
             cls = i["instanceClass"]
             copies = 2 if i.get("multiAz") else 1
-            storage = float(i.get("allocatedStorage") or 0)
-            role = "replica" if i.get("replicateSourceDb") else "primary"
+            source = i.get("replicateSourceDb")
+            # A replica inherits its source's storage size.
+            storage = float(i.get("allocatedStorage") or storage_of.get(source, 0))
+            storage_of[i.get("identifier", r.name)] = storage
+            role = "replica" if source else "primary"
             if role == "primary":
                 primaries[r.name] = cls
             az = " Multi-AZ" if copies == 2 else ""
