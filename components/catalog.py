@@ -184,9 +184,10 @@ _COMMON: dict[str, object] = dict(
     sagemaker_min_instances=1,
     sagemaker_max_instances=1,
     sagemaker_data_capture_percent=20,
-    # From the app engineer's benchmark of POST /invocations (BENCHMARKS-app.md); a
-    # conservative figure until the measured one is recorded there.
-    sagemaker_max_rps_per_instance=20,
+    # Measured saturation of POST /invocations for one 2-vCPU instance (BENCHMARKS.md, app
+    # section); ml.m5.large has 2 vCPUs too. Re-measure on the endpoint with production
+    # payloads before relying on it: SageMaker adds its own per-request overhead.
+    sagemaker_max_rps_per_instance=2_000,
     alarm_cpu_percent=70,
     alarm_memory_percent=80,
     alarm_latency_p95_ms=200,  # seed 001/004: API p95 < 200 ms

@@ -98,7 +98,7 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
             copies = 2 if i.get("multiAz") else 1
             source = i.get("replicateSourceDb")
             # A replica inherits its source's storage size.
-            storage = float(i.get("allocatedStorage") or storage_of.get(source, 0))
+            storage = float(i.get("allocatedStorage") or storage_of.get(str(source), 0))
             storage_of[i.get("identifier", r.name)] = storage
             role = "replica" if source else "primary"
             if role == "primary":
