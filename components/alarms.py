@@ -16,6 +16,8 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.kms import customer_key
+
 MissingData = Literal["missing", "ignore", "breaching", "notBreaching"]
 Comparison = Literal[
     "GreaterThanThreshold",
@@ -67,11 +69,9 @@ class AlarmTopic(pulumi.ComponentResource):
         super().__init__("ssp:alarms:AlarmTopic", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output().account_id
-        key = aws.kms.Key(
+        key = customer_key(
             f"{name}-key",
             description="Encrypts the alarm topic",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             policy=account.apply(topic_key_policy),
             tags=args.tags,
             opts=child,

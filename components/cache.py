@@ -14,6 +14,7 @@ import pulumi_random as random
 from components.alarms import Threshold, metric_alarm
 from components.catalog import Tier
 from components.database import check_identifier
+from components.kms import customer_key
 
 ENGINE_VERSION = "7.1"  # Redis 7.1: ElastiCache applies patch releases itself
 PARAMETER_FAMILY = "redis7"
@@ -84,11 +85,9 @@ class Cache(pulumi.ComponentResource):
             raise ValueError(f"cache_num_nodes={nodes}: a cache needs at least one node")
         child = pulumi.ResourceOptions(parent=self)
 
-        key = aws.kms.Key(
+        key = customer_key(
             f"{name}-key",
             description=f"Encrypts {group_id}: data at rest and snapshots",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )

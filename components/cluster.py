@@ -20,6 +20,8 @@ import pulumi_kubernetes as k8s
 
 from components.alarms import Threshold, metric_alarm
 from components.catalog import NodeGroupSize
+from components.iam import irsa_trust_policy, service_trust_policy
+from components.kms import customer_key
 
 KUBERNETES_VERSION = "1.35"
 
@@ -88,50 +90,6 @@ ADDON_ROLES: dict[str, ServiceAccountRole] = {
 }
 AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
 LOAD_BALANCER_CONTROLLER_SA = ("kube-system", "aws-load-balancer-controller")
-
-
-def service_trust_policy(service: str) -> str:
-    """Trust policy letting an AWS service (``eks.amazonaws.com``...) assume a role."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": ["sts:AssumeRole", "sts:TagSession"]
-                    if service == "eks.amazonaws.com"
-                    else "sts:AssumeRole",
-                }
-            ],
-        }
-    )
-
-
-def irsa_trust_policy(
-    oidc_provider_arn: str, oidc_issuer: str, namespace: str, service_account: str
-) -> str:
-    """IRSA: only the service account ``namespace/service_account`` of this cluster, with
-    the STS audience, may assume the role. ``oidc_issuer`` is without ``https://``."""
-    issuer = oidc_issuer.removeprefix("https://")
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": oidc_provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {
-                            f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                            f"{issuer}:aud": "sts.amazonaws.com",
-                        }
-                    },
-                }
-            ],
-        }
-    )
 
 
 def cluster_encryption_policy(key_arn: str) -> str:
@@ -487,17 +445,15 @@ class Cluster(pulumi.ComponentResource):
             raise ValueError(f"cluster {cluster_name}: at least one node group is required")
 
         # -- control plane ---------------------------------------------------------------
-        secrets_key = aws.kms.Key(
+        secrets_key = customer_key(
             f"{name}-secrets-key",
             description=f"Encrypts Kubernetes secrets of {cluster_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
             opts=child,
         )
         cluster_role = aws.iam.Role(
             f"{name}-cluster-role",
-            assume_role_policy=service_trust_policy("eks.amazonaws.com"),
+            assume_role_policy=service_trust_policy("eks.amazonaws.com", tag_session=True),
             tags=tags,
             opts=child,
         )

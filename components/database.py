@@ -16,6 +16,8 @@ import pulumi_random as random
 
 from components.alarms import Threshold, metric_alarm
 from components.catalog import Tier, pg_memory_settings
+from components.iam import service_trust_policy
+from components.kms import customer_key
 
 # A current PostgreSQL 16 minor on RDS. Minor upgrades are reviewed code changes (they
 # restart the instance), so auto_minor_version_upgrade stays off; bump this constant
@@ -94,22 +96,6 @@ def rds_parameters(tier: Tier) -> list[DbParameter]:
         )
         for name, value in values.items()
     ]
-
-
-def assume_role_policy(service: str) -> str:
-    """Trust policy letting one AWS service assume a role."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
 
 
 def proxy_secret_policy(secret_arn: str, key_arn: str, region: str) -> str:
@@ -245,11 +231,9 @@ class Database(pulumi.ComponentResource):
         def named(role: str) -> dict[str, str]:
             return {**tags, "Name": f"{ident}-{role}"}
 
-        key = aws.kms.Key(
+        key = customer_key(
             f"{name}-key",
             description=f"Encrypts {ident}: storage, snapshots, Performance Insights, secret",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=tags,
             opts=stateful,
         )
@@ -313,7 +297,7 @@ class Database(pulumi.ComponentResource):
 
         monitoring_role = aws.iam.Role(
             f"{name}-monitoring-role",
-            assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
+            assume_role_policy=service_trust_policy("monitoring.rds.amazonaws.com"),
             description=f"Enhanced monitoring of {ident}",
             tags=tags,
             opts=child,
@@ -543,7 +527,7 @@ class Database(pulumi.ComponentResource):
 
         role = aws.iam.Role(
             f"{name}-proxy-role",
-            assume_role_policy=assume_role_policy("rds.amazonaws.com"),
+            assume_role_policy=service_trust_policy("rds.amazonaws.com"),
             description=f"RDS Proxy of {ident} reads the master credentials",
             tags=args.tags,
             opts=child,

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Threshold, expression_alarm, metric_alarm
+from components.iam import service_trust_policy
 
 VARIANT_NAME = "primary"
 """Blue/green updates require the new configuration to keep the variant's name."""
@@ -61,21 +62,6 @@ def scalable_resource_id(endpoint_name: str, variant_name: str = VARIANT_NAME) -
 
 def model_data_url(bucket_name: str) -> str:
     return f"s3://{bucket_name}/{MODEL_ARCHIVE}"
-
-
-def execution_trust_policy() -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "sagemaker.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
 
 
 def execution_policy(
@@ -235,7 +221,7 @@ class Inference(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description=f"SageMaker endpoint {endpoint_name}",
-            assume_role_policy=execution_trust_policy(),
+            assume_role_policy=service_trust_policy("sagemaker.amazonaws.com"),
             tags=tags,
             opts=child,
         )

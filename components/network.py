@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.catalog import NatMode
+from components.iam import service_trust_policy
 
 SubnetTier = Literal["public", "private", "isolated"]
 SUBNET_TIERS: tuple[SubnetTier, ...] = ("public", "private", "isolated")
@@ -46,22 +47,6 @@ def plan_subnets(vpc_cidr: str, az_count: int) -> list[SubnetPlan]:
         plan.append(SubnetPlan("private", az, str(blocks[az])))
         plan.append(SubnetPlan("isolated", az, str(isolated_slots[az])))
     return plan
-
-
-def flow_log_role_policy() -> str:
-    """Trust policy letting VPC Flow Logs assume the delivery role."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
 
 
 def flow_log_delivery_policy(log_group_arn: str) -> str:
@@ -273,7 +258,7 @@ class Network(pulumi.ComponentResource):
         )
         flow_role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=flow_log_role_policy(),
+            assume_role_policy=service_trust_policy("vpc-flow-logs.amazonaws.com"),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=log_group),
         )

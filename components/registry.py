@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.kms import customer_key
+
 # Tagged images kept: a release per school day for six weeks, so any release the API,
 # the trainer or the SageMaker endpoint may still run (or roll back to) stays pullable.
 KEEP_IMAGES = 30
@@ -74,11 +76,9 @@ class Registry(pulumi.ComponentResource):
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:registry:Registry", name, None, opts)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
-        key = aws.kms.Key(
+        key = customer_key(
             f"{name}-key",
             description=f"Encrypts the {args.repository_name} image repository",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=args.tags,
             opts=stateful,
         )

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.kms import customer_key
+
 ArchiveClass = Literal["STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
 
 # Multipart uploads a crashed trainer leaves behind are billed until aborted.
@@ -174,14 +176,12 @@ class SecureBucket(pulumi.ComponentResource):
         )
 
         account = aws.get_caller_identity_output().account_id
-        key = aws.kms.Key(
+        key = customer_key(
             f"{name}-key",
             description=f"Encrypts the {args.purpose} bucket",
             policy=pulumi.Output.all(account, *args.extra_key_policy_statements).apply(
                 lambda values: key_policy(values[0], values[1:])
             ),
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             tags=args.tags,
             opts=stateful,
         )

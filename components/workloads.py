@@ -24,7 +24,7 @@ import pulumi_random as random
 from components import k8s_manifests as m
 from components.alarms import Threshold, expression_alarm, metric_alarm
 from components.catalog import Tier, pod_pool
-from components.cluster import irsa_trust_policy
+from components.iam import irsa_trust_policy
 from components.network import plan_subnets
 
 NAMESPACE = "student-success"

@@ -18,11 +18,11 @@ from components.cluster import (
     CLUSTER_AUTOSCALER_IMAGE_TAG,
     KUBERNETES_VERSION,
     autoscaler_policy,
-    irsa_trust_policy,
     kubeconfig,
     load_balancer_controller_policy,
     node_group_tags,
 )
+from components.iam import irsa_trust_policy
 from components.registry import lifecycle_policy
 from components.storage import Transition, bucket_policy, key_policy, lifecycle_rules
 from components.workloads import (
