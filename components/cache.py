@@ -15,6 +15,7 @@ from components.alarms import Threshold, metric_alarm
 from components.catalog import Tier
 from components.database import check_identifier
 from components.kms import customer_key
+from components.network import admit_from_groups
 
 ENGINE_VERSION = "7.1"  # Redis 7.1: ElastiCache applies patch releases itself
 PARAMETER_FAMILY = "redis7"
@@ -114,18 +115,14 @@ class Cache(pulumi.ComponentResource):
             tags={**tags, "Name": f"{group_id}-sg"},
             opts=child,
         )
-        for i, client in enumerate(args.client_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-sg-from-client-{i}",
-                security_group_id=sg.id,
-                referenced_security_group_id=client,
-                ip_protocol="tcp",
-                from_port=PORT,
-                to_port=PORT,
-                description="Redis from the application tier",
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=sg),
-            )
+        admit_from_groups(
+            f"{name}-sg-from-client",
+            security_group=sg,
+            sources=args.client_security_group_ids,
+            port=PORT,
+            description="Redis from the application tier",
+            tags=tags,
+        )
         params = aws.elasticache.ParameterGroup(
             f"{name}-params",
             family=PARAMETER_FAMILY,

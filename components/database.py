@@ -18,6 +18,7 @@ from components.alarms import Threshold, metric_alarm
 from components.catalog import Tier, pg_memory_settings
 from components.iam import service_trust_policy
 from components.kms import customer_key
+from components.network import admit_from_groups
 
 # A current PostgreSQL 16 minor on RDS. Minor upgrades are reviewed code changes (they
 # restart the instance), so auto_minor_version_upgrade stays off; bump this constant
@@ -266,18 +267,14 @@ class Database(pulumi.ComponentResource):
             tags=named("sg"),
             opts=child,
         )
-        for i, client in enumerate(args.client_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-sg-from-client-{i}",
-                security_group_id=sg.id,
-                referenced_security_group_id=client,
-                ip_protocol="tcp",
-                from_port=PORT,
-                to_port=PORT,
-                description="PostgreSQL from the application tier",
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=sg),
-            )
+        admit_from_groups(
+            f"{name}-sg-from-client",
+            security_group=sg,
+            sources=args.client_security_group_ids,
+            port=PORT,
+            description="PostgreSQL from the application tier",
+            tags=tags,
+        )
 
         # Replacing a parameter group (family change) must create the new one before the old
         # one, still attached, is deleted: Pulumi's default order, with a name_prefix so the
@@ -490,18 +487,14 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
         in_proxy_sg = pulumi.ResourceOptions(parent=proxy_sg)
-        for i, client in enumerate(args.client_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-proxy-sg-from-client-{i}",
-                security_group_id=proxy_sg.id,
-                referenced_security_group_id=client,
-                ip_protocol="tcp",
-                from_port=PORT,
-                to_port=PORT,
-                description="PostgreSQL from the application tier",
-                tags=args.tags,
-                opts=in_proxy_sg,
-            )
+        admit_from_groups(
+            f"{name}-proxy-sg-from-client",
+            security_group=proxy_sg,
+            sources=args.client_security_group_ids,
+            port=PORT,
+            description="PostgreSQL from the application tier",
+            tags=args.tags,
+        )
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-proxy-sg-to-db",
             security_group_id=proxy_sg.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -67,6 +68,33 @@ def flow_log_delivery_policy(log_group_arn: str) -> str:
             ],
         }
     )
+
+
+def admit_from_groups(
+    name: str,
+    *,
+    security_group: aws.ec2.SecurityGroup,
+    sources: Sequence[pulumi.Input[str]],
+    port: int,
+    description: str,
+    tags: dict[str, str],
+) -> list[aws.vpc.SecurityGroupIngressRule]:
+    """Admit TCP ``port`` into ``security_group`` from each source security group, never
+    from a CIDR: how every data store lets the application tier in."""
+    return [
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-{i}",
+            security_group_id=security_group.id,
+            referenced_security_group_id=source,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=security_group),
+        )
+        for i, source in enumerate(sources)
+    ]
 
 
 @dataclass
