@@ -69,7 +69,7 @@ if tier.cache_enabled:
         ),
     )
 
-# -- compute (issue 4): registry, storage, cluster ------------------------------------------
+# -- compute (issue 4): registry, storage, cluster ----------------------------------------
 
 registry = Registry(
     "registry",
@@ -127,12 +127,8 @@ cluster = Cluster(
         tags=spec.tags(),
     ),
 )
-pulumi.export("cluster_name", cluster.cluster_name)
-pulumi.export("ecr_repository_url", registry.repository_url)
-pulumi.export("models_bucket", models_bucket.bucket_name)
-pulumi.export("audit_archive_bucket", audit_archive_bucket.bucket_name)
 
-# -- inference (issue 5) --------------------------------------------------------------------
+# -- inference ----------------------------------------------------------------------------
 
 # One image for the endpoint and the workloads.
 app_image = registry.repository_url.apply(lambda url: f"{url}:{spec.app_image_tag}")
@@ -162,10 +158,8 @@ if tier.sagemaker_enabled:
             tags=spec.tags("ferpa"),
         ),
     )
-    pulumi.export("sagemaker_endpoint_name", inference.endpoint_name)
-    pulumi.export("sagemaker_endpoint_arn", inference.endpoint_arn)
 
-# -- workloads (issue 4) --------------------------------------------------------------------
+# -- workloads ----------------------------------------------------------------------------
 
 workloads = Workloads(
     "workloads",
@@ -203,10 +197,8 @@ workloads = Workloads(
     # The controllers (TargetGroupBinding CRD) and node groups must be up first.
     opts=pulumi.ResourceOptions(depends_on=[cluster]),
 )
-pulumi.export("api_load_balancer_dns_name", workloads.load_balancer_dns_name)
-pulumi.export("app_namespace", workloads.namespace)
 
-# -- edge and dashboard (issue 5) -----------------------------------------------------------
+# -- edge and dashboard -------------------------------------------------------------------
 
 edge: Edge | None = None
 if assets_grant is not None:
@@ -227,9 +219,6 @@ if assets_grant is not None:
             tags=spec.tags(),
         ),
     )
-    pulumi.export("cdn_domain_name", edge.distribution_domain_name)
-    pulumi.export("cdn_distribution_id", edge.distribution_id)
-    pulumi.export("waf_web_acl_arn", edge.web_acl_arn)
 
 dashboard = Dashboard(
     "dashboard",
@@ -248,15 +237,19 @@ dashboard = Dashboard(
         distribution_id=edge.distribution_id if edge is not None else None,
     ),
 )
-pulumi.export("dashboard_name", dashboard.dashboard_name)
+
+# -- outputs ------------------------------------------------------------------------------
 
 pulumi.export("tier", tier.name)
 pulumi.export("alarm_topic_arn", alarms.topic_arn)
+pulumi.export("dashboard_name", dashboard.dashboard_name)
+# network
 pulumi.export("vpc_id", network.vpc_id)
 pulumi.export("availability_zones", network.availability_zones)
 pulumi.export("public_subnet_ids", network.public_subnet_ids)
 pulumi.export("private_subnet_ids", network.private_subnet_ids)
 pulumi.export("isolated_subnet_ids", network.isolated_subnet_ids)
+# data tier (credentials stay in Secrets Manager and the app's Kubernetes Secret)
 pulumi.export("db_writer_endpoint", database.writer_endpoint)
 pulumi.export("db_reader_endpoint", database.reader_endpoint)
 pulumi.export("db_primary_identifier", database.primary_identifier)
@@ -268,3 +261,18 @@ if cache is not None:
     pulumi.export("cache_primary_endpoint", cache.primary_endpoint)
     pulumi.export("cache_reader_endpoint", cache.reader_endpoint)
     pulumi.export("cache_replication_group_id", cache.replication_group_id)
+# compute
+pulumi.export("cluster_name", cluster.cluster_name)
+pulumi.export("ecr_repository_url", registry.repository_url)
+pulumi.export("models_bucket", models_bucket.bucket_name)
+pulumi.export("audit_archive_bucket", audit_archive_bucket.bucket_name)
+pulumi.export("api_load_balancer_dns_name", workloads.load_balancer_dns_name)
+pulumi.export("app_namespace", workloads.namespace)
+# inference and edge
+if inference is not None:
+    pulumi.export("sagemaker_endpoint_name", inference.endpoint_name)
+    pulumi.export("sagemaker_endpoint_arn", inference.endpoint_arn)
+if edge is not None:
+    pulumi.export("cdn_domain_name", edge.distribution_domain_name)
+    pulumi.export("cdn_distribution_id", edge.distribution_id)
+    pulumi.export("waf_web_acl_arn", edge.web_acl_arn)
