@@ -31,7 +31,7 @@ network = Network(
     ),
 )
 
-# -- data tier (issue 3): database, cache -------------------------------------------------
+# -- data tier: database, cache ---------------------------------------------------------
 
 # AWS names of the data stores start with this (ssp-tier3-db, ssp-tier3-redis); dev alone
 # takes changes at once and may be deleted without protection or final snapshots.
@@ -69,7 +69,7 @@ if tier.cache_enabled:
         ),
     )
 
-# -- compute (issue 4): registry, storage, cluster ----------------------------------------
+# -- compute: registry, storage, cluster -------------------------------------------------
 
 registry = Registry(
     "registry",
