@@ -188,6 +188,7 @@ workloads = Workloads(
         database_name=database.database_name,
         database_username=database.username,
         database_password=database.password,
+        certificate_arn=spec.api_certificate_arn,
         redis_url=cache.url if cache is not None else None,
         sagemaker_endpoint_arn=inference.endpoint_arn if inference is not None else None,
         alarm_topic_arn=alarms.topic_arn,
@@ -205,7 +206,11 @@ if assets_grant is not None:
     edge = Edge(
         "edge",
         EdgeArgs(
-            api_origin_domain_name=workloads.load_balancer_dns_name,
+            name_prefix=f"ssp-{spec.stack}",
+            api_origin_domain_name=spec.api_domain_name or workloads.load_balancer_dns_name,
+            api_origin_https=spec.api_certificate_arn is not None,
+            api_listener_arn=workloads.listener_arn,
+            api_target_group_arn=workloads.target_group_arn,
             assets_bucket_regional_domain_name=models_bucket.bucket_regional_domain_name,
             assets_bucket_arn=models_bucket.bucket_arn,
             assets_grant=assets_grant,

@@ -34,6 +34,8 @@ INTERNAL_PATH_PREFIXES = ("/invocations", "/ping", "/metrics")
 # /AUTH cannot step around a path rule.
 PATH_TRANSFORMATIONS = ("URL_DECODE", "NORMALIZE_PATH", "LOWERCASE")
 ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
+# After the load balancer's own rules (internal paths answer 404 at priority 10).
+ORIGIN_GATE_PRIORITY = 100
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
 WAF_WINDOWS = (60, 120, 300, 600)
@@ -215,8 +217,17 @@ def viewer_certificate(
 
 @dataclass
 class EdgeArgs:
+    name_prefix: str
+    """Prefix of account-wide names (the us-east-1 log group), unique per stack."""
     api_origin_domain_name: pulumi.Input[str]
-    """DNS name of the API's internet-facing load balancer."""
+    """Name CloudFront reaches the API's load balancer by: the load balancer's DNS name, or
+    with ``api_origin_https`` a name its certificate covers."""
+    api_origin_https: bool
+    """HTTPS to the origin (the load balancer has a certificate), else HTTP."""
+    api_listener_arn: pulumi.Input[str]
+    """The load balancer's listener; the Edge adds the rule forwarding its own requests."""
+    api_target_group_arn: pulumi.Input[str]
+    """Target group of the API pods, where that rule forwards."""
     assets_bucket_regional_domain_name: pulumi.Input[str]
     """Regional domain name of the models bucket, whose ``static/`` prefix is served."""
     price_class: str
@@ -251,8 +262,8 @@ class Edge(pulumi.ComponentResource):
     web_acl_arn: pulumi.Output[str]
     """ARN of the WAF web ACL (scope CLOUDFRONT, in us-east-1)."""
     origin_verify_secret: pulumi.Output[str]
-    """Secret value CloudFront sends to the ALB as ``X-Origin-Verify``; an ALB listener
-    rule requiring it would refuse requests that bypass CloudFront."""
+    """Secret value CloudFront sends to the ALB as ``X-Origin-Verify``; the ALB forwards
+    only requests that carry it."""
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:edge:Edge", name, None, opts)
@@ -286,14 +297,29 @@ class Edge(pulumi.ComponentResource):
             opts=at_edge,
         )
 
-        # HTTP to the ALB: it listens on port 80 only, and the edge certificate is for the
-        # viewer-facing alias, not the ALB. The ALB's security group admits only
-        # CloudFront's origin-facing prefix list; this secret header is the second lock
-        # (an ALB rule can require it so requests from other CloudFront accounts fail).
+        # The ALB's security group admits only CloudFront's origin-facing prefix list, which
+        # every CloudFront distribution shares; this secret header is the second lock: the
+        # listener forwards only requests that carry it (the rule below).
         origin_secret = random.RandomPassword(
             f"{name}-origin-verify", length=32, special=False, opts=child
         )
         self.origin_verify_secret = pulumi.Output.secret(origin_secret.result)
+        aws.lb.ListenerRule(
+            f"{name}-origin-gate",
+            listener_arn=args.api_listener_arn,
+            priority=ORIGIN_GATE_PRIORITY,
+            conditions=[
+                {
+                    "http_header": {
+                        "http_header_name": ORIGIN_VERIFY_HEADER,
+                        "values": [self.origin_verify_secret],
+                    }
+                }
+            ],
+            actions=[{"type": "forward", "target_group_arn": args.api_target_group_arn}],
+            tags=tags,
+            opts=child,
+        )
 
         oac = aws.cloudfront.OriginAccessControl(
             f"{name}-oac",
@@ -332,7 +358,9 @@ class Edge(pulumi.ComponentResource):
                     "custom_origin_config": {
                         "http_port": 80,
                         "https_port": 443,
-                        "origin_protocol_policy": "http-only",
+                        "origin_protocol_policy": (
+                            "https-only" if args.api_origin_https else "http-only"
+                        ),
                         "origin_ssl_protocols": ["TLSv1.2"],
                         "origin_read_timeout": 30,
                         "origin_keepalive_timeout": 5,
@@ -380,7 +408,7 @@ class Edge(pulumi.ComponentResource):
         in_cdn = pulumi.ResourceOptions(parent=distribution, provider=edge_provider)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
-            name=f"/aws/vendedlogs/cloudfront/{name}",
+            name=f"/aws/vendedlogs/cloudfront/{args.name_prefix}",
             retention_in_days=args.log_retention_days,
             tags=tags,
             opts=in_cdn,

@@ -36,6 +36,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "alarmEmail": "",
     "clusterAdminRoleArn": "",
     "clusterPublicAccessCidrs": [],
+    "apiDomainName": "",
+    "apiCertificateArn": "",
     "edgeDomainName": "",
     "edgeCertificateArn": "",
     "overrides": [],
@@ -43,7 +45,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
-_CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[\w-]+$")
+_CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[\w-]+$")
 _IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _NODE_GROUP_FIELDS = {"min_size", "max_size", "desired_size", "instance_types"}
 _TIER_FIELDS = {f.name for f in dataclasses.fields(Tier)} - {"name", "description", "node_groups"}
@@ -72,6 +74,8 @@ class StackSpec:
     alarm_email: str | None
     cluster_admin_role_arn: str | None
     cluster_public_access_cidrs: tuple[str, ...]
+    api_domain_name: str | None
+    api_certificate_arn: str | None
     edge_domain_name: str | None
     edge_certificate_arn: str | None
 
@@ -305,10 +309,28 @@ def build_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> 
 
     email = optional("alarmEmail", _EMAIL, "an email address")
     role = optional("clusterAdminRoleArn", _ROLE_ARN, "an IAM role ARN")
-    cert = optional("edgeCertificateArn", _CERT_ARN, "an ACM certificate ARN in us-east-1")
+    cert = optional("edgeCertificateArn", _CERT_ARN, "an ACM certificate ARN")
+    edge_match = _CERT_ARN.match(cert or "")
+    if edge_match and edge_match["region"] != "us-east-1":
+        problems.append(f"edgeCertificateArn={cert!r}: CloudFront needs a certificate in us-east-1")
     domain = str(values["edgeDomainName"]).strip() or None
     if bool(cert) != bool(domain):
         problems.append("edgeDomainName and edgeCertificateArn: set both or neither")
+    api_cert = optional("apiCertificateArn", _CERT_ARN, "an ACM certificate ARN")
+    match = _CERT_ARN.match(api_cert or "")
+    if match and region and match["region"] != region:
+        problems.append(
+            f"apiCertificateArn={api_cert!r}: the load balancer needs a certificate in the "
+            f"stack's region {region}"
+        )
+    api_domain = str(values["apiDomainName"]).strip() or None
+    if api_domain and not api_cert:
+        problems.append("apiDomainName: needs apiCertificateArn (a certificate covering it)")
+    if tier.edge_enabled and api_cert and not api_domain:
+        problems.append(
+            "apiCertificateArn: CloudFront reaches the load balancer over HTTPS by a name the "
+            "certificate covers; set apiDomainName (a DNS name pointing at the load balancer)"
+        )
     tag = str(values["appImageTag"])
     if not _IMAGE_TAG.match(tag) or tag == "latest":
         problems.append(f"appImageTag={tag!r}: must be an immutable version tag, not 'latest'")
@@ -329,6 +351,8 @@ def build_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> 
         alarm_email=email,
         cluster_admin_role_arn=role,
         cluster_public_access_cidrs=public_cidrs,
+        api_domain_name=api_domain,
+        api_certificate_arn=api_cert,
         edge_domain_name=domain,
         edge_certificate_arn=cert,
     )

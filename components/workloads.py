@@ -3,9 +3,10 @@ internet-facing ALB, the nightly training and weekly archival CronJobs, IRSA ser
 accounts, app config and secrets, network policies, and the API's alarms.
 
 The ALB is created with pulumi-aws (so its ARN suffix is known for alarms and CloudFront)
-and bound to the Service by the AWS Load Balancer Controller's TargetGroupBinding. It has
-an HTTP listener only: on edge tiers TLS terminates at CloudFront, and only CloudFront's
-origin-facing addresses may reach the ALB.
+and bound to the Service by the AWS Load Balancer Controller's TargetGroupBinding. With a
+certificate it serves HTTPS (HTTP redirects); without one (dev), HTTP only. On edge tiers
+only CloudFront's origin-facing addresses may reach it, and it forwards nothing that lacks
+the Edge's secret origin header.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pulumi_random as random
 
 from components import k8s_manifests as m
 from components.alarms import Threshold, expression_alarm, metric_alarm
+from components.cache import PORT as CACHE_PORT
 from components.catalog import Tier, pod_pool
 from components.iam import irsa_trust_policy
 from components.network import plan_subnets
@@ -37,13 +39,14 @@ ARCHIVER = "archiver"
 TRAINING_SCHEDULE = "0 2 * * *"
 # Paths of the app that the public load balancer answers with 404 (see the listener rule).
 INTERNAL_PATHS = ("/invocations", "/ping", "/metrics")
+# TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ARCHIVE_SCHEDULE = "0 4 * * 0"
 CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 # The line the app's CLI logs (JSON, field msg) when a command raises.
 TRAINING_FAILURE_PATTERN = (
     '{ $.kubernetes.container_name = "trainer" && $.log = "*command failed*" }'
 )
-REDIS_PORT = 6379
 
 
 def postgres_url(user: str, password: str, host: str, port: int, database: str) -> str:
@@ -203,6 +206,8 @@ class WorkloadsArgs:
     """Topic every alarm notifies."""
     protect: bool
     """Deletion protection of the ALB and ``protect`` on the API key pepper."""
+    certificate_arn: str | None = None
+    """ACM certificate (stack region) for an HTTPS listener; HTTP then redirects to it."""
     redis_url: pulumi.Input[str] | None = None
     """``rediss://`` URL of the cache (secret), where the tier has one."""
     sagemaker_endpoint_arn: pulumi.Input[str] | None = None
@@ -226,6 +231,10 @@ class Workloads(pulumi.ComponentResource):
     """``app/<name>/<id>``: the LoadBalancer dimension of ALB metrics."""
     target_group_arn_suffix: pulumi.Output[str]
     """``targetgroup/<name>/<id>``: the TargetGroup dimension of ALB metrics."""
+    listener_arn: pulumi.Output[str]
+    """The listener API traffic arrives on (HTTPS where a certificate is configured)."""
+    target_group_arn: pulumi.Output[str]
+    """Target group of the API pods."""
     api_role_arn: pulumi.Output[str]
     """IAM role of the API's service account."""
     trainer_role_arn: pulumi.Output[str]
@@ -462,7 +471,7 @@ class Workloads(pulumi.ComponentResource):
             "allow-egress": m.egress_policy(
                 isolated_cidrs,
                 database_port=args.database_port,
-                cache_port=REDIS_PORT if args.redis_url is not None else None,
+                cache_port=CACHE_PORT if args.redis_url is not None else None,
             ),
         }
         for policy_name, policy_spec in policies.items():
@@ -482,12 +491,17 @@ class Workloads(pulumi.ComponentResource):
             opts=child,
         )
         in_sg = pulumi.ResourceOptions(parent=alb_sg)
+        https = args.certificate_arn is not None
         if tier.edge_enabled:
+            # Every rule naming CloudFront's prefix list counts as ~55 of the group's 60
+            # rules, so CloudFront gets one port: the one its origin protocol uses.
             cloudfront = aws.ec2.get_managed_prefix_list_output(name=CLOUDFRONT_PREFIX_LIST)
             source: dict[str, pulumi.Input[str]] = {"prefix_list_id": cloudfront.id}
+            ports: tuple[int, ...] = (443,) if https else (80,)
         else:
             source = {"cidr_ipv4": "0.0.0.0/0"}
-        for port in (80, 443):
+            ports = (80, 443) if https else (80,)
+        for port in ports:
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-alb-in-{port}",
                 security_group_id=alb_sg.id,
@@ -552,15 +566,60 @@ class Workloads(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=alb),
         )
-        listener = aws.lb.Listener(
-            f"{name}-http",
-            load_balancer_arn=alb.arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=alb),
-        )
+        forward: aws.lb.ListenerDefaultActionArgsDict = {
+            "type": "forward",
+            "target_group_arn": target_group.arn,
+        }
+        # Behind CloudFront nothing is forwarded by default: the Edge adds the one rule that
+        # forwards requests carrying its secret origin header, so other CloudFront
+        # distributions (also inside the prefix list) cannot bypass the WAF.
+        refuse: aws.lb.ListenerDefaultActionArgsDict = {
+            "type": "fixed-response",
+            "fixed_response": {"content_type": "text/plain", "status_code": "403"},
+        }
+        default_action = refuse if tier.edge_enabled else forward
+        if https:
+            listener = aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=alb.arn,
+                port=443,
+                protocol="HTTPS",
+                ssl_policy=TLS_POLICY,
+                certificate_arn=args.certificate_arn,
+                default_actions=[default_action],
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=alb),
+            )
+            if not tier.edge_enabled:
+                aws.lb.Listener(
+                    f"{name}-http",
+                    load_balancer_arn=alb.arn,
+                    port=80,
+                    protocol="HTTP",
+                    default_actions=[
+                        {
+                            "type": "redirect",
+                            "redirect": {
+                                "port": "443",
+                                "protocol": "HTTPS",
+                                "status_code": "HTTP_301",
+                            },
+                        }
+                    ],
+                    tags=tags,
+                    opts=pulumi.ResourceOptions(parent=alb),
+                )
+        else:
+            # No certificate configured: plain HTTP (dev); the policy pack flags it.
+            listener = aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=alb.arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=[default_action],
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=alb),
+            )
         # The same image serves SageMaker's unauthenticated contract and Prometheus metrics;
         # they are for the endpoint and the cluster, never for the internet.
         aws.lb.ListenerRule(
@@ -659,6 +718,8 @@ class Workloads(pulumi.ComponentResource):
         self.load_balancer_dns_name = alb.dns_name
         self.load_balancer_arn_suffix = alb.arn_suffix
         self.target_group_arn_suffix = target_group.arn_suffix
+        self.listener_arn = listener.arn
+        self.target_group_arn = target_group.arn
         self.api_role_arn = api_role.arn
         self.trainer_role_arn = trainer_role.arn
         self.register_outputs(
@@ -667,6 +728,8 @@ class Workloads(pulumi.ComponentResource):
                 "load_balancer_dns_name": self.load_balancer_dns_name,
                 "load_balancer_arn_suffix": self.load_balancer_arn_suffix,
                 "target_group_arn_suffix": self.target_group_arn_suffix,
+                "listener_arn": self.listener_arn,
+                "target_group_arn": self.target_group_arn,
                 "api_role_arn": self.api_role_arn,
                 "trainer_role_arn": self.trainer_role_arn,
             }

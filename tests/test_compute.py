@@ -32,7 +32,7 @@ from components.workloads import (
     postgres_url,
     trainer_role_policy,
 )
-from tools.harness import StackRun, stacks
+from tools.harness import StackRun, run_stack, stacks
 
 STACKS = stacks()
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -565,9 +565,13 @@ def test_load_balancer(stack_run: Any, stack: str) -> None:
     tg = run.one("aws:lb/targetGroup:TargetGroup")
     assert tg.get("targetType") == "ip" and tg.get("port") == 8080
     assert tg.get("healthCheck.path") == m.READINESS_PATH
+    # No stack file names a certificate: plain HTTP on port 80 only.
     listener = run.one("aws:lb/listener:Listener")
-    assert listener.get("port") == 80 and listener.get("defaultActions.0.type") == "forward"
-    internal = run.one("aws:lb/listenerRule:ListenerRule")
+    assert listener.get("port") == 80 and listener.get("protocol") == "HTTP"
+    # Behind CloudFront the listener forwards only what carries the Edge's secret header.
+    expected_default = "fixed-response" if tier.edge_enabled else "forward"
+    assert listener.get("defaultActions.0.type") == expected_default
+    internal = run.one("aws:lb/listenerRule:ListenerRule", "workloads-http-internal-paths")
     assert internal.parent == listener.urn
     assert set(internal.get("conditions.0.pathPattern.values")) == {
         "/invocations",
@@ -577,7 +581,7 @@ def test_load_balancer(stack_run: Any, stack: str) -> None:
     assert internal.get("actions.0.fixedResponse.statusCode") == "404"
     rules = run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     alb_in = [r for r in rules if r.name.startswith("workloads-alb-in-")]
-    assert {r.get("fromPort") for r in alb_in} == {80, 443}
+    assert [r.get("fromPort") for r in alb_in] == [80]
     for rule in alb_in:
         if tier.edge_enabled:
             assert rule.get("prefixListId") and "cidrIpv4" not in rule.inputs
@@ -614,3 +618,47 @@ def test_alarms(stack_run: Any, stack: str) -> None:
     assert metric_filter.get("logGroupName") == f"/aws/containerinsights/{cluster_name}/application"
     assert '"trainer"' in metric_filter.get("pattern")
     assert alarms["workloads-training-failed"].get("treatMissingData") == "notBreaching"
+
+
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-aaaa-bbbb-cccc-000011112222"
+
+
+def test_a_certificate_gives_https_and_redirects_http() -> None:
+    run = run_stack("tier1", extra_config={"apiCertificateArn": CERT})
+    listeners = {r.get("port"): r for r in run.of_type("aws:lb/listener:Listener")}
+    https, http = listeners[443], listeners[80]
+    assert https.get("protocol") == "HTTPS" and https.get("certificateArn") == CERT
+    assert https.get("sslPolicy") == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert https.get("defaultActions.0.type") == "forward"
+    assert http.get("defaultActions.0.redirect") == {
+        "port": "443",
+        "protocol": "HTTPS",
+        "statusCode": "HTTP_301",
+    }
+    internal = run.one("aws:lb/listenerRule:ListenerRule", "workloads-http-internal-paths")
+    assert internal.parent == https.urn
+    rules = run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert sorted(r.get("fromPort") for r in rules if r.name.startswith("workloads-alb-in-")) == [
+        80,
+        443,
+    ]
+
+
+def test_behind_cloudfront_https_uses_one_prefix_list_rule() -> None:
+    run = run_stack(
+        "tier3", extra_config={"apiCertificateArn": CERT, "apiDomainName": "api.ssp.example.org"}
+    )
+    (listener,) = run.of_type("aws:lb/listener:Listener")  # no public HTTP listener
+    assert listener.get("port") == 443
+    rules = run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    alb_in = [r for r in rules if r.name.startswith("workloads-alb-in-")]
+    assert [(r.get("fromPort"), bool(r.get("prefixListId"))) for r in alb_in] == [(443, True)]
+    origin = run.one("aws:cloudfront/distribution:Distribution").get("origins.0")
+    assert origin["domainName"] == "api.ssp.example.org"
+    assert origin["customOriginConfig"]["originProtocolPolicy"] == "https-only"
+    gate = run.one("aws:lb/listenerRule:ListenerRule", "edge-origin-gate")
+    assert gate.get("listenerArn").endswith(listener.id)
+    assert gate.get("conditions.0.httpHeader.httpHeaderName") == "X-Origin-Verify"
+    assert gate.get("conditions.0.httpHeader.values.0") == origin["customHeaders"][0]["value"]
+    assert "conditions.0.httpHeader.values.0" in gate.secret_paths
+    assert gate.get("actions.0.type") == "forward"

@@ -92,6 +92,25 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
         ({"appImageTag": "latest"}, "appImageTag='latest': must be an immutable version tag"),
         ({"edgeDomainName": "ssp.example.org"}, "set both or neither"),
         (
+            {"apiCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc"},
+            "the load balancer needs a certificate in the stack's region us-east-1",
+        ),
+        ({"apiDomainName": "api.example.org"}, "apiDomainName: needs apiCertificateArn"),
+        (
+            {
+                "tier": "tier3",
+                "apiCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/a",
+            },
+            "set apiDomainName (a DNS name pointing at the load balancer)",
+        ),
+        (
+            {
+                "edgeDomainName": "ssp.example.org",
+                "edgeCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc",
+            },
+            "CloudFront needs a certificate in us-east-1",
+        ),
+        (
             {"overrides": ["waf_window_seconds=900"]},
             "waf_window_seconds=900: allowed 60, 120, 300, 600",
         ),

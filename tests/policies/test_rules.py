@@ -175,8 +175,24 @@ PG_FROM_APP = {
     "referencedSecurityGroupId": "sg-app",
 }
 
+LST = "aws:lb/listener:Listener"
+HTTPS_LISTENER: dict[str, Any] = {
+    "port": 443.0,
+    "protocol": "HTTPS",
+    "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x",
+    "defaultActions": [{"type": "forward", "targetGroupArn": "arn:tg"}],
+    "tags": TAGS,
+}
+HTTP_FORWARD = {**HTTPS_LISTENER, "port": 80.0, "protocol": "HTTP"}
+HTTP_REDIRECT = {
+    **HTTP_FORWARD,
+    "defaultActions": [{"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS"}}],
+}
+
 # (policy, resource type, good props, bad props, fragment of the message)
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
+    ("alb-https-listener", LST, HTTPS_LISTENER, HTTP_FORWARD, "plain HTTP on port 80"),
+    ("alb-https-listener", LST, HTTP_REDIRECT, HTTP_FORWARD, "set apiCertificateArn"),
     ("rds-storage-encrypted", RDS, DB, with_(DB, "storageEncrypted", False), "unencrypted"),
     ("rds-not-publicly-accessible", RDS, DB, with_(DB, "publiclyAccessible", True), "publicly"),
     ("rds-backup-retention", RDS, DB, with_(DB, "backupRetentionPeriod", 1.0), ">= 7"),
