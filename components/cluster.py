@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components.alarms import Threshold, metric_alarm
 from components.catalog import NodeGroupSize
-from components.iam import irsa_trust_policy, service_trust_policy
+from components.iam import service_account_role, service_trust_policy
 from components.kms import customer_key
 
 KUBERNETES_VERSION = "1.35"
@@ -365,8 +365,12 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> d
 
 
 def node_group_tags(cluster_name: str, group: NodeGroupSize) -> dict[str, str]:
-    """Cluster autoscaler auto-discovery tags, plus the label/taint templates it needs to
-    scale a group up from zero nodes (the training group)."""
+    """Cluster autoscaler auto-discovery tags, plus the label/taint templates of a group.
+
+    EKS tags a managed group's Auto Scaling group for auto-discovery itself and does not copy
+    these tags there; the autoscaler reads a group's labels and taints (to scale the training
+    group up from zero) with eks:DescribeNodegroup, which its policy grants. The tags keep the
+    intent visible on the node group and in the plan."""
     tags = {
         "k8s.io/cluster-autoscaler/enabled": "true",
         f"k8s.io/cluster-autoscaler/{cluster_name}": "owned",
@@ -542,11 +546,14 @@ class Cluster(pulumi.ComponentResource):
             )
 
         def irsa_role(role: str, namespace: str, service_account: str) -> aws.iam.Role:
-            trust = pulumi.Output.all(oidc.arn, self.oidc_issuer).apply(
-                lambda v: irsa_trust_policy(v[0], v[1], namespace, service_account)
-            )
-            return aws.iam.Role(
-                f"{name}-{role}-role", assume_role_policy=trust, tags=tags, opts=in_cluster
+            return service_account_role(
+                f"{name}-{role}-role",
+                oidc_provider_arn=oidc.arn,
+                oidc_issuer=self.oidc_issuer,
+                namespace=namespace,
+                service_account=service_account,
+                tags=tags,
+                opts=in_cluster,
             )
 
         # -- add-ons -----------------------------------------------------------------------
@@ -670,9 +677,6 @@ class Cluster(pulumi.ComponentResource):
                     ),
                 )
             )
-        late_addons = [
-            addon_resource(a, node_groups) for a in ADDON_VERSIONS if a not in ADDONS_BEFORE_NODES
-        ]
 
         # -- Container Insights logs and node alarms -----------------------------------------
         insight_logs = {
@@ -685,6 +689,13 @@ class Cluster(pulumi.ComponentResource):
             )
             for kind in CONTAINER_INSIGHTS_LOG_GROUPS
         }
+        # The CloudWatch agent's Fluent Bit would create the Container Insights log groups
+        # itself (without retention) if it started first; ours must exist before it.
+        late_addons = [
+            addon_resource(a, [*node_groups, *insight_logs.values()])
+            for a in ADDON_VERSIONS
+            if a not in ADDONS_BEFORE_NODES
+        ]
         for metric, limit in (
             ("node_cpu_utilization", args.alarm_cpu_percent),
             ("node_memory_utilization", args.alarm_memory_percent),

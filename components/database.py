@@ -387,7 +387,8 @@ class Database(pulumi.ComponentResource):
             kms_key_id=key.arn,
             recovery_window_in_days=30 if args.protect else 7,
             tags=tags,
-            opts=child,
+            # The proxy authenticates with it: deleting it cuts the app off the database.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         document: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(primary.address, secret_password).apply(

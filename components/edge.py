@@ -18,6 +18,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.workloads import INTERNAL_PATHS
+
 # CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
 EDGE_REGION = "us-east-1"
 API_ORIGIN_ID = "api-alb"
@@ -27,11 +29,10 @@ ASSETS_ORIGIN_ID = "assets-s3"
 # policy statement below grants CloudFront nothing else.
 ASSETS_PREFIX = "static"
 AUTH_PATH_PREFIXES = ("/auth", "/api/v1/auth")
-# The image's SageMaker contract and Prometheus endpoint are unauthenticated by design
-# (IAM guards InvokeEndpoint; Prometheus scrapes inside the cluster): never from the internet.
-INTERNAL_PATH_PREFIXES = ("/invocations", "/ping", "/metrics")
-# Decoded, normalized (// and /./) and lower-cased first, so /%69nvocations, //metrics or
-# /AUTH cannot step around a path rule.
+# The image's SageMaker contract and Prometheus endpoint (workloads.INTERNAL_PATHS) are
+# unauthenticated by design (IAM guards InvokeEndpoint; Prometheus scrapes inside the
+# cluster): never from the internet. Paths are decoded, normalized (// and /./) and
+# lower-cased first, so /%69nvocations, //metrics or /AUTH cannot step around a path rule.
 PATH_TRANSFORMATIONS = ("URL_DECODE", "NORMALIZE_PATH", "LOWERCASE")
 ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
 # After the load balancer's own rules (internal paths answer 404 at priority 10).
@@ -89,7 +90,7 @@ def waf_rules(
                 ],
             }
         }
-        for prefix in INTERNAL_PATH_PREFIXES
+        for prefix in INTERNAL_PATHS
     ]
     rules: list[aws.wafv2.WebAclRuleArgsDict] = [
         {

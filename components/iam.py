@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pulumi
+import pulumi_aws as aws
+
 
 def service_trust_policy(service: str, *, tag_session: bool = False) -> str:
     """Trust policy letting one AWS service (``rds.amazonaws.com``...) assume a role.
@@ -45,3 +48,20 @@ def irsa_trust_policy(
             ],
         }
     )
+
+
+def service_account_role(
+    name: str,
+    *,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """An IAM role that one Kubernetes service account assumes through IRSA."""
+    trust = pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
+        lambda v: irsa_trust_policy(v[0], v[1], namespace, service_account)
+    )
+    return aws.iam.Role(name, assume_role_policy=trust, tags=tags, opts=opts)

@@ -26,7 +26,7 @@ from components import k8s_manifests as m
 from components.alarms import Threshold, expression_alarm, metric_alarm
 from components.cache import PORT as CACHE_PORT
 from components.catalog import Tier, pod_pool
-from components.iam import irsa_trust_policy
+from components.iam import service_account_role
 from components.network import plan_subnets
 
 NAMESPACE = "student-success"
@@ -270,11 +270,14 @@ class Workloads(pulumi.ComponentResource):
         ns = namespace.metadata.apply(lambda meta: meta.name or args.namespace)
 
         def irsa_role(component: str, policy: pulumi.Input[str]) -> aws.iam.Role:
-            trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer).apply(
-                lambda v: irsa_trust_policy(v[0], v[1], args.namespace, component)
-            )
-            role = aws.iam.Role(
-                f"{name}-{component}-role", assume_role_policy=trust, tags=tags, opts=child
+            role = service_account_role(
+                f"{name}-{component}-role",
+                oidc_provider_arn=args.oidc_provider_arn,
+                oidc_issuer=args.oidc_issuer,
+                namespace=args.namespace,
+                service_account=component,
+                tags=tags,
+                opts=child,
             )
             aws.iam.RolePolicy(
                 f"{name}-{component}-policy",
