@@ -273,9 +273,15 @@ class Edge(pulumi.ComponentResource):
         if bool(args.domain_name) != bool(args.certificate_arn):
             raise ValueError("EdgeArgs: set domain_name and certificate_arn together")
 
-        # An explicit provider reads credentials from the environment (AWS_PROFILE, AWS_*),
-        # not from the stack's aws:* config as the default provider does.
-        edge_provider = aws.Provider(f"{name}-{EDGE_REGION}", region=EDGE_REGION, opts=child)
+        # An explicit provider does not read the stack's aws:* config as the default one
+        # does: hand it the stack's profile so both act in the same account. (Stacks that
+        # use aws:assumeRoles should set it through AWS_PROFILE / the environment instead.)
+        edge_provider = aws.Provider(
+            f"{name}-{EDGE_REGION}",
+            region=EDGE_REGION,
+            profile=aws.config.profile,
+            opts=child,
+        )
         at_edge = pulumi.ResourceOptions(parent=self, provider=edge_provider)
 
         web_acl = aws.wafv2.WebAcl(
