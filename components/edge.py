@@ -59,7 +59,8 @@ def waf_rules(
 
     Limits are requests per IP per ``window_seconds`` (the catalog holds seed 003's
     100 / 15 min translated to WAF's windows). A rate-based rule counts only the requests
-    its scope-down statement matches, so the auth rule counts just the auth paths.
+    its scope-down statement matches: the auth rule counts just the auth paths, the API
+    rule everything but the static assets.
     """
     if window_seconds not in WAF_WINDOWS:
         raise ValueError(f"window_seconds={window_seconds}: WAF allows {WAF_WINDOWS}")
@@ -123,6 +124,23 @@ def waf_rules(
                     "aggregate_key_type": "IP",
                     "limit": api_limit,
                     "evaluation_window_sec": window_seconds,
+                    # Cached static assets don't count: one page load fetches many, and a
+                    # whole school often shares one public IP.
+                    "scope_down_statement": {
+                        "not_statement": {
+                            "statement": {
+                                "byte_match_statement": {
+                                    "positional_constraint": "STARTS_WITH",
+                                    "search_string": f"/{ASSETS_PREFIX}/",
+                                    "field_to_match": {"uri_path": {}},
+                                    "text_transformations": [
+                                        {"priority": i, "type": kind}
+                                        for i, kind in enumerate(PATH_TRANSFORMATIONS)
+                                    ],
+                                }
+                            }
+                        }
+                    },
                 }
             },
             "visibility_config": _visibility(f"{metric_prefix}-rate-limit-api"),

@@ -39,7 +39,10 @@ def test_waf_rules_rate_limit_per_ip_with_the_catalog_window() -> None:
     assert (api["limit"], auth["limit"]) == (67, 10)
     assert api["evaluation_window_sec"] == auth["evaluation_window_sec"] == 600
     assert rules["rate-limit-api"]["action"] == rules["rate-limit-auth"]["action"] == {"block": {}}
-    assert "scope_down_statement" not in api
+    # Everything but the cached static assets counts towards the API limit.
+    excluded = api["scope_down_statement"]["not_statement"]["statement"]["byte_match_statement"]
+    assert excluded["search_string"] == "/static/"
+    assert excluded["positional_constraint"] == "STARTS_WITH"
 
 
 def _path_matches(statements: list[Any]) -> list[Any]:
