@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,12 +24,13 @@ from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.auth import Authenticator, Client
 from app.cache import Cache
 from app.config import Settings, get_settings
-from app.db import Database, Tenant
+from app.db import Database, Tenant, ensure_audit_partitions, primary_url
 from app.features import FEATURES, StudentFeatures, to_matrix
 from app.models import ModelRegistry, NoModelError
 from app.store import ModelStore
@@ -54,6 +56,10 @@ GENERATION = Gauge("ssp_model_generation", "Generation of the model pointer bein
 
 class DatabaseUnavailableError(RuntimeError):
     pass
+
+
+class AuditUnavailableError(RuntimeError):
+    """The audit row could not be written, so the data must not be returned (FERPA)."""
 
 
 # ---- response and request bodies -------------------------------------------------------
@@ -212,12 +218,23 @@ class Services:
         school_id: int | None = None,
     ) -> None:
         """FERPA: every read of student data is recorded before the data is returned."""
-        with self.tx(client.tenant, write=True) as cur:
-            cur.execute(
-                "INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (client.id, school_id or client.school_id, student_id, action, json.dumps(detail)),
-            )
+        try:
+            with self.tx(client.tenant, write=True) as cur:
+                cur.execute(
+                    "INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (
+                        client.id,
+                        school_id or client.school_id,
+                        student_id,
+                        action,
+                        json.dumps(detail),
+                    ),
+                )
+        except psycopg.Error as exc:
+            # E.g. no partition for this month: an operational fault (503), not a bug (500).
+            log.error("audit insert failed", extra={"action": action, "error": str(exc)[:300]})
+            raise AuditUnavailableError("audit log unavailable") from exc
 
     def check_school(self, client: Client, school_id: int) -> None:
         if client.school_id is not None:
@@ -320,6 +337,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.db.open()
+        await run_in_threadpool(ensure_partitions_at_startup, settings)
         try:
             svc.registry.pointer()
         except Exception:
@@ -341,6 +359,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def db_unavailable(_: Request, exc: DatabaseUnavailableError) -> JSONResponse:
         return JSONResponse(
             {"detail": "database unavailable, retry later"},
+            503,
+            {"Retry-After": str(settings.db_retry_after_seconds)},
+        )
+
+    @app.exception_handler(AuditUnavailableError)
+    async def audit_unavailable(_: Request, exc: AuditUnavailableError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "audit log unavailable, retry later"},
             503,
             {"Retry-After": str(settings.db_retry_after_seconds)},
         )
@@ -402,7 +428,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/invocations",
         response_model=InvocationOut,
         tags=["sagemaker"],
-        responses={400: {"model": ErrorOut}, 415: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+        responses={
+            400: {"model": ErrorOut},
+            413: {"model": ErrorOut},
+            415: {"model": ErrorOut},
+            503: {"model": ErrorOut},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -417,27 +448,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """SageMaker inference. JSON: {"instances": [{features..., "school_id"?}]}.
         CSV: one row per student, the features in order (optionally school_id first)."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        body = await request.body()
-        if ctype == "application/json":
-            try:
-                parsed = InvocationIn.model_validate_json(body)
-            except ValidationError as exc:
-                raise HTTPException(400, _errors(exc)) from None
-            schools: list[int | None] = [i.school_id for i in parsed.instances]
-            x = to_matrix([i.model_dump() for i in parsed.instances])
-        elif ctype == "text/csv":
-            schools, x = parse_csv(body)
-        else:
+        if ctype not in ("application/json", "text/csv"):
             raise HTTPException(415, "content type must be application/json or text/csv")
-        preds = svc.registry.predict(schools, x)
-        PREDICTIONS.labels("invocations").inc(len(preds))
-        t = settings.alert_threshold
-        if "text/csv" in request.headers.get("accept", ""):
-            return PlainTextResponse(
-                "\n".join(str(p.risk) for p in preds) + "\n", media_type="text/csv"
-            )
-        out = {"predictions": [prediction_out(p.risk, p.scope, p.version, t) for p in preds]}
-        return Response(json.dumps(out).encode(), media_type="application/json")
+        body = await read_capped(request, settings.max_invocation_bytes)
+        # Parsing and scoring are CPU work (and a model may be loaded from the store): off the
+        # event loop, so /ping and other requests keep being answered meanwhile.
+        return await run_in_threadpool(invoke, svc, ctype, body, request.headers.get("accept", ""))
 
     # ---- prediction API ----
 
@@ -602,6 +618,58 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def ensure_partitions_at_startup(settings: Settings) -> None:
+    """Create missing audit-log partitions (as the owner: the app role may not). Best effort:
+    the API still starts while the database is down; `archive` and `migrate` do it too."""
+    try:
+        with psycopg.connect(
+            primary_url(settings), autocommit=True, connect_timeout=settings.db_connect_timeout
+        ) as conn:
+            created = ensure_audit_partitions(conn)
+        if created:
+            log.warning("audit partitions were missing; created", extra={"partitions": created})
+    except psycopg.Error as exc:
+        log.warning("could not ensure audit partitions", extra={"error": str(exc)[:300]})
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes
+    (from Content-Length, or while streaming a chunked body) rather than after reading it."""
+    too_large = HTTPException(413, f"request body exceeds the limit of {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def invoke(svc: Services, ctype: str, body: bytes, accept: str) -> Response:
+    if ctype == "application/json":
+        try:
+            parsed = InvocationIn.model_validate_json(body)
+        except ValidationError as exc:
+            raise HTTPException(400, _errors(exc)) from None
+        schools: list[int | None] = [i.school_id for i in parsed.instances]
+        x = to_matrix([i.model_dump() for i in parsed.instances])
+    else:
+        schools, x = parse_csv(body)
+    preds = svc.registry.predict(schools, x)
+    PREDICTIONS.labels("invocations").inc(len(preds))
+    t = svc.settings.alert_threshold
+    if "text/csv" in accept:
+        return PlainTextResponse(
+            "\n".join(str(p.risk) for p in preds) + "\n", media_type="text/csv"
+        )
+    out = {"predictions": [prediction_out(p.risk, p.scope, p.version, t) for p in preds]}
+    return Response(json.dumps(out).encode(), media_type="application/json")
+
+
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
 
@@ -631,14 +699,21 @@ def parse_csv(body: bytes) -> tuple[list[int | None], np.ndarray]:
             nums = [float(c) for c in row]
         except ValueError:
             raise HTTPException(400, f"row {line}: every column must be a number") from None
-        sid = int(nums.pop(0)) if len(nums) == n + 1 else None
+        sid: int | None = None
+        if len(nums) == n + 1:
+            # float() accepts nan, inf and 1e400 (inf); int() would raise on those (a 500)
+            # and silently truncate 5.7 to school 5.
+            first = nums.pop(0)
+            if not (math.isfinite(first) and first.is_integer() and 1 <= first <= MAX_INT):
+                raise HTTPException(
+                    400, f"row {line}: school_id must be an integer from 1 to {MAX_INT}"
+                )
+            sid = int(first)
         try:
             StudentFeatures(**dict(zip(FEATURES, nums, strict=True)))
         except ValidationError as exc:
             field = exc.errors()[0]["loc"][0]
             raise HTTPException(400, f"row {line}: {field}: {exc.errors()[0]['msg']}") from None
-        if sid is not None and not 1 <= sid <= MAX_INT:
-            raise HTTPException(400, f"row {line}: school_id out of range")
         schools.append(sid)
         values.append(nums)
     return schools, np.array(values, dtype=np.float64)

@@ -21,6 +21,18 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+# The settings a SageMaker training job may set through hyperparameters.json.
+TRAINING_HYPERPARAMETERS = frozenset(
+    {
+        "min_school_students",
+        "promotion_tolerance",
+        "alert_threshold",
+        "test_fraction",
+        "random_seed",
+        "keep_versions",
+    }
+)
+
 
 def sagemaker_settings(settings: Settings, command: str) -> Settings:
     """Apply SageMaker's contract when its directory exists: hyperparameters override settings
@@ -31,8 +43,16 @@ def sagemaker_settings(settings: Settings, command: str) -> Settings:
     overrides: dict[str, Any] = {}
     hyper = root / "input" / "config" / "hyperparameters.json"
     if command == "train" and hyper.exists():
-        known = set(Settings.model_fields)
-        overrides.update({k: v for k, v in json.loads(hyper.read_text()).items() if k in known})
+        given = json.loads(hyper.read_text())
+        # Only training knobs: a hyperparameter must not redirect the database, the model
+        # store or the secrets of the job.
+        refused = sorted(set(given) - TRAINING_HYPERPARAMETERS)
+        if refused:
+            raise ValueError(
+                f"hyperparameters not allowed: {', '.join(refused)};"
+                f" allowed: {', '.join(sorted(TRAINING_HYPERPARAMETERS))}"
+            )
+        overrides.update(given)
     if "model_store_url" not in settings.model_fields_set and (root / "model").exists():
         overrides["model_store_url"] = str(root / "model")
     if not overrides:
@@ -69,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = sagemaker_settings(get_settings(), args.command)
     except ValueError as exc:
         print(f"invalid settings: {exc}", file=sys.stderr)
+        root = get_settings().sagemaker_dir if args.command == "train" else None
+        if root is not None and root.exists():  # SageMaker reports this file as the reason
+            (root / "output").mkdir(parents=True, exist_ok=True)
+            (root / "output" / "failure").write_text(f"invalid settings: {exc}")
         return EXIT_USAGE
     setup_logging(settings.log_level)
     try:
@@ -137,6 +161,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary))
         return EXIT_OK
     if args.command == "rollback":
+        from app.store import StaleGenerationError
         from app.train import EXIT_LOCKED, TrainingLockedError, rollback
 
         try:
@@ -147,6 +172,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as exc:
             print(f"rollback failed: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        except StaleGenerationError as exc:
+            print(f"rollback refused: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         print(json.dumps({"generation": pointer.generation, "scopes": pointer.scopes}))
         return EXIT_OK
     if args.command == "archive":

@@ -63,13 +63,18 @@ class Settings(BaseSettings):
     # SageMaker's container contract root (hyperparameters, model dir, failure file).
     sagemaker_dir: Path = Path("/opt/ml")
 
+    # Largest /invocations body; SageMaker's own real-time payload limit is 6 MB.
+    max_invocation_bytes: int = Field(default=6 * 1024 * 1024, ge=1024)
+
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
-        if self.environment in {"staging", "production"}:
+        # Every environment but development (test included: test deployments hold real data
+        # often enough) must bring a real secret; the tests pass one.
+        if self.environment != "development":
             if self.api_key_pepper.strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("API_KEY_PEPPER is a placeholder; set a real secret")
             if len(self.api_key_pepper) < 16:

@@ -183,9 +183,28 @@ def migrate(settings: Settings) -> list[str]:
                     )
                 log.info("migration applied", extra={"version": version})
                 applied.append(version)
+            ensure_audit_partitions(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))
     return applied
+
+
+def ensure_audit_partitions(conn: psycopg.Connection[Any], months_ahead: int = 2) -> int:
+    """Create this month's and the next months' audit-log partitions (idempotent). Without
+    them every audited read fails, so migrate and API startup call this, not only `archive`."""
+    row = conn.execute(
+        "SELECT to_regprocedure('audit_log_ensure_partitions(date, date)') IS NOT NULL"
+    ).fetchone()
+    if not row or not row[0]:
+        return 0  # schema not migrated yet
+    created = conn.execute(
+        "SELECT audit_log_ensure_partitions(d, (d + make_interval(months => %s))::date)"
+        " FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) t",
+        (months_ahead,),
+    ).fetchone()
+    if not conn.autocommit:
+        conn.commit()
+    return int(created[0]) if created else 0
 
 
 def refresh_features(conn: psycopg.Connection[Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -11,7 +12,10 @@ import numpy as np
 
 from app.store import ModelStore, Pointer
 
+log = logging.getLogger(__name__)
+
 DISTRICT = "district"
+MAX_BACKOFF_SECONDS = 60.0  # longest wait between retries of an unreadable model store
 
 
 def school_scope(school_id: int) -> str:
@@ -71,48 +75,91 @@ def fast_model(model: Any) -> Any:
 
 class ModelRegistry:
     """Holds the promoted models in memory and re-reads the pointer at most every
-    `refresh_seconds`, so a promotion or rollback is picked up without a restart."""
+    `refresh_seconds`, so a promotion or rollback is picked up without a restart.
+
+    A store that cannot be read (or a model that cannot be loaded) never takes serving down:
+    the error is logged, the last good models keep answering and the next attempt waits
+    longer (exponential backoff). Store I/O happens outside the lock readers take."""
 
     def __init__(self, store: ModelStore, refresh_seconds: float) -> None:
         self.store = store
         self.refresh_seconds = refresh_seconds
-        self._lock = threading.Lock()
-        self._pointer = Pointer()
-        self._models: dict[tuple[str, str], Any] = {}
-        self._checked = 0.0
+        self._refresh_lock = threading.Lock()  # one refresher at a time; readers never wait
+        self._state: tuple[Pointer, dict[tuple[str, str], Any]] = (Pointer(), {})
+        self._next_check = 0.0
+        self._failures = 0
 
-    def pointer(self) -> Pointer:
+    def _current(self) -> tuple[Pointer, dict[tuple[str, str], Any]]:
+        """The pointer and its models, refreshed when due (one consistent snapshot)."""
         now = time.monotonic()
-        if now - self._checked >= self.refresh_seconds:
-            with self._lock:
-                if now - self._checked >= self.refresh_seconds:
-                    self._load(self.store.pointer())
-                    self._checked = now
-        return self._pointer
+        # Until something is loaded every request needs the first load, so they wait for it;
+        # afterwards a refresh in progress is not waited for.
+        if now >= self._next_check and self._refresh_lock.acquire(blocking=not self._state[1]):
+            try:
+                if now >= self._next_check:
+                    self._refresh(now)
+            finally:
+                self._refresh_lock.release()
+        return self._state
 
-    def use(self, pointer: Pointer) -> None:
-        """Serve exactly this pointer (used by jobs scoring a not yet published pointer)."""
-        with self._lock:
-            self._load(pointer)
-            self._checked = float("inf")
-
-    def _load(self, pointer: Pointer) -> None:
-        if pointer.generation == self._pointer.generation and self._models:
+    def _refresh(self, now: float) -> None:
+        try:
+            pointer = self.store.pointer()
+            models = self._models_for(pointer)
+        except Exception as exc:
+            self._failures += 1
+            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** min(self._failures, 6))
+            self._next_check = now + max(self.refresh_seconds, delay)
+            log.error(
+                "model store unreadable; serving the last good models",
+                extra={"error": repr(exc)[:300], "retry_in_seconds": delay},
+            )
             return
-        models = {
-            (scope, version): self._models.get((scope, version))
+        self._failures = 0
+        self._next_check = now + self.refresh_seconds
+        if models is not None:
+            self._state = (pointer, models)  # swapped together: never a new pointer, old models
+
+    def _models_for(self, pointer: Pointer) -> dict[tuple[str, str], Any] | None:
+        """Models of `pointer` (reusing loaded ones), or None when it must not replace the
+        pointer being served: same state, or an older generation (generations only grow)."""
+        current, loaded = self._state
+        if pointer.generation < current.generation:
+            log.error(
+                "model pointer went back in generation; keeping the newer one",
+                extra={"store_generation": pointer.generation, "served": current.generation},
+            )
+            return None
+        if (
+            pointer.generation == current.generation
+            and pointer.scopes == current.scopes
+            and (loaded or not pointer.scopes)
+        ):
+            return None
+        return {
+            (scope, version): loaded.get((scope, version))
             or fast_model(self.store.load_model(version, scope))
             for scope, version in pointer.scopes.items()
         }
-        # Swap both together so a request never pairs a new pointer with old models.
-        self._pointer, self._models = pointer, models
+
+    def pointer(self) -> Pointer:
+        return self._current()[0]
+
+    def use(self, pointer: Pointer) -> None:
+        """Serve exactly this pointer (used by jobs scoring a not yet published pointer).
+        Errors propagate: a job must not score with missing models."""
+        with self._refresh_lock:
+            models = self._models_for(pointer)
+            if models is not None:
+                self._state = (pointer, models)
+            self._next_check = float("inf")
 
     @property
     def generation(self) -> int:
         return self.pointer().generation
 
-    def scope_for(self, school_id: int | None) -> tuple[str, str]:
-        scopes = self.pointer().scopes
+    def scope_for(self, school_id: int | None, pointer: Pointer | None = None) -> tuple[str, str]:
+        scopes = (pointer if pointer is not None else self.pointer()).scopes
         if school_id is not None and school_scope(school_id) in scopes:
             scope = school_scope(school_id)
         elif DISTRICT in scopes:
@@ -125,9 +172,9 @@ class ModelRegistry:
         """Risk for each row of x, each with the model of its school (district fallback)."""
         out: list[Prediction | None] = [None] * len(school_ids)
         groups: dict[tuple[str, str], list[int]] = {}
+        pointer, models = self._current()
         for i, sid in enumerate(school_ids):
-            groups.setdefault(self.scope_for(sid), []).append(i)
-        models = self._models
+            groups.setdefault(self.scope_for(sid, pointer), []).append(i)
         for (scope, version), idx in groups.items():
             model = models.get((scope, version)) or fast_model(
                 self.store.load_model(version, scope)

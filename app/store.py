@@ -26,6 +26,10 @@ import joblib
 POINTER = "current.json"
 
 
+class StaleGenerationError(RuntimeError):
+    """A pointer would not be newer than the one in the store (generations only grow)."""
+
+
 @dataclass
 class Pointer:
     generation: int = 0
@@ -166,8 +170,19 @@ class ModelStore:
         return [v for v in self.backend.list_versions() if self.manifest(v) is not None]
 
     def write_pointer(self, pointer: Pointer) -> None:
-        """The single step that changes what is served."""
+        """The single step that changes what is served. Generations only grow: caches and
+        risk_scores are keyed by generation, so reusing one would mix two pointer states.
+        (Writers hold the training lock, so the check and the write do not race.)"""
+        self.check_newer(pointer)
         self.backend.write(POINTER, pointer.to_json())
+
+    def check_newer(self, pointer: Pointer) -> None:
+        current = self.pointer()
+        if pointer.generation <= current.generation:
+            raise StaleGenerationError(
+                f"refusing to write pointer generation {pointer.generation}: the store is"
+                f" already at generation {current.generation}"
+            )
 
     def next_pointer(
         self, current: Pointer, scopes: dict[str, str], now: str, keep: int

@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -123,17 +125,30 @@ def new_version() -> str:
 def run_training(settings: Settings) -> TrainResult:
     """Train, store, promote. Raises TrainingLockedError when another run holds the lock."""
     started = time.perf_counter()
+    with (
+        training_lock(settings, "another training run holds the lock; exiting"),
+        connect_owner(settings) as conn,
+    ):
+        conn.autocommit = True
+        refresh_features(conn)
+        conn.autocommit = False
+        result = _train(conn, settings)
+    return TrainResult(**{**result.__dict__, "seconds": round(time.perf_counter() - started, 2)})
+
+
+@contextmanager
+def training_lock(settings: Settings, busy_message: str) -> Iterator[None]:
+    """One training or rollback at a time across replicas: a session-level advisory lock,
+    which PostgreSQL also drops if the process dies. Released explicitly on the way out, so
+    the next run never races the server noticing a closed connection."""
     with connect_owner(settings, autocommit=True) as lock_conn:
-        # Session-level advisory lock: held until this connection closes, even on a crash.
         row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK_KEY,)).fetchone()
         if not row or not row[0]:
-            raise TrainingLockedError("another training run holds the lock; exiting")
-        with connect_owner(settings) as conn:
-            conn.autocommit = True
-            refresh_features(conn)
-            conn.autocommit = False
-            result = _train(conn, settings)
-    return TrainResult(**{**result.__dict__, "seconds": round(time.perf_counter() - started, 2)})
+            raise TrainingLockedError(busy_message)
+        try:
+            yield
+        finally:
+            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (TRAIN_LOCK_KEY,))
 
 
 def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
@@ -230,6 +245,8 @@ def publish(
     conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, pointer: Pointer
 ) -> None:
     """Score every active student under the new pointer, then flip it (the last step)."""
+    # Checked before scoring too: scoring replaces risk_scores of generations >= this one.
+    store.check_newer(pointer)
     score_students(conn, store, settings, pointer)
     store.write_pointer(pointer)
 
@@ -268,22 +285,20 @@ def score_students(
 def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
     """Serve the previous pointer state again (or every scope of `to_version`)."""
     store = ModelStore(settings.model_store_url)
-    current = store.pointer()
-    if to_version is not None:
-        manifest = store.manifest(to_version)
-        if manifest is None:
-            raise ValueError(f"version {to_version} is not in the store")
-        scopes = dict(current.scopes)
-        scopes.update({scope: to_version for scope in manifest["metrics"]})
-    elif current.history:
-        scopes = dict(current.history[0]["scopes"])
-    else:
-        raise ValueError("nothing to roll back to: the pointer has no history")
-    with connect_owner(settings) as lock_conn:
-        lock_conn.autocommit = True
-        row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK_KEY,)).fetchone()
-        if not row or not row[0]:
-            raise TrainingLockedError("a training run is in progress; roll back after it ends")
+    with training_lock(settings, "a training run is in progress; roll back after it ends"):
+        # Read under the lock: a pointer read before it could predate a promotion that
+        # finished meanwhile, and rolling back from it would erase that promotion.
+        current = store.pointer()
+        if to_version is not None:
+            manifest = store.manifest(to_version)
+            if manifest is None:
+                raise ValueError(f"version {to_version} is not in the store")
+            scopes = dict(current.scopes)
+            scopes.update({scope: to_version for scope in manifest["metrics"]})
+        elif current.history:
+            scopes = dict(current.history[0]["scopes"])
+        else:
+            raise ValueError("nothing to roll back to: the pointer has no history")
         pointer = store.next_pointer(
             current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
         )

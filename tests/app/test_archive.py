@@ -5,17 +5,20 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from datetime import date
+from datetime import UTC, date, datetime
 
 import boto3
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from moto import mock_aws
 
+from app.api import create_app
 from app.archive import ArchiveMismatchError, export_csv, run_archive
+from app.db import migrate
 from app.store import LocalBackend
 from tests.app.conftest import District
-from tests.app.helpers import scalar
+from tests.app.helpers import auth, scalar
 
 TODAY = date(2026, 11, 23)
 
@@ -120,3 +123,39 @@ def test_archive_to_s3(untrained_district: District) -> None:
             Bucket="ssp-archive", Key="audit/audit_log/2026/audit_log_p2026_06.csv.gz"
         )
         assert len(read_export(obj["Body"].read())) == 7
+
+
+def drop_all_audit_partitions(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in partitions(url):
+            conn.execute(f'DROP TABLE "{name}"')
+
+
+def current_month_partition() -> str:
+    return f"audit_log_p{datetime.now(UTC):%Y_%m}"
+
+
+def test_missing_audit_partition_is_503_and_startup_recreates_it(
+    fresh_district: District,
+) -> None:
+    key = auth(fresh_district.keys["school1"])
+    with TestClient(create_app(fresh_district.settings)) as api:
+        assert api.get("/v1/students/1/risk", headers=key).status_code == 200
+        drop_all_audit_partitions(fresh_district.url)
+        for path in ("/v1/students/1/risk", "/v1/schools/1/at-risk"):
+            resp = api.get(path, headers=key)
+            assert resp.status_code == 503, resp.text  # never data it cannot audit
+            assert resp.headers["Retry-After"] == "5"
+            assert "student_id" not in resp.text
+    # Startup of the next API process creates this month's and the next two months'.
+    with TestClient(create_app(fresh_district.settings)) as api:
+        assert current_month_partition() in partitions(fresh_district.url)
+        assert len(partitions(fresh_district.url)) == 3
+        assert api.get("/v1/students/1/risk", headers=key).status_code == 200
+
+
+def test_migrate_creates_missing_audit_partitions(untrained_district: District) -> None:
+    drop_all_audit_partitions(untrained_district.url)
+    assert migrate(untrained_district.settings) == []  # nothing new to apply, still ensures
+    assert current_month_partition() in partitions(untrained_district.url)
+    assert len(partitions(untrained_district.url)) == 3

@@ -8,7 +8,7 @@ from app import db
 from app.config import Settings
 from app.generate import generate
 from tests.app.conftest import District
-from tests.app.helpers import scalar
+from tests.app.helpers import PEPPER, scalar
 
 FINGERPRINT = (
     "SELECT md5(string_agg(concat_ws(',', student_id, school_id, attendance_rate, avg_mark,"
@@ -17,7 +17,7 @@ FINGERPRINT = (
 
 
 def load(url: str, seed: int) -> None:
-    settings = Settings(environment="test", database_url=url)
+    settings = Settings(environment="test", database_url=url, api_key_pepper=PEPPER)
     db.migrate(settings)
     with db.connect_owner(settings) as conn:
         result = generate(

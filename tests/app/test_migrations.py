@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from app import db
 from app.config import Settings
-from tests.app.helpers import scalar
+from tests.app.helpers import PEPPER, scalar
 
 EXPECTED = [
     "0001_core",
@@ -15,12 +15,13 @@ EXPECTED = [
     "0003_audit_log",
     "0004_student_features",
     "0005_row_level_security",
+    "0006_audit_log_insert_policy",
 ]
 
 
 def test_migrate_from_empty_then_noop(make_database: Callable[[], str]) -> None:
     url = make_database()
-    settings = Settings(environment="test", database_url=url)
+    settings = Settings(environment="test", database_url=url, api_key_pepper=PEPPER)
     assert db.migrate(settings) == EXPECTED
     assert db.migrate(settings) == []  # idempotent: recorded in schema_migrations
     assert scalar(url, "SELECT array_agg(version ORDER BY version) FROM schema_migrations") == (

@@ -97,3 +97,21 @@ def test_reads_go_to_the_replica_url_and_writes_to_the_primary(district: Distric
         split.close()
     same = Database(district.settings)
     assert same.replica is same.primary  # no DATABASE_READ_URL: reads use the primary
+
+
+def audit_insert(database: Database, tenant: Tenant, school_id: int | None) -> None:
+    with database.transaction(tenant, write=True) as cur:
+        cur.execute(
+            "INSERT INTO audit_log (client_id, school_id, student_id, action)"
+            " VALUES (1, %s, NULL, 'probe')",
+            (school_id,),
+        )
+
+
+def test_tenant_cannot_write_audit_rows_for_other_schools(database: Database) -> None:
+    audit_insert(database, Tenant(school_id=1), 1)
+    audit_insert(database, Tenant(school_id=1), None)  # rows about no school stay allowed
+    audit_insert(database, Tenant(district_id=1), 3)  # a school of its district
+    for tenant, other in ((Tenant(school_id=1), 2), (Tenant(district_id=1), 5)):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            audit_insert(database, tenant, other)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
@@ -144,3 +148,59 @@ def test_serve_command_listens_and_answers(district: District) -> None:
         proc.terminate()
         # Graceful shutdown; uvicorn re-raises the SIGTERM it handled once it has stopped.
         assert proc.wait(15) in (0, -signal.SIGTERM)
+
+
+@pytest.mark.parametrize("school_id", ["nan", "inf", "-inf", "1e400", "5.7", "0", "2147483648"])
+def test_csv_bad_school_id_is_a_400_naming_it(client: TestClient, school_id: str) -> None:
+    resp = client.post(
+        "/invocations", content=f"{school_id},{CSV_ROW}", headers={"Content-Type": "text/csv"}
+    )
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["detail"].startswith("row 1: school_id must be an integer")
+
+
+def test_csv_integral_float_school_id_is_accepted(client: TestClient) -> None:
+    resp = client.post(
+        "/invocations", content=f"1.0,{CSV_ROW}", headers={"Content-Type": "text/csv"}
+    )
+    assert resp.status_code == 200
+    assert resp.json()["predictions"][0]["model_scope"] == "school-1"
+
+
+def test_invocations_body_over_the_limit_is_413(district: District) -> None:
+    settings = district.settings_with(max_invocation_bytes=2048)
+    rows = "\n".join([CSV_ROW] * 200)  # well over 2 KiB
+    csv = {"Content-Type": "text/csv"}
+    with TestClient(create_app(settings)) as api:
+        resp = api.post("/invocations", content=rows, headers=csv)
+        assert resp.status_code == 413
+        assert "2048 bytes" in resp.json()["detail"]
+
+        def chunks() -> Iterator[bytes]:  # chunked: no Content-Length to check up front
+            for _ in range(200):
+                yield (CSV_ROW + "\n").encode()
+
+        chunked = api.post("/invocations", content=chunks(), headers=csv)
+        assert chunked.status_code == 413
+        small = api.post("/invocations", content=CSV_ROW, headers=csv)
+        assert small.status_code == 200
+
+
+def test_invocations_score_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = client.app.state.services.registry  # type: ignore[attr-defined]
+    real = registry.predict
+    loops: list[bool] = []
+
+    def spy(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            loops.append(True)
+        except RuntimeError:  # no running loop: a worker thread
+            loops.append(False)
+        return real(*args)
+
+    monkeypatch.setattr(registry, "predict", spy)
+    assert client.post("/invocations", json={"instances": [ROW]}).status_code == 200
+    assert loops == [False]

@@ -93,3 +93,55 @@ def test_demo_runs_end_to_end() -> None:
     assert "POST /invocations -> 200" in out
     assert "same again: cache hit" in out
     assert "server and database stopped" in out
+
+
+@pytest.mark.parametrize("environment", ["test", "staging", "production"])
+def test_placeholder_secret_is_refused_outside_development(environment: str) -> None:
+    url = "postgresql://db/ssp"
+    for pepper in ("changeme", "", "secret"):
+        with pytest.raises(ValidationError, match="API_KEY_PEPPER is a placeholder"):
+            Settings(environment=environment, api_key_pepper=pepper, database_url=url)
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings(environment=environment, api_key_pepper="short-secret", database_url=url)
+    ok = Settings(
+        environment=environment, api_key_pepper="a-real-secret-of-length", database_url=url
+    )
+    assert ok.environment == environment
+
+
+def test_hyperparameters_may_only_set_training_knobs(tmp_path: Path) -> None:
+    from app.cli import main, sagemaker_settings
+
+    config = tmp_path / "input" / "config"
+    config.mkdir(parents=True)
+    hyper = config / "hyperparameters.json"
+    base = Settings(sagemaker_dir=tmp_path, model_store_url=str(tmp_path / "m"))
+    hyper.write_text(json.dumps({"min_school_students": "500", "promotion_tolerance": "0.02"}))
+    tuned = sagemaker_settings(base, "train")
+    assert (tuned.min_school_students, tuned.promotion_tolerance) == (500, 0.02)
+    hyper.write_text(
+        json.dumps({"min_school_students": "500", "database_url": "postgresql://evil/db"})
+    )
+    with pytest.raises(ValueError, match="hyperparameters not allowed: database_url"):
+        sagemaker_settings(base, "train")
+    for name in ("api_key_pepper", "model_store_url", "environment"):
+        hyper.write_text(json.dumps({name: "x"}))
+        with pytest.raises(ValueError, match=f"not allowed: {name}"):
+            sagemaker_settings(base, "train")
+    # Through the CLI: a usage error, reported in SageMaker's failure file.
+    env = {"SAGEMAKER_DIR": str(tmp_path), "MODEL_STORE_URL": str(tmp_path / "m")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from app.config import get_settings
+
+        get_settings.cache_clear()
+        assert main(["train"]) == 2
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+    assert "not allowed: environment" in (tmp_path / "output" / "failure").read_text()

@@ -238,3 +238,100 @@ def test_served_numpy_twin_matches_sklearn(district: District) -> None:
         twin = fast_model(model)
         assert isinstance(twin, FastCalibratedLogit), scope
         np.testing.assert_allclose(twin.predict_proba(x), model.predict_proba(x), atol=1e-12)
+
+
+def test_rollback_racing_a_promotion_keeps_it_and_never_reuses_a_generation(
+    fresh_district: District, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promotion that finishes while a rollback waits to start is rolled back from, not
+    overwritten: the rollback reads the pointer under the lock."""
+    import app.train
+
+    settings = fresh_district.settings_with(min_school_students=1000)
+    store = ModelStore(settings.model_store_url)
+    second = run_training(settings)  # generation 2: district only
+    real_connect = app.train.connect_owner
+    promoted: list[Any] = []
+
+    def racing_connect(s: Any, autocommit: bool = False) -> psycopg.Connection[Any]:
+        if not promoted:  # a training run promotes just before the rollback takes the lock
+            promoted.append(None)
+            promoted[0] = run_training(settings)
+        return real_connect(s, autocommit)
+
+    monkeypatch.setattr(app.train, "connect_owner", racing_connect)
+    back = rollback(settings)
+    third = promoted[0]
+    assert third.generation == 3
+    assert back.generation == 4  # stacked on the promotion, not a reuse of its generation
+    # Rolled back one step from what was served when the lock was taken (the promotion).
+    assert back.scopes == {"district": second.version}
+    assert store.pointer().generation == 4
+    rows = scalar(fresh_district.url, "SELECT count(DISTINCT generation) FROM risk_scores")
+    assert rows == 2  # generations 3 and 4, one scoring each
+
+
+def test_pointer_generations_only_grow(fresh_district: District) -> None:
+    from app.store import StaleGenerationError
+
+    store = ModelStore(fresh_district.settings.model_store_url)
+    current = store.pointer()
+    stale = store.next_pointer(current, current.scopes, "now", 5)
+    stale.generation = current.generation  # same generation, different history
+    with pytest.raises(StaleGenerationError, match="already at generation 1"):
+        store.write_pointer(stale)
+    assert store.pointer() == current
+
+
+def test_registry_never_goes_back_a_generation(fresh_district: District, tmp_path: Path) -> None:
+    from app.models import ModelRegistry
+    from app.store import POINTER
+
+    settings = fresh_district.settings_with(min_school_students=1000)
+    store = ModelStore(settings.model_store_url)
+    old = store.pointer().to_json()
+    new = run_training(settings)
+    registry = ModelRegistry(store, refresh_seconds=0)
+    assert registry.generation == new.generation
+    store.backend.write(POINTER, old)  # e.g. a stale replica or a restored backup
+    assert registry.generation == new.generation
+    assert registry.scope_for(1) == ("district", new.version)
+
+
+def test_store_errors_keep_serving_the_last_good_models(
+    fresh_district: District, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = fresh_district.settings
+    with TestClient(create_app(settings)) as api:
+        body = {"instances": [FEATURES_ROW]}
+        first = api.post("/invocations", json=body)
+        assert first.status_code == 200
+
+        calls: list[int] = []
+
+        def broken(self: ModelStore) -> Any:
+            calls.append(1)
+            raise OSError("S3 is down")
+
+        monkeypatch.setattr(ModelStore, "pointer", broken)
+        for _ in range(3):
+            again = api.post("/invocations", json=body)
+            assert again.status_code == 200, again.text
+            assert again.json() == first.json()
+        assert api.get("/ping").status_code == 200
+        assert len(calls) == 1  # backed off after the failure instead of retrying each request
+        risk = api.get("/v1/students/1/risk", headers=auth(fresh_district.keys["school1"]))
+        assert risk.status_code == 200, risk.text
+
+
+FEATURES_ROW = {
+    "grade": 9,
+    "attendance_rate": 0.8,
+    "absences": 10,
+    "lates": 2,
+    "avg_mark": 55,
+    "min_mark": 30,
+    "failed_exams": 1,
+    "incidents": 1,
+    "severe_incidents": 0,
+}
