@@ -34,6 +34,10 @@ TRAINING_HYPERPARAMETERS = frozenset(
 )
 
 
+# The name the Inference component's model_data_url expects under its prefix.
+SAGEMAKER_ARCHIVE = "model.tar.gz"
+
+
 def sagemaker_settings(settings: Settings, command: str) -> Settings:
     """Apply SageMaker's contract when its directory exists: hyperparameters override settings
     and, unless MODEL_STORE_URL is set, models go to (train) or come from (serve) /opt/ml/model."""
@@ -76,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("train", help="train, evaluate, version and promote models")
     rb = sub.add_parser("rollback", help="serve the previous models again")
     rb.add_argument("--to", dest="to_version", help="a version to serve for all its scopes")
+    publish = sub.add_parser(
+        "publish-sagemaker", help="package the served models as model.tar.gz for SageMaker"
+    )
+    publish.add_argument(
+        "destination", help="s3://bucket/prefix or a directory; model.tar.gz is written there"
+    )
     sub.add_parser("archive", help="export and drop audit-log partitions past retention")
     sub.add_parser("refresh-features", help="refresh the student_features view")
     key = sub.add_parser("create-key", help="create an API key (printed once)")
@@ -176,6 +186,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"rollback refused: {exc}", file=sys.stderr)
             return EXIT_FAILED
         print(json.dumps({"generation": pointer.generation, "scopes": pointer.scopes}))
+        return EXIT_OK
+    if args.command == "publish-sagemaker":
+        from app.store import ModelStore, backend_for
+
+        try:
+            archive = ModelStore(settings.model_store_url).export_archive()
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"publish failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        backend_for(args.destination).write(SAGEMAKER_ARCHIVE, archive)
+        print(json.dumps({"written": f"{args.destination.rstrip('/')}/{SAGEMAKER_ARCHIVE}"}))
         return EXIT_OK
     if args.command == "archive":
         from app.archive import run_archive

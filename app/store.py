@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,29 @@ class ModelStore:
         history = [{"generation": current.generation, "scopes": current.scopes}, *current.history]
         history = [h for h in history if h["scopes"]][: keep - 1]
         return Pointer(current.generation + 1, scopes, history, now)
+
+    def export_archive(self) -> bytes:
+        """The served models as a ``model.tar.gz`` in this store's own layout: the pointer
+        (without rollback history) and the manifest and model of every scope it serves.
+        SageMaker extracts it into /opt/ml/model, which the image then serves as its store."""
+        pointer = self.pointer()
+        if not pointer.scopes:
+            raise ValueError("nothing to export: no model has been promoted yet")
+        served = Pointer(pointer.generation, dict(pointer.scopes), [], pointer.updated_at)
+        files = {POINTER: served.to_json()}
+        for scope, version in sorted(pointer.scopes.items()):
+            for key in (f"versions/{version}/manifest.json", f"versions/{version}/{scope}.joblib"):
+                data = self.backend.read(key)
+                if data is None:
+                    raise FileNotFoundError(f"{key} is missing from the store")
+                files[key] = data
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for key, data in files.items():
+                info = tarfile.TarInfo(key)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest `keep` versions, never one the pointer or history uses."""

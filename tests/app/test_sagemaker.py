@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,3 +205,45 @@ def test_invocations_score_off_the_event_loop(
     monkeypatch.setattr(registry, "predict", spy)
     assert client.post("/invocations", json={"instances": [ROW]}).status_code == 200
     assert loops == [False]
+
+
+def test_published_archive_is_served_as_the_endpoint_would(
+    district: District, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.cli import main
+    from app.config import get_settings
+
+    monkeypatch.setenv("MODEL_STORE_URL", district.settings.model_store_url)
+    monkeypatch.setenv("SAGEMAKER_DIR", str(tmp_path / "no-sagemaker-here"))
+    get_settings.cache_clear()
+    try:
+        assert main(["publish-sagemaker", str(tmp_path / "sagemaker")]) == 0
+    finally:
+        get_settings.cache_clear()
+    archive = tmp_path / "sagemaker" / "model.tar.gz"
+    # SageMaker extracts model data into /opt/ml/model; the image serves it as its store.
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        tar.extractall(tmp_path / "opt-ml-model", filter="data")
+    served = ModelStore(district.settings.model_store_url).pointer()
+    assert "current.json" in names
+    for scope, version in served.scopes.items():
+        assert f"versions/{version}/{scope}.joblib" in names
+    extracted = ModelStore(str(tmp_path / "opt-ml-model")).pointer()
+    assert (extracted.generation, extracted.scopes, extracted.history) == (
+        served.generation,
+        served.scopes,
+        [],
+    )
+    body = {"instances": [{**ROW, "school_id": 1}]}
+    with TestClient(create_app(district.settings)) as original:
+        expected = original.post("/invocations", json=body).json()
+    endpoint = district.settings_with(model_store_url=str(tmp_path / "opt-ml-model"))
+    with TestClient(create_app(endpoint)) as api:
+        assert api.get("/ping").status_code == 200
+        assert api.post("/invocations", json=body).json() == expected
+
+
+def test_publishing_before_any_promotion_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no model has been promoted yet"):
+        ModelStore(str(tmp_path / "empty")).export_archive()
