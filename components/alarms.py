@@ -8,7 +8,6 @@ topic made here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -16,7 +15,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.kms import customer_key
+from components.kms import customer_key, key_policy
 
 MissingData = Literal["missing", "ignore", "breaching", "notBreaching"]
 Comparison = Literal[
@@ -27,31 +26,15 @@ Comparison = Literal[
 ]
 
 
-def topic_key_policy(account_id: str) -> str:
-    """Key policy for the topic's KMS key: the account administers it, and CloudWatch
-    (which publishes alarm notifications) may use it; the AWS-managed SNS key would not
-    let CloudWatch publish to an encrypted topic."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "CloudWatchPublishes",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                    "Resource": "*",
-                },
-            ],
-        }
-    )
+# CloudWatch publishes alarm notifications to the encrypted topic; the AWS-managed SNS key
+# would not let it, so the topic's own key grants it.
+CLOUDWATCH_PUBLISHES = {
+    "Sid": "CloudWatchPublishes",
+    "Effect": "Allow",
+    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+    "Resource": "*",
+}
 
 
 @dataclass
@@ -72,7 +55,7 @@ class AlarmTopic(pulumi.ComponentResource):
         key = customer_key(
             f"{name}-key",
             description="Encrypts the alarm topic",
-            policy=account.apply(topic_key_policy),
+            policy=account.apply(lambda a: key_policy(a, [CLOUDWATCH_PUBLISHES])),
             tags=args.tags,
             opts=child,
         )

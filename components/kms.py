@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
@@ -28,4 +32,25 @@ def customer_key(
         deletion_window_in_days=DELETION_WINDOW_DAYS,
         tags=tags,
         opts=opts,
+    )
+
+
+def key_policy(account_id: str, extra_statements: Sequence[Mapping[str, Any]] = ()) -> str:
+    """A key policy: the account administers the key through IAM (AWS's default policy),
+    plus the grants a service needs (CloudWatch publishing to an encrypted topic, CloudFront
+    reading SSE-KMS objects through OAC)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                *(dict(s) for s in extra_statements),
+            ],
+        }
     )

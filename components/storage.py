@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.kms import customer_key
+from components.kms import customer_key, key_policy
 
 ArchiveClass = Literal["STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
 
@@ -50,26 +50,6 @@ def bucket_policy(bucket_arn: str, extra_statements: Sequence[Mapping[str, Any]]
         {
             "Version": "2012-10-17",
             "Statement": [tls_only_statement(bucket_arn), *(dict(s) for s in extra_statements)],
-        }
-    )
-
-
-def key_policy(account_id: str, extra_statements: Sequence[Mapping[str, Any]] = ()) -> str:
-    """The bucket key's policy: the account administers it through IAM (AWS's default),
-    plus statements other components contribute (CloudFront's OAC needs kms:Decrypt)."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                *(dict(s) for s in extra_statements),
-            ],
         }
     )
 

@@ -23,8 +23,9 @@ from components.cluster import (
     node_group_tags,
 )
 from components.iam import irsa_trust_policy
+from components.kms import key_policy
 from components.registry import lifecycle_policy
-from components.storage import Transition, bucket_policy, key_policy, lifecycle_rules
+from components.storage import Transition, bucket_policy, lifecycle_rules
 from components.workloads import (
     api_role_policy,
     app_config_data,
