@@ -161,6 +161,16 @@ def _secret_paths(value: Any, prefix: str = "") -> set[str]:
     return set()
 
 
+def _alias(alias: Any) -> str:
+    """An alias as text: its URN, or the parts of its spec that differ (``type=...``),
+    e.g. the older API versions pulumi-kubernetes aliases every object to."""
+    if alias.urn:
+        return str(alias.urn)
+    spec = alias.spec
+    parts = [f"{key}={getattr(spec, key)}" for key in ("name", "type", "stack", "project")]
+    return " ".join(p for p in parts if not p.endswith("="))
+
+
 def _struct(message: Any) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
@@ -192,7 +202,7 @@ class RecordingMonitor(mocks.MockMonitor):
                     options=Options(
                         protect=bool(request.protect),
                         ignore_changes=tuple(request.ignoreChanges),
-                        aliases=tuple(a.urn or a.spec.name for a in request.aliases)
+                        aliases=tuple(_alias(a) for a in request.aliases)
                         + tuple(request.aliasURNs),
                         retain_on_delete=bool(request.retainOnDelete),
                         delete_before_replace=bool(request.deleteBeforeReplace),

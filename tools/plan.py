@@ -97,7 +97,7 @@ def _options(resource: Resource) -> list[str]:
     if o.replace_on_changes:
         shown.append(f"replaceOnChanges={','.join(sorted(o.replace_on_changes))}")
     if o.aliases:
-        shown.append(f"aliases={','.join(sorted(o.aliases))}")
+        shown.append(f"aliases={','.join(sorted(set(o.aliases)))}")
     if resource.provider_name:
         shown.append(f"provider={resource.provider_name}")
     return shown
