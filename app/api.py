@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
-from app.auth import Authenticator, Client
+from app.auth import Authenticator, Client, FailureLimiter, TooManyFailuresError
 from app.cache import Cache
 from app.config import Settings, get_settings
 from app.db import Database, Tenant, ensure_audit_partitions, primary_url
@@ -189,7 +189,11 @@ class Services:
         self.registry = ModelRegistry(
             ModelStore(settings.model_store_url), settings.model_refresh_seconds
         )
-        self.auth = Authenticator(self.tx, settings.api_key_pepper)
+        self.auth = Authenticator(
+            self.tx,
+            settings.api_key_pepper,
+            FailureLimiter(self.cache, settings.auth_failures_per_minute),
+        )
         self._db_down_until = 0.0
         self._lock = threading.Lock()
 
@@ -264,7 +268,16 @@ def require_client(
         raise HTTPException(
             401, "missing API key (X-API-Key header)", {"WWW-Authenticate": "ApiKey"}
         )
-    client = svc.auth.authenticate(key)
+    # The peer address: the app has no trusted-proxy setting, so X-Forwarded-For is ignored.
+    ip = request.client.host if request.client is not None else "unknown"
+    try:
+        client = svc.auth.authenticate(key, ip)
+    except TooManyFailuresError as exc:
+        raise HTTPException(
+            429,
+            f"too many failed authentications from this address, retry in {exc.retry_after}s",
+            {"Retry-After": str(exc.retry_after)},
+        ) from exc
     if client is None:
         raise HTTPException(401, "invalid API key", {"WWW-Authenticate": "ApiKey"})
     s = svc.settings

@@ -1,5 +1,9 @@
 """API keys: random 256-bit keys, stored only as an HMAC-SHA256 hash (peppered with a
-server secret), compared in constant time, each scoped to one school or one district."""
+server secret), compared in constant time, each scoped to one school or one district.
+
+Lookups are cached in two bounded LRUs: valid clients, and (separately, smaller, shorter) key
+hashes that just failed, so repeated bad keys cost no query and a flood of them cannot evict
+valid clients. Failed authentications are also limited per client IP (FailureLimiter)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -15,10 +20,16 @@ from typing import Any
 
 import psycopg
 
+from app.cache import Cache
 from app.db import Tenant
 
 KEY_PREFIX = "ssp"
 CLIENT_CACHE_SECONDS = 30.0  # a revoked key stops working within this time
+CLIENT_CACHE_SIZE = 10_000  # valid clients kept, least recently used dropped first
+FAILED_CACHE_SECONDS = 60.0  # a bad key is answered without a query for this long
+FAILED_CACHE_SIZE = 4_096  # recently failed key hashes kept (never displaces valid clients)
+FAILURE_WINDOW_SECONDS = 60  # AUTH_FAILURES_PER_MINUTE counts failures per minute
+BLOCKED_IPS_SIZE = 10_000  # IPs remembered as blocked in this process
 
 
 @dataclass(frozen=True)
@@ -67,20 +78,102 @@ def create_key(
 TransactionFactory = Callable[[Tenant | None], AbstractContextManager[psycopg.Cursor[Any]]]
 
 
-class Authenticator:
-    def __init__(self, tx: TransactionFactory, pepper: str) -> None:
-        self.tx = tx  # the API's fail-fast transactions: a DB outage is a 503, not a 500
-        self.pepper = pepper
-        self._cache: dict[str, tuple[float, Client | None]] = {}
+class TooManyFailuresError(Exception):
+    """Too many failed authentications from this IP; retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed authentications, retry in {retry_after}s")
+        self.retry_after = retry_after
+
+
+class FailureLimiter:
+    """Failed authentications per client IP: `limit` per minute, counted with the app's
+    rate limiter (Redis, shared by all replicas, with the in-process fallback when Redis is
+    absent or down). An IP that used up its failures is remembered here as blocked until the
+    window ends, so it is refused before any DB query; another replica learns of it at its
+    own next failure from that IP."""
+
+    def __init__(self, cache: Cache, limit: int, window: int = FAILURE_WINDOW_SECONDS) -> None:
+        self.cache = cache
+        self.limit = limit
+        self.window = window
+        self._blocked: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def authenticate(self, key: str) -> Client | None:
+    def check(self, ip: str) -> None:
+        """Raises TooManyFailuresError while `ip` is blocked."""
+        now = time.monotonic()
+        with self._lock:
+            until = self._blocked.get(ip)
+            if until is None:
+                return
+            if until <= now:
+                del self._blocked[ip]
+                return
+        raise TooManyFailuresError(max(1, int(until - now + 0.999)))
+
+    def failed(self, ip: str) -> None:
+        """Counts one failure; once the limit is used up, `ip` is blocked for the window."""
+        decision = self.cache.rate_limit(f"authfail:{ip}", self.limit, self.window)
+        if decision.remaining > 0:
+            return
+        with self._lock:
+            self._blocked[ip] = time.monotonic() + decision.retry_after
+            self._blocked.move_to_end(ip)
+            while len(self._blocked) > BLOCKED_IPS_SIZE:
+                self._blocked.popitem(last=False)
+        if not decision.allowed:  # over the limit already (e.g. counted by other replicas)
+            raise TooManyFailuresError(decision.retry_after)
+
+
+class Authenticator:
+    def __init__(
+        self, tx: TransactionFactory, pepper: str, limiter: FailureLimiter | None = None
+    ) -> None:
+        self.tx = tx  # the API's fail-fast transactions: a DB outage is a 503, not a 500
+        self.pepper = pepper
+        self.limiter = limiter
+        self._clients: OrderedDict[str, tuple[float, Client]] = OrderedDict()
+        self._failed: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def authenticate(self, key: str, ip: str | None = None) -> Client | None:
+        """The key's client, or None. With a limiter and an `ip`, raises TooManyFailuresError
+        (before any DB query) once that IP has failed too often; a cached valid client is
+        still let in, so one abuser does not lock out a shared NAT address at once."""
         digest = hash_key(key, self.pepper)
         now = time.monotonic()
         with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+            hit = self._clients.get(digest)
+            if hit is not None:
+                if hit[0] > now:
+                    self._clients.move_to_end(digest)
+                    return hit[1]
+                del self._clients[digest]
+        if self.limiter is not None and ip is not None:
+            self.limiter.check(ip)
+        with self._lock:
+            failed_until = self._failed.get(digest)
+            known_bad = failed_until is not None and failed_until > now
+        if not known_bad:
+            client = self._lookup(digest)
+            with self._lock:
+                if client is not None:
+                    self._failed.pop(digest, None)
+                    self._clients[digest] = (now + CLIENT_CACHE_SECONDS, client)
+                    self._clients.move_to_end(digest)
+                    while len(self._clients) > CLIENT_CACHE_SIZE:
+                        self._clients.popitem(last=False)
+                    return client
+                self._failed[digest] = now + FAILED_CACHE_SECONDS
+                self._failed.move_to_end(digest)
+                while len(self._failed) > FAILED_CACHE_SIZE:
+                    self._failed.popitem(last=False)
+        if self.limiter is not None and ip is not None:
+            self.limiter.failed(ip)
+        return None
+
+    def _lookup(self, digest: str) -> Client | None:
         with self.tx(None) as cur:
             # The lookup is by hash, so its timing says nothing about the key itself.
             cur.execute(
@@ -89,11 +182,6 @@ class Authenticator:
                 (digest,),
             )
             row = cur.fetchone()
-        client = None
         if row is not None and hmac.compare_digest(row["key_hash"], digest):
-            client = Client(row["id"], row["name"], row["school_id"], row["district_id"])
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + CLIENT_CACHE_SECONDS, client)
-        return client
+            return Client(row["id"], row["name"], row["school_id"], row["district_id"])
+        return None

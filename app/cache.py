@@ -26,6 +26,9 @@ class RateDecision:
     retry_after: int
 
 
+MAX_ENTRIES = 10_000
+
+
 class MemoryCache:
     """TTL cache and fixed-window counters in this process."""
 
@@ -44,10 +47,10 @@ class MemoryCache:
 
     def set(self, key: str, value: bytes, ttl: int) -> None:
         with self._lock:
-            if len(self._data) > 10_000:  # bound memory: drop expired, then everything
+            if len(self._data) > MAX_ENTRIES:  # bound memory: drop expired, then everything
                 now = time.monotonic()
                 self._data = {k: v for k, v in self._data.items() if v[0] >= now}
-                if len(self._data) > 10_000:
+                if len(self._data) > MAX_ENTRIES:
                     self._data.clear()
             self._data[key] = (time.monotonic() + ttl, value)
 
@@ -55,6 +58,10 @@ class MemoryCache:
         """Count one request in the window; returns (count, seconds left in the window)."""
         now = time.time()
         with self._lock:
+            if len(self._counts) > MAX_ENTRIES:
+                # Counters are keyed by client IP too: drop the finished windows so that a
+                # stream of new addresses cannot grow this without bound.
+                self._counts = {k: v for k, v in self._counts.items() if v[0] > now}
             end, count = self._counts.get(key, (0.0, 0))
             if end <= now:
                 end, count = now + window, 0

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     cache_ttl_models_seconds: int = 3600
     rate_limit_requests: int = Field(default=100, ge=1)
     rate_limit_window_seconds: int = Field(default=900, ge=1)
+    # Failed API-key authentications per client IP and minute before 429 (no DB query then).
+    auth_failures_per_minute: int = Field(default=20, ge=1)
 
     # Models (seed 001).
     model_store_url: str = ".data/models"

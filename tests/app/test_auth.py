@@ -1,0 +1,200 @@
+"""API-key authentication: bounded client and failed-key caches, failed attempts limited per IP
+(Redis shared by replicas, in-process without Redis or while it is down)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from app import auth as auth_module
+from app.api import create_app
+from app.auth import (
+    FAILED_CACHE_SECONDS,
+    FAILED_CACHE_SIZE,
+    Authenticator,
+    Client,
+    FailureLimiter,
+    TooManyFailuresError,
+    hash_key,
+)
+from app.cache import Cache
+from app.db import Tenant
+from tests.app.conftest import District
+from tests.app.helpers import PEPPER, auth, free_port
+
+VALID_KEY = "ssp_00000000_valid"
+
+
+class FakeDB:
+    """Stands in for the API's transactions: one valid key, every query counted."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        self.row = {"id": 7, "name": "school 1", "school_id": 1, "district_id": None}
+        self.row["key_hash"] = hash_key(VALID_KEY, PEPPER)
+
+    @contextmanager
+    def tx(self, tenant: Tenant | None) -> Iterator[Any]:
+        assert tenant is None
+        yield self
+
+    def execute(self, query: str, params: tuple[str]) -> None:
+        self.queries.append(params[0])
+        self._found = params[0] == self.row["key_hash"]
+
+    def fetchone(self) -> dict[str, Any] | None:
+        return self.row if self._found else None
+
+
+def bad_key() -> str:
+    return f"ssp_deadbeef_{secrets.token_urlsafe(16)}"
+
+
+def test_valid_client_stays_cached_after_a_flood_of_distinct_bad_keys() -> None:
+    db = FakeDB()
+    authenticator = Authenticator(db.tx, PEPPER)
+    assert authenticator.authenticate(VALID_KEY) == Client(7, "school 1", 1, None)
+    flood = [bad_key() for _ in range(10_050)]
+    for key in flood:
+        assert authenticator.authenticate(key) is None
+    assert len(db.queries) == 1 + len(flood)
+    assert authenticator.authenticate(VALID_KEY) == Client(7, "school 1", 1, None)
+    assert len(db.queries) == 1 + len(flood)  # no query: the flood did not evict it
+    assert len(authenticator._failed) == FAILED_CACHE_SIZE
+    assert len(authenticator._clients) == 1
+
+
+def test_a_bad_key_is_queried_once_within_the_negative_ttl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
+    db = FakeDB()
+    authenticator = Authenticator(db.tx, PEPPER)
+    key = bad_key()
+    for _ in range(5):
+        assert authenticator.authenticate(key) is None
+    assert len(db.queries) == 1
+    now[0] += FAILED_CACHE_SECONDS + 1
+    assert authenticator.authenticate(key) is None
+    assert len(db.queries) == 2  # expired: asked again (the key may exist by now)
+
+
+def test_client_cache_is_lru_and_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(auth_module, "CLIENT_CACHE_SIZE", 1)
+    db = FakeDB()
+    authenticator = Authenticator(db.tx, PEPPER)
+    authenticator.authenticate(VALID_KEY)
+    authenticator.authenticate(VALID_KEY)
+    assert len(db.queries) == 1
+    now[0] += auth_module.CLIENT_CACHE_SECONDS + 1
+    authenticator.authenticate(VALID_KEY)
+    assert len(db.queries) == 2  # a revoked key stops working within CLIENT_CACHE_SECONDS
+    assert len(authenticator._clients) == 1
+
+
+def test_limiter_refuses_before_the_query_and_lets_cached_clients_in() -> None:
+    db = FakeDB()
+    authenticator = Authenticator(db.tx, PEPPER, FailureLimiter(Cache(None, "unit"), 3))
+    assert authenticator.authenticate(VALID_KEY, "10.0.0.1") is not None
+    for _ in range(3):
+        assert authenticator.authenticate(bad_key(), "10.0.0.1") is None
+    queries = len(db.queries)
+    with pytest.raises(TooManyFailuresError) as refused:
+        authenticator.authenticate(bad_key(), "10.0.0.1")
+    assert 1 <= refused.value.retry_after <= 60
+    assert len(db.queries) == queries
+    # A cached valid client behind the same address still gets in; other addresses too.
+    assert authenticator.authenticate(VALID_KEY, "10.0.0.1") is not None
+    assert authenticator.authenticate(bad_key(), "10.0.0.2") is None
+
+
+def wait_for_fresh_minute() -> None:
+    """Redis counts in fixed windows aligned to the minute: don't start a test at its end."""
+    left = 60 - time.time() % 60
+    if left < 8:
+        time.sleep(left + 0.1)
+
+
+@pytest.mark.parametrize("backend", ["redis", "memory", "redis-down"])
+def test_flood_of_bad_keys_from_one_ip_gets_401_then_429(
+    district: District, redis_url: str, backend: str
+) -> None:
+    prefix = f"authfail-{backend}-{secrets.token_hex(4)}"
+    url = {
+        "redis": redis_url,
+        "memory": None,
+        "redis-down": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+    }[backend]
+    settings = district.settings_with(
+        auth_failures_per_minute=10, redis_url=url, cache_prefix=prefix
+    )
+    wait_for_fresh_minute()
+    app = create_app(settings)
+    with TestClient(app) as api:
+        authenticator: Authenticator = app.state.services.auth
+        queries: list[Tenant | None] = []
+        real_tx = authenticator.tx
+
+        def counting_tx(tenant: Tenant | None) -> AbstractContextManager[Any]:
+            queries.append(tenant)
+            return real_tx(tenant)
+
+        authenticator.tx = counting_tx
+        valid = auth(district.keys["school1"])
+        assert api.get("/v1/schools/1/models", headers=valid).status_code == 200
+        assert len(queries) == 1
+
+        repeated = [bad_key() for _ in range(3)]
+        for key in repeated * 2:
+            resp = api.get("/v1/schools/1/models", headers=auth(key))
+            assert resp.status_code == 401
+        assert len(queries) == 1 + 3  # once per distinct bad key
+
+        for _ in range(4):  # failures 7-10: still 401
+            assert api.get("/v1/schools/1/models", headers=auth(bad_key())).status_code == 401
+        assert len(queries) == 1 + 3 + 4
+        for key in [bad_key() for _ in range(20)] + repeated:
+            limited = api.get("/v1/schools/1/models", headers=auth(key))
+            assert limited.status_code == 429
+            assert 1 <= int(limited.headers["Retry-After"]) <= 60
+            assert "too many failed authentications" in limited.json()["detail"]
+        assert len(queries) == 1 + 3 + 4  # refused before touching the database
+
+        # The valid client is still served from the cache; another address is not blocked.
+        assert api.get("/v1/schools/1/models", headers=valid).status_code == 200
+        assert len(queries) == 1 + 3 + 4
+        other = TestClient(app, client=("198.51.100.7", 40000))  # shares the open app
+        assert other.get("/v1/schools/1/models", headers=auth(bad_key())).status_code == 401
+
+    if backend == "redis":
+        # The count lives in Redis: another replica refuses the same address at once.
+        assert redis.Redis.from_url(redis_url).keys(f"{prefix}:rl:authfail:testclient:*")
+        with TestClient(create_app(settings)) as replica:
+            resp = replica.get("/v1/schools/1/models", headers=auth(bad_key()))
+            assert resp.status_code == 429
+            assert 1 <= int(resp.headers["Retry-After"]) <= 60
+
+
+def test_memory_counters_drop_finished_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import cache as cache_module
+
+    memory = cache_module.MemoryCache()
+    monkeypatch.setattr(cache_module, "MAX_ENTRIES", 100)
+    clock = [1_000.0]
+    monkeypatch.setattr(cache_module.time, "time", lambda: clock[0])
+    for i in range(150):
+        memory.hit(f"authfail:10.0.{i // 256}.{i % 256}", 60)
+    clock[0] += 61  # every window has ended
+    memory.hit("authfail:192.0.2.1", 60)
+    assert len(memory._counts) <= 101
+    assert memory.hit("authfail:192.0.2.1", 60)[0] == 2
