@@ -80,7 +80,12 @@ def app_secret_data(
 
 
 def app_config_data(
-    *, tier: Tier, models_bucket: str, archive_bucket: str, region: str
+    *,
+    tier: Tier,
+    models_bucket: str,
+    archive_bucket: str,
+    region: str,
+    load_balancer_cidrs: Sequence[str],
 ) -> dict[str, str]:
     """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
     budget (``pod_pool``), the same arithmetic the spec's capacity check uses."""
@@ -97,6 +102,9 @@ def app_config_data(
         "DB_POOL_MAX": str(pool + overflow),
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
+        # uvicorn takes the client address from X-Forwarded-For only when the peer is one of
+        # these: the load balancer's subnets. Per-client limits then see clients, not the ALB.
+        "FORWARDED_ALLOW_IPS": ",".join(load_balancer_cidrs),
     }
 
 
@@ -319,7 +327,11 @@ class Workloads(pulumi.ComponentResource):
             metadata={"name": "app-config", "namespace": ns, "labels": m.labels("config")},
             data=pulumi.Output.all(args.models_bucket_name, args.archive_bucket_name).apply(
                 lambda v: app_config_data(
-                    tier=tier, models_bucket=v[0], archive_bucket=v[1], region=args.region
+                    tier=tier,
+                    models_bucket=v[0],
+                    archive_bucket=v[1],
+                    region=args.region,
+                    load_balancer_cidrs=public_cidrs,
                 )
             ),
             opts=k8s_opts(namespace),

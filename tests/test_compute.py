@@ -202,8 +202,14 @@ def test_app_secret_and_config_keys() -> None:
     assert set(secret) == {"DATABASE_URL", "DATABASE_READ_URL", "API_KEY_PEPPER"}
     assert "@r:5432" in secret["DATABASE_READ_URL"]
     config = app_config_data(
-        tier=TIERS["tier3"], models_bucket="m", archive_bucket="a", region="us-east-1"
+        tier=TIERS["tier3"],
+        models_bucket="m",
+        archive_bucket="a",
+        region="us-east-1",
+        load_balancer_cidrs=["10.40.128.0/22", "10.40.132.0/22"],
     )
+    # Client addresses come from X-Forwarded-For only when the ALB's subnets sent it.
+    assert config["FORWARDED_ALLOW_IPS"] == "10.40.128.0/22,10.40.132.0/22"
     assert config["MODEL_STORE_URL"] == "s3://m/models"
     assert config["ARCHIVE_STORE_URL"] == "s3://a/audit"
     assert config["APP_ENV"] == "production"
