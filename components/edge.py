@@ -50,6 +50,18 @@ def _visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgsDict:
     }
 
 
+def _path_starts_with(prefix: str) -> aws.wafv2.WebAclRuleStatementByteMatchStatementArgsDict:
+    """A match on the URI path's prefix, after PATH_TRANSFORMATIONS."""
+    return {
+        "positional_constraint": "STARTS_WITH",
+        "search_string": prefix,
+        "field_to_match": {"uri_path": {}},
+        "text_transformations": [
+            {"priority": i, "type": kind} for i, kind in enumerate(PATH_TRANSFORMATIONS)
+        ],
+    }
+
+
 def waf_rules(
     *, api_limit: int, auth_limit: int, window_seconds: int, metric_prefix: str
 ) -> list[aws.wafv2.WebAclRuleArgsDict]:
@@ -68,30 +80,10 @@ def waf_rules(
         if not 10 <= limit <= 2_000_000_000:
             raise ValueError(f"{label}={limit}: WAF rate limits are 10-2,000,000,000")
     auth_paths: list[aws.wafv2.WebAclRuleStatementRateBasedStatementScopeDownStatementArgsDict] = [
-        {
-            "byte_match_statement": {
-                "positional_constraint": "STARTS_WITH",
-                "search_string": prefix,
-                "field_to_match": {"uri_path": {}},
-                "text_transformations": [
-                    {"priority": i, "type": kind} for i, kind in enumerate(PATH_TRANSFORMATIONS)
-                ],
-            }
-        }
-        for prefix in AUTH_PATH_PREFIXES
+        {"byte_match_statement": _path_starts_with(prefix)} for prefix in AUTH_PATH_PREFIXES
     ]
     internal_paths: list[aws.wafv2.WebAclRuleStatementArgsDict] = [
-        {
-            "byte_match_statement": {
-                "positional_constraint": "STARTS_WITH",
-                "search_string": prefix,
-                "field_to_match": {"uri_path": {}},
-                "text_transformations": [
-                    {"priority": i, "type": kind} for i, kind in enumerate(PATH_TRANSFORMATIONS)
-                ],
-            }
-        }
-        for prefix in INTERNAL_PATHS
+        {"byte_match_statement": _path_starts_with(prefix)} for prefix in INTERNAL_PATHS
     ]
     rules: list[aws.wafv2.WebAclRuleArgsDict] = [
         {
@@ -129,15 +121,7 @@ def waf_rules(
                     "scope_down_statement": {
                         "not_statement": {
                             "statement": {
-                                "byte_match_statement": {
-                                    "positional_constraint": "STARTS_WITH",
-                                    "search_string": f"/{ASSETS_PREFIX}/",
-                                    "field_to_match": {"uri_path": {}},
-                                    "text_transformations": [
-                                        {"priority": i, "type": kind}
-                                        for i, kind in enumerate(PATH_TRANSFORMATIONS)
-                                    ],
-                                }
+                                "byte_match_statement": _path_starts_with(f"/{ASSETS_PREFIX}/")
                             }
                         }
                     },
