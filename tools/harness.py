@@ -15,7 +15,7 @@ import hashlib
 import json
 import runpy
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,14 +141,8 @@ class StackRun:
         """Resources of a type whose inputs contain ``props`` (deep subset match)."""
         return [r for r in self.of_type(type_) if _matches(r.inputs, dict(props))]
 
-    def where(self, predicate: Callable[[Resource], bool]) -> list[Resource]:
-        return [r for r in self.resources if predicate(r)]
-
     def children(self, parent: Resource) -> list[Resource]:
         return [r for r in self.resources if r.parent == parent.urn]
-
-    def by_urn(self, urn: str) -> Resource | None:
-        return next((r for r in self.resources if r.urn == urn), None)
 
 
 def _secret_paths(value: Any, prefix: str = "") -> set[str]:
