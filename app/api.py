@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1
 MAX_INVOCATION_ROWS = 10_000
+INLINE_INVOCATION_BYTES = 16 * 1024  # about 50 JSON rows: scored without a thread hop
 StudentId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="Student id")]
 SchoolId = Annotated[int, Path(ge=1, le=MAX_INT, description="School id")]
 
@@ -331,6 +332,24 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         ) from None
 
 
+def at_risk_query(
+    gen: int, school_id: int, floor: float, limit: int, after: tuple[float, int] | None = None
+) -> tuple[str, list[Any]]:
+    """SQL and parameters of one at-risk page: one row more than `limit`, to tell whether a next
+    page exists; `after` is the decoded keyset cursor. Also timed by benchmarks/queries.py."""
+    where = "r.generation = %s AND r.school_id = %s AND r.risk >= %s::real"
+    params: list[Any] = [gen, school_id, floor]
+    if after is not None:
+        where += " AND (r.risk, r.student_id) < (%s::real, %s)"
+        params += list(after)
+    return (
+        "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version"
+        f" FROM risk_scores r JOIN students s ON s.id = r.student_id WHERE {where}"
+        " ORDER BY r.risk DESC, r.student_id DESC LIMIT %s",
+        [*params, limit + 1],
+    )
+
+
 def prediction_out(risk: float, scope: str, version: str, threshold: float) -> dict[str, Any]:
     return {
         "risk": risk,
@@ -464,9 +483,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if ctype not in ("application/json", "text/csv"):
             raise HTTPException(415, "content type must be application/json or text/csv")
         body = await read_capped(request, settings.max_invocation_bytes)
-        # Parsing and scoring are CPU work (and a model may be loaded from the store): off the
-        # event loop, so /ping and other requests keep being answered meanwhile.
-        return await run_in_threadpool(invoke, svc, ctype, body, request.headers.get("accept", ""))
+        accept = request.headers.get("accept", "")
+        # A small body with the models in memory costs tens of microseconds: scored on the
+        # event loop, as a hop to the thread pool would cost more than the work. Large bodies
+        # and model (re)loads from the store go to the pool so other requests keep flowing.
+        if len(body) <= INLINE_INVOCATION_BYTES and svc.registry.fresh:
+            return invoke(svc, ctype, body, accept)
+        return await run_in_threadpool(invoke, svc, ctype, body, accept)
 
     # ---- prediction API ----
 
@@ -556,19 +579,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = svc.cache.get(key)
         hit = body is not None
         if body is None:
-            where = "r.generation = %s AND r.school_id = %s AND r.risk >= %s::real"
-            params: list[Any] = [gen, school_id, floor]
-            if after is not None:
-                where += " AND (r.risk, r.student_id) < (%s::real, %s)"
-                params += list(after)
             with svc.tx(client.tenant) as cur:
-                cur.execute(
-                    "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk,"
-                    " r.model_version"
-                    f" FROM risk_scores r JOIN students s ON s.id = r.student_id WHERE {where}"
-                    " ORDER BY r.risk DESC, r.student_id DESC LIMIT %s",
-                    [*params, limit + 1],
-                )
+                cur.execute(*at_risk_query(gen, school_id, floor, limit, after))
                 rows = cur.fetchall()
             more = len(rows) > limit
             rows = rows[:limit]

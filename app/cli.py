@@ -126,26 +126,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         host, port = args.host or settings.host, args.port or settings.port
         workers = args.workers or settings.workers
+        options: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "log_config": None,
+            "loop": "uvloop",
+            "http": "httptools",
+            "timeout_keep_alive": settings.keep_alive_seconds,
+        }
         if workers > 1:  # each worker builds its app from the environment
-            uvicorn.run(
-                "app.api:create_app",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                log_config=None,
-                loop="uvloop",
-                http="httptools",
-            )
+            uvicorn.run("app.api:create_app", factory=True, workers=workers, **options)
         else:
-            uvicorn.run(
-                create_app(settings),
-                host=host,
-                port=port,
-                log_config=None,
-                loop="uvloop",
-                http="httptools",
-            )
+            uvicorn.run(create_app(settings), **options)
         return EXIT_OK
     if args.command == "migrate":
         applied = db.migrate(settings)

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = Field(default=1, ge=1)
+    # Idle keep-alive connections are kept this long: longer than the ALB's idle timeout (60 s),
+    # so the server never closes a connection the load balancer is about to reuse (a 502).
+    keep_alive_seconds: int = Field(default=65, ge=1)
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -108,7 +108,11 @@ class Database:
             min_size=self.settings.db_pool_min,
             max_size=self.settings.db_pool_max,
             timeout=self.settings.db_pool_timeout,
-            kwargs={"connect_timeout": self.settings.db_connect_timeout},
+            # Named, so pg_stat_activity tells the API's connections from the jobs'.
+            kwargs={
+                "connect_timeout": self.settings.db_connect_timeout,
+                "application_name": f"ssp-api-{name}",
+            },
             configure=configure,
             check=ConnectionPool.check_connection,
             name=name,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,8 +25,7 @@ def scope_school_id(scope: str) -> int | None:
     return int(scope.removeprefix("school-")) if scope.startswith("school-") else None
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):  # a tuple: built once per scored row, on the hot path
     risk: float
     scope: str
     version: str
@@ -39,30 +37,40 @@ class NoModelError(RuntimeError):
 
 class FastCalibratedLogit:
     """The same probabilities as a trained CalibratedClassifierCV(Pipeline(StandardScaler,
-    LogisticRegression), method="sigmoid"), computed with plain numpy. sklearn's per-call input
-    validation costs milliseconds for a one-row request; this costs microseconds."""
+    LogisticRegression), method="sigmoid"), computed with a few numpy operations. sklearn's
+    per-call input validation costs milliseconds for a one-row request; this costs about ten
+    microseconds (BENCHMARKS.md)."""
 
     def __init__(self, model: Any) -> None:
-        weights, intercepts, slopes, offsets = [], [], [], []
+        weights, offsets = [], []
         for fold in model.calibrated_classifiers_:
             scaler = fold.estimator.named_steps["scale"]
             clf = fold.estimator.named_steps["clf"]
             (calibrator,) = fold.calibrators
-            # Fold the scaler into the linear model: w.(x - m)/s + c = (w/s).x + (c - w.m/s).
+            # Fold the scaler into the linear model: w.(x - m)/s + c = (w/s).x + (c - w.m/s),
+            # then the sigmoid calibration a.d + b into both, so each fold is one dot product.
             coef = clf.coef_[0] / scaler.scale_
-            weights.append(coef)
-            intercepts.append(clf.intercept_[0] - float(np.dot(coef, scaler.mean_)))
-            slopes.append(calibrator.a_)
-            offsets.append(calibrator.b_)
-        self.w = np.array(weights)
-        self.c = np.array(intercepts)
-        self.a = np.array(slopes, dtype=np.float64)
-        self.b = np.array(offsets, dtype=np.float64)
+            intercept = clf.intercept_[0] - float(np.dot(coef, scaler.mean_))
+            weights.append(calibrator.a_ * coef)
+            offsets.append(calibrator.a_ * intercept + calibrator.b_)
+        self.weights = np.ascontiguousarray(
+            np.array(weights, dtype=np.float64).T
+        )  # (features, folds)
+        self.offsets = np.array(offsets, dtype=np.float64)
+        self.fold_mean = np.full(len(offsets), 1.0 / len(offsets))  # mean as a dot product
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        decision = x @ self.w.T + self.c  # (rows, folds)
-        p = (1.0 / (1.0 + np.exp(self.a * decision + self.b))).mean(axis=1)
-        return np.column_stack([1.0 - p, p])
+        # Each fold's calibrated probability is 1 / (1 + exp(a.d + b)); the model is their mean.
+        z = x @ self.weights
+        z += self.offsets
+        np.exp(z, out=z)
+        z += 1.0
+        np.reciprocal(z, out=z)
+        p = z @ self.fold_mean
+        out = np.empty((len(p), 2))
+        out[:, 1] = p
+        out[:, 0] = 1.0 - p
+        return out
 
 
 def fast_model(model: Any) -> Any:
@@ -145,6 +153,12 @@ class ModelRegistry:
     def pointer(self) -> Pointer:
         return self._current()[0]
 
+    @property
+    def fresh(self) -> bool:
+        """Models are loaded and no refresh is due: scoring needs no store I/O, only
+        microseconds of CPU."""
+        return bool(self._state[1]) and time.monotonic() < self._next_check
+
     def use(self, pointer: Pointer) -> None:
         """Serve exactly this pointer (used by jobs scoring a not yet published pointer).
         Errors propagate: a job must not score with missing models."""
@@ -179,7 +193,8 @@ class ModelRegistry:
             model = models.get((scope, version)) or fast_model(
                 self.store.load_model(version, scope)
             )
-            proba = model.predict_proba(x[idx])[:, 1]
+            rows = x if len(idx) == len(out) else x[idx]
+            proba = model.predict_proba(rows)[:, 1]
             for i, p in zip(idx, proba.tolist(), strict=True):
-                out[i] = Prediction(round(float(p), 6), scope, version)
+                out[i] = Prediction(round(p, 6), scope, version)
         return [p for p in out if p is not None]

@@ -48,6 +48,19 @@ DB_INSTANCE_VCPUS: dict[str, int] = {
     "db.r6g.8xlarge": 32,
 }
 
+# vCPUs per SageMaker hosting instance type: the image runs one API worker per vCPU there.
+SAGEMAKER_INSTANCE_VCPUS: dict[str, int] = {
+    "ml.c5.large": 2,
+    "ml.c5.xlarge": 4,
+    "ml.c5.2xlarge": 8,
+    "ml.c6i.large": 2,
+    "ml.c6i.xlarge": 4,
+    "ml.c6i.2xlarge": 8,
+    "ml.m5.large": 2,
+    "ml.m5.xlarge": 4,
+    "ml.m5.2xlarge": 8,
+}
+
 # Burstable classes cannot run Performance Insights beyond the free tier or enhanced
 # features reliably; they are fine for dev and small districts only.
 BURSTABLE_DB_CLASSES = frozenset(c for c in DB_INSTANCE_MEMORY_MIB if c.startswith("db.t"))

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Threshold, expression_alarm, metric_alarm
+from components.catalog import SAGEMAKER_INSTANCE_VCPUS
 from components.iam import service_trust_policy
 
 VARIANT_NAME = "primary"
@@ -263,7 +264,12 @@ class Inference(pulumi.ComponentResource):
                 "image": args.image_uri,
                 "model_data_url": pulumi.Output.from_input(args.bucket_name).apply(model_data_url),
                 # SageMaker sends /ping and /invocations to port 8080 on every interface.
-                "environment": {"HOST": "0.0.0.0", "PORT": CONTAINER_PORT},
+                # One API worker per vCPU: the container is the instance's only tenant.
+                "environment": {
+                    "HOST": "0.0.0.0",
+                    "PORT": CONTAINER_PORT,
+                    "WORKERS": str(SAGEMAKER_INSTANCE_VCPUS[args.instance_type]),
+                },
             },
             vpc_config={
                 "subnets": list(args.subnet_ids),

@@ -18,6 +18,7 @@ from typing import Any
 from components.catalog import (
     CACHE_NODE_TYPES,
     DB_INSTANCE_MEMORY_MIB,
+    SAGEMAKER_INSTANCE_VCPUS,
     TIERS,
     NodeGroupSize,
     Tier,
@@ -220,6 +221,11 @@ def _check_tier(t: Tier, problems: list[str]) -> None:
         f"waf_window_seconds={t.waf_window_seconds}: allowed 60, 120, 300, 600",
     )
     if t.sagemaker_enabled:
+        need(
+            t.sagemaker_instance_type in SAGEMAKER_INSTANCE_VCPUS,
+            f"sagemaker_instance_type={t.sagemaker_instance_type!r}: allowed "
+            f"{', '.join(sorted(SAGEMAKER_INSTANCE_VCPUS))}",
+        )
         need(
             1 <= t.sagemaker_min_instances <= t.sagemaker_max_instances,
             f"sagemaker_min_instances={t.sagemaker_min_instances} > sagemaker_max_instances="

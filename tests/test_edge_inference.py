@@ -403,6 +403,8 @@ def test_tier3_sagemaker_endpoint_scaling_and_rollback(stack_run: StackRunner) -
     assert re.fullmatch(r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/.+:0\.1\.0", image), image
     assert model.get("primaryContainer.modelDataUrl").endswith("/sagemaker/model.tar.gz")
     assert model.get("vpcConfig.subnets") and model.get("vpcConfig.securityGroupIds")
+    # One API worker per vCPU of the instance (ml.m5.large: 2).
+    assert model.get("primaryContainer.environment")["WORKERS"] == "2"
 
     config = run.one(SM_CONFIG)
     assert config.inputs["namePrefix"].endswith("-") and "name" not in config.inputs

@@ -114,6 +114,10 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
             {"overrides": ["waf_window_seconds=900"]},
             "waf_window_seconds=900: allowed 60, 120, 300, 600",
         ),
+        (
+            {"tier": "tier3", "overrides": ["sagemaker_instance_type=ml.x9.huge"]},
+            "sagemaker_instance_type='ml.x9.huge': allowed ml.c5.2xlarge",
+        ),
     ],
 )
 def test_bad_config_is_rejected_naming_the_key(config: dict[str, Any], expected: str) -> None:
