@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
+MLSERVER_VENV := venv-mlserver
 STACK ?= tier3
 STACKS := dev tier1 tier2 tier3 tier4
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt \
@@ -52,9 +53,21 @@ policy: $(BIN)/.installed
 snapshots: $(BIN)/.installed
 	$(BIN)/python -m tools.plan --write-snapshots
 
-## bench: the app's throughput benchmark (numbers recorded in BENCHMARKS.md).
-bench: $(BIN)/.installed
-	$(BIN)/python -m benchmarks.app_invocations
+## bench: every benchmark, one after the other (needs wrk: apt-get install wrk). Each prints
+## its numbers and records them in benchmarks/results/<name>.json; BENCHMARKS.md reads them.
+bench: $(BIN)/.installed $(MLSERVER_VENV)/.installed
+	$(BIN)/python -m benchmarks.serving --mlserver $(MLSERVER_VENV)/bin/mlserver
+	$(BIN)/python -m benchmarks.queries
+	$(BIN)/python -m benchmarks.training
+	$(BIN)/python -m benchmarks.concurrency
+	$(BIN)/python -m benchmarks.infra
+
+# The serving benchmark's peer (MLServer) lives in its own virtualenv: its pins differ.
+$(MLSERVER_VENV)/.installed: benchmarks/requirements-mlserver.txt
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		-r benchmarks/requirements-mlserver.txt
+	touch $@
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) .mypy_cache .ruff_cache .pytest_cache
