@@ -23,6 +23,7 @@ from sklearn.metrics import accuracy_score, brier_score_loss, recall_score, roc_
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from app import __version__
 from app.config import Settings
@@ -132,7 +133,10 @@ def run_training(settings: Settings) -> TrainResult:
         conn.autocommit = True
         refresh_features(conn)
         conn.autocommit = False
-        result = _train(conn, settings)
+        # One BLAS thread: the fits are many small problems (9 features) on which OpenBLAS's
+        # threads cost more than they save: twice the time on 2 cores (benchmarks/training.py).
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = _train(conn, settings)
     return TrainResult(**{**result.__dict__, "seconds": round(time.perf_counter() - started, 2)})
 
 
