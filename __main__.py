@@ -4,6 +4,7 @@ import pulumi
 
 from components.alarms import AlarmTopic, AlarmTopicArgs
 from components.cache import Cache, CacheArgs
+from components.catalog import sagemaker_max_rps_per_instance
 from components.cluster import Cluster, ClusterArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.database import Database, DatabaseArgs
@@ -148,7 +149,7 @@ if tier.sagemaker_enabled:
             instance_type=tier.sagemaker_instance_type,
             min_instances=tier.sagemaker_min_instances,
             max_instances=tier.sagemaker_max_instances,
-            max_rps_per_instance=tier.sagemaker_max_rps_per_instance,
+            max_rps_per_instance=sagemaker_max_rps_per_instance(tier),
             data_capture_percent=tier.sagemaker_data_capture_percent,
             model_latency_p95_ms=tier.alarm_model_latency_p95_ms,
             error_rate_percent=tier.alarm_error_rate_percent,

@@ -233,11 +233,14 @@ def post_script(body: bytes, content_type: str = "application/json") -> str:
 
 
 def wrk(
-    url: str, script: str, connections: int, seconds: int, threads: int = 2, timeout: int = 10
+    url: str, script: str, connections: int, seconds: int, threads: int = 1, timeout: int = 10
 ) -> WrkResult:
     """Drive `url` with wrk: `connections` keep-alive connections, each sending its next
     request when the last is answered (a closed loop). wrk is C and event driven, so it takes
-    far less CPU than the server it drives."""
+    far less CPU than the server it drives. One wrk thread by default: on 2 cores a second
+    thread gets descheduled behind the server and its connections' answers wait in the socket
+    buffers, which showed up as a seconds-long p95 at 256 connections that was wrk's, not the
+    server's (a bare ASGI app showed it too)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script + _WRK_REPORT)
     try:

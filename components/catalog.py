@@ -163,8 +163,8 @@ class Tier:
     sagemaker_min_instances: int
     sagemaker_max_instances: int
     sagemaker_data_capture_percent: int
-    sagemaker_max_rps_per_instance: int
-    """Sustained ``POST /invocations`` per second one instance serves (the app benchmark)."""
+    sagemaker_max_rps_per_vcpu: int
+    """Sustained ``POST /invocations`` per second per vCPU of an instance (the app benchmark)."""
     # Observability.
     log_retention_days: int
     alarm_cpu_percent: int
@@ -197,10 +197,10 @@ _COMMON: dict[str, object] = dict(
     sagemaker_min_instances=1,
     sagemaker_max_instances=1,
     sagemaker_data_capture_percent=20,
-    # Measured saturation of POST /invocations for one 2-vCPU instance (BENCHMARKS.md, app
-    # section); ml.m5.large has 2 vCPUs too. Re-measure on the endpoint with production
-    # payloads before relying on it: SageMaker adds its own per-request overhead.
-    sagemaker_max_rps_per_instance=2_000,
+    # POST /invocations saturated at ~4,500/s on 2 vCPUs with one worker per vCPU, the load
+    # generator sharing the cores (BENCHMARKS.md, serving); rounded down per vCPU. Re-measure
+    # on the endpoint with production payloads: SageMaker adds its own per-request overhead.
+    sagemaker_max_rps_per_vcpu=2_000,
     alarm_cpu_percent=70,
     alarm_memory_percent=80,
     alarm_latency_p95_ms=200,  # seed 001/004: API p95 < 200 ms
@@ -466,6 +466,11 @@ def pg_memory_settings(instance_class: str, max_connections: int) -> PgMemorySet
         work_mem_mib=min(64, max(4, _floor_pow2(memory / 4 / max_connections))),
         maintenance_work_mem_mib=min(2 * GIB, memory // 16),
     )
+
+
+def sagemaker_max_rps_per_instance(tier: Tier) -> int:
+    """Sustained POST /invocations per second of one instance of the tier's type."""
+    return tier.sagemaker_max_rps_per_vcpu * SAGEMAKER_INSTANCE_VCPUS[tier.sagemaker_instance_type]
 
 
 def pod_pool(tier: Tier) -> tuple[int, int]:

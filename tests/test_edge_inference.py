@@ -440,7 +440,8 @@ def test_tier3_sagemaker_endpoint_scaling_and_rollback(stack_run: StackRunner) -
     assert scaling["predefinedMetricSpecification"]["predefinedMetricType"] == (
         "SageMakerVariantInvocationsPerInstance"
     )
-    assert scaling["targetValue"] == tier.sagemaker_max_rps_per_instance * 0.5 * 60
+    # ml.m5.large: 2 vCPUs x 2,000 requests/s, half of it, per minute.
+    assert scaling["targetValue"] == 2 * 2_000 * 0.5 * 60
     assert (scaling["scaleInCooldown"], scaling["scaleOutCooldown"]) == (600, 120)
 
 
