@@ -342,10 +342,16 @@ def at_risk_query(
     if after is not None:
         where += " AND (r.risk, r.student_id) < (%s::real, %s)"
         params += list(after)
+    # The page is cut from risk_scores before students are joined: under row-level security
+    # PostgreSQL 16 cannot walk the index in order (the policy's school_id = ANY(...) sits on
+    # its second column), so it sorts every qualifying score; joining only the page's rows
+    # keeps a school with thousands of students over the floor cheap.
     return (
         "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version"
-        f" FROM risk_scores r JOIN students s ON s.id = r.student_id WHERE {where}"
-        " ORDER BY r.risk DESC, r.student_id DESC LIMIT %s",
+        " FROM (SELECT r.student_id, r.risk, r.model_version FROM risk_scores r"
+        f" WHERE {where} ORDER BY r.risk DESC, r.student_id DESC LIMIT %s) r"
+        " JOIN students s ON s.id = r.student_id"
+        " ORDER BY r.risk DESC, r.student_id DESC",
         [*params, limit + 1],
     )
 

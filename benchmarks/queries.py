@@ -12,7 +12,8 @@ risk scores exist) plus a year of history loaded server-side: about 25,000 inter
 3. alerts     - a staff member's open and acknowledged alerts, newest and riskiest first, with
                 the student's name, grade and current risk (limit 100);
 4. at_risk    - the first page (100) of GET /v1/schools/{id}/at-risk, with the API's own SQL
-                (app.api.at_risk_query);
+                (app.api.at_risk_query); at_risk_all: the same page over risk 0, every
+                scored student of the school qualifying (the page's worst case);
 5. audit      - one API client's audit log of the last 30 days, newest first (limit 100), with
                 the student's name.
 
@@ -308,6 +309,12 @@ def build_queries(settings: Settings) -> list[Query]:
             "at_risk",
             at_risk_sql,
             [(s, at_risk_query(gen, s, floor, PAGE)[1]) for s in schools],
+        ),
+        # Every scored student over risk 0: the worst case of the page, ~850 rows to order.
+        Query(
+            "at_risk_all",
+            at_risk_sql,
+            [(s, at_risk_query(gen, s, 0.0, PAGE)[1]) for s in schools],
         ),
         Query("audit", AUDIT_SQL, [(None, {"client": c}) for c in clients]),
     ]
