@@ -252,7 +252,8 @@ class Services:
                 raise HTTPException(403, f"school {school_id} is not in this key's district")
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: no I/O, so FastAPI runs it on the event loop instead of a thread-pool hop.
     svc: Services = request.app.state.services
     return svc
 

@@ -6,13 +6,16 @@ workers) with a database pool of 15 per worker: 30 connections at most.
 
 5,000 sessions each hold one keep-alive connection open for the whole run and ask for one
 student's risk (GET /v1/students/{id}/risk: key check, features read under row-level
-security, prediction, audit row written) every `--interval` seconds, starting at random
+security, prediction, audit row written) every `--intervals` seconds, starting at random
 offsets: an open loop, so a slow server cannot slow the offered load down, and latency is
 measured from the moment a request was due, not from when it could be sent. Each request is
 for a student the session has not asked about before, so the risk cache never answers it.
 While the load runs, pg_stat_activity is sampled for the API's connections (open, in use).
 
-    python -m benchmarks.concurrency [--sessions 5000] [--interval 15] [--seconds 60]
+A run per interval: 30 s (every one of the 5,000 users clicking twice a minute at once) and
+15 s (twice that), each for students no earlier run asked about.
+
+    python -m benchmarks.concurrency [--sessions 5000] [--intervals 30 15] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -92,16 +95,18 @@ async def session(run: Run, key: str, students: list[int], offset: float) -> Non
 
 
 async def drive(
-    run: Run, sessions: int, keys: dict[int, str], first_student: dict[int, int]
+    run: Run, sessions: int, keys: dict[int, str], first_student: dict[int, int], skip: int
 ) -> float:
-    """Open every session's connection, then start the clock; returns the ramp-up seconds."""
+    """Open every session's connection, then start the clock; returns the ramp-up seconds.
+    The first `skip` students of each school (asked by earlier runs) are not asked again."""
     rng = random.Random(7)
     per_session = int(run.seconds / run.interval) + 1
     tasks = []
     ramp = time.perf_counter()
     for i in range(sessions):
         school = 1 + i % SCHOOLS
-        base = (i // SCHOOLS) * per_session  # sessions of a school ask about different students
+        # The sessions of a school ask about different students.
+        base = skip + (i // SCHOOLS) * per_session
         students = [first_student[school] + (base + j) % STUDENTS for j in range(per_session)]
         offset = rng.uniform(0, run.interval)
         tasks.append(asyncio.create_task(session(run, keys[school], students, offset)))
@@ -143,10 +148,64 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+def measure(
+    settings: Settings,
+    server_pid: int,
+    url: str,
+    interval: float,
+    args: argparse.Namespace,
+    keys: dict[int, str],
+    first_student: dict[int, int],
+    skip: int,
+) -> dict[str, Any]:
+    """One run: every session opens its connection, then asks every `interval` seconds."""
+    watch = PoolWatch(settings)
+    watch.start()
+    run = Run(port=int(url.rsplit(":", 1)[1]), interval=interval, seconds=args.seconds)
+    started = time.perf_counter()
+    ramp = uvloop.run(drive(run, args.sessions, keys, first_student, skip))
+    elapsed = time.perf_counter() - started - ramp
+    watch.stop.set()
+    watch.join()
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    workers = [
+        p for p in children if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
+    ]
+    lat_ms = [x * 1000 for x in run.latencies]
+    errors = sum(n for status, n in run.statuses.items() if status != 200) + run.dropped
+    return {
+        "interval_seconds": interval,
+        "offered_requests_per_second": round(args.sessions / interval, 1),
+        "measured_seconds": round(elapsed, 1),
+        "connect_ramp_seconds": round(ramp, 1),
+        "requests": len(lat_ms),
+        "requests_per_second": round(len(lat_ms) / elapsed, 1),
+        "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
+        "connections_dropped": run.dropped,
+        "errors": errors,
+        "p50_ms": round(statistics.median(lat_ms), 2),
+        "p95_ms": round(percentile(lat_ms, 0.95), 2),
+        "p99_ms": round(percentile(lat_ms, 0.99), 2),
+        "max_ms": round(max(lat_ms), 2),
+        "db_connections_open_peak": max(s[0] for s in watch.samples),
+        "db_connections_in_use_peak": max(s[1] for s in watch.samples),
+        "db_connections_in_use_mean": round(statistics.mean(s[1] for s in watch.samples), 1),
+        "pool_samples": len(watch.samples),
+        "worker_rss_mib": [round(rss_mib(int(p)), 1) for p in workers],
+        "meets_target": errors == 0 and percentile(lat_ms, 0.95) <= P95_TARGET_MS,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=5000)
-    parser.add_argument("--interval", type=float, default=15.0, help="seconds between requests")
+    parser.add_argument(
+        "--intervals",
+        type=float,
+        nargs="+",
+        default=[30.0, 15.0],
+        help="seconds between a session's requests; one run per value",
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="measured duration")
     args = parser.parse_args()
 
@@ -170,48 +229,20 @@ def main() -> int:
             # share each school's key.
             RATE_LIMIT_REQUESTS="1000000000",
         )
+        runs: list[dict[str, Any]] = []
+        skip = 0
         with server as proc:
-            watch = PoolWatch(settings)
-            watch.start()
-            run = Run(port=int(url.rsplit(":", 1)[1]), interval=args.interval, seconds=args.seconds)
-            loop_started = time.perf_counter()
-            ramp = uvloop.run(drive(run, args.sessions, keys, first_student))
-            elapsed = time.perf_counter() - loop_started - ramp
-            watch.stop.set()
-            watch.join()
-            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-            workers = [
-                p
-                for p in children
-                if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
-            ]
-            worker_rss = [round(rss_mib(int(p)), 1) for p in workers]
-
-    lat_ms = [x * 1000 for x in run.latencies]
-    errors = sum(n for status, n in run.statuses.items() if status != 200) + run.dropped
-    result: dict[str, Any] = {
+            for interval in args.intervals:
+                runs.append(
+                    measure(settings, proc.pid, url, interval, args, keys, first_student, skip)
+                )
+                skip += (args.sessions // SCHOOLS) * (int(args.seconds / interval) + 1)
+                print(runs[-1], flush=True)
+    result = {
         "sessions": args.sessions,
-        "interval_seconds": args.interval,
-        "offered_requests_per_second": round(args.sessions / args.interval, 1),
-        "measured_seconds": round(elapsed, 1),
-        "connect_ramp_seconds": round(ramp, 1),
         "api_workers": WORKERS,
         "db_pool_max_total": WORKERS * POOL_PER_WORKER,
-        "requests": len(lat_ms),
-        "requests_per_second": round(len(lat_ms) / elapsed, 1),
-        "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
-        "connections_dropped": run.dropped,
-        "errors": errors,
-        "p50_ms": round(statistics.median(lat_ms), 2),
-        "p95_ms": round(percentile(lat_ms, 0.95), 2),
-        "p99_ms": round(percentile(lat_ms, 0.99), 2),
-        "max_ms": round(max(lat_ms), 2),
-        "db_connections_open_peak": max(s[0] for s in watch.samples),
-        "db_connections_in_use_peak": max(s[1] for s in watch.samples),
-        "db_connections_in_use_mean": round(statistics.mean(s[1] for s in watch.samples), 1),
-        "pool_samples": len(watch.samples),
-        "worker_rss_mib": worker_rss,
-        "meets_target": errors == 0 and percentile(lat_ms, 0.95) <= P95_TARGET_MS,
+        "runs": runs,
     }
     write_result("concurrency", result)
     return 0
