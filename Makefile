@@ -36,7 +36,7 @@ lint: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy $(INFRA)
-	$(BIN)/mypy app
+	$(BIN)/mypy app benchmarks
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests

@@ -137,7 +137,9 @@ def main() -> int:
         compute = prediction_compute(store.load_model(version, "school-1"))
         with db.connect_owner(settings) as conn:
             _, key = create_key(conn, settings.api_key_pepper, "benchmark", district_id=1)
-            first, count = conn.execute("SELECT min(id), count(*) FROM students").fetchone()
+            row = conn.execute("SELECT min(id), count(*) FROM students").fetchone()
+            assert row is not None
+            first, count = row
 
         ours_body = json.dumps({"instances": [{**ROW, "school_id": 1}]}).encode()
         peer_body = json.dumps(

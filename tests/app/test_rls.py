@@ -83,16 +83,22 @@ def test_login_role_in_app_role_cannot_escape(district: District) -> None:
 
 
 def test_reads_go_to_the_replica_url_and_writes_to_the_primary(district: District) -> None:
-    replica_url = make_conninfo(district.url, application_name="ssp-replica")
+    # Same server, but the replica URL carries a setting the primary URL does not.
+    replica_url = make_conninfo(district.url, options="-c statement_timeout=12345")
     split = Database(district.settings_with(database_read_url=replica_url))
     split.open()
     try:
         assert split.replica is not split.primary
-        query = "SELECT current_setting('application_name') AS app"
-        assert rows(split, None, query) == [{"app": "ssp-replica"}]
+        query = (
+            "SELECT current_setting('statement_timeout') AS timeout,"
+            " current_setting('application_name') AS app"
+        )
+        assert rows(split, None, query) == [{"timeout": "12345ms", "app": "ssp-api-replica"}]
         with split.transaction(None, write=True) as cur:
             cur.execute(query)
-            assert cur.fetchone() != {"app": "ssp-replica"}
+            written = cur.fetchone()
+        assert written is not None and written["timeout"] != "12345ms"
+        assert written["app"] == "ssp-api-primary"  # pg_stat_activity tells the pools apart
     finally:
         split.close()
     same = Database(district.settings)

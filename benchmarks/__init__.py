@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its numbers and records them in benchmarks/results/."""
