@@ -64,15 +64,17 @@ def main() -> int:
     if not args.no_tests:
         out, seconds = timed(
             lambda: subprocess.run(
-                [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"],
+                [sys.executable, "-m", "pytest", "tests", "-p", "no:cacheprovider"],
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
             )
         )
-        summary = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr
+        summary = next(
+            (ln.strip("= ") for ln in reversed(out.stdout.splitlines()) if " in " in ln), ""
+        )
         if out.returncode != 0:
-            raise SystemExit(f"the test suite failed: {summary}")
+            raise SystemExit(f"the test suite failed: {summary or out.stderr[-500:]}")
         passed = re.search(r"(\d+) passed", summary)
         result["test_suite"] = {
             "command": "pytest tests",
