@@ -54,7 +54,7 @@ snapshots: $(BIN)/.installed
 	$(BIN)/python -m tools.plan --write-snapshots
 
 ## bench: every benchmark, one after the other (needs wrk: apt-get install wrk). Each prints
-## its numbers and records them in benchmarks/results/<name>.json; BENCHMARKS.md reads them.
+## its numbers and records them in benchmarks/results/<name>.json; BENCHMARKS.md sums them up.
 bench: $(BIN)/.installed $(MLSERVER_VENV)/.installed
 	$(BIN)/python -m benchmarks.serving --mlserver $(MLSERVER_VENV)/bin/mlserver
 	$(BIN)/python -m benchmarks.queries

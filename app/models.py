@@ -53,9 +53,8 @@ class FastCalibratedLogit:
             intercept = clf.intercept_[0] - float(np.dot(coef, scaler.mean_))
             weights.append(calibrator.a_ * coef)
             offsets.append(calibrator.a_ * intercept + calibrator.b_)
-        self.weights = np.ascontiguousarray(
-            np.array(weights, dtype=np.float64).T
-        )  # (features, folds)
+        # (features, folds): one row of input times this gives every fold's decision at once.
+        self.weights = np.ascontiguousarray(np.array(weights, dtype=np.float64).T)
         self.offsets = np.array(offsets, dtype=np.float64)
         self.fold_mean = np.full(len(offsets), 1.0 / len(offsets))  # mean as a dot product
 

@@ -197,7 +197,7 @@ _COMMON: dict[str, object] = dict(
     sagemaker_min_instances=1,
     sagemaker_max_instances=1,
     sagemaker_data_capture_percent=20,
-    # POST /invocations saturated at ~4,500/s on 2 vCPUs with one worker per vCPU, the load
+    # POST /invocations saturated at ~4,700/s on 2 vCPUs with one worker per vCPU, the load
     # generator sharing the cores (BENCHMARKS.md, serving); rounded down per vCPU. Re-measure
     # on the endpoint with production payloads: SageMaker adds its own per-request overhead.
     sagemaker_max_rps_per_vcpu=2_000,
