@@ -116,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def worker_app() -> Any:
+    """The app of one worker process of `serve` with WORKERS > 1. Workers are fresh
+    interpreters: they resolve the settings as the parent did (SageMaker's contract included,
+    so the models come from /opt/ml/model there) and set up the same logging."""
+    from app.api import create_app
+
+    settings = sagemaker_settings(get_settings(), "serve")
+    setup_logging(settings.log_level)
+    return create_app(settings)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from app import db
 
@@ -134,8 +145,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "http": "httptools",
             "timeout_keep_alive": settings.keep_alive_seconds,
         }
-        if workers > 1:  # each worker builds its app from the environment
-            uvicorn.run("app.api:create_app", factory=True, workers=workers, **options)
+        if workers > 1:  # each worker process builds its own app: see worker_app
+            uvicorn.run("app.cli:worker_app", factory=True, workers=workers, **options)
         else:
             uvicorn.run(create_app(settings), **options)
         return EXIT_OK

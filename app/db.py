@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -108,10 +109,13 @@ class Database:
             min_size=self.settings.db_pool_min,
             max_size=self.settings.db_pool_max,
             timeout=self.settings.db_pool_timeout,
-            # Named, so pg_stat_activity tells the API's connections from the jobs'.
+            # Named (unless the URL names them), so pg_stat_activity tells the API's
+            # connections from the jobs'.
             kwargs={
                 "connect_timeout": self.settings.db_connect_timeout,
-                "application_name": f"ssp-api-{name}",
+                "application_name": conninfo_to_dict(url).get(
+                    "application_name", f"ssp-api-{name}"
+                ),
             },
             configure=configure,
             check=ConnectionPool.check_connection,

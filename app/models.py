@@ -181,11 +181,15 @@ class ModelRegistry:
             raise NoModelError("no model has been trained and promoted yet")
         return scope, scopes[scope]
 
-    def predict(self, school_ids: list[int | None], x: np.ndarray) -> list[Prediction]:
-        """Risk for each row of x, each with the model of its school (district fallback)."""
+    def predict(
+        self, school_ids: list[int | None], x: np.ndarray, refresh: bool = True
+    ) -> list[Prediction]:
+        """Risk for each row of x, each with the model of its school (district fallback).
+        refresh=False scores with the models in memory even when a refresh is due (no store
+        I/O: for callers on the event loop)."""
         out: list[Prediction | None] = [None] * len(school_ids)
         groups: dict[tuple[str, str], list[int]] = {}
-        pointer, models = self._current()
+        pointer, models = self._current() if refresh else self._state
         for i, sid in enumerate(school_ids):
             groups.setdefault(self.scope_for(sid, pointer), []).append(i)
         for (scope, version), idx in groups.items():

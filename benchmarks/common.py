@@ -148,20 +148,23 @@ def running(
             proc.wait()
 
 
-def api_server(settings: Settings, **extra_env: str) -> tuple[str, Any]:
-    """The API (`python -m app serve`, the image's default command) on a free port."""
+def api_server(settings: Settings, ready_path: str = "/ping", **extra_env: str) -> tuple[str, Any]:
+    """The API (`python -m app serve`, the image's default command) on a free port, ready once
+    `ready_path` answers 200 (/ping: the models are loaded)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cm = running(
-        [sys.executable, "-m", "app", "serve"], api_env(settings, port, **extra_env), f"{url}/ping"
+        [sys.executable, "-m", "app", "serve"],
+        api_env(settings, port, **extra_env),
+        f"{url}{ready_path}",
     )
     return url, cm
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process (VmRSS), MiB."""
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process, MiB: now (VmRSS) or its peak so far (VmHWM)."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.findall(r"VmRSS:\s+(\d+)", status)[0]) / 1024
+    return int(re.findall(rf"{field}:\s+(\d+)", status)[0]) / 1024
 
 
 # ---- wrk ----------------------------------------------------------------------------------

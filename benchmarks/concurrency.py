@@ -229,6 +229,11 @@ def main() -> int:
             # share each school's key.
             RATE_LIMIT_REQUESTS="1000000000",
         )
+        asked = sum(args.sessions // SCHOOLS * (int(args.seconds / i) + 1) for i in args.intervals)
+        if asked > STUDENTS:  # else later runs would ask for students earlier runs cached
+            raise SystemExit(
+                f"the runs would ask for {asked} students per school; {STUDENTS} exist"
+            )
         runs: list[dict[str, Any]] = []
         skip = 0
         with server as proc:

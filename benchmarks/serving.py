@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import timeit
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,24 +95,19 @@ def mlserver_repository(work: Path, model_file: Path) -> tuple[Path, int]:
     return repo, port
 
 
-def drive(url: str, script: str, seconds: int) -> list[WrkResult]:
-    wrk(url, script, CONNECTIONS[0], 3)  # warm-up: connections, caches, lazy imports
-    return [wrk(url, script, c, seconds) for c in CONNECTIONS]
+def drive(url: str, script_for: Callable[[int], str], seconds: int) -> list[WrkResult]:
+    """A 3 s warm-up (connections, caches, lazy imports), then one run per load level; run i
+    uses script_for(i), warm-up being 0."""
+    wrk(url, script_for(0), CONNECTIONS[0], 3)
+    return [wrk(url, script_for(i), c, seconds) for i, c in enumerate(CONNECTIONS, 1)]
 
 
-def risk_script(api_key: str, first_student: int, students: int) -> str:
-    """GET /v1/students/{id}/risk, each request for the next student (no cache hits): wrk's
-    threads start at different offsets."""
+def risk_script(api_key: str, first_student: int, students: int, start: int) -> str:
+    """GET /v1/students/{id}/risk, each request for the next student from `start` on, so that
+    runs given starts far enough apart never ask for a cached student."""
     return f"""
 wrk.headers["X-API-Key"] = "{api_key}"
-local threads = 0
-function setup(thread)
-  thread:set("offset", threads * 1000003)
-  threads = threads + 1
-end
-function init(args)
-  n = offset
-end
+n = {start}
 function request()
   n = n + 1
   return wrk.format("GET", "/v1/students/" .. ({first_student} + n % {students}) .. "/risk")
@@ -158,6 +154,13 @@ def main() -> int:
 
         results: dict[str, list[WrkResult]] = {}
         answers: dict[str, float] = {}
+
+        def same_model(name: str, risk: float) -> None:
+            """Both servers must answer the same probability before any load is measured."""
+            answers[name] = risk
+            if abs(risk - answers["mlserver"]) > 1e-6:
+                raise SystemExit(f"{name} answered {risk}, MLServer {answers['mlserver']}")
+
         repo, port = mlserver_repository(work, model_file)
         peer = f"http://127.0.0.1:{port}/v2/models/{MODEL}"
         with running([args.mlserver, "start", str(repo)], os.environ, f"{peer}/ready", timeout=120):
@@ -165,8 +168,10 @@ def main() -> int:
                 f"{peer}/infer", content=peer_body, headers={"Content-Type": "application/json"}
             ).json()
             answers["mlserver"] = reply["outputs"][0]["data"][1]
-            results["mlserver"] = drive(f"{peer}/infer", post_script(peer_body), args.seconds)
+            peer_script = post_script(peer_body)
+            results["mlserver"] = drive(f"{peer}/infer", lambda _: peer_script, args.seconds)
 
+        ours_script = post_script(ours_body)
         for workers in (1, 2):
             url, server = api_server(
                 settings, WORKERS=str(workers), RATE_LIMIT_REQUESTS="1000000000"
@@ -177,20 +182,17 @@ def main() -> int:
                     content=ours_body,
                     headers={"Content-Type": "application/json"},
                 ).json()
-                answers[f"ours_{workers}w"] = reply["predictions"][0]["risk"]
+                same_model(f"ours_{workers}w", reply["predictions"][0]["risk"])
                 name = f"invocations_{workers}_worker" + ("s" if workers > 1 else "")
-                results[name] = drive(f"{url}/invocations", post_script(ours_body), args.seconds)
+                results[name] = drive(f"{url}/invocations", lambda _: ours_script, args.seconds)
                 if workers == 1:
-                    script = risk_script(key, first, count)
+                    # Runs 15,000 students apart: each serves well under that many requests.
                     results["student_risk_1_worker"] = drive(
-                        f"{url}/v1/students/{first}/risk", script, args.seconds
+                        f"{url}/v1/students/{first}/risk",
+                        lambda i: risk_script(key, first, count, start=i * 15_000),
+                        args.seconds,
                     )
 
-    for name, risk in answers.items():
-        if abs(risk - answers["mlserver"]) > 1e-6:
-            raise SystemExit(
-                f"{name} answered {risk}, MLServer {answers['mlserver']}: not the same model"
-            )
     peer32 = results["mlserver"][0]
     summary = {}
     for name in ("invocations_1_worker", "invocations_2_workers"):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,6 @@ import httpx
 
 from app import db
 from app.config import Settings
-from app.demo import free_port
 from app.store import ModelStore
 from app.train import score_students
 from benchmarks.common import (
@@ -52,7 +50,6 @@ from benchmarks.common import (
     bench_settings,
     load_district,
     rss_mib,
-    running,
     workdir,
     write_result,
 )
@@ -94,12 +91,6 @@ LIMITS = {
         " time (60 attendance rows per student), single threaded."
     ),
 }
-
-
-def peak_rss_mib(pid: int) -> float:
-    """Peak resident memory of a process so far (VmHWM), MiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.findall(r"VmHWM:\s+(\d+)", status)[0]) / 1024
 
 
 def train_child(settings: Settings) -> dict[str, Any]:
@@ -174,10 +165,8 @@ def api_baseline(settings: Settings, work: Path) -> dict[str, float]:
     which only unpickling a model imports). Ready on /health: /ping is 503 without a model."""
     empty = work / "empty-models"
     empty.mkdir()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = api_env(settings, port, MODEL_STORE_URL=str(empty))
-    with running([sys.executable, "-m", "app", "serve"], env, f"{url}/health") as proc:
+    url, server = api_server(settings, ready_path="/health", MODEL_STORE_URL=str(empty))
+    with server as proc:
         ping = httpx.get(f"{url}/ping", timeout=10)
         assert ping.status_code == 503, ping.text
         return {"rss_mib": rss_mib(proc.pid)}
@@ -210,7 +199,7 @@ def api_memory(settings: Settings, schools: int) -> dict[str, float]:
                 body = json.dumps({"instances": [{**ROW, "school_id": sid}]})
             client.post("/invocations", content=body).raise_for_status()
         steady = rss_mib(proc.pid)
-        peak = peak_rss_mib(proc.pid)
+        peak = rss_mib(proc.pid, "VmHWM")
     return {
         "rss_after_ping_mib": after_ping,
         "rss_after_all_models_used_mib": after_all,

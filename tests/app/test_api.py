@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api import create_app
 from app.features import FEATURES
 from app.store import ModelStore
 from tests.app.conftest import District
@@ -178,6 +179,37 @@ def test_at_risk_pages_cover_the_school_in_order(client: TestClient, district: D
         " WHERE action = 'read_at_risk_list' ORDER BY id DESC LIMIT 1",
     )
     assert logged == [i["student_id"] for i in seen[-len(page["items"]) :]]
+
+
+def test_at_risk_paging_survives_a_student_hidden_since_scoring(fresh_district: District) -> None:
+    """A student who moved school after scoring is no longer visible to the old school: the
+    page leaves them out but the cursor still leads through every other scored student."""
+    ranked = scalar(
+        fresh_district.url,
+        "SELECT array_agg(student_id ORDER BY risk DESC, student_id DESC) FROM risk_scores"
+        " WHERE generation = 1 AND school_id = 1 AND risk >= 0.2",
+    )
+    moved = ranked[1]
+    with fresh_district.connect() as conn:
+        conn.execute("UPDATE students SET school_id = 2 WHERE id = %s", (moved,))
+    key = auth(fresh_district.keys["school1"])
+    seen: list[int] = []
+    first_page: list[int] = []
+    cursor = None
+    with TestClient(create_app(fresh_district.settings)) as api:
+        while True:
+            params: dict[str, object] = {"limit": 3, "min_risk": 0.2}
+            if cursor:
+                params["cursor"] = cursor
+            page = api.get("/v1/schools/1/at-risk", params=params, headers=key).json()
+            ids = [i["student_id"] for i in page["items"]]
+            first_page = first_page or ids
+            seen += ids
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    assert first_page == [ranked[0], ranked[2]]  # a short page, not an early end
+    assert seen == [s for s in ranked if s != moved]
 
 
 def test_at_risk_default_threshold_and_limits(client: TestClient, district: District) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tarfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,45 +112,72 @@ def test_no_model_yet_is_503(district: District, tmp_path: Path) -> None:
         assert api.post("/invocations", json={"instances": [ROW]}).status_code == 503
 
 
-def test_serve_command_listens_and_answers(district: District) -> None:
-    assert Settings().port == 8080  # SageMaker's port is the default
+@contextmanager
+def serving(env: dict[str, str], cwd: Path = ROOT) -> Iterator[str]:
+    """`python -m app serve` with `env` in `cwd`, until /ping answers; yields its base URL."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": district.url,
-        "PORT": str(port),
-        "MODEL_STORE_URL": district.settings.model_store_url,
-        "API_KEY_PEPPER": district.settings.api_key_pepper,
-        "SAGEMAKER_DIR": "/nonexistent",
-    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"],
-        cwd=ROOT,
-        env=env,
+        cwd=cwd,
+        env={**env, "PORT": str(port), "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
-                ping = httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2)
+                httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-        assert ping.status_code == 200
-        inv = httpx.post(
-            f"http://127.0.0.1:{port}/invocations",
-            content=CSV_ROW,
-            headers={"Content-Type": "text/csv"},
-        )
-        assert inv.status_code == 200
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         # Graceful shutdown; uvicorn re-raises the SIGTERM it handled once it has stopped.
         assert proc.wait(15) in (0, -signal.SIGTERM)
+
+
+def test_serve_command_listens_and_answers(district: District) -> None:
+    assert Settings().port == 8080  # SageMaker's port is the default
+    env = {
+        **os.environ,
+        "DATABASE_URL": district.url,
+        "MODEL_STORE_URL": district.settings.model_store_url,
+        "API_KEY_PEPPER": district.settings.api_key_pepper,
+        "SAGEMAKER_DIR": "/nonexistent",
+    }
+    with serving(env) as url:
+        assert httpx.get(f"{url}/ping").status_code == 200
+        inv = httpx.post(
+            f"{url}/invocations", content=CSV_ROW, headers={"Content-Type": "text/csv"}
+        )
+        assert inv.status_code == 200
+
+
+def test_serve_with_workers_keeps_the_sagemaker_contract(
+    district: District, tmp_path: Path
+) -> None:
+    """WORKERS > 1 (one per vCPU on SageMaker): every worker process resolves its settings as
+    the parent does, so the models come from <SAGEMAKER_DIR>/model with no MODEL_STORE_URL."""
+    shutil.copytree(district.settings.model_store_url, tmp_path / "ml" / "model")
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "MODEL_STORE_URL"},
+        "DATABASE_URL": district.url,
+        "API_KEY_PEPPER": district.settings.api_key_pepper,
+        "SAGEMAKER_DIR": str(tmp_path / "ml"),
+        "WORKERS": "2",
+    }
+    # Run from an empty directory: the default store (.data/models) must not be what answers.
+    with serving(env, cwd=tmp_path) as url:
+        answers = {httpx.get(f"{url}/ping").status_code for _ in range(6)}
+        assert answers == {200}  # whichever worker answers has the models
+        inv = httpx.post(
+            f"{url}/invocations", content=CSV_ROW, headers={"Content-Type": "text/csv"}
+        )
+        assert inv.status_code == 200
 
 
 @pytest.mark.parametrize("school_id", ["nan", "inf", "-inf", "1e400", "5.7", "0", "2147483648"])
@@ -194,17 +223,58 @@ def test_invocations_score_off_the_event_loop(
     real = registry.predict
     loops: list[bool] = []
 
-    def spy(*args: Any) -> Any:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         try:
             asyncio.get_running_loop()
             loops.append(True)
         except RuntimeError:  # no running loop: a worker thread
             loops.append(False)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(registry, "predict", spy)
+    # The client's registry re-reads the store on every call (refresh 0): never on the loop.
     assert client.post("/invocations", json={"instances": [ROW]}).status_code == 200
     assert loops == [False]
+
+
+def test_small_invocations_are_scored_on_the_loop_once_models_are_fresh(
+    district: District, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fresh models in memory: a small body is scored on the event loop without a store read;
+    a large one still goes to the thread pool. Both paths answer the same."""
+    settings = district.settings_with(model_refresh_seconds=3600)
+    with TestClient(create_app(settings)) as api:
+        registry = api.app.state.services.registry  # type: ignore[attr-defined]
+        assert api.get("/ping").status_code == 200  # loads the models
+        assert registry.fresh
+        real, loops = registry.predict, []
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+                loops.append(True)
+            except RuntimeError:
+                loops.append(False)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(registry, "predict", spy)
+        monkeypatch.setattr(
+            registry.store, "pointer", lambda: pytest.fail("store read on the event loop")
+        )
+        small = {"instances": [{**ROW, "school_id": 1}]}
+        on_loop = api.post("/invocations", json=small)
+        csv = api.post("/invocations", content=f"1,{CSV_ROW}", headers={"Content-Type": "text/csv"})
+        bad = api.post("/invocations", json={"instances": [{**ROW, "grade": 99}]})
+        large = {"instances": [{**ROW, "school_id": 1}] * 200}  # over INLINE_INVOCATION_BYTES
+        monkeypatch.undo()  # the large body may refresh: it runs off the loop
+        monkeypatch.setattr(registry, "predict", spy)
+        off_loop = api.post("/invocations", json=large)
+        assert (on_loop.status_code, csv.status_code, bad.status_code) == (200, 200, 400)
+        assert off_loop.status_code == 200
+        assert loops == [True, True, False]
+        first = on_loop.json()["predictions"][0]
+        assert csv.json()["predictions"][0] == first
+        assert off_loop.json()["predictions"] == [first] * 200
 
 
 def test_published_archive_is_served_as_the_endpoint_would(
