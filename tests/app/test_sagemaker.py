@@ -216,12 +216,10 @@ def test_invocations_body_over_the_limit_is_413(district: District) -> None:
         assert small.status_code == 200
 
 
-def test_invocations_score_off_the_event_loop(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    registry = client.app.state.services.registry  # type: ignore[attr-defined]
-    real = registry.predict
-    loops: list[bool] = []
+def record_loops(monkeypatch: pytest.MonkeyPatch, registry: Any) -> list[bool]:
+    """Spy on registry.predict: one entry per call, True when it ran on the event loop, False
+    in a worker thread."""
+    real, loops = registry.predict, []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -232,6 +230,13 @@ def test_invocations_score_off_the_event_loop(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(registry, "predict", spy)
+    return loops
+
+
+def test_invocations_score_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loops = record_loops(monkeypatch, client.app.state.services.registry)  # type: ignore[attr-defined]
     # The client's registry re-reads the store on every call (refresh 0): never on the loop.
     assert client.post("/invocations", json={"instances": [ROW]}).status_code == 200
     assert loops == [False]
@@ -247,27 +252,19 @@ def test_small_invocations_are_scored_on_the_loop_once_models_are_fresh(
         registry = api.app.state.services.registry  # type: ignore[attr-defined]
         assert api.get("/ping").status_code == 200  # loads the models
         assert registry.fresh
-        real, loops = registry.predict, []
-
-        def spy(*args: Any, **kwargs: Any) -> Any:
-            try:
-                asyncio.get_running_loop()
-                loops.append(True)
-            except RuntimeError:
-                loops.append(False)
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(registry, "predict", spy)
-        monkeypatch.setattr(
-            registry.store, "pointer", lambda: pytest.fail("store read on the event loop")
-        )
-        small = {"instances": [{**ROW, "school_id": 1}]}
-        on_loop = api.post("/invocations", json=small)
-        csv = api.post("/invocations", content=f"1,{CSV_ROW}", headers={"Content-Type": "text/csv"})
-        bad = api.post("/invocations", json={"instances": [{**ROW, "grade": 99}]})
-        large = {"instances": [{**ROW, "school_id": 1}] * 200}  # over INLINE_INVOCATION_BYTES
-        monkeypatch.undo()  # the large body may refresh: it runs off the loop
-        monkeypatch.setattr(registry, "predict", spy)
+        loops = record_loops(monkeypatch, registry)
+        with monkeypatch.context() as no_store:
+            no_store.setattr(
+                registry.store, "pointer", lambda: pytest.fail("store read on the event loop")
+            )
+            small = {"instances": [{**ROW, "school_id": 1}]}
+            on_loop = api.post("/invocations", json=small)
+            csv = api.post(
+                "/invocations", content=f"1,{CSV_ROW}", headers={"Content-Type": "text/csv"}
+            )
+            bad = api.post("/invocations", json={"instances": [{**ROW, "grade": 99}]})
+        # Over INLINE_INVOCATION_BYTES: off the loop, where a refresh may read the store.
+        large = {"instances": [{**ROW, "school_id": 1}] * 200}
         off_loop = api.post("/invocations", json=large)
         assert (on_loop.status_code, csv.status_code, bad.status_code) == (200, 200, 400)
         assert off_loop.status_code == 200
