@@ -24,7 +24,7 @@ def test_harness_records_resource_options() -> None:
 
 def test_harness_unwraps_secrets_and_remembers_where_they_were() -> None:
     run = run_stack("dev", program=PROGRAM)
-    param = run.one("aws:ssm/parameter:Parameter")
+    param = run.one("aws:ssm/parameter:Parameter", "token")
     assert param.inputs["value"] == "s3cr3t-value"
     assert param.secret_paths == {"value"}
     assert param.parent == run.one("aws:s3/bucket:Bucket").urn
@@ -44,5 +44,26 @@ def test_query_api() -> None:
 def test_each_run_starts_from_a_fresh_runtime() -> None:
     first = run_stack("dev", program=PROGRAM)
     second = run_stack("dev", program=PROGRAM)
-    assert len(first.resources) == len(second.resources) == 2
+    assert len(first.resources) == len(second.resources) == 4
     assert set(second.outputs) == {"bucket_arn", "token"}
+
+
+def test_harness_resolves_aliases_as_the_engine_does() -> None:
+    run = run_stack("dev", program=PROGRAM)
+    prefix = "urn:pulumi:dev::student-success::"
+    bucket = f"{prefix}aws:s3/bucket:Bucket"
+    token = run.one("aws:ssm/parameter:Parameter", "token")
+    # A child's URN carries its parent's type chain, so a child answers to its URN under
+    # every type its parent answers to (pulumi-aws aliases Bucket to the older BucketV2).
+    assert token.previous_urns == {
+        f"{bucket}$aws:ssm/parameter:Parameter::token",
+        f"{prefix}aws:s3/bucketV2:BucketV2$aws:ssm/parameter:Parameter::token",
+    }
+    assert f"{bucket}::old-name" in run.one("aws:s3/bucket:Bucket").previous_urns
+    moved = run.one("aws:ssm/parameter:Parameter", "moved")
+    assert moved.urn == f"{prefix}test:index:Owner$aws:ssm/parameter:Parameter::moved"
+    assert moved.previous_urns == {
+        moved.urn,
+        f"{bucket}$aws:ssm/parameter:Parameter::moved",
+        f"{prefix}aws:s3/bucketV2:BucketV2$aws:ssm/parameter:Parameter::moved",
+    }

@@ -69,6 +69,9 @@ class Resource:
     secret_paths: frozenset[str]
     """Dotted paths of the inputs that were secret (``masterPassword``, ``data.url``)."""
     options: Options
+    previous_urns: frozenset[str] = frozenset()
+    """URNs this resource answers to: its own and those its aliases (and its ancestors'
+    aliases) name, as the engine resolves them."""
 
     @property
     def provider_name(self) -> str:
@@ -177,6 +180,41 @@ class RecordingMonitor(mocks.MockMonitor):
         self.recorded: list[Resource] = []
         self.stack_outputs: dict[str, Any] = {}
         self.stack_secret_outputs: frozenset[str] = frozenset()
+        self._previous: dict[str, frozenset[str]] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives: the parent's whole type chain (the mock keeps only the
+        parent's own type), so a move anywhere up the tree changes a URN as it really does."""
+        return make_urn(parent, type_, name, stack=pulumi.get_stack(), project=PROJECT)
+
+    def _previous_urns(self, request: Any, urn: str) -> frozenset[str]:
+        """Every URN an alias lets this resource take over, combined with every URN its
+        parent answers to (the engine's inheritance of aliases by children)."""
+
+        def parents(parent: str) -> frozenset[str]:
+            return self._previous.get(parent, frozenset({parent}))
+
+        candidates = [(request.name, request.type, parents(request.parent))]
+        found = {urn, *request.aliasURNs}
+        for alias in request.aliases:
+            if alias.urn:
+                found.add(alias.urn)
+                continue
+            spec = alias.spec
+            if spec.noParent:
+                old_parents = frozenset({""})
+            elif spec.parentUrn:
+                old_parents = parents(spec.parentUrn)
+            else:
+                old_parents = parents(request.parent)
+            candidates.append((spec.name or request.name, spec.type or request.type, old_parents))
+        stack = pulumi.get_stack()
+        for name, type_, old_parents in candidates:
+            found.update(
+                make_urn(p, type_, name, stack=stack, project=PROJECT) for p in old_parents
+            )
+        self._previous[urn] = frozenset(found)
+        return self._previous[urn]
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
@@ -214,6 +252,7 @@ class RecordingMonitor(mocks.MockMonitor):
                             if v
                         },
                     ),
+                    previous_urns=self._previous_urns(request, response.urn),
                 )
             )
         return response
@@ -224,6 +263,14 @@ class RecordingMonitor(mocks.MockMonitor):
             self.stack_outputs = deserialize_properties(raw)
             self.stack_secret_outputs = frozenset(p.split(".")[0] for p in _secret_paths(raw))
         return super().RegisterResourceOutputs(request)
+
+
+def make_urn(parent: str, type_: str, name: str, *, stack: str, project: str) -> str:
+    """``urn:pulumi:<stack>::<project>::<parent's type chain>$<type>::<name>``; children of
+    the root stack carry no parent type."""
+    if parent and "::pulumi:pulumi:Stack::" not in parent:
+        type_ = f"{parent.split('::')[2]}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
 
 def _fake_id(name: str) -> str:

@@ -4,6 +4,7 @@
     python -m tools.plan tier3 --json     # the same as JSON
     python -m tools.plan --all            # every stack, summary and cost only
     python -m tools.plan --write-snapshots
+    python -m tools.plan --write-urns     # after a deliberate removal or un-aliased rename
 
 The text is the resource tree (components, then their children), each resource with
 its inputs flattened to one ``path = value`` line each, in a stable order; secret inputs
@@ -25,6 +26,7 @@ from tools import costs
 from tools.harness import ROOT, Resource, StackRun, run_stack, stacks
 
 SNAPSHOTS = ROOT / "snapshots"
+DEPLOYED_URNS = ROOT / "tests" / "fixtures" / "deployed_urns"
 MASK = "[secret]"
 _STANDARD_TAGS = ("project", "stack", "tier", "owner", "managed-by")
 
@@ -202,8 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument("--all", action="store_true", help="summary and cost of every stack")
     parser.add_argument("--write-snapshots", action="store_true", help="refresh snapshots/")
+    parser.add_argument(
+        "--write-urns", action="store_true", help=f"record every stack's URNs in {DEPLOYED_URNS}"
+    )
     args = parser.parse_args(argv)
 
+    if args.write_urns:
+        for stack in stacks():
+            urns = sorted(r.urn for r in run_stack(stack))
+            (DEPLOYED_URNS / f"{stack}.txt").write_text("\n".join(urns) + "\n")
+            print(f"wrote {len(urns)} URNs of {stack}")
+        return 0
     if args.write_snapshots:
         SNAPSHOTS.mkdir(exist_ok=True)
         for stack in stacks():
