@@ -1,0 +1,90 @@
+"""What components share: ports, paths, naming rules, the bundles a producer hands its
+consumers, and how a child is owned by its component.
+
+Components import this module (and the catalog, the spec and the builder modules:
+``alarms``, ``iam``, ``kms``, ``k8s_manifests``, ``security_groups``), never each other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+API_PORT = 8080
+"""Port of the app's HTTP server in its container (SageMaker's contract needs 8080)."""
+
+# Paths of the app that the public entry points answer with 404: SageMaker's unauthenticated
+# contract and Prometheus metrics are for the endpoint and the cluster, never the internet.
+INTERNAL_PATHS = ("/invocations", "/ping", "/metrics")
+
+_IDENTIFIER = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+
+
+def check_identifier(identifier: str, max_length: int) -> str:
+    """RDS/ElastiCache naming: lowercase letters, digits, single hyphens, a letter first."""
+    if len(identifier) > max_length or not _IDENTIFIER.match(identifier):
+        raise ValueError(
+            f"identifier {identifier!r}: use lowercase letters, digits and single hyphens, "
+            f"starting with a letter, at most {max_length} characters"
+        )
+    return identifier
+
+
+@dataclass(frozen=True)
+class DatabaseConnection:
+    """How a workload reaches the database: what ``Database`` exposes."""
+
+    writer_endpoint: pulumi.Input[str]
+    """Host the app writes to (the proxy on proxied tiers)."""
+    reader_endpoint: pulumi.Input[str]
+    """Host for reads (the replicas' DNS name, or the writer)."""
+    port: int
+    database_name: str
+    username: str
+    """Master login."""
+    password: pulumi.Input[str]
+    """Secret Output of the master password."""
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """An S3 bucket and the KMS key its objects are encrypted with: what ``SecureBucket``
+    exposes."""
+
+    name: pulumi.Input[str]
+    arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class SubnetCidrs:
+    """The CIDRs of a VPC's subnet tiers, in AZ order: what ``Network`` exposes."""
+
+    public: tuple[str, ...]
+    private: tuple[str, ...]
+    isolated: tuple[str, ...]
+
+
+def owned(
+    component: pulumi.Resource,
+    *,
+    was: pulumi.Resource | None = None,
+    protect: bool | None = None,
+    provider: pulumi.ProviderResource | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> pulumi.ResourceOptions:
+    """Options of a child owned by ``component``. ``was`` is the resource it used to be
+    parented to: the alias keeps a deployed stack from replacing it after the move. Protection
+    and providers are inherited from a parent, so a moved child states its own."""
+    return pulumi.ResourceOptions(
+        parent=component,
+        aliases=[pulumi.Alias(parent=was)] if was is not None else None,
+        protect=protect,
+        provider=provider,
+        depends_on=list(depends_on) or None,
+    )
