@@ -130,7 +130,7 @@ class Authenticator:
     def __init__(
         self, tx: TransactionFactory, pepper: str, limiter: FailureLimiter | None = None
     ) -> None:
-        self.tx = tx  # the API's fail-fast transactions: a DB outage is a 503, not a 500
+        self.tx = tx  # Database.tx, fail-fast: a DB outage is a 503, not a 500
         self.pepper = pepper
         self.limiter = limiter
         self._clients: OrderedDict[str, tuple[float, Client]] = OrderedDict()

@@ -120,7 +120,7 @@ def worker_app() -> Any:
     """The app of one worker process of `serve` with WORKERS > 1. Workers are fresh
     interpreters: they resolve the settings as the parent did (SageMaker's contract included,
     so the models come from /opt/ml/model there) and set up the same logging."""
-    from app.api import create_app
+    from app.api.main import create_app
 
     settings = sagemaker_settings(get_settings(), "serve")
     setup_logging(settings.log_level)
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         import uvicorn
 
-        from app.api import create_app
+        from app.api.main import create_app
 
         host, port = args.host or settings.host, args.port or settings.port
         workers = args.workers or settings.workers

@@ -1,10 +1,12 @@
-"""PostgreSQL access: embedded server, pools with a read/write split, tenant transactions,
-and the migration runner."""
+"""PostgreSQL access: embedded server, pools with a read/write split, tenant transactions
+(with the API's fail-fast breaker), and the migration runner."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from app.config import Settings
@@ -28,6 +30,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATE_LOCK_KEY = 0x5350_0001
 TRAIN_LOCK_KEY = 0x5350_0002
 ARCHIVE_LOCK_KEY = 0x5350_0003
+# After a failed transaction, Database.tx refuses at once for this long, then probes again.
+FAIL_FAST_SECONDS = 1.0
 
 _embedded: dict[str, Any] = {}
 
@@ -78,6 +82,10 @@ def connect_owner(settings: Settings, autocommit: bool = False) -> psycopg.Conne
     raise AssertionError("unreachable")
 
 
+class DatabaseUnavailableError(RuntimeError):
+    """The database did not answer, or did not answer within the last FAIL_FAST_SECONDS."""
+
+
 @dataclass(frozen=True)
 class Tenant:
     """Whose rows a transaction may see: one school or a whole district."""
@@ -96,6 +104,8 @@ class Database:
         self.replica = (
             self._pool(replica, "replica") if replica != primary_url(settings) else self.primary
         )
+        self._down_until = 0.0  # Database.tx fails fast until then
+        self._lock = threading.Lock()
 
     def _pool(self, url: str, name: str) -> ConnectionPool[psycopg.Connection[Any]]:
         role = self.settings.db_app_role
@@ -153,6 +163,22 @@ class Database:
                     (_opt(tenant.school_id), _opt(tenant.district_id)),
                 )
             yield cur
+
+    @contextmanager
+    def tx(self, tenant: Tenant | None, write: bool = False) -> Iterator[psycopg.Cursor[Any]]:
+        """A transaction that fails fast with DatabaseUnavailableError while the DB is down:
+        after one failure, requests get 503 at once for a second instead of each waiting for
+        the pool timeout, then the next one probes the DB again. What the API uses."""
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailableError("database unavailable")
+        try:
+            with self.transaction(tenant, write=write) as cur:
+                yield cur
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            with self._lock:
+                self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+            log.warning("database unavailable", extra={"error": str(exc)[:200]})
+            raise DatabaseUnavailableError("database unavailable") from exc
 
 
 def _opt(value: int | None) -> str:

@@ -20,7 +20,7 @@ import httpx
 import uvicorn
 
 from app import db
-from app.api import create_app
+from app.api.main import create_app
 from app.auth import create_key
 from app.config import Settings
 from app.features import FEATURES

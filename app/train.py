@@ -29,7 +29,7 @@ from app import __version__
 from app.config import Settings
 from app.db import TRAIN_LOCK_KEY, connect_owner, refresh_features
 from app.features import FEATURES
-from app.models import DISTRICT, ModelRegistry, school_scope, scope_school_id
+from app.model_registry import DISTRICT, ModelRegistry, school_scope, scope_school_id
 from app.store import ModelStore, Pointer
 
 log = logging.getLogger(__name__)

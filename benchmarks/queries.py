@@ -12,7 +12,7 @@ risk scores exist) plus a year of history loaded server-side: about 25,000 inter
 3. alerts     - a staff member's open and acknowledged alerts, newest and riskiest first, with
                 the student's name, grade and current risk (limit 100);
 4. at_risk    - the first page (100) of GET /v1/schools/{id}/at-risk, with the API's own SQL
-                (app.api.at_risk_query); at_risk_all: the same page over risk 0, every
+                (app.queries.at_risk_query); at_risk_all: the same page over risk 0, every
                 scored student of the school qualifying (the page's worst case);
 5. audit      - one API client's audit log of the last 30 days, newest first (limit 100), with
                 the student's name.
@@ -53,8 +53,8 @@ import numpy as np
 import psycopg
 
 from app import db
-from app.api import at_risk_query
 from app.config import Settings
+from app.queries import at_risk_query
 from app.store import ModelStore
 from benchmarks.common import bench_settings, load_district, workdir, write_result
 

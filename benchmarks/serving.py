@@ -35,7 +35,7 @@ import numpy as np
 from app import db
 from app.auth import create_key
 from app.features import FEATURES
-from app.models import fast_model
+from app.model_registry import fast_model
 from app.store import ModelStore
 from benchmarks.common import (
     ROOT,

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
 
 from app import db
-from app.api import create_app
+from app.api.main import create_app
 from app.auth import create_key
 from app.config import Settings
 from app.generate import generate

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api import create_app
+from app.api.main import create_app
 from app.features import FEATURES
 from app.store import ModelStore
 from tests.app.conftest import District

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
-from app.api import create_app
+from app.api.main import create_app
 from app.archive import ArchiveMismatchError, export_csv, run_archive
 from app.db import migrate
 from app.store import LocalBackend

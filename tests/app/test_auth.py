@@ -14,7 +14,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from app import auth as auth_module
-from app.api import create_app
+from app.api.main import create_app
 from app.auth import (
     FAILED_CACHE_SECONDS,
     FAILED_CACHE_SIZE,

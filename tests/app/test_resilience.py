@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
 from app import db
-from app.api import create_app
+from app.api.main import create_app
 from app.auth import create_key
 from app.config import Settings
 from app.generate import generate

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api import create_app
+from app.api.main import create_app
 from app.config import Settings
 from app.features import FEATURES
 from app.store import ModelStore

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from app.api import create_app
+from app.api.main import create_app
 from tests.app.conftest import District
 from tests.app.helpers import auth
 

@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
 
-from app.api import create_app
+from app.api.main import create_app
 from app.db import TRAIN_LOCK_KEY
-from app.models import FastCalibratedLogit, fast_model
+from app.model_registry import FastCalibratedLogit, fast_model
 from app.store import ModelStore
 from app.train import EXIT_LOCKED, TrainingLockedError, not_worse, rollback, run_training
 from tests.app.conftest import District
@@ -284,7 +284,7 @@ def test_pointer_generations_only_grow(fresh_district: District) -> None:
 
 
 def test_registry_never_goes_back_a_generation(fresh_district: District, tmp_path: Path) -> None:
-    from app.models import ModelRegistry
+    from app.model_registry import ModelRegistry
     from app.store import POINTER
 
     settings = fresh_district.settings_with(min_school_students=1000)

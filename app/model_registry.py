@@ -1,4 +1,5 @@
-"""Serving side of the models: which model answers for which school, loaded from the store."""
+"""The served-model registry: which model answers for which school, loaded from the store
+and kept in memory; the numpy twin of the trained model that scores on the hot path."""
 
 from __future__ import annotations
 

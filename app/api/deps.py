@@ -1,0 +1,139 @@
+"""What the routes depend on: the Services state object built once per app, the API-key
+dependency (authentication and the per-client rate limit), and the Annotated aliases that
+route signatures use."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import APIKeyHeader
+
+from app import queries
+from app.api.schemas import MAX_BIGINT, MAX_INT
+from app.auth import Authenticator, Client, FailureLimiter, TooManyFailuresError
+from app.cache import Cache
+from app.config import Settings
+from app.db import Database
+from app.model_registry import ModelRegistry
+from app.store import ModelStore
+
+log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
+
+StudentId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="Student id")]
+SchoolId = Annotated[int, Path(ge=1, le=MAX_INT, description="School id")]
+
+
+class AuditUnavailableError(RuntimeError):
+    """The audit row could not be written, so the data must not be returned (FERPA)."""
+
+
+class Services:
+    """Everything a request needs, built once per app. Database access goes through
+    `db.tx`, which fails fast (DatabaseUnavailableError, a 503) while the database is down."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings)
+        self.cache = Cache(settings.redis_url, settings.cache_prefix)
+        self.registry = ModelRegistry(
+            ModelStore(settings.model_store_url), settings.model_refresh_seconds
+        )
+        self.auth = Authenticator(
+            self.db.tx,
+            settings.api_key_pepper,
+            FailureLimiter(self.cache, settings.auth_failures_per_minute),
+        )
+
+    def audit(
+        self,
+        client: Client,
+        action: str,
+        student_id: int | None,
+        detail: dict[str, Any],
+        school_id: int | None = None,
+    ) -> None:
+        """FERPA: every read of student data is recorded before the data is returned."""
+        try:
+            with self.db.tx(client.tenant, write=True) as cur:
+                cur.execute(
+                    queries.INSERT_AUDIT,
+                    (
+                        client.id,
+                        school_id or client.school_id,
+                        student_id,
+                        action,
+                        json.dumps(detail),
+                    ),
+                )
+        except psycopg.Error as exc:
+            # E.g. no partition for this month: an operational fault (503), not a bug (500).
+            log.error("audit insert failed", extra={"action": action, "error": str(exc)[:300]})
+            raise AuditUnavailableError("audit log unavailable") from exc
+
+    def check_school(self, client: Client, school_id: int) -> None:
+        if client.school_id is not None:
+            if client.school_id != school_id:
+                raise HTTPException(403, f"this key is scoped to school {client.school_id}")
+            return
+        with self.db.tx(client.tenant) as cur:
+            cur.execute(queries.SCHOOL_VISIBLE, (school_id,))
+            if cur.fetchone() is None:
+                raise HTTPException(403, f"school {school_id} is not in this key's district")
+
+
+async def services(request: Request) -> Services:
+    # async: no I/O, so FastAPI runs it on the event loop instead of a thread-pool hop.
+    svc: Services = request.app.state.services
+    return svc
+
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+
+
+def require_client(
+    request: Request,
+    key: Annotated[str | None, Depends(api_key_header)],
+    svc: Annotated[Services, Depends(services)],
+) -> Client:
+    if not key:
+        raise HTTPException(
+            401, "missing API key (X-API-Key header)", {"WWW-Authenticate": "ApiKey"}
+        )
+    # The peer address: the app has no trusted-proxy setting, so X-Forwarded-For is ignored.
+    ip = request.client.host if request.client is not None else "unknown"
+    try:
+        client = svc.auth.authenticate(key, ip)
+    except TooManyFailuresError as exc:
+        raise HTTPException(
+            429,
+            f"too many failed authentications from this address, retry in {exc.retry_after}s",
+            {"Retry-After": str(exc.retry_after)},
+        ) from exc
+    if client is None:
+        raise HTTPException(401, "invalid API key", {"WWW-Authenticate": "ApiKey"})
+    s = svc.settings
+    decision = svc.cache.rate_limit(
+        f"client:{client.id}", s.rate_limit_requests, s.rate_limit_window_seconds
+    )
+    if not decision.allowed:
+        raise HTTPException(
+            429,
+            f"rate limit of {s.rate_limit_requests} requests"
+            f" per {s.rate_limit_window_seconds}s exceeded",
+            {"Retry-After": str(decision.retry_after)},
+        )
+    # Added to the response by ObservabilityMiddleware (handlers may return a raw Response).
+    request.state.extra_headers = {
+        "X-RateLimit-Limit": str(s.rate_limit_requests),
+        "X-RateLimit-Remaining": str(decision.remaining),
+    }
+    request.state.client_id = client.id
+    return client
+
+
+ClientDep = Annotated[Client, Depends(require_client)]
+ServicesDep = Annotated[Services, Depends(services)]

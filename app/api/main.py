@@ -1,0 +1,92 @@
+"""The app factory: lifespan (pools, audit partitions, first model load), the exception
+handlers that turn outages into 503s with Retry-After, the middleware and the routers.
+
+    uvicorn --factory app.api.main:create_app
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app import __version__
+from app.api.deps import AuditUnavailableError, Services
+from app.api.middleware import ObservabilityMiddleware
+from app.api.routes import operations, predictions, sagemaker, schools, students
+from app.config import Settings, get_settings
+from app.db import DatabaseUnavailableError, ensure_audit_partitions, primary_url
+from app.model_registry import NoModelError
+
+log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    svc = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc.db.open()
+        await run_in_threadpool(ensure_partitions_at_startup, settings)
+        try:
+            svc.registry.pointer()
+        except Exception:
+            log.exception("model store unreadable at startup")
+        log.info("api started", extra={"cache": svc.cache.backend, "version": __version__})
+        yield
+        svc.db.close()
+
+    app = FastAPI(
+        title="Student Success Prediction API",
+        version=__version__,
+        description="Dropout risk per student, at-risk lists per school, model versions.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    app.add_middleware(ObservabilityMiddleware)
+
+    @app.exception_handler(DatabaseUnavailableError)
+    async def db_unavailable(_: Request, exc: DatabaseUnavailableError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "database unavailable, retry later"},
+            503,
+            {"Retry-After": str(settings.db_retry_after_seconds)},
+        )
+
+    @app.exception_handler(AuditUnavailableError)
+    async def audit_unavailable(_: Request, exc: AuditUnavailableError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "audit log unavailable, retry later"},
+            503,
+            {"Retry-After": str(settings.db_retry_after_seconds)},
+        )
+
+    @app.exception_handler(NoModelError)
+    async def no_model(_: Request, exc: NoModelError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 503, {"Retry-After": "60"})
+
+    # In the order of the paths in the OpenAPI document. No prefix here: each router carries
+    # its full one, as the route path the middleware labels metrics with is the router's own.
+    for module in (operations, sagemaker, students, predictions, schools):
+        app.include_router(module.router)
+    return app
+
+
+def ensure_partitions_at_startup(settings: Settings) -> None:
+    """Create missing audit-log partitions (as the owner: the app role may not). Best effort:
+    the API still starts while the database is down; `archive` and `migrate` do it too."""
+    try:
+        with psycopg.connect(
+            primary_url(settings), autocommit=True, connect_timeout=settings.db_connect_timeout
+        ) as conn:
+            created = ensure_audit_partitions(conn)
+        if created:
+            log.warning("audit partitions were missing; created", extra={"partitions": created})
+    except psycopg.Error as exc:
+        log.warning("could not ensure audit partitions", extra={"error": str(exc)[:300]})

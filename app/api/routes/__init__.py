@@ -1,0 +1,1 @@
+"""One APIRouter per concern, wired into the app by app.api.main."""

@@ -1,0 +1,58 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import queries
+from app.api.deps import ServicesDep
+from app.api.metrics import GENERATION
+from app.api.schemas import Status
+from app.db import DatabaseUnavailableError
+
+log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/health", response_model=Status)
+def health() -> Status:
+    """Liveness: the process answers. Does not touch the database."""
+    return Status(status="ok")
+
+
+@router.get("/ready", response_model=Status, responses={503: {"model": Status}})
+def ready(svc: ServicesDep) -> Any:
+    """Readiness: the database answers (and a model is loaded, reported in detail)."""
+    detail: dict[str, Any] = {"cache": svc.cache.backend if svc.cache.ping() else "degraded"}
+    try:
+        with svc.db.tx(None) as cur:
+            cur.execute(queries.PING)
+        detail["database"] = "ok"
+    except DatabaseUnavailableError:
+        detail["database"] = "unavailable"
+        return JSONResponse(
+            {"status": "unavailable", "detail": detail},
+            503,
+            {"Retry-After": str(svc.settings.db_retry_after_seconds)},
+        )
+    try:
+        detail["model_generation"] = svc.registry.generation
+    except Exception:
+        detail["model_generation"] = None
+    return Status(status="ready", detail=detail)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(svc: ServicesDep) -> Response:
+    """Prometheus metrics."""
+    try:
+        GENERATION.set(svc.registry.generation)
+    except Exception:
+        log.warning("model store unreadable for metrics")
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

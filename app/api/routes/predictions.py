@@ -1,0 +1,29 @@
+"""Predictions: risk for posted features (no student data is read)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import ClientDep, ServicesDep
+from app.api.metrics import PREDICTIONS
+from app.api.responses import prediction_out
+from app.api.schemas import ERRORS, PredictIn, PredictionOut, PredictOut
+from app.features import to_matrix
+
+router = APIRouter(prefix="/v1", tags=["predictions"])
+
+
+@router.post("/predict", response_model=PredictOut, responses=ERRORS)
+def predict(body: PredictIn, client: ClientDep, svc: ServicesDep) -> PredictOut:
+    """Risk for posted features (no student data is read), with the model of `school_id`
+    or the district model."""
+    if body.school_id is not None:
+        svc.check_school(client, body.school_id)
+    x = to_matrix([i.model_dump() for i in body.instances])
+    preds = svc.registry.predict([body.school_id] * len(body.instances), x)
+    PREDICTIONS.labels("predict").inc(len(preds))
+    t = svc.settings.alert_threshold
+    return PredictOut(
+        threshold=t,
+        predictions=[PredictionOut(**prediction_out(p.risk, p.scope, p.version, t)) for p in preds],
+    )

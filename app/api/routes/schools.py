@@ -1,0 +1,126 @@
+"""Schools: the at-risk list of a school (keyset pagination, audited) and the model versions
+that can serve it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from app import queries
+from app.api.deps import ClientDep, SchoolId, ServicesDep
+from app.api.responses import json_response
+from app.api.schemas import (
+    ERRORS,
+    MAX_BIGINT,
+    AtRiskItem,
+    AtRiskPage,
+    ErrorOut,
+    ModelsOut,
+    ModelVersionOut,
+)
+from app.model_registry import NoModelError
+
+# No router-wide tag: the at-risk list is tagged "predictions", the model versions "models".
+router = APIRouter(prefix="/v1/schools")
+
+
+def encode_cursor(risk: float, student_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"r": risk, "i": student_id}).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, int]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        risk, sid = float(data["r"]), int(data["i"])
+        if not (0 <= risk <= 1 and 1 <= sid <= MAX_BIGINT):
+            raise ValueError
+        return risk, sid
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
+        raise HTTPException(
+            422, [{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]
+        ) from None
+
+
+@router.get(
+    "/{school_id}/at-risk",
+    response_model=AtRiskPage,
+    tags=["predictions"],
+    responses={**ERRORS, 422: {"model": ErrorOut}},
+)
+def at_risk(
+    school_id: SchoolId,
+    client: ClientDep,
+    svc: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, at most 100")] = 50,
+    min_risk: Annotated[
+        float | None, Query(ge=0, le=1, description="Default: alert threshold")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor")] = None,
+) -> Response:
+    """Students of a school at or above a risk, highest first, with keyset pagination."""
+    svc.check_school(client, school_id)
+    floor = svc.settings.alert_threshold if min_risk is None else min_risk
+    after = decode_cursor(cursor) if cursor else None
+    gen = svc.registry.generation
+    key = f"atrisk:g{gen}:{school_id}:{floor}:{limit}:{cursor}"
+    body = svc.cache.get(key)
+    hit = body is not None
+    if body is None:
+        with svc.db.tx(client.tenant) as cur:
+            cur.execute(*queries.at_risk_query(gen, school_id, floor, limit, after))
+            rows = cur.fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        page = AtRiskPage(
+            school_id=school_id,
+            min_risk=floor,
+            generation=gen,
+            limit=limit,
+            items=[AtRiskItem(**r) for r in rows if r["first_name"] is not None],
+            next_cursor=(encode_cursor(rows[-1]["risk"], rows[-1]["student_id"]) if more else None),
+        )
+        body = page.model_dump_json().encode()
+        svc.cache.set(key, body, svc.settings.cache_ttl_at_risk_seconds)
+    ids = [i["student_id"] for i in json.loads(body)["items"]]
+    svc.audit(client, "read_at_risk_list", None, {"student_ids": ids}, school_id)
+    return json_response(body, "hit" if hit else "miss")
+
+
+@router.get(
+    "/{school_id}/models",
+    response_model=ModelsOut,
+    tags=["models"],
+    responses=ERRORS,
+)
+def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep) -> Response:
+    """Model versions that can serve this school (its own and the district's), newest first."""
+    svc.check_school(client, school_id)
+    pointer = svc.registry.pointer()
+    key = f"models:g{pointer.generation}:{school_id}"
+    cached = svc.cache.get(key)
+    if cached is not None:
+        return json_response(cached, "hit")
+    with svc.db.tx(client.tenant) as cur:
+        cur.execute(queries.SCHOOL_MODEL_VERSIONS, (school_id,))
+        rows = cur.fetchall()
+    try:
+        scope, version = svc.registry.scope_for(school_id)
+        current: tuple[str | None, str | None] = (scope, version)
+    except NoModelError:
+        current = (None, None)
+    out = ModelsOut(
+        school_id=school_id,
+        current_scope=current[0],
+        current_version=current[1],
+        versions=[
+            ModelVersionOut(**r, is_current=pointer.scopes.get(r["scope"]) == r["version"])
+            for r in rows
+        ],
+    )
+    body = out.model_dump_json().encode()
+    svc.cache.set(key, body, svc.settings.cache_ttl_models_seconds)
+    return json_response(body, "miss")

@@ -1,0 +1,126 @@
+"""Request and response bodies of the API (pydantic), their bounds, and the error responses
+every authenticated route documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.features import StudentFeatures
+
+MAX_INT = 2**31 - 1
+MAX_BIGINT = 2**63 - 1
+MAX_INVOCATION_ROWS = 10_000
+
+
+class RiskOut(BaseModel):
+    student_id: int
+    school_id: int
+    risk: float = Field(description="Calibrated probability of dropping out")
+    at_risk: bool = Field(description="risk >= threshold")
+    threshold: float
+    model_scope: str = Field(description="'school-<id>' or 'district' (fallback)")
+    model_version: str
+    generation: int
+    features: dict[str, float]
+
+
+class AtRiskItem(BaseModel):
+    student_id: int
+    first_name: str
+    last_name: str
+    grade: int
+    risk: float
+    model_version: str
+
+
+class AtRiskPage(BaseModel):
+    school_id: int
+    min_risk: float
+    generation: int
+    limit: int
+    items: list[AtRiskItem]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    school_id: int | None = Field(default=None, ge=1, le=MAX_INT, description="Model of school")
+    instances: list[StudentFeatures] = Field(min_length=1, max_length=1000)
+
+
+class PredictionOut(BaseModel):
+    risk: float
+    at_risk: bool
+    model_scope: str
+    model_version: str
+
+
+class PredictOut(BaseModel):
+    threshold: float
+    predictions: list[PredictionOut]
+
+
+class InvocationInstance(StudentFeatures):
+    school_id: int | None = Field(default=None, ge=1, le=MAX_INT)
+
+
+class InvocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instances: list[InvocationInstance] = Field(min_length=1, max_length=MAX_INVOCATION_ROWS)
+
+
+# Written out so the OpenAPI document has no dangling $defs reference.
+INVOCATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["instances"],
+    "additionalProperties": False,
+    "properties": {
+        "instances": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_INVOCATION_ROWS,
+            "items": InvocationInstance.model_json_schema(),
+        }
+    },
+}
+
+
+class InvocationOut(BaseModel):
+    predictions: list[PredictionOut]
+
+
+class ModelVersionOut(BaseModel):
+    version: str
+    scope: str
+    school_id: int | None
+    promoted: bool
+    is_current: bool
+    created_at: datetime
+    metrics: dict[str, float]
+
+
+class ModelsOut(BaseModel):
+    school_id: int
+    current_scope: str | None
+    current_version: str | None
+    versions: list[ModelVersionOut]
+
+
+class Status(BaseModel):
+    status: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorOut(BaseModel):
+    detail: Any
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing or invalid API key"},
+    403: {"model": ErrorOut, "description": "Key not scoped to this school"},
+    429: {"model": ErrorOut, "description": "Rate limit exceeded; see Retry-After"},
+    503: {"model": ErrorOut, "description": "Database or model unavailable; see Retry-After"},
+}
