@@ -2,9 +2,9 @@
 
 import pulumi
 
-from components.alarms import AlarmTopic, AlarmTopicArgs
+from components.alarm_topic import AlarmTopic, AlarmTopicArgs
+from components.api_load_balancer import ApiLoadBalancer, ApiLoadBalancerArgs
 from components.cache import Cache, CacheArgs
-from components.catalog import sagemaker_max_rps_per_instance
 from components.cluster import Cluster, ClusterArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.database import Database, DatabaseArgs
@@ -25,8 +25,7 @@ network = Network(
     "network",
     NetworkArgs(
         cidr=spec.vpc_cidr,
-        az_count=tier.az_count,
-        nat_mode=tier.nat_mode,
+        size=tier.network,
         flow_log_retention_days=tier.log_retention_days,
         tags=spec.tags(),
     ),
@@ -40,7 +39,8 @@ data_identifier = f"ssp-{spec.stack}"
 database = Database(
     "database",
     DatabaseArgs(
-        tier=tier,
+        size=tier.db,
+        alarms=tier.alarms,
         identifier=data_identifier,
         vpc_id=network.vpc_id,
         subnet_ids=network.isolated_subnet_ids,
@@ -54,11 +54,12 @@ database = Database(
     ),
 )
 cache: Cache | None = None
-if tier.cache_enabled:
+if tier.cache.enabled:
     cache = Cache(
         "cache",
         CacheArgs(
-            tier=tier,
+            size=tier.cache,
+            alarms=tier.alarms,
             identifier=data_identifier,
             vpc_id=network.vpc_id,
             subnet_ids=network.isolated_subnet_ids,
@@ -81,7 +82,7 @@ registry = Registry(
     ),
 )
 # CloudFront's read grant joins the models bucket's one policy once the distribution exists.
-assets_grant = AssetsGrant() if tier.edge_enabled else None
+assets_grant = AssetsGrant() if tier.edge.enabled else None
 models_bucket = SecureBucket(
     "models",
     SecureBucketArgs(
@@ -120,8 +121,8 @@ cluster = Cluster(
         node_groups=tier.node_groups,
         log_retention_days=tier.log_retention_days,
         alarm_topic_arn=alarms.topic_arn,
-        alarm_cpu_percent=tier.alarm_cpu_percent,
-        alarm_memory_percent=tier.alarm_memory_percent,
+        alarm_cpu_percent=tier.alarms.cpu_percent,
+        alarm_memory_percent=tier.alarms.memory_percent,
         public_access_cidrs=spec.cluster_public_access_cidrs,
         admin_role_arn=spec.cluster_admin_role_arn,
         deletion_protection=spec.protect,
@@ -134,7 +135,7 @@ cluster = Cluster(
 # One image for the endpoint and the workloads.
 app_image = registry.repository_url.apply(lambda url: f"{url}:{spec.app_image_tag}")
 inference: Inference | None = None
-if tier.sagemaker_enabled:
+if tier.inference.enabled:
     inference = Inference(
         "inference",
         InferenceArgs(
@@ -146,13 +147,8 @@ if tier.sagemaker_enabled:
             kms_key_arn=models_bucket.kms_key_arn,
             subnet_ids=network.private_subnet_ids,
             security_group_ids=[network.app_security_group_id],
-            instance_type=tier.sagemaker_instance_type,
-            min_instances=tier.sagemaker_min_instances,
-            max_instances=tier.sagemaker_max_instances,
-            max_rps_per_instance=sagemaker_max_rps_per_instance(tier),
-            data_capture_percent=tier.sagemaker_data_capture_percent,
-            model_latency_p95_ms=tier.alarm_model_latency_p95_ms,
-            error_rate_percent=tier.alarm_error_rate_percent,
+            size=tier.inference,
+            alarms=tier.alarms,
             log_retention_days=tier.log_retention_days,
             alarm_topic_arn=alarms.topic_arn,
             # It serves (and captures) student records.
@@ -160,36 +156,42 @@ if tier.sagemaker_enabled:
         ),
     )
 
-# -- workloads ----------------------------------------------------------------------------
+# -- load balancer and workloads ---------------------------------------------------------
 
+api_lb = ApiLoadBalancer(
+    "workloads-alb",
+    ApiLoadBalancerArgs(
+        vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids,
+        app_security_group_id=network.app_security_group_id,
+        alarms=tier.alarms,
+        alarm_topic_arn=alarms.topic_arn,
+        protect=spec.protect,
+        behind_cdn=tier.edge.enabled,
+        certificate_arn=spec.api_certificate_arn,
+        tags=spec.tags(),
+    ),
+    # Its resources were children of the workloads component before it existed.
+    moved_from=pulumi.create_urn("workloads", "ssp:workloads:Workloads"),
+)
 workloads = Workloads(
     "workloads",
     WorkloadsArgs(
-        tier=tier,
+        api=tier.api,
+        training=tier.training,
+        node_groups=tier.node_groups,
         region=spec.region,
-        vpc_cidr=spec.vpc_cidr,
+        subnets=network.subnet_cidrs,
         k8s_provider=cluster.k8s_provider,
         cluster_name=cluster_name,
         oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer=cluster.oidc_issuer,
         application_log_group_name=cluster.application_log_group_name,
         image=app_image,
-        vpc_id=network.vpc_id,
-        public_subnet_ids=network.public_subnet_ids,
-        app_security_group_id=network.app_security_group_id,
-        models_bucket_name=models_bucket.bucket_name,
-        models_bucket_arn=models_bucket.bucket_arn,
-        models_kms_key_arn=models_bucket.kms_key_arn,
-        archive_bucket_name=audit_archive_bucket.bucket_name,
-        archive_bucket_arn=audit_archive_bucket.bucket_arn,
-        archive_kms_key_arn=audit_archive_bucket.kms_key_arn,
-        database_writer_endpoint=database.writer_endpoint,
-        database_reader_endpoint=database.reader_endpoint,
-        database_port=database.port,
-        database_name=database.database_name,
-        database_username=database.username,
-        database_password=database.password,
-        certificate_arn=spec.api_certificate_arn,
+        target_group_arn=api_lb.target_group_arn,
+        models_bucket=models_bucket.ref,
+        archive_bucket=audit_archive_bucket.ref,
+        database=database.connection,
         redis_url=cache.url if cache is not None else None,
         sagemaker_endpoint_arn=inference.endpoint_arn if inference is not None else None,
         alarm_topic_arn=alarms.topic_arn,
@@ -208,17 +210,14 @@ if assets_grant is not None:
         "edge",
         EdgeArgs(
             name_prefix=f"ssp-{spec.stack}",
-            api_origin_domain_name=spec.api_domain_name or workloads.load_balancer_dns_name,
+            api_origin_domain_name=spec.api_domain_name or api_lb.dns_name,
             api_origin_https=spec.api_certificate_arn is not None,
-            api_listener_arn=workloads.listener_arn,
-            api_target_group_arn=workloads.target_group_arn,
+            api_listener_arn=api_lb.listener_arn,
+            api_target_group_arn=api_lb.target_group_arn,
             assets_bucket_regional_domain_name=models_bucket.bucket_regional_domain_name,
             assets_bucket_arn=models_bucket.bucket_arn,
             assets_grant=assets_grant,
-            price_class=tier.edge_price_class,
-            waf_api_rate_limit=tier.waf_api_rate_limit,
-            waf_auth_rate_limit=tier.waf_auth_rate_limit,
-            waf_window_seconds=tier.waf_window_seconds,
+            size=tier.edge,
             log_retention_days=tier.log_retention_days,
             domain_name=spec.edge_domain_name,
             certificate_arn=spec.edge_certificate_arn,
@@ -231,9 +230,10 @@ dashboard = Dashboard(
     DashboardArgs(
         dashboard_name=f"ssp-{spec.stack}",
         region=spec.region,
-        tier=tier,
-        load_balancer_arn_suffix=workloads.load_balancer_arn_suffix,
-        target_group_arn_suffix=workloads.target_group_arn_suffix,
+        alarms=tier.alarms,
+        db=tier.db,
+        load_balancer_arn_suffix=api_lb.arn_suffix,
+        target_group_arn_suffix=api_lb.target_group_arn_suffix,
         cluster_name=cluster.cluster_name,
         db_primary_identifier=database.primary_identifier,
         db_replica_identifiers=database.replica_identifiers,
@@ -272,7 +272,7 @@ pulumi.export("cluster_name", cluster.cluster_name)
 pulumi.export("ecr_repository_url", registry.repository_url)
 pulumi.export("models_bucket", models_bucket.bucket_name)
 pulumi.export("audit_archive_bucket", audit_archive_bucket.bucket_name)
-pulumi.export("api_load_balancer_dns_name", workloads.load_balancer_dns_name)
+pulumi.export("api_load_balancer_dns_name", api_lb.dns_name)
 pulumi.export("app_namespace", workloads.namespace)
 # inference and edge
 if inference is not None:

@@ -1,21 +1,19 @@
-"""Alarm plumbing shared by every component: the alarm topic, and one way to make an alarm.
+"""One way to make an alarm, shared by every component.
 
 Each component creates the alarms of the resources it owns (the database its CPU and
-replica-lag alarms, the workloads their latency alarms...), all through ``metric_alarm``
-so that actions, naming and tags are the same everywhere, and all notifying the one
-topic made here.
+replica-lag alarms, the load balancer its latency alarms...), all through ``metric_alarm``
+so that actions, naming and tags are the same everywhere, and all notifying the stack's one
+``AlarmTopic``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
-
-from components.kms import customer_key, key_policy
 
 MissingData = Literal["missing", "ignore", "breaching", "notBreaching"]
 Comparison = Literal[
@@ -24,54 +22,6 @@ Comparison = Literal[
     "LessThanThreshold",
     "LessThanOrEqualToThreshold",
 ]
-
-
-# CloudWatch publishes alarm notifications to the encrypted topic; the AWS-managed SNS key
-# would not let it, so the topic's own key grants it.
-CLOUDWATCH_PUBLISHES = {
-    "Sid": "CloudWatchPublishes",
-    "Effect": "Allow",
-    "Principal": {"Service": "cloudwatch.amazonaws.com"},
-    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-    "Resource": "*",
-}
-
-
-@dataclass
-class AlarmTopicArgs:
-    email: str | None
-    """Address subscribed to the topic; ``None`` for no subscription."""
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-class AlarmTopic(pulumi.ComponentResource):
-    topic_arn: pulumi.Output[str]
-    """SNS topic every alarm of the stack notifies."""
-
-    def __init__(self, name: str, args: AlarmTopicArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("ssp:alarms:AlarmTopic", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        account = aws.get_caller_identity_output().account_id
-        key = customer_key(
-            f"{name}-key",
-            description="Encrypts the alarm topic",
-            policy=account.apply(lambda a: key_policy(a, [CLOUDWATCH_PUBLISHES])),
-            tags=args.tags,
-            opts=child,
-        )
-        topic = aws.sns.Topic(
-            f"{name}-topic", kms_master_key_id=key.arn, tags=args.tags, opts=child
-        )
-        if args.email:
-            aws.sns.TopicSubscription(
-                f"{name}-email",
-                topic=topic.arn,
-                protocol="email",
-                endpoint=args.email,
-                opts=pulumi.ResourceOptions(parent=topic),
-            )
-        self.topic_arn = topic.arn
-        self.register_outputs({"topic_arn": self.topic_arn})
 
 
 @dataclass(frozen=True)
@@ -95,13 +45,15 @@ def metric_alarm(
     threshold: Threshold,
     topic_arn: pulumi.Input[str],
     tags: Mapping[str, str],
-    parent: pulumi.Resource,
+    parent: pulumi.Resource | None = None,
     statistic: str = "Average",
+    opts: pulumi.ResourceOptions | None = None,
 ) -> aws.cloudwatch.MetricAlarm:
     """One CloudWatch alarm on one metric, notifying the stack's topic on alarm and OK.
 
     ``statistic`` is a plain statistic (Average, Maximum, Sum...) or a percentile (p95),
-    which CloudWatch takes as an extended statistic.
+    which CloudWatch takes as an extended statistic. ``opts`` (e.g. ``contract.owned``)
+    replaces the plain ``parent``.
     """
     percentile = statistic.startswith("p")
     return aws.cloudwatch.MetricAlarm(
@@ -121,7 +73,7 @@ def metric_alarm(
         alarm_actions=[topic_arn],
         ok_actions=[topic_arn],
         tags=dict(tags),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=opts or pulumi.ResourceOptions(parent=parent),
     )
 
 
@@ -134,7 +86,8 @@ def expression_alarm(
     threshold: Threshold,
     topic_arn: pulumi.Input[str],
     tags: Mapping[str, str],
-    parent: pulumi.Resource,
+    parent: pulumi.Resource | None = None,
+    opts: pulumi.ResourceOptions | None = None,
 ) -> aws.cloudwatch.MetricAlarm:
     """An alarm on metric math, e.g. a 5xx *rate*: ``metrics`` maps an id to
     (namespace, metric name, dimensions, statistic) and ``expression`` combines them."""
@@ -167,5 +120,5 @@ def expression_alarm(
         alarm_actions=[topic_arn],
         ok_actions=[topic_arn],
         tags=dict(tags),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=opts or pulumi.ResourceOptions(parent=parent),
     )

@@ -12,14 +12,13 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.alarms import Threshold, metric_alarm
-from components.catalog import Tier
-from components.database import check_identifier
+from components.catalog import AlarmThresholds, CacheSize
+from components.contract import REDIS_PORT, check_identifier
 from components.kms import customer_key
-from components.network import admit_from_groups
+from components.security_groups import admit_from_groups
 
 ENGINE_VERSION = "7.1"  # Redis 7.1: ElastiCache applies patch releases itself
 PARAMETER_FAMILY = "redis7"
-PORT = 6379
 # ElastiCache accepts 16-128 printable characters in an auth token, with only these
 # specials (no '@', '"' or '/').
 TOKEN_SPECIALS = "!&#$^<>-"
@@ -32,7 +31,7 @@ MAINTENANCE_WINDOW = "sun:10:30-11:30"
 def redis_url(host: str, token: str) -> str:
     """TLS URL with the token percent-encoded: it may hold '#', '&', '<'... (redis-py and
     most clients unquote the password part)."""
-    return f"rediss://:{quote(token, safe='')}@{host}:{PORT}/0"
+    return f"rediss://:{quote(token, safe='')}@{host}:{REDIS_PORT}/0"
 
 
 def member_cluster_ids(replication_group_id: str, nodes: int) -> list[str]:
@@ -43,8 +42,10 @@ def member_cluster_ids(replication_group_id: str, nodes: int) -> list[str]:
 
 @dataclass
 class CacheArgs:
-    tier: Tier
-    """Catalog row: node type and count, snapshot retention, alarm thresholds."""
+    size: CacheSize
+    """The tier's cache slice: node type and count, snapshot retention."""
+    alarms: AlarmThresholds
+    """The tier's alarm thresholds."""
     identifier: str
     """Prefix of the AWS names (``ssp-tier3`` -> replication group ``ssp-tier3-redis``)."""
     vpc_id: pulumi.Input[str]
@@ -79,9 +80,9 @@ class Cache(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:cache:Cache", name, None, opts)
-        tier, tags = args.tier, args.tags
+        size, tags = args.size, args.tags
         group_id = check_identifier(f"{args.identifier}-redis", 40)
-        nodes = tier.cache_num_nodes
+        nodes = size.num_nodes
         if nodes < 1:
             raise ValueError(f"cache_num_nodes={nodes}: a cache needs at least one node")
         child = pulumi.ResourceOptions(parent=self)
@@ -119,7 +120,7 @@ class Cache(pulumi.ComponentResource):
             f"{name}-sg-from-client",
             security_group=sg,
             sources=args.client_security_group_ids,
-            port=PORT,
+            port=REDIS_PORT,
             description="Redis from the application tier",
             tags=tags,
         )
@@ -141,10 +142,10 @@ class Cache(pulumi.ComponentResource):
             description=f"Redis cache of {args.identifier}",
             engine="redis",
             engine_version=ENGINE_VERSION,
-            node_type=tier.cache_node_type,
+            node_type=size.node_type,
             num_cache_clusters=nodes,
             parameter_group_name=params.name,
-            port=PORT,
+            port=REDIS_PORT,
             subnet_group_name=subnet_group.name,
             security_group_ids=[sg.id],
             automatic_failover_enabled=failover,
@@ -155,7 +156,7 @@ class Cache(pulumi.ComponentResource):
             # (a new, empty cache), and the auth token needs it anyway.
             transit_encryption_enabled=True,
             auth_token=secret_token,
-            snapshot_retention_limit=tier.cache_snapshot_retention_days,
+            snapshot_retention_limit=size.snapshot_retention_days,
             snapshot_window=SNAPSHOT_WINDOW,
             maintenance_window=MAINTENANCE_WINDOW,
             final_snapshot_identifier=f"{group_id}-final" if args.protect else None,
@@ -169,11 +170,11 @@ class Cache(pulumi.ComponentResource):
             ),
         )
 
-        self._alarms(name, tier, args, group_id, nodes)
+        self._alarms(name, args, group_id, nodes)
 
         self.primary_endpoint = group.primary_endpoint_address
         self.reader_endpoint = group.reader_endpoint_address
-        self.port = PORT
+        self.port = REDIS_PORT
         self.url = pulumi.Output.secret(
             pulumi.Output.all(group.primary_endpoint_address, secret_token).apply(
                 lambda v: redis_url(v[0], v[1])
@@ -192,8 +193,9 @@ class Cache(pulumi.ComponentResource):
             }
         )
 
-    def _alarms(self, name: str, tier: Tier, args: CacheArgs, group_id: str, nodes: int) -> None:
+    def _alarms(self, name: str, args: CacheArgs, group_id: str, nodes: int) -> None:
         """Engine CPU, memory and sustained evictions on every node."""
+        alarms = args.alarms
 
         def alarm(
             index: int, node: str, role: str, description: str, metric: str, threshold: Threshold
@@ -216,9 +218,9 @@ class Cache(pulumi.ComponentResource):
                 i,
                 node,
                 "cpu",
-                f"engine CPU above {tier.alarm_cpu_percent}% for 10 minutes",
+                f"engine CPU above {alarms.cpu_percent}% for 10 minutes",
                 "EngineCPUUtilization",
-                Threshold(tier.alarm_cpu_percent, period_seconds=300, periods=2),
+                Threshold(alarms.cpu_percent, period_seconds=300, periods=2),
             )
             # Keys carry TTLs (seed 003), so a healthy cache stays below maxmemory; nearing
             # it means evictions are next.
@@ -226,9 +228,9 @@ class Cache(pulumi.ComponentResource):
                 i,
                 node,
                 "memory",
-                f"memory above {tier.alarm_memory_percent}% of maxmemory",
+                f"memory above {alarms.memory_percent}% of maxmemory",
                 "DatabaseMemoryUsagePercentage",
-                Threshold(tier.alarm_memory_percent, period_seconds=60, periods=5),
+                Threshold(alarms.memory_percent, period_seconds=60, periods=5),
             )
             # An eviction burst is allkeys-lru doing its job; evictions in each of three
             # consecutive 5-minute periods mean the working set no longer fits the node.

@@ -93,127 +93,187 @@ class NodeGroupSize:
     name: str
     """Role of the group: ``system`` (cluster add-ons), ``app`` (the API) or ``training``."""
     instance_types: tuple[str, ...]
+    """EC2 instance types the group may launch (several spread Spot capacity)."""
     min_size: int
+    """Fewest nodes the cluster autoscaler keeps."""
     max_size: int
+    """Most nodes the cluster autoscaler may add."""
     desired_size: int
+    """Nodes at creation; the autoscaler owns the number afterwards."""
     capacity_type: CapacityType = "ON_DEMAND"
+    """``ON_DEMAND`` or ``SPOT``."""
     disk_gib: int = 50
+    """Root volume of each node."""
     dedicated: bool = False
     """Tainted so that only pods tolerating ``workload=<name>:NoSchedule`` land there."""
 
 
 @dataclass(frozen=True)
-class Tier:
-    """Every size the components need for one tier. Field names are the override keys."""
+class NetworkSize:
+    """The VPC's shape."""
 
-    name: str
-    description: str
-    # Who it is for (seed 000's tier table).
-    expected_students: int
-    expected_schools: int
-    # Network.
     az_count: int
+    """Availability zones the subnets span (2-4)."""
     nat_mode: NatMode
-    # PostgreSQL (RDS).
-    db_instance_class: str
-    db_storage_gib: int
-    db_max_storage_gib: int
-    db_multi_az: bool
-    db_replica_count: int
-    db_max_replica_count: int
+    """``single`` NAT gateway, or one ``per_az`` (no cross-AZ dependency)."""
+
+
+@dataclass(frozen=True)
+class DatabaseSize:
+    """RDS PostgreSQL: the primary, its replicas and the pooling proxy."""
+
+    instance_class: str
+    """Instance class of the primary and the replicas; PG memory settings follow from it."""
+    storage_gib: int
+    """Allocated storage at creation."""
+    max_storage_gib: int
+    """Ceiling of storage autoscaling."""
+    multi_az: bool
+    """A synchronous standby in a second AZ."""
+    replica_count: int
+    """Read replicas behind the reader DNS name."""
+    max_replica_count: int
     """The most read replicas this tier allows; the spec rejects a larger override."""
-    db_max_connections: int
-    db_proxy: bool
-    db_proxy_max_connections_percent: int
-    db_backup_retention_days: int
-    deletion_protection: bool
-    """Deletion protection, final snapshots and Pulumi ``protect`` on stateful resources."""
-    # Application pool. The seeds size the pool for the whole application tier on one
-    # server; per pod it is divided by the API's maximum replica count (see pod_pool()).
-    app_pool_size: int
-    app_pool_max_overflow: int
-    trainer_db_connections: int
-    # Redis (ElastiCache).
-    cache_enabled: bool
-    cache_node_type: str
-    cache_num_nodes: int
-    cache_snapshot_retention_days: int
+    max_connections: int
+    """PostgreSQL ``max_connections`` (a static parameter)."""
+    proxy: bool
+    """RDS Proxy in front of the primary (seed 000: pooling from tier 2)."""
+    backup_retention_days: int
+    """Days of automated backups (point-in-time recovery window)."""
+    proxy_max_connections_percent: int = 75
+    """Share of ``max_connections`` the proxy may open."""
+
+
+@dataclass(frozen=True)
+class CacheSize:
+    """ElastiCache Redis."""
+
+    enabled: bool = False
+    """Whether the tier has a cache at all."""
+    node_type: str = "cache.t4g.micro"
+    """Node type of every node of the replication group."""
+    num_nodes: int = 0
+    """Nodes of the replication group (a primary and replicas)."""
+    snapshot_retention_days: int = 7
     """Daily Redis snapshots kept (0 turns snapshots off)."""
-    # EKS.
-    node_groups: tuple[NodeGroupSize, ...]
-    # The prediction API on Kubernetes.
-    api_min_replicas: int
-    api_max_replicas: int
-    api_cpu_target_percent: int
-    api_memory_target_percent: int
-    api_cpu_request: str
-    api_memory_request: str
-    api_cpu_limit: str
-    api_memory_limit: str
-    # Edge (CloudFront + WAF).
-    edge_enabled: bool
-    edge_price_class: str
-    waf_api_rate_limit: int
-    """Requests per IP per ``waf_window_seconds`` on API paths (seed 003, translated)."""
-    waf_auth_rate_limit: int
-    waf_window_seconds: int
-    # Inference (SageMaker).
-    sagemaker_enabled: bool
-    sagemaker_instance_type: str
-    sagemaker_min_instances: int
-    sagemaker_max_instances: int
-    sagemaker_data_capture_percent: int
-    sagemaker_max_rps_per_vcpu: int
-    """Sustained ``POST /invocations`` per second per vCPU of an instance (the app benchmark)."""
-    # Observability.
-    log_retention_days: int
-    alarm_cpu_percent: int
-    alarm_memory_percent: int
-    alarm_latency_p95_ms: int
-    alarm_error_rate_percent: float
-    alarm_db_connections_percent: int
-    alarm_replica_lag_seconds: int
-    alarm_free_storage_percent: int
-    alarm_model_latency_p95_ms: int
 
 
-# Defaults shared by every row; a row states only what differs.
-_COMMON: dict[str, object] = dict(
-    db_proxy_max_connections_percent=75,
-    trainer_db_connections=2,
-    cache_node_type="cache.t4g.micro",
-    cache_num_nodes=0,
-    cache_snapshot_retention_days=7,
-    api_cpu_target_percent=70,  # seed 000/004: scale up at CPU > 70 %
-    api_memory_target_percent=80,  # seed 000/004: memory > 80 %
-    edge_price_class="PriceClass_100",
+@dataclass(frozen=True)
+class ApiSize:
+    """The prediction API on Kubernetes, and its share of the database's connections."""
+
+    min_replicas: int
+    """HPA minimum."""
+    max_replicas: int
+    """HPA maximum; the connection-capacity check assumes every replica runs."""
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+    pool_size: int
+    """The seed's pool for the whole application tier on one server; per pod it is divided
+    by ``max_replicas`` (see ``pod_pool``)."""
+    pool_max_overflow: int
+    """The seed's overflow connections, divided likewise."""
+    cpu_target_percent: int = 70
+    """HPA CPU target (seed 000/004: scale up at CPU > 70 %)."""
+    memory_target_percent: int = 80
+    """HPA memory target (seed 000/004: memory > 80 %)."""
+
+
+@dataclass(frozen=True)
+class TrainingSize:
+    """The nightly training job (and the archive job, which shares its budget)."""
+
+    db_connections: int = 2
+    """Connections a batch job may hold; counted once by the capacity check."""
+
+
+@dataclass(frozen=True)
+class EdgeSize:
+    """CloudFront and its WAF."""
+
+    enabled: bool = False
+    """CloudFront + WAF in front of the API."""
+    price_class: str = "PriceClass_100"
+    """CloudFront price class (edge locations served)."""
     # Seed 003 limits 100 requests / 15 min per IP (5 on auth routes). WAF counts over
     # 60/120/300/600 s windows only, so we use the longest (600 s) and scale the limit:
     # 100 x 600/900 = 67. Auth: 5 x 600/900 = 3.3, below WAF's minimum limit of 10, so 10.
-    waf_api_rate_limit=67,
-    waf_auth_rate_limit=10,
-    waf_window_seconds=600,
-    sagemaker_instance_type="ml.m5.large",
-    sagemaker_min_instances=1,
-    sagemaker_max_instances=1,
-    sagemaker_data_capture_percent=20,
+    waf_api_rate_limit: int = 67
+    """Requests per IP per ``waf_window_seconds`` on API paths (seed 003, translated)."""
+    waf_auth_rate_limit: int = 10
+    """Requests per IP per window on authentication paths."""
+    waf_window_seconds: int = 600
+    """WAF evaluation window: 60, 120, 300 or 600 s."""
+
+
+@dataclass(frozen=True)
+class InferenceSize:
+    """The SageMaker endpoint."""
+
+    enabled: bool = False
+    """Whether the tier runs a SageMaker endpoint."""
+    instance_type: str = "ml.m5.large"
+    """Hosting instance type."""
+    min_instances: int = 1
+    """Autoscaling minimum."""
+    max_instances: int = 1
+    """Autoscaling maximum."""
+    data_capture_percent: int = 20
+    """Share of requests captured to S3 for model monitoring."""
     # POST /invocations saturated at ~4,700/s on 2 vCPUs with one worker per vCPU, the load
     # generator sharing the cores (BENCHMARKS.md, serving); rounded down per vCPU. Re-measure
     # on the endpoint with production payloads: SageMaker adds its own per-request overhead.
-    sagemaker_max_rps_per_vcpu=2_000,
-    alarm_cpu_percent=70,
-    alarm_memory_percent=80,
-    alarm_latency_p95_ms=200,  # seed 001/004: API p95 < 200 ms
-    alarm_error_rate_percent=1.0,  # seed 004: error rate > 1 %
-    alarm_db_connections_percent=80,  # seed 000/004: db_connections > 80 %
-    alarm_replica_lag_seconds=30,
-    alarm_free_storage_percent=10,
-    alarm_model_latency_p95_ms=100,  # seed 001: prediction latency < 100 ms
-)
+    max_rps_per_vcpu: int = 2_000
+    """Sustained ``POST /invocations`` per second per vCPU of an instance (the app benchmark)."""
 
 
-def _row(**fields: object) -> Tier:
-    return Tier(**{**_COMMON, **fields})  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """When CloudWatch alarms fire (the seeds' scaling triggers)."""
+
+    cpu_percent: int = 70
+    """CPU of the database, cache and nodes."""
+    memory_percent: int = 80
+    """Memory of the cache and nodes."""
+    latency_p95_ms: int = 200
+    """API p95 latency (seed 001/004: p95 < 200 ms)."""
+    error_rate_percent: float = 1.0
+    """API and endpoint error rate (seed 004: > 1 %)."""
+    db_connections_percent: int = 80
+    """Database connections as a share of ``max_connections`` (seed 000/004: > 80 %)."""
+    replica_lag_seconds: int = 30
+    """Replication lag of a read replica."""
+    free_storage_percent: int = 10
+    """Free storage left on the primary."""
+    model_latency_p95_ms: int = 100
+    """SageMaker model latency p95 (seed 001: prediction latency < 100 ms)."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Every size the components need for one tier, one slice per concern. Each component
+    receives only its slice; override keys follow the nesting (``db.replica_count``)."""
+
+    name: str
+    description: str
+    expected_students: int
+    """Who it is for (seed 000's tier table)."""
+    expected_schools: int
+    deletion_protection: bool
+    """Deletion protection, final snapshots and Pulumi ``protect`` on stateful resources."""
+    log_retention_days: int
+    """Retention of every log group the stack creates."""
+    network: NetworkSize
+    db: DatabaseSize
+    api: ApiSize
+    node_groups: tuple[NodeGroupSize, ...]
+    cache: CacheSize = CacheSize()
+    training: TrainingSize = TrainingSize()
+    edge: EdgeSize = EdgeSize()
+    inference: InferenceSize = InferenceSize()
+    alarms: AlarmThresholds = AlarmThresholds()
 
 
 def _node(
@@ -231,130 +291,138 @@ def _node(
 
 
 TIERS: dict[str, Tier] = {
-    "dev": _row(
+    "dev": Tier(
         name="dev",
         description="Smallest deployable copy for development: one NAT, one small database.",
         expected_students=50,
         expected_schools=1,
-        az_count=2,  # EKS and RDS subnet groups both require two AZs
-        nat_mode="single",
-        db_instance_class="db.t4g.micro",
-        db_storage_gib=20,
-        db_max_storage_gib=50,
-        db_multi_az=False,
-        db_replica_count=0,
-        db_max_replica_count=1,
-        db_max_connections=40,
-        db_proxy=False,
-        db_backup_retention_days=1,
         deletion_protection=False,
-        app_pool_size=4,
-        app_pool_max_overflow=6,
-        cache_enabled=False,
-        node_groups=(_node("app", ("t3.large",), 1, 3, 2),),
-        api_min_replicas=1,
-        api_max_replicas=2,
-        api_cpu_request="250m",
-        api_memory_request="512Mi",
-        api_cpu_limit="500m",
-        api_memory_limit="1Gi",
-        edge_enabled=False,
-        sagemaker_enabled=False,
         log_retention_days=7,
+        network=NetworkSize(az_count=2, nat_mode="single"),  # EKS and RDS need two AZs
+        db=DatabaseSize(
+            instance_class="db.t4g.micro",
+            storage_gib=20,
+            max_storage_gib=50,
+            multi_az=False,
+            replica_count=0,
+            max_replica_count=1,
+            max_connections=40,
+            proxy=False,
+            backup_retention_days=1,
+        ),
+        api=ApiSize(
+            min_replicas=1,
+            max_replicas=2,
+            cpu_request="250m",
+            memory_request="512Mi",
+            cpu_limit="500m",
+            memory_limit="1Gi",
+            pool_size=4,
+            pool_max_overflow=6,
+        ),
+        node_groups=(_node("app", ("t3.large",), 1, 3, 2),),
     ),
-    "tier1": _row(
+    "tier1": Tier(
         name="tier1",
         description="Small district: 100-1,000 students in 1-5 schools.",
         expected_students=1_000,
         expected_schools=5,
-        az_count=2,
-        nat_mode="single",
-        # 4 GiB: seed 000's 512MB shared_buffers / 2GB effective_cache_size are exactly
-        # the 1/8 and 1/2 of memory that pg_memory_settings() derives.
-        db_instance_class="db.t4g.medium",
-        db_storage_gib=100,
-        db_max_storage_gib=500,
-        db_multi_az=False,
-        db_replica_count=0,
-        db_max_replica_count=1,
-        db_max_connections=50,
-        db_proxy=False,
-        db_backup_retention_days=7,
         deletion_protection=True,
-        app_pool_size=15,
-        app_pool_max_overflow=25,
-        cache_enabled=False,
+        log_retention_days=30,
+        network=NetworkSize(az_count=2, nat_mode="single"),
+        db=DatabaseSize(
+            # 4 GiB: seed 000's 512MB shared_buffers / 2GB effective_cache_size are exactly
+            # the 1/8 and 1/2 of memory that pg_memory_settings() derives.
+            instance_class="db.t4g.medium",
+            storage_gib=100,
+            max_storage_gib=500,
+            multi_az=False,
+            replica_count=0,
+            max_replica_count=1,
+            max_connections=50,
+            proxy=False,
+            backup_retention_days=7,
+        ),
+        api=ApiSize(
+            min_replicas=2,
+            max_replicas=4,
+            cpu_request="250m",
+            memory_request="512Mi",
+            cpu_limit="1",
+            memory_limit="1Gi",
+            pool_size=15,
+            pool_max_overflow=25,
+        ),
         node_groups=(
             _node("system", ("t3.medium",), 2, 3, 2),
             _node("app", ("m6i.large",), 2, 4, 2),
         ),
-        api_min_replicas=2,
-        api_max_replicas=4,
-        api_cpu_request="250m",
-        api_memory_request="512Mi",
-        api_cpu_limit="1",
-        api_memory_limit="1Gi",
-        edge_enabled=False,
-        sagemaker_enabled=False,
-        log_retention_days=30,
     ),
-    "tier2": _row(
+    "tier2": Tier(
         name="tier2",
         description="Medium district: 1,000-10,000 students; replicas and a pooling proxy.",
         expected_students=10_000,
         expected_schools=25,
-        az_count=3,
-        nat_mode="per_az",
-        db_instance_class="db.m6g.xlarge",  # 16 GiB: seed 000's 2GB / 8GB settings
-        db_storage_gib=500,
-        db_max_storage_gib=1_000,
-        db_multi_az=False,
-        db_replica_count=1,
-        db_max_replica_count=3,
-        db_max_connections=200,
-        db_proxy=True,  # seed 000: connection pooling (PgBouncer) from tier 2
-        db_backup_retention_days=14,
         deletion_protection=True,
-        app_pool_size=25,
-        app_pool_max_overflow=50,
-        cache_enabled=False,
+        log_retention_days=90,
+        network=NetworkSize(az_count=3, nat_mode="per_az"),
+        db=DatabaseSize(
+            instance_class="db.m6g.xlarge",  # 16 GiB: seed 000's 2GB / 8GB settings
+            storage_gib=500,
+            max_storage_gib=1_000,
+            multi_az=False,
+            replica_count=1,
+            max_replica_count=3,
+            max_connections=200,
+            proxy=True,  # seed 000: connection pooling (PgBouncer) from tier 2
+            backup_retention_days=14,
+        ),
+        api=ApiSize(
+            min_replicas=2,
+            max_replicas=8,
+            cpu_request="500m",
+            memory_request="1Gi",
+            cpu_limit="1",
+            memory_limit="2Gi",
+            pool_size=25,
+            pool_max_overflow=50,
+        ),
         node_groups=(
             _node("system", ("t3.medium",), 2, 3, 2),
             _node("app", ("m6i.large",), 2, 8, 3),
         ),
-        api_min_replicas=2,
-        api_max_replicas=8,
-        api_cpu_request="500m",
-        api_memory_request="1Gi",
-        api_cpu_limit="1",
-        api_memory_limit="2Gi",
-        edge_enabled=False,
-        sagemaker_enabled=False,
-        log_retention_days=90,
     ),
-    "tier3": _row(
+    "tier3": Tier(
         name="tier3",
         description="Large district or state: 10,000-100,000 students; HA, cache, CDN, SageMaker.",
         expected_students=100_000,
         expected_schools=200,
-        az_count=3,
-        nat_mode="per_az",
-        db_instance_class="db.r6g.2xlarge",  # 64 GiB, 8 vCPU
-        db_storage_gib=1_000,
-        db_max_storage_gib=4_000,
-        db_multi_az=True,
-        db_replica_count=2,
-        db_max_replica_count=5,
-        db_max_connections=500,
-        db_proxy=True,
-        db_backup_retention_days=35,
         deletion_protection=True,
-        app_pool_size=50,
-        app_pool_max_overflow=100,
-        trainer_db_connections=4,
-        cache_enabled=True,
-        cache_node_type="cache.r7g.large",
-        cache_num_nodes=3,
+        log_retention_days=365,
+        network=NetworkSize(az_count=3, nat_mode="per_az"),
+        db=DatabaseSize(
+            instance_class="db.r6g.2xlarge",  # 64 GiB, 8 vCPU
+            storage_gib=1_000,
+            max_storage_gib=4_000,
+            multi_az=True,
+            replica_count=2,
+            max_replica_count=5,
+            max_connections=500,
+            proxy=True,
+            backup_retention_days=35,
+        ),
+        api=ApiSize(
+            min_replicas=2,
+            max_replicas=20,  # seed 001: HPA 2-20
+            cpu_request="1",  # seed 001: requests 1 CPU / 2Gi, limits 2 CPU / 4Gi
+            memory_request="2Gi",
+            cpu_limit="2",
+            memory_limit="4Gi",
+            pool_size=50,
+            pool_max_overflow=100,
+        ),
+        training=TrainingSize(db_connections=4),
+        cache=CacheSize(enabled=True, node_type="cache.r7g.large", num_nodes=3),
         node_groups=(
             _node("system", ("m6i.large",), 3, 4, 3),
             _node("app", ("m6i.2xlarge",), 3, 12, 3),
@@ -368,42 +436,42 @@ TIERS: dict[str, Tier] = {
                 dedicated=True,
             ),
         ),
-        api_min_replicas=2,
-        api_max_replicas=20,  # seed 001: HPA 2-20
-        api_cpu_request="1",  # seed 001: requests 1 CPU / 2Gi, limits 2 CPU / 4Gi
-        api_memory_request="2Gi",
-        api_cpu_limit="2",
-        api_memory_limit="4Gi",
-        edge_enabled=True,
-        sagemaker_enabled=True,
-        sagemaker_max_instances=4,
-        log_retention_days=365,
+        edge=EdgeSize(enabled=True),
+        inference=InferenceSize(enabled=True, max_instances=4),
     ),
     # Tier 4 is one stack per region ("sharding by region", seed 000): each regional stack
     # is a tier3 deployment scaled up, holding the districts of its region only.
-    "tier4": _row(
+    "tier4": Tier(
         name="tier4",
         description="Enterprise/national: 100,000+ students; one such stack per region.",
         expected_students=500_000,
         expected_schools=1_000,
-        az_count=3,
-        nat_mode="per_az",
-        db_instance_class="db.r6g.4xlarge",  # 128 GiB, 16 vCPU
-        db_storage_gib=2_000,
-        db_max_storage_gib=8_000,
-        db_multi_az=True,
-        db_replica_count=3,
-        db_max_replica_count=5,
-        db_max_connections=1_000,
-        db_proxy=True,
-        db_backup_retention_days=35,
         deletion_protection=True,
-        app_pool_size=100,
-        app_pool_max_overflow=200,
-        trainer_db_connections=8,
-        cache_enabled=True,
-        cache_node_type="cache.r7g.xlarge",
-        cache_num_nodes=3,
+        log_retention_days=365,
+        network=NetworkSize(az_count=3, nat_mode="per_az"),
+        db=DatabaseSize(
+            instance_class="db.r6g.4xlarge",  # 128 GiB, 16 vCPU
+            storage_gib=2_000,
+            max_storage_gib=8_000,
+            multi_az=True,
+            replica_count=3,
+            max_replica_count=5,
+            max_connections=1_000,
+            proxy=True,
+            backup_retention_days=35,
+        ),
+        api=ApiSize(
+            min_replicas=4,
+            max_replicas=40,
+            cpu_request="1",
+            memory_request="2Gi",
+            cpu_limit="2",
+            memory_limit="4Gi",
+            pool_size=100,
+            pool_max_overflow=200,
+        ),
+        training=TrainingSize(db_connections=8),
+        cache=CacheSize(enabled=True, node_type="cache.r7g.xlarge", num_nodes=3),
         node_groups=(
             _node("system", ("m6i.large",), 3, 6, 3),
             _node("app", ("m6i.2xlarge",), 4, 24, 6),
@@ -417,19 +485,10 @@ TIERS: dict[str, Tier] = {
                 dedicated=True,
             ),
         ),
-        api_min_replicas=4,
-        api_max_replicas=40,
-        api_cpu_request="1",
-        api_memory_request="2Gi",
-        api_cpu_limit="2",
-        api_memory_limit="4Gi",
-        edge_enabled=True,
-        edge_price_class="PriceClass_All",
-        sagemaker_enabled=True,
-        sagemaker_instance_type="ml.c5.xlarge",
-        sagemaker_min_instances=2,
-        sagemaker_max_instances=8,
-        log_retention_days=365,
+        edge=EdgeSize(enabled=True, price_class="PriceClass_All"),
+        inference=InferenceSize(
+            enabled=True, instance_type="ml.c5.xlarge", min_instances=2, max_instances=8
+        ),
     ),
 }
 
@@ -468,20 +527,20 @@ def pg_memory_settings(instance_class: str, max_connections: int) -> PgMemorySet
     )
 
 
-def sagemaker_max_rps_per_instance(tier: Tier) -> int:
+def sagemaker_max_rps_per_instance(inference: InferenceSize) -> int:
     """Sustained POST /invocations per second of one instance of the tier's type."""
-    return tier.sagemaker_max_rps_per_vcpu * SAGEMAKER_INSTANCE_VCPUS[tier.sagemaker_instance_type]
+    return inference.max_rps_per_vcpu * SAGEMAKER_INSTANCE_VCPUS[inference.instance_type]
 
 
-def pod_pool(tier: Tier) -> tuple[int, int]:
+def pod_pool(api: ApiSize) -> tuple[int, int]:
     """Pool size and max overflow of ONE API pod.
 
     The seeds size the pool for the whole application on one server (tier 1: 15 + 25
     against max_connections 50, i.e. 10 left in reserve). With the API scaled out by the
-    HPA, that budget is shared by up to ``api_max_replicas`` pods.
+    HPA, that budget is shared by up to ``api.max_replicas`` pods.
     """
-    pods = tier.api_max_replicas
-    return max(1, tier.app_pool_size // pods), max(0, tier.app_pool_max_overflow // pods)
+    pods = api.max_replicas
+    return max(1, api.pool_size // pods), max(0, api.pool_max_overflow // pods)
 
 
 @dataclass(frozen=True)
@@ -532,8 +591,8 @@ class ConnectionCapacity:
             )
             found.append(
                 f"connection capacity: {pool} + {self.trainer} trainer = {self.demand} > "
-                f"{where} = {self.budget}; lower app_pool_size/app_pool_max_overflow or "
-                "api_max_replicas, or raise db_max_connections"
+                f"{where} = {self.budget}; lower api.pool_size/api.pool_max_overflow or "
+                "api.max_replicas, or raise db.max_connections"
             )
         if (
             self.via_proxy
@@ -542,7 +601,7 @@ class ConnectionCapacity:
             found.append(
                 f"connection capacity: the proxy may take {self.proxy_percent}% of "
                 f"max_connections {self.max_connections}, leaving fewer than the {self.reserved} "
-                "reserved for superusers and operators; lower db_proxy_max_connections_percent"
+                "reserved for superusers and operators; lower db.proxy_max_connections_percent"
             )
         per_replica = self.max_connections - self.reserved
         if self.reader_demand_per_replica > per_replica:
@@ -555,15 +614,15 @@ class ConnectionCapacity:
 
 
 def connection_capacity(tier: Tier) -> ConnectionCapacity:
-    pool, overflow = pod_pool(tier)
+    pool, overflow = pod_pool(tier.api)
     return ConnectionCapacity(
         pool_per_pod=pool,
         overflow_per_pod=overflow,
-        max_pods=tier.api_max_replicas,
-        trainer=tier.trainer_db_connections,
-        max_connections=tier.db_max_connections,
+        max_pods=tier.api.max_replicas,
+        trainer=tier.training.db_connections,
+        max_connections=tier.db.max_connections,
         reserved=RESERVED_DB_CONNECTIONS,
-        via_proxy=tier.db_proxy,
-        proxy_percent=tier.db_proxy_max_connections_percent,
-        replicas=tier.db_replica_count,
+        via_proxy=tier.db.proxy,
+        proxy_percent=tier.db.proxy_max_connections_percent,
+        replicas=tier.db.replica_count,
     )

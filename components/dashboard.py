@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.catalog import Tier
+from components.catalog import AlarmThresholds, DatabaseSize
 
 WIDTH = 12  # two widgets per row of CloudWatch's 24-unit grid
 HEIGHT = 6
@@ -74,7 +74,9 @@ def _per_instance(metric: str, ids: DashboardIds) -> list[list[Any]]:
     return [["AWS/RDS", metric, "DBInstanceIdentifier", i, {"label": i}] for i in instances]
 
 
-def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[str, Any]]:
+def dashboard_widgets(
+    ids: DashboardIds, region: str, alarms: AlarmThresholds, db: DatabaseSize
+) -> list[dict[str, Any]]:
     """The widgets, in reading order, without positions."""
     lb = ["LoadBalancer", ids.load_balancer_arn_suffix]
     alb = "AWS/ApplicationELB"
@@ -84,7 +86,7 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
             region,
             [[alb, "TargetResponseTime", *lb, {"label": "p95"}]],
             stat="p95",
-            threshold=("alarm", tier.alarm_latency_p95_ms / 1000),
+            threshold=("alarm", alarms.latency_p95_ms / 1000),
         ),
         _widget(
             "API 5xx rate (%)",
@@ -96,7 +98,7 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
                 [alb, "RequestCount", *lb, {"id": "requests", "visible": False}],
             ],
             stat="Sum",
-            threshold=("alarm", tier.alarm_error_rate_percent),
+            threshold=("alarm", alarms.error_rate_percent),
         ),
         _widget(
             "API requests",
@@ -120,13 +122,13 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
                 ["ContainerInsights", "node_cpu_utilization", "ClusterName", ids.cluster_name],
                 ["ContainerInsights", "node_memory_utilization", "ClusterName", ids.cluster_name],
             ],
-            threshold=("CPU alarm", tier.alarm_cpu_percent),
+            threshold=("CPU alarm", alarms.cpu_percent),
         ),
         _widget(
             "DB CPU (%)",
             region,
             _per_instance("CPUUtilization", ids),
-            threshold=("alarm", tier.alarm_cpu_percent),
+            threshold=("alarm", alarms.cpu_percent),
         ),
         _widget(
             "DB connections",
@@ -135,7 +137,7 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
             stat="Maximum",
             threshold=(
                 "alarm",
-                tier.db_max_connections * tier.alarm_db_connections_percent / 100,
+                db.max_connections * alarms.db_connections_percent / 100,
             ),
         ),
         _widget(
@@ -145,7 +147,7 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
             stat="Minimum",
             threshold=(
                 "alarm (of initial storage)",
-                tier.db_storage_gib * GIB_BYTES * tier.alarm_free_storage_percent / 100,
+                db.storage_gib * GIB_BYTES * alarms.free_storage_percent / 100,
             ),
         ),
     ]
@@ -159,7 +161,7 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
                     for r in ids.db_replica_identifiers
                 ],
                 stat="Maximum",
-                threshold=("alarm", tier.alarm_replica_lag_seconds),
+                threshold=("alarm", alarms.replica_lag_seconds),
             )
         )
     if ids.cache_replication_group_id:
@@ -176,13 +178,13 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
                 "Redis engine CPU (%)",
                 region,
                 nodes("EngineCPUUtilization", "Average"),
-                threshold=("alarm", tier.alarm_cpu_percent),
+                threshold=("alarm", alarms.cpu_percent),
             ),
             _widget(
                 "Redis memory used (%)",
                 region,
                 nodes("DatabaseMemoryUsagePercentage", "Average"),
-                threshold=("alarm", tier.alarm_memory_percent),
+                threshold=("alarm", alarms.memory_percent),
             ),
             _widget("Redis evictions", region, nodes("Evictions", "Sum"), stat="Sum"),
         ]
@@ -214,7 +216,7 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
                 region,
                 [["AWS/SageMaker", "ModelLatency", *variant, {"label": "p95"}]],
                 stat="p95",
-                threshold=("alarm", tier.alarm_model_latency_p95_ms * 1000),
+                threshold=("alarm", alarms.model_latency_p95_ms * 1000),
             ),
         ]
     if ids.distribution_id:
@@ -233,15 +235,17 @@ def dashboard_widgets(ids: DashboardIds, region: str, tier: Tier) -> list[dict[s
                     ["AWS/CloudFront", "5xxErrorRate", *dist],
                     ["AWS/CloudFront", "4xxErrorRate", *dist],
                 ],
-                threshold=("API alarm", tier.alarm_error_rate_percent),
+                threshold=("API alarm", alarms.error_rate_percent),
             ),
         ]
     return widgets
 
 
-def dashboard_body(ids: DashboardIds, region: str, tier: Tier) -> str:
+def dashboard_body(
+    ids: DashboardIds, region: str, alarms: AlarmThresholds, db: DatabaseSize
+) -> str:
     """The dashboard's JSON: the widgets laid out two per row."""
-    widgets = dashboard_widgets(ids, region, tier)
+    widgets = dashboard_widgets(ids, region, alarms, db)
     for index, widget in enumerate(widgets):
         widget["x"] = (index % 2) * WIDTH
         widget["y"] = (index // 2) * HEIGHT
@@ -254,8 +258,10 @@ class DashboardArgs:
     """Name of the dashboard (letters, digits, ``-`` and ``_``), one per stack."""
     region: str
     """Region of the stack's metrics."""
-    tier: Tier
-    """Catalog row whose alarm thresholds are drawn on the graphs."""
+    alarms: AlarmThresholds
+    """The tier's alarm thresholds, drawn on the graphs."""
+    db: DatabaseSize
+    """The tier's database slice (connection and storage limits behind the thresholds)."""
     load_balancer_arn_suffix: pulumi.Input[str]
     """``app/<name>/<id>`` of the API's load balancer."""
     target_group_arn_suffix: pulumi.Input[str]
@@ -286,7 +292,7 @@ class Dashboard(pulumi.ComponentResource):
             raise ValueError(
                 f"dashboard_name={args.dashboard_name!r}: letters, digits, - and _ only"
             )
-        tier, region = args.tier, args.region
+        region = args.region
         optional = {
             "cache": args.cache_replication_group_id,
             "endpoint": args.sagemaker_endpoint_name,
@@ -316,7 +322,8 @@ class Dashboard(pulumi.ComponentResource):
                     distribution_id=v[2].get("distribution"),
                 ),
                 region,
-                tier,
+                args.alarms,
+                args.db,
             )
         )
         dashboard = aws.cloudwatch.Dashboard(

@@ -5,7 +5,6 @@ credentials in Secrets Manager, and the database's alarms."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypedDict
@@ -15,17 +14,17 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.alarms import Threshold, metric_alarm
-from components.catalog import Tier, pg_memory_settings
+from components.catalog import AlarmThresholds, DatabaseSize, pg_memory_settings
+from components.contract import POSTGRES_PORT, DatabaseConnection, check_identifier
 from components.iam import service_trust_policy
 from components.kms import customer_key
-from components.network import admit_from_groups
+from components.security_groups import admit_from_groups
 
 # A current PostgreSQL 16 minor on RDS. Minor upgrades are reviewed code changes (they
 # restart the instance), so auto_minor_version_upgrade stays off; bump this constant
 # before AWS's end of standard support for the minor forces the upgrade in a window.
 ENGINE_VERSION = "16.11"
 PARAMETER_FAMILY = "postgres16"
-PORT = 5432
 DATABASE_NAME = "student_success"
 MASTER_USERNAME = "ssp_admin"
 # RDS forbids '/', '@', '"' and ' ' in master passwords; these specials are also URL-safe,
@@ -50,18 +49,6 @@ ApplyMethod = Literal["immediate", "pending-reboot"]
 # Static parameters: RDS rejects "immediate" for them, they take effect at the next reboot.
 STATIC_PARAMETERS = frozenset({"shared_buffers", "max_connections", "shared_preload_libraries"})
 
-_IDENTIFIER = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
-
-
-def check_identifier(identifier: str, max_length: int) -> str:
-    """RDS/ElastiCache naming: lowercase letters, digits, single hyphens, a letter first."""
-    if len(identifier) > max_length or not _IDENTIFIER.match(identifier):
-        raise ValueError(
-            f"identifier {identifier!r}: use lowercase letters, digits and single hyphens, "
-            f"starting with a letter, at most {max_length} characters"
-        )
-    return identifier
-
 
 @dataclass(frozen=True)
 class DbParameter:
@@ -72,16 +59,16 @@ class DbParameter:
     apply_method: ApplyMethod
 
 
-def rds_parameters(tier: Tier) -> list[DbParameter]:
+def rds_parameters(size: DatabaseSize) -> list[DbParameter]:
     """The tier's PostgreSQL settings in RDS units, each with an explicit apply_method
     (left unset, the provider's default differs from what RDS reports: a perpetual diff)."""
-    mem = pg_memory_settings(tier.db_instance_class, tier.db_max_connections)
+    mem = pg_memory_settings(size.instance_class, size.max_connections)
     values: dict[str, int | float | str] = {
         "shared_buffers": mem.shared_buffers_mib * 1024 // PAGE_KIB,
         "effective_cache_size": mem.effective_cache_size_mib * 1024 // PAGE_KIB,
         "work_mem": mem.work_mem_mib * 1024,  # kB
         "maintenance_work_mem": mem.maintenance_work_mem_mib * 1024,  # kB
-        "max_connections": tier.db_max_connections,
+        "max_connections": size.max_connections,
         # Seeds 000/004: SSD storage makes random reads nearly as cheap as sequential ones.
         "random_page_cost": 1.1,
         "effective_io_concurrency": 200,
@@ -133,7 +120,7 @@ def credentials_document(host: str, password: str) -> str:
             "password": password,
             "engine": "postgres",
             "host": host,
-            "port": PORT,
+            "port": POSTGRES_PORT,
             "dbname": DATABASE_NAME,
         }
     )
@@ -170,8 +157,10 @@ class _SharedInstanceArgs(TypedDict):
 
 @dataclass
 class DatabaseArgs:
-    tier: Tier
-    """Catalog row: instance class, storage, replicas, proxy, backups, alarm thresholds."""
+    size: DatabaseSize
+    """The tier's database slice: instance class, storage, replicas, proxy, backups."""
+    alarms: AlarmThresholds
+    """The tier's alarm thresholds."""
     identifier: str
     """Prefix of the AWS names (``ssp-tier3`` -> ``ssp-tier3-db``, ``ssp-tier3-db-replica-1``)."""
     vpc_id: pulumi.Input[str]
@@ -224,7 +213,7 @@ class Database(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:database:Database", name, None, opts)
-        tier, tags = args.tier, args.tags
+        size, tags = args.size, args.tags
         ident = check_identifier(f"{args.identifier}-db", 50)
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
@@ -271,7 +260,7 @@ class Database(pulumi.ComponentResource):
             f"{name}-sg-from-client",
             security_group=sg,
             sources=args.client_security_group_ids,
-            port=PORT,
+            port=POSTGRES_PORT,
             description="PostgreSQL from the application tier",
             tags=tags,
         )
@@ -283,10 +272,10 @@ class Database(pulumi.ComponentResource):
             f"{name}-params",
             name_prefix=f"{ident}-pg16-",
             family=PARAMETER_FAMILY,
-            description=f"PostgreSQL 16 settings of {ident} ({tier.db_instance_class})",
+            description=f"PostgreSQL 16 settings of {ident} ({size.instance_class})",
             parameters=[
                 {"name": p.name, "value": p.value, "apply_method": p.apply_method}
-                for p in rds_parameters(tier)
+                for p in rds_parameters(size)
             ],
             tags=tags,
             opts=child,
@@ -308,11 +297,11 @@ class Database(pulumi.ComponentResource):
 
         # Settings the primary and its replicas share.
         common = _SharedInstanceArgs(
-            instance_class=tier.db_instance_class,
+            instance_class=size.instance_class,
             storage_type="gp3",
             storage_encrypted=True,
             kms_key_id=key.arn,
-            max_allocated_storage=tier.db_max_storage_gib,
+            max_allocated_storage=size.max_storage_gib,
             parameter_group_name=params.name,
             vpc_security_group_ids=[sg.id],
             publicly_accessible=False,
@@ -333,16 +322,16 @@ class Database(pulumi.ComponentResource):
             identifier=ident,
             engine="postgres",
             engine_version=ENGINE_VERSION,
-            allocated_storage=tier.db_storage_gib,
+            allocated_storage=size.storage_gib,
             db_name=DATABASE_NAME,
             username=MASTER_USERNAME,
             password=secret_password,
-            port=PORT,
+            port=POSTGRES_PORT,
             db_subnet_group_name=subnet_group.name,
-            multi_az=tier.db_multi_az,
+            multi_az=size.multi_az,
             # RDS picks the AZ of a Multi-AZ primary; a single-AZ one takes the first.
-            availability_zone=None if tier.db_multi_az else args.availability_zones[0],
-            backup_retention_period=tier.db_backup_retention_days,
+            availability_zone=None if size.multi_az else args.availability_zones[0],
+            backup_retention_period=size.backup_retention_days,
             backup_window=BACKUP_WINDOW,
             deletion_protection=args.protect,
             skip_final_snapshot=not args.protect,
@@ -363,7 +352,7 @@ class Database(pulumi.ComponentResource):
         # lowering db_replica_count is an ordinary change. Same-region replicas inherit the
         # primary's subnet group, engine version and credentials; they keep no backups.
         replicas: list[aws.rds.Instance] = []
-        for i in range(tier.db_replica_count):
+        for i in range(size.replica_count):
             replicas.append(
                 aws.rds.Instance(
                     f"{name}-replica-{i + 1}",
@@ -404,7 +393,7 @@ class Database(pulumi.ComponentResource):
 
         self.writer_endpoint = primary.address
         self.proxy_name = None
-        if tier.db_proxy:
+        if size.proxy:
             self.proxy_name, self.writer_endpoint = self._proxy(
                 name, ident, args, sg, secret.arn, key.arn, primary
             )
@@ -438,10 +427,10 @@ class Database(pulumi.ComponentResource):
         else:
             self.reader_endpoint = self.writer_endpoint
 
-        self._alarms(name, tier, args, primary, replicas)
+        self._alarms(name, args, primary, replicas)
 
         self.replica_addresses = [r.address for r in replicas]
-        self.port = PORT
+        self.port = POSTGRES_PORT
         self.database_name = DATABASE_NAME
         self.username = MASTER_USERNAME
         self.password = secret_password
@@ -468,6 +457,18 @@ class Database(pulumi.ComponentResource):
             }
         )
 
+    @property
+    def connection(self) -> DatabaseConnection:
+        """Endpoints and master credentials, as one bundle for the workloads."""
+        return DatabaseConnection(
+            writer_endpoint=self.writer_endpoint,
+            reader_endpoint=self.reader_endpoint,
+            port=self.port,
+            database_name=self.database_name,
+            username=self.username,
+            password=self.password,
+        )
+
     def _proxy(
         self,
         name: str,
@@ -492,7 +493,7 @@ class Database(pulumi.ComponentResource):
             f"{name}-proxy-sg-from-client",
             security_group=proxy_sg,
             sources=args.client_security_group_ids,
-            port=PORT,
+            port=POSTGRES_PORT,
             description="PostgreSQL from the application tier",
             tags=args.tags,
         )
@@ -501,8 +502,8 @@ class Database(pulumi.ComponentResource):
             security_group_id=proxy_sg.id,
             referenced_security_group_id=db_sg.id,
             ip_protocol="tcp",
-            from_port=PORT,
-            to_port=PORT,
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
             description="Pooled connections to the database",
             tags=args.tags,
             opts=in_proxy_sg,
@@ -512,8 +513,8 @@ class Database(pulumi.ComponentResource):
             security_group_id=db_sg.id,
             referenced_security_group_id=proxy_sg.id,
             ip_protocol="tcp",
-            from_port=PORT,
-            to_port=PORT,
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
             description="PostgreSQL from the RDS Proxy",
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=db_sg),
@@ -565,8 +566,8 @@ class Database(pulumi.ComponentResource):
             f"{name}-proxy-targets",
             db_proxy_name=proxy.name,
             connection_pool_config={
-                "max_connections_percent": args.tier.db_proxy_max_connections_percent,
-                "max_idle_connections_percent": args.tier.db_proxy_max_connections_percent // 2,
+                "max_connections_percent": args.size.proxy_max_connections_percent,
+                "max_idle_connections_percent": args.size.proxy_max_connections_percent // 2,
                 "connection_borrow_timeout": PROXY_BORROW_TIMEOUT_SECONDS,
             },
             opts=pulumi.ResourceOptions(parent=proxy),
@@ -583,7 +584,6 @@ class Database(pulumi.ComponentResource):
     def _alarms(
         self,
         name: str,
-        tier: Tier,
         args: DatabaseArgs,
         primary: aws.rds.Instance,
         replicas: list[aws.rds.Instance],
@@ -615,16 +615,17 @@ class Database(pulumi.ComponentResource):
                 parent=parent,
             )
 
+        size, alarms = args.size, args.alarms
         # "missing" keeps the last state when an instance reboots or fails over; RDS events,
         # not these alarms, report an instance that is down.
-        cpu = Threshold(tier.alarm_cpu_percent, period_seconds=300, periods=2)
-        connections = tier.db_max_connections * tier.alarm_db_connections_percent // 100
-        free_bytes = tier.db_storage_gib * 1024**3 * tier.alarm_free_storage_percent // 100
+        cpu = Threshold(alarms.cpu_percent, period_seconds=300, periods=2)
+        connections = size.max_connections * alarms.db_connections_percent // 100
+        free_bytes = size.storage_gib * 1024**3 * alarms.free_storage_percent // 100
         alarm(
             "primary-cpu",
             self,
             primary.identifier,
-            f"Primary CPU above {tier.alarm_cpu_percent}% for 10 minutes",
+            f"Primary CPU above {alarms.cpu_percent}% for 10 minutes",
             "CPUUtilization",
             cpu,
         )
@@ -632,8 +633,8 @@ class Database(pulumi.ComponentResource):
             "primary-connections",
             self,
             primary.identifier,
-            f"Primary connections above {tier.alarm_db_connections_percent}% of "
-            f"max_connections {tier.db_max_connections}",
+            f"Primary connections above {alarms.db_connections_percent}% of "
+            f"max_connections {size.max_connections}",
             "DatabaseConnections",
             Threshold(connections, period_seconds=60, periods=5),
             statistic="Maximum",
@@ -644,8 +645,7 @@ class Database(pulumi.ComponentResource):
             "primary-free-storage",
             self,
             primary.identifier,
-            f"Primary free storage below {tier.alarm_free_storage_percent}% of "
-            f"{tier.db_storage_gib} GiB",
+            f"Primary free storage below {alarms.free_storage_percent}% of {size.storage_gib} GiB",
             "FreeStorageSpace",
             Threshold(free_bytes, comparison="LessThanThreshold", period_seconds=300, periods=1),
             statistic="Minimum",
@@ -655,7 +655,7 @@ class Database(pulumi.ComponentResource):
                 f"replica-{i + 1}-cpu",
                 replica,
                 replica.identifier,
-                f"Replica {i + 1} CPU above {tier.alarm_cpu_percent}% for 10 minutes",
+                f"Replica {i + 1} CPU above {alarms.cpu_percent}% for 10 minutes",
                 "CPUUtilization",
                 cpu,
             )
@@ -665,10 +665,10 @@ class Database(pulumi.ComponentResource):
                 f"replica-{i + 1}-lag",
                 replica,
                 replica.identifier,
-                f"Replica {i + 1} lag above {tier.alarm_replica_lag_seconds} s, or no lag data",
+                f"Replica {i + 1} lag above {alarms.replica_lag_seconds} s, or no lag data",
                 "ReplicaLag",
                 Threshold(
-                    tier.alarm_replica_lag_seconds,
+                    alarms.replica_lag_seconds,
                     period_seconds=60,
                     periods=5,
                     missing_data="breaching",

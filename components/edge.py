@@ -18,7 +18,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.workloads import INTERNAL_PATHS
+from components.catalog import EdgeSize
+from components.contract import INTERNAL_PATHS
 
 # CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
 EDGE_REGION = "us-east-1"
@@ -233,14 +234,8 @@ class EdgeArgs:
     """Target group of the API pods, where that rule forwards."""
     assets_bucket_regional_domain_name: pulumi.Input[str]
     """Regional domain name of the models bucket, whose ``static/`` prefix is served."""
-    price_class: str
-    """CloudFront price class (``PriceClass_100``, ``PriceClass_200``, ``PriceClass_All``)."""
-    waf_api_rate_limit: int
-    """Requests per IP per window on every path."""
-    waf_auth_rate_limit: int
-    """Requests per IP per window on the auth paths."""
-    waf_window_seconds: int
-    """WAF evaluation window: 60, 120, 300 or 600 seconds."""
+    size: EdgeSize
+    """The tier's edge slice: CloudFront price class, WAF rate limits and window."""
     log_retention_days: int
     """Retention of the CloudFront access logs."""
     assets_bucket_arn: pulumi.Input[str]
@@ -292,9 +287,9 @@ class Edge(pulumi.ComponentResource):
             description="Per-IP rate limits and AWS managed rules in front of the API",
             default_action={"allow": {}},
             rules=waf_rules(
-                api_limit=args.waf_api_rate_limit,
-                auth_limit=args.waf_auth_rate_limit,
-                window_seconds=args.waf_window_seconds,
+                api_limit=args.size.waf_api_rate_limit,
+                auth_limit=args.size.waf_auth_rate_limit,
+                window_seconds=args.size.waf_window_seconds,
                 metric_prefix=name,
             ),
             visibility_config={
@@ -356,7 +351,7 @@ class Edge(pulumi.ComponentResource):
             enabled=True,
             comment=f"{name}: API and public assets",
             aliases=[args.domain_name] if args.domain_name else None,
-            price_class=args.price_class,
+            price_class=args.size.price_class,
             http_version="http2and3",
             is_ipv6_enabled=True,
             web_acl_id=web_acl.arn,

@@ -17,7 +17,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Threshold, expression_alarm, metric_alarm
-from components.catalog import SAGEMAKER_INSTANCE_VCPUS
+from components.catalog import (
+    SAGEMAKER_INSTANCE_VCPUS,
+    AlarmThresholds,
+    InferenceSize,
+    sagemaker_max_rps_per_instance,
+)
 from components.iam import service_trust_policy
 
 VARIANT_NAME = "primary"
@@ -171,20 +176,10 @@ class InferenceArgs:
     """Private subnets the endpoint's ENIs are placed in."""
     security_group_ids: Sequence[pulumi.Input[str]]
     """Security groups of the ENIs (the app group: the data stores admit it)."""
-    instance_type: str
-    """Instance type of the production variant (``ml.m5.large``)."""
-    min_instances: int
-    """Initial and minimum instance count."""
-    max_instances: int
-    """Maximum instance count of the autoscaling target."""
-    max_rps_per_instance: int
-    """Benchmarked sustainable ``POST /invocations`` per second of one instance."""
-    data_capture_percent: int
-    """Share of requests and responses captured for model monitoring."""
-    model_latency_p95_ms: int
-    """p95 ModelLatency above which the latency alarm fires (and rolls a deployment back)."""
-    error_rate_percent: float
-    """Share of invocations failing with 5xx above which the error alarm fires."""
+    size: InferenceSize
+    """The tier's inference slice: instance type and count, data capture, throughput."""
+    alarms: AlarmThresholds
+    """The tier's alarm thresholds: model latency and error rate (they roll deployments back)."""
     log_retention_days: int
     """Retention of the endpoint's CloudWatch log group."""
     alarm_topic_arn: pulumi.Input[str]
@@ -211,9 +206,10 @@ class Inference(pulumi.ComponentResource):
                 f"endpoint_name={endpoint_name!r}: letters, digits and hyphens, at most "
                 f"{_MAX_PREFIX - 1} characters"
             )
-        if not 1 <= args.min_instances <= args.max_instances:
+        size = args.size
+        if not 1 <= size.min_instances <= size.max_instances:
             raise ValueError(
-                f"min_instances={args.min_instances}, max_instances={args.max_instances}: "
+                f"min_instances={size.min_instances}, max_instances={size.max_instances}: "
                 "need 1 <= min <= max"
             )
 
@@ -268,7 +264,7 @@ class Inference(pulumi.ComponentResource):
                 "environment": {
                     "HOST": "0.0.0.0",
                     "PORT": CONTAINER_PORT,
-                    "WORKERS": str(SAGEMAKER_INSTANCE_VCPUS[args.instance_type]),
+                    "WORKERS": str(SAGEMAKER_INSTANCE_VCPUS[args.size.instance_type]),
                 },
             },
             vpc_config={
@@ -289,14 +285,14 @@ class Inference(pulumi.ComponentResource):
                 {
                     "variant_name": VARIANT_NAME,
                     "model_name": model.name,
-                    "instance_type": args.instance_type,
-                    "initial_instance_count": args.min_instances,
+                    "instance_type": args.size.instance_type,
+                    "initial_instance_count": args.size.min_instances,
                     "initial_variant_weight": 1.0,
                 }
             ],
             data_capture_config={
                 "enable_capture": True,
-                "initial_sampling_percentage": args.data_capture_percent,
+                "initial_sampling_percentage": args.size.data_capture_percent,
                 "destination_s3_uri": pulumi.Output.from_input(args.bucket_name).apply(
                     lambda bucket: f"s3://{bucket}/{DATA_CAPTURE_PREFIX}"
                 ),
@@ -315,14 +311,14 @@ class Inference(pulumi.ComponentResource):
             f"{name}-model-latency",
             description=(
                 f"SageMaker {endpoint_name} p95 ModelLatency above "
-                f"{args.model_latency_p95_ms} ms (seed 001); rolls back deployments"
+                f"{args.alarms.model_latency_p95_ms} ms (seed 001); rolls back deployments"
             ),
             namespace="AWS/SageMaker",
             metric="ModelLatency",
             dimensions=dimensions,
             statistic="p95",
             threshold=Threshold(
-                value=model_latency_threshold_us(args.model_latency_p95_ms),
+                value=model_latency_threshold_us(args.alarms.model_latency_p95_ms),
                 missing_data="notBreaching",
             ),
             topic_arn=args.alarm_topic_arn,
@@ -333,14 +329,14 @@ class Inference(pulumi.ComponentResource):
             f"{name}-5xx-rate",
             description=(
                 f"SageMaker {endpoint_name} invocations failing with 5xx above "
-                f"{args.error_rate_percent}%; rolls back deployments"
+                f"{args.alarms.error_rate_percent}%; rolls back deployments"
             ),
             expression="IF(invocations > 0, 100 * errors / invocations, 0)",
             metrics={
                 "errors": ("AWS/SageMaker", "Invocation5XXErrors", dimensions, "Sum"),
                 "invocations": ("AWS/SageMaker", "Invocations", dimensions, "Sum"),
             },
-            threshold=Threshold(value=args.error_rate_percent, missing_data="notBreaching"),
+            threshold=Threshold(value=args.alarms.error_rate_percent, missing_data="notBreaching"),
             topic_arn=args.alarm_topic_arn,
             tags=tags,
             parent=self,
@@ -378,8 +374,8 @@ class Inference(pulumi.ComponentResource):
             service_namespace="sagemaker",
             resource_id=endpoint.name.apply(scalable_resource_id),
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=args.min_instances,
-            max_capacity=args.max_instances,
+            min_capacity=args.size.min_instances,
+            max_capacity=args.size.max_instances,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=endpoint),
         )
@@ -393,7 +389,9 @@ class Inference(pulumi.ComponentResource):
                 "predefined_metric_specification": {
                     "predefined_metric_type": "SageMakerVariantInvocationsPerInstance"
                 },
-                "target_value": invocations_per_instance_target(args.max_rps_per_instance),
+                "target_value": invocations_per_instance_target(
+                    sagemaker_max_rps_per_instance(args.size)
+                ),
                 "scale_in_cooldown": SCALE_IN_COOLDOWN_SECONDS,
                 "scale_out_cooldown": SCALE_OUT_COOLDOWN_SECONDS,
             },

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.contract import API_PORT
+
 APP = "student-success"
-API_PORT = 8080
 SERVICE_PORT = 80
 # The app's probe routes: /health answers while the process is up, /ready only while the
 # database answers.

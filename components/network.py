@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 
-from components.catalog import NatMode
+from components.catalog import NetworkSize
+from components.contract import SubnetCidrs
 from components.iam import service_trust_policy
 
 SubnetTier = Literal["public", "private", "isolated"]
@@ -70,41 +71,12 @@ def flow_log_delivery_policy(log_group_arn: str) -> str:
     )
 
 
-def admit_from_groups(
-    name: str,
-    *,
-    security_group: aws.ec2.SecurityGroup,
-    sources: Sequence[pulumi.Input[str]],
-    port: int,
-    description: str,
-    tags: dict[str, str],
-) -> list[aws.vpc.SecurityGroupIngressRule]:
-    """Admit TCP ``port`` into ``security_group`` from each source security group, never
-    from a CIDR: how every data store lets the application tier in."""
-    return [
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-{i}",
-            security_group_id=security_group.id,
-            referenced_security_group_id=source,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description=description,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=security_group),
-        )
-        for i, source in enumerate(sources)
-    ]
-
-
 @dataclass
 class NetworkArgs:
     cidr: str
     """IPv4 CIDR of the VPC (/16-/18)."""
-    az_count: int
-    """Number of AZs the subnets span."""
-    nat_mode: NatMode
-    """``single`` NAT gateway for the VPC, or one ``per_az`` for AZ-independent egress."""
+    size: NetworkSize
+    """The tier's network slice: AZs the subnets span, NAT per AZ or single."""
     flow_log_retention_days: int
     """Retention of the VPC flow logs in CloudWatch Logs."""
     tags: dict[str, str] = field(default_factory=dict)
@@ -122,6 +94,8 @@ class Network(pulumi.ComponentResource):
     """Subnets for databases and caches, no route to the internet, one per AZ."""
     availability_zones: list[pulumi.Output[str]]
     """AZ names, in subnet order."""
+    subnet_cidrs: SubnetCidrs
+    """CIDRs of the public, private and isolated subnets, in AZ order (known at preview)."""
     app_security_group_id: pulumi.Output[str]
     """Security group of the application tier (EKS nodes and their pods). Data stores admit
     only this group; it is created here so that neither side depends on the other."""
@@ -135,7 +109,7 @@ class Network(pulumi.ComponentResource):
             return {**tags, "Name": f"{name}-{role}"}
 
         zones = aws.get_availability_zones_output(state="available")
-        self.availability_zones = [zones.names[i] for i in range(args.az_count)]
+        self.availability_zones = [zones.names[i] for i in range(args.size.az_count)]
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -192,7 +166,7 @@ class Network(pulumi.ComponentResource):
             "private": {"kubernetes.io/role/internal-elb": "1"},
             "isolated": {},
         }
-        for slot in plan_subnets(args.cidr, args.az_count):
+        for slot in plan_subnets(args.cidr, args.size.az_count):
             role = f"{slot.tier}-{slot.az_index}"
             subnets[slot.tier].append(
                 aws.ec2.Subnet(
@@ -221,7 +195,7 @@ class Network(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=subnet),
             )
 
-        nat_count = args.az_count if args.nat_mode == "per_az" else 1
+        nat_count = args.size.az_count if args.size.nat_mode == "per_az" else 1
         nats = []
         for i in range(nat_count):
             eip = aws.ec2.Eip(
@@ -311,6 +285,10 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = [s.id for s in subnets["public"]]
         self.private_subnet_ids = [s.id for s in subnets["private"]]
         self.isolated_subnet_ids = [s.id for s in subnets["isolated"]]
+        plan = plan_subnets(args.cidr, args.size.az_count)
+        self.subnet_cidrs = SubnetCidrs(
+            *(tuple(s.cidr for s in plan if s.tier == tier) for tier in SUBNET_TIERS)
+        )
         self.register_outputs(
             {
                 "vpc_id": self.vpc_id,
@@ -319,5 +297,6 @@ class Network(pulumi.ComponentResource):
                 "isolated_subnet_ids": self.isolated_subnet_ids,
                 "availability_zones": self.availability_zones,
                 "app_security_group_id": self.app_security_group_id,
+                "subnet_cidrs": dataclasses.asdict(self.subnet_cidrs),
             }
         )

@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import json
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +50,75 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[\w-]+$")
 _IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _NODE_GROUP_FIELDS = {"min_size", "max_size", "desired_size", "instance_types"}
-_TIER_FIELDS = {f.name for f in dataclasses.fields(Tier)} - {"name", "description", "node_groups"}
+# Override keys: ``<slice>.<field>`` for the tier's slices (``db.replica_count``),
+# ``<field>`` for its scalars, ``node_groups.<group>.<field>`` for node groups.
+_SLICES = {
+    name: {f.name for f in dataclasses.fields(hint)}
+    for name, hint in typing.get_type_hints(Tier).items()
+    if dataclasses.is_dataclass(hint)
+}
+_SCALARS = (
+    {f.name for f in dataclasses.fields(Tier)}
+    - set(_SLICES)
+    - {
+        "name",
+        "description",
+        "node_groups",
+    }
+)
+# Flat override keys from before the tier row was sliced: a stack file that still uses one
+# is told the new key.
+_RENAMED_KEYS = {
+    "az_count": "network.az_count",
+    "nat_mode": "network.nat_mode",
+    "db_instance_class": "db.instance_class",
+    "db_storage_gib": "db.storage_gib",
+    "db_max_storage_gib": "db.max_storage_gib",
+    "db_multi_az": "db.multi_az",
+    "db_replica_count": "db.replica_count",
+    "db_max_replica_count": "db.max_replica_count",
+    "db_max_connections": "db.max_connections",
+    "db_proxy_max_connections_percent": "db.proxy_max_connections_percent",
+    "db_proxy": "db.proxy",
+    "db_backup_retention_days": "db.backup_retention_days",
+    "app_pool_size": "api.pool_size",
+    "app_pool_max_overflow": "api.pool_max_overflow",
+    "trainer_db_connections": "training.db_connections",
+    "cache_enabled": "cache.enabled",
+    "cache_node_type": "cache.node_type",
+    "cache_num_nodes": "cache.num_nodes",
+    "cache_snapshot_retention_days": "cache.snapshot_retention_days",
+    "api_min_replicas": "api.min_replicas",
+    "api_max_replicas": "api.max_replicas",
+    "api_cpu_target_percent": "api.cpu_target_percent",
+    "api_memory_target_percent": "api.memory_target_percent",
+    "api_cpu_request": "api.cpu_request",
+    "api_memory_request": "api.memory_request",
+    "api_cpu_limit": "api.cpu_limit",
+    "api_memory_limit": "api.memory_limit",
+    "edge_enabled": "edge.enabled",
+    "edge_price_class": "edge.price_class",
+    "waf_api_rate_limit": "edge.waf_api_rate_limit",
+    "waf_auth_rate_limit": "edge.waf_auth_rate_limit",
+    "waf_window_seconds": "edge.waf_window_seconds",
+    "sagemaker_enabled": "inference.enabled",
+    "sagemaker_instance_type": "inference.instance_type",
+    "sagemaker_min_instances": "inference.min_instances",
+    "sagemaker_max_instances": "inference.max_instances",
+    "sagemaker_data_capture_percent": "inference.data_capture_percent",
+    "sagemaker_max_rps_per_vcpu": "inference.max_rps_per_vcpu",
+    "alarm_cpu_percent": "alarms.cpu_percent",
+    "alarm_memory_percent": "alarms.memory_percent",
+    "alarm_latency_p95_ms": "alarms.latency_p95_ms",
+    "alarm_error_rate_percent": "alarms.error_rate_percent",
+    "alarm_db_connections_percent": "alarms.db_connections_percent",
+    "alarm_replica_lag_seconds": "alarms.replica_lag_seconds",
+    "alarm_free_storage_percent": "alarms.free_storage_percent",
+    "alarm_model_latency_p95_ms": "alarms.model_latency_p95_ms",
+}
+_OVERRIDE_KEYS = sorted(
+    [*_SCALARS, *(f"{s}.{field}" for s, fields in _SLICES.items() for field in fields)]
+)
 
 
 class SpecError(ValueError):
@@ -127,15 +196,15 @@ def _parse(raw: Any, current: Any, key: str, problems: list[str]) -> Any:
 
 def _apply_overrides(tier: Tier, overrides: list[Any], problems: list[str]) -> Tier:
     changes: dict[str, Any] = {}
+    slices: dict[str, Any] = {name: getattr(tier, name) for name in _SLICES}
     groups = {g.name: g for g in tier.node_groups}
     for item in overrides:
         key, sep, value = str(item).partition("=")
         key = key.strip()
+        head, _, rest = key.partition(".")
         if not sep:
             problems.append(f"overrides: {item!r} must look like key=value")
-            continue
-        if key.startswith("node_groups."):
-            _, _, rest = key.partition(".")
+        elif head == "node_groups":
             group, _, field = rest.partition(".")
             if group not in groups:
                 problems.append(
@@ -150,93 +219,116 @@ def _apply_overrides(tier: Tier, overrides: list[Any], problems: list[str]) -> T
             else:
                 new = _parse(value, getattr(groups[group], field), key, problems)
                 groups[group] = dataclasses.replace(groups[group], **{field: new})
-        elif key in _TIER_FIELDS:
+        elif head in _SLICES and rest in _SLICES[head]:
+            new = _parse(value, getattr(slices[head], rest), key, problems)
+            slices[head] = dataclasses.replace(slices[head], **{rest: new})
+        elif key in _SCALARS:
             changes[key] = _parse(value, getattr(tier, key), key, problems)
+        elif key in _RENAMED_KEYS:
+            problems.append(f"overrides: {key} is now {_RENAMED_KEYS[key]}; rename it")
         else:
             problems.append(
                 f"overrides: unknown key {key!r}; allowed: node_groups.<group>.<field> or one "
-                f"of {', '.join(sorted(_TIER_FIELDS))}"
+                f"of {', '.join(_OVERRIDE_KEYS)}"
             )
-    return dataclasses.replace(tier, node_groups=tuple(groups.values()), **changes)
+    return dataclasses.replace(tier, node_groups=tuple(groups.values()), **slices, **changes)
+
+
+def with_overrides(tier: Tier, *overrides: str) -> Tier:
+    """The tier with ``key=value`` overrides applied, as a stack file's ``overrides`` would;
+    raises ``SpecError`` naming any bad key or value."""
+    problems: list[str] = []
+    changed = _apply_overrides(tier, list(overrides), problems)
+    if problems:
+        raise SpecError(tier.name, problems)
+    return changed
 
 
 def _check_tier(t: Tier, problems: list[str]) -> None:
-    """Rules every tier row must satisfy after overrides."""
+    """Rules every tier row must satisfy after overrides; messages name the override key."""
 
     def need(ok: bool, message: str) -> None:
         if not ok:
             problems.append(message)
 
-    need(2 <= t.az_count <= 4, f"az_count={t.az_count}: allowed 2-4 (EKS and RDS need two AZs)")
-    need(t.nat_mode in ("single", "per_az"), f"nat_mode={t.nat_mode!r}: allowed single, per_az")
+    net, db, api, cache, edge, sm = t.network, t.db, t.api, t.cache, t.edge, t.inference
     need(
-        t.db_instance_class in DB_INSTANCE_MEMORY_MIB,
-        f"db_instance_class={t.db_instance_class!r}: allowed "
+        2 <= net.az_count <= 4,
+        f"network.az_count={net.az_count}: allowed 2-4 (EKS and RDS need two AZs)",
+    )
+    need(
+        net.nat_mode in ("single", "per_az"),
+        f"network.nat_mode={net.nat_mode!r}: allowed single, per_az",
+    )
+    need(
+        db.instance_class in DB_INSTANCE_MEMORY_MIB,
+        f"db.instance_class={db.instance_class!r}: allowed "
         f"{', '.join(sorted(DB_INSTANCE_MEMORY_MIB))}",
     )
     need(
-        0 <= t.db_replica_count <= t.db_max_replica_count,
-        f"db_replica_count={t.db_replica_count}: tier {t.name} allows 0-{t.db_max_replica_count}",
+        0 <= db.replica_count <= db.max_replica_count,
+        f"db.replica_count={db.replica_count}: tier {t.name} allows 0-{db.max_replica_count}",
     )
     need(
-        20 <= t.db_storage_gib <= t.db_max_storage_gib <= 65_536,
-        f"db_storage_gib={t.db_storage_gib}, db_max_storage_gib={t.db_max_storage_gib}: need "
-        "20 <= db_storage_gib <= db_max_storage_gib <= 65536",
+        20 <= db.storage_gib <= db.max_storage_gib <= 65_536,
+        f"db.storage_gib={db.storage_gib}, db.max_storage_gib={db.max_storage_gib}: need "
+        "20 <= db.storage_gib <= db.max_storage_gib <= 65536",
     )
     need(
-        1 <= t.db_backup_retention_days <= 35,
-        f"db_backup_retention_days={t.db_backup_retention_days}: allowed 1-35",
+        1 <= db.backup_retention_days <= 35,
+        f"db.backup_retention_days={db.backup_retention_days}: allowed 1-35",
     )
     if t.name != "dev":
         need(
-            t.db_backup_retention_days >= 7,
-            f"db_backup_retention_days={t.db_backup_retention_days}: outside dev at least 7",
+            db.backup_retention_days >= 7,
+            f"db.backup_retention_days={db.backup_retention_days}: outside dev at least 7",
         )
         need(t.deletion_protection, "deletion_protection=false: only dev may drop it")
     need(
-        10 <= t.db_proxy_max_connections_percent <= 100,
-        f"db_proxy_max_connections_percent={t.db_proxy_max_connections_percent}: allowed 10-100",
+        10 <= db.proxy_max_connections_percent <= 100,
+        f"db.proxy_max_connections_percent={db.proxy_max_connections_percent}: allowed 10-100",
     )
-    need(t.db_max_connections >= 20, f"db_max_connections={t.db_max_connections}: at least 20")
+    need(db.max_connections >= 20, f"db.max_connections={db.max_connections}: at least 20")
     need(
-        1 <= t.api_min_replicas <= t.api_max_replicas,
-        f"api_min_replicas={t.api_min_replicas} > api_max_replicas={t.api_max_replicas}: "
+        1 <= api.min_replicas <= api.max_replicas,
+        f"api.min_replicas={api.min_replicas} > api.max_replicas={api.max_replicas}: "
         "need 1 <= min <= max",
     )
-    for name in ("api_cpu_target_percent", "api_memory_target_percent"):
-        value = getattr(t, name)
-        need(10 <= value <= 95, f"{name}={value}: allowed 10-95")
-    if t.cache_enabled:
+    for name in ("cpu_target_percent", "memory_target_percent"):
+        value = getattr(api, name)
+        need(10 <= value <= 95, f"api.{name}={value}: allowed 10-95")
+    if cache.enabled:
         need(
-            t.cache_node_type in CACHE_NODE_TYPES,
-            f"cache_node_type={t.cache_node_type!r}: allowed {', '.join(sorted(CACHE_NODE_TYPES))}",
+            cache.node_type in CACHE_NODE_TYPES,
+            f"cache.node_type={cache.node_type!r}: allowed {', '.join(sorted(CACHE_NODE_TYPES))}",
         )
-        need(1 <= t.cache_num_nodes <= 6, f"cache_num_nodes={t.cache_num_nodes}: allowed 1-6")
+        need(1 <= cache.num_nodes <= 6, f"cache.num_nodes={cache.num_nodes}: allowed 1-6")
     need(
-        t.waf_api_rate_limit >= 10 and t.waf_auth_rate_limit >= 10,
-        f"waf rate limits {t.waf_api_rate_limit}/{t.waf_auth_rate_limit}: WAF's minimum is 10",
+        edge.waf_api_rate_limit >= 10 and edge.waf_auth_rate_limit >= 10,
+        f"edge.waf_api_rate_limit/edge.waf_auth_rate_limit {edge.waf_api_rate_limit}/"
+        f"{edge.waf_auth_rate_limit}: WAF's minimum is 10",
     )
     need(
-        t.waf_window_seconds in (60, 120, 300, 600),
-        f"waf_window_seconds={t.waf_window_seconds}: allowed 60, 120, 300, 600",
+        edge.waf_window_seconds in (60, 120, 300, 600),
+        f"edge.waf_window_seconds={edge.waf_window_seconds}: allowed 60, 120, 300, 600",
     )
-    if t.sagemaker_enabled:
+    if sm.enabled:
         need(
-            t.sagemaker_instance_type in SAGEMAKER_INSTANCE_VCPUS,
-            f"sagemaker_instance_type={t.sagemaker_instance_type!r}: allowed "
+            sm.instance_type in SAGEMAKER_INSTANCE_VCPUS,
+            f"inference.instance_type={sm.instance_type!r}: allowed "
             f"{', '.join(sorted(SAGEMAKER_INSTANCE_VCPUS))}",
         )
         need(
-            1 <= t.sagemaker_min_instances <= t.sagemaker_max_instances,
-            f"sagemaker_min_instances={t.sagemaker_min_instances} > sagemaker_max_instances="
-            f"{t.sagemaker_max_instances}: need 1 <= min <= max",
+            1 <= sm.min_instances <= sm.max_instances,
+            f"inference.min_instances={sm.min_instances} > inference.max_instances="
+            f"{sm.max_instances}: need 1 <= min <= max",
         )
         need(
-            0 < t.sagemaker_data_capture_percent <= 100,
-            f"sagemaker_data_capture_percent={t.sagemaker_data_capture_percent}: allowed 1-100",
+            0 < sm.data_capture_percent <= 100,
+            f"inference.data_capture_percent={sm.data_capture_percent}: allowed 1-100",
         )
-    if t.db_multi_az is False and t.name in ("tier3", "tier4"):
-        problems.append(f"db_multi_az=false: tier {t.name} requires a Multi-AZ primary")
+    if db.multi_az is False and t.name in ("tier3", "tier4"):
+        problems.append(f"db.multi_az=false: tier {t.name} requires a Multi-AZ primary")
     for g in t.node_groups:
         need(
             0 <= g.min_size <= g.desired_size <= g.max_size and g.max_size >= 1,
@@ -332,7 +424,7 @@ def build_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> 
     api_domain = str(values["apiDomainName"]).strip() or None
     if api_domain and not api_cert:
         problems.append("apiDomainName: needs apiCertificateArn (a certificate covering it)")
-    if tier.edge_enabled and api_cert and not api_domain:
+    if tier.edge.enabled and api_cert and not api_domain:
         problems.append(
             "apiCertificateArn: CloudFront reaches the load balancer over HTTPS by a name the "
             "certificate covers; set apiDomainName (a DNS name pointing at the load balancer)"

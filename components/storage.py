@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.contract import BucketRef
 from components.kms import customer_key, key_policy
 
 ArchiveClass = Literal["STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
@@ -246,3 +247,8 @@ class SecureBucket(pulumi.ComponentResource):
                 "kms_key_arn": self.kms_key_arn,
             }
         )
+
+    @property
+    def ref(self) -> BucketRef:
+        """Name, ARN and key of the bucket, as one bundle for its users."""
+        return BucketRef(name=self.bucket_name, arn=self.bucket_arn, kms_key_arn=self.kms_key_arn)

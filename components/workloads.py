@@ -1,12 +1,7 @@
-"""The app on Kubernetes: prediction API (Deployment, Service, HPA, PDB) behind an
-internet-facing ALB, the nightly training and weekly archival CronJobs, IRSA service
-accounts, app config and secrets, network policies, and the API's alarms.
-
-The ALB is created with pulumi-aws (so its ARN suffix is known for alarms and CloudFront)
-and bound to the Service by the AWS Load Balancer Controller's TargetGroupBinding. With a
-certificate it serves HTTPS (HTTP redirects); without one (dev), HTTP only. On edge tiers
-only CloudFront's origin-facing addresses may reach it, and it forwards nothing that lacks
-the Edge's secret origin header.
+"""The app on Kubernetes: prediction API (Deployment, Service, HPA, PDB) bound to the
+``ApiLoadBalancer``'s target group by the AWS Load Balancer Controller's TargetGroupBinding,
+the nightly training and weekly archival CronJobs, IRSA service accounts, app config and
+secrets, network policies, and the training-failure alarm.
 """
 
 from __future__ import annotations
@@ -23,11 +18,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import k8s_manifests as m
-from components.alarms import Threshold, expression_alarm, metric_alarm
-from components.cache import PORT as CACHE_PORT
-from components.catalog import Tier, pod_pool
+from components.alarms import Threshold, metric_alarm
+from components.catalog import ApiSize, NodeGroupSize, TrainingSize, pod_pool
+from components.contract import REDIS_PORT, BucketRef, DatabaseConnection, SubnetCidrs, owned
 from components.iam import service_account_role
-from components.network import plan_subnets
 
 NAMESPACE = "student-success"
 API = "api"
@@ -37,12 +31,7 @@ ARCHIVER = "archiver"
 # seed's 02:00 to 04:00 Sunday, after the trainer's 30-minute deadline, so the two batch jobs
 # never hold database connections at the same time (the capacity check counts one).
 TRAINING_SCHEDULE = "0 2 * * *"
-# Paths of the app that the public load balancer answers with 404 (see the listener rule).
-INTERNAL_PATHS = ("/invocations", "/ping", "/metrics")
-# TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 ARCHIVE_SCHEDULE = "0 4 * * 0"
-CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 # The line the app's CLI logs (JSON, field msg) when a command raises.
 TRAINING_FAILURE_PATTERN = (
     '{ $.kubernetes.container_name = "trainer" && $.log = "*command failed*" }'
@@ -81,7 +70,7 @@ def app_secret_data(
 
 def app_config_data(
     *,
-    tier: Tier,
+    api: ApiSize,
     models_bucket: str,
     archive_bucket: str,
     region: str,
@@ -89,7 +78,7 @@ def app_config_data(
 ) -> dict[str, str]:
     """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
     budget (``pod_pool``), the same arithmetic the spec's capacity check uses."""
-    pool, overflow = pod_pool(tier)
+    pool, overflow = pod_pool(api)
     return {
         "APP_ENV": "production",
         "ENVIRONMENT": "production",  # the app's settings field
@@ -171,12 +160,16 @@ def trainer_role_policy(
 
 @dataclass
 class WorkloadsArgs:
-    tier: Tier
-    """The stack's tier row: replicas, resources, node groups, alarm thresholds."""
+    api: ApiSize
+    """The tier's API slice: replicas, resources, the database pool."""
+    training: TrainingSize
+    """The tier's training slice: the batch jobs' database connections."""
+    node_groups: tuple[NodeGroupSize, ...]
+    """The cluster's node groups: where the API and the jobs are placed."""
     region: str
     """AWS region of the stack."""
-    vpc_cidr: str
-    """VPC CIDR; the subnet plan gives the ALB and data-store CIDRs of the policies."""
+    subnets: SubnetCidrs
+    """The VPC's subnet CIDRs: the load balancer's (public) and the data stores' (isolated)."""
     k8s_provider: k8s.Provider
     """The cluster's provider; every Kubernetes object uses it."""
     cluster_name: str
@@ -189,33 +182,18 @@ class WorkloadsArgs:
     """Container Insights application log group (training-failure metric filter)."""
     image: pulumi.Input[str]
     """``<repository_url>:<tag>`` of the app image."""
-    vpc_id: pulumi.Input[str]
-    """VPC of the ALB and its target group."""
-    public_subnet_ids: Sequence[pulumi.Input[str]]
-    """Subnets of the internet-facing ALB."""
-    app_security_group_id: pulumi.Input[str]
-    """Security group of nodes and pods; admits the ALB on 8080."""
-    models_bucket_name: pulumi.Input[str]
-    models_bucket_arn: pulumi.Input[str]
-    models_kms_key_arn: pulumi.Input[str]
-    archive_bucket_name: pulumi.Input[str]
-    archive_bucket_arn: pulumi.Input[str]
-    archive_kms_key_arn: pulumi.Input[str]
-    database_writer_endpoint: pulumi.Input[str]
-    """Host the app writes to (the proxy on proxied tiers)."""
-    database_reader_endpoint: pulumi.Input[str]
-    """Host for reads (replicas, or the writer)."""
-    database_port: int
-    database_name: str
-    database_username: str
-    database_password: pulumi.Input[str]
-    """Secret Output; only ever lands in the Kubernetes Secret."""
+    target_group_arn: pulumi.Input[str]
+    """Target group of the API's load balancer; the API's Service is bound to it."""
+    models_bucket: BucketRef
+    """Versioned model store (read by the API, written by the trainer)."""
+    archive_bucket: BucketRef
+    """Archive of old audit-log partitions (written by the archive job)."""
+    database: DatabaseConnection
+    """Endpoints and credentials of the database; they only ever land in the Secret."""
     alarm_topic_arn: pulumi.Input[str]
     """Topic every alarm notifies."""
     protect: bool
-    """Deletion protection of the ALB and ``protect`` on the API key pepper."""
-    certificate_arn: str | None = None
-    """ACM certificate (stack region) for an HTTPS listener; HTTP then redirects to it."""
+    """``protect`` on the API key pepper."""
     redis_url: pulumi.Input[str] | None = None
     """``rediss://`` URL of the cache (secret), where the tier has one."""
     sagemaker_endpoint_arn: pulumi.Input[str] | None = None
@@ -223,7 +201,9 @@ class WorkloadsArgs:
     namespace: str = NAMESPACE
     """Namespace of every object."""
     training_schedule: str = TRAINING_SCHEDULE
+    """Cron schedule of the nightly training (seed 001: 02:00)."""
     archive_schedule: str = ARCHIVE_SCHEDULE
+    """Cron schedule of the weekly audit-log archival."""
     time_zone: str = "America/New_York"
     """IANA zone the schedules are in (school-district local time)."""
     tags: dict[str, str] = field(default_factory=dict)
@@ -233,16 +213,6 @@ class WorkloadsArgs:
 class Workloads(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     """Namespace of the app."""
-    load_balancer_dns_name: pulumi.Output[str]
-    """DNS name of the API's internet-facing ALB (CloudFront's origin on edge tiers)."""
-    load_balancer_arn_suffix: pulumi.Output[str]
-    """``app/<name>/<id>``: the LoadBalancer dimension of ALB metrics."""
-    target_group_arn_suffix: pulumi.Output[str]
-    """``targetgroup/<name>/<id>``: the TargetGroup dimension of ALB metrics."""
-    listener_arn: pulumi.Output[str]
-    """The listener API traffic arrives on (HTTPS where a certificate is configured)."""
-    target_group_arn: pulumi.Output[str]
-    """Target group of the API pods."""
     api_role_arn: pulumi.Output[str]
     """IAM role of the API's service account."""
     trainer_role_arn: pulumi.Output[str]
@@ -250,20 +220,7 @@ class Workloads(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:workloads:Workloads", name, None, opts)
-        tier = args.tier
-        tags = args.tags
-        child = pulumi.ResourceOptions(parent=self)
-        groups = {g.name: g for g in tier.node_groups}
-        plan = plan_subnets(args.vpc_cidr, tier.az_count)
-        public_cidrs = [s.cidr for s in plan if s.tier == "public"]
-        isolated_cidrs = [s.cidr for s in plan if s.tier == "isolated"]
-
-        def k8s_opts(*depends: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(
-                parent=self, provider=args.k8s_provider, depends_on=list(depends)
-            )
-
-        # -- namespace, identities ---------------------------------------------------------
+        self._name, self._args = name, args
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
@@ -273,9 +230,36 @@ class Workloads(pulumi.ComponentResource):
                     for mode in ("enforce", "audit", "warn")
                 },
             },
-            opts=k8s_opts(),
+            opts=self._k8s(),
         )
-        ns = namespace.metadata.apply(lambda meta: meta.name or args.namespace)
+        self._namespace = namespace
+        self._ns = namespace.metadata.apply(lambda meta: meta.name or args.namespace)
+        api_role, trainer_role = self._identities()
+        config, secret = self._configuration()
+        self._api(config, secret)
+        self._jobs(config, secret)
+        self._network_policies()
+        self._training_alarm()
+
+        self.namespace = self._ns
+        self.api_role_arn = api_role.arn
+        self.trainer_role_arn = trainer_role.arn
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "api_role_arn": self.api_role_arn,
+                "trainer_role_arn": self.trainer_role_arn,
+            }
+        )
+
+    def _k8s(self, *depends: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=self, provider=self._args.k8s_provider, depends_on=list(depends)
+        )
+
+    def _identities(self) -> tuple[aws.iam.Role, aws.iam.Role]:
+        """IRSA roles of the API and the trainer, and their service accounts."""
+        name, args = self._name, self._args
 
         def irsa_role(component: str, policy: pulumi.Input[str]) -> aws.iam.Role:
             role = service_account_role(
@@ -284,57 +268,58 @@ class Workloads(pulumi.ComponentResource):
                 oidc_issuer=args.oidc_issuer,
                 namespace=args.namespace,
                 service_account=component,
-                tags=tags,
-                opts=child,
+                tags=args.tags,
+                opts=owned(self),
             )
             aws.iam.RolePolicy(
                 f"{name}-{component}-policy",
                 role=role.id,
                 policy=policy,
-                opts=pulumi.ResourceOptions(parent=role),
+                opts=owned(self, was=role),
             )
             return role
 
+        models, archive = args.models_bucket, args.archive_bucket
         api_policy = pulumi.Output.all(
-            args.models_bucket_arn, args.models_kms_key_arn, args.sagemaker_endpoint_arn
+            models.arn, models.kms_key_arn, args.sagemaker_endpoint_arn
         ).apply(lambda v: api_role_policy(v[0], v[1], v[2]))
         trainer_policy = pulumi.Output.all(
-            args.models_bucket_arn,
-            args.models_kms_key_arn,
-            args.archive_bucket_arn,
-            args.archive_kms_key_arn,
+            models.arn, models.kms_key_arn, archive.arn, archive.kms_key_arn
         ).apply(lambda v: trainer_role_policy(v[0], v[1], v[2], v[3]))
         api_role = irsa_role(API, api_policy)
         trainer_role = irsa_role(TRAINER, trainer_policy)
-        service_accounts = {
+        self._service_accounts = {
             component: k8s.core.v1.ServiceAccount(
                 f"{name}-{component}-sa",
                 metadata={
                     "name": component,
-                    "namespace": ns,
+                    "namespace": self._ns,
                     "labels": m.labels(component),
                     "annotations": {"eks.amazonaws.com/role-arn": role.arn},
                 },
                 automount_service_account_token=False,
-                opts=k8s_opts(namespace),
+                opts=self._k8s(self._namespace),
             )
             for component, role in ((API, api_role), (TRAINER, trainer_role))
         }
+        return api_role, trainer_role
 
-        # -- configuration -----------------------------------------------------------------
+    def _configuration(self) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Secret]:
+        """The app's ConfigMap and Secret (database URLs, Redis URL, API key pepper)."""
+        name, args, db = self._name, self._args, self._args.database
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata={"name": "app-config", "namespace": ns, "labels": m.labels("config")},
-            data=pulumi.Output.all(args.models_bucket_name, args.archive_bucket_name).apply(
+            metadata={"name": "app-config", "namespace": self._ns, "labels": m.labels("config")},
+            data=pulumi.Output.all(args.models_bucket.name, args.archive_bucket.name).apply(
                 lambda v: app_config_data(
-                    tier=tier,
+                    api=args.api,
                     models_bucket=v[0],
                     archive_bucket=v[1],
                     region=args.region,
-                    load_balancer_cidrs=public_cidrs,
+                    load_balancer_cidrs=args.subnets.public,
                 )
             ),
-            opts=k8s_opts(namespace),
+            opts=self._k8s(self._namespace),
         )
         # Hashes of API keys are peppered with it: replacing it revokes every key.
         pepper = random.RandomPassword(
@@ -344,19 +329,15 @@ class Workloads(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         secret_data: pulumi.Output[dict[str, str]] = pulumi.Output.all(
-            args.database_password,
-            args.database_writer_endpoint,
-            args.database_reader_endpoint,
-            args.redis_url,
-            pepper.result,
+            db.password, db.writer_endpoint, db.reader_endpoint, args.redis_url, pepper.result
         ).apply(
             lambda v: app_secret_data(
-                user=args.database_username,
+                user=db.username,
                 password=v[0],
                 writer=v[1],
                 reader=v[2],
-                port=args.database_port,
-                database=args.database_name,
+                port=db.port,
+                database=db.database_name,
                 redis_url=v[3],
                 api_key_pepper=v[4],
             )
@@ -364,34 +345,44 @@ class Workloads(pulumi.ComponentResource):
         secret_values: pulumi.Output[dict[str, str]] = pulumi.Output.secret(secret_data)
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
-            metadata={"name": "app-secrets", "namespace": ns, "labels": m.labels("config")},
+            metadata={"name": "app-secrets", "namespace": self._ns, "labels": m.labels("config")},
             type="Opaque",
             string_data=secret_values,
-            opts=k8s_opts(namespace),
+            opts=self._k8s(self._namespace),
         )
-        config_name = config.metadata.apply(lambda meta: meta.name or "app-config")
-        secret_name = secret.metadata.apply(lambda meta: meta.name or "app-secrets")
+        return config, secret
 
-        # -- the API -----------------------------------------------------------------------
-        app_placement = m.Placement("app" if "app" in groups else None)
+    def _resources(self) -> m.Resources:
+        api = self._args.api
+        return m.Resources(api.cpu_request, api.memory_request, api.cpu_limit, api.memory_limit)
+
+    def _placement(self, group: str) -> m.Placement:
+        """On the named node group where the tier has it, else on the app group."""
+        groups = {g.name: g for g in self._args.node_groups}
+        if group != "app" and group in groups:
+            return m.Placement(group, dedicated=groups[group].dedicated)
+        return m.Placement("app" if "app" in groups else None)
+
+    @staticmethod
+    def _name_of(resource: k8s.core.v1.ConfigMap | k8s.core.v1.Secret, default: str) -> Any:
+        return resource.metadata.apply(lambda meta: meta.name or default)
+
+    def _api(self, config: k8s.core.v1.ConfigMap, secret: k8s.core.v1.Secret) -> None:
+        """The API's Deployment, Service, HPA, PDB and TargetGroupBinding."""
+        name, args, ns = self._name, self._args, self._ns
         api_labels = m.labels(API)
         api_pod = m.pod_spec(
             container=m.app_container(
                 name=API,
                 image=args.image,
                 args=["serve"],
-                resources=m.Resources(
-                    tier.api_cpu_request,
-                    tier.api_memory_request,
-                    tier.api_cpu_limit,
-                    tier.api_memory_limit,
-                ),
-                config_map=config_name,
-                secret=secret_name,
+                resources=self._resources(),
+                config_map=self._name_of(config, "app-config"),
+                secret=self._name_of(secret, "app-secrets"),
                 serve=True,
             ),
             service_account=API,
-            placement=app_placement,
+            placement=self._placement("app"),
             restart_policy="Always",
             topology_labels=api_labels,
         )
@@ -399,13 +390,13 @@ class Workloads(pulumi.ComponentResource):
             f"{name}-api",
             metadata={"name": API, "namespace": ns, "labels": api_labels},
             spec=m.deployment_spec(pod_labels=api_labels, pod=api_pod),
-            opts=k8s_opts(service_accounts[API], config, secret),
+            opts=self._k8s(self._service_accounts[API], config, secret),
         )
         service = k8s.core.v1.Service(
             f"{name}-api-service",
             metadata={"name": API, "namespace": ns, "labels": api_labels},
             spec=m.service_spec(api_labels),
-            opts=k8s_opts(namespace),
+            opts=self._k8s(self._namespace),
         )
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-api-hpa",
@@ -413,30 +404,39 @@ class Workloads(pulumi.ComponentResource):
             spec=m.hpa_spec(
                 deployment=deployment.metadata.apply(lambda meta: meta.name or API),
                 # The same maximum the spec's connection-capacity check assumes.
-                min_replicas=tier.api_min_replicas,
-                max_replicas=tier.api_max_replicas,
-                cpu_percent=tier.api_cpu_target_percent,
-                memory_percent=tier.api_memory_target_percent,
+                min_replicas=args.api.min_replicas,
+                max_replicas=args.api.max_replicas,
+                cpu_percent=args.api.cpu_target_percent,
+                memory_percent=args.api.memory_target_percent,
             ),
-            opts=k8s_opts(deployment),
+            opts=self._k8s(deployment),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-api-pdb",
             metadata={"name": API, "namespace": ns, "labels": api_labels},
             spec=m.pdb_spec(api_labels),
-            opts=k8s_opts(namespace),
+            opts=self._k8s(self._namespace),
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-api-tgb",
+            api_version="elbv2.k8s.aws/v1beta1",
+            kind="TargetGroupBinding",
+            metadata={"name": API, "namespace": ns, "labels": api_labels},
+            spec={
+                "serviceRef": {"name": API, "port": m.SERVICE_PORT},
+                "targetGroupARN": args.target_group_arn,
+                "targetType": "ip",
+            },
+            opts=self._k8s(service),
         )
 
-        # -- jobs --------------------------------------------------------------------------
-        training = groups.get("training")
-        # Training lands on its dedicated (tainted, spot) group where the tier has one.
-        training_placement = (
-            m.Placement(training.name, dedicated=training.dedicated) if training else app_placement
-        )
+    def _jobs(self, config: k8s.core.v1.ConfigMap, secret: k8s.core.v1.Secret) -> None:
+        """The nightly training and weekly archival CronJobs."""
+        name, args = self._name, self._args
         # Jobs open few connections: the trainer's share of the budget, not an API pod's.
         job_env: list[k8s.core.v1.EnvVarArgsDict] = [
             {"name": "DB_POOL_MIN", "value": "1"},
-            {"name": "DB_POOL_MAX", "value": str(tier.trainer_db_connections)},
+            {"name": "DB_POOL_MAX", "value": str(args.training.db_connections)},
         ]
         for component, command, schedule, deadline, backoff in (
             (TRAINER, "train", args.training_schedule, m.TRAINING_DEADLINE_SECONDS,
@@ -448,20 +448,15 @@ class Workloads(pulumi.ComponentResource):
                 name=component,
                 image=args.image,
                 args=[command],
-                resources=m.Resources(
-                    tier.api_cpu_request,
-                    tier.api_memory_request,
-                    tier.api_cpu_limit,
-                    tier.api_memory_limit,
-                ),
-                config_map=config_name,
-                secret=secret_name,
+                resources=self._resources(),
+                config_map=self._name_of(config, "app-config"),
+                secret=self._name_of(secret, "app-secrets"),
                 serve=False,
             )
             container["env"] = job_env
             k8s.batch.v1.CronJob(
                 f"{name}-{component}",
-                metadata={"name": component, "namespace": ns, "labels": job_labels},
+                metadata={"name": component, "namespace": self._ns, "labels": job_labels},
                 spec=m.cron_job_spec(
                     schedule=schedule,
                     time_zone=args.time_zone,
@@ -470,238 +465,46 @@ class Workloads(pulumi.ComponentResource):
                         container=container,
                         # Both jobs act as the trainer: it owns the buckets' write access.
                         service_account=TRAINER,
-                        placement=training_placement if component == TRAINER else app_placement,
+                        # Training lands on its dedicated (tainted, spot) group where the
+                        # tier has one.
+                        placement=self._placement("training" if component == TRAINER else "app"),
                         restart_policy="Never",
                     ),
                     deadline_seconds=deadline,
                     backoff_limit=backoff,
                 ),
-                opts=k8s_opts(service_accounts[TRAINER], config, secret),
+                opts=self._k8s(self._service_accounts[TRAINER], config, secret),
             )
 
-        # -- network policies --------------------------------------------------------------
+    def _network_policies(self) -> None:
+        """Default deny; the load balancer's subnets in to the API; the data stores, DNS and
+        HTTPS out."""
+        args = self._args
         policies = {
             "default-deny": m.default_deny_policy(),
-            "allow-api-ingress": m.api_ingress_policy(api_labels, public_cidrs),
+            "allow-api-ingress": m.api_ingress_policy(m.labels(API), args.subnets.public),
             "allow-egress": m.egress_policy(
-                isolated_cidrs,
-                database_port=args.database_port,
-                cache_port=CACHE_PORT if args.redis_url is not None else None,
+                args.subnets.isolated,
+                database_port=args.database.port,
+                cache_port=REDIS_PORT if args.redis_url is not None else None,
             ),
         }
         for policy_name, policy_spec in policies.items():
             k8s.networking.v1.NetworkPolicy(
-                f"{name}-{policy_name}",
-                metadata={"name": policy_name, "namespace": ns, "labels": m.labels("network")},
+                f"{self._name}-{policy_name}",
+                metadata={
+                    "name": policy_name,
+                    "namespace": self._ns,
+                    "labels": m.labels("network"),
+                },
                 spec=policy_spec,
-                opts=k8s_opts(namespace),
+                opts=self._k8s(self._namespace),
             )
 
-        # -- load balancer -----------------------------------------------------------------
-        alb_sg = aws.ec2.SecurityGroup(
-            f"{name}-alb-sg",
-            vpc_id=args.vpc_id,
-            description="API load balancer: HTTP(S) in, the API pods out",
-            tags={**tags, "Name": f"{name}-alb"},
-            opts=child,
-        )
-        in_sg = pulumi.ResourceOptions(parent=alb_sg)
-        https = args.certificate_arn is not None
-        if tier.edge_enabled:
-            # Every rule naming CloudFront's prefix list counts as ~55 of the group's 60
-            # rules, so CloudFront gets one port: the one its origin protocol uses.
-            cloudfront = aws.ec2.get_managed_prefix_list_output(name=CLOUDFRONT_PREFIX_LIST)
-            source: dict[str, pulumi.Input[str]] = {"prefix_list_id": cloudfront.id}
-            ports: tuple[int, ...] = (443,) if https else (80,)
-        else:
-            source = {"cidr_ipv4": "0.0.0.0/0"}
-            ports = (80, 443) if https else (80,)
-        for port in ports:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-alb-in-{port}",
-                security_group_id=alb_sg.id,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                description="CloudFront origin-facing" if tier.edge_enabled else "Internet",
-                tags=tags,
-                opts=in_sg,
-                **source,
-            )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-alb-out-pods",
-            security_group_id=alb_sg.id,
-            referenced_security_group_id=args.app_security_group_id,
-            ip_protocol="tcp",
-            from_port=m.API_PORT,
-            to_port=m.API_PORT,
-            description="API pods",
-            tags=tags,
-            opts=in_sg,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-pods-from-alb",
-            security_group_id=args.app_security_group_id,
-            referenced_security_group_id=alb_sg.id,
-            ip_protocol="tcp",
-            from_port=m.API_PORT,
-            to_port=m.API_PORT,
-            description="API load balancer to the API pods",
-            tags=tags,
-            opts=in_sg,
-        )
-        alb = aws.lb.LoadBalancer(
-            f"{name}-alb",
-            load_balancer_type="application",
-            internal=False,
-            security_groups=[alb_sg.id],
-            subnets=list(args.public_subnet_ids),
-            drop_invalid_header_fields=True,
-            enable_deletion_protection=args.protect,
-            idle_timeout=60,
-            tags=tags,
-            opts=child,
-        )
-        target_group = aws.lb.TargetGroup(
-            f"{name}-api-tg",
-            port=m.API_PORT,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=args.vpc_id,
-            deregistration_delay=30,
-            health_check={
-                "path": m.READINESS_PATH,
-                "port": "traffic-port",
-                "matcher": "200",
-                "interval": 15,
-                "timeout": 5,
-                "healthy_threshold": 2,
-                "unhealthy_threshold": 3,
-            },
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=alb),
-        )
-        forward: aws.lb.ListenerDefaultActionArgsDict = {
-            "type": "forward",
-            "target_group_arn": target_group.arn,
-        }
-        # Behind CloudFront nothing is forwarded by default: the Edge adds the one rule that
-        # forwards requests carrying its secret origin header, so other CloudFront
-        # distributions (also inside the prefix list) cannot bypass the WAF.
-        refuse: aws.lb.ListenerDefaultActionArgsDict = {
-            "type": "fixed-response",
-            "fixed_response": {"content_type": "text/plain", "status_code": "403"},
-        }
-        default_action = refuse if tier.edge_enabled else forward
-        if https:
-            listener = aws.lb.Listener(
-                f"{name}-https",
-                load_balancer_arn=alb.arn,
-                port=443,
-                protocol="HTTPS",
-                ssl_policy=TLS_POLICY,
-                certificate_arn=args.certificate_arn,
-                default_actions=[default_action],
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=alb),
-            )
-            if not tier.edge_enabled:
-                aws.lb.Listener(
-                    f"{name}-http",
-                    load_balancer_arn=alb.arn,
-                    port=80,
-                    protocol="HTTP",
-                    default_actions=[
-                        {
-                            "type": "redirect",
-                            "redirect": {
-                                "port": "443",
-                                "protocol": "HTTPS",
-                                "status_code": "HTTP_301",
-                            },
-                        }
-                    ],
-                    tags=tags,
-                    opts=pulumi.ResourceOptions(parent=alb),
-                )
-        else:
-            # No certificate configured: plain HTTP (dev); the policy pack flags it.
-            listener = aws.lb.Listener(
-                f"{name}-http",
-                load_balancer_arn=alb.arn,
-                port=80,
-                protocol="HTTP",
-                default_actions=[default_action],
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=alb),
-            )
-        # The same image serves SageMaker's unauthenticated contract and Prometheus metrics;
-        # they are for the endpoint and the cluster, never for the internet.
-        aws.lb.ListenerRule(
-            f"{name}-http-internal-paths",
-            listener_arn=listener.arn,
-            priority=10,
-            conditions=[{"path_pattern": {"values": list(INTERNAL_PATHS)}}],
-            actions=[
-                {
-                    "type": "fixed-response",
-                    "fixed_response": {
-                        "content_type": "application/json",
-                        "status_code": "404",
-                        "message_body": '{"detail": "Not Found"}',
-                    },
-                }
-            ],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=listener),
-        )
-        k8s.apiextensions.CustomResource(
-            f"{name}-api-tgb",
-            api_version="elbv2.k8s.aws/v1beta1",
-            kind="TargetGroupBinding",
-            metadata={"name": API, "namespace": ns, "labels": api_labels},
-            spec={
-                "serviceRef": {"name": API, "port": m.SERVICE_PORT},
-                "targetGroupARN": target_group.arn,
-                "targetType": "ip",
-            },
-            opts=k8s_opts(service),
-        )
-
-        # -- alarms ------------------------------------------------------------------------
-        lb_dims: dict[str, pulumi.Input[str]] = {"LoadBalancer": alb.arn_suffix}
-        metric_alarm(
-            f"{name}-api-latency-p95",
-            description=f"API p95 latency > {tier.alarm_latency_p95_ms} ms for 5 minutes",
-            namespace="AWS/ApplicationELB",
-            metric="TargetResponseTime",
-            dimensions={**lb_dims, "TargetGroup": target_group.arn_suffix},
-            statistic="p95",
-            # TargetResponseTime is in seconds.
-            threshold=Threshold(tier.alarm_latency_p95_ms / 1000, missing_data="notBreaching"),
-            topic_arn=args.alarm_topic_arn,
-            tags=tags,
-            parent=self,
-        )
-        expression_alarm(
-            f"{name}-api-5xx-rate",
-            description=f"API 5xx rate > {tier.alarm_error_rate_percent}% for 5 minutes",
-            # No requests is no error; FILL turns absent 5xx datapoints into zeros.
-            expression=(
-                "IF(requests > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)"
-            ),
-            metrics={
-                "requests": ("AWS/ApplicationELB", "RequestCount", lb_dims, "Sum"),
-                "target5xx": ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", lb_dims, "Sum"),
-                "elb5xx": ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", lb_dims, "Sum"),
-            },
-            threshold=Threshold(tier.alarm_error_rate_percent, missing_data="notBreaching"),
-            topic_arn=args.alarm_topic_arn,
-            tags=tags,
-            parent=self,
-        )
-        # Container Insights has no per-CronJob failure metric; the trainer's own failure
-        # line in its logs is exact and arrives within a minute.
+    def _training_alarm(self) -> None:
+        """Container Insights has no per-CronJob failure metric; the trainer's own failure
+        line in its logs is exact and arrives within a minute."""
+        name, args = self._name, self._args
         metrics_namespace = f"StudentSuccess/{args.cluster_name}"
         failures = aws.cloudwatch.LogMetricFilter(
             f"{name}-training-failures",
@@ -713,7 +516,7 @@ class Workloads(pulumi.ComponentResource):
                 "value": "1",
                 "unit": "Count",
             },
-            opts=child,
+            opts=owned(self),
         )
         metric_alarm(
             f"{name}-training-failed",
@@ -725,27 +528,6 @@ class Workloads(pulumi.ComponentResource):
             # No run, no datapoint: that is not a failure.
             threshold=Threshold(0, period_seconds=3600, periods=1, missing_data="notBreaching"),
             topic_arn=args.alarm_topic_arn,
-            tags=tags,
-            parent=failures,
-        )
-
-        self.namespace = ns
-        self.load_balancer_dns_name = alb.dns_name
-        self.load_balancer_arn_suffix = alb.arn_suffix
-        self.target_group_arn_suffix = target_group.arn_suffix
-        self.listener_arn = listener.arn
-        self.target_group_arn = target_group.arn
-        self.api_role_arn = api_role.arn
-        self.trainer_role_arn = trainer_role.arn
-        self.register_outputs(
-            {
-                "namespace": self.namespace,
-                "load_balancer_dns_name": self.load_balancer_dns_name,
-                "load_balancer_arn_suffix": self.load_balancer_arn_suffix,
-                "target_group_arn_suffix": self.target_group_arn_suffix,
-                "listener_arn": self.listener_arn,
-                "target_group_arn": self.target_group_arn,
-                "api_role_arn": self.api_role_arn,
-                "trainer_role_arn": self.trainer_role_arn,
-            }
+            tags=args.tags,
+            opts=owned(self, was=failures),
         )

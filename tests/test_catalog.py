@@ -1,6 +1,5 @@
 """The tier catalog's rows and the pure functions derived from them."""
 
-import dataclasses
 import itertools
 
 import pytest
@@ -14,6 +13,7 @@ from components.catalog import (
     pg_memory_settings,
     pod_pool,
 )
+from components.spec import with_overrides
 
 
 def test_every_tier_of_the_design_is_a_row() -> None:
@@ -26,11 +26,11 @@ def test_tiers_grow_monotonically() -> None:
     for smaller, larger in itertools.pairwise(rows):
         assert larger.expected_students > smaller.expected_students
         assert (
-            DB_INSTANCE_MEMORY_MIB[larger.db_instance_class]
-            >= DB_INSTANCE_MEMORY_MIB[smaller.db_instance_class]
+            DB_INSTANCE_MEMORY_MIB[larger.db.instance_class]
+            >= DB_INSTANCE_MEMORY_MIB[smaller.db.instance_class]
         )
-        assert larger.api_max_replicas >= smaller.api_max_replicas
-        assert larger.db_max_connections >= smaller.db_max_connections
+        assert larger.api.max_replicas >= smaller.api.max_replicas
+        assert larger.db.max_connections >= smaller.db.max_connections
 
 
 def test_memory_table_and_vcpu_table_agree() -> None:
@@ -41,21 +41,21 @@ def test_tier1_postgres_settings_are_the_seeds() -> None:
     # Seed 000, tier 1: shared_buffers 512MB, effective_cache_size 2GB, work_mem 16MB,
     # maintenance_work_mem 256MB, max_connections 50.
     tier1 = TIERS["tier1"]
-    settings = pg_memory_settings(tier1.db_instance_class, tier1.db_max_connections)
+    settings = pg_memory_settings(tier1.db.instance_class, tier1.db.max_connections)
     assert settings.shared_buffers_mib == 512
     assert settings.effective_cache_size_mib == 2048
     assert settings.work_mem_mib == 16
     assert settings.maintenance_work_mem_mib == 256
-    assert tier1.db_max_connections == 50
+    assert tier1.db.max_connections == 50
 
 
 def test_tier2_postgres_settings_follow_the_seed_where_safe() -> None:
     tier2 = TIERS["tier2"]
-    settings = pg_memory_settings(tier2.db_instance_class, tier2.db_max_connections)
+    settings = pg_memory_settings(tier2.db.instance_class, tier2.db.max_connections)
     assert (settings.shared_buffers_mib, settings.effective_cache_size_mib) == (2048, 8192)
     assert settings.maintenance_work_mem_mib == 1024
     # 200 connections x 16 MiB stays within a quarter of the 16 GiB instance.
-    assert settings.work_mem_mib * tier2.db_max_connections <= 16 * 1024 // 4
+    assert settings.work_mem_mib * tier2.db.max_connections <= 16 * 1024 // 4
 
 
 @pytest.mark.parametrize(
@@ -76,8 +76,8 @@ def test_maintenance_work_mem_is_capped_at_2_gib() -> None:
 
 def test_pod_pool_divides_the_seed_pool_over_the_hpa_maximum() -> None:
     tier1 = TIERS["tier1"]  # seed: 15 + 25 for the whole app, HPA up to 4 pods
-    assert pod_pool(tier1) == (3, 6)
-    assert pod_pool(TIERS["tier3"]) == (2, 5)  # seed: 50 + 100 over 20 pods
+    assert pod_pool(tier1.api) == (3, 6)
+    assert pod_pool(TIERS["tier3"].api) == (2, 5)  # seed: 50 + 100 over 20 pods
 
 
 def test_every_tier_fits_its_connection_budget() -> None:
@@ -98,7 +98,7 @@ def test_capacity_through_the_proxy_uses_its_share() -> None:
 
 
 def test_capacity_problem_shows_the_arithmetic() -> None:
-    tier = dataclasses.replace(TIERS["tier1"], app_pool_max_overflow=200)
+    tier = with_overrides(TIERS["tier1"], "api.pool_max_overflow=200")
     (problem,) = connection_capacity(tier).problems()
     assert (
         "(3 pool + 50 overflow) x 4 pods + 2 trainer = 214 > max_connections 50 - 10 reserved = 40"
@@ -107,14 +107,14 @@ def test_capacity_problem_shows_the_arithmetic() -> None:
 
 
 def test_capacity_flags_a_proxy_that_leaves_no_reserve() -> None:
-    tier = dataclasses.replace(TIERS["tier2"], db_proxy_max_connections_percent=99)
+    tier = with_overrides(TIERS["tier2"], "db.proxy_max_connections_percent=99")
     problems = connection_capacity(tier).problems()
     assert any("leaving fewer than the 10 reserved" in p for p in problems)
 
 
 def test_capacity_flags_replicas_that_cannot_take_the_read_pools() -> None:
-    tier = dataclasses.replace(
-        TIERS["tier2"], db_max_connections=40, db_proxy_max_connections_percent=50
+    tier = with_overrides(
+        TIERS["tier2"], "db.max_connections=40", "db.proxy_max_connections_percent=50"
     )
     problems = connection_capacity(tier).problems()
     assert any("per replica" in p for p in problems)

@@ -202,7 +202,7 @@ def test_app_secret_and_config_keys() -> None:
     assert set(secret) == {"DATABASE_URL", "DATABASE_READ_URL", "API_KEY_PEPPER"}
     assert "@r:5432" in secret["DATABASE_READ_URL"]
     config = app_config_data(
-        tier=TIERS["tier3"],
+        api=TIERS["tier3"].api,
         models_bucket="m",
         archive_bucket="a",
         region="us-east-1",
@@ -492,8 +492,8 @@ def test_api_pods_are_hardened_and_sized_by_the_tier(stack_run: Any, stack: str)
     assert container["image"].endswith(":0.1.0") and ".dkr.ecr." in container["image"]
     assert container["args"] == ["serve"]
     assert container["resources"] == {
-        "requests": {"cpu": tier.api_cpu_request, "memory": tier.api_memory_request},
-        "limits": {"cpu": tier.api_cpu_limit, "memory": tier.api_memory_limit},
+        "requests": {"cpu": tier.api.cpu_request, "memory": tier.api.memory_request},
+        "limits": {"cpu": tier.api.cpu_limit, "memory": tier.api.memory_limit},
     }
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -517,14 +517,14 @@ def test_hpa_max_is_the_capacity_checks_max(stack_run: Any, stack: str) -> None:
     run = stack_run(stack)
     tier = TIERS[tier_of(run)]
     hpa = run.one(HPA)
-    assert hpa.get("spec.minReplicas") == tier.api_min_replicas
-    assert hpa.get("spec.maxReplicas") == tier.api_max_replicas
+    assert hpa.get("spec.minReplicas") == tier.api.min_replicas
+    assert hpa.get("spec.maxReplicas") == tier.api.max_replicas
     assert hpa.get("spec.maxReplicas") == connection_capacity(tier).max_pods
     targets = {
         x["resource"]["name"]: x["resource"]["target"]["averageUtilization"]
         for x in hpa.get("spec.metrics")
     }
-    assert targets == {"cpu": tier.api_cpu_target_percent, "memory": tier.api_memory_target_percent}
+    assert targets == {"cpu": tier.api.cpu_target_percent, "memory": tier.api.memory_target_percent}
     assert hpa.get("spec.behavior.scaleDown.stabilizationWindowSeconds") == 300
 
 
@@ -555,7 +555,7 @@ def test_secrets_stay_secret(stack_run: Any, stack: str) -> None:
     assert "stringData" in secret.secret_paths
     keys = set(secret.get("stringData"))
     assert {"DATABASE_URL", "DATABASE_READ_URL"} <= keys
-    assert ("REDIS_URL" in keys) is tier.cache_enabled
+    assert ("REDIS_URL" in keys) is tier.cache.enabled
     assert secret.get("stringData.DATABASE_URL").endswith("?sslmode=require")
     config = run.one("kubernetes:core/v1:ConfigMap").get("data")
     assert not any("postgresql://" in v or "rediss://" in v for v in config.values())
@@ -576,10 +576,10 @@ def test_load_balancer(stack_run: Any, stack: str) -> None:
     listener = run.one("aws:lb/listener:Listener")
     assert listener.get("port") == 80 and listener.get("protocol") == "HTTP"
     # Behind CloudFront the listener forwards only what carries the Edge's secret header.
-    expected_default = "fixed-response" if tier.edge_enabled else "forward"
+    expected_default = "fixed-response" if tier.edge.enabled else "forward"
     assert listener.get("defaultActions.0.type") == expected_default
-    internal = run.one("aws:lb/listenerRule:ListenerRule", "workloads-http-internal-paths")
-    assert internal.parent == listener.urn
+    internal = run.one("aws:lb/listenerRule:ListenerRule", "workloads-alb-internal-paths")
+    assert internal.get("listenerArn").endswith(f"/{listener.id}")
     assert set(internal.get("conditions.0.pathPattern.values")) == {
         "/invocations",
         "/ping",
@@ -590,12 +590,12 @@ def test_load_balancer(stack_run: Any, stack: str) -> None:
     alb_in = [r for r in rules if r.name.startswith("workloads-alb-in-")]
     assert [r.get("fromPort") for r in alb_in] == [80]
     for rule in alb_in:
-        if tier.edge_enabled:
+        if tier.edge.enabled:
             assert rule.get("prefixListId") and "cidrIpv4" not in rule.inputs
         else:
             assert rule.get("cidrIpv4") == "0.0.0.0/0"
     to_pods = run.one(
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "workloads-pods-from-alb"
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "workloads-alb-pods-in"
     )
     assert to_pods.get("fromPort") == 8080 and to_pods.get("referencedSecurityGroupId")
     assert run.outputs["api_load_balancer_dns_name"].endswith(".elb.us-east-1.amazonaws.com")
@@ -606,20 +606,20 @@ def test_alarms(stack_run: Any, stack: str) -> None:
     run = stack_run(stack)
     tier = TIERS[tier_of(run)]
     alarms = {a.name: a for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
-    latency = alarms["workloads-api-latency-p95"]
+    latency = alarms["workloads-alb-latency-p95"]
     assert latency.get("extendedStatistic") == "p95"
-    assert latency.get("threshold") == pytest.approx(tier.alarm_latency_p95_ms / 1000)
-    rate = alarms["workloads-api-5xx-rate"]
-    assert rate.get("threshold") == tier.alarm_error_rate_percent
+    assert latency.get("threshold") == pytest.approx(tier.alarms.latency_p95_ms / 1000)
+    rate = alarms["workloads-alb-5xx-rate"]
+    assert rate.get("threshold") == tier.alarms.error_rate_percent
     assert "IF(" in rate.get("metricQueries.0.expression")
     cpu = alarms["cluster-node-cpu-utilization"]
     assert (
         cpu.get("namespace") == "ContainerInsights"
-        and cpu.get("threshold") == tier.alarm_cpu_percent
+        and cpu.get("threshold") == tier.alarms.cpu_percent
     )
     assert cpu.get("period") * cpu.get("evaluationPeriods") == 600
     memory = alarms["cluster-node-memory-utilization"]
-    assert memory.get("threshold") == tier.alarm_memory_percent
+    assert memory.get("threshold") == tier.alarms.memory_percent
     cluster_name = run.one("aws:eks/cluster:Cluster").get("name")
     metric_filter = run.one("aws:cloudwatch/logMetricFilter:LogMetricFilter")
     assert metric_filter.get("logGroupName") == f"/aws/containerinsights/{cluster_name}/application"
@@ -642,8 +642,8 @@ def test_a_certificate_gives_https_and_redirects_http() -> None:
         "protocol": "HTTPS",
         "statusCode": "HTTP_301",
     }
-    internal = run.one("aws:lb/listenerRule:ListenerRule", "workloads-http-internal-paths")
-    assert internal.parent == https.urn
+    internal = run.one("aws:lb/listenerRule:ListenerRule", "workloads-alb-internal-paths")
+    assert internal.get("listenerArn").endswith(f"/{https.id}")
     rules = run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     assert sorted(r.get("fromPort") for r in rules if r.name.startswith("workloads-alb-in-")) == [
         80,

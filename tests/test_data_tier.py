@@ -3,7 +3,6 @@ alarms) and ElastiCache Redis, checked per stack under mocks and through the pur
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -13,14 +12,15 @@ import pytest
 
 from components.cache import TOKEN_SPECIALS, member_cluster_ids, redis_url
 from components.catalog import TIERS, connection_capacity
+from components.contract import check_identifier
 from components.database import (
     STATIC_PARAMETERS,
-    check_identifier,
     credentials_document,
     proxy_secret_policy,
     rds_parameters,
     replica_zone,
 )
+from components.spec import with_overrides
 from tools.harness import Resource, StackRun, run_stack
 
 Run = Callable[[str], StackRun]
@@ -56,7 +56,7 @@ def alarm(run: StackRun, name: str) -> Resource:
 
 
 def test_parameters_are_in_rds_units_seed_000_tier1() -> None:
-    params = {p.name: p for p in rds_parameters(TIERS["tier1"])}
+    params = {p.name: p for p in rds_parameters(TIERS["tier1"].db)}
     # 512MB shared_buffers and 2GB effective_cache_size in 8 kB pages; MB -> kB for the rest.
     assert params["shared_buffers"].value == "65536"
     assert params["effective_cache_size"].value == "262144"
@@ -72,14 +72,14 @@ def test_parameters_are_in_rds_units_seed_000_tier1() -> None:
 
 @pytest.mark.parametrize("tier", sorted(TIERS))
 def test_every_parameter_has_the_right_apply_method(tier: str) -> None:
-    for p in rds_parameters(TIERS[tier]):
+    for p in rds_parameters(TIERS[tier].db):
         expected = "pending-reboot" if p.name in STATIC_PARAMETERS else "immediate"
         assert p.apply_method == expected, p.name
     assert {"shared_buffers", "max_connections", "shared_preload_libraries"} <= STATIC_PARAMETERS
 
 
 def test_capacity_without_proxy_spells_out_the_arithmetic() -> None:
-    tier = dataclasses.replace(TIERS["tier1"], app_pool_max_overflow=200)
+    tier = with_overrides(TIERS["tier1"], "api.pool_max_overflow=200")
     cap = connection_capacity(tier)
     assert not cap.via_proxy
     assert cap.demand == (3 + 50) * 4 + 2
@@ -92,7 +92,7 @@ def test_capacity_without_proxy_spells_out_the_arithmetic() -> None:
 
 def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
     assert connection_capacity(TIERS["tier3"]).problems() == []
-    squeezed = dataclasses.replace(TIERS["tier3"], db_proxy_max_connections_percent=20)
+    squeezed = with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=20")
     cap = connection_capacity(squeezed)
     assert cap.via_proxy and cap.budget == 500 * 20 // 100
     problems = cap.problems()
@@ -102,7 +102,7 @@ def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
         for p in problems
     ), problems
     greedy = connection_capacity(
-        dataclasses.replace(TIERS["tier3"], db_proxy_max_connections_percent=100)
+        with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=100")
     )
     assert any("leaving fewer than the 10 reserved" in p for p in greedy.problems())
 
@@ -115,7 +115,7 @@ def test_stack_whose_connections_do_not_fit_fails_before_deploying() -> None:
             "reserved = 40"
         ),
     ):
-        run_stack("tier1", extra_config={"overrides": ["app_pool_max_overflow=200"]})
+        run_stack("tier1", extra_config={"overrides": ["api.pool_max_overflow=200"]})
 
 
 def test_proxy_policy_is_least_privilege() -> None:
@@ -222,9 +222,9 @@ def test_primary_settings(stack_run: Run, stack: str) -> None:
     assert db.get("storageType") == "gp3"
     assert db.get("storageEncrypted") is True
     assert db.get("kmsKeyId", "").startswith("arn:aws:kms:")
-    assert db.get("maxAllocatedStorage") == tier.db_max_storage_gib
-    assert db.get("allocatedStorage") == tier.db_storage_gib
-    assert db.get("backupRetentionPeriod") == tier.db_backup_retention_days
+    assert db.get("maxAllocatedStorage") == tier.db.max_storage_gib
+    assert db.get("allocatedStorage") == tier.db.storage_gib
+    assert db.get("backupRetentionPeriod") == tier.db.backup_retention_days
     assert db.get("copyTagsToSnapshot") is True
     assert db.get("performanceInsightsEnabled") is True
     assert db.get("performanceInsightsKmsKeyId") == db.get("kmsKeyId")
@@ -249,7 +249,7 @@ def test_parameter_group_in_the_stack(stack_run: Run, stack: str) -> None:
     assert group.get("family") == "postgres16"
     assert group.get("namePrefix")
     params = {p["name"]: p for p in group.get("parameters")}
-    assert set(params) == {p.name for p in rds_parameters(TIERS[stack])}
+    assert set(params) == {p.name for p in rds_parameters(TIERS[stack].db)}
     for name, p in params.items():
         assert p.get("applyMethod") in ("immediate", "pending-reboot"), name
     assert params["shared_buffers"]["applyMethod"] == "pending-reboot"
@@ -273,7 +273,7 @@ def test_tier3_proxy_fronts_the_primary(stack_run: Run) -> None:
         "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup", "database-proxy-targets"
     )
     pool = group.get("connectionPoolConfig")
-    assert pool["maxConnectionsPercent"] == TIERS["tier3"].db_proxy_max_connections_percent
+    assert pool["maxConnectionsPercent"] == TIERS["tier3"].db.proxy_max_connections_percent
     assert pool["connectionBorrowTimeout"] > 0
     target = run.one("aws:rds/proxyTarget:ProxyTarget", "database-proxy-primary")
     assert target.get("dbInstanceIdentifier") == primary(run).get("identifier")
@@ -318,8 +318,8 @@ def test_tier3_redis_fails_over_and_encrypts(stack_run: Run) -> None:
     group = run.one(GROUP, "cache-redis")
     assert group.get("engine") == "redis"
     assert group.get("engineVersion") == "7.1"
-    assert group.get("nodeType") == tier.cache_node_type
-    assert group.get("numCacheClusters") == tier.cache_num_nodes
+    assert group.get("nodeType") == tier.cache.node_type
+    assert group.get("numCacheClusters") == tier.cache.num_nodes
     assert group.get("automaticFailoverEnabled") is True
     assert group.get("multiAzEnabled") is True
     assert group.get("atRestEncryptionEnabled") is True
@@ -411,7 +411,7 @@ def test_database_admits_only_the_app_and_the_proxy(stack_run: Run, stack: str) 
     rules = [r for r in _ingress_of(run, "database-sg") if r.type == INGRESS]
     assert rules
     expected = {"database-sg-from-client-0"} | (
-        {"database-sg-from-proxy"} if TIERS[stack].db_proxy else set()
+        {"database-sg-from-proxy"} if TIERS[stack].db.proxy else set()
     )
     assert {r.name for r in rules} == expected
     for rule in rules:
@@ -460,7 +460,7 @@ def test_database_alarms_follow_the_catalog(stack_run: Run) -> None:
     topic = run.outputs["alarm_topic_arn"]
     cpu = alarm(run, "database-primary-cpu")
     assert (cpu.get("threshold"), cpu.get("period"), cpu.get("evaluationPeriods")) == (
-        tier.alarm_cpu_percent,
+        tier.alarms.cpu_percent,
         300,
         2,
     )
@@ -473,7 +473,7 @@ def test_database_alarms_follow_the_catalog(stack_run: Run) -> None:
     for i in range(1, len(replicas(run)) + 1):
         lag = alarm(run, f"database-replica-{i}-lag")
         assert lag.get("metricName") == "ReplicaLag"
-        assert lag.get("threshold") == tier.alarm_replica_lag_seconds
+        assert lag.get("threshold") == tier.alarms.replica_lag_seconds
         assert lag.get("treatMissingData") == "breaching"
         assert lag.get("dimensions.DBInstanceIdentifier") == f"ssp-tier3-db-replica-{i}"
         alarm(run, f"database-replica-{i}-cpu")
@@ -482,15 +482,15 @@ def test_database_alarms_follow_the_catalog(stack_run: Run) -> None:
 def test_cache_alarms_cover_every_node(stack_run: Run) -> None:
     run = stack_run("tier3")
     tier = TIERS["tier3"]
-    for i in range(1, tier.cache_num_nodes + 1):
+    for i in range(1, tier.cache.num_nodes + 1):
         node = f"ssp-tier3-redis-{i:03d}"
         cpu = alarm(run, f"cache-node-{i}-cpu")
         assert cpu.get("metricName") == "EngineCPUUtilization"
-        assert cpu.get("threshold") == tier.alarm_cpu_percent
+        assert cpu.get("threshold") == tier.alarms.cpu_percent
         assert cpu.get("dimensions.CacheClusterId") == node
         memory = alarm(run, f"cache-node-{i}-memory")
         assert memory.get("metricName") == "DatabaseMemoryUsagePercentage"
-        assert memory.get("threshold") == tier.alarm_memory_percent
+        assert memory.get("threshold") == tier.alarms.memory_percent
         evictions = alarm(run, f"cache-node-{i}-evictions")
         assert (evictions.get("threshold"), evictions.get("evaluationPeriods")) == (0, 3)
         assert evictions.get("statistic") == "Sum"

@@ -104,9 +104,9 @@ def test_catalog_waf_translation_of_seed_003() -> None:
     # 100 requests / 15 min per IP, counted over WAF's longest window (600 s).
     for name in ("tier3", "tier4"):
         tier = TIERS[name]
-        assert tier.waf_window_seconds == 600
-        assert tier.waf_api_rate_limit == round(100 * 600 / 900)
-        assert tier.waf_auth_rate_limit == 10  # 5 / 15 min scaled is below WAF's minimum
+        assert tier.edge.waf_window_seconds == 600
+        assert tier.edge.waf_api_rate_limit == round(100 * 600 / 900)
+        assert tier.edge.waf_auth_rate_limit == 10  # 5 / 15 min scaled is below WAF's minimum
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,8 +155,8 @@ def test_invocations_target_follows_aws_guidance() -> None:
 
 def test_model_latency_threshold_is_in_microseconds() -> None:
     assert inference.model_latency_threshold_us(100) == 100_000.0
-    assert inference.model_latency_threshold_us(TIERS["tier3"].alarm_model_latency_p95_ms) == (
-        TIERS["tier3"].alarm_model_latency_p95_ms * 1000
+    assert inference.model_latency_threshold_us(TIERS["tier3"].alarms.model_latency_p95_ms) == (
+        TIERS["tier3"].alarms.model_latency_p95_ms * 1000
     )
     with pytest.raises(ValueError):
         inference.model_latency_threshold_us(-1)
@@ -214,7 +214,7 @@ def _titles(body: str) -> list[str]:
 
 
 def test_dashboard_core_widgets_on_every_tier() -> None:
-    body = dashboard.dashboard_body(IDS, "eu-west-1", TIERS["dev"])
+    body = dashboard.dashboard_body(IDS, "eu-west-1", TIERS["dev"].alarms, TIERS["dev"].db)
     titles = _titles(body)
     assert titles == [
         "API p95 latency (s)",
@@ -231,7 +231,7 @@ def test_dashboard_core_widgets_on_every_tier() -> None:
     # ALB latency is in seconds: the 200 ms trigger is drawn at 0.2.
     assert latency["annotations"]["horizontal"][0]["value"] == 0.2
     connections = widgets[5]["properties"]["annotations"]["horizontal"][0]["value"]
-    assert connections == TIERS["dev"].db_max_connections * 0.8
+    assert connections == TIERS["dev"].db.max_connections * 0.8
     # Two per row, no overlap.
     positions = {(w["x"], w["y"]) for w in widgets}
     assert len(positions) == len(widgets)
@@ -249,7 +249,9 @@ def test_dashboard_optional_sections() -> None:
             "distribution_id": "E1",
         }
     )
-    body = json.loads(dashboard.dashboard_body(ids, "us-west-2", TIERS["tier3"]))
+    body = json.loads(
+        dashboard.dashboard_body(ids, "us-west-2", TIERS["tier3"].alarms, TIERS["tier3"].db)
+    )
     by_title = {w["properties"]["title"]: w["properties"] for w in body["widgets"]}
     lag = by_title["DB replica lag (s)"]
     assert [m[3] for m in lag["metrics"]] == ["r1", "r2"]
@@ -312,14 +314,14 @@ def test_tier3_edge_waf_on_us_east_1(stack_run: StackRunner) -> None:
     assert provider.inputs["region"] == "us-east-1"
     rules = {r["name"]: r for r in waf.inputs["rules"]}
     api = rules["rate-limit-api"]["statement"]["rateBasedStatement"]
-    assert api["limit"] == tier.waf_api_rate_limit
-    assert api["evaluationWindowSec"] == tier.waf_window_seconds
+    assert api["limit"] == tier.edge.waf_api_rate_limit
+    assert api["evaluationWindowSec"] == tier.edge.waf_window_seconds
     auth = rules["rate-limit-auth"]["statement"]["rateBasedStatement"]
-    assert auth["limit"] == tier.waf_auth_rate_limit
+    assert auth["limit"] == tier.edge.waf_auth_rate_limit
 
     cdn = run.one(CDN)
     assert cdn.inputs["webAclId"].startswith("arn:aws:wafv2:")
-    assert cdn.inputs["priceClass"] == tier.edge_price_class
+    assert cdn.inputs["priceClass"] == tier.edge.price_class
     assert cdn.inputs["httpVersion"] == "http2and3"
     assert cdn.inputs["isIpv6Enabled"] is True
     assert cdn.inputs["viewerCertificate"] == {"cloudfrontDefaultCertificate": True}
@@ -409,10 +411,10 @@ def test_tier3_sagemaker_endpoint_scaling_and_rollback(stack_run: StackRunner) -
     config = run.one(SM_CONFIG)
     assert config.inputs["namePrefix"].endswith("-") and "name" not in config.inputs
     variant = config.inputs["productionVariants"][0]
-    assert variant["instanceType"] == tier.sagemaker_instance_type
-    assert variant["initialInstanceCount"] == tier.sagemaker_min_instances
+    assert variant["instanceType"] == tier.inference.instance_type
+    assert variant["initialInstanceCount"] == tier.inference.min_instances
     capture = config.inputs["dataCaptureConfig"]
-    assert capture["initialSamplingPercentage"] == tier.sagemaker_data_capture_percent
+    assert capture["initialSamplingPercentage"] == tier.inference.data_capture_percent
     assert capture["destinationS3Uri"].endswith("/data-capture")
     assert config.inputs["kmsKeyArn"].startswith("arn:aws:kms:")
 
@@ -433,8 +435,8 @@ def test_tier3_sagemaker_endpoint_scaling_and_rollback(stack_run: StackRunner) -
     assert target.inputs["resourceId"] == f"endpoint/{endpoint.inputs['name']}/variant/primary"
     assert target.inputs["scalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
     assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (
-        tier.sagemaker_min_instances,
-        tier.sagemaker_max_instances,
+        tier.inference.min_instances,
+        tier.inference.max_instances,
     )
     scaling = run.one(SCALING_POLICY).inputs["targetTrackingScalingPolicyConfiguration"]
     assert scaling["predefinedMetricSpecification"]["predefinedMetricType"] == (
@@ -462,31 +464,31 @@ def _expected_alarms(stack: str, run: StackRun) -> dict[tuple[str, str], tuple[f
     }
     tier = build_spec(config, stack=stack, region=run.config.get("aws:region")).tier
     expected: dict[tuple[str, str], tuple[float, int]] = {
-        ("ALB", "TargetResponseTime"): (tier.alarm_latency_p95_ms / 1000, 1),
-        ("ALB", "HTTPCode_Target_5XX_Count"): (tier.alarm_error_rate_percent, 1),
-        ("EKS", "node_cpu_utilization"): (tier.alarm_cpu_percent, 1),
-        ("EKS", "node_memory_utilization"): (tier.alarm_memory_percent, 1),
-        ("RDS", "CPUUtilization"): (tier.alarm_cpu_percent, 1 + tier.db_replica_count),
+        ("ALB", "TargetResponseTime"): (tier.alarms.latency_p95_ms / 1000, 1),
+        ("ALB", "HTTPCode_Target_5XX_Count"): (tier.alarms.error_rate_percent, 1),
+        ("EKS", "node_cpu_utilization"): (tier.alarms.cpu_percent, 1),
+        ("EKS", "node_memory_utilization"): (tier.alarms.memory_percent, 1),
+        ("RDS", "CPUUtilization"): (tier.alarms.cpu_percent, 1 + tier.db.replica_count),
         ("RDS", "DatabaseConnections"): (
-            tier.db_max_connections * tier.alarm_db_connections_percent // 100,
+            tier.db.max_connections * tier.alarms.db_connections_percent // 100,
             1,
         ),
         ("RDS", "FreeStorageSpace"): (
-            tier.db_storage_gib * 1024**3 * tier.alarm_free_storage_percent // 100,
+            tier.db.storage_gib * 1024**3 * tier.alarms.free_storage_percent // 100,
             1,
         ),
         ("App", "TrainingFailures"): (0, 1),
     }
-    if tier.db_replica_count:
-        expected[("RDS", "ReplicaLag")] = (tier.alarm_replica_lag_seconds, tier.db_replica_count)
-    if tier.cache_enabled:
-        nodes = tier.cache_num_nodes
-        expected[("Redis", "EngineCPUUtilization")] = (tier.alarm_cpu_percent, nodes)
-        expected[("Redis", "DatabaseMemoryUsagePercentage")] = (tier.alarm_memory_percent, nodes)
+    if tier.db.replica_count:
+        expected[("RDS", "ReplicaLag")] = (tier.alarms.replica_lag_seconds, tier.db.replica_count)
+    if tier.cache.enabled:
+        nodes = tier.cache.num_nodes
+        expected[("Redis", "EngineCPUUtilization")] = (tier.alarms.cpu_percent, nodes)
+        expected[("Redis", "DatabaseMemoryUsagePercentage")] = (tier.alarms.memory_percent, nodes)
         expected[("Redis", "Evictions")] = (0, nodes)
-    if tier.sagemaker_enabled:
-        expected[("SageMaker", "ModelLatency")] = (tier.alarm_model_latency_p95_ms * 1000, 1)
-        expected[("SageMaker", "Invocation5XXErrors")] = (tier.alarm_error_rate_percent, 1)
+    if tier.inference.enabled:
+        expected[("SageMaker", "ModelLatency")] = (tier.alarms.model_latency_p95_ms * 1000, 1)
+        expected[("SageMaker", "Invocation5XXErrors")] = (tier.alarms.error_rate_percent, 1)
     return expected
 
 
@@ -531,9 +533,9 @@ def test_dashboard_covers_the_stack(stack_run: StackRunner, stack: str) -> None:
     assert board.inputs["dashboardName"] == f"ssp-{stack}"
     titles = _titles(board.inputs["dashboardBody"])
     spec_tier = TIERS[run.config["student-success:tier"]]
-    assert ("Redis evictions" in titles) == spec_tier.cache_enabled
-    assert ("SageMaker p95 model latency (µs)" in titles) == spec_tier.sagemaker_enabled
-    assert ("CloudFront requests" in titles) == spec_tier.edge_enabled
+    assert ("Redis evictions" in titles) == spec_tier.cache.enabled
+    assert ("SageMaker p95 model latency (µs)" in titles) == spec_tier.inference.enabled
+    assert ("CloudFront requests" in titles) == spec_tier.edge.enabled
     replicas = run.outputs.get("db_replica_identifiers") or []
     assert ("DB replica lag (s)" in titles) == bool(replicas)
 

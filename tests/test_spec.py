@@ -29,27 +29,27 @@ def test_overrides_replace_single_values_with_their_type() -> None:
         {
             "tier": "tier2",
             "overrides": [
-                "db_replica_count=3",
+                "db.replica_count=3",
                 "node_groups.app.max_size=10",
-                "db_multi_az=true",
-                "alarm_error_rate_percent=0.5",
+                "db.multi_az=true",
+                "alarms.error_rate_percent=0.5",
             ],
         },
         stack="tier2",
         region="us-east-1",
     )
-    assert spec.tier.db_replica_count == 3
-    assert spec.tier.db_multi_az is True
-    assert spec.tier.alarm_error_rate_percent == 0.5
+    assert spec.tier.db.replica_count == 3
+    assert spec.tier.db.multi_az is True
+    assert spec.tier.alarms.error_rate_percent == 0.5
     app = spec.node_group("app")
     assert app is not None and app.max_size == 10
 
 
 def test_overrides_arrive_as_json_text_from_the_engine() -> None:
     spec = build_spec(
-        {"tier": "tier3", "overrides": '["db_replica_count=4"]'}, stack="t", region="x"
+        {"tier": "tier3", "overrides": '["db.replica_count=4"]'}, stack="t", region="x"
     )
-    assert spec.tier.db_replica_count == 4
+    assert spec.tier.db.replica_count == 4
 
 
 @pytest.mark.parametrize(
@@ -62,29 +62,30 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
             {"overrides": ["db_replica_count"]},
             "overrides: 'db_replica_count' must look like key=value",
         ),
-        ({"overrides": ["db_replica_count=two"]}, "db_replica_count='two' must be an integer"),
-        ({"overrides": ["db_multi_az=yes"]}, "db_multi_az='yes' must be true or false"),
+        ({"overrides": ["db.replica_count=two"]}, "db.replica_count='two' must be an integer"),
+        ({"overrides": ["db.multi_az=yes"]}, "db.multi_az='yes' must be true or false"),
+        ({"overrides": ["db_replica_count=1"]}, "db_replica_count is now db.replica_count"),
         ({"vpcCidr": "10.0.0.0/33"}, "vpcCidr='10.0.0.0/33': not a valid CIDR"),
         ({"vpcCidr": "10.0.0.0/24"}, "prefix /24 not allowed; use /16-/18"),
-        ({"overrides": ["api_min_replicas=5"]}, "api_min_replicas=5 > api_max_replicas=2"),
+        ({"overrides": ["api.min_replicas=5"]}, "api.min_replicas=5 > api.max_replicas=2"),
         ({"overrides": ["node_groups.app.min_size=4"]}, "node_groups.app: need 0 <= min_size (4)"),
         ({"overrides": ["node_groups.gpu.max_size=4"]}, "names node group 'gpu'; tier dev has app"),
         (
-            {"tier": "tier1", "overrides": ["db_replica_count=2"]},
-            "db_replica_count=2: tier tier1 allows 0-1",
+            {"tier": "tier1", "overrides": ["db.replica_count=2"]},
+            "db.replica_count=2: tier tier1 allows 0-1",
         ),
         (
-            {"overrides": ["db_instance_class=db.x9.huge"]},
-            "db_instance_class='db.x9.huge': allowed",
+            {"overrides": ["db.instance_class=db.x9.huge"]},
+            "db.instance_class='db.x9.huge': allowed",
         ),
-        ({"tier": "tier1", "overrides": ["db_backup_retention_days=3"]}, "outside dev at least 7"),
+        ({"tier": "tier1", "overrides": ["db.backup_retention_days=3"]}, "outside dev at least 7"),
         ({"tier": "tier1", "overrides": ["deletion_protection=false"]}, "only dev may drop it"),
         (
-            {"tier": "tier3", "overrides": ["db_multi_az=false"]},
+            {"tier": "tier3", "overrides": ["db.multi_az=false"]},
             "tier tier3 requires a Multi-AZ primary",
         ),
         (
-            {"tier": "tier1", "overrides": ["app_pool_size=80"]},
+            {"tier": "tier1", "overrides": ["api.pool_size=80"]},
             "connection capacity: (20 pool + 6 overflow) x 4 pods",
         ),
         ({"clusterPublicAccessCidrs": ["0.0.0.0/0"]}, "0.0.0.0/0 would open the Kubernetes API"),
@@ -111,12 +112,12 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
             "CloudFront needs a certificate in us-east-1",
         ),
         (
-            {"overrides": ["waf_window_seconds=900"]},
-            "waf_window_seconds=900: allowed 60, 120, 300, 600",
+            {"overrides": ["edge.waf_window_seconds=900"]},
+            "edge.waf_window_seconds=900: allowed 60, 120, 300, 600",
         ),
         (
-            {"tier": "tier3", "overrides": ["sagemaker_instance_type=ml.x9.huge"]},
-            "sagemaker_instance_type='ml.x9.huge': allowed ml.c5.2xlarge",
+            {"tier": "tier3", "overrides": ["inference.instance_type=ml.x9.huge"]},
+            "inference.instance_type='ml.x9.huge': allowed ml.c5.2xlarge",
         ),
     ],
 )

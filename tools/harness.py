@@ -15,6 +15,7 @@ import hashlib
 import json
 import runpy
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,12 @@ class RecordingMonitor(mocks.MockMonitor):
         return self._previous[urn]
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        # A resource renamed with an alias keeps its physical id (and autoname): the mocks
+        # derive the id from the name it was first deployed with.
+        if isinstance(self.mocks, AwsMocks):
+            named = [a.spec.name for a in request.aliases if not a.urn and a.spec.name]
+            # Registrations run on several threads; each calls the mocks on its own.
+            self.mocks.registering.identity = named[0] if named else request.name
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             raw = _struct(request.object)
@@ -282,12 +289,15 @@ class AwsMocks(mocks.Mocks):
 
     def __init__(self, region: str):
         self.region = region
+        self.registering = threading.local()
+        """``identity``: name the resource this thread registers was first deployed with."""
 
     def _arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{ACCOUNT}:{resource}"
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        name, typ = args.name, args.typ
+        # The name the resource was first deployed with: its id and computed values keep it.
+        name, typ = getattr(self.registering, "identity", "") or args.name, args.typ
         inputs = dict(args.inputs)
         rid = f"{name}-{_fake_id(typ + name)}"
         service = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "mock"

@@ -79,7 +79,7 @@ def test_default_instance_classes_cover_the_catalog() -> None:
     from components.catalog import TIERS
 
     for tier in TIERS.values():
-        assert tier.db_instance_class in rds.DEFAULT_INSTANCE_CLASSES[tier.name], tier.name
+        assert tier.db.instance_class in rds.DEFAULT_INSTANCE_CLASSES[tier.name], tier.name
 
 
 def test_pack_files() -> None:

@@ -1,0 +1,314 @@
+"""The API's internet-facing Application Load Balancer, its listeners, target group and
+alarms.
+
+The ALB is created with pulumi-aws (so its ARN suffix is known for alarms and CloudFront);
+the Kubernetes side binds the API's Service to the target group (``Workloads``). With a
+certificate it serves HTTPS (HTTP redirects); without one (dev), HTTP only. Behind CloudFront
+only CloudFront's origin-facing addresses may reach it, and it forwards nothing that lacks
+the Edge's secret origin header (the Edge adds that rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.alarms import Threshold, expression_alarm, metric_alarm
+from components.catalog import AlarmThresholds
+from components.contract import API_PORT, INTERNAL_PATHS, owned
+
+# TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
+READINESS_PATH = "/ready"
+DEREGISTRATION_DELAY_SECONDS = 30
+
+
+@dataclass
+class ApiLoadBalancerArgs:
+    vpc_id: pulumi.Input[str]
+    """VPC of the load balancer and its target group."""
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    """Subnets of the internet-facing load balancer."""
+    app_security_group_id: pulumi.Input[str]
+    """Security group of nodes and pods; admits the load balancer on the API port."""
+    alarms: AlarmThresholds
+    """The tier's alarm thresholds (latency, error rate)."""
+    alarm_topic_arn: pulumi.Input[str]
+    """Topic every alarm notifies."""
+    protect: bool
+    """Deletion protection of the load balancer."""
+    behind_cdn: bool = False
+    """CloudFront is the only client: admit its origin-facing prefix list and forward nothing
+    by default (the Edge adds the rule that forwards its own requests)."""
+    certificate_arn: str | None = None
+    """ACM certificate (stack region) for an HTTPS listener; HTTP then redirects to it."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags for every resource of the component."""
+
+
+class ApiLoadBalancer(pulumi.ComponentResource):
+    dns_name: pulumi.Output[str]
+    """DNS name of the load balancer (CloudFront's origin on edge tiers)."""
+    arn_suffix: pulumi.Output[str]
+    """``app/<name>/<id>``: the LoadBalancer dimension of ALB metrics."""
+    target_group_arn: pulumi.Output[str]
+    """Target group of the API pods (bound to the Service by a TargetGroupBinding)."""
+    target_group_arn_suffix: pulumi.Output[str]
+    """``targetgroup/<name>/<id>``: the TargetGroup dimension of ALB metrics."""
+    listener_arn: pulumi.Output[str]
+    """The listener API traffic arrives on (HTTPS where a certificate is configured)."""
+
+    def __init__(
+        self,
+        name: str,
+        args: ApiLoadBalancerArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        moved_from: pulumi.Input[str] | None = None,
+    ):
+        """``moved_from``: URN of the component these resources were children of before this
+        one existed (``Workloads``), so that deployed stacks alias rather than replace them."""
+        super().__init__("ssp:api_load_balancer:ApiLoadBalancer", name, None, opts)
+        self._moved_from = moved_from
+        sg = self._security_group(name, args)
+        alb = aws.lb.LoadBalancer(
+            f"{name}",
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[sg.id],
+            subnets=list(args.public_subnet_ids),
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=args.protect,
+            idle_timeout=60,
+            tags=args.tags,
+            opts=self._moved(),
+        )
+        target_group = aws.lb.TargetGroup(
+            f"{name}-tg",
+            port=API_PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            health_check={
+                "path": READINESS_PATH,
+                "port": "traffic-port",
+                "matcher": "200",
+                "interval": 15,
+                "timeout": 5,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+            },
+            tags=args.tags,
+            opts=self._moved(was=alb, name="workloads-api-tg"),
+        )
+        listener = self._listeners(name, args, alb, target_group)
+        self._alarms(name, args, alb, target_group)
+
+        self.dns_name = alb.dns_name
+        self.arn_suffix = alb.arn_suffix
+        self.target_group_arn = target_group.arn
+        self.target_group_arn_suffix = target_group.arn_suffix
+        self.listener_arn = listener.arn
+        self.register_outputs(
+            {
+                "dns_name": self.dns_name,
+                "arn_suffix": self.arn_suffix,
+                "target_group_arn": self.target_group_arn,
+                "target_group_arn_suffix": self.target_group_arn_suffix,
+                "listener_arn": self.listener_arn,
+            }
+        )
+
+    def _moved(
+        self, *, was: pulumi.Resource | None = None, name: str | None = None
+    ) -> pulumi.ResourceOptions:
+        """Owned by this component; aliased to where it lived before (under ``was``, or
+        directly under the old component) and, where renamed, to its old ``name``."""
+        parent: pulumi.Resource | pulumi.Input[str] | None = was or self._moved_from
+        if parent is None:
+            return owned(self)
+        alias = pulumi.Alias(parent=parent) if name is None else pulumi.Alias(name, parent=parent)
+        return pulumi.ResourceOptions(parent=self, aliases=[alias])
+
+    def _security_group(self, name: str, args: ApiLoadBalancerArgs) -> aws.ec2.SecurityGroup:
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="API load balancer: HTTP(S) in, the API pods out",
+            tags={**args.tags, "Name": name},
+            opts=self._moved(),
+        )
+        https = args.certificate_arn is not None
+        if args.behind_cdn:
+            # Every rule naming CloudFront's prefix list counts as ~55 of the group's 60
+            # rules, so CloudFront gets one port: the one its origin protocol uses.
+            cloudfront = aws.ec2.get_managed_prefix_list_output(name=CLOUDFRONT_PREFIX_LIST)
+            source: dict[str, pulumi.Input[str]] = {"prefix_list_id": cloudfront.id}
+            ports: tuple[int, ...] = (443,) if https else (80,)
+        else:
+            source = {"cidr_ipv4": "0.0.0.0/0"}
+            ports = (80, 443) if https else (80,)
+        for port in ports:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-in-{port}",
+                security_group_id=sg.id,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                description="CloudFront origin-facing" if args.behind_cdn else "Internet",
+                tags=args.tags,
+                opts=self._moved(was=sg),
+                **source,
+            )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-out-pods",
+            security_group_id=sg.id,
+            referenced_security_group_id=args.app_security_group_id,
+            ip_protocol="tcp",
+            from_port=API_PORT,
+            to_port=API_PORT,
+            description="API pods",
+            tags=args.tags,
+            opts=self._moved(was=sg),
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-pods-in",
+            security_group_id=args.app_security_group_id,
+            referenced_security_group_id=sg.id,
+            ip_protocol="tcp",
+            from_port=API_PORT,
+            to_port=API_PORT,
+            description="API load balancer to the API pods",
+            tags=args.tags,
+            opts=self._moved(was=sg, name="workloads-pods-from-alb"),
+        )
+        return sg
+
+    def _listeners(
+        self,
+        name: str,
+        args: ApiLoadBalancerArgs,
+        alb: aws.lb.LoadBalancer,
+        target_group: aws.lb.TargetGroup,
+    ) -> aws.lb.Listener:
+        """The listener API traffic arrives on, the HTTP redirect where there is TLS, and the
+        rule that keeps internal paths off the internet."""
+        forward: aws.lb.ListenerDefaultActionArgsDict = {
+            "type": "forward",
+            "target_group_arn": target_group.arn,
+        }
+        # Behind CloudFront nothing is forwarded by default: the Edge adds the one rule that
+        # forwards requests carrying its secret origin header, so other CloudFront
+        # distributions (also inside the prefix list) cannot bypass the WAF.
+        refuse: aws.lb.ListenerDefaultActionArgsDict = {
+            "type": "fixed-response",
+            "fixed_response": {"content_type": "text/plain", "status_code": "403"},
+        }
+        default_action = refuse if args.behind_cdn else forward
+        if args.certificate_arn is not None:
+            listener = aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=alb.arn,
+                port=443,
+                protocol="HTTPS",
+                ssl_policy=TLS_POLICY,
+                certificate_arn=args.certificate_arn,
+                default_actions=[default_action],
+                tags=args.tags,
+                opts=self._moved(was=alb, name="workloads-https"),
+            )
+            if not args.behind_cdn:
+                aws.lb.Listener(
+                    f"{name}-http",
+                    load_balancer_arn=alb.arn,
+                    port=80,
+                    protocol="HTTP",
+                    default_actions=[
+                        {
+                            "type": "redirect",
+                            "redirect": {
+                                "port": "443",
+                                "protocol": "HTTPS",
+                                "status_code": "HTTP_301",
+                            },
+                        }
+                    ],
+                    tags=args.tags,
+                    opts=self._moved(was=alb, name="workloads-http"),
+                )
+        else:
+            # No certificate configured: plain HTTP (dev); the policy pack flags it.
+            listener = aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=alb.arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=[default_action],
+                tags=args.tags,
+                opts=self._moved(was=alb, name="workloads-http"),
+            )
+        aws.lb.ListenerRule(
+            f"{name}-internal-paths",
+            listener_arn=listener.arn,
+            priority=10,
+            conditions=[{"path_pattern": {"values": list(INTERNAL_PATHS)}}],
+            actions=[
+                {
+                    "type": "fixed-response",
+                    "fixed_response": {
+                        "content_type": "application/json",
+                        "status_code": "404",
+                        "message_body": '{"detail": "Not Found"}',
+                    },
+                }
+            ],
+            tags=args.tags,
+            opts=self._moved(was=listener, name="workloads-http-internal-paths"),
+        )
+        return listener
+
+    def _alarms(
+        self,
+        name: str,
+        args: ApiLoadBalancerArgs,
+        alb: aws.lb.LoadBalancer,
+        target_group: aws.lb.TargetGroup,
+    ) -> None:
+        """p95 latency and the 5xx rate, the seeds' API triggers."""
+        alarms = args.alarms
+        lb_dims: dict[str, pulumi.Input[str]] = {"LoadBalancer": alb.arn_suffix}
+        metric_alarm(
+            f"{name}-latency-p95",
+            description=f"API p95 latency > {alarms.latency_p95_ms} ms for 5 minutes",
+            namespace="AWS/ApplicationELB",
+            metric="TargetResponseTime",
+            dimensions={**lb_dims, "TargetGroup": target_group.arn_suffix},
+            statistic="p95",
+            # TargetResponseTime is in seconds.
+            threshold=Threshold(alarms.latency_p95_ms / 1000, missing_data="notBreaching"),
+            topic_arn=args.alarm_topic_arn,
+            tags=args.tags,
+            opts=self._moved(name="workloads-api-latency-p95"),
+        )
+        expression_alarm(
+            f"{name}-5xx-rate",
+            description=f"API 5xx rate > {alarms.error_rate_percent}% for 5 minutes",
+            # No requests is no error; FILL turns absent 5xx datapoints into zeros.
+            expression=(
+                "IF(requests > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)"
+            ),
+            metrics={
+                "requests": ("AWS/ApplicationELB", "RequestCount", lb_dims, "Sum"),
+                "target5xx": ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", lb_dims, "Sum"),
+                "elb5xx": ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", lb_dims, "Sum"),
+            },
+            threshold=Threshold(alarms.error_rate_percent, missing_data="notBreaching"),
+            topic_arn=args.alarm_topic_arn,
+            tags=args.tags,
+            opts=self._moved(name="workloads-api-5xx-rate"),
+        )

@@ -1,0 +1,35 @@
+"""Security-group rules the data stores share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+
+def admit_from_groups(
+    name: str,
+    *,
+    security_group: aws.ec2.SecurityGroup,
+    sources: Sequence[pulumi.Input[str]],
+    port: int,
+    description: str,
+    tags: dict[str, str],
+) -> list[aws.vpc.SecurityGroupIngressRule]:
+    """Admit TCP ``port`` into ``security_group`` from each source security group, never
+    from a CIDR: how every data store lets the application tier in."""
+    return [
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-{i}",
+            security_group_id=security_group.id,
+            referenced_security_group_id=source,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=security_group),
+        )
+        for i, source in enumerate(sources)
+    ]
