@@ -119,6 +119,7 @@ class Cache(pulumi.ComponentResource):
         admit_from_groups(
             f"{name}-sg-from-client",
             security_group=sg,
+            owner=self,
             sources=args.client_security_group_ids,
             port=REDIS_PORT,
             description="Redis from the application tier",

@@ -15,7 +15,7 @@ import pulumi_random as random
 
 from components.alarms import Threshold, metric_alarm
 from components.catalog import AlarmThresholds, DatabaseSize, pg_memory_settings
-from components.contract import POSTGRES_PORT, DatabaseConnection, check_identifier
+from components.contract import POSTGRES_PORT, DatabaseConnection, check_identifier, owned
 from components.iam import service_trust_policy
 from components.kms import customer_key
 from components.security_groups import admit_from_groups
@@ -259,6 +259,7 @@ class Database(pulumi.ComponentResource):
         admit_from_groups(
             f"{name}-sg-from-client",
             security_group=sg,
+            owner=self,
             sources=args.client_security_group_ids,
             port=POSTGRES_PORT,
             description="PostgreSQL from the application tier",
@@ -292,7 +293,7 @@ class Database(pulumi.ComponentResource):
             f"{name}-monitoring-policy",
             role=monitoring_role.name,
             policy_arn=ENHANCED_MONITORING_POLICY_ARN,
-            opts=pulumi.ResourceOptions(parent=monitoring_role),
+            opts=owned(self, was=monitoring_role),
         )
 
         # Settings the primary and its replicas share.
@@ -363,9 +364,7 @@ class Database(pulumi.ComponentResource):
                     deletion_protection=False,
                     skip_final_snapshot=True,
                     tags=named(f"replica-{i + 1}"),
-                    opts=pulumi.ResourceOptions(
-                        parent=primary, protect=False, depends_on=[monitoring_attachment]
-                    ),
+                    opts=owned(self, was=primary, depends_on=[monitoring_attachment]),
                     **common,
                 )
             )
@@ -388,7 +387,7 @@ class Database(pulumi.ComponentResource):
             f"{name}-credentials-version",
             secret_id=secret.id,
             secret_string=document,
-            opts=pulumi.ResourceOptions(parent=secret),
+            opts=owned(self, was=secret, protect=args.protect),
         )
 
         self.writer_endpoint = primary.address
@@ -419,7 +418,7 @@ class Database(pulumi.ComponentResource):
                     records=[replica.address],
                     set_identifier=f"replica-{i + 1}",
                     weighted_routing_policies=[{"weight": 1}],
-                    opts=pulumi.ResourceOptions(parent=zone),
+                    opts=owned(self, was=zone),
                 )
                 for i, replica in enumerate(replicas)
             ]
@@ -488,10 +487,11 @@ class Database(pulumi.ComponentResource):
             tags={**args.tags, "Name": f"{ident}-proxy-sg"},
             opts=child,
         )
-        in_proxy_sg = pulumi.ResourceOptions(parent=proxy_sg)
+        in_proxy_sg = owned(self, was=proxy_sg)
         admit_from_groups(
             f"{name}-proxy-sg-from-client",
             security_group=proxy_sg,
+            owner=self,
             sources=args.client_security_group_ids,
             port=POSTGRES_PORT,
             description="PostgreSQL from the application tier",
@@ -517,7 +517,7 @@ class Database(pulumi.ComponentResource):
             to_port=POSTGRES_PORT,
             description="PostgreSQL from the RDS Proxy",
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=db_sg),
+            opts=owned(self, was=db_sg),
         )
 
         role = aws.iam.Role(
@@ -534,7 +534,7 @@ class Database(pulumi.ComponentResource):
             policy=pulumi.Output.all(secret_arn, key_arn, region).apply(
                 lambda v: proxy_secret_policy(v[0], v[1], v[2])
             ),
-            opts=pulumi.ResourceOptions(parent=role),
+            opts=owned(self, was=role),
         )
         # iam_auth DISABLED: the app authenticates with the password from its Kubernetes
         # Secret (TLS is still required). REQUIRED would make every pod mint a 15-minute
@@ -570,14 +570,14 @@ class Database(pulumi.ComponentResource):
                 "max_idle_connections_percent": args.size.proxy_max_connections_percent // 2,
                 "connection_borrow_timeout": PROXY_BORROW_TIMEOUT_SECONDS,
             },
-            opts=pulumi.ResourceOptions(parent=proxy),
+            opts=owned(self, was=proxy),
         )
         aws.rds.ProxyTarget(
             f"{name}-proxy-primary",
             db_proxy_name=proxy.name,
             target_group_name=target_group.name,
             db_instance_identifier=primary.identifier,
-            opts=pulumi.ResourceOptions(parent=proxy),
+            opts=owned(self, was=proxy),
         )
         return proxy.name, proxy.endpoint
 
@@ -590,12 +590,12 @@ class Database(pulumi.ComponentResource):
     ) -> None:
         """CPU, connections and storage on the primary; CPU and lag on every replica.
 
-        Primary alarms hang off the component, not the protected instance, so that they do
-        not inherit ``protect``."""
+        Every alarm is owned by the component; replica alarms were once children of their
+        replica (the alias keeps them)."""
 
         def alarm(
             role: str,
-            parent: pulumi.Resource,
+            was: pulumi.Resource | None,
             identifier: pulumi.Output[str],
             description: str,
             metric: str,
@@ -612,7 +612,7 @@ class Database(pulumi.ComponentResource):
                 statistic=statistic,
                 topic_arn=args.alarm_topic_arn,
                 tags=args.tags,
-                parent=parent,
+                opts=owned(self, was=was),
             )
 
         size, alarms = args.size, args.alarms
@@ -623,7 +623,7 @@ class Database(pulumi.ComponentResource):
         free_bytes = size.storage_gib * 1024**3 * alarms.free_storage_percent // 100
         alarm(
             "primary-cpu",
-            self,
+            None,
             primary.identifier,
             f"Primary CPU above {alarms.cpu_percent}% for 10 minutes",
             "CPUUtilization",
@@ -631,7 +631,7 @@ class Database(pulumi.ComponentResource):
         )
         alarm(
             "primary-connections",
-            self,
+            None,
             primary.identifier,
             f"Primary connections above {alarms.db_connections_percent}% of "
             f"max_connections {size.max_connections}",
@@ -643,7 +643,7 @@ class Database(pulumi.ComponentResource):
         # space runs low, so the alarm lasting means the db_max_storage_gib ceiling is near.
         alarm(
             "primary-free-storage",
-            self,
+            None,
             primary.identifier,
             f"Primary free storage below {alarms.free_storage_percent}% of {size.storage_gib} GiB",
             "FreeStorageSpace",

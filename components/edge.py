@@ -19,7 +19,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.catalog import EdgeSize
-from components.contract import INTERNAL_PATHS
+from components.contract import INTERNAL_PATHS, owned
 
 # CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
 EDGE_REGION = "us-east-1"
@@ -409,7 +409,7 @@ class Edge(pulumi.ComponentResource):
         # the legacy logging_config needs an S3 bucket with ACLs enabled (log-delivery ACL),
         # which hardened buckets (BucketOwnerEnforced) refuse. CloudFront's delivery sources
         # live in us-east-1, so the log group does too.
-        in_cdn = pulumi.ResourceOptions(parent=distribution, provider=edge_provider)
+        in_cdn = owned(self, was=distribution, provider=edge_provider)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
             name=f"/aws/vendedlogs/cloudfront/{args.name_prefix}",

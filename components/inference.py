@@ -23,6 +23,7 @@ from components.catalog import (
     InferenceSize,
     sagemaker_max_rps_per_instance,
 )
+from components.contract import owned
 from components.iam import service_trust_policy
 
 VARIANT_NAME = "primary"
@@ -241,7 +242,7 @@ class Inference(pulumi.ComponentResource):
                     endpoint_name=endpoint_name,
                 )
             ),
-            opts=pulumi.ResourceOptions(parent=role),
+            opts=owned(self, was=role),
         )
         # Created before the endpoint so its retention applies (SageMaker would create it
         # without one).
@@ -377,7 +378,7 @@ class Inference(pulumi.ComponentResource):
             min_capacity=args.size.min_instances,
             max_capacity=args.size.max_instances,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=endpoint),
+            opts=owned(self, was=endpoint),
         )
         aws.appautoscaling.Policy(
             f"{name}-scaling-policy",
@@ -395,7 +396,7 @@ class Inference(pulumi.ComponentResource):
                 "scale_in_cooldown": SCALE_IN_COOLDOWN_SECONDS,
                 "scale_out_cooldown": SCALE_OUT_COOLDOWN_SECONDS,
             },
-            opts=pulumi.ResourceOptions(parent=target),
+            opts=owned(self, was=target),
         )
 
         self.endpoint_name = endpoint.name

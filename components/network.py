@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.catalog import NetworkSize
-from components.contract import SubnetCidrs
+from components.contract import SubnetCidrs, owned
 from components.iam import service_trust_policy
 
 SubnetTier = Literal["public", "private", "isolated"]
@@ -120,7 +120,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         self.vpc_id = vpc.id
-        in_vpc = pulumi.ResourceOptions(parent=vpc)
+        in_vpc = owned(self, was=vpc)
 
         # An emptied default security group: nothing may rely on it by accident.
         aws.ec2.DefaultSecurityGroup(
@@ -154,7 +154,7 @@ class Network(pulumi.ComponentResource):
             ip_protocol="-1",
             description="Node-to-node and pod-to-pod traffic",
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=app_sg),
+            opts=owned(self, was=app_sg),
         )
         self.app_security_group_id = app_sg.id
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=in_vpc)
@@ -192,7 +192,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-public-{i}-rta",
                 subnet_id=subnet.id,
                 route_table_id=public_rt.id,
-                opts=pulumi.ResourceOptions(parent=subnet),
+                opts=owned(self, was=subnet),
             )
 
         nat_count = args.size.az_count if args.size.nat_mode == "per_az" else 1
@@ -207,7 +207,7 @@ class Network(pulumi.ComponentResource):
                     allocation_id=eip.id,
                     subnet_id=subnets["public"][i].id,
                     tags=named(f"nat-{i}"),
-                    opts=pulumi.ResourceOptions(parent=vpc, depends_on=[igw]),
+                    opts=owned(self, was=vpc, depends_on=[igw]),
                 )
             )
 
@@ -224,7 +224,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{i}-rta",
                 subnet_id=subnet.id,
                 route_table_id=rt.id,
-                opts=pulumi.ResourceOptions(parent=subnet),
+                opts=owned(self, was=subnet),
             )
             private_rts.append(rt)
 
@@ -237,7 +237,7 @@ class Network(pulumi.ComponentResource):
                 f"{name}-isolated-{i}-rta",
                 subnet_id=subnet.id,
                 route_table_id=isolated_rt.id,
-                opts=pulumi.ResourceOptions(parent=subnet),
+                opts=owned(self, was=subnet),
             )
 
         # S3 through a gateway endpoint: model artifacts and images never cross NAT.
@@ -262,13 +262,13 @@ class Network(pulumi.ComponentResource):
             f"{name}-flow-logs-role",
             assume_role_policy=service_trust_policy("vpc-flow-logs.amazonaws.com"),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=log_group),
+            opts=owned(self, was=log_group),
         )
         aws.iam.RolePolicy(
             f"{name}-flow-logs-policy",
             role=flow_role.id,
             policy=log_group.arn.apply(flow_log_delivery_policy),
-            opts=pulumi.ResourceOptions(parent=flow_role),
+            opts=owned(self, was=flow_role),
         )
         aws.ec2.FlowLog(
             f"{name}-flow-log",
@@ -279,7 +279,7 @@ class Network(pulumi.ComponentResource):
             iam_role_arn=flow_role.arn,
             max_aggregation_interval=60,
             tags=named("flow-log"),
-            opts=pulumi.ResourceOptions(parent=log_group),
+            opts=owned(self, was=log_group),
         )
 
         self.public_subnet_ids = [s.id for s in subnets["public"]]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.contract import owned
 from components.kms import customer_key
 
 # Tagged images kept: a release per school day for six weeks, so any release the API,
@@ -98,7 +99,7 @@ class Registry(pulumi.ComponentResource):
             f"{name}-lifecycle",
             repository=repository.name,
             policy=lifecycle_policy(args.keep_images),
-            opts=pulumi.ResourceOptions(parent=repository),
+            opts=owned(self, was=repository, protect=args.protect),
         )
         self.repository_url = repository.repository_url
         self.repository_arn = repository.arn

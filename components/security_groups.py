@@ -7,18 +7,22 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.contract import owned
+
 
 def admit_from_groups(
     name: str,
     *,
     security_group: aws.ec2.SecurityGroup,
+    owner: pulumi.Resource,
     sources: Sequence[pulumi.Input[str]],
     port: int,
     description: str,
     tags: dict[str, str],
 ) -> list[aws.vpc.SecurityGroupIngressRule]:
     """Admit TCP ``port`` into ``security_group`` from each source security group, never
-    from a CIDR: how every data store lets the application tier in."""
+    from a CIDR: how every data store lets the application tier in. The rules are owned by
+    ``owner`` (the data store's component); they were once children of the group."""
     return [
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-{i}",
@@ -29,7 +33,7 @@ def admit_from_groups(
             to_port=port,
             description=description,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=security_group),
+            opts=owned(owner, was=security_group),
         )
         for i, source in enumerate(sources)
     ]

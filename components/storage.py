@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import BucketRef
+from components.contract import BucketRef, owned
 from components.kms import customer_key, key_policy
 
 ArchiveClass = Literal["STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
@@ -170,7 +170,7 @@ class SecureBucket(pulumi.ComponentResource):
             f"{name}-key-alias",
             name_prefix=f"alias/{name}-",
             target_key_id=key.key_id,
-            opts=pulumi.ResourceOptions(parent=key),
+            opts=owned(self, was=key, protect=args.protect),
         )
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
@@ -180,7 +180,7 @@ class SecureBucket(pulumi.ComponentResource):
             tags=args.tags,
             opts=stateful,
         )
-        in_bucket = pulumi.ResourceOptions(parent=bucket)
+        in_bucket = owned(self, was=bucket, protect=args.protect)
         # Block public access first: the policy must never land on a bucket that allows it.
         public_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access",
@@ -223,7 +223,7 @@ class SecureBucket(pulumi.ComponentResource):
             bucket=bucket.id,
             rules=rules,
             # Non-current version rules need versioning in place.
-            opts=pulumi.ResourceOptions(parent=bucket, depends_on=[versioning]),
+            opts=owned(self, was=bucket, protect=args.protect, depends_on=[versioning]),
         )
         policy = pulumi.Output.all(bucket.arn, *args.extra_policy_statements).apply(
             lambda values: bucket_policy(values[0], values[1:])
@@ -232,7 +232,7 @@ class SecureBucket(pulumi.ComponentResource):
             f"{name}-policy",
             bucket=bucket.id,
             policy=policy,
-            opts=pulumi.ResourceOptions(parent=bucket, depends_on=[public_block]),
+            opts=owned(self, was=bucket, protect=args.protect, depends_on=[public_block]),
         )
 
         self.bucket_name = bucket.bucket

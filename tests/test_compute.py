@@ -385,7 +385,7 @@ def test_registry_and_buckets(stack_run: Any, stack: str) -> None:
         assert bucket.get("forceDestroy") is (not protect), bucket.name
         assert bucket.get("tags.data-classification") == "ferpa"
         assert "bucket" not in bucket.inputs, "auto-named through bucket_prefix"
-        children = {c.type: c for c in run.children(bucket)}
+        children = {c.type: c for c in run.attached_to(bucket, "bucket")}
         block = children["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
         assert all(
             block.get(k) is True

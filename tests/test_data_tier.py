@@ -294,7 +294,8 @@ def test_tier3_reader_name_spreads_over_the_replicas(stack_run: Run) -> None:
     zone = run.one("aws:route53/zone:Zone", "database-zone")
     assert zone.get("name") == "tier3.student-success.internal"
     assert zone.get("vpcs.0.vpcId") == run.outputs["vpc_id"]
-    records = [r for r in run.children(zone) if r.type == RECORD]
+    records = [r for r in run.of_type(RECORD) if r.name.startswith("database-reader-")]
+    assert len({r.get("zoneId") for r in records}) == 1
     reps = replicas(run)
     assert len(records) == len(reps)
     assert {r.get("setIdentifier") for r in records} == {f"replica-{i}" for i in (1, 2)}
@@ -400,7 +401,7 @@ def test_protection_outside_dev_only(stack_run: Run, stack: str) -> None:
 
 
 def _ingress_of(run: StackRun, sg_name: str) -> list[Resource]:
-    return run.children(run.one(SG, sg_name))
+    return run.attached_to(run.one(SG, sg_name), "securityGroupId")
 
 
 @pytest.mark.parametrize("stack", STACKS)

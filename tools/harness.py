@@ -148,6 +148,11 @@ class StackRun:
     def children(self, parent: Resource) -> list[Resource]:
         return [r for r in self.resources if r.parent == parent.urn]
 
+    def attached_to(self, target: Resource, path: str) -> list[Resource]:
+        """Resources whose input at ``path`` names ``target`` (its id, as a bucket policy's
+        ``bucket`` or a rule's ``securityGroupId`` does)."""
+        return [r for r in self.resources if r.get(path) == target.id]
+
 
 def _secret_paths(value: Any, prefix: str = "") -> set[str]:
     if isinstance(value, dict):
