@@ -11,7 +11,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt 
 	app/requirements.txt app/requirements-test.txt
 INFRA := components tools policies __main__.py
 
-.PHONY: demo test lint typecheck unit plan policy snapshots bench clean
+.PHONY: demo test lint typecheck unit plan policy snapshots docs bench clean
 
 $(BIN)/.installed: $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ policy: $(BIN)/.installed
 ## snapshots: refresh snapshots/ after a reviewed change of the program.
 snapshots: $(BIN)/.installed
 	$(BIN)/python -m tools.plan --write-snapshots
+
+## docs: regenerate docs/components.md, the components' inputs and outputs, from their docstrings.
+docs: $(BIN)/.installed
+	$(BIN)/python -m tools.docs
 
 ## bench: every benchmark, one after the other (needs wrk: apt-get install wrk). Each prints
 ## its numbers and records them in benchmarks/results/<name>.json; BENCHMARKS.md sums them up.
