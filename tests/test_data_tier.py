@@ -13,7 +13,7 @@ import pytest
 from components.cache import TOKEN_SPECIALS, member_cluster_ids, redis_url
 from components.catalog import TIERS, connection_capacity
 from components.contract import check_identifier
-from components.database import (
+from components.database.settings import (
     STATIC_PARAMETERS,
     credentials_document,
     proxy_secret_policy,

@@ -1,0 +1,38 @@
+"""The inputs of ``Database``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+
+from components.catalog import AlarmThresholds, DatabaseSize
+
+
+@dataclass
+class DatabaseArgs:
+    size: DatabaseSize
+    """The tier's database slice: instance class, storage, replicas, proxy, backups."""
+    alarms: AlarmThresholds
+    """The tier's alarm thresholds."""
+    identifier: str
+    """Prefix of the AWS names (``ssp-tier3`` -> ``ssp-tier3-db``, ``ssp-tier3-db-replica-1``)."""
+    vpc_id: pulumi.Input[str]
+    """VPC of the database."""
+    subnet_ids: Sequence[pulumi.Input[str]]
+    """Isolated subnets, one per AZ, for the subnet group and the proxy."""
+    availability_zones: Sequence[pulumi.Input[str]]
+    """AZ names, in subnet order; the primary takes the first, replicas the next ones."""
+    client_security_group_ids: Sequence[pulumi.Input[str]]
+    """Security groups allowed to connect on 5432 (the app's); nothing else is."""
+    alarm_topic_arn: pulumi.Input[str]
+    """SNS topic the alarms notify."""
+    private_zone_name: str
+    """Private hosted zone holding the reader name (``tier3.student-success.internal``)."""
+    protect: bool = True
+    """Deletion protection, final snapshot and Pulumi ``protect``; False on dev only."""
+    apply_immediately: bool = False
+    """Apply modifications at once instead of in the maintenance window (dev only)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags for every resource of the component (``spec.tags("ferpa")``)."""

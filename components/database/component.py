@@ -1,0 +1,390 @@
+"""The ``Database`` component: its key, network, parameter group, the primary and its
+replicas, the reader name and the master credentials."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.contract import POSTGRES_PORT, DatabaseConnection, check_identifier, owned
+from components.database.alarms import database_alarms
+from components.database.args import DatabaseArgs
+from components.database.proxy import database_proxy
+from components.database.settings import (
+    BACKUP_WINDOW,
+    DATABASE_NAME,
+    ENGINE_VERSION,
+    ENHANCED_MONITORING_POLICY_ARN,
+    LOG_EXPORTS,
+    MAINTENANCE_WINDOW,
+    MASTER_USERNAME,
+    MONITORING_INTERVAL_SECONDS,
+    PARAMETER_FAMILY,
+    PASSWORD_SPECIALS,
+    PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+    READER_TTL_SECONDS,
+    _SharedInstanceArgs,
+    credentials_document,
+    rds_parameters,
+    replica_zone,
+)
+from components.iam import service_trust_policy
+from components.kms import customer_key
+from components.security_groups import admit_from_groups
+
+
+class Database(pulumi.ComponentResource):
+    writer_endpoint: pulumi.Output[str]
+    """Host the app writes to: the RDS Proxy endpoint on proxied tiers, else the primary."""
+    reader_endpoint: pulumi.Output[str]
+    """Host for reads: one DNS name over the replicas; the writer when there are none."""
+    replica_addresses: list[pulumi.Output[str]]
+    """Address of each read replica."""
+    port: int
+    """PostgreSQL port of every endpoint."""
+    database_name: str
+    """Name of the application's database."""
+    username: str
+    """Master user name."""
+    password: pulumi.Output[str]
+    """Master password (a secret Output)."""
+    credentials_secret_arn: pulumi.Output[str]
+    """Secrets Manager secret holding {username, password, engine, host, port, dbname}."""
+    security_group_id: pulumi.Output[str]
+    """Security group of the instances."""
+    primary_identifier: pulumi.Output[str]
+    """DB instance identifier of the primary."""
+    replica_identifiers: list[pulumi.Output[str]]
+    """DB instance identifiers of the replicas."""
+    proxy_name: pulumi.Output[str] | None
+    """Name of the RDS Proxy, or None on tiers without one."""
+    kms_key_arn: pulumi.Output[str]
+    """Customer key encrypting storage, snapshots, Performance Insights and the secret."""
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ssp:database:Database", name, None, opts)
+        size, tags = args.size, args.tags
+        ident = check_identifier(f"{args.identifier}-db", 50)
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+
+        key = customer_key(
+            f"{name}-key",
+            description=f"Encrypts {ident}: storage, snapshots, Performance Insights, secret",
+            tags=tags,
+            opts=stateful,
+        )
+
+        # Credentials: a pulumi_random password kept in our own KMS-encrypted secret rather
+        # than manage_master_user_password. RDS Proxy authenticates with this secret, and the
+        # app's Kubernetes Secret needs the password as a Pulumi secret Output; an RDS-managed
+        # password rotates outside Pulumi and the pods could not follow it without an extra
+        # operator. (Setting both makes RDS silently ignore the password.)
+        password = random.RandomPassword(
+            f"{name}-password",
+            length=40,
+            special=True,
+            override_special=PASSWORD_SPECIALS,
+            opts=child,
+        )
+        secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
+
+        subnet_group, sg = self._network(name, ident, args)
+        params = self._parameter_group(name, ident, args)
+        monitoring_role, monitoring_attachment = self._monitoring_role(name, ident, args)
+        primary, replicas = self._instances(
+            name,
+            ident,
+            args,
+            key,
+            secret_password,
+            subnet_group,
+            sg,
+            params,
+            monitoring_role,
+            monitoring_attachment,
+        )
+        secret = self._credentials_secret(name, ident, args, key, primary, secret_password)
+
+        self.writer_endpoint = primary.address
+        self.proxy_name = None
+        if size.proxy:
+            self.proxy_name, self.writer_endpoint = database_proxy(
+                self, name, ident, args, sg, secret.arn, key.arn, primary
+            )
+        self.reader_endpoint = self._reader(name, ident, args, replicas) or self.writer_endpoint
+        database_alarms(
+            self,
+            name,
+            size=size,
+            alarms=args.alarms,
+            topic_arn=args.alarm_topic_arn,
+            tags=tags,
+            primary=primary,
+            replicas=replicas,
+        )
+
+        self.replica_addresses = [r.address for r in replicas]
+        self.port = POSTGRES_PORT
+        self.database_name = DATABASE_NAME
+        self.username = MASTER_USERNAME
+        self.password = secret_password
+        self.credentials_secret_arn = secret.arn
+        self.security_group_id = sg.id
+        self.primary_identifier = primary.identifier
+        self.replica_identifiers = [r.identifier for r in replicas]
+        self.kms_key_arn = key.arn
+        self.register_outputs(
+            {
+                "writer_endpoint": self.writer_endpoint,
+                "reader_endpoint": self.reader_endpoint,
+                "replica_addresses": self.replica_addresses,
+                "port": self.port,
+                "database_name": self.database_name,
+                "username": self.username,
+                "password": self.password,
+                "credentials_secret_arn": self.credentials_secret_arn,
+                "security_group_id": self.security_group_id,
+                "primary_identifier": self.primary_identifier,
+                "replica_identifiers": self.replica_identifiers,
+                "proxy_name": self.proxy_name,
+                "kms_key_arn": self.kms_key_arn,
+            }
+        )
+
+    def _network(
+        self, name: str, ident: str, args: DatabaseArgs
+    ) -> tuple[aws.rds.SubnetGroup, aws.ec2.SecurityGroup]:
+        """The subnet group, and a security group that admits only the app's."""
+        child = pulumi.ResourceOptions(parent=self)
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            description=f"Isolated subnets of {ident}",
+            subnet_ids=list(args.subnet_ids),
+            tags=args.tags,
+            opts=child,
+        )
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description=f"PostgreSQL {ident}: 5432 from the app and the proxy only",
+            tags={**args.tags, "Name": f"{ident}-sg"},
+            opts=child,
+        )
+        admit_from_groups(
+            f"{name}-sg-from-client",
+            security_group=sg,
+            owner=self,
+            sources=args.client_security_group_ids,
+            port=POSTGRES_PORT,
+            description="PostgreSQL from the application tier",
+            tags=args.tags,
+        )
+        return subnet_group, sg
+
+    def _parameter_group(self, name: str, ident: str, args: DatabaseArgs) -> aws.rds.ParameterGroup:
+        # Replacing a parameter group (family change) must create the new one before the old
+        # one, still attached, is deleted: Pulumi's default order, with a name_prefix so the
+        # two can coexist.
+        size = args.size
+        return aws.rds.ParameterGroup(
+            f"{name}-params",
+            name_prefix=f"{ident}-pg16-",
+            family=PARAMETER_FAMILY,
+            description=f"PostgreSQL 16 settings of {ident} ({size.instance_class})",
+            parameters=[
+                {"name": p.name, "value": p.value, "apply_method": p.apply_method}
+                for p in rds_parameters(size)
+            ],
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _monitoring_role(
+        self, name: str, ident: str, args: DatabaseArgs
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+        """The role RDS enhanced monitoring publishes with."""
+        monitoring_role = aws.iam.Role(
+            f"{name}-monitoring-role",
+            assume_role_policy=service_trust_policy("monitoring.rds.amazonaws.com"),
+            description=f"Enhanced monitoring of {ident}",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        monitoring_attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring-policy",
+            role=monitoring_role.name,
+            policy_arn=ENHANCED_MONITORING_POLICY_ARN,
+            opts=owned(self, was=monitoring_role),
+        )
+        return monitoring_role, monitoring_attachment
+
+    def _instances(
+        self,
+        name: str,
+        ident: str,
+        args: DatabaseArgs,
+        key: aws.kms.Key,
+        password: pulumi.Output[str],
+        subnet_group: aws.rds.SubnetGroup,
+        sg: aws.ec2.SecurityGroup,
+        params: aws.rds.ParameterGroup,
+        monitoring_role: aws.iam.Role,
+        monitoring_attachment: aws.iam.RolePolicyAttachment,
+    ) -> tuple[aws.rds.Instance, list[aws.rds.Instance]]:
+        """The primary and its read replicas."""
+        size = args.size
+
+        def named(role: str) -> dict[str, str]:
+            return {**args.tags, "Name": f"{ident}-{role}"}
+
+        # Settings the primary and its replicas share.
+        common = _SharedInstanceArgs(
+            instance_class=size.instance_class,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            max_allocated_storage=size.max_storage_gib,
+            parameter_group_name=params.name,
+            vpc_security_group_ids=[sg.id],
+            publicly_accessible=False,
+            iam_database_authentication_enabled=True,
+            auto_minor_version_upgrade=False,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+            monitoring_interval=MONITORING_INTERVAL_SECONDS,
+            monitoring_role_arn=monitoring_role.arn,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            copy_tags_to_snapshot=True,
+            maintenance_window=MAINTENANCE_WINDOW,
+            apply_immediately=args.apply_immediately,
+        )
+        primary = aws.rds.Instance(
+            f"{name}-primary",
+            identifier=ident,
+            engine="postgres",
+            engine_version=ENGINE_VERSION,
+            allocated_storage=size.storage_gib,
+            db_name=DATABASE_NAME,
+            username=MASTER_USERNAME,
+            password=password,
+            port=POSTGRES_PORT,
+            db_subnet_group_name=subnet_group.name,
+            multi_az=size.multi_az,
+            # RDS picks the AZ of a Multi-AZ primary; a single-AZ one takes the first.
+            availability_zone=None if size.multi_az else args.availability_zones[0],
+            backup_retention_period=size.backup_retention_days,
+            backup_window=BACKUP_WINDOW,
+            deletion_protection=args.protect,
+            skip_final_snapshot=not args.protect,
+            final_snapshot_identifier=f"{ident}-final" if args.protect else None,
+            # Outside dev, automated backups outlive an accidental delete.
+            delete_automated_backups=not args.protect,
+            tags=named("primary"),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect,
+                depends_on=[monitoring_attachment],
+                additional_secret_outputs=["password"],
+            ),
+            **common,
+        )
+
+        # Replicas hold no data of their own: no Pulumi protect or deletion protection, so
+        # lowering db_replica_count is an ordinary change. Same-region replicas inherit the
+        # primary's subnet group, engine version and credentials; they keep no backups.
+        replicas: list[aws.rds.Instance] = []
+        for i in range(size.replica_count):
+            replicas.append(
+                aws.rds.Instance(
+                    f"{name}-replica-{i + 1}",
+                    identifier=f"{ident}-replica-{i + 1}",
+                    replicate_source_db=primary.identifier,
+                    availability_zone=replica_zone(args.availability_zones, i),
+                    multi_az=False,
+                    deletion_protection=False,
+                    skip_final_snapshot=True,
+                    tags=named(f"replica-{i + 1}"),
+                    opts=owned(self, was=primary, depends_on=[monitoring_attachment]),
+                    **common,
+                )
+            )
+        return primary, replicas
+
+    def _credentials_secret(
+        self,
+        name: str,
+        ident: str,
+        args: DatabaseArgs,
+        key: aws.kms.Key,
+        primary: aws.rds.Instance,
+        password: pulumi.Output[str],
+    ) -> aws.secretsmanager.Secret:
+        """The master credentials in Secrets Manager, in the shape RDS Proxy reads."""
+        secret = aws.secretsmanager.Secret(
+            f"{name}-credentials",
+            description=f"Master credentials of {ident}",
+            kms_key_id=key.arn,
+            recovery_window_in_days=30 if args.protect else 7,
+            tags=args.tags,
+            # The proxy authenticates with it: deleting it cuts the app off the database.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        document: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(primary.address, password).apply(
+                lambda v: credentials_document(v[0], v[1])
+            )
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-credentials-version",
+            secret_id=secret.id,
+            secret_string=document,
+            opts=owned(self, was=secret, protect=args.protect),
+        )
+        return secret
+
+    def _reader(
+        self, name: str, ident: str, args: DatabaseArgs, replicas: list[aws.rds.Instance]
+    ) -> pulumi.Output[str] | None:
+        """One DNS name over the replicas, or None without replicas."""
+        if not replicas:
+            return None
+        # RDS Proxy read-only endpoints only serve Aurora clusters, so readers get a DNS name
+        # instead: weighted CNAMEs (equal weights, short TTL) in a private zone of the VPC.
+        zone = aws.route53.Zone(
+            f"{name}-zone",
+            name=args.private_zone_name,
+            comment=f"Private names of {ident}",
+            vpcs=[{"vpc_id": args.vpc_id}],
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        records = [
+            aws.route53.Record(
+                f"{name}-reader-{i + 1}",
+                zone_id=zone.zone_id,
+                name=f"reader.{args.private_zone_name}",
+                type="CNAME",
+                ttl=READER_TTL_SECONDS,
+                records=[replica.address],
+                set_identifier=f"replica-{i + 1}",
+                weighted_routing_policies=[{"weight": 1}],
+                opts=owned(self, was=zone),
+            )
+            for i, replica in enumerate(replicas)
+        ]
+        return records[0].fqdn
+
+    @property
+    def connection(self) -> DatabaseConnection:
+        """Endpoints and master credentials, as one bundle for the workloads."""
+        return DatabaseConnection(
+            writer_endpoint=self.writer_endpoint,
+            reader_endpoint=self.reader_endpoint,
+            port=self.port,
+            database_name=self.database_name,
+            username=self.username,
+            password=self.password,
+        )

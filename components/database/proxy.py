@@ -1,0 +1,130 @@
+"""RDS Proxy in front of the primary: connection pooling from tier 2 (seed 000)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.contract import POSTGRES_PORT, owned
+from components.database.args import DatabaseArgs
+from components.database.settings import (
+    PROXY_BORROW_TIMEOUT_SECONDS,
+    PROXY_IDLE_CLIENT_TIMEOUT_SECONDS,
+    proxy_secret_policy,
+)
+from components.iam import service_trust_policy
+from components.security_groups import admit_from_groups
+
+
+def database_proxy(
+    owner: pulumi.Resource,
+    name: str,
+    ident: str,
+    args: DatabaseArgs,
+    db_sg: aws.ec2.SecurityGroup,
+    secret_arn: pulumi.Output[str],
+    key_arn: pulumi.Output[str],
+    primary: aws.rds.Instance,
+) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """RDS Proxy in front of the primary; returns (proxy name, endpoint)."""
+    child = pulumi.ResourceOptions(parent=owner)
+    proxy_sg = aws.ec2.SecurityGroup(
+        f"{name}-proxy-sg",
+        vpc_id=args.vpc_id,
+        description=f"RDS Proxy of {ident}: 5432 from the app, 5432 to the database",
+        tags={**args.tags, "Name": f"{ident}-proxy-sg"},
+        opts=child,
+    )
+    in_proxy_sg = owned(owner, was=proxy_sg)
+    admit_from_groups(
+        f"{name}-proxy-sg-from-client",
+        security_group=proxy_sg,
+        owner=owner,
+        sources=args.client_security_group_ids,
+        port=POSTGRES_PORT,
+        description="PostgreSQL from the application tier",
+        tags=args.tags,
+    )
+    aws.vpc.SecurityGroupEgressRule(
+        f"{name}-proxy-sg-to-db",
+        security_group_id=proxy_sg.id,
+        referenced_security_group_id=db_sg.id,
+        ip_protocol="tcp",
+        from_port=POSTGRES_PORT,
+        to_port=POSTGRES_PORT,
+        description="Pooled connections to the database",
+        tags=args.tags,
+        opts=in_proxy_sg,
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        f"{name}-sg-from-proxy",
+        security_group_id=db_sg.id,
+        referenced_security_group_id=proxy_sg.id,
+        ip_protocol="tcp",
+        from_port=POSTGRES_PORT,
+        to_port=POSTGRES_PORT,
+        description="PostgreSQL from the RDS Proxy",
+        tags=args.tags,
+        opts=owned(owner, was=db_sg),
+    )
+
+    role = aws.iam.Role(
+        f"{name}-proxy-role",
+        assume_role_policy=service_trust_policy("rds.amazonaws.com"),
+        description=f"RDS Proxy of {ident} reads the master credentials",
+        tags=args.tags,
+        opts=child,
+    )
+    region = aws.get_region_output().region
+    role_policy = aws.iam.RolePolicy(
+        f"{name}-proxy-policy",
+        role=role.id,
+        policy=pulumi.Output.all(secret_arn, key_arn, region).apply(
+            lambda v: proxy_secret_policy(v[0], v[1], v[2])
+        ),
+        opts=owned(owner, was=role),
+    )
+    # iam_auth DISABLED: the app authenticates with the password from its Kubernetes
+    # Secret (TLS is still required). REQUIRED would make every pod mint a 15-minute
+    # IAM token through IRSA for each new connection, which the app's pool does not do.
+    proxy = aws.rds.Proxy(
+        f"{name}-proxy",
+        name=f"{ident}-proxy",
+        engine_family="POSTGRESQL",
+        role_arn=role.arn,
+        vpc_subnet_ids=list(args.subnet_ids),
+        vpc_security_group_ids=[proxy_sg.id],
+        require_tls=True,
+        idle_client_timeout=PROXY_IDLE_CLIENT_TIMEOUT_SECONDS,
+        auths=[
+            {
+                "auth_scheme": "SECRETS",
+                "secret_arn": secret_arn,
+                "iam_auth": "DISABLED",
+                "client_password_auth_type": "POSTGRES_SCRAM_SHA_256",
+                "description": "Master credentials",
+            }
+        ],
+        tags=args.tags,
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=[role_policy]),
+    )
+    # No session pinning filters: the app sets per-session variables for row-level
+    # security, so SET statements must keep pinning the client to its connection.
+    target_group = aws.rds.ProxyDefaultTargetGroup(
+        f"{name}-proxy-targets",
+        db_proxy_name=proxy.name,
+        connection_pool_config={
+            "max_connections_percent": args.size.proxy_max_connections_percent,
+            "max_idle_connections_percent": args.size.proxy_max_connections_percent // 2,
+            "connection_borrow_timeout": PROXY_BORROW_TIMEOUT_SECONDS,
+        },
+        opts=owned(owner, was=proxy),
+    )
+    aws.rds.ProxyTarget(
+        f"{name}-proxy-primary",
+        db_proxy_name=proxy.name,
+        target_group_name=target_group.name,
+        db_instance_identifier=primary.identifier,
+        opts=owned(owner, was=proxy),
+    )
+    return proxy.name, proxy.endpoint
