@@ -37,7 +37,8 @@ from pulumi_policy import (
 )
 
 from policies.rules import ALL_POLICIES
-from tools.harness import AwsMocks, Resource, StackRun, run_stack, stacks
+from tools.harness import Resource, StackRun, run_stack, stacks
+from tools.mocks import AwsMocks
 
 LEVEL_ORDER = {"mandatory": 0, "remediate": 0, "advisory": 1}
 

@@ -1,0 +1,202 @@
+"""The mocks the harness runs the program against: they echo inputs and add the computed
+outputs real providers return (ids, ARNs, endpoints, the EKS certificate and OIDC issuer...),
+so that no ``apply`` in the program sees ``None``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Any
+
+from pulumi.runtime import mocks
+
+ACCOUNT = "123456789012"
+
+
+def _fake_id(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:17]
+
+
+class AwsMocks(mocks.Mocks):
+    """Echo inputs and add the computed outputs real providers return."""
+
+    def __init__(self, region: str):
+        self.region = region
+        self.registering = threading.local()
+        """``identity``: name the resource this thread registers was first deployed with."""
+
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{ACCOUNT}:{resource}"
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        # The name the resource was first deployed with: its id and computed values keep it.
+        name, typ = getattr(self.registering, "identity", "") or args.name, args.typ
+        inputs = dict(args.inputs)
+        rid = f"{name}-{_fake_id(typ + name)}"
+        service = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "mock"
+        state: dict[str, Any] = {
+            **inputs,
+            "arn": self._arn(service, f"{typ.rsplit(':', 1)[-1].lower()}/{rid}"),
+            "id": rid,
+            "name": inputs.get("name", rid),
+            "tagsAll": inputs.get("tags", {}),
+        }
+        host = f"{rid}.{self.region}"
+        bucket = inputs.get("bucket", rid)
+        bucket_state = {
+            "bucket": bucket,
+            "arn": f"arn:aws:s3:::{bucket}",
+            "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com",
+        }
+        ecr_host = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"
+        computed: dict[str, dict[str, Any]] = {
+            "aws:ec2/vpc:Vpc": {"defaultSecurityGroupId": f"sg-{_fake_id(name)}"},
+            "aws:rds/instance:Instance": {
+                "address": f"{host}.rds.amazonaws.com",
+                "endpoint": f"{host}.rds.amazonaws.com:5432",
+                "port": 5432,
+                "identifier": inputs.get("identifier", rid),
+                "resourceId": f"db-{_fake_id(name).upper()}",
+                "masterUserSecrets": [
+                    {
+                        "secretArn": self._arn("secretsmanager", f"secret:rds!{rid}"),
+                        "secretStatus": "active",
+                        "kmsKeyId": self._arn("kms", "key/mock"),
+                    }
+                ],
+            },
+            "aws:rds/proxy:Proxy": {"endpoint": f"{rid}.proxy-{host}.rds.amazonaws.com"},
+            "aws:rds/proxyEndpoint:ProxyEndpoint": {
+                "endpoint": f"{rid}.endpoint.proxy-{host}.rds.amazonaws.com"
+            },
+            "aws:elasticache/replicationGroup:ReplicationGroup": {
+                "primaryEndpointAddress": f"master.{host}.cache.amazonaws.com",
+                "readerEndpointAddress": f"replica.{host}.cache.amazonaws.com",
+                "port": 6379,
+            },
+            "aws:eks/cluster:Cluster": {
+                "endpoint": f"https://{_fake_id(name).upper()}.gr7.{self.region}.eks.amazonaws.com",
+                "certificateAuthority": {
+                    "data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQ="
+                },
+                "identities": [
+                    {
+                        "oidcs": [
+                            {
+                                "issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{_fake_id(name).upper()}"
+                            }
+                        ]
+                    }
+                ],
+                "version": inputs.get("version", "1.33"),
+                "clusterSecurityGroupId": f"sg-{_fake_id(name + 'cluster')}",
+                "vpcConfig": {
+                    **inputs.get("vpcConfig", {}),
+                    "clusterSecurityGroupId": f"sg-{_fake_id(name + 'cluster')}",
+                },
+            },
+            "aws:eks/nodeGroup:NodeGroup": {"status": "ACTIVE"},
+            "aws:iam/openIdConnectProvider:OpenIdConnectProvider": {
+                "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{inputs.get('url', '').removeprefix('https://')}"
+            },
+            "aws:iam/role:Role": {
+                "arn": f"arn:aws:iam::{ACCOUNT}:role/{inputs.get('name', rid)}",
+                "name": inputs.get("name", rid),
+            },
+            "aws:iam/policy:Policy": {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{rid}"},
+            "aws:kms/key:Key": {"keyId": _fake_id(name)},
+            "aws:cloudwatch/logGroup:LogGroup": {
+                "arn": self._arn("logs", f"log-group:{inputs.get('name', rid)}")
+            },
+            "aws:ecr/repository:Repository": {
+                "repositoryUrl": f"{ecr_host}/{inputs.get('name', rid)}"
+            },
+            "aws:s3/bucket:Bucket": bucket_state,
+            "aws:s3/bucketV2:BucketV2": bucket_state,
+            "aws:cloudfront/distribution:Distribution": {
+                "domainName": f"d{_fake_id(name)[:13]}.cloudfront.net",
+                "hostedZoneId": "Z2FDTNDATAQYW2",
+                # CloudFront is global: its ARNs carry no region.
+                "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{rid}",
+            },
+            "aws:lb/loadBalancer:LoadBalancer": {
+                "dnsName": f"{rid}.elb.{self.region}.amazonaws.com",
+                "arnSuffix": f"app/{name}/{_fake_id(name)}",
+            },
+            "aws:lb/targetGroup:TargetGroup": {"arnSuffix": f"targetgroup/{name}/{_fake_id(name)}"},
+            "aws:sagemaker/endpoint:Endpoint": {
+                "name": inputs.get("name", rid),
+                # SageMaker lower-cases the endpoint name in its ARN.
+                "arn": self._arn("sagemaker", f"endpoint/{inputs.get('name', rid).lower()}"),
+            },
+            "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
+            "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
+            "aws:secretsmanager/secret:Secret": {
+                "arn": self._arn("secretsmanager", f"secret:{rid}")
+            },
+            "random:index/randomPassword:RandomPassword": {
+                "result": "mock-" + _fake_id(name) + "-" + _fake_id(name[::-1])
+            },
+            "kubernetes:core/v1:Service": {
+                "status": {
+                    "loadBalancer": {
+                        "ingress": [{"hostname": f"k8s-{rid}.elb.{self.region}.amazonaws.com"}]
+                    }
+                }
+            },
+            "kubernetes:networking.k8s.io/v1:Ingress": {
+                "status": {
+                    "loadBalancer": {
+                        "ingress": [{"hostname": f"k8s-{rid}.elb.{self.region}.amazonaws.com"}]
+                    }
+                }
+            },
+        }
+        state.update(computed.get(typ, {}))
+        return rid, state
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        token, a = args.token, dict(args.args)
+        letters = "abcdef"
+        results: dict[str, dict[str, Any]] = {
+            "aws:index/getAvailabilityZones:getAvailabilityZones": {
+                "names": [f"{self.region}{c}" for c in letters],
+                "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
+            },
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/mock",
+                "userId": "MOCK",
+            },
+            "aws:index/getRegion:getRegion": {
+                "region": self.region,
+                "name": self.region,
+                "id": self.region,
+            },
+            "aws:index/getPartition:getPartition": {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+            },
+            "aws:iam/getPolicyDocument:getPolicyDocument": {"json": json.dumps(a)},
+            "aws:eks/getClusterAuth:getClusterAuth": {
+                "token": "k8s-aws-v1.mock",
+                "id": a.get("name", ""),
+            },
+            "aws:eks/getAddonVersion:getAddonVersion": {
+                "version": "v0.0.0-eksbuild.1",
+                "addonName": a.get("addonName"),
+            },
+            "aws:cloudfront/getCachePolicy:getCachePolicy": {"id": f"cache-{a.get('name', '')}"},
+            "aws:cloudfront/getOriginRequestPolicy:getOriginRequestPolicy": {
+                "id": f"orp-{a.get('name', '')}"
+            },
+            "aws:ec2/getManagedPrefixList:getManagedPrefixList": {
+                "id": "pl-3b927c52",
+                "name": a.get("name"),
+            },
+            "aws:elb/getServiceAccount:getServiceAccount": {
+                "arn": "arn:aws:iam::127311923021:root"
+            },
+        }
+        return results.get(token, {}), []
