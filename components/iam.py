@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -65,3 +66,64 @@ def service_account_role(
         lambda v: irsa_trust_policy(v[0], v[1], namespace, service_account)
     )
     return aws.iam.Role(name, assume_role_policy=trust, tags=tags, opts=opts)
+
+
+def api_role_policy(
+    models_bucket_arn: str, models_key_arn: str, sagemaker_endpoint_arn: str | None
+) -> str:
+    """The API reads models and may invoke the SageMaker endpoint; nothing else."""
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ListModels", "Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": models_bucket_arn},
+        {"Sid": "ReadModels", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"{models_bucket_arn}/*"},
+        {"Sid": "DecryptModels", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": models_key_arn},
+    ]  # fmt: skip
+    if sagemaker_endpoint_arn:
+        statements.append(
+            {
+                "Sid": "InvokeModel",
+                "Effect": "Allow",
+                "Action": "sagemaker:InvokeEndpoint",
+                "Resource": sagemaker_endpoint_arn,
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def trainer_role_policy(
+    models_bucket_arn: str, models_key_arn: str, archive_bucket_arn: str, archive_key_arn: str
+) -> str:
+    """The trainer versions models (read, write, prune) and writes audit archives."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ListBuckets",
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": [models_bucket_arn, archive_bucket_arn],
+                },
+                {
+                    "Sid": "ReadWriteModels",
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Resource": f"{models_bucket_arn}/*",
+                },
+                {
+                    "Sid": "WriteArchives",
+                    "Effect": "Allow",
+                    "Action": ["s3:PutObject", "s3:GetObject"],
+                    "Resource": f"{archive_bucket_arn}/*",
+                },
+                {
+                    "Sid": "UseBucketKeys",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": [models_key_arn, archive_key_arn],
+                },
+            ],
+        }
+    )

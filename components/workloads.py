@@ -6,7 +6,6 @@ secrets, network policies, and the training-failure alarm.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from components import k8s_manifests as m
 from components.alarms import Threshold, metric_alarm
 from components.catalog import ApiSize, NodeGroupSize, TrainingSize, pod_pool
 from components.contract import REDIS_PORT, BucketRef, DatabaseConnection, SubnetCidrs, owned
-from components.iam import service_account_role
+from components.iam import api_role_policy, service_account_role, trainer_role_policy
 
 NAMESPACE = "student-success"
 API = "api"
@@ -95,67 +94,6 @@ def app_config_data(
         # these: the load balancer's subnets. Per-client limits then see clients, not the ALB.
         "FORWARDED_ALLOW_IPS": ",".join(load_balancer_cidrs),
     }
-
-
-def api_role_policy(
-    models_bucket_arn: str, models_key_arn: str, sagemaker_endpoint_arn: str | None
-) -> str:
-    """The API reads models and may invoke the SageMaker endpoint; nothing else."""
-    statements: list[dict[str, Any]] = [
-        {"Sid": "ListModels", "Effect": "Allow", "Action": "s3:ListBucket",
-         "Resource": models_bucket_arn},
-        {"Sid": "ReadModels", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": f"{models_bucket_arn}/*"},
-        {"Sid": "DecryptModels", "Effect": "Allow", "Action": "kms:Decrypt",
-         "Resource": models_key_arn},
-    ]  # fmt: skip
-    if sagemaker_endpoint_arn:
-        statements.append(
-            {
-                "Sid": "InvokeModel",
-                "Effect": "Allow",
-                "Action": "sagemaker:InvokeEndpoint",
-                "Resource": sagemaker_endpoint_arn,
-            }
-        )
-    return json.dumps({"Version": "2012-10-17", "Statement": statements})
-
-
-def trainer_role_policy(
-    models_bucket_arn: str, models_key_arn: str, archive_bucket_arn: str, archive_key_arn: str
-) -> str:
-    """The trainer versions models (read, write, prune) and writes audit archives."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ListBuckets",
-                    "Effect": "Allow",
-                    "Action": "s3:ListBucket",
-                    "Resource": [models_bucket_arn, archive_bucket_arn],
-                },
-                {
-                    "Sid": "ReadWriteModels",
-                    "Effect": "Allow",
-                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                    "Resource": f"{models_bucket_arn}/*",
-                },
-                {
-                    "Sid": "WriteArchives",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObject", "s3:GetObject"],
-                    "Resource": f"{archive_bucket_arn}/*",
-                },
-                {
-                    "Sid": "UseBucketKeys",
-                    "Effect": "Allow",
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                    "Resource": [models_key_arn, archive_key_arn],
-                },
-            ],
-        }
-    )
 
 
 @dataclass

@@ -22,17 +22,11 @@ from components.cluster import (
     load_balancer_controller_policy,
     node_group_tags,
 )
-from components.iam import irsa_trust_policy
+from components.iam import api_role_policy, irsa_trust_policy, trainer_role_policy
 from components.kms import key_policy
 from components.registry import lifecycle_policy
 from components.storage import Transition, bucket_policy, lifecycle_rules
-from components.workloads import (
-    api_role_policy,
-    app_config_data,
-    app_secret_data,
-    postgres_url,
-    trainer_role_policy,
-)
+from components.workloads import app_config_data, app_secret_data, postgres_url
 from tools.harness import StackRun, run_stack, stacks
 
 STACKS = stacks()
