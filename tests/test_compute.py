@@ -22,6 +22,7 @@ from components.cluster import (
     load_balancer_controller_policy,
     node_group_tags,
 )
+from components.cluster.iam_policies import cluster_encryption_policy
 from components.iam import api_role_policy, irsa_trust_policy, trainer_role_policy
 from components.kms import key_policy
 from components.registry import lifecycle_policy
@@ -270,6 +271,28 @@ def test_cluster_admin_access_entry_when_configured() -> None:
     cluster = run.one("aws:eks/cluster:Cluster")
     assert cluster.get("vpcConfig.endpointPublicAccess") is True
     assert cluster.get("vpcConfig.publicAccessCidrs") == ["203.0.113.0/24"]
+
+
+def test_cluster_encryption_policy_is_on_the_key_only() -> None:
+    (statement,) = json.loads(cluster_encryption_policy("arn:aws:kms:r:1:key/k"))["Statement"]
+    assert statement["Resource"] == "arn:aws:kms:r:1:key/k"
+    assert "kms:Decrypt" in statement["Action"]
+
+
+@pytest.mark.parametrize("admin", [False, True])
+def test_every_cluster_resource_is_a_child_of_the_component(admin: bool) -> None:
+    """Node groups, add-ons, the OIDC provider, IRSA roles and role policies are owned by the
+    component, not by the EKS cluster or a role; an alias keeps their deployed URN."""
+    from tools.harness import run_stack
+
+    extra = {"clusterAdminRoleArn": "arn:aws:iam::123456789012:role/platform-admin"}
+    run = run_stack("tier3", extra if admin else None)
+    component = run.one("ssp:cluster:Cluster")
+    chain = f"::{component.type}$"
+    owned = [r for r in run if chain in r.urn]
+    assert len(owned) > 40
+    assert {r.parent for r in owned} == {component.urn}
+    assert run.count("aws:eks/accessEntry:AccessEntry") == int(admin)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -1,0 +1,52 @@
+"""Container Insights log groups and the node CPU/memory alarms."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.alarms import Threshold, metric_alarm
+from components.cluster.args import ClusterArgs
+from components.cluster.control_plane import ControlPlane
+
+# Log groups the CloudWatch observability add-on writes to; created here so that they get
+# the tier's retention instead of "never expire", and so metric filters can target them.
+CONTAINER_INSIGHTS_LOG_GROUPS = ("application", "dataplane", "host", "performance")
+
+
+def insights_log_groups(
+    plane: ControlPlane, args: ClusterArgs
+) -> dict[str, aws.cloudwatch.LogGroup]:
+    """The Container Insights log groups, by kind. The CloudWatch agent's Fluent Bit would
+    create them itself (without retention) if it started first: its add-on waits for them."""
+    return {
+        kind: aws.cloudwatch.LogGroup(
+            f"{plane.name}-insights-{kind}",
+            name=f"/aws/containerinsights/{args.cluster_name}/{kind}",
+            retention_in_days=args.log_retention_days,
+            tags=plane.tags,
+            opts=pulumi.ResourceOptions(parent=plane.component),
+        )
+        for kind in CONTAINER_INSIGHTS_LOG_GROUPS
+    }
+
+
+def node_alarms(plane: ControlPlane, args: ClusterArgs) -> None:
+    """Average node CPU and memory utilization over the tier's thresholds."""
+    for metric, limit in (
+        ("node_cpu_utilization", args.alarm_cpu_percent),
+        ("node_memory_utilization", args.alarm_memory_percent),
+    ):
+        metric_alarm(
+            f"{plane.name}-{metric.replace('_', '-')}",
+            description=f"{args.cluster_name}: average {metric} > {limit}% for 10 minutes",
+            namespace="ContainerInsights",
+            metric=metric,
+            dimensions={"ClusterName": plane.eks.name},
+            # Missing data means the agent is down, which the dashboard shows; an
+            # alarm on it would page at every cluster upgrade.
+            threshold=Threshold(limit, period_seconds=300, periods=2, missing_data="missing"),
+            topic_arn=args.alarm_topic_arn,
+            tags=plane.tags,
+            parent=plane.component,
+        )
