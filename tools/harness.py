@@ -164,12 +164,17 @@ def _secret_paths(value: Any, prefix: str = "") -> set[str]:
 
 
 def _alias(alias: Any) -> str:
-    """An alias as text: its URN, or the parts of its spec that differ (``type=...``),
-    e.g. the older API versions pulumi-kubernetes aliases every object to."""
+    """An alias as text: its URN, or the parts of its spec that differ (``type=...``, or the
+    previous parent as ``parent=<type>::<name>``), e.g. the older API versions
+    pulumi-kubernetes aliases every object to."""
     if alias.urn:
         return str(alias.urn)
     spec = alias.spec
     parts = [f"{key}={getattr(spec, key)}" for key in ("name", "type", "stack", "project")]
+    if spec.parentUrn:
+        parts.append("parent=" + "::".join(spec.parentUrn.split("::")[2:]).split("$")[-1])
+    elif spec.noParent:
+        parts.append("parent=(stack)")
     return " ".join(p for p in parts if not p.endswith("="))
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.catalog import NodeGroupSize
+from components.catalog import AlarmThresholds, NodeGroupSize
 from components.cluster.versions import KUBERNETES_VERSION
 
 
@@ -29,10 +29,8 @@ class ClusterArgs:
     """Retention of the control-plane and Container Insights log groups."""
     alarm_topic_arn: pulumi.Input[str]
     """Topic the node CPU/memory alarms notify."""
-    alarm_cpu_percent: int
-    """Node CPU utilization alarm threshold."""
-    alarm_memory_percent: int
-    """Node memory utilization alarm threshold."""
+    alarms: AlarmThresholds
+    """The tier's alarm thresholds (node CPU and memory)."""
     kubernetes_version: str = KUBERNETES_VERSION
     """Pinned control-plane minor version; the add-on table must match it."""
     public_access_cidrs: Sequence[str] = ()

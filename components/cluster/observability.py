@@ -34,8 +34,8 @@ def insights_log_groups(
 def node_alarms(plane: ControlPlane, args: ClusterArgs) -> None:
     """Average node CPU and memory utilization over the tier's thresholds."""
     for metric, limit in (
-        ("node_cpu_utilization", args.alarm_cpu_percent),
-        ("node_memory_utilization", args.alarm_memory_percent),
+        ("node_cpu_utilization", args.alarms.cpu_percent),
+        ("node_memory_utilization", args.alarms.memory_percent),
     ):
         metric_alarm(
             f"{plane.name}-{metric.replace('_', '-')}",
