@@ -74,13 +74,11 @@ def _per_instance(metric: str, ids: DashboardIds) -> list[list[Any]]:
     return [["AWS/RDS", metric, "DBInstanceIdentifier", i, {"label": i}] for i in instances]
 
 
-def dashboard_widgets(
-    ids: DashboardIds, region: str, alarms: AlarmThresholds, db: DatabaseSize
-) -> list[dict[str, Any]]:
-    """The widgets, in reading order, without positions."""
+def _api_widgets(ids: DashboardIds, region: str, alarms: AlarmThresholds) -> list[dict[str, Any]]:
+    """API latency, 5xx rate and requests, from the load balancer."""
     lb = ["LoadBalancer", ids.load_balancer_arn_suffix]
     alb = "AWS/ApplicationELB"
-    widgets = [
+    return [
         _widget(
             "API p95 latency (s)",
             region,
@@ -115,6 +113,12 @@ def dashboard_widgets(
             ],
             stat="Sum",
         ),
+    ]
+
+
+def _node_widgets(ids: DashboardIds, region: str, alarms: AlarmThresholds) -> list[dict[str, Any]]:
+    """EKS node CPU and memory, from Container Insights."""
+    return [
         _widget(
             "EKS node CPU / memory (%)",
             region,
@@ -124,6 +128,14 @@ def dashboard_widgets(
             ],
             threshold=("CPU alarm", alarms.cpu_percent),
         ),
+    ]
+
+
+def _database_widgets(
+    ids: DashboardIds, region: str, alarms: AlarmThresholds, db: DatabaseSize
+) -> list[dict[str, Any]]:
+    """The database's CPU, connections, free storage and, with replicas, replica lag."""
+    widgets = [
         _widget(
             "DB CPU (%)",
             region,
@@ -164,81 +176,114 @@ def dashboard_widgets(
                 threshold=("alarm", alarms.replica_lag_seconds),
             )
         )
-    if ids.cache_replication_group_id:
-        # Node-level metrics are per cache cluster (<group>-001, -002...): search them all.
-        def nodes(metric: str, stat: str) -> list[list[Any]]:
-            query = (
-                f'SEARCH(\'{{AWS/ElastiCache,CacheClusterId}} MetricName="{metric}" '
-                f"{ids.cache_replication_group_id}', '{stat}', {PERIOD})"
-            )
-            return [[{"expression": query, "label": metric, "id": "nodes"}]]
-
-        widgets += [
-            _widget(
-                "Redis engine CPU (%)",
-                region,
-                nodes("EngineCPUUtilization", "Average"),
-                threshold=("alarm", alarms.cpu_percent),
-            ),
-            _widget(
-                "Redis memory used (%)",
-                region,
-                nodes("DatabaseMemoryUsagePercentage", "Average"),
-                threshold=("alarm", alarms.memory_percent),
-            ),
-            _widget("Redis evictions", region, nodes("Evictions", "Sum"), stat="Sum"),
-        ]
-    if ids.sagemaker_endpoint_name:
-        variant = [
-            "EndpointName",
-            ids.sagemaker_endpoint_name,
-            "VariantName",
-            ids.sagemaker_variant_name or "",
-        ]
-        widgets += [
-            _widget(
-                "SageMaker invocations",
-                region,
-                [
-                    ["AWS/SageMaker", "Invocations", *variant, {"label": "invocations"}],
-                    [
-                        "AWS/SageMaker",
-                        "InvocationsPerInstance",
-                        *variant,
-                        {"label": "per instance"},
-                    ],
-                    ["AWS/SageMaker", "Invocation5XXErrors", *variant, {"label": "5xx"}],
-                ],
-                stat="Sum",
-            ),
-            _widget(
-                "SageMaker p95 model latency (µs)",
-                region,
-                [["AWS/SageMaker", "ModelLatency", *variant, {"label": "p95"}]],
-                stat="p95",
-                threshold=("alarm", alarms.model_latency_p95_ms * 1000),
-            ),
-        ]
-    if ids.distribution_id:
-        dist = ["DistributionId", ids.distribution_id, "Region", "Global"]
-        widgets += [
-            _widget(
-                "CloudFront requests",
-                CLOUDFRONT_REGION,
-                [["AWS/CloudFront", "Requests", *dist]],
-                stat="Sum",
-            ),
-            _widget(
-                "CloudFront error rate (%)",
-                CLOUDFRONT_REGION,
-                [
-                    ["AWS/CloudFront", "5xxErrorRate", *dist],
-                    ["AWS/CloudFront", "4xxErrorRate", *dist],
-                ],
-                threshold=("API alarm", alarms.error_rate_percent),
-            ),
-        ]
     return widgets
+
+
+def _cache_widgets(ids: DashboardIds, region: str, alarms: AlarmThresholds) -> list[dict[str, Any]]:
+    """Redis engine CPU, memory and evictions, where the tier has a cache."""
+    if not ids.cache_replication_group_id:
+        return []
+
+    # Node-level metrics are per cache cluster (<group>-001, -002...): search them all.
+    def nodes(metric: str, stat: str) -> list[list[Any]]:
+        query = (
+            f'SEARCH(\'{{AWS/ElastiCache,CacheClusterId}} MetricName="{metric}" '
+            f"{ids.cache_replication_group_id}', '{stat}', {PERIOD})"
+        )
+        return [[{"expression": query, "label": metric, "id": "nodes"}]]
+
+    return [
+        _widget(
+            "Redis engine CPU (%)",
+            region,
+            nodes("EngineCPUUtilization", "Average"),
+            threshold=("alarm", alarms.cpu_percent),
+        ),
+        _widget(
+            "Redis memory used (%)",
+            region,
+            nodes("DatabaseMemoryUsagePercentage", "Average"),
+            threshold=("alarm", alarms.memory_percent),
+        ),
+        _widget("Redis evictions", region, nodes("Evictions", "Sum"), stat="Sum"),
+    ]
+
+
+def _sagemaker_widgets(
+    ids: DashboardIds, region: str, alarms: AlarmThresholds
+) -> list[dict[str, Any]]:
+    """SageMaker invocations and model latency, where the tier has inference."""
+    if not ids.sagemaker_endpoint_name:
+        return []
+    variant = [
+        "EndpointName",
+        ids.sagemaker_endpoint_name,
+        "VariantName",
+        ids.sagemaker_variant_name or "",
+    ]
+    return [
+        _widget(
+            "SageMaker invocations",
+            region,
+            [
+                ["AWS/SageMaker", "Invocations", *variant, {"label": "invocations"}],
+                [
+                    "AWS/SageMaker",
+                    "InvocationsPerInstance",
+                    *variant,
+                    {"label": "per instance"},
+                ],
+                ["AWS/SageMaker", "Invocation5XXErrors", *variant, {"label": "5xx"}],
+            ],
+            stat="Sum",
+        ),
+        _widget(
+            "SageMaker p95 model latency (µs)",
+            region,
+            [["AWS/SageMaker", "ModelLatency", *variant, {"label": "p95"}]],
+            stat="p95",
+            threshold=("alarm", alarms.model_latency_p95_ms * 1000),
+        ),
+    ]
+
+
+def _cloudfront_widgets(ids: DashboardIds, alarms: AlarmThresholds) -> list[dict[str, Any]]:
+    """CloudFront requests and error rates (in CLOUDFRONT_REGION), where the tier has an
+    edge."""
+    if not ids.distribution_id:
+        return []
+    dist = ["DistributionId", ids.distribution_id, "Region", "Global"]
+    return [
+        _widget(
+            "CloudFront requests",
+            CLOUDFRONT_REGION,
+            [["AWS/CloudFront", "Requests", *dist]],
+            stat="Sum",
+        ),
+        _widget(
+            "CloudFront error rate (%)",
+            CLOUDFRONT_REGION,
+            [
+                ["AWS/CloudFront", "5xxErrorRate", *dist],
+                ["AWS/CloudFront", "4xxErrorRate", *dist],
+            ],
+            threshold=("API alarm", alarms.error_rate_percent),
+        ),
+    ]
+
+
+def dashboard_widgets(
+    ids: DashboardIds, region: str, alarms: AlarmThresholds, db: DatabaseSize
+) -> list[dict[str, Any]]:
+    """The widgets, in reading order, without positions."""
+    return [
+        *_api_widgets(ids, region, alarms),
+        *_node_widgets(ids, region, alarms),
+        *_database_widgets(ids, region, alarms, db),
+        *_cache_widgets(ids, region, alarms),
+        *_sagemaker_widgets(ids, region, alarms),
+        *_cloudfront_widgets(ids, alarms),
+    ]
 
 
 def dashboard_body(

@@ -266,7 +266,6 @@ class Edge(pulumi.ComponentResource):
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:edge:Edge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = args.tags
         if bool(args.domain_name) != bool(args.certificate_arn):
             raise ValueError("EdgeArgs: set domain_name and certificate_arn together")
 
@@ -281,7 +280,30 @@ class Edge(pulumi.ComponentResource):
         )
         at_edge = pulumi.ResourceOptions(parent=self, provider=edge_provider)
 
-        web_acl = aws.wafv2.WebAcl(
+        web_acl = self._waf(name, args, at_edge)
+        self.origin_verify_secret = self._origin_gate(name, args, child)
+        distribution = self._distribution(name, args, web_acl, child)
+        self._logging(name, args, distribution, edge_provider)
+
+        args.assets_grant.resolve(args.assets_bucket_arn, distribution.arn)
+
+        self.distribution_domain_name = distribution.domain_name
+        self.distribution_id = distribution.id
+        self.distribution_arn = distribution.arn
+        self.web_acl_arn = web_acl.arn
+        self.register_outputs(
+            {
+                "distribution_domain_name": self.distribution_domain_name,
+                "distribution_id": self.distribution_id,
+                "distribution_arn": self.distribution_arn,
+                "web_acl_arn": self.web_acl_arn,
+                "origin_verify_secret": self.origin_verify_secret,
+            }
+        )
+
+    def _waf(self, name: str, args: EdgeArgs, at_edge: pulumi.ResourceOptions) -> aws.wafv2.WebAcl:
+        """The web ACL (scope CLOUDFRONT, so through the us-east-1 provider)."""
+        return aws.wafv2.WebAcl(
             f"{name}-waf",
             scope="CLOUDFRONT",
             description="Per-IP rate limits and AWS managed rules in front of the API",
@@ -297,17 +319,22 @@ class Edge(pulumi.ComponentResource):
                 "metric_name": f"{name}-waf",
                 "sampled_requests_enabled": True,
             },
-            tags=tags,
+            tags=args.tags,
             opts=at_edge,
         )
 
+    def _origin_gate(
+        self, name: str, args: EdgeArgs, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        """The origin-verify secret and the listener rule forwarding only requests that
+        carry it; returns the secret."""
         # The ALB's security group admits only CloudFront's origin-facing prefix list, which
         # every CloudFront distribution shares; this secret header is the second lock: the
         # listener forwards only requests that carry it (the rule below).
         origin_secret = random.RandomPassword(
             f"{name}-origin-verify", length=32, special=False, opts=child
         )
-        self.origin_verify_secret = pulumi.Output.secret(origin_secret.result)
+        secret: pulumi.Output[str] = pulumi.Output.secret(origin_secret.result)
         aws.lb.ListenerRule(
             f"{name}-origin-gate",
             listener_arn=args.api_listener_arn,
@@ -316,15 +343,25 @@ class Edge(pulumi.ComponentResource):
                 {
                     "http_header": {
                         "http_header_name": ORIGIN_VERIFY_HEADER,
-                        "values": [self.origin_verify_secret],
+                        "values": [secret],
                     }
                 }
             ],
             actions=[{"type": "forward", "target_group_arn": args.api_target_group_arn}],
-            tags=tags,
+            tags=args.tags,
             opts=child,
         )
+        return secret
 
+    def _distribution(
+        self,
+        name: str,
+        args: EdgeArgs,
+        web_acl: aws.wafv2.WebAcl,
+        child: pulumi.ResourceOptions,
+    ) -> aws.cloudfront.Distribution:
+        """The assets' Origin Access Control and the distribution in front of the ALB and
+        the assets."""
         oac = aws.cloudfront.OriginAccessControl(
             f"{name}-oac",
             description="CloudFront reads the public assets of the models bucket",
@@ -346,7 +383,7 @@ class Edge(pulumi.ComponentResource):
         # Retention decision: no retain_on_delete. A retained distribution would keep
         # serving (and billing) against a deleted ALB, and its association would block the
         # web ACL's deletion; the provider disables then deletes it (~15 min) instead.
-        distribution = aws.cloudfront.Distribution(
+        return aws.cloudfront.Distribution(
             f"{name}-cdn",
             enabled=True,
             comment=f"{name}: API and public assets",
@@ -401,14 +438,23 @@ class Edge(pulumi.ComponentResource):
             ],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate(args.domain_name, args.certificate_arn),
-            tags=tags,
+            tags=args.tags,
             opts=child,
         )
 
+    def _logging(
+        self,
+        name: str,
+        args: EdgeArgs,
+        distribution: aws.cloudfront.Distribution,
+        edge_provider: aws.Provider,
+    ) -> None:
+        """The distribution's access logs, delivered to a us-east-1 log group."""
         # Access logs through CloudFront's standard logging v2 (CloudWatch vended logs):
         # the legacy logging_config needs an S3 bucket with ACLs enabled (log-delivery ACL),
         # which hardened buckets (BucketOwnerEnforced) refuse. CloudFront's delivery sources
         # live in us-east-1, so the log group does too.
+        tags = args.tags
         in_cdn = owned(self, was=distribution, provider=edge_provider)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
@@ -437,20 +483,4 @@ class Edge(pulumi.ComponentResource):
             delivery_destination_arn=destination.arn,
             tags=tags,
             opts=in_cdn,
-        )
-
-        args.assets_grant.resolve(args.assets_bucket_arn, distribution.arn)
-
-        self.distribution_domain_name = distribution.domain_name
-        self.distribution_id = distribution.id
-        self.distribution_arn = distribution.arn
-        self.web_acl_arn = web_acl.arn
-        self.register_outputs(
-            {
-                "distribution_domain_name": self.distribution_domain_name,
-                "distribution_id": self.distribution_id,
-                "distribution_arn": self.distribution_arn,
-                "web_acl_arn": self.web_acl_arn,
-                "origin_verify_secret": self.origin_verify_secret,
-            }
         )

@@ -200,7 +200,6 @@ class Inference(pulumi.ComponentResource):
     def __init__(self, name: str, args: InferenceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:inference:Inference", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = args.tags
         endpoint_name = args.endpoint_name
         if not _ENDPOINT_NAME.match(endpoint_name) or len(endpoint_name) + 1 > _MAX_PREFIX:
             raise ValueError(
@@ -214,13 +213,44 @@ class Inference(pulumi.ComponentResource):
                 "need 1 <= min <= max"
             )
 
+        role, role_policy = self._role(name, args, child)
+        # Created before the endpoint so its retention applies (SageMaker would create it
+        # without one).
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
+        config = self._model_and_config(name, args, role, role_policy, child)
+        rollback_alarms = self._alarms(name, args)
+        endpoint = self._endpoint(name, args, config, rollback_alarms, log_group)
+        self._autoscaling(name, args, endpoint)
+
+        self.endpoint_name = endpoint.name
+        self.endpoint_arn = endpoint.arn
+        self.variant_name = pulumi.Output.from_input(VARIANT_NAME)
+        self.register_outputs(
+            {
+                "endpoint_name": self.endpoint_name,
+                "endpoint_arn": self.endpoint_arn,
+                "variant_name": self.variant_name,
+            }
+        )
+
+    def _role(
+        self, name: str, args: InferenceArgs, child: pulumi.ResourceOptions
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """The endpoint's execution role and its least-privilege inline policy."""
+        endpoint_name = args.endpoint_name
         identity = aws.get_caller_identity_output()
         region = aws.get_region_output()
         role = aws.iam.Role(
             f"{name}-role",
             description=f"SageMaker endpoint {endpoint_name}",
             assume_role_policy=service_trust_policy("sagemaker.amazonaws.com"),
-            tags=tags,
+            tags=args.tags,
             opts=child,
         )
         role_policy = aws.iam.RolePolicy(
@@ -244,16 +274,18 @@ class Inference(pulumi.ComponentResource):
             ),
             opts=owned(self, was=role),
         )
-        # Created before the endpoint so its retention applies (SageMaker would create it
-        # without one).
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
-            retention_in_days=args.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
+        return role, role_policy
 
+    def _model_and_config(
+        self,
+        name: str,
+        args: InferenceArgs,
+        role: aws.iam.Role,
+        role_policy: aws.iam.RolePolicy,
+        child: pulumi.ResourceOptions,
+    ) -> aws.sagemaker.EndpointConfiguration:
+        """The model (image + archive) and the endpoint configuration serving it."""
+        tags = args.tags
         model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=role.arn,
@@ -278,9 +310,9 @@ class Inference(pulumi.ComponentResource):
 
         # Every field of an endpoint configuration forces a new one; the prefix gives each
         # a distinct name, so Pulumi can create the new one before deleting the old.
-        config = aws.sagemaker.EndpointConfiguration(
+        return aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            name_prefix=f"{endpoint_name}-",
+            name_prefix=f"{args.endpoint_name}-",
             kms_key_arn=args.kms_key_arn,
             production_variants=[
                 {
@@ -305,8 +337,11 @@ class Inference(pulumi.ComponentResource):
             opts=child,
         )
 
+    def _alarms(self, name: str, args: InferenceArgs) -> list[aws.cloudwatch.MetricAlarm]:
+        """The model latency and 5xx rate alarms that roll deployments back."""
         # The alarms watch the endpoint by its (fixed) name, so they exist before it and
         # can guard its very first blue/green update.
+        endpoint_name = args.endpoint_name
         dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
         latency_alarm = metric_alarm(
             f"{name}-model-latency",
@@ -323,7 +358,7 @@ class Inference(pulumi.ComponentResource):
                 missing_data="notBreaching",
             ),
             topic_arn=args.alarm_topic_arn,
-            tags=tags,
+            tags=args.tags,
             parent=self,
         )
         errors_alarm = expression_alarm(
@@ -339,13 +374,23 @@ class Inference(pulumi.ComponentResource):
             },
             threshold=Threshold(value=args.alarms.error_rate_percent, missing_data="notBreaching"),
             topic_arn=args.alarm_topic_arn,
-            tags=tags,
+            tags=args.tags,
             parent=self,
         )
+        return [latency_alarm, errors_alarm]
 
-        endpoint = aws.sagemaker.Endpoint(
+    def _endpoint(
+        self,
+        name: str,
+        args: InferenceArgs,
+        config: aws.sagemaker.EndpointConfiguration,
+        rollback_alarms: list[aws.cloudwatch.MetricAlarm],
+        log_group: aws.cloudwatch.LogGroup,
+    ) -> aws.sagemaker.Endpoint:
+        """The endpoint, with canary blue/green updates rolled back on ``rollback_alarms``."""
+        return aws.sagemaker.Endpoint(
             f"{name}-endpoint",
-            name=endpoint_name,
+            name=args.endpoint_name,
             endpoint_config_name=config.name,
             deployment_config={
                 "blue_green_update_policy": {
@@ -358,16 +403,17 @@ class Inference(pulumi.ComponentResource):
                     "maximum_execution_timeout_in_seconds": 4 * BAKE_SECONDS,
                 },
                 "auto_rollback_configuration": {
-                    "alarms": [
-                        {"alarm_name": latency_alarm.name},
-                        {"alarm_name": errors_alarm.name},
-                    ]
+                    "alarms": [{"alarm_name": alarm.name} for alarm in rollback_alarms]
                 },
             },
-            tags=tags,
+            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
 
+    def _autoscaling(
+        self, name: str, args: InferenceArgs, endpoint: aws.sagemaker.Endpoint
+    ) -> None:
+        """Target tracking on invocations per instance, between min and max instances."""
         # Changing the variant's instance type fails while it is a scaling target (AWS:
         # deregister, update, register again); a model or image change is allowed.
         target = aws.appautoscaling.Target(
@@ -377,7 +423,7 @@ class Inference(pulumi.ComponentResource):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=args.size.min_instances,
             max_capacity=args.size.max_instances,
-            tags=tags,
+            tags=args.tags,
             opts=owned(self, was=endpoint),
         )
         aws.appautoscaling.Policy(
@@ -397,15 +443,4 @@ class Inference(pulumi.ComponentResource):
                 "scale_out_cooldown": SCALE_OUT_COOLDOWN_SECONDS,
             },
             opts=owned(self, was=target),
-        )
-
-        self.endpoint_name = endpoint.name
-        self.endpoint_arn = endpoint.arn
-        self.variant_name = pulumi.Output.from_input(VARIANT_NAME)
-        self.register_outputs(
-            {
-                "endpoint_name": self.endpoint_name,
-                "endpoint_arn": self.endpoint_arn,
-                "variant_name": self.variant_name,
-            }
         )

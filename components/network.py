@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -122,6 +123,43 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         in_vpc = owned(self, was=vpc)
 
+        self.app_security_group_id = self._security_groups(name, tags, named, vpc, in_vpc)
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=in_vpc)
+        subnets = self._subnets(name, args, named, vpc, in_vpc)
+        self._public_routes(name, named, vpc, igw, subnets["public"], in_vpc)
+        nats = self._nat(name, args, named, vpc, igw, subnets["public"], in_vpc)
+        route_tables = self._private_and_isolated_routes(name, named, vpc, nats, subnets, in_vpc)
+        self._endpoints(name, named, vpc, route_tables, in_vpc)
+        self._flow_logs(name, args, named, vpc, child)
+
+        self.public_subnet_ids = [s.id for s in subnets["public"]]
+        self.private_subnet_ids = [s.id for s in subnets["private"]]
+        self.isolated_subnet_ids = [s.id for s in subnets["isolated"]]
+        plan = plan_subnets(args.cidr, args.size.az_count)
+        self.subnet_cidrs = SubnetCidrs(
+            *(tuple(s.cidr for s in plan if s.tier == tier) for tier in SUBNET_TIERS)
+        )
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "public_subnet_ids": self.public_subnet_ids,
+                "private_subnet_ids": self.private_subnet_ids,
+                "isolated_subnet_ids": self.isolated_subnet_ids,
+                "availability_zones": self.availability_zones,
+                "app_security_group_id": self.app_security_group_id,
+                "subnet_cidrs": dataclasses.asdict(self.subnet_cidrs),
+            }
+        )
+
+    def _security_groups(
+        self,
+        name: str,
+        tags: dict[str, str],
+        named: Callable[[str], dict[str, str]],
+        vpc: aws.ec2.Vpc,
+        in_vpc: pulumi.ResourceOptions,
+    ) -> pulumi.Output[str]:
+        """The emptied default group and the app tier's group; returns the app group's id."""
         # An emptied default security group: nothing may rely on it by accident.
         aws.ec2.DefaultSecurityGroup(
             f"{name}-default-sg",
@@ -156,9 +194,17 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=owned(self, was=app_sg),
         )
-        self.app_security_group_id = app_sg.id
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=in_vpc)
+        return app_sg.id
 
+    def _subnets(
+        self,
+        name: str,
+        args: NetworkArgs,
+        named: Callable[[str], dict[str, str]],
+        vpc: aws.ec2.Vpc,
+        in_vpc: pulumi.ResourceOptions,
+    ) -> dict[SubnetTier, list[aws.ec2.Subnet]]:
+        """One subnet per tier and AZ, at the CIDRs of ``plan_subnets``."""
         subnets: dict[SubnetTier, list[aws.ec2.Subnet]] = {t: [] for t in SUBNET_TIERS}
         role_tags: dict[SubnetTier, dict[str, str]] = {
             # Where the AWS Load Balancer Controller puts internet-facing / internal LBs.
@@ -179,7 +225,18 @@ class Network(pulumi.ComponentResource):
                     opts=in_vpc,
                 )
             )
+        return subnets
 
+    def _public_routes(
+        self,
+        name: str,
+        named: Callable[[str], dict[str, str]],
+        vpc: aws.ec2.Vpc,
+        igw: aws.ec2.InternetGateway,
+        public_subnets: list[aws.ec2.Subnet],
+        in_vpc: pulumi.ResourceOptions,
+    ) -> None:
+        """The public subnets' shared route table, to the internet gateway."""
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt",
             vpc_id=vpc.id,
@@ -187,7 +244,7 @@ class Network(pulumi.ComponentResource):
             tags=named("public-rt"),
             opts=in_vpc,
         )
-        for i, subnet in enumerate(subnets["public"]):
+        for i, subnet in enumerate(public_subnets):
             aws.ec2.RouteTableAssociation(
                 f"{name}-public-{i}-rta",
                 subnet_id=subnet.id,
@@ -195,6 +252,17 @@ class Network(pulumi.ComponentResource):
                 opts=owned(self, was=subnet),
             )
 
+    def _nat(
+        self,
+        name: str,
+        args: NetworkArgs,
+        named: Callable[[str], dict[str, str]],
+        vpc: aws.ec2.Vpc,
+        igw: aws.ec2.InternetGateway,
+        public_subnets: list[aws.ec2.Subnet],
+        in_vpc: pulumi.ResourceOptions,
+    ) -> list[aws.ec2.NatGateway]:
+        """NAT gateways (one per AZ, or a single one) in the public subnets."""
         nat_count = args.size.az_count if args.size.nat_mode == "per_az" else 1
         nats = []
         for i in range(nat_count):
@@ -205,12 +273,25 @@ class Network(pulumi.ComponentResource):
                 aws.ec2.NatGateway(
                     f"{name}-nat-{i}",
                     allocation_id=eip.id,
-                    subnet_id=subnets["public"][i].id,
+                    subnet_id=public_subnets[i].id,
                     tags=named(f"nat-{i}"),
                     opts=owned(self, was=vpc, depends_on=[igw]),
                 )
             )
+        return nats
 
+    def _private_and_isolated_routes(
+        self,
+        name: str,
+        named: Callable[[str], dict[str, str]],
+        vpc: aws.ec2.Vpc,
+        nats: list[aws.ec2.NatGateway],
+        subnets: dict[SubnetTier, list[aws.ec2.Subnet]],
+        in_vpc: pulumi.ResourceOptions,
+    ) -> list[aws.ec2.RouteTable]:
+        """A route table per private subnet (egress through NAT) and one shared by the
+        isolated subnets; returns them, private first."""
+        nat_count = len(nats)
         private_rts = []
         for i, subnet in enumerate(subnets["private"]):
             rt = aws.ec2.RouteTable(
@@ -239,7 +320,17 @@ class Network(pulumi.ComponentResource):
                 route_table_id=isolated_rt.id,
                 opts=owned(self, was=subnet),
             )
+        return [*private_rts, isolated_rt]
 
+    def _endpoints(
+        self,
+        name: str,
+        named: Callable[[str], dict[str, str]],
+        vpc: aws.ec2.Vpc,
+        route_tables: list[aws.ec2.RouteTable],
+        in_vpc: pulumi.ResourceOptions,
+    ) -> None:
+        """Gateway endpoints on the private and isolated route tables."""
         # S3 through a gateway endpoint: model artifacts and images never cross NAT.
         region = aws.get_region_output()
         aws.ec2.VpcEndpoint(
@@ -247,11 +338,20 @@ class Network(pulumi.ComponentResource):
             vpc_id=vpc.id,
             service_name=region.region.apply(lambda r: f"com.amazonaws.{r}.s3"),
             vpc_endpoint_type="Gateway",
-            route_table_ids=[rt.id for rt in private_rts] + [isolated_rt.id],
+            route_table_ids=[rt.id for rt in route_tables],
             tags=named("s3"),
             opts=in_vpc,
         )
 
+    def _flow_logs(
+        self,
+        name: str,
+        args: NetworkArgs,
+        named: Callable[[str], dict[str, str]],
+        vpc: aws.ec2.Vpc,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """The VPC's flow logs into CloudWatch Logs, through a role allowed only that."""
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             retention_in_days=args.flow_log_retention_days,
@@ -261,7 +361,7 @@ class Network(pulumi.ComponentResource):
         flow_role = aws.iam.Role(
             f"{name}-flow-logs-role",
             assume_role_policy=service_trust_policy("vpc-flow-logs.amazonaws.com"),
-            tags=tags,
+            tags=args.tags,
             opts=owned(self, was=log_group),
         )
         aws.iam.RolePolicy(
@@ -280,23 +380,4 @@ class Network(pulumi.ComponentResource):
             max_aggregation_interval=60,
             tags=named("flow-log"),
             opts=owned(self, was=log_group),
-        )
-
-        self.public_subnet_ids = [s.id for s in subnets["public"]]
-        self.private_subnet_ids = [s.id for s in subnets["private"]]
-        self.isolated_subnet_ids = [s.id for s in subnets["isolated"]]
-        plan = plan_subnets(args.cidr, args.size.az_count)
-        self.subnet_cidrs = SubnetCidrs(
-            *(tuple(s.cidr for s in plan if s.tier == tier) for tier in SUBNET_TIERS)
-        )
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "public_subnet_ids": self.public_subnet_ids,
-                "private_subnet_ids": self.private_subnet_ids,
-                "isolated_subnet_ids": self.isolated_subnet_ids,
-                "availability_zones": self.availability_zones,
-                "app_security_group_id": self.app_security_group_id,
-                "subnet_cidrs": dataclasses.asdict(self.subnet_cidrs),
-            }
         )
