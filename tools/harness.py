@@ -312,12 +312,16 @@ def run_stack(
     stack: str,
     extra_config: Mapping[str, Any] | None = None,
     program: Path = ROOT / "__main__.py",
+    *,
+    preview: bool = False,
 ) -> StackRun:
     """Evaluate the program (``__main__.py``) for ``stack`` under mocks and return what it
     registered.
 
     ``extra_config`` (keys without the project prefix) is merged over the stack file, so a
-    test can run a deliberately broken variant of a real stack.
+    test can run a deliberately broken variant of a real stack. ``preview`` evaluates it as
+    the first ``pulumi preview`` of a new stack does: every computed output unknown, so that
+    applies on them do not run and policies see unknown inputs.
     """
     config, secret_keys = _config_strings(stack)
     for key, value in (extra_config or {}).items():
@@ -327,8 +331,8 @@ def run_stack(
 
     # A fresh runtime per run: reset the root stack, then install new mocks and config.
     settings.ROOT.set(None)
-    monitor = RecordingMonitor(AwsMocks(region))
-    mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    monitor = RecordingMonitor(AwsMocks(region, preview=preview))
+    mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
 
     if str(ROOT) not in sys.path:

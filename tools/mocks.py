@@ -9,9 +9,14 @@ import json
 import threading
 from typing import Any
 
-from pulumi.runtime import mocks
+from pulumi.output import Unknown
+from pulumi.runtime import mocks, rpc
 
 ACCOUNT = "123456789012"
+
+
+def _unknown(value: Any) -> bool:
+    return isinstance(value, Unknown)
 
 
 def _fake_id(name: str) -> str:
@@ -21,8 +26,10 @@ def _fake_id(name: str) -> str:
 class AwsMocks(mocks.Mocks):
     """Echo inputs and add the computed outputs real providers return."""
 
-    def __init__(self, region: str):
+    def __init__(self, region: str, *, preview: bool = False):
         self.region = region
+        self.preview = preview
+        """Answer as a first preview of a new stack does: computed outputs unknown."""
         self.registering = threading.local()
         """``identity``: name the resource this thread registers was first deployed with."""
 
@@ -30,6 +37,23 @@ class AwsMocks(mocks.Mocks):
         return f"arn:aws:{service}:{self.region}:{ACCOUNT}:{resource}"
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if not self.preview:
+            return self._created(args)
+        # A first preview: the provider knows the inputs it was given (and the names it gives
+        # in its check, as pulumi-kubernetes does); ids and every computed output are unknown.
+        inputs = dict(args.inputs)
+        args.inputs = {k: "" if _unknown(v) else v for k, v in inputs.items()}
+        _, state = self._created(args)
+        known = {
+            k: v
+            for k, v in state.items()
+            if k in inputs and not _unknown(inputs[k]) and v == inputs[k]
+        }
+        if args.typ.startswith("kubernetes:") and "metadata" in state:
+            known["metadata"] = state["metadata"]
+        return "", {k: known.get(k, rpc.UNKNOWN) for k in state}
+
+    def _created(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         # The name the resource was first deployed with: its id and computed values keep it.
         name, typ = getattr(self.registering, "identity", "") or args.name, args.typ
         inputs = dict(args.inputs)
@@ -154,6 +178,15 @@ class AwsMocks(mocks.Mocks):
             },
         }
         state.update(computed.get(typ, {}))
+        metadata = inputs.get("metadata")
+        if (
+            typ.startswith("kubernetes:")
+            and isinstance(metadata, dict)
+            and not metadata.get("name")
+        ):
+            # pulumi-kubernetes names an object without a name after its resource, plus a
+            # random suffix (replacements get a new one).
+            state["metadata"] = {**metadata, "name": f"{name}-{_fake_id(typ + name)[:8]}"}
         return rid, state
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:

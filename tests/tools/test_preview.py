@@ -1,0 +1,31 @@
+"""The harness evaluates a stack as a first preview does: every computed output unknown."""
+
+from __future__ import annotations
+
+from pulumi.runtime import rpc
+
+from tools.harness import ROOT, run_stack
+
+PROGRAM = ROOT / "tests" / "fixtures" / "options_program" / "__main__.py"
+
+
+def test_a_first_preview_leaves_computed_outputs_unknown() -> None:
+    run = run_stack("dev", program=PROGRAM, preview=True)
+    bucket = run.one("aws:s3/bucket:Bucket", "kept")
+    assert bucket.id == ""
+    # Known inputs stay known; an input made from another resource's output does not.
+    assert bucket.inputs["tags"] == {"purpose": "harness-test"}
+    assert run.outputs["bucket_arn"] == rpc.UNKNOWN
+    assert run.outputs["token"] == "s3cr3t-value"
+
+
+def test_inputs_made_of_unknown_outputs_are_unknown() -> None:
+    policy = run_stack("dev", preview=True).one("aws:s3/bucketPolicy:BucketPolicy", "models-policy")
+    assert policy.inputs == {"bucket": rpc.UNKNOWN, "policy": rpc.UNKNOWN}
+
+
+def test_a_first_preview_of_every_stack_registers_what_an_up_does() -> None:
+    for stack in ("dev", "tier3"):
+        preview = {r.urn for r in run_stack(stack, preview=True)}
+        up = {r.urn for r in run_stack(stack)}
+        assert preview == up, stack
