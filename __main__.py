@@ -48,6 +48,7 @@ database = Database(
         client_security_group_ids=[network.app_security_group_id],
         alarm_topic_arn=alarms.topic_arn,
         private_zone_name=f"{spec.stack}.{spec.project}.internal",
+        log_retention_days=tier.log_retention_days,
         protect=spec.protect,
         apply_immediately=not spec.protect,
         tags=spec.tags("ferpa"),
@@ -134,7 +135,9 @@ cluster = Cluster(
 # One image for the endpoint and the workloads.
 app_image = registry.repository_url.apply(lambda url: f"{url}:{spec.app_image_tag}")
 inference: Inference | None = None
-if tier.inference.enabled:
+# The endpoint starts from the archive of trained models, which exists only after the first
+# training run (see README, "The first deployment").
+if tier.inference.enabled and spec.sagemaker_model_published:
     inference = Inference(
         "inference",
         InferenceArgs(
@@ -191,6 +194,7 @@ workloads = Workloads(
         models_bucket=models_bucket.ref,
         archive_bucket=audit_archive_bucket.ref,
         database=database.connection,
+        release=spec.release,
         redis_url=cache.url if cache is not None else None,
         sagemaker_endpoint_arn=inference.endpoint_arn if inference is not None else None,
         alarm_topic_arn=alarms.topic_arn,

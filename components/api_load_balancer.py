@@ -17,14 +17,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Threshold, expression_alarm, metric_alarm
-from components.catalog import AlarmThresholds
-from components.contract import API_PORT, INTERNAL_PATHS, owned
+from components.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS, INTERNAL_PATHS, owned
+from components.tier import AlarmThresholds
 
 # TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 READINESS_PATH = "/ready"
-DEREGISTRATION_DELAY_SECONDS = 30
 
 
 @dataclass

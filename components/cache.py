@@ -12,10 +12,10 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.alarms import Threshold, metric_alarm
-from components.catalog import AlarmThresholds, CacheSize
 from components.contract import REDIS_PORT, check_identifier
 from components.kms import customer_key
 from components.security_groups import admit_from_groups
+from components.tier import AlarmThresholds, CacheSize
 
 ENGINE_VERSION = "7.1"  # Redis 7.1: ElastiCache applies patch releases itself
 PARAMETER_FAMILY = "redis7"

@@ -8,7 +8,7 @@ Components import this module (and the catalog, the spec and the builder modules
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -17,6 +17,10 @@ POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 API_PORT = 8080
 """Port of the app's HTTP server in its container (SageMaker's contract needs 8080)."""
+
+# Seconds the load balancer keeps sending in-flight requests to a deregistered pod; a pod
+# outlives it (preStop delay + grace period) so that no request is dropped in a rollout.
+DEREGISTRATION_DELAY_SECONDS = 30
 
 # Paths of the app that the public entry points answer with 404: SageMaker's unauthenticated
 # contract and Prometheus metrics are for the endpoint and the cluster, never the internet.
@@ -35,20 +39,35 @@ def check_identifier(identifier: str, max_length: int) -> str:
     return identifier
 
 
+# The database login of each workload, created by the app's migrations (``migrate``): only
+# the bootstrap Job holds the master login; each other workload holds its own.
+WORKLOAD_LOGINS = {"api": "ssp_api", "trainer": "ssp_trainer", "archiver": "ssp_archiver"}
+
+
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """A PostgreSQL login and its password (a secret Output)."""
+
+    username: str
+    password: pulumi.Input[str]
+
+
 @dataclass(frozen=True)
 class DatabaseConnection:
-    """How a workload reaches the database: what ``Database`` exposes."""
+    """How workloads reach the database: what ``Database`` exposes."""
 
     writer_endpoint: pulumi.Input[str]
     """Host the app writes to (the proxy on proxied tiers)."""
     reader_endpoint: pulumi.Input[str]
     """Host for reads (the replicas' DNS name, or the writer)."""
+    primary_endpoint: pulumi.Input[str]
+    """The primary itself: migrations run there, never through the proxy (DDL pins)."""
     port: int
     database_name: str
-    username: str
-    """Master login."""
-    password: pulumi.Input[str]
-    """Secret Output of the master password."""
+    master: DatabaseLogin
+    """The master login: for the bootstrap Job (migrations) only."""
+    logins: Mapping[str, DatabaseLogin]
+    """The login of each workload (``api``, ``trainer``, ``archiver``)."""
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.catalog import EdgeSize
 from components.contract import INTERNAL_PATHS, owned
+from components.tier import EdgeSize
 
 # CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
 EDGE_REGION = "us-east-1"

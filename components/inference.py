@@ -17,14 +17,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Threshold, expression_alarm, metric_alarm
-from components.catalog import (
-    SAGEMAKER_INSTANCE_VCPUS,
-    AlarmThresholds,
-    InferenceSize,
-    sagemaker_max_rps_per_instance,
-)
+from components.catalog import SAGEMAKER_INSTANCE_VCPUS, sagemaker_max_rps_per_instance
 from components.contract import owned
 from components.iam import service_trust_policy
+from components.tier import AlarmThresholds, InferenceSize
 
 VARIANT_NAME = "primary"
 """Blue/green updates require the new configuration to keep the variant's name."""

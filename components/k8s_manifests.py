@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contract import API_PORT
+from components.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS
 
 APP = "student-success"
 SERVICE_PORT = 80
@@ -28,6 +28,13 @@ SCALE_DOWN_STABILIZATION_SECONDS = 300
 TRAINING_DEADLINE_SECONDS = 1800
 TRAINING_BACKOFF_LIMIT = 2
 ARCHIVE_DEADLINE_SECONDS = 3600
+# Migrations of one release; a failure fails `pulumi up` with the Job's reason.
+BOOTSTRAP_DEADLINE_SECONDS = 900
+BOOTSTRAP_BACKOFF_LIMIT = 2
+# A terminating API pod keeps serving while the load balancer deregisters it (the controller
+# removes it from the target group when termination starts), then drains its requests.
+PRE_STOP_SECONDS = 15
+API_GRACE_SECONDS = DEREGISTRATION_DELAY_SECONDS + PRE_STOP_SECONDS + 15
 JOB_HISTORY_SUCCESSFUL = 3
 JOB_HISTORY_FAILED = 3
 
@@ -76,9 +83,11 @@ def container_security_context() -> k8s.core.v1.SecurityContextArgsDict:
 
 
 def _env_from(
-    config_map: pulumi.Input[str], secret: pulumi.Input[str]
+    config_map: pulumi.Input[str], secrets: Sequence[pulumi.Input[str]]
 ) -> list[k8s.core.v1.EnvFromSourceArgsDict]:
-    return [{"config_map_ref": {"name": config_map}}, {"secret_ref": {"name": secret}}]
+    sources: list[k8s.core.v1.EnvFromSourceArgsDict] = [{"config_map_ref": {"name": config_map}}]
+    sources += [{"secret_ref": {"name": secret}} for secret in secrets]
+    return sources
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,7 @@ def pod_spec(
     placement: Placement,
     restart_policy: str,
     topology_labels: Mapping[str, str] | None = None,
+    grace_seconds: int = 30,
 ) -> k8s.core.v1.PodSpecArgsDict:
     """A hardened pod: non-root, read-only root with a writable /tmp, IRSA credentials
     from the projected token (no Kubernetes API token: the app never calls the API)."""
@@ -121,7 +131,7 @@ def pod_spec(
         "restart_policy": restart_policy,
         "containers": [container],
         "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "1Gi"}}],
-        "termination_grace_period_seconds": 30,
+        "termination_grace_period_seconds": grace_seconds,
     }
     selector = placement.node_selector()
     if selector:
@@ -149,16 +159,17 @@ def app_container(
     args: Sequence[str],
     resources: Resources,
     config_map: pulumi.Input[str],
-    secret: pulumi.Input[str],
+    secrets: Sequence[pulumi.Input[str]],
     serve: bool,
 ) -> k8s.core.v1.ContainerArgsDict:
-    """The app image running one of its commands (``serve``, ``train``, ``archive``)."""
+    """The app image running one of its commands (``serve``, ``train``, ``archive``,
+    ``migrate``), its environment from the ConfigMap and the workload's Secrets."""
     container: k8s.core.v1.ContainerArgsDict = {
         "name": name,
         "image": image,
         "image_pull_policy": "IfNotPresent",
         "args": list(args),
-        "env_from": _env_from(config_map, secret),
+        "env_from": _env_from(config_map, secrets),
         "resources": resources.spec(),
         "security_context": container_security_context(),
         "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
@@ -178,6 +189,7 @@ def app_container(
             "timeout_seconds": 2,
             "failure_threshold": 3,
         }
+        container["lifecycle"] = {"pre_stop": {"sleep": {"seconds": PRE_STOP_SECONDS}}}
     return container
 
 
@@ -241,6 +253,18 @@ def pdb_spec(pod_labels: Mapping[str, str]) -> k8s.policy.v1.PodDisruptionBudget
     """At most one API pod evicted at a time. maxUnavailable (not minAvailable 1) so that
     a single-replica dev API never blocks a node drain."""
     return {"max_unavailable": 1, "selector": {"match_labels": dict(pod_labels)}}
+
+
+def job_spec(
+    *, pod_labels: Mapping[str, str], pod: k8s.core.v1.PodSpecArgsDict
+) -> k8s.batch.v1.JobSpecArgsDict:
+    """The bootstrap Job of a release: kept after it finishes (no TTL), so that Pulumi does
+    not find it gone and run it again; the next release's Job replaces it."""
+    return {
+        "active_deadline_seconds": BOOTSTRAP_DEADLINE_SECONDS,
+        "backoff_limit": BOOTSTRAP_BACKOFF_LIMIT,
+        "template": {"metadata": {"labels": dict(pod_labels)}, "spec": pod},
+    }
 
 
 def cron_job_spec(

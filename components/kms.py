@@ -54,3 +54,27 @@ def key_policy(account_id: str, extra_statements: Sequence[Mapping[str, Any]] = 
             ],
         }
     )
+
+
+def logs_statement(region: str, account_id: str, log_group_prefix: str) -> dict[str, Any]:
+    """Key-policy grant for CloudWatch Logs to encrypt the log groups under a name prefix."""
+    return {
+        "Sid": "CloudWatchLogsEncrypts",
+        "Effect": "Allow",
+        "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+        "Action": [
+            "kms:Encrypt*",
+            "kms:Decrypt*",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*",
+            "kms:Describe*",
+        ],
+        "Resource": "*",
+        "Condition": {
+            "ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": (
+                    f"arn:aws:logs:{region}:{account_id}:log-group:{log_group_prefix}*"
+                )
+            }
+        },
+    }

@@ -12,9 +12,9 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.catalog import NetworkSize
 from components.contract import SubnetCidrs, owned
 from components.iam import service_trust_policy
+from components.tier import NetworkSize
 
 SubnetTier = Literal["public", "private", "isolated"]
 SUBNET_TIERS: tuple[SubnetTier, ...] = ("public", "private", "isolated")

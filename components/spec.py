@@ -8,12 +8,13 @@ Every problem is collected before failing, so one run lists them all.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import json
 import re
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from components.catalog import (
@@ -21,12 +22,14 @@ from components.catalog import (
     DB_INSTANCE_MEMORY_MIB,
     SAGEMAKER_INSTANCE_VCPUS,
     TIERS,
-    NodeGroupSize,
-    Tier,
     connection_capacity,
 )
+from components.overrides import apply_overrides
+from components.tier import NodeGroupSize, Tier
 
 PROJECT = "student-success"
+# The app's migrations: a release is the image tag plus them (the bootstrap Job's name).
+MIGRATIONS = Path(__file__).resolve().parent.parent / "app" / "migrations"
 
 # Every key this project reads from its config namespace, with its default. Pulumi.yaml
 # declares the same keys for the CLI; a test keeps the two in step.
@@ -42,6 +45,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "apiCertificateArn": "",
     "edgeDomainName": "",
     "edgeCertificateArn": "",
+    "sagemakerModelPublished": False,
     "overrides": [],
 }
 
@@ -49,76 +53,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[\w-]+$")
 _IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_NODE_GROUP_FIELDS = {"min_size", "max_size", "desired_size", "instance_types"}
-# Override keys: ``<slice>.<field>`` for the tier's slices (``db.replica_count``),
-# ``<field>`` for its scalars, ``node_groups.<group>.<field>`` for node groups.
-_SLICES = {
-    name: {f.name for f in dataclasses.fields(hint)}
-    for name, hint in typing.get_type_hints(Tier).items()
-    if dataclasses.is_dataclass(hint)
-}
-_SCALARS = (
-    {f.name for f in dataclasses.fields(Tier)}
-    - set(_SLICES)
-    - {
-        "name",
-        "description",
-        "node_groups",
-    }
-)
-# Flat override keys from before the tier row was sliced: a stack file that still uses one
-# is told the new key.
-_RENAMED_KEYS = {
-    "az_count": "network.az_count",
-    "nat_mode": "network.nat_mode",
-    "db_instance_class": "db.instance_class",
-    "db_storage_gib": "db.storage_gib",
-    "db_max_storage_gib": "db.max_storage_gib",
-    "db_multi_az": "db.multi_az",
-    "db_replica_count": "db.replica_count",
-    "db_max_replica_count": "db.max_replica_count",
-    "db_max_connections": "db.max_connections",
-    "db_proxy_max_connections_percent": "db.proxy_max_connections_percent",
-    "db_proxy": "db.proxy",
-    "db_backup_retention_days": "db.backup_retention_days",
-    "app_pool_size": "api.pool_size",
-    "app_pool_max_overflow": "api.pool_max_overflow",
-    "trainer_db_connections": "training.db_connections",
-    "cache_enabled": "cache.enabled",
-    "cache_node_type": "cache.node_type",
-    "cache_num_nodes": "cache.num_nodes",
-    "cache_snapshot_retention_days": "cache.snapshot_retention_days",
-    "api_min_replicas": "api.min_replicas",
-    "api_max_replicas": "api.max_replicas",
-    "api_cpu_target_percent": "api.cpu_target_percent",
-    "api_memory_target_percent": "api.memory_target_percent",
-    "api_cpu_request": "api.cpu_request",
-    "api_memory_request": "api.memory_request",
-    "api_cpu_limit": "api.cpu_limit",
-    "api_memory_limit": "api.memory_limit",
-    "edge_enabled": "edge.enabled",
-    "edge_price_class": "edge.price_class",
-    "waf_api_rate_limit": "edge.waf_api_rate_limit",
-    "waf_auth_rate_limit": "edge.waf_auth_rate_limit",
-    "waf_window_seconds": "edge.waf_window_seconds",
-    "sagemaker_enabled": "inference.enabled",
-    "sagemaker_instance_type": "inference.instance_type",
-    "sagemaker_min_instances": "inference.min_instances",
-    "sagemaker_max_instances": "inference.max_instances",
-    "sagemaker_data_capture_percent": "inference.data_capture_percent",
-    "sagemaker_max_rps_per_vcpu": "inference.max_rps_per_vcpu",
-    "alarm_cpu_percent": "alarms.cpu_percent",
-    "alarm_memory_percent": "alarms.memory_percent",
-    "alarm_latency_p95_ms": "alarms.latency_p95_ms",
-    "alarm_error_rate_percent": "alarms.error_rate_percent",
-    "alarm_db_connections_percent": "alarms.db_connections_percent",
-    "alarm_replica_lag_seconds": "alarms.replica_lag_seconds",
-    "alarm_free_storage_percent": "alarms.free_storage_percent",
-    "alarm_model_latency_p95_ms": "alarms.model_latency_p95_ms",
-}
-_OVERRIDE_KEYS = sorted(
-    [*_SCALARS, *(f"{s}.{field}" for s, fields in _SLICES.items() for field in fields)]
-)
 
 
 class SpecError(ValueError):
@@ -148,6 +82,19 @@ class StackSpec:
     api_certificate_arn: str | None
     edge_domain_name: str | None
     edge_certificate_arn: str | None
+    sagemaker_model_published: bool = False
+    """The endpoint's model archive exists (``publish-sagemaker`` ran): the endpoint may be
+    created from it. Until then a SageMaker tier runs without its endpoint."""
+    migrations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The app's migrations by file name, as the image of ``app_image_tag`` holds them."""
+
+    @property
+    def release(self) -> str:
+        """Names the bootstrap Job that migrates for this image and these migrations."""
+        digest = hashlib.sha256(self.app_image_tag.encode())
+        for name in sorted(self.migrations):
+            digest.update(f"\0{name}\0{self.migrations[name]}".encode())
+        return digest.hexdigest()[:10]
 
     @property
     def protect(self) -> bool:
@@ -168,80 +115,6 @@ class StackSpec:
             "data-classification": data_classification,
             **extra,
         }
-
-
-def _parse(raw: Any, current: Any, key: str, problems: list[str]) -> Any:
-    """Convert an override's text to the type of the value it replaces."""
-    text = str(raw).strip()
-    if isinstance(current, bool):
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        problems.append(f"overrides: {key}={text!r} must be true or false")
-    elif isinstance(current, int):
-        try:
-            return int(text)
-        except ValueError:
-            problems.append(f"overrides: {key}={text!r} must be an integer")
-    elif isinstance(current, float):
-        try:
-            return float(text)
-        except ValueError:
-            problems.append(f"overrides: {key}={text!r} must be a number")
-    elif isinstance(current, tuple):
-        return tuple(part.strip() for part in text.split(",") if part.strip())
-    else:
-        return text
-    return current
-
-
-def _apply_overrides(tier: Tier, overrides: list[Any], problems: list[str]) -> Tier:
-    changes: dict[str, Any] = {}
-    slices: dict[str, Any] = {name: getattr(tier, name) for name in _SLICES}
-    groups = {g.name: g for g in tier.node_groups}
-    for item in overrides:
-        key, sep, value = str(item).partition("=")
-        key = key.strip()
-        head, _, rest = key.partition(".")
-        if not sep:
-            problems.append(f"overrides: {item!r} must look like key=value")
-        elif head == "node_groups":
-            group, _, field = rest.partition(".")
-            if group not in groups:
-                problems.append(
-                    f"overrides: {key} names node group {group!r}; tier {tier.name} has "
-                    f"{', '.join(sorted(groups))}"
-                )
-            elif field not in _NODE_GROUP_FIELDS:
-                problems.append(
-                    f"overrides: {key}: node group field must be one of "
-                    f"{', '.join(sorted(_NODE_GROUP_FIELDS))}"
-                )
-            else:
-                new = _parse(value, getattr(groups[group], field), key, problems)
-                groups[group] = dataclasses.replace(groups[group], **{field: new})
-        elif head in _SLICES and rest in _SLICES[head]:
-            new = _parse(value, getattr(slices[head], rest), key, problems)
-            slices[head] = dataclasses.replace(slices[head], **{rest: new})
-        elif key in _SCALARS:
-            changes[key] = _parse(value, getattr(tier, key), key, problems)
-        elif key in _RENAMED_KEYS:
-            problems.append(f"overrides: {key} is now {_RENAMED_KEYS[key]}; rename it")
-        else:
-            problems.append(
-                f"overrides: unknown key {key!r}; allowed: node_groups.<group>.<field> or one "
-                f"of {', '.join(_OVERRIDE_KEYS)}"
-            )
-    return dataclasses.replace(tier, node_groups=tuple(groups.values()), **slices, **changes)
-
-
-def with_overrides(tier: Tier, *overrides: str) -> Tier:
-    """The tier with ``key=value`` overrides applied, as a stack file's ``overrides`` would;
-    raises ``SpecError`` naming any bad key or value."""
-    problems: list[str] = []
-    changed = _apply_overrides(tier, list(overrides), problems)
-    if problems:
-        raise SpecError(tier.name, problems)
-    return changed
 
 
 def _check_tier(t: Tier, problems: list[str]) -> None:
@@ -368,7 +241,22 @@ def _as_list(value: Any, key: str, problems: list[str]) -> list[Any]:
     return value
 
 
-def build_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> StackSpec:
+def _as_bool(value: Any, key: str, problems: list[str]) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("true", "false"):
+        return str(value).strip().lower() == "true"
+    problems.append(f"{key}={value!r}: must be true or false")
+    return False
+
+
+def build_spec(
+    config: Mapping[str, Any],
+    *,
+    stack: str,
+    region: str | None,
+    migrations: Mapping[str, str] | None = None,
+) -> StackSpec:
     """Validate a stack's config (keys without the project prefix) into a ``StackSpec``."""
     problems: list[str] = []
     unknown = sorted(set(config) - set(CONFIG_DEFAULTS))
@@ -385,7 +273,7 @@ def build_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> 
     if base is None:
         problems.append(f"tier={tier_name!r}: unknown tier; allowed: {', '.join(TIERS)}")
         base = TIERS["dev"]
-    tier = _apply_overrides(base, _as_list(values["overrides"], "overrides", problems), problems)
+    tier = apply_overrides(base, _as_list(values["overrides"], "overrides", problems), problems)
     _check_tier(tier, problems)
 
     vpc_cidr = _cidr(values["vpcCidr"], "vpcCidr", problems, range(16, 19))
@@ -429,6 +317,9 @@ def build_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> 
             "apiCertificateArn: CloudFront reaches the load balancer over HTTPS by a name the "
             "certificate covers; set apiDomainName (a DNS name pointing at the load balancer)"
         )
+    published = _as_bool(values["sagemakerModelPublished"], "sagemakerModelPublished", problems)
+    if published and not tier.inference.enabled:
+        problems.append(f"sagemakerModelPublished: tier {tier.name} has no SageMaker endpoint")
     tag = str(values["appImageTag"])
     if not _IMAGE_TAG.match(tag) or tag == "latest":
         problems.append(f"appImageTag={tag!r}: must be an immutable version tag, not 'latest'")
@@ -453,6 +344,8 @@ def build_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> 
         api_certificate_arn=api_cert,
         edge_domain_name=domain,
         edge_certificate_arn=cert,
+        sagemaker_model_published=published,
+        migrations=dict(migrations or {}),
     )
 
 
@@ -464,4 +357,10 @@ def load_spec() -> StackSpec:
     prefix = f"{PROJECT}:"
     everything = {**get_config_env(), **CONFIG.get()}
     ours = {k[len(prefix) :]: v for k, v in everything.items() if k.startswith(prefix)}
-    return build_spec(ours, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region"))
+    migrations = {p.name: p.read_text() for p in sorted(MIGRATIONS.glob("*.sql"))}
+    return build_spec(
+        ours,
+        stack=pulumi.get_stack(),
+        region=pulumi.Config("aws").get("region"),
+        migrations=migrations,
+    )

@@ -13,7 +13,7 @@ from components.catalog import (
     pg_memory_settings,
     pod_pool,
 )
-from components.spec import with_overrides
+from components.overrides import with_overrides
 
 
 def test_every_tier_of_the_design_is_a_row() -> None:

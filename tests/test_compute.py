@@ -27,7 +27,12 @@ from components.iam import api_role_policy, irsa_trust_policy, trainer_role_poli
 from components.kms import key_policy
 from components.registry import lifecycle_policy
 from components.storage import Transition, bucket_policy, lifecycle_rules
-from components.workloads import app_config_data, app_secret_data, postgres_url
+from components.workloads.settings import (
+    app_config_data,
+    app_secret_data,
+    database_secret_data,
+    postgres_url,
+)
 from tools.harness import StackRun, run_stack, stacks
 
 STACKS = stacks()
@@ -184,18 +189,14 @@ def test_postgres_url_escapes_password_and_requires_tls() -> None:
 
 
 def test_app_secret_and_config_keys() -> None:
-    secret = app_secret_data(
-        user="u",
-        password="p",
-        writer="w",
-        reader="r",
-        port=5432,
-        database="d",
-        redis_url=None,
-        api_key_pepper="x" * 48,
+    secret = app_secret_data(redis_url=None, api_key_pepper="x" * 48)
+    assert set(secret) == {"API_KEY_PEPPER"}
+    database = database_secret_data(
+        user="u", password="p", writer="w", reader="r", port=5432, database="d"
     )
-    assert set(secret) == {"DATABASE_URL", "DATABASE_READ_URL", "API_KEY_PEPPER"}
-    assert "@r:5432" in secret["DATABASE_READ_URL"]
+    assert set(database) == {"DATABASE_URL", "DATABASE_READ_URL"}
+    assert "@r:5432" in database["DATABASE_READ_URL"]
+    secret = {**secret, **database}
     config = app_config_data(
         api=TIERS["tier3"].api,
         models_bucket="m",
@@ -207,7 +208,8 @@ def test_app_secret_and_config_keys() -> None:
     assert config["FORWARDED_ALLOW_IPS"] == "10.40.128.0/22,10.40.132.0/22"
     assert config["MODEL_STORE_URL"] == "s3://m/models"
     assert config["ARCHIVE_STORE_URL"] == "s3://a/audit"
-    assert config["APP_ENV"] == "production"
+    assert config["ENVIRONMENT"] == "production"
+    assert "APP_ENV" not in config
     assert not set(config) & set(secret)
 
 
@@ -568,12 +570,13 @@ def test_jobs(stack_run: Any, stack: str) -> None:
 def test_secrets_stay_secret(stack_run: Any, stack: str) -> None:
     run = stack_run(stack)
     tier = TIERS[tier_of(run)]
-    secret = run.one("kubernetes:core/v1:Secret")
-    assert "stringData" in secret.secret_paths
-    keys = set(secret.get("stringData"))
-    assert {"DATABASE_URL", "DATABASE_READ_URL"} <= keys
-    assert ("REDIS_URL" in keys) is tier.cache.enabled
-    assert secret.get("stringData.DATABASE_URL").endswith("?sslmode=require")
+    for secret in run.of_type("kubernetes:core/v1:Secret"):
+        assert "stringData" in secret.secret_paths, secret.name
+    shared = set(run.one("kubernetes:core/v1:Secret", "workloads-secret").get("stringData"))
+    assert ("REDIS_URL" in shared) is tier.cache.enabled
+    database = run.one("kubernetes:core/v1:Secret", "workloads-api-db").get("stringData")
+    assert set(database) == {"DATABASE_URL", "DATABASE_READ_URL"}
+    assert database["DATABASE_URL"].endswith("?sslmode=require")
     config = run.one("kubernetes:core/v1:ConfigMap").get("data")
     assert not any("postgresql://" in v or "rediss://" in v for v in config.values())
     assert "kubeconfig" not in run.outputs or "kubeconfig" in run.secret_outputs

@@ -20,7 +20,7 @@ from components.database.settings import (
     rds_parameters,
     replica_zone,
 )
-from components.spec import with_overrides
+from components.overrides import with_overrides
 from tools.harness import Resource, StackRun, run_stack
 
 Run = Callable[[str], StackRun]
@@ -66,6 +66,10 @@ def test_parameters_are_in_rds_units_seed_000_tier1() -> None:
     assert params["random_page_cost"].value == "1.1"
     assert params["effective_io_concurrency"].value == "200"
     assert params["log_min_duration_statement"].value == "500"
+    # Slow statements are logged without their bind parameters (student data), errors too.
+    assert params["log_parameter_max_length"].value == "0"
+    assert params["log_parameter_max_length_on_error"].value == "0"
+    assert params["log_parameter_max_length"].apply_method == "immediate"
     assert "pg_stat_statements" in params["shared_preload_libraries"].value
     assert params["rds.force_ssl"].value == "1"
 
@@ -218,7 +222,16 @@ def test_primary_settings(stack_run: Run, stack: str) -> None:
     tier = TIERS[stack]
     db = primary(run)
     assert db.get("engine") == "postgres"
-    assert re.fullmatch(r"16\.\d+", db.get("engineVersion"))
+    # The major only, minor upgrades automatic in the maintenance window: an upgrade AWS
+    # forces never makes the next `pulumi up` try to downgrade.
+    assert db.get("engineVersion") == "16"
+    assert db.get("autoMinorVersionUpgrade") is True
+    for log in ("postgresql", "upgrade"):
+        group = run.one("aws:cloudwatch/logGroup:LogGroup", f"database-primary-{log}-logs")
+        assert group.get("name") == f"/aws/rds/instance/{db.get('identifier')}/{log}"
+        assert group.get("retentionInDays") == tier.log_retention_days
+        assert group.get("kmsKeyId") == db.get("kmsKeyId")
+        assert group.urn in db.options.depends_on
     assert db.get("storageType") == "gp3"
     assert db.get("storageEncrypted") is True
     assert db.get("kmsKeyId", "").startswith("arn:aws:kms:")
@@ -265,10 +278,13 @@ def test_tier3_proxy_fronts_the_primary(stack_run: Run) -> None:
     assert proxy.get("engineFamily") == "POSTGRESQL"
     assert proxy.get("requireTls") is True
     assert proxy.get("idleClientTimeout")
-    (auth,) = proxy.get("auths")
-    assert auth["authScheme"] == "SECRETS"
-    assert auth["iamAuth"] in ("DISABLED", "REQUIRED")
-    assert auth["secretArn"] == run.outputs["db_credentials_secret_arn"]
+    auths = proxy.get("auths")
+    # One per workload login; the master login does not go through the proxy.
+    assert len(auths) == 3
+    for auth in auths:
+        assert auth["authScheme"] == "SECRETS"
+        assert auth["iamAuth"] in ("DISABLED", "REQUIRED")
+        assert auth["secretArn"] != run.outputs["db_credentials_secret_arn"]
     group = run.one(
         "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup", "database-proxy-targets"
     )

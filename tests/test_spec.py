@@ -148,7 +148,7 @@ def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
     for key, declaration in declared.items():
         assert declaration["description"], key
         assert declaration["default"] == CONFIG_DEFAULTS[key], key
-        assert declaration["type"] in ("string", "array"), key
+        assert declaration["type"] in ("string", "boolean", "array"), key
 
 
 def test_stack_files_hold_only_overrides_and_no_plaintext_secrets() -> None:

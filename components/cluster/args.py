@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.catalog import AlarmThresholds, NodeGroupSize
 from components.cluster.versions import KUBERNETES_VERSION
+from components.tier import AlarmThresholds, NodeGroupSize
 
 
 @dataclass

@@ -9,7 +9,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.catalog import NodeGroupSize
 from components.cluster.args import ClusterArgs
 from components.cluster.control_plane import ControlPlane
 from components.cluster.iam_policies import autoscaler_policy, load_balancer_controller_policy
@@ -19,6 +18,7 @@ from components.cluster.versions import (
     LOAD_BALANCER_CONTROLLER_CHART,
 )
 from components.contract import owned
+from components.tier import NodeGroupSize
 
 AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
 LOAD_BALANCER_CONTROLLER_SA = ("kube-system", "aws-load-balancer-controller")

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.catalog import NodeGroupSize
 from components.cluster.args import ClusterArgs
 from components.cluster.control_plane import ControlPlane
 from components.contract import owned
 from components.iam import service_trust_policy
+from components.tier import NodeGroupSize
 
 NODE_UPDATE_MAX_UNAVAILABLE_PERCENT = 33
 AMI_TYPE = "AL2023_x86_64_STANDARD"

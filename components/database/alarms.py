@@ -9,8 +9,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Threshold, metric_alarm
-from components.catalog import AlarmThresholds, DatabaseSize
 from components.contract import owned
+from components.tier import AlarmThresholds, DatabaseSize
 
 
 def database_alarms(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.catalog import AlarmThresholds, DatabaseSize
+from components.tier import AlarmThresholds, DatabaseSize
 
 
 @dataclass
@@ -30,6 +30,8 @@ class DatabaseArgs:
     """SNS topic the alarms notify."""
     private_zone_name: str
     """Private hosted zone holding the reader name (``tier3.student-success.internal``)."""
+    log_retention_days: int
+    """Retention of the instances' exported PostgreSQL logs."""
     protect: bool = True
     """Deletion protection, final snapshot and Pulumi ``protect``; False on dev only."""
     apply_immediately: bool = False

@@ -7,7 +7,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.contract import POSTGRES_PORT, DatabaseConnection, check_identifier, owned
+from components.contract import (
+    POSTGRES_PORT,
+    WORKLOAD_LOGINS,
+    DatabaseConnection,
+    DatabaseLogin,
+    check_identifier,
+    owned,
+)
 from components.database.alarms import database_alarms
 from components.database.args import DatabaseArgs
 from components.database.proxy import database_proxy
@@ -26,11 +33,12 @@ from components.database.settings import (
     READER_TTL_SECONDS,
     _SharedInstanceArgs,
     credentials_document,
+    rds_log_group_prefix,
     rds_parameters,
     replica_zone,
 )
 from components.iam import service_trust_policy
-from components.kms import customer_key
+from components.kms import customer_key, key_policy, logs_statement
 from components.security_groups import admit_from_groups
 
 
@@ -39,6 +47,10 @@ class Database(pulumi.ComponentResource):
     """Host the app writes to: the RDS Proxy endpoint on proxied tiers, else the primary."""
     reader_endpoint: pulumi.Output[str]
     """Host for reads: one DNS name over the replicas; the writer when there are none."""
+    primary_address: pulumi.Output[str]
+    """Address of the primary itself (migrations connect here, not through the proxy)."""
+    logins: dict[str, DatabaseLogin]
+    """The login of each workload (``api``, ``trainer``, ``archiver``), password generated."""
     replica_addresses: list[pulumi.Output[str]]
     """Address of each read replica."""
     port: int
@@ -69,9 +81,17 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
 
+        account = aws.get_caller_identity_output().account_id
+        region = aws.get_region_output().region
         key = customer_key(
             f"{name}-key",
             description=f"Encrypts {ident}: storage, snapshots, Performance Insights, secret",
+            # CloudWatch Logs encrypts the instances' exported logs with it.
+            policy=pulumi.Output.all(account, region).apply(
+                lambda v: key_policy(
+                    v[0], [logs_statement(v[1], v[0], rds_log_group_prefix(ident).rstrip("/"))]
+                )
+            ),
             tags=tags,
             opts=stateful,
         )
@@ -105,13 +125,23 @@ class Database(pulumi.ComponentResource):
             monitoring_role,
             monitoring_attachment,
         )
-        secret = self._credentials_secret(name, ident, args, key, primary, secret_password)
+        secret = self._credentials_secret(
+            name, ident, args, key, primary, DatabaseLogin(MASTER_USERNAME, secret_password)
+        )
+        self.logins = {
+            workload: DatabaseLogin(login, self._login_password(name, workload))
+            for workload, login in WORKLOAD_LOGINS.items()
+        }
+        login_secrets = [
+            self._credentials_secret(name, ident, args, key, primary, login, role=workload)
+            for workload, login in self.logins.items()
+        ]
 
         self.writer_endpoint = primary.address
         self.proxy_name = None
         if size.proxy:
             self.proxy_name, self.writer_endpoint = database_proxy(
-                self, name, ident, args, sg, secret.arn, key.arn, primary
+                self, name, ident, args, sg, [s.arn for s in login_secrets], key.arn, primary
             )
         self.reader_endpoint = self._reader(name, ident, args, replicas) or self.writer_endpoint
         database_alarms(
@@ -125,6 +155,7 @@ class Database(pulumi.ComponentResource):
             replicas=replicas,
         )
 
+        self.primary_address = primary.address
         self.replica_addresses = [r.address for r in replicas]
         self.port = POSTGRES_PORT
         self.database_name = DATABASE_NAME
@@ -139,6 +170,7 @@ class Database(pulumi.ComponentResource):
             {
                 "writer_endpoint": self.writer_endpoint,
                 "reader_endpoint": self.reader_endpoint,
+                "primary_address": self.primary_address,
                 "replica_addresses": self.replica_addresses,
                 "port": self.port,
                 "database_name": self.database_name,
@@ -250,7 +282,7 @@ class Database(pulumi.ComponentResource):
             vpc_security_group_ids=[sg.id],
             publicly_accessible=False,
             iam_database_authentication_enabled=True,
-            auto_minor_version_upgrade=False,
+            auto_minor_version_upgrade=True,
             performance_insights_enabled=True,
             performance_insights_kms_key_id=key.arn,
             performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
@@ -286,7 +318,10 @@ class Database(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,
-                depends_on=[monitoring_attachment],
+                depends_on=[
+                    monitoring_attachment,
+                    *self._log_groups(f"{name}-primary", ident, args, key),
+                ],
                 additional_secret_outputs=["password"],
             ),
             **common,
@@ -307,11 +342,49 @@ class Database(pulumi.ComponentResource):
                     deletion_protection=False,
                     skip_final_snapshot=True,
                     tags=named(f"replica-{i + 1}"),
-                    opts=owned(self, was=primary, depends_on=[monitoring_attachment]),
+                    opts=owned(
+                        self,
+                        was=primary,
+                        depends_on=[
+                            monitoring_attachment,
+                            *self._log_groups(
+                                f"{name}-replica-{i + 1}", f"{ident}-replica-{i + 1}", args, key
+                            ),
+                        ],
+                    ),
                     **common,
                 )
             )
         return primary, replicas
+
+    def _log_groups(
+        self, name: str, ident: str, args: DatabaseArgs, key: aws.kms.Key
+    ) -> list[aws.cloudwatch.LogGroup]:
+        """The groups RDS exports an instance's logs to, made before the instance so that
+        they carry the tier's retention and the database's key (RDS would make them with
+        neither, keeping student data in logs forever)."""
+        return [
+            aws.cloudwatch.LogGroup(
+                f"{name}-{log}-logs",
+                name=f"{rds_log_group_prefix(ident)}{log}",
+                retention_in_days=args.log_retention_days,
+                kms_key_id=key.arn,
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for log in LOG_EXPORTS
+        ]
+
+    def _login_password(self, name: str, workload: str) -> pulumi.Output[str]:
+        """A generated password for a workload's login; ``migrate`` sets it on the role."""
+        password = random.RandomPassword(
+            f"{name}-{workload}-password",
+            length=40,
+            special=True,
+            override_special=PASSWORD_SPECIALS,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return pulumi.Output.secret(password.result)
 
     def _credentials_secret(
         self,
@@ -320,25 +393,29 @@ class Database(pulumi.ComponentResource):
         args: DatabaseArgs,
         key: aws.kms.Key,
         primary: aws.rds.Instance,
-        password: pulumi.Output[str],
+        login: DatabaseLogin,
+        role: str | None = None,
     ) -> aws.secretsmanager.Secret:
-        """The master credentials in Secrets Manager, in the shape RDS Proxy reads."""
+        """A login's credentials in Secrets Manager, in the shape RDS Proxy reads: the master
+        login's (``role`` None), or a workload's."""
+        prefix = f"{name}-{role}" if role else name
         secret = aws.secretsmanager.Secret(
-            f"{name}-credentials",
-            description=f"Master credentials of {ident}",
+            f"{prefix}-credentials",
+            description=f"{'Master' if role is None else role.capitalize()} credentials of {ident}",
             kms_key_id=key.arn,
             recovery_window_in_days=30 if args.protect else 7,
             tags=args.tags,
-            # The proxy authenticates with it: deleting it cuts the app off the database.
+            # The proxy authenticates with the workloads' secrets: deleting one cuts that
+            # workload off the database.
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         document: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(primary.address, password).apply(
-                lambda v: credentials_document(v[0], v[1])
+            pulumi.Output.all(primary.address, login.password).apply(
+                lambda v: credentials_document(v[0], v[1], login.username)
             )
         )
         aws.secretsmanager.SecretVersion(
-            f"{name}-credentials-version",
+            f"{prefix}-credentials-version",
             secret_id=secret.id,
             secret_string=document,
             opts=owned(self, was=secret, protect=args.protect),
@@ -379,12 +456,13 @@ class Database(pulumi.ComponentResource):
 
     @property
     def connection(self) -> DatabaseConnection:
-        """Endpoints and master credentials, as one bundle for the workloads."""
+        """Endpoints and logins, as one bundle for the workloads."""
         return DatabaseConnection(
             writer_endpoint=self.writer_endpoint,
             reader_endpoint=self.reader_endpoint,
+            primary_endpoint=self.primary_address,
             port=self.port,
             database_name=self.database_name,
-            username=self.username,
-            password=self.password,
+            master=DatabaseLogin(self.username, self.password),
+            logins=self.logins,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_aws as aws
 
@@ -22,11 +24,12 @@ def database_proxy(
     ident: str,
     args: DatabaseArgs,
     db_sg: aws.ec2.SecurityGroup,
-    secret_arn: pulumi.Output[str],
+    secret_arns: Sequence[pulumi.Output[str]],
     key_arn: pulumi.Output[str],
     primary: aws.rds.Instance,
 ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-    """RDS Proxy in front of the primary; returns (proxy name, endpoint)."""
+    """RDS Proxy in front of the primary, admitting the workloads' logins (not the master's:
+    migrations connect to the primary); returns (proxy name, endpoint)."""
     child = pulumi.ResourceOptions(parent=owner)
     proxy_sg = aws.ec2.SecurityGroup(
         f"{name}-proxy-sg",
@@ -71,7 +74,7 @@ def database_proxy(
     role = aws.iam.Role(
         f"{name}-proxy-role",
         assume_role_policy=service_trust_policy("rds.amazonaws.com"),
-        description=f"RDS Proxy of {ident} reads the master credentials",
+        description=f"RDS Proxy of {ident} reads the workloads' credentials",
         tags=args.tags,
         opts=child,
     )
@@ -79,8 +82,8 @@ def database_proxy(
     role_policy = aws.iam.RolePolicy(
         f"{name}-proxy-policy",
         role=role.id,
-        policy=pulumi.Output.all(secret_arn, key_arn, region).apply(
-            lambda v: proxy_secret_policy(v[0], v[1], v[2])
+        policy=pulumi.Output.all(key_arn, region, *secret_arns).apply(
+            lambda v: proxy_secret_policy(v[2:], v[0], v[1])
         ),
         opts=owned(owner, was=role),
     )
@@ -99,17 +102,19 @@ def database_proxy(
         auths=[
             {
                 "auth_scheme": "SECRETS",
-                "secret_arn": secret_arn,
+                "secret_arn": arn,
                 "iam_auth": "DISABLED",
                 "client_password_auth_type": "POSTGRES_SCRAM_SHA_256",
-                "description": "Master credentials",
+                "description": "A workload's login",
             }
+            for arn in secret_arns
         ],
         tags=args.tags,
         opts=pulumi.ResourceOptions(parent=owner, depends_on=[role_policy]),
     )
-    # No session pinning filters: the app sets per-session variables for row-level
-    # security, so SET statements must keep pinning the client to its connection.
+    # No session pinning filters: whatever session state a client sets must keep it on its
+    # connection. The app itself sets its tenant per transaction (set_config(..., true)) and
+    # no longer switches roles, so ordinary requests do not pin.
     target_group = aws.rds.ProxyDefaultTargetGroup(
         f"{name}-proxy-targets",
         db_proxy_name=proxy.name,

@@ -10,13 +10,16 @@ from typing import Literal, TypedDict
 
 import pulumi
 
-from components.catalog import DatabaseSize, pg_memory_settings
+from components.catalog import pg_memory_settings
 from components.contract import POSTGRES_PORT
+from components.tier import DatabaseSize
 
-# A current PostgreSQL 16 minor on RDS. Minor upgrades are reviewed code changes (they
-# restart the instance), so auto_minor_version_upgrade stays off; bump this constant
-# before AWS's end of standard support for the minor forces the upgrade in a window.
-ENGINE_VERSION = "16.11"
+# The major version only, with automatic minor upgrades in the maintenance window: AWS
+# forces minor upgrades at the end of a minor's support anyway, and a pinned minor would then
+# make the next `pulumi up` try to downgrade. The provider compares a major-only version with
+# the running minor without a diff. A major upgrade is a deliberate change of this constant
+# and of PARAMETER_FAMILY (see the README's upgrade path).
+ENGINE_VERSION = "16"
 PARAMETER_FAMILY = "postgres16"
 DATABASE_NAME = "student_success"
 MASTER_USERNAME = "ssp_admin"
@@ -30,6 +33,9 @@ MAINTENANCE_WINDOW = "sun:09:30-10:30"
 PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
 MONITORING_INTERVAL_SECONDS = 60
 LOG_EXPORTS = ("postgresql", "upgrade")
+# Query text of slow statements is logged, never their bind parameters (student data), also
+# not on errors (PostgreSQL 13+).
+LOG_PARAMETER_MAX_LENGTH = 0
 SLOW_QUERY_MS = 500  # seed 002: log queries slower than 500 ms
 ENHANCED_MONITORING_POLICY_ARN = (
     "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
@@ -67,6 +73,8 @@ def rds_parameters(size: DatabaseSize) -> list[DbParameter]:
         "effective_io_concurrency": 200,
         "shared_preload_libraries": "pg_stat_statements",
         "log_min_duration_statement": SLOW_QUERY_MS,
+        "log_parameter_max_length": LOG_PARAMETER_MAX_LENGTH,
+        "log_parameter_max_length_on_error": LOG_PARAMETER_MAX_LENGTH,
         "rds.force_ssl": 1,
     }
     return [
@@ -79,8 +87,9 @@ def rds_parameters(size: DatabaseSize) -> list[DbParameter]:
     ]
 
 
-def proxy_secret_policy(secret_arn: str, key_arn: str, region: str) -> str:
-    """Least privilege for RDS Proxy: read one secret, decrypt it through Secrets Manager."""
+def proxy_secret_policy(secret_arn: str | Sequence[str], key_arn: str, region: str) -> str:
+    """Least privilege for RDS Proxy: read the logins' secrets, decrypt them through Secrets
+    Manager."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -89,7 +98,7 @@ def proxy_secret_policy(secret_arn: str, key_arn: str, region: str) -> str:
                     "Sid": "ReadCredentials",
                     "Effect": "Allow",
                     "Action": "secretsmanager:GetSecretValue",
-                    "Resource": secret_arn,
+                    "Resource": secret_arn if isinstance(secret_arn, str) else list(secret_arn),
                 },
                 {
                     "Sid": "DecryptCredentials",
@@ -105,11 +114,11 @@ def proxy_secret_policy(secret_arn: str, key_arn: str, region: str) -> str:
     )
 
 
-def credentials_document(host: str, password: str) -> str:
+def credentials_document(host: str, password: str, username: str = MASTER_USERNAME) -> str:
     """The Secrets Manager secret's JSON, in the shape RDS Proxy and rotation expect."""
     return json.dumps(
         {
-            "username": MASTER_USERNAME,
+            "username": username,
             "password": password,
             "engine": "postgres",
             "host": host,
@@ -117,6 +126,11 @@ def credentials_document(host: str, password: str) -> str:
             "dbname": DATABASE_NAME,
         }
     )
+
+
+def rds_log_group_prefix(identifier: str) -> str:
+    """Where RDS exports an instance's logs: ``<prefix><log>`` per exported log."""
+    return f"/aws/rds/instance/{identifier}/"
 
 
 def replica_zone(availability_zones: Sequence[pulumi.Input[str]], index: int) -> pulumi.Input[str]:

@@ -190,6 +190,10 @@ def pool_users(resources: list[PolicyResource]) -> list[PoolUser]:
     hpas = of_type(resources, *HPAS)
     users = []
     for r in of_type(resources, *kubernetes.WORKLOADS):
+        if r.resource_type == kubernetes.JOB:
+            # A one-off Job (a release's migrations) runs before the pods it migrates for;
+            # its connection is part of the reserve kept for migrations and operators.
+            continue
         spec = known(partial(kubernetes.pod_spec, r.resource_type, r.props), {}) or {}
         per_pod, sources = 0, []
         for container in kubernetes.containers(spec, init=False):

@@ -1,15 +1,9 @@
-"""The app on Kubernetes: prediction API (Deployment, Service, HPA, PDB) bound to the
-``ApiLoadBalancer``'s target group by the AWS Load Balancer Controller's TargetGroupBinding,
-the nightly training and weekly archival CronJobs, IRSA service accounts, app config and
-secrets, network policies, and the training-failure alarm.
-"""
+"""The ``Workloads`` component: the bootstrap Job, the API's Deployment and its companions,
+the CronJobs, identities, configuration, network policies and the training alarm."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_aws as aws
@@ -18,134 +12,24 @@ import pulumi_random as random
 
 from components import k8s_manifests as m
 from components.alarms import Threshold, metric_alarm
-from components.catalog import ApiSize, NodeGroupSize, TrainingSize, pod_pool
-from components.contract import REDIS_PORT, BucketRef, DatabaseConnection, SubnetCidrs, owned
-from components.iam import api_role_policy, service_account_role, trainer_role_policy
-
-NAMESPACE = "student-success"
-API = "api"
-TRAINER = "trainer"
-ARCHIVER = "archiver"
-# seed 001: nightly training at 02:00; seed 002: weekly audit-log archival, moved from the
-# seed's 02:00 to 04:00 Sunday, after the trainer's 30-minute deadline, so the two batch jobs
-# never hold database connections at the same time (the capacity check counts one).
-TRAINING_SCHEDULE = "0 2 * * *"
-ARCHIVE_SCHEDULE = "0 4 * * 0"
-# The line the app's CLI logs (JSON, field msg) when a command raises.
-TRAINING_FAILURE_PATTERN = (
-    '{ $.kubernetes.container_name = "trainer" && $.log = "*command failed*" }'
+from components.contract import (
+    REDIS_PORT,
+    DatabaseLogin,
+    owned,
 )
-
-
-def postgres_url(user: str, password: str, host: str, port: int, database: str) -> str:
-    """libpq URL with TLS required; the password is percent-encoded."""
-    return (
-        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
-        f"{database}?sslmode=require"
-    )
-
-
-def app_secret_data(
-    *,
-    user: str,
-    password: str,
-    writer: str,
-    reader: str,
-    port: int,
-    database: str,
-    redis_url: str | None,
-    api_key_pepper: str,
-) -> dict[str, str]:
-    """Values of the app's Secret (every one holds a credential)."""
-    data = {
-        "DATABASE_URL": postgres_url(user, password, writer, port, database),
-        "DATABASE_READ_URL": postgres_url(user, password, reader, port, database),
-        "API_KEY_PEPPER": api_key_pepper,
-    }
-    if redis_url:
-        data["REDIS_URL"] = redis_url
-    return data
-
-
-def app_config_data(
-    *,
-    api: ApiSize,
-    models_bucket: str,
-    archive_bucket: str,
-    region: str,
-    load_balancer_cidrs: Sequence[str],
-) -> dict[str, str]:
-    """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
-    budget (``pod_pool``), the same arithmetic the spec's capacity check uses."""
-    pool, overflow = pod_pool(api)
-    return {
-        "APP_ENV": "production",
-        "ENVIRONMENT": "production",  # the app's settings field
-        "LOG_LEVEL": "INFO",
-        "HOST": "0.0.0.0",
-        "PORT": str(m.API_PORT),
-        "MODEL_STORE_URL": f"s3://{models_bucket}/models",
-        "ARCHIVE_STORE_URL": f"s3://{archive_bucket}/audit",
-        "DB_POOL_MIN": str(pool),
-        "DB_POOL_MAX": str(pool + overflow),
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        # uvicorn takes the client address from X-Forwarded-For only when the peer is one of
-        # these: the load balancer's subnets. Per-client limits then see clients, not the ALB.
-        "FORWARDED_ALLOW_IPS": ",".join(load_balancer_cidrs),
-    }
-
-
-@dataclass
-class WorkloadsArgs:
-    api: ApiSize
-    """The tier's API slice: replicas, resources, the database pool."""
-    training: TrainingSize
-    """The tier's training slice: the batch jobs' database connections."""
-    node_groups: tuple[NodeGroupSize, ...]
-    """The cluster's node groups: where the API and the jobs are placed."""
-    region: str
-    """AWS region of the stack."""
-    subnets: SubnetCidrs
-    """The VPC's subnet CIDRs: the load balancer's (public) and the data stores' (isolated)."""
-    k8s_provider: k8s.Provider
-    """The cluster's provider; every Kubernetes object uses it."""
-    cluster_name: str
-    """EKS cluster name; names the namespace of the app's custom metrics."""
-    oidc_provider_arn: pulumi.Input[str]
-    """IRSA OIDC provider of the cluster."""
-    oidc_issuer: pulumi.Input[str]
-    """OIDC issuer without ``https://``."""
-    application_log_group_name: pulumi.Input[str]
-    """Container Insights application log group (training-failure metric filter)."""
-    image: pulumi.Input[str]
-    """``<repository_url>:<tag>`` of the app image."""
-    target_group_arn: pulumi.Input[str]
-    """Target group of the API's load balancer; the API's Service is bound to it."""
-    models_bucket: BucketRef
-    """Versioned model store (read by the API, written by the trainer)."""
-    archive_bucket: BucketRef
-    """Archive of old audit-log partitions (written by the archive job)."""
-    database: DatabaseConnection
-    """Endpoints and credentials of the database; they only ever land in the Secret."""
-    alarm_topic_arn: pulumi.Input[str]
-    """Topic every alarm notifies."""
-    protect: bool
-    """``protect`` on the API key pepper."""
-    redis_url: pulumi.Input[str] | None = None
-    """``rediss://`` URL of the cache (secret), where the tier has one."""
-    sagemaker_endpoint_arn: pulumi.Input[str] | None = None
-    """SageMaker endpoint the API may invoke, where the tier has one."""
-    namespace: str = NAMESPACE
-    """Namespace of every object."""
-    training_schedule: str = TRAINING_SCHEDULE
-    """Cron schedule of the nightly training (seed 001: 02:00)."""
-    archive_schedule: str = ARCHIVE_SCHEDULE
-    """Cron schedule of the weekly audit-log archival."""
-    time_zone: str = "America/New_York"
-    """IANA zone the schedules are in (school-district local time)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every AWS resource of the component."""
+from components.iam import api_role_policy, service_account_role, trainer_role_policy
+from components.workloads.args import WorkloadsArgs
+from components.workloads.settings import (
+    API,
+    ARCHIVER,
+    BOOTSTRAP,
+    TRAINER,
+    TRAINING_FAILURE_PATTERN,
+    app_config_data,
+    app_secret_data,
+    bootstrap_secret_data,
+    database_secret_data,
+)
 
 
 class Workloads(pulumi.ComponentResource):
@@ -164,8 +48,13 @@ class Workloads(pulumi.ComponentResource):
             metadata={
                 "name": args.namespace,
                 "labels": {
-                    f"pod-security.kubernetes.io/{mode}": "restricted"
-                    for mode in ("enforce", "audit", "warn")
+                    **{
+                        f"pod-security.kubernetes.io/{mode}": "restricted"
+                        for mode in ("enforce", "audit", "warn")
+                    },
+                    # The load balancer controller gates each API pod's readiness on its
+                    # target being healthy in the target group: a rollout waits for the ALB.
+                    "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
                 },
             },
             opts=self._k8s(),
@@ -173,9 +62,10 @@ class Workloads(pulumi.ComponentResource):
         self._namespace = namespace
         self._ns = namespace.metadata.apply(lambda meta: meta.name or args.namespace)
         api_role, trainer_role = self._identities()
-        config, secret = self._configuration()
-        self._api(config, secret)
-        self._jobs(config, secret)
+        config, app_secret, database_secrets = self._configuration()
+        bootstrap = self._bootstrap(config, app_secret, database_secrets[BOOTSTRAP])
+        self._api(config, app_secret, database_secrets[API], bootstrap)
+        self._jobs(config, app_secret, database_secrets, bootstrap)
         self._network_policies()
         self._training_alarm()
 
@@ -240,14 +130,27 @@ class Workloads(pulumi.ComponentResource):
             )
             for component, role in ((API, api_role), (TRAINER, trainer_role))
         }
+        # Migrations need no AWS access: the bootstrap Job's account has no IAM role.
+        self._service_accounts[BOOTSTRAP] = k8s.core.v1.ServiceAccount(
+            f"{name}-{BOOTSTRAP}-sa",
+            metadata={"name": BOOTSTRAP, "namespace": self._ns, "labels": m.labels(BOOTSTRAP)},
+            automount_service_account_token=False,
+            opts=self._k8s(self._namespace),
+        )
         return api_role, trainer_role
 
-    def _configuration(self) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Secret]:
-        """The app's ConfigMap and Secret (database URLs, Redis URL, API key pepper)."""
+    def _configuration(
+        self,
+    ) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Secret, dict[str, k8s.core.v1.Secret]]:
+        """The ConfigMap, the Secret every workload reads (API key pepper, Redis URL) and one
+        database Secret per workload, each holding only that workload's login.
+
+        None is named: Pulumi names each with a suffix and replaces it when its data change,
+        so the pods that read it roll (a fixed name would change under running pods)."""
         name, args, db = self._name, self._args, self._args.database
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata={"name": "app-config", "namespace": self._ns, "labels": m.labels("config")},
+            metadata={"namespace": self._ns, "labels": m.labels("config")},
             data=pulumi.Output.all(args.models_bucket.name, args.archive_bucket.name).apply(
                 lambda v: app_config_data(
                     api=args.api,
@@ -266,29 +169,108 @@ class Workloads(pulumi.ComponentResource):
             special=False,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        secret_data: pulumi.Output[dict[str, str]] = pulumi.Output.all(
-            db.password, db.writer_endpoint, db.reader_endpoint, args.redis_url, pepper.result
-        ).apply(
-            lambda v: app_secret_data(
-                user=db.username,
-                password=v[0],
-                writer=v[1],
-                reader=v[2],
-                port=db.port,
-                database=db.database_name,
-                redis_url=v[3],
-                api_key_pepper=v[4],
-            )
+        app_secret = self._secret(
+            "secret",
+            "config",
+            pulumi.Output.all(args.redis_url, pepper.result).apply(
+                lambda v: app_secret_data(redis_url=v[0], api_key_pepper=v[1])
+            ),
         )
-        secret_values: pulumi.Output[dict[str, str]] = pulumi.Output.secret(secret_data)
-        secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata={"name": "app-secrets", "namespace": self._ns, "labels": m.labels("config")},
+
+        def login_data(login: DatabaseLogin) -> pulumi.Output[dict[str, str]]:
+            return pulumi.Output.all(login.password, db.writer_endpoint, db.reader_endpoint).apply(
+                lambda v: database_secret_data(
+                    user=login.username,
+                    password=v[0],
+                    writer=v[1],
+                    reader=v[2],
+                    port=db.port,
+                    database=db.database_name,
+                )
+            )
+
+        secrets = {
+            workload: self._secret(f"{workload}-db", workload, login_data(login))
+            for workload, login in db.logins.items()
+        }
+        passwords = {workload: login.password for workload, login in db.logins.items()}
+        secrets[BOOTSTRAP] = self._secret(
+            f"{BOOTSTRAP}-db",
+            BOOTSTRAP,
+            pulumi.Output.all(
+                db.master.password, db.primary_endpoint, pulumi.Output.all(**passwords)
+            ).apply(
+                lambda v: bootstrap_secret_data(
+                    master_user=db.master.username,
+                    master_password=v[0],
+                    primary=v[1],
+                    port=db.port,
+                    database=db.database_name,
+                    login_passwords=v[2],
+                )
+            ),
+        )
+        return config, app_secret, secrets
+
+    def _secret(
+        self, role: str, component: str, data: pulumi.Output[dict[str, str]]
+    ) -> k8s.core.v1.Secret:
+        secret_data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(data)
+        return k8s.core.v1.Secret(
+            f"{self._name}-{role}",
+            metadata={"namespace": self._ns, "labels": m.labels(component)},
             type="Opaque",
-            string_data=secret_values,
+            string_data=secret_data,
             opts=self._k8s(self._namespace),
         )
-        return config, secret
+
+    def _bootstrap(
+        self,
+        config: k8s.core.v1.ConfigMap,
+        app_secret: k8s.core.v1.Secret,
+        database_secret: k8s.core.v1.Secret,
+    ) -> k8s.batch.v1.Job:
+        """Migrations of this release, with the master login, before anything else runs:
+        named after the release, so each release runs it once; Pulumi waits for it to finish
+        and fails `pulumi up` with its reason when it fails. ``migrate`` is idempotent."""
+        args = self._args
+        labels = m.labels(BOOTSTRAP)
+        container = m.app_container(
+            name=BOOTSTRAP,
+            image=args.image,
+            args=["migrate"],
+            resources=self._resources(),
+            config_map=self._name_of(config),
+            secrets=[self._name_of(app_secret), self._name_of(database_secret)],
+            serve=False,
+        )
+        container["env"] = [
+            {"name": "DB_POOL_MIN", "value": "1"},
+            {"name": "DB_POOL_MAX", "value": "1"},
+        ]
+        return k8s.batch.v1.Job(
+            f"{self._name}-{BOOTSTRAP}",
+            metadata={
+                "name": f"{BOOTSTRAP}-{args.release}",
+                "namespace": self._ns,
+                "labels": labels,
+            },
+            spec=m.job_spec(
+                pod_labels=labels,
+                pod=m.pod_spec(
+                    container=container,
+                    service_account=BOOTSTRAP,
+                    placement=self._placement("app"),
+                    restart_policy="Never",
+                ),
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                self._k8s(self._service_accounts[BOOTSTRAP], config, app_secret, database_secret),
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")
+                ),
+            ),
+        )
 
     def _resources(self) -> m.Resources:
         api = self._args.api
@@ -302,10 +284,17 @@ class Workloads(pulumi.ComponentResource):
         return m.Placement("app" if "app" in groups else None)
 
     @staticmethod
-    def _name_of(resource: k8s.core.v1.ConfigMap | k8s.core.v1.Secret, default: str) -> Any:
-        return resource.metadata.apply(lambda meta: meta.name or default)
+    def _name_of(resource: k8s.core.v1.ConfigMap | k8s.core.v1.Secret) -> pulumi.Output[str]:
+        """The name Pulumi gave the object (unknown until it exists, as on a first preview)."""
+        return resource.metadata.apply(lambda meta: meta.name or "")
 
-    def _api(self, config: k8s.core.v1.ConfigMap, secret: k8s.core.v1.Secret) -> None:
+    def _api(
+        self,
+        config: k8s.core.v1.ConfigMap,
+        app_secret: k8s.core.v1.Secret,
+        database_secret: k8s.core.v1.Secret,
+        bootstrap: k8s.batch.v1.Job,
+    ) -> None:
         """The API's Deployment, Service, HPA, PDB and TargetGroupBinding."""
         name, args, ns = self._name, self._args, self._ns
         api_labels = m.labels(API)
@@ -315,20 +304,24 @@ class Workloads(pulumi.ComponentResource):
                 image=args.image,
                 args=["serve"],
                 resources=self._resources(),
-                config_map=self._name_of(config, "app-config"),
-                secret=self._name_of(secret, "app-secrets"),
+                config_map=self._name_of(config),
+                secrets=[self._name_of(app_secret), self._name_of(database_secret)],
                 serve=True,
             ),
             service_account=API,
             placement=self._placement("app"),
             restart_policy="Always",
             topology_labels=api_labels,
+            grace_seconds=m.API_GRACE_SECONDS,
         )
         deployment = k8s.apps.v1.Deployment(
             f"{name}-api",
             metadata={"name": API, "namespace": ns, "labels": api_labels},
             spec=m.deployment_spec(pod_labels=api_labels, pod=api_pod),
-            opts=self._k8s(self._service_accounts[API], config, secret),
+            # Its pods log in with a role that migrations create: the bootstrap Job first.
+            opts=self._k8s(
+                self._service_accounts[API], config, app_secret, database_secret, bootstrap
+            ),
         )
         service = k8s.core.v1.Service(
             f"{name}-api-service",
@@ -368,7 +361,13 @@ class Workloads(pulumi.ComponentResource):
             opts=self._k8s(service),
         )
 
-    def _jobs(self, config: k8s.core.v1.ConfigMap, secret: k8s.core.v1.Secret) -> None:
+    def _jobs(
+        self,
+        config: k8s.core.v1.ConfigMap,
+        app_secret: k8s.core.v1.Secret,
+        database_secrets: Mapping[str, k8s.core.v1.Secret],
+        bootstrap: k8s.batch.v1.Job,
+    ) -> None:
         """The nightly training and weekly archival CronJobs."""
         name, args = self._name, self._args
         # Jobs open few connections: the trainer's share of the budget, not an API pod's.
@@ -387,8 +386,8 @@ class Workloads(pulumi.ComponentResource):
                 image=args.image,
                 args=[command],
                 resources=self._resources(),
-                config_map=self._name_of(config, "app-config"),
-                secret=self._name_of(secret, "app-secrets"),
+                config_map=self._name_of(config),
+                secrets=[self._name_of(app_secret), self._name_of(database_secrets[component])],
                 serve=False,
             )
             container["env"] = job_env
@@ -411,7 +410,13 @@ class Workloads(pulumi.ComponentResource):
                     deadline_seconds=deadline,
                     backoff_limit=backoff,
                 ),
-                opts=self._k8s(self._service_accounts[TRAINER], config, secret),
+                opts=self._k8s(
+                    self._service_accounts[TRAINER],
+                    config,
+                    app_secret,
+                    database_secrets[component],
+                    bootstrap,
+                ),
             )
 
     def _network_policies(self) -> None:

@@ -1,0 +1,201 @@
+"""The shape of a tier row: one slice per concern (network, database, API, cache, edge,
+inference, alarms...). Each component receives only its slice; the rows themselves are in
+``components.catalog``, and stack overrides follow the nesting (``db.replica_count``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+NatMode = Literal["single", "per_az"]
+CapacityType = Literal["ON_DEMAND", "SPOT"]
+
+
+@dataclass(frozen=True)
+class NodeGroupSize:
+    """One EKS managed node group of a tier."""
+
+    name: str
+    """Role of the group: ``system`` (cluster add-ons), ``app`` (the API) or ``training``."""
+    instance_types: tuple[str, ...]
+    """EC2 instance types the group may launch (several spread Spot capacity)."""
+    min_size: int
+    """Fewest nodes the cluster autoscaler keeps."""
+    max_size: int
+    """Most nodes the cluster autoscaler may add."""
+    desired_size: int
+    """Nodes at creation; the autoscaler owns the number afterwards."""
+    capacity_type: CapacityType = "ON_DEMAND"
+    """``ON_DEMAND`` or ``SPOT``."""
+    disk_gib: int = 50
+    """Root volume of each node."""
+    dedicated: bool = False
+    """Tainted so that only pods tolerating ``workload=<name>:NoSchedule`` land there."""
+
+
+@dataclass(frozen=True)
+class NetworkSize:
+    """The VPC's shape."""
+
+    az_count: int
+    """Availability zones the subnets span (2-4)."""
+    nat_mode: NatMode
+    """``single`` NAT gateway, or one ``per_az`` (no cross-AZ dependency)."""
+
+
+@dataclass(frozen=True)
+class DatabaseSize:
+    """RDS PostgreSQL: the primary, its replicas and the pooling proxy."""
+
+    instance_class: str
+    """Instance class of the primary and the replicas; PG memory settings follow from it."""
+    storage_gib: int
+    """Allocated storage at creation."""
+    max_storage_gib: int
+    """Ceiling of storage autoscaling."""
+    multi_az: bool
+    """A synchronous standby in a second AZ."""
+    replica_count: int
+    """Read replicas behind the reader DNS name."""
+    max_replica_count: int
+    """The most read replicas this tier allows; the spec rejects a larger override."""
+    max_connections: int
+    """PostgreSQL ``max_connections`` (a static parameter)."""
+    proxy: bool
+    """RDS Proxy in front of the primary (seed 000: pooling from tier 2)."""
+    backup_retention_days: int
+    """Days of automated backups (point-in-time recovery window)."""
+    proxy_max_connections_percent: int = 75
+    """Share of ``max_connections`` the proxy may open."""
+
+
+@dataclass(frozen=True)
+class CacheSize:
+    """ElastiCache Redis."""
+
+    enabled: bool = False
+    """Whether the tier has a cache at all."""
+    node_type: str = "cache.t4g.micro"
+    """Node type of every node of the replication group."""
+    num_nodes: int = 0
+    """Nodes of the replication group (a primary and replicas)."""
+    snapshot_retention_days: int = 7
+    """Daily Redis snapshots kept (0 turns snapshots off)."""
+
+
+@dataclass(frozen=True)
+class ApiSize:
+    """The prediction API on Kubernetes, and its share of the database's connections."""
+
+    min_replicas: int
+    """HPA minimum."""
+    max_replicas: int
+    """HPA maximum; the connection-capacity check assumes every replica runs."""
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+    pool_size: int
+    """The seed's pool for the whole application tier on one server; per pod it is divided
+    by ``max_replicas`` (see ``pod_pool``)."""
+    pool_max_overflow: int
+    """The seed's overflow connections, divided likewise."""
+    cpu_target_percent: int = 70
+    """HPA CPU target (seed 000/004: scale up at CPU > 70 %)."""
+    memory_target_percent: int = 80
+    """HPA memory target (seed 000/004: memory > 80 %)."""
+
+
+@dataclass(frozen=True)
+class TrainingSize:
+    """The nightly training job (and the archive job, which shares its budget)."""
+
+    db_connections: int = 2
+    """Connections a batch job may hold; counted once by the capacity check."""
+
+
+@dataclass(frozen=True)
+class EdgeSize:
+    """CloudFront and its WAF."""
+
+    enabled: bool = False
+    """CloudFront + WAF in front of the API."""
+    price_class: str = "PriceClass_100"
+    """CloudFront price class (edge locations served)."""
+    # Seed 003 limits 100 requests / 15 min per IP (5 on auth routes). WAF counts over
+    # 60/120/300/600 s windows only, so we use the longest (600 s) and scale the limit:
+    # 100 x 600/900 = 67. Auth: 5 x 600/900 = 3.3, below WAF's minimum limit of 10, so 10.
+    waf_api_rate_limit: int = 67
+    """Requests per IP per ``waf_window_seconds`` on API paths (seed 003, translated)."""
+    waf_auth_rate_limit: int = 10
+    """Requests per IP per window on authentication paths."""
+    waf_window_seconds: int = 600
+    """WAF evaluation window: 60, 120, 300 or 600 s."""
+
+
+@dataclass(frozen=True)
+class InferenceSize:
+    """The SageMaker endpoint."""
+
+    enabled: bool = False
+    """Whether the tier runs a SageMaker endpoint."""
+    instance_type: str = "ml.m5.large"
+    """Hosting instance type."""
+    min_instances: int = 1
+    """Autoscaling minimum."""
+    max_instances: int = 1
+    """Autoscaling maximum."""
+    data_capture_percent: int = 20
+    """Share of requests captured to S3 for model monitoring."""
+    # POST /invocations saturated at ~4,700/s on 2 vCPUs with one worker per vCPU, the load
+    # generator sharing the cores (BENCHMARKS.md, serving); rounded down per vCPU. Re-measure
+    # on the endpoint with production payloads: SageMaker adds its own per-request overhead.
+    max_rps_per_vcpu: int = 2_000
+    """Sustained ``POST /invocations`` per second per vCPU of an instance (the app benchmark)."""
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """When CloudWatch alarms fire (the seeds' scaling triggers)."""
+
+    cpu_percent: int = 70
+    """CPU of the database, cache and nodes."""
+    memory_percent: int = 80
+    """Memory of the cache and nodes."""
+    latency_p95_ms: int = 200
+    """API p95 latency (seed 001/004: p95 < 200 ms)."""
+    error_rate_percent: float = 1.0
+    """API and endpoint error rate (seed 004: > 1 %)."""
+    db_connections_percent: int = 80
+    """Database connections as a share of ``max_connections`` (seed 000/004: > 80 %)."""
+    replica_lag_seconds: int = 30
+    """Replication lag of a read replica."""
+    free_storage_percent: int = 10
+    """Free storage left on the primary."""
+    model_latency_p95_ms: int = 100
+    """SageMaker model latency p95 (seed 001: prediction latency < 100 ms)."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Every size the components need for one tier, one slice per concern. Each component
+    receives only its slice; override keys follow the nesting (``db.replica_count``)."""
+
+    name: str
+    description: str
+    expected_students: int
+    """Who it is for (seed 000's tier table)."""
+    expected_schools: int
+    deletion_protection: bool
+    """Deletion protection, final snapshots and Pulumi ``protect`` on stateful resources."""
+    log_retention_days: int
+    """Retention of every log group the stack creates."""
+    network: NetworkSize
+    db: DatabaseSize
+    api: ApiSize
+    node_groups: tuple[NodeGroupSize, ...]
+    cache: CacheSize = CacheSize()
+    training: TrainingSize = TrainingSize()
+    edge: EdgeSize = EdgeSize()
+    inference: InferenceSize = InferenceSize()
+    alarms: AlarmThresholds = AlarmThresholds()

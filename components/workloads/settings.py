@@ -1,0 +1,100 @@
+"""The workloads' fixed names and schedules, and the pure functions that build their
+configuration: the ConfigMap, the Secret every workload reads and each workload's database
+Secret."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote
+
+from components import k8s_manifests as m
+from components.catalog import pod_pool
+from components.tier import ApiSize
+
+NAMESPACE = "student-success"
+API = "api"
+TRAINER = "trainer"
+ARCHIVER = "archiver"
+BOOTSTRAP = "bootstrap"
+# seed 001: nightly training at 02:00; seed 002: weekly audit-log archival, moved from the
+# seed's 02:00 to 04:00 Sunday, after the trainer's 30-minute deadline, so the two batch jobs
+# never hold database connections at the same time (the capacity check counts one).
+TRAINING_SCHEDULE = "0 2 * * *"
+ARCHIVE_SCHEDULE = "0 4 * * 0"
+# The line the app's CLI logs (JSON, field msg) when a command raises.
+TRAINING_FAILURE_PATTERN = (
+    '{ $.kubernetes.container_name = "trainer" && $.log = "*command failed*" }'
+)
+
+
+def postgres_url(user: str, password: str, host: str, port: int, database: str) -> str:
+    """libpq URL with TLS required; the password is percent-encoded."""
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
+        f"{database}?sslmode=require"
+    )
+
+
+def app_secret_data(*, redis_url: str | None, api_key_pepper: str) -> dict[str, str]:
+    """Values of the Secret every workload of the app reads (each holds a credential)."""
+    data = {"API_KEY_PEPPER": api_key_pepper}
+    if redis_url:
+        data["REDIS_URL"] = redis_url
+    return data
+
+
+def database_secret_data(
+    *, user: str, password: str, writer: str, reader: str, port: int, database: str
+) -> dict[str, str]:
+    """Values of one workload's database Secret: its own login, on the writer and the reader."""
+    return {
+        "DATABASE_URL": postgres_url(user, password, writer, port, database),
+        "DATABASE_READ_URL": postgres_url(user, password, reader, port, database),
+    }
+
+
+def bootstrap_secret_data(
+    *,
+    master_user: str,
+    master_password: str,
+    primary: str,
+    port: int,
+    database: str,
+    login_passwords: Mapping[str, str],
+) -> dict[str, str]:
+    """Values of the bootstrap Job's Secret: the master login on the primary itself, and the
+    password ``migrate`` sets on each workload's login (``DB_API_PASSWORD``...)."""
+    url = postgres_url(master_user, master_password, primary, port, database)
+    return {
+        "DATABASE_URL": url,
+        "DATABASE_READ_URL": url,
+        **{f"DB_{workload.upper()}_PASSWORD": pw for workload, pw in login_passwords.items()},
+    }
+
+
+def app_config_data(
+    *,
+    api: ApiSize,
+    models_bucket: str,
+    archive_bucket: str,
+    region: str,
+    load_balancer_cidrs: Sequence[str],
+) -> dict[str, str]:
+    """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
+    budget (``pod_pool``), the same arithmetic the spec's capacity check uses."""
+    pool, overflow = pod_pool(api)
+    return {
+        "ENVIRONMENT": "production",
+        "LOG_LEVEL": "INFO",
+        "HOST": "0.0.0.0",
+        "PORT": str(m.API_PORT),
+        "MODEL_STORE_URL": f"s3://{models_bucket}/models",
+        "ARCHIVE_STORE_URL": f"s3://{archive_bucket}/audit",
+        "DB_POOL_MIN": str(pool),
+        "DB_POOL_MAX": str(pool + overflow),
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        # uvicorn takes the client address from X-Forwarded-For only when the peer is one of
+        # these: the load balancer's subnets. Per-client limits then see clients, not the ALB.
+        "FORWARDED_ALLOW_IPS": ",".join(load_balancer_cidrs),
+    }
