@@ -119,6 +119,8 @@ class StackRun:
     resources: list[Resource]
     outputs: dict[str, Any]
     secret_outputs: frozenset[str]
+    preview: bool = False
+    """Evaluated as a first preview: computed outputs unknown."""
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.resources)
@@ -353,4 +355,5 @@ def run_stack(
         resources=list(monitor.recorded),
         outputs=monitor.stack_outputs,
         secret_outputs=monitor.stack_secret_outputs,
+        preview=preview,
     )

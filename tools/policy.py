@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi.runtime import mocks
+from pulumi.runtime.rpc import UNKNOWN
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
@@ -35,19 +36,22 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from policies.rules import ALL_POLICIES
 from tools.harness import Resource, StackRun, run_stack, stacks
 from tools.mocks import AwsMocks
 
-LEVEL_ORDER = {"mandatory": 0, "remediate": 0, "advisory": 1}
+PREVIEW = "not run during preview"
+LEVEL_ORDER = {"mandatory": 0, "remediate": 0, "advisory": 1, PREVIEW: 2}
 
 
 @dataclass(frozen=True)
 class Violation:
     policy: str
     level: str
-    """``mandatory`` or ``advisory`` (remediate is reported as mandatory, like the engine)."""
+    """``mandatory`` or ``advisory`` (remediate is reported as mandatory, like the engine), or
+    ``PREVIEW`` for a policy that read a value unknown during a preview."""
     message: str
     urn: str | None
     resource_type: str | None
@@ -99,12 +103,26 @@ def _providers(resources: Sequence[Resource]) -> dict[str, PolicyProviderResourc
     }
 
 
-def _outputs(res: Resource, region: str) -> dict[str, Any]:
+def _outputs(res: Resource, region: str, preview: bool) -> dict[str, Any]:
     """What the engine hands stack policies: the resource's state (the mocks' echo of the
-    inputs plus the computed outputs, ``id`` included)."""
+    inputs plus the computed outputs, ``id`` included; unknown in a first preview)."""
     args = mocks.MockResourceArgs(res.type, res.name, dict(res.inputs), "", "", res.custom)
-    rid, state = AwsMocks(region).new_resource(args)
-    return {**state, "id": rid}
+    rid, state = AwsMocks(region, preview=preview).new_resource(args)
+    return unknown_checking_proxy({**state, "id": rid or UNKNOWN})
+
+
+def _validate(
+    policy: ResourceValidationPolicy | StackValidationPolicy,
+    args: Any,
+    report: Any,
+    preview_note: Any,
+) -> None:
+    """Run one policy as the engine does: one that reads a value unknown at preview cannot run
+    then, which the engine reports as an advisory note, not a violation."""
+    try:
+        policy.validate(args, report)
+    except UnknownValueError as err:
+        preview_note(f"can't run policy '{policy.name}' during preview: {err.message}")
 
 
 def check_resources(
@@ -112,20 +130,31 @@ def check_resources(
     config: Mapping[str, Any] | None = None,
     region: str = "us-east-1",
     policies: Sequence[Policy] = ALL_POLICIES,
+    preview: bool = False,
 ) -> list[Violation]:
-    """Apply ``policies`` to recorded resources; MANDATORY violations first."""
+    """Apply ``policies`` to recorded resources; MANDATORY violations first. ``preview``:
+    the resources come from a first preview (unknown values raise when a policy reads them)."""
     pack_config = dict(config or {})
     providers = _providers(resources)
     by_urn = {r.urn: r for r in resources}
     violations: list[Violation] = []
 
-    def collector(policy: Policy, level: EnforcementLevel, default: Resource | None) -> Any:
+    def noter(policy: Policy, default: Resource | None) -> Any:
+        return collector(policy, None, default)
+
+    def collector(policy: Policy, level: EnforcementLevel | None, default: Resource | None) -> Any:
+        """Records a violation at ``level``; ``None`` records a policy the engine could not run
+        during a preview (an advisory note there, not a violation)."""
+        shown = PREVIEW if level is None else level.value
+        if level == EnforcementLevel.REMEDIATE:
+            shown = "mandatory"
+
         def report(message: str, urn: str | None = None) -> None:
             target = by_urn.get(urn) if urn else default
             violations.append(
                 Violation(
                     policy=policy.name,
-                    level="mandatory" if level == EnforcementLevel.REMEDIATE else level.value,
+                    level=shown,
                     message=message,
                     urn=target.urn if target else urn,
                     resource_type=target.type if target else None,
@@ -142,7 +171,7 @@ def check_resources(
         provider = providers.get(ref.rsplit("::", 1)[0]) if ref else None
         pres = PolicyResource(
             res.type,
-            _outputs(res, region),
+            _outputs(res, region, preview),
             res.urn,
             res.name,
             _options(res),
@@ -168,34 +197,41 @@ def check_resources(
                     continue  # components have no cloud properties of their own to judge
                 provider = by_policy_urn[res.urn].provider
                 args = ResourceValidationArgs(
-                    res.type, res.inputs, res.urn, res.name, _options(res), provider, cfg
+                    res.type,
+                    unknown_checking_proxy(dict(res.inputs)),
+                    res.urn,
+                    res.name,
+                    _options(res),
+                    provider,
+                    cfg,
                 )
-                policy.validate(args, collector(policy, level, res))
+                _validate(policy, args, collector(policy, level, res), noter(policy, res))
         elif isinstance(policy, StackValidationPolicy):
-            policy.validate(
-                StackValidationArgs(stack_resources, cfg), collector(policy, level, None)
-            )
+            stack_args = StackValidationArgs(stack_resources, cfg)
+            _validate(policy, stack_args, collector(policy, level, None), noter(policy, None))
     violations.sort(key=lambda v: LEVEL_ORDER.get(v.level, 2))
     return violations
 
 
 def check_run(run: StackRun, config: Mapping[str, Any] | None = None) -> list[Violation]:
-    return check_resources(run.resources, config, run.config.get("aws:region", "us-east-1"))
+    region = run.config.get("aws:region", "us-east-1")
+    return check_resources(run.resources, config, region, preview=run.preview)
 
 
 def check_stack(
     stack: str,
     extra_config: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
+    preview: bool = False,
 ) -> list[Violation]:
     """Run ``stack`` under mocks (``extra_config`` over its stack file) and apply the pack
-    (``config`` as for ``--policy-pack-config``)."""
-    return check_run(run_stack(stack, extra_config), config)
+    (``config`` as for ``--policy-pack-config``); ``preview`` as a new stack's first preview."""
+    return check_run(run_stack(stack, extra_config, preview=preview), config)
 
 
 def render(stack: str, violations: Sequence[Violation], seconds: float) -> str:
     lines = []
-    for level in ("mandatory", "advisory"):
+    for level in ("mandatory", "advisory", PREVIEW):
         found = [v for v in violations if v.level == level]
         if not found:
             continue
@@ -204,11 +240,14 @@ def render(stack: str, violations: Sequence[Violation], seconds: float) -> str:
             where = f"{v.resource_type} {v.resource_name}" if v.resource_name else "stack"
             lines.append(f"  [{v.policy}] {where}\n      {v.message}")
     mandatory = sum(v.level == "mandatory" for v in violations)
-    advisory = len(violations) - mandatory
+    advisory = sum(v.level == "advisory" for v in violations)
+    not_run = sum(v.level == PREVIEW for v in violations)
     verdict = "FAILED" if mandatory else "passed"
     lines.append(
         f"policy check {verdict} for stack {stack}: {mandatory} mandatory, {advisory} advisory "
-        f"violation(s), {len(ALL_POLICIES)} policies, {seconds:.1f}s"
+        f"violation(s), {len(ALL_POLICIES)} policies"
+        + (f", {not_run} checks decided at apply time" if not_run else "")
+        + f", {seconds:.1f}s"
     )
     return "\n".join(lines)
 
@@ -221,6 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="check every stack")
     parser.add_argument("--json", action="store_true", help="print violations as JSON")
     parser.add_argument(
+        "--first-preview",
+        action="store_true",
+        help="evaluate as the first preview of a new stack (computed values unknown)",
+    )
+    parser.add_argument(
         "--config", type=Path, help="policy pack config JSON (--policy-pack-config)"
     )
     args = parser.parse_args(argv)
@@ -231,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, list[dict[str, Any]]] = {}
     for stack in stacks() if args.all else [args.stack]:
         started = time.monotonic()
-        violations = check_stack(stack, config=config)
+        violations = check_stack(stack, config=config, preview=args.first_preview)
         elapsed = time.monotonic() - started
         failed = failed or any(v.level == "mandatory" for v in violations)
         if args.json:

@@ -33,6 +33,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from . import cache, kubernetes, network, s3
 from ._util import as_list, get, known, num, present, setting
@@ -63,6 +64,16 @@ def at_path(value: Any, path: str, default: Any = None) -> Any:
 def val(r: PolicyResource, path: str, default: Any = None) -> Any:
     """A property at a dotted path, ``default`` when absent or unknown during a preview."""
     return at_path(r.props, path, default)
+
+
+def undecided(r: PolicyResource, path: str) -> bool:
+    """The property is unknown during a preview: it is decided at apply time (another
+    resource's output), so a rule must neither pass nor fail on it as if it were missing."""
+    try:
+        get(r.props, path)
+    except UnknownValueError:
+        return True
+    return False
 
 
 def vals(r: PolicyResource, path: str) -> list[Any]:
@@ -362,7 +373,7 @@ def _tier_consistency(args: StackValidationArgs, report: ReportViolation) -> Non
     if not distributions:
         at(f"tier {tier}: needs a CloudFront distribution with a WAF web ACL; found none.", None)
     for d in distributions:
-        if not val(d, "webAclId"):
+        if not present(d.props, "webAclId"):  # a WAF made in the same update is unknown yet
             at(f"tier {tier}: CloudFront distribution '{d.name}' has no WAF (web_acl_id).", d)
     min_api = int(setting(args, TIER_SCHEMA, "minApiReplicas"))
     hpas = of_type(resources, *HPAS)
@@ -485,10 +496,13 @@ def _bucket_controls(args: StackValidationArgs, report: ReportViolation) -> None
         inline_sse = known(partial(s3.sse_algorithms, bucket.resource_type, bucket.props), [])
         if not inline_sse and not _companions(bucket, resources, s3.ENCRYPTION):
             missing.append("an aws.s3.BucketServerSideEncryptionConfiguration (SSE-KMS)")
-        policies = [val(bucket, "policy")] + [
-            val(p, "policy") for p in _companions(bucket, resources, [s3.BUCKET_POLICY])
-        ]
-        if not any(p and s3.denies_insecure_transport(p) for p in policies):
+        companions = _companions(bucket, resources, [s3.BUCKET_POLICY])
+        policies = [val(bucket, "policy")] + [val(p, "policy") for p in companions]
+        # A policy document built from the bucket's ARN is unknown on a first preview: the
+        # resource rule s3-tls-only-policy judges it once it is known.
+        if not any(undecided(p, "policy") for p in companions) and not any(
+            p and s3.denies_insecure_transport(p) for p in policies
+        ):
             missing.append("a bucket policy denying aws:SecureTransport=false")
         if s3.is_model_bucket(bucket.name, {"bucket": val(bucket, "bucket")}, pattern):
             versioned = val(bucket, "versioning.enabled") is True or any(
