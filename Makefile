@@ -11,7 +11,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt 
 	app/requirements.txt app/requirements-test.txt
 INFRA := components tools policies __main__.py
 
-.PHONY: demo test lint typecheck unit plan policy snapshots docs bench clean
+.PHONY: demo test lint typecheck unit rehearse-one plan policy rehearse snapshots docs bench clean
 
 $(BIN)/.installed: $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +21,16 @@ $(BIN)/.installed: $(REQUIREMENTS)
 	touch $@
 
 ## demo: the main job on embedded defaults: plan, cost and policy check of every stack,
-## then the app end to end (embedded PostgreSQL, synthetic district, training, API calls).
+## then the app end to end (embedded PostgreSQL, synthetic district, training, API calls),
+## then every stack's first day rehearsed with its own manifests (see `rehearse`).
 demo: $(BIN)/.installed
 	$(BIN)/python -m tools.plan --all
 	$(BIN)/python -m tools.policy --all
 	$(BIN)/python -m app.demo
+	$(BIN)/python -m tools.rehearse --all
 
-## test: everything CI runs.
-test: lint typecheck unit
+## test: everything CI runs, the first-day rehearsal of tier3 (it has a cache) included.
+test: lint typecheck unit rehearse-one
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -41,6 +43,9 @@ typecheck: $(BIN)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests
 
+rehearse-one: $(BIN)/.installed
+	$(BIN)/python -m tools.rehearse tier3
+
 ## plan STACK=tier3: the offline plan (tree, properties, outputs, cost) of one stack.
 plan: $(BIN)/.installed
 	$(BIN)/python -m tools.plan $(STACK)
@@ -48,6 +53,12 @@ plan: $(BIN)/.installed
 ## policy STACK=tier3: the policy pack applied to one stack offline.
 policy: $(BIN)/.installed
 	$(BIN)/python -m tools.policy $(STACK)
+
+## rehearse STACK=tier3: the stack's first day offline: its bootstrap Job, API (until ready),
+## training and archive CronJobs and a risk request, each run as `python -m app` with exactly
+## the environment its manifest gives it, on embedded PostgreSQL (and Redis where it has one).
+rehearse: $(BIN)/.installed
+	$(BIN)/python -m tools.rehearse $(STACK)
 
 ## snapshots: refresh snapshots/ after a reviewed change of the program.
 snapshots: $(BIN)/.installed

