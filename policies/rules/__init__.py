@@ -31,7 +31,8 @@ from . import (
     rds,
     s3,
     sagemaker,
-    stack,
+    stack_capacity,
+    stack_consistency,
     tagging,
 )
 
@@ -51,7 +52,10 @@ CONCERNS: dict[str, list[ResourceValidationPolicy]] = {
     "tagging": tagging.POLICIES,
 }
 RESOURCE_POLICIES: list[ResourceValidationPolicy] = [p for ps in CONCERNS.values() for p in ps]
-STACK_POLICIES: list[StackValidationPolicy] = stack.POLICIES
+STACK_POLICIES: list[StackValidationPolicy] = [
+    *stack_capacity.POLICIES,
+    *stack_consistency.POLICIES,
+]
 ALL_POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES]
 
 __all__ = ["ALL_POLICIES", "CONCERNS", "RESOURCE_POLICIES", "STACK_POLICIES"]

@@ -1,7 +1,7 @@
 """S3: no public access, KMS encryption, TLS-only bucket policies, versioned model buckets.
 
 These rules judge each configuration resource; the ``s3-bucket-controls-present`` stack rule
-(policies/rules/stack.py) checks that every bucket actually has them.
+(policies/rules/stack_consistency.py) checks that every bucket actually has them.
 """
 
 from __future__ import annotations
