@@ -1,6 +1,11 @@
 """Audit log archival (seed 002): monthly partitions older than the retention are exported to
 the archive store, the export is read back and counted, and only when the counts match is the
 partition detached and dropped. Nothing is deleted that was not verifiably exported.
+
+Runs as the archiver's login (ssp_archiver, migration 0007), which may read audit_log but not
+change it: locking, detaching and dropping a partition, and creating the next ones, go through
+SECURITY DEFINER functions that do only that, on partitions whose month has ended, and drop a
+partition only when it holds exactly the rows that were exported.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from app.config import Settings
-from app.db import ARCHIVE_LOCK_KEY, connect_owner
+from app.db import ARCHIVE_LOCK_KEY, ARCHIVER_LOGIN, connect_as
 from app.store import Backend, backend_for
 
 log = logging.getLogger(__name__)
@@ -46,12 +51,18 @@ def old_partitions(conn: psycopg.Connection[Any], cutoff: date) -> list[tuple[st
     ).fetchall()
     found = []
     for name, bound in rows:
-        # bound looks like: FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 ...')
-        upper = date.fromisoformat(bound.split("TO ('", 1)[1][:10])
-        lower = date.fromisoformat(bound.split("FROM ('", 1)[1][:10])
+        lower, upper = (date.fromisoformat(b[:10]) for b in _bounds(bound))
         if upper <= cutoff:
             found.append((name, lower))
     return found
+
+
+def _bounds(bound: str) -> tuple[str, str]:
+    """The (from, to) timestamps of a range partition's bound, as the text PostgreSQL shows:
+    FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00')."""
+    return bound.split("FROM ('", 1)[1].split("'", 1)[0], bound.split("TO ('", 1)[1].split("'", 1)[
+        0
+    ]
 
 
 def export_csv(rows: list[tuple[Any, ...]]) -> bytes:
@@ -76,15 +87,27 @@ def archive_partition(
 ) -> ArchivedPartition:
     key = f"audit_log/{month:%Y}/{name}.csv.gz"
     with conn.transaction():
-        part = sql.Identifier(name)
         # Blocks writers (readers still work) so the count cannot change under us.
-        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(part))
+        conn.execute("SELECT audit_log_lock_partition(%s)", (name,))
+        # Read through the parent (the archiver may read audit_log, not its partitions): the
+        # partition's own rows (tableoid), its bounds letting the planner scan it alone.
+        bound = conn.execute(
+            "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE oid = %s::regclass",
+            (name,),
+        ).fetchone()
+        assert bound is not None
+        where = sql.SQL(
+            "tableoid = {}::regclass AND occurred_at >= {}::timestamptz"
+            " AND occurred_at < {}::timestamptz"
+        ).format(sql.Literal(name), *map(sql.Literal, _bounds(bound[0])))
         rows = conn.execute(
-            sql.SQL("SELECT {} FROM {} ORDER BY id").format(
-                sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), part
+            sql.SQL("SELECT {} FROM audit_log WHERE {} ORDER BY id").format(
+                sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), where
             )
         ).fetchall()
-        db_count_row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(part)).fetchone()
+        db_count_row = conn.execute(
+            sql.SQL("SELECT count(*) FROM audit_log WHERE {}").format(where)
+        ).fetchone()
         db_count = int(db_count_row[0]) if db_count_row else -1
         backend.write(key, export_csv([(*r[:-1], _json(r[-1])) for r in rows]))
         stored = backend.read(key)
@@ -95,8 +118,8 @@ def archive_partition(
             raise ArchiveMismatchError(
                 f"{name}: database has {db_count} rows, export {key} has {n}"
             )
-        conn.execute(sql.SQL("ALTER TABLE audit_log DETACH PARTITION {}").format(part))
-        conn.execute(sql.SQL("DROP TABLE {}").format(part))
+        # Detaches and drops it, and refuses unless it holds exactly the rows exported.
+        conn.execute("SELECT audit_log_drop_partition(%s, %s)", (name, n))
     log.info("audit partition archived", extra={"partition": name, "rows": n, "key": key})
     return ArchivedPartition(name, n, key)
 
@@ -110,7 +133,7 @@ def run_archive(settings: Settings, today: date | None = None) -> list[ArchivedP
     cutoff = today - timedelta(days=settings.audit_retention_days)
     backend = backend_for(settings.archive_store_url)
     done: list[ArchivedPartition] = []
-    with connect_owner(settings) as conn:
+    with connect_as(settings, ARCHIVER_LOGIN) as conn:
         conn.autocommit = True
         conn.execute("SET TimeZone = 'UTC'")  # partition bounds below are read as UTC text
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ARCHIVE_LOCK_KEY,)).fetchone()
@@ -127,7 +150,7 @@ def ensure_partitions(conn: psycopg.Connection[Any], today: date, months_ahead: 
     """Create this month's and the next months' partitions so inserts never lack one."""
     with conn.transaction():
         conn.execute(
-            "SELECT audit_log_ensure_partitions(%s,"
+            "SELECT audit_log_create_partitions(%s,"
             " (%s::date + make_interval(months => %s))::date)",
             (today, today, months_ahead),
         )

@@ -208,7 +208,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"archived": [d.__dict__ for d in done]}))
         return EXIT_OK
     if args.command == "refresh-features":
-        with db.connect_owner(settings, autocommit=True) as conn:
+        with db.connect_as(settings, db.TRAINER_LOGIN, autocommit=True) as conn:
             db.refresh_features(conn)
         return EXIT_OK
     if args.command == "create-key":

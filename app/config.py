@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -17,7 +17,9 @@ PLACEHOLDER_SECRETS = frozenset(
 class Settings(BaseSettings):
     """Environment variables, named as the field in upper case (e.g. DATABASE_URL)."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+    # hide_input_in_errors: a refused setting may be a secret (a password, the pepper, a URL
+    # with credentials); the error names the setting, never echoes its value.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", hide_input_in_errors=True)
 
     environment: Literal["development", "test", "staging", "production"] = "development"
     log_level: str = "INFO"
@@ -26,7 +28,18 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_read_url: str | None = None
     embedded_pg_dir: Path = Path(".data/pg")
+    # The NOLOGIN role the tenant policies name (migration 0005). Nothing switches to it any
+    # more: the API logs in as ssp_api, a member that inherits it. benchmarks/queries.py still
+    # uses it, to time the API's queries on an owner connection.
     db_app_role: str = "ssp_app"
+    # Passwords that `migrate` sets on the workloads' logins ssp_api, ssp_trainer, ssp_archiver
+    # (migration 0007 creates them without one). Only the bootstrap Job, which runs `migrate`
+    # with the master's DATABASE_URL, has them; each workload then logs in with its own URL.
+    # Unset: that login's password is left as it is (none after the migration: it cannot log
+    # in with a password; the embedded server trusts its socket).
+    db_api_password: SecretStr | None = None
+    db_trainer_password: SecretStr | None = None
+    db_archiver_password: SecretStr | None = None
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     db_pool_timeout: float = Field(default=2.0, gt=0)
@@ -75,8 +88,23 @@ class Settings(BaseSettings):
     # so the server never closes a connection the load balancer is about to reuse (a 502).
     keep_alive_seconds: int = Field(default=65, ge=1)
 
+    @field_validator(
+        "db_api_password", "db_trainer_password", "db_archiver_password", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # an empty variable is no password
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
+        # A login password, when given at all, is a real one (in every environment).
+        for name in ("db_api_password", "db_trainer_password", "db_archiver_password"):
+            secret: SecretStr | None = getattr(self, name)
+            if secret is None:
+                continue
+            value = secret.get_secret_value()
+            if value.strip().lower() in PLACEHOLDER_SECRETS or len(value) < 16:
+                raise ValueError(f"{name.upper()} must be a real password of 16+ characters")
         # Every environment but development (test included: test deployments hold real data
         # often enough) must bring a real secret; the tests pass one.
         if self.environment != "development":

@@ -1,5 +1,12 @@
 """PostgreSQL access: embedded server, pools with a read/write split, tenant transactions
-(with the API's fail-fast breaker), and the migration runner."""
+(with the API's fail-fast breaker), the migration runner and the workloads' logins.
+
+Each workload logs in as its own least-privileged role (migration 0007): the API as ssp_api,
+`train` / `rollback` / `refresh-features` as ssp_trainer, `archive` as ssp_archiver; `migrate`,
+`generate` and `create-key` as the schema owner (the RDS master user). With DATABASE_URL set,
+its login is used as given: each deployment gives each workload a URL with its own login.
+Without it, the embedded server (trust authentication on its unix socket, no TCP listener) is
+reached as the same roles, so the demo runs with the logins production uses."""
 
 from __future__ import annotations
 
@@ -16,9 +23,10 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from app.config import Settings
@@ -32,6 +40,10 @@ TRAIN_LOCK_KEY = 0x5350_0002
 ARCHIVE_LOCK_KEY = 0x5350_0003
 # After a failed transaction, Database.tx refuses at once for this long, then probes again.
 FAIL_FAST_SECONDS = 1.0
+# The workloads' logins (migration 0007).
+API_LOGIN = "ssp_api"
+TRAINER_LOGIN = "ssp_trainer"
+ARCHIVER_LOGIN = "ssp_archiver"
 
 _embedded: dict[str, Any] = {}
 
@@ -56,17 +68,24 @@ def stop_embedded() -> None:
     _embedded.clear()
 
 
-def primary_url(settings: Settings) -> str:
-    return settings.database_url or embedded_url(settings.embedded_pg_dir)
+def primary_url(settings: Settings, login: str | None = None) -> str:
+    """DATABASE_URL, whatever login it names. Without it, the embedded server as `login` (one
+    of the workloads' roles), or as its superuser (the owner) when `login` is None."""
+    if settings.database_url:
+        return settings.database_url
+    url = embedded_url(settings.embedded_pg_dir)
+    return url if login is None else make_conninfo(url, user=login, password="")
 
 
-def read_url(settings: Settings) -> str:
-    return settings.database_read_url or primary_url(settings)
+def read_url(settings: Settings, login: str | None = None) -> str:
+    return settings.database_read_url or primary_url(settings, login)
 
 
-def connect_owner(settings: Settings, autocommit: bool = False) -> psycopg.Connection[Any]:
-    """A connection as the schema owner, for jobs; waits up to DB_WAIT_SECONDS for the
-    database to come up (a job may start before its database)."""
+def connect_as(
+    settings: Settings, login: str | None, autocommit: bool = False
+) -> psycopg.Connection[Any]:
+    """A connection for a job, as `login` (see primary_url); waits up to DB_WAIT_SECONDS for
+    the database to come up (a job may start before its database)."""
     for attempt in Retrying(
         retry=retry_if_exception_type(psycopg.OperationalError),
         wait=wait_exponential(multiplier=0.2, max=2),
@@ -75,11 +94,16 @@ def connect_owner(settings: Settings, autocommit: bool = False) -> psycopg.Conne
     ):
         with attempt:
             return psycopg.connect(
-                primary_url(settings),
+                primary_url(settings, login),
                 autocommit=autocommit,
                 connect_timeout=settings.db_connect_timeout,
             )
     raise AssertionError("unreachable")
+
+
+def connect_owner(settings: Settings, autocommit: bool = False) -> psycopg.Connection[Any]:
+    """A connection as the schema owner: migrate, generate, create-key."""
+    return connect_as(settings, None, autocommit)
 
 
 class DatabaseUnavailableError(RuntimeError):
@@ -95,25 +119,21 @@ class Tenant:
 
 
 class Database:
-    """Pools for the API. Connections switch to the non-owner app role so RLS applies."""
+    """Pools for the API. They log in as ssp_api (with the embedded server; otherwise as the
+    URLs say, which in production is ssp_api too): a login with no more rights than the API
+    needs, so no SQL on a connection can gain any (no SET ROLE to undo, no session state that
+    pins the connection behind RDS Proxy). Row-level security filters it by tenant."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.primary = self._pool(primary_url(settings), "primary")
-        replica = read_url(settings)
-        self.replica = (
-            self._pool(replica, "replica") if replica != primary_url(settings) else self.primary
-        )
+        primary = primary_url(settings, API_LOGIN)
+        self.primary = self._pool(primary, "primary")
+        replica = read_url(settings, API_LOGIN)
+        self.replica = self._pool(replica, "replica") if replica != primary else self.primary
         self._down_until = 0.0  # Database.tx fails fast until then
         self._lock = threading.Lock()
 
     def _pool(self, url: str, name: str) -> ConnectionPool[psycopg.Connection[Any]]:
-        role = self.settings.db_app_role
-
-        def configure(conn: psycopg.Connection[Any]) -> None:
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-            conn.commit()
-
         return ConnectionPool(
             url,
             min_size=self.settings.db_pool_min,
@@ -127,7 +147,6 @@ class Database:
                     "application_name", f"ssp-api-{name}"
                 ),
             },
-            configure=configure,
             check=ConnectionPool.check_connection,
             name=name,
             open=False,
@@ -186,7 +205,9 @@ def _opt(value: int | None) -> str:
 
 
 def migrate(settings: Settings) -> list[str]:
-    """Apply the numbered .sql files not yet recorded, each in its own transaction."""
+    """Apply the numbered .sql files not yet recorded, each in its own transaction; then set
+    the passwords of the workloads' logins that have one configured (DB_*_PASSWORD), and
+    create the audit-log partitions that are due. Runs as the schema owner (the master)."""
     applied: list[str] = []
     with connect_owner(settings, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
@@ -217,30 +238,68 @@ def migrate(settings: Settings) -> list[str]:
                     )
                 log.info("migration applied", extra={"version": version})
                 applied.append(version)
+            set_login_passwords(conn, settings)
             ensure_audit_partitions(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))
     return applied
 
 
-def ensure_audit_partitions(conn: psycopg.Connection[Any], months_ahead: int = 2) -> int:
-    """Create this month's and the next months' audit-log partitions (idempotent). Without
-    them every audited read fails, so migrate and API startup call this, not only `archive`."""
+def login_passwords(settings: Settings) -> dict[str, SecretStr | None]:
+    """Each workload login and the password `migrate` sets on it (None: leave it as it is)."""
+    return {
+        API_LOGIN: settings.db_api_password,
+        TRAINER_LOGIN: settings.db_trainer_password,
+        ARCHIVER_LOGIN: settings.db_archiver_password,
+    }
+
+
+def set_login_passwords(conn: psycopg.Connection[Any], settings: Settings) -> list[str]:
+    """ALTER ROLE ... PASSWORD for each login with a configured password; returns those logins.
+
+    ALTER ROLE takes no bind parameters, and the server may log the statement (log_statement,
+    log_min_duration_statement, an error's context). So the password never leaves this
+    process: libpq computes its SCRAM-SHA-256 verifier here (as psql's \\password does) and the
+    statement carries only that, quoted by sql.Literal; the server stores a verifier as given.
+    Neither the password nor the statement is logged here. A login without a configured
+    password keeps what it has: none, as the migration creates it, so it cannot log in with a
+    password (the embedded server trusts its socket instead)."""
+    done = []
+    for login, secret in login_passwords(settings).items():
+        if secret is None:
+            continue
+        verifier = conn.pgconn.encrypt_password(
+            secret.get_secret_value().encode(), login.encode(), b"scram-sha-256"
+        )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(login), sql.Literal(verifier.decode())
+            )
+        )
+        done.append(login)
+    if not conn.autocommit:
+        conn.commit()
+    if done:
+        log.info("login passwords set", extra={"logins": done})
+    return done
+
+
+def ensure_audit_partitions(conn: psycopg.Connection[Any]) -> int:
+    """Create this month's and the next two months' audit-log partitions (idempotent). Without
+    them every audited read fails, so migrate and API startup call this, not only `archive`.
+    Through audit_log_ensure_current_partitions(), which the API's login may call (0007)."""
     row = conn.execute(
-        "SELECT to_regprocedure('audit_log_ensure_partitions(date, date)') IS NOT NULL"
+        "SELECT to_regprocedure('audit_log_ensure_current_partitions()') IS NOT NULL"
     ).fetchone()
     if not row or not row[0]:
         return 0  # schema not migrated yet
-    created = conn.execute(
-        "SELECT audit_log_ensure_partitions(d, (d + make_interval(months => %s))::date)"
-        " FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) t",
-        (months_ahead,),
-    ).fetchone()
+    created = conn.execute("SELECT audit_log_ensure_current_partitions()").fetchone()
     if not conn.autocommit:
         conn.commit()
     return int(created[0]) if created else 0
 
 
 def refresh_features(conn: psycopg.Connection[Any]) -> None:
-    """Refresh the feature view without blocking readers (needs its unique index)."""
-    conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY student_features")
+    """Refresh the feature view without blocking readers (needs its unique index). Through
+    refresh_student_features() (0007): the view's owner is a role of its own, not the trainer."""
+    conn.execute("SELECT refresh_student_features()")

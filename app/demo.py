@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t = step("embedded PostgreSQL + migrations")
         print(f"   applied: {db.migrate(settings)}")
+        print(
+            f"   logins: the API as {db.API_LOGIN}, training as {db.TRAINER_LOGIN}"
+            " (least-privileged roles); migrate and generate as the owner"
+        )
         done(t)
 
         t = step(f"generate district: {args.schools} schools x {args.students} students")

@@ -2,7 +2,7 @@
 
 A latent risk per student drives absences, low marks, incidents and the dropout label, so a
 model can learn real signal. The same seed gives the same district. Rows are bulk-loaded with
-COPY in one transaction.
+COPY in one transaction, as the schema owner.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 from tqdm import tqdm
 
 from app.db import refresh_features
@@ -90,6 +91,35 @@ def _sync_sequence(conn: psycopg.Connection[Any], table: str) -> None:
     )
 
 
+# The tables loaded here. Each has FORCE ROW LEVEL SECURITY (migration 0007), under which the
+# owner is filtered like a tenant and COPY FROM is refused.
+LOADED_TABLES = (
+    "schools",
+    "classrooms",
+    "staff",
+    "students",
+    "exams",
+    "marks",
+    "attendance",
+    "behaviour_incidents",
+    "interventions",
+    "alerts",
+)
+
+
+def _force_row_security(conn: psycopg.Connection[Any], force: bool) -> None:
+    """Lift (or restore) FORCE ROW LEVEL SECURITY on the loaded tables. Done inside the load's
+    own transaction: DDL is transactional, so no other session ever sees the tables unforced
+    (it waits on their locks meanwhile), and a failed load restores them with its rollback.
+    Only the owner may; FORCE guards against a workload using the owner's login by mistake,
+    not against the owner itself."""
+    clause = sql.SQL("FORCE" if force else "NO FORCE")
+    for table in LOADED_TABLES:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(sql.Identifier(table), clause)
+        )
+
+
 def _skip_fk_triggers(conn: psycopg.Connection[Any]) -> None:
     """Skip per-row foreign-key triggers for this transaction: generated ids are consistent by
     construction, and the checks triple the load time. Needs superuser; else checks stay on."""
@@ -111,6 +141,7 @@ def generate(
 ) -> GenerateResult:
     """Create one district and load it. `conn` is an owner connection (not autocommit)."""
     started = time.perf_counter()
+    _force_row_security(conn, False)  # first: max(id) below must see every school's rows
     rng = np.random.default_rng(seed)
     school_days = _school_days(days)
     tables = ("schools", "classrooms", "staff", "students", "exams", "marks", "attendance")
@@ -233,6 +264,7 @@ def generate(
 
     for t in (*tables, "behaviour_incidents", "interventions", "alerts"):
         _sync_sequence(conn, t)
+    _force_row_security(conn, True)
     conn.commit()
     result = GenerateResult(
         district_id=district_id,

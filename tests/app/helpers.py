@@ -6,8 +6,29 @@ import socket
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 PEPPER = "test-pepper-0123456789"
+
+# What RDS gives its master user: LOGIN CREATEROLE CREATEDB, not a superuser. The tests run the
+# migrations, `generate` and `create-key` as this login, never as the embedded superuser.
+MASTER = "rds_like_master"
+MASTER_PASSWORD = "master-password-for-tests-0123"
+# The workloads' logins (migration 0007) and the passwords `migrate` sets on them.
+API_LOGIN = "ssp_api"
+TRAINER_LOGIN = "ssp_trainer"
+ARCHIVER_LOGIN = "ssp_archiver"
+LOGIN_PASSWORDS = {
+    API_LOGIN: "api-password-for-tests-0123",
+    TRAINER_LOGIN: "trainer-password-for-tests-0123",
+    ARCHIVER_LOGIN: "archiver-password-for-tests-0123",
+}
+# The settings that hand those passwords to `migrate` (DB_API_PASSWORD...).
+PASSWORD_SETTINGS = {
+    "db_api_password": LOGIN_PASSWORDS[API_LOGIN],
+    "db_trainer_password": LOGIN_PASSWORDS[TRAINER_LOGIN],
+    "db_archiver_password": LOGIN_PASSWORDS[ARCHIVER_LOGIN],
+}
 
 
 def free_port() -> int:
@@ -18,6 +39,11 @@ def free_port() -> int:
 
 def auth(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
+
+
+def login_url(url: str, login: str) -> str:
+    """`url`'s database, logged in as one of the workloads' logins with its password."""
+    return make_conninfo(url, user=login, password=LOGIN_PASSWORDS[login])
 
 
 def scalar(url: str, query: str, params: tuple[Any, ...] = ()) -> Any:

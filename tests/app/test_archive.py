@@ -34,7 +34,8 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def seed_audit(url: str) -> dict[str, int]:
-    """Rows in June and July (past retention) and in October and November (kept)."""
+    """Rows in June and July (past retention) and in October and November (kept), written as
+    the master (`url`), so that the partitions are the schema owner's as in production."""
     counts = {"2026-06-15": 7, "2026-07-03": 5, "2026-10-10": 4, "2026-11-20": 3}
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT audit_log_ensure_partitions('2026-06-01', '2026-11-01')")
@@ -65,9 +66,9 @@ def read_export(data: bytes) -> list[dict[str, str]]:
 
 def test_archive_exports_then_drops_old_partitions(untrained_district: District) -> None:
     url = untrained_district.url
-    seed_audit(url)
+    seed_audit(untrained_district.master_url)
     june_ids = scalar(url, "SELECT array_agg(id ORDER BY id) FROM audit_log_p2026_06")
-    done = run_archive(untrained_district.settings, today=TODAY)  # cutoff: 2026-08-25
+    done = run_archive(untrained_district.archiver, today=TODAY)  # cutoff: 2026-08-25
     assert [(d.partition, d.rows) for d in done] == [
         ("audit_log_p2026_06", 7),
         ("audit_log_p2026_07", 5),
@@ -84,7 +85,7 @@ def test_archive_exports_then_drops_old_partitions(untrained_district: District)
     assert {r["action"] for r in exported} == {"read_student_risk"}
     assert exported[0]["detail"] == '{"cache": "miss"}'
     assert len(read_export(store.read("audit_log/2026/audit_log_p2026_07.csv.gz") or b"")) == 5
-    assert run_archive(untrained_district.settings, today=TODAY) == []  # nothing left to archive
+    assert run_archive(untrained_district.archiver, today=TODAY) == []  # nothing left to archive
 
 
 class LossyBackend(LocalBackend):
@@ -99,21 +100,23 @@ def test_archive_keeps_partition_when_export_is_short(
     untrained_district: District, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = untrained_district.url
-    seed_audit(url)
+    seed_audit(untrained_district.master_url)
     monkeypatch.setattr(
         "app.archive.backend_for", lambda u: LossyBackend(untrained_district.tmp_root)
     )
     with pytest.raises(ArchiveMismatchError, match="database has 7 rows"):
-        run_archive(untrained_district.settings, today=TODAY)
+        run_archive(untrained_district.archiver, today=TODAY)
     assert "audit_log_p2026_06" in partitions(url)
     assert scalar(url, "SELECT count(*) FROM audit_log_p2026_06") == 7
 
 
 def test_archive_to_s3(untrained_district: District) -> None:
-    seed_audit(untrained_district.url)
+    seed_audit(untrained_district.master_url)
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="ssp-archive")
-        settings = untrained_district.settings_with(archive_store_url="s3://ssp-archive/audit")
+        settings = untrained_district.archiver.model_copy(
+            update={"archive_store_url": "s3://ssp-archive/audit"}
+        )
         done = run_archive(settings, today=TODAY)
         assert [d.key for d in done] == [
             "audit_log/2026/audit_log_p2026_06.csv.gz",
@@ -156,6 +159,6 @@ def test_missing_audit_partition_is_503_and_startup_recreates_it(
 
 def test_migrate_creates_missing_audit_partitions(untrained_district: District) -> None:
     drop_all_audit_partitions(untrained_district.url)
-    assert migrate(untrained_district.settings) == []  # nothing new to apply, still ensures
+    assert migrate(untrained_district.owner) == []  # nothing new to apply, still ensures
     assert current_month_partition() in partitions(untrained_district.url)
     assert len(partitions(untrained_district.url)) == 3

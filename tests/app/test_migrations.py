@@ -16,6 +16,7 @@ EXPECTED = [
     "0004_student_features",
     "0005_row_level_security",
     "0006_audit_log_insert_policy",
+    "0007_workload_logins",
 ]
 
 

@@ -51,7 +51,7 @@ def test_promotion_invalidates_cached_predictions(fresh_district: District) -> N
         assert first.headers["X-Cache"] == "miss"
         assert api.get("/v1/students/1/risk", headers=key).headers["X-Cache"] == "hit"
         models = api.get("/v1/schools/1/models", headers=key).json()
-        promoted = run_training(fresh_district.settings)
+        promoted = run_training(fresh_district.trainer)
         after = api.get("/v1/students/1/risk", headers=key)
         assert after.headers["X-Cache"] == "miss"
         assert after.json()["generation"] == first.json()["generation"] + 1

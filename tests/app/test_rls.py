@@ -65,9 +65,9 @@ def test_login_role_in_app_role_cannot_escape(district: District) -> None:
     """A real login that is only a member of ssp_app: RESET ROLE does not lift the policy."""
     with psycopg.connect(district.url, autocommit=True) as owner:
         owner.execute("DROP ROLE IF EXISTS rls_probe")
-        owner.execute("CREATE ROLE rls_probe LOGIN IN ROLE ssp_app")
+        owner.execute("CREATE ROLE rls_probe LOGIN PASSWORD 'rls-probe-password' IN ROLE ssp_app")
     try:
-        url = make_conninfo(district.url, user="rls_probe")
+        url = make_conninfo(district.url, user="rls_probe", password="rls-probe-password")
         with psycopg.connect(url) as conn:
             conn.execute("RESET ROLE")
             conn.execute("SELECT set_config('app.school_id', '2', true)")
@@ -84,7 +84,9 @@ def test_login_role_in_app_role_cannot_escape(district: District) -> None:
 
 def test_reads_go_to_the_replica_url_and_writes_to_the_primary(district: District) -> None:
     # Same server, but the replica URL carries a setting the primary URL does not.
-    replica_url = make_conninfo(district.url, options="-c statement_timeout=12345")
+    replica_url = make_conninfo(
+        district.settings.database_url or "", options="-c statement_timeout=12345"
+    )
     split = Database(district.settings_with(database_read_url=replica_url))
     split.open()
     try:

@@ -144,7 +144,7 @@ def test_serve_command_listens_and_answers(district: District) -> None:
     assert Settings().port == 8080  # SageMaker's port is the default
     env = {
         **os.environ,
-        "DATABASE_URL": district.url,
+        "DATABASE_URL": district.settings.database_url or "",
         "MODEL_STORE_URL": district.settings.model_store_url,
         "API_KEY_PEPPER": district.settings.api_key_pepper,
         "SAGEMAKER_DIR": "/nonexistent",
@@ -165,7 +165,7 @@ def test_serve_with_workers_keeps_the_sagemaker_contract(
     shutil.copytree(district.settings.model_store_url, tmp_path / "ml" / "model")
     env = {
         **{k: v for k, v in os.environ.items() if k != "MODEL_STORE_URL"},
-        "DATABASE_URL": district.url,
+        "DATABASE_URL": district.settings.database_url or "",
         "API_KEY_PEPPER": district.settings.api_key_pepper,
         "SAGEMAKER_DIR": str(tmp_path / "ml"),
         "WORKERS": "2",

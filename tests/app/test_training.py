@@ -41,7 +41,7 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
 
 def cli_env(d: District, **extra: str) -> dict[str, str]:
     return {
-        "DATABASE_URL": d.url,
+        "DATABASE_URL": d.trainer.database_url or "",
         "MODEL_STORE_URL": d.settings.model_store_url,
         "API_KEY_PEPPER": d.settings.api_key_pepper,
         "ENVIRONMENT": "test",
@@ -105,7 +105,7 @@ def test_worse_model_is_not_promoted(
         return {**real_evaluate(*args), "auc": 0.5}
 
     monkeypatch.setattr("app.train.evaluate", worse)
-    result = run_training(fresh_district.settings)
+    result = run_training(fresh_district.trainer)
     assert result.promoted == []
     assert sorted(result.kept) == sorted(before.scopes)
     assert store.pointer().scopes == before.scopes
@@ -116,12 +116,12 @@ def test_second_run_is_refused_while_lock_is_held(fresh_district: District) -> N
     with psycopg.connect(fresh_district.url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (TRAIN_LOCK_KEY,))
         with pytest.raises(TrainingLockedError):
-            run_training(fresh_district.settings)
+            run_training(fresh_district.trainer)
         proc = run_cli(["train"], cli_env(fresh_district))
         assert proc.returncode == EXIT_LOCKED
         assert "another training run holds the lock" in proc.stderr
     # Released: the next run goes ahead.
-    assert run_training(fresh_district.settings).generation == 2
+    assert run_training(fresh_district.trainer).generation == 2
 
 
 def test_crash_before_pointer_flip_leaves_served_model_untouched(
@@ -139,7 +139,7 @@ def test_crash_before_pointer_flip_leaves_served_model_untouched(
 
         monkeypatch.setattr(ModelStore, "write_pointer", crash)
         with pytest.raises(RuntimeError, match="injected crash"):
-            run_training(settings)
+            run_training(fresh_district.trainer)
         monkeypatch.undo()
 
         after = store.pointer()
@@ -159,12 +159,12 @@ def test_crash_before_pointer_flip_leaves_served_model_untouched(
     # The unpromoted version is recorded, not promoted.
     assert scalar(fresh_district.url, "SELECT count(*) FROM model_versions WHERE NOT promoted") == 5
     # A crash inside the lock released it: the next run works and promotes.
-    assert run_training(settings).generation == before.generation + 1
+    assert run_training(fresh_district.trainer).generation == before.generation + 1
 
 
 def test_keeps_last_five_versions_and_rolls_back(fresh_district: District) -> None:
     # Only the district model (every school falls back) keeps the six runs quick.
-    settings = fresh_district.settings_with(min_school_students=1000)
+    settings = fresh_district.trainer_with(min_school_students=1000)
     store = ModelStore(settings.model_store_url)
     versions = [store.pointer().scopes["district"]]
     for _ in range(6):
@@ -199,7 +199,7 @@ def test_keeps_last_five_versions_and_rolls_back(fresh_district: District) -> No
 
 def test_rollback_without_history_fails_clearly(fresh_district: District) -> None:
     with pytest.raises(ValueError, match="no history"):
-        rollback(fresh_district.settings)
+        rollback(fresh_district.trainer)
 
 
 def test_sagemaker_training_contract(fresh_district: District, tmp_path: Path) -> None:
@@ -218,7 +218,7 @@ def test_sagemaker_training_contract(fresh_district: District, tmp_path: Path) -
     assert list(pointer["scopes"]) == ["district"]
 
     # A failure is reported in /opt/ml/output/failure with a non-zero exit.
-    bad = {**env, "DATABASE_URL": make_conninfo(fresh_district.url, dbname="missing_db")}
+    bad = {**env, "DATABASE_URL": make_conninfo(env["DATABASE_URL"], dbname="missing_db")}
     proc = run_cli(["train"], bad)
     assert proc.returncode == 1
     assert "missing_db" in (ml / "output" / "failure").read_text()
@@ -247,19 +247,19 @@ def test_rollback_racing_a_promotion_keeps_it_and_never_reuses_a_generation(
     overwritten: the rollback reads the pointer under the lock."""
     import app.train
 
-    settings = fresh_district.settings_with(min_school_students=1000)
+    settings = fresh_district.trainer_with(min_school_students=1000)
     store = ModelStore(settings.model_store_url)
     second = run_training(settings)  # generation 2: district only
-    real_connect = app.train.connect_owner
+    real_connect = app.train.connect_as
     promoted: list[Any] = []
 
-    def racing_connect(s: Any, autocommit: bool = False) -> psycopg.Connection[Any]:
+    def racing_connect(s: Any, login: str, autocommit: bool = False) -> psycopg.Connection[Any]:
         if not promoted:  # a training run promotes just before the rollback takes the lock
             promoted.append(None)
             promoted[0] = run_training(settings)
-        return real_connect(s, autocommit)
+        return real_connect(s, login, autocommit)
 
-    monkeypatch.setattr(app.train, "connect_owner", racing_connect)
+    monkeypatch.setattr(app.train, "connect_as", racing_connect)
     back = rollback(settings)
     third = promoted[0]
     assert third.generation == 3
@@ -287,7 +287,7 @@ def test_registry_never_goes_back_a_generation(fresh_district: District, tmp_pat
     from app.model_registry import ModelRegistry
     from app.store import POINTER
 
-    settings = fresh_district.settings_with(min_school_students=1000)
+    settings = fresh_district.trainer_with(min_school_students=1000)
     store = ModelStore(settings.model_store_url)
     old = store.pointer().to_json()
     new = run_training(settings)
