@@ -130,6 +130,12 @@ def _skip_fk_triggers(conn: psycopg.Connection[Any]) -> None:
         log.warning("cannot skip foreign-key checks during the load; it will be slower")
 
 
+def _new_district(conn: psycopg.Connection[Any], name: str) -> int:
+    row = conn.execute("INSERT INTO districts (name) VALUES (%s) RETURNING id", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def generate(
     conn: psycopg.Connection[Any],
     schools: int = 50,
@@ -148,11 +154,7 @@ def generate(
     ids = {
         t: _next_id(conn, t) for t in (*tables, "behaviour_incidents", "interventions", "alerts")
     }
-    row = conn.execute(
-        "INSERT INTO districts (name) VALUES (%s) RETURNING id", (f"District seed {seed}",)
-    ).fetchone()
-    assert row is not None
-    district_id = int(row[0])
+    district_id = _new_district(conn, f"District seed {seed}")
     totals = {"attendance": 0, "marks": 0, "incidents": 0}
     school_ids = list(range(ids["schools"], ids["schools"] + schools))
     conn.execute("SET LOCAL synchronous_commit = off")  # bulk load; one commit at the end
