@@ -21,7 +21,13 @@ def parse_csv(body: bytes) -> tuple[list[int | None], np.ndarray]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise HTTPException(400, "CSV body must be UTF-8") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    # newline="": the csv module itself reads \r, \n and \r\n as row ends (a lone \r in an
+    # unquoted field is otherwise its error); a malformed body is the client's error.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [r for r in reader if r and any(c.strip() for c in r)]
+    except csv.Error as err:
+        raise HTTPException(400, f"CSV body, line {reader.line_num}: {err}") from None
     if rows and rows[0] and not _is_number(rows[0][0]):
         rows = rows[1:]
     if not rows:

@@ -314,3 +314,18 @@ def test_published_archive_is_served_as_the_endpoint_would(
 def test_publishing_before_any_promotion_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no model has been promoted yet"):
         ModelStore(str(tmp_path / "empty")).export_archive()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"'\xf3\x90\x90\xb6bw\x02\r\xc3\x8cO", b'"unterminated' + b"x" * 200_000],
+)
+def test_a_malformed_csv_body_is_a_400_naming_the_line(body: bytes) -> None:
+    from fastapi import HTTPException
+
+    from app.api.invocations_csv import parse_csv
+
+    with pytest.raises(HTTPException) as raised:
+        parse_csv(body)
+    assert raised.value.status_code == 400
+    assert "line" in raised.value.detail or "row" in raised.value.detail
