@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.shared import StackRunner  # noqa: E402
 from tools.harness import StackRun, run_stack  # noqa: E402
 
 _RUNS: dict[str, StackRun] = {}
 
 
 @pytest.fixture(scope="session")
-def stack_run() -> Callable[[str], StackRun]:
+def stack_run() -> StackRunner:
     """``stack_run("tier3")``: the stack's mocked evaluation, computed once per session.
     Tests must not mutate the returned run."""
 

@@ -5,7 +5,6 @@ changes roll the pods, and a rollout drops no request."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -13,22 +12,28 @@ import pytest
 from app.config import Settings
 from components.contract import DEREGISTRATION_DELAY_SECONDS, WORKLOAD_LOGINS
 from components.spec import build_spec
+from tests.shared import (
+    CONFIG_MAP,
+    CRON_JOB,
+    DB_PROXY,
+    DEPLOYMENT,
+    JOB,
+    K8S_SECRET,
+    NAMESPACE,
+    ROLE_POLICY,
+    SAGEMAKER_ENDPOINT,
+    SAGEMAKER_MODEL,
+    SECRETS_MANAGER_SECRET,
+    StackRunner,
+)
 from tools.harness import ROOT, Resource, StackRun, run_stack, stacks
 
-Run = Callable[[str], StackRun]
-JOB = "kubernetes:batch/v1:Job"
-CRON_JOB = "kubernetes:batch/v1:CronJob"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SECRET = "kubernetes:core/v1:Secret"
-CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
-NAMESPACE = "kubernetes:core/v1:Namespace"
-PROXY = "aws:rds/proxy:Proxy"
 # Read by the libraries the app runs on, not by its settings: boto3 and uvicorn.
 LIBRARY_SETTINGS = {"AWS_REGION", "AWS_DEFAULT_REGION", "FORWARDED_ALLOW_IPS"}
 
 
 def secret_of(run: StackRun, name: str) -> Resource:
-    return run.one(SECRET, name)
+    return run.one(K8S_SECRET, name)
 
 
 def env_sources(run: StackRun, container: dict[str, object]) -> list[Resource]:
@@ -41,7 +46,7 @@ def env_sources(run: StackRun, container: dict[str, object]) -> list[Resource]:
     # Pulumi names each after its resource, with a random suffix.
     found = [
         r
-        for r in run.of_type(SECRET) + run.of_type(CONFIG_MAP)
+        for r in run.of_type(K8S_SECRET) + run.of_type(CONFIG_MAP)
         if any(n.rpartition("-")[0] == r.name for n in names)
     ]
     assert len(found) == len(names), f"envFrom names {names}, found {[r.name for r in found]}"
@@ -53,7 +58,9 @@ def login_of(url: str) -> str:
 
 
 @pytest.mark.parametrize("stack", stacks())
-def test_the_bootstrap_job_migrates_first_with_the_master_login(stack_run: Run, stack: str) -> None:
+def test_the_bootstrap_job_migrates_first_with_the_master_login(
+    stack_run: StackRunner, stack: str
+) -> None:
     run = stack_run(stack)
     job = run.one(JOB, "workloads-bootstrap")
     assert re.fullmatch(r"bootstrap-[0-9a-f]{10}", job.get("metadata.name"))
@@ -72,7 +79,7 @@ def test_the_bootstrap_job_migrates_first_with_the_master_login(stack_run: Run, 
 
 
 @pytest.mark.parametrize("stack", stacks())
-def test_only_the_bootstrap_job_holds_the_master_login(stack_run: Run, stack: str) -> None:
+def test_only_the_bootstrap_job_holds_the_master_login(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     workloads = {"api": run.one(DEPLOYMENT, "workloads-api")}
     workloads |= {c.name.removeprefix("workloads-"): c for c in run.of_type(CRON_JOB)}
@@ -93,12 +100,12 @@ def test_only_the_bootstrap_job_holds_the_master_login(stack_run: Run, stack: st
         assert all("sslmode=require" in u for u in urls)
 
 
-def test_the_proxy_admits_the_workloads_logins_not_the_master(stack_run: Run) -> None:
+def test_the_proxy_admits_the_workloads_logins_not_the_master(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
-    proxy = run.one(PROXY)
+    proxy = run.one(DB_PROXY)
     arns = {auth["secretArn"] for auth in proxy.get("auths")}
     assert len(arns) == len(WORKLOAD_LOGINS)
-    master = run.one("aws:secretsmanager/secret:Secret", "database-credentials")
+    master = run.one(SECRETS_MANAGER_SECRET, "database-credentials")
     assert not any(master.id in arn for arn in arns)
 
 
@@ -114,7 +121,7 @@ def test_the_release_changes_with_the_image_or_a_migration() -> None:
     assert base != release("1.0.0", {"0001.sql": "create table a ();", "0002.sql": ""})
 
 
-def test_the_program_reads_the_apps_migrations(stack_run: Run) -> None:
+def test_the_program_reads_the_apps_migrations(stack_run: StackRunner) -> None:
     job = stack_run("dev").one(JOB, "workloads-bootstrap")
     migrations = {p.name: p.read_text() for p in (ROOT / "app" / "migrations").glob("*.sql")}
     expected = build_spec({}, stack="dev", region="us-east-1", migrations=migrations).release
@@ -129,14 +136,14 @@ def test_every_workload_login_is_created_by_the_migrations() -> None:
 
 @pytest.mark.parametrize("stack", stacks())
 def test_config_and_secrets_are_named_by_pulumi_so_a_change_rolls_the_pods(
-    stack_run: Run, stack: str
+    stack_run: StackRunner, stack: str
 ) -> None:
     run = stack_run(stack)
-    for resource in run.of_type(CONFIG_MAP) + run.of_type(SECRET):
+    for resource in run.of_type(CONFIG_MAP) + run.of_type(K8S_SECRET):
         assert not resource.get("metadata.name"), f"{resource.name} has a fixed name"
 
 
-def test_every_config_key_is_a_setting_the_app_reads(stack_run: Run) -> None:
+def test_every_config_key_is_a_setting_the_app_reads(stack_run: StackRunner) -> None:
     settings = {name.upper() for name in Settings.model_fields}
     for stack in stacks():
         for config in stack_run(stack).of_type(CONFIG_MAP):
@@ -145,7 +152,7 @@ def test_every_config_key_is_a_setting_the_app_reads(stack_run: Run) -> None:
 
 
 @pytest.mark.parametrize("stack", stacks())
-def test_a_rollout_drops_no_request(stack_run: Run, stack: str) -> None:
+def test_a_rollout_drops_no_request(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     namespace = run.one(NAMESPACE)
     assert namespace.get("metadata.labels")["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
@@ -163,13 +170,13 @@ def test_a_sagemaker_tier_waits_for_its_published_model() -> None:
     """The endpoint is made from the archive of trained models: until it is published, the
     first `pulumi up` creates no endpoint (and needs none) and the API scores in process."""
     first_day = run_stack("tier3", {"sagemakerModelPublished": "false"})
-    assert not first_day.of_type("aws:sagemaker/endpoint:Endpoint")
+    assert not first_day.of_type(SAGEMAKER_ENDPOINT)
     assert "sagemaker_endpoint_name" not in first_day.outputs
-    api_role_policy = first_day.one("aws:iam/rolePolicy:RolePolicy", "workloads-api-policy")
+    api_role_policy = first_day.one(ROLE_POLICY, "workloads-api-policy")
     assert "sagemaker:InvokeEndpoint" not in api_role_policy.get("policy")
     later = run_stack("tier3")
-    assert later.count("aws:sagemaker/endpoint:Endpoint") == 1
-    model = later.one("aws:sagemaker/model:Model")
+    assert later.count(SAGEMAKER_ENDPOINT) == 1
+    model = later.one(SAGEMAKER_MODEL)
     assert model.get("primaryContainer.modelDataUrl").endswith("/sagemaker/model.tar.gz")
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pulumi.runtime import rpc
 
-from tools.harness import ROOT, run_stack
-
-PROGRAM = ROOT / "tests" / "fixtures" / "options_program" / "__main__.py"
+from tests.shared import BUCKET, BUCKET_POLICY, OPTIONS_PROGRAM
+from tools.harness import run_stack
 
 
 def test_a_first_preview_leaves_computed_outputs_unknown() -> None:
-    run = run_stack("dev", program=PROGRAM, preview=True)
-    bucket = run.one("aws:s3/bucket:Bucket", "kept")
+    run = run_stack("dev", program=OPTIONS_PROGRAM, preview=True)
+    bucket = run.one(BUCKET, "kept")
     assert bucket.id == ""
     # Known inputs stay known; an input made from another resource's output does not.
     assert bucket.inputs["tags"] == {"purpose": "harness-test"}
@@ -20,7 +19,7 @@ def test_a_first_preview_leaves_computed_outputs_unknown() -> None:
 
 
 def test_inputs_made_of_unknown_outputs_are_unknown() -> None:
-    policy = run_stack("dev", preview=True).one("aws:s3/bucketPolicy:BucketPolicy", "models-policy")
+    policy = run_stack("dev", preview=True).one(BUCKET_POLICY, "models-policy")
     assert policy.inputs == {"bucket": rpc.UNKNOWN, "policy": rpc.UNKNOWN}
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.shared import JOB, StackRunner
 from tools.harness import Options, Resource, StackRun
 from tools.rehearse import (
     API,
@@ -105,7 +105,7 @@ def fake_run() -> StackRun:
     (one in base64 ``data``), the bootstrap Job, the API and the trainer."""
     pool = [{"name": "DB_POOL_MAX", "value": "1"}]
     job = resource(
-        "kubernetes:batch/v1:Job",
+        JOB,
         "workloads-bootstrap",
         {"spec": {"activeDeadlineSeconds": 900, **pod(container(["migrate"], BOOT_DB, pool))}},
     )
@@ -247,7 +247,7 @@ def test_a_failure_names_its_step_and_shows_the_output() -> None:
 
 
 def test_without_the_bootstrap_job_the_rehearsal_fails_at_step_1(
-    stack_run: Callable[[str], StackRun],
+    stack_run: StackRunner,
 ) -> None:
     run = copy.deepcopy(stack_run("tier3"))
     run.resources = [r for r in run.resources if r.type != BOOTSTRAP[0]]
@@ -260,7 +260,7 @@ def test_without_the_bootstrap_job_the_rehearsal_fails_at_step_1(
 
 
 def test_an_api_with_the_master_login_fails_the_least_privilege_step(
-    stack_run: Callable[[str], StackRun],
+    stack_run: StackRunner,
 ) -> None:
     """The app serves as happily with the master login (it only SET ROLEs to ssp_app), so
     the rehearsal itself checks the API's login after step 2."""

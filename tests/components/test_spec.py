@@ -1,5 +1,8 @@
 """Stack config -> validated spec: good stacks pass, bad config fails with every problem named."""
 
+from __future__ import annotations
+
+import re
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +171,14 @@ def test_every_stack_file_builds_a_valid_spec(stack: str) -> None:
     spec = build_spec(ours, stack=stack, region=config["aws:region"])
     assert spec.tier.name == ours["tier"]
     assert spec.protect == (stack != "dev")
+
+
+def test_stack_whose_connections_do_not_fit_fails_before_deploying() -> None:
+    with pytest.raises(
+        Exception,
+        match=re.escape(
+            "(3 pool + 50 overflow) x 4 pods + 2 trainer = 214 > max_connections 50 - 10 "
+            "reserved = 40"
+        ),
+    ):
+        run_stack("tier1", extra_config={"overrides": ["api.pool_max_overflow=200"]})

@@ -4,20 +4,18 @@ resource itself or through an alias.
 
 When a resource is deliberately removed or renamed without an alias, the change is a
 replacement or a deletion for every deployed stack: update the fixture in the same commit
-(``python -m tools.plan --write-urns``), so that the review sees it.
-"""
+(``python -m tools.plan --write-urns``), so that the review sees it."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
 
-from tools.harness import ROOT, StackRun, run_stack, stacks
+from tests.shared import FIXTURES, OPTIONS_PROGRAM, StackRunner
+from tools.harness import StackRun, run_stack, stacks
 
-FIXTURES = ROOT / "tests" / "fixtures" / "deployed_urns"
-PROGRAM = ROOT / "tests" / "fixtures" / "options_program" / "__main__.py"
+DEPLOYED_URNS = FIXTURES / "deployed_urns"
 
 
 def unanswered(run: StackRun, deployed: set[str]) -> tuple[list[str], list[str]]:
@@ -27,17 +25,15 @@ def unanswered(run: StackRun, deployed: set[str]) -> tuple[list[str], list[str]]
 
 
 @pytest.mark.parametrize("stack", stacks())
-def test_every_deployed_urn_is_still_answered_to(
-    stack_run: Callable[[str], StackRun], stack: str
-) -> None:
-    deployed = set((FIXTURES / f"{stack}.txt").read_text().split())
+def test_every_deployed_urn_is_still_answered_to(stack_run: StackRunner, stack: str) -> None:
+    deployed = set((DEPLOYED_URNS / f"{stack}.txt").read_text().split())
     lost, twice = unanswered(stack_run(stack), deployed)
     assert not lost, f"{stack}: resources whose URN changed without an alias:\n" + "\n".join(lost)
     assert not twice, f"{stack}: URNs claimed by two resources:\n" + "\n".join(twice)
 
 
 def test_a_move_without_alias_is_caught() -> None:
-    run = run_stack("dev", program=PROGRAM)
+    run = run_stack("dev", program=OPTIONS_PROGRAM)
     prefix = "urn:pulumi:dev::student-success::"
     moved_with_alias = f"{prefix}aws:s3/bucket:Bucket$aws:ssm/parameter:Parameter::moved"
     moved_without = f"{prefix}aws:ssm/parameter:Parameter::token"

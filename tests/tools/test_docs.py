@@ -13,6 +13,7 @@ from tools import docs
 
 FIXTURE_PACKAGE = "docs_fixture_components"
 
+
 _SIZES = '''
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class WidgetSize:
     count: int = 2
     """Widgets | one per AZ."""
 '''
+
 
 _WIDGET = '''
 """A fake component for the renderer's tests."""

@@ -1,17 +1,15 @@
-"""Issue 3, the data tier: RDS PostgreSQL (parameters, replicas, proxy, secrets, protection,
-alarms) and ElastiCache Redis, checked per stack under mocks and through the pure functions."""
+"""The database: RDS PostgreSQL parameters, replicas, the proxy and its reader name,
+credentials, protection, network exposure and alarms; through the pure functions and per
+stack under mocks."""
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
-from urllib.parse import unquote, urlparse
 
 import pytest
 
-from components.cache import TOKEN_SPECIALS, member_cluster_ids, redis_url
-from components.catalog import TIERS, connection_capacity
+from components.cache import TOKEN_SPECIALS
+from components.catalog import TIERS
 from components.contract import check_identifier
 from components.database.settings import (
     STATIC_PARAMETERS,
@@ -20,36 +18,40 @@ from components.database.settings import (
     rds_parameters,
     replica_zone,
 )
-from components.overrides import with_overrides
-from tools.harness import Resource, StackRun, run_stack
-
-Run = Callable[[str], StackRun]
-
-INSTANCE = "aws:rds/instance:Instance"
-PARAMS = "aws:rds/parameterGroup:ParameterGroup"
-PROXY = "aws:rds/proxy:Proxy"
-GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
-SG = "aws:ec2/securityGroup:SecurityGroup"
-INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-RECORD = "aws:route53/record:Record"
-SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
-PASSWORD = "random:index/randomPassword:RandomPassword"
+from tests.shared import (
+    DB_INSTANCE,
+    DB_PARAMETER_GROUP,
+    DB_PROXY,
+    DNS_RECORD,
+    INGRESS_RULE,
+    KMS_KEY,
+    LOG_GROUP,
+    METRIC_ALARM,
+    NAT_GATEWAY,
+    RANDOM_PASSWORD,
+    REPLICATION_GROUP,
+    ROLE_POLICY,
+    SECRET_VERSION,
+    SECRETS_MANAGER_SECRET,
+    SECURITY_GROUP,
+    StackRunner,
+    alarm,
+    ingress_of,
+)
+from tools.harness import Resource, StackRun
 
 GIB = 1024**3
+
+
 STACKS = ["dev", "tier1", "tier2", "tier3", "tier4"]
 
 
 def primary(run: StackRun) -> Resource:
-    return run.one(INSTANCE, "database-primary")
+    return run.one(DB_INSTANCE, "database-primary")
 
 
 def replicas(run: StackRun) -> list[Resource]:
-    return [r for r in run.of_type(INSTANCE) if r.get("replicateSourceDb")]
-
-
-def alarm(run: StackRun, name: str) -> Resource:
-    return run.one(ALARM, name)
+    return [r for r in run.of_type(DB_INSTANCE) if r.get("replicateSourceDb")]
 
 
 # -- pure functions ------------------------------------------------------------------------
@@ -80,46 +82,6 @@ def test_every_parameter_has_the_right_apply_method(tier: str) -> None:
         expected = "pending-reboot" if p.name in STATIC_PARAMETERS else "immediate"
         assert p.apply_method == expected, p.name
     assert {"shared_buffers", "max_connections", "shared_preload_libraries"} <= STATIC_PARAMETERS
-
-
-def test_capacity_without_proxy_spells_out_the_arithmetic() -> None:
-    tier = with_overrides(TIERS["tier1"], "api.pool_max_overflow=200")
-    cap = connection_capacity(tier)
-    assert not cap.via_proxy
-    assert cap.demand == (3 + 50) * 4 + 2
-    assert cap.budget == 50 - 10
-    (problem,) = cap.problems()
-    assert "(3 pool + 50 overflow) x 4 pods + 2 trainer = 214" in problem
-    assert "max_connections 50 - 10 reserved = 40" in problem
-    assert connection_capacity(TIERS["tier1"]).problems() == []
-
-
-def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
-    assert connection_capacity(TIERS["tier3"]).problems() == []
-    squeezed = with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=20")
-    cap = connection_capacity(squeezed)
-    assert cap.via_proxy and cap.budget == 500 * 20 // 100
-    problems = cap.problems()
-    assert any(
-        "(2 pool + 5 overflow) x 20 pods + 4 trainer = 144 > 20% of max_connections 500 "
-        "through the proxy = 100" in p
-        for p in problems
-    ), problems
-    greedy = connection_capacity(
-        with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=100")
-    )
-    assert any("leaving fewer than the 10 reserved" in p for p in greedy.problems())
-
-
-def test_stack_whose_connections_do_not_fit_fails_before_deploying() -> None:
-    with pytest.raises(
-        Exception,
-        match=re.escape(
-            "(3 pool + 50 overflow) x 4 pods + 2 trainer = 214 > max_connections 50 - 10 "
-            "reserved = 40"
-        ),
-    ):
-        run_stack("tier1", extra_config={"overrides": ["api.pool_max_overflow=200"]})
 
 
 def test_proxy_policy_is_least_privilege() -> None:
@@ -156,31 +118,15 @@ def test_identifiers_follow_rds_naming(bad: str) -> None:
     assert check_identifier("ssp-tier4-us-west-2", 40) == "ssp-tier4-us-west-2"
 
 
-def test_redis_url_percent_encodes_the_token() -> None:
-    token = "ab#c&d<e>f$g^h!i-j"
-    url = redis_url("master.example", token)
-    parsed = urlparse(url)
-    assert parsed.scheme == "rediss"
-    assert (parsed.hostname, parsed.port, parsed.path) == ("master.example", 6379, "/0")
-    assert unquote(parsed.password or "") == token
-
-
-def test_member_cluster_ids_follow_elasticache_naming() -> None:
-    assert member_cluster_ids("ssp-tier3-redis", 2) == [
-        "ssp-tier3-redis-001",
-        "ssp-tier3-redis-002",
-    ]
-
-
 # -- per stack -----------------------------------------------------------------------------
 
 
-def test_dev_is_one_nat_one_small_database(stack_run: Run) -> None:
+def test_dev_is_one_nat_one_small_database(stack_run: StackRunner) -> None:
     run = stack_run("dev")
-    assert run.count("aws:ec2/natGateway:NatGateway") == 1
+    assert run.count(NAT_GATEWAY) == 1
     assert replicas(run) == []
-    assert run.count(PROXY) == 0
-    assert run.count(GROUP) == 0
+    assert run.count(DB_PROXY) == 0
+    assert run.count(REPLICATION_GROUP) == 0
     db = primary(run)
     assert db.get("multiAz") is False
     assert db.get("applyImmediately") is True
@@ -188,11 +134,11 @@ def test_dev_is_one_nat_one_small_database(stack_run: Run) -> None:
     assert run.outputs["db_writer_endpoint"].endswith(".rds.amazonaws.com")
 
 
-def test_tier1_has_no_replicas_and_no_cache(stack_run: Run) -> None:
+def test_tier1_has_no_replicas_and_no_cache(stack_run: StackRunner) -> None:
     run = stack_run("tier1")
     assert replicas(run) == []
-    assert run.count(GROUP) == 0
-    assert run.count(PROXY) == 0
+    assert run.count(REPLICATION_GROUP) == 0
+    assert run.count(DB_PROXY) == 0
     db = primary(run)
     assert db.get("instanceClass") == "db.t4g.medium"
     assert db.get("backupRetentionPeriod") == 7
@@ -200,7 +146,7 @@ def test_tier1_has_no_replicas_and_no_cache(stack_run: Run) -> None:
     assert "cache_primary_endpoint" not in run.outputs
 
 
-def test_tier3_primary_is_multi_az_with_replicas_in_other_azs(stack_run: Run) -> None:
+def test_tier3_primary_is_multi_az_with_replicas_in_other_azs(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
     db = primary(run)
     assert db.get("multiAz") is True
@@ -217,7 +163,7 @@ def test_tier3_primary_is_multi_az_with_replicas_in_other_azs(stack_run: Run) ->
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_primary_settings(stack_run: Run, stack: str) -> None:
+def test_primary_settings(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     tier = TIERS[stack]
     db = primary(run)
@@ -227,7 +173,7 @@ def test_primary_settings(stack_run: Run, stack: str) -> None:
     assert db.get("engineVersion") == "16"
     assert db.get("autoMinorVersionUpgrade") is True
     for log in ("postgresql", "upgrade"):
-        group = run.one("aws:cloudwatch/logGroup:LogGroup", f"database-primary-{log}-logs")
+        group = run.one(LOG_GROUP, f"database-primary-{log}-logs")
         assert group.get("name") == f"/aws/rds/instance/{db.get('identifier')}/{log}"
         assert group.get("retentionInDays") == tier.log_retention_days
         assert group.get("kmsKeyId") == db.get("kmsKeyId")
@@ -257,8 +203,8 @@ def test_primary_settings(stack_run: Run, stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_parameter_group_in_the_stack(stack_run: Run, stack: str) -> None:
-    group = stack_run(stack).one(PARAMS, "database-params")
+def test_parameter_group_in_the_stack(stack_run: StackRunner, stack: str) -> None:
+    group = stack_run(stack).one(DB_PARAMETER_GROUP, "database-params")
     assert group.get("family") == "postgres16"
     assert group.get("namePrefix")
     params = {p["name"]: p for p in group.get("parameters")}
@@ -272,9 +218,9 @@ def test_parameter_group_in_the_stack(stack_run: Run, stack: str) -> None:
         assert params["work_mem"]["value"] == "16384"
 
 
-def test_tier3_proxy_fronts_the_primary(stack_run: Run) -> None:
+def test_tier3_proxy_fronts_the_primary(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
-    proxy = run.one(PROXY, "database-proxy")
+    proxy = run.one(DB_PROXY, "database-proxy")
     assert proxy.get("engineFamily") == "POSTGRESQL"
     assert proxy.get("requireTls") is True
     assert proxy.get("idleClientTimeout")
@@ -296,21 +242,19 @@ def test_tier3_proxy_fronts_the_primary(stack_run: Run) -> None:
     assert ".proxy-" in run.outputs["db_writer_endpoint"]
     (proxy_sg,) = proxy.get("vpcSecurityGroupIds")
     assert proxy_sg.startswith("database-proxy-sg-")
-    role_policy = json.loads(
-        run.one("aws:iam/rolePolicy:RolePolicy", "database-proxy-policy").get("policy")
-    )
+    role_policy = json.loads(run.one(ROLE_POLICY, "database-proxy-policy").get("policy"))
     assert [st["Action"] for st in role_policy["Statement"]] == [
         "secretsmanager:GetSecretValue",
         "kms:Decrypt",
     ]
 
 
-def test_tier3_reader_name_spreads_over_the_replicas(stack_run: Run) -> None:
+def test_tier3_reader_name_spreads_over_the_replicas(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
     zone = run.one("aws:route53/zone:Zone", "database-zone")
     assert zone.get("name") == "tier3.student-success.internal"
     assert zone.get("vpcs.0.vpcId") == run.outputs["vpc_id"]
-    records = [r for r in run.of_type(RECORD) if r.name.startswith("database-reader-")]
+    records = [r for r in run.of_type(DNS_RECORD) if r.name.startswith("database-reader-")]
     assert len({r.get("zoneId") for r in records}) == 1
     reps = replicas(run)
     assert len(records) == len(reps)
@@ -329,40 +273,18 @@ def test_tier3_reader_name_spreads_over_the_replicas(stack_run: Run) -> None:
     assert run.outputs["db_reader_endpoint"] == "reader.tier3.student-success.internal"
 
 
-def test_tier3_redis_fails_over_and_encrypts(stack_run: Run) -> None:
-    run = stack_run("tier3")
-    tier = TIERS["tier3"]
-    group = run.one(GROUP, "cache-redis")
-    assert group.get("engine") == "redis"
-    assert group.get("engineVersion") == "7.1"
-    assert group.get("nodeType") == tier.cache.node_type
-    assert group.get("numCacheClusters") == tier.cache.num_nodes
-    assert group.get("automaticFailoverEnabled") is True
-    assert group.get("multiAzEnabled") is True
-    assert group.get("atRestEncryptionEnabled") is True
-    assert group.get("kmsKeyId", "").startswith("arn:aws:kms:")
-    assert group.get("transitEncryptionEnabled") is True
-    assert group.get("snapshotRetentionLimit") >= 7
-    assert group.get("applyImmediately") is False
-    assert group.get("tags.data-classification") == "ferpa"
-    params = run.one("aws:elasticache/parameterGroup:ParameterGroup", "cache-params")
-    assert params.get("family") == "redis7"
-    assert params.get("parameters") == [{"name": "maxmemory-policy", "value": "allkeys-lru"}]
-    assert run.outputs["cache_primary_endpoint"]
-
-
 # -- secrets -------------------------------------------------------------------------------
 
 
 def _secret_texts(run: StackRun) -> list[str]:
     texts = [primary(run).get("password")]
-    if run.count(GROUP):
-        texts.append(run.one(GROUP, "cache-redis").get("authToken"))
+    if run.count(REPLICATION_GROUP):
+        texts.append(run.one(REPLICATION_GROUP, "cache-redis").get("authToken"))
     return texts
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_passwords_and_tokens_are_secrets(stack_run: Run, stack: str) -> None:
+def test_passwords_and_tokens_are_secrets(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     assert "password" in primary(run).secret_paths
     version = run.one(SECRET_VERSION, "database-credentials-version")
@@ -370,20 +292,20 @@ def test_passwords_and_tokens_are_secrets(stack_run: Run, stack: str) -> None:
     stored = json.loads(version.get("secretString"))
     assert stored["password"] == primary(run).get("password")
     assert set(stored) == {"username", "password", "engine", "host", "port", "dbname"}
-    secret = run.one("aws:secretsmanager/secret:Secret", "database-credentials")
+    secret = run.one(SECRETS_MANAGER_SECRET, "database-credentials")
     assert secret.get("kmsKeyId", "").startswith("arn:aws:kms:")
-    if run.count(GROUP):
-        assert "authToken" in run.one(GROUP, "cache-redis").secret_paths
+    if run.count(REPLICATION_GROUP):
+        assert "authToken" in run.one(REPLICATION_GROUP, "cache-redis").secret_paths
     exported = json.dumps(run.outputs)
     for text in _secret_texts(run):
         assert text and text not in exported
 
 
-def test_generated_credentials_use_allowed_characters(stack_run: Run) -> None:
+def test_generated_credentials_use_allowed_characters(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
-    db_password = run.one(PASSWORD, "database-password")
+    db_password = run.one(RANDOM_PASSWORD, "database-password")
     assert not set(db_password.get("overrideSpecial")) & set('/@" ')
-    token = run.one(PASSWORD, "cache-auth-token")
+    token = run.one(RANDOM_PASSWORD, "cache-auth-token")
     assert token.get("overrideSpecial") == TOKEN_SPECIALS
     assert 16 <= token.get("length") <= 128
     assert not set(TOKEN_SPECIALS) & set('@"/')
@@ -393,7 +315,7 @@ def test_generated_credentials_use_allowed_characters(stack_run: Run) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_protection_outside_dev_only(stack_run: Run, stack: str) -> None:
+def test_protection_outside_dev_only(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     protected = stack != "dev"
     db = primary(run)
@@ -404,11 +326,11 @@ def test_protection_outside_dev_only(stack_run: Run, stack: str) -> None:
         assert db.get("finalSnapshotIdentifier") == f"ssp-{stack}-db-final"
     else:
         assert db.get("finalSnapshotIdentifier") is None
-    assert run.one("aws:kms/key:Key", "database-key").options.protect is protected
+    assert run.one(KMS_KEY, "database-key").options.protect is protected
     for replica in replicas(run):
         assert replica.options.protect is False, replica.name  # removable copies
-    if run.count(GROUP):
-        group = run.one(GROUP, "cache-redis")
+    if run.count(REPLICATION_GROUP):
+        group = run.one(REPLICATION_GROUP, "cache-redis")
         assert group.options.protect is protected
         assert bool(group.get("finalSnapshotIdentifier")) is protected
 
@@ -416,16 +338,12 @@ def test_protection_outside_dev_only(stack_run: Run, stack: str) -> None:
 # -- network exposure ----------------------------------------------------------------------
 
 
-def _ingress_of(run: StackRun, sg_name: str) -> list[Resource]:
-    return run.attached_to(run.one(SG, sg_name), "securityGroupId")
-
-
 @pytest.mark.parametrize("stack", STACKS)
-def test_database_admits_only_the_app_and_the_proxy(stack_run: Run, stack: str) -> None:
+def test_database_admits_only_the_app_and_the_proxy(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
-    db_sg = run.one(SG, "database-sg")
+    db_sg = run.one(SECURITY_GROUP, "database-sg")
     assert not db_sg.get("ingress")
-    rules = [r for r in _ingress_of(run, "database-sg") if r.type == INGRESS]
+    rules = [r for r in ingress_of(run, "database-sg") if r.type == INGRESS_RULE]
     assert rules
     expected = {"database-sg-from-client-0"} | (
         {"database-sg-from-proxy"} if TIERS[stack].db.proxy else set()
@@ -439,23 +357,13 @@ def test_database_admits_only_the_app_and_the_proxy(stack_run: Run, stack: str) 
         for cidr in ("cidrIpv4", "cidrIpv6", "prefixListId"):
             assert rule.get(cidr) is None, f"{rule.name} opens {cidr}"
         assert (rule.get("fromPort"), rule.get("toPort")) == (5432, 5432), rule.name
-    for instance in run.of_type(INSTANCE):
+    for instance in run.of_type(DB_INSTANCE):
         assert instance.get("publiclyAccessible") is False, instance.name
         (sg_id,) = instance.get("vpcSecurityGroupIds")
         assert sg_id.startswith("database-sg-"), instance.name
 
 
-def test_cache_admits_only_the_app(stack_run: Run) -> None:
-    run = stack_run("tier3")
-    rules = [r for r in _ingress_of(run, "cache-sg") if r.type == INGRESS]
-    assert [r.name for r in rules] == ["cache-sg-from-client-0"]
-    rule = rules[0]
-    assert rule.get("referencedSecurityGroupId", "").startswith("network-app-sg-")
-    assert rule.get("cidrIpv4") is None
-    assert (rule.get("fromPort"), rule.get("toPort")) == (6379, 6379)
-
-
-def test_data_stores_sit_in_isolated_subnets(stack_run: Run) -> None:
+def test_data_stores_sit_in_isolated_subnets(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
     isolated = run.outputs["isolated_subnet_ids"]
     assert (
@@ -465,13 +373,13 @@ def test_data_stores_sit_in_isolated_subnets(stack_run: Run) -> None:
         run.one("aws:elasticache/subnetGroup:SubnetGroup", "cache-subnets").get("subnetIds")
         == isolated
     )
-    assert run.one(PROXY, "database-proxy").get("vpcSubnetIds") == isolated
+    assert run.one(DB_PROXY, "database-proxy").get("vpcSubnetIds") == isolated
 
 
 # -- alarms --------------------------------------------------------------------------------
 
 
-def test_database_alarms_follow_the_catalog(stack_run: Run) -> None:
+def test_database_alarms_follow_the_catalog(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
     tier = TIERS["tier3"]
     topic = run.outputs["alarm_topic_arn"]
@@ -496,25 +404,8 @@ def test_database_alarms_follow_the_catalog(stack_run: Run) -> None:
         alarm(run, f"database-replica-{i}-cpu")
 
 
-def test_cache_alarms_cover_every_node(stack_run: Run) -> None:
-    run = stack_run("tier3")
-    tier = TIERS["tier3"]
-    for i in range(1, tier.cache.num_nodes + 1):
-        node = f"ssp-tier3-redis-{i:03d}"
-        cpu = alarm(run, f"cache-node-{i}-cpu")
-        assert cpu.get("metricName") == "EngineCPUUtilization"
-        assert cpu.get("threshold") == tier.alarms.cpu_percent
-        assert cpu.get("dimensions.CacheClusterId") == node
-        memory = alarm(run, f"cache-node-{i}-memory")
-        assert memory.get("metricName") == "DatabaseMemoryUsagePercentage"
-        assert memory.get("threshold") == tier.alarms.memory_percent
-        evictions = alarm(run, f"cache-node-{i}-evictions")
-        assert (evictions.get("threshold"), evictions.get("evaluationPeriods")) == (0, 3)
-        assert evictions.get("statistic") == "Sum"
-
-
-def test_dev_and_tier1_have_no_replica_alarms(stack_run: Run) -> None:
+def test_dev_and_tier1_have_no_replica_alarms(stack_run: StackRunner) -> None:
     for stack in ("dev", "tier1"):
         run = stack_run(stack)
-        assert not [a for a in run.of_type(ALARM) if "replica" in a.name], stack
-        assert not [a for a in run.of_type(ALARM) if a.name.startswith("cache-")], stack
+        assert not [a for a in run.of_type(METRIC_ALARM) if "replica" in a.name], stack
+        assert not [a for a in run.of_type(METRIC_ALARM) if a.name.startswith("cache-")], stack

@@ -1,14 +1,13 @@
 """The VPC: a stable CIDR plan, NAT per tier, isolated data subnets."""
 
+from __future__ import annotations
+
 import ipaddress
-from collections.abc import Callable
 
 import pytest
 
 from components.network import SUBNET_TIERS, plan_subnets
-from tools.harness import StackRun
-
-RunStack = Callable[[str], StackRun]
+from tests.shared import LOG_GROUP, NAT_GATEWAY, ROUTE_TABLE, SUBNET, StackRunner
 
 
 def test_plan_gives_three_subnet_tiers_per_az_without_overlap() -> None:
@@ -48,23 +47,25 @@ def test_plan_rejects_more_azs_than_it_holds() -> None:
 @pytest.mark.parametrize(
     ("stack", "azs", "nats"), [("dev", 2, 1), ("tier1", 2, 1), ("tier2", 3, 3), ("tier3", 3, 3)]
 )
-def test_nat_gateways_follow_the_tier(stack_run: RunStack, stack: str, azs: int, nats: int) -> None:
+def test_nat_gateways_follow_the_tier(
+    stack_run: StackRunner, stack: str, azs: int, nats: int
+) -> None:
     run = stack_run(stack)
-    assert run.count("aws:ec2/subnet:Subnet") == 3 * azs
-    assert run.count("aws:ec2/natGateway:NatGateway") == nats
+    assert run.count(SUBNET) == 3 * azs
+    assert run.count(NAT_GATEWAY) == nats
     assert len(run.outputs["isolated_subnet_ids"]) == azs
 
 
-def test_isolated_subnets_have_no_route_out(stack_run: RunStack) -> None:
+def test_isolated_subnets_have_no_route_out(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
-    isolated = run.one("aws:ec2/routeTable:RouteTable", "network-isolated-rt")
+    isolated = run.one(ROUTE_TABLE, "network-isolated-rt")
     assert not isolated.inputs.get("routes")
     for i in range(3):
-        private = run.one("aws:ec2/routeTable:RouteTable", f"network-private-{i}-rt")
+        private = run.one(ROUTE_TABLE, f"network-private-{i}-rt")
         assert private.get("routes.0.natGatewayId", "").startswith(f"network-nat-{i}")
 
 
-def test_vpc_hygiene(stack_run: RunStack) -> None:
+def test_vpc_hygiene(stack_run: StackRunner) -> None:
     run = stack_run("tier1")
     vpc = run.one("aws:ec2/vpc:Vpc")
     assert vpc.inputs["enableDnsHostnames"] is True
@@ -72,13 +73,8 @@ def test_vpc_hygiene(stack_run: RunStack) -> None:
     assert default_sg.inputs.get("ingress", []) == [] and default_sg.inputs.get("egress", []) == []
     flow_log = run.one("aws:ec2/flowLog:FlowLog")
     assert flow_log.inputs["trafficType"] == "ALL"
-    assert (
-        run.one("aws:cloudwatch/logGroup:LogGroup", "network-flow-logs").inputs["retentionInDays"]
-        == 30
-    )
+    assert run.one(LOG_GROUP, "network-flow-logs").inputs["retentionInDays"] == 30
     endpoint = run.one("aws:ec2/vpcEndpoint:VpcEndpoint")
     assert endpoint.inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
     assert len(endpoint.inputs["routeTableIds"]) == 2 + 1
-    assert all(
-        s.inputs["mapPublicIpOnLaunch"] is False for s in run.of_type("aws:ec2/subnet:Subnet")
-    )
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in run.of_type(SUBNET))

@@ -1,10 +1,9 @@
 """The mocks harness records what the engine would see: options, secrets, outputs."""
 
-from pathlib import Path
+from __future__ import annotations
 
+from tests.shared import BUCKET, OPTIONS_PROGRAM, SSM_PARAMETER
 from tools.harness import run_stack, stacks
-
-PROGRAM = Path(__file__).parent / "fixtures" / "options_program" / "__main__.py"
 
 
 def test_every_stack_file_is_found() -> None:
@@ -12,8 +11,8 @@ def test_every_stack_file_is_found() -> None:
 
 
 def test_harness_records_resource_options() -> None:
-    run = run_stack("dev", program=PROGRAM)
-    bucket = run.one("aws:s3/bucket:Bucket", "kept")
+    run = run_stack("dev", program=OPTIONS_PROGRAM)
+    bucket = run.one(BUCKET, "kept")
     assert bucket.options.protect
     assert bucket.options.retain_on_delete
     assert bucket.options.delete_before_replace
@@ -23,44 +22,44 @@ def test_harness_records_resource_options() -> None:
 
 
 def test_harness_unwraps_secrets_and_remembers_where_they_were() -> None:
-    run = run_stack("dev", program=PROGRAM)
-    param = run.one("aws:ssm/parameter:Parameter", "token")
+    run = run_stack("dev", program=OPTIONS_PROGRAM)
+    param = run.one(SSM_PARAMETER, "token")
     assert param.inputs["value"] == "s3cr3t-value"
     assert param.secret_paths == {"value"}
-    assert param.parent == run.one("aws:s3/bucket:Bucket").urn
+    assert param.parent == run.one(BUCKET).urn
     assert run.outputs["token"] == "s3cr3t-value"
     assert run.secret_outputs == {"token"}
     assert run.outputs["bucket_arn"].startswith("arn:aws:s3:::")
 
 
 def test_query_api() -> None:
-    run = run_stack("dev", program=PROGRAM)
-    assert run.count("aws:s3/bucket:Bucket") == 1
-    assert run.has_properties("aws:s3/bucket:Bucket", {"tags": {"purpose": "harness-test"}})
-    assert not run.has_properties("aws:s3/bucket:Bucket", {"tags": {"purpose": "other"}})
-    assert run.children(run.one("aws:s3/bucket:Bucket"))[0].name == "token"
+    run = run_stack("dev", program=OPTIONS_PROGRAM)
+    assert run.count(BUCKET) == 1
+    assert run.has_properties(BUCKET, {"tags": {"purpose": "harness-test"}})
+    assert not run.has_properties(BUCKET, {"tags": {"purpose": "other"}})
+    assert run.children(run.one(BUCKET))[0].name == "token"
 
 
 def test_each_run_starts_from_a_fresh_runtime() -> None:
-    first = run_stack("dev", program=PROGRAM)
-    second = run_stack("dev", program=PROGRAM)
+    first = run_stack("dev", program=OPTIONS_PROGRAM)
+    second = run_stack("dev", program=OPTIONS_PROGRAM)
     assert len(first.resources) == len(second.resources) == 4
     assert set(second.outputs) == {"bucket_arn", "token"}
 
 
 def test_harness_resolves_aliases_as_the_engine_does() -> None:
-    run = run_stack("dev", program=PROGRAM)
+    run = run_stack("dev", program=OPTIONS_PROGRAM)
     prefix = "urn:pulumi:dev::student-success::"
     bucket = f"{prefix}aws:s3/bucket:Bucket"
-    token = run.one("aws:ssm/parameter:Parameter", "token")
+    token = run.one(SSM_PARAMETER, "token")
     # A child's URN carries its parent's type chain, so a child answers to its URN under
     # every type its parent answers to (pulumi-aws aliases Bucket to the older BucketV2).
     assert token.previous_urns == {
         f"{bucket}$aws:ssm/parameter:Parameter::token",
         f"{prefix}aws:s3/bucketV2:BucketV2$aws:ssm/parameter:Parameter::token",
     }
-    assert f"{bucket}::old-name" in run.one("aws:s3/bucket:Bucket").previous_urns
-    moved = run.one("aws:ssm/parameter:Parameter", "moved")
+    assert f"{bucket}::old-name" in run.one(BUCKET).previous_urns
+    moved = run.one(SSM_PARAMETER, "moved")
     assert moved.urn == f"{prefix}test:index:Owner$aws:ssm/parameter:Parameter::moved"
     assert moved.previous_urns == {
         moved.urn,

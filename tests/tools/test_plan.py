@@ -1,20 +1,20 @@
 """The offline plan: snapshots per stack, masking, JSON, cost."""
 
+from __future__ import annotations
+
 import difflib
 import json
-from collections.abc import Callable
 
 import pytest
 
+from tests.shared import StackRunner
 from tools import costs
-from tools.harness import StackRun, stacks
+from tools.harness import stacks
 from tools.plan import MASK, SNAPSHOTS, main, render_json, render_text
-
-RunStack = Callable[[str], StackRun]
 
 
 @pytest.mark.parametrize("stack", stacks())
-def test_snapshot_matches_the_program(stack_run: RunStack, stack: str) -> None:
+def test_snapshot_matches_the_program(stack_run: StackRunner, stack: str) -> None:
     path = SNAPSHOTS / f"{stack}.txt"
     assert path.exists(), f"no snapshot for {stack}: run `make snapshots` and commit snapshots/"
     expected = path.read_text()
@@ -37,7 +37,7 @@ def test_snapshot_matches_the_program(stack_run: RunStack, stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", stacks())
-def test_no_secret_reaches_the_plan(stack_run: RunStack, stack: str) -> None:
+def test_no_secret_reaches_the_plan(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     text, doc = render_text(run), render_json(run)
     for resource in run.resources:
@@ -47,14 +47,14 @@ def test_no_secret_reaches_the_plan(stack_run: RunStack, stack: str) -> None:
                 assert value not in text and value not in doc, f"{resource.name}.{path} leaked"
 
 
-def test_secret_inputs_are_masked(stack_run: RunStack) -> None:
+def test_secret_inputs_are_masked(stack_run: StackRunner) -> None:
     run = stack_run("tier3")
     secret_holders = [r for r in run.resources if r.secret_paths]
     if secret_holders:
         assert MASK in render_text(run)
 
 
-def test_json_plan_is_complete(stack_run: RunStack) -> None:
+def test_json_plan_is_complete(stack_run: StackRunner) -> None:
     run = stack_run("tier1")
     doc = json.loads(render_json(run, elapsed=0.5))
     assert doc["stack"] == "tier1" and doc["tier"] == "tier1"
@@ -75,7 +75,7 @@ def test_plan_command_rejects_an_unknown_stack() -> None:
         main(["nonexistent"])
 
 
-def test_resource_names_are_unique_per_stack(stack_run: RunStack) -> None:
+def test_resource_names_are_unique_per_stack(stack_run: StackRunner) -> None:
     # The mocks accept duplicate URNs; the real engine refuses them.
     for stack in stacks():
         urns = [r.urn for r in stack_run(stack).resources]

@@ -1,4 +1,7 @@
-"""The tier catalog's rows and the pure functions derived from them."""
+"""The tier catalog's rows and the pure functions derived from them: Postgres memory
+settings, pod pools and the connection capacity check."""
+
+from __future__ import annotations
 
 import itertools
 
@@ -118,3 +121,41 @@ def test_capacity_flags_replicas_that_cannot_take_the_read_pools() -> None:
     )
     problems = connection_capacity(tier).problems()
     assert any("per replica" in p for p in problems)
+
+
+def test_capacity_without_proxy_spells_out_the_arithmetic() -> None:
+    tier = with_overrides(TIERS["tier1"], "api.pool_max_overflow=200")
+    cap = connection_capacity(tier)
+    assert not cap.via_proxy
+    assert cap.demand == (3 + 50) * 4 + 2
+    assert cap.budget == 50 - 10
+    (problem,) = cap.problems()
+    assert "(3 pool + 50 overflow) x 4 pods + 2 trainer = 214" in problem
+    assert "max_connections 50 - 10 reserved = 40" in problem
+    assert connection_capacity(TIERS["tier1"]).problems() == []
+
+
+def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
+    assert connection_capacity(TIERS["tier3"]).problems() == []
+    squeezed = with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=20")
+    cap = connection_capacity(squeezed)
+    assert cap.via_proxy and cap.budget == 500 * 20 // 100
+    problems = cap.problems()
+    assert any(
+        "(2 pool + 5 overflow) x 20 pods + 4 trainer = 144 > 20% of max_connections 500 "
+        "through the proxy = 100" in p
+        for p in problems
+    ), problems
+    greedy = connection_capacity(
+        with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=100")
+    )
+    assert any("leaving fewer than the 10 reserved" in p for p in greedy.problems())
+
+
+def test_catalog_waf_translation_of_seed_003() -> None:
+    # 100 requests / 15 min per IP, counted over WAF's longest window (600 s).
+    for name in ("tier3", "tier4"):
+        tier = TIERS[name]
+        assert tier.edge.waf_window_seconds == 600
+        assert tier.edge.waf_api_rate_limit == round(100 * 600 / 900)
+        assert tier.edge.waf_auth_rate_limit == 10  # 5 / 15 min scaled is below WAF's minimum

@@ -1,0 +1,209 @@
+"""The workloads: the API Deployment, its HPA, the jobs, their Secrets and ConfigMap, and the
+Kubernetes objects around them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components import k8s_manifests as m
+from components.catalog import TIERS, connection_capacity
+from components.workloads.settings import (
+    app_config_data,
+    app_secret_data,
+    database_secret_data,
+    postgres_url,
+)
+from tests.shared import (
+    CONFIG_MAP,
+    CRON_JOB,
+    DEPLOYMENT,
+    HPA,
+    K8S_SECRET,
+    NAMESPACE,
+    NETWORK_POLICY,
+    STACKS,
+    StackRunner,
+    tier_of,
+)
+from tools.harness import StackRun
+
+# -- pure functions ------------------------------------------------------------------------
+
+
+def test_postgres_url_escapes_password_and_requires_tls() -> None:
+    url = postgres_url("app", "p@ss/w:rd", "db.internal", 5432, "ssp")
+    assert url == "postgresql://app:p%40ss%2Fw%3Ard@db.internal:5432/ssp?sslmode=require"
+
+
+def test_app_secret_and_config_keys() -> None:
+    secret = app_secret_data(redis_url=None, api_key_pepper="x" * 48)
+    assert set(secret) == {"API_KEY_PEPPER"}
+    database = database_secret_data(
+        user="u", password="p", writer="w", reader="r", port=5432, database="d"
+    )
+    assert set(database) == {"DATABASE_URL", "DATABASE_READ_URL"}
+    assert "@r:5432" in database["DATABASE_READ_URL"]
+    secret = {**secret, **database}
+    config = app_config_data(
+        api=TIERS["tier3"].api,
+        models_bucket="m",
+        archive_bucket="a",
+        region="us-east-1",
+        load_balancer_cidrs=["10.40.128.0/22", "10.40.132.0/22"],
+    )
+    # Client addresses come from X-Forwarded-For only when the ALB's subnets sent it.
+    assert config["FORWARDED_ALLOW_IPS"] == "10.40.128.0/22,10.40.132.0/22"
+    assert config["MODEL_STORE_URL"] == "s3://m/models"
+    assert config["ARCHIVE_STORE_URL"] == "s3://a/audit"
+    assert config["ENVIRONMENT"] == "production"
+    assert "APP_ENV" not in config
+    assert not set(config) & set(secret)
+
+
+def test_hpa_spec_rejects_bad_bounds() -> None:
+    with pytest.raises(ValueError, match="HPA replicas 3-2"):
+        m.hpa_spec(
+            deployment="api", min_replicas=3, max_replicas=2, cpu_percent=70, memory_percent=80
+        )
+
+
+# -- the whole program, per stack ----------------------------------------------------------
+
+
+def _k8s(run: StackRun) -> list[Any]:
+    return [r for r in run if r.type.startswith("kubernetes:") and r.custom]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_object_uses_the_cluster_provider(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    objects = _k8s(run)
+    assert len(objects) >= 15
+    for obj in objects:
+        assert obj.options.provider, f"{obj.type} {obj.name} uses the default provider"
+        assert obj.provider_name == "cluster-k8s", obj.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_selectors_match_labels(stack_run: StackRunner, stack: str) -> None:
+    run = stack_run(stack)
+    deployment = run.one(DEPLOYMENT)
+    pod_labels = deployment.get("spec.template.metadata.labels")
+    selector = deployment.get("spec.selector.matchLabels")
+    assert selector and selector.items() <= pod_labels.items()
+    service = run.one("kubernetes:core/v1:Service")
+    assert service.get("spec.selector").items() <= pod_labels.items()
+    assert service.get("spec.ports.0.targetPort") == "http"
+    assert deployment.get("spec.template.spec.containers.0.ports.0.name") == "http"
+    pdb = run.one("kubernetes:policy/v1:PodDisruptionBudget")
+    assert pdb.get("spec.selector.matchLabels").items() <= pod_labels.items()
+    hpa = run.one(HPA)
+    assert hpa.get("spec.scaleTargetRef") == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment.get("metadata.name"),
+    }
+    ingress = run.one(NETWORK_POLICY, "workloads-allow-api-ingress")
+    assert ingress.get("spec.podSelector.matchLabels").items() <= pod_labels.items()
+    egress = run.one(NETWORK_POLICY, "workloads-allow-egress")
+    for job in run.of_type(CRON_JOB):
+        job_labels = job.get("spec.jobTemplate.spec.template.metadata.labels")
+        assert egress.get("spec.podSelector.matchLabels").items() <= job_labels.items()
+    assert egress.get("spec.podSelector.matchLabels").items() <= pod_labels.items()
+    binding = run.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
+    assert binding.get("spec.serviceRef") == {
+        "name": service.get("metadata.name"),
+        "port": service.get("spec.ports.0.port"),
+    }
+    namespace = run.one(NAMESPACE).get("metadata.name")
+    for obj in _k8s(run):
+        if obj.type.startswith("kubernetes:helm.sh") or obj.type.endswith(":Namespace"):
+            continue
+        assert obj.get("metadata.namespace") == namespace, obj.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_api_pods_are_hardened_and_sized_by_the_tier(stack_run: StackRunner, stack: str) -> None:
+    run = stack_run(stack)
+    tier = TIERS[tier_of(run)]
+    namespace = run.one(NAMESPACE)
+    assert namespace.get("metadata.labels")["pod-security.kubernetes.io/enforce"] == "restricted"
+    deployment = run.one(DEPLOYMENT)
+    pod = deployment.get("spec.template.spec")
+    container = pod["containers"][0]
+    assert container["image"].endswith(":0.1.0") and ".dkr.ecr." in container["image"]
+    assert container["args"] == ["serve"]
+    assert container["resources"] == {
+        "requests": {"cpu": tier.api.cpu_request, "memory": tier.api.memory_request},
+        "limits": {"cpu": tier.api.cpu_limit, "memory": tier.api.memory_limit},
+    }
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {"mountPath": "/tmp", "name": "tmp"} in container["volumeMounts"]
+    assert container["livenessProbe"]["httpGet"]["path"] == m.LIVENESS_PATH
+    assert container["readinessProbe"]["httpGet"]["path"] == m.READINESS_PATH
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    }
+    assert deployment.get("spec.strategy.rollingUpdate") == {"maxUnavailable": 0, "maxSurge": "25%"}
+    assert "replicas" not in deployment.get("spec"), "the HPA owns the replica count"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_hpa_max_is_the_capacity_checks_max(stack_run: StackRunner, stack: str) -> None:
+    run = stack_run(stack)
+    tier = TIERS[tier_of(run)]
+    hpa = run.one(HPA)
+    assert hpa.get("spec.minReplicas") == tier.api.min_replicas
+    assert hpa.get("spec.maxReplicas") == tier.api.max_replicas
+    assert hpa.get("spec.maxReplicas") == connection_capacity(tier).max_pods
+    targets = {
+        x["resource"]["name"]: x["resource"]["target"]["averageUtilization"]
+        for x in hpa.get("spec.metrics")
+    }
+    assert targets == {"cpu": tier.api.cpu_target_percent, "memory": tier.api.memory_target_percent}
+    assert hpa.get("spec.behavior.scaleDown.stabilizationWindowSeconds") == 300
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_jobs(stack_run: StackRunner, stack: str) -> None:
+    run = stack_run(stack)
+    jobs = {j.get("metadata.name"): j for j in run.of_type(CRON_JOB)}
+    assert jobs["trainer"].get("spec.schedule") == "0 2 * * *"
+    assert jobs["archiver"].get("spec.schedule") == "0 4 * * 0"
+    for job in jobs.values():
+        spec = job.get("spec")
+        assert spec["concurrencyPolicy"] == "Forbid" and spec["timeZone"]
+        assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        assert pod["restartPolicy"] == "Never"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["serviceAccountName"] == "trainer"
+    trainer = jobs["trainer"].get("spec.jobTemplate.spec")
+    assert trainer["activeDeadlineSeconds"] == 1800 and trainer["backoffLimit"] == 2
+    assert trainer["template"]["spec"]["containers"][0]["args"] == ["train"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_stay_secret(stack_run: StackRunner, stack: str) -> None:
+    run = stack_run(stack)
+    tier = TIERS[tier_of(run)]
+    for secret in run.of_type(K8S_SECRET):
+        assert "stringData" in secret.secret_paths, secret.name
+    shared = set(run.one(K8S_SECRET, "workloads-secret").get("stringData"))
+    assert ("REDIS_URL" in shared) is tier.cache.enabled
+    database = run.one(K8S_SECRET, "workloads-api-db").get("stringData")
+    assert set(database) == {"DATABASE_URL", "DATABASE_READ_URL"}
+    assert database["DATABASE_URL"].endswith("?sslmode=require")
+    config = run.one(CONFIG_MAP).get("data")
+    assert not any("postgresql://" in v or "rediss://" in v for v in config.values())
+    assert "kubeconfig" not in run.outputs or "kubeconfig" in run.secret_outputs
