@@ -45,15 +45,14 @@ def metric_alarm(
     threshold: Threshold,
     topic_arn: pulumi.Input[str],
     tags: Mapping[str, str],
-    parent: pulumi.Resource | None = None,
+    opts: pulumi.ResourceOptions,
     statistic: str = "Average",
-    opts: pulumi.ResourceOptions | None = None,
 ) -> aws.cloudwatch.MetricAlarm:
     """One CloudWatch alarm on one metric, notifying the stack's topic on alarm and OK.
 
     ``statistic`` is a plain statistic (Average, Maximum, Sum...) or a percentile (p95),
-    which CloudWatch takes as an extended statistic. ``opts`` (e.g. ``contract.owned``)
-    replaces the plain ``parent``.
+    which CloudWatch takes as an extended statistic. ``opts`` names the owning component
+    (``contract.owned``).
     """
     percentile = statistic.startswith("p")
     return aws.cloudwatch.MetricAlarm(
@@ -73,7 +72,7 @@ def metric_alarm(
         alarm_actions=[topic_arn],
         ok_actions=[topic_arn],
         tags=dict(tags),
-        opts=opts or pulumi.ResourceOptions(parent=parent),
+        opts=opts,
     )
 
 
@@ -86,8 +85,7 @@ def expression_alarm(
     threshold: Threshold,
     topic_arn: pulumi.Input[str],
     tags: Mapping[str, str],
-    parent: pulumi.Resource | None = None,
-    opts: pulumi.ResourceOptions | None = None,
+    opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.MetricAlarm:
     """An alarm on metric math, e.g. a 5xx *rate*: ``metrics`` maps an id to
     (namespace, metric name, dimensions, statistic) and ``expression`` combines them."""
@@ -120,5 +118,5 @@ def expression_alarm(
         alarm_actions=[topic_arn],
         ok_actions=[topic_arn],
         tags=dict(tags),
-        opts=opts or pulumi.ResourceOptions(parent=parent),
+        opts=opts,
     )

@@ -211,7 +211,7 @@ class Cache(pulumi.ComponentResource):
                 statistic="Sum" if metric == "Evictions" else "Average",
                 topic_arn=args.alarm_topic_arn,
                 tags=args.tags,
-                parent=self,
+                opts=pulumi.ResourceOptions(parent=self),
             )
 
         for i, node in enumerate(member_cluster_ids(group_id, nodes), start=1):

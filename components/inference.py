@@ -355,7 +355,7 @@ class Inference(pulumi.ComponentResource):
             ),
             topic_arn=args.alarm_topic_arn,
             tags=args.tags,
-            parent=self,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         errors_alarm = expression_alarm(
             f"{name}-5xx-rate",
@@ -371,7 +371,7 @@ class Inference(pulumi.ComponentResource):
             threshold=Threshold(value=args.alarms.error_rate_percent, missing_data="notBreaching"),
             topic_arn=args.alarm_topic_arn,
             tags=args.tags,
-            parent=self,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         return [latency_alarm, errors_alarm]
 

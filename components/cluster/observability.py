@@ -48,5 +48,5 @@ def node_alarms(plane: ControlPlane, args: ClusterArgs) -> None:
             threshold=Threshold(limit, period_seconds=300, periods=2, missing_data="missing"),
             topic_arn=args.alarm_topic_arn,
             tags=plane.tags,
-            parent=plane.component,
+            opts=pulumi.ResourceOptions(parent=plane.component),
         )
