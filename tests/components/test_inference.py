@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.config import Settings
 from components import inference
 from components.catalog import TIERS
 from tests.shared import (
@@ -101,8 +102,13 @@ def test_tier3_sagemaker_endpoint_scaling_and_rollback(stack_run: StackRunner) -
     assert re.fullmatch(r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/.+:0\.1\.0", image), image
     assert model.get("primaryContainer.modelDataUrl").endswith("/sagemaker/model.tar.gz")
     assert model.get("vpcConfig.subnets") and model.get("vpcConfig.securityGroupIds")
+    environment = model.get("primaryContainer.environment")
     # One API worker per vCPU of the instance (ml.m5.large: 2).
-    assert model.get("primaryContainer.environment")["WORKERS"] == "2"
+    assert environment["WORKERS"] == "2"
+    # Scores from the archive alone: no database to reach, so no embedded one is started.
+    assert environment["SERVE_MODE"] == "inference" and "DATABASE_URL" not in environment
+    assert set(environment) <= {name.upper() for name in Settings.model_fields}
+    Settings.model_validate({k.lower(): v for k, v in environment.items()})  # the app accepts it
 
     config = run.one(SAGEMAKER_ENDPOINT_CONFIG)
     assert config.inputs["namePrefix"].endswith("-") and "name" not in config.inputs

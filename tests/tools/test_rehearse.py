@@ -14,29 +14,32 @@ import pytest
 
 from tests.shared import JOB, StackRunner
 from tools.harness import Options, Resource, StackRun
-from tools.rehearse import (
+from tools.manifests import (
     API,
-    API_STEP,
     BOOTSTRAP,
-    BOOTSTRAP_STEP,
     CONFIG_MAP,
-    LEAST_PRIVILEGE_STEP,
     SECRET,
     TRAINER,
+    cache_token,
+    container_env,
+    find_container,
+    sagemaker_container,
+    source_data,
+)
+from tools.rehearse import (
+    API_STEP,
+    BOOTSTRAP_STEP,
+    LEAST_PRIVILEGE_STEP,
     Endpoints,
     Rehearsal,
     StepFailed,
     app_process,
-    cache_token,
-    container_env,
-    find_container,
     local_store,
     login_of,
     map_environment,
     migration_needs,
     rehearse,
     relocate,
-    source_data,
 )
 
 DB = "postgresql://ssp_api:p%40ss-w0rd@proxy.rds.amazonaws.com:5432/student_success?sslmode=require"
@@ -237,6 +240,16 @@ def test_migration_needs(tmp_path: Path) -> None:
     assert isinstance(extensions, list) and isinstance(rds, bool)
 
 
+def test_the_sagemaker_container_is_the_models_environment_serving(
+    stack_run: StackRunner,
+) -> None:
+    assert sagemaker_container(stack_run("tier2")) is None  # no endpoint: no step 6
+    container = sagemaker_container(stack_run("tier3"))
+    assert container is not None
+    assert container.args == ["serve"] and container.readiness_path == "/ping"
+    assert container.env["SERVE_MODE"] == "inference" and "DATABASE_URL" not in container.env
+
+
 def test_a_failure_names_its_step_and_shows_the_output() -> None:
     text = str(StepFailed("3 trainer CronJob (train)", "exited with 1", "line 1\nboom"))
     assert text.startswith("rehearsal failed at step '3 trainer CronJob (train)': exited with 1")
@@ -282,5 +295,5 @@ def test_an_api_with_the_master_login_fails_the_least_privilege_step(
     assert [line.split()[0] for line in lines[:3]] == ["services", "1", "2"]
     assert "as ssp_admin" in lines[2] and API_STEP in lines[2]
     # Everything it started is gone: the API's process and the temp dir (PostgreSQL's data).
-    assert rehearsal.api is not None and rehearsal.api.poll() is not None
+    assert [server.process.poll() is not None for server in rehearsal.servers] == [True]
     assert not rehearsal.workdir.exists()

@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import Services, ServicesDep
+from app.api.deps import ModelServices, ModelServicesDep
 from app.api.invocations_csv import parse_csv
 from app.api.metrics import PREDICTIONS
 from app.api.responses import prediction_out
@@ -25,7 +25,7 @@ router = APIRouter(tags=["sagemaker"])
 
 
 @router.get("/ping", response_model=Status, responses={503: {"model": ErrorOut}})
-def ping(svc: ServicesDep) -> Status:
+def ping(svc: ModelServicesDep) -> Status:
     """SageMaker health check: 200 once a model is loaded."""
     _, version = svc.registry.scope_for(None)
     return Status(
@@ -59,7 +59,7 @@ async def invocations(request: Request) -> Response:
     if ctype not in ("application/json", "text/csv"):
         raise HTTPException(415, "content type must be application/json or text/csv")
     # Read from the app state rather than through a dependency: nothing to resolve per call.
-    svc: Services = request.app.state.services
+    svc: ModelServices = request.app.state.services
     body = await read_capped(request, svc.settings.max_invocation_bytes)
     accept = request.headers.get("accept", "")
     # A small body with the models in memory costs tens of microseconds: scored on the
@@ -87,7 +87,9 @@ async def read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def invoke(svc: Services, ctype: str, body: bytes, accept: str, refresh: bool = True) -> Response:
+def invoke(
+    svc: ModelServices, ctype: str, body: bytes, accept: str, refresh: bool = True
+) -> Response:
     if ctype == "application/json":
         try:
             parsed = InvocationIn.model_validate_json(body)
