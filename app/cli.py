@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from app.config import Settings, get_settings
@@ -127,6 +130,22 @@ def worker_app() -> Any:
     return create_app(settings)
 
 
+def metrics_directory() -> Path:
+    """The directory the workers write their metrics to (PROMETHEUS_MULTIPROC_DIR, inherited
+    by the worker processes): the one given, emptied of a previous run's files, or a new one."""
+    from app.api.metrics import MULTIPROC_DIR
+
+    if given := os.environ.get(MULTIPROC_DIR):
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="ssp-metrics-"))
+        os.environ[MULTIPROC_DIR] = str(directory)
+    return directory
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from app import db
 
@@ -146,6 +165,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "timeout_keep_alive": settings.keep_alive_seconds,
         }
         if workers > 1:  # each worker process builds its own app: see worker_app
+            metrics_directory()
             uvicorn.run("app.cli:worker_app", factory=True, workers=workers, **options)
         else:
             uvicorn.run(create_app(settings), **options)

@@ -162,6 +162,11 @@ class Database:
         if self.replica is not self.primary:
             self.replica.close()
 
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Each pool's current figures (pool_max, pool_size, pool_available, ...), by name."""
+        pools = {self.primary.name: self.primary, self.replica.name: self.replica}
+        return {name: pool.get_stats() for name, pool in pools.items()}
+
     @contextmanager
     def transaction(
         self, tenant: Tenant | None, write: bool = False

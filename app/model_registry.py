@@ -96,6 +96,7 @@ class ModelRegistry:
         self._state: tuple[Pointer, dict[tuple[str, str], Any]] = (Pointer(), {})
         self._next_check = 0.0
         self._failures = 0
+        self._manifests: dict[str, dict[str, Any]] = {}  # by version: written once, never changed
 
     def _current(self) -> tuple[Pointer, dict[tuple[str, str], Any]]:
         """The pointer and its models, refreshed when due (one consistent snapshot)."""
@@ -171,6 +172,18 @@ class ModelRegistry:
     @property
     def generation(self) -> int:
         return self.pointer().generation
+
+    def served_auc(self) -> dict[str, float]:
+        """The held-out AUC of each served scope's model, from its version's manifest (each
+        version's manifest is read once)."""
+        auc: dict[str, float] = {}
+        for scope, version in self.pointer().scopes.items():
+            if version not in self._manifests:
+                self._manifests[version] = self.store.manifest(version) or {}
+            value = (self._manifests[version].get("metrics") or {}).get(scope, {}).get("auc")
+            if isinstance(value, int | float):
+                auc[scope] = float(value)
+        return auc
 
     def scope_for(self, school_id: int | None, pointer: Pointer | None = None) -> tuple[str, str]:
         scopes = (pointer if pointer is not None else self.pointer()).scopes

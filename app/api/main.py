@@ -7,6 +7,7 @@ SERVE_MODE=inference, SageMaker's routes alone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.api.deps import AuditUnavailableError, ModelServices, Services
+from app.api.metrics import record_pools, worker_exited
 from app.api.middleware import ObservabilityMiddleware
 from app.api.routes import operations, predictions, sagemaker, schools, students
 from app.config import Settings, get_settings
@@ -26,6 +28,8 @@ from app.db import API_LOGIN, DatabaseUnavailableError, ensure_audit_partitions,
 from app.model_registry import NoModelError
 
 log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
+
+POOL_SAMPLE_SECONDS = 5.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,8 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc.db.open()
         await run_in_threadpool(ensure_partitions_at_startup, settings)
         load_models_at_startup(svc)
+        sampler = asyncio.create_task(sample_pools(svc))
         log.info("api started", extra={"cache": svc.cache.backend, "version": __version__})
         yield
+        sampler.cancel()
+        worker_exited()
         svc.db.close()
 
     app = _app(svc, lifespan)
@@ -101,6 +108,14 @@ def _app(svc: ModelServices, lifespan: Callable[[FastAPI], Any]) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, 503, {"Retry-After": "60"})
 
     return app
+
+
+async def sample_pools(svc: Services) -> None:
+    """Record this worker's pool figures every POOL_SAMPLE_SECONDS: in multiprocess mode the
+    worker answering /metrics reports every worker's last sample."""
+    while True:
+        record_pools(svc.db.stats())
+        await asyncio.sleep(POOL_SAMPLE_SECONDS)
 
 
 def load_models_at_startup(svc: ModelServices) -> None:

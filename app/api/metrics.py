@@ -1,8 +1,27 @@
-"""The API's Prometheus metrics, served by GET /metrics."""
+"""The API's Prometheus metrics, served by GET /metrics.
+
+With several workers (WORKERS > 1) every worker writes its samples into files under
+PROMETHEUS_MULTIPROC_DIR, which `serve` creates afresh, and /metrics merges all workers' files
+into one answer, whichever worker serves it (prometheus_client's multiprocess mode). Each gauge
+says how workers' values merge: generations and model quality are the newest value, pool
+figures add up over the live workers."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from app import __version__
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter("ssp_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -12,4 +31,67 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5),
 )
 PREDICTIONS = Counter("ssp_predictions_total", "Rows scored", ["endpoint"])
-GENERATION = Gauge("ssp_model_generation", "Generation of the model pointer being served")
+GENERATION = Gauge(
+    "ssp_model_generation",
+    "Generation of the model pointer being served",
+    multiprocess_mode="max",  # generations only grow
+)
+BUILD = Gauge(
+    "ssp_build_info", "The running release (value 1)", ["version"], multiprocess_mode="max"
+)
+MODEL_AUC = Gauge(
+    "ssp_model_auc",
+    "Held-out AUC of the served model of each scope, from its training run",
+    ["scope"],
+    multiprocess_mode="mostrecent",
+)
+# Per pool (primary, replica): summed over the live workers of the pod. Utilization is
+# in_use / max (the seeds' first key metric); waiting > 0 means requests queue for a connection.
+POOL_MAX = Gauge(
+    "ssp_db_pool_max", "Connections a pool may open", ["pool"], multiprocess_mode="livesum"
+)
+POOL_OPEN = Gauge(
+    "ssp_db_pool_open", "Connections a pool holds", ["pool"], multiprocess_mode="livesum"
+)
+POOL_IN_USE = Gauge(
+    "ssp_db_pool_in_use", "Connections lent to requests", ["pool"], multiprocess_mode="livesum"
+)
+POOL_WAITING = Gauge(
+    "ssp_db_pool_waiting",
+    "Requests waiting for a connection",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+
+BUILD.labels(__version__).set(1)
+
+
+def record_pools(stats: dict[str, dict[str, int]]) -> None:
+    """This worker's pool figures (``Database.stats()``)."""
+    for pool, figures in stats.items():
+        POOL_MAX.labels(pool).set(figures["pool_max"])
+        POOL_OPEN.labels(pool).set(figures["pool_size"])
+        POOL_IN_USE.labels(pool).set(figures["pool_size"] - figures["pool_available"])
+        POOL_WAITING.labels(pool).set(figures.get("requests_waiting", 0))
+
+
+def record_models(generation: int, auc_by_scope: dict[str, float]) -> None:
+    GENERATION.set(generation)
+    for scope, auc in auc_by_scope.items():
+        MODEL_AUC.labels(scope).set(auc)
+
+
+def exposition() -> bytes:
+    """The text format of every metric: this process's, or every worker's in multiprocess
+    mode."""
+    if os.environ.get(MULTIPROC_DIR):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()
+
+
+def worker_exited(pid: int | None = None) -> None:
+    """Drop a worker that stopped from the live-summed gauges (multiprocess mode only)."""
+    if os.environ.get(MULTIPROC_DIR):
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app import queries
 from app.api.deps import ServicesDep
-from app.api.metrics import GENERATION
+from app.api.metrics import exposition, record_models, record_pools
 from app.api.schemas import Status
 from app.db import DatabaseUnavailableError
 
@@ -50,9 +50,10 @@ def ready(svc: ServicesDep) -> Any:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(svc: ServicesDep) -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics (every worker's, in multiprocess mode)."""
+    record_pools(svc.db.stats())
     try:
-        GENERATION.set(svc.registry.generation)
+        record_models(svc.registry.generation, svc.registry.served_auc())
     except Exception:
         log.warning("model store unreadable for metrics")
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
