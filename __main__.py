@@ -10,6 +10,7 @@ from components.dashboard import Dashboard, DashboardArgs
 from components.database import Database, DatabaseArgs
 from components.edge import AssetsGrant, Edge, EdgeArgs
 from components.inference import Inference, InferenceArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.spec import load_spec
@@ -19,7 +20,15 @@ from components.workloads import Workloads, WorkloadsArgs
 spec = load_spec()
 tier = spec.tier
 
-alarms = AlarmTopic("alarms", AlarmTopicArgs(email=spec.alarm_email, tags=spec.tags()))
+alarms = AlarmTopic(
+    "alarms",
+    AlarmTopicArgs(
+        email=spec.alarm_email,
+        # Prometheus' alert manager publishes the app's alerts to it too.
+        service_publishers=("aps.amazonaws.com",) if tier.monitoring.prometheus else (),
+        tags=spec.tags(),
+    ),
+)
 
 network = Network(
     "network",
@@ -205,6 +214,30 @@ workloads = Workloads(
     opts=pulumi.ResourceOptions(depends_on=[cluster]),
 )
 
+# -- monitoring ---------------------------------------------------------------------------
+
+monitoring: Monitoring | None = None
+if tier.monitoring.prometheus:
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            name_prefix=f"ssp-{spec.stack}",
+            size=tier.monitoring,
+            alarms=tier.alarms,
+            region=spec.region,
+            cluster_arn=cluster.cluster_arn,
+            cluster_name=cluster.cluster_name,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+            subnet_ids=network.private_subnet_ids,
+            scraper_cidrs=network.subnet_cidrs.private,
+            namespace=workloads.namespace,
+            k8s_provider=cluster.k8s_provider,
+            alarm_topic_arn=alarms.topic_arn,
+            log_retention_days=tier.log_retention_days,
+            tags=spec.tags(),
+        ),
+    )
+
 # -- edge and dashboard -------------------------------------------------------------------
 
 edge: Edge | None = None
@@ -281,6 +314,9 @@ pulumi.export("app_namespace", workloads.namespace)
 if inference is not None:
     pulumi.export("sagemaker_endpoint_name", inference.endpoint_name)
     pulumi.export("sagemaker_endpoint_arn", inference.endpoint_arn)
+if monitoring is not None:
+    pulumi.export("prometheus_workspace_arn", monitoring.workspace_arn)
+    pulumi.export("prometheus_query_endpoint", monitoring.query_endpoint)
 if edge is not None:
     pulumi.export("cdn_domain_name", edge.distribution_domain_name)
     pulumi.export("cdn_distribution_id", edge.distribution_id)

@@ -19,6 +19,7 @@ from components.tier import (
     DatabaseSize,
     EdgeSize,
     InferenceSize,
+    MonitoringSize,
     NetworkSize,
     NodeGroupSize,
     Tier,
@@ -257,6 +258,7 @@ TIERS: dict[str, Tier] = {
         ),
         edge=EdgeSize(enabled=True),
         inference=InferenceSize(enabled=True, max_instances=4),
+        monitoring=MonitoringSize(prometheus=True),
     ),
     # Tier 4 is one stack per region ("sharding by region", seed 000): each regional stack
     # is a tier3 deployment scaled up, holding the districts of its region only.
@@ -308,6 +310,7 @@ TIERS: dict[str, Tier] = {
         inference=InferenceSize(
             enabled=True, instance_type="ml.c5.xlarge", min_instances=2, max_instances=8
         ),
+        monitoring=MonitoringSize(prometheus=True, scrape_interval_seconds=15),
     ),
 }
 

@@ -155,6 +155,17 @@ class InferenceSize:
 
 
 @dataclass(frozen=True)
+class MonitoringSize:
+    """Prometheus (seed 000 tier 4: "advanced monitoring with Prometheus/Grafana")."""
+
+    prometheus: bool = False
+    """An Amazon Managed Service for Prometheus workspace, its managed scraper of the API
+    pods' /metrics, and alert rules routed to the alarm topic."""
+    scrape_interval_seconds: int = 30
+    """How often the scraper reads every API pod."""
+
+
+@dataclass(frozen=True)
 class AlarmThresholds:
     """When CloudWatch alarms fire (the seeds' scaling triggers)."""
 
@@ -174,6 +185,12 @@ class AlarmThresholds:
     """Free storage left on the primary."""
     model_latency_p95_ms: int = 100
     """SageMaker model latency p95 (seed 001: prediction latency < 100 ms)."""
+    pool_utilization_percent: int = 80
+    """API connection-pool utilization, in use / max (seed 000: connection pool utilization,
+    db_connections > 80 %)."""
+    model_auc_min: float = 0.7
+    """Held-out AUC of the district model below which it alerts (seed 001: model accuracy
+    > 80 %, which for a rare outcome AUC measures better than accuracy)."""
 
 
 @dataclass(frozen=True)
@@ -198,4 +215,5 @@ class Tier:
     training: TrainingSize = TrainingSize()
     edge: EdgeSize = EdgeSize()
     inference: InferenceSize = InferenceSize()
+    monitoring: MonitoringSize = MonitoringSize()
     alarms: AlarmThresholds = AlarmThresholds()

@@ -72,7 +72,11 @@ ALARM_MONTH = 0.10
 DASHBOARD_MONTH = 3.0
 WAF_ACL_MONTH = 5.0
 WAF_RULE_MONTH = 1.0
-EXCLUDED = "data transfer, NAT/LB traffic, S3 storage and requests, CloudFront traffic, logs"
+AMP_COLLECTOR_HOUR = 0.04  # the managed scraper; its samples are usage-based
+EXCLUDED = (
+    "data transfer, NAT/LB traffic, S3 storage and requests, CloudFront traffic, logs,"
+    " Prometheus samples collected, ingested, stored and queried"
+)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
             items.append(
                 LineItem(f"WAF web ACL + {rules} rules", WAF_ACL_MONTH + rules * WAF_RULE_MONTH)
             )
+        elif t == "aws:amp/scraper:Scraper":
+            items.append(LineItem("Prometheus managed collector", _hours(AMP_COLLECTOR_HOUR)))
         elif t == "aws:kms/key:Key":
             items.append(LineItem("KMS key", KMS_KEY_MONTH))
         elif t == "aws:secretsmanager/secret:Secret":

@@ -155,6 +155,15 @@ class AwsMocks(mocks.Mocks):
                 "arn": self._arn("sagemaker", f"endpoint/{inputs.get('name', rid).lower()}"),
             },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
+            "aws:amp/workspace:Workspace": {
+                "prometheusEndpoint": f"https://aps-workspaces.{self.region}.amazonaws.com"
+                f"/workspaces/{rid}/"
+            },
+            # The scraper's service-linked role, which EKS must map to a cluster user.
+            "aws:amp/scraper:Scraper": {
+                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/"
+                f"scraper.aps.amazonaws.com/AWSServiceRoleForAmazonPrometheusScraper_{rid[-15:]}"
+            },
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
             "aws:secretsmanager/secret:Secret": {
                 "arn": self._arn("secretsmanager", f"secret:{rid}")

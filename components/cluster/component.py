@@ -23,6 +23,8 @@ from components.cluster.versions import ADDON_VERSIONS
 class Cluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     """Name of the EKS cluster."""
+    cluster_arn: pulumi.Output[str]
+    """ARN of the EKS cluster."""
     cluster_endpoint: pulumi.Output[str]
     """HTTPS endpoint of the Kubernetes API."""
     cluster_security_group_id: pulumi.Output[str]
@@ -62,6 +64,7 @@ class Cluster(pulumi.ComponentResource):
         controllers(plane, args, provider, after=ready)
 
         self.cluster_name = plane.eks.name
+        self.cluster_arn = plane.eks.arn
         self.cluster_endpoint = plane.eks.endpoint
         self.cluster_security_group_id = plane.security_group_id
         self.oidc_provider_arn = plane.oidc.arn
@@ -72,6 +75,7 @@ class Cluster(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
+                "cluster_arn": self.cluster_arn,
                 "cluster_endpoint": self.cluster_endpoint,
                 "cluster_security_group_id": self.cluster_security_group_id,
                 "oidc_provider_arn": self.oidc_provider_arn,

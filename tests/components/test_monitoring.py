@@ -1,0 +1,162 @@
+"""Monitoring: the Prometheus workspace, the managed scraper of the API pods (what it may read
+in the cluster, the NetworkPolicy admitting it), the alert rules of the seeds' triggers and
+their route to the alarm topic."""
+
+from __future__ import annotations
+
+import json
+
+import promql_parser
+import pytest
+import yaml
+
+from components.catalog import TIERS
+from components.contract import API_PORT
+from components.monitoring import (
+    SCRAPE_JOB,
+    SCRAPER_USER,
+    alert_rules,
+    alertmanager_definition,
+    scrape_configuration,
+)
+from components.tier import AlarmThresholds
+from tests.shared import KMS_KEY, NETWORK_POLICY, SUBNET, StackRunner
+from tools.harness import stacks
+
+WORKSPACE = "aws:amp/workspace:Workspace"
+SCRAPER = "aws:amp/scraper:Scraper"
+RULES = "aws:amp/ruleGroupNamespace:RuleGroupNamespace"
+ALERT_MANAGER = "aws:amp/alertManagerDefinition:AlertManagerDefinition"
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+
+# -- pure functions ------------------------------------------------------------------------
+
+
+def test_the_scraper_reads_the_api_pods_of_the_namespace_on_their_port() -> None:
+    config = yaml.safe_load(scrape_configuration("student-success", 15))
+    assert config["global"]["scrape_interval"] == "15s"
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == SCRAPE_JOB and job["metrics_path"] == "/metrics"
+    assert job["kubernetes_sd_configs"] == [
+        {"role": "pod", "namespaces": {"names": ["student-success"]}}
+    ]
+    keeps = {
+        r["source_labels"][0]: r["regex"]
+        for r in job["relabel_configs"]
+        if r.get("action") == "keep"
+    }
+    assert keeps == {
+        "__meta_kubernetes_pod_label_app_kubernetes_io_component": "api",
+        "__meta_kubernetes_pod_container_port_number": str(API_PORT),
+    }
+
+
+def test_every_alert_rule_is_valid_promql_with_the_tiers_thresholds() -> None:
+    thresholds = AlarmThresholds(
+        latency_p95_ms=250, pool_utilization_percent=75, model_auc_min=0.72
+    )
+    rules = {
+        rule["alert"]: rule
+        for group in alert_rules(thresholds)["groups"]
+        for rule in group["rules"]
+    }
+    for rule in rules.values():
+        promql_parser.parse(rule["expr"])  # raises ValueError on a malformed expression
+        assert rule["for"].endswith("m") and rule["annotations"]["summary"]
+    assert rules["ApiLatencyHigh"]["expr"].endswith("> 0.25")
+    assert rules["DatabasePoolSaturated"]["expr"].endswith("> 0.75")
+    assert rules["DistrictModelBelowMinimumAuc"]["expr"].endswith("< 0.72")
+    assert set(rules) == {
+        "ApiScrapeFailing", "ApiLatencyHigh", "ApiErrorRateHigh", "DatabasePoolSaturated",
+        "DatabasePoolQueueing", "DistrictModelBelowMinimumAuc",
+    }  # fmt: skip
+
+
+def test_a_malformed_rule_would_be_caught() -> None:
+    with pytest.raises(ValueError):
+        promql_parser.parse("sum(rate(ssp_http_requests_total[5m]) >")
+
+
+def test_alerts_go_to_the_alarm_topic_signed_for_the_region() -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:alarms"
+    outer = yaml.safe_load(alertmanager_definition(topic, "us-east-1"))
+    config = yaml.safe_load(outer["alertmanager_config"])  # the service takes it as a string
+    (receiver,) = config["receivers"]
+    assert config["route"]["receiver"] == receiver["name"]
+    (sns,) = receiver["sns_configs"]
+    assert sns["topic_arn"] == topic and sns["sigv4"] == {"region": "us-east-1"}
+
+
+# -- what the program registers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", stacks())
+def test_prometheus_where_the_tier_asks_for_it(stack_run: StackRunner, stack: str) -> None:
+    run = stack_run(stack)
+    wanted = TIERS[stack].monitoring.prometheus  # each stack file picks its namesake row
+    assert wanted == (stack in ("tier3", "tier4"))
+    for type_ in (WORKSPACE, SCRAPER, RULES, ALERT_MANAGER):
+        assert bool(run.of_type(type_)) == wanted, type_
+
+
+def test_tier3_scraper_rules_and_access(stack_run: StackRunner) -> None:
+    run = stack_run("tier3")
+    workspace = run.one(WORKSPACE)
+    assert workspace.get("kmsKeyArn").startswith("arn:aws:kms:")
+    assert workspace.get("loggingConfiguration.logGroupArn").endswith(":*")
+    assert "AMPAgentlessScraper" in workspace.get("tags")
+
+    scraper = run.one(SCRAPER)
+    assert scraper.get("destination.amp.workspaceArn").endswith(f"workspace/{workspace.id}")
+    source = scraper.get("source.eks")
+    assert source["clusterArn"].startswith("arn:aws:eks:") and len(source["subnetIds"]) >= 2
+    assert len(source["securityGroupIds"]) == 1
+    config = yaml.safe_load(scraper.get("scrapeConfiguration"))
+    assert (
+        config["global"]["scrape_interval"]
+        == f"{TIERS['tier3'].monitoring.scrape_interval_seconds}s"
+    )
+
+    # The scraper may only discover the app namespace's pods (read-only), as its user.
+    role = run.one(ROLE)
+    assert role.get("metadata.namespace") == "student-success"
+    (rule,) = role.get("rules")
+    assert set(rule["verbs"]) == {"get", "list", "watch"}
+    assert set(rule["resources"]) == {"pods", "endpoints", "services"}
+    binding = run.one(ROLE_BINDING)
+    assert binding.get("subjects") == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": SCRAPER_USER}
+    ]
+
+    # Admitted to the API port only, from the private subnets where its ENIs are.
+    admit = run.one(NETWORK_POLICY, "monitoring-allow-scrape")
+    (ingress,) = admit.get("spec.ingress")
+    assert ingress["ports"] == [{"protocol": "TCP", "port": API_PORT}]
+    private = {s.get("cidrBlock") for s in run.of_type(SUBNET) if "private" in s.name}
+    assert {f["ipBlock"]["cidr"] for f in ingress["from"]} == private
+    assert admit.get("spec.podSelector.matchLabels")["app.kubernetes.io/component"] == "api"
+
+    rules = yaml.safe_load(run.one(RULES).get("data"))
+    assert {g["name"] for g in rules["groups"]} == {"student-success-api", "student-success-models"}
+    definition = run.one(ALERT_MANAGER).get("definition")
+    topic = yaml.safe_load(yaml.safe_load(definition)["alertmanager_config"])
+    assert topic["receivers"][0]["sns_configs"][0]["topic_arn"].startswith("arn:aws:sns:")
+
+
+def test_the_alarm_topic_admits_prometheus_only_where_it_publishes(stack_run: StackRunner) -> None:
+    for stack, publishes in (("tier2", False), ("tier3", True)):
+        run = stack_run(stack)
+        policies = run.of_type(TOPIC_POLICY)
+        key = json.loads(run.one(KMS_KEY, "alarms-key").get("policy"))
+        key_services = [s["Principal"].get("Service") for s in key["Statement"]]
+        assert bool(policies) == publishes
+        assert (["aps.amazonaws.com"] in key_services) == publishes
+        if publishes:
+            statements = {s["Sid"]: s for s in json.loads(policies[0].get("policy"))["Statement"]}
+            publish = statements["ServicesPublish"]
+            assert publish["Principal"] == {"Service": ["aps.amazonaws.com"]}
+            assert publish["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+            # The account keeps what SNS's default policy gave it (CloudWatch alarms publish so).
+            assert "SNS:Publish" in statements["AccountOwns"]["Action"]
