@@ -182,3 +182,12 @@ def test_stack_whose_connections_do_not_fit_fails_before_deploying() -> None:
         ),
     ):
         run_stack("tier1", extra_config={"overrides": ["api.pool_max_overflow=200"]})
+
+
+def test_the_cli_must_be_as_new_as_the_pinned_sdk() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    pins = dict(
+        line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )  # fmt: skip
+    assert project["requiredPulumiVersion"] == f">={pins['pulumi']} <4.0.0"
