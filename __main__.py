@@ -317,6 +317,8 @@ if inference is not None:
 if monitoring is not None:
     pulumi.export("prometheus_workspace_arn", monitoring.workspace_arn)
     pulumi.export("prometheus_query_endpoint", monitoring.query_endpoint)
+    if monitoring.grafana_url is not None:
+        pulumi.export("grafana_url", monitoring.grafana_url)
 if edge is not None:
     pulumi.export("cdn_domain_name", edge.distribution_domain_name)
     pulumi.export("cdn_distribution_id", edge.distribution_id)

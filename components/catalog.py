@@ -310,7 +310,7 @@ TIERS: dict[str, Tier] = {
         inference=InferenceSize(
             enabled=True, instance_type="ml.c5.xlarge", min_instances=2, max_instances=8
         ),
-        monitoring=MonitoringSize(prometheus=True, scrape_interval_seconds=15),
+        monitoring=MonitoringSize(prometheus=True, scrape_interval_seconds=15, grafana=True),
     ),
 }
 

@@ -163,6 +163,9 @@ class MonitoringSize:
     pods' /metrics, and alert rules routed to the alarm topic."""
     scrape_interval_seconds: int = 30
     """How often the scraper reads every API pod."""
+    grafana: bool = False
+    """An Amazon Managed Grafana workspace (sign-in through IAM Identity Center) with the
+    repository's dashboards (components/monitoring/dashboards/) over the workspace."""
 
 
 @dataclass(frozen=True)

@@ -155,15 +155,6 @@ class AwsMocks(mocks.Mocks):
                 "arn": self._arn("sagemaker", f"endpoint/{inputs.get('name', rid).lower()}"),
             },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
-            "aws:amp/workspace:Workspace": {
-                "prometheusEndpoint": f"https://aps-workspaces.{self.region}.amazonaws.com"
-                f"/workspaces/{rid}/"
-            },
-            # The scraper's service-linked role, which EKS must map to a cluster user.
-            "aws:amp/scraper:Scraper": {
-                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/"
-                f"scraper.aps.amazonaws.com/AWSServiceRoleForAmazonPrometheusScraper_{rid[-15:]}"
-            },
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
             "aws:secretsmanager/secret:Secret": {
                 "arn": self._arn("secretsmanager", f"secret:{rid}")
@@ -186,6 +177,7 @@ class AwsMocks(mocks.Mocks):
                 }
             },
         }
+        computed.update(self._monitoring(name, rid))
         state.update(computed.get(typ, {}))
         metadata = inputs.get("metadata")
         if (
@@ -197,6 +189,30 @@ class AwsMocks(mocks.Mocks):
             # random suffix (replacements get a new one).
             state["metadata"] = {**metadata, "name": f"{name}-{_fake_id(typ + name)[:8]}"}
         return rid, state
+
+    def _monitoring(self, name: str, rid: str) -> dict[str, dict[str, Any]]:
+        """Computed outputs of the Prometheus and Grafana resources, by type."""
+        return {
+            "aws:amp/workspace:Workspace": {
+                "prometheusEndpoint": f"https://aps-workspaces.{self.region}.amazonaws.com"
+                f"/workspaces/{rid}/"
+            },
+            "aws:grafana/workspace:Workspace": {
+                "endpoint": f"g-{_fake_id(name)[:10]}.grafana-workspace.{self.region}.amazonaws.com"
+            },
+            "aws:grafana/workspaceServiceAccount:WorkspaceServiceAccount": {
+                "serviceAccountId": str(int(_fake_id(name)[:6], 16))
+            },
+            "aws:grafana/workspaceServiceAccountToken:WorkspaceServiceAccountToken": {
+                "key": "glsa_mock_" + _fake_id(name)
+            },
+            "time:index/rotating:Rotating": {"unix": 1_764_633_600},
+            # The scraper's service-linked role, which EKS must map to a cluster user.
+            "aws:amp/scraper:Scraper": {
+                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/"
+                f"scraper.aps.amazonaws.com/AWSServiceRoleForAmazonPrometheusScraper_{rid[-15:]}"
+            },
+        }
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         token, a = args.token, dict(args.args)

@@ -26,6 +26,7 @@ TAGGABLE_TYPES = frozenset(
         "aws:amp/scraper:Scraper",
         "aws:amp/workspace:Workspace",
         "aws:appautoscaling/target:Target",
+        "aws:grafana/workspace:Workspace",
         "aws:backup/plan:Plan",
         "aws:backup/vault:Vault",
         "aws:cloudfront/distribution:Distribution",

@@ -5,14 +5,17 @@ their route to the alarm topic."""
 from __future__ import annotations
 
 import json
+import re
 
 import promql_parser
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from components.catalog import TIERS
 from components.contract import API_PORT
-from components.monitoring import (
+from components.monitoring.grafana import DATA_SOURCE_UID, QUERY_ACTIONS, dashboards
+from components.monitoring.rules import (
     SCRAPE_JOB,
     SCRAPER_USER,
     alert_rules,
@@ -30,6 +33,7 @@ ALERT_MANAGER = "aws:amp/alertManagerDefinition:AlertManagerDefinition"
 ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+GRAFANA = "aws:grafana/workspace:Workspace"
 
 # -- pure functions ------------------------------------------------------------------------
 
@@ -87,6 +91,55 @@ def test_alerts_go_to_the_alarm_topic_signed_for_the_region() -> None:
     assert config["route"]["receiver"] == receiver["name"]
     (sns,) = receiver["sns_configs"]
     assert sns["topic_arn"] == topic and sns["sigv4"] == {"region": "us-east-1"}
+
+
+def app_metric_names() -> set[str]:
+    """The names of every sample the app exports (counters' _total, histograms' _bucket...)."""
+    import app.api.metrics  # noqa: F401  (registers the app's metrics)
+
+    return {
+        sample_name
+        for collector in REGISTRY.collect()
+        for sample_name in [collector.name, *(s.name for s in collector.samples)]
+    } | {
+        f"{c.name}{suffix}"
+        for c in REGISTRY.collect()
+        for suffix in {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}.get(
+            c.type, ()
+        )
+    }
+
+
+def metrics_in(expr: str) -> set[str]:
+    return set(re.findall(r"\b(ssp_[a-z_]+)", expr))
+
+
+def test_rules_and_dashboards_query_only_metrics_the_app_exports() -> None:
+    exported = app_metric_names()
+    expressions = [
+        rule["expr"]
+        for group in alert_rules(AlarmThresholds())["groups"]
+        for rule in group["rules"]
+    ] + [
+        target["expr"]
+        for board in dashboards().values()
+        for panel in board["panels"]
+        for target in panel["targets"]
+    ]
+    unknown = {name for expr in expressions for name in metrics_in(expr)} - exported
+    assert not unknown, f"the app exports no {sorted(unknown)}"
+
+
+def test_every_dashboard_panel_is_valid_promql_on_the_provisioned_data_source() -> None:
+    boards = dashboards()
+    assert set(boards) == {"api", "models"}
+    assert len({board["uid"] for board in boards.values()}) == len(boards)
+    for board in boards.values():
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] == DATA_SOURCE_UID, panel["title"]
+            for target in panel["targets"]:
+                promql_parser.parse(target["expr"])
+                assert target["datasource"]["uid"] == DATA_SOURCE_UID
 
 
 # -- what the program registers ------------------------------------------------------------
@@ -160,3 +213,39 @@ def test_the_alarm_topic_admits_prometheus_only_where_it_publishes(stack_run: St
             assert publish["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
             # The account keeps what SNS's default policy gave it (CloudWatch alarms publish so).
             assert "SNS:Publish" in statements["AccountOwns"]["Action"]
+
+
+def test_grafana_on_tier4_only_may_query_its_workspace_only(stack_run: StackRunner) -> None:
+    assert not stack_run("tier3").of_type(GRAFANA)
+    run = stack_run("tier4")
+    workspace = run.one(GRAFANA)
+    assert workspace.get("permissionType") == "CUSTOMER_MANAGED"
+    assert workspace.get("authenticationProviders") == ["AWS_SSO"]
+    role = run.one("aws:iam/role:Role", "monitoring-grafana-role")
+    assert workspace.get("roleArn").endswith(f":role/{role.id}")
+    (statement,) = json.loads(
+        run.one("aws:iam/rolePolicy:RolePolicy", "monitoring-grafana-query").get("policy")
+    )["Statement"]
+    assert statement["Action"] == list(QUERY_ACTIONS)
+    assert statement["Resource"] == run.one(SCRAPER).get("destination.amp.workspaceArn")
+    # Provisioned through the Grafana API of that workspace, with a rotating token.
+    provider = run.one("pulumi:providers:grafana")
+    assert re.fullmatch(
+        r"https://g-\w+\.grafana-workspace\.us-east-1\.amazonaws\.com", provider.get("url")
+    )
+    assert "auth" in provider.secret_paths
+    assert all(
+        r.provider_name == provider.name for r in run.of_type("grafana:oss/dashboard:Dashboard")
+    )
+    token = run.one("aws:grafana/workspaceServiceAccountToken:WorkspaceServiceAccountToken")
+    assert token.get("secondsToLive") == 30 * 86_400 and token.get("name").startswith("pulumi-")
+    assert run.one("time:index/rotating:Rotating").get("rotationDays") < 30
+    source = run.one("grafana:oss/dataSource:DataSource")
+    assert source.get("uid") == DATA_SOURCE_UID
+    assert json.loads(source.get("jsonDataEncoded"))["sigV4AuthType"] == "ec2_iam_role"
+    boards = run.of_type("grafana:oss/dashboard:Dashboard")
+    assert sorted(json.loads(b.get("configJson"))["uid"] for b in boards) == [
+        "ssp-api",
+        "ssp-models",
+    ]
+    assert all(source.urn in b.options.depends_on for b in boards)

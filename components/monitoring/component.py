@@ -1,14 +1,12 @@
 """The ``Monitoring`` component: an Amazon Managed Service for Prometheus workspace, the
 managed scraper that reads the API pods' /metrics (with the cluster access and the
-NetworkPolicy that admit it), and alert rules for the seeds' triggers, routed to the stack's
-alarm topic."""
+NetworkPolicy that admit it), alert rules for the seeds' triggers routed to the stack's alarm
+topic, and where the tier asks for it a Managed Grafana workspace with the dashboards."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -18,138 +16,15 @@ import yaml
 from components import k8s_manifests as m
 from components.contract import API_PORT
 from components.kms import customer_key, key_policy, logs_statement
+from components.monitoring.grafana import grafana_workspace
+from components.monitoring.rules import (
+    RULES_NAMESPACE,
+    SCRAPER_USER,
+    alert_rules,
+    alertmanager_definition,
+    scrape_configuration,
+)
 from components.tier import AlarmThresholds, MonitoringSize
-
-SCRAPE_JOB = "student-success-api"
-# The cluster user the service maps the managed scraper's role to.
-SCRAPER_USER = "aps-collector-user"
-RULES_NAMESPACE = "student-success"
-# Routes whose latency is not the users' (probes and the scraper itself).
-UNTIMED_ROUTES = "/metrics|/health|/ready|/ping"
-
-
-def scrape_configuration(namespace: str, interval_seconds: int) -> str:
-    """The scraper's Prometheus configuration: every API pod of the namespace, on its port."""
-    api = m.labels("api")["app.kubernetes.io/component"]
-    config = {
-        "global": {"scrape_interval": f"{interval_seconds}s"},
-        "scrape_configs": [
-            {
-                "job_name": SCRAPE_JOB,
-                "metrics_path": "/metrics",
-                "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [namespace]}}],
-                "relabel_configs": [
-                    {
-                        "source_labels": [
-                            "__meta_kubernetes_pod_label_app_kubernetes_io_component"
-                        ],
-                        "regex": api,
-                        "action": "keep",
-                    },
-                    {
-                        "source_labels": ["__meta_kubernetes_pod_container_port_number"],
-                        "regex": str(API_PORT),
-                        "action": "keep",
-                    },
-                    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-                ],
-            }
-        ],
-    }
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def alert_rules(thresholds: AlarmThresholds) -> dict[str, Any]:
-    """Alerting rules (Prometheus rule-file format) for the seeds' triggers that only the
-    app's own metrics show; CPU, memory, replica lag and storage are CloudWatch alarms."""
-    t = thresholds
-
-    def rule(name: str, expr: str, for_: str, summary: str) -> dict[str, Any]:
-        return {
-            "alert": name,
-            "expr": expr,
-            "for": for_,
-            "labels": {"severity": "warning"},
-            "annotations": {"summary": summary},
-        }
-
-    return {
-        "groups": [
-            {
-                "name": "student-success-api",
-                "rules": [
-                    rule(
-                        "ApiScrapeFailing",
-                        f'absent(up{{job="{SCRAPE_JOB}"}} == 1)',
-                        "10m",
-                        "No API pod has answered the scraper for 10 minutes",
-                    ),
-                    rule(
-                        "ApiLatencyHigh",
-                        "histogram_quantile(0.95, sum by (le) (rate("
-                        f'ssp_http_request_duration_seconds_bucket{{route!~"{UNTIMED_ROUTES}"}}'
-                        f"[5m]))) > {t.latency_p95_ms / 1000}",
-                        "10m",
-                        f"API p95 latency over {t.latency_p95_ms} ms for 10 minutes",
-                    ),
-                    rule(
-                        "ApiErrorRateHigh",
-                        'sum(rate(ssp_http_requests_total{status=~"5.."}[5m]))'
-                        " / sum(rate(ssp_http_requests_total[5m]))"
-                        f" > {t.error_rate_percent / 100}",
-                        "10m",
-                        f"Over {t.error_rate_percent} % of API requests fail with 5xx",
-                    ),
-                    rule(
-                        "DatabasePoolSaturated",
-                        "sum by (pool) (ssp_db_pool_in_use) / sum by (pool) (ssp_db_pool_max)"
-                        f" > {t.pool_utilization_percent / 100}",
-                        "10m",
-                        f"API connection pools over {t.pool_utilization_percent} % in use",
-                    ),
-                    rule(
-                        "DatabasePoolQueueing",
-                        "sum by (pool) (ssp_db_pool_waiting) > 0",
-                        "5m",
-                        "Requests wait for a database connection (pool too small or DB slow)",
-                    ),
-                ],
-            },
-            {
-                "name": "student-success-models",
-                "rules": [
-                    rule(
-                        "DistrictModelBelowMinimumAuc",
-                        f'min(ssp_model_auc{{scope="district"}}) < {t.model_auc_min}',
-                        "30m",
-                        f"The served district model's held-out AUC is below {t.model_auc_min}",
-                    ),
-                ],
-            },
-        ]
-    }
-
-
-def alertmanager_definition(topic_arn: str, region: str) -> str:
-    """Every alert to the stack's alarm topic, grouped by alert name, repeated every 4 h."""
-    config = {
-        "route": {"receiver": "alarm-topic", "group_by": ["alertname"], "repeat_interval": "4h"},
-        "receivers": [
-            {
-                "name": "alarm-topic",
-                "sns_configs": [
-                    {
-                        "topic_arn": topic_arn,
-                        "sigv4": {"region": region},
-                        "subject": "student-success: {{ .CommonLabels.alertname }}",
-                    }
-                ],
-            }
-        ],
-    }
-    # The service wants the Alertmanager configuration as a string under this one key.
-    body = yaml.safe_dump(config, sort_keys=False)
-    return "alertmanager_config: |\n" + textwrap.indent(body, "  ")
 
 
 @dataclass
@@ -190,6 +65,8 @@ class Monitoring(pulumi.ComponentResource):
     """The Prometheus workspace."""
     query_endpoint: pulumi.Output[str]
     """Its Prometheus-compatible endpoint (``<endpoint>api/v1/query``, SigV4-signed)."""
+    grafana_url: pulumi.Output[str] | None
+    """The Managed Grafana workspace's URL, where the tier has one."""
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:monitoring:Monitoring", name, None, opts)
@@ -241,8 +118,17 @@ class Monitoring(pulumi.ComponentResource):
         self._scraper(name, args, workspace)
         self.workspace_arn = workspace.arn
         self.query_endpoint = workspace.prometheus_endpoint
+        self.grafana_url = None
+        if args.size.grafana:
+            self.grafana_url = grafana_workspace(
+                self, name, args.name_prefix, args.region, workspace, args.tags
+            )
         self.register_outputs(
-            {"workspace_arn": self.workspace_arn, "query_endpoint": self.query_endpoint}
+            {
+                "workspace_arn": self.workspace_arn,
+                "query_endpoint": self.query_endpoint,
+                "grafana_url": self.grafana_url,
+            }
         )
 
     def _scraper(self, name: str, args: MonitoringArgs, workspace: aws.amp.Workspace) -> None:
