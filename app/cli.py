@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument(
         "destination", help="s3://bucket/prefix or a directory; model.tar.gz is written there"
     )
+    sub.add_parser(
+        "rollout-sagemaker", help="roll the SageMaker endpoint to the served models (blue/green)"
+    )
     sub.add_parser("archive", help="export and drop audit-log partitions past retention")
     sub.add_parser("refresh-features", help="refresh the student_features view")
     key = sub.add_parser("create-key", help="create an API key (printed once)")
@@ -146,6 +149,25 @@ def metrics_directory() -> Path:
     return directory
 
 
+def roll_endpoint(settings: Settings, required: bool = False) -> int:
+    """Roll the stack's SageMaker endpoint (if it has one) to the served models."""
+    from app.sagemaker_rollout import RolloutFailedError, rollout
+    from app.store import ModelStore
+
+    if not settings.sagemaker_endpoint_name and not required:
+        return EXIT_OK
+    try:
+        done = rollout(settings, ModelStore(settings.model_store_url).pointer())
+    except ValueError as exc:
+        print(f"rollout not possible: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RolloutFailedError as exc:
+        print(f"rollout failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps({"endpoint": done.__dict__}))
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from app import db
 
@@ -192,7 +214,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         summary = {k: v for k, v in trained.__dict__.items() if k != "metrics"}
         summary["district_metrics"] = trained.metrics.get("district")
         print(json.dumps(summary))
-        return EXIT_OK
+        return roll_endpoint(settings)
     if args.command == "rollback":
         from app.store import StaleGenerationError
         from app.train import EXIT_LOCKED, TrainingLockedError, rollback
@@ -209,7 +231,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"rollback refused: {exc}", file=sys.stderr)
             return EXIT_FAILED
         print(json.dumps({"generation": pointer.generation, "scopes": pointer.scopes}))
-        return EXIT_OK
+        return roll_endpoint(settings)
+    if args.command == "rollout-sagemaker":
+        return roll_endpoint(settings, required=True)
     if args.command == "publish-sagemaker":
         from app.store import ModelStore, backend_for
 

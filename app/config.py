@@ -81,6 +81,12 @@ class Settings(BaseSettings):
 
     # SageMaker's container contract root (hyperparameters, model dir, failure file).
     sagemaker_dir: Path = Path("/opt/ml")
+    # The endpoint that `train` and `rollback` roll to the served models (app/sagemaker_rollout.py),
+    # the program's endpoint configuration each rollout copies, and where archives go
+    # (s3://<models bucket>/sagemaker). Unset: no endpoint to roll.
+    sagemaker_endpoint_name: str | None = None
+    sagemaker_base_config_name: str | None = None
+    sagemaker_archive_url: str | None = None
 
     # Largest /invocations body; SageMaker's own real-time payload limit is 6 MB.
     max_invocation_bytes: int = Field(default=6 * 1024 * 1024, ge=1024)

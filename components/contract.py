@@ -81,6 +81,21 @@ class BucketRef:
 
 
 @dataclass(frozen=True)
+class SageMakerEndpoint:
+    """The stack's SageMaker endpoint, what ``Inference`` exposes: the API invokes it, the
+    trainer rolls it to new models (``app/sagemaker_rollout.py``)."""
+
+    name: str
+    arn: pulumi.Input[str]
+    base_config_name: pulumi.Input[str]
+    """The program's endpoint configuration, which every rollout copies."""
+    execution_role_arn: pulumi.Input[str]
+    """The containers' role, passed to the models a rollout creates."""
+    archive_url: pulumi.Input[str]
+    """``s3://<models bucket>/sagemaker``: a rollout publishes ``g<generation>/model.tar.gz``."""
+
+
+@dataclass(frozen=True)
 class SubnetCidrs:
     """The CIDRs of a VPC's subnet tiers, in AZ order: what ``Network`` exposes."""
 

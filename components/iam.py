@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
@@ -93,9 +94,14 @@ def api_role_policy(
 
 
 def trainer_role_policy(
-    models_bucket_arn: str, models_key_arn: str, archive_bucket_arn: str, archive_key_arn: str
+    models_bucket_arn: str,
+    models_key_arn: str,
+    archive_bucket_arn: str,
+    archive_key_arn: str,
+    rollout: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The trainer versions models (read, write, prune) and writes audit archives."""
+    """The trainer versions models (read, write, prune), writes audit archives and, where the
+    stack has an endpoint, rolls it (``rollout``: ``sagemaker_rollout_statements``)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -124,6 +130,72 @@ def trainer_role_policy(
                     "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                     "Resource": [models_key_arn, archive_key_arn],
                 },
+                *rollout,
             ],
         }
     )
+
+
+def sagemaker_rollout_statements(
+    *, region: str, account_id: str, endpoint_name: str, execution_role_arn: str, key_arn: str
+) -> list[dict[str, Any]]:
+    """What the trainer needs to roll the endpoint (app/sagemaker_rollout.py): read the base
+    configuration and model, make and delete its own ``<endpoint>-g*`` ones, update the one
+    endpoint, pass the containers' role to SageMaker only, and let SageMaker use the models key
+    for the configurations' volumes and captures."""
+    arn = f"arn:aws:sagemaker:{region}:{account_id}"
+    ours = [f"{arn}:endpoint-config/{endpoint_name}-g*", f"{arn}:model/{endpoint_name}-g*"]
+    return [
+        {
+            "Sid": "RollEndpoint",
+            "Effect": "Allow",
+            "Action": ["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
+            "Resource": f"{arn}:endpoint/{endpoint_name}",
+        },
+        {
+            "Sid": "ReadConfigurations",
+            "Effect": "Allow",
+            "Action": "sagemaker:DescribeEndpointConfig",
+            "Resource": f"{arn}:endpoint-config/{endpoint_name}-*",
+        },
+        {
+            # The program's model is named by Pulumi, not after the endpoint.
+            "Sid": "ReadModels",
+            "Effect": "Allow",
+            "Action": "sagemaker:DescribeModel",
+            "Resource": f"{arn}:model/*",
+        },
+        {
+            "Sid": "ManageOwnGenerations",
+            "Effect": "Allow",
+            "Action": [
+                "sagemaker:CreateModel",
+                "sagemaker:DeleteModel",
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:AddTags",
+            ],
+            "Resource": ours,
+        },
+        {
+            # List calls take no resource ARNs.
+            "Sid": "ListConfigurations",
+            "Effect": "Allow",
+            "Action": "sagemaker:ListEndpointConfigs",
+            "Resource": "*",
+        },
+        {
+            "Sid": "PassContainerRole",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": execution_role_arn,
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        },
+        {
+            "Sid": "GrantModelsKeyToSageMaker",
+            "Effect": "Allow",
+            "Action": ["kms:CreateGrant", "kms:DescribeKey"],
+            "Resource": key_arn,
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+    ]

@@ -18,7 +18,7 @@ import pulumi_aws as aws
 
 from components.alarms import Threshold, expression_alarm, metric_alarm
 from components.catalog import SAGEMAKER_INSTANCE_VCPUS, sagemaker_max_rps_per_instance
-from components.contract import owned
+from components.contract import SageMakerEndpoint, owned
 from components.iam import service_trust_policy
 from components.tier import AlarmThresholds, InferenceSize
 
@@ -192,6 +192,8 @@ class Inference(pulumi.ComponentResource):
     """ARN of the endpoint (for the API's ``sagemaker:InvokeEndpoint`` permission)."""
     variant_name: pulumi.Output[str]
     """Name of the production variant (metrics dimension, scaling target)."""
+    rollout: SageMakerEndpoint
+    """What the API needs to invoke it and the trainer to roll it to new models."""
 
     def __init__(self, name: str, args: InferenceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:inference:Inference", name, None, opts)
@@ -227,11 +229,21 @@ class Inference(pulumi.ComponentResource):
         self.endpoint_name = endpoint.name
         self.endpoint_arn = endpoint.arn
         self.variant_name = pulumi.Output.from_input(VARIANT_NAME)
+        self.rollout = SageMakerEndpoint(
+            name=endpoint_name,
+            arn=endpoint.arn,
+            base_config_name=config.name,
+            execution_role_arn=role.arn,
+            archive_url=pulumi.Output.from_input(args.bucket_name).apply(
+                lambda bucket: f"s3://{bucket}/{MODEL_PREFIX}"
+            ),
+        )
         self.register_outputs(
             {
                 "endpoint_name": self.endpoint_name,
                 "endpoint_arn": self.endpoint_arn,
                 "variant_name": self.variant_name,
+                "base_config_name": config.name,
             }
         )
 
@@ -304,7 +316,11 @@ class Inference(pulumi.ComponentResource):
                 "security_group_ids": list(args.security_group_ids),
             },
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+            # Kept in AWS when replaced: the endpoint may still serve it until the trainer's
+            # next rollout copies the new one (the endpoint's configuration is not Pulumi's).
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[role_policy], retain_on_delete=True
+            ),
         )
 
         # Every field of an endpoint configuration forces a new one; the prefix gives each
@@ -333,7 +349,8 @@ class Inference(pulumi.ComponentResource):
                 "capture_content_type_header": {"json_content_types": ["application/json"]},
             },
             tags=tags,
-            opts=child,
+            # Kept in AWS when replaced, like the model: the endpoint may still serve it.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
 
     def _alarms(self, name: str, args: InferenceArgs) -> list[aws.cloudwatch.MetricAlarm]:
@@ -406,7 +423,12 @@ class Inference(pulumi.ComponentResource):
                 },
             },
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+            # The trainer rolls the endpoint to each new generation's configuration (copied
+            # from this one); a `pulumi up` that changes this one reaches the endpoint with
+            # the next rollout (`python -m app rollout-sagemaker`), not by reverting it.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[log_group], ignore_changes=["endpointConfigName"]
+            ),
         )
 
     def _autoscaling(

@@ -63,7 +63,13 @@ class AwsMocks(mocks.Mocks):
             **inputs,
             "arn": self._arn(service, f"{typ.rsplit(':', 1)[-1].lower()}/{rid}"),
             "id": rid,
-            "name": inputs.get("name", rid),
+            # name_prefix: the provider appends a unique 26-character suffix.
+            "name": inputs.get("name")
+            or (
+                inputs["namePrefix"] + _fake_id(name)[:26].ljust(26, "0")
+                if "namePrefix" in inputs
+                else rid
+            ),
             "tagsAll": inputs.get("tags", {}),
         }
         host = f"{rid}.{self.region}"

@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from components.contract import (
     BucketRef,
     DatabaseConnection,
+    SageMakerEndpoint,
     SubnetCidrs,
 )
 from components.tier import ApiSize, NodeGroupSize, TrainingSize
@@ -56,8 +57,8 @@ class WorkloadsArgs:
     """``protect`` on the API key pepper."""
     redis_url: pulumi.Input[str] | None = None
     """``rediss://`` URL of the cache (secret), where the tier has one."""
-    sagemaker_endpoint_arn: pulumi.Input[str] | None = None
-    """SageMaker endpoint the API may invoke, where the tier has one."""
+    sagemaker: SageMakerEndpoint | None = None
+    """SageMaker endpoint the API may invoke and the trainer rolls, where the tier has one."""
     namespace: str = NAMESPACE
     """Namespace of every object."""
     training_schedule: str = TRAINING_SCHEDULE

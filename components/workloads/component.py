@@ -19,6 +19,7 @@ from components.contract import (
 )
 from components.iam import api_role_policy, service_account_role, trainer_role_policy
 from components.workloads.args import WorkloadsArgs
+from components.workloads.rollout import rollout_env, rollout_statements
 from components.workloads.settings import (
     API,
     ARCHIVER,
@@ -107,13 +108,17 @@ class Workloads(pulumi.ComponentResource):
             )
             return role
 
-        models, archive = args.models_bucket, args.archive_bucket
+        models, archive, endpoint = args.models_bucket, args.archive_bucket, args.sagemaker
         api_policy = pulumi.Output.all(
-            models.arn, models.kms_key_arn, args.sagemaker_endpoint_arn
+            models.arn, models.kms_key_arn, endpoint.arn if endpoint else None
         ).apply(lambda v: api_role_policy(v[0], v[1], v[2]))
         trainer_policy = pulumi.Output.all(
-            models.arn, models.kms_key_arn, archive.arn, archive.kms_key_arn
-        ).apply(lambda v: trainer_role_policy(v[0], v[1], v[2], v[3]))
+            models.arn,
+            models.kms_key_arn,
+            archive.arn,
+            archive.kms_key_arn,
+            rollout_statements(args.sagemaker, args.region, models.kms_key_arn),
+        ).apply(lambda v: trainer_role_policy(v[0], v[1], v[2], v[3], v[4]))
         api_role = irsa_role(API, api_policy)
         trainer_role = irsa_role(TRAINER, trainer_policy)
         self._service_accounts = {
@@ -390,7 +395,9 @@ class Workloads(pulumi.ComponentResource):
                 secrets=[self._name_of(app_secret), self._name_of(database_secrets[component])],
                 serve=False,
             )
-            container["env"] = job_env
+            container["env"] = job_env + (
+                rollout_env(args.sagemaker) if component == TRAINER else []
+            )
             k8s.batch.v1.CronJob(
                 f"{name}-{component}",
                 metadata={"name": component, "namespace": self._ns, "labels": job_labels},

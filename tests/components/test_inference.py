@@ -168,3 +168,60 @@ def test_api_may_invoke_the_endpoint_only_where_it_exists(
             rf"arn:aws:sagemaker:[a-z0-9-]+:\d{{12}}:endpoint/ssp-{stack}-predict",
             invoke[0]["Resource"],
         )
+
+
+def test_the_trainer_rolls_the_endpoint_and_pulumi_does_not_revert_it(
+    stack_run: StackRunner,
+) -> None:
+    """The endpoint's configuration is the trainer's after the first rollout: Pulumi ignores
+    it, and keeps a replaced model or configuration in AWS (the endpoint may still serve it)."""
+    run = stack_run("tier3")
+    endpoint, config, model = (
+        run.one(SAGEMAKER_ENDPOINT), run.one(SAGEMAKER_ENDPOINT_CONFIG), run.one(SAGEMAKER_MODEL)
+    )  # fmt: skip
+    assert endpoint.options.ignore_changes == ("endpointConfigName",)
+    assert config.options.retain_on_delete and model.options.retain_on_delete
+    (trainer,) = [
+        r for r in run.of_type("kubernetes:batch/v1:CronJob") if r.name == "workloads-trainer"
+    ]
+    (container,) = trainer.get("spec.jobTemplate.spec.template.spec.containers")
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["SAGEMAKER_ENDPOINT_NAME"] == endpoint.get("name")
+    assert env["SAGEMAKER_BASE_CONFIG_NAME"].startswith(config.inputs["namePrefix"])
+    assert env["SAGEMAKER_ARCHIVE_URL"] == model.get("primaryContainer.modelDataUrl").removesuffix(
+        "/model.tar.gz"
+    )
+    assert set(env) <= {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize("stack", ["tier2", "tier3"])
+def test_only_a_stack_with_an_endpoint_lets_the_trainer_touch_sagemaker(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    policy = json.loads(run.one(ROLE_POLICY, "workloads-trainer-policy").get("policy"))
+    actions = {
+        a
+        for s in policy["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    sagemaker = {a for a in actions if a.startswith(("sagemaker:", "iam:"))}
+    if stack == "tier2":
+        assert not sagemaker
+        return
+    assert sagemaker == {
+        "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint",
+        "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
+        "sagemaker:CreateModel", "sagemaker:DeleteModel",
+        "sagemaker:CreateEndpointConfig", "sagemaker:DeleteEndpointConfig", "sagemaker:AddTags",
+        "sagemaker:ListEndpointConfigs", "iam:PassRole",
+    }  # fmt: skip
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["RollEndpoint"]["Resource"].endswith(":endpoint/ssp-tier3-predict")
+    assert all(r.endswith(("endpoint-config/ssp-tier3-predict-g*", "model/ssp-tier3-predict-g*"))
+               for r in by_sid["ManageOwnGenerations"]["Resource"])  # fmt: skip
+    role = run.one("aws:iam/role:Role", "inference-role")
+    assert by_sid["PassContainerRole"]["Resource"].endswith(f":role/{role.id}")
+    assert by_sid["PassContainerRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
