@@ -60,6 +60,8 @@ class PropertyChange:
     new: Any
     replaces: str | None = None
     """Why this change forces a replacement (the table's rule or the option), or None."""
+    may_replace: str | None = None
+    """The case in which the provider replaces on this change (see ``replace_if``)."""
 
 
 @dataclass
@@ -157,7 +159,8 @@ def property_changes(
         why = replacements.forcing(
             new.type, path, replace_on_changes=new.options.replace_on_changes, mutable=mutable
         )
-        changes.append(PropertyChange(path, was, now, why))
+        maybe = None if why else replacements.condition(new.type, path)
+        changes.append(PropertyChange(path, was, now, why, maybe))
     return changes
 
 
@@ -357,6 +360,8 @@ def _describe(change: Change, indent: str = "") -> list[str]:
         lines.append(f"{indent}    (was {change.previous_urn}, through an alias)")
     for p in change.properties:
         why = f"  <- forces replacement ({p.replaces})" if p.replaces else ""
+        if p.may_replace:
+            why = f"  <- replaces on {p.may_replace}"
         lines.append(f"{indent}    {p.path}: {_value(p.old)} -> {_value(p.new)}{why}")
     if change.dependents:
         lines.append(f"{indent}    (read by {', '.join(change.dependents)}: they see its new id)")

@@ -98,6 +98,18 @@ def test_a_physical_name_that_is_force_new_is_a_replacement() -> None:
     assert change.kind == "replace" and change.data_tier and change.dangerous
 
 
+def test_a_conditional_replacement_is_an_update_with_a_note() -> None:
+    base = resource(CACHE, "cache-redis", {"transitEncryptionEnabled": False})
+    head = resource(CACHE, "cache-redis", {"transitEncryptionEnabled": True})
+    change = only(diff.diff_resources([base], [head]))
+    assert change.kind == "update"
+    assert (
+        change.properties[0].may_replace == "engine versions below 7.0.5 (CustomizeDiff ForceNewIf)"
+    )
+    text, _ = diff.render(diff.StackDiff(STACK, [change], 0, 0), "main")
+    assert "<- replaces on engine versions below 7.0.5" in text
+
+
 def deployment(selector: dict[str, str], image: str = "api:1") -> Resource:
     return resource(
         DEPLOYMENT,

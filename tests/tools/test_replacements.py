@@ -88,6 +88,10 @@ SDK_GO = """
 // @SDKResource("aws_thing", name="Thing")
 func resourceThing() *schema.Resource {
 	return &schema.Resource{
+		CustomizeDiff: customdiff.ForceNewIf("size_gib", func(_ context.Context,
+			d *schema.ResourceDiff, meta any) bool {
+			return d.Get("size_gib").(int) < 10
+		}),
 		Schema: map[string]*schema.Schema{
 			names.AttrName: {
 				Type:     schema.TypeString,
@@ -148,6 +152,9 @@ def test_refresh_reads_force_new_from_terraform_sources(tmp_path: Path) -> None:
     thing = refresh.force_new_paths(refresh.terraform_schema(tmp_path, "aws_thing"), names)
     assert thing == ["name", "encryption_config.kms_key_arn"]
     assert [refresh.pulumi_path(p) for p in thing] == ["name", "encryptionConfig.kmsKeyArn"]
+    assert refresh.conditional_paths(refresh.terraform_schema(tmp_path, "aws_thing")) == [
+        "size_gib"
+    ]
     other = refresh.force_new_paths(refresh.terraform_schema(tmp_path, "aws_other"), names)
     assert other == ["security_group_id"]
 

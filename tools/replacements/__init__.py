@@ -45,6 +45,9 @@ class Rule:
     """Paths that force a replacement unless the provider option ``mutable_option`` is on
     and the object is not ``immutable`` (a Kubernetes Secret's data, a ConfigMap's)."""
     mutable_option: str = ""
+    conditional: tuple[tuple[str, str], ...] = ()
+    """Paths the provider replaces on only in some cases (a CustomizeDiff ``ForceNewIf``),
+    with the case: reported as a note, since the mocks cannot tell."""
 
 
 @cache
@@ -74,6 +77,7 @@ def rule(type_: str) -> Rule | None:
         paths=tuple(doc.get("every_type", [])) + tuple(entry.get("replace", [])),
         unless_mutable=tuple(entry.get("replace_unless_mutable", [])),
         mutable_option=entry.get("mutable_option", ""),
+        conditional=tuple(sorted(entry.get("replace_if", {}).items())),
     )
 
 
@@ -107,4 +111,14 @@ def forcing(
         for prefix in found.unless_mutable:
             if under(path, prefix):
                 return f"{provider_of(type_)} replaces on {prefix} ({found.mutable_option} off)"
+    return None
+
+
+def condition(type_: str, path: str) -> str | None:
+    """When a change at ``path`` may force a replacement, the case in which it does."""
+    found = rule(type_)
+    path = normalized(path)
+    for prefix, case in found.conditional if found else ():
+        if under(path, prefix):
+            return case
     return None

@@ -123,6 +123,12 @@ def force_new_paths(schema_text: str, names: dict[str, str], prefix: str = "") -
     return found
 
 
+def conditional_paths(schema_text: str) -> list[str]:
+    """Attributes a CustomizeDiff replaces in some cases only (``customdiff.ForceNewIf``)."""
+    found = re.findall(r'customdiff\.ForceNewIf(?:Change)?\(\s*"([a-z0-9_.]+)"', schema_text)
+    return sorted(set(found))
+
+
 def terraform_schema(checkout: Path, tf_name: str) -> str:
     """The schema text of one Terraform resource: the body of the function that follows its
     ``@SDKResource("aws_x")`` / ``@FrameworkResource("aws_x")`` annotation."""
@@ -323,8 +329,16 @@ def refresh_aws(checkout: Path, ref: str | None) -> None:
     names = attr_names(checkout)
     for entry in doc["types"].values():
         if "terraform" in entry:
-            tf_paths = force_new_paths(terraform_schema(checkout, entry["terraform"]), names)
+            schema_text = terraform_schema(checkout, entry["terraform"])
+            tf_paths = force_new_paths(schema_text, names)
             entry["replace"] = sorted(pulumi_path(p) for p in tf_paths if p != "region")
+            known = entry.get("replace_if", {})
+            conditional = {
+                pulumi_path(p): known.get(pulumi_path(p), "a CustomizeDiff ForceNewIf case")
+                for p in conditional_paths(schema_text)
+            }
+            if conditional:
+                entry["replace_if"] = conditional
     _stamp(doc, "hashicorp/terraform-provider-aws internal/service/**", _head(checkout, ref))
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
