@@ -53,7 +53,9 @@ plan: $(BIN)/.installed
 	$(BIN)/python -m tools.plan $(STACK)
 
 ## diff BASE=origin/main: what the working tree changes in every stack against BASE (create,
-## update, replace, delete, property by property; dangerous replacements first, refused).
+## update, replace, delete, property by property, and the cost). Replacing or deleting protected,
+## FERPA or data-tier resources or the load balancer fails unless the environment variable
+## ALLOW_REPLACE='<urn> ...' names them (an environment variable: URNs hold `$`, which make eats).
 diff: $(BIN)/.installed
 	$(BIN)/python -m tools.plan diff $(BASE) --all
 

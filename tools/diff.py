@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -73,9 +74,9 @@ class Change:
     properties: list[PropertyChange] = field(default_factory=list)
     previous_urn: str = ""
     """The base URN it takes over, when that differs from its own (an alias)."""
-    dependents: list[str] = field(default_factory=list)
-    """For a replacement, the resources that read its outputs: a new physical name or id
-    reaches them at ``pulumi up`` (mocks keep ids stable, so their diff here cannot show it)."""
+    follows: list[str] = field(default_factory=list)
+    """Replaced resources whose new id or name this one reads: the change the mocks cannot
+    show (they keep ids stable) but ``pulumi up`` makes."""
 
     @property
     def protected(self) -> bool:
@@ -103,6 +104,16 @@ class StackDiff:
     changes: list[Change]
     cost_before: float
     cost_after: float
+    cost_items_before: dict[str, float] = field(default_factory=dict)
+    cost_items_after: dict[str, float] = field(default_factory=dict)
+    """Monthly cost per line item (``tools.costs``), summed by what it is."""
+
+    def cost_changes(self) -> list[tuple[str, float, float]]:
+        """(item, before, after) for every cost line item that changes."""
+        before, after = self.cost_items_before, self.cost_items_after
+        items = sorted(set(before) | set(after))
+        changed = [(i, before.get(i, 0.0), after.get(i, 0.0)) for i in items]
+        return [(i, b, a) for i, b, a in changed if round(b, 2) != round(a, 2)]
 
     def of_kind(self, kind: str) -> list[Change]:
         return [c for c in self.changes if c.kind == kind]
@@ -197,10 +208,42 @@ def diff_resources(base: Sequence[Resource], head: Sequence[Resource]) -> list[C
             kind = "replace" if any(p.replaces for p in props) else "update"
             changes.append(Change(kind, new, props, urn if urn != new.urn else ""))
     changes += [Change("delete", old) for urn, old in by_urn.items() if urn not in taken]
-    for change in changes:
-        if change.kind == "replace":
-            urn = change.resource.urn
-            change.dependents = sorted(r.name for r in head if urn in r.options.depends_on)
+    return _knock_on(changes, head)
+
+
+def _knock_on(changes: list[Change], head: Sequence[Resource]) -> list[Change]:
+    """Add what a replacement does to its readers: every input holding the replaced
+    resource's id (or an ARN or name built from it) changes, and may replace them in turn."""
+    by_urn = {c.resource.urn: c for c in changes if c.kind != "delete"}
+    queue = [c for c in changes if c.kind == "replace"]
+    while queue:
+        replaced = queue.pop().resource
+        for reader in head:
+            if not reader.custom or replaced.urn not in reader.options.depends_on:
+                continue
+            paths = [
+                path
+                for path, value in _shown(reader).items()
+                if isinstance(value, str) and replaced.id in value
+            ]
+            if not paths:
+                continue
+            change = by_urn.get(reader.urn)
+            if change is None:
+                change = by_urn[reader.urn] = Change("update", reader)
+                changes.append(change)
+            change.follows.append(replaced.name)
+            known = {p.path for p in change.properties}
+            for path in paths:
+                if path not in known:
+                    why = replacements.forcing(
+                        reader.type, path, replace_on_changes=reader.options.replace_on_changes
+                    )
+                    new = f"(new id of {replaced.name})"
+                    change.properties.append(PropertyChange(path, replaced.id, new, why))
+            if change.kind == "update" and any(p.replaces for p in change.properties):
+                change.kind = "replace"
+                queue.append(change)
     return changes
 
 
@@ -230,6 +273,7 @@ def _restore(doc: dict[str, Any]) -> Resource:
 class Evaluation:
     resources: list[Resource]
     monthly_cost: float
+    cost_items: dict[str, float] = field(default_factory=dict)
 
 
 def evaluate_here(root: Path, stacks: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -243,9 +287,14 @@ def evaluate_here(root: Path, stacks: Iterable[str]) -> dict[str, dict[str, Any]
         if not (root / f"Pulumi.{stack}.yaml").exists():
             continue
         run = run_stack(stack, program=root / "__main__.py", root=root)
+        items = costs.estimate(run.resources)
+        grouped: dict[str, float] = {}
+        for item in items:
+            grouped[item.what] = grouped.get(item.what, 0.0) + item.monthly_usd
         out[stack] = {
             "resources": [_record(r) for r in run.resources],
-            "monthly_cost": costs.total(costs.estimate(run.resources)),
+            "monthly_cost": costs.total(items),
+            "cost_items": grouped,
         }
     return out
 
@@ -268,7 +317,9 @@ def _evaluate_in_subprocess(root: Path, stacks: Sequence[str]) -> dict[str, Eval
             raise RuntimeError(f"evaluating the program in {root} failed:\n{proc.stderr}")
         raw = json.loads(Path(out.name).read_text())
     return {
-        stack: Evaluation([_restore(r) for r in doc["resources"]], doc["monthly_cost"])
+        stack: Evaluation(
+            [_restore(r) for r in doc["resources"]], doc["monthly_cost"], doc["cost_items"]
+        )
         for stack, doc in raw.items()
     }
 
@@ -317,12 +368,15 @@ def diff_stacks(
     diffs = []
     for stack in stacks:
         old, new = base.get(stack, empty), head.get(stack, empty)
+        changes = diff_resources(old.resources, new.resources)
         diffs.append(
             StackDiff(
                 stack,
-                diff_resources(old.resources, new.resources),
+                changes,
                 old.monthly_cost,
                 new.monthly_cost,
+                old.cost_items,
+                new.cost_items,
             )
         )
     return diffs
@@ -363,8 +417,8 @@ def _describe(change: Change, indent: str = "") -> list[str]:
         if p.may_replace:
             why = f"  <- replaces on {p.may_replace}"
         lines.append(f"{indent}    {p.path}: {_value(p.old)} -> {_value(p.new)}{why}")
-    if change.dependents:
-        lines.append(f"{indent}    (read by {', '.join(change.dependents)}: they see its new id)")
+    if change.follows:
+        lines.append(f"{indent}    (follows the replacement of {', '.join(change.follows)})")
     return lines
 
 
@@ -400,6 +454,10 @@ def render(diff: StackDiff, base_ref: str, allowed: Iterable[str] = ()) -> tuple
                 lines += _describe(c)
     if not diff.changes:
         lines += ["", "no changes"]
+    cost = diff.cost_changes()
+    if cost:
+        lines += ["", "estimated monthly cost, by item:"]
+        lines += [f"    {what}: ${b:,.2f} -> ${a:,.2f}" for what, b, a in cost]
     lines += ["", diff.summary()]
     return "\n".join(lines) + "\n", bool(blocked)
 
@@ -420,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="URN",
-        help="a dangerous replacement or deletion made on purpose (repeatable)",
+        help="a dangerous replacement or deletion made on purpose (repeatable; the environment "
+        "variable ALLOW_REPLACE adds space-separated URNs)",
     )
     parser.add_argument(
         "--markdown", action="store_true", help="wrap each stack's diff for a PR comment"
@@ -434,9 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"plan diff: {exc}", file=sys.stderr)
         return 2
+    allowed = [*args.allow_replace, *os.environ.get("ALLOW_REPLACE", "").split()]
     refused = False
     for diff in diff_stacks(base, head, stacks):
-        text, blocked = render(diff, args.base, args.allow_replace)
+        text, blocked = render(diff, args.base, allowed)
         refused |= blocked
         if args.markdown:
             text = f"### Offline plan diff: `{diff.stack}`\n\n```diff\n{text}```\n"

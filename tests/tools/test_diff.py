@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tools import diff
 from tools.harness import ROOT, Options, Resource, make_urn
@@ -161,6 +162,35 @@ def test_an_aliased_move_with_a_change_names_the_urn_it_takes_over() -> None:
     assert change.kind == "update" and change.previous_urn == old.urn
 
 
+def test_readers_of_a_replaced_resource_follow_it() -> None:
+    """A replaced SageMaker model gets a new name: the endpoint configuration naming it is
+    replaced in turn (its variants are ForceNew), and the endpoint is updated to the new one."""
+    model_type = "aws:sagemaker/model:Model"
+    config_type = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+    endpoint_type = "aws:sagemaker/endpoint:Endpoint"
+
+    def stack(image: str) -> list[Resource]:
+        model = resource(model_type, "model", {"primaryContainer": {"image": image}})
+        variants = [{"modelName": model.id, "variantName": "primary"}]
+        config = resource(
+            config_type, "config", {"productionVariants": variants}, depends_on=(model.urn,)
+        )
+        endpoint = resource(
+            endpoint_type, "endpoint", {"endpointConfigName": config.id}, depends_on=(config.urn,)
+        )
+        return [model, config, endpoint]
+
+    changes = {c.resource.name: c for c in diff.diff_resources(stack("a:1"), stack("a:2"))}
+    assert {n: c.kind for n, c in changes.items()} == {
+        "model": "replace",
+        "config": "replace",
+        "endpoint": "update",
+    }
+    [variant] = changes["config"].properties
+    assert variant.path == "productionVariants[0].modelName" and variant.replaces
+    assert changes["endpoint"].follows == ["config"]
+
+
 def test_created_and_deleted_resources() -> None:
     kept = resource("aws:sns/topic:Topic", "alarms-topic", {})
     gone = resource("aws:cloudwatch/logGroup:LogGroup", "old-logs", {})
@@ -286,3 +316,21 @@ def test_the_git_path_end_to_end(tmp_path: Path) -> None:
     assert stack.cost_after > stack.cost_before
     text, refused = diff.render(stack, "HEAD")
     assert not refused and "allocatedStorage: 20 -> 30" in text
+
+
+def test_ci_comments_each_stack_diff_before_the_preview() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "infra.yml").read_text())
+    jobs = workflow["jobs"]
+    job = jobs["plan-diff"]
+    assert "plan-diff" in jobs["preview"]["needs"]
+    assert job["strategy"]["matrix"]["stack"] == jobs["preview"]["strategy"]["matrix"]["stack"]
+    checkout = next(
+        s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout")
+    )
+    assert checkout["with"]["fetch-depth"] == 0
+    run = next(s for s in job["steps"] if s.get("id") == "diff")
+    assert "tools.plan diff" in run["run"] and "--markdown" in run["run"]
+    assert "pull_request.base.sha" in run["env"]["BASE_SHA"]
+    comment = next(s for s in job["steps"] if "sticky-pull-request-comment" in str(s.get("uses")))
+    assert "matrix.stack" in comment["with"]["header"]
+    assert comment["if"].startswith("always()")
