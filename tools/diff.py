@@ -5,11 +5,8 @@
     python -m tools.plan diff origin/main --all
     python -m tools.plan diff HEAD~1 --all --allow-replace <urn> --markdown
 
-Both sides are evaluated under the same mocks by today's harness (``tools.harness``): the
-working tree as it is, the base ref from ``git archive`` in a temporary directory with its
-own ``tools/`` left out. Today's harness, not the base's, because the two evaluations must
-record resources the same way (options, alias resolution, mock ids): a base commit with an
-older harness or older mocks would otherwise show differences no deployment would see.
+Both sides are evaluated under the same mocks by today's harness: the working tree as it is,
+the base ref from ``git archive`` (``tools.revision`` says why today's harness).
 
 Matching follows the engine: a resource takes over the base resource whose URN it answers
 to (its own, or one its aliases or its ancestors' aliases name), so a move with an alias is
@@ -26,21 +23,16 @@ such a change unless ``--allow-replace <urn>`` names it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from tools import replacements
-from tools.harness import ROOT, Options, Resource
+from tools.harness import Resource
 from tools.plan import MASK, _fmt, _leaves
+from tools.revision import Evaluation, evaluate
 
 DATA_TIER = (
     "aws:rds/",
@@ -149,8 +141,12 @@ def _dotted(path: str) -> list[str]:
 
 
 def _secret_changed(old: Resource, new: Resource, path: str) -> bool:
-    top = ".".join(_dotted(path)[:1])
-    return bool(old.get(top) != new.get(top))
+    """Whether the secret holding the (masked) leaf at ``path`` differs."""
+    leaf = _dotted(path)
+    for secret in old.secret_paths | new.secret_paths:
+        if leaf[: len(secret.split("."))] == secret.split("."):
+            return bool(old.get(secret) != new.get(secret))
+    return False
 
 
 def property_changes(
@@ -245,120 +241,6 @@ def _knock_on(changes: list[Change], head: Sequence[Resource]) -> list[Change]:
                 change.kind = "replace"
                 queue.append(change)
     return changes
-
-
-# -- evaluating a commit -------------------------------------------------------------------------
-
-
-def _record(resource: Resource) -> dict[str, Any]:
-    doc = asdict(resource)
-    doc["secret_paths"] = sorted(resource.secret_paths)
-    doc["previous_urns"] = sorted(resource.previous_urns)
-    return doc
-
-
-def _restore(doc: dict[str, Any]) -> Resource:
-    options: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in doc["options"].items()
-    }
-    return Resource(
-        **{k: v for k, v in doc.items() if k not in ("options", "secret_paths", "previous_urns")},
-        secret_paths=frozenset(doc["secret_paths"]),
-        options=Options(**options),
-        previous_urns=frozenset(doc["previous_urns"]),
-    )
-
-
-@dataclass
-class Evaluation:
-    resources: list[Resource]
-    monthly_cost: float
-    cost_items: dict[str, float] = field(default_factory=dict)
-
-
-def evaluate_here(root: Path, stacks: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Run in the evaluating subprocess: the program under ``root`` for each stack that has a
-    stack file there, recorded as JSON-ready documents."""
-    from tools import costs
-    from tools.harness import run_stack
-
-    out = {}
-    for stack in stacks:
-        if not (root / f"Pulumi.{stack}.yaml").exists():
-            continue
-        run = run_stack(stack, program=root / "__main__.py", root=root)
-        items = costs.estimate(run.resources)
-        grouped: dict[str, float] = {}
-        for item in items:
-            grouped[item.what] = grouped.get(item.what, 0.0) + item.monthly_usd
-        out[stack] = {
-            "resources": [_record(r) for r in run.resources],
-            "monthly_cost": costs.total(items),
-            "cost_items": grouped,
-        }
-    return out
-
-
-def _evaluate_in_subprocess(root: Path, stacks: Sequence[str]) -> dict[str, Evaluation]:
-    """Evaluate ``root``'s program in a fresh interpreter: its ``components`` must not meet
-    another checkout's modules of the same name."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        code = (
-            "import json, sys; from pathlib import Path; "
-            f"sys.path[:0] = [{str(root)!r}, {str(ROOT)!r}]; "
-            "from tools.diff import evaluate_here; "
-            f"json.dump(evaluate_here(Path({str(root)!r}), {list(stacks)!r}), "
-            f"open({out.name!r}, 'w'), default=str)"
-        )
-        proc = subprocess.run(
-            [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"evaluating the program in {root} failed:\n{proc.stderr}")
-        raw = json.loads(Path(out.name).read_text())
-    return {
-        stack: Evaluation(
-            [_restore(r) for r in doc["resources"]], doc["monthly_cost"], doc["cost_items"]
-        )
-        for stack, doc in raw.items()
-    }
-
-
-def checkout(ref: str, into: Path, repo: Path = ROOT) -> None:
-    """The files of ``ref`` (a commit, branch or tag) under ``into``, without its ``tools/``:
-    the base is evaluated by today's harness."""
-    known = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-        capture_output=True,
-        check=False,
-    )
-    if known.returncode != 0:
-        raise ValueError(f"{ref!r} is not a commit of {repo} (fetch it first?)")
-    proc = subprocess.Popen(
-        ["git", "-C", str(repo), "archive", "--format=tar", ref],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
-        for member in archive:
-            if member.name == "tools" or member.name.startswith("tools/"):
-                continue
-            archive.extract(member, into, filter="data")
-    if proc.wait() != 0:
-        raise ValueError(f"git archive {ref} failed")
-
-
-def evaluate(
-    base_ref: str, stacks: Sequence[str], repo: Path = ROOT
-) -> tuple[dict[str, Evaluation], dict[str, Evaluation]]:
-    """The base ref's and the working tree's evaluations of ``stacks``, side by side."""
-    with tempfile.TemporaryDirectory(prefix="plan-diff-") as tmp:
-        checkout(base_ref, Path(tmp), repo)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            base = pool.submit(_evaluate_in_subprocess, Path(tmp), stacks)
-            head = pool.submit(_evaluate_in_subprocess, repo, stacks)
-            return base.result(), head.result()
 
 
 def diff_stacks(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import diff
+from tools import diff, revision
 from tools.harness import ROOT, Options, Resource, make_urn
 
 STACK, PROJECT = "tier3", "student-success"
@@ -248,6 +248,19 @@ def test_secrets_are_compared_but_never_shown() -> None:
     assert "hunter2" not in text and "[secret] -> [secret]" in text
 
 
+def test_only_the_changed_nested_secret_is_reported() -> None:
+    secret = frozenset({"data.url", "data.token"})
+
+    def config(url: str) -> Resource:
+        inputs = {"data": {"url": url, "token": "same-token-value", "plain": "x"}}
+        return resource("kubernetes:core/v1:ConfigMap", "c", inputs, secret_paths=secret)
+
+    change = only(diff.diff_resources([config("postgres://a")], [config("postgres://b")]))
+    assert [(p.path, p.old, p.new) for p in change.properties] == [
+        ("data.url", "[secret]", "[secret]")
+    ]
+
+
 def test_kubernetes_secret_data_replaces_unless_the_provider_makes_it_mutable() -> None:
     def secret(value: str, provider: str = "") -> Resource:
         return resource(
@@ -293,7 +306,7 @@ def git(repo: Path, *args: str) -> None:
 def test_the_git_path_end_to_end(tmp_path: Path) -> None:
     """A throwaway repository holding this program: commit it, grow dev's database in the
     working tree, and diff against the commit."""
-    diff.checkout("HEAD", tmp_path, repo=ROOT)
+    revision.checkout("HEAD", tmp_path, repo=ROOT)
     shutil.rmtree(tmp_path / "tests", ignore_errors=True)
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "-A")
@@ -303,7 +316,7 @@ def test_the_git_path_end_to_end(tmp_path: Path) -> None:
         stack_file.read_text() + '  student-success:overrides: ["db.storage_gib=30"]\n'
     )
 
-    base, head = diff.evaluate("HEAD", ["dev"], repo=tmp_path)
+    base, head = revision.evaluate("HEAD", ["dev"], repo=tmp_path)
     [stack] = diff.diff_stacks(base, head, ["dev"])
     # The instance grows in place; its free-storage alarm and the dashboard follow the size.
     assert sorted((c.kind, c.resource.type) for c in stack.changes) == [

@@ -152,6 +152,7 @@ def test_refresh_reads_force_new_from_terraform_sources(tmp_path: Path) -> None:
     thing = refresh.force_new_paths(refresh.terraform_schema(tmp_path, "aws_thing"), names)
     assert thing == ["name", "encryption_config.kms_key_arn"]
     assert [refresh.pulumi_path(p) for p in thing] == ["name", "encryptionConfig.kmsKeyArn"]
+    assert refresh.pulumi_path("alarm_name", {"alarm_name": "name"}) == "name"
     assert refresh.conditional_paths(refresh.terraform_schema(tmp_path, "aws_thing")) == [
         "size_gib"
     ]

@@ -16,7 +16,10 @@ Which sources, at which version:
 
 The program's resource types and their Terraform names are the table's own ``types`` keys
 and ``terraform`` fields; a new type is added there by hand (``{"terraform": "aws_x"}``),
-then refreshed. Only ``replace`` lists and the provenance are rewritten.
+then refreshed. Where pulumi-aws names a top-level input differently from Terraform, the
+entry's ``renames`` says so (``{"alarm_name": "name"}``); the test that every path names an
+input of the pinned SDK catches a missing one. Only ``replace`` / ``replace_if`` lists and
+the provenance are rewritten.
 """
 
 from __future__ import annotations
@@ -161,11 +164,12 @@ def attr_names(checkout: Path) -> dict[str, str]:
     return dict(re.findall(r'Attr(\w+)\s*=\s*"([a-z0-9_]+)"', consts.read_text()))
 
 
-def pulumi_path(tf_path: str) -> str:
-    """``s3_import.bucket_name`` -> ``s3Import.bucketName``."""
-    return ".".join(
-        re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), p) for p in tf_path.split(".")
-    )
+def pulumi_path(tf_path: str, renames: dict[str, str] | None = None) -> str:
+    """``s3_import.bucket_name`` -> ``s3Import.bucketName``; ``renames`` holds the top-level
+    names pulumi-aws gives differently (``alarm_name`` -> ``name``): the table's ``renames``."""
+    first, *rest = tf_path.split(".")
+    parts = [(renames or {}).get(first, first), *rest]
+    return ".".join(re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), p) for p in parts)
 
 
 # -- pulumi-kubernetes' forceNew table -----------------------------------------------------------
@@ -331,10 +335,13 @@ def refresh_aws(checkout: Path, ref: str | None) -> None:
         if "terraform" in entry:
             schema_text = terraform_schema(checkout, entry["terraform"])
             tf_paths = force_new_paths(schema_text, names)
-            entry["replace"] = sorted(pulumi_path(p) for p in tf_paths if p != "region")
+            renames = entry.get("renames", {})
+            entry["replace"] = sorted(pulumi_path(p, renames) for p in tf_paths if p != "region")
             known = entry.get("replace_if", {})
             conditional = {
-                pulumi_path(p): known.get(pulumi_path(p), "a CustomizeDiff ForceNewIf case")
+                pulumi_path(p, renames): known.get(
+                    pulumi_path(p, renames), "a CustomizeDiff ForceNewIf case"
+                )
                 for p in conditional_paths(schema_text)
             }
             if conditional:
