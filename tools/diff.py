@@ -209,20 +209,15 @@ def diff_resources(base: Sequence[Resource], head: Sequence[Resource]) -> list[C
 
 def _knock_on(changes: list[Change], head: Sequence[Resource]) -> list[Change]:
     """Add what a replacement does to its readers: every input holding the replaced
-    resource's id (or an ARN or name built from it) changes, and may replace them in turn."""
+    resource's id (or an ARN or name built from it) changes, and may replace them in turn;
+    every resource of a replaced provider is replaced with it."""
     by_urn = {c.resource.urn: c for c in changes if c.kind != "delete"}
     queue = [c for c in changes if c.kind == "replace"]
     while queue:
         replaced = queue.pop().resource
         for reader in head:
-            if not reader.custom or replaced.urn not in reader.options.depends_on:
-                continue
-            paths = [
-                path
-                for path, value in _shown(reader).items()
-                if isinstance(value, str) and replaced.id in value
-            ]
-            if not paths:
+            props = _reading(reader, replaced) if reader.custom else []
+            if not props:
                 continue
             change = by_urn.get(reader.urn)
             if change is None:
@@ -230,17 +225,33 @@ def _knock_on(changes: list[Change], head: Sequence[Resource]) -> list[Change]:
                 changes.append(change)
             change.follows.append(replaced.name)
             known = {p.path for p in change.properties}
-            for path in paths:
-                if path not in known:
-                    why = replacements.forcing(
-                        reader.type, path, replace_on_changes=reader.options.replace_on_changes
-                    )
-                    new = f"(new id of {replaced.name})"
-                    change.properties.append(PropertyChange(path, replaced.id, new, why))
+            change.properties += [p for p in props if p.path not in known]
             if change.kind == "update" and any(p.replaces for p in change.properties):
                 change.kind = "replace"
                 queue.append(change)
     return changes
+
+
+def _reading(reader: Resource, replaced: Resource) -> list[PropertyChange]:
+    """The inputs of ``reader`` that change when ``replaced`` gets a new id."""
+    if reader.options.provider.rsplit("::", 1)[0] == replaced.urn:
+        new = f"(new {replaced.name})"
+        return [PropertyChange("(provider)", replaced.name, new, "its provider is replaced")]
+    if replaced.urn not in reader.options.depends_on:
+        return []
+    new = f"(new id of {replaced.name})"
+    return [
+        PropertyChange(
+            path,
+            replaced.id,
+            new,
+            replacements.forcing(
+                reader.type, path, replace_on_changes=reader.options.replace_on_changes
+            ),
+        )
+        for path, value in _shown(reader).items()
+        if isinstance(value, str) and replaced.id in value
+    ]
 
 
 def diff_stacks(

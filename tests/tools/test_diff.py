@@ -191,6 +191,20 @@ def test_readers_of_a_replaced_resource_follow_it() -> None:
     assert changes["endpoint"].follows == ["config"]
 
 
+def test_the_objects_of_a_replaced_provider_are_replaced() -> None:
+    def stack(kubeconfig: str) -> list[Resource]:
+        k8s = resource("pulumi:providers:kubernetes", "k8s", {"kubeconfig": kubeconfig})
+        ref = f"{k8s.urn}::{k8s.id}"
+        ns = resource(
+            "kubernetes:core/v1:Namespace", "ns", {"metadata": {"name": "ssp"}}, provider=ref
+        )
+        return [k8s, ns]
+
+    changes = {c.resource.name: c for c in diff.diff_resources(stack("a"), stack("b"))}
+    assert changes["k8s"].kind == "replace" and changes["ns"].kind == "replace"
+    assert changes["ns"].properties[0].replaces == "its provider is replaced"
+
+
 def test_created_and_deleted_resources() -> None:
     kept = resource("aws:sns/topic:Topic", "alarms-topic", {})
     gone = resource("aws:cloudwatch/logGroup:LogGroup", "old-logs", {})
