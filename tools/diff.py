@@ -113,10 +113,10 @@ class StackDiff:
     def summary(self) -> str:
         counts = [f"{len(self.of_kind(k))} to {k}" for k in ("create", "update", "replace")]
         counts.append(f"{len(self.of_kind('delete'))} to delete")
-        delta = self.cost_after - self.cost_before
+        delta = round(self.cost_after - self.cost_before)
         return (
             f"{self.stack}: {', '.join(counts)}; estimated cost ${self.cost_before:,.0f} -> "
-            f"${self.cost_after:,.0f}/month ({'+' if delta >= 0 else '-'}${abs(delta):,.0f})"
+            f"${self.cost_after:,.0f}/month ({'-' if delta < 0 else '+'}${abs(delta):,})"
         )
 
 

@@ -304,6 +304,12 @@ def test_a_protected_replacement_is_refused_unless_allowed() -> None:
     assert not refused
 
 
+def test_the_summary_rounds_the_cost_change() -> None:
+    assert diff.StackDiff("t", [], 11289.4, 11289.2).summary().endswith("(+$0)")
+    assert diff.StackDiff("t", [], 100, 1350.6).summary().endswith("$100 -> $1,351/month (+$1,251)")
+    assert diff.StackDiff("t", [], 1350, 100).summary().endswith("(-$1,250)")
+
+
 def test_an_unknown_ref_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert diff.main(["no-such-ref-anywhere", "dev"]) == 2
     assert "no-such-ref-anywhere" in capsys.readouterr().err

@@ -145,7 +145,7 @@ def test_refresh_reads_force_new_from_terraform_sources(tmp_path: Path) -> None:
     service.mkdir(parents=True)
     (service / "thing.go").write_text(SDK_GO)
     (service / "other.go").write_text(FRAMEWORK_GO)
-    names_dir = tmp_path / "internal" / "names"
+    names_dir = tmp_path / "names"
     names_dir.mkdir(parents=True)
     (names_dir / "attr_consts_gen.go").write_text('const (\n\tAttrName = "name"\n)\n')
     names = refresh.attr_names(tmp_path)

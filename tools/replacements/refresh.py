@@ -89,7 +89,7 @@ def _entries(body: str, names: dict[str, str]) -> Iterator[tuple[str, str, str]]
     for m in _KEYED.finditer(body):
         if spans and m.start() < spans[-1][2]:
             continue  # inside the previous entry: one of its children
-        key = m.group(2) or names.get(m.group(3)) or _snake(m.group(3))
+        key = m.group(2) or _attr(names, m.group(3))
         spans.append((key, m.end() - 1, _block_end(body, m.end() - 1)))
     for key, start, end in spans:
         inner = body[start + 1 : end - 1]
@@ -110,8 +110,10 @@ def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return kept
 
 
-def _snake(camel: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+def _attr(names: dict[str, str], constant: str) -> str:
+    if constant not in names:
+        raise LookupError(f"names.Attr{constant} is not in names/attr_consts_gen.go")
+    return names[constant]
 
 
 def force_new_paths(schema_text: str, names: dict[str, str], prefix: str = "") -> list[str]:
@@ -146,7 +148,10 @@ def terraform_schema(checkout: Path, tf_name: str) -> str:
             func = code.index("{", code.index("func "))
             body = code[func : _block_end(code, func)]
             if m.group(1) == "Framework":  # the schema lives in the type's Schema method
-                body += _framework_schema(_strip_comments(text))
+                schema = _framework_schema(_strip_comments(text))
+                if not schema:
+                    raise LookupError(f"{tf_name}: no Schema method in {path}; read it by hand")
+                body += schema
             return body
     raise LookupError(f"{tf_name}: no @SDKResource/@FrameworkResource annotation in {checkout}")
 
@@ -158,7 +163,7 @@ def _framework_schema(code: str) -> str:
 
 def attr_names(checkout: Path) -> dict[str, str]:
     """``names.AttrIdentifier`` constants -> their Terraform names."""
-    consts = checkout / "internal" / "names" / "attr_consts_gen.go"
+    consts = checkout / "names" / "attr_consts_gen.go"
     if not consts.exists():
         return {}
     return dict(re.findall(r'Attr(\w+)\s*=\s*"([a-z0-9_]+)"', consts.read_text()))
