@@ -367,3 +367,20 @@ def test_ci_comments_each_stack_diff_before_the_preview() -> None:
     comment = next(s for s in job["steps"] if "sticky-pull-request-comment" in str(s.get("uses")))
     assert "matrix.stack" in comment["with"]["header"]
     assert comment["if"].startswith("always()")
+
+
+def test_the_command_exits_non_zero_on_a_protected_replacement(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sides = (
+        {STACK: revision.Evaluation([db()], 100.0)},
+        {STACK: revision.Evaluation([db(storageEncrypted=False)], 100.0)},
+    )
+    monkeypatch.setattr(diff, "evaluate", lambda base, stacks: sides)
+    assert diff.main(["origin/main", STACK]) == 1
+    assert "!! DANGER" in capsys.readouterr().out
+    assert diff.main(["origin/main", STACK, "--allow-replace", db().urn]) == 0
+    monkeypatch.setenv("ALLOW_REPLACE", db().urn)
+    assert diff.main(["origin/main", STACK, "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "```" and "### Offline plan diff: `tier3`" in out
