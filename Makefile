@@ -11,7 +11,9 @@ REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt 
 	app/requirements.txt app/requirements-test.txt
 INFRA := components tools policies __main__.py
 
-.PHONY: demo test lint typecheck unit rehearse-one plan policy rehearse snapshots docs bench clean
+BASE ?= origin/main
+
+.PHONY: demo test lint typecheck unit rehearse-one plan diff policy rehearse snapshots docs bench clean
 
 $(BIN)/.installed: $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +51,13 @@ rehearse-one: $(BIN)/.installed
 ## plan STACK=tier3: the offline plan (tree, properties, outputs, cost) of one stack.
 plan: $(BIN)/.installed
 	$(BIN)/python -m tools.plan $(STACK)
+
+## diff BASE=origin/main: what the working tree changes in every stack against BASE (create,
+## update, replace, delete, property by property, and the cost). Replacing or deleting protected,
+## FERPA or data-tier resources or the load balancer fails unless the environment variable
+## ALLOW_REPLACE='<urn> ...' names them (an environment variable: URNs hold `$`, which make eats).
+diff: $(BIN)/.installed
+	$(BIN)/python -m tools.plan diff $(BASE) --all
 
 ## policy STACK=tier3: the policy pack applied to one stack offline.
 policy: $(BIN)/.installed

@@ -291,10 +291,10 @@ def make_urn(parent: str, type_: str, name: str, *, stack: str, project: str) ->
     return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
 
-def _config_strings(stack: str) -> tuple[dict[str, str], list[str]]:
+def _config_strings(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str]]:
     """The stack file's config as the engine hands it to a program: strings, JSON for
     structured values; ``secure:`` values cannot be decrypted offline and get a placeholder."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    data = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (data.get("config") or {}).items():
@@ -316,6 +316,7 @@ def run_stack(
     program: Path = ROOT / "__main__.py",
     *,
     preview: bool = False,
+    root: Path = ROOT,
 ) -> StackRun:
     """Evaluate the program (``__main__.py``) for ``stack`` under mocks and return what it
     registered.
@@ -323,9 +324,11 @@ def run_stack(
     ``extra_config`` (keys without the project prefix) is merged over the stack file, so a
     test can run a deliberately broken variant of a real stack. ``preview`` evaluates it as
     the first ``pulumi preview`` of a new stack does: every computed output unknown, so that
-    applies on them do not run and policies see unknown inputs.
+    applies on them do not run and policies see unknown inputs. ``root`` is where the stack
+    files are read from: another checkout of the project (``tools.diff`` evaluates a base
+    commit's program and stack files with this harness).
     """
-    config, secret_keys = _config_strings(stack)
+    config, secret_keys = _config_strings(stack, root)
     for key, value in (extra_config or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         config[full] = value if isinstance(value, str) else json.dumps(value)
@@ -337,16 +340,16 @@ def run_stack(
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
 
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
 
     def main() -> None:
         runpy.run_path(str(program), run_name="__main__")
         # set_mocks created the root stack and closed its (empty) outputs at once; register
         # the program's exports the way the engine's run would when the program ends.
-        root = settings.get_root_resource()
-        root._outputs_registered = False  # type: ignore[union-attr]
-        root._finish()  # type: ignore[union-attr]
+        stack_resource = settings.get_root_resource()
+        stack_resource._outputs_registered = False  # type: ignore[union-attr]
+        stack_resource._finish()  # type: ignore[union-attr]
 
     _sync_await(run_pulumi_func(main))
     return StackRun(

@@ -5,6 +5,7 @@
     python -m tools.plan --all            # every stack, summary and cost only
     python -m tools.plan --write-snapshots
     python -m tools.plan --write-urns     # after a deliberate removal or un-aliased rename
+    python -m tools.plan diff origin/main tier3   # what a change does: see tools/diff.py
 
 The text is the resource tree (components, then their children), each resource with
 its inputs flattened to one ``path = value`` line each, in a stable order; secret inputs
@@ -197,6 +198,11 @@ def snapshot_text(stack: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["diff"]:
+        from tools import diff  # imports this module: load it on demand
+
+        return diff.main(argv[1:])
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
