@@ -30,6 +30,10 @@ def test_uncovered_types_are_reported() -> None:
     ]
 
 
+# Providers published by the Pulumi community (pulumiverse) under their own package names.
+COMMUNITY_PACKAGES = {"grafana": "pulumiverse_grafana", "time": "pulumiverse_time"}
+
+
 def _sdk_class(type_: str) -> type | None:
     """The SDK class of a type token, or None for a custom resource the SDK does not ship
     (a CRD such as the load balancer controller's TargetGroupBinding)."""
@@ -40,7 +44,8 @@ def _sdk_class(type_: str) -> type | None:
     else:
         parts = [] if first == "index" else [first]
     try:
-        module = importlib.import_module(".".join([f"pulumi_{provider}", *parts]))
+        package = COMMUNITY_PACKAGES.get(provider, f"pulumi_{provider}")
+        module = importlib.import_module(".".join([package, *parts]))
     except ModuleNotFoundError:
         return None
     found = getattr(module, name, None)

@@ -1,6 +1,7 @@
 """Which input changes force a replacement, per resource type, at the pinned provider versions.
 
-The tables beside this module (``aws.json``, ``kubernetes.json``, ``random.json``) say, for
+The tables beside this module (``aws.json``, ``kubernetes.json``, ``random.json``,
+``grafana.json``, ``time.json``) say, for
 every resource type the program registers, which input paths (camelCase, dotted, list
 indexes dropped) the provider cannot change in place. Each records where it came from;
 ``python -m tools.replacements.refresh`` rebuilds them from the providers' sources (see its
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 TABLES = Path(__file__).resolve().parent
-PROVIDERS = ("aws", "kubernetes", "random")
+PROVIDERS = ("aws", "kubernetes", "random", "grafana", "time")
 
 _INDEX = re.compile(r"\[(\d+|\*)\]")
 
