@@ -60,6 +60,10 @@ database = Database(
         log_retention_days=tier.log_retention_days,
         protect=spec.protect,
         apply_immediately=not spec.protect,
+        backup_region=spec.db_backup_region,
+        restore=spec.db_restore,
+        engine_version=spec.db_engine_version,
+        blue_green=spec.db_upgrade_strategy == "blue-green",
         tags=spec.tags("ferpa"),
     ),
 )

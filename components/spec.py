@@ -24,7 +24,9 @@ from components.catalog import (
     TIERS,
     connection_capacity,
 )
+from components.contract import DatabaseRestore
 from components.overrides import apply_overrides
+from components.spec_database import backup_region, engine_upgrade, restore
 from components.tier import NodeGroupSize, Tier
 
 PROJECT = "student-success"
@@ -46,6 +48,13 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "edgeDomainName": "",
     "edgeCertificateArn": "",
     "sagemakerModelPublished": False,
+    "dbBackupRegion": "",
+    "dbRestoreName": "",
+    "dbRestorePointInTime": "",
+    "dbRestoreSnapshot": "",
+    "dbRestoreSource": "",
+    "dbEngineVersion": "",
+    "dbUpgradeStrategy": "in-place",
     "overrides": [],
 }
 
@@ -87,6 +96,14 @@ class StackSpec:
     created from it. Until then a SageMaker tier runs without its endpoint."""
     migrations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """The app's migrations by file name, as the image of ``app_image_tag`` holds them."""
+    db_backup_region: str | None = None
+    """Region the automated backups are replicated to (tiers with db.cross_region_backups)."""
+    db_restore: DatabaseRestore | None = None
+    """The restore that made the current primary (README, "Recovery"), or None."""
+    db_engine_version: str | None = None
+    """PostgreSQL major this stack upgrades to ahead of the program's pin, or None."""
+    db_upgrade_strategy: str = "in-place"
+    """How a major upgrade runs: ``in-place`` or ``blue-green`` (README, "Upgrades")."""
 
     @property
     def release(self) -> str:
@@ -327,6 +344,10 @@ def build_spec(
     if not owner:
         problems.append("owner: must name the team that owns the stack")
 
+    db_backup_region = backup_region(values, tier, region, problems)
+    db_restore = restore(values, problems)
+    engine, strategy = engine_upgrade(values, tier, problems)
+
     if problems:
         raise SpecError(stack, problems)
     return StackSpec(
@@ -346,6 +367,10 @@ def build_spec(
         edge_certificate_arn=cert,
         sagemaker_model_published=published,
         migrations=dict(migrations or {}),
+        db_backup_region=db_backup_region,
+        db_restore=db_restore,
+        db_engine_version=engine,
+        db_upgrade_strategy=strategy,
     )
 
 
