@@ -97,11 +97,12 @@ def restore(values: Mapping[str, Any], problems: list[str]) -> DatabaseRestore |
         )
         ok = False
     if ok and not when and not snapshot:
+        # Kept after the restore, they say where the primary came from (the instance
+        # ignores them once made); a name alone would make a new, empty primary.
         problems.append(
-            f"dbRestoreName={name!r}: needs dbRestorePointInTime or dbRestoreSnapshot for the "
-            "first `pulumi up` of the restore; afterwards both may be removed"
+            f"dbRestoreName={name!r}: needs dbRestorePointInTime or dbRestoreSnapshot, and "
+            "keeps it after the restore"
         )
-        # Once restored the instance ignores those inputs: a name alone keeps it.
         ok = False
     return DatabaseRestore(name, when, snapshot, source) if ok else None
 

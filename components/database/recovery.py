@@ -50,12 +50,13 @@ def restore_inputs(ident: str, restore: DatabaseRestore | None) -> dict[str, Any
         return {}
     if restore.snapshot:
         return {"snapshot_identifier": restore.snapshot}
-    latest = restore.point_in_time == "latest"
     point: aws.rds.InstanceRestoreToPointInTimeArgsDict = {
-        "source_db_instance_identifier": restore.source or ident,
-        "use_latest_restorable_time": True if latest else None,
-        "restore_time": None if latest else restore.point_in_time,
+        "source_db_instance_identifier": restore.source or ident
     }
+    if restore.point_in_time == "latest":
+        point["use_latest_restorable_time"] = True
+    else:
+        point["restore_time"] = restore.point_in_time
     return {"restore_to_point_in_time": point}
 
 
