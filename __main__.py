@@ -139,6 +139,7 @@ cluster = Cluster(
         public_access_cidrs=spec.cluster_public_access_cidrs,
         admin_role_arn=spec.cluster_admin_role_arn,
         deletion_protection=spec.protect,
+        node_kubernetes_version=spec.node_kubernetes_version,
         tags=spec.tags(),
     ),
 )

@@ -24,6 +24,7 @@ from components.catalog import (
     TIERS,
     connection_capacity,
 )
+from components.cluster.versions import KUBERNETES_VERSION
 from components.contract import DatabaseRestore
 from components.overrides import apply_overrides
 from components.spec_database import backup_region, engine_upgrade, restore
@@ -55,6 +56,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "dbRestoreSource": "",
     "dbEngineVersion": "",
     "dbUpgradeStrategy": "in-place",
+    "nodeKubernetesVersion": "",
     "overrides": [],
 }
 
@@ -104,6 +106,8 @@ class StackSpec:
     """PostgreSQL major this stack upgrades to ahead of the program's pin, or None."""
     db_upgrade_strategy: str = "in-place"
     """How a major upgrade runs: ``in-place`` or ``blue-green`` (README, "Upgrades")."""
+    node_kubernetes_version: str | None = None
+    """Kubernetes minor the node groups are held on during an EKS upgrade, or None."""
 
     @property
     def release(self) -> str:
@@ -347,6 +351,7 @@ def build_spec(
     db_backup_region = backup_region(values, tier, region, problems)
     db_restore = restore(values, problems)
     engine, strategy = engine_upgrade(values, tier, problems)
+    node_version = _node_version(values, problems)
 
     if problems:
         raise SpecError(stack, problems)
@@ -371,7 +376,33 @@ def build_spec(
         db_restore=db_restore,
         db_engine_version=engine,
         db_upgrade_strategy=strategy,
+        node_kubernetes_version=node_version,
     )
+
+
+def _minor(version: str) -> int | None:
+    match = re.fullmatch(r"1\.(\d+)", version)
+    return int(match[1]) if match else None
+
+
+# EKS supports nodes up to three minors older than the control plane (Kubernetes 1.28+).
+NODE_VERSION_SKEW = 3
+
+
+def _node_version(values: Mapping[str, Any], problems: list[str]) -> str | None:
+    """``nodeKubernetesVersion``: the node groups' minor while the control plane moves on."""
+    held = str(values["nodeKubernetesVersion"]).strip() or None
+    if held is None:
+        return None
+    plane = _minor(KUBERNETES_VERSION) or 0
+    minor = _minor(held)
+    if minor is None or not plane - NODE_VERSION_SKEW <= minor <= plane:
+        problems.append(
+            f"nodeKubernetesVersion={held!r}: a Kubernetes minor no newer than the control "
+            f"plane's {KUBERNETES_VERSION} and at most {NODE_VERSION_SKEW} older "
+            f"(1.{plane - NODE_VERSION_SKEW}-{KUBERNETES_VERSION})"
+        )
+    return held
 
 
 def load_spec() -> StackSpec:

@@ -16,6 +16,8 @@ UPGRADE_STRATEGIES = ("in-place", "blue-green")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _RESTORE_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 _DB_IDENTIFIER = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+# Replicated automated backups (another region's) are named by ARN.
+_AUTOMATED_BACKUPS = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:auto-backup:[\w-]+$")
 # Manual snapshots by identifier, automated ones as ``rds:<id>-<date>``, shared ones by ARN.
 _SNAPSHOT = re.compile(
     r"^(?:rds:)?[a-zA-Z](?:[a-zA-Z0-9]|-(?!-))*$|^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:snapshot:\S+$"
@@ -90,10 +92,13 @@ def restore(values: Mapping[str, Any], problems: list[str]) -> DatabaseRestore |
             "(ssp-tier3-db-final, rds:ssp-tier3-db-2026-12-01-08-05) or a snapshot ARN"
         )
         ok = False
-    if source and (snapshot or not _DB_IDENTIFIER.match(source)):
+    if source and (
+        snapshot or not (_DB_IDENTIFIER.match(source) or _AUTOMATED_BACKUPS.match(source))
+    ):
         problems.append(
             f"dbRestoreSource={source!r}: a point-in-time restore's source DB instance "
-            "identifier (e.g. ssp-tier3-db-r20261201); a snapshot restore has none"
+            "identifier (e.g. ssp-tier3-db-r20261201) or replicated automated backups ARN "
+            "(arn:aws:rds:<region>:<account>:auto-backup:ab-...); a snapshot restore has none"
         )
         ok = False
     if ok and not when and not snapshot:

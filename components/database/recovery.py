@@ -50,9 +50,13 @@ def restore_inputs(ident: str, restore: DatabaseRestore | None) -> dict[str, Any
         return {}
     if restore.snapshot:
         return {"snapshot_identifier": restore.snapshot}
-    point: aws.rds.InstanceRestoreToPointInTimeArgsDict = {
-        "source_db_instance_identifier": restore.source or ident
-    }
+    source = restore.source or ident
+    point: aws.rds.InstanceRestoreToPointInTimeArgsDict = (
+        # Another region's replicated backups (a stack rebuilt in the backup region).
+        {"source_db_instance_automated_backups_arn": source}
+        if source.startswith("arn:")
+        else {"source_db_instance_identifier": source}
+    )
     if restore.point_in_time == "latest":
         point["use_latest_restorable_time"] = True
     else:

@@ -103,7 +103,9 @@ def test_everything_follows_the_restored_primary(
     for replica in replicas:
         assert replica.inputs["replicateSourceDb"] == ident
         assert "replicateSourceDb" in replica.options.replace_on_changes
-    assert restored.one(PROXY_TARGET).inputs["dbInstanceIdentifier"] == ident
+    target = restored.one(PROXY_TARGET)
+    assert target.inputs["dbInstanceIdentifier"] == ident
+    assert target.options.delete_before_replace  # a proxy holds one RDS instance
     assert restored.one(REPLICATION).name == "database-primary-r20261201-backups-us-west-2"
     plain_host = _host(stack_run("tier3"))
     assert _host(restored) != plain_host
@@ -171,6 +173,24 @@ def test_a_snapshot_restore_and_the_latest_time() -> None:
     primary, _ = db_instances(latest)
     assert primary.inputs["restoreToPointInTime"] == {
         "sourceDbInstanceIdentifier": "ssp-dev-db-r2",
+        "useLatestRestorableTime": True,
+    }
+
+
+def test_a_stack_rebuilt_in_the_backup_region_restores_the_replicated_backups() -> None:
+    arn = "arn:aws:rds:us-west-2:123456789012:auto-backup:ab-abc123"
+    run = run_stack(
+        "tier2",
+        extra_config={
+            "aws:region": "us-west-2",
+            "dbRestoreName": "dr1",
+            "dbRestorePointInTime": "latest",
+            "dbRestoreSource": arn,
+        },
+    )
+    primary, _ = db_instances(run)
+    assert primary.inputs["restoreToPointInTime"] == {
+        "sourceDbInstanceAutomatedBackupsArn": arn,
         "useLatestRestorableTime": True,
     }
 

@@ -306,3 +306,15 @@ def test_blue_green_only_where_no_replica_or_proxy_is_left_behind() -> None:
     assert problem.startswith(
         "dbUpgradeStrategy=blue-green: tier tier3 has 2 read replica(s) and proxy=True"
     )
+
+
+def test_node_groups_may_be_held_a_few_minors_behind_the_control_plane() -> None:
+    from components.cluster.versions import KUBERNETES_VERSION
+
+    minor = int(KUBERNETES_VERSION.split(".")[1])
+    held = f"1.{minor - 1}"
+    spec = build_spec({"nodeKubernetesVersion": held}, stack="dev", region="us-east-1")
+    assert spec.node_kubernetes_version == held
+    for bad in (f"1.{minor + 1}", f"1.{minor - 4}", "v1.30", "1.3x"):
+        (problem,) = spec_problems(nodeKubernetesVersion=bad)
+        assert problem.startswith(f"nodeKubernetesVersion={bad!r}: a Kubernetes minor no newer")
