@@ -24,6 +24,7 @@ from tests.shared import (
     StackRunner,
 )
 from tools.harness import Resource, StackRun, run_stack
+from tools.policy import check_run
 
 REPLICATION = "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"
 PROXY_TARGET = "aws:rds/proxyTarget:ProxyTarget"
@@ -154,6 +155,11 @@ def test_a_restore_changes_nothing_else_stateful(
     assert {after[u].name for u in changed if after[u].type == K8S_SECRET} == {
         "workloads-bootstrap-db"  # the app reaches the proxy, whose endpoint stays
     }
+
+
+def test_a_restored_stack_passes_the_policy_pack(restored: StackRun) -> None:
+    mandatory = [v for v in check_run(restored) if v.level == "mandatory"]
+    assert not mandatory, [v.message for v in mandatory]
 
 
 def test_a_snapshot_restore_and_the_latest_time() -> None:
