@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import POSTGRES_PARAMETER_FAMILIES, DatabaseRestore
+from components.contract import POSTGRES_PARAMETER_FAMILIES, DatabaseRestore, check_identifier
 from components.database.args import DatabaseArgs
 from components.database.settings import ENGINE_VERSION
 from components.kms import customer_key, key_policy
@@ -32,7 +32,8 @@ def parameter_family(args: DatabaseArgs) -> str:
 def primary_identifier(ident: str, restore: DatabaseRestore | None) -> str:
     """The primary's DB instance identifier: ``ssp-tier3-db``, or ``ssp-tier3-db-r20261201``
     after a restore (RDS restores into a new instance, which needs a new name)."""
-    return f"{ident}-{restore.name}" if restore else ident
+    # 63 characters at most, with room for the replicas' "-replica-N".
+    return check_identifier(f"{ident}-{restore.name}", 53) if restore else ident
 
 
 def primary_resource_name(name: str, restore: DatabaseRestore | None) -> str:

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from components.catalog import TIERS
-from components.database.recovery import RESTORE_INPUTS
+from components.contract import DatabaseRestore
+from components.database.recovery import RESTORE_INPUTS, primary_identifier
 from components.database.settings import ENGINE_VERSION, PARAMETER_FAMILY
 from tests.shared import (
     DASHBOARD,
@@ -69,6 +70,14 @@ def test_smaller_tiers_keep_their_backups_in_region(stack_run: StackRunner, stac
 
 
 # -- a restore ------------------------------------------------------------------------------
+
+
+def test_restored_identifiers_leave_room_for_the_replicas() -> None:
+    restore = DatabaseRestore("r20261201", point_in_time="latest")
+    assert primary_identifier("ssp-tier3-db", restore) == "ssp-tier3-db-r20261201"
+    assert primary_identifier("ssp-tier3-db", None) == "ssp-tier3-db"
+    with pytest.raises(ValueError, match="at most 53 characters"):
+        primary_identifier("ssp-" + "a" * 40 + "-db", restore)
 
 
 @pytest.fixture(scope="module")
