@@ -25,7 +25,7 @@ from tests.shared import (
     StackRunner,
 )
 from tools.harness import Resource, StackRun, run_stack
-from tools.policy import check_run
+from tools.policy import check_run, check_stack
 
 REPLICATION = "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication"
 PROXY_TARGET = "aws:rds/proxyTarget:ProxyTarget"
@@ -169,6 +169,21 @@ def test_a_restore_changes_nothing_else_stateful(
 def test_a_restored_stack_passes_the_policy_pack(restored: StackRun) -> None:
     mandatory = [v for v in check_run(restored) if v.level == "mandatory"]
     assert not mandatory, [v.message for v in mandatory]
+
+
+@pytest.mark.parametrize(
+    ("stack", "config"),
+    [
+        ("tier3", RESTORE),
+        ("tier2", {"dbEngineVersion": "17"}),
+        ("tier1", {"dbUpgradeStrategy": "blue-green", "dbEngineVersion": "17"}),
+    ],
+)
+def test_recovery_and_upgrade_plans_pass_a_first_preview(
+    stack: str, config: dict[str, str]
+) -> None:
+    violations = check_stack(stack, config, preview=True)
+    assert not [v.message for v in violations if v.level == "mandatory"]
 
 
 def test_a_snapshot_restore_and_the_latest_time() -> None:
