@@ -60,6 +60,10 @@ database = Database(
         log_retention_days=tier.log_retention_days,
         protect=spec.protect,
         apply_immediately=not spec.protect,
+        backup_region=spec.db_backup_region,
+        restore=spec.db_restore,
+        engine_version=spec.db_engine_version,
+        blue_green=spec.db_upgrade_strategy == "blue-green",
         tags=spec.tags("ferpa"),
     ),
 )
@@ -135,6 +139,7 @@ cluster = Cluster(
         public_access_cidrs=spec.cluster_public_access_cidrs,
         admin_role_arn=spec.cluster_admin_role_arn,
         deletion_protection=spec.protect,
+        node_kubernetes_version=spec.node_kubernetes_version,
         tags=spec.tags(),
     ),
 )

@@ -230,6 +230,8 @@ TIERS: dict[str, Tier] = {
             max_connections=500,
             proxy=True,
             backup_retention_days=35,
+            # Seed 000 tier 3+: a district that size cannot lose its data with a region.
+            cross_region_backups=True,
         ),
         api=ApiSize(
             min_replicas=2,
@@ -280,6 +282,7 @@ TIERS: dict[str, Tier] = {
             max_connections=1_000,
             proxy=True,
             backup_retention_days=35,
+            cross_region_backups=True,
         ),
         api=ApiSize(
             min_replicas=4,

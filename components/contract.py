@@ -44,6 +44,28 @@ def check_identifier(identifier: str, max_length: int) -> str:
 WORKLOAD_LOGINS = {"api": "ssp_api", "trainer": "ssp_trainer", "archiver": "ssp_archiver"}
 
 
+# PostgreSQL majors the program can run, with their RDS parameter group family. A major
+# upgrade needs the new family's parameter group before the instance switches to it.
+POSTGRES_PARAMETER_FAMILIES = {"16": "postgres16", "17": "postgres17"}
+
+
+@dataclass(frozen=True)
+class DatabaseRestore:
+    """A restore of the primary into a new instance (the stack's ``dbRestore*`` settings):
+    RDS restores always create a new instance, named ``<identifier>-<name>``."""
+
+    name: str
+    """Suffix of the restored instance's identifier (``r20261201``); it names the Pulumi
+    resource too, so each restore is a new primary and the old one is deleted last."""
+    point_in_time: str | None = None
+    """RFC 3339 time to restore to, or ``latest`` (the latest restorable time)."""
+    snapshot: str | None = None
+    """Identifier or ARN of the DB snapshot to restore instead."""
+    source: str | None = None
+    """DB instance identifier a point-in-time restore reads the backups of; None: the
+    original primary. After an earlier restore, that restore's instance."""
+
+
 @dataclass(frozen=True)
 class DatabaseLogin:
     """A PostgreSQL login and its password (a secret Output)."""

@@ -24,7 +24,10 @@ from components.catalog import (
     TIERS,
     connection_capacity,
 )
+from components.cluster.versions import KUBERNETES_VERSION
+from components.contract import DatabaseRestore
 from components.overrides import apply_overrides
+from components.spec_database import backup_region, engine_upgrade, restore
 from components.tier import NodeGroupSize, Tier
 
 PROJECT = "student-success"
@@ -46,6 +49,14 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "edgeDomainName": "",
     "edgeCertificateArn": "",
     "sagemakerModelPublished": False,
+    "dbBackupRegion": "",
+    "dbRestoreName": "",
+    "dbRestorePointInTime": "",
+    "dbRestoreSnapshot": "",
+    "dbRestoreSource": "",
+    "dbEngineVersion": "",
+    "dbUpgradeStrategy": "in-place",
+    "nodeKubernetesVersion": "",
     "overrides": [],
 }
 
@@ -87,6 +98,16 @@ class StackSpec:
     created from it. Until then a SageMaker tier runs without its endpoint."""
     migrations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """The app's migrations by file name, as the image of ``app_image_tag`` holds them."""
+    db_backup_region: str | None = None
+    """Region the automated backups are replicated to (tiers with db.cross_region_backups)."""
+    db_restore: DatabaseRestore | None = None
+    """The restore that made the current primary (README, "Recovery"), or None."""
+    db_engine_version: str | None = None
+    """PostgreSQL major this stack upgrades to ahead of the program's pin, or None."""
+    db_upgrade_strategy: str = "in-place"
+    """How a major upgrade runs: ``in-place`` or ``blue-green`` (README, "Upgrades")."""
+    node_kubernetes_version: str | None = None
+    """Kubernetes minor the node groups are held on during an EKS upgrade, or None."""
 
     @property
     def release(self) -> str:
@@ -327,6 +348,11 @@ def build_spec(
     if not owner:
         problems.append("owner: must name the team that owns the stack")
 
+    db_backup_region = backup_region(values, tier, region, problems)
+    db_restore = restore(values, problems)
+    engine, strategy = engine_upgrade(values, tier, problems)
+    node_version = _node_version(values, problems)
+
     if problems:
         raise SpecError(stack, problems)
     return StackSpec(
@@ -346,7 +372,37 @@ def build_spec(
         edge_certificate_arn=cert,
         sagemaker_model_published=published,
         migrations=dict(migrations or {}),
+        db_backup_region=db_backup_region,
+        db_restore=db_restore,
+        db_engine_version=engine,
+        db_upgrade_strategy=strategy,
+        node_kubernetes_version=node_version,
     )
+
+
+def _minor(version: str) -> int | None:
+    match = re.fullmatch(r"1\.(\d+)", version)
+    return int(match[1]) if match else None
+
+
+# EKS supports nodes up to three minors older than the control plane (Kubernetes 1.28+).
+NODE_VERSION_SKEW = 3
+
+
+def _node_version(values: Mapping[str, Any], problems: list[str]) -> str | None:
+    """``nodeKubernetesVersion``: the node groups' minor while the control plane moves on."""
+    held = str(values["nodeKubernetesVersion"]).strip() or None
+    if held is None:
+        return None
+    plane = _minor(KUBERNETES_VERSION) or 0
+    minor = _minor(held)
+    if minor is None or not plane - NODE_VERSION_SKEW <= minor <= plane:
+        problems.append(
+            f"nodeKubernetesVersion={held!r}: a Kubernetes minor no newer than the control "
+            f"plane's {KUBERNETES_VERSION} and at most {NODE_VERSION_SKEW} older "
+            f"(1.{plane - NODE_VERSION_SKEW}-{KUBERNETES_VERSION})"
+        )
+    return held
 
 
 def load_spec() -> StackSpec:

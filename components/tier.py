@@ -67,6 +67,10 @@ class DatabaseSize:
     """Days of automated backups (point-in-time recovery window)."""
     proxy_max_connections_percent: int = 75
     """Share of ``max_connections`` the proxy may open."""
+    cross_region_backups: bool = False
+    """Replicate the automated backups (snapshots and transaction logs) to the stack's
+    ``dbBackupRegion``, kept as long as ``backup_retention_days``: a regional outage or a
+    lost account region still leaves a point-in-time restore."""
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ WAF_RULE_MONTH = 1.0
 AMP_COLLECTOR_HOUR = 0.04  # the managed scraper; its samples are usage-based
 EXCLUDED = (
     "data transfer, NAT/LB traffic, S3 storage and requests, CloudFront traffic, logs,"
-    " Prometheus samples collected, ingested, stored and queried, Grafana user licences"
+    " Prometheus samples collected, ingested, stored and queried, Grafana user licences,"
+    " cross-region backup storage and transfer (by the GB the backups replicate)"
 )
 
 

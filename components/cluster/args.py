@@ -33,6 +33,9 @@ class ClusterArgs:
     """The tier's alarm thresholds (node CPU and memory)."""
     kubernetes_version: str = KUBERNETES_VERSION
     """Pinned control-plane minor version; the add-on table must match it."""
+    node_kubernetes_version: str | None = None
+    """Minor the node groups stay on while the control plane and add-ons move first (an
+    upgrade one step at a time); None: the control plane's."""
     public_access_cidrs: Sequence[str] = ()
     """CIDRs allowed to the public API endpoint; empty keeps the endpoint private only."""
     admin_role_arn: str | None = None

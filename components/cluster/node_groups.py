@@ -136,6 +136,9 @@ def _node_group(
         # A prefix lets a replacement group come up before the old one goes.
         node_group_name_prefix=f"{group.name}-",
         node_role_arn=role.arn,
+        # Explicit, so that a control-plane upgrade reaches the nodes (EKS then rolls them
+        # onto the new minor's AMI), but only once the stack lets go of the held version.
+        version=args.node_kubernetes_version or args.kubernetes_version,
         subnet_ids=list(args.private_subnet_ids),
         ami_type=AMI_TYPE,
         capacity_type=group.capacity_type,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from components.contract import DatabaseRestore
 from components.tier import AlarmThresholds, DatabaseSize
 
 
@@ -36,5 +37,13 @@ class DatabaseArgs:
     """Deletion protection, final snapshot and Pulumi ``protect``; False on dev only."""
     apply_immediately: bool = False
     """Apply modifications at once instead of in the maintenance window (dev only)."""
+    backup_region: str | None = None
+    """Region the automated backups are replicated to, where ``size.cross_region_backups``."""
+    restore: DatabaseRestore | None = None
+    """The restore that made the primary (a new instance ``<identifier>-db-<name>``)."""
+    engine_version: str | None = None
+    """PostgreSQL major to upgrade to ahead of the program's pin; applied at once."""
+    blue_green: bool = False
+    """Run engine upgrades as an RDS Blue/Green switchover (tiers without replicas or proxy)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every resource of the component (``spec.tags("ferpa")``)."""

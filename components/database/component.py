@@ -18,16 +18,23 @@ from components.contract import (
 from components.database.alarms import database_alarms
 from components.database.args import DatabaseArgs
 from components.database.proxy import database_proxy
+from components.database.recovery import (
+    RESTORE_INPUTS,
+    backup_replication,
+    engine_major,
+    parameter_family,
+    primary_identifier,
+    primary_resource_name,
+    restore_inputs,
+)
 from components.database.settings import (
     BACKUP_WINDOW,
     DATABASE_NAME,
-    ENGINE_VERSION,
     ENHANCED_MONITORING_POLICY_ARN,
     LOG_EXPORTS,
     MAINTENANCE_WINDOW,
     MASTER_USERNAME,
     MONITORING_INTERVAL_SECONDS,
-    PARAMETER_FAMILY,
     PASSWORD_SPECIALS,
     PERFORMANCE_INSIGHTS_RETENTION_DAYS,
     READER_TTL_SECONDS,
@@ -219,15 +226,16 @@ class Database(pulumi.ComponentResource):
         # Replacing a parameter group (family change) must create the new one before the old
         # one, still attached, is deleted: Pulumi's default order, with a name_prefix so the
         # two can coexist.
-        size = args.size
+        # A major upgrade's new family is such a replacement, ready before the switch.
+        size, major = args.size, engine_major(args)
         return aws.rds.ParameterGroup(
             f"{name}-params",
-            name_prefix=f"{ident}-pg16-",
-            family=PARAMETER_FAMILY,
-            description=f"PostgreSQL 16 settings of {ident} ({size.instance_class})",
+            name_prefix=f"{ident}-pg{major}-",
+            family=parameter_family(args),
+            description=f"PostgreSQL {major} settings of {ident} ({size.instance_class})",
             parameters=[
                 {"name": p.name, "value": p.value, "apply_method": p.apply_method}
-                for p in rds_parameters(size)
+                for p in rds_parameters(size, logical_replication=args.blue_green)
             ],
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self),
@@ -266,7 +274,12 @@ class Database(pulumi.ComponentResource):
         monitoring_attachment: aws.iam.RolePolicyAttachment,
     ) -> tuple[aws.rds.Instance, list[aws.rds.Instance]]:
         """The primary and its read replicas."""
-        size = args.size
+        size, restore = args.size, args.restore
+        base, ident = ident, primary_identifier(ident, restore)
+        primary_name = primary_resource_name(name, restore)
+        # An engine upgrade applies at once: the replicas' new parameter group fits only
+        # once the primary (and with it RDS's upgrade of the replicas) is done.
+        apply_immediately = args.apply_immediately or args.engine_version is not None
 
         def named(role: str) -> dict[str, str]:
             return {**args.tags, "Name": f"{ident}-{role}"}
@@ -291,15 +304,20 @@ class Database(pulumi.ComponentResource):
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             copy_tags_to_snapshot=True,
             maintenance_window=MAINTENANCE_WINDOW,
-            apply_immediately=args.apply_immediately,
+            apply_immediately=apply_immediately,
         )
         primary = aws.rds.Instance(
-            f"{name}-primary",
+            primary_name,
             identifier=ident,
             engine="postgres",
-            engine_version=ENGINE_VERSION,
+            engine_version=engine_major(args),
+            # Only permits it: the major is what engine_version says.
+            allow_major_version_upgrade=True,
+            blue_green_update={"enabled": True} if args.blue_green else None,
             allocated_storage=size.storage_gib,
-            db_name=DATABASE_NAME,
+            # A restored instance keeps the database of its backup.
+            db_name=None if restore else DATABASE_NAME,
+            **restore_inputs(base, restore),
             username=MASTER_USERNAME,
             password=password,
             port=POSTGRES_PORT,
@@ -320,12 +338,14 @@ class Database(pulumi.ComponentResource):
                 protect=args.protect,
                 depends_on=[
                     monitoring_attachment,
-                    *self._log_groups(f"{name}-primary", ident, args, key),
+                    *self._log_groups(primary_name, ident, args, key),
                 ],
                 additional_secret_outputs=["password"],
+                ignore_changes=RESTORE_INPUTS if restore else None,
             ),
             **common,
         )
+        backup_replication(self, name, base, args, primary, primary_name)
 
         # Replicas hold no data of their own: no Pulumi protect or deletion protection, so
         # lowering db_replica_count is an ordinary change. Same-region replicas inherit the
@@ -342,15 +362,20 @@ class Database(pulumi.ComponentResource):
                     deletion_protection=False,
                     skip_final_snapshot=True,
                     tags=named(f"replica-{i + 1}"),
-                    opts=owned(
-                        self,
-                        was=primary,
-                        depends_on=[
-                            monitoring_attachment,
-                            *self._log_groups(
-                                f"{name}-replica-{i + 1}", f"{ident}-replica-{i + 1}", args, key
-                            ),
-                        ],
+                    opts=pulumi.ResourceOptions.merge(
+                        owned(
+                            self,
+                            was=primary,
+                            depends_on=[
+                                monitoring_attachment,
+                                *self._log_groups(
+                                    f"{name}-replica-{i + 1}", f"{ident}-replica-{i + 1}", args, key
+                                ),
+                            ],
+                        ),
+                        # RDS cannot move a replica to another source: after a restore it
+                        # is rebuilt from the new primary (identifiers differ, new first).
+                        pulumi.ResourceOptions(replace_on_changes=["replicateSourceDb"]),
                     ),
                     **common,
                 )
@@ -370,7 +395,8 @@ class Database(pulumi.ComponentResource):
                 retention_in_days=args.log_retention_days,
                 kms_key_id=key.arn,
                 tags=args.tags,
-                opts=pulumi.ResourceOptions(parent=self),
+                # An instance's logs outlive it (a restore replaces the instances).
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
             )
             for log in LOG_EXPORTS
         ]

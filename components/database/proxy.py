@@ -130,6 +130,10 @@ def database_proxy(
         db_proxy_name=proxy.name,
         target_group_name=target_group.name,
         db_instance_identifier=primary.identifier,
-        opts=owned(owner, was=proxy),
+        # A proxy holds one RDS instance: a new primary (a restore) is registered only
+        # after the old one left.
+        opts=pulumi.ResourceOptions.merge(
+            owned(owner, was=proxy), pulumi.ResourceOptions(delete_before_replace=True)
+        ),
     )
     return proxy.name, proxy.endpoint

@@ -11,7 +11,7 @@ from typing import Literal, TypedDict
 import pulumi
 
 from components.catalog import pg_memory_settings
-from components.contract import POSTGRES_PORT
+from components.contract import POSTGRES_PARAMETER_FAMILIES, POSTGRES_PORT
 from components.tier import DatabaseSize
 
 # The major version only, with automatic minor upgrades in the maintenance window: AWS
@@ -20,7 +20,7 @@ from components.tier import DatabaseSize
 # the running minor without a diff. A major upgrade is a deliberate change of this constant
 # and of PARAMETER_FAMILY (see the README's upgrade path).
 ENGINE_VERSION = "16"
-PARAMETER_FAMILY = "postgres16"
+PARAMETER_FAMILY = POSTGRES_PARAMETER_FAMILIES[ENGINE_VERSION]
 DATABASE_NAME = "student_success"
 MASTER_USERNAME = "ssp_admin"
 # RDS forbids '/', '@', '"' and ' ' in master passwords; these specials are also URL-safe,
@@ -46,7 +46,9 @@ READER_TTL_SECONDS = 30
 
 ApplyMethod = Literal["immediate", "pending-reboot"]
 # Static parameters: RDS rejects "immediate" for them, they take effect at the next reboot.
-STATIC_PARAMETERS = frozenset({"shared_buffers", "max_connections", "shared_preload_libraries"})
+STATIC_PARAMETERS = frozenset(
+    {"shared_buffers", "max_connections", "shared_preload_libraries", "rds.logical_replication"}
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,10 @@ class DbParameter:
     apply_method: ApplyMethod
 
 
-def rds_parameters(size: DatabaseSize) -> list[DbParameter]:
+def rds_parameters(size: DatabaseSize, *, logical_replication: bool = False) -> list[DbParameter]:
     """The tier's PostgreSQL settings in RDS units, each with an explicit apply_method
-    (left unset, the provider's default differs from what RDS reports: a perpetual diff)."""
+    (left unset, the provider's default differs from what RDS reports: a perpetual diff).
+    ``logical_replication``: what an RDS Blue/Green deployment of PostgreSQL replicates by."""
     mem = pg_memory_settings(size.instance_class, size.max_connections)
     values: dict[str, int | float | str] = {
         "shared_buffers": mem.shared_buffers_mib * 1024 // PAGE_KIB,
@@ -77,6 +80,8 @@ def rds_parameters(size: DatabaseSize) -> list[DbParameter]:
         "log_parameter_max_length_on_error": LOG_PARAMETER_MAX_LENGTH,
         "rds.force_ssl": 1,
     }
+    if logical_replication:
+        values["rds.logical_replication"] = 1
     return [
         DbParameter(
             name,

@@ -257,3 +257,29 @@ def test_addons_autoscaler_and_controller(stack_run: StackRunner, stack: str) ->
     controller = releases["aws-load-balancer-controller"]
     assert controller.get("repositoryOpts.repo") == "https://aws.github.io/eks-charts"
     assert controller.get("values.clusterName") == cluster_name
+
+
+# -- upgrades: control plane, then add-ons, then node groups --------------------------------
+
+
+def test_node_groups_run_the_control_planes_version(stack_run: StackRunner) -> None:
+    run = stack_run("tier3")
+    assert run.one(EKS_CLUSTER).get("version") == KUBERNETES_VERSION
+    assert {g.get("version") for g in run.of_type(NODE_GROUP)} == {KUBERNETES_VERSION}
+
+
+def test_an_eks_upgrade_goes_plane_then_addons_then_nodes() -> None:
+    minor = int(KUBERNETES_VERSION.split(".")[1])
+    held = f"1.{minor - 1}"
+    run = run_stack("tier2", extra_config={"nodeKubernetesVersion": held})
+    plane = run.one(EKS_CLUSTER)
+    # Step 1 (nodes held): the plane and the add-ons move, the nodes stay.
+    assert plane.get("version") == KUBERNETES_VERSION
+    assert {g.get("version") for g in run.of_type(NODE_GROUP)} == {held}
+    addons = {a.get("addonName"): a for a in run.of_type("aws:eks/addon:Addon")}
+    for addon in addons.values():
+        assert plane.urn in addon.options.depends_on, addon.name
+    # Step 2 (setting removed): the node groups roll after the add-ons they need.
+    for group in run.of_type(NODE_GROUP):
+        for early in ("vpc-cni", "kube-proxy"):
+            assert addons[early].urn in group.options.depends_on, (group.name, early)

@@ -50,7 +50,9 @@ def test_overrides_replace_single_values_with_their_type() -> None:
 
 def test_overrides_arrive_as_json_text_from_the_engine() -> None:
     spec = build_spec(
-        {"tier": "tier3", "overrides": '["db.replica_count=4"]'}, stack="t", region="x"
+        {"tier": "tier3", "overrides": '["db.replica_count=4"]', "dbBackupRegion": "us-west-2"},
+        stack="t",
+        region="x",
     )
     assert spec.tier.db.replica_count == 4
 
@@ -191,3 +193,128 @@ def test_the_cli_must_be_as_new_as_the_pinned_sdk() -> None:
         if "==" in line and not line.startswith("#")
     )  # fmt: skip
     assert project["requiredPulumiVersion"] == f">={pins['pulumi']} <4.0.0"
+
+
+# -- the database's recovery and upgrade settings -----------------------------------------
+
+TIER3 = {"tier": "tier3", "dbBackupRegion": "us-west-2"}
+
+
+def test_tiers_with_cross_region_backups_need_a_backup_region() -> None:
+    (problem,) = spec_problems(tier="tier3")
+    assert problem.startswith("dbBackupRegion: tier tier3 replicates its automated backups")
+    assert build_spec(TIER3, stack="tier3", region="us-east-1").db_backup_region == "us-west-2"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({**TIER3, "dbBackupRegion": "us-east-1"}, "dbBackupRegion='us-east-1': is the stack's"),
+        ({**TIER3, "dbBackupRegion": "west"}, "dbBackupRegion='west': must be an AWS region"),
+        ({"tier": "tier1", "dbBackupRegion": "us-west-2"}, "tier tier1 does not replicate"),
+    ],
+)
+def test_bad_backup_region_is_named(config: dict[str, Any], expected: str) -> None:
+    (problem,) = spec_problems(**config)
+    assert expected in problem
+
+
+def test_a_restore_names_the_new_instance_and_where_it_comes_from() -> None:
+    spec = build_spec(
+        {**TIER3, "dbRestoreName": "r20261201", "dbRestorePointInTime": "2026-12-01T08:15:00Z"},
+        stack="tier3",
+        region="us-east-1",
+    )
+    assert spec.db_restore is not None
+    assert (spec.db_restore.name, spec.db_restore.point_in_time) == (
+        "r20261201",
+        "2026-12-01T08:15:00Z",
+    )
+    latest = build_spec(
+        {"dbRestoreName": "r1", "dbRestorePointInTime": "latest"}, stack="dev", region="us-east-1"
+    )
+    assert latest.db_restore is not None and latest.db_restore.point_in_time == "latest"
+    assert build_spec({}, stack="dev", region="us-east-1").db_restore is None
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            {"dbRestoreName": "r20261201", "dbRestorePointInTime": "2026-12-01 08:15"},
+            "dbRestorePointInTime='2026-12-01 08:15': must be an RFC 3339 time",
+        ),
+        (
+            {"dbRestoreName": "r20261201", "dbRestorePointInTime": "2026-12-01T08:15:00"},
+            "must be an RFC 3339 time with its offset",
+        ),
+        (
+            {"dbRestoreName": "r1", "dbRestorePointInTime": "latest", "dbRestoreSnapshot": "s1"},
+            "dbRestorePointInTime and dbRestoreSnapshot: set one, not both",
+        ),
+        (
+            {"dbRestoreName": "R-2026", "dbRestoreSnapshot": "ssp-tier3-db-final"},
+            "dbRestoreName='R-2026': 2-16 lowercase letters and digits",
+        ),
+        ({"dbRestoreName": "r1"}, "dbRestoreName='r1': needs dbRestorePointInTime or"),
+        ({"dbRestorePointInTime": "latest"}, "dbRestorePointInTime: needs dbRestoreName"),
+        (
+            {"dbRestoreName": "r1", "dbRestoreSnapshot": "bad snapshot!"},
+            "dbRestoreSnapshot='bad snapshot!': must be a DB snapshot identifier",
+        ),
+        (
+            {"dbRestoreName": "r1", "dbRestoreSnapshot": "s1", "dbRestoreSource": "ssp-dev-db"},
+            "dbRestoreSource='ssp-dev-db': a point-in-time restore's source",
+        ),
+    ],
+)
+def test_bad_restore_settings_are_named(config: dict[str, Any], expected: str) -> None:
+    problems = spec_problems(**config)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        "ssp-tier3-db-final",
+        "rds:ssp-tier3-db-2026-12-01-08-05",
+        "arn:aws:rds:us-east-1:123456789012:snapshot:ssp-tier3-db-final",
+    ],
+)
+def test_snapshots_by_identifier_automated_name_or_arn(snapshot: str) -> None:
+    spec = build_spec(
+        {"dbRestoreName": "r1", "dbRestoreSnapshot": snapshot}, stack="dev", region="us-east-1"
+    )
+    assert spec.db_restore is not None and spec.db_restore.snapshot == snapshot
+
+
+def test_engine_upgrade_settings() -> None:
+    spec = build_spec({"dbEngineVersion": "17"}, stack="dev", region="us-east-1")
+    assert (spec.db_engine_version, spec.db_upgrade_strategy) == ("17", "in-place")
+    (problem,) = spec_problems(dbEngineVersion="18")
+    assert problem == "dbEngineVersion='18': a PostgreSQL major version; allowed 16, 17"
+    (problem,) = spec_problems(dbUpgradeStrategy="rolling")
+    assert problem == "dbUpgradeStrategy='rolling': allowed in-place, blue-green"
+
+
+def test_blue_green_only_where_no_replica_or_proxy_is_left_behind() -> None:
+    tier1 = build_spec(
+        {"tier": "tier1", "dbUpgradeStrategy": "blue-green"}, stack="tier1", region="us-east-1"
+    )
+    assert tier1.db_upgrade_strategy == "blue-green"
+    (problem,) = spec_problems(**TIER3, dbUpgradeStrategy="blue-green")
+    assert problem.startswith(
+        "dbUpgradeStrategy=blue-green: tier tier3 has 2 read replica(s) and proxy=True"
+    )
+
+
+def test_node_groups_may_be_held_a_few_minors_behind_the_control_plane() -> None:
+    from components.cluster.versions import KUBERNETES_VERSION
+
+    minor = int(KUBERNETES_VERSION.split(".")[1])
+    held = f"1.{minor - 1}"
+    spec = build_spec({"nodeKubernetesVersion": held}, stack="dev", region="us-east-1")
+    assert spec.node_kubernetes_version == held
+    for bad in (f"1.{minor + 1}", f"1.{minor - 4}", "v1.30", "1.3x"):
+        (problem,) = spec_problems(nodeKubernetesVersion=bad)
+        assert problem.startswith(f"nodeKubernetesVersion={bad!r}: a Kubernetes minor no newer")
