@@ -53,8 +53,13 @@ class Settings(BaseSettings):
     cache_ttl_risk_seconds: int = 900
     cache_ttl_at_risk_seconds: int = 300
     cache_ttl_models_seconds: int = 3600
-    rate_limit_requests: int = Field(default=100, ge=1)
-    rate_limit_window_seconds: int = Field(default=900, ge=1)
+    # Requests per API key and window, by the key's class (README, "Limits"). Interactive: a
+    # school's app, used by every teacher of the school through the one key: 100 teachers
+    # each acting every 10 s. Integration: the student information system's sync, sending
+    # batches of up to 1,000 students: 100,000 students in under 2 minutes.
+    rate_limit_interactive_requests: int = Field(default=600, ge=1)
+    rate_limit_integration_requests: int = Field(default=60, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
     # Failed API-key authentications per client IP and minute before 429 (no DB query then).
     auth_failures_per_minute: int = Field(default=20, ge=1)
 
@@ -94,6 +99,12 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # an empty variable is no password
+
+    def rate_limit(self, key_class: str) -> int:
+        """Requests per ``rate_limit_window_seconds`` for a key of this class."""
+        if key_class == "integration":
+            return self.rate_limit_integration_requests
+        return self.rate_limit_interactive_requests
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
