@@ -5,6 +5,7 @@ import pulumi
 from components.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.api_load_balancer import ApiLoadBalancer, ApiLoadBalancerArgs
 from components.cache import Cache, CacheArgs
+from components.certificates import TlsName
 from components.cluster import Cluster, ClusterArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.database import Database, DatabaseArgs
@@ -170,7 +171,12 @@ api_lb = ApiLoadBalancer(
         alarm_topic_arn=alarms.topic_arn,
         protect=spec.protect,
         behind_cdn=tier.edge.enabled,
-        certificate_arn=spec.api_certificate_arn,
+        tls=(
+            TlsName(spec.api_domain_name, spec.hosted_zone_id, spec.api_certificate_arn)
+            if spec.api_domain_name
+            else None
+        ),
+        waf=tier.waf,
         tags=spec.tags(),
     ),
     # Its resources were children of the workloads component before it existed.
@@ -208,22 +214,22 @@ workloads = Workloads(
 # -- edge and dashboard -------------------------------------------------------------------
 
 edge: Edge | None = None
-if assets_grant is not None:
+if assets_grant is not None and spec.edge_domain_name:
     edge = Edge(
         "edge",
         EdgeArgs(
             name_prefix=f"ssp-{spec.stack}",
-            api_origin_domain_name=spec.api_domain_name or api_lb.dns_name,
-            api_origin_https=spec.api_certificate_arn is not None,
+            api_origin_domain_name=api_lb.origin_domain_name,
+            api_origin_https=spec.api_domain_name is not None,
             api_listener_arn=api_lb.listener_arn,
             api_target_group_arn=api_lb.target_group_arn,
             assets_bucket_regional_domain_name=models_bucket.bucket_regional_domain_name,
             assets_bucket_arn=models_bucket.bucket_arn,
             assets_grant=assets_grant,
             size=tier.edge,
+            waf=tier.waf,
+            tls=TlsName(spec.edge_domain_name, spec.hosted_zone_id, spec.edge_certificate_arn),
             log_retention_days=tier.log_retention_days,
-            domain_name=spec.edge_domain_name,
-            certificate_arn=spec.edge_certificate_arn,
             tags=spec.tags(),
         ),
     )
@@ -276,6 +282,10 @@ pulumi.export("ecr_repository_url", registry.repository_url)
 pulumi.export("models_bucket", models_bucket.bucket_name)
 pulumi.export("audit_archive_bucket", audit_archive_bucket.bucket_name)
 pulumi.export("api_load_balancer_dns_name", api_lb.dns_name)
+if spec.api_domain_name:
+    pulumi.export("api_url", f"https://{spec.api_domain_name}")
+if api_lb.web_acl_arn is not None:
+    pulumi.export("waf_web_acl_arn", api_lb.web_acl_arn)
 pulumi.export("app_namespace", workloads.namespace)
 # inference and edge
 if inference is not None:
@@ -284,4 +294,5 @@ if inference is not None:
 if edge is not None:
     pulumi.export("cdn_domain_name", edge.distribution_domain_name)
     pulumi.export("cdn_distribution_id", edge.distribution_id)
+    pulumi.export("cdn_url", f"https://{spec.edge_domain_name}")
     pulumi.export("waf_web_acl_arn", edge.web_acl_arn)

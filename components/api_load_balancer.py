@@ -2,10 +2,12 @@
 alarms.
 
 The ALB is created with pulumi-aws (so its ARN suffix is known for alarms and CloudFront);
-the Kubernetes side binds the API's Service to the target group (``Workloads``). With a
-certificate it serves HTTPS (HTTP redirects); without one (dev), HTTP only. Behind CloudFront
-only CloudFront's origin-facing addresses may reach it, and it forwards nothing that lacks
-the Edge's secret origin header (the Edge adds that rule).
+the Kubernetes side binds the API's Service to the target group (``Workloads``). With a TLS
+name it serves HTTPS with a DNS-validated ACM certificate (HTTP redirects); without one (dev),
+HTTP only. Without CloudFront a regional WAF web ACL guards it. Behind CloudFront only
+CloudFront's origin-facing addresses may reach it, and it forwards nothing that lacks the
+Edge's secret origin header (the Edge adds that rule): CloudFront's web ACL then guards the
+only way in.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Threshold, expression_alarm, metric_alarm
+from components.certificates import TlsName, alias_record, tls_certificate
 from components.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS, INTERNAL_PATHS, owned
-from components.tier import AlarmThresholds
+from components.tier import AlarmThresholds, WafSize
+from components.waf import waf_rules, web_acl_visibility
 
 # TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -43,8 +47,12 @@ class ApiLoadBalancerArgs:
     behind_cdn: bool = False
     """CloudFront is the only client: admit its origin-facing prefix list and forward nothing
     by default (the Edge adds the rule that forwards its own requests)."""
-    certificate_arn: str | None = None
-    """ACM certificate (stack region) for an HTTPS listener; HTTP then redirects to it."""
+    tls: TlsName | None = None
+    """The load balancer's DNS name and certificate: HTTPS, HTTP redirecting to it. None:
+    plain HTTP (dev only)."""
+    waf: WafSize | None = None
+    """Limits of the regional WAF web ACL on the load balancer; required unless
+    ``behind_cdn`` (CloudFront's web ACL then guards the only way in)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every resource of the component."""
 
@@ -60,6 +68,10 @@ class ApiLoadBalancer(pulumi.ComponentResource):
     """``targetgroup/<name>/<id>``: the TargetGroup dimension of ALB metrics."""
     listener_arn: pulumi.Output[str]
     """The listener API traffic arrives on (HTTPS where a certificate is configured)."""
+    origin_domain_name: pulumi.Output[str]
+    """The name to reach it by: the TLS name (its certificate covers it), else its DNS name."""
+    web_acl_arn: pulumi.Output[str] | None
+    """The regional WAF web ACL on it (None behind CloudFront)."""
 
     def __init__(
         self,
@@ -72,6 +84,8 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         """``moved_from``: URN of the component these resources were children of before this
         one existed (``Workloads``), so that deployed stacks alias rather than replace them."""
         super().__init__("ssp:api_load_balancer:ApiLoadBalancer", name, None, opts)
+        if args.waf is None and not args.behind_cdn:
+            raise ValueError("ApiLoadBalancerArgs: an internet-facing entry needs waf limits")
         self._moved_from = moved_from
         sg = self._security_group(name, args)
         alb = aws.lb.LoadBalancer(
@@ -107,7 +121,21 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         )
         listener = self._listeners(name, args, alb, target_group)
         self._alarms(name, args, alb, target_group)
+        self.web_acl_arn = None
+        if not args.behind_cdn and args.waf is not None:
+            self.web_acl_arn = self._waf(name, args.waf, alb, args.tags)
+        if args.tls is not None:
+            alias_record(
+                name,
+                args.tls,
+                target_dns_name=alb.dns_name,
+                target_zone_id=alb.zone_id,
+                opts=owned(self),
+            )
 
+        self.origin_domain_name = (
+            pulumi.Output.from_input(args.tls.domain_name) if args.tls else alb.dns_name
+        )
         self.dns_name = alb.dns_name
         self.arn_suffix = alb.arn_suffix
         self.target_group_arn = target_group.arn
@@ -120,8 +148,33 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 "target_group_arn": self.target_group_arn,
                 "target_group_arn_suffix": self.target_group_arn_suffix,
                 "listener_arn": self.listener_arn,
+                "origin_domain_name": self.origin_domain_name,
+                "web_acl_arn": self.web_acl_arn,
             }
         )
+
+    def _waf(
+        self, name: str, size: WafSize, alb: aws.lb.LoadBalancer, tags: dict[str, str]
+    ) -> pulumi.Output[str]:
+        """The regional web ACL (same rules as CloudFront's) associated with the load
+        balancer; returns its ARN."""
+        web_acl = aws.wafv2.WebAcl(
+            f"{name}-waf",
+            scope="REGIONAL",
+            description="Rate limits and AWS managed rules in front of the API",
+            default_action={"allow": {}},
+            rules=waf_rules(size, metric_prefix=name),
+            visibility_config=web_acl_visibility(f"{name}-waf"),
+            tags=tags,
+            opts=owned(self),
+        )
+        aws.wafv2.WebAclAssociation(
+            f"{name}-waf-association",
+            resource_arn=alb.arn,
+            web_acl_arn=web_acl.arn,
+            opts=owned(self),
+        )
+        return web_acl.arn
 
     def _moved(
         self, *, was: pulumi.Resource | None = None, name: str | None = None
@@ -142,7 +195,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             tags={**args.tags, "Name": name},
             opts=self._moved(),
         )
-        https = args.certificate_arn is not None
+        https = args.tls is not None
         if args.behind_cdn:
             # Every rule naming CloudFront's prefix list counts as ~55 of the group's 60
             # rules, so CloudFront gets one port: the one its origin protocol uses.
@@ -209,14 +262,16 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             "fixed_response": {"content_type": "text/plain", "status_code": "403"},
         }
         default_action = refuse if args.behind_cdn else forward
-        if args.certificate_arn is not None:
+        if args.tls is not None:
+            # The issued certificate's ARN: on a first up the listener waits for validation.
+            certificate_arn = tls_certificate(name, args.tls, tags=args.tags, opts=owned(self))
             listener = aws.lb.Listener(
                 f"{name}-https",
                 load_balancer_arn=alb.arn,
                 port=443,
                 protocol="HTTPS",
                 ssl_policy=TLS_POLICY,
-                certificate_arn=args.certificate_arn,
+                certificate_arn=certificate_arn,
                 default_actions=[default_action],
                 tags=args.tags,
                 opts=self._moved(was=alb, name="workloads-https"),

@@ -147,6 +147,21 @@ class AwsMocks(mocks.Mocks):
             "aws:lb/loadBalancer:LoadBalancer": {
                 "dnsName": f"{rid}.elb.{self.region}.amazonaws.com",
                 "arnSuffix": f"app/{name}/{_fake_id(name)}",
+                "zoneId": "Z35SXDOTRQ7X7K",
+            },
+            "aws:acm/certificate:Certificate": {
+                "domainValidationOptions": [
+                    {
+                        "domainName": inputs.get("domainName", ""),
+                        "resourceRecordName": f"_{_fake_id(name)}.{inputs.get('domainName', '')}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": f"_{_fake_id(name[::-1])}.acm-validations.aws.",
+                    }
+                ],
+                "status": "PENDING_VALIDATION",
+            },
+            "aws:acm/certificateValidation:CertificateValidation": {
+                "certificateArn": inputs.get("certificateArn", ""),
             },
             "aws:lb/targetGroup:TargetGroup": {"arnSuffix": f"targetgroup/{name}/{_fake_id(name)}"},
             "aws:sagemaker/endpoint:Endpoint": {
