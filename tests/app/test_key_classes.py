@@ -54,9 +54,9 @@ def test_database_refuses_an_unknown_class(district: District) -> None:
             "INSERT INTO api_clients (name, key_prefix, key_hash, district_id, key_class)"
             " VALUES ('x', 'x', 'x-unique-hash', 1, 'robot')"
         )
-    with pytest.raises(ValueError, match="key class 'robot': allowed interactive, integration"):
-        with db.connect_owner(district.owner) as conn:
-            create_key(conn, PEPPER, "x", district_id=1, key_class="robot")  # type: ignore[arg-type]
+    refused = "key class 'robot': allowed interactive, integration"
+    with pytest.raises(ValueError, match=refused), db.connect_owner(district.owner) as conn:
+        create_key(conn, PEPPER, "x", district_id=1, key_class="robot")  # type: ignore[arg-type]
 
 
 def test_create_key_cli_names_the_class(
