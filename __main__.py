@@ -11,6 +11,7 @@ from components.dashboard import Dashboard, DashboardArgs
 from components.database import Database, DatabaseArgs
 from components.edge import AssetsGrant, Edge, EdgeArgs
 from components.inference import Inference, InferenceArgs
+from components.log_bucket import LogBucket, LogBucketArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
 from components.spec import load_spec
@@ -83,6 +84,15 @@ registry = Registry(
         tags=spec.tags(),
     ),
 )
+# Access logs of the load balancer and of the FERPA buckets (who read which record, when).
+access_logs = LogBucket(
+    "access-logs",
+    LogBucketArgs(
+        retention_days=tier.log_retention_days,
+        protect=spec.protect,
+        tags=spec.tags("ferpa"),
+    ),
+)
 # CloudFront's read grant joins the models bucket's one policy once the distribution exists.
 assets_grant = AssetsGrant() if tier.edge.enabled else None
 models_bucket = SecureBucket(
@@ -96,6 +106,7 @@ models_bucket = SecureBucket(
         noncurrent_days=30,
         extra_policy_statements=[assets_grant.statement] if assets_grant else [],
         extra_key_policy_statements=[assets_grant.key_statement] if assets_grant else [],
+        access_log_bucket=access_logs.bucket_name,
         tags=spec.tags("ferpa"),
     ),
 )
@@ -108,6 +119,7 @@ audit_archive_bucket = SecureBucket(
         # Audit partitions are read only for investigations: instant-retrieval archive after
         # 30 days, deep archive (hours to restore) after a year. Nothing expires (FERPA).
         transitions=(Transition(30, "GLACIER_IR"), Transition(365, "DEEP_ARCHIVE")),
+        access_log_bucket=access_logs.bucket_name,
         tags=spec.tags("ferpa"),
     ),
 )
@@ -177,6 +189,8 @@ api_lb = ApiLoadBalancer(
             else None
         ),
         waf=tier.waf,
+        access_log_bucket=access_logs.bucket_name,
+        log_retention_days=tier.log_retention_days,
         tags=spec.tags(),
     ),
     # Its resources were children of the workloads component before it existed.

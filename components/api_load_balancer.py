@@ -21,13 +21,16 @@ import pulumi_aws as aws
 from components.alarms import Threshold, expression_alarm, metric_alarm
 from components.certificates import TlsName, alias_record, tls_certificate
 from components.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS, INTERNAL_PATHS, owned
+from components.kms import logs_key
 from components.tier import AlarmThresholds, WafSize
-from components.waf import waf_rules, web_acl_visibility
+from components.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
 
 # TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 READINESS_PATH = "/ready"
+# The log bucket's prefix for load balancer access logs (log_bucket.ALB_PREFIX admits it).
+ACCESS_LOG_PREFIX = "alb"
 
 
 @dataclass
@@ -47,6 +50,11 @@ class ApiLoadBalancerArgs:
     behind_cdn: bool = False
     """CloudFront is the only client: admit its origin-facing prefix list and forward nothing
     by default (the Edge adds the rule that forwards its own requests)."""
+    access_log_bucket: pulumi.Input[str] | None = None
+    """Bucket receiving the load balancer's access logs (under ``alb/``); it must admit
+    Elastic Load Balancing's log delivery first."""
+    log_retention_days: int = 365
+    """Retention of the WAF's logs (the tier's)."""
     tls: TlsName | None = None
     """The load balancer's DNS name and certificate: HTTPS, HTTP redirecting to it. None:
     plain HTTP (dev only)."""
@@ -97,6 +105,11 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             enable_deletion_protection=args.protect,
             idle_timeout=60,
+            access_logs=(
+                {"bucket": args.access_log_bucket, "prefix": ACCESS_LOG_PREFIX, "enabled": True}
+                if args.access_log_bucket is not None
+                else None
+            ),
             tags=args.tags,
             opts=self._moved(),
         )
@@ -123,7 +136,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         self._alarms(name, args, alb, target_group)
         self.web_acl_arn = None
         if not args.behind_cdn and args.waf is not None:
-            self.web_acl_arn = self._waf(name, args.waf, alb, args.tags)
+            self.web_acl_arn = self._waf(name, args.waf, alb, args.tags, args.log_retention_days)
         if args.tls is not None:
             alias_record(
                 name,
@@ -154,10 +167,15 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         )
 
     def _waf(
-        self, name: str, size: WafSize, alb: aws.lb.LoadBalancer, tags: dict[str, str]
+        self,
+        name: str,
+        size: WafSize,
+        alb: aws.lb.LoadBalancer,
+        tags: dict[str, str],
+        log_retention_days: int,
     ) -> pulumi.Output[str]:
         """The regional web ACL (same rules as CloudFront's) associated with the load
-        balancer; returns its ARN."""
+        balancer, and its logs; returns its ARN."""
         web_acl = aws.wafv2.WebAcl(
             f"{name}-waf",
             scope="REGIONAL",
@@ -168,6 +186,22 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=owned(self),
         )
+        key = logs_key(
+            f"{name}-waf-logs-key",
+            log_group_prefixes=[f"{LOG_GROUP_PREFIX}{name}-"],
+            description="Encrypts the load balancer's WAF logs",
+            tags=tags,
+            opts=owned(self),
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name_prefix=f"{LOG_GROUP_PREFIX}{name}-",
+            retention_in_days=log_retention_days,
+            kms_key_id=key.arn,
+            tags=tags,
+            opts=owned(self),
+        )
+        waf_logging(name, web_acl=web_acl, log_group=log_group, opts=owned(self))
         aws.wafv2.WebAclAssociation(
             f"{name}-waf-association",
             resource_arn=alb.arn,

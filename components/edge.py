@@ -20,9 +20,10 @@ import pulumi_random as random
 
 from components.certificates import TlsName, alias_record, tls_certificate
 from components.contract import owned
+from components.kms import logs_key
 from components.spec import EDGE
 from components.tier import EdgeSize, WafSize
-from components.waf import waf_rules, web_acl_visibility
+from components.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
 
 # CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
 EDGE_REGION = EDGE
@@ -201,7 +202,7 @@ class Edge(pulumi.ComponentResource):
             target_zone_id=distribution.hosted_zone_id,
             opts=child,
         )
-        self._logging(name, args, distribution, edge_provider)
+        self._logging(name, args, distribution, web_acl, edge_provider)
 
         args.assets_grant.resolve(args.assets_bucket_arn, distribution.arn)
 
@@ -360,22 +361,45 @@ class Edge(pulumi.ComponentResource):
         name: str,
         args: EdgeArgs,
         distribution: aws.cloudfront.Distribution,
+        web_acl: aws.wafv2.WebAcl,
         edge_provider: aws.Provider,
     ) -> None:
-        """The distribution's access logs, delivered to a us-east-1 log group."""
+        """The distribution's access logs and its web ACL's logs, delivered to us-east-1
+        log groups encrypted with a us-east-1 key (a key serves its own region only)."""
         # Access logs through CloudFront's standard logging v2 (CloudWatch vended logs):
         # the legacy logging_config needs an S3 bucket with ACLs enabled (log-delivery ACL),
         # which hardened buckets (BucketOwnerEnforced) refuse. CloudFront's delivery sources
         # live in us-east-1, so the log group does too.
         tags = args.tags
         in_cdn = owned(self, was=distribution, provider=edge_provider)
+        at_edge = owned(self, provider=edge_provider)
+        access_logs_name = f"/aws/vendedlogs/cloudfront/{args.name_prefix}"
+        waf_logs_name = f"{LOG_GROUP_PREFIX}{args.name_prefix}"
+        key = logs_key(
+            f"{name}-logs-key",
+            log_group_prefixes=[access_logs_name, waf_logs_name],
+            description="Encrypts CloudFront's access logs and its WAF's logs",
+            region=EDGE_REGION,
+            tags=tags,
+            opts=at_edge,
+        )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
-            name=f"/aws/vendedlogs/cloudfront/{args.name_prefix}",
+            name=access_logs_name,
             retention_in_days=args.log_retention_days,
+            kms_key_id=key.arn,
             tags=tags,
             opts=in_cdn,
         )
+        waf_logs = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name=waf_logs_name,
+            retention_in_days=args.log_retention_days,
+            kms_key_id=key.arn,
+            tags=tags,
+            opts=at_edge,
+        )
+        waf_logging(name, web_acl=web_acl, log_group=waf_logs, opts=at_edge)
         source = aws.cloudwatch.LogDeliverySource(
             f"{name}-log-source",
             log_type="ACCESS_LOGS",

@@ -127,3 +127,16 @@ def trainer_role_policy(
             ],
         }
     )
+
+
+def tls_only_statement(bucket_arn: str) -> dict[str, Any]:
+    """Bucket policy statement denying every request that does not use TLS
+    (aws:SecureTransport false)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import cast
 
+import pulumi
 import pulumi_aws as aws
 
 from components.contract import API_BODY_ROUTES, API_KEY_HEADER, INTERNAL_PATHS
@@ -242,3 +243,25 @@ def waf_rules(limits: WafSize, *, metric_prefix: str) -> list[Rule]:
         },
         _managed(KNOWN_BAD_INPUTS, 12, p),
     ]
+
+
+# WAF logs only to log groups named so.
+LOG_GROUP_PREFIX = "aws-waf-logs-"
+
+
+def waf_logging(
+    name: str,
+    *,
+    web_acl: aws.wafv2.WebAcl,
+    log_group: aws.cloudwatch.LogGroup,
+    opts: pulumi.ResourceOptions,
+) -> aws.wafv2.WebAclLoggingConfiguration:
+    """Every request the web ACL sees, logged to ``log_group`` (named LOG_GROUP_PREFIX...)
+    with the API key redacted: a log reader must not be able to call the API."""
+    return aws.wafv2.WebAclLoggingConfiguration(
+        f"{name}-waf-logging",
+        resource_arn=web_acl.arn,
+        log_destination_configs=[log_group.arn],
+        redacted_fields=[{"single_header": {"name": API_KEY_HEADER.lower()}}],
+        opts=opts,
+    )
