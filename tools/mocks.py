@@ -74,6 +74,10 @@ class AwsMocks(mocks.Mocks):
             "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com",
         }
         ecr_host = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"
+        # A name, a prefix plus the provider's random suffix, or the autoname.
+        log_group_name = inputs.get("name") or (
+            f"{inputs['namePrefix']}{_fake_id(name)[:8]}" if inputs.get("namePrefix") else rid
+        )
         computed: dict[str, dict[str, Any]] = {
             "aws:ec2/vpc:Vpc": {"defaultSecurityGroupId": f"sg-{_fake_id(name)}"},
             "aws:rds/instance:Instance": {
@@ -131,7 +135,8 @@ class AwsMocks(mocks.Mocks):
             "aws:iam/policy:Policy": {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{rid}"},
             "aws:kms/key:Key": {"keyId": _fake_id(name)},
             "aws:cloudwatch/logGroup:LogGroup": {
-                "arn": self._arn("logs", f"log-group:{inputs.get('name', rid)}")
+                "arn": self._arn("logs", f"log-group:{log_group_name}"),
+                "name": log_group_name,
             },
             "aws:ecr/repository:Repository": {
                 "repositoryUrl": f"{ecr_host}/{inputs.get('name', rid)}"
