@@ -211,15 +211,21 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         return web_acl.arn
 
     def _moved(
-        self, *, was: pulumi.Resource | None = None, name: str | None = None
+        self,
+        *,
+        was: pulumi.Resource | None = None,
+        name: str | None = None,
+        also: tuple[str, ...] = (),
     ) -> pulumi.ResourceOptions:
         """Owned by this component; aliased to where it lived before (under ``was``, or
-        directly under the old component) and, where renamed, to its old ``name``."""
+        directly under the old component) and, where renamed, to its old ``name`` (and the
+        ``also`` names it had in another configuration)."""
         parent: pulumi.Resource | pulumi.Input[str] | None = was or self._moved_from
         if parent is None:
             return owned(self)
         alias = pulumi.Alias(parent=parent) if name is None else pulumi.Alias(name, parent=parent)
-        return pulumi.ResourceOptions(parent=self, aliases=[alias])
+        others = [pulumi.Alias(n, parent=parent) for n in also]
+        return pulumi.ResourceOptions(parent=self, aliases=[alias, *others])
 
     def _security_group(self, name: str, args: ApiLoadBalancerArgs) -> aws.ec2.SecurityGroup:
         sg = aws.ec2.SecurityGroup(
@@ -248,7 +254,10 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 to_port=port,
                 description="CloudFront origin-facing" if args.behind_cdn else "Internet",
                 tags=args.tags,
-                opts=self._moved(was=sg),
+                # Behind CloudFront the one rule moved from HTTP to HTTPS: updated in place.
+                opts=self._moved(
+                    was=sg, also=(f"{name}-in-80",) if args.behind_cdn and port == 443 else ()
+                ),
                 **source,
             )
         aws.vpc.SecurityGroupEgressRule(
@@ -308,7 +317,13 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 certificate_arn=certificate_arn,
                 default_actions=[default_action],
                 tags=args.tags,
-                opts=self._moved(was=alb, name="workloads-https"),
+                # Behind CloudFront it replaces the HTTP listener: the same listener, modified
+                # in place (port, protocol, certificate), so its rules stay attached.
+                opts=self._moved(
+                    was=alb,
+                    name="workloads-https",
+                    also=("workloads-http", f"{name}-http") if args.behind_cdn else (),
+                ),
             )
             if not args.behind_cdn:
                 aws.lb.Listener(
