@@ -42,10 +42,9 @@ def tls_certificate(
         validation_method="DNS",
         key_algorithm="RSA_2048",
         tags=tags,
-        # A renamed domain gets its new certificate before the old one is released.
-        opts=pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(delete_before_replace=False)
-        ),
+        # A renamed domain gets its new certificate (create before delete, the default)
+        # before the listener lets go of the old one.
+        opts=opts,
     )
     # One name, so one validation record (ACM's CNAME); known once ACM answered the request.
     option = certificate.domain_validation_options[0]

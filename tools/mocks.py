@@ -154,20 +154,7 @@ class AwsMocks(mocks.Mocks):
                 "arnSuffix": f"app/{name}/{_fake_id(name)}",
                 "zoneId": "Z35SXDOTRQ7X7K",
             },
-            "aws:acm/certificate:Certificate": {
-                "domainValidationOptions": [
-                    {
-                        "domainName": inputs.get("domainName", ""),
-                        "resourceRecordName": f"_{_fake_id(name)}.{inputs.get('domainName', '')}.",
-                        "resourceRecordType": "CNAME",
-                        "resourceRecordValue": f"_{_fake_id(name[::-1])}.acm-validations.aws.",
-                    }
-                ],
-                "status": "PENDING_VALIDATION",
-            },
-            "aws:acm/certificateValidation:CertificateValidation": {
-                "certificateArn": inputs.get("certificateArn", ""),
-            },
+            **self._tls(name, inputs),
             "aws:lb/targetGroup:TargetGroup": {"arnSuffix": f"targetgroup/{name}/{_fake_id(name)}"},
             "aws:sagemaker/endpoint:Endpoint": {
                 "name": inputs.get("name", rid),
@@ -208,6 +195,27 @@ class AwsMocks(mocks.Mocks):
             # random suffix (replacements get a new one).
             state["metadata"] = {**metadata, "name": f"{name}-{_fake_id(typ + name)[:8]}"}
         return rid, state
+
+    @staticmethod
+    def _tls(name: str, inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """ACM's answer to a DNS-validated request: the CNAME to publish, then the ARN."""
+        domain = inputs.get("domainName", "")
+        return {
+            "aws:acm/certificate:Certificate": {
+                "domainValidationOptions": [
+                    {
+                        "domainName": domain,
+                        "resourceRecordName": f"_{_fake_id(name)}.{domain}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": f"_{_fake_id(name[::-1])}.acm-validations.aws.",
+                    }
+                ],
+                "status": "PENDING_VALIDATION",
+            },
+            "aws:acm/certificateValidation:CertificateValidation": {
+                "certificateArn": inputs.get("certificateArn", ""),
+            },
+        }
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         token, a = args.token, dict(args.args)
