@@ -110,11 +110,13 @@ def viewer_certificate(
 
 
 def security_headers(
-    name: str, opts: pulumi.ResourceOptions
+    name: str, policy_name: str, opts: pulumi.ResourceOptions
 ) -> aws.cloudfront.ResponseHeadersPolicy:
     """HSTS, nosniff and frame-deny on every response (overriding the origin's)."""
     return aws.cloudfront.ResponseHeadersPolicy(
         f"{name}-security-headers",
+        # Policies are account-wide: one per stack.
+        name=policy_name,
         comment="HSTS, nosniff, frame-deny, no referrer",
         security_headers_config={
             "strict_transport_security": {
@@ -290,7 +292,7 @@ class Edge(pulumi.ComponentResource):
         all_viewer_except_host = aws.cloudfront.get_origin_request_policy_output(
             name="Managed-AllViewerExceptHostHeader"
         )
-        headers = security_headers(name, child)
+        headers = security_headers(name, f"{args.name_prefix}-security-headers", child)
 
         # Retention decision: no retain_on_delete. A retained distribution would keep
         # serving (and billing) against a deleted ALB, and its association would block the

@@ -7,6 +7,7 @@ import pytest
 
 from components import k8s_manifests as m
 from components.catalog import TIERS
+from components.certificates import TlsName
 from tests.shared import (
     ACM_CERTIFICATE,
     ACM_VALIDATION,
@@ -117,3 +118,8 @@ def test_behind_cloudfront_the_edge_gate_forwards_its_own_requests() -> None:
     assert gate.get("conditions.0.httpHeader.values.0") == origin["customHeaders"][0]["value"]
     assert "conditions.0.httpHeader.values.0" in gate.secret_paths
     assert gate.get("actions.0.type") == "forward"
+
+
+def test_a_tls_name_needs_a_zone_or_a_certificate() -> None:
+    with pytest.raises(ValueError, match="give a hosted zone or a certificate ARN"):
+        TlsName("api.example.org")

@@ -19,10 +19,12 @@ from tests.shared import (
     DISTRIBUTION,
     DNS_RECORD,
     KMS_KEY,
+    LOG_GROUP,
     RESPONSE_HEADERS_POLICY,
     SAGEMAKER_ENDPOINT,
     SAGEMAKER_MODEL,
     SCALING_TARGET,
+    WAF_LOGGING,
     WEB_ACL,
     StackRunner,
 )
@@ -152,6 +154,19 @@ def test_tier3_edge_waf_on_us_east_1(stack_run: StackRunner) -> None:
         "ACCESS_LOGS"
     )
     assert cdn.options.retain_on_delete is False
+    # Both log groups in us-east-1 under a us-east-1 key (a key serves its own region only);
+    # the web ACL logs there too, the API key redacted.
+    key = run.one(KMS_KEY, "edge-logs-key")
+    assert key.provider_name == waf.provider_name
+    for group in ("edge-access-logs", "edge-waf-logs"):
+        log_group = run.one(LOG_GROUP, group)
+        assert log_group.provider_name == waf.provider_name
+        assert log_group.get("kmsKeyId").endswith(f"/{key.id}")
+    assert run.one(LOG_GROUP, "edge-waf-logs").get("name") == "aws-waf-logs-ssp-tier3"
+    logging = run.one(WAF_LOGGING, "edge-waf-logging")
+    assert logging.provider_name == waf.provider_name
+    assert logging.get("resourceArn").endswith(waf.id)
+    assert run.one(RESPONSE_HEADERS_POLICY).get("name") == "ssp-tier3-security-headers"
 
 
 def test_tier3_certificate_arn_is_used_as_given() -> None:
