@@ -47,14 +47,14 @@ class ApiLoadBalancerArgs:
     """Topic every alarm notifies."""
     protect: bool
     """Deletion protection of the load balancer."""
+    log_retention_days: int
+    """Retention of the WAF's logs (the tier's)."""
     behind_cdn: bool = False
     """CloudFront is the only client: admit its origin-facing prefix list and forward nothing
     by default (the Edge adds the rule that forwards its own requests)."""
     access_log_bucket: pulumi.Input[str] | None = None
     """Bucket receiving the load balancer's access logs (under ``alb/``); it must admit
     Elastic Load Balancing's log delivery first."""
-    log_retention_days: int = 365
-    """Retention of the WAF's logs (the tier's)."""
     tls: TlsName | None = None
     """The load balancer's DNS name and certificate: HTTPS, HTTP redirecting to it. None:
     plain HTTP (dev only)."""
