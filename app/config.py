@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -108,6 +109,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
+        # The one limit for every key became one per key class (migration 0010): a
+        # deployment that still sets it must not silently get the new defaults instead.
+        if "RATE_LIMIT_REQUESTS" in os.environ:
+            raise ValueError(
+                "RATE_LIMIT_REQUESTS is no longer read: set RATE_LIMIT_INTERACTIVE_REQUESTS "
+                "and RATE_LIMIT_INTEGRATION_REQUESTS (per key class) instead"
+            )
         # A login password, when given at all, is a real one (in every environment).
         for name in ("db_api_password", "db_trainer_password", "db_archiver_password"):
             secret: SecretStr | None = getattr(self, name)

@@ -8,11 +8,12 @@ import json
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from app import db
 from app.api.main import create_app
 from app.auth import create_key
-from app.config import get_settings
+from app.config import Settings, get_settings
 from tests.app.conftest import District
 from tests.app.helpers import PEPPER, auth, scalar
 
@@ -84,3 +85,9 @@ def test_create_key_cli_names_the_class(
     assert scalar(district.master_url, query, (printed["client_id"],)) == "integration"
     assert refused.value.code == 2  # argparse: invalid choice 'robot', naming the choices
     assert "invalid choice: 'robot'" in capsys.readouterr().err
+
+
+def test_the_old_single_limit_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_LIMIT_REQUESTS", "100")
+    with pytest.raises(ValidationError, match="RATE_LIMIT_REQUESTS is no longer read"):
+        Settings()
