@@ -5,11 +5,13 @@ import pulumi
 from components.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.api_load_balancer import ApiLoadBalancer, ApiLoadBalancerArgs
 from components.cache import Cache, CacheArgs
+from components.certificates import TlsName
 from components.cluster import Cluster, ClusterArgs
 from components.dashboard import Dashboard, DashboardArgs
 from components.database import Database, DatabaseArgs
 from components.edge import AssetsGrant, Edge, EdgeArgs
 from components.inference import Inference, InferenceArgs
+from components.log_bucket import LogBucket, LogBucketArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.registry import Registry, RegistryArgs
@@ -95,6 +97,15 @@ registry = Registry(
         tags=spec.tags(),
     ),
 )
+# Access logs of the load balancer and of the FERPA buckets (who read which record, when).
+access_logs = LogBucket(
+    "access-logs",
+    LogBucketArgs(
+        retention_days=tier.log_retention_days,
+        protect=spec.protect,
+        tags=spec.tags("ferpa"),
+    ),
+)
 # CloudFront's read grant joins the models bucket's one policy once the distribution exists.
 assets_grant = AssetsGrant() if tier.edge.enabled else None
 models_bucket = SecureBucket(
@@ -108,6 +119,7 @@ models_bucket = SecureBucket(
         noncurrent_days=30,
         extra_policy_statements=[assets_grant.statement] if assets_grant else [],
         extra_key_policy_statements=[assets_grant.key_statement] if assets_grant else [],
+        access_log_bucket=access_logs.bucket_name,
         tags=spec.tags("ferpa"),
     ),
 )
@@ -120,6 +132,7 @@ audit_archive_bucket = SecureBucket(
         # Audit partitions are read only for investigations: instant-retrieval archive after
         # 30 days, deep archive (hours to restore) after a year. Nothing expires (FERPA).
         transitions=(Transition(30, "GLACIER_IR"), Transition(365, "DEEP_ARCHIVE")),
+        access_log_bucket=access_logs.bucket_name,
         tags=spec.tags("ferpa"),
     ),
 )
@@ -184,7 +197,14 @@ api_lb = ApiLoadBalancer(
         alarm_topic_arn=alarms.topic_arn,
         protect=spec.protect,
         behind_cdn=tier.edge.enabled,
-        certificate_arn=spec.api_certificate_arn,
+        tls=(
+            TlsName(spec.api_domain_name, spec.hosted_zone_id, spec.api_certificate_arn)
+            if spec.api_domain_name
+            else None
+        ),
+        waf=tier.waf,
+        access_log_bucket=access_logs.bucket_name,
+        log_retention_days=tier.log_retention_days,
         tags=spec.tags(),
     ),
     # Its resources were children of the workloads component before it existed.
@@ -246,22 +266,22 @@ if tier.monitoring.prometheus:
 # -- edge and dashboard -------------------------------------------------------------------
 
 edge: Edge | None = None
-if assets_grant is not None:
+if assets_grant is not None and spec.edge_domain_name:
     edge = Edge(
         "edge",
         EdgeArgs(
             name_prefix=f"ssp-{spec.stack}",
-            api_origin_domain_name=spec.api_domain_name or api_lb.dns_name,
-            api_origin_https=spec.api_certificate_arn is not None,
+            api_origin_domain_name=api_lb.origin_domain_name,
+            api_origin_https=spec.api_domain_name is not None,
             api_listener_arn=api_lb.listener_arn,
             api_target_group_arn=api_lb.target_group_arn,
             assets_bucket_regional_domain_name=models_bucket.bucket_regional_domain_name,
             assets_bucket_arn=models_bucket.bucket_arn,
             assets_grant=assets_grant,
             size=tier.edge,
+            waf=tier.waf,
+            tls=TlsName(spec.edge_domain_name, spec.hosted_zone_id, spec.edge_certificate_arn),
             log_retention_days=tier.log_retention_days,
-            domain_name=spec.edge_domain_name,
-            certificate_arn=spec.edge_certificate_arn,
             tags=spec.tags(),
         ),
     )
@@ -314,6 +334,10 @@ pulumi.export("ecr_repository_url", registry.repository_url)
 pulumi.export("models_bucket", models_bucket.bucket_name)
 pulumi.export("audit_archive_bucket", audit_archive_bucket.bucket_name)
 pulumi.export("api_load_balancer_dns_name", api_lb.dns_name)
+if spec.api_domain_name:
+    pulumi.export("api_url", f"https://{spec.api_domain_name}")
+if api_lb.web_acl_arn is not None:
+    pulumi.export("waf_web_acl_arn", api_lb.web_acl_arn)
 pulumi.export("app_namespace", workloads.namespace)
 # inference and edge
 if inference is not None:
@@ -327,4 +351,5 @@ if monitoring is not None:
 if edge is not None:
     pulumi.export("cdn_domain_name", edge.distribution_domain_name)
     pulumi.export("cdn_distribution_id", edge.distribution_id)
+    pulumi.export("cdn_url", f"https://{spec.edge_domain_name}")
     pulumi.export("waf_web_acl_arn", edge.web_acl_arn)

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import psycopg
 
@@ -31,6 +31,11 @@ FAILED_CACHE_SIZE = 4_096  # recently failed key hashes kept (never displaces va
 FAILURE_WINDOW_SECONDS = 60  # AUTH_FAILURES_PER_MINUTE counts failures per minute
 BLOCKED_IPS_SIZE = 10_000  # IPs remembered as blocked in this process
 
+# A key's class picks its rate limit: people using an app, or a machine client (the student
+# information system's sync) sending large batches. Migration 0010 checks the same values.
+KeyClass = Literal["interactive", "integration"]
+KEY_CLASSES: tuple[KeyClass, ...] = get_args(KeyClass)
+
 
 @dataclass(frozen=True)
 class Client:
@@ -38,6 +43,8 @@ class Client:
     name: str
     school_id: int | None
     district_id: int | None
+    key_class: KeyClass = "interactive"
+    """Which rate limit applies (migration 0010)."""
 
     @property
     def tenant(self) -> Tenant:
@@ -60,15 +67,18 @@ def create_key(
     name: str,
     school_id: int | None = None,
     district_id: int | None = None,
+    key_class: KeyClass = "interactive",
 ) -> tuple[int, str]:
     """Register a client; returns (client id, key). The key is shown once, never stored."""
     if (school_id is None) == (district_id is None):
         raise ValueError("a key is scoped to exactly one of school_id or district_id")
+    if key_class not in KEY_CLASSES:
+        raise ValueError(f"key class {key_class!r}: allowed {', '.join(KEY_CLASSES)}")
     key, prefix = new_key()
     row = conn.execute(
-        "INSERT INTO api_clients (name, key_prefix, key_hash, school_id, district_id)"
-        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (name, prefix, hash_key(key, pepper), school_id, district_id),
+        "INSERT INTO api_clients (name, key_prefix, key_hash, school_id, district_id, key_class)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (name, prefix, hash_key(key, pepper), school_id, district_id, key_class),
     ).fetchone()
     conn.commit()
     assert row is not None
@@ -177,11 +187,13 @@ class Authenticator:
         with self.tx(None) as cur:
             # The lookup is by hash, so its timing says nothing about the key itself.
             cur.execute(
-                "SELECT id, name, key_hash, school_id, district_id FROM api_clients"
+                "SELECT id, name, key_hash, school_id, district_id, key_class FROM api_clients"
                 " WHERE key_hash = %s AND is_active",
                 (digest,),
             )
             row = cur.fetchone()
         if row is not None and hmac.compare_digest(row["key_hash"], digest):
-            return Client(row["id"], row["name"], row["school_id"], row["district_id"])
+            return Client(
+                row["id"], row["name"], row["school_id"], row["district_id"], row["key_class"]
+            )
         return None

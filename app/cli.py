@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from app.auth import KEY_CLASSES
 from app.config import Settings, get_settings
 from app.logs import setup_logging
 
@@ -99,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     scope = key.add_mutually_exclusive_group(required=True)
     scope.add_argument("--school-id", type=int)
     scope.add_argument("--district-id", type=int)
+    key.add_argument(
+        "--class",
+        dest="key_class",
+        choices=KEY_CLASSES,
+        default="interactive",
+        help="which rate limit applies: people using an app (interactive, the default) or a "
+        "machine client sending batches (integration)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -260,8 +269,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         with db.connect_owner(settings) as conn:
             client_id, key = create_key(
-                conn, settings.api_key_pepper, args.name, args.school_id, args.district_id
+                conn,
+                settings.api_key_pepper,
+                args.name,
+                args.school_id,
+                args.district_id,
+                args.key_class,
             )
-        print(json.dumps({"client_id": client_id, "api_key": key}))
+        print(json.dumps({"client_id": client_id, "api_key": key, "class": args.key_class}))
         return EXIT_OK
     raise AssertionError(args.command)

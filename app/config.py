@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -57,8 +58,13 @@ class Settings(BaseSettings):
     cache_ttl_risk_seconds: int = 900
     cache_ttl_at_risk_seconds: int = 300
     cache_ttl_models_seconds: int = 3600
-    rate_limit_requests: int = Field(default=100, ge=1)
-    rate_limit_window_seconds: int = Field(default=900, ge=1)
+    # Requests per API key and window, by the key's class (README, "Limits"). Interactive: a
+    # school's app, used by every teacher of the school through the one key: 100 teachers
+    # each acting every 10 s. Integration: the student information system's sync, sending
+    # batches of up to 1,000 students: 100,000 students in under 2 minutes.
+    rate_limit_interactive_requests: int = Field(default=600, ge=1)
+    rate_limit_integration_requests: int = Field(default=60, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
     # Failed API-key authentications per client IP and minute before 429 (no DB query then).
     auth_failures_per_minute: int = Field(default=20, ge=1)
 
@@ -105,8 +111,21 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # an empty variable is no password
 
+    def rate_limit(self, key_class: str) -> int:
+        """Requests per ``rate_limit_window_seconds`` for a key of this class."""
+        if key_class == "integration":
+            return self.rate_limit_integration_requests
+        return self.rate_limit_interactive_requests
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
+        # The one limit for every key became one per key class (migration 0010): a
+        # deployment that still sets it must not silently get the new defaults instead.
+        if "RATE_LIMIT_REQUESTS" in os.environ:
+            raise ValueError(
+                "RATE_LIMIT_REQUESTS is no longer read: set RATE_LIMIT_INTERACTIVE_REQUESTS "
+                "and RATE_LIMIT_INTEGRATION_REQUESTS (per key class) instead"
+            )
         # A login password, when given at all, is a real one (in every environment).
         for name in ("db_api_password", "db_trainer_password", "db_archiver_password"):
             secret: SecretStr | None = getattr(self, name)

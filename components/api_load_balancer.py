@@ -2,10 +2,12 @@
 alarms.
 
 The ALB is created with pulumi-aws (so its ARN suffix is known for alarms and CloudFront);
-the Kubernetes side binds the API's Service to the target group (``Workloads``). With a
-certificate it serves HTTPS (HTTP redirects); without one (dev), HTTP only. Behind CloudFront
-only CloudFront's origin-facing addresses may reach it, and it forwards nothing that lacks
-the Edge's secret origin header (the Edge adds that rule).
+the Kubernetes side binds the API's Service to the target group (``Workloads``). With a TLS
+name it serves HTTPS with a DNS-validated ACM certificate (HTTP redirects); without one (dev),
+HTTP only. Without CloudFront a regional WAF web ACL guards it. Behind CloudFront only
+CloudFront's origin-facing addresses may reach it, and it forwards nothing that lacks the
+Edge's secret origin header (the Edge adds that rule): CloudFront's web ACL then guards the
+only way in.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarms import Threshold, expression_alarm, metric_alarm
+from components.certificates import TlsName, alias_record, tls_certificate
 from components.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS, INTERNAL_PATHS, owned
-from components.tier import AlarmThresholds
+from components.kms import logs_key
+from components.tier import AlarmThresholds, WafSize
+from components.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
 
 # TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 READINESS_PATH = "/ready"
+# The log bucket's prefix for load balancer access logs (log_bucket.ALB_PREFIX admits it).
+ACCESS_LOG_PREFIX = "alb"
 
 
 @dataclass
@@ -40,11 +47,20 @@ class ApiLoadBalancerArgs:
     """Topic every alarm notifies."""
     protect: bool
     """Deletion protection of the load balancer."""
+    log_retention_days: int
+    """Retention of the WAF's logs (the tier's)."""
     behind_cdn: bool = False
     """CloudFront is the only client: admit its origin-facing prefix list and forward nothing
     by default (the Edge adds the rule that forwards its own requests)."""
-    certificate_arn: str | None = None
-    """ACM certificate (stack region) for an HTTPS listener; HTTP then redirects to it."""
+    access_log_bucket: pulumi.Input[str] | None = None
+    """Bucket receiving the load balancer's access logs (under ``alb/``); it must admit
+    Elastic Load Balancing's log delivery first."""
+    tls: TlsName | None = None
+    """The load balancer's DNS name and certificate: HTTPS, HTTP redirecting to it. None:
+    plain HTTP (dev only)."""
+    waf: WafSize | None = None
+    """Limits of the regional WAF web ACL on the load balancer; required unless
+    ``behind_cdn`` (CloudFront's web ACL then guards the only way in)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every resource of the component."""
 
@@ -60,6 +76,10 @@ class ApiLoadBalancer(pulumi.ComponentResource):
     """``targetgroup/<name>/<id>``: the TargetGroup dimension of ALB metrics."""
     listener_arn: pulumi.Output[str]
     """The listener API traffic arrives on (HTTPS where a certificate is configured)."""
+    origin_domain_name: pulumi.Output[str]
+    """The name to reach it by: the TLS name (its certificate covers it), else its DNS name."""
+    web_acl_arn: pulumi.Output[str] | None
+    """The regional WAF web ACL on it (None behind CloudFront)."""
 
     def __init__(
         self,
@@ -72,6 +92,8 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         """``moved_from``: URN of the component these resources were children of before this
         one existed (``Workloads``), so that deployed stacks alias rather than replace them."""
         super().__init__("ssp:api_load_balancer:ApiLoadBalancer", name, None, opts)
+        if args.waf is None and not args.behind_cdn:
+            raise ValueError("ApiLoadBalancerArgs: an internet-facing entry needs waf limits")
         self._moved_from = moved_from
         sg = self._security_group(name, args)
         alb = aws.lb.LoadBalancer(
@@ -83,6 +105,11 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             enable_deletion_protection=args.protect,
             idle_timeout=60,
+            access_logs=(
+                {"bucket": args.access_log_bucket, "prefix": ACCESS_LOG_PREFIX, "enabled": True}
+                if args.access_log_bucket is not None
+                else None
+            ),
             tags=args.tags,
             opts=self._moved(),
         )
@@ -107,7 +134,21 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         )
         listener = self._listeners(name, args, alb, target_group)
         self._alarms(name, args, alb, target_group)
+        self.web_acl_arn = None
+        if not args.behind_cdn and args.waf is not None:
+            self.web_acl_arn = self._waf(name, args.waf, alb, args.tags, args.log_retention_days)
+        if args.tls is not None:
+            alias_record(
+                name,
+                args.tls,
+                target_dns_name=alb.dns_name,
+                target_zone_id=alb.zone_id,
+                opts=owned(self),
+            )
 
+        self.origin_domain_name = (
+            pulumi.Output.from_input(args.tls.domain_name) if args.tls else alb.dns_name
+        )
         self.dns_name = alb.dns_name
         self.arn_suffix = alb.arn_suffix
         self.target_group_arn = target_group.arn
@@ -120,19 +161,71 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 "target_group_arn": self.target_group_arn,
                 "target_group_arn_suffix": self.target_group_arn_suffix,
                 "listener_arn": self.listener_arn,
+                "origin_domain_name": self.origin_domain_name,
+                "web_acl_arn": self.web_acl_arn,
             }
         )
 
+    def _waf(
+        self,
+        name: str,
+        size: WafSize,
+        alb: aws.lb.LoadBalancer,
+        tags: dict[str, str],
+        log_retention_days: int,
+    ) -> pulumi.Output[str]:
+        """The regional web ACL (same rules as CloudFront's) associated with the load
+        balancer, and its logs; returns its ARN."""
+        web_acl = aws.wafv2.WebAcl(
+            f"{name}-waf",
+            scope="REGIONAL",
+            description="Rate limits and AWS managed rules in front of the API",
+            default_action={"allow": {}},
+            rules=waf_rules(size, metric_prefix=name),
+            visibility_config=web_acl_visibility(f"{name}-waf"),
+            tags=tags,
+            opts=owned(self),
+        )
+        key = logs_key(
+            f"{name}-waf-logs-key",
+            log_group_prefixes=[f"{LOG_GROUP_PREFIX}{name}-"],
+            description="Encrypts the load balancer's WAF logs",
+            tags=tags,
+            opts=owned(self),
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name_prefix=f"{LOG_GROUP_PREFIX}{name}-",
+            retention_in_days=log_retention_days,
+            kms_key_id=key.arn,
+            tags=tags,
+            opts=owned(self),
+        )
+        waf_logging(name, web_acl=web_acl, log_group=log_group, opts=owned(self))
+        aws.wafv2.WebAclAssociation(
+            f"{name}-waf-association",
+            resource_arn=alb.arn,
+            web_acl_arn=web_acl.arn,
+            opts=owned(self),
+        )
+        return web_acl.arn
+
     def _moved(
-        self, *, was: pulumi.Resource | None = None, name: str | None = None
+        self,
+        *,
+        was: pulumi.Resource | None = None,
+        name: str | None = None,
+        also: tuple[str, ...] = (),
     ) -> pulumi.ResourceOptions:
         """Owned by this component; aliased to where it lived before (under ``was``, or
-        directly under the old component) and, where renamed, to its old ``name``."""
+        directly under the old component) and, where renamed, to its old ``name`` (and the
+        ``also`` names it had in another configuration)."""
         parent: pulumi.Resource | pulumi.Input[str] | None = was or self._moved_from
         if parent is None:
             return owned(self)
         alias = pulumi.Alias(parent=parent) if name is None else pulumi.Alias(name, parent=parent)
-        return pulumi.ResourceOptions(parent=self, aliases=[alias])
+        others = [pulumi.Alias(n, parent=parent) for n in also]
+        return pulumi.ResourceOptions(parent=self, aliases=[alias, *others])
 
     def _security_group(self, name: str, args: ApiLoadBalancerArgs) -> aws.ec2.SecurityGroup:
         sg = aws.ec2.SecurityGroup(
@@ -142,7 +235,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             tags={**args.tags, "Name": name},
             opts=self._moved(),
         )
-        https = args.certificate_arn is not None
+        https = args.tls is not None
         if args.behind_cdn:
             # Every rule naming CloudFront's prefix list counts as ~55 of the group's 60
             # rules, so CloudFront gets one port: the one its origin protocol uses.
@@ -161,7 +254,10 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 to_port=port,
                 description="CloudFront origin-facing" if args.behind_cdn else "Internet",
                 tags=args.tags,
-                opts=self._moved(was=sg),
+                # Behind CloudFront the one rule moved from HTTP to HTTPS: updated in place.
+                opts=self._moved(
+                    was=sg, also=(f"{name}-in-80",) if args.behind_cdn and port == 443 else ()
+                ),
                 **source,
             )
         aws.vpc.SecurityGroupEgressRule(
@@ -209,17 +305,25 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             "fixed_response": {"content_type": "text/plain", "status_code": "403"},
         }
         default_action = refuse if args.behind_cdn else forward
-        if args.certificate_arn is not None:
+        if args.tls is not None:
+            # The issued certificate's ARN: on a first up the listener waits for validation.
+            certificate_arn = tls_certificate(name, args.tls, tags=args.tags, opts=owned(self))
             listener = aws.lb.Listener(
                 f"{name}-https",
                 load_balancer_arn=alb.arn,
                 port=443,
                 protocol="HTTPS",
                 ssl_policy=TLS_POLICY,
-                certificate_arn=args.certificate_arn,
+                certificate_arn=certificate_arn,
                 default_actions=[default_action],
                 tags=args.tags,
-                opts=self._moved(was=alb, name="workloads-https"),
+                # Behind CloudFront it replaces the HTTP listener: the same listener, modified
+                # in place (port, protocol, certificate), so its rules stay attached.
+                opts=self._moved(
+                    was=alb,
+                    name="workloads-https",
+                    also=("workloads-http", f"{name}-http") if args.behind_cdn else (),
+                ),
             )
             if not args.behind_cdn:
                 aws.lb.Listener(

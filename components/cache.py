@@ -13,7 +13,7 @@ import pulumi_random as random
 
 from components.alarms import Threshold, metric_alarm
 from components.contract import REDIS_PORT, check_identifier
-from components.kms import customer_key
+from components.kms import account_key_policy, customer_key
 from components.security_groups import admit_from_groups
 from components.tier import AlarmThresholds, CacheSize
 
@@ -90,6 +90,7 @@ class Cache(pulumi.ComponentResource):
         key = customer_key(
             f"{name}-key",
             description=f"Encrypts {group_id}: data at rest and snapshots",
+            policy=account_key_policy(),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )

@@ -26,6 +26,12 @@ DEREGISTRATION_DELAY_SECONDS = 30
 # contract and Prometheus metrics are for the endpoint and the cluster, never the internet.
 INTERNAL_PATHS = ("/invocations", "/ping", "/metrics")
 
+# POST routes whose bodies the app limits itself (a batch of at most 1,000 students): the
+# WAF lets their large bodies through; it refuses bodies over 8 KB everywhere else.
+API_BODY_ROUTES = ("/v1/predict",)
+# The header an API key travels in (the WAF limits per key on it).
+API_KEY_HEADER = "X-API-Key"
+
 _IDENTIFIER = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 
 

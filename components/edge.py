@@ -18,133 +18,26 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.contract import INTERNAL_PATHS, owned
-from components.tier import EdgeSize
+from components.certificates import TlsName, alias_record, tls_certificate
+from components.contract import owned
+from components.kms import logs_key
+from components.spec import EDGE
+from components.tier import EdgeSize, WafSize
+from components.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
 
 # CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
-EDGE_REGION = "us-east-1"
+EDGE_REGION = EDGE
 API_ORIGIN_ID = "api-alb"
 ASSETS_ORIGIN_ID = "assets-s3"
 # Only this prefix of the models bucket is public through the CDN. Model artifacts and
 # data capture hold (or were trained on) student records and stay private: the bucket
 # policy statement below grants CloudFront nothing else.
 ASSETS_PREFIX = "static"
-AUTH_PATH_PREFIXES = ("/auth", "/api/v1/auth")
-# The image's SageMaker contract and Prometheus endpoint (workloads.INTERNAL_PATHS) are
-# unauthenticated by design (IAM guards InvokeEndpoint; Prometheus scrapes inside the
-# cluster): never from the internet. Paths are decoded, normalized (// and /./) and
-# lower-cased first, so /%69nvocations, //metrics or /AUTH cannot step around a path rule.
-PATH_TRANSFORMATIONS = ("URL_DECODE", "NORMALIZE_PATH", "LOWERCASE")
 ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
-# After the load balancer's own rules (internal paths answer 404 at priority 10).
 ORIGIN_GATE_PRIORITY = 100
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
-MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
-WAF_WINDOWS = (60, 120, 300, 600)
-
-
-def _visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgsDict:
-    return {
-        "cloudwatch_metrics_enabled": True,
-        "metric_name": metric,
-        "sampled_requests_enabled": True,
-    }
-
-
-def _path_starts_with(prefix: str) -> aws.wafv2.WebAclRuleStatementByteMatchStatementArgsDict:
-    """A match on the URI path's prefix, after PATH_TRANSFORMATIONS."""
-    return {
-        "positional_constraint": "STARTS_WITH",
-        "search_string": prefix,
-        "field_to_match": {"uri_path": {}},
-        "text_transformations": [
-            {"priority": i, "type": kind} for i, kind in enumerate(PATH_TRANSFORMATIONS)
-        ],
-    }
-
-
-def waf_rules(
-    *, api_limit: int, auth_limit: int, window_seconds: int, metric_prefix: str
-) -> list[aws.wafv2.WebAclRuleArgsDict]:
-    """Rules of the web ACL, in priority order: block the image's internal paths, the
-    stricter per-IP limit on the auth routes, the per-IP limit on everything, then AWS's
-    managed rule groups.
-
-    Limits are requests per IP per ``window_seconds`` (the catalog holds seed 003's
-    100 / 15 min translated to WAF's windows). A rate-based rule counts only the requests
-    its scope-down statement matches: the auth rule counts just the auth paths, the API
-    rule everything but the static assets.
-    """
-    if window_seconds not in WAF_WINDOWS:
-        raise ValueError(f"window_seconds={window_seconds}: WAF allows {WAF_WINDOWS}")
-    for label, limit in (("api_limit", api_limit), ("auth_limit", auth_limit)):
-        if not 10 <= limit <= 2_000_000_000:
-            raise ValueError(f"{label}={limit}: WAF rate limits are 10-2,000,000,000")
-    auth_paths: list[aws.wafv2.WebAclRuleStatementRateBasedStatementScopeDownStatementArgsDict] = [
-        {"byte_match_statement": _path_starts_with(prefix)} for prefix in AUTH_PATH_PREFIXES
-    ]
-    internal_paths: list[aws.wafv2.WebAclRuleStatementArgsDict] = [
-        {"byte_match_statement": _path_starts_with(prefix)} for prefix in INTERNAL_PATHS
-    ]
-    rules: list[aws.wafv2.WebAclRuleArgsDict] = [
-        {
-            "name": "block-internal-paths",
-            "priority": 0,
-            "action": {"block": {}},
-            "statement": {"or_statement": {"statements": internal_paths}},
-            "visibility_config": _visibility(f"{metric_prefix}-block-internal-paths"),
-        },
-        {
-            "name": "rate-limit-auth",
-            "priority": 1,
-            "action": {"block": {}},
-            "statement": {
-                "rate_based_statement": {
-                    "aggregate_key_type": "IP",
-                    "limit": auth_limit,
-                    "evaluation_window_sec": window_seconds,
-                    "scope_down_statement": {"or_statement": {"statements": auth_paths}},
-                }
-            },
-            "visibility_config": _visibility(f"{metric_prefix}-rate-limit-auth"),
-        },
-        {
-            "name": "rate-limit-api",
-            "priority": 2,
-            "action": {"block": {}},
-            "statement": {
-                "rate_based_statement": {
-                    "aggregate_key_type": "IP",
-                    "limit": api_limit,
-                    "evaluation_window_sec": window_seconds,
-                    # Cached static assets don't count: one page load fetches many, and a
-                    # whole school often shares one public IP.
-                    "scope_down_statement": {
-                        "not_statement": {
-                            "statement": {
-                                "byte_match_statement": _path_starts_with(f"/{ASSETS_PREFIX}/")
-                            }
-                        }
-                    },
-                }
-            },
-            "visibility_config": _visibility(f"{metric_prefix}-rate-limit-api"),
-        },
-    ]
-    for offset, group in enumerate(MANAGED_RULE_GROUPS):
-        rules.append(
-            {
-                "name": group,
-                "priority": 10 + offset,
-                # The group's own actions (block) apply; "count" would only observe.
-                "override_action": {"none": {}},
-                "statement": {
-                    "managed_rule_group_statement": {"vendor_name": "AWS", "name": group}
-                },
-                "visibility_config": _visibility(f"{metric_prefix}-{group}"),
-            }
-        )
-    return rules
+# Browsers remember HTTPS-only for two years (the HSTS preload list's minimum is one).
+HSTS_MAX_AGE_SECONDS = 63_072_000
 
 
 def oac_bucket_statement(bucket_arn: str, distribution_arn: str) -> dict[str, Any]:
@@ -206,17 +99,38 @@ class AssetsGrant:
 
 
 def viewer_certificate(
-    domain_name: str | None, certificate_arn: str | None
+    certificate_arn: pulumi.Input[str],
 ) -> aws.cloudfront.DistributionViewerCertificateArgsDict:
-    """The custom certificate with TLS 1.2+ when an alias is configured, else CloudFront's
-    default ``*.cloudfront.net`` certificate (whose minimum protocol cannot be raised)."""
-    if domain_name and certificate_arn:
-        return {
-            "acm_certificate_arn": certificate_arn,
-            "ssl_support_method": "sni-only",
-            "minimum_protocol_version": "TLSv1.2_2021",
-        }
-    return {"cloudfront_default_certificate": True}
+    """The distribution's own certificate, TLS 1.2+ with the 2021 ciphers (SNI only)."""
+    return {
+        "acm_certificate_arn": certificate_arn,
+        "ssl_support_method": "sni-only",
+        "minimum_protocol_version": "TLSv1.2_2021",
+    }
+
+
+def security_headers(
+    name: str, policy_name: str, opts: pulumi.ResourceOptions
+) -> aws.cloudfront.ResponseHeadersPolicy:
+    """HSTS, nosniff and frame-deny on every response (overriding the origin's)."""
+    return aws.cloudfront.ResponseHeadersPolicy(
+        f"{name}-security-headers",
+        # Policies are account-wide: one per stack.
+        name=policy_name,
+        comment="HSTS, nosniff, frame-deny, no referrer",
+        security_headers_config={
+            "strict_transport_security": {
+                "access_control_max_age_sec": HSTS_MAX_AGE_SECONDS,
+                "include_subdomains": True,
+                "preload": False,
+                "override": True,
+            },
+            "content_type_options": {"override": True},
+            "frame_options": {"frame_option": "DENY", "override": True},
+            "referrer_policy": {"referrer_policy": "no-referrer", "override": True},
+        },
+        opts=opts,
+    )
 
 
 @dataclass
@@ -235,17 +149,17 @@ class EdgeArgs:
     assets_bucket_regional_domain_name: pulumi.Input[str]
     """Regional domain name of the models bucket, whose ``static/`` prefix is served."""
     size: EdgeSize
-    """The tier's edge slice: CloudFront price class, WAF rate limits and window."""
+    """The tier's edge slice: CloudFront price class."""
+    waf: WafSize
+    """Limits of the web ACL."""
+    tls: TlsName
+    """The distribution's domain (alias) and its us-east-1 certificate or hosted zone."""
     log_retention_days: int
     """Retention of the CloudFront access logs."""
     assets_bucket_arn: pulumi.Input[str]
     """ARN of the models bucket."""
     assets_grant: AssetsGrant
     """The deferred OAC statement already given to the models bucket's policy."""
-    domain_name: str | None = None
-    """Custom domain (alias) of the distribution; needs ``certificate_arn``."""
-    certificate_arn: str | None = None
-    """ACM certificate in us-east-1 covering ``domain_name``."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every taggable resource of the component."""
 
@@ -266,8 +180,6 @@ class Edge(pulumi.ComponentResource):
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:edge:Edge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        if bool(args.domain_name) != bool(args.certificate_arn):
-            raise ValueError("EdgeArgs: set domain_name and certificate_arn together")
 
         # An explicit provider does not read the stack's aws:* config as the default one
         # does: hand it the stack's profile so both act in the same account. (Stacks that
@@ -282,8 +194,17 @@ class Edge(pulumi.ComponentResource):
 
         web_acl = self._waf(name, args, at_edge)
         self.origin_verify_secret = self._origin_gate(name, args, child)
-        distribution = self._distribution(name, args, web_acl, child)
-        self._logging(name, args, distribution, edge_provider)
+        # CloudFront takes certificates from us-east-1 only.
+        certificate_arn = tls_certificate(name, args.tls, tags=args.tags, opts=at_edge)
+        distribution = self._distribution(name, args, web_acl, certificate_arn, child)
+        alias_record(
+            name,
+            args.tls,
+            target_dns_name=distribution.domain_name,
+            target_zone_id=distribution.hosted_zone_id,
+            opts=child,
+        )
+        self._logging(name, args, distribution, web_acl, edge_provider)
 
         args.assets_grant.resolve(args.assets_bucket_arn, distribution.arn)
 
@@ -308,17 +229,8 @@ class Edge(pulumi.ComponentResource):
             scope="CLOUDFRONT",
             description="Per-IP rate limits and AWS managed rules in front of the API",
             default_action={"allow": {}},
-            rules=waf_rules(
-                api_limit=args.size.waf_api_rate_limit,
-                auth_limit=args.size.waf_auth_rate_limit,
-                window_seconds=args.size.waf_window_seconds,
-                metric_prefix=name,
-            ),
-            visibility_config={
-                "cloudwatch_metrics_enabled": True,
-                "metric_name": f"{name}-waf",
-                "sampled_requests_enabled": True,
-            },
+            rules=waf_rules(args.waf, metric_prefix=name),
+            visibility_config=web_acl_visibility(f"{name}-waf"),
             tags=args.tags,
             opts=at_edge,
         )
@@ -358,6 +270,7 @@ class Edge(pulumi.ComponentResource):
         name: str,
         args: EdgeArgs,
         web_acl: aws.wafv2.WebAcl,
+        certificate_arn: pulumi.Input[str],
         child: pulumi.ResourceOptions,
     ) -> aws.cloudfront.Distribution:
         """The assets' Origin Access Control and the distribution in front of the ALB and
@@ -379,6 +292,7 @@ class Edge(pulumi.ComponentResource):
         all_viewer_except_host = aws.cloudfront.get_origin_request_policy_output(
             name="Managed-AllViewerExceptHostHeader"
         )
+        headers = security_headers(name, f"{args.name_prefix}-security-headers", child)
 
         # Retention decision: no retain_on_delete. A retained distribution would keep
         # serving (and billing) against a deleted ALB, and its association would block the
@@ -387,7 +301,7 @@ class Edge(pulumi.ComponentResource):
             f"{name}-cdn",
             enabled=True,
             comment=f"{name}: API and public assets",
-            aliases=[args.domain_name] if args.domain_name else None,
+            aliases=[args.tls.domain_name],
             price_class=args.size.price_class,
             http_version="http2and3",
             is_ipv6_enabled=True,
@@ -423,6 +337,7 @@ class Edge(pulumi.ComponentResource):
                 "cached_methods": ["GET", "HEAD"],
                 "cache_policy_id": caching_disabled.id,
                 "origin_request_policy_id": all_viewer_except_host.id,
+                "response_headers_policy_id": headers.id,
                 "compress": True,
             },
             ordered_cache_behaviors=[
@@ -433,11 +348,12 @@ class Edge(pulumi.ComponentResource):
                     "allowed_methods": ["GET", "HEAD", "OPTIONS"],
                     "cached_methods": ["GET", "HEAD"],
                     "cache_policy_id": caching_optimized.id,
+                    "response_headers_policy_id": headers.id,
                     "compress": True,
                 }
             ],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
-            viewer_certificate=viewer_certificate(args.domain_name, args.certificate_arn),
+            viewer_certificate=viewer_certificate(certificate_arn),
             tags=args.tags,
             opts=child,
         )
@@ -447,22 +363,45 @@ class Edge(pulumi.ComponentResource):
         name: str,
         args: EdgeArgs,
         distribution: aws.cloudfront.Distribution,
+        web_acl: aws.wafv2.WebAcl,
         edge_provider: aws.Provider,
     ) -> None:
-        """The distribution's access logs, delivered to a us-east-1 log group."""
+        """The distribution's access logs and its web ACL's logs, delivered to us-east-1
+        log groups encrypted with a us-east-1 key (a key serves its own region only)."""
         # Access logs through CloudFront's standard logging v2 (CloudWatch vended logs):
         # the legacy logging_config needs an S3 bucket with ACLs enabled (log-delivery ACL),
         # which hardened buckets (BucketOwnerEnforced) refuse. CloudFront's delivery sources
         # live in us-east-1, so the log group does too.
         tags = args.tags
         in_cdn = owned(self, was=distribution, provider=edge_provider)
+        at_edge = owned(self, provider=edge_provider)
+        access_logs_name = f"/aws/vendedlogs/cloudfront/{args.name_prefix}"
+        waf_logs_name = f"{LOG_GROUP_PREFIX}{args.name_prefix}"
+        key = logs_key(
+            f"{name}-logs-key",
+            log_group_prefixes=[access_logs_name, waf_logs_name],
+            description="Encrypts CloudFront's access logs and its WAF's logs",
+            region=EDGE_REGION,
+            tags=tags,
+            opts=at_edge,
+        )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
-            name=f"/aws/vendedlogs/cloudfront/{args.name_prefix}",
+            name=access_logs_name,
             retention_in_days=args.log_retention_days,
+            kms_key_id=key.arn,
             tags=tags,
             opts=in_cdn,
         )
+        waf_logs = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name=waf_logs_name,
+            retention_in_days=args.log_retention_days,
+            kms_key_id=key.arn,
+            tags=tags,
+            opts=at_edge,
+        )
+        waf_logging(name, web_acl=web_acl, log_group=waf_logs, opts=at_edge)
         source = aws.cloudwatch.LogDeliverySource(
             f"{name}-log-source",
             log_type="ACCESS_LOGS",

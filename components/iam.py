@@ -199,3 +199,16 @@ def sagemaker_rollout_statements(
             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
         },
     ]
+
+
+def tls_only_statement(bucket_arn: str) -> dict[str, Any]:
+    """Bucket policy statement denying every request that does not use TLS
+    (aws:SecureTransport false)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }

@@ -20,6 +20,7 @@ from components.alarms import Threshold, expression_alarm, metric_alarm
 from components.catalog import SAGEMAKER_INSTANCE_VCPUS, sagemaker_max_rps_per_instance
 from components.contract import SageMakerEndpoint, owned
 from components.iam import service_trust_policy
+from components.kms import logs_key
 from components.tier import AlarmThresholds, InferenceSize
 
 VARIANT_NAME = "primary"
@@ -214,10 +215,19 @@ class Inference(pulumi.ComponentResource):
         role, role_policy = self._role(name, args, child)
         # Created before the endpoint so its retention applies (SageMaker would create it
         # without one).
+        log_group_name = f"/aws/sagemaker/Endpoints/{endpoint_name}"
+        key = logs_key(
+            f"{name}-logs-key",
+            log_group_prefixes=[log_group_name],
+            description=f"Encrypts the log group of {endpoint_name}",
+            tags=args.tags,
+            opts=child,
+        )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
+            name=log_group_name,
             retention_in_days=args.log_retention_days,
+            kms_key_id=key.arn,
             tags=args.tags,
             opts=child,
         )

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from components.contract import SubnetCidrs, owned
 from components.iam import service_trust_policy
+from components.kms import logs_key
 from components.tier import NetworkSize
 
 SubnetTier = Literal["public", "private", "isolated"]
@@ -70,6 +71,30 @@ def flow_log_delivery_policy(log_group_arn: str) -> str:
             ],
         }
     )
+
+
+def app_egress(vpc_cidr: pulumi.Input[str]) -> list[aws.ec2.SecurityGroupEgressArgsDict]:
+    """What nodes and pods may reach: anything inside the VPC (the data stores, the VPC's
+    DNS resolver, the EKS control plane's network interfaces, other nodes) and HTTPS out
+    (AWS's APIs: ECR, STS for IRSA, SageMaker, EKS, S3 through its gateway endpoint; reached
+    through the NAT). Nothing else leaves the VPC. The pods' NetworkPolicy narrows it further
+    (the data stores' ports, cluster DNS, HTTPS)."""
+    return [
+        {
+            "protocol": "-1",
+            "from_port": 0,
+            "to_port": 0,
+            "cidr_blocks": [vpc_cidr],
+            "description": "Inside the VPC: data stores, DNS, control plane, nodes",
+        },
+        {
+            "protocol": "tcp",
+            "from_port": 443,
+            "to_port": 443,
+            "cidr_blocks": ["0.0.0.0/0"],
+            "description": "HTTPS to AWS APIs (ECR, STS, SageMaker, EKS, S3)",
+        },
+    ]
 
 
 @dataclass
@@ -173,15 +198,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-app-sg",
             vpc_id=vpc.id,
             description="Application tier: EKS nodes and pods; data stores admit only this group",
-            egress=[
-                {
-                    "protocol": "-1",
-                    "from_port": 0,
-                    "to_port": 0,
-                    "cidr_blocks": ["0.0.0.0/0"],
-                    "description": "Nodes reach AWS APIs, ECR and the data tier",
-                }
-            ],
+            egress=app_egress(vpc.cidr_block),
             tags=named("app"),
             opts=in_vpc,
         )
@@ -351,10 +368,19 @@ class Network(pulumi.ComponentResource):
         vpc: aws.ec2.Vpc,
         child: pulumi.ResourceOptions,
     ) -> None:
-        """The VPC's flow logs into CloudWatch Logs, through a role allowed only that."""
+        """The VPC's flow logs into an encrypted log group, through a role allowed only that."""
+        # The group is auto-named from its logical name: the key admits that prefix only.
+        key = logs_key(
+            f"{name}-flow-logs-key",
+            log_group_prefixes=[f"{name}-flow-logs-"],
+            description="Encrypts the VPC's flow logs",
+            tags=args.tags,
+            opts=child,
+        )
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             retention_in_days=args.flow_log_retention_days,
+            kms_key_id=key.arn,
             tags=named("flow-logs"),
             opts=child,
         )

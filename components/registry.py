@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.contract import owned
-from components.kms import customer_key
+from components.kms import account_key_policy, customer_key
 
 # Tagged images kept: a release per school day for six weeks, so any release the API,
 # the trainer or the SageMaker endpoint may still run (or roll back to) stays pullable.
@@ -80,6 +80,7 @@ class Registry(pulumi.ComponentResource):
         key = customer_key(
             f"{name}-key",
             description=f"Encrypts the {args.repository_name} image repository",
+            policy=account_key_policy(),
             tags=args.tags,
             opts=stateful,
         )

@@ -31,6 +31,8 @@ from components.spec_database import backup_region, engine_upgrade, restore
 from components.tier import NodeGroupSize, Tier
 
 PROJECT = "student-success"
+# CloudFront takes its certificates from N. Virginia only.
+EDGE = "us-east-1"
 # The app's migrations: a release is the image tag plus them (the bootstrap Job's name).
 MIGRATIONS = Path(__file__).resolve().parent.parent / "app" / "migrations"
 
@@ -45,6 +47,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "clusterAdminRoleArn": "",
     "clusterPublicAccessCidrs": [],
     "apiDomainName": "",
+    "hostedZoneId": "",
     "apiCertificateArn": "",
     "edgeDomainName": "",
     "edgeCertificateArn": "",
@@ -64,6 +67,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _CERT_ARN = re.compile(r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[\w-]+$")
 _IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DOMAIN = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 
 
 class SpecError(ValueError):
@@ -90,9 +95,16 @@ class StackSpec:
     cluster_admin_role_arn: str | None
     cluster_public_access_cidrs: tuple[str, ...]
     api_domain_name: str | None
+    """Name of the API's load balancer (HTTPS); None: plain HTTP (dev only)."""
     api_certificate_arn: str | None
+    """An existing certificate for ``api_domain_name``; None: the program requests one."""
     edge_domain_name: str | None
+    """Name of the CloudFront distribution on edge tiers."""
     edge_certificate_arn: str | None
+    """An existing us-east-1 certificate for ``edge_domain_name``; None: requested."""
+    hosted_zone_id: str | None = None
+    """Route 53 zone of the domains: DNS validation of the requested certificates and the
+    records naming the load balancer and the distribution."""
     sagemaker_model_published: bool = False
     """The endpoint's model archive exists (``publish-sagemaker`` ran): the endpoint may be
     created from it. Until then a SageMaker tier runs without its endpoint."""
@@ -145,7 +157,7 @@ def _check_tier(t: Tier, problems: list[str]) -> None:
         if not ok:
             problems.append(message)
 
-    net, db, api, cache, edge, sm = t.network, t.db, t.api, t.cache, t.edge, t.inference
+    net, db, api, cache, sm = t.network, t.db, t.api, t.cache, t.inference
     need(
         2 <= net.az_count <= 4,
         f"network.az_count={net.az_count}: allowed 2-4 (EKS and RDS need two AZs)",
@@ -197,14 +209,12 @@ def _check_tier(t: Tier, problems: list[str]) -> None:
             f"cache.node_type={cache.node_type!r}: allowed {', '.join(sorted(CACHE_NODE_TYPES))}",
         )
         need(1 <= cache.num_nodes <= 6, f"cache.num_nodes={cache.num_nodes}: allowed 1-6")
+    for name in ("per_ip_limit", "anonymous_limit", "auth_limit", "per_key_limit"):
+        value = getattr(t.waf, name)
+        need(10 <= value <= 2_000_000_000, f"waf.{name}={value}: WAF allows 10-2,000,000,000")
     need(
-        edge.waf_api_rate_limit >= 10 and edge.waf_auth_rate_limit >= 10,
-        f"edge.waf_api_rate_limit/edge.waf_auth_rate_limit {edge.waf_api_rate_limit}/"
-        f"{edge.waf_auth_rate_limit}: WAF's minimum is 10",
-    )
-    need(
-        edge.waf_window_seconds in (60, 120, 300, 600),
-        f"edge.waf_window_seconds={edge.waf_window_seconds}: allowed 60, 120, 300, 600",
+        t.waf.window_seconds in (60, 120, 300, 600),
+        f"waf.window_seconds={t.waf.window_seconds}: allowed 60, 120, 300, 600",
     )
     if sm.enabled:
         need(
@@ -231,6 +241,48 @@ def _check_tier(t: Tier, problems: list[str]) -> None:
         )
         need(bool(g.instance_types), f"node_groups.{g.name}.instance_types: at least one type")
     problems.extend(connection_capacity(t).problems())
+
+
+def _check_tls(
+    tier: Tier,
+    region: str | None,
+    *,
+    zone: str | None,
+    api: tuple[str | None, str | None],
+    edge: tuple[str | None, str | None],
+    problems: list[str],
+) -> None:
+    """TLS by construction: outside dev every entry has a name and either a certificate ARN
+    or the hosted zone that validates the certificate the program requests."""
+    api_domain, api_cert = api
+    edge_domain, edge_cert = edge
+    entries = [("apiDomainName", api_domain, "apiCertificateArn", api_cert, region)]
+    if tier.edge.enabled:
+        entries.append(("edgeDomainName", edge_domain, "edgeCertificateArn", edge_cert, EDGE))
+    elif edge_domain or edge_cert:
+        problems.append(f"edgeDomainName/edgeCertificateArn: tier {tier.name} has no CloudFront")
+    for domain_key, domain, cert_key, cert, cert_region in entries:
+        if not domain and tier.name != "dev":
+            problems.append(
+                f"{domain_key}: required outside dev, where the stack serves HTTPS only "
+                f"(e.g. api.{tier.name}.district.example.org, in hostedZoneId's zone)"
+            )
+        if cert and not domain:
+            problems.append(f"{cert_key}: needs {domain_key} (the name the certificate covers)")
+        if domain and not cert and not zone:
+            problems.append(
+                f"{domain_key}={domain!r}: set hostedZoneId (the Route 53 zone that validates "
+                f"the certificate the program requests) or {cert_key}"
+            )
+        match = _CERT_ARN.match(cert or "")
+        if match and cert_region and match["region"] != cert_region:
+            where = "CloudFront" if cert_key == "edgeCertificateArn" else "The load balancer"
+            problems.append(f"{cert_key}={cert!r}: {where} needs a certificate in {cert_region}")
+    if tier.edge.enabled and edge_domain and not api_domain:
+        problems.append(
+            "apiDomainName: CloudFront reaches the load balancer over HTTPS by a name its "
+            "certificate covers; set it"
+        )
 
 
 def _cidr(value: Any, key: str, problems: list[str], prefixes: range | None = None) -> str:
@@ -316,28 +368,19 @@ def build_spec(
 
     email = optional("alarmEmail", _EMAIL, "an email address")
     role = optional("clusterAdminRoleArn", _ROLE_ARN, "an IAM role ARN")
-    cert = optional("edgeCertificateArn", _CERT_ARN, "an ACM certificate ARN")
-    edge_match = _CERT_ARN.match(cert or "")
-    if edge_match and edge_match["region"] != "us-east-1":
-        problems.append(f"edgeCertificateArn={cert!r}: CloudFront needs a certificate in us-east-1")
-    domain = str(values["edgeDomainName"]).strip() or None
-    if bool(cert) != bool(domain):
-        problems.append("edgeDomainName and edgeCertificateArn: set both or neither")
+    zone = optional("hostedZoneId", _ZONE_ID, "a Route 53 hosted zone id (Z...)")
+    api_domain = optional("apiDomainName", _DOMAIN, "a lower-case DNS name")
     api_cert = optional("apiCertificateArn", _CERT_ARN, "an ACM certificate ARN")
-    match = _CERT_ARN.match(api_cert or "")
-    if match and region and match["region"] != region:
-        problems.append(
-            f"apiCertificateArn={api_cert!r}: the load balancer needs a certificate in the "
-            f"stack's region {region}"
-        )
-    api_domain = str(values["apiDomainName"]).strip() or None
-    if api_domain and not api_cert:
-        problems.append("apiDomainName: needs apiCertificateArn (a certificate covering it)")
-    if tier.edge.enabled and api_cert and not api_domain:
-        problems.append(
-            "apiCertificateArn: CloudFront reaches the load balancer over HTTPS by a name the "
-            "certificate covers; set apiDomainName (a DNS name pointing at the load balancer)"
-        )
+    domain = optional("edgeDomainName", _DOMAIN, "a lower-case DNS name")
+    cert = optional("edgeCertificateArn", _CERT_ARN, "an ACM certificate ARN")
+    _check_tls(
+        tier,
+        region,
+        zone=zone,
+        api=(api_domain, api_cert),
+        edge=(domain, cert),
+        problems=problems,
+    )
     published = _as_bool(values["sagemakerModelPublished"], "sagemakerModelPublished", problems)
     if published and not tier.inference.enabled:
         problems.append(f"sagemakerModelPublished: tier {tier.name} has no SageMaker endpoint")
@@ -370,6 +413,7 @@ def build_spec(
         api_certificate_arn=api_cert,
         edge_domain_name=domain,
         edge_certificate_arn=cert,
+        hosted_zone_id=zone,
         sagemaker_model_published=published,
         migrations=dict(migrations or {}),
         db_backup_region=db_backup_region,

@@ -17,10 +17,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.contract import BucketRef, owned
+from components.iam import tls_only_statement
 from components.kms import customer_key, key_policy
 
 ArchiveClass = Literal["STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
 
+# The log bucket's prefix for S3 server access logs (log_bucket.S3_PREFIX admits it).
+ACCESS_LOG_PREFIX = "s3"
 # Multipart uploads a crashed trainer leaves behind are billed until aborted.
 ABORT_INCOMPLETE_UPLOADS_DAYS = 7
 
@@ -31,18 +34,6 @@ class Transition:
 
     days: int
     storage_class: ArchiveClass
-
-
-def tls_only_statement(bucket_arn: str) -> dict[str, Any]:
-    """Deny every request that does not use TLS (aws:SecureTransport false)."""
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 def bucket_policy(bucket_arn: str, extra_statements: Sequence[Mapping[str, Any]] = ()) -> str:
@@ -131,6 +122,8 @@ class SecureBucketArgs:
     """Statements merged into the bucket's one policy (e.g. CloudFront OAC read access)."""
     extra_key_policy_statements: Sequence[pulumi.Input[Mapping[str, Any]]] = ()
     """Statements added to the KMS key's policy (e.g. CloudFront OAC kms:Decrypt)."""
+    access_log_bucket: pulumi.Input[str] | None = None
+    """Bucket receiving this bucket's S3 server access logs (under ``s3/<name>/``)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every resource of the component; data stores pass ``spec.tags("ferpa")``."""
 
@@ -225,6 +218,15 @@ class SecureBucket(pulumi.ComponentResource):
             # Non-current version rules need versioning in place.
             opts=owned(self, was=bucket, protect=args.protect, depends_on=[versioning]),
         )
+        if args.access_log_bucket is not None:
+            # Who read or wrote which object, when: the audit trail of a FERPA bucket.
+            aws.s3.BucketLogging(
+                f"{name}-access-logging",
+                bucket=bucket.id,
+                target_bucket=args.access_log_bucket,
+                target_prefix=f"{ACCESS_LOG_PREFIX}/{name}/",
+                opts=in_bucket,
+            )
         policy = pulumi.Output.all(bucket.arn, *args.extra_policy_statements).apply(
             lambda values: bucket_policy(values[0], values[1:])
         )

@@ -120,20 +120,32 @@ class TrainingSize:
 
 @dataclass(frozen=True)
 class EdgeSize:
-    """CloudFront and its WAF."""
+    """CloudFront (its WAF is sized by ``WafSize``)."""
 
     enabled: bool = False
-    """CloudFront + WAF in front of the API."""
+    """CloudFront in front of the API (and the WAF on it rather than on the load balancer)."""
     price_class: str = "PriceClass_100"
     """CloudFront price class (edge locations served)."""
-    # Seed 003 limits 100 requests / 15 min per IP (5 on auth routes). WAF counts over
-    # 60/120/300/600 s windows only, so we use the longest (600 s) and scale the limit:
-    # 100 x 600/900 = 67. Auth: 5 x 600/900 = 3.3, below WAF's minimum limit of 10, so 10.
-    waf_api_rate_limit: int = 67
-    """Requests per IP per ``waf_window_seconds`` on API paths (seed 003, translated)."""
-    waf_auth_rate_limit: int = 10
-    """Requests per IP per window on authentication paths."""
-    waf_window_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class WafSize:
+    """The WAF on the stack's internet-facing entry (CloudFront, or the load balancer):
+    requests per ``window_seconds`` (README, "Limits"). Seed 003's 100 / 15 min per IP is a
+    login page's limit: a whole school sits behind one NAT address, so the per-IP limits are
+    sized for a school and the per-key limit sits above the app's own per-class limits."""
+
+    per_ip_limit: int = 6_000
+    """Per IP, everything but static assets: 100 teachers of one school at one request every
+    10 s is 3,000 per 5 minutes; twice that."""
+    anonymous_limit: int = 600
+    """Per IP, requests without an API key (health checks, documentation, mistakes)."""
+    auth_limit: int = 100
+    """Per IP, on the authentication paths (the app also limits failed keys per IP)."""
+    per_key_limit: int = 6_000
+    """Per API key: twice the app's largest class limit (interactive, 600 per minute), so the
+    app's 429 with Retry-After answers first and WAF only stops a runaway client."""
+    window_seconds: int = 300
     """WAF evaluation window: 60, 120, 300 or 600 s."""
 
 
@@ -221,6 +233,7 @@ class Tier:
     cache: CacheSize = CacheSize()
     training: TrainingSize = TrainingSize()
     edge: EdgeSize = EdgeSize()
+    waf: WafSize = WafSize()
     inference: InferenceSize = InferenceSize()
     monitoring: MonitoringSize = MonitoringSize()
     alarms: AlarmThresholds = AlarmThresholds()

@@ -74,6 +74,12 @@ LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
 # The edge
 AWS_PROVIDER = "pulumi:providers:aws"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+WEB_ACL_ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+ACM_CERTIFICATE = "aws:acm/certificate:Certificate"
+ACM_VALIDATION = "aws:acm/certificateValidation:CertificateValidation"
+DNS_RECORD = "aws:route53/record:Record"
+RESPONSE_HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 
 # Inference

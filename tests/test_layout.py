@@ -24,6 +24,8 @@ SHARED = {
     "components.kms",
     "components.k8s_manifests",
     "components.security_groups",
+    "components.certificates",
+    "components.waf",
 }
 
 

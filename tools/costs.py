@@ -71,12 +71,15 @@ SECRET_MONTH = 0.40
 ALARM_MONTH = 0.10
 DASHBOARD_MONTH = 3.0
 WAF_ACL_MONTH = 5.0
-WAF_RULE_MONTH = 1.0
+WAF_RULE_MONTH = 1.0  # every rule, the labelling ones and each managed rule group too
+ACM_PUBLIC_CERTIFICATE_MONTH = 0.0  # public certificates used with ALB/CloudFront are free
 AMP_COLLECTOR_HOUR = 0.04  # the managed scraper; its samples are usage-based
 EXCLUDED = (
-    "data transfer, NAT/LB traffic, S3 storage and requests, CloudFront traffic, logs,"
-    " Prometheus samples collected, ingested, stored and queried, Grafana user licences,"
-    " cross-region backup storage and transfer (by the GB the backups replicate)"
+    "data transfer, NAT/LB traffic, S3 storage and requests (the access-log bucket included), "
+    "CloudFront traffic, WAF requests ($0.60 per million), CloudWatch Logs ingestion and "
+    "storage, Route 53 queries (the hosted zone is the district's), Prometheus samples "
+    "collected, ingested, stored and queried, Grafana user licences, cross-region backup "
+    "storage and transfer (by the GB the backups replicate)"
 )
 
 
@@ -147,6 +150,8 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
             )
         elif t == "aws:amp/scraper:Scraper":
             items.append(LineItem("Prometheus managed collector", _hours(AMP_COLLECTOR_HOUR)))
+        elif t == "aws:acm/certificate:Certificate":
+            items.append(LineItem("ACM public certificate", ACM_PUBLIC_CERTIFICATE_MONTH))
         elif t == "aws:kms/key:Key":
             items.append(LineItem("KMS key", KMS_KEY_MONTH))
         elif t == "aws:secretsmanager/secret:Secret":

@@ -80,6 +80,10 @@ class AwsMocks(mocks.Mocks):
             "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com",
         }
         ecr_host = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"
+        # A name, a prefix plus the provider's random suffix, or the autoname.
+        log_group_name = inputs.get("name") or (
+            f"{inputs['namePrefix']}{_fake_id(name)[:8]}" if inputs.get("namePrefix") else rid
+        )
         computed: dict[str, dict[str, Any]] = {
             "aws:ec2/vpc:Vpc": {"defaultSecurityGroupId": f"sg-{_fake_id(name)}"},
             "aws:rds/instance:Instance": {
@@ -137,7 +141,8 @@ class AwsMocks(mocks.Mocks):
             "aws:iam/policy:Policy": {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{rid}"},
             "aws:kms/key:Key": {"keyId": _fake_id(name)},
             "aws:cloudwatch/logGroup:LogGroup": {
-                "arn": self._arn("logs", f"log-group:{inputs.get('name', rid)}")
+                "arn": self._arn("logs", f"log-group:{log_group_name}"),
+                "name": log_group_name,
             },
             "aws:ecr/repository:Repository": {
                 "repositoryUrl": f"{ecr_host}/{inputs.get('name', rid)}"
@@ -153,7 +158,9 @@ class AwsMocks(mocks.Mocks):
             "aws:lb/loadBalancer:LoadBalancer": {
                 "dnsName": f"{rid}.elb.{self.region}.amazonaws.com",
                 "arnSuffix": f"app/{name}/{_fake_id(name)}",
+                "zoneId": "Z35SXDOTRQ7X7K",
             },
+            **self._tls(name, inputs),
             "aws:lb/targetGroup:TargetGroup": {"arnSuffix": f"targetgroup/{name}/{_fake_id(name)}"},
             "aws:sagemaker/endpoint:Endpoint": {
                 "name": inputs.get("name", rid),
@@ -217,6 +224,27 @@ class AwsMocks(mocks.Mocks):
             "aws:amp/scraper:Scraper": {
                 "roleArn": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/"
                 f"scraper.aps.amazonaws.com/AWSServiceRoleForAmazonPrometheusScraper_{rid[-15:]}"
+            },
+        }
+
+    @staticmethod
+    def _tls(name: str, inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """ACM's answer to a DNS-validated request: the CNAME to publish, then the ARN."""
+        domain = inputs.get("domainName", "")
+        return {
+            "aws:acm/certificate:Certificate": {
+                "domainValidationOptions": [
+                    {
+                        "domainName": domain,
+                        "resourceRecordName": f"_{_fake_id(name)}.{domain}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": f"_{_fake_id(name[::-1])}.acm-validations.aws.",
+                    }
+                ],
+                "status": "PENDING_VALIDATION",
+            },
+            "aws:acm/certificateValidation:CertificateValidation": {
+                "certificateArn": inputs.get("certificateArn", ""),
             },
         }
 

@@ -124,19 +124,18 @@ def require_client(
     if client is None:
         raise HTTPException(401, "invalid API key", {"WWW-Authenticate": "ApiKey"})
     s = svc.settings
-    decision = svc.cache.rate_limit(
-        f"client:{client.id}", s.rate_limit_requests, s.rate_limit_window_seconds
-    )
+    limit = s.rate_limit(client.key_class)
+    decision = svc.cache.rate_limit(f"client:{client.id}", limit, s.rate_limit_window_seconds)
     if not decision.allowed:
         raise HTTPException(
             429,
-            f"rate limit of {s.rate_limit_requests} requests"
-            f" per {s.rate_limit_window_seconds}s exceeded",
+            f"rate limit of {limit} requests per {s.rate_limit_window_seconds}s"
+            f" for {client.key_class} keys exceeded",
             {"Retry-After": str(decision.retry_after)},
         )
     # Added to the response by ObservabilityMiddleware (handlers may return a raw Response).
     request.state.extra_headers = {
-        "X-RateLimit-Limit": str(s.rate_limit_requests),
+        "X-RateLimit-Limit": str(limit),
         "X-RateLimit-Remaining": str(decision.remaining),
     }
     request.state.client_id = client.id

@@ -23,7 +23,7 @@ from components.cluster.iam_policies import cluster_encryption_policy
 from components.cluster.versions import ADDON_VERSIONS
 from components.contract import owned
 from components.iam import service_account_role, service_trust_policy
-from components.kms import customer_key
+from components.kms import account_key_policy, customer_key, logs_key
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 ADMIN_ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -116,6 +116,8 @@ class ControlPlane:
     oidc_issuer: pulumi.Output[str]
     """OIDC issuer without ``https://``."""
     security_group_id: pulumi.Output[str]
+    logs_key: aws.kms.Key
+    """Encrypts the cluster's log groups (control plane, Container Insights)."""
     """Security group EKS created for the control plane and nodes."""
 
     def irsa_role(self, role: str, namespace: str, service_account: str) -> aws.iam.Role:
@@ -131,15 +133,31 @@ class ControlPlane:
         )
 
 
+def cluster_logs_key(name: str, args: ClusterArgs, opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """The key of the control plane's and Container Insights' log groups."""
+    return logs_key(
+        f"{name}-logs-key",
+        log_group_prefixes=[
+            f"/aws/eks/{args.cluster_name}/",
+            f"/aws/containerinsights/{args.cluster_name}/",
+        ],
+        description=f"Encrypts the log groups of {args.cluster_name}",
+        tags=args.tags,
+        opts=opts,
+    )
+
+
 def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> ControlPlane:
     """The control plane, its OIDC provider and (when configured) the admin access entry."""
     child = pulumi.ResourceOptions(parent=component)
     secrets_key = customer_key(
         f"{name}-secrets-key",
         description=f"Encrypts Kubernetes secrets of {args.cluster_name}",
+        policy=account_key_policy(),
         tags=args.tags,
         opts=child,
     )
+    log_key = cluster_logs_key(name, args, child)
     cluster_role, role_policies = _cluster_role(component, name, args.tags, secrets_key)
     # EKS would create this group with no retention; owning it sets retention and lets
     # `pulumi destroy` remove it.
@@ -147,6 +165,7 @@ def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> C
         f"{name}-control-plane-logs",
         name=f"/aws/eks/{args.cluster_name}/cluster",
         retention_in_days=args.log_retention_days,
+        kms_key_id=log_key.arn,
         tags=args.tags,
         opts=child,
     )
@@ -174,6 +193,7 @@ def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> C
         oidc=oidc,
         oidc_issuer=issuer_url.apply(lambda url: url.removeprefix("https://")),
         security_group_id=eks.vpc_config.apply(lambda c: c.cluster_security_group_id or ""),
+        logs_key=log_key,
     )
     if args.admin_role_arn:
         _admin_access(plane, args.admin_role_arn)

@@ -24,6 +24,7 @@ def insights_log_groups(
             f"{plane.name}-insights-{kind}",
             name=f"/aws/containerinsights/{args.cluster_name}/{kind}",
             retention_in_days=args.log_retention_days,
+            kms_key_id=plane.logs_key.arn,
             tags=plane.tags,
             opts=pulumi.ResourceOptions(parent=plane.component),
         )

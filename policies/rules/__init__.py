@@ -27,12 +27,14 @@ from . import (
     iam,
     kms,
     kubernetes,
+    logs,
     network,
     rds,
     s3,
     sagemaker,
     stack_capacity,
     stack_consistency,
+    stack_logging,
     tagging,
 )
 
@@ -49,12 +51,14 @@ CONCERNS: dict[str, list[ResourceValidationPolicy]] = {
     "kms": kms.POLICIES,
     "iam": iam.POLICIES,
     "kubernetes": kubernetes.POLICIES,
+    "logs": logs.POLICIES,
     "tagging": tagging.POLICIES,
 }
 RESOURCE_POLICIES: list[ResourceValidationPolicy] = [p for ps in CONCERNS.values() for p in ps]
 STACK_POLICIES: list[StackValidationPolicy] = [
     *stack_capacity.POLICIES,
     *stack_consistency.POLICIES,
+    *stack_logging.POLICIES,
 ]
 ALL_POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES]
 

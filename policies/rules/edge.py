@@ -9,7 +9,7 @@ from pulumi_policy import (
     ResourceValidationArgs,
 )
 
-from ._util import as_list, get, label, present, rule, setting
+from ._util import as_list, get, label, present, rule, setting, tier_of
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 HTTPS_POLICIES = frozenset({"https-only", "redirect-to-https"})
@@ -60,13 +60,30 @@ def _tls_minimum(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 
 def _custom_certificate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if tier_of(args.props) == "dev":
+        return
     if get(args.props, "viewerCertificate.cloudfrontDefaultCertificate") is True:
         report(
             f"{_dist(args)} uses the default *.cloudfront.net certificate, whose TLS floor "
-            "CloudFront fixes at TLSv1; set edgeDomainName and edgeCertificateArn (ACM, "
-            "us-east-1) to serve with minimum_protocol_version TLSv1.2_2021.",
+            "CloudFront fixes at TLSv1; set edgeDomainName and hostedZoneId (or "
+            "edgeCertificateArn, ACM in us-east-1) to serve with TLSv1.2_2021.",
             None,
         )
+
+
+def _security_headers(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    behaviours = [("default_cache_behavior", args.props.get("defaultCacheBehavior"))] + [
+        (f"ordered_cache_behaviors[{get(b, 'pathPattern') or i}]", b)
+        for i, b in enumerate(as_list(args.props.get("orderedCacheBehaviors")))
+    ]
+    for where, behaviour in behaviours:
+        if not present(behaviour, "responseHeadersPolicyId"):
+            report(
+                f"{_dist(args)} answers {where} without security headers; set "
+                "response_headers_policy_id to an aws.cloudfront.ResponseHeadersPolicy with "
+                "HSTS, X-Content-Type-Options nosniff and X-Frame-Options DENY.",
+                None,
+            )
 
 
 def _waf(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -79,6 +96,8 @@ def _waf(args: ResourceValidationArgs, report: ReportViolation) -> None:
 
 
 def _origin_https(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if tier_of(args.props) == "dev":
+        return
     for origin in as_list(args.props.get("origins")):
         config = get(origin, "customOriginConfig")
         if config is None:
@@ -95,7 +114,7 @@ def _origin_https(args: ResourceValidationArgs, report: ReportViolation) -> None
             )
 
 
-M, A = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
+M = EnforcementLevel.MANDATORY
 
 POLICIES = [
     rule(
@@ -115,10 +134,17 @@ POLICIES = [
     ),
     rule(
         "cloudfront-custom-certificate",
-        "CloudFront uses a custom certificate (the default one allows TLSv1).",
+        "Outside dev, CloudFront uses its own certificate (the default one allows TLSv1).",
         [DISTRIBUTION],
         _custom_certificate,
-        A,
+        M,
+    ),
+    rule(
+        "cloudfront-security-headers",
+        "CloudFront adds HSTS, nosniff and frame-deny headers to every response.",
+        [DISTRIBUTION],
+        _security_headers,
+        M,
     ),
     rule(
         "cloudfront-waf-attached",
@@ -129,9 +155,9 @@ POLICIES = [
     ),
     rule(
         "cloudfront-origin-https",
-        "CloudFront reaches custom origins over HTTPS with TLS 1.2.",
+        "Outside dev, CloudFront reaches custom origins over HTTPS with TLS 1.2.",
         [DISTRIBUTION],
         _origin_https,
-        A,
+        M,
     ),
 ]

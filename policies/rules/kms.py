@@ -22,6 +22,16 @@ def _rotation(args: ResourceValidationArgs, report: ReportViolation) -> None:
         )
 
 
+def _explicit_policy(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not present(args.props, "policy"):
+        report(
+            f"KMS key '{args.name}' relies on the implicit default key policy; set policy "
+            "explicitly (components.kms.key_policy: the account administers, plus the grants "
+            "a service needs), so that reviewers see who may use the key.",
+            None,
+        )
+
+
 def _secret_cmk(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if not present(args.props, "kmsKeyId"):
         report(
@@ -38,6 +48,13 @@ POLICIES = [
         "Symmetric KMS keys rotate their key material yearly.",
         [KEY],
         _rotation,
+        EnforcementLevel.MANDATORY,
+    ),
+    rule(
+        "kms-key-explicit-policy",
+        "KMS keys carry an explicit key policy.",
+        [KEY],
+        _explicit_policy,
         EnforcementLevel.MANDATORY,
     ),
     rule(

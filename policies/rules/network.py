@@ -22,6 +22,8 @@ DEFAULT_SECURITY_GROUP = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 INGRESS_TYPES = (SECURITY_GROUP, DEFAULT_SECURITY_GROUP, INGRESS_RULE, SG_RULE)
+EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+EGRESS_TYPES = (SECURITY_GROUP, DEFAULT_SECURITY_GROUP, EGRESS_RULE, SG_RULE)
 
 WORLD = frozenset({"0.0.0.0/0", "::/0"})
 WEB_PORTS = frozenset({80, 443})
@@ -137,6 +139,49 @@ def _data_ports(args: ResourceValidationArgs, report: ReportViolation) -> None:
                 )
 
 
+def egresses(resource_type: str, props: Mapping[str, Any]) -> Iterator[Ingress]:
+    """Every egress permission a security group or rule resource declares (the same shape
+    as an ingress: ``cidrs`` are where it may go)."""
+    if resource_type in (SECURITY_GROUP, DEFAULT_SECURITY_GROUP):
+        for block in as_list(props.get("egress")):
+            if isinstance(block, Mapping):
+                yield Ingress(
+                    protocol=str(block.get("protocol", "-1")).lower(),
+                    from_port=_port(block.get("fromPort"), 0),
+                    to_port=_port(block.get("toPort"), 65535),
+                    cidrs=_strings(block.get("cidrBlocks"), block.get("ipv6CidrBlocks")),
+                    groups=(),
+                )
+    elif resource_type == EGRESS_RULE:
+        yield Ingress(
+            protocol=str(props.get("ipProtocol", "-1")).lower(),
+            from_port=_port(props.get("fromPort"), 0),
+            to_port=_port(props.get("toPort"), 65535),
+            cidrs=_strings(props.get("cidrIpv4"), props.get("cidrIpv6")),
+            groups=(),
+        )
+    elif resource_type == SG_RULE and props.get("type") == "egress":
+        yield Ingress(
+            protocol=str(props.get("protocol", "-1")).lower(),
+            from_port=_port(props.get("fromPort"), 0),
+            to_port=_port(props.get("toPort"), 65535),
+            cidrs=_strings(props.get("cidrBlocks"), props.get("ipv6CidrBlocks")),
+            groups=(),
+        )
+
+
+def _egress_restricted(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for egress in egresses(args.resource_type, args.props):
+        world = WORLD & set(egress.cidrs)
+        if world and egress.all_ports:
+            report(
+                f"Security group egress '{args.name}' lets everything out to "
+                f"{', '.join(sorted(world))} ({egress.protocol}, {egress.ports}); allow the "
+                "VPC's CIDR and TCP 443 (AWS APIs) only (components.network.app_egress).",
+                None,
+            )
+
+
 M = EnforcementLevel.MANDATORY
 
 POLICIES = [
@@ -152,6 +197,13 @@ POLICIES = [
         "PostgreSQL (5432) and Redis (6379) ingress references security groups, never CIDRs.",
         list(INGRESS_TYPES),
         _data_ports,
+        M,
+    ),
+    rule(
+        "sg-egress-restricted",
+        "Security groups never let all traffic out to the internet.",
+        list(EGRESS_TYPES),
+        _egress_restricted,
         M,
     ),
 ]

@@ -123,11 +123,26 @@ def _versioning(args: ResourceValidationArgs, report: ReportViolation) -> None:
         )
 
 
+ACCESS_LOG_SCHEMA = PolicyConfigSchema(
+    properties={
+        "accessLogBucketPattern": {
+            "type": "string",
+            "default": r"^access-logs-",
+            "description": "Logical names of the access-log bucket and its configuration, which "
+            "may use SSE-S3: Elastic Load Balancing delivers access logs to SSE-S3 buckets only.",
+        },
+    }
+)
+
+
 def _sse_kms(args: ResourceValidationArgs, report: ReportViolation) -> None:
     algorithms = sse_algorithms(args.resource_type, args.props)
     if not algorithms and args.resource_type in BUCKETS:
         return  # configured by a separate resource; the stack rule checks it exists
-    weak = [a or "(none)" for a in algorithms or [""] if a not in KMS_ALGORITHMS]
+    allowed = KMS_ALGORITHMS
+    if re.search(str(setting(args, ACCESS_LOG_SCHEMA, "accessLogBucketPattern")), args.name):
+        allowed = KMS_ALGORITHMS | {"AES256"}
+    weak = [a or "(none)" for a in algorithms or [""] if a not in allowed]
     if weak:
         report(
             f"S3 encryption of '{args.name}' uses {', '.join(weak)}; set "
@@ -177,10 +192,11 @@ POLICIES = [
     ),
     rule(
         "s3-sse-kms",
-        "S3 default encryption uses SSE-KMS.",
+        "S3 default encryption uses SSE-KMS (SSE-S3 on the access-log bucket, as ELB needs).",
         [*BUCKETS, *ENCRYPTION],
         _sse_kms,
         M,
+        ACCESS_LOG_SCHEMA,
     ),
     rule(
         "s3-tls-only-policy",

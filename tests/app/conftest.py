@@ -205,7 +205,8 @@ def build_district(
         api_key_pepper=PEPPER,
         min_school_students=100,
         model_refresh_seconds=0,
-        rate_limit_requests=10_000,
+        rate_limit_interactive_requests=10_000,
+        rate_limit_integration_requests=10_000,
         db_pool_max=4,
         db_wait_seconds=2,
     )

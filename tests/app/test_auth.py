@@ -38,6 +38,7 @@ class FakeDB:
     def __init__(self) -> None:
         self.queries: list[str] = []
         self.row = {"id": 7, "name": "school 1", "school_id": 1, "district_id": None}
+        self.row["key_class"] = "interactive"
         self.row["key_hash"] = hash_key(VALID_KEY, PEPPER)
 
     @contextmanager

@@ -25,7 +25,7 @@ from tests.app.helpers import PEPPER, auth, free_port
 
 def test_rate_limit_per_key_with_retry_after(district: District, redis_url: str) -> None:
     settings = district.settings_with(
-        rate_limit_requests=3, rate_limit_window_seconds=3600, cache_prefix="ratelimit"
+        rate_limit_interactive_requests=3, rate_limit_window_seconds=3600, cache_prefix="ratelimit"
     )
     with TestClient(create_app(settings)) as api:
         key = auth(district.keys["school1"])
@@ -36,7 +36,9 @@ def test_rate_limit_per_key_with_retry_after(district: District, redis_url: str)
         assert remaining == ["2", "1", "0"]
         limited = api.get("/v1/schools/1/models", headers=key)
         assert limited.status_code == 429
-        assert limited.json() == {"detail": "rate limit of 3 requests per 3600s exceeded"}
+        assert limited.json() == {
+            "detail": "rate limit of 3 requests per 3600s for interactive keys exceeded"
+        }
         assert 1 <= int(limited.headers["Retry-After"]) <= 3600
         # The count lives in Redis, so every replica shares it; other keys are unaffected.
         assert redis.Redis.from_url(redis_url).keys("ratelimit:rl:*")

@@ -21,7 +21,9 @@ EXAMPLES_PER_OPERATION = 15
 
 @pytest.fixture(scope="module")
 def fuzzed_app(district: District) -> Iterator[FastAPI]:
-    app = create_app(district.settings_with(rate_limit_requests=1_000_000, cache_prefix="fuzz"))
+    app = create_app(
+        district.settings_with(rate_limit_interactive_requests=1_000_000, cache_prefix="fuzz")
+    )
     app.state.services.db.open()  # the ASGI transport does not run the lifespan
     yield app
     app.state.services.db.close()

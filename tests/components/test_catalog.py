@@ -150,12 +150,3 @@ def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
         with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=100")
     )
     assert any("leaving fewer than the 10 reserved" in p for p in greedy.problems())
-
-
-def test_catalog_waf_translation_of_seed_003() -> None:
-    # 100 requests / 15 min per IP, counted over WAF's longest window (600 s).
-    for name in ("tier3", "tier4"):
-        tier = TIERS[name]
-        assert tier.edge.waf_window_seconds == 600
-        assert tier.edge.waf_api_rate_limit == round(100 * 600 / 900)
-        assert tier.edge.waf_auth_rate_limit == 10  # 5 / 15 min scaled is below WAF's minimum

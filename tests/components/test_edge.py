@@ -5,105 +5,30 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import pytest
 
 from components import edge
 from components.catalog import TIERS
 from tests.shared import (
+    ACM_CERTIFICATE,
+    ACM_VALIDATION,
     AWS_PROVIDER,
     BUCKET_POLICY,
     DASHBOARD,
     DISTRIBUTION,
+    DNS_RECORD,
     KMS_KEY,
+    LOG_GROUP,
+    RESPONSE_HEADERS_POLICY,
     SAGEMAKER_ENDPOINT,
     SAGEMAKER_MODEL,
     SCALING_TARGET,
+    WAF_LOGGING,
     WEB_ACL,
     StackRunner,
 )
 from tools.harness import run_stack
-
-# -- WAF rules -----------------------------------------------------------------------------
-
-
-def _rules(**overrides: Any) -> list[Any]:
-    kwargs: dict[str, Any] = dict(
-        api_limit=67, auth_limit=10, window_seconds=600, metric_prefix="e"
-    )
-    kwargs.update(overrides)
-    return edge.waf_rules(**kwargs)
-
-
-def test_waf_rules_rate_limit_per_ip_with_the_catalog_window() -> None:
-    rules = {r["name"]: r for r in _rules()}
-    api = rules["rate-limit-api"]["statement"]["rate_based_statement"]
-    auth = rules["rate-limit-auth"]["statement"]["rate_based_statement"]
-    assert api["aggregate_key_type"] == auth["aggregate_key_type"] == "IP"
-    assert (api["limit"], auth["limit"]) == (67, 10)
-    assert api["evaluation_window_sec"] == auth["evaluation_window_sec"] == 600
-    assert rules["rate-limit-api"]["action"] == rules["rate-limit-auth"]["action"] == {"block": {}}
-    # Everything but the cached static assets counts towards the API limit.
-    excluded = api["scope_down_statement"]["not_statement"]["statement"]["byte_match_statement"]
-    assert excluded["search_string"] == "/static/"
-    assert excluded["positional_constraint"] == "STARTS_WITH"
-
-
-def _path_matches(statements: list[Any]) -> list[Any]:
-    matches = [s["byte_match_statement"] for s in statements]
-    for m in matches:
-        assert m["positional_constraint"] == "STARTS_WITH"
-        assert m["field_to_match"] == {"uri_path": {}}
-        assert [t["type"] for t in m["text_transformations"]] == [
-            "URL_DECODE",
-            "NORMALIZE_PATH",
-            "LOWERCASE",
-        ]
-    return sorted(m["search_string"] for m in matches)
-
-
-def test_waf_blocks_the_images_internal_paths_first() -> None:
-    first = _rules()[0]
-    assert first["name"] == "block-internal-paths"
-    assert first["action"] == {"block": {}}
-    statements = first["statement"]["or_statement"]["statements"]
-    assert _path_matches(statements) == ["/invocations", "/metrics", "/ping"]
-
-
-def test_waf_auth_rule_is_scoped_to_the_auth_paths_before_the_api_rule() -> None:
-    names = [r["name"] for r in _rules()]
-    assert names.index("rate-limit-auth") < names.index("rate-limit-api")
-    auth = next(r for r in _rules() if r["name"] == "rate-limit-auth")
-    scope = auth["statement"]["rate_based_statement"]["scope_down_statement"]
-    assert _path_matches(scope["or_statement"]["statements"]) == ["/api/v1/auth", "/auth"]
-
-
-def test_waf_managed_groups_block_and_every_rule_has_metrics() -> None:
-    rules = _rules()
-    managed = [r for r in rules if "managed_rule_group_statement" in r["statement"]]
-    assert [r["statement"]["managed_rule_group_statement"] for r in managed] == [
-        {"vendor_name": "AWS", "name": "AWSManagedRulesCommonRuleSet"},
-        {"vendor_name": "AWS", "name": "AWSManagedRulesKnownBadInputsRuleSet"},
-    ]
-    assert all(r["override_action"] == {"none": {}} and "action" not in r for r in managed)
-    priorities = [r["priority"] for r in rules]
-    assert len(set(priorities)) == len(priorities)
-    metric_names = [r["visibility_config"]["metric_name"] for r in rules]
-    assert len(set(metric_names)) == len(rules)
-    for r in rules:
-        assert r["visibility_config"]["cloudwatch_metrics_enabled"] is True
-        assert r["visibility_config"]["sampled_requests_enabled"] is True
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [{"window_seconds": 900}, {"auth_limit": 3}, {"api_limit": 0}],
-)
-def test_waf_rules_reject_what_waf_rejects(bad: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=next(iter(bad))):
-        _rules(**bad)
-
 
 # -- OAC statements and the viewer certificate ---------------------------------------------
 
@@ -128,14 +53,13 @@ def test_oac_key_statement_lets_cloudfront_decrypt_for_this_distribution_only() 
     assert s["Condition"] == {"StringEquals": {"AWS:SourceArn": DIST}}
 
 
-def test_viewer_certificate_tls12_with_alias_else_default() -> None:
+def test_viewer_certificate_is_the_distributions_own_with_tls12() -> None:
     cert = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
-    assert edge.viewer_certificate("api.example.org", cert) == {
+    assert edge.viewer_certificate(cert) == {
         "acm_certificate_arn": cert,
         "ssl_support_method": "sni-only",
         "minimum_protocol_version": "TLSv1.2_2021",
     }
-    assert edge.viewer_certificate(None, None) == {"cloudfront_default_certificate": True}
 
 
 # -- the whole program, per stack ----------------------------------------------------------
@@ -144,8 +68,10 @@ def test_viewer_certificate_tls12_with_alias_else_default() -> None:
 @pytest.mark.parametrize("stack", ["dev", "tier1"])
 def test_small_stacks_have_no_edge_or_inference(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
-    for type_ in (DISTRIBUTION, WEB_ACL, SAGEMAKER_ENDPOINT, SAGEMAKER_MODEL, SCALING_TARGET):
+    for type_ in (DISTRIBUTION, SAGEMAKER_ENDPOINT, SAGEMAKER_MODEL, SCALING_TARGET):
         assert run.count(type_) == 0, f"{stack} should not create {type_}"
+    # The WAF guards the load balancer itself.
+    assert run.one(WEB_ACL).inputs["scope"] == "REGIONAL"
     assert run.count(DASHBOARD) == 1
     assert "cdn_domain_name" not in run.outputs
     assert "sagemaker_endpoint_name" not in run.outputs
@@ -160,19 +86,45 @@ def test_tier3_edge_waf_on_us_east_1(stack_run: StackRunner) -> None:
     provider = run.one(AWS_PROVIDER, waf.provider_name)
     assert provider.inputs["region"] == "us-east-1"
     rules = {r["name"]: r for r in waf.inputs["rules"]}
-    api = rules["rate-limit-api"]["statement"]["rateBasedStatement"]
-    assert api["limit"] == tier.edge.waf_api_rate_limit
-    assert api["evaluationWindowSec"] == tier.edge.waf_window_seconds
-    auth = rules["rate-limit-auth"]["statement"]["rateBasedStatement"]
-    assert auth["limit"] == tier.edge.waf_auth_rate_limit
+    per_key = rules["rate-limit-key"]["statement"]["rateBasedStatement"]
+    assert per_key["limit"] == tier.waf.per_key_limit
+    assert per_key["evaluationWindowSec"] == tier.waf.window_seconds
+    assert per_key["customKeys"] == [
+        {"header": {"name": "x-api-key", "textTransformations": [{"priority": 0, "type": "NONE"}]}}
+    ]
+    assert rules["rate-limit-ip"]["statement"]["rateBasedStatement"]["limit"] == (
+        tier.waf.per_ip_limit
+    )
 
     cdn = run.one(DISTRIBUTION)
     assert cdn.inputs["webAclId"].startswith("arn:aws:wafv2:")
     assert cdn.inputs["priceClass"] == tier.edge.price_class
     assert cdn.inputs["httpVersion"] == "http2and3"
     assert cdn.inputs["isIpv6Enabled"] is True
-    assert cdn.inputs["viewerCertificate"] == {"cloudfrontDefaultCertificate": True}
+    # The stack file's name, with a certificate requested and DNS-validated in us-east-1.
+    assert cdn.inputs["aliases"] == ["tier3.ssp.example.org"]
+    cert = run.one(ACM_CERTIFICATE, "edge-cert")
+    assert cert.inputs["domainName"] == "tier3.ssp.example.org"
+    assert cert.inputs["validationMethod"] == "DNS"
+    assert cert.provider_name == waf.provider_name
+    issued = run.one(ACM_VALIDATION, "edge-cert-issued")
+    assert issued.provider_name == waf.provider_name
+    assert cdn.inputs["viewerCertificate"] == {
+        "acmCertificateArn": issued.inputs["certificateArn"],
+        "sslSupportMethod": "sni-only",
+        "minimumProtocolVersion": "TLSv1.2_2021",
+    }
+    alias = run.one(DNS_RECORD, "edge-dns")
+    assert alias.inputs["name"] == "tier3.ssp.example.org"
+    assert alias.inputs["aliases"][0]["zoneId"] == "Z2FDTNDATAQYW2"
+    headers = run.one(RESPONSE_HEADERS_POLICY)
+    security = headers.inputs["securityHeadersConfig"]
+    assert security["strictTransportSecurity"]["accessControlMaxAgeSec"] >= 31_536_000
+    assert security["strictTransportSecurity"]["includeSubdomains"] is True
+    assert security["contentTypeOptions"] == {"override": True}
+    assert security["frameOptions"] == {"frameOption": "DENY", "override": True}
     default = cdn.inputs["defaultCacheBehavior"]
+    assert default["responseHeadersPolicyId"] == headers.id
     assert default["viewerProtocolPolicy"] == "redirect-to-https"
     assert default["cachePolicyId"] == "cache-Managed-CachingDisabled"
     assert default["originRequestPolicyId"] == "orp-Managed-AllViewerExceptHostHeader"
@@ -181,10 +133,13 @@ def test_tier3_edge_waf_on_us_east_1(stack_run: StackRunner) -> None:
     assert assets["pathPattern"] == "/static/*"
     assert assets["viewerProtocolPolicy"] == "redirect-to-https"
     assert assets["cachePolicyId"] == "cache-Managed-CachingOptimized"
+    assert assets["responseHeadersPolicyId"] == headers.id
     origins = {o["originId"]: o for o in cdn.inputs["origins"]}
     api_origin = origins[edge.API_ORIGIN_ID]
-    assert api_origin["customOriginConfig"]["originProtocolPolicy"] == "http-only"
-    assert api_origin["domainName"].endswith(".elb.us-east-1.amazonaws.com")
+    # HTTPS to the load balancer, by the name its certificate covers.
+    assert api_origin["customOriginConfig"]["originProtocolPolicy"] == "https-only"
+    assert api_origin["customOriginConfig"]["originSslProtocols"] == ["TLSv1.2"]
+    assert api_origin["domainName"] == "api.tier3.ssp.example.org"
     assert api_origin["customHeaders"][0]["name"] == "X-Origin-Verify"
     assert "origins.0.customHeaders.0.value" in cdn.secret_paths
     assert origins[edge.ASSETS_ORIGIN_ID]["originAccessControlId"]
@@ -199,13 +154,27 @@ def test_tier3_edge_waf_on_us_east_1(stack_run: StackRunner) -> None:
         "ACCESS_LOGS"
     )
     assert cdn.options.retain_on_delete is False
+    # Both log groups in us-east-1 under a us-east-1 key (a key serves its own region only);
+    # the web ACL logs there too, the API key redacted.
+    key = run.one(KMS_KEY, "edge-logs-key")
+    assert key.provider_name == waf.provider_name
+    for group in ("edge-access-logs", "edge-waf-logs"):
+        log_group = run.one(LOG_GROUP, group)
+        assert log_group.provider_name == waf.provider_name
+        assert log_group.get("kmsKeyId").endswith(f"/{key.id}")
+    assert run.one(LOG_GROUP, "edge-waf-logs").get("name") == "aws-waf-logs-ssp-tier3"
+    logging = run.one(WAF_LOGGING, "edge-waf-logging")
+    assert logging.provider_name == waf.provider_name
+    assert logging.get("resourceArn").endswith(waf.id)
+    assert run.one(RESPONSE_HEADERS_POLICY).get("name") == "ssp-tier3-security-headers"
 
 
-def test_tier3_custom_domain_gets_tls12_certificate() -> None:
+def test_tier3_certificate_arn_is_used_as_given() -> None:
     cert = "arn:aws:acm:us-east-1:123456789012:certificate/abc-123"
-    run = run_stack("tier3", {"edgeDomainName": "api.example.org", "edgeCertificateArn": cert})
+    run = run_stack("tier3", {"edgeDomainName": "cdn.example.org", "edgeCertificateArn": cert})
     cdn = run.one(DISTRIBUTION)
-    assert cdn.inputs["aliases"] == ["api.example.org"]
+    assert cdn.inputs["aliases"] == ["cdn.example.org"]
+    assert [c.name for c in run.of_type(ACM_CERTIFICATE)] == ["workloads-alb-cert"]
     assert cdn.inputs["viewerCertificate"] == {
         "acmCertificateArn": cert,
         "sslSupportMethod": "sni-only",

@@ -12,6 +12,10 @@ import yaml
 from components.spec import CONFIG_DEFAULTS, PROJECT, SpecError, build_spec
 from tools.harness import ROOT, run_stack
 
+# What a stack outside dev names for TLS (the example stack files do the same).
+TLS = {"apiDomainName": "api.ssp.example.org", "hostedZoneId": "Z0EXAMPLE12345"}
+EDGE_TLS = {**TLS, "edgeDomainName": "ssp.example.org"}
+
 
 def spec_problems(region: str | None = "us-east-1", **config: Any) -> list[str]:
     with pytest.raises(SpecError) as caught:
@@ -30,6 +34,7 @@ def test_defaults_give_the_dev_tier() -> None:
 def test_overrides_replace_single_values_with_their_type() -> None:
     spec = build_spec(
         {
+            **TLS,
             "tier": "tier2",
             "overrides": [
                 "db.replica_count=3",
@@ -50,7 +55,12 @@ def test_overrides_replace_single_values_with_their_type() -> None:
 
 def test_overrides_arrive_as_json_text_from_the_engine() -> None:
     spec = build_spec(
-        {"tier": "tier3", "overrides": '["db.replica_count=4"]', "dbBackupRegion": "us-west-2"},
+        {
+            **EDGE_TLS,
+            "tier": "tier3",
+            "overrides": '["db.replica_count=4"]',
+            "dbBackupRegion": "us-west-2",
+        },
         stack="t",
         region="x",
     )
@@ -96,29 +106,39 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
         ({"clusterPublicAccessCidrs": ["0.0.0.0/0"]}, "0.0.0.0/0 would open the Kubernetes API"),
         ({"alarmEmail": "not-an-email"}, "alarmEmail='not-an-email': must be an email address"),
         ({"appImageTag": "latest"}, "appImageTag='latest': must be an immutable version tag"),
-        ({"edgeDomainName": "ssp.example.org"}, "set both or neither"),
+        ({"edgeDomainName": "ssp.example.org"}, "tier dev has no CloudFront"),
         (
-            {"apiCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc"},
-            "the load balancer needs a certificate in the stack's region us-east-1",
+            {**TLS, "apiCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc"},
+            "The load balancer needs a certificate in us-east-1",
         ),
-        ({"apiDomainName": "api.example.org"}, "apiDomainName: needs apiCertificateArn"),
+        (
+            {"apiCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/a"},
+            "apiCertificateArn: needs apiDomainName",
+        ),
+        ({"apiDomainName": "api.example.org"}, "apiDomainName='api.example.org': set hostedZoneId"),
+        ({"apiDomainName": "API.example.org"}, "must be a lower-case DNS name"),
+        ({**TLS, "hostedZoneId": "zone-1"}, "hostedZoneId='zone-1': must be a Route 53 hosted"),
+        ({"tier": "tier1"}, "apiDomainName: required outside dev, where the stack serves HTTPS"),
+        ({"tier": "tier3", **TLS}, "edgeDomainName: required outside dev"),
+        (
+            {"tier": "tier3", "hostedZoneId": "Z0EXAMPLE12345", "edgeDomainName": "x.example.org"},
+            "apiDomainName: CloudFront reaches the load balancer over HTTPS",
+        ),
         (
             {
+                **EDGE_TLS,
                 "tier": "tier3",
-                "apiCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/a",
-            },
-            "set apiDomainName (a DNS name pointing at the load balancer)",
-        ),
-        (
-            {
-                "edgeDomainName": "ssp.example.org",
                 "edgeCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc",
             },
             "CloudFront needs a certificate in us-east-1",
         ),
         (
-            {"overrides": ["edge.waf_window_seconds=900"]},
-            "edge.waf_window_seconds=900: allowed 60, 120, 300, 600",
+            {"overrides": ["waf.window_seconds=900"]},
+            "waf.window_seconds=900: allowed 60, 120, 300, 600",
+        ),
+        (
+            {"overrides": ["waf.per_key_limit=5"]},
+            "waf.per_key_limit=5: WAF allows 10-2,000,000,000",
         ),
         (
             {"tier": "tier3", "overrides": ["inference.instance_type=ml.x9.huge"]},
@@ -197,11 +217,11 @@ def test_the_cli_must_be_as_new_as_the_pinned_sdk() -> None:
 
 # -- the database's recovery and upgrade settings -----------------------------------------
 
-TIER3 = {"tier": "tier3", "dbBackupRegion": "us-west-2"}
+TIER3 = {**EDGE_TLS, "tier": "tier3", "dbBackupRegion": "us-west-2"}
 
 
 def test_tiers_with_cross_region_backups_need_a_backup_region() -> None:
-    (problem,) = spec_problems(tier="tier3")
+    (problem,) = spec_problems(**EDGE_TLS, tier="tier3")
     assert problem.startswith("dbBackupRegion: tier tier3 replicates its automated backups")
     assert build_spec(TIER3, stack="tier3", region="us-east-1").db_backup_region == "us-west-2"
 
@@ -211,7 +231,7 @@ def test_tiers_with_cross_region_backups_need_a_backup_region() -> None:
     [
         ({**TIER3, "dbBackupRegion": "us-east-1"}, "dbBackupRegion='us-east-1': is the stack's"),
         ({**TIER3, "dbBackupRegion": "west"}, "dbBackupRegion='west': must be an AWS region"),
-        ({"tier": "tier1", "dbBackupRegion": "us-west-2"}, "tier tier1 does not replicate"),
+        ({**TLS, "tier": "tier1", "dbBackupRegion": "us-west-2"}, "tier tier1 does not replicate"),
     ],
 )
 def test_bad_backup_region_is_named(config: dict[str, Any], expected: str) -> None:
@@ -299,7 +319,9 @@ def test_engine_upgrade_settings() -> None:
 
 def test_blue_green_only_where_no_replica_or_proxy_is_left_behind() -> None:
     tier1 = build_spec(
-        {"tier": "tier1", "dbUpgradeStrategy": "blue-green"}, stack="tier1", region="us-east-1"
+        {**TLS, "tier": "tier1", "dbUpgradeStrategy": "blue-green"},
+        stack="tier1",
+        region="us-east-1",
     )
     assert tier1.db_upgrade_strategy == "blue-green"
     (problem,) = spec_problems(**TIER3, dbUpgradeStrategy="blue-green")

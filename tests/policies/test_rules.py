@@ -74,8 +74,18 @@ CLUSTER: dict[str, Any] = {
 }
 CF = "aws:cloudfront/distribution:Distribution"
 DISTRIBUTION: dict[str, Any] = {
-    "defaultCacheBehavior": {"viewerProtocolPolicy": "redirect-to-https"},
-    "orderedCacheBehaviors": [{"pathPattern": "/api/*", "viewerProtocolPolicy": "https-only"}],
+    "defaultCacheBehavior": {
+        "viewerProtocolPolicy": "redirect-to-https",
+        "responseHeadersPolicyId": "rhp-1",
+    },
+    "orderedCacheBehaviors": [
+        {
+            "pathPattern": "/api/*",
+            "viewerProtocolPolicy": "https-only",
+            "responseHeadersPolicyId": "rhp-1",
+        }
+    ],
+    "tags": TAGS,
     "viewerCertificate": {
         "acmCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/x",
         "minimumProtocolVersion": "TLSv1.2_2021",
@@ -192,7 +202,78 @@ HTTP_REDIRECT = {
 # (policy, resource type, good props, bad props, fragment of the message)
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
     ("alb-https-listener", LST, HTTPS_LISTENER, HTTP_FORWARD, "plain HTTP on port 80"),
-    ("alb-https-listener", LST, HTTP_REDIRECT, HTTP_FORWARD, "set apiCertificateArn"),
+    ("alb-https-listener", LST, HTTP_REDIRECT, HTTP_FORWARD, "set apiDomainName and hostedZoneId"),
+    (
+        "alb-tls-policy",
+        LST,
+        {**HTTPS_LISTENER, "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"},
+        {**HTTPS_LISTENER, "sslPolicy": "ELBSecurityPolicy-2016-08"},
+        "ssl_policy=ELBSecurityPolicy-2016-08",
+    ),
+    ("alb-tls-policy", LST, HTTP_REDIRECT, HTTPS_LISTENER, "ssl_policy=(default)"),
+    (
+        "alb-access-logs",
+        "aws:lb/loadBalancer:LoadBalancer",
+        {"internal": False, "accessLogs": {"bucket": "logs", "prefix": "alb", "enabled": True}},
+        {"internal": False, "accessLogs": {"bucket": "logs", "enabled": False}},
+        "keeps no access logs",
+    ),
+    (
+        "alb-access-logs",
+        "aws:lb/loadBalancer:LoadBalancer",
+        {"internal": True},
+        {"internal": False},
+        "set access_logs",
+    ),
+    (
+        "acm-dns-validation",
+        "aws:acm/certificate:Certificate",
+        {"domainName": "api.example.org", "validationMethod": "DNS"},
+        {"domainName": "api.example.org", "validationMethod": "EMAIL"},
+        "validation_method=EMAIL",
+    ),
+    (
+        "log-group-encrypted",
+        "aws:cloudwatch/logGroup:LogGroup",
+        {"retentionInDays": 30.0, "kmsKeyId": KEY},
+        {"retentionInDays": 30.0},
+        "set kms_key_id",
+    ),
+    (
+        "log-group-retention",
+        "aws:cloudwatch/logGroup:LogGroup",
+        {"retentionInDays": 30.0, "kmsKeyId": KEY},
+        {"kmsKeyId": KEY},
+        "keeps its logs forever",
+    ),
+    (
+        "sg-egress-restricted",
+        "aws:ec2/securityGroup:SecurityGroup",
+        {
+            "egress": [
+                {"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["10.20.0.0/16"]},
+                {
+                    "protocol": "tcp",
+                    "fromPort": 443.0,
+                    "toPort": 443.0,
+                    "cidrBlocks": ["0.0.0.0/0"],
+                },
+            ]
+        },
+        {
+            "egress": [
+                {"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["0.0.0.0/0"]}
+            ]
+        },
+        "lets everything out to 0.0.0.0/0",
+    ),
+    (
+        "sg-egress-restricted",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+        {"ipProtocol": "tcp", "fromPort": 443.0, "toPort": 443.0, "cidrIpv4": "0.0.0.0/0"},
+        {"ipProtocol": "-1", "cidrIpv4": "0.0.0.0/0"},
+        "all ports",
+    ),
     ("rds-storage-encrypted", RDS, DB, with_(DB, "storageEncrypted", False), "unencrypted"),
     ("rds-not-publicly-accessible", RDS, DB, with_(DB, "publiclyAccessible", True), "publicly"),
     ("rds-backup-retention", RDS, DB, with_(DB, "backupRetentionPeriod", 1.0), ">= 7"),
@@ -409,6 +490,13 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
     ),
     ("cloudfront-waf-attached", CF, DISTRIBUTION, with_(DISTRIBUTION, "webAclId", None), "no WAF"),
     (
+        "cloudfront-security-headers",
+        CF,
+        DISTRIBUTION,
+        with_(DISTRIBUTION, "orderedCacheBehaviors.0.responseHeadersPolicyId", None),
+        "ordered_cache_behaviors[/api/*] without security headers",
+    ),
+    (
         "cloudfront-origin-https",
         CF,
         DISTRIBUTION,
@@ -470,6 +558,13 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         {"enableKeyRotation": True},
         {"enableKeyRotation": False},
         "enable_key_rotation=True",
+    ),
+    (
+        "kms-key-explicit-policy",
+        "aws:kms/key:Key",
+        {"enableKeyRotation": True, "policy": '{"Statement": []}'},
+        {"enableKeyRotation": True},
+        "implicit default key policy",
     ),
     (
         "secrets-customer-managed-key",
@@ -659,6 +754,13 @@ UNKNOWN_CASES = [
     ("rds-storage-encrypted", RDS, {"replicateSourceDb": UNKNOWN, "tags": FERPA}),
     ("elasticache-auth-token", RG, with_(CACHE, "authToken", UNKNOWN)),
     ("cloudfront-waf-attached", CF, with_(DISTRIBUTION, "webAclId", UNKNOWN)),
+    ("kms-key-explicit-policy", "aws:kms/key:Key", {"enableKeyRotation": True, "policy": UNKNOWN}),
+    ("log-group-encrypted", "aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": UNKNOWN}),
+    (
+        "alb-access-logs",
+        "aws:lb/loadBalancer:LoadBalancer",
+        {"internal": False, "accessLogs": {"bucket": UNKNOWN, "enabled": True}},
+    ),
     ("sagemaker-endpoint-kms", EPC, with_(ENDPOINT_CONFIG, "kmsKeyArn", UNKNOWN)),
     ("eks-secrets-encryption", EKS, with_(CLUSTER, "encryptionConfig.provider.keyArn", UNKNOWN)),
     ("k8s-image-not-latest", DEPLOYMENT, with_(DEPLOY, f"{POD0}.containers.0.image", UNKNOWN)),
@@ -732,3 +834,24 @@ def test_provider_default_tags_count() -> None:
         ResourceValidationArgs(topic, {}, urn(topic, "alarms"), "alarms", options(), None), report
     )
     assert messages and "lacks the tag(s) project, stack, tier, owner" in messages[0]
+
+
+def test_tls_rules_leave_dev_alone_and_the_log_bucket_may_use_sse_s3() -> None:
+    dev = {**TAGS, "tier": "dev"}
+    default_cert = with_(DISTRIBUTION, "viewerCertificate", {"cloudfrontDefaultCertificate": True})
+    http_origin = with_(
+        DISTRIBUTION, "origins.0.customOriginConfig.originProtocolPolicy", "http-only"
+    )
+    for name, props in (
+        ("cloudfront-custom-certificate", default_cert),
+        ("cloudfront-origin-https", http_origin),
+    ):
+        assert resource_messages(name, CF, {**props, "tags": dev}) == []
+        assert resource_messages(name, CF, props)
+    sse = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    aes = {
+        "bucket": "b",
+        "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}],
+    }
+    assert resource_messages("s3-sse-kms", sse, aes, resource_name="access-logs-encryption") == []
+    assert resource_messages("s3-sse-kms", sse, aes, resource_name="models-encryption")

@@ -361,3 +361,81 @@ def test_bucket_controls_present() -> None:
         for r in companions[:3]
     ]
     assert stack_messages("s3-bucket-controls-present", [archive, *others]) == []
+
+
+# -- the internet-facing entries and their logs ------------------------------------------------
+
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+ASSOCIATION = "aws:wafv2/webAclAssociation:WebAclAssociation"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+BUCKET_LOGGING = "aws:s3/bucketLogging:BucketLogging"
+ALB_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/api/1"
+ACL_ARN = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/api/1"
+
+
+def _alb(parent: PolicyResource | None = None, **props: Any) -> PolicyResource:
+    return stack_resource(LB, "api", {"internal": False, "arn": ALB_ARN, **props}, parent)
+
+
+def test_internet_facing_load_balancer_needs_a_waf() -> None:
+    alb = _alb()
+    associated = stack_resource(
+        ASSOCIATION, "api-waf", {"resourceArn": ALB_ARN, "webAclArn": ACL_ARN}
+    )
+    elsewhere = stack_resource(ASSOCIATION, "other", {"resourceArn": f"{ALB_ARN}-other"})
+    assert stack_messages("internet-entry-has-waf", [alb, associated]) == []
+    ((message, urn),) = stack_messages("internet-entry-has-waf", [alb, elsewhere])
+    assert "'api' is internet-facing without a WAF" in message and urn == alb.urn
+    internal = _alb(internal=True)
+    assert stack_messages("internet-entry-has-waf", [internal]) == []
+
+
+def test_behind_cloudfront_the_distributions_waf_guards_the_load_balancer() -> None:
+    component = stack_resource("ssp:api_load_balancer:ApiLoadBalancer", "lb", {})
+    alb = _alb(component)
+    from_cloudfront = stack_resource(
+        INGRESS, "lb-in-443", {"prefixListId": "pl-3b927c52", "fromPort": 443.0}, component
+    )
+    from_anywhere = stack_resource(
+        INGRESS, "lb-in-80", {"cidrIpv4": "0.0.0.0/0", "fromPort": 80.0}, component
+    )
+    cdn = stack_resource(DISTRIBUTION, "cdn", {"webAclId": ACL_ARN})
+    assert stack_messages("internet-entry-has-waf", [alb, from_cloudfront, cdn]) == []
+    # Open to a CIDR, or a distribution without a web ACL: the load balancer is exposed.
+    assert stack_messages("internet-entry-has-waf", [alb, from_cloudfront, from_anywhere, cdn])
+    bare = stack_resource(DISTRIBUTION, "cdn", {})
+    assert stack_messages("internet-entry-has-waf", [alb, from_cloudfront, bare])
+
+
+def test_first_preview_joins_the_association_by_component() -> None:
+    component = stack_resource("ssp:api_load_balancer:ApiLoadBalancer", "lb", {})
+    alb = stack_resource(LB, "api", {}, component)
+    alb.props = unknown_checking_proxy({"internal": False, "arn": UNKNOWN_STRING_VALUE})
+    association = stack_resource(ASSOCIATION, "api-waf", {}, component)
+    association.props = unknown_checking_proxy({"resourceArn": UNKNOWN_STRING_VALUE})
+    assert stack_messages("internet-entry-has-waf", [alb, association]) == []
+
+
+def test_every_web_acl_logs() -> None:
+    acl = stack_resource(WEB_ACL, "api-waf", {"arn": ACL_ARN, "scope": "REGIONAL"})
+    logging = stack_resource(WAF_LOGGING, "api-waf-logging", {"resourceArn": ACL_ARN})
+    assert stack_messages("waf-logging", [acl, logging]) == []
+    ((message, urn),) = stack_messages("waf-logging", [acl])
+    assert "'api-waf' logs nothing" in message and urn == acl.urn
+    other = stack_resource(WAF_LOGGING, "x", {"resourceArn": f"{ACL_ARN}-other"})
+    assert stack_messages("waf-logging", [acl, other])
+
+
+def test_ferpa_buckets_keep_server_access_logs() -> None:
+    ferpa = {**tags(), "data-classification": "ferpa"}
+    models = stack_resource(BUCKET, "models-bucket", {"id": "models-x", "tags": ferpa})
+    logged = stack_resource(BUCKET_LOGGING, "models-access-logging", {"bucket": "models-x"})
+    assert stack_messages("s3-access-logging", [models, logged]) == []
+    ((message, urn),) = stack_messages("s3-access-logging", [models])
+    assert "'models-bucket' holds student records without server access logs" in message
+    assert urn == models.urn
+    # The access-log bucket does not log into itself; internal buckets are not required to.
+    log_bucket = stack_resource(BUCKET, "access-logs-bucket", {"id": "logs-x", "tags": ferpa})
+    internal = stack_resource(BUCKET, "scratch", {"id": "s", "tags": tags()})
+    assert stack_messages("s3-access-logging", [log_bucket, internal]) == []
