@@ -12,12 +12,15 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.api.deps import AuditUnavailableError, Services
+from app.api.limits import AdmissionMiddleware, BodyLimitMiddleware
 from app.api.middleware import ObservabilityMiddleware
+from app.api.responses import validation_errors
 from app.api.routes import operations, predictions, sagemaker, schools, students
 from app.config import Settings, get_settings
 from app.db import API_LOGIN, DatabaseUnavailableError, ensure_audit_partitions, primary_url
@@ -49,7 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = svc
+    # Added innermost first: metrics and the access log see the requests the limits refuse.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        limits={"/invocations": settings.max_invocation_bytes},
+    )
+    app.add_middleware(AdmissionMiddleware, limit=settings.max_in_flight)
     app.add_middleware(ObservabilityMiddleware)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each refused input, which may be a NaN or Infinity
+        # (JSON accepts neither) or a whole oversized body: name the field and the problem.
+        return JSONResponse({"detail": validation_errors(exc.errors())}, 422)
 
     @app.exception_handler(DatabaseUnavailableError)
     async def db_unavailable(_: Request, exc: DatabaseUnavailableError) -> JSONResponse:

@@ -13,3 +13,4 @@ LATENCY = Histogram(
 )
 PREDICTIONS = Counter("ssp_predictions_total", "Rows scored", ["endpoint"])
 GENERATION = Gauge("ssp_model_generation", "Generation of the model pointer being served")
+SHED = Counter("ssp_http_requests_shed_total", "Requests refused with 503: too many in flight")
