@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -108,6 +109,16 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # an empty variable is no password
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in proxy_networks(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP network") from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         # A login password, when given at all, is a real one (in every environment).
@@ -128,6 +139,11 @@ class Settings(BaseSettings):
             if not self.database_url:
                 raise ValueError("DATABASE_URL must be set outside development")
         return self
+
+
+def proxy_networks(value: str) -> list[str]:
+    """The entries of FORWARDED_ALLOW_IPS."""
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 @lru_cache
