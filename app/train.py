@@ -258,7 +258,8 @@ def publish(
 def score_students(
     conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, pointer: Pointer
 ) -> int:
-    """Write risk_scores for `pointer.generation`; older generations but one are dropped."""
+    """Write risk_scores for `pointer.generation`; drop those of generations retired long
+    enough ago (retired_generations)."""
     registry = ModelRegistry(store, refresh_seconds=0)
     registry.use(pointer)
     cols = ", ".join(FEATURES)
@@ -273,8 +274,11 @@ def score_students(
     predictions = registry.predict(school_ids, data[:, 2:])
     gen = pointer.generation
     with conn.transaction():
+        # Leftovers of a run that crashed before its pointer flip, and the generations that no
+        # replica can serve any more.
+        doomed = retired_generations(conn, gen, settings.score_retention_seconds)
         conn.execute(
-            "DELETE FROM risk_scores WHERE generation >= %s OR generation < %s", (gen, gen - 1)
+            "DELETE FROM risk_scores WHERE generation >= %s OR generation = ANY(%s)", (gen, doomed)
         )
         # One INSERT of arrays, not COPY: PostgreSQL refuses COPY FROM into a table whose
         # row-level security applies to the user, as it does to the trainer's login (0007).
@@ -292,6 +296,33 @@ def score_students(
     conn.execute("SELECT analyze_risk_scores()")  # ANALYZE needs the owner: its function
     conn.commit()
     return len(rows)
+
+
+def retired_generations(
+    conn: psycopg.Connection[Any], new_generation: int, retention_seconds: float
+) -> list[int]:
+    """Generations older than `new_generation` whose scores no replica can serve any more: a
+    replica serves a generation until it reads a newer pointer, so generation g is kept until
+    SCORE_RETENTION_SECONDS after the next generation was scored (just before it was
+    published). Two promotions within a replica's refresh interval thus leave it its scores."""
+    rows = conn.execute(
+        # One row per generation, each from the primary key's index (a loose index scan);
+        # a generation's rows are written by one statement, so they share scored_at.
+        "WITH RECURSIVE gens(g) AS ("
+        " SELECT min(generation) FROM risk_scores"
+        " UNION ALL SELECT (SELECT min(generation) FROM risk_scores WHERE generation > g)"
+        " FROM gens WHERE g IS NOT NULL)"
+        " SELECT g, (SELECT scored_at FROM risk_scores WHERE generation = g LIMIT 1), now()"
+        " FROM gens WHERE g IS NOT NULL AND g < %s ORDER BY g",
+        (new_generation,),
+    ).fetchall()
+    retired = []
+    for i, (gen, _, now) in enumerate(rows):
+        # The last one is the served generation, replaced by the one being scored now: kept.
+        replaced_at = rows[i + 1][1] if i + 1 < len(rows) else now
+        if (now - replaced_at).total_seconds() > retention_seconds:
+            retired.append(gen)
+    return retired
 
 
 def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
