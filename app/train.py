@@ -131,6 +131,8 @@ def run_training(settings: Settings) -> TrainResult:
         connect_as(settings, TRAINER_LOGIN) as conn,
     ):
         conn.autocommit = True
+        # A run killed between its pointer flip and recording it left the record behind.
+        record_promotions(conn, ModelStore(settings.model_store_url).pointer())
         refresh_features(conn)
         conn.autocommit = False
         # One BLAS thread: the fits are many small problems (9 features) on which OpenBLAS's
@@ -174,6 +176,39 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         else:
             fallback.append(int(sid))
 
+    try:
+        pointer, promoted, kept = _store_and_publish(
+            conn, store, settings, version, models, metrics, fallback, snapshot
+        )
+    except BaseException:
+        discard_unpublished(store, version)
+        raise
+    store.prune(settings.keep_versions)
+    log.info(
+        "training finished",
+        extra={
+            "version": version,
+            "promoted": len(promoted),
+            "kept": len(kept),
+            "fallback_schools": len(fallback),
+            "generation": pointer.generation,
+        },
+    )
+    return TrainResult(version, pointer.generation, promoted, kept, fallback, metrics, 0.0)
+
+
+def _store_and_publish(
+    conn: psycopg.Connection[Any],
+    store: ModelStore,
+    settings: Settings,
+    version: str,
+    models: dict[str, Any],
+    metrics: dict[str, dict[str, float]],
+    fallback: list[int],
+    snapshot: dict[str, Any],
+) -> tuple[Pointer, list[str], list[str]]:
+    """Write the version, record it, and publish the scopes it improves: (pointer, promoted
+    scopes, kept scopes)."""
     # 1. Artifacts and manifest: nothing served changes yet.
     for scope, model in models.items():
         store.write_model(version, scope, model)
@@ -226,23 +261,17 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
             current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
         )
         publish(conn, store, settings, pointer)
-    with conn.transaction():
-        conn.execute(
-            "UPDATE model_versions SET promoted = true WHERE version = %s AND scope = ANY(%s)",
-            (version, promoted),
-        )
-    store.prune(settings.keep_versions)
-    log.info(
-        "training finished",
-        extra={
-            "version": version,
-            "promoted": len(promoted),
-            "kept": len(kept),
-            "fallback_schools": len(fallback),
-            "generation": pointer.generation,
-        },
-    )
-    return TrainResult(version, pointer.generation, promoted, kept, fallback, metrics, 0.0)
+    return pointer, promoted, kept
+
+
+def discard_unpublished(store: ModelStore, version: str) -> None:
+    """After a failed run: delete its version unless the pointer already serves it (the run
+    failed after its flip). Best effort: the store may be what failed; `prune` retries."""
+    try:
+        if version not in store.pointer().versions_in_use():
+            store.backend.delete_version(version)
+    except Exception as exc:
+        log.warning("could not delete the failed run's version", extra={"error": repr(exc)})
 
 
 def publish(
@@ -253,6 +282,22 @@ def publish(
     store.check_newer(pointer)
     score_students(conn, store, settings, pointer)
     store.write_pointer(pointer)
+    record_promotions(conn, pointer)
+
+
+def record_promotions(conn: psycopg.Connection[Any], pointer: Pointer) -> None:
+    """Mark every (scope, version) the pointer serves as promoted in model_versions. The store
+    and the database cannot change in one transaction: this runs after each flip and, in case
+    a run died between the two, at the start of the next run (the pointer is the truth)."""
+    if not pointer.scopes:
+        return
+    with conn.transaction():
+        conn.execute(
+            "UPDATE model_versions m SET promoted = true FROM unnest(%s::text[], %s::text[])"
+            " AS p(scope, version) WHERE m.scope = p.scope AND m.version = p.version"
+            " AND NOT m.promoted",
+            (list(pointer.scopes), list(pointer.scopes.values())),
+        )
 
 
 def score_students(
@@ -349,6 +394,7 @@ def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
             # Rolling back consumes the history entry instead of stacking on it.
             pointer.history = current.history[1:]
         with connect_as(settings, TRAINER_LOGIN) as conn:
+            record_promotions(conn, current)  # a run died between its flip and its record
             publish(conn, store, settings, pointer)
     log.info("rolled back", extra={"generation": pointer.generation, "scopes": len(scopes)})
     return pointer
