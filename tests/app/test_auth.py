@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -13,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import uvicorn
 from fastapi.testclient import TestClient
 
 from app import auth as auth_module
@@ -28,11 +26,10 @@ from app.auth import (
     hash_key,
 )
 from app.cache import Cache
-from app.cli import server_options
 from app.config import Settings
 from app.db import Tenant
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, auth, free_port
+from tests.app.helpers import PEPPER, auth, free_port, served
 
 VALID_KEY = "ssp_00000000_valid"
 
@@ -234,24 +231,6 @@ def test_memory_counters_drop_finished_windows(monkeypatch: pytest.MonkeyPatch) 
     memory.hit("authfail:192.0.2.1", 60)
     assert len(memory._counts) <= 101
     assert memory.hit("authfail:192.0.2.1", 60)[0] == 2
-
-
-@contextmanager
-def served(settings: Settings) -> Iterator[str]:
-    """The API served by uvicorn with the options of `serve`, on a free loopback port."""
-    options = {**server_options(settings, "127.0.0.1", free_port()), "loop": "asyncio"}
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{options['port']}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.mark.parametrize("proxies", ["", "10.0.0.0/8", "127.0.0.1/32"])
