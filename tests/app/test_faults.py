@@ -35,7 +35,7 @@ from tests.app.helpers import PEPPER, auth, free_port, scalar, served
 from tests.app.test_archive import TODAY, partitions, read_export, seed_audit
 
 # "About 2 s" of the issue, with room for a loaded 2-core machine: without a bounded backoff
-# the same outage takes 6 s or more to recover from (the pool's wait doubles each attempt).
+# the same outage took 6 s to recover from here (the pool's wait doubles each attempt).
 RECOVERY_BOUND_SECONDS = 2.5
 
 
