@@ -250,7 +250,13 @@ def test_over_the_in_flight_limit_is_a_fast_503(district: District) -> None:
         services.db.close()
         return [*shed, *done, after], took
 
-    responses, took = asyncio.run(run())
+    # A loop of its own, never set as the thread's: asyncio.run would leave the main thread
+    # without one, which later tests (Pulumi's mocks) expect to find.
+    loop = asyncio.new_event_loop()
+    try:
+        responses, took = loop.run_until_complete(run())
+    finally:
+        loop.close()
     shed, admitted = responses[:5], responses[5:]
     assert [r.status_code for r in shed] == [503] * 5
     assert all(r.headers["Retry-After"] == "1" for r in shed)
