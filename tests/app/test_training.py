@@ -120,6 +120,8 @@ def test_second_run_is_refused_while_lock_is_held(fresh_district: District) -> N
         proc = run_cli(["train"], cli_env(fresh_district))
         assert proc.returncode == EXIT_LOCKED
         assert "another training run holds the lock" in proc.stderr
+        # Unlocked explicitly: a closed session's locks go only once its backend has exited.
+        holder.execute("SELECT pg_advisory_unlock(%s)", (TRAIN_LOCK_KEY,))
     # Released: the next run goes ahead.
     assert run_training(fresh_district.trainer).generation == 2
 
