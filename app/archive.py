@@ -2,6 +2,15 @@
 the archive store, the export is read back and counted, and only when the counts match is the
 partition detached and dropped. Nothing is deleted that was not verifiably exported.
 
+Audited reads never wait for the export: it runs in a transaction of its own that locks only
+the old partition (against writes, which an ended month does not get). Detaching takes
+ACCESS EXCLUSIVE on audit_log, which every audit insert would queue behind, so it runs in a
+short transaction of its own that waits at most ARCHIVE_LOCK_TIMEOUT for its lock (then gives
+way and retries) and holds it only for the detach and the drop, a few milliseconds.
+(`DETACH PARTITION ... CONCURRENTLY` would not need even that, but it cannot run inside a
+function and needs the owner of audit_log; the archiver's login must stay unable to change
+the audit trail, so the detach goes through audit_log_drop_partition.)
+
 Runs as the archiver's login (ssp_archiver, migration 0007), which may read audit_log but not
 change it: locking, detaching and dropping a partition, and creating the next ones, go through
 SECURITY DEFINER functions that do only that, on partitions whose month has ended, and drop a
@@ -15,6 +24,7 @@ import gzip
 import io
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -27,6 +37,10 @@ from app.db import ARCHIVE_LOCK_KEY, ARCHIVER_LOGIN, connect_as
 from app.store import Backend, backend_for
 
 log = logging.getLogger(__name__)
+
+ARCHIVE_LOCK_TIMEOUT = "100ms"  # longest that audit inserts may queue behind a detach
+DETACH_ATTEMPTS = 20  # of taking that lock, DETACH_RETRY_SECONDS apart
+DETACH_RETRY_SECONDS = 0.5
 
 COLUMNS = ("id", "occurred_at", "client_id", "school_id", "student_id", "action", "detail")
 
@@ -85,9 +99,21 @@ def count_export(data: bytes) -> tuple[int, set[int]]:
 def archive_partition(
     conn: psycopg.Connection[Any], backend: Backend, name: str, month: date
 ) -> ArchivedPartition:
+    """Export, verify, then detach and drop one partition (`conn` in autocommit mode: each
+    step below is a transaction of its own)."""
     key = f"audit_log/{month:%Y}/{name}.csv.gz"
+    n = export_partition(conn, backend, name, key)
+    drop_partition(conn, name, n)
+    log.info("audit partition archived", extra={"partition": name, "rows": n, "key": key})
+    return ArchivedPartition(name, n, key)
+
+
+def export_partition(conn: psycopg.Connection[Any], backend: Backend, name: str, key: str) -> int:
+    """Writes the partition's rows to `key`, reads them back and counts them; the row count."""
     with conn.transaction():
-        # Blocks writers (readers still work) so the count cannot change under us.
+        conn.execute(f"SET LOCAL lock_timeout = '{ARCHIVE_LOCK_TIMEOUT}'")
+        # Blocks writers of this partition only (readers still work) so the count cannot
+        # change under us.
         conn.execute("SELECT audit_log_lock_partition(%s)", (name,))
         # Read through the parent (the archiver may read audit_log, not its partitions): the
         # partition's own rows (tableoid), its bounds letting the planner scan it alone.
@@ -118,10 +144,24 @@ def archive_partition(
             raise ArchiveMismatchError(
                 f"{name}: database has {db_count} rows, export {key} has {n}"
             )
-        # Detaches and drops it, and refuses unless it holds exactly the rows exported.
-        conn.execute("SELECT audit_log_drop_partition(%s, %s)", (name, n))
-    log.info("audit partition archived", extra={"partition": name, "rows": n, "key": key})
-    return ArchivedPartition(name, n, key)
+    return n
+
+
+def drop_partition(conn: psycopg.Connection[Any], name: str, rows: int) -> None:
+    """Detaches and drops the partition, in a short transaction that gives way to audited
+    reads when it cannot take its lock at once (lock_timeout), retried a few times. The
+    function refuses unless the partition still holds exactly the `rows` exported."""
+    for attempt in range(1, DETACH_ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{ARCHIVE_LOCK_TIMEOUT}'")
+                conn.execute("SELECT audit_log_drop_partition(%s, %s)", (name, rows))
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == DETACH_ATTEMPTS:
+                raise
+            log.info("audit_log busy; detach retried", extra={"partition": name})
+            time.sleep(DETACH_RETRY_SECONDS)
 
 
 def _json(value: Any) -> str:
@@ -139,7 +179,8 @@ def run_archive(settings: Settings, today: date | None = None) -> list[ArchivedP
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ARCHIVE_LOCK_KEY,)).fetchone()
         if not row or not row[0]:
             raise RuntimeError("another archive run is in progress")
-        conn.autocommit = False
+        # Autocommit stays on: every step is its own short transaction (a statement outside
+        # one would open a transaction that holds its locks until the job ends).
         ensure_partitions(conn, today)
         for name, month in old_partitions(conn, cutoff):
             done.append(archive_partition(conn, backend, name, month))

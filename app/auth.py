@@ -3,7 +3,12 @@ server secret), compared in constant time, each scoped to one school or one dist
 
 Lookups are cached in two bounded LRUs: valid clients, and (separately, smaller, shorter) key
 hashes that just failed, so repeated bad keys cost no query and a flood of them cannot evict
-valid clients. Failed authentications are also limited per client IP (FailureLimiter)."""
+valid clients. Failed authentications are also limited per client IP (FailureLimiter).
+
+Revocation (`revoke-key`) bumps a counter in Redis that every replica reads at most every
+REVOCATION_CHECK_SECONDS: a change empties its client cache, so a revoked key stops working
+everywhere within about that long. Without Redis (or while it is down) a valid client is
+cached for REVOCATION_CHECK_SECONDS only, which bounds the delay the same way."""
 
 from __future__ import annotations
 
@@ -19,12 +24,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import psycopg
+from psycopg.rows import dict_row
 
 from app.cache import Cache
 from app.db import Tenant
 
 KEY_PREFIX = "ssp"
-CLIENT_CACHE_SECONDS = 30.0  # a revoked key stops working within this time
+CLIENT_CACHE_SECONDS = 30.0  # a valid client is cached this long while revocations are seen
+REVOCATION_CHECK_SECONDS = 1.0  # the revocation counter is read at most this often
+REVOCATIONS = "keys:revocations"  # the Redis counter `revoke-key` bumps
+PREFIX_REFRESH_SECONDS = 5.0  # the active keys' prefixes are re-read at most this often
 CLIENT_CACHE_SIZE = 10_000  # valid clients kept, least recently used dropped first
 FAILED_CACHE_SECONDS = 60.0  # a bad key is answered without a query for this long
 FAILED_CACHE_SIZE = 4_096  # recently failed key hashes kept (never displaces valid clients)
@@ -85,6 +94,44 @@ def create_key(
     return int(row[0]), key
 
 
+def list_keys(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Every client: id, name, public prefix, scope, whether active, when created."""
+    cur = conn.cursor(row_factory=dict_row)
+    return cur.execute(
+        "SELECT id, name, key_prefix, school_id, district_id, is_active, created_at"
+        " FROM api_clients ORDER BY id"
+    ).fetchall()
+
+
+def revoke_key(
+    conn: psycopg.Connection[Any], client_id: int | None = None, prefix: str | None = None
+) -> list[dict[str, Any]]:
+    """Deactivates the client with this id or key prefix; returns the clients revoked (none
+    when no active one matches). Replicas learn of it through `announce_revocation`."""
+    if (client_id is None) == (prefix is None):
+        raise ValueError("a key is revoked by exactly one of its id or its prefix")
+    cur = conn.cursor(row_factory=dict_row)
+    rows = cur.execute(
+        "UPDATE api_clients SET is_active = false"
+        " WHERE is_active AND (id = %s OR key_prefix = %s) RETURNING id, name, key_prefix",
+        (client_id, prefix),
+    ).fetchall()
+    conn.commit()
+    return rows
+
+
+def announce_revocation(cache: Cache) -> bool:
+    """Tells every replica to forget its cached clients; False when there is no Redis to
+    tell them through (they then notice within REVOCATION_CHECK_SECONDS anyway)."""
+    return cache.bump(REVOCATIONS)
+
+
+def key_prefix(key: str) -> str:
+    """The public prefix of a key as new_key makes them (empty for anything else)."""
+    parts = key.split("_", 2)
+    return parts[1] if len(parts) == 3 and parts[0] == KEY_PREFIX else ""
+
+
 TransactionFactory = Callable[[Tenant | None], AbstractContextManager[psycopg.Cursor[Any]]]
 
 
@@ -138,21 +185,34 @@ class FailureLimiter:
 
 class Authenticator:
     def __init__(
-        self, tx: TransactionFactory, pepper: str, limiter: FailureLimiter | None = None
+        self,
+        tx: TransactionFactory,
+        pepper: str,
+        limiter: FailureLimiter | None = None,
+        revocations: Callable[[], int | None] | None = None,
     ) -> None:
         self.tx = tx  # Database.tx, fail-fast: a DB outage is a 503, not a 500
         self.pepper = pepper
         self.limiter = limiter
+        # The shared revocation counter (Cache.counter; it returns None while not known: then
+        # clients are cached briefly). Without one, clients are cached CLIENT_CACHE_SECONDS.
+        self.revocations = revocations or (lambda: 0)
         self._clients: OrderedDict[str, tuple[float, Client]] = OrderedDict()
         self._failed: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+        self._seen_revocations: int | None = None
+        self._next_revocation_check = 0.0
+        self._prefixes: frozenset[str] = frozenset()
+        self._prefixes_until = 0.0
 
     def authenticate(self, key: str, ip: str | None = None) -> Client | None:
         """The key's client, or None. With a limiter and an `ip`, raises TooManyFailuresError
-        (before any DB query) once that IP has failed too often; a cached valid client is
-        still let in, so one abuser does not lock out a shared NAT address at once."""
+        (before looking the key up) once that IP has failed too often, unless the key has the
+        prefix of an active key: one abuser must not lock out a school behind the same NAT
+        address, while guessed keys from a blocked address still cost no lookup."""
         digest = hash_key(key, self.pepper)
         now = time.monotonic()
+        client_ttl = self._client_ttl(now)
         with self._lock:
             hit = self._clients.get(digest)
             if hit is not None:
@@ -160,8 +220,14 @@ class Authenticator:
                     self._clients.move_to_end(digest)
                     return hit[1]
                 del self._clients[digest]
+        blocked: TooManyFailuresError | None = None
         if self.limiter is not None and ip is not None:
-            self.limiter.check(ip)
+            try:
+                self.limiter.check(ip)
+            except TooManyFailuresError as exc:
+                if key_prefix(key) not in self._active_prefixes(now):
+                    raise
+                blocked = exc
         with self._lock:
             failed_until = self._failed.get(digest)
             known_bad = failed_until is not None and failed_until > now
@@ -170,7 +236,7 @@ class Authenticator:
             with self._lock:
                 if client is not None:
                     self._failed.pop(digest, None)
-                    self._clients[digest] = (now + CLIENT_CACHE_SECONDS, client)
+                    self._clients[digest] = (now + client_ttl, client)
                     self._clients.move_to_end(digest)
                     while len(self._clients) > CLIENT_CACHE_SIZE:
                         self._clients.popitem(last=False)
@@ -179,9 +245,38 @@ class Authenticator:
                 self._failed.move_to_end(digest)
                 while len(self._failed) > FAILED_CACHE_SIZE:
                     self._failed.popitem(last=False)
+        if blocked is not None:
+            raise blocked
         if self.limiter is not None and ip is not None:
             self.limiter.failed(ip)
         return None
+
+    def _client_ttl(self, now: float) -> float:
+        """How long a client looked up now may be cached. Reads the revocation counter when
+        due; a change empties the cache (another replica's or the CLI's revocation)."""
+        if now < self._next_revocation_check:
+            return (
+                CLIENT_CACHE_SECONDS
+                if self._seen_revocations is not None
+                else (REVOCATION_CHECK_SECONDS)
+            )
+        self._next_revocation_check = now + REVOCATION_CHECK_SECONDS
+        count = self.revocations()
+        with self._lock:
+            if count is None or count != self._seen_revocations:
+                # Unknown (no Redis, or it is down) or changed: nothing cached is trusted.
+                self._clients.clear()
+            self._seen_revocations = count
+        return CLIENT_CACHE_SECONDS if count is not None else REVOCATION_CHECK_SECONDS
+
+    def _active_prefixes(self, now: float) -> frozenset[str]:
+        """Prefixes of the active keys, re-read at most every PREFIX_REFRESH_SECONDS."""
+        if now >= self._prefixes_until:
+            self._prefixes_until = now + PREFIX_REFRESH_SECONDS
+            with self.tx(None) as cur:
+                cur.execute("SELECT key_prefix FROM api_clients WHERE is_active = %s", (True,))
+                self._prefixes = frozenset(row["key_prefix"] for row in cur.fetchall())
+        return self._prefixes
 
     def _lookup(self, digest: str) -> Client | None:
         with self.tx(None) as cur:

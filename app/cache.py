@@ -145,6 +145,31 @@ class Cache:
             count, left = self.local.hit(f"rl:{subject}", window)
         return RateDecision(count <= limit, max(0, limit - count), left)
 
+    def counter(self, name: str) -> int | None:
+        """A counter shared by the replicas through Redis (0 until first bumped); None without
+        Redis or while it is unavailable."""
+        client = self._usable()
+        if client is None:
+            return None
+        try:
+            value = client.get(f"{self.prefix}:{name}")
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return None
+        return int(value) if value is not None else 0
+
+    def bump(self, name: str) -> bool:
+        """Increments the shared counter; False without Redis or when it failed."""
+        client = self._usable()
+        if client is None:
+            return False
+        try:
+            client.incr(f"{self.prefix}:{name}")
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return False
+        return True
+
     def ping(self) -> bool:
         if self.redis is None:
             return True

@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         help="which rate limit applies: people using an app (interactive, the default) or a "
         "machine client sending batches (integration)",
     )
+    revoke = sub.add_parser("revoke-key", help="deactivate an API key on every replica")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", dest="client_id", type=int, help="the client id")
+    which.add_argument("--prefix", help="the key's public prefix (ssp_<prefix>_...)")
+    sub.add_parser("list-keys", help="list the API keys (never the keys themselves)")
     args = parser.parse_args(argv)
 
     try:
@@ -177,6 +182,25 @@ def roll_endpoint(settings: Settings, required: bool = False) -> int:
     return EXIT_OK
 
 
+def server_options(settings: Settings, host: str | None, port: int | None) -> dict[str, Any]:
+    """uvicorn's options for `serve`."""
+    from app.config import proxy_networks
+
+    proxies = proxy_networks(settings.forwarded_allow_ips)
+    return {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_config": None,
+        "loop": "uvloop",
+        "http": "httptools",
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        # X-Forwarded-For is believed from the configured proxies only (uvicorn's own default
+        # would trust 127.0.0.1, so anything local could pick its address); none by default.
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies,
+    }
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from app import db
 
@@ -185,16 +209,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         from app.api.main import create_app
 
-        host, port = args.host or settings.host, args.port or settings.port
         workers = args.workers or settings.workers
-        options: dict[str, Any] = {
-            "host": host,
-            "port": port,
-            "log_config": None,
-            "loop": "uvloop",
-            "http": "httptools",
-            "timeout_keep_alive": settings.keep_alive_seconds,
-        }
+        options = server_options(settings, args.host, args.port)
         if workers > 1:  # each worker process builds its own app: see worker_app
             metrics_directory()
             uvicorn.run("app.cli:worker_app", factory=True, workers=workers, **options)
@@ -278,4 +294,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
         print(json.dumps({"client_id": client_id, "api_key": key, "class": args.key_class}))
         return EXIT_OK
+    if args.command in ("revoke-key", "list-keys"):
+        return keys_command(args, settings)
     raise AssertionError(args.command)
+
+
+def keys_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`list-keys`, and `revoke-key`: deactivated in the database, then announced through
+    Redis so that every replica forgets the key within about a second."""
+    from app import db
+    from app.auth import announce_revocation, list_keys, revoke_key
+    from app.cache import Cache
+
+    with db.connect_owner(settings) as conn:
+        if args.command == "list-keys":
+            print(json.dumps(list_keys(conn), default=str))
+            return EXIT_OK
+        revoked = revoke_key(conn, args.client_id, args.prefix)
+    if not revoked:
+        print("no active key matches", file=sys.stderr)
+        return EXIT_USAGE
+    announced = announce_revocation(Cache(settings.redis_url, settings.cache_prefix))
+    if not announced and settings.redis_url:
+        log.warning(
+            "revocation not announced (Redis unavailable): replicas may accept the key for 30 s"
+        )
+    print(json.dumps({"revoked": revoked, "announced": announced}))
+    return EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -67,10 +68,17 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     # Failed API-key authentications per client IP and minute before 429 (no DB query then).
     auth_failures_per_minute: int = Field(default=20, ge=1)
+    # Networks (comma-separated CIDRs or addresses) of the proxies whose X-Forwarded-For names
+    # the client. Empty: nobody's, the peer address is the client (per-IP limits count it).
+    forwarded_allow_ips: str = ""
 
     # Models (seed 001).
     model_store_url: str = ".data/models"
     model_refresh_seconds: float = Field(default=30.0, ge=0)
+    # Risk scores of a replaced model generation are kept this long after the replacement, as
+    # replicas may still serve it until their next refresh (MODEL_REFRESH_SECONDS) and longer
+    # while the store is unreadable (they keep serving the last good models).
+    score_retention_seconds: float = Field(default=900.0, ge=0)
     keep_versions: int = Field(default=5, ge=1)
     min_school_students: int = Field(default=300, ge=10)
     promotion_tolerance: float = Field(default=0.01, ge=0)
@@ -96,6 +104,12 @@ class Settings(BaseSettings):
 
     # Largest /invocations body; SageMaker's own real-time payload limit is 6 MB.
     max_invocation_bytes: int = Field(default=6 * 1024 * 1024, ge=1024)
+    # Largest body of every other route (1,000 instances of /v1/predict take about 250 KB).
+    # Checked before the body is parsed and before the API key is.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Requests in flight per worker process; beyond it, 503 with Retry-After at once instead
+    # of a queue that grows until every request times out.
+    max_in_flight: int = Field(default=64, ge=1)
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -116,6 +130,16 @@ class Settings(BaseSettings):
         if key_class == "integration":
             return self.rate_limit_integration_requests
         return self.rate_limit_interactive_requests
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in proxy_networks(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP network") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
@@ -145,6 +169,11 @@ class Settings(BaseSettings):
             if not self.database_url:
                 raise ValueError("DATABASE_URL must be set outside development")
         return self
+
+
+def proxy_networks(value: str) -> list[str]:
+    """The entries of FORWARDED_ALLOW_IPS."""
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 @lru_cache

@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -40,6 +41,10 @@ TRAIN_LOCK_KEY = 0x5350_0002
 ARCHIVE_LOCK_KEY = 0x5350_0003
 # After a failed transaction, Database.tx refuses at once for this long, then probes again.
 FAIL_FAST_SECONDS = 1.0
+# Longest wait between two attempts of the API's pools to reconnect: the API serves again
+# within about this long (plus FAIL_FAST_SECONDS) of the database answering. psycopg_pool's own
+# backoff doubles without bound (a 45 s outage took 15-18 s to recover from).
+MAX_RECONNECT_DELAY_SECONDS = 0.5
 # The workloads' logins (migration 0007).
 API_LOGIN = "ssp_api"
 TRAINER_LOGIN = "ssp_trainer"
@@ -118,6 +123,21 @@ class Tenant:
     district_id: int | None = None
 
 
+class BoundedBackoff(AttemptWithBackoff):
+    """psycopg_pool's reconnect attempt, its delay capped at MAX_RECONNECT_DELAY_SECONDS."""
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, MAX_RECONNECT_DELAY_SECONDS)
+
+
+class Pool(ConnectionPool[psycopg.Connection[Any]]):
+    """A ConnectionPool whose reconnect backoff is bounded (BoundedBackoff)."""
+
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        super()._add_connection(attempt or BoundedBackoff(timeout=self.reconnect_timeout), growing)
+
+
 class Database:
     """Pools for the API. They log in as ssp_api (with the embedded server; otherwise as the
     URLs say, which in production is ssp_api too): a login with no more rights than the API
@@ -133,8 +153,8 @@ class Database:
         self._down_until = 0.0  # Database.tx fails fast until then
         self._lock = threading.Lock()
 
-    def _pool(self, url: str, name: str) -> ConnectionPool[psycopg.Connection[Any]]:
-        return ConnectionPool(
+    def _pool(self, url: str, name: str) -> Pool:
+        return Pool(
             url,
             min_size=self.settings.db_pool_min,
             max_size=self.settings.db_pool_max,

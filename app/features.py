@@ -24,7 +24,9 @@ FEATURES: tuple[str, ...] = (
 class StudentFeatures(BaseModel):
     """One student's features, as posted for batch prediction."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: a number is a JSON number, not a boolean (false would be 0) or a string;
+    # allow_inf_nan=False: NaN, Infinity and 1e400 (inf once parsed) are refused.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     grade: float = Field(ge=1, le=12, description="School grade, 1-12")
     attendance_rate: float = Field(ge=0, le=1, description="Share of days present or late")

@@ -42,7 +42,10 @@ def at_risk_query(
 ) -> tuple[str, list[Any]]:
     """SQL and parameters of one at-risk page: one row more than `limit`, to tell whether a next
     page exists; `after` is the decoded keyset cursor. Also timed by benchmarks/queries.py."""
-    where = "r.generation = %s AND r.school_id = %s AND r.risk >= %s::real"
+    # The floor is compared exactly, as a double (an index condition all the same: real and
+    # double share btree operators), so a floor such as 1e-50 is no `real` underflow; the
+    # cursor's risk was read from a `real` and is compared as one.
+    where = "r.generation = %s AND r.school_id = %s AND r.risk >= %s::double precision"
     params: list[Any] = [gen, school_id, floor]
     if after is not None:
         where += " AND (r.risk, r.student_id) < (%s::real, %s)"

@@ -11,6 +11,7 @@ single PUT on S3), so a crash mid-run never changes what is served.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -77,11 +78,16 @@ class LocalBackend:
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file
+        except BaseException:
+            with contextlib.suppress(OSError):  # a full or read-only disk: leave no temp file
+                os.unlink(tmp)
+            raise
 
     def list_versions(self) -> list[str]:
         base = self.root / "versions"
@@ -218,10 +224,13 @@ class ModelStore:
         return buf.getvalue()
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest `keep` versions, never one the pointer or history uses."""
+        """Delete all but the newest `keep` complete versions, and every incomplete one (no
+        manifest: a run that died while writing it), never one the pointer or history uses.
+        Runs under the training lock, so no version is being written meanwhile."""
         in_use = self.pointer().versions_in_use()
         all_versions = self.backend.list_versions()
-        newest = set(sorted(all_versions)[-keep:])
+        complete = [v for v in all_versions if self.manifest(v) is not None]
+        newest = set(sorted(complete)[-keep:])
         doomed = [v for v in all_versions if v not in newest and v not in in_use]
         for v in doomed:
             self.backend.delete_version(v)

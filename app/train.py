@@ -131,6 +131,8 @@ def run_training(settings: Settings) -> TrainResult:
         connect_as(settings, TRAINER_LOGIN) as conn,
     ):
         conn.autocommit = True
+        # A run killed between its pointer flip and recording it left the record behind.
+        record_promotions(conn, ModelStore(settings.model_store_url).pointer())
         refresh_features(conn)
         conn.autocommit = False
         # One BLAS thread: the fits are many small problems (9 features) on which OpenBLAS's
@@ -174,6 +176,39 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         else:
             fallback.append(int(sid))
 
+    try:
+        pointer, promoted, kept = _store_and_publish(
+            conn, store, settings, version, models, metrics, fallback, snapshot
+        )
+    except BaseException:
+        discard_unpublished(store, version)
+        raise
+    store.prune(settings.keep_versions)
+    log.info(
+        "training finished",
+        extra={
+            "version": version,
+            "promoted": len(promoted),
+            "kept": len(kept),
+            "fallback_schools": len(fallback),
+            "generation": pointer.generation,
+        },
+    )
+    return TrainResult(version, pointer.generation, promoted, kept, fallback, metrics, 0.0)
+
+
+def _store_and_publish(
+    conn: psycopg.Connection[Any],
+    store: ModelStore,
+    settings: Settings,
+    version: str,
+    models: dict[str, Any],
+    metrics: dict[str, dict[str, float]],
+    fallback: list[int],
+    snapshot: dict[str, Any],
+) -> tuple[Pointer, list[str], list[str]]:
+    """Write the version, record it, and publish the scopes it improves: (pointer, promoted
+    scopes, kept scopes)."""
     # 1. Artifacts and manifest: nothing served changes yet.
     for scope, model in models.items():
         store.write_model(version, scope, model)
@@ -226,23 +261,17 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
             current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
         )
         publish(conn, store, settings, pointer)
-    with conn.transaction():
-        conn.execute(
-            "UPDATE model_versions SET promoted = true WHERE version = %s AND scope = ANY(%s)",
-            (version, promoted),
-        )
-    store.prune(settings.keep_versions)
-    log.info(
-        "training finished",
-        extra={
-            "version": version,
-            "promoted": len(promoted),
-            "kept": len(kept),
-            "fallback_schools": len(fallback),
-            "generation": pointer.generation,
-        },
-    )
-    return TrainResult(version, pointer.generation, promoted, kept, fallback, metrics, 0.0)
+    return pointer, promoted, kept
+
+
+def discard_unpublished(store: ModelStore, version: str) -> None:
+    """After a failed run: delete its version unless the pointer already serves it (the run
+    failed after its flip). Best effort: the store may be what failed; `prune` retries."""
+    try:
+        if version not in store.pointer().versions_in_use():
+            store.backend.delete_version(version)
+    except Exception as exc:
+        log.warning("could not delete the failed run's version", extra={"error": repr(exc)})
 
 
 def publish(
@@ -253,12 +282,29 @@ def publish(
     store.check_newer(pointer)
     score_students(conn, store, settings, pointer)
     store.write_pointer(pointer)
+    record_promotions(conn, pointer)
+
+
+def record_promotions(conn: psycopg.Connection[Any], pointer: Pointer) -> None:
+    """Mark every (scope, version) the pointer serves as promoted in model_versions. The store
+    and the database cannot change in one transaction: this runs after each flip and, in case
+    a run died between the two, at the start of the next run (the pointer is the truth)."""
+    if not pointer.scopes:
+        return
+    with conn.transaction():
+        conn.execute(
+            "UPDATE model_versions m SET promoted = true FROM unnest(%s::text[], %s::text[])"
+            " AS p(scope, version) WHERE m.scope = p.scope AND m.version = p.version"
+            " AND NOT m.promoted",
+            (list(pointer.scopes), list(pointer.scopes.values())),
+        )
 
 
 def score_students(
     conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, pointer: Pointer
 ) -> int:
-    """Write risk_scores for `pointer.generation`; older generations but one are dropped."""
+    """Write risk_scores for `pointer.generation`; drop those of generations retired long
+    enough ago (retired_generations)."""
     registry = ModelRegistry(store, refresh_seconds=0)
     registry.use(pointer)
     cols = ", ".join(FEATURES)
@@ -273,8 +319,11 @@ def score_students(
     predictions = registry.predict(school_ids, data[:, 2:])
     gen = pointer.generation
     with conn.transaction():
+        # Leftovers of a run that crashed before its pointer flip, and the generations that no
+        # replica can serve any more.
+        doomed = retired_generations(conn, gen, settings.score_retention_seconds)
         conn.execute(
-            "DELETE FROM risk_scores WHERE generation >= %s OR generation < %s", (gen, gen - 1)
+            "DELETE FROM risk_scores WHERE generation >= %s OR generation = ANY(%s)", (gen, doomed)
         )
         # One INSERT of arrays, not COPY: PostgreSQL refuses COPY FROM into a table whose
         # row-level security applies to the user, as it does to the trainer's login (0007).
@@ -292,6 +341,33 @@ def score_students(
     conn.execute("SELECT analyze_risk_scores()")  # ANALYZE needs the owner: its function
     conn.commit()
     return len(rows)
+
+
+def retired_generations(
+    conn: psycopg.Connection[Any], new_generation: int, retention_seconds: float
+) -> list[int]:
+    """Generations older than `new_generation` whose scores no replica can serve any more: a
+    replica serves a generation until it reads a newer pointer, so generation g is kept until
+    SCORE_RETENTION_SECONDS after the next generation was scored (just before it was
+    published). Two promotions within a replica's refresh interval thus leave it its scores."""
+    rows = conn.execute(
+        # One row per generation, each from the primary key's index (a loose index scan);
+        # a generation's rows are written by one statement, so they share scored_at.
+        "WITH RECURSIVE gens(g) AS ("
+        " SELECT min(generation) FROM risk_scores"
+        " UNION ALL SELECT (SELECT min(generation) FROM risk_scores WHERE generation > g)"
+        " FROM gens WHERE g IS NOT NULL)"
+        " SELECT g, (SELECT scored_at FROM risk_scores WHERE generation = g LIMIT 1), now()"
+        " FROM gens WHERE g IS NOT NULL AND g < %s ORDER BY g",
+        (new_generation,),
+    ).fetchall()
+    retired = []
+    for i, (gen, _, now) in enumerate(rows):
+        # The last one is the served generation, replaced by the one being scored now: kept.
+        replaced_at = rows[i + 1][1] if i + 1 < len(rows) else now
+        if (now - replaced_at).total_seconds() > retention_seconds:
+            retired.append(gen)
+    return retired
 
 
 def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
@@ -318,6 +394,7 @@ def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
             # Rolling back consumes the history entry instead of stacking on it.
             pointer.history = current.history[1:]
         with connect_as(settings, TRAINER_LOGIN) as conn:
+            record_promotions(conn, current)  # a run died between its flip and its record
             publish(conn, store, settings, pointer)
     log.info("rolled back", extra={"generation": pointer.generation, "scopes": len(scopes)})
     return pointer

@@ -225,7 +225,7 @@ def main() -> int:
             DB_POOL_MAX=str(POOL_PER_WORKER),
             # The per-key limit (100 per 15 min, seed 003) would answer 429 here: 100 sessions
             # share each school's key.
-            RATE_LIMIT_REQUESTS="1000000000",
+            RATE_LIMIT_INTERACTIVE_REQUESTS="1000000000",
         )
         asked = sum(args.sessions // SCHOOLS * (int(args.seconds / i) + 1) for i in args.intervals)
         if asked > STUDENTS:  # else later runs would ask for students earlier runs cached

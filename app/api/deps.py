@@ -14,7 +14,13 @@ from fastapi.security import APIKeyHeader
 
 from app import queries
 from app.api.schemas import MAX_BIGINT, MAX_INT
-from app.auth import Authenticator, Client, FailureLimiter, TooManyFailuresError
+from app.auth import (
+    REVOCATIONS,
+    Authenticator,
+    Client,
+    FailureLimiter,
+    TooManyFailuresError,
+)
 from app.cache import Cache
 from app.config import Settings
 from app.db import Database
@@ -54,6 +60,7 @@ class Services(ModelServices):
             self.db.tx,
             settings.api_key_pepper,
             FailureLimiter(self.cache, settings.auth_failures_per_minute),
+            lambda: self.cache.counter(REVOCATIONS),
         )
 
     def audit(
@@ -111,7 +118,8 @@ def require_client(
         raise HTTPException(
             401, "missing API key (X-API-Key header)", {"WWW-Authenticate": "ApiKey"}
         )
-    # The peer address: the app has no trusted-proxy setting, so X-Forwarded-For is ignored.
+    # The peer address; the server replaced it with X-Forwarded-For's client only when the
+    # peer is a configured proxy (FORWARDED_ALLOW_IPS, app.cli.server_options).
     ip = request.client.host if request.client is not None else "unknown"
     try:
         client = svc.auth.authenticate(key, ip)

@@ -15,13 +15,16 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.api.deps import AuditUnavailableError, ModelServices, Services
+from app.api.limits import AdmissionMiddleware, BodyLimitMiddleware
 from app.api.metrics import record_pools, worker_exited
 from app.api.middleware import ObservabilityMiddleware
+from app.api.responses import validation_errors
 from app.api.routes import operations, predictions, sagemaker, schools, students
 from app.config import Settings, get_settings
 from app.db import API_LOGIN, DatabaseUnavailableError, ensure_audit_partitions, primary_url
@@ -53,6 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc.db.close()
 
     app = _app(svc, lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each refused input, which may be a NaN or Infinity
+        # (JSON accepts neither) or a whole oversized body: name the field and the problem.
+        return JSONResponse({"detail": validation_errors(exc.errors())}, 422)
 
     @app.exception_handler(DatabaseUnavailableError)
     async def db_unavailable(_: Request, exc: DatabaseUnavailableError) -> JSONResponse:
@@ -101,6 +110,14 @@ def _app(svc: ModelServices, lifespan: Callable[[FastAPI], Any]) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = svc
+    settings = svc.settings
+    # Added innermost first: metrics and the access log see the requests the limits refuse.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_body_bytes,
+        limits={"/invocations": settings.max_invocation_bytes},
+    )
+    app.add_middleware(AdmissionMiddleware, limit=settings.max_in_flight)
     app.add_middleware(ObservabilityMiddleware)
 
     @app.exception_handler(NoModelError)

@@ -95,3 +95,6 @@ def worker_exited(pid: int | None = None) -> None:
     """Drop a worker that stopped from the live-summed gauges (multiprocess mode only)."""
     if os.environ.get(MULTIPROC_DIR):
         multiprocess.mark_process_dead(pid or os.getpid())
+
+
+SHED = Counter("ssp_http_requests_shed_total", "Requests refused with 503: too many in flight")

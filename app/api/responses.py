@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Response
@@ -20,3 +21,9 @@ def prediction_out(risk: float, scope: str, version: str, threshold: float) -> d
         "model_scope": scope,
         "model_version": version,
     }
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors as the API answers them: where and what, never the refused value
+    (it may be a NaN or Infinity, which JSON cannot carry, or a large part of the body)."""
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]

@@ -4,15 +4,26 @@ every authenticated route documents."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.features import StudentFeatures
 
 MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1
 MAX_INVOCATION_ROWS = 10_000
+
+
+def _a_json_number(value: object) -> object:
+    # Pydantic's lax mode (needed for 12.0) would also take true (1) and "12".
+    if type(value) not in (int, float):
+        raise ValueError("must be an integer")
+    return value
+
+
+# A JSON integer (12, or 12.0 as JSON Schema's "integer" allows), never a boolean or string.
+SchoolIdIn = Annotated[int, Field(strict=False, ge=1, le=MAX_INT), BeforeValidator(_a_json_number)]
 
 
 class RiskOut(BaseModel):
@@ -47,7 +58,7 @@ class AtRiskPage(BaseModel):
 
 class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    school_id: int | None = Field(default=None, ge=1, le=MAX_INT, description="Model of school")
+    school_id: SchoolIdIn | None = Field(default=None, description="Model of school")
     instances: list[StudentFeatures] = Field(min_length=1, max_length=1000)
 
 
@@ -64,7 +75,7 @@ class PredictOut(BaseModel):
 
 
 class InvocationInstance(StudentFeatures):
-    school_id: int | None = Field(default=None, ge=1, le=MAX_INT)
+    school_id: SchoolIdIn | None = None
 
 
 class InvocationIn(BaseModel):
@@ -123,4 +134,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "Key not scoped to this school"},
     429: {"model": ErrorOut, "description": "Rate limit exceeded; see Retry-After"},
     503: {"model": ErrorOut, "description": "Database or model unavailable; see Retry-After"},
+}
+
+# What a route that takes a body may answer besides: a body that is no JSON (or no UTF-8) and
+# one over the size limit (BodyLimitMiddleware).
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Body is not valid JSON"},
+    413: {"model": ErrorOut, "description": "Body over the size limit"},
 }

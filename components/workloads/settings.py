@@ -94,7 +94,8 @@ def app_config_data(
         "DB_POOL_MAX": str(pool + overflow),
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        # uvicorn takes the client address from X-Forwarded-For only when the peer is one of
-        # these: the load balancer's subnets. Per-client limits then see clients, not the ALB.
+        # The API takes the client address from X-Forwarded-For only when the peer is in one
+        # of these: the load balancer's subnets (its nodes' addresses are in them, nothing
+        # else is). Per-client limits then see clients, not the ALB.
         "FORWARDED_ALLOW_IPS": ",".join(load_balancer_cidrs),
     }

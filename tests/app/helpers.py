@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import uvicorn
 from psycopg.conninfo import make_conninfo
+
+from app.api.main import create_app
+from app.cli import server_options
+from app.config import Settings
 
 PEPPER = "test-pepper-0123456789"
 
@@ -51,3 +60,21 @@ def scalar(url: str, query: str, params: tuple[Any, ...] = ()) -> Any:
         row = conn.execute(query, params).fetchone()
     assert row is not None
     return row[0]
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[str]:
+    """The API served by uvicorn with the options of `serve`, on a free loopback port."""
+    options = {**server_options(settings, "127.0.0.1", free_port()), "loop": "asyncio"}
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{options['port']}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

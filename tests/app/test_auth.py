@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -25,9 +26,10 @@ from app.auth import (
     hash_key,
 )
 from app.cache import Cache
+from app.config import Settings
 from app.db import Tenant
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, auth, free_port
+from tests.app.helpers import PEPPER, auth, free_port, served
 
 VALID_KEY = "ssp_00000000_valid"
 
@@ -52,6 +54,12 @@ class FakeDB:
 
     def fetchone(self) -> dict[str, Any] | None:
         return self.row if self._found else None
+
+    def fetchall(self) -> list[dict[str, Any]]:  # the active keys' prefixes
+        return [{"key_prefix": VALID_KEY.split("_")[1]}]
+
+    def key_lookups(self) -> list[Any]:
+        return [q for q in self.queries if q is not True]
 
 
 def bad_key() -> str:
@@ -109,14 +117,36 @@ def test_limiter_refuses_before_the_query_and_lets_cached_clients_in() -> None:
     assert authenticator.authenticate(VALID_KEY, "10.0.0.1") is not None
     for _ in range(3):
         assert authenticator.authenticate(bad_key(), "10.0.0.1") is None
-    queries = len(db.queries)
+    lookups = len(db.key_lookups())
     with pytest.raises(TooManyFailuresError) as refused:
         authenticator.authenticate(bad_key(), "10.0.0.1")
     assert 1 <= refused.value.retry_after <= 60
-    assert len(db.queries) == queries
+    assert len(db.key_lookups()) == lookups
     # A cached valid client behind the same address still gets in; other addresses too.
     assert authenticator.authenticate(VALID_KEY, "10.0.0.1") is not None
     assert authenticator.authenticate(bad_key(), "10.0.0.2") is None
+
+
+def test_a_valid_key_gets_in_from_a_blocked_address() -> None:
+    """One abuser behind a school's NAT address must not lock the school out: a key with an
+    active key's prefix is still looked up, guessed keys (other prefixes) are not."""
+    db = FakeDB()
+    authenticator = Authenticator(db.tx, PEPPER, FailureLimiter(Cache(None, "unit"), 3))
+    for _ in range(3):
+        assert authenticator.authenticate(bad_key(), "10.0.0.1") is None
+    with pytest.raises(TooManyFailuresError):
+        authenticator.authenticate(bad_key(), "10.0.0.1")
+    lookups = len(db.key_lookups())
+    assert authenticator.authenticate(VALID_KEY, "10.0.0.1") == Client(7, "school 1", 1, None)
+    assert len(db.key_lookups()) == lookups + 1
+    # A wrong key with a known prefix is looked up but refused as the address is blocked.
+    with pytest.raises(TooManyFailuresError):
+        authenticator.authenticate(VALID_KEY + "x", "10.0.0.1")
+    for _ in range(50):
+        with pytest.raises(TooManyFailuresError):
+            authenticator.authenticate(bad_key(), "10.0.0.1")
+    assert len(db.key_lookups()) == lookups + 2
+    assert db.queries.count(True) == 1  # the prefixes were read once
 
 
 def wait_for_fresh_minute() -> None:
@@ -169,11 +199,14 @@ def test_flood_of_bad_keys_from_one_ip_gets_401_then_429(
             assert limited.status_code == 429
             assert 1 <= int(limited.headers["Retry-After"]) <= 60
             assert "too many failed authentications" in limited.json()["detail"]
-        assert len(queries) == 1 + 3 + 4  # refused before touching the database
+        # Refused before any key is looked up: one read of the active keys' prefixes (the
+        # guessed keys have none of them) is all the 23 cost.
+        assert len(queries) == 1 + 3 + 4 + 1
 
-        # The valid client is still served from the cache; another address is not blocked.
+        # The valid client still gets in (from the cache, or looked up: its prefix is an
+        # active key's); another address is not blocked.
         assert api.get("/v1/schools/1/models", headers=valid).status_code == 200
-        assert len(queries) == 1 + 3 + 4
+        assert len(queries) <= 1 + 3 + 4 + 1 + 1
         other = TestClient(app, client=("198.51.100.7", 40000))  # shares the open app
         assert other.get("/v1/schools/1/models", headers=auth(bad_key())).status_code == 401
 
@@ -199,3 +232,35 @@ def test_memory_counters_drop_finished_windows(monkeypatch: pytest.MonkeyPatch) 
     memory.hit("authfail:192.0.2.1", 60)
     assert len(memory._counts) <= 101
     assert memory.hit("authfail:192.0.2.1", 60)[0] == 2
+
+
+@pytest.mark.parametrize("proxies", ["", "10.0.0.0/8", "127.0.0.1/32"])
+def test_forwarded_for_is_trusted_only_from_configured_proxies(
+    district: District, proxies: str
+) -> None:
+    """From an untrusted peer, rotating X-Forwarded-For does not reset the per-IP failure
+    limit (uvicorn's default trusts 127.0.0.1); from a configured proxy it names the client."""
+    settings = district.settings_with(
+        auth_failures_per_minute=3,
+        forwarded_allow_ips=proxies,
+        cache_prefix=f"xff-{secrets.token_hex(4)}",
+    )
+    wait_for_fresh_minute()
+    with served(settings) as url:
+        statuses = [
+            httpx.get(
+                f"{url}/v1/schools/1/models",
+                headers={**auth(bad_key()), "X-Forwarded-For": f"203.0.113.{i}"},
+            ).status_code
+            for i in range(6)
+        ]
+    if proxies == "127.0.0.1/32":
+        assert statuses == [401] * 6  # six clients, one failure each
+    else:
+        assert statuses == [401, 401, 401, 429, 429, 429]  # one client: the peer
+
+
+def test_forwarded_allow_ips_must_be_networks() -> None:
+    with pytest.raises(ValueError, match="FORWARDED_ALLOW_IPS: 'the-alb' is not an IP network"):
+        Settings(forwarded_allow_ips="10.0.0.0/16, the-alb")
+    assert Settings(forwarded_allow_ips=" 10.0.0.0/16 ,::1").forwarded_allow_ips

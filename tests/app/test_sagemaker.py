@@ -83,7 +83,7 @@ def test_invocations_bad_input_is_a_clear_4xx(client: TestClient) -> None:
     words = client.post(
         "/invocations", content=CSV_ROW + "\n" + CSV_ROW.replace("9", "x", 1), headers=csv
     )
-    assert words.json()["detail"] == "row 2: every column must be a number"
+    assert words.json()["detail"] == "row 2: grade: 'x' is not a number"
     rate = CSV_ROW.replace("0.7", "1.7")
     assert client.post("/invocations", content=rate, headers=csv).json()["detail"] == (
         "row 1: attendance_rate: Input should be less than or equal to 1"

@@ -28,8 +28,8 @@ from tests.shared import (
 )
 from tools.harness import ROOT, Resource, StackRun, run_stack, stacks
 
-# Read by the libraries the app runs on, not by its settings: boto3 and uvicorn.
-LIBRARY_SETTINGS = {"AWS_REGION", "AWS_DEFAULT_REGION", "FORWARDED_ALLOW_IPS"}
+# Read by the libraries the app runs on, not by its settings: boto3.
+LIBRARY_SETTINGS = {"AWS_REGION", "AWS_DEFAULT_REGION"}
 
 
 def secret_of(run: StackRun, name: str) -> Resource:

@@ -35,12 +35,11 @@ from tools.rehearse import (
     StepFailed,
     app_process,
     local_store,
-    login_of,
     map_environment,
-    migration_needs,
     rehearse,
     relocate,
 )
+from tools.standins import login_of, migration_needs
 
 DB = "postgresql://ssp_api:p%40ss-w0rd@proxy.rds.amazonaws.com:5432/student_success?sslmode=require"
 READER = "postgresql://ssp_api:p%40ss-w0rd@reader.internal:5432/student_success?sslmode=require"

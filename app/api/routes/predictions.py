@@ -7,13 +7,13 @@ from fastapi import APIRouter
 from app.api.deps import ClientDep, ServicesDep
 from app.api.metrics import PREDICTIONS
 from app.api.responses import prediction_out
-from app.api.schemas import ERRORS, PredictIn, PredictionOut, PredictOut
+from app.api.schemas import BODY_ERRORS, ERRORS, PredictIn, PredictionOut, PredictOut
 from app.features import to_matrix
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
 
-@router.post("/predict", response_model=PredictOut, responses=ERRORS)
+@router.post("/predict", response_model=PredictOut, responses={**ERRORS, **BODY_ERRORS})
 def predict(body: PredictIn, client: ClientDep, svc: ServicesDep) -> PredictOut:
     """Risk for posted features (no student data is read), with the model of `school_id`
     or the district model."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -13,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ModelServices, ModelServicesDep
 from app.api.invocations_csv import parse_csv
 from app.api.metrics import PREDICTIONS
-from app.api.responses import prediction_out
+from app.api.responses import prediction_out, validation_errors
 from app.api.schemas import INVOCATION_SCHEMA, ErrorOut, InvocationIn, InvocationOut, Status
 from app.features import to_matrix
 
@@ -60,7 +59,7 @@ async def invocations(request: Request) -> Response:
         raise HTTPException(415, "content type must be application/json or text/csv")
     # Read from the app state rather than through a dependency: nothing to resolve per call.
     svc: ModelServices = request.app.state.services
-    body = await read_capped(request, svc.settings.max_invocation_bytes)
+    body = await request.body()  # at most MAX_INVOCATION_BYTES (BodyLimitMiddleware)
     accept = request.headers.get("accept", "")
     # A small body with the models in memory costs tens of microseconds: scored on the
     # event loop, as a hop to the thread pool would cost more than the work. Large bodies
@@ -70,23 +69,6 @@ async def invocations(request: Request) -> Response:
     return await run_in_threadpool(invoke, svc, ctype, body, accept)
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes
-    (from Content-Length, or while streaming a chunked body) rather than after reading it."""
-    too_large = HTTPException(413, f"request body exceeds the limit of {limit} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def invoke(
     svc: ModelServices, ctype: str, body: bytes, accept: str, refresh: bool = True
 ) -> Response:
@@ -94,7 +76,7 @@ def invoke(
         try:
             parsed = InvocationIn.model_validate_json(body)
         except ValidationError as exc:
-            raise HTTPException(400, _errors(exc)) from None
+            raise HTTPException(400, validation_errors(exc.errors())) from None
         schools: list[int | None] = [i.school_id for i in parsed.instances]
         x = to_matrix([i.model_dump() for i in parsed.instances])
     else:
@@ -108,7 +90,3 @@ def invoke(
         )
     out = {"predictions": [prediction_out(p.risk, p.scope, p.version, t) for p in preds]}
     return Response(json.dumps(out).encode(), media_type="application/json")
-
-
-def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]

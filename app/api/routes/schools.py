@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from app import queries
@@ -33,16 +35,30 @@ def encode_cursor(risk: float, student_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[float, int]:
+    """The (risk, student id) of a cursor from encode_cursor. Anything else, forged cursors
+    included, is a 422: a real risk from 0 to 1 and a JSON integer id, nothing non-finite."""
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        risk, sid = float(data["r"]), int(data["i"])
-        if not (0 <= risk <= 1 and 1 <= sid <= MAX_BIGINT):
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()), parse_constant=_refuse)
+        risk, sid = data["r"], data["i"]
+        if not (_is_number(risk) and 0 <= risk <= 1 and type(sid) is int):
             raise ValueError
-        return risk, sid
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
+        if not 1 <= sid <= MAX_BIGINT:
+            raise ValueError
+        # The scores are `real`: the cursor's risk is compared as one (a tiny value such as
+        # 1e-50 becomes 0 here rather than failing to convert in the database).
+        return float(np.float32(risk)), sid
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError, RecursionError):
         raise HTTPException(
             422, [{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]
         ) from None
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(f"{constant} is not a number")
+
+
+def _is_number(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
 
 
 @router.get(
@@ -57,7 +73,8 @@ def at_risk(
     svc: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, at most 100")] = 50,
     min_risk: Annotated[
-        float | None, Query(ge=0, le=1, description="Default: alert threshold")
+        float | None,
+        Query(ge=0, le=1, allow_inf_nan=False, description="Default: alert threshold"),
     ] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor")] = None,
 ) -> Response:
