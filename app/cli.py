@@ -20,6 +20,8 @@ log = logging.getLogger("app.cli")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_DATA = 65  # EX_DATAERR: the bundle has problems; nothing was written
+EXIT_BUSY = 75  # EX_TEMPFAIL: another import holds the lock; try again later
 
 # The settings a SageMaker training job may set through hyperparameters.json.
 TRAINING_HYPERPARAMETERS = frozenset(
@@ -77,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--students", type=int, default=1000, help="students per school")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--days", type=int, default=60, help="school days of attendance")
+    imp = sub.add_parser("import", help="import a district's CSV bundle (native or OneRoster)")
+    imp.add_argument("source", help="a directory or s3://bucket/prefix of CSV files")
+    imp.add_argument(
+        "--dry-run", action="store_true", help="validate and count changes; write nothing"
+    )
     sub.add_parser("train", help="train, evaluate, version and promote models")
     rb = sub.add_parser("rollback", help="serve the previous models again")
     rb.add_argument("--to", dest="to_version", help="a version to serve for all its scopes")
@@ -127,6 +134,24 @@ def worker_app() -> Any:
     return create_app(settings)
 
 
+def run_import_command(settings: Settings, source: str, dry_run: bool) -> int:
+    """Every problem on stderr, one a line; the counts per table as JSON on stdout."""
+    from app.importer import ImportLockedError, run_import
+
+    try:
+        result = run_import(settings, source, dry_run=dry_run, progress=sys.stderr.isatty())
+    except ImportLockedError as exc:
+        print(f"import skipped: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except ValueError as exc:  # the source itself: not a directory, no bucket
+        print(f"import failed: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    print(json.dumps(result.summary()))
+    return EXIT_DATA if result.problems else EXIT_OK
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from app import db
 
@@ -161,6 +186,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             result = generate(conn, args.schools, args.students, seed=args.seed, days=args.days)
         print(json.dumps(result.__dict__))
         return EXIT_OK
+    if args.command == "import":
+        return run_import_command(settings, args.source, args.dry_run)
     if args.command == "train":
         from app.train import EXIT_LOCKED, TrainingLockedError, run_training
 

@@ -37,6 +37,7 @@ from app.train import run_training
 from tests.app.helpers import (
     API_LOGIN,
     ARCHIVER_LOGIN,
+    IMPORTER_LOGIN,
     MASTER,
     MASTER_PASSWORD,
     PASSWORD_SETTINGS,
@@ -174,6 +175,7 @@ class District:
     settings: Settings  # the API's: DATABASE_URL logs in as ssp_api
     trainer: Settings  # train, rollback, refresh-features: as ssp_trainer
     archiver: Settings  # archive: as ssp_archiver
+    importer: Settings  # import: as ssp_importer
     keys: dict[str, str]
     tmp_root: Path
 
@@ -232,6 +234,7 @@ def build_district(
         settings=workload(API_LOGIN),
         trainer=workload(TRAINER_LOGIN),
         archiver=workload(ARCHIVER_LOGIN),
+        importer=workload(IMPORTER_LOGIN),
         keys=keys,
         tmp_root=tmp,
     )

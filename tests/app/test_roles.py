@@ -27,6 +27,7 @@ from tests.app.conftest import District, create_master, start_pgserver
 from tests.app.helpers import (
     API_LOGIN,
     ARCHIVER_LOGIN,
+    IMPORTER_LOGIN,
     LOGIN_PASSWORDS,
     MASTER,
     MASTER_PASSWORD,
@@ -36,7 +37,7 @@ from tests.app.helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGINS = (API_LOGIN, TRAINER_LOGIN, ARCHIVER_LOGIN)
+LOGINS = (API_LOGIN, TRAINER_LOGIN, ARCHIVER_LOGIN, IMPORTER_LOGIN)
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
 GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP)  # NOLOGIN owners of one object each
