@@ -162,6 +162,13 @@ class ModelStore:
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
         self.backend.write(f"versions/{version}/manifest.json", data)
 
+    def write_file(self, version: str, name: str, data: bytes) -> None:
+        """Another file of a version (held-out predictions, the report)."""
+        self.backend.write(f"versions/{version}/{name}", data)
+
+    def read_file(self, version: str, name: str) -> bytes | None:
+        return self.backend.read(f"versions/{version}/{name}")
+
     def manifest(self, version: str) -> dict[str, Any] | None:
         raw = self.backend.read(f"versions/{version}/manifest.json")
         return json.loads(raw) if raw else None

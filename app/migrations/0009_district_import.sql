@@ -141,3 +141,7 @@ BEGIN
                        ' USING (true) WITH CHECK (true)', t);
     END LOOP;
 END $$;
+
+-- 5. The promotion gate's reason for every trained scope (app/promotion.py), beside its
+--    metrics: why a school's model serves it, or why the district model does instead.
+ALTER TABLE model_versions ADD COLUMN reason text;

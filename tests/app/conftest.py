@@ -206,6 +206,9 @@ def build_district(
         archive_store_url=str(tmp / "archive"),
         api_key_pepper=PEPPER,
         min_school_students=100,
+        # The test district's schools hold out 37 students, 4-8 of them dropouts.
+        min_holdout_positives=3,
+        min_holdout_negatives=3,
         model_refresh_seconds=0,
         rate_limit_requests=10_000,
         db_pool_max=4,
@@ -219,7 +222,16 @@ def build_district(
     db.migrate(owner)
     with db.connect_owner(owner) as conn:
         # District 1: schools 1-4 with 150 students; district 2: school 5, too small to train.
-        generate(conn, schools=4, students_per_school=150, seed=7, days=30, progress=False)
+        # Schools that grade and record differently: their own models beat the district's.
+        generate(
+            conn,
+            schools=4,
+            students_per_school=150,
+            seed=7,
+            days=30,
+            progress=False,
+            school_contrast=6.0,
+        )
         generate(conn, schools=1, students_per_school=60, seed=8, days=30, progress=False)
         keys = {
             "school1": create_key(conn, PEPPER, "school 1", school_id=1)[1],

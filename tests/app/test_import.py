@@ -234,3 +234,28 @@ def test_layout_is_documented() -> None:
         assert f"`{entity.name}.csv`" in readme, entity.name
         for column in entity.columns:
             assert f"`{column.name}`" in readme, (entity.name, column.name)
+
+
+def test_missing_data_is_imputed_and_flagged(untrained_district: District, tmp_path: Path) -> None:
+    rows = small_rows()
+    rows["students"].append(["SCH-1-ST-blank", "SCH-1", "Eli", "Cohen", 7, "2025-09-01", "", ""])
+    assert run_import(
+        untrained_district.importer, str(write_native(tmp_path / "b", rows)), progress=False
+    ).written
+    with psycopg.connect(untrained_district.url, autocommit=True) as admin:
+        admin.execute("SELECT refresh_student_features()")
+        blank = admin.execute(
+            "SELECT f.attendance_rate, f.avg_mark, f.attendance_missing, f.marks_missing"
+            " FROM student_features f JOIN students s ON s.id = f.student_id"
+            " WHERE s.sourced_id = 'SCH-1-ST-blank'"
+        ).fetchone()
+        means = admin.execute(
+            "SELECT avg(f.attendance_rate), avg(f.avg_mark) FROM student_features f"
+            " JOIN students s ON s.id = f.student_id JOIN schools sc ON sc.id = s.school_id"
+            " WHERE sc.sourced_id = 'SCH-1' AND NOT f.attendance_missing"
+        ).fetchone()
+    assert blank is not None and means is not None
+    # Neither perfect attendance nor a mark of 0: the school's mean, and flagged.
+    assert blank[0] == pytest.approx(means[0]) and blank[0] < 1
+    assert blank[1] == pytest.approx(means[1]) and blank[1] > 0
+    assert blank[2:] == (True, True)

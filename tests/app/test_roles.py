@@ -425,7 +425,12 @@ def test_migrate_sends_only_a_scram_verifier(
 ) -> None:
     d = untrained_district
     none = d.owner.model_copy(
-        update={"db_api_password": None, "db_trainer_password": None, "db_archiver_password": None}
+        update={
+            "db_api_password": None,
+            "db_trainer_password": None,
+            "db_archiver_password": None,
+            "db_importer_password": None,
+        }
     )
     with db.connect_owner(none, autocommit=True) as conn:
         assert db.set_login_passwords(conn, none) == []
@@ -469,7 +474,7 @@ def test_without_passwords_the_logins_stay_passwordless(tmp_path: Path) -> None:
             "SELECT array_agg(rolpassword IS NULL) FROM pg_authid WHERE rolname = ANY(%s)",
             (list(LOGINS),),
         )
-        assert stored == [True, True, True]
+        assert stored == [True] * len(LOGINS)
         with pytest.raises(psycopg.OperationalError, match="password"):
             psycopg.connect(make_conninfo(master, user=API_LOGIN, password="anything"))
         # And once a password is given, the next migrate sets it.
