@@ -79,12 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--students", type=int, default=1000, help="students per school")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--days", type=int, default=60, help="school days of attendance")
+    gen.add_argument(
+        "--school-contrast",
+        type=float,
+        default=1.0,
+        help="how differently schools' dropout depends on grade (above 1: own models win)",
+    )
     imp = sub.add_parser("import", help="import a district's CSV bundle (native or OneRoster)")
     imp.add_argument("source", help="a directory or s3://bucket/prefix of CSV files")
     imp.add_argument(
         "--dry-run", action="store_true", help="validate and count changes; write nothing"
     )
     sub.add_parser("train", help="train, evaluate, version and promote models")
+    report = sub.add_parser("report", help="write the model-quality report of training runs")
+    report.add_argument("--version", help="this run only (default: every run without one)")
     rb = sub.add_parser("rollback", help="serve the previous models again")
     rb.add_argument("--to", dest="to_version", help="a version to serve for all its scopes")
     publish = sub.add_parser(
@@ -183,7 +191,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from app.generate import generate
 
         with db.connect_owner(settings) as conn:
-            result = generate(conn, args.schools, args.students, seed=args.seed, days=args.days)
+            result = generate(
+                conn,
+                args.schools,
+                args.students,
+                seed=args.seed,
+                days=args.days,
+                school_contrast=args.school_contrast,
+            )
         print(json.dumps(result.__dict__))
         return EXIT_OK
     if args.command == "import":
@@ -199,6 +214,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         summary = {k: v for k, v in trained.__dict__.items() if k != "metrics"}
         summary["district_metrics"] = trained.metrics.get("district")
         print(json.dumps(summary))
+        return EXIT_OK
+    if args.command == "report":
+        from app.report import write_reports
+        from app.store import ModelStore
+
+        try:
+            written = write_reports(ModelStore(settings.model_store_url), args.version)
+        except ValueError as exc:
+            print(f"report failed: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(json.dumps({"written": written}))
         return EXIT_OK
     if args.command == "rollback":
         from app.store import StaleGenerationError

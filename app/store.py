@@ -3,6 +3,8 @@
 Layout (same keys on both):
     versions/<version>/manifest.json      metrics, features, data snapshot, code version
     versions/<version>/<scope>.joblib     one model per scope ('district', 'school-12')
+    versions/<version>/holdout.json       per scope: held-out labels and predicted risks
+    versions/<version>/report.html        the run's model-quality report (`app report`)
     current.json                          the pointer: scope -> version, generation, history
 
 Artifacts are written first and the pointer last, replaced atomically (os.replace locally, a
@@ -25,6 +27,8 @@ from urllib.parse import urlparse
 import joblib
 
 POINTER = "current.json"
+HOLDOUT_FILE = "holdout.json"
+REPORT_FILE = "report.html"
 
 
 class StaleGenerationError(RuntimeError):

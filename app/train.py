@@ -38,11 +38,10 @@ from app.promotion import (
     district_decision,
     school_decision,
 )
-from app.store import ModelStore, Pointer
+from app.store import HOLDOUT_FILE, ModelStore, Pointer
 
 log = logging.getLogger(__name__)
 
-HOLDOUT_FILE = "holdout.json"  # per scope: held-out labels and predicted risks
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 MIN_CLASS_COUNT = 10  # each class needs this many rows for a calibrated split
 

@@ -49,5 +49,6 @@ def test_no_operation_returns_a_server_error(fuzzed_app: FastAPI, district: Dist
     assert sorted(labels) == [
         "GET /health", "GET /metrics", "GET /ping", "GET /ready",
         "GET /v1/schools/{school_id}/at-risk", "GET /v1/schools/{school_id}/models",
+        "GET /v1/schools/{school_id}/models/{version}/report",
         "GET /v1/students/{student_id}/risk", "POST /invocations", "POST /v1/predict",
     ]  # fmt: skip
