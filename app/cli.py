@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         help="how differently schools' dropout depends on grade (above 1: own models win)",
     )
     imp = sub.add_parser("import", help="import a district's CSV bundle (native or OneRoster)")
-    imp.add_argument("source", help="a directory or s3://bucket/prefix of CSV files")
+    imp.add_argument(
+        "source", nargs="?", help="a directory or s3://bucket/prefix (default: IMPORT_SOURCE_URL)"
+    )
     imp.add_argument(
         "--dry-run", action="store_true", help="validate and count changes; write nothing"
     )
@@ -156,6 +158,8 @@ def run_import_command(settings: Settings, source: str, dry_run: bool) -> int:
         return EXIT_USAGE
     for problem in result.problems:
         print(problem, file=sys.stderr)
+    if result.problems:  # the line the nightly pipeline's alarm matches
+        log.error("import rejected", extra={"problems": len(result.problems), "source": source})
     print(json.dumps(result.summary()))
     return EXIT_DATA if result.problems else EXIT_OK
 
@@ -202,7 +206,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(result.__dict__))
         return EXIT_OK
     if args.command == "import":
-        return run_import_command(settings, args.source, args.dry_run)
+        source = args.source or settings.import_source_url
+        if not source:
+            print("import: give SOURCE or set IMPORT_SOURCE_URL", file=sys.stderr)
+            return EXIT_USAGE
+        return run_import_command(settings, source, args.dry_run)
     if args.command == "train":
         from app.train import EXIT_LOCKED, TrainingLockedError, run_training
 

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     test_fraction: float = Field(default=0.25, gt=0, lt=1)
     random_seed: int = 42
 
+    # Where `import` reads the district's bundle when no SOURCE is given: the drop prefix the
+    # district's system writes its nightly exports to (a directory or s3://bucket/prefix).
+    import_source_url: str | None = None
+
     # Audit log archival (seed 002).
     archive_store_url: str = ".data/archive"
     audit_retention_days: int = Field(default=90, ge=1)

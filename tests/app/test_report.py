@@ -23,10 +23,16 @@ def test_report_renders_with_its_plots(
 ) -> None:
     store = ModelStore(fresh_district.trainer.model_store_url)
     (version,) = store.versions()
-    code = cli.run(cli.argparse.Namespace(command="report", version=None), fresh_district.trainer)
+    # Training drew its run's report; `report` draws those missing (none), or one again.
+    assert store.read_file(version, "report.html") is not None
+    assert write_reports(store) == []
+    code = cli.run(
+        cli.argparse.Namespace(command="report", version=version), fresh_district.trainer
+    )
     assert code == cli.EXIT_OK
     assert json.loads(capsys.readouterr().out) == {"written": [version]}
-    assert write_reports(store) == []  # every run has its report now
+    missing = cli.argparse.Namespace(command="report", version="20200101T000000000000Z")
+    assert cli.run(missing, fresh_district.trainer) == cli.EXIT_USAGE
 
     raw = store.read_file(version, "report.html")
     assert raw is not None
@@ -48,8 +54,6 @@ def test_report_renders_with_its_plots(
 
 
 def test_models_endpoint_links_the_report(fresh_district: District) -> None:
-    store = ModelStore(fresh_district.trainer.model_store_url)
-    write_reports(store)
     key = auth(fresh_district.keys["school1"])
     with TestClient(create_app(fresh_district.settings)) as api:
         models = api.get("/v1/schools/1/models", headers=key).json()

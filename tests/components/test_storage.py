@@ -58,7 +58,12 @@ def test_registry_and_buckets(stack_run: StackRunner, stack: str) -> None:
     assert repo.options.protect is protect
     assert run.count("aws:ecr/lifecyclePolicy:LifecyclePolicy") == 1
     buckets = run.of_type(BUCKET)
-    assert len(buckets) == 2
+    # Models, audit archive, and the drop of the district's exports.
+    assert sorted(b.name for b in buckets) == [
+        "audit-archive-bucket",
+        "district-drop-bucket",
+        "models-bucket",
+    ]
     for bucket in buckets:
         assert bucket.options.protect is protect, bucket.name
         assert bucket.get("forceDestroy") is (not protect), bucket.name
