@@ -66,6 +66,7 @@ class ImportResult:
     ignored_files: list[str] = field(default_factory=list)
     rows: int = 0
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # stage, validate, write: seconds
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -77,6 +78,7 @@ class ImportResult:
             "ignored_files": self.ignored_files,
             "rows": self.rows,
             "seconds": round(self.seconds, 2),
+            "phases": {k: round(v, 2) for k, v in self.phases.items()},
         }
 
 
@@ -102,6 +104,8 @@ def run_import(
 def _import(
     conn: psycopg.Connection[Any], source: Source, url: str, dry_run: bool, progress: bool
 ) -> ImportResult:
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
     create_staging(conn)
     provided: dict[str, set[str]] = {}
     staged_or: set[str] = set()
@@ -127,8 +131,10 @@ def _import(
             ignored.append(name)  # e.g. another part of OneRoster (courses, demographics)
     for entity_name, cols in oneroster.map_staged(conn, staged_or).items():
         provided.setdefault(entity_name, set()).update(cols)
+    phases["stage"] = time.perf_counter() - started
     validate(conn)
     problems = _problems(conn, staged_or)
+    phases["validate"] = time.perf_counter() - started - phases["stage"]
     written = not dry_run and not problems
     counts: dict[str, Counts] = {}
     if problems and not dry_run:
@@ -139,7 +145,8 @@ def _import(
             if not written:
                 raise psycopg.Rollback()  # a dry run: the same write, undone (and swallowed)
     rows = sum(c.staged for c in counts.values())
-    return ImportResult(url, dry_run, written, counts, problems, ignored, rows)
+    phases["write"] = time.perf_counter() - started - phases["stage"] - phases["validate"]
+    return ImportResult(url, dry_run, written, counts, problems, ignored, rows, 0.0, phases)
 
 
 def _problem(

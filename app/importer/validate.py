@@ -114,14 +114,15 @@ def why(column: Column, value: str) -> str:
 
 
 def check_values(conn: psycopg.Connection[Any], entity: Entity) -> None:
-    """Every value of every row, in one pass over the staging table."""
-    rows = ", ".join(
-        f"({_quote(c.name)}, s.{c.name}, {why(c, 's.' + c.name)})" for c in entity.columns
-    )
+    """Every value of every row: one pass over the staging table tests every column, and only
+    the rows with a problem are expanded into one problem per bad value."""
+    whys = {c.name: why(c, "s." + c.name) for c in entity.columns}
+    bad = " OR ".join(f"({w}) IS NOT NULL" for w in whys.values())
+    rows = ", ".join(f"({_quote(name)}, s.{name}, {w})" for name, w in whys.items())
     conn.execute(
         f"INSERT INTO imp_problems SELECT s.file, s.row, p.col, p.val, p.why"
-        f" FROM {stage_table(entity)} s CROSS JOIN LATERAL (VALUES {rows}) p (col, val, why)"
-        f" WHERE p.why IS NOT NULL"
+        f" FROM (SELECT * FROM {stage_table(entity)} s WHERE {bad}) s"
+        f" CROSS JOIN LATERAL (VALUES {rows}) p (col, val, why) WHERE p.why IS NOT NULL"
     )
 
 
