@@ -136,6 +136,21 @@ audit_archive_bucket = SecureBucket(
         tags=spec.tags("ferpa"),
     ),
 )
+# The district's nightly exports (native CSV or OneRoster) land under exports/ here; the
+# nightly pipeline imports them. Student records (FERPA): a key of its own; each night's export
+# replaces the last, whose versions are kept 30 days for a re-import.
+district_drop_bucket = SecureBucket(
+    "district-drop",
+    SecureBucketArgs(
+        purpose="district data exports",
+        protect=spec.protect,
+        force_destroy=not spec.protect,
+        noncurrent_versions_kept=7,
+        noncurrent_days=30,
+        access_log_bucket=access_logs.bucket_name,
+        tags=spec.tags("ferpa"),
+    ),
+)
 cluster_name = f"{spec.project}-{spec.stack}"
 cluster = Cluster(
     "cluster",
@@ -227,6 +242,7 @@ workloads = Workloads(
         target_group_arn=api_lb.target_group_arn,
         models_bucket=models_bucket.ref,
         archive_bucket=audit_archive_bucket.ref,
+        drop_bucket=district_drop_bucket.ref,
         database=database.connection,
         release=spec.release,
         redis_url=cache.url if cache is not None else None,
@@ -333,6 +349,8 @@ pulumi.export("cluster_name", cluster.cluster_name)
 pulumi.export("ecr_repository_url", registry.repository_url)
 pulumi.export("models_bucket", models_bucket.bucket_name)
 pulumi.export("audit_archive_bucket", audit_archive_bucket.bucket_name)
+pulumi.export("district_drop_bucket", district_drop_bucket.bucket_name)
+pulumi.export("district_drop_key_arn", district_drop_bucket.kms_key_arn)
 pulumi.export("api_load_balancer_dns_name", api_lb.dns_name)
 if spec.api_domain_name:
     pulumi.export("api_url", f"https://{spec.api_domain_name}")

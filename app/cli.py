@@ -24,6 +24,8 @@ log = logging.getLogger("app.cli")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_DATA = 65  # EX_DATAERR: the bundle has problems; nothing was written
+EXIT_BUSY = 75  # EX_TEMPFAIL: another import holds the lock; try again later
 
 # The settings a SageMaker training job may set through hyperparameters.json.
 TRAINING_HYPERPARAMETERS = frozenset(
@@ -81,7 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--students", type=int, default=1000, help="students per school")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--days", type=int, default=60, help="school days of attendance")
+    gen.add_argument(
+        "--school-contrast",
+        type=float,
+        default=1.0,
+        help="how differently schools' dropout depends on grade (above 1: own models win)",
+    )
+    imp = sub.add_parser("import", help="import a district's CSV bundle (native or OneRoster)")
+    imp.add_argument(
+        "source", nargs="?", help="a directory or s3://bucket/prefix (default: IMPORT_SOURCE_URL)"
+    )
+    imp.add_argument(
+        "--dry-run", action="store_true", help="validate and count changes; write nothing"
+    )
     sub.add_parser("train", help="train, evaluate, version and promote models")
+    report = sub.add_parser("report", help="write the model-quality report of training runs")
+    report.add_argument("--version", help="this run only (default: every run without one)")
     rb = sub.add_parser("rollback", help="serve the previous models again")
     rb.add_argument("--to", dest="to_version", help="a version to serve for all its scopes")
     publish = sub.add_parser(
@@ -201,6 +218,26 @@ def server_options(settings: Settings, host: str | None, port: int | None) -> di
     }
 
 
+def run_import_command(settings: Settings, source: str, dry_run: bool) -> int:
+    """Every problem on stderr, one a line; the counts per table as JSON on stdout."""
+    from app.importer import ImportLockedError, run_import
+
+    try:
+        result = run_import(settings, source, dry_run=dry_run, progress=sys.stderr.isatty())
+    except ImportLockedError as exc:
+        print(f"import skipped: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except ValueError as exc:  # the source itself: not a directory, no bucket
+        print(f"import failed: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    if result.problems:  # the line the nightly pipeline's alarm matches
+        log.error("import rejected", extra={"problems": len(result.problems), "source": source})
+    print(json.dumps(result.summary()))
+    return EXIT_DATA if result.problems else EXIT_OK
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from app import db
 
@@ -225,9 +262,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from app.generate import generate
 
         with db.connect_owner(settings) as conn:
-            result = generate(conn, args.schools, args.students, seed=args.seed, days=args.days)
+            result = generate(
+                conn,
+                args.schools,
+                args.students,
+                seed=args.seed,
+                days=args.days,
+                school_contrast=args.school_contrast,
+            )
         print(json.dumps(result.__dict__))
         return EXIT_OK
+    if args.command == "import":
+        source = args.source or settings.import_source_url
+        if not source:
+            print("import: give SOURCE or set IMPORT_SOURCE_URL", file=sys.stderr)
+            return EXIT_USAGE
+        return run_import_command(settings, source, args.dry_run)
     if args.command == "train":
         from app.train import EXIT_LOCKED, TrainingLockedError, run_training
 
@@ -240,6 +290,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         summary["district_metrics"] = trained.metrics.get("district")
         print(json.dumps(summary))
         return roll_endpoint(settings)
+    if args.command == "report":
+        from app.report import write_reports
+        from app.store import ModelStore
+
+        try:
+            written = write_reports(ModelStore(settings.model_store_url), args.version)
+        except ValueError as exc:
+            print(f"report failed: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(json.dumps({"written": written}))
+        return EXIT_OK
     if args.command == "rollback":
         from app.store import StaleGenerationError
         from app.train import EXIT_LOCKED, TrainingLockedError, rollback

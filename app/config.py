@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     db_api_password: SecretStr | None = None
     db_trainer_password: SecretStr | None = None
     db_archiver_password: SecretStr | None = None
+    db_importer_password: SecretStr | None = None
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     db_pool_timeout: float = Field(default=2.0, gt=0)
@@ -82,9 +83,19 @@ class Settings(BaseSettings):
     keep_versions: int = Field(default=5, ge=1)
     min_school_students: int = Field(default=300, ge=10)
     promotion_tolerance: float = Field(default=0.01, ge=0)
+    # The promotion gate of a school's model, on that school's own held-out students: at least
+    # this AUC, and at least this many held-out dropouts and stayers (with fewer, an AUC moves
+    # by more than the tolerance from one student's label: too noisy to decide on).
+    min_promotion_auc: float = Field(default=0.7, ge=0.5, le=1)
+    min_holdout_positives: int = Field(default=20, ge=1)
+    min_holdout_negatives: int = Field(default=20, ge=1)
     alert_threshold: float = Field(default=0.3, gt=0, lt=1)
     test_fraction: float = Field(default=0.25, gt=0, lt=1)
     random_seed: int = 42
+
+    # Where `import` reads the district's bundle when no SOURCE is given: the drop prefix the
+    # district's system writes its nightly exports to (a directory or s3://bucket/prefix).
+    import_source_url: str | None = None
 
     # Audit log archival (seed 002).
     archive_store_url: str = ".data/archive"
@@ -119,7 +130,11 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(default=65, ge=1)
 
     @field_validator(
-        "db_api_password", "db_trainer_password", "db_archiver_password", mode="before"
+        "db_api_password",
+        "db_trainer_password",
+        "db_archiver_password",
+        "db_importer_password",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -151,7 +166,12 @@ class Settings(BaseSettings):
                 "and RATE_LIMIT_INTEGRATION_REQUESTS (per key class) instead"
             )
         # A login password, when given at all, is a real one (in every environment).
-        for name in ("db_api_password", "db_trainer_password", "db_archiver_password"):
+        for name in (
+            "db_api_password",
+            "db_trainer_password",
+            "db_archiver_password",
+            "db_importer_password",
+        ):
             secret: SecretStr | None = getattr(self, name)
             if secret is None:
                 continue

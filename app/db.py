@@ -2,11 +2,12 @@
 (with the API's fail-fast breaker), the migration runner and the workloads' logins.
 
 Each workload logs in as its own least-privileged role (migration 0007): the API as ssp_api,
-`train` / `rollback` / `refresh-features` as ssp_trainer, `archive` as ssp_archiver; `migrate`,
-`generate` and `create-key` as the schema owner (the RDS master user). With DATABASE_URL set,
-its login is used as given: each deployment gives each workload a URL with its own login.
-Without it, the embedded server (trust authentication on its unix socket, no TCP listener) is
-reached as the same roles, so the demo runs with the logins production uses."""
+`train` / `rollback` / `refresh-features` as ssp_trainer, `archive` as ssp_archiver, `import`
+as ssp_importer (0009); `migrate`, `generate` and `create-key` as the schema owner (the RDS
+master user). With DATABASE_URL set, its login is used as given: each deployment gives each
+workload a URL with its own login. Without it, the embedded server (trust authentication on its
+unix socket, no TCP listener) is reached as the same roles, so the demo runs with the logins
+production uses."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ MAX_RECONNECT_DELAY_SECONDS = 0.5
 API_LOGIN = "ssp_api"
 TRAINER_LOGIN = "ssp_trainer"
 ARCHIVER_LOGIN = "ssp_archiver"
+IMPORTER_LOGIN = "ssp_importer"  # migration 0009
 
 _embedded: dict[str, Any] = {}
 
@@ -276,6 +278,7 @@ def login_passwords(settings: Settings) -> dict[str, SecretStr | None]:
         API_LOGIN: settings.db_api_password,
         TRAINER_LOGIN: settings.db_trainer_password,
         ARCHIVER_LOGIN: settings.db_archiver_password,
+        IMPORTER_LOGIN: settings.db_importer_password,
     }
 
 

@@ -31,7 +31,7 @@ STUDENT_FEATURES = (
 # Model versions that can serve a school (its own and the district's), newest first.
 # Parameter: school id.
 SCHOOL_MODEL_VERSIONS = (
-    "SELECT version, scope, school_id, promoted, created_at, metrics"
+    "SELECT version, scope, school_id, promoted, created_at, metrics, reason"
     " FROM model_versions WHERE school_id = %s OR school_id IS NULL"
     " ORDER BY created_at DESC, scope LIMIT 50"
 )

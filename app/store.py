@@ -3,6 +3,8 @@
 Layout (same keys on both):
     versions/<version>/manifest.json      metrics, features, data snapshot, code version
     versions/<version>/<scope>.joblib     one model per scope ('district', 'school-12')
+    versions/<version>/holdout.json       per scope: held-out labels and predicted risks
+    versions/<version>/report.html        the run's model-quality report (`app report`)
     current.json                          the pointer: scope -> version, generation, history
 
 Artifacts are written first and the pointer last, replaced atomically (os.replace locally, a
@@ -26,6 +28,8 @@ from urllib.parse import urlparse
 import joblib
 
 POINTER = "current.json"
+HOLDOUT_FILE = "holdout.json"
+REPORT_FILE = "report.html"
 
 
 class StaleGenerationError(RuntimeError):
@@ -167,6 +171,13 @@ class ModelStore:
     def write_manifest(self, version: str, manifest: dict[str, Any]) -> None:
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
         self.backend.write(f"versions/{version}/manifest.json", data)
+
+    def write_file(self, version: str, name: str, data: bytes) -> None:
+        """Another file of a version (held-out predictions, the report)."""
+        self.backend.write(f"versions/{version}/{name}", data)
+
+    def read_file(self, version: str, name: str) -> bytes | None:
+        return self.backend.read(f"versions/{version}/{name}")
 
     def manifest(self, version: str) -> dict[str, Any] | None:
         raw = self.backend.read(f"versions/{version}/manifest.json")

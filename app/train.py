@@ -1,5 +1,6 @@
 """Training job: per-school models with a district fallback (seed 001), evaluated on a
-held-out split, versioned in the model store, promoted only when not worse, one run at a time.
+held-out split, versioned in the model store, promoted only past the gate (app/promotion.py),
+one run at a time.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from app.config import Settings
 from app.db import TRAIN_LOCK_KEY, TRAINER_LOGIN, connect_as, refresh_features
 from app.features import FEATURES
 from app.model_registry import DISTRICT, ModelRegistry, school_scope, scope_school_id
-from app.store import ModelStore, Pointer
+from app.promotion import DISTRICT_MODEL, NEW, Decision, auc_on, decide
+from app.store import HOLDOUT_FILE, ModelStore, Pointer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class TrainResult:
     fallback_schools: list[int]
     metrics: dict[str, dict[str, float]]
     seconds: float
+    decisions: dict[str, dict[str, Any]]
 
 
 def build_model(seed: int) -> CalibratedClassifierCV:
@@ -71,18 +74,37 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, threshold: float) -> dict
         "threshold": threshold,
         "n_test": len(y),
         "positives_test": int(y.sum()),
+        "negatives_test": int(len(y) - y.sum()),
     }
+
+
+class BadTrainingDataError(ValueError):
+    """Features that no model can learn from (NaN, infinite): names the students."""
 
 
 def load_training_data(
     conn: psycopg.Connection[Any],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Schools, features and labels of every labelled student. Raises BadTrainingDataError
+    naming the students whose features are not finite: the schema and the import refuse NaN
+    and infinities, so one that got through is a bug to fix, not a row to guess at."""
     cols = ", ".join(FEATURES)
     rows = conn.execute(
-        f"SELECT school_id, {cols}, dropped_out FROM student_features"
+        f"SELECT student_id, school_id, {cols}, dropped_out,"
+        " attendance_missing, marks_missing FROM student_features"
         " WHERE dropped_out IS NOT NULL ORDER BY student_id"
     ).fetchall()
-    data = np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES) + 2)
+    data = np.array([r[1:-2] for r in rows], dtype=np.float64).reshape(-1, len(FEATURES) + 2)
+    bad = ~np.isfinite(data).all(axis=1)
+    if bad.any():
+        ids = [int(rows[i][0]) for i in np.flatnonzero(bad)]
+        shown = ", ".join(map(str, ids[:20])) + (
+            f" and {len(ids) - 20} more" if len(ids) > 20 else ""
+        )
+        raise BadTrainingDataError(
+            f"student_features is not finite (NaN or infinite) for {len(ids)} students:"
+            f" {shown}; fix their records (import refuses such values)"
+        )
     schools = data[:, 0].astype(np.int64)
     x = data[:, 1:-1]
     y = data[:, -1].astype(np.int64)
@@ -90,19 +112,41 @@ def load_training_data(
         "rows": len(y),
         "positives": int(y.sum()),
         "schools": len(np.unique(schools)),
+        "attendance_missing": sum(1 for r in rows if r[-2]),
+        "marks_missing": sum(1 for r in rows if r[-1]),
         "sha256": hashlib.sha256(data.tobytes()).hexdigest(),
         "taken_at": datetime.now(UTC).isoformat(),
     }
     return schools, x, y, snapshot
 
 
-def fit_scope(x: np.ndarray, y: np.ndarray, settings: Settings) -> tuple[Any, dict[str, float]]:
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=settings.test_fraction, stratify=y, random_state=settings.random_seed
-    )
-    model = build_model(settings.random_seed).fit(x_tr, y_tr)
-    metrics = evaluate(model, x_te, y_te, settings.alert_threshold)
-    metrics["n_train"] = len(y_tr)
+def holdout_mask(schools: np.ndarray, y: np.ndarray, settings: Settings) -> np.ndarray:
+    """Which students are held out: TEST_FRACTION of each school, stratified by outcome.
+    Every model of the run trains only on the rest, so the district model and a school's own
+    model are compared on students neither has seen."""
+    test = np.zeros(len(y), dtype=bool)
+    for sid in np.unique(schools).tolist():
+        idx = np.flatnonzero(schools == sid)
+        if len(idx) < 4:
+            continue  # too few to split: all train
+        counts = np.bincount(y[idx], minlength=2)
+        stratify = y[idx] if counts.min() >= 2 else None
+        _, held = train_test_split(
+            idx,
+            test_size=settings.test_fraction,
+            stratify=stratify,
+            random_state=settings.random_seed,
+        )
+        test[held] = True
+    return test
+
+
+def fit_scope(
+    x: np.ndarray, y: np.ndarray, test: np.ndarray, settings: Settings
+) -> tuple[Any, dict[str, float]]:
+    model = build_model(settings.random_seed).fit(x[~test], y[~test])
+    metrics = evaluate(model, x[test], y[test], settings.alert_threshold)
+    metrics["n_train"] = int((~test).sum())
     return model, metrics
 
 
@@ -111,12 +155,6 @@ def trainable(y: np.ndarray, settings: Settings) -> bool:
     return len(y) >= settings.min_school_students and min(positives, len(y) - positives) >= (
         MIN_CLASS_COUNT
     )
-
-
-def not_worse(new: dict[str, float], current: dict[str, float] | None, tol: float) -> bool:
-    if current is None:
-        return True
-    return new["auc"] >= current["auc"] - tol and new["brier"] <= current["brier"] + tol
 
 
 def new_version() -> str:
@@ -162,28 +200,36 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
     version = new_version()
     schools, x, y, snapshot = load_training_data(conn)
     if len(y) == 0:
-        raise RuntimeError("no labelled students to train on; run `generate` first")
+        raise RuntimeError("no labelled students to train on; run `import` (or `generate`)")
 
+    test = holdout_mask(schools, y, settings)
     models: dict[str, Any] = {}
     metrics: dict[str, dict[str, float]] = {}
-    models[DISTRICT], metrics[DISTRICT] = fit_scope(x, y, settings)
+    holdout: dict[str, dict[str, list[float]]] = {}
+    models[DISTRICT], metrics[DISTRICT] = fit_scope(x, y, test, settings)
+    holdout[DISTRICT] = _holdout(models[DISTRICT], x[test], y[test])
     fallback: list[int] = []
     for sid in np.unique(schools).tolist():
         mask = schools == sid
-        if trainable(y[mask], settings):
-            scope = school_scope(sid)
-            models[scope], metrics[scope] = fit_scope(x[mask], y[mask], settings)
-        else:
+        if not trainable(y[mask], settings):
             fallback.append(int(sid))
+            continue
+        scope = school_scope(sid)
+        models[scope], metrics[scope] = fit_scope(x[mask], y[mask], test[mask], settings)
+        held = mask & test
+        metrics[scope]["district_auc"] = auc_on(models[DISTRICT], x[held], y[held])
+        holdout[scope] = _holdout(models[scope], x[held], y[held])
 
     try:
-        pointer, promoted, kept = _store_and_publish(
-            conn, store, settings, version, models, metrics, fallback, snapshot
-        )
+        pointer, promoted, kept, decisions = _store_and_publish(
+            conn, store, settings, version, models, metrics, holdout, fallback, snapshot,
+            (x, y, schools, test),
+        )  # fmt: skip
     except BaseException:
         discard_unpublished(store, version)
         raise
     store.prune(settings.keep_versions)
+    _report(store, version)
     log.info(
         "training finished",
         extra={
@@ -194,7 +240,16 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
             "generation": pointer.generation,
         },
     )
-    return TrainResult(version, pointer.generation, promoted, kept, fallback, metrics, 0.0)
+    return TrainResult(
+        version,
+        pointer.generation,
+        promoted,
+        kept,
+        fallback,
+        metrics,
+        0.0,
+        {scope: d.to_json() for scope, d in decisions.items()},
+    )
 
 
 def _store_and_publish(
@@ -204,20 +259,30 @@ def _store_and_publish(
     version: str,
     models: dict[str, Any],
     metrics: dict[str, dict[str, float]],
+    holdout: dict[str, dict[str, list[float]]],
     fallback: list[int],
     snapshot: dict[str, Any],
-) -> tuple[Pointer, list[str], list[str]]:
-    """Write the version, record it, and publish the scopes it improves: (pointer, promoted
-    scopes, kept scopes)."""
-    # 1. Artifacts and manifest: nothing served changes yet.
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[Pointer, list[str], list[str], dict[str, Decision]]:
+    """Decide, write the version, record it and publish the scopes the gate lets through:
+    (pointer, promoted scopes, kept scopes, decisions). ``data`` is (x, y, schools, test)."""
+    x, y, schools, test = data
+    # 1. Decide per scope (the gate: app/promotion.py), reading the current models.
+    current = store.pointer()
+    decisions = decide(store, current, metrics, x, y, schools, test, settings)
+
+    # 2. Artifacts, held-out predictions (the report's curves) and manifest: nothing served
+    # changes yet.
     for scope, model in models.items():
         store.write_model(version, scope, model)
+    store.write_file(version, HOLDOUT_FILE, json.dumps(holdout).encode())
     manifest = {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(),
         "features": list(FEATURES),
         "model": "StandardScaler+LogisticRegression, sigmoid-calibrated (3-fold)",
         "metrics": metrics,
+        "promotion": {scope: d.to_json() for scope, d in decisions.items()},
         "fallback_schools": fallback,
         "data": snapshot,
         "code_version": f"{__version__}+{os.environ.get('APP_GIT_SHA', 'unknown')}",
@@ -226,33 +291,31 @@ def _store_and_publish(
             "alert_threshold": settings.alert_threshold,
             "test_fraction": settings.test_fraction,
             "promotion_tolerance": settings.promotion_tolerance,
+            "min_promotion_auc": settings.min_promotion_auc,
+            "min_holdout_positives": settings.min_holdout_positives,
+            "min_holdout_negatives": settings.min_holdout_negatives,
         },
     }
     store.write_manifest(version, manifest)
 
-    # 2. Decide per scope: promote when not worse than the current model beyond tolerance.
-    current = store.pointer()
     scopes = dict(current.scopes)
-    promoted, kept = [], []
-    for scope, m in metrics.items():
-        cur_version = current.scopes.get(scope)
-        cur_manifest = store.manifest(cur_version) if cur_version else None
-        cur_metrics = cur_manifest["metrics"].get(scope) if cur_manifest else None
-        if not_worse(m, cur_metrics, settings.promotion_tolerance):
+    for scope, d in decisions.items():
+        if d.serves == NEW:
             scopes[scope] = version
-            promoted.append(scope)
-        else:
-            kept.append(scope)
+        elif d.serves == DISTRICT_MODEL:
+            scopes.pop(scope, None)
     # A school that fell back to the district model now uses the district model.
     for sid in fallback:
         scopes.pop(school_scope(sid), None)
+    promoted = [scope for scope, d in decisions.items() if d.promoted]
+    kept = [scope for scope, d in decisions.items() if not d.promoted]
 
     with conn.transaction():
         for scope, m in metrics.items():
             conn.execute(
-                "INSERT INTO model_versions (version, scope, school_id, metrics, promoted)"
-                " VALUES (%s, %s, %s, %s, false)",
-                (version, scope, scope_school_id(scope), json.dumps(m)),
+                "INSERT INTO model_versions (version, scope, school_id, metrics, promoted,"
+                " reason) VALUES (%s, %s, %s, %s, false, %s)",
+                (version, scope, scope_school_id(scope), json.dumps(m), decisions[scope].reason),
             )
     if scopes == current.scopes:
         pointer = current  # nothing better: keep serving (and caching) what is served
@@ -261,7 +324,7 @@ def _store_and_publish(
             current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
         )
         publish(conn, store, settings, pointer)
-    return pointer, promoted, kept
+    return pointer, promoted, kept, decisions
 
 
 def discard_unpublished(store: ModelStore, version: str) -> None:
@@ -272,6 +335,22 @@ def discard_unpublished(store: ModelStore, version: str) -> None:
             store.backend.delete_version(version)
     except Exception as exc:
         log.warning("could not delete the failed run's version", extra={"error": repr(exc)})
+
+
+def _report(store: ModelStore, version: str) -> None:
+    """The run's model-quality report. A failure to draw it never fails the run (the models
+    are promoted by now): it is logged, and `python -m app report` draws it again."""
+    from app.report import write_reports  # matplotlib: imported only when drawing
+
+    try:
+        write_reports(store, version)
+    except Exception:
+        log.exception("model-quality report failed", extra={"version": version})
+
+
+def _holdout(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
+    proba = model.predict_proba(x)[:, 1]
+    return {"y": [int(v) for v in y], "p": [round(float(p), 5) for p in proba]}
 
 
 def publish(

@@ -47,7 +47,12 @@ def check_identifier(identifier: str, max_length: int) -> str:
 
 # The database login of each workload, created by the app's migrations (``migrate``): only
 # the bootstrap Job holds the master login; each other workload holds its own.
-WORKLOAD_LOGINS = {"api": "ssp_api", "trainer": "ssp_trainer", "archiver": "ssp_archiver"}
+WORKLOAD_LOGINS = {
+    "api": "ssp_api",
+    "trainer": "ssp_trainer",
+    "archiver": "ssp_archiver",
+    "importer": "ssp_importer",
+}
 
 
 # PostgreSQL majors the program can run, with their RDS parameter group family. A major

@@ -9,6 +9,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+# The prefix of the drop bucket the district's system writes its nightly exports under.
+DROP_PREFIX = "exports"
+
 
 def service_trust_policy(service: str, *, tag_session: bool = False) -> str:
     """Trust policy letting one AWS service (``rds.amazonaws.com``...) assume a role.
@@ -96,21 +99,23 @@ def api_role_policy(
 def trainer_role_policy(
     models_bucket_arn: str,
     models_key_arn: str,
-    archive_bucket_arn: str,
-    archive_key_arn: str,
+    drop_bucket_arn: str,
+    drop_key_arn: str,
     rollout: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The trainer versions models (read, write, prune), writes audit archives and, where the
-    stack has an endpoint, rolls it (``rollout``: ``sagemaker_rollout_statements``)."""
+    """The nightly pipeline (import, features, training): reads the district's exports under
+    ``exports/`` of the drop bucket (never writes or deletes them), versions models (read,
+    write, prune) and, where the stack has an endpoint, rolls it (``rollout``:
+    ``sagemaker_rollout_statements``)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
                 {
-                    "Sid": "ListBuckets",
+                    "Sid": "ListModels",
                     "Effect": "Allow",
                     "Action": "s3:ListBucket",
-                    "Resource": [models_bucket_arn, archive_bucket_arn],
+                    "Resource": models_bucket_arn,
                 },
                 {
                     "Sid": "ReadWriteModels",
@@ -119,18 +124,60 @@ def trainer_role_policy(
                     "Resource": f"{models_bucket_arn}/*",
                 },
                 {
+                    "Sid": "ListExports",
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": drop_bucket_arn,
+                    "Condition": {"StringLike": {"s3:prefix": [f"{DROP_PREFIX}/*"]}},
+                },
+                {
+                    "Sid": "ReadExports",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": f"{drop_bucket_arn}/{DROP_PREFIX}/*",
+                },
+                {
+                    "Sid": "UseBucketKeys",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": models_key_arn,
+                },
+                {
+                    "Sid": "DecryptExports",
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": drop_key_arn,
+                },
+                *rollout,
+            ],
+        }
+    )
+
+
+def archiver_role_policy(archive_bucket_arn: str, archive_key_arn: str) -> str:
+    """The archive job writes (and verifies) audit-log exports; nothing else."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ListArchives",
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": archive_bucket_arn,
+                },
+                {
                     "Sid": "WriteArchives",
                     "Effect": "Allow",
                     "Action": ["s3:PutObject", "s3:GetObject"],
                     "Resource": f"{archive_bucket_arn}/*",
                 },
                 {
-                    "Sid": "UseBucketKeys",
+                    "Sid": "UseBucketKey",
                     "Effect": "Allow",
                     "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                    "Resource": [models_key_arn, archive_key_arn],
+                    "Resource": archive_key_arn,
                 },
-                *rollout,
             ],
         }
     )

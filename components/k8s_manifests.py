@@ -121,6 +121,7 @@ def pod_spec(
     restart_policy: str,
     topology_labels: Mapping[str, str] | None = None,
     grace_seconds: int = 30,
+    init_containers: Sequence[k8s.core.v1.ContainerArgsDict] = (),
 ) -> k8s.core.v1.PodSpecArgsDict:
     """A hardened pod: non-root, read-only root with a writable /tmp, IRSA credentials
     from the projected token (no Kubernetes API token: the app never calls the API)."""
@@ -133,6 +134,8 @@ def pod_spec(
         "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "1Gi"}}],
         "termination_grace_period_seconds": grace_seconds,
     }
+    if init_containers:
+        spec["init_containers"] = list(init_containers)
     selector = placement.node_selector()
     if selector:
         spec["node_selector"] = selector
@@ -275,8 +278,17 @@ def cron_job_spec(
     pod: k8s.core.v1.PodSpecArgsDict,
     deadline_seconds: int,
     backoff_limit: int,
+    failure_policy: k8s.batch.v1.PodFailurePolicyArgsDict | None = None,
 ) -> k8s.batch.v1.CronJobSpecArgsDict:
     """One run at a time (the trainer also locks across replicas, seed 001)."""
+    job: k8s.batch.v1.JobSpecArgsDict = {
+        "active_deadline_seconds": deadline_seconds,
+        "backoff_limit": backoff_limit,
+        "ttl_seconds_after_finished": 86_400,
+        "template": {"metadata": {"labels": dict(pod_labels)}, "spec": pod},
+    }
+    if failure_policy is not None:
+        job["pod_failure_policy"] = failure_policy
     return {
         "schedule": schedule,
         "time_zone": time_zone,
@@ -284,15 +296,7 @@ def cron_job_spec(
         "starting_deadline_seconds": 600,
         "successful_jobs_history_limit": JOB_HISTORY_SUCCESSFUL,
         "failed_jobs_history_limit": JOB_HISTORY_FAILED,
-        "job_template": {
-            "metadata": {"labels": dict(pod_labels)},
-            "spec": {
-                "active_deadline_seconds": deadline_seconds,
-                "backoff_limit": backoff_limit,
-                "ttl_seconds_after_finished": 86_400,
-                "template": {"metadata": {"labels": dict(pod_labels)}, "spec": pod},
-            },
-        },
+        "job_template": {"metadata": {"labels": dict(pod_labels)}, "spec": job},
     }
 
 

@@ -25,6 +25,7 @@ class Container(NamedTuple):  # one workload's container, as its manifest descri
     env: dict[str, str]
     readiness_path: str | None
     deadline_seconds: int | None
+    init: list[tuple[list[str], dict[str, str]]]  # its init containers' args and env, in order
 
 
 def source_data(resource: Resource) -> dict[str, str]:
@@ -68,9 +69,12 @@ def find_container(run: StackRun, workload: tuple[str, str], after: str = "") ->
     (container,) = found[0].get(f"{job}.template.spec.containers")
     probe = (container.get("readinessProbe") or {}).get("httpGet") or {}
     deadline = found[0].get(f"{job}.activeDeadlineSeconds")
-    args = [str(a) for a in container.get("args") or []]
-    env = container_env(run, container)
-    return Container(found[0], args, env, probe.get("path"), int(deadline) if deadline else None)
+    args, env = [str(a) for a in container.get("args") or []], container_env(run, container)
+    init = [([str(a) for a in c.get("args") or []], container_env(run, c))
+            for c in found[0].get(f"{job}.template.spec.initContainers") or []]  # fmt: skip
+    return Container(
+        found[0], args, env, probe.get("path"), int(deadline) if deadline else None, init
+    )
 
 
 def cache_token(run: StackRun) -> str | None:
@@ -89,4 +93,4 @@ def sagemaker_container(run: StackRun) -> Container | None:
         return None
     (model,) = models
     env = {k: str(v) for k, v in (model.get("primaryContainer.environment") or {}).items()}
-    return Container(model, ["serve"], env, "/ping", None)
+    return Container(model, ["serve"], env, "/ping", None, [])

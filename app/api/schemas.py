@@ -111,6 +111,8 @@ class ModelVersionOut(BaseModel):
     is_current: bool
     created_at: datetime
     metrics: dict[str, float]
+    reason: str | None = Field(description="The promotion gate's decision for this scope")
+    report_url: str = Field(description="The run's model-quality report (HTML)")
 
 
 class ModelsOut(BaseModel):

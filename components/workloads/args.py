@@ -47,6 +47,8 @@ class WorkloadsArgs:
     """Versioned model store (read by the API, written by the trainer)."""
     archive_bucket: BucketRef
     """Archive of old audit-log partitions (written by the archive job)."""
+    drop_bucket: BucketRef
+    """Where the district's system drops its nightly exports (read by the import)."""
     database: DatabaseConnection
     """Endpoints and logins of the database; each workload's Secret holds only its own."""
     release: str

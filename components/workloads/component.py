@@ -11,21 +11,29 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import k8s_manifests as m
-from components.alarms import Threshold, metric_alarm
 from components.contract import (
     REDIS_PORT,
     DatabaseLogin,
     owned,
 )
-from components.iam import api_role_policy, service_account_role, trainer_role_policy
+from components.iam import (
+    api_role_policy,
+    archiver_role_policy,
+    service_account_role,
+    trainer_role_policy,
+)
 from components.workloads.args import WorkloadsArgs
+from components.workloads.pipeline import (
+    pipeline_alarm,
+    pipeline_failure_policy,
+    pipeline_steps,
+)
 from components.workloads.rollout import rollout_env, rollout_statements
 from components.workloads.settings import (
     API,
     ARCHIVER,
     BOOTSTRAP,
     TRAINER,
-    TRAINING_FAILURE_PATTERN,
     app_config_data,
     app_secret_data,
     bootstrap_secret_data,
@@ -68,7 +76,7 @@ class Workloads(pulumi.ComponentResource):
         self._api(config, app_secret, database_secrets[API], bootstrap)
         self._jobs(config, app_secret, database_secrets, bootstrap)
         self._network_policies()
-        self._training_alarm()
+        pipeline_alarm(self, name, args)
 
         self.namespace = self._ns
         self.api_role_arn = api_role.arn
@@ -108,19 +116,24 @@ class Workloads(pulumi.ComponentResource):
             )
             return role
 
-        models, archive, endpoint = args.models_bucket, args.archive_bucket, args.sagemaker
+        models, archive, drop = args.models_bucket, args.archive_bucket, args.drop_bucket
+        endpoint = args.sagemaker
         api_policy = pulumi.Output.all(
             models.arn, models.kms_key_arn, endpoint.arn if endpoint else None
         ).apply(lambda v: api_role_policy(v[0], v[1], v[2]))
         trainer_policy = pulumi.Output.all(
             models.arn,
             models.kms_key_arn,
-            archive.arn,
-            archive.kms_key_arn,
+            drop.arn,
+            drop.kms_key_arn,
             rollout_statements(args.sagemaker, args.region, models.kms_key_arn),
         ).apply(lambda v: trainer_role_policy(v[0], v[1], v[2], v[3], v[4]))
+        archiver_policy = pulumi.Output.all(archive.arn, archive.kms_key_arn).apply(
+            lambda v: archiver_role_policy(v[0], v[1])
+        )
         api_role = irsa_role(API, api_policy)
         trainer_role = irsa_role(TRAINER, trainer_policy)
+        archiver_role = irsa_role(ARCHIVER, archiver_policy)
         self._service_accounts = {
             component: k8s.core.v1.ServiceAccount(
                 f"{name}-{component}-sa",
@@ -133,7 +146,11 @@ class Workloads(pulumi.ComponentResource):
                 automount_service_account_token=False,
                 opts=self._k8s(self._namespace),
             )
-            for component, role in ((API, api_role), (TRAINER, trainer_role))
+            for component, role in (
+                (API, api_role),
+                (TRAINER, trainer_role),
+                (ARCHIVER, archiver_role),
+            )
         }
         # Migrations need no AWS access: the bootstrap Job's account has no IAM role.
         self._service_accounts[BOOTSTRAP] = k8s.core.v1.ServiceAccount(
@@ -156,11 +173,14 @@ class Workloads(pulumi.ComponentResource):
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={"namespace": self._ns, "labels": m.labels("config")},
-            data=pulumi.Output.all(args.models_bucket.name, args.archive_bucket.name).apply(
+            data=pulumi.Output.all(
+                args.models_bucket.name, args.archive_bucket.name, args.drop_bucket.name
+            ).apply(
                 lambda v: app_config_data(
                     api=args.api,
                     models_bucket=v[0],
                     archive_bucket=v[1],
+                    drop_bucket=v[2],
                     region=args.region,
                     load_balancer_cidrs=args.subnets.public,
                 )
@@ -373,7 +393,7 @@ class Workloads(pulumi.ComponentResource):
         database_secrets: Mapping[str, k8s.core.v1.Secret],
         bootstrap: k8s.batch.v1.Job,
     ) -> None:
-        """The nightly training and weekly archival CronJobs."""
+        """The nightly pipeline (import, features, training) and weekly archival CronJobs."""
         name, args = self._name, self._args
         # Jobs open few connections: the trainer's share of the budget, not an API pod's.
         job_env: list[k8s.core.v1.EnvVarArgsDict] = [
@@ -398,6 +418,19 @@ class Workloads(pulumi.ComponentResource):
             container["env"] = job_env + (
                 rollout_env(args.sagemaker) if component == TRAINER else []
             )
+            pipeline = component == TRAINER
+            steps = (
+                pipeline_steps(
+                    image=args.image,
+                    resources=self._resources(),
+                    config_map=self._name_of(config),
+                    app_secret=self._name_of(app_secret),
+                    database_secrets={k: self._name_of(v) for k, v in database_secrets.items()},
+                    env=job_env,
+                )
+                if pipeline
+                else []
+            )
             k8s.batch.v1.CronJob(
                 f"{name}-{component}",
                 metadata={"name": component, "namespace": self._ns, "labels": job_labels},
@@ -407,21 +440,22 @@ class Workloads(pulumi.ComponentResource):
                     pod_labels=job_labels,
                     pod=m.pod_spec(
                         container=container,
-                        # Both jobs act as the trainer: it owns the buckets' write access.
-                        service_account=TRAINER,
+                        service_account=component,
                         # Training lands on its dedicated (tainted, spot) group where the
                         # tier has one.
                         placement=self._placement("training" if component == TRAINER else "app"),
                         restart_policy="Never",
+                        init_containers=steps,
                     ),
                     deadline_seconds=deadline,
                     backoff_limit=backoff,
+                    failure_policy=pipeline_failure_policy() if pipeline else None,
                 ),
                 opts=self._k8s(
-                    self._service_accounts[TRAINER],
+                    self._service_accounts[component],
                     config,
                     app_secret,
-                    database_secrets[component],
+                    *database_secrets.values(),
                     bootstrap,
                 ),
             )
@@ -450,34 +484,3 @@ class Workloads(pulumi.ComponentResource):
                 spec=policy_spec,
                 opts=self._k8s(self._namespace),
             )
-
-    def _training_alarm(self) -> None:
-        """Container Insights has no per-CronJob failure metric; the trainer's own failure
-        line in its logs is exact and arrives within a minute."""
-        name, args = self._name, self._args
-        metrics_namespace = f"StudentSuccess/{args.cluster_name}"
-        failures = aws.cloudwatch.LogMetricFilter(
-            f"{name}-training-failures",
-            log_group_name=args.application_log_group_name,
-            pattern=TRAINING_FAILURE_PATTERN,
-            metric_transformation={
-                "name": "TrainingFailures",
-                "namespace": metrics_namespace,
-                "value": "1",
-                "unit": "Count",
-            },
-            opts=owned(self),
-        )
-        metric_alarm(
-            f"{name}-training-failed",
-            description="The nightly model training failed (see the trainer's logs)",
-            namespace=metrics_namespace,
-            metric="TrainingFailures",
-            dimensions={},
-            statistic="Sum",
-            # No run, no datapoint: that is not a failure.
-            threshold=Threshold(0, period_seconds=3600, periods=1, missing_data="notBreaching"),
-            topic_arn=args.alarm_topic_arn,
-            tags=args.tags,
-            opts=owned(self, was=failures),
-        )

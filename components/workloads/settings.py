@@ -9,21 +9,28 @@ from urllib.parse import quote
 
 from components import k8s_manifests as m
 from components.catalog import pod_pool
+from components.iam import DROP_PREFIX
 from components.tier import ApiSize
 
 NAMESPACE = "student-success"
 API = "api"
 TRAINER = "trainer"
 ARCHIVER = "archiver"
+IMPORTER = "importer"  # the nightly pipeline's first step (its own database login)
+FEATURES = "features"  # its second: refresh-features, as the trainer
 BOOTSTRAP = "bootstrap"
-# seed 001: nightly training at 02:00; seed 002: weekly audit-log archival, moved from the
-# seed's 02:00 to 04:00 Sunday, after the trainer's 30-minute deadline, so the two batch jobs
-# never hold database connections at the same time (the capacity check counts one).
+# seed 001: nightly training at 02:00 (the pipeline: import, features, training); seed 002:
+# weekly audit-log archival, moved from the seed's 02:00 to 04:00 Sunday, after the pipeline's
+# 30-minute deadline, so the two batch jobs never hold database connections at the same time
+# (the capacity check counts one).
 TRAINING_SCHEDULE = "0 2 * * *"
 ARCHIVE_SCHEDULE = "0 4 * * 0"
-# The line the app's CLI logs (JSON, field msg) when a command raises.
+# The lines the app's CLI logs (JSON, field msg) when a command raises, or when the import
+# refuses the night's export (nothing imported: the district must fix and re-export).
 TRAINING_FAILURE_PATTERN = (
-    '{ $.kubernetes.container_name = "trainer" && $.log = "*command failed*" }'
+    '{ ($.kubernetes.container_name = "trainer" || $.kubernetes.container_name = "importer"'
+    ' || $.kubernetes.container_name = "features")'
+    ' && ($.log = "*command failed*" || $.log = "*import rejected*") }'
 )
 
 
@@ -77,6 +84,7 @@ def app_config_data(
     api: ApiSize,
     models_bucket: str,
     archive_bucket: str,
+    drop_bucket: str,
     region: str,
     load_balancer_cidrs: Sequence[str],
 ) -> dict[str, str]:
@@ -90,6 +98,7 @@ def app_config_data(
         "PORT": str(m.API_PORT),
         "MODEL_STORE_URL": f"s3://{models_bucket}/models",
         "ARCHIVE_STORE_URL": f"s3://{archive_bucket}/audit",
+        "IMPORT_SOURCE_URL": f"s3://{drop_bucket}/{DROP_PREFIX}",
         "DB_POOL_MIN": str(pool),
         "DB_POOL_MAX": str(pool + overflow),
         "AWS_REGION": region,

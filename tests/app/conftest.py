@@ -37,6 +37,7 @@ from app.train import run_training
 from tests.app.helpers import (
     API_LOGIN,
     ARCHIVER_LOGIN,
+    IMPORTER_LOGIN,
     MASTER,
     MASTER_PASSWORD,
     PASSWORD_SETTINGS,
@@ -174,6 +175,7 @@ class District:
     settings: Settings  # the API's: DATABASE_URL logs in as ssp_api
     trainer: Settings  # train, rollback, refresh-features: as ssp_trainer
     archiver: Settings  # archive: as ssp_archiver
+    importer: Settings  # import: as ssp_importer
     keys: dict[str, str]
     tmp_root: Path
 
@@ -204,6 +206,9 @@ def build_district(
         archive_store_url=str(tmp / "archive"),
         api_key_pepper=PEPPER,
         min_school_students=100,
+        # The test district's schools hold out 37 students, 4-8 of them dropouts.
+        min_holdout_positives=3,
+        min_holdout_negatives=3,
         model_refresh_seconds=0,
         rate_limit_interactive_requests=10_000,
         rate_limit_integration_requests=10_000,
@@ -218,7 +223,16 @@ def build_district(
     db.migrate(owner)
     with db.connect_owner(owner) as conn:
         # District 1: schools 1-4 with 150 students; district 2: school 5, too small to train.
-        generate(conn, schools=4, students_per_school=150, seed=7, days=30, progress=False)
+        # Schools that grade and record differently: their own models beat the district's.
+        generate(
+            conn,
+            schools=4,
+            students_per_school=150,
+            seed=7,
+            days=30,
+            progress=False,
+            school_contrast=6.0,
+        )
         generate(conn, schools=1, students_per_school=60, seed=8, days=30, progress=False)
         keys = {
             "school1": create_key(conn, PEPPER, "school 1", school_id=1)[1],
@@ -233,6 +247,7 @@ def build_district(
         settings=workload(API_LOGIN),
         trainer=workload(TRAINER_LOGIN),
         archiver=workload(ARCHIVER_LOGIN),
+        importer=workload(IMPORTER_LOGIN),
         keys=keys,
         tmp_root=tmp,
     )

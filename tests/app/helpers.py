@@ -27,16 +27,19 @@ MASTER_PASSWORD = "master-password-for-tests-0123"
 API_LOGIN = "ssp_api"
 TRAINER_LOGIN = "ssp_trainer"
 ARCHIVER_LOGIN = "ssp_archiver"
+IMPORTER_LOGIN = "ssp_importer"
 LOGIN_PASSWORDS = {
     API_LOGIN: "api-password-for-tests-0123",
     TRAINER_LOGIN: "trainer-password-for-tests-0123",
     ARCHIVER_LOGIN: "archiver-password-for-tests-0123",
+    IMPORTER_LOGIN: "importer-password-for-tests-0123",
 }
 # The settings that hand those passwords to `migrate` (DB_API_PASSWORD...).
 PASSWORD_SETTINGS = {
     "db_api_password": LOGIN_PASSWORDS[API_LOGIN],
     "db_trainer_password": LOGIN_PASSWORDS[TRAINER_LOGIN],
     "db_archiver_password": LOGIN_PASSWORDS[ARCHIVER_LOGIN],
+    "db_importer_password": LOGIN_PASSWORDS[IMPORTER_LOGIN],
 }
 
 

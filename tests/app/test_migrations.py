@@ -17,6 +17,7 @@ EXPECTED = [
     "0005_row_level_security",
     "0006_audit_log_insert_policy",
     "0007_workload_logins",
+    "0009_district_import",
     "0010_api_client_class",
 ]
 

@@ -27,6 +27,7 @@ from tests.app.conftest import District, create_master, start_pgserver
 from tests.app.helpers import (
     API_LOGIN,
     ARCHIVER_LOGIN,
+    IMPORTER_LOGIN,
     LOGIN_PASSWORDS,
     MASTER,
     MASTER_PASSWORD,
@@ -36,7 +37,7 @@ from tests.app.helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGINS = (API_LOGIN, TRAINER_LOGIN, ARCHIVER_LOGIN)
+LOGINS = (API_LOGIN, TRAINER_LOGIN, ARCHIVER_LOGIN, IMPORTER_LOGIN)
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
 GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP)  # NOLOGIN owners of one object each
@@ -424,7 +425,12 @@ def test_migrate_sends_only_a_scram_verifier(
 ) -> None:
     d = untrained_district
     none = d.owner.model_copy(
-        update={"db_api_password": None, "db_trainer_password": None, "db_archiver_password": None}
+        update={
+            "db_api_password": None,
+            "db_trainer_password": None,
+            "db_archiver_password": None,
+            "db_importer_password": None,
+        }
     )
     with db.connect_owner(none, autocommit=True) as conn:
         assert db.set_login_passwords(conn, none) == []
@@ -468,7 +474,7 @@ def test_without_passwords_the_logins_stay_passwordless(tmp_path: Path) -> None:
             "SELECT array_agg(rolpassword IS NULL) FROM pg_authid WHERE rolname = ANY(%s)",
             (list(LOGINS),),
         )
-        assert stored == [True, True, True]
+        assert stored == [True] * len(LOGINS)
         with pytest.raises(psycopg.OperationalError, match="password"):
             psycopg.connect(make_conninfo(master, user=API_LOGIN, password="anything"))
         # And once a password is given, the next migrate sets it.

@@ -19,8 +19,9 @@ from psycopg.conninfo import make_conninfo
 from app.api.main import create_app
 from app.db import TRAIN_LOCK_KEY
 from app.model_registry import FastCalibratedLogit, fast_model
+from app.promotion import not_worse
 from app.store import ModelStore
-from app.train import EXIT_LOCKED, TrainingLockedError, not_worse, rollback, run_training
+from app.train import EXIT_LOCKED, TrainingLockedError, rollback, run_training
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 
@@ -75,6 +76,7 @@ def test_first_training_promotes_per_school_and_district(district: District) -> 
         "threshold",
         "n_test",
         "positives_test",
+        "negatives_test",
         "n_train",
     }
     assert district_metrics["auc"] > 0.7

@@ -10,7 +10,7 @@ import pytest
 
 from components.cache import TOKEN_SPECIALS
 from components.catalog import TIERS
-from components.contract import check_identifier
+from components.contract import WORKLOAD_LOGINS, check_identifier
 from components.database.settings import (
     STATIC_PARAMETERS,
     credentials_document,
@@ -226,7 +226,7 @@ def test_tier3_proxy_fronts_the_primary(stack_run: StackRunner) -> None:
     assert proxy.get("idleClientTimeout")
     auths = proxy.get("auths")
     # One per workload login; the master login does not go through the proxy.
-    assert len(auths) == 3
+    assert len(auths) == len(WORKLOAD_LOGINS)
     for auth in auths:
         assert auth["authScheme"] == "SECRETS"
         assert auth["iamAuth"] in ("DISABLED", "REQUIRED")

@@ -7,6 +7,7 @@ import json
 
 from components.iam import (
     api_role_policy,
+    archiver_role_policy,
     irsa_trust_policy,
     service_trust_policy,
     trainer_role_policy,
@@ -49,6 +50,20 @@ def test_role_policies() -> None:
     assert actions == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt", "sagemaker:InvokeEndpoint"}
     no_sm = json.loads(api_role_policy("arn:aws:s3:::m", "arn:k", None))
     assert "sagemaker:InvokeEndpoint" not in {s["Action"] for s in no_sm["Statement"]}
-    trainer = json.loads(trainer_role_policy("arn:aws:s3:::m", "arn:k", "arn:aws:s3:::a", "arn:j"))
-    writes = next(s for s in trainer["Statement"] if s["Sid"] == "WriteArchives")
+    trainer = json.loads(trainer_role_policy("arn:aws:s3:::m", "arn:k", "arn:aws:s3:::d", "arn:j"))
+    by_sid = {s["Sid"]: s for s in trainer["Statement"]}
+    # The district's exports: read under exports/ only, never written or deleted.
+    assert by_sid["ReadExports"] == {
+        "Sid": "ReadExports",
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::d/exports/*",
+    }
+    assert by_sid["ListExports"]["Condition"] == {"StringLike": {"s3:prefix": ["exports/*"]}}
+    assert by_sid["DecryptExports"]["Action"] == "kms:Decrypt"
+    assert "arn:aws:s3:::d/*" not in json.dumps(trainer)
+    assert "WriteArchives" not in by_sid
+    archiver = json.loads(archiver_role_policy("arn:aws:s3:::a", "arn:j"))
+    writes = next(s for s in archiver["Statement"] if s["Sid"] == "WriteArchives")
     assert writes["Resource"] == "arn:aws:s3:::a/*"
+    assert "arn:aws:s3:::m" not in json.dumps(archiver)

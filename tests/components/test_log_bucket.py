@@ -63,6 +63,7 @@ def test_load_balancer_and_ferpa_buckets_log_into_it(stack_run: StackRunner, sta
     assert logged == {
         "models-access-logging": f"{S3_PREFIX}/models/",
         "audit-archive-access-logging": f"{S3_PREFIX}/audit-archive/",
+        "district-drop-access-logging": f"{S3_PREFIX}/district-drop/",
     }
 
 

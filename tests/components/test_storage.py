@@ -59,7 +59,13 @@ def test_registry_and_buckets(stack_run: StackRunner, stack: str) -> None:
     assert run.count("aws:ecr/lifecyclePolicy:LifecyclePolicy") == 1
     # The hardened buckets; the access-log bucket is tests/components/test_log_bucket.py's.
     buckets = [b for b in run.of_type(BUCKET) if b.name != "access-logs-bucket"]
-    assert len(buckets) == 2 and run.count(BUCKET) == 3
+    # Models, audit archive, and the drop of the district's exports.
+    assert sorted(b.name for b in buckets) == [
+        "audit-archive-bucket",
+        "district-drop-bucket",
+        "models-bucket",
+    ]
+    assert run.count(BUCKET) == 4
     for bucket in buckets:
         assert bucket.options.protect is protect, bucket.name
         assert bucket.get("forceDestroy") is (not protect), bucket.name

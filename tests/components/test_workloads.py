@@ -50,6 +50,7 @@ def test_app_secret_and_config_keys() -> None:
         api=TIERS["tier3"].api,
         models_bucket="m",
         archive_bucket="a",
+        drop_bucket="d",
         region="us-east-1",
         load_balancer_cidrs=["10.40.128.0/22", "10.40.132.0/22"],
     )
@@ -57,6 +58,7 @@ def test_app_secret_and_config_keys() -> None:
     assert config["FORWARDED_ALLOW_IPS"] == "10.40.128.0/22,10.40.132.0/22"
     assert config["MODEL_STORE_URL"] == "s3://m/models"
     assert config["ARCHIVE_STORE_URL"] == "s3://a/audit"
+    assert config["IMPORT_SOURCE_URL"] == "s3://d/exports"
     assert config["ENVIRONMENT"] == "production"
     assert "APP_ENV" not in config
     assert not set(config) & set(secret)
@@ -187,10 +189,31 @@ def test_jobs(stack_run: StackRunner, stack: str) -> None:
         pod = spec["jobTemplate"]["spec"]["template"]["spec"]
         assert pod["restartPolicy"] == "Never"
         assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["serviceAccountName"] == "trainer"
+        # Each job its own IRSA role: the archiver cannot read exports or write models.
+        assert pod["serviceAccountName"] == job.get("metadata.name")
     trainer = jobs["trainer"].get("spec.jobTemplate.spec")
     assert trainer["activeDeadlineSeconds"] == 1800 and trainer["backoffLimit"] == 2
-    assert trainer["template"]["spec"]["containers"][0]["args"] == ["train"]
+    pod = trainer["template"]["spec"]
+    assert pod["containers"][0]["args"] == ["train"]
+    # The nightly pipeline: import, then the features, then training, each after the last.
+    steps = [(c["name"], c["args"]) for c in pod["initContainers"]]
+    assert steps == [("importer", ["import"]), ("features", ["refresh-features"])]
+    secrets = [
+        [e["secretRef"]["name"] for e in c["envFrom"] if "secretRef" in e]
+        for c in (*pod["initContainers"], *pod["containers"])
+    ]
+    assert [s[-1].rpartition("-")[0] for s in secrets] == [
+        "workloads-importer-db",
+        "workloads-trainer-db",
+        "workloads-trainer-db",
+    ]
+    # A refused export is not retried (it cannot succeed); other failures are.
+    (rule,) = trainer["podFailurePolicy"]["rules"]
+    assert rule == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "importer", "operator": "In", "values": [65]},
+    }
+    assert "initContainers" not in jobs["archiver"].get("spec.jobTemplate.spec.template.spec")
 
 
 @pytest.mark.parametrize("stack", STACKS)

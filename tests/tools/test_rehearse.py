@@ -114,6 +114,11 @@ def fake_run() -> StackRun:
     api = container(["serve"], "workloads-api-db")
     api["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}}
     trainer = {"activeDeadlineSeconds": 1800, **pod(container(["train"], "workloads-api-db"))}
+    # The nightly pipeline's steps before training, in order, each with its own environment.
+    trainer["template"]["spec"]["initContainers"] = [
+        container(["import"], "workloads-api-db", [{"name": "STEP", "value": "1"}]),
+        container(["refresh-features"], "workloads-api-db", [{"name": "STEP", "value": "2"}]),
+    ]
     app_secret = {"API_KEY_PEPPER": "p" * 40, "REDIS_URL": REDIS}
     resources = [
         resource(CONFIG_MAP, "workloads-config", {"data": CONFIG}),
@@ -167,7 +172,13 @@ def test_an_env_from_source_is_matched_by_its_autoname() -> None:
 def test_a_workload_must_be_registered_and_wait_for_the_bootstrap_job() -> None:
     run = fake_run()
     urn = find_container(run, BOOTSTRAP).resource.urn
-    assert find_container(run, TRAINER).deadline_seconds == 1800
+    trainer = find_container(run, TRAINER)
+    assert trainer.deadline_seconds == 1800
+    assert [(args, env["STEP"]) for args, env in trainer.init] == [
+        (["import"], "1"),
+        (["refresh-features"], "2"),
+    ]
+    assert trainer.init[0][1]["DATABASE_URL"] == DB  # each from its own envFrom
     with pytest.raises(
         LookupError, match="workloads-trainer does not depend on workloads-bootstrap"
     ):

@@ -10,7 +10,8 @@ import math
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi.responses import HTMLResponse
 
 from app import queries
 from app.api.deps import ClientDep, SchoolId, ServicesDep
@@ -25,6 +26,7 @@ from app.api.schemas import (
     ModelVersionOut,
 )
 from app.model_registry import NoModelError
+from app.store import REPORT_FILE
 
 # No router-wide tag: the at-risk list is tagged "predictions", the model versions "models".
 router = APIRouter(prefix="/v1/schools")
@@ -134,10 +136,44 @@ def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep) -> R
         current_scope=current[0],
         current_version=current[1],
         versions=[
-            ModelVersionOut(**r, is_current=pointer.scopes.get(r["scope"]) == r["version"])
+            ModelVersionOut(
+                **r,
+                is_current=pointer.scopes.get(r["scope"]) == r["version"],
+                report_url=f"/v1/schools/{school_id}/models/{r['version']}/report",
+            )
             for r in rows
         ],
     )
     body = out.model_dump_json().encode()
     svc.cache.set(key, body, svc.settings.cache_ttl_models_seconds)
     return json_response(body, "miss")
+
+
+@router.get(
+    "/{school_id}/models/{version}/report",
+    tags=["models"],
+    # The page is HTML; the errors are JSON like every other route's (a response_class of
+    # HTMLResponse would document them as HTML too).
+    response_model=None,
+    responses={
+        200: {
+            "description": "The report page",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **ERRORS,
+        404: {"model": ErrorOut, "description": "No report for this run"},
+    },
+)
+def model_report(
+    school_id: SchoolId,
+    version: Annotated[str, Path(pattern=r"^\d{8}T\d{12}Z$", description="A training run")],
+    client: ClientDep,
+    svc: ServicesDep,
+) -> HTMLResponse:
+    """The model-quality report of a training run (`python -m app report`): aggregates only,
+    no student's record."""
+    svc.check_school(client, school_id)
+    page = svc.registry.store.read_file(version, REPORT_FILE)
+    if page is None:
+        raise HTTPException(404, f"no report for version {version}; run `python -m app report`")
+    return HTMLResponse(page)
