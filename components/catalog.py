@@ -110,6 +110,14 @@ def _node(
     )
 
 
+# What the nodes and pods call on every request or image pull, through interface endpoints
+# from tier2 on: image pulls (ECR; its layers come from S3's gateway endpoint), IRSA's
+# credentials (STS), container logs (CloudWatch Logs) and the proxy's credentials (Secrets
+# Manager). Each costs about $7.30 a month per AZ; below tier2 the NAT carries them.
+CORE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager")
+# And on SageMaker tiers: the API invoking the endpoint, the trainer rolling it.
+SAGEMAKER_ENDPOINTS = ("sagemaker.runtime", "sagemaker.api")
+
 TIERS: dict[str, Tier] = {
     "dev": Tier(
         name="dev",
@@ -185,7 +193,7 @@ TIERS: dict[str, Tier] = {
         expected_schools=25,
         deletion_protection=True,
         log_retention_days=90,
-        network=NetworkSize(az_count=3, nat_mode="per_az"),
+        network=NetworkSize(az_count=3, nat_mode="per_az", interface_endpoints=CORE_ENDPOINTS),
         db=DatabaseSize(
             instance_class="db.m6g.xlarge",  # 16 GiB: seed 000's 2GB / 8GB settings
             storage_gib=500,
@@ -219,7 +227,11 @@ TIERS: dict[str, Tier] = {
         expected_schools=200,
         deletion_protection=True,
         log_retention_days=365,
-        network=NetworkSize(az_count=3, nat_mode="per_az"),
+        network=NetworkSize(
+            az_count=3,
+            nat_mode="per_az",
+            interface_endpoints=CORE_ENDPOINTS + SAGEMAKER_ENDPOINTS,
+        ),
         db=DatabaseSize(
             instance_class="db.r6g.2xlarge",  # 64 GiB, 8 vCPU
             storage_gib=1_000,
@@ -271,7 +283,11 @@ TIERS: dict[str, Tier] = {
         expected_schools=1_000,
         deletion_protection=True,
         log_retention_days=365,
-        network=NetworkSize(az_count=3, nat_mode="per_az"),
+        network=NetworkSize(
+            az_count=3,
+            nat_mode="per_az",
+            interface_endpoints=CORE_ENDPOINTS + SAGEMAKER_ENDPOINTS,
+        ),
         db=DatabaseSize(
             instance_class="db.r6g.4xlarge",  # 128 GiB, 16 vCPU
             storage_gib=2_000,

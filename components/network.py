@@ -155,6 +155,7 @@ class Network(pulumi.ComponentResource):
         nats = self._nat(name, args, named, vpc, igw, subnets["public"], in_vpc)
         route_tables = self._private_and_isolated_routes(name, named, vpc, nats, subnets, in_vpc)
         self._endpoints(name, named, vpc, route_tables, in_vpc)
+        self._interface_endpoints(name, args, named, vpc, subnets["private"], in_vpc)
         self._flow_logs(name, args, named, vpc, child)
 
         self.public_subnet_ids = [s.id for s in subnets["public"]]
@@ -359,6 +360,52 @@ class Network(pulumi.ComponentResource):
             tags=named("s3"),
             opts=in_vpc,
         )
+
+    def _interface_endpoints(
+        self,
+        name: str,
+        args: NetworkArgs,
+        named: Callable[[str], dict[str, str]],
+        vpc: aws.ec2.Vpc,
+        private: list[aws.ec2.Subnet],
+        in_vpc: pulumi.ResourceOptions,
+    ) -> None:
+        """Interface endpoints in the private subnets for the tier's services, with private
+        DNS: the services' usual names resolve to them, so nothing is configured in the app.
+        Their group admits HTTPS from the VPC and sends nothing."""
+        services = args.size.interface_endpoints
+        if not services:
+            return
+        group = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            vpc_id=vpc.id,
+            description="Interface VPC endpoints: HTTPS from inside the VPC",
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "cidr_blocks": [vpc.cidr_block],
+                    "description": "HTTPS from the VPC",
+                }
+            ],
+            egress=[],
+            tags=named("endpoints"),
+            opts=in_vpc,
+        )
+        region = aws.get_region_output().region
+        for service in services:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service.replace('.', '-')}",
+                vpc_id=vpc.id,
+                service_name=pulumi.Output.concat("com.amazonaws.", region, ".", service),
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[s.id for s in private],
+                security_group_ids=[group.id],
+                tags=named(service),
+                opts=in_vpc,
+            )
 
     def _flow_logs(
         self,

@@ -41,6 +41,9 @@ class NetworkSize:
     """Availability zones the subnets span (2-4)."""
     nat_mode: NatMode
     """``single`` NAT gateway, or one ``per_az`` (no cross-AZ dependency)."""
+    interface_endpoints: tuple[str, ...] = ()
+    """AWS services reached through interface VPC endpoints in the private subnets (private
+    DNS) instead of through the NAT: ``ecr.api``, ``sts``..."""
 
 
 @dataclass(frozen=True)

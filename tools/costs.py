@@ -74,6 +74,7 @@ WAF_ACL_MONTH = 5.0
 WAF_RULE_MONTH = 1.0  # every rule, the labelling ones and each managed rule group too
 ACM_PUBLIC_CERTIFICATE_MONTH = 0.0  # public certificates used with ALB/CloudFront are free
 AMP_COLLECTOR_HOUR = 0.04  # the managed scraper; its samples are usage-based
+INTERFACE_ENDPOINT_AZ_HOUR = 0.01  # per AZ (subnet); its traffic ($0.01/GB) is usage-based
 EXCLUDED = (
     "data transfer, NAT/LB traffic, S3 storage and requests (the access-log bucket included), "
     "CloudFront traffic, WAF requests ($0.60 per million), CloudWatch Logs ingestion and "
@@ -148,6 +149,10 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
             items.append(
                 LineItem(f"WAF web ACL + {rules} rules", WAF_ACL_MONTH + rules * WAF_RULE_MONTH)
             )
+        elif t == "aws:ec2/vpcEndpoint:VpcEndpoint" and i.get("vpcEndpointType") == "Interface":
+            zones = len(i.get("subnetIds") or [])
+            label = f"VPC interface endpoint {i['serviceName'].split('.', 3)[-1]}"
+            items.append(LineItem(label, _hours(INTERFACE_ENDPOINT_AZ_HOUR) * zones))
         elif t == "aws:amp/scraper:Scraper":
             items.append(LineItem("Prometheus managed collector", _hours(AMP_COLLECTOR_HOUR)))
         elif t == "aws:acm/certificate:Certificate":

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from components.network import SUBNET_TIERS, plan_subnets
-from tests.shared import LOG_GROUP, NAT_GATEWAY, ROUTE_TABLE, SUBNET, StackRunner
+from tests.shared import LOG_GROUP, NAT_GATEWAY, ROUTE_TABLE, SECURITY_GROUP, SUBNET, StackRunner
 
 
 def test_plan_gives_three_subnet_tiers_per_az_without_overlap() -> None:
@@ -78,3 +78,34 @@ def test_vpc_hygiene(stack_run: StackRunner) -> None:
     assert endpoint.inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
     assert len(endpoint.inputs["routeTableIds"]) == 2 + 1
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in run.of_type(SUBNET))
+
+
+@pytest.mark.parametrize("stack", ["tier1", "tier2", "tier3"])
+def test_aws_apis_through_interface_endpoints_from_tier2(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    endpoints = {
+        e.get("serviceName").split(".", 3)[-1]: e
+        for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+        if e.get("vpcEndpointType") == "Interface"
+    }
+    expected = {
+        "tier1": set(),
+        "tier2": {"ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager"},
+        "tier3": {"ecr.api", "ecr.dkr", "sts", "logs", "secretsmanager", "sagemaker.runtime",
+                  "sagemaker.api"},
+    }[stack]  # fmt: skip
+    assert set(endpoints) == expected
+    if not expected:
+        return
+    private = [s.id for s in run.of_type(SUBNET) if "private" in s.name]
+    group = run.one(SECURITY_GROUP, "network-endpoints-sg")
+    for endpoint in endpoints.values():
+        assert endpoint.get("privateDnsEnabled") is True  # the usual names resolve to it
+        assert sorted(endpoint.get("subnetIds")) == sorted(private)  # one interface per AZ
+        assert endpoint.get("securityGroupIds") == [group.id]
+    (ingress,) = group.get("ingress")
+    assert (ingress["fromPort"], ingress["toPort"], ingress["protocol"]) == (443, 443, "tcp")
+    assert ingress["cidrBlocks"] == [run.one("aws:ec2/vpc:Vpc").get("cidrBlock")]
+    assert group.get("egress") == []
