@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
@@ -137,3 +138,27 @@ def test_ci_workflow() -> None:
     assert "role-to-assume" in aws["with"]
     assert "secrets.PULUMI_ACCESS_TOKEN" in preview["env"]["PULUMI_ACCESS_TOKEN"]
     assert workflow["permissions"]["id-token"] == "write"
+
+
+def test_previews_and_deploys_run_where_the_private_cluster_is_reachable() -> None:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "infra.yml").read_text())
+    triggers = workflow.get("on") or workflow.get(True)
+    assert triggers["push"]["branches"] == ["main"]
+    jobs = workflow["jobs"]
+
+    def pulumi_step(job: dict[str, Any]) -> dict[str, Any]:
+        return next(s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/"))
+
+    preview, up = jobs["preview"], jobs["up"]
+    for job in (preview, up):  # the EKS endpoint is private: a runner inside the VPC
+        assert job["runs-on"] == ["self-hosted", "linux", "ssp-vpc"]
+    assert pulumi_step(preview)["with"]["always-include-summary"] is True
+    assert "pull_request" in preview["if"] and "pull_request" in jobs["plan-diff"]["if"]
+    # Merges to main deploy every stack in order, each behind its environment's protection.
+    assert up["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert up["environment"] == "${{ matrix.stack }}"
+    assert up["strategy"]["matrix"]["stack"] == ["dev", "tier1", "tier2", "tier3", "tier4"]
+    assert up["strategy"]["max-parallel"] == 1 and up["needs"] == "test"
+    assert up["concurrency"]["cancel-in-progress"] is False
+    step = pulumi_step(up)
+    assert step["with"]["command"] == "up" and step["with"]["policyPacks"] == "policies"
