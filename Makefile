@@ -9,18 +9,29 @@ STACK ?= tier3
 STACKS := dev tier1 tier2 tier3 tier4
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt \
 	app/requirements.txt app/requirements-test.txt
+LOCKED := requirements-dev.txt app/requirements.txt app/requirements-test.txt
 INFRA := components tools policies __main__.py
 
 BASE ?= origin/main
 
-.PHONY: demo test lint typecheck unit rehearse-one plan diff policy rehearse snapshots docs bench clean
+.PHONY: demo test lint typecheck unit rehearse-one plan diff policy rehearse snapshots docs bench clean lock
 
-$(BIN)/.installed: $(REQUIREMENTS)
+# The venv installs from requirements.lock: every package, transitive ones included, pinned
+# with its hashes (`make lock` regenerates it and app/requirements.lock after a change of a
+# requirement file; a test fails when a pinned requirement is missing from the locks).
+$(BIN)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check \
-		-r requirements-dev.txt -r app/requirements.txt -r app/requirements-test.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
+
+## lock: pin every package of the venv (requirements.lock) and of the image
+## (app/requirements.lock) with hashes, from the requirement files.
+lock: $(BIN)/.installed
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links --output-file=requirements.lock $(LOCKED)
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links --output-file=app/requirements.lock app/requirements.txt
 
 ## demo: the main job on embedded defaults: plan, cost and policy check of every stack,
 ## then the app end to end (embedded PostgreSQL, synthetic district, training, API calls),
