@@ -265,6 +265,7 @@ if tier.monitoring.prometheus:
             name_prefix=f"ssp-{spec.stack}",
             size=tier.monitoring,
             alarms=tier.alarms,
+            min_model_auc=tier.training.min_promotion_auc,
             region=spec.region,
             cluster_arn=cluster.cluster_arn,
             cluster_name=cluster.cluster_name,

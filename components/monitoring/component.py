@@ -35,6 +35,8 @@ class MonitoringArgs:
     """The tier's monitoring slice."""
     alarms: AlarmThresholds
     """The tier's thresholds, which the alert rules use."""
+    min_model_auc: float
+    """The promotion gate's minimum AUC: the district model under it alerts."""
     region: str
     """Region of the stack (the alert manager signs its SNS calls for it)."""
     cluster_arn: pulumi.Input[str]
@@ -103,7 +105,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-rules",
             workspace_id=workspace.id,
             name=RULES_NAMESPACE,
-            data=yaml.safe_dump(alert_rules(args.alarms), sort_keys=False),
+            data=yaml.safe_dump(alert_rules(args.alarms, args.min_model_auc), sort_keys=False),
             tags=args.tags,
             opts=child,
         )

@@ -51,7 +51,7 @@ def scrape_configuration(namespace: str, interval_seconds: int) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def alert_rules(thresholds: AlarmThresholds) -> dict[str, Any]:
+def alert_rules(thresholds: AlarmThresholds, min_model_auc: float) -> dict[str, Any]:
     """Alerting rules (Prometheus rule-file format) for the seeds' triggers that only the
     app's own metrics show; CPU, memory, replica lag and storage are CloudWatch alarms."""
     t = thresholds
@@ -112,9 +112,9 @@ def alert_rules(thresholds: AlarmThresholds) -> dict[str, Any]:
                 "rules": [
                     rule(
                         "DistrictModelBelowMinimumAuc",
-                        f'min(ssp_model_auc{{scope="district"}}) < {t.model_auc_min}',
+                        f'min(ssp_model_auc{{scope="district"}}) < {min_model_auc}',
                         "30m",
-                        f"The served district model's held-out AUC is below {t.model_auc_min}",
+                        f"The served district model's held-out AUC is below {min_model_auc}",
                     ),
                 ],
             },

@@ -178,6 +178,7 @@ class Workloads(pulumi.ComponentResource):
             ).apply(
                 lambda v: app_config_data(
                     api=args.api,
+                    training=args.training,
                     models_bucket=v[0],
                     archive_bucket=v[1],
                     drop_bucket=v[2],

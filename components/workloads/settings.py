@@ -10,7 +10,7 @@ from urllib.parse import quote
 from components import k8s_manifests as m
 from components.catalog import pod_pool
 from components.iam import DROP_PREFIX
-from components.tier import ApiSize
+from components.tier import ApiSize, TrainingSize
 
 NAMESPACE = "student-success"
 API = "api"
@@ -82,6 +82,7 @@ def bootstrap_secret_data(
 def app_config_data(
     *,
     api: ApiSize,
+    training: TrainingSize,
     models_bucket: str,
     archive_bucket: str,
     drop_bucket: str,
@@ -101,6 +102,8 @@ def app_config_data(
         "IMPORT_SOURCE_URL": f"s3://{drop_bucket}/{DROP_PREFIX}",
         "DB_POOL_MIN": str(pool),
         "DB_POOL_MAX": str(pool + overflow),
+        # The same minimum the stack's Prometheus alert watches (catalog: training slice).
+        "MIN_PROMOTION_AUC": str(training.min_promotion_auc),
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
         # The API takes the client address from X-Forwarded-For only when the peer is in one

@@ -58,12 +58,10 @@ def test_the_scraper_reads_the_api_pods_of_the_namespace_on_their_port() -> None
 
 
 def test_every_alert_rule_is_valid_promql_with_the_tiers_thresholds() -> None:
-    thresholds = AlarmThresholds(
-        latency_p95_ms=250, pool_utilization_percent=75, model_auc_min=0.72
-    )
+    thresholds = AlarmThresholds(latency_p95_ms=250, pool_utilization_percent=75)
     rules = {
         rule["alert"]: rule
-        for group in alert_rules(thresholds)["groups"]
+        for group in alert_rules(thresholds, min_model_auc=0.72)["groups"]
         for rule in group["rules"]
     }
     for rule in rules.values():
@@ -118,7 +116,7 @@ def test_rules_and_dashboards_query_only_metrics_the_app_exports() -> None:
     exported = app_metric_names()
     expressions = [
         rule["expr"]
-        for group in alert_rules(AlarmThresholds())["groups"]
+        for group in alert_rules(AlarmThresholds(), 0.7)["groups"]
         for rule in group["rules"]
     ] + [
         target["expr"]

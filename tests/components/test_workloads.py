@@ -48,6 +48,7 @@ def test_app_secret_and_config_keys() -> None:
     secret = {**secret, **database}
     config = app_config_data(
         api=TIERS["tier3"].api,
+        training=TIERS["tier3"].training,
         models_bucket="m",
         archive_bucket="a",
         drop_bucket="d",
@@ -60,6 +61,8 @@ def test_app_secret_and_config_keys() -> None:
     assert config["ARCHIVE_STORE_URL"] == "s3://a/audit"
     assert config["IMPORT_SOURCE_URL"] == "s3://d/exports"
     assert config["ENVIRONMENT"] == "production"
+    # The gate's minimum is the catalog's, which the Prometheus alert watches too.
+    assert config["MIN_PROMOTION_AUC"] == str(TIERS["tier3"].training.min_promotion_auc)
     assert "APP_ENV" not in config
     assert not set(config) & set(secret)
 
