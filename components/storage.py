@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.bucket_controls import block_public_access
 from components.contract import BucketRef, owned
 from components.iam import tls_only_statement
 from components.kms import customer_key, key_policy
@@ -175,21 +176,7 @@ class SecureBucket(pulumi.ComponentResource):
         )
         in_bucket = owned(self, was=bucket, protect=args.protect)
         # Block public access first: the policy must never land on a bucket that allows it.
-        public_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=in_bucket,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=in_bucket,
-        )
+        public_block = block_public_access(name, bucket, in_bucket)
         versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket.id,

@@ -26,6 +26,7 @@ SHARED = {
     "components.security_groups",
     "components.certificates",
     "components.waf",
+    "components.bucket_controls",
 }
 
 

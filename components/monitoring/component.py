@@ -15,7 +15,7 @@ import yaml
 
 from components import k8s_manifests as m
 from components.contract import API_PORT
-from components.kms import customer_key, key_policy, logs_statement
+from components.kms import logs_key
 from components.monitoring.grafana import grafana_workspace
 from components.monitoring.rules import (
     RULES_NAMESPACE,
@@ -73,14 +73,11 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account = aws.get_caller_identity_output().account_id
         log_group_name = f"/aws/vendedlogs/prometheus/{args.name_prefix}"
-        key = customer_key(
+        key = logs_key(
             f"{name}-key",
+            log_group_prefixes=[log_group_name],
             description=f"Encrypts the metrics and logs of {args.name_prefix}'s Prometheus",
-            policy=account.apply(
-                lambda a: key_policy(a, [logs_statement(args.region, a, log_group_name)])
-            ),
             tags=args.tags,
             opts=child,
         )

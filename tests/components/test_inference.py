@@ -181,9 +181,7 @@ def test_the_trainer_rolls_the_endpoint_and_pulumi_does_not_revert_it(
     )  # fmt: skip
     assert endpoint.options.ignore_changes == ("endpointConfigName",)
     assert config.options.retain_on_delete and model.options.retain_on_delete
-    (trainer,) = [
-        r for r in run.of_type("kubernetes:batch/v1:CronJob") if r.name == "workloads-trainer"
-    ]
+    trainer = run.one("kubernetes:batch/v1:CronJob", "workloads-trainer")
     (container,) = trainer.get("spec.jobTemplate.spec.template.spec.containers")
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["SAGEMAKER_ENDPOINT_NAME"] == endpoint.get("name")
