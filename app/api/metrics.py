@@ -31,6 +31,7 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5),
 )
 PREDICTIONS = Counter("ssp_predictions_total", "Rows scored", ["endpoint"])
+SHED = Counter("ssp_http_requests_shed_total", "Requests refused with 503: too many in flight")
 GENERATION = Gauge(
     "ssp_model_generation",
     "Generation of the model pointer being served",
@@ -95,6 +96,3 @@ def worker_exited(pid: int | None = None) -> None:
     """Drop a worker that stopped from the live-summed gauges (multiprocess mode only)."""
     if os.environ.get(MULTIPROC_DIR):
         multiprocess.mark_process_dead(pid or os.getpid())
-
-
-SHED = Counter("ssp_http_requests_shed_total", "Requests refused with 503: too many in flight")
