@@ -14,7 +14,7 @@ INFRA := components tools policies __main__.py
 
 BASE ?= origin/main
 
-.PHONY: demo test lint typecheck unit rehearse-one plan diff policy rehearse snapshots docs bench clean lock
+.PHONY: demo test lint typecheck unit rehearse-one plan diff policy rehearse snapshots docs bench clean lock pin-base
 
 # The venv installs from requirements.lock: every package, transitive ones included, pinned
 # with its hashes (`make lock` regenerates it and app/requirements.lock after a change of a
@@ -32,6 +32,15 @@ lock: $(BIN)/.installed
 		--no-emit-find-links --output-file=requirements.lock $(LOCKED)
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
 		--no-emit-find-links --output-file=app/requirements.lock app/requirements.txt
+
+## pin-base: pin the image's base (app/Dockerfile ARG BASE) to the digest its tag names today
+## (needs Docker with buildx and access to the registry).
+pin-base:
+	@tag=$$(sed -n 's/^ARG BASE=\([^@]*\)@.*/\1/p' app/Dockerfile); \
+	digest=$$(docker buildx imagetools inspect "$$tag" --format '{{json .Manifest.Digest}}' | tr -d '"'); \
+	case "$$digest" in sha256:*) ;; *) echo "no digest for $$tag" >&2; exit 1;; esac; \
+	sed -i "s|^ARG BASE=.*|ARG BASE=$$tag@$$digest|" app/Dockerfile; \
+	echo "app/Dockerfile: $$tag@$$digest"
 
 ## demo: the main job on embedded defaults: plan, cost and policy check of every stack,
 ## then the app end to end (embedded PostgreSQL, synthetic district, training, API calls),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +67,10 @@ def test_dockerfile_contract() -> None:
     lines = [line.strip() for line in text.splitlines()]
     froms = [line for line in lines if line.startswith("FROM ")]
     assert len(froms) == 2  # multi-stage
-    assert all("python:3.11." in f and "-slim" in f for f in froms)  # pinned slim base
+    # Both stages on one base, pinned by tag and digest: a re-pushed tag changes nothing.
+    assert all(f.split()[1] == "${BASE}" for f in froms)
+    (base,) = [line.removeprefix("ARG BASE=") for line in lines if line.startswith("ARG BASE=")]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base), base
     assert "EXPOSE 8080" in lines
     user = [line for line in lines if line.startswith("USER ")]
     assert user and user[-1] not in ("USER root", "USER 0")
