@@ -7,12 +7,24 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc
 
 ACCOUNT = "123456789012"
+# What a StackReference reads: each stack's outputs as its own run under these mocks exported
+# them (``python -m tools.plan --write-snapshots`` refreshes them; a test keeps them current).
+STACK_OUTPUTS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "stack_outputs"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def stack_outputs(reference: str) -> dict[str, Any]:
+    """The outputs of ``<org>/<project>/<stack>``, or none when that stack has no fixture
+    (as an existing stack that was never brought up answers)."""
+    path = STACK_OUTPUTS / f"{reference.rsplit('/', 1)[-1]}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _unknown(value: Any) -> bool:
@@ -37,6 +49,10 @@ class AwsMocks(mocks.Mocks):
         return f"arn:aws:{service}:{self.region}:{ACCOUNT}:{resource}"
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == STACK_REFERENCE:
+            # The engine reads the other stack's state, in a preview as in an update.
+            name = str(args.inputs.get("name", args.name))
+            return name, {"name": name, "outputs": stack_outputs(name), "secretOutputNames": []}
         if not self.preview:
             return self._created(args)
         # A first preview: the provider knows the inputs it was given (and the names it gives
@@ -150,7 +166,8 @@ class AwsMocks(mocks.Mocks):
             "aws:s3/bucket:Bucket": bucket_state,
             "aws:s3/bucketV2:BucketV2": bucket_state,
             "aws:cloudfront/distribution:Distribution": {
-                "domainName": f"d{_fake_id(name)[:13]}.cloudfront.net",
+                # Each stack's distribution has a name of its own (tier 4 routes to several).
+                "domainName": f"d{_fake_id(self.region + name)[:13]}.cloudfront.net",
                 "hostedZoneId": "Z2FDTNDATAQYW2",
                 # CloudFront is global: its ARNs carry no region.
                 "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{rid}",
