@@ -66,7 +66,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "stackRole": "regional",
     "globalStack": "",
     "domainName": "",
-    "regions": {},
+    "regions": [],
+    "districts": [],
 }
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -442,8 +443,8 @@ def _global_stack(values: Mapping[str, Any], problems: list[str]) -> str | None:
     """``globalStack`` of a regional stack; the global stack's own keys are refused here."""
     if str(values["stackRole"]) != "regional":
         problems.append(f"stackRole={values['stackRole']!r}: this program part is regional")
-    for key in ("domainName", "regions"):
-        if values[key] not in ("", {}, "{}"):
+    for key in ("domainName", "regions", "districts"):
+        if values[key] not in ("", [], "[]"):
             problems.append(f"{key}: only the global stack (stackRole: global) reads it")
     name = str(values["globalStack"]).strip()
     if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):

@@ -18,7 +18,7 @@ from components.spec import CONFIG_DEFAULTS, PROJECT, SpecError
 
 ROLES = ("regional", "global")
 # Only these keys mean something to the global stack; the tier's do not apply to it.
-GLOBAL_KEYS = {"stackRole", "owner", "domainName", "regions"}
+GLOBAL_KEYS = {"stackRole", "owner", "domainName", "regions", "districts"}
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _STACK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _DISTRICT = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -37,7 +37,7 @@ def shared_host(domain: str) -> str:
 
 @dataclass(frozen=True)
 class Region:
-    """One line of the global stack's ``regions``."""
+    """One line of the global stack's ``regions``, with the districts homed there."""
 
     name: str
     """AWS region (``us-west-2``)."""
@@ -46,8 +46,8 @@ class Region:
     districts: tuple[str, ...]
     """Districts homed here: the directory's first entries (the move script flips them)."""
     serving: bool = True
-    """The shared name routes here: false while a new region is being built (its stack has
-    no distribution yet), true once its first ``pulumi up`` has run."""
+    """The shared name routes here. False (`` (building)`` on its line) while a new region is
+    being built: its stack has no distribution yet until its first ``pulumi up``."""
 
 
 @dataclass(frozen=True)
@@ -99,27 +99,62 @@ def stack_role(config: Mapping[str, Any], problems: list[str] | None = None) -> 
     return role
 
 
-def _region(name: str, value: Any, problems: list[str]) -> Region | None:
-    key = f"regions.{name}"
-    if not _REGION.match(name):
-        problems.append(f"{key}: not an AWS region name (e.g. us-west-2)")
-    if not isinstance(value, dict) or set(value) - {"stack", "districts", "serving"}:
-        problems.append(f"{key}: must be {{stack: <regional stack>, districts: [...]}}")
-        return None
-    stack = str(value.get("stack", ""))
-    if not _STACK.match(stack):
-        problems.append(f"{key}.stack={stack!r}: must name the regional stack")
-    districts = value.get("districts", [])
-    if not isinstance(districts, list):
-        problems.append(f"{key}.districts: must be a list of district ids")
-        districts = []
-    for d in districts:
-        if not isinstance(d, str) or not _DISTRICT.match(d):
-            problems.append(f"{key}.districts: {d!r} is not a district id (lower-case, dashes)")
-    serving = value.get("serving", True)
-    if not isinstance(serving, bool):
-        problems.append(f"{key}.serving={serving!r}: must be true or false")
-    return Region(name, stack, tuple(str(d) for d in districts), bool(serving))
+_REGION_LINE = re.compile(r"^(?P<region>\S+)=(?P<stack>\S+?)(?P<building> \(building\))?$")
+_DISTRICT_LINE = re.compile(r"^(?P<district>\S+)=(?P<region>\S+)$")
+
+
+def _as_lines(value: Any, key: str, problems: list[str]) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError:
+            value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f"{key}: must be a list of strings")
+        return []
+    return value
+
+
+def _regions(lines: list[str], problems: list[str]) -> list[tuple[str, str, bool]]:
+    """``regions``: ``<region>=<stack>``, `` (building)`` while the region's first up is due."""
+    found = []
+    for line in lines:
+        match = _REGION_LINE.match(line.strip())
+        if not match:
+            problems.append(f"regions: {line!r} must be <region>=<stack>[ (building)]")
+            continue
+        region, stack = match["region"], match["stack"]
+        if not _REGION.match(region):
+            problems.append(f"regions: {line!r}: {region!r} is not an AWS region (us-west-2)")
+        if not _STACK.match(stack):
+            problems.append(f"regions: {line!r}: {stack!r} is not a stack name")
+        found.append((region, stack, match["building"] is None))
+    return found
+
+
+def _districts(lines: list[str], regions: set[str], problems: list[str]) -> dict[str, str]:
+    """``districts``: ``<district id>=<home region>``, each district exactly once."""
+    homes: dict[str, list[str]] = {}
+    for line in lines:
+        match = _DISTRICT_LINE.match(line.strip())
+        if not match or not _DISTRICT.match(match["district"]):
+            problems.append(
+                f"districts: {line!r} must be <district id>=<region> (ids lower-case, dashes)"
+            )
+            continue
+        homes.setdefault(match["district"], []).append(match["region"])
+        if match["region"] not in regions:
+            problems.append(
+                f"districts: {line!r}: {match['region']!r} is not in regions "
+                f"({', '.join(sorted(regions))})"
+            )
+    for district, where in sorted(homes.items()):
+        if len(where) > 1:
+            problems.append(
+                f"districts: {district!r} is listed {len(where)} times ({', '.join(where)}); "
+                "a district has exactly one home region"
+            )
+    return {d: where[0] for d, where in homes.items()}
 
 
 def build_global_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> GlobalSpec:
@@ -135,34 +170,27 @@ def build_global_spec(config: Mapping[str, Any], *, stack: str, region: str | No
     domain = str(config.get("domainName", "")).strip()
     if not _DOMAIN.match(domain):
         problems.append(f"domainName={domain!r}: the public zone's lower-case DNS name")
-    raw = config.get("regions", {})
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw) if raw.strip() else {}
-        except json.JSONDecodeError:
-            raw = None
-    if not isinstance(raw, dict) or not raw:
-        problems.append("regions: one line per region, {<region>: {stack: ..., districts: [...]}}")
-        raw = {}
-    regions = [r for name, v in raw.items() if (r := _region(str(name), v, problems))]
-    homes: dict[str, list[str]] = {}
-    for r in regions:
-        for d in r.districts:
-            homes.setdefault(d, []).append(r.name)
-    for district, where in sorted(homes.items()):
-        if len(where) > 1:
-            problems.append(
-                f"regions: district {district!r} is listed under {', '.join(where)}; a district "
-                "has exactly one home region"
-            )
-    stacks = [r.stack for r in regions]
-    for s in sorted({s for s in stacks if stacks.count(s) > 1}):
-        problems.append(f"regions: stack {s!r} serves two regions; one regional stack each")
-    if region and regions and region not in {r.name for r in regions}:
+    parsed = _regions(_as_lines(config.get("regions", []), "regions", problems), problems)
+    if not parsed:
+        problems.append("regions: list at least one <region>=<regional stack>")
+    names = [r for r, _, _ in parsed]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"regions: {name!r} is listed twice; one regional stack per region")
+    stacks = [s for _, s, _ in parsed]
+    for name in sorted({s for s in stacks if stacks.count(s) > 1}):
+        problems.append(f"regions: stack {name!r} serves two regions; one regional stack each")
+    homes = _districts(
+        _as_lines(config.get("districts", []), "districts", problems), set(names), problems
+    )
+    if region and names and region not in names:
         problems.append(
             f"aws:region={region!r}: the global stack lives in one of its regions "
-            f"({', '.join(r.name for r in regions)}), the directory's home"
+            f"({', '.join(names)}), the directory's and the registry's home"
         )
+    regions = [
+        Region(name, stack, tuple(sorted(d for d, r in homes.items() if r == name)), serving)
+        for name, stack, serving in parsed
+    ]
     owner = str(config.get("owner", CONFIG_DEFAULTS["owner"])).strip()
     if problems:
         raise SpecError(stack, problems)
