@@ -48,9 +48,11 @@ class GlobalDnsArgs:
     shared_host: str
     """The latency-routed name (``api.ssp.example.org``)."""
     regions: tuple[RegionEndpoint, ...]
+    """Every region of the global stack: a health check each, a latency record once serving."""
     protect: bool
     """Pulumi ``protect`` on the zone (every name of the deployment lives in it)."""
     tags: dict[str, str] = field(default_factory=dict)
+    """Tags for the zone, the certificate and the health checks."""
 
 
 class GlobalDns(pulumi.ComponentResource):

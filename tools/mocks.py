@@ -44,9 +44,17 @@ class AwsMocks(mocks.Mocks):
         """Answer as a first preview of a new stack does: computed outputs unknown."""
         self.registering = threading.local()
         """``identity``: name the resource this thread registers was first deployed with."""
+        self.provider_regions: dict[str, str] = {}
+        """Region of each explicit AWS provider, by its id (CloudFront's us-east-1 one)."""
 
-    def _arn(self, service: str, resource: str) -> str:
-        return f"arn:aws:{service}:{self.region}:{ACCOUNT}:{resource}"
+    def _arn(self, service: str, resource: str, region: str | None = None) -> str:
+        return f"arn:aws:{service}:{region or self.region}:{ACCOUNT}:{resource}"
+
+    def _region_of(self, args: mocks.MockResourceArgs) -> str:
+        """Where a resource lives: its own ``region`` input, its provider's, or the stack's."""
+        provider_id = (args.provider or "").rsplit("::", 1)[-1]
+        region = args.inputs.get("region") or self.provider_regions.get(provider_id)
+        return str(region) if region and not _unknown(region) else self.region
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == STACK_REFERENCE:
@@ -73,11 +81,12 @@ class AwsMocks(mocks.Mocks):
         # The name the resource was first deployed with: its id and computed values keep it.
         name, typ = getattr(self.registering, "identity", "") or args.name, args.typ
         inputs = dict(args.inputs)
+        region = self._region_of(args)
         rid = f"{name}-{_fake_id(typ + name)}"
         service = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "mock"
         state: dict[str, Any] = {
             **inputs,
-            "arn": self._arn(service, f"{typ.rsplit(':', 1)[-1].lower()}/{rid}"),
+            "arn": self._arn(service, f"{typ.rsplit(':', 1)[-1].lower()}/{rid}", region),
             "id": rid,
             # name_prefix: the provider appends a unique 26-character suffix.
             "name": inputs.get("name")
@@ -88,14 +97,14 @@ class AwsMocks(mocks.Mocks):
             ),
             "tagsAll": inputs.get("tags", {}),
         }
-        host = f"{rid}.{self.region}"
+        host = f"{rid}.{region}"
         bucket = inputs.get("bucket", rid)
         bucket_state = {
             "bucket": bucket,
             "arn": f"arn:aws:s3:::{bucket}",
-            "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com",
+            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
         }
-        ecr_host = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"
+        ecr_host = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
         # A name, a prefix plus the provider's random suffix, or the autoname.
         log_group_name = inputs.get("name") or (
             f"{inputs['namePrefix']}{_fake_id(name)[:8]}" if inputs.get("namePrefix") else rid
@@ -110,7 +119,7 @@ class AwsMocks(mocks.Mocks):
                 "resourceId": f"db-{_fake_id(name).upper()}",
                 "masterUserSecrets": [
                     {
-                        "secretArn": self._arn("secretsmanager", f"secret:rds!{rid}"),
+                        "secretArn": self._arn("secretsmanager", f"secret:rds!{rid}", region),
                         "secretStatus": "active",
                         "kmsKeyId": self._arn("kms", "key/mock"),
                     }
@@ -126,7 +135,7 @@ class AwsMocks(mocks.Mocks):
                 "port": 6379,
             },
             "aws:eks/cluster:Cluster": {
-                "endpoint": f"https://{_fake_id(name).upper()}.gr7.{self.region}.eks.amazonaws.com",
+                "endpoint": f"https://{_fake_id(name).upper()}.gr7.{region}.eks.amazonaws.com",
                 "certificateAuthority": {
                     "data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQ="
                 },
@@ -134,7 +143,7 @@ class AwsMocks(mocks.Mocks):
                     {
                         "oidcs": [
                             {
-                                "issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{_fake_id(name).upper()}"
+                                "issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{_fake_id(name).upper()}"
                             }
                         ]
                     }
@@ -157,7 +166,7 @@ class AwsMocks(mocks.Mocks):
             "aws:iam/policy:Policy": {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{rid}"},
             "aws:kms/key:Key": {"keyId": _fake_id(name)},
             "aws:cloudwatch/logGroup:LogGroup": {
-                "arn": self._arn("logs", f"log-group:{log_group_name}"),
+                "arn": self._arn("logs", f"log-group:{log_group_name}", region),
                 "name": log_group_name,
             },
             "aws:ecr/repository:Repository": {
@@ -167,13 +176,13 @@ class AwsMocks(mocks.Mocks):
             "aws:s3/bucketV2:BucketV2": bucket_state,
             "aws:cloudfront/distribution:Distribution": {
                 # Each stack's distribution has a name of its own (tier 4 routes to several).
-                "domainName": f"d{_fake_id(self.region + name)[:13]}.cloudfront.net",
+                "domainName": f"d{_fake_id(region + name)[:13]}.cloudfront.net",
                 "hostedZoneId": "Z2FDTNDATAQYW2",
                 # CloudFront is global: its ARNs carry no region.
                 "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{rid}",
             },
             "aws:lb/loadBalancer:LoadBalancer": {
-                "dnsName": f"{rid}.elb.{self.region}.amazonaws.com",
+                "dnsName": f"{rid}.elb.{region}.amazonaws.com",
                 "arnSuffix": f"app/{name}/{_fake_id(name)}",
                 "zoneId": "Z35SXDOTRQ7X7K",
             },
@@ -182,12 +191,14 @@ class AwsMocks(mocks.Mocks):
             "aws:sagemaker/endpoint:Endpoint": {
                 "name": inputs.get("name", rid),
                 # SageMaker lower-cases the endpoint name in its ARN.
-                "arn": self._arn("sagemaker", f"endpoint/{inputs.get('name', rid).lower()}"),
+                "arn": self._arn(
+                    "sagemaker", f"endpoint/{inputs.get('name', rid).lower()}", region
+                ),
             },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
             "aws:secretsmanager/secret:Secret": {
-                "arn": self._arn("secretsmanager", f"secret:{rid}")
+                "arn": self._arn("secretsmanager", f"secret:{rid}", region)
             },
             "random:index/randomPassword:RandomPassword": {
                 "result": "mock-" + _fake_id(name) + "-" + _fake_id(name[::-1])
@@ -195,19 +206,21 @@ class AwsMocks(mocks.Mocks):
             "kubernetes:core/v1:Service": {
                 "status": {
                     "loadBalancer": {
-                        "ingress": [{"hostname": f"k8s-{rid}.elb.{self.region}.amazonaws.com"}]
+                        "ingress": [{"hostname": f"k8s-{rid}.elb.{region}.amazonaws.com"}]
                     }
                 }
             },
             "kubernetes:networking.k8s.io/v1:Ingress": {
                 "status": {
                     "loadBalancer": {
-                        "ingress": [{"hostname": f"k8s-{rid}.elb.{self.region}.amazonaws.com"}]
+                        "ingress": [{"hostname": f"k8s-{rid}.elb.{region}.amazonaws.com"}]
                     }
                 }
             },
         }
         computed.update(self._monitoring(name, rid))
+        if typ == "pulumi:providers:aws" and inputs.get("region"):
+            self.provider_regions[rid] = str(inputs["region"])
         state.update(computed.get(typ, {}))
         metadata = inputs.get("metadata")
         if (

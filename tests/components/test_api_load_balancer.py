@@ -51,7 +51,7 @@ def test_load_balancer(stack_run: StackRunner, stack: str) -> None:
         # The listener takes the validated ARN: a first up waits for DNS validation.
         assert listener.get("certificateArn") == issued.get("certificateArn")
         cert = run.one(ACM_CERTIFICATE, "workloads-alb-cert")
-        assert cert.get("domainName") == f"api.{stack}.ssp.example.org"
+        assert cert.get("domainName") == run.config["student-success:apiDomainName"]
         assert cert.get("validationMethod") == "DNS"
         assert cert.provider_name == ""  # the stack's region
         validation = run.one(DNS_RECORD, "workloads-alb-cert-validation")
