@@ -215,3 +215,10 @@ def test_the_outputs_stack_references_read_are_current(stack_run: StackRunner, s
     assert path.read_text() == outputs_text(stack_run(stack)), (
         f"{path.name} is stale: run `python -m tools.plan --write-snapshots`"
     )
+
+
+def test_a_region_the_global_stack_does_not_list_is_refused_by_name() -> None:
+    from tools.harness import run_stack
+
+    with pytest.raises(Exception, match=r"aws:region='eu-west-1': the global stack 'global'"):
+        run_stack("tier4-west", {"aws:region": "eu-west-1"})
