@@ -66,7 +66,12 @@ class Directory(pulumi.ComponentResource):
             stream_enabled=True,
             stream_view_type="NEW_AND_OLD_IMAGES",
             replicas=[
-                {"region_name": r, "point_in_time_recovery": True, "propagate_tags": True}
+                {
+                    "region_name": r,
+                    "point_in_time_recovery": True,
+                    "propagate_tags": True,
+                    "deletion_protection_enabled": args.protect,
+                }
                 for r in args.replica_regions
             ],
             point_in_time_recovery={"enabled": True},

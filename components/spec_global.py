@@ -202,7 +202,7 @@ def region_entry(by_region: Mapping[str, str], region: str, global_stack: str | 
     if region not in by_region:
         raise ValueError(
             f"aws:region={region!r}: the global stack {global_stack!r} does not list it; add "
-            f"the line `{region}: {{stack: ..., districts: [...]}}` to its regions"
+            f"`{region}=<regional stack>` to its regions"
         )
     return by_region[region]
 

@@ -35,6 +35,15 @@ def _fake_id(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:17]
 
 
+def _kubernetes_name(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """pulumi-kubernetes names an object without a name after its resource, plus a random
+    suffix (replacements get a new one)."""
+    metadata = inputs.get("metadata")
+    if typ.startswith("kubernetes:") and isinstance(metadata, dict) and not metadata.get("name"):
+        return {"metadata": {**metadata, "name": f"{name}-{_fake_id(typ + name)[:8]}"}}
+    return {}
+
+
 class AwsMocks(mocks.Mocks):
     """Echo inputs and add the computed outputs real providers return."""
 
@@ -222,15 +231,7 @@ class AwsMocks(mocks.Mocks):
         if typ == "pulumi:providers:aws" and inputs.get("region"):
             self.provider_regions[rid] = str(inputs["region"])
         state.update(computed.get(typ, {}))
-        metadata = inputs.get("metadata")
-        if (
-            typ.startswith("kubernetes:")
-            and isinstance(metadata, dict)
-            and not metadata.get("name")
-        ):
-            # pulumi-kubernetes names an object without a name after its resource, plus a
-            # random suffix (replacements get a new one).
-            state["metadata"] = {**metadata, "name": f"{name}-{_fake_id(typ + name)[:8]}"}
+        state.update(_kubernetes_name(typ, name, inputs))
         return rid, state
 
     def _monitoring(self, name: str, rid: str) -> dict[str, dict[str, Any]]:
