@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     # of a queue that grows until every request times out.
     max_in_flight: int = Field(default=64, ge=1)
 
+    # Tier 4 (docs/tier4.md): each district is served by its home region. The district
+    # directory (a DynamoDB global table: district_id -> home_region) is read with GetItem;
+    # a request for a district homed elsewhere gets a 307 to that region's API host
+    # (app/api/region.py). Unset: a single-region stack, no lookup and no redirect.
+    district_directory_table: str | None = None
+    home_region: str | None = None  # this API's region (also the directory replica it reads)
+    region_api_hosts: dict[str, str] = {}  # JSON: {"us-east-1": "api.us-east-1.example.org"}
+
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = Field(default=1, ge=1)

@@ -18,7 +18,7 @@ class TlsName:
     """A DNS name served over TLS: its Route 53 zone and/or an existing certificate."""
 
     domain_name: str
-    hosted_zone_id: str | None = None
+    hosted_zone_id: pulumi.Input[str] | None = None
     """Zone that validates a requested certificate and holds the name's alias record."""
     certificate_arn: str | None = None
     """An existing ACM certificate covering ``domain_name``; None: one is requested."""

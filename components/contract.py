@@ -129,6 +129,19 @@ class SageMakerEndpoint:
 
 
 @dataclass(frozen=True)
+class DistrictDirectory:
+    """Where a tier 4 regional API finds each district's home region: the global stack's
+    directory (its replica in this region) and every region's API hostname."""
+
+    table_name: pulumi.Input[str]
+    """``DISTRICT_DIRECTORY_TABLE``: the global table, the same name in every region."""
+    table_arn: pulumi.Input[str]
+    """The replica in this stack's region: the API's only ``dynamodb:GetItem`` resource."""
+    region_api_hosts: pulumi.Input[str]
+    """``REGION_API_HOSTS``: JSON object, region -> ``api.<region>.<domain>``."""
+
+
+@dataclass(frozen=True)
 class SubnetCidrs:
     """The CIDRs of a VPC's subnet tiers, in AZ order: what ``Network`` exposes."""
 

@@ -73,9 +73,13 @@ def service_account_role(
 
 
 def api_role_policy(
-    models_bucket_arn: str, models_key_arn: str, sagemaker_endpoint_arn: str | None
+    models_bucket_arn: str,
+    models_key_arn: str,
+    sagemaker_endpoint_arn: str | None,
+    directory_table_arn: str | None = None,
 ) -> str:
-    """The API reads models and may invoke the SageMaker endpoint; nothing else."""
+    """The API reads models, may invoke the SageMaker endpoint and, on tier 4, reads a
+    district's home region from its region's directory replica; nothing else."""
     statements: list[dict[str, Any]] = [
         {"Sid": "ListModels", "Effect": "Allow", "Action": "s3:ListBucket",
          "Resource": models_bucket_arn},
@@ -91,6 +95,15 @@ def api_role_policy(
                 "Effect": "Allow",
                 "Action": "sagemaker:InvokeEndpoint",
                 "Resource": sagemaker_endpoint_arn,
+            }
+        )
+    if directory_table_arn:
+        statements.append(
+            {
+                "Sid": "ReadDistrictDirectory",
+                "Effect": "Allow",
+                "Action": "dynamodb:GetItem",
+                "Resource": directory_table_arn,
             }
         )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})

@@ -54,6 +54,25 @@ def lifecycle_policy(keep_images: int = KEEP_IMAGES) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ImageRepository:
+    """Where a stack pulls the app image from."""
+
+    url: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+
+def replica_repository(repository_name: pulumi.Input[str], region: str) -> ImageRepository:
+    """The copy ECR replication keeps of a repository in ``region`` (same name, same
+    account): tier 4's regional stacks pull the global registry's images from it."""
+    account = aws.get_caller_identity_output().account_id
+    parts = pulumi.Output.all(account, repository_name)
+    return ImageRepository(
+        url=parts.apply(lambda v: f"{v[0]}.dkr.ecr.{region}.amazonaws.com/{v[1]}"),
+        arn=parts.apply(lambda v: f"arn:aws:ecr:{region}:{v[0]}:repository/{v[1]}"),
+    )
+
+
 @dataclass
 class RegistryArgs:
     repository_name: str
@@ -62,6 +81,9 @@ class RegistryArgs:
     """Pulumi ``protect`` on the repository and its key (False on dev only)."""
     keep_images: int = KEEP_IMAGES
     """Images kept by the lifecycle policy."""
+    replica_regions: tuple[str, ...] = ()
+    """Regions every pushed image is replicated to (tier 4's global registry): each regional
+    stack pulls from the copy in its own region."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every resource of the component."""
 
@@ -102,6 +124,8 @@ class Registry(pulumi.ComponentResource):
             policy=lifecycle_policy(args.keep_images),
             opts=owned(self, was=repository, protect=args.protect),
         )
+        if args.replica_regions:
+            self._replicate(name, args, repository)
         self.repository_url = repository.repository_url
         self.repository_arn = repository.arn
         self.repository_name = repository.name
@@ -112,3 +136,42 @@ class Registry(pulumi.ComponentResource):
                 "repository_name": self.repository_name,
             }
         )
+
+    def _replicate(self, name: str, args: RegistryArgs, repository: aws.ecr.Repository) -> None:
+        """Replication to the regions, and the settings ECR gives the copies it creates."""
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        # The replication configuration is the registry's (one per account and region):
+        # this stack owns it, so the account's other repositories are not replicated.
+        aws.ecr.ReplicationConfiguration(
+            f"{name}-replication",
+            replication_configuration={
+                "rules": [
+                    {
+                        "destinations": [
+                            {"region": region, "registry_id": account.account_id}
+                            for region in args.replica_regions
+                        ],
+                        "repository_filters": [
+                            {"filter": args.repository_name, "filter_type": "PREFIX_MATCH"}
+                        ],
+                    }
+                ]
+            },
+            opts=owned(self, depends_on=[repository]),
+        )
+        # The copies ECR creates in each region (a template acts in its own region):
+        # immutable tags, that region's AWS-managed key (a customer key is regional), the same
+        # lifecycle.
+        for region in args.replica_regions:
+            aws.ecr.RepositoryCreationTemplate(
+                f"{name}-replica-template-{region}",
+                region=region,
+                prefix=args.repository_name.rsplit("/", 1)[0],
+                applied_fors=["REPLICATION"],
+                description=f"Replicas of {args.repository_name}",
+                image_tag_mutability="IMMUTABLE",
+                encryption_configurations=[{"encryption_type": "KMS"}],
+                lifecycle_policy=lifecycle_policy(args.keep_images),
+                resource_tags=args.tags,
+                opts=owned(self),
+            )

@@ -61,6 +61,13 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "dbUpgradeStrategy": "in-place",
     "nodeKubernetesVersion": "",
     "overrides": [],
+    # Tier 4 (components/spec_global.py): the global stack's keys, and a regional stack's
+    # reference to it.
+    "stackRole": "regional",
+    "globalStack": "",
+    "domainName": "",
+    "regions": [],
+    "districts": [],
 }
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -120,6 +127,9 @@ class StackSpec:
     """How a major upgrade runs: ``in-place`` or ``blue-green`` (README, "Upgrades")."""
     node_kubernetes_version: str | None = None
     """Kubernetes minor the node groups are held on during an EKS upgrade, or None."""
+    global_stack: str | None = None
+    """The global stack (tier 4) this regional stack reads its zone, district directory and
+    image registry from by StackReference, or None (a stack of its own)."""
 
     @property
     def release(self) -> str:
@@ -369,6 +379,9 @@ def build_spec(
     email = optional("alarmEmail", _EMAIL, "an email address")
     role = optional("clusterAdminRoleArn", _ROLE_ARN, "an IAM role ARN")
     zone = optional("hostedZoneId", _ZONE_ID, "a Route 53 hosted zone id (Z...)")
+    global_stack = _global_stack(values, problems)
+    if global_stack and zone:
+        problems.append("hostedZoneId: the global stack's zone is used (globalStack); remove it")
     api_domain = optional("apiDomainName", _DOMAIN, "a lower-case DNS name")
     api_cert = optional("apiCertificateArn", _CERT_ARN, "an ACM certificate ARN")
     domain = optional("edgeDomainName", _DOMAIN, "a lower-case DNS name")
@@ -376,7 +389,8 @@ def build_spec(
     _check_tls(
         tier,
         region,
-        zone=zone,
+        # The global stack's zone validates the certificates of its regional stacks.
+        zone=zone or global_stack,
         api=(api_domain, api_cert),
         edge=(domain, cert),
         problems=problems,
@@ -421,7 +435,21 @@ def build_spec(
         db_engine_version=engine,
         db_upgrade_strategy=strategy,
         node_kubernetes_version=node_version,
+        global_stack=global_stack,
     )
+
+
+def _global_stack(values: Mapping[str, Any], problems: list[str]) -> str | None:
+    """``globalStack`` of a regional stack; the global stack's own keys are refused here."""
+    if str(values["stackRole"]) != "regional":
+        problems.append(f"stackRole={values['stackRole']!r}: this program part is regional")
+    for key in ("domainName", "regions", "districts"):
+        if values[key] not in ("", [], "[]"):
+            problems.append(f"{key}: only the global stack (stackRole: global) reads it")
+    name = str(values["globalStack"]).strip()
+    if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
+        problems.append(f"globalStack={name!r}: must name the global stack (e.g. global)")
+    return name or None
 
 
 def _minor(version: str) -> int | None:

@@ -75,10 +75,16 @@ WAF_RULE_MONTH = 1.0  # every rule, the labelling ones and each managed rule gro
 ACM_PUBLIC_CERTIFICATE_MONTH = 0.0  # public certificates used with ALB/CloudFront are free
 AMP_COLLECTOR_HOUR = 0.04  # the managed scraper; its samples are usage-based
 INTERFACE_ENDPOINT_AZ_HOUR = 0.01  # per AZ (subnet); its traffic ($0.01/GB) is usage-based
+ROUTE53_ZONE_MONTH = 0.50  # a public or private hosted zone (the first 25); queries are usage
+
+# A health check of a non-AWS endpoint (a CloudFront name is priced as one) with two
+# optional features, HTTPS and latency measurement, at $2.00 each.
+ROUTE53_HEALTH_CHECK_MONTH = 0.75 + 2 * 2.00
 EXCLUDED = (
     "data transfer, NAT/LB traffic, S3 storage and requests (the access-log bucket included), "
     "CloudFront traffic, WAF requests ($0.60 per million), CloudWatch Logs ingestion and "
-    "storage, Route 53 queries (the hosted zone is the district's), Prometheus samples "
+    "storage, Route 53 queries, DynamoDB requests and storage (the district directory and its "
+    "replicas), ECR storage and cross-region replication of images, Prometheus samples "
     "collected, ingested, stored and queried, Grafana user licences, cross-region backup "
     "storage and transfer (by the GB the backups replicate)"
 )
@@ -157,6 +163,11 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
             items.append(LineItem("Prometheus managed collector", _hours(AMP_COLLECTOR_HOUR)))
         elif t == "aws:acm/certificate:Certificate":
             items.append(LineItem("ACM public certificate", ACM_PUBLIC_CERTIFICATE_MONTH))
+        elif t == "aws:route53/zone:Zone":
+            kind = "private" if i.get("vpcs") else "public"
+            items.append(LineItem(f"Route 53 {kind} hosted zone", ROUTE53_ZONE_MONTH))
+        elif t == "aws:route53/healthCheck:HealthCheck":
+            items.append(LineItem("Route 53 health check", ROUTE53_HEALTH_CHECK_MONTH))
         elif t == "aws:kms/key:Key":
             items.append(LineItem("KMS key", KMS_KEY_MONTH))
         elif t == "aws:secretsmanager/secret:Secret":

@@ -39,6 +39,21 @@ def stacks() -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
 
 
+def referenced_stacks(root: Path = ROOT) -> list[str]:
+    """Stacks another stack reads by StackReference: every regional stack's ``globalStack``
+    and every stack in a global stack's ``regions`` (``<region>=<stack>``)."""
+    found: set[str] = set()
+    for stack in stacks():
+        config = (yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}).get(
+            "config"
+        ) or {}
+        if config.get(f"{PROJECT}:globalStack"):
+            found.add(str(config[f"{PROJECT}:globalStack"]))
+        for line in config.get(f"{PROJECT}:regions") or []:
+            found.add(str(line).split("=", 1)[-1].split(" ", 1)[0])
+    return sorted(found)
+
+
 @dataclass(frozen=True)
 class Options:
     """The resource options the engine received (the mocks' args don't carry them)."""

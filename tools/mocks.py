@@ -7,12 +7,24 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc
 
 ACCOUNT = "123456789012"
+# What a StackReference reads: each stack's outputs as its own run under these mocks exported
+# them (``python -m tools.plan --write-snapshots`` refreshes them; a test keeps them current).
+STACK_OUTPUTS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "stack_outputs"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def stack_outputs(reference: str) -> dict[str, Any]:
+    """The outputs of ``<org>/<project>/<stack>``, or none when that stack has no fixture
+    (as an existing stack that was never brought up answers)."""
+    path = STACK_OUTPUTS / f"{reference.rsplit('/', 1)[-1]}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _unknown(value: Any) -> bool:
@@ -21,6 +33,15 @@ def _unknown(value: Any) -> bool:
 
 def _fake_id(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:17]
+
+
+def _kubernetes_name(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """pulumi-kubernetes names an object without a name after its resource, plus a random
+    suffix (replacements get a new one)."""
+    metadata = inputs.get("metadata")
+    if typ.startswith("kubernetes:") and isinstance(metadata, dict) and not metadata.get("name"):
+        return {"metadata": {**metadata, "name": f"{name}-{_fake_id(typ + name)[:8]}"}}
+    return {}
 
 
 class AwsMocks(mocks.Mocks):
@@ -32,11 +53,23 @@ class AwsMocks(mocks.Mocks):
         """Answer as a first preview of a new stack does: computed outputs unknown."""
         self.registering = threading.local()
         """``identity``: name the resource this thread registers was first deployed with."""
+        self.provider_regions: dict[str, str] = {}
+        """Region of each explicit AWS provider, by its id (CloudFront's us-east-1 one)."""
 
-    def _arn(self, service: str, resource: str) -> str:
-        return f"arn:aws:{service}:{self.region}:{ACCOUNT}:{resource}"
+    def _arn(self, service: str, resource: str, region: str | None = None) -> str:
+        return f"arn:aws:{service}:{region or self.region}:{ACCOUNT}:{resource}"
+
+    def _region_of(self, args: mocks.MockResourceArgs) -> str:
+        """Where a resource lives: its own ``region`` input, its provider's, or the stack's."""
+        provider_id = (args.provider or "").rsplit("::", 1)[-1]
+        region = args.inputs.get("region") or self.provider_regions.get(provider_id)
+        return str(region) if region and not _unknown(region) else self.region
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == STACK_REFERENCE:
+            # The engine reads the other stack's state, in a preview as in an update.
+            name = str(args.inputs.get("name", args.name))
+            return name, {"name": name, "outputs": stack_outputs(name), "secretOutputNames": []}
         if not self.preview:
             return self._created(args)
         # A first preview: the provider knows the inputs it was given (and the names it gives
@@ -57,11 +90,12 @@ class AwsMocks(mocks.Mocks):
         # The name the resource was first deployed with: its id and computed values keep it.
         name, typ = getattr(self.registering, "identity", "") or args.name, args.typ
         inputs = dict(args.inputs)
+        region = self._region_of(args)
         rid = f"{name}-{_fake_id(typ + name)}"
         service = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "mock"
         state: dict[str, Any] = {
             **inputs,
-            "arn": self._arn(service, f"{typ.rsplit(':', 1)[-1].lower()}/{rid}"),
+            "arn": self._arn(service, f"{typ.rsplit(':', 1)[-1].lower()}/{rid}", region),
             "id": rid,
             # name_prefix: the provider appends a unique 26-character suffix.
             "name": inputs.get("name")
@@ -72,14 +106,14 @@ class AwsMocks(mocks.Mocks):
             ),
             "tagsAll": inputs.get("tags", {}),
         }
-        host = f"{rid}.{self.region}"
+        host = f"{rid}.{region}"
         bucket = inputs.get("bucket", rid)
         bucket_state = {
             "bucket": bucket,
             "arn": f"arn:aws:s3:::{bucket}",
-            "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com",
+            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
         }
-        ecr_host = f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com"
+        ecr_host = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
         # A name, a prefix plus the provider's random suffix, or the autoname.
         log_group_name = inputs.get("name") or (
             f"{inputs['namePrefix']}{_fake_id(name)[:8]}" if inputs.get("namePrefix") else rid
@@ -94,7 +128,7 @@ class AwsMocks(mocks.Mocks):
                 "resourceId": f"db-{_fake_id(name).upper()}",
                 "masterUserSecrets": [
                     {
-                        "secretArn": self._arn("secretsmanager", f"secret:rds!{rid}"),
+                        "secretArn": self._arn("secretsmanager", f"secret:rds!{rid}", region),
                         "secretStatus": "active",
                         "kmsKeyId": self._arn("kms", "key/mock"),
                     }
@@ -110,7 +144,7 @@ class AwsMocks(mocks.Mocks):
                 "port": 6379,
             },
             "aws:eks/cluster:Cluster": {
-                "endpoint": f"https://{_fake_id(name).upper()}.gr7.{self.region}.eks.amazonaws.com",
+                "endpoint": f"https://{_fake_id(name).upper()}.gr7.{region}.eks.amazonaws.com",
                 "certificateAuthority": {
                     "data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQ="
                 },
@@ -118,7 +152,7 @@ class AwsMocks(mocks.Mocks):
                     {
                         "oidcs": [
                             {
-                                "issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{_fake_id(name).upper()}"
+                                "issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{_fake_id(name).upper()}"
                             }
                         ]
                     }
@@ -141,7 +175,7 @@ class AwsMocks(mocks.Mocks):
             "aws:iam/policy:Policy": {"arn": f"arn:aws:iam::{ACCOUNT}:policy/{rid}"},
             "aws:kms/key:Key": {"keyId": _fake_id(name)},
             "aws:cloudwatch/logGroup:LogGroup": {
-                "arn": self._arn("logs", f"log-group:{log_group_name}"),
+                "arn": self._arn("logs", f"log-group:{log_group_name}", region),
                 "name": log_group_name,
             },
             "aws:ecr/repository:Repository": {
@@ -150,13 +184,14 @@ class AwsMocks(mocks.Mocks):
             "aws:s3/bucket:Bucket": bucket_state,
             "aws:s3/bucketV2:BucketV2": bucket_state,
             "aws:cloudfront/distribution:Distribution": {
-                "domainName": f"d{_fake_id(name)[:13]}.cloudfront.net",
+                # Each stack's distribution has a name of its own (tier 4 routes to several).
+                "domainName": f"d{_fake_id(region + name)[:13]}.cloudfront.net",
                 "hostedZoneId": "Z2FDTNDATAQYW2",
                 # CloudFront is global: its ARNs carry no region.
                 "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{rid}",
             },
             "aws:lb/loadBalancer:LoadBalancer": {
-                "dnsName": f"{rid}.elb.{self.region}.amazonaws.com",
+                "dnsName": f"{rid}.elb.{region}.amazonaws.com",
                 "arnSuffix": f"app/{name}/{_fake_id(name)}",
                 "zoneId": "Z35SXDOTRQ7X7K",
             },
@@ -165,12 +200,14 @@ class AwsMocks(mocks.Mocks):
             "aws:sagemaker/endpoint:Endpoint": {
                 "name": inputs.get("name", rid),
                 # SageMaker lower-cases the endpoint name in its ARN.
-                "arn": self._arn("sagemaker", f"endpoint/{inputs.get('name', rid).lower()}"),
+                "arn": self._arn(
+                    "sagemaker", f"endpoint/{inputs.get('name', rid).lower()}", region
+                ),
             },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
             "aws:secretsmanager/secret:Secret": {
-                "arn": self._arn("secretsmanager", f"secret:{rid}")
+                "arn": self._arn("secretsmanager", f"secret:{rid}", region)
             },
             "random:index/randomPassword:RandomPassword": {
                 "result": "mock-" + _fake_id(name) + "-" + _fake_id(name[::-1])
@@ -178,29 +215,23 @@ class AwsMocks(mocks.Mocks):
             "kubernetes:core/v1:Service": {
                 "status": {
                     "loadBalancer": {
-                        "ingress": [{"hostname": f"k8s-{rid}.elb.{self.region}.amazonaws.com"}]
+                        "ingress": [{"hostname": f"k8s-{rid}.elb.{region}.amazonaws.com"}]
                     }
                 }
             },
             "kubernetes:networking.k8s.io/v1:Ingress": {
                 "status": {
                     "loadBalancer": {
-                        "ingress": [{"hostname": f"k8s-{rid}.elb.{self.region}.amazonaws.com"}]
+                        "ingress": [{"hostname": f"k8s-{rid}.elb.{region}.amazonaws.com"}]
                     }
                 }
             },
         }
         computed.update(self._monitoring(name, rid))
+        if typ == "pulumi:providers:aws" and inputs.get("region"):
+            self.provider_regions[rid] = str(inputs["region"])
         state.update(computed.get(typ, {}))
-        metadata = inputs.get("metadata")
-        if (
-            typ.startswith("kubernetes:")
-            and isinstance(metadata, dict)
-            and not metadata.get("name")
-        ):
-            # pulumi-kubernetes names an object without a name after its resource, plus a
-            # random suffix (replacements get a new one).
-            state["metadata"] = {**metadata, "name": f"{name}-{_fake_id(typ + name)[:8]}"}
+        state.update(_kubernetes_name(typ, name, inputs))
         return rid, state
 
     def _monitoring(self, name: str, rid: str) -> dict[str, dict[str, Any]]:

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from tools import costs
-from tools.harness import ROOT, Resource, StackRun, run_stack, stacks
+from tools.harness import ROOT, Resource, StackRun, referenced_stacks, run_stack, stacks
+from tools.mocks import STACK_OUTPUTS
 
 SNAPSHOTS = ROOT / "snapshots"
 DEPLOYED_URNS = ROOT / "tests" / "fixtures" / "deployed_urns"
@@ -197,6 +198,28 @@ def snapshot_text(stack: str) -> str:
     return render_text(run_stack(stack))
 
 
+def outputs_text(run: StackRun) -> str:
+    """What ``tests/fixtures/stack_outputs/<stack>.json`` holds: what a StackReference reads."""
+    return json.dumps(run.outputs, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def write_stack_outputs() -> list[str]:
+    """Refresh the outputs other stacks read by StackReference. The global stack and its
+    regions read each other, so repeat until nothing changes (twice after a change)."""
+    STACK_OUTPUTS.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        changed = []
+        for stack in referenced_stacks():
+            path = STACK_OUTPUTS / f"{stack}.json"
+            text = outputs_text(run_stack(stack))
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+                changed.append(stack)
+        if not changed:
+            return referenced_stacks()
+    raise RuntimeError("stack outputs do not settle: the stacks' references form a loop")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["diff"]:
@@ -222,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {len(urns)} URNs of {stack}")
         return 0
     if args.write_snapshots:
+        for stack in write_stack_outputs():
+            print(f"wrote {STACK_OUTPUTS.relative_to(ROOT)}/{stack}.json")
         SNAPSHOTS.mkdir(exist_ok=True)
         for stack in stacks():
             (SNAPSHOTS / f"{stack}.txt").write_text(snapshot_text(stack))

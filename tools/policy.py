@@ -171,7 +171,10 @@ def check_resources(
         provider = providers.get(ref.rsplit("::", 1)[0]) if ref else None
         pres = PolicyResource(
             res.type,
-            _outputs(res, region, preview),
+            # A resource of CloudFront's us-east-1 provider lives there (its ARN says so).
+            _outputs(
+                res, str((provider.props if provider else {}).get("region") or region), preview
+            ),
             res.urn,
             res.name,
             _options(res),

@@ -22,6 +22,7 @@ Python). The only changes made to it map the stack's endpoints to the stand-ins:
 - ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port;
 - the trainer's ``SAGEMAKER_*`` settings are dropped (``NO_STAND_IN``): no SageMaker API runs
   offline, so its training does not roll the endpoint; step 6 publishes by hand, as on day 0;
+  so is tier 4's ``DISTRICT_DIRECTORY_TABLE`` (no DynamoDB): the API serves every district;
 - the SageMaker container also gets ``SAGEMAKER_DIR`` (its ``/opt/ml``, where the archive is
   unpacked) and an ``EMBEDDED_PG_DIR`` that must still be absent when it has answered.
 ``ENVIRONMENT=production`` stays: the app refuses placeholder secrets as in the cluster.
@@ -70,9 +71,15 @@ from tools.standins import (
 
 BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
 # Settings naming an AWS API that has no stand-in here: SageMaker's, which the trainer calls to
-# roll the endpoint (tests/app/test_sagemaker_rollout.py checks those calls against a stub).
+# roll the endpoint (tests/app/test_sagemaker_rollout.py checks those calls against a stub),
+# and tier 4's district directory (DynamoDB): a rehearsed regional API serves every district.
 NO_STAND_IN = frozenset(
-    {"SAGEMAKER_ENDPOINT_NAME", "SAGEMAKER_BASE_CONFIG_NAME", "SAGEMAKER_ARCHIVE_URL"}
+    {
+        "SAGEMAKER_ENDPOINT_NAME",
+        "SAGEMAKER_BASE_CONFIG_NAME",
+        "SAGEMAKER_ARCHIVE_URL",
+        "DISTRICT_DIRECTORY_TABLE",
+    }
 )
 READY_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 60.0  # the API loads a new model within MODEL_REFRESH_SECONDS (30 s)
@@ -434,8 +441,12 @@ def main(argv: list[str] | None = None) -> int:
     for stack in stacks() if args.all else [args.stack]:
         started = time.perf_counter()
         print(f"{stack}: rehearsing the first day offline", flush=True)
+        run = run_stack(stack)
+        if not any(r.type.startswith("kubernetes:") for r in run):
+            print(f"{stack}: runs no workloads (tier 4's global stack): nothing to rehearse")
+            continue
         try:
-            rehearse(run_stack(stack))
+            rehearse(run)
             print(f"{stack}: first day rehearsed in {time.perf_counter() - started:.1f} s")
         except StepFailed as exc:
             print(f"{stack}: {exc}", file=sys.stderr, flush=True)

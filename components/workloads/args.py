@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from components.contract import (
     BucketRef,
     DatabaseConnection,
+    DistrictDirectory,
     SageMakerEndpoint,
     SubnetCidrs,
 )
@@ -61,6 +62,8 @@ class WorkloadsArgs:
     """``rediss://`` URL of the cache (secret), where the tier has one."""
     sagemaker: SageMakerEndpoint | None = None
     """SageMaker endpoint the API may invoke and the trainer rolls, where the tier has one."""
+    directory: DistrictDirectory | None = None
+    """Tier 4: the district directory the API reads to send a district to its home region."""
     namespace: str = NAMESPACE
     """Namespace of every object."""
     training_schedule: str = TRAINING_SCHEDULE

@@ -119,8 +119,11 @@ class Workloads(pulumi.ComponentResource):
         models, archive, drop = args.models_bucket, args.archive_bucket, args.drop_bucket
         endpoint = args.sagemaker
         api_policy = pulumi.Output.all(
-            models.arn, models.kms_key_arn, endpoint.arn if endpoint else None
-        ).apply(lambda v: api_role_policy(v[0], v[1], v[2]))
+            models.arn,
+            models.kms_key_arn,
+            endpoint.arn if endpoint else None,
+            args.directory.table_arn if args.directory else None,
+        ).apply(lambda v: api_role_policy(v[0], v[1], v[2], v[3]))
         trainer_policy = pulumi.Output.all(
             models.arn,
             models.kms_key_arn,
@@ -170,11 +173,16 @@ class Workloads(pulumi.ComponentResource):
         None is named: Pulumi names each with a suffix and replaces it when its data change,
         so the pods that read it roll (a fixed name would change under running pods)."""
         name, args, db = self._name, self._args, self._args.database
+        directory = args.directory
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={"namespace": self._ns, "labels": m.labels("config")},
             data=pulumi.Output.all(
-                args.models_bucket.name, args.archive_bucket.name, args.drop_bucket.name
+                args.models_bucket.name,
+                args.archive_bucket.name,
+                args.drop_bucket.name,
+                directory.table_name if directory else None,
+                directory.region_api_hosts if directory else None,
             ).apply(
                 lambda v: app_config_data(
                     api=args.api,
@@ -184,6 +192,7 @@ class Workloads(pulumi.ComponentResource):
                     drop_bucket=v[2],
                     region=args.region,
                     load_balancer_cidrs=args.subnets.public,
+                    directory=(v[3], v[4]) if directory else None,
                 )
             ),
             opts=self._k8s(self._namespace),

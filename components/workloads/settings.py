@@ -88,6 +88,7 @@ def app_config_data(
     drop_bucket: str,
     region: str,
     load_balancer_cidrs: Sequence[str],
+    directory: tuple[str, str] | None = None,
 ) -> dict[str, str]:
     """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
     budget (``pod_pool``), the same arithmetic the spec's capacity check uses."""
@@ -110,4 +111,14 @@ def app_config_data(
         # of these: the load balancer's subnets (its nodes' addresses are in them, nothing
         # else is). Per-client limits then see clients, not the ALB.
         "FORWARDED_ALLOW_IPS": ",".join(load_balancer_cidrs),
+        # Tier 4: the directory's table and every region's API hostname (the 307's targets).
+        **(
+            {
+                "HOME_REGION": region,
+                "DISTRICT_DIRECTORY_TABLE": directory[0],
+                "REGION_API_HOSTS": directory[1],
+            }
+            if directory
+            else {}
+        ),
     }

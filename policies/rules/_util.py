@@ -21,7 +21,8 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 REQUIRED_TAGS = ("project", "stack", "tier", "owner", "data-classification")
-TIERS = ("dev", "tier1", "tier2", "tier3", "tier4")
+# "global": the tier 4 global stack (zone, district directory, registry), no tier row.
+TIERS = ("dev", "tier1", "tier2", "tier3", "tier4", "global")
 
 
 def get(value: Any, path: str, default: Any = None) -> Any:

@@ -24,9 +24,10 @@ from tests.shared import (
     SAGEMAKER_ENDPOINT,
     SAGEMAKER_MODEL,
     SECRETS_MANAGER_SECRET,
+    STACKS,
     StackRunner,
 )
-from tools.harness import ROOT, Resource, StackRun, run_stack, stacks
+from tools.harness import ROOT, Resource, StackRun, run_stack
 
 # Read by the libraries the app runs on, not by its settings: boto3.
 LIBRARY_SETTINGS = {"AWS_REGION", "AWS_DEFAULT_REGION"}
@@ -57,7 +58,7 @@ def login_of(url: str) -> str:
     return unquote(urlparse(url).username or "")
 
 
-@pytest.mark.parametrize("stack", stacks())
+@pytest.mark.parametrize("stack", STACKS)
 def test_the_bootstrap_job_migrates_first_with_the_master_login(
     stack_run: StackRunner, stack: str
 ) -> None:
@@ -78,7 +79,7 @@ def test_the_bootstrap_job_migrates_first_with_the_master_login(
         assert job.urn in workload.options.depends_on, workload.name
 
 
-@pytest.mark.parametrize("stack", stacks())
+@pytest.mark.parametrize("stack", STACKS)
 def test_only_the_bootstrap_job_holds_the_master_login(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     workloads = {"api": run.one(DEPLOYMENT, "workloads-api")}
@@ -141,7 +142,7 @@ def test_every_workload_login_is_created_by_the_migrations() -> None:
         assert re.search(created, sql), f"no migration creates the login {login}"
 
 
-@pytest.mark.parametrize("stack", stacks())
+@pytest.mark.parametrize("stack", STACKS)
 def test_config_and_secrets_are_named_by_pulumi_so_a_change_rolls_the_pods(
     stack_run: StackRunner, stack: str
 ) -> None:
@@ -152,13 +153,13 @@ def test_config_and_secrets_are_named_by_pulumi_so_a_change_rolls_the_pods(
 
 def test_every_config_key_is_a_setting_the_app_reads(stack_run: StackRunner) -> None:
     settings = {name.upper() for name in Settings.model_fields}
-    for stack in stacks():
+    for stack in STACKS:
         for config in stack_run(stack).of_type(CONFIG_MAP):
             unknown = set(config.get("data")) - settings - LIBRARY_SETTINGS
             assert not unknown, f"{stack} {config.name}: the app reads no {sorted(unknown)}"
 
 
-@pytest.mark.parametrize("stack", stacks())
+@pytest.mark.parametrize("stack", STACKS)
 def test_a_rollout_drops_no_request(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     namespace = run.one(NAMESPACE)

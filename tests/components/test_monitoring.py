@@ -23,8 +23,7 @@ from components.monitoring.rules import (
     scrape_configuration,
 )
 from components.tier import AlarmThresholds
-from tests.shared import KMS_KEY, NETWORK_POLICY, SUBNET, StackRunner
-from tools.harness import stacks
+from tests.shared import KMS_KEY, NETWORK_POLICY, STACKS, SUBNET, StackRunner, tier_of
 
 WORKSPACE = "aws:amp/workspace:Workspace"
 SCRAPER = "aws:amp/scraper:Scraper"
@@ -143,11 +142,11 @@ def test_every_dashboard_panel_is_valid_promql_on_the_provisioned_data_source() 
 # -- what the program registers ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stack", stacks())
+@pytest.mark.parametrize("stack", STACKS)
 def test_prometheus_where_the_tier_asks_for_it(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
-    wanted = TIERS[stack].monitoring.prometheus  # each stack file picks its namesake row
-    assert wanted == (stack in ("tier3", "tier4"))
+    wanted = TIERS[tier_of(run)].monitoring.prometheus
+    assert wanted == (tier_of(run) in ("tier3", "tier4"))
     for type_ in (WORKSPACE, SCRAPER, RULES, ALERT_MANAGER):
         assert bool(run.of_type(type_)) == wanted, type_
 
