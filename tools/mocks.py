@@ -167,6 +167,10 @@ class AwsMocks(mocks.Mocks):
                 # SageMaker lower-cases the endpoint name in its ARN.
                 "arn": self._arn("sagemaker", f"endpoint/{inputs.get('name', rid).lower()}"),
             },
+            "aws:sqs/queue:Queue": {
+                "arn": self._arn("sqs", inputs.get("name", rid)),
+                "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{inputs.get('name', rid)}",
+            },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
             "aws:secretsmanager/secret:Secret": {

@@ -10,10 +10,12 @@ import pulumi_kubernetes as k8s
 from components.contract import (
     BucketRef,
     DatabaseConnection,
+    EventQueue,
+    QueueAutoscaler,
     SageMakerEndpoint,
     SubnetCidrs,
 )
-from components.tier import ApiSize, NodeGroupSize, TrainingSize
+from components.tier import ApiSize, EventsSize, NodeGroupSize, TrainingSize
 from components.workloads.settings import ARCHIVE_SCHEDULE, NAMESPACE, TRAINING_SCHEDULE
 
 
@@ -23,6 +25,8 @@ class WorkloadsArgs:
     """The tier's API slice: replicas, resources, the database pool."""
     training: TrainingSize
     """The tier's training slice: the batch jobs' database connections."""
+    events: EventsSize
+    """The tier's events slice: the queue backend and the worker's scaling."""
     node_groups: tuple[NodeGroupSize, ...]
     """The cluster's node groups: where the API and the jobs are placed."""
     region: str
@@ -61,6 +65,10 @@ class WorkloadsArgs:
     """``rediss://`` URL of the cache (secret), where the tier has one."""
     sagemaker: SageMakerEndpoint | None = None
     """SageMaker endpoint the API may invoke and the trainer rolls, where the tier has one."""
+    events_queue: EventQueue | None = None
+    """The SQS queue the API sends events to and the worker receives from (SQS tiers)."""
+    queue_autoscaler: QueueAutoscaler | None = None
+    """KEDA in the cluster (SQS tiers): the worker scales on the queue's depth."""
     namespace: str = NAMESPACE
     """Namespace of every object."""
     training_schedule: str = TRAINING_SCHEDULE
