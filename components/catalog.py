@@ -181,14 +181,15 @@ TIERS: dict[str, Tier] = {
             cpu_limit="1",
             memory_limit="1Gi",
             pool_size=15,
-            pool_max_overflow=25,
+            # Seed 000's 25 less 4 (one per pod): at 25 the API, the trainer and the
+            # archiver took all 40 connections the primary gives (50 - 10 reserved), leaving
+            # none for the event workers. Now (3 + 5) x 4 + 2 + 2 + 2 workers = 38.
+            pool_max_overflow=21,
         ),
         node_groups=(
             _node("system", ("t3.medium",), 2, 3, 2),
             _node("app", ("m6i.large",), 2, 4, 2),
         ),
-        # One connection per worker: the API and the trainer take 38 of the 40 the primary
-        # can give (max_connections 50 - 10 reserved).
         events=EventsSize(queue="postgres", min_workers=1, max_workers=2, worker_db_connections=1),
     ),
     "tier2": Tier(

@@ -244,6 +244,8 @@ class AlarmThresholds:
     """Free storage left on the primary."""
     model_latency_p95_ms: int = 100
     """SageMaker model latency p95 (seed 001: prediction latency < 100 ms)."""
+    event_lag_p95_seconds: float = 2.0
+    """p95 from ``POST /v1/events`` to the updated risk (issue 18: within 2 s)."""
     pool_utilization_percent: int = 80
     """API connection-pool utilization, in use / max (seed 000: connection pool utilization,
     db_connections > 80 %)."""

@@ -169,7 +169,8 @@ class AwsMocks(mocks.Mocks):
             },
             "aws:sqs/queue:Queue": {
                 "arn": self._arn("sqs", inputs.get("name", rid)),
-                "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{inputs.get('name', rid)}",
+                "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/"
+                + inputs.get("name", rid),
             },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},

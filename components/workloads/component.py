@@ -25,7 +25,6 @@ from components.workloads.pipeline import (
 )
 from components.workloads.role_policies import api_policy, archiver_policy, trainer_policy
 from components.workloads.rollout import rollout_env
-from components.workloads.worker import event_worker
 from components.workloads.settings import (
     API,
     ARCHIVER,
@@ -37,6 +36,7 @@ from components.workloads.settings import (
     bootstrap_secret_data,
     database_secret_data,
 )
+from components.workloads.worker import event_worker
 
 
 class Workloads(pulumi.ComponentResource):

@@ -47,9 +47,14 @@ def worker_container(
         secrets=secrets,
         serve=False,
     )
+    events = args.events
     env: list[k8s.core.v1.EnvVarArgsDict] = [
         {"name": "DB_POOL_MIN", "value": "1"},
-        {"name": "DB_POOL_MAX", "value": str(args.events.worker_db_connections)},
+        {"name": "DB_POOL_MAX", "value": str(events.worker_db_connections)},
+        # The queue's own numbers (SQS: its visibility timeout and redrive policy), so the
+        # worker's table queue and its dead-lettering count the same way.
+        {"name": "WORKER_VISIBILITY_SECONDS", "value": str(events.visibility_timeout_seconds)},
+        {"name": "WORKER_MAX_RECEIVES", "value": str(events.max_receive_count)},
     ]
     if args.sagemaker is not None:
         env.append({"name": "SAGEMAKER_ENDPOINT_NAME", "value": args.sagemaker.name})
