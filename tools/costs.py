@@ -77,7 +77,9 @@ AMP_COLLECTOR_HOUR = 0.04  # the managed scraper; its samples are usage-based
 INTERFACE_ENDPOINT_AZ_HOUR = 0.01  # per AZ (subnet); its traffic ($0.01/GB) is usage-based
 EXCLUDED = (
     "data transfer, NAT/LB traffic, S3 storage and requests (the access-log bucket included), "
-    "CloudFront traffic, WAF requests ($0.60 per million), CloudWatch Logs ingestion and "
+    "CloudFront traffic, WAF requests ($0.60 per million), SQS requests ($0.40 per million "
+    "after the free first million; the events queue's KMS calls are per 5-minute data key), "
+    "CloudWatch Logs ingestion and "
     "storage, Route 53 queries (the hosted zone is the district's), Prometheus samples "
     "collected, ingested, stored and queried, Grafana user licences, cross-region backup "
     "storage and transfer (by the GB the backups replicate)"
