@@ -1,5 +1,6 @@
 """The ``Workloads`` component: the bootstrap Job, the API's Deployment and its companions,
-the CronJobs, identities, configuration, network policies and the training alarm."""
+the CronJobs, the event worker (``worker.py``), identities, configuration, network policies
+and the training alarm."""
 
 from __future__ import annotations
 
@@ -74,11 +75,16 @@ class Workloads(pulumi.ComponentResource):
         self._api(config, app_secret, database_secrets[API], bootstrap)
         self._jobs(config, app_secret, database_secrets, bootstrap)
         event_worker(
-            self, name, args, namespace=self._ns, resources=self._resources(),
-            placement=self._placement("app"), config_map=self._name_of(config),
+            self,
+            name,
+            args,
+            namespace=self._ns,
+            resources=self._resources(),
+            placement=self._placement("app"),
+            config_map=self._name_of(config),
             secrets=[self._name_of(app_secret), self._name_of(database_secrets[WORKER])],
             depends_on=[namespace, config, app_secret, database_secrets[WORKER], bootstrap],
-        )  # fmt: skip
+        )
         self._network_policies()
         pipeline_alarm(self, name, args)
 
