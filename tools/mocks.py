@@ -167,11 +167,6 @@ class AwsMocks(mocks.Mocks):
                 # SageMaker lower-cases the endpoint name in its ARN.
                 "arn": self._arn("sagemaker", f"endpoint/{inputs.get('name', rid).lower()}"),
             },
-            "aws:sqs/queue:Queue": {
-                "arn": self._arn("sqs", inputs.get("name", rid)),
-                "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/"
-                + inputs.get("name", rid),
-            },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
             "aws:secretsmanager/secret:Secret": {
@@ -195,7 +190,7 @@ class AwsMocks(mocks.Mocks):
                 }
             },
         }
-        computed.update(self._monitoring(name, rid))
+        computed.update(self._monitoring(name, rid) | self._queue(inputs.get("name", rid)))
         state.update(computed.get(typ, {}))
         metadata = inputs.get("metadata")
         if (
@@ -230,6 +225,15 @@ class AwsMocks(mocks.Mocks):
                 "roleArn": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/"
                 f"scraper.aps.amazonaws.com/AWSServiceRoleForAmazonPrometheusScraper_{rid[-15:]}"
             },
+        }
+
+    def _queue(self, queue_name: str) -> dict[str, dict[str, Any]]:
+        """An SQS queue's ARN and URL, both from its name."""
+        return {
+            "aws:sqs/queue:Queue": {
+                "arn": self._arn("sqs", queue_name),
+                "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{queue_name}",
+            }
         }
 
     @staticmethod
