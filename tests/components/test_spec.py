@@ -100,6 +100,14 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
             "tier tier3 requires a Multi-AZ primary",
         ),
         (
+            {"tier": "tier3", "overrides": ["events.visibility_timeout_seconds=20"]},
+            "events.visibility_timeout_seconds=20: need more than events.batch_seconds (30)",
+        ),
+        (
+            {"tier": "tier2", "overrides": ["events.queue=kafka"]},
+            "events.queue='kafka': allowed postgres, sqs",
+        ),
+        (
             {"tier": "tier1", "overrides": ["api.pool_size=80"]},
             "connection capacity: (20 pool + 5 overflow) x 4 pods",
         ),
