@@ -14,6 +14,7 @@ from components.dashboard import Dashboard, DashboardArgs
 from components.database import Database, DatabaseArgs
 from components.directory import Directory, DirectoryArgs, replica_arn
 from components.edge import AssetsGrant, Edge, EdgeArgs
+from components.events import EventsQueue, EventsQueueArgs
 from components.global_dns import GlobalDns, GlobalDnsArgs, RegionEndpoint
 from components.inference import Inference, InferenceArgs
 from components.log_bucket import LogBucket, LogBucketArgs
@@ -257,6 +258,7 @@ else:
             alarms=tier.alarms,
             public_access_cidrs=spec.cluster_public_access_cidrs,
             admin_role_arn=spec.cluster_admin_role_arn,
+            queue_autoscaler=tier.events.queue == "sqs",
             deletion_protection=spec.protect,
             node_kubernetes_version=spec.node_kubernetes_version,
             tags=spec.tags(),
@@ -291,7 +293,23 @@ else:
             ),
         )
 
-    # -- load balancer and workloads ---------------------------------------------------------
+    # -- events queue, load balancer and workloads -------------------------------------------
+
+    # Between POST /v1/events and the rescoring worker: SQS from tier2 on; below, the app's own
+    # PostgreSQL table queue (nothing to create).
+    events: EventsQueue | None = None
+    if tier.events.queue == "sqs":
+        events = EventsQueue(
+            "events",
+            EventsQueueArgs(
+                queue_name=f"ssp-{spec.stack}-events",
+                size=tier.events,
+                alarm_topic_arn=alarms.topic_arn,
+                protect=spec.protect,
+                # Each event names a student.
+                tags=spec.tags("ferpa"),
+            ),
+        )
 
     api_lb = ApiLoadBalancer(
         "workloads-alb",
@@ -321,6 +339,7 @@ else:
         WorkloadsArgs(
             api=tier.api,
             training=tier.training,
+            events=tier.events,
             node_groups=tier.node_groups,
             region=spec.region,
             subnets=network.subnet_cidrs,
@@ -338,6 +357,8 @@ else:
             release=spec.release,
             redis_url=cache.url if cache is not None else None,
             sagemaker=inference.rollout if inference is not None else None,
+            events_queue=events.queue if events is not None else None,
+            queue_autoscaler=cluster.queue_autoscaler,
             alarm_topic_arn=alarms.topic_arn,
             protect=spec.protect,
             directory=(
@@ -462,6 +483,9 @@ else:
     if api_lb.web_acl_arn is not None:
         pulumi.export("waf_web_acl_arn", api_lb.web_acl_arn)
     pulumi.export("app_namespace", workloads.namespace)
+    if events is not None:
+        pulumi.export("events_queue_url", events.queue_url)
+        pulumi.export("events_dead_letter_queue_url", events.dead_letter_queue_url)
     # inference and edge
     if inference is not None:
         pulumi.export("sagemaker_endpoint_name", inference.endpoint_name)

@@ -18,6 +18,7 @@ from components.tier import (
     CapacityType,
     DatabaseSize,
     EdgeSize,
+    EventsSize,
     InferenceSize,
     MonitoringSize,
     NetworkSize,
@@ -149,6 +150,7 @@ TIERS: dict[str, Tier] = {
             pool_max_overflow=6,
         ),
         node_groups=(_node("app", ("t3.large",), 1, 3, 2),),
+        events=EventsSize(queue="postgres", min_workers=1, max_workers=2),
     ),
     "tier1": Tier(
         name="tier1",
@@ -179,12 +181,16 @@ TIERS: dict[str, Tier] = {
             cpu_limit="1",
             memory_limit="1Gi",
             pool_size=15,
-            pool_max_overflow=25,
+            # Seed 000's 25 less 4 (one per pod): at 25 the API, the trainer and the
+            # archiver took all 40 connections the primary gives (50 - 10 reserved), leaving
+            # none for the event workers. Now (3 + 5) x 4 + 2 + 2 + 2 workers = 38.
+            pool_max_overflow=21,
         ),
         node_groups=(
             _node("system", ("t3.medium",), 2, 3, 2),
             _node("app", ("m6i.large",), 2, 4, 2),
         ),
+        events=EventsSize(queue="postgres", min_workers=1, max_workers=2, worker_db_connections=1),
     ),
     "tier2": Tier(
         name="tier2",
@@ -219,6 +225,8 @@ TIERS: dict[str, Tier] = {
             _node("system", ("t3.medium",), 2, 3, 2),
             _node("app", ("m6i.large",), 2, 8, 3),
         ),
+        # Tier 2 on: SQS between the API and the workers (seed 000: message queues).
+        events=EventsSize(queue="sqs", min_workers=1, max_workers=4),
     ),
     "tier3": Tier(
         name="tier3",
@@ -273,6 +281,7 @@ TIERS: dict[str, Tier] = {
         edge=EdgeSize(enabled=True),
         inference=InferenceSize(enabled=True, max_instances=4),
         monitoring=MonitoringSize(prometheus=True),
+        events=EventsSize(queue="sqs", min_workers=2, max_workers=10),
     ),
     # Tier 4 is one stack per region ("sharding by region", seed 000): each regional stack
     # is a tier3 deployment scaled up, holding the districts of its region only.
@@ -330,6 +339,7 @@ TIERS: dict[str, Tier] = {
             enabled=True, instance_type="ml.c5.xlarge", min_instances=2, max_instances=8
         ),
         monitoring=MonitoringSize(prometheus=True, scrape_interval_seconds=15, grafana=True),
+        events=EventsSize(queue="sqs", min_workers=2, max_workers=20),
     ),
 }
 
@@ -392,6 +402,7 @@ class ConnectionCapacity:
     overflow_per_pod: int
     max_pods: int
     trainer: int
+    workers: int
     max_connections: int
     reserved: int
     via_proxy: bool
@@ -400,8 +411,13 @@ class ConnectionCapacity:
 
     @property
     def demand(self) -> int:
-        """Connections the API (at its HPA maximum) and the trainer may open to the primary."""
-        return (self.pool_per_pod + self.overflow_per_pod) * self.max_pods + self.trainer
+        """Connections the API (at its HPA maximum), the trainer and the event workers (at
+        their maximum) may open to the primary."""
+        return (
+            (self.pool_per_pod + self.overflow_per_pod) * self.max_pods
+            + self.trainer
+            + self.workers
+        )
 
     @property
     def budget(self) -> int:
@@ -431,7 +447,8 @@ class ConnectionCapacity:
                 else f"max_connections {self.max_connections} - {self.reserved} reserved"
             )
             found.append(
-                f"connection capacity: {pool} + {self.trainer} trainer = {self.demand} > "
+                f"connection capacity: {pool} + {self.trainer} trainer + {self.workers} "
+                f"workers = {self.demand} > "
                 f"{where} = {self.budget}; lower api.pool_size/api.pool_max_overflow or "
                 "api.max_replicas, or raise db.max_connections"
             )
@@ -461,6 +478,7 @@ def connection_capacity(tier: Tier) -> ConnectionCapacity:
         overflow_per_pod=overflow,
         max_pods=tier.api.max_replicas,
         trainer=tier.training.db_connections,
+        workers=tier.events.max_workers * tier.events.worker_db_connections,
         max_connections=tier.db.max_connections,
         reserved=RESERVED_DB_CONNECTIONS,
         via_proxy=tier.db.proxy,

@@ -17,6 +17,8 @@ POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 API_PORT = 8080
 """Port of the app's HTTP server in its container (SageMaker's contract needs 8080)."""
+WORKER_METRICS_PORT = 9102
+"""Port of the event worker's /metrics and /healthz (``python -m app worker``)."""
 
 # Seconds the load balancer keeps sending in-flight requests to a deregistered pod; a pod
 # outlives it (preStop delay + grace period) so that no request is dropped in a rollout.
@@ -52,6 +54,7 @@ WORKLOAD_LOGINS = {
     "trainer": "ssp_trainer",
     "archiver": "ssp_archiver",
     "importer": "ssp_importer",
+    "worker": "ssp_worker",
 }
 
 
@@ -139,6 +142,28 @@ class DistrictDirectory:
     """The replica in this stack's region: the API's only ``dynamodb:GetItem`` resource."""
     region_api_hosts: pulumi.Input[str]
     """``REGION_API_HOSTS``: JSON object, region -> ``api.<region>.<domain>``."""
+
+
+@dataclass(frozen=True)
+class EventQueue:
+    """The stack's SQS events queue, what ``EventsQueue`` exposes: the API sends to it, the
+    worker receives from it (``EVENTS_QUEUE_URL``)."""
+
+    url: pulumi.Input[str]
+    arn: pulumi.Input[str]
+    name: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    """The customer-managed key its messages are encrypted with."""
+
+
+@dataclass(frozen=True)
+class QueueAutoscaler:
+    """KEDA in the cluster, what ``Cluster`` exposes where the tier has it: the worker's
+    ScaledObject waits for its release (CRDs), and the queue's owner grants its role."""
+
+    release: pulumi.Resource
+    role_name: pulumi.Input[str]
+    """The operator's IRSA role: the workloads attach its read of the queue's depth."""
 
 
 @dataclass(frozen=True)

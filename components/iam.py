@@ -77,9 +77,11 @@ def api_role_policy(
     models_key_arn: str,
     sagemaker_endpoint_arn: str | None,
     directory_table_arn: str | None = None,
+    queue: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The API reads models, may invoke the SageMaker endpoint and, on tier 4, reads a
-    district's home region from its region's directory replica; nothing else."""
+    """The API reads models, may invoke the SageMaker endpoint, on tier 4 reads a district's
+    home region from its region's directory replica and, where events go through SQS, sends
+    them (``queue``: ``queue_sender_statements``); nothing else."""
     statements: list[dict[str, Any]] = [
         {"Sid": "ListModels", "Effect": "Allow", "Action": "s3:ListBucket",
          "Resource": models_bucket_arn},
@@ -106,7 +108,84 @@ def api_role_policy(
                 "Resource": directory_table_arn,
             }
         )
+    statements.extend(dict(s) for s in queue)
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def queue_sender_statements(queue_arn: str, key_arn: str) -> list[dict[str, Any]]:
+    """Send to the events queue. SQS encrypts each message with a data key it asks KMS for
+    on the sender's behalf: the sender needs GenerateDataKey and Decrypt on the queue's key."""
+    return [
+        {"Sid": "SendEvents", "Effect": "Allow", "Action": "sqs:SendMessage",
+         "Resource": queue_arn},
+        {"Sid": "EncryptEvents", "Effect": "Allow",
+         "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key_arn},
+    ]  # fmt: skip
+
+
+def worker_role_policy(
+    models_bucket_arn: str,
+    models_key_arn: str,
+    *,
+    queue_arn: str | None,
+    queue_key_arn: str | None,
+    sagemaker_endpoint_arn: str | None,
+) -> str:
+    """The event worker: receives, deletes and delays (a retry's back-off) the events of the
+    SQS queue where the tier has one; rescores through the SageMaker endpoint where the tier
+    has one, in process (reading the served models) otherwise."""
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ListModels", "Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": models_bucket_arn},
+        {"Sid": "ReadModels", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"{models_bucket_arn}/*"},
+        {"Sid": "DecryptModels", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": models_key_arn},
+    ]  # fmt: skip
+    if queue_arn and queue_key_arn:
+        statements += [
+            {
+                "Sid": "ConsumeEvents",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                "Resource": queue_arn,
+            },
+            {"Sid": "DecryptEvents", "Effect": "Allow", "Action": "kms:Decrypt",
+             "Resource": queue_key_arn},
+        ]  # fmt: skip
+    if sagemaker_endpoint_arn:
+        statements.append(
+            {
+                "Sid": "InvokeModel",
+                "Effect": "Allow",
+                "Action": "sagemaker:InvokeEndpoint",
+                "Resource": sagemaker_endpoint_arn,
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def queue_scaler_policy(queue_arn: str) -> str:
+    """KEDA's operator reads the queue's depth (its attributes) to scale the worker; it
+    neither receives nor decrypts messages."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadQueueDepth",
+                    "Effect": "Allow",
+                    "Action": "sqs:GetQueueAttributes",
+                    "Resource": queue_arn,
+                }
+            ],
+        }
+    )
 
 
 def trainer_role_policy(

@@ -28,6 +28,7 @@ from components.cluster.versions import KUBERNETES_VERSION
 from components.contract import DatabaseRestore
 from components.overrides import apply_overrides
 from components.spec_database import backup_region, engine_upgrade, restore
+from components.spec_events import events_problems
 from components.tier import NodeGroupSize, Tier
 
 PROJECT = "student-success"
@@ -250,6 +251,7 @@ def _check_tier(t: Tier, problems: list[str]) -> None:
             f"({g.desired_size}) <= max_size ({g.max_size}), max_size >= 1",
         )
         need(bool(g.instance_types), f"node_groups.{g.name}.instance_types: at least one type")
+    problems.extend(events_problems(t.events))
     problems.extend(connection_capacity(t).problems())
 
 

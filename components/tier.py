@@ -9,6 +9,7 @@ from typing import Literal
 
 NatMode = Literal["single", "per_az"]
 CapacityType = Literal["ON_DEMAND", "SPOT"]
+QueueBackend = Literal["postgres", "sqs"]
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,38 @@ class MonitoringSize:
 
 
 @dataclass(frozen=True)
+class EventsSize:
+    """The queue between ``POST /v1/events`` and the rescoring worker, and the worker."""
+
+    queue: QueueBackend = "postgres"
+    """``postgres``: the app's table queue (``FOR UPDATE SKIP LOCKED``), nothing new to run;
+    ``sqs``: an SQS queue with a dead-letter queue, encrypted with the stack's own key."""
+    min_workers: int = 1
+    """Fewest worker pods (the autoscaler's minimum)."""
+    max_workers: int = 2
+    """Most worker pods; the connection-capacity check counts every one."""
+    messages_per_worker: int = 500
+    """Backlog one worker pod is scaled for (KEDA's ``queueLength`` on SQS tiers): KEDA runs
+    ceil(messages waiting and in flight / this) pods, between the minimum and the maximum."""
+    worker_db_connections: int = 2
+    """Connections one worker pod may hold (its pool)."""
+    batch_seconds: int = 30
+    """The longest a worker takes over one received batch, retries included."""
+    visibility_timeout_seconds: int = 180
+    """How long a received SQS message stays hidden from other workers: six batches, so a
+    slow batch is not delivered twice while it is still being worked on."""
+    max_receive_count: int = 5
+    """Deliveries of a message before SQS moves it to the dead-letter queue (a poison
+    message fails every time; a transient failure rarely five times in a row)."""
+    retention_days: int = 4
+    """Days an undelivered message is kept (SQS: 1 minute to 14 days)."""
+    dead_letter_retention_days: int = 14
+    """Days a dead letter is kept for an operator to inspect and redrive (the SQS maximum)."""
+    oldest_message_alarm_seconds: int = 300
+    """Alarm when the oldest message has waited longer (the risk is stale by that much)."""
+
+
+@dataclass(frozen=True)
 class AlarmThresholds:
     """When CloudWatch alarms fire (the seeds' scaling triggers)."""
 
@@ -211,6 +244,8 @@ class AlarmThresholds:
     """Free storage left on the primary."""
     model_latency_p95_ms: int = 100
     """SageMaker model latency p95 (seed 001: prediction latency < 100 ms)."""
+    event_lag_p95_seconds: float = 2.0
+    """p95 from ``POST /v1/events`` to the updated risk (issue 18: within 2 s)."""
     pool_utilization_percent: int = 80
     """API connection-pool utilization, in use / max (seed 000: connection pool utilization,
     db_connections > 80 %)."""
@@ -240,4 +275,5 @@ class Tier:
     waf: WafSize = WafSize()
     inference: InferenceSize = InferenceSize()
     monitoring: MonitoringSize = MonitoringSize()
+    events: EventsSize = EventsSize()
     alarms: AlarmThresholds = AlarmThresholds()

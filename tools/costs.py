@@ -82,9 +82,11 @@ ROUTE53_ZONE_MONTH = 0.50  # a public or private hosted zone (the first 25); que
 ROUTE53_HEALTH_CHECK_MONTH = 0.75 + 2 * 2.00
 EXCLUDED = (
     "data transfer, NAT/LB traffic, S3 storage and requests (the access-log bucket included), "
-    "CloudFront traffic, WAF requests ($0.60 per million), CloudWatch Logs ingestion and "
-    "storage, Route 53 queries, DynamoDB requests and storage (the district directory and its "
-    "replicas), ECR storage and cross-region replication of images, Prometheus samples "
+    "CloudFront traffic, WAF requests ($0.60 per million), SQS requests ($0.40 per million "
+    "after the free first million; the events queue's KMS calls are per 5-minute data key), "
+    "CloudWatch Logs ingestion and storage, Route 53 queries, DynamoDB requests and storage "
+    "(the district directory and its replicas), ECR storage and cross-region replication of "
+    "images, Prometheus samples "
     "collected, ingested, stored and queried, Grafana user licences, cross-region backup "
     "storage and transfer (by the GB the backups replicate)"
 )

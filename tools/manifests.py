@@ -15,6 +15,7 @@ CRON_JOB = "kubernetes:batch/v1:CronJob"
 CONFIG_MAP, SECRET = "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret"
 BOOTSTRAP = ("kubernetes:batch/v1:Job", "workloads-bootstrap")
 API = ("kubernetes:apps/v1:Deployment", "workloads-api")
+WORKER = ("kubernetes:apps/v1:Deployment", "workloads-worker")
 TRAINER, ARCHIVER = (CRON_JOB, "workloads-trainer"), (CRON_JOB, "workloads-archiver")
 SAGEMAKER_MODEL = "aws:sagemaker/model:Model"
 

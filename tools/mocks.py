@@ -227,7 +227,7 @@ class AwsMocks(mocks.Mocks):
                 }
             },
         }
-        computed.update(self._monitoring(name, rid))
+        computed.update(self._monitoring(name, rid) | self._queue(inputs.get("name", rid)))
         if typ == "pulumi:providers:aws" and inputs.get("region"):
             self.provider_regions[rid] = str(inputs["region"])
         state.update(computed.get(typ, {}))
@@ -256,6 +256,15 @@ class AwsMocks(mocks.Mocks):
                 "roleArn": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/"
                 f"scraper.aps.amazonaws.com/AWSServiceRoleForAmazonPrometheusScraper_{rid[-15:]}"
             },
+        }
+
+    def _queue(self, queue_name: str) -> dict[str, dict[str, Any]]:
+        """An SQS queue's ARN and URL, both from its name."""
+        return {
+            "aws:sqs/queue:Queue": {
+                "arn": self._arn("sqs", queue_name),
+                "url": f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{queue_name}",
+            }
         }
 
     @staticmethod

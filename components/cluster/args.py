@@ -40,6 +40,8 @@ class ClusterArgs:
     """CIDRs allowed to the public API endpoint; empty keeps the endpoint private only."""
     admin_role_arn: str | None = None
     """IAM role granted cluster admin through an access entry."""
+    queue_autoscaler: bool = False
+    """Install KEDA, which scales the event worker on its SQS queue's depth (SQS tiers)."""
     deletion_protection: bool = False
     """EKS deletion protection (outside dev)."""
     tags: dict[str, str] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from components.cluster.controllers import controllers
 from components.cluster.node_groups import node_groups
 from components.cluster.observability import insights_log_groups, node_alarms
 from components.cluster.versions import ADDON_VERSIONS
+from components.contract import QueueAutoscaler
 
 
 class Cluster(pulumi.ComponentResource):
@@ -41,6 +42,8 @@ class Cluster(pulumi.ComponentResource):
     """IAM role of the nodes."""
     application_log_group_name: pulumi.Output[str]
     """Container Insights log group of container stdout/stderr, for metric filters."""
+    queue_autoscaler: QueueAutoscaler | None
+    """KEDA, where the tier has it: its CRDs and the role that reads the queue's depth."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:cluster:Cluster", name, None, opts)
@@ -61,7 +64,7 @@ class Cluster(pulumi.ComponentResource):
         node_alarms(plane, args)
         ready = [*nodes.groups, *late_addons]
         self.kubeconfig, provider = kubernetes_provider(plane, args.region, depends_on=ready)
-        controllers(plane, args, provider, after=ready)
+        keda = controllers(plane, args, provider, after=ready)
 
         self.cluster_name = plane.eks.name
         self.cluster_arn = plane.eks.arn
@@ -72,6 +75,9 @@ class Cluster(pulumi.ComponentResource):
         self.k8s_provider = provider
         self.node_role_arn = nodes.role.arn
         self.application_log_group_name = insight_logs["application"].name
+        self.queue_autoscaler = (
+            QueueAutoscaler(release=keda[0], role_name=keda[1].name) if keda else None
+        )
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -84,5 +90,6 @@ class Cluster(pulumi.ComponentResource):
                 "k8s_provider": self.k8s_provider,
                 "node_role_arn": self.node_role_arn,
                 "application_log_group_name": self.application_log_group_name,
+                "queue_autoscaler_role_name": keda[1].name if keda else None,
             }
         )

@@ -1,5 +1,6 @@
 """In-cluster controllers installed with Helm: the cluster autoscaler and the AWS Load
-Balancer Controller, each with its IRSA role and inline policy."""
+Balancer Controller, each with its IRSA role and inline policy, and where the tier's events go
+through SQS, KEDA with its IRSA role (whose policy the workloads attach: they own the queue)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from components.cluster.iam_policies import autoscaler_policy, load_balancer_con
 from components.cluster.versions import (
     CLUSTER_AUTOSCALER_CHART,
     CLUSTER_AUTOSCALER_IMAGE_TAG,
+    KEDA_CHART,
     LOAD_BALANCER_CONTROLLER_CHART,
 )
 from components.contract import owned
@@ -22,6 +24,7 @@ from components.tier import NodeGroupSize
 
 AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
 LOAD_BALANCER_CONTROLLER_SA = ("kube-system", "aws-load-balancer-controller")
+KEDA_SA = ("keda", "keda-operator")
 
 
 def system_node_selector(groups: Sequence[NodeGroupSize]) -> dict[str, str]:
@@ -35,14 +38,39 @@ def controllers(
     provider: k8s.Provider,
     *,
     after: Sequence[pulumi.Resource],
-) -> None:
-    """Both controllers, on ``provider``, installed after ``after`` (nodes and add-ons)."""
+) -> tuple[k8s.helm.v3.Release, aws.iam.Role] | None:
+    """The controllers, on ``provider``, installed after ``after`` (nodes and add-ons); KEDA's
+    release and role where the tier has it."""
     on_cluster = pulumi.ResourceOptions(
         parent=plane.component, provider=provider, depends_on=list(after)
     )
     selector = system_node_selector(args.node_groups)
     _cluster_autoscaler(plane, args, selector, on_cluster)
     _load_balancer_controller(plane, args, selector, on_cluster)
+    return _keda(plane, selector, on_cluster) if args.queue_autoscaler else None
+
+
+def _keda(
+    plane: ControlPlane, selector: dict[str, str], opts: pulumi.ResourceOptions
+) -> tuple[k8s.helm.v3.Release, aws.iam.Role]:
+    """KEDA's operator reads the queue's depth with its own IRSA role (TriggerAuthentication
+    ``podIdentity: aws``): the worker's role never leaves the worker."""
+    role = plane.irsa_role("keda", *KEDA_SA)
+    release = k8s.helm.v3.Release(
+        f"{plane.name}-keda",
+        name="keda",
+        chart="keda",
+        version=KEDA_CHART,
+        repository_opts={"repo": "https://kedacore.github.io/charts"},
+        namespace=KEDA_SA[0],
+        create_namespace=True,
+        values={
+            "podIdentity": {"aws": {"irsa": {"enabled": True, "roleArn": role.arn}}},
+            "nodeSelector": selector,
+        },
+        opts=opts,
+    )
+    return release, role
 
 
 def _role_with_policy(

@@ -30,3 +30,8 @@ CLUSTER_AUTOSCALER_IMAGE_TAG = "v1.35.0"
 # AWS Load Balancer Controller chart 1.17.1 (controller v2.17.1). Refresh:
 #   helm search repo eks/aws-load-balancer-controller --versions
 LOAD_BALANCER_CONTROLLER_CHART = "1.17.1"
+# KEDA (scales the event worker on the SQS queue's depth) chart 2.18.3 = KEDA 2.18.3.
+# KEDA supports the three Kubernetes minors of its release ("N-2", keda.sh: operate/cluster):
+# check its matrix for KUBERNETES_VERSION when either moves. Refresh:
+#   helm search repo kedacore/keda --versions
+KEDA_CHART = "2.18.3"

@@ -1,7 +1,8 @@
 """The ``Monitoring`` component: an Amazon Managed Service for Prometheus workspace, the
-managed scraper that reads the API pods' /metrics (with the cluster access and the
-NetworkPolicy that admit it), alert rules for the seeds' triggers routed to the stack's alarm
-topic, and where the tier asks for it a Managed Grafana workspace with the dashboards."""
+managed scraper that reads the API pods' and the event workers' /metrics (with the cluster
+access and the NetworkPolicies that admit it), alert rules for the seeds' triggers routed to the
+stack's alarm topic, and where the tier asks for it a Managed Grafana workspace with its
+dashboards."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import k8s_manifests as m
-from components.contract import API_PORT
+from components.contract import API_PORT, WORKER_METRICS_PORT
 from components.kms import logs_key
 from components.monitoring.grafana import grafana_workspace
 from components.monitoring.rules import (
@@ -163,21 +164,27 @@ class Monitoring(pulumi.ComponentResource):
             ],
             opts=k8s_opts,
         )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-allow-scrape",
-            metadata={"namespace": namespace, "labels": m.labels("monitoring")},
-            spec={
-                "pod_selector": {"match_labels": m.labels("api")},
-                "policy_types": ["Ingress"],
-                "ingress": [
-                    {
-                        "from_": [{"ip_block": {"cidr": cidr}} for cidr in args.scraper_cidrs],
-                        "ports": [{"protocol": "TCP", "port": API_PORT}],
-                    }
-                ],
-            },
-            opts=k8s_opts,
+        # The API's port on its pods, the metrics port on the workers'.
+        scraped = (
+            ("allow-scrape", "api", API_PORT),
+            ("allow-scrape-worker", "worker", WORKER_METRICS_PORT),
         )
+        for policy, component, port in scraped:
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata={"namespace": namespace, "labels": m.labels("monitoring")},
+                spec={
+                    "pod_selector": {"match_labels": m.labels(component)},
+                    "policy_types": ["Ingress"],
+                    "ingress": [
+                        {
+                            "from_": [{"ip_block": {"cidr": c}} for c in args.scraper_cidrs],
+                            "ports": [{"protocol": "TCP", "port": port}],
+                        }
+                    ],
+                },
+                opts=k8s_opts,
+            )
         aws.amp.Scraper(
             f"{name}-scraper",
             alias=f"{args.name_prefix}-api",

@@ -9,10 +9,11 @@ from typing import Any
 import yaml
 
 from components import k8s_manifests as m
-from components.contract import API_PORT
+from components.contract import API_PORT, WORKER_METRICS_PORT
 from components.tier import AlarmThresholds
 
 SCRAPE_JOB = "student-success-api"
+WORKER_SCRAPE_JOB = "student-success-worker"
 # The cluster user the service maps the managed scraper's role to.
 SCRAPER_USER = "aps-collector-user"
 RULES_NAMESPACE = "student-success"
@@ -20,32 +21,36 @@ RULES_NAMESPACE = "student-success"
 UNTIMED_ROUTES = "/metrics|/health|/ready|/ping"
 
 
+def _pods_job(job: str, namespace: str, component: str, port: int) -> dict[str, Any]:
+    """A scrape job of the namespace's pods of one component, on one container port."""
+    return {
+        "job_name": job,
+        "metrics_path": "/metrics",
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [namespace]}}],
+        "relabel_configs": [
+            {
+                "source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+                "regex": m.labels(component)["app.kubernetes.io/component"],
+                "action": "keep",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_pod_container_port_number"],
+                "regex": str(port),
+                "action": "keep",
+            },
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+        ],
+    }
+
+
 def scrape_configuration(namespace: str, interval_seconds: int) -> str:
-    """The scraper's Prometheus configuration: every API pod of the namespace, on its port."""
-    api = m.labels("api")["app.kubernetes.io/component"]
+    """The scraper's Prometheus configuration: every API pod of the namespace on its port,
+    every event worker on its metrics port."""
     config = {
         "global": {"scrape_interval": f"{interval_seconds}s"},
         "scrape_configs": [
-            {
-                "job_name": SCRAPE_JOB,
-                "metrics_path": "/metrics",
-                "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [namespace]}}],
-                "relabel_configs": [
-                    {
-                        "source_labels": [
-                            "__meta_kubernetes_pod_label_app_kubernetes_io_component"
-                        ],
-                        "regex": api,
-                        "action": "keep",
-                    },
-                    {
-                        "source_labels": ["__meta_kubernetes_pod_container_port_number"],
-                        "regex": str(API_PORT),
-                        "action": "keep",
-                    },
-                    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-                ],
-            }
+            _pods_job(SCRAPE_JOB, namespace, "api", API_PORT),
+            _pods_job(WORKER_SCRAPE_JOB, namespace, "worker", WORKER_METRICS_PORT),
         ],
     }
     return yaml.safe_dump(config, sort_keys=False)
@@ -104,6 +109,26 @@ def alert_rules(thresholds: AlarmThresholds, min_model_auc: float) -> dict[str, 
                         "sum by (pool) (ssp_db_pool_waiting) > 0",
                         "5m",
                         "Requests wait for a database connection (pool too small or DB slow)",
+                    ),
+                ],
+            },
+            {
+                "name": "student-success-events",
+                "rules": [
+                    rule(
+                        "WorkerScrapeFailing",
+                        f'absent(up{{job="{WORKER_SCRAPE_JOB}"}} == 1)',
+                        "10m",
+                        "No event worker has answered the scraper for 10 minutes",
+                    ),
+                    rule(
+                        "EventLagHigh",
+                        "histogram_quantile(0.95, sum by (le) (rate("
+                        "ssp_worker_lag_seconds_bucket[5m])))"
+                        f" > {t.event_lag_p95_seconds}",
+                        "10m",
+                        f"Events take over {t.event_lag_p95_seconds} s (p95) from POST /v1/events"
+                        " to the updated risk",
                     ),
                 ],
             },

@@ -11,10 +11,12 @@ from components.contract import (
     BucketRef,
     DatabaseConnection,
     DistrictDirectory,
+    EventQueue,
+    QueueAutoscaler,
     SageMakerEndpoint,
     SubnetCidrs,
 )
-from components.tier import ApiSize, NodeGroupSize, TrainingSize
+from components.tier import ApiSize, EventsSize, NodeGroupSize, TrainingSize
 from components.workloads.settings import ARCHIVE_SCHEDULE, NAMESPACE, TRAINING_SCHEDULE
 
 
@@ -24,6 +26,8 @@ class WorkloadsArgs:
     """The tier's API slice: replicas, resources, the database pool."""
     training: TrainingSize
     """The tier's training slice: the batch jobs' database connections."""
+    events: EventsSize
+    """The tier's events slice: the queue backend and the worker's scaling."""
     node_groups: tuple[NodeGroupSize, ...]
     """The cluster's node groups: where the API and the jobs are placed."""
     region: str
@@ -64,6 +68,10 @@ class WorkloadsArgs:
     """SageMaker endpoint the API may invoke and the trainer rolls, where the tier has one."""
     directory: DistrictDirectory | None = None
     """Tier 4: the district directory the API reads to send a district to its home region."""
+    events_queue: EventQueue | None = None
+    """The SQS queue the API sends events to and the worker receives from (SQS tiers)."""
+    queue_autoscaler: QueueAutoscaler | None = None
+    """KEDA in the cluster (SQS tiers): the worker scales on the queue's depth."""
     namespace: str = NAMESPACE
     """Namespace of every object."""
     training_schedule: str = TRAINING_SCHEDULE

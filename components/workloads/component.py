@@ -1,5 +1,6 @@
 """The ``Workloads`` component: the bootstrap Job, the API's Deployment and its companions,
-the CronJobs, identities, configuration, network policies and the training alarm."""
+the CronJobs, the event worker (``worker.py``), identities, configuration, network policies
+and the training alarm."""
 
 from __future__ import annotations
 
@@ -16,29 +17,27 @@ from components.contract import (
     DatabaseLogin,
     owned,
 )
-from components.iam import (
-    api_role_policy,
-    archiver_role_policy,
-    service_account_role,
-    trainer_role_policy,
-)
+from components.iam import service_account_role
 from components.workloads.args import WorkloadsArgs
 from components.workloads.pipeline import (
     pipeline_alarm,
     pipeline_failure_policy,
     pipeline_steps,
 )
-from components.workloads.rollout import rollout_env, rollout_statements
+from components.workloads.role_policies import api_policy, archiver_policy, trainer_policy
+from components.workloads.rollout import rollout_env
 from components.workloads.settings import (
     API,
     ARCHIVER,
     BOOTSTRAP,
     TRAINER,
+    WORKER,
     app_config_data,
     app_secret_data,
     bootstrap_secret_data,
     database_secret_data,
 )
+from components.workloads.worker import event_worker
 
 
 class Workloads(pulumi.ComponentResource):
@@ -75,6 +74,17 @@ class Workloads(pulumi.ComponentResource):
         bootstrap = self._bootstrap(config, app_secret, database_secrets[BOOTSTRAP])
         self._api(config, app_secret, database_secrets[API], bootstrap)
         self._jobs(config, app_secret, database_secrets, bootstrap)
+        event_worker(
+            self,
+            name,
+            args,
+            namespace=self._ns,
+            resources=self._resources(),
+            placement=self._placement("app"),
+            config_map=self._name_of(config),
+            secrets=[self._name_of(app_secret), self._name_of(database_secrets[WORKER])],
+            depends_on=[namespace, config, app_secret, database_secrets[WORKER], bootstrap],
+        )
         self._network_policies()
         pipeline_alarm(self, name, args)
 
@@ -116,27 +126,9 @@ class Workloads(pulumi.ComponentResource):
             )
             return role
 
-        models, archive, drop = args.models_bucket, args.archive_bucket, args.drop_bucket
-        endpoint = args.sagemaker
-        api_policy = pulumi.Output.all(
-            models.arn,
-            models.kms_key_arn,
-            endpoint.arn if endpoint else None,
-            args.directory.table_arn if args.directory else None,
-        ).apply(lambda v: api_role_policy(v[0], v[1], v[2], v[3]))
-        trainer_policy = pulumi.Output.all(
-            models.arn,
-            models.kms_key_arn,
-            drop.arn,
-            drop.kms_key_arn,
-            rollout_statements(args.sagemaker, args.region, models.kms_key_arn),
-        ).apply(lambda v: trainer_role_policy(v[0], v[1], v[2], v[3], v[4]))
-        archiver_policy = pulumi.Output.all(archive.arn, archive.kms_key_arn).apply(
-            lambda v: archiver_role_policy(v[0], v[1])
-        )
-        api_role = irsa_role(API, api_policy)
-        trainer_role = irsa_role(TRAINER, trainer_policy)
-        archiver_role = irsa_role(ARCHIVER, archiver_policy)
+        api_role = irsa_role(API, api_policy(args))
+        trainer_role = irsa_role(TRAINER, trainer_policy(args))
+        archiver_role = irsa_role(ARCHIVER, archiver_policy(args))
         self._service_accounts = {
             component: k8s.core.v1.ServiceAccount(
                 f"{name}-{component}-sa",
@@ -181,18 +173,21 @@ class Workloads(pulumi.ComponentResource):
                 args.models_bucket.name,
                 args.archive_bucket.name,
                 args.drop_bucket.name,
+                args.events_queue.url if args.events_queue else None,
                 directory.table_name if directory else None,
                 directory.region_api_hosts if directory else None,
             ).apply(
                 lambda v: app_config_data(
                     api=args.api,
                     training=args.training,
+                    events=args.events,
+                    events_queue_url=v[3],
                     models_bucket=v[0],
                     archive_bucket=v[1],
                     drop_bucket=v[2],
                     region=args.region,
                     load_balancer_cidrs=args.subnets.public,
-                    directory=(v[3], v[4]) if directory else None,
+                    directory=(v[4], v[5]) if directory else None,
                 )
             ),
             opts=self._k8s(self._namespace),

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from components import k8s_manifests as m
 from components.catalog import pod_pool
 from components.iam import DROP_PREFIX
-from components.tier import ApiSize, TrainingSize
+from components.tier import ApiSize, EventsSize, TrainingSize
 
 NAMESPACE = "student-success"
 API = "api"
@@ -19,6 +19,7 @@ ARCHIVER = "archiver"
 IMPORTER = "importer"  # the nightly pipeline's first step (its own database login)
 FEATURES = "features"  # its second: refresh-features, as the trainer
 BOOTSTRAP = "bootstrap"
+WORKER = "worker"  # the event worker (python -m app worker), its own login
 # seed 001: nightly training at 02:00 (the pipeline: import, features, training); seed 002:
 # weekly audit-log archival, moved from the seed's 02:00 to 04:00 Sunday, after the pipeline's
 # 30-minute deadline, so the two batch jobs never hold database connections at the same time
@@ -83,6 +84,8 @@ def app_config_data(
     *,
     api: ApiSize,
     training: TrainingSize,
+    events: EventsSize,
+    events_queue_url: str | None,
     models_bucket: str,
     archive_bucket: str,
     drop_bucket: str,
@@ -91,9 +94,17 @@ def app_config_data(
     directory: tuple[str, str] | None = None,
 ) -> dict[str, str]:
     """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
-    budget (``pod_pool``), the same arithmetic the spec's capacity check uses."""
+    budget (``pod_pool``), the same arithmetic the spec's capacity check uses. The API sends
+    events to the queue the worker receives them from: both read QUEUE_BACKEND (and on SQS
+    tiers EVENTS_QUEUE_URL) here."""
     pool, overflow = pod_pool(api)
+    queue: dict[str, str] = {"QUEUE_BACKEND": events.queue}
+    if events.queue == "sqs":
+        if not events_queue_url:
+            raise ValueError("events.queue=sqs: the stack's SQS queue URL is missing")
+        queue["EVENTS_QUEUE_URL"] = events_queue_url
     return {
+        **queue,
         "ENVIRONMENT": "production",
         "LOG_LEVEL": "INFO",
         "HOST": "0.0.0.0",

@@ -1,6 +1,7 @@
 """Stack rules on the database connection budget.
 
-- ``connection-capacity``: per-pod pool x the HPA's maxReplicas (+ batch jobs) fits the
+- ``connection-capacity``: per-pod pool x the HPA's maxReplicas (KEDA's maxReplicaCount for a
+  workload a ScaledObject scales) (+ batch jobs) fits the
   primary's connection budget: ``max_connections`` from the RDS parameter group, through the
   RDS proxy its ``maxConnectionsPercent`` share, else ``max_connections`` minus the reserved
   connections. The per-pod pool is ``DB_POOL_MAX``, else ``DB_POOL_SIZE`` + ``DB_MAX_OVERFLOW``,
@@ -43,6 +44,8 @@ from ._util import as_list, known, num, setting
 RDS_PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
 RDS_PROXY_TARGET_GROUP = "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+# KEDA scales a workload through an HPA it makes itself, which the program never registers.
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 # A pod's connections: DB_POOL_MAX (a min/max pool such as asyncpg's or psycopg's), else
 # DB_POOL_SIZE + DB_MAX_OVERFLOW (SQLAlchemy's QueuePool).
 POOL_MAX_KEY = "DB_POOL_MAX"
@@ -135,6 +138,7 @@ def pool_users(resources: list[PolicyResource]) -> list[PoolUser]:
     pooled_maps = [data for data in maps.values() if any(k in data for k in POOL_KEYS)]
     fallback = pooled_maps[0] if len({id(m) for m in pooled_maps}) == 1 else {}
     hpas = of_type(resources, *HPAS)
+    scaled = of_type(resources, SCALED_OBJECT)
     users = []
     for r in of_type(resources, *kubernetes.WORKLOADS):
         if r.resource_type == kubernetes.JOB:
@@ -150,7 +154,14 @@ def pool_users(resources: list[PolicyResource]) -> list[PoolUser]:
                 sources.append(source)
         if not per_pod:
             continue
-        if r.resource_type in kubernetes.LONG_RUNNING:
+        keda = [
+            o for o in scaled
+            if val(o, "spec.scaleTargetRef.name") in (val(r, "metadata.name"), r.name)
+        ]  # fmt: skip
+        if r.resource_type in kubernetes.LONG_RUNNING and keda:
+            pods = int(num(val(keda[0], "spec.maxReplicaCount"), 100.0) or 100)
+            source = "KEDA maxReplicaCount"
+        elif r.resource_type in kubernetes.LONG_RUNNING:
             hpa = hpa_for(r, hpas)
             if hpa is not None and val(hpa, "spec.maxReplicas") is not None:
                 pods, source = int(num(val(hpa, "spec.maxReplicas"), 1.0) or 1), "HPA maxReplicas"

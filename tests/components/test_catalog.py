@@ -78,8 +78,10 @@ def test_maintenance_work_mem_is_capped_at_2_gib() -> None:
 
 
 def test_pod_pool_divides_the_seed_pool_over_the_hpa_maximum() -> None:
-    tier1 = TIERS["tier1"]  # seed: 15 + 25 for the whole app, HPA up to 4 pods
-    assert pod_pool(tier1.api) == (3, 6)
+    # seed: 15 + 25 for the whole app (overflow 21 here, room for the event workers), HPA up
+    # to 4 pods
+    tier1 = TIERS["tier1"]
+    assert pod_pool(tier1.api) == (3, 5)
     assert pod_pool(TIERS["tier3"].api) == (2, 5)  # seed: 50 + 100 over 20 pods
 
 
@@ -91,7 +93,8 @@ def test_every_tier_fits_its_connection_budget() -> None:
 def test_capacity_without_proxy_reserves_superuser_connections() -> None:
     capacity = connection_capacity(TIERS["tier1"])
     assert capacity.budget == 50 - RESERVED_DB_CONNECTIONS
-    assert capacity.demand == (3 + 6) * 4 + 2
+    # The API at its maximum, the trainer, two event workers of one connection each.
+    assert capacity.demand == (3 + 5) * 4 + 2 + 2
 
 
 def test_capacity_through_the_proxy_uses_its_share() -> None:
@@ -104,8 +107,8 @@ def test_capacity_problem_shows_the_arithmetic() -> None:
     tier = with_overrides(TIERS["tier1"], "api.pool_max_overflow=200")
     (problem,) = connection_capacity(tier).problems()
     assert (
-        "(3 pool + 50 overflow) x 4 pods + 2 trainer = 214 > max_connections 50 - 10 reserved = 40"
-        in problem
+        "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 workers = 216 > max_connections 50 - 10 "
+        "reserved = 40" in problem
     )
 
 
@@ -127,10 +130,10 @@ def test_capacity_without_proxy_spells_out_the_arithmetic() -> None:
     tier = with_overrides(TIERS["tier1"], "api.pool_max_overflow=200")
     cap = connection_capacity(tier)
     assert not cap.via_proxy
-    assert cap.demand == (3 + 50) * 4 + 2
+    assert cap.demand == (3 + 50) * 4 + 2 + 2
     assert cap.budget == 50 - 10
     (problem,) = cap.problems()
-    assert "(3 pool + 50 overflow) x 4 pods + 2 trainer = 214" in problem
+    assert "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 workers = 216" in problem
     assert "max_connections 50 - 10 reserved = 40" in problem
     assert connection_capacity(TIERS["tier1"]).problems() == []
 
@@ -142,7 +145,8 @@ def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
     assert cap.via_proxy and cap.budget == 500 * 20 // 100
     problems = cap.problems()
     assert any(
-        "(2 pool + 5 overflow) x 20 pods + 4 trainer = 144 > 20% of max_connections 500 "
+        "(2 pool + 5 overflow) x 20 pods + 4 trainer + 20 workers = 164 > 20% of "
+        "max_connections 500 "
         "through the proxy = 100" in p
         for p in problems
     ), problems

@@ -207,7 +207,7 @@ def test_dev_is_small_and_single_group(stack_run: StackRunner) -> None:
     (group,) = run.of_type(NODE_GROUP)
     assert group.get("labels.workload") == "app"
     assert group.get("scalingConfig.maxSize") <= 3
-    assert run.one(HPA).get("spec.maxReplicas") <= 2
+    assert run.one(HPA, "workloads-api-hpa").get("spec.maxReplicas") <= 2
 
 
 def test_tier3_has_spot_training_group_and_hpa_20(stack_run: StackRunner) -> None:
@@ -217,7 +217,7 @@ def test_tier3_has_spot_training_group_and_hpa_20(stack_run: StackRunner) -> Non
     assert training.get("taints") == [
         {"key": "workload", "value": "training", "effect": "NO_SCHEDULE"}
     ]
-    assert run.one(HPA).get("spec.maxReplicas") >= 20
+    assert run.one(HPA, "workloads-api-hpa").get("spec.maxReplicas") >= 20
     trainer = run.one(CRON_JOB, "workloads-trainer")
     pod = trainer.get("spec.jobTemplate.spec.template.spec")
     assert pod["nodeSelector"] == {"workload": "training"}

@@ -75,17 +75,17 @@ def test_the_bootstrap_job_migrates_first_with_the_master_login(
     assert ".proxy-" not in data["DATABASE_URL"]
     assert {f"DB_{w.upper()}_PASSWORD" for w in WORKLOAD_LOGINS} <= set(data)
     # Everything that logs in with a migrated role waits for it.
-    for workload in [run.one(DEPLOYMENT), *run.of_type(CRON_JOB)]:
+    for workload in [*run.of_type(DEPLOYMENT), *run.of_type(CRON_JOB)]:
         assert job.urn in workload.options.depends_on, workload.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_only_the_bootstrap_job_holds_the_master_login(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
-    workloads = {"api": run.one(DEPLOYMENT, "workloads-api")}
+    workloads = {w: run.one(DEPLOYMENT, f"workloads-{w}") for w in ("api", "worker")}
     workloads |= {c.name.removeprefix("workloads-"): c for c in run.of_type(CRON_JOB)}
     # Every login is some container's; the nightly pipeline's import step is the importer's.
-    logins = {"api": "api", "trainer": "trainer", "archiver": "archiver"}
+    logins = {"api": "api", "trainer": "trainer", "archiver": "archiver", "worker": "worker"}
     logins |= {"importer": "importer", "features": "trainer"}
     seen = set()
     for workload, resource in workloads.items():
@@ -135,11 +135,21 @@ def test_the_program_reads_the_apps_migrations(stack_run: StackRunner) -> None:
     assert job.get("metadata.name") == f"bootstrap-{expected}"
 
 
+# What the program gives the app that the app reads only once issue 18's app side (built on
+# its own branch: POST /v1/events, `worker`, migration 0011) is merged. Strict both ways: a
+# name stays listed only while the app lacks it, so the merge must empty this set.
+PENDING_APP_SIDE = {"ssp_worker", "QUEUE_BACKEND", "EVENTS_QUEUE_URL"}
+
+
 def test_every_workload_login_is_created_by_the_migrations() -> None:
     sql = "\n".join(p.read_text() for p in (ROOT / "app" / "migrations").glob("*.sql"))
     for login in WORKLOAD_LOGINS.values():
         created = rf"'{login}', 'LOGIN'|CREATE ROLE {login} LOGIN"
-        assert re.search(created, sql), f"no migration creates the login {login}"
+        found = re.search(created, sql) is not None
+        if login in PENDING_APP_SIDE:
+            assert not found, f"a migration creates {login}: remove it from PENDING_APP_SIDE"
+        else:
+            assert found, f"no migration creates the login {login}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -153,9 +163,10 @@ def test_config_and_secrets_are_named_by_pulumi_so_a_change_rolls_the_pods(
 
 def test_every_config_key_is_a_setting_the_app_reads(stack_run: StackRunner) -> None:
     settings = {name.upper() for name in Settings.model_fields}
+    assert not settings & PENDING_APP_SIDE, "the app reads them: empty PENDING_APP_SIDE"
     for stack in STACKS:
         for config in stack_run(stack).of_type(CONFIG_MAP):
-            unknown = set(config.get("data")) - settings - LIBRARY_SETTINGS
+            unknown = set(config.get("data")) - settings - LIBRARY_SETTINGS - PENDING_APP_SIDE
             assert not unknown, f"{stack} {config.name}: the app reads no {sorted(unknown)}"
 
 
@@ -164,7 +175,7 @@ def test_a_rollout_drops_no_request(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     namespace = run.one(NAMESPACE)
     assert namespace.get("metadata.labels")["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
-    deployment = run.one(DEPLOYMENT)
+    deployment = run.one(DEPLOYMENT, "workloads-api")
     assert deployment.get("spec.strategy.rollingUpdate.maxUnavailable") == 0
     pod = deployment.get("spec.template.spec")
     (container,) = pod["containers"]

@@ -155,7 +155,7 @@ def test_api_may_invoke_the_endpoint_only_where_it_exists(
 ) -> None:
     run = stack_run(stack)
     invoke = [
-        s
+        (p.name, s)
         for p in run.of_type(ROLE_POLICY)
         for s in json.loads(p.inputs["policy"])["Statement"]
         if "sagemaker:InvokeEndpoint" in _actions(s)
@@ -163,11 +163,16 @@ def test_api_may_invoke_the_endpoint_only_where_it_exists(
     if run.count(SAGEMAKER_ENDPOINT) == 0:
         assert invoke == []
     else:
-        assert len(invoke) == 1
-        assert re.fullmatch(
-            rf"arn:aws:sagemaker:[a-z0-9-]+:\d{{12}}:endpoint/ssp-{stack}-predict",
-            invoke[0]["Resource"],
-        )
+        # The API, and the event worker rescoring students.
+        assert sorted(name for name, _ in invoke) == [
+            "workloads-api-policy",
+            "workloads-worker-policy",
+        ]
+        for _, statement in invoke:
+            assert re.fullmatch(
+                rf"arn:aws:sagemaker:[a-z0-9-]+:\d{{12}}:endpoint/ssp-{stack}-predict",
+                statement["Resource"],
+            )
 
 
 def test_the_trainer_rolls_the_endpoint_and_pulumi_does_not_revert_it(

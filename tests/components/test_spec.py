@@ -100,8 +100,16 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
             "tier tier3 requires a Multi-AZ primary",
         ),
         (
+            {"tier": "tier3", "overrides": ["events.visibility_timeout_seconds=20"]},
+            "events.visibility_timeout_seconds=20: need more than events.batch_seconds (30)",
+        ),
+        (
+            {"tier": "tier2", "overrides": ["events.queue=kafka"]},
+            "events.queue='kafka': allowed postgres, sqs",
+        ),
+        (
             {"tier": "tier1", "overrides": ["api.pool_size=80"]},
-            "connection capacity: (20 pool + 6 overflow) x 4 pods",
+            "connection capacity: (20 pool + 5 overflow) x 4 pods",
         ),
         ({"clusterPublicAccessCidrs": ["0.0.0.0/0"]}, "0.0.0.0/0 would open the Kubernetes API"),
         ({"alarmEmail": "not-an-email"}, "alarmEmail='not-an-email': must be an email address"),
@@ -199,8 +207,8 @@ def test_stack_whose_connections_do_not_fit_fails_before_deploying() -> None:
     with pytest.raises(
         Exception,
         match=re.escape(
-            "(3 pool + 50 overflow) x 4 pods + 2 trainer = 214 > max_connections 50 - 10 "
-            "reserved = 40"
+            "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 workers = 216 > max_connections "
+            "50 - 10 reserved = 40"
         ),
     ):
         run_stack("tier1", extra_config={"overrides": ["api.pool_max_overflow=200"]})

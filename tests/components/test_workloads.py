@@ -49,6 +49,8 @@ def test_app_secret_and_config_keys() -> None:
     config = app_config_data(
         api=TIERS["tier3"].api,
         training=TIERS["tier3"].training,
+        events=TIERS["tier3"].events,
+        events_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/q",
         models_bucket="m",
         archive_bucket="a",
         drop_bucket="d",
@@ -96,7 +98,7 @@ def test_every_kubernetes_object_uses_the_cluster_provider(
 @pytest.mark.parametrize("stack", STACKS)
 def test_selectors_match_labels(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
-    deployment = run.one(DEPLOYMENT)
+    deployment = run.one(DEPLOYMENT, "workloads-api")
     pod_labels = deployment.get("spec.template.metadata.labels")
     selector = deployment.get("spec.selector.matchLabels")
     assert selector and selector.items() <= pod_labels.items()
@@ -104,9 +106,16 @@ def test_selectors_match_labels(stack_run: StackRunner, stack: str) -> None:
     assert service.get("spec.selector").items() <= pod_labels.items()
     assert service.get("spec.ports.0.targetPort") == "http"
     assert deployment.get("spec.template.spec.containers.0.ports.0.name") == "http"
-    pdb = run.one("kubernetes:policy/v1:PodDisruptionBudget")
+    pdb = run.one("kubernetes:policy/v1:PodDisruptionBudget", "workloads-api-pdb")
     assert pdb.get("spec.selector.matchLabels").items() <= pod_labels.items()
-    hpa = run.one(HPA)
+    worker = run.one(DEPLOYMENT, "workloads-worker")
+    worker_labels = worker.get("spec.template.metadata.labels")
+    assert worker.get("spec.selector.matchLabels").items() <= worker_labels.items()
+    worker_pdb = run.one("kubernetes:policy/v1:PodDisruptionBudget", "workloads-worker-pdb")
+    assert worker_pdb.get("spec.selector.matchLabels").items() <= worker_labels.items()
+    # Only the API's pods take the load balancer's traffic.
+    assert not pod_labels.items() <= worker_labels.items()
+    hpa = run.one(HPA, "workloads-api-hpa")
     assert hpa.get("spec.scaleTargetRef") == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -119,6 +128,7 @@ def test_selectors_match_labels(stack_run: StackRunner, stack: str) -> None:
         job_labels = job.get("spec.jobTemplate.spec.template.metadata.labels")
         assert egress.get("spec.podSelector.matchLabels").items() <= job_labels.items()
     assert egress.get("spec.podSelector.matchLabels").items() <= pod_labels.items()
+    assert egress.get("spec.podSelector.matchLabels").items() <= worker_labels.items()
     binding = run.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding")
     assert binding.get("spec.serviceRef") == {
         "name": service.get("metadata.name"),
@@ -137,7 +147,7 @@ def test_api_pods_are_hardened_and_sized_by_the_tier(stack_run: StackRunner, sta
     tier = TIERS[tier_of(run)]
     namespace = run.one(NAMESPACE)
     assert namespace.get("metadata.labels")["pod-security.kubernetes.io/enforce"] == "restricted"
-    deployment = run.one(DEPLOYMENT)
+    deployment = run.one(DEPLOYMENT, "workloads-api")
     pod = deployment.get("spec.template.spec")
     container = pod["containers"][0]
     assert container["image"].endswith(":0.1.0") and ".dkr.ecr." in container["image"]
@@ -167,7 +177,7 @@ def test_api_pods_are_hardened_and_sized_by_the_tier(stack_run: StackRunner, sta
 def test_hpa_max_is_the_capacity_checks_max(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
     tier = TIERS[tier_of(run)]
-    hpa = run.one(HPA)
+    hpa = run.one(HPA, "workloads-api-hpa")
     assert hpa.get("spec.minReplicas") == tier.api.min_replicas
     assert hpa.get("spec.maxReplicas") == tier.api.max_replicas
     assert hpa.get("spec.maxReplicas") == connection_capacity(tier).max_pods

@@ -200,7 +200,40 @@ HTTP_REDIRECT = {
 }
 
 # (policy, resource type, good props, bad props, fragment of the message)
+SQS = "aws:sqs/queue:Queue"
+DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:ssp-tier3-events-dlq"
+QUEUE: dict[str, Any] = {
+    "name": "ssp-tier3-events",
+    "kmsMasterKeyId": KEY,
+    "redrivePolicy": json.dumps({"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 5}),
+    "tags": FERPA,
+}
+DEAD_LETTER_QUEUE: dict[str, Any] = {
+    "name": "ssp-tier3-events-dlq",
+    "kmsMasterKeyId": KEY,
+    "redriveAllowPolicy": json.dumps(
+        {"redrivePermission": "byQueue", "sourceQueueArns": [DLQ_ARN.removesuffix("-dlq")]}
+    ),
+    "tags": FERPA,
+}
+
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
+    ("sqs-customer-managed-key", SQS, QUEUE, with_(QUEUE, "kmsMasterKeyId", None), "set kms"),
+    (
+        "sqs-customer-managed-key",
+        SQS,
+        DEAD_LETTER_QUEUE,
+        with_(DEAD_LETTER_QUEUE, "kmsMasterKeyId", "alias/aws/sqs"),
+        "AWS-managed key",
+    ),
+    ("sqs-dead-letter-queue", SQS, QUEUE, with_(QUEUE, "redrivePolicy", None), "no dead-letter"),
+    (
+        "sqs-dead-letter-queue",
+        SQS,
+        DEAD_LETTER_QUEUE,
+        with_(QUEUE, "redrivePolicy", json.dumps({"deadLetterTargetArn": DLQ_ARN})),
+        "maxReceiveCount",
+    ),
     ("alb-https-listener", LST, HTTPS_LISTENER, HTTP_FORWARD, "plain HTTP on port 80"),
     ("alb-https-listener", LST, HTTP_REDIRECT, HTTP_FORWARD, "set apiDomainName and hostedZoneId"),
     (
@@ -764,6 +797,8 @@ UNKNOWN_CASES = [
     ("sagemaker-endpoint-kms", EPC, with_(ENDPOINT_CONFIG, "kmsKeyArn", UNKNOWN)),
     ("eks-secrets-encryption", EKS, with_(CLUSTER, "encryptionConfig.provider.keyArn", UNKNOWN)),
     ("k8s-image-not-latest", DEPLOYMENT, with_(DEPLOY, f"{POD0}.containers.0.image", UNKNOWN)),
+    ("sqs-customer-managed-key", SQS, with_(QUEUE, "kmsMasterKeyId", UNKNOWN)),
+    ("sqs-dead-letter-queue", SQS, with_(QUEUE, "redrivePolicy", UNKNOWN)),
 ]
 
 

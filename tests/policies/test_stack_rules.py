@@ -154,6 +154,33 @@ def test_capacity_without_proxy_keeps_the_reserve() -> None:
     assert stack_messages("connection-capacity", bad, {"reservedConnections": 5}) == []
 
 
+def test_capacity_counts_a_keda_scaled_workload_at_its_maximum() -> None:
+    # tier3 with the event worker: 7 x 20 API pods + 4 + 2 x 10 workers = 164 <= 375, and
+    # 2 x 200 workers (KEDA's maxReplicaCount, not the API's HPA) would not fit.
+    def worker(max_workers: int) -> list[PolicyResource]:
+        container = {"name": "worker", "env": [{"name": "DB_POOL_MAX", "value": "2"}]}
+        return [
+            stack_resource(
+                DEPLOYMENT,
+                "workloads-worker",
+                {
+                    "metadata": {"name": "worker"},
+                    "spec": {"template": {"spec": {"containers": [container]}}},
+                },
+            ),
+            stack_resource(
+                "kubernetes:keda.sh/v1alpha1:ScaledObject",
+                "workloads-worker-scaler",
+                {"spec": {"scaleTargetRef": {"name": "worker"}, "maxReplicaCount": max_workers}},
+            ),
+        ]
+
+    base = [*database(500, proxy_percent=75), *api({"DB_POOL_MAX": "7"}, 20), trainer(4)]
+    assert stack_messages("connection-capacity", [*base, *worker(10)]) == []
+    (message, _), *_ = stack_messages("connection-capacity", [*base, *worker(200)])
+    assert "workloads-worker: 2 (DB_POOL_MAX) x 200 pods (KEDA maxReplicaCount)" in message
+
+
 def test_capacity_reads_direct_env_too() -> None:
     resources = [
         *database(50, proxy_percent=None, tier="tier1"),

@@ -20,6 +20,7 @@ from tools.manifests import (
     CONFIG_MAP,
     SECRET,
     TRAINER,
+    WORKER,
     cache_token,
     container_env,
     find_container,
@@ -307,3 +308,18 @@ def test_an_api_with_the_master_login_fails_the_least_privilege_step(
     # Everything it started is gone: the API's process and the temp dir (PostgreSQL's data).
     assert [server.process.poll() is not None for server in rehearsal.servers] == [True]
     assert not rehearsal.workdir.exists()
+
+
+@pytest.mark.parametrize("stack", ["dev", "tier3"])
+def test_the_event_worker_renders_for_the_rehearsal(stack_run: StackRunner, stack: str) -> None:
+    """The worker Deployment is found like the API, waits for the bootstrap Job and maps onto
+    the stand-ins as its own login; offline it scores in process (no SageMaker)."""
+    run = stack_run(stack)
+    bootstrap = find_container(run, BOOTSTRAP).resource.urn
+    worker = find_container(run, WORKER, after=bootstrap)
+    assert worker.args == ["worker"]
+    mapped = map_environment(worker.env, ENDPOINTS)
+    assert login_of(mapped["DATABASE_URL"])[0] == "ssp_worker"
+    assert "127.0.0.1:40001" in mapped["DATABASE_URL"]
+    assert "SAGEMAKER_ENDPOINT_NAME" not in mapped
+    assert mapped["QUEUE_BACKEND"] == ("postgres" if stack == "dev" else "sqs")
