@@ -183,7 +183,8 @@ GRANT INSERT, UPDATE (marks_obtained) ON marks TO ssp_api;
 GRANT INSERT ON behaviour_incidents TO ssp_api;
 GRANT USAGE ON SEQUENCE attendance_id_seq, marks_id_seq, behaviour_incidents_id_seq TO ssp_api;
 GRANT SELECT, INSERT ON student_events TO ssp_api;
-GRANT INSERT ON event_queue TO ssp_api;
+-- ON CONFLICT reads the columns of the waiting-message index.
+GRANT INSERT, SELECT (student_id, receives, dead_at) ON event_queue TO ssp_api;
 
 DO $$
 DECLARE

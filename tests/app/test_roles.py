@@ -513,7 +513,8 @@ def test_worker_consumes_the_queue_and_writes_scores_and_alerts_only(district: D
             worker.execute("UPDATE event_queue SET receives = receives WHERE false")
             worker.execute("SELECT risk FROM risk_scores WHERE student_id = 1 FOR UPDATE")
             worker.execute(
-                "INSERT INTO alerts (school_id, student_id, status, risk) VALUES (1, 1, 'open', 0.5)"
+                "INSERT INTO alerts (school_id, student_id, status, risk)"
+                " VALUES (1, 1, 'open', 0.5)"
             )
         for query in (
             "SELECT count(*) FROM students",
