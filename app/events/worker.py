@@ -174,11 +174,15 @@ class Worker:
             ).fetchall()
         )
         risks = [float(np.float32(p.risk)) for p in predictions]  # as the real column keeps it
+        # scored_at: when the score was made (clock_timestamp, not the transaction's start).
+        # Later than the rest of its generation's rows, which only keeps the generation before
+        # it longer (retired_generations dates a replacement by a row of the new generation).
         self.conn.execute(
-            "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
-            " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])"
+            "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version,"
+            " scored_at) SELECT %s, *, clock_timestamp() FROM unnest(%s::bigint[],"
+            " %s::integer[], %s::real[], %s::text[])"
             " ON CONFLICT (generation, student_id) DO UPDATE SET risk = excluded.risk,"
-            " model_version = excluded.model_version, scored_at = now()",
+            " model_version = excluded.model_version, scored_at = excluded.scored_at",
             (generation, ids, schools, risks, [p.version for p in predictions]),
         )
         t = self.settings.alert_threshold
