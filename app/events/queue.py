@@ -60,12 +60,20 @@ class PostgresQueue:
     moves forward), so no transaction stays open while a batch is processed."""
 
     def __init__(self, connect: Callable[[], psycopg.Connection[Any]], settings: Settings) -> None:
-        self.conn = connect()  # autocommit: each statement below is its own transaction
+        self._connect = connect
+        self._conn = connect()  # autocommit: each statement below is its own transaction
         self.visibility = settings.worker_visibility_seconds
         self.max_receives = settings.worker_max_receives
 
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The queue's connection, opened again after the database dropped it."""
+        if self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
+        return self._conn
+
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
 
     def send(self, students: list[tuple[int, int]]) -> None:
         from app.events.apply import enqueue

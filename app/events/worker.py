@@ -52,6 +52,7 @@ class Worker:
         self.settings = settings
         self.queue = queue
         self.scorer = scorer
+        self._connect = connect
         self.conn = connect()
         self.heartbeat = metrics.Heartbeat(settings.worker_stall_seconds)
         self._depth_at = 0.0
@@ -62,13 +63,28 @@ class Worker:
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set; the batch in hand is finished (or released) first."""
+        failures = 0
         while not stop.is_set():
             self.heartbeat.beat()
             self._sample_depth()
-            messages = self.queue.receive(self.settings.worker_batch_size)
-            if messages:
-                self.process(messages)
-            elif self.settings.queue_backend == "postgres":
+            try:
+                messages = self.queue.receive(self.settings.worker_batch_size)
+                if messages:
+                    self.process(messages)
+                failures = 0
+            except Exception as exc:
+                # The queue or the database is unreachable: what was received comes back when
+                # its lease ends. Wait longer each time (the heartbeat keeps /healthz green:
+                # a restart would not bring the database back).
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                log.error(
+                    "worker loop failed; retrying",
+                    extra={"error": repr(exc)[:300], "retry_in_seconds": delay},
+                )
+                stop.wait(delay)
+                continue
+            if not messages and self.settings.queue_backend == "postgres":
                 stop.wait(self.settings.worker_poll_seconds)  # SQS long-polls instead
 
     def _sample_depth(self) -> None:
@@ -144,12 +160,10 @@ class Worker:
 
     def _rescore(self, students: list[int]) -> list[int]:
         """One transaction: live features, scores, alerts. Returns the students alerted."""
-        try:
-            with self.conn.transaction():
-                return self._rescore_in_tx(students)
-        finally:
-            if self.conn.broken:
-                raise psycopg.OperationalError("the worker's database connection broke")
+        if self.conn.closed or self.conn.broken:  # the database dropped it: a new one
+            self.conn = self._connect()
+        with self.conn.transaction():
+            return self._rescore_in_tx(students)
 
     def _rescore_in_tx(self, students: list[int]) -> list[int]:
         cols = ", ".join(FEATURES)

@@ -6,10 +6,16 @@ exactly one alert; and an event rescores a student with the served models."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import numpy as np
 import psycopg
 import pytest
@@ -24,7 +30,7 @@ from app.events.worker import Worker
 from app.model_registry import Prediction
 from app.store import ModelStore
 from tests.app.conftest import District
-from tests.app.helpers import WORKER_LOGIN, auth, scalar
+from tests.app.helpers import PEPPER, WORKER_LOGIN, auth, free_port, scalar
 
 MAX_RECEIVES = 2
 
@@ -334,3 +340,48 @@ def test_an_attendance_event_rescores_the_student_with_the_served_models(wd: Dis
         assert read.json()["features"]["absences"] == features[0]
         assert read.json()["risk"] == pytest.approx(after, abs=1e-6)
     worker.close()
+
+
+def test_the_worker_command_serves_metrics_and_health_and_stops_on_sigterm(wd: District) -> None:
+    """`python -m app worker` as the Deployment runs it: /healthz and /metrics on its port,
+    an event's student rescored while it runs, exit 0 on SIGTERM."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "API_KEY_PEPPER": PEPPER,
+        "DATABASE_URL": wd.login_url(WORKER_LOGIN),
+        "MODEL_STORE_URL": wd.settings.model_store_url,
+        "WORKER_METRICS_PORT": str(port),
+        "WORKER_POLL_SECONDS": "0.1",
+    }
+    (student,) = students(wd, 1, school=1)
+    proc = subprocess.Popen([sys.executable, "-m", "app", "worker"], env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"{base}/healthz").text == "ok\n"
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "no /healthz"
+                time.sleep(0.1)
+        with wd.connect() as conn:
+            conn.execute("DELETE FROM event_queue")
+            conn.execute(
+                "INSERT INTO event_queue (student_id, school_id) VALUES (%s, 1)", (student,)
+            )
+        while scalar(wd.url, "SELECT count(*) FROM event_queue") != 0:
+            assert time.monotonic() < deadline + 30, "the worker did not take the message"
+            time.sleep(0.1)
+        scraped = httpx.get(f"{base}/metrics").text
+        assert "ssp_worker_messages_processed_total 1.0" in scraped
+        assert 'ssp_worker_queue_depth{state="visible"}' in scraped
+        assert httpx.get(f"{base}/nothing").status_code == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
