@@ -385,3 +385,46 @@ def test_the_worker_command_serves_metrics_and_health_and_stops_on_sigterm(wd: D
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_sagemaker_scorer_sends_the_image_contract(tmp_path: Any) -> None:
+    """InvokeEndpoint with /invocations' JSON (features in order and the school), answers
+    read as the image writes them (botocore's Stubber checks the request exactly)."""
+    import io
+
+    import boto3
+    from botocore.response import StreamingBody
+    from botocore.stub import Stubber
+
+    from app.events.scoring import SageMakerScorer, scorer_for
+    from app.features import FEATURES
+
+    settings = Settings(
+        model_store_url=str(tmp_path / "models"),
+        sagemaker_endpoint_name="ssp-tier3",
+        aws_region="us-east-1",
+    )
+    assert isinstance(scorer_for(settings), SageMakerScorer)
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    prediction = {"risk": 0.42, "at_risk": True, "model_scope": "school-3", "model_version": "v1"}
+    answer = json.dumps({"predictions": [prediction]}).encode()
+    instance = {**{f: float(i) for i, f in enumerate(FEATURES)}, "school_id": 3}
+    expected = {
+        "EndpointName": "ssp-tier3",
+        "ContentType": "application/json",
+        "Accept": "application/json",
+        "Body": json.dumps({"instances": [instance]}).encode(),
+    }
+    body = StreamingBody(io.BytesIO(answer), len(answer))
+    with Stubber(runtime) as stub:
+        stub.add_response("invoke_endpoint", {"Body": body}, expected)
+        scorer = SageMakerScorer(settings, client=runtime)
+        x = np.arange(len(FEATURES), dtype=np.float64).reshape(1, -1)
+        assert scorer.score([3], x) == [Prediction(0.42, "school-3", "v1")]
+        stub.assert_no_pending_responses()
+    assert scorer.generation() == 0  # nothing promoted in this store
