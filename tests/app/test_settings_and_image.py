@@ -68,6 +68,7 @@ def test_dockerfile_contract() -> None:
     assert len(froms) == 2  # multi-stage
     assert all("python:3.11." in f and "-slim" in f for f in froms)  # pinned slim base
     assert "EXPOSE 8080" in lines
+    assert "EXPOSE 9102" in lines  # the event worker's metrics and health
     user = [line for line in lines if line.startswith("USER ")]
     assert user and user[-1] not in ("USER root", "USER 0")
     assert 'ENTRYPOINT ["python", "-m", "app"]' in lines
