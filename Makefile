@@ -106,6 +106,7 @@ bench: $(BIN)/.installed $(MLSERVER_VENV)/.installed
 	$(BIN)/python -m benchmarks.importing
 	$(BIN)/python -m benchmarks.concurrency
 	$(BIN)/python -m benchmarks.overload
+	$(BIN)/python -m benchmarks.events
 	$(BIN)/python -m benchmarks.infra
 
 # The serving benchmark's peer (MLServer) lives in its own virtualenv: its pins differ.

@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("archive", help="export and drop audit-log partitions past retention")
     sub.add_parser("refresh-features", help="refresh the student_features view")
+    sub.add_parser("worker", help="rescore students as their events arrive (until SIGTERM)")
     key = sub.add_parser("create-key", help="create an API key (printed once)")
     key.add_argument("--name", required=True)
     scope = key.add_mutually_exclusive_group(required=True)
@@ -337,6 +338,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         done = run_archive(settings)
         print(json.dumps({"archived": [d.__dict__ for d in done]}))
         return EXIT_OK
+    if args.command == "worker":
+        from app.events.worker import run_worker
+
+        return run_worker(settings)
     if args.command == "refresh-features":
         with db.connect_as(settings, db.TRAINER_LOGIN, autocommit=True) as conn:
             db.refresh_features(conn)

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     db_trainer_password: SecretStr | None = None
     db_archiver_password: SecretStr | None = None
     db_importer_password: SecretStr | None = None
+    db_worker_password: SecretStr | None = None
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     db_pool_timeout: float = Field(default=2.0, gt=0)
@@ -129,6 +130,27 @@ class Settings(BaseSettings):
     district_directory_table: str | None = None
     home_region: str | None = None  # this API's region (also the directory replica it reads)
     region_api_hosts: dict[str, str] = {}  # JSON: {"us-east-1": "api.us-east-1.example.org"}
+    # Events (POST /v1/events) and their worker (`worker`): README "Events and the worker".
+    # The queue: a PostgreSQL table (dev and the embedded default) or Amazon SQS (tier2+).
+    queue_backend: Literal["postgres", "sqs"] = "postgres"
+    events_queue_url: str | None = None  # the SQS queue's URL (QUEUE_BACKEND=sqs)
+    aws_region: str | None = None  # SQS and SageMaker runtime clients; unset: boto3's own
+    events_max_batch: int = Field(default=1000, ge=1, le=10_000)  # events per POST
+    # Students per batch the worker takes (SQS receives at most 10 per call: it calls again).
+    worker_batch_size: int = Field(default=200, ge=1, le=1000)
+    # A received message is invisible this long; unacknowledged (a crash), it is delivered again.
+    worker_visibility_seconds: int = Field(default=30, ge=1, le=43_200)
+    # Receives before a message is dead-lettered. On SQS the queue's redrive policy
+    # (maxReceiveCount) decides; set this to the same number.
+    worker_max_receives: int = Field(default=5, ge=1, le=1000)
+    # Retries wait base * 2^(receives - 1) seconds, at most the maximum.
+    worker_backoff_base_seconds: float = Field(default=1.0, ge=0)
+    worker_backoff_max_seconds: float = Field(default=300.0, ge=0, le=43_200)
+    # How long an empty poll waits (SQS long polling; the PostgreSQL queue sleeps).
+    worker_poll_seconds: float = Field(default=1.0, ge=0, le=20)
+    worker_metrics_port: int = Field(default=9102, ge=1, le=65535)
+    # /healthz fails when the loop has not come round for this long (a stuck worker).
+    worker_stall_seconds: float = Field(default=120.0, gt=0)
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -142,6 +164,7 @@ class Settings(BaseSettings):
         "db_trainer_password",
         "db_archiver_password",
         "db_importer_password",
+        "db_worker_password",
         mode="before",
     )
     @classmethod
@@ -179,6 +202,7 @@ class Settings(BaseSettings):
             "db_trainer_password",
             "db_archiver_password",
             "db_importer_password",
+            "db_worker_password",
         ):
             secret: SecretStr | None = getattr(self, name)
             if secret is None:
@@ -186,6 +210,8 @@ class Settings(BaseSettings):
             value = secret.get_secret_value()
             if value.strip().lower() in PLACEHOLDER_SECRETS or len(value) < 16:
                 raise ValueError(f"{name.upper()} must be a real password of 16+ characters")
+        if self.queue_backend == "sqs" and not self.events_queue_url:
+            raise ValueError("QUEUE_BACKEND=sqs needs EVENTS_QUEUE_URL (the queue's URL)")
         # Every environment but development (test included: test deployments hold real data
         # often enough) must bring a real secret; the tests pass one. Inference needs neither:
         # it reads no keys and no database.

@@ -3,11 +3,11 @@
 
 Each workload logs in as its own least-privileged role (migration 0007): the API as ssp_api,
 `train` / `rollback` / `refresh-features` as ssp_trainer, `archive` as ssp_archiver, `import`
-as ssp_importer (0009); `migrate`, `generate` and `create-key` as the schema owner (the RDS
-master user). With DATABASE_URL set, its login is used as given: each deployment gives each
-workload a URL with its own login. Without it, the embedded server (trust authentication on its
-unix socket, no TCP listener) is reached as the same roles, so the demo runs with the logins
-production uses."""
+as ssp_importer (0009), `worker` as ssp_worker (0011); `migrate`, `generate` and `create-key`
+as the schema owner (the RDS master user). With DATABASE_URL set, its login is used as given:
+each deployment gives each workload a URL with its own login. Without it, the embedded server
+(trust authentication on its unix socket, no TCP listener) is reached as the same roles, so the
+demo runs with the logins production uses."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ API_LOGIN = "ssp_api"
 TRAINER_LOGIN = "ssp_trainer"
 ARCHIVER_LOGIN = "ssp_archiver"
 IMPORTER_LOGIN = "ssp_importer"  # migration 0009
+WORKER_LOGIN = "ssp_worker"  # migration 0011
 
 _embedded: dict[str, Any] = {}
 
@@ -279,6 +280,7 @@ def login_passwords(settings: Settings) -> dict[str, SecretStr | None]:
         TRAINER_LOGIN: settings.db_trainer_password,
         ARCHIVER_LOGIN: settings.db_archiver_password,
         IMPORTER_LOGIN: settings.db_importer_password,
+        WORKER_LOGIN: settings.db_worker_password,
     }
 
 

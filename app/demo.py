@@ -13,6 +13,7 @@ import socket
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from app import db
 from app.api.main import create_app
 from app.auth import create_key
 from app.config import Settings
+from app.events.queue import PostgresQueue
+from app.events.scoring import InProcessScorer
+from app.events.worker import Worker
 from app.features import FEATURES
 from app.generate import generate
 from app.logs import setup_logging
@@ -54,6 +58,66 @@ def call(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
 
 def show(data: Any) -> None:
     print("   " + json.dumps(data, indent=2).replace("\n", "\n   "))
+
+
+def show_event_rescoring(http: httpx.Client, headers: dict[str, str], settings: Settings) -> None:
+    """Post a month of absences for the school-1 student closest under the alert threshold,
+    with the worker running, and wait for their risk to change and an alert to appear."""
+    with db.connect_owner(settings) as conn:
+        row = conn.execute(
+            "SELECT student_id, risk FROM risk_scores WHERE school_id = 1 AND risk < %s"
+            " AND generation = (SELECT max(generation) FROM risk_scores)"
+            " ORDER BY risk DESC LIMIT 1",
+            (settings.alert_threshold,),
+        ).fetchone()
+    assert row is not None, "no student of school 1 under the threshold"
+    student, before = int(row[0]), float(row[1])
+    print(f"   student {student}: risk {before:.3f} (threshold {settings.alert_threshold})")
+    worker_settings = settings.model_copy(update={"worker_poll_seconds": 0.1})
+    connect = partial(db.connect_as, worker_settings, db.WORKER_LOGIN, autocommit=True)
+    worker = Worker(
+        worker_settings,
+        PostgresQueue(connect, worker_settings),
+        InProcessScorer(worker_settings),
+        connect,
+    )
+    stop = threading.Event()
+    running = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    running.start()
+    try:
+        events = [
+            {
+                "type": "attendance_marked",
+                "idempotency_key": f"demo-{student}-{day}",
+                "student_id": student,
+                "date": f"2026-11-{day:02d}",
+                "status": "absent",
+            }
+            for day in range(1, 31)
+        ]
+        posted_at = time.perf_counter()
+        posted = call(http, "POST", "/v1/events", json={"events": events}, headers=headers)
+        print(f"   {len(posted.json()['accepted'])} absences accepted")
+        alert = None
+        while alert is None and time.perf_counter() - posted_at < 10:
+            time.sleep(0.1)
+            alerts = http.get("/v1/schools/1/alerts", headers=headers).json()["items"]
+            alert = next((a for a in alerts if a["student_id"] == student), None)
+        waited = time.perf_counter() - posted_at
+        risk = call(http, "GET", f"/v1/students/{student}/risk", headers=headers).json()
+        print(f"   risk now {risk['risk']:.3f} (absences {risk['features']['absences']:g})")
+        if alert is not None:
+            print(
+                f"   alert {alert['id']} raised {waited:.2f}s after the POST"
+                f" (risk {alert['risk']:.3f})"
+            )
+        else:
+            print("   no threshold crossing for this student: no alert")
+    finally:
+        stop.set()
+        running.join(timeout=10)
+        worker.close()
+        worker.queue.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             inv_csv.raise_for_status()
             print(f"   SageMaker /invocations (CSV): {inv_csv.text.strip()}")
+        done(t)
+
+        t = step("an attendance event rescores a student (the worker, on the PostgreSQL queue)")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            show_event_rescoring(http, headers, settings)
         done(t)
     finally:
         if server is not None and thread is not None:

@@ -64,3 +64,10 @@ def at_risk_query(
         " ORDER BY r.risk DESC, r.student_id DESC",
         [*params, limit + 1],
     )
+
+
+# A school's alerts in one status, newest first. Parameters: school id, status, limit.
+SCHOOL_ALERTS = (
+    "SELECT id, student_id, status, risk, model_version, raised_at FROM alerts"
+    " WHERE school_id = %s AND status = %s ORDER BY raised_at DESC, id DESC LIMIT %s"
+)

@@ -24,6 +24,7 @@ from app.auth import (
 from app.cache import Cache
 from app.config import Settings
 from app.db import Database
+from app.events.queue import Queue, SqsQueue
 from app.model_registry import ModelRegistry
 from app.store import ModelStore
 
@@ -61,6 +62,11 @@ class Services(ModelServices):
             settings.api_key_pepper,
             FailureLimiter(self.cache, settings.auth_failures_per_minute),
             lambda: self.cache.counter(REVOCATIONS),
+        )
+        # Where POST /v1/events queues students: SQS after the commit, or (None) the
+        # PostgreSQL queue in the events' own transaction.
+        self.events_queue: Queue | None = (
+            SqsQueue(settings) if settings.queue_backend == "sqs" else None
         )
 
     def audit(

@@ -25,7 +25,15 @@ from app.api.limits import AdmissionMiddleware, BodyLimitMiddleware
 from app.api.metrics import record_pools, worker_exited
 from app.api.middleware import ObservabilityMiddleware
 from app.api.responses import validation_errors
-from app.api.routes import operations, predictions, sagemaker, schools, students
+from app.api.routes import (
+    alerts,
+    events,
+    operations,
+    predictions,
+    sagemaker,
+    schools,
+    students,
+)
 from app.config import Settings, get_settings
 from app.db import API_LOGIN, DatabaseUnavailableError, ensure_audit_partitions, primary_url
 from app.model_registry import NoModelError
@@ -81,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # In the order of the paths in the OpenAPI document. No prefix here: each router carries
     # its full one, as the route path the middleware labels metrics with is the router's own.
-    for module in (operations, sagemaker, students, predictions, schools):
+    for module in (operations, sagemaker, students, predictions, schools, alerts, events):
         app.include_router(module.router)
     return app
 

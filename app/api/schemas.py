@@ -144,3 +144,49 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Body is not valid JSON"},
     413: {"model": ErrorOut, "description": "Body over the size limit"},
 }
+
+
+class EventsIn(BaseModel):
+    """A batch of events (app/events/validate.py: attendance_marked, mark_recorded,
+    incident_logged). Each is checked on its own: a bad one is rejected, the others apply."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[Any] = Field(
+        min_length=1, description="At most EVENTS_MAX_BATCH (1,000 by default) events"
+    )
+
+
+class EventProblem(BaseModel):
+    field: str
+    problem: str
+
+
+class EventAccepted(BaseModel):
+    index: int = Field(description="Position in the posted batch")
+    idempotency_key: str
+    duplicate: bool = Field(description="The key was applied before: nothing written again")
+
+
+class EventRejected(BaseModel):
+    index: int
+    idempotency_key: str | None
+    problems: list[EventProblem]
+
+
+class EventsOut(BaseModel):
+    accepted: list[EventAccepted]
+    rejected: list[EventRejected]
+
+
+class AlertOut(BaseModel):
+    id: int
+    student_id: int
+    status: str
+    risk: float
+    model_version: str | None
+    raised_at: datetime
+
+
+class AlertsOut(BaseModel):
+    school_id: int
+    items: list[AlertOut]

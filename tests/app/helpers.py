@@ -28,11 +28,13 @@ API_LOGIN = "ssp_api"
 TRAINER_LOGIN = "ssp_trainer"
 ARCHIVER_LOGIN = "ssp_archiver"
 IMPORTER_LOGIN = "ssp_importer"
+WORKER_LOGIN = "ssp_worker"
 LOGIN_PASSWORDS = {
     API_LOGIN: "api-password-for-tests-0123",
     TRAINER_LOGIN: "trainer-password-for-tests-0123",
     ARCHIVER_LOGIN: "archiver-password-for-tests-0123",
     IMPORTER_LOGIN: "importer-password-for-tests-0123",
+    WORKER_LOGIN: "worker-password-for-tests-0123",
 }
 # The settings that hand those passwords to `migrate` (DB_API_PASSWORD...).
 PASSWORD_SETTINGS = {
@@ -40,6 +42,7 @@ PASSWORD_SETTINGS = {
     "db_trainer_password": LOGIN_PASSWORDS[TRAINER_LOGIN],
     "db_archiver_password": LOGIN_PASSWORDS[ARCHIVER_LOGIN],
     "db_importer_password": LOGIN_PASSWORDS[IMPORTER_LOGIN],
+    "db_worker_password": LOGIN_PASSWORDS[WORKER_LOGIN],
 }
 
 

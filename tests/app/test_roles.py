@@ -33,11 +33,12 @@ from tests.app.helpers import (
     MASTER_PASSWORD,
     PEPPER,
     TRAINER_LOGIN,
+    WORKER_LOGIN,
     scalar,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGINS = (API_LOGIN, TRAINER_LOGIN, ARCHIVER_LOGIN, IMPORTER_LOGIN)
+LOGINS = (API_LOGIN, TRAINER_LOGIN, ARCHIVER_LOGIN, IMPORTER_LOGIN, WORKER_LOGIN)
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
 GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP)  # NOLOGIN owners of one object each
@@ -56,6 +57,8 @@ RLS_TABLES = (
     "schools",
     "model_versions",
     "audit_log",
+    "student_events",
+    "event_queue",
 )
 OWN_PASSWORDS = os.environ.get("DATABASE_URL") is None  # our pgserver checks passwords
 
@@ -119,7 +122,11 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
         " WHERE pronamespace = 'public'::regnamespace AND proowner <> %s::regrole",
         (MASTER,),
     )
-    assert functions == [["app_visible_schools", TENANT_LOOKUP]]  # reads schools as it alone
+    # Each reads as its owner alone: the schools, and (live features) the facts.
+    assert functions == [
+        ["app_visible_schools", TENANT_LOOKUP],
+        ["refresh_live_features", FEATURES_OWNER],
+    ]
 
 
 @pytest.mark.parametrize("login", [*LOGINS, *GROUP_ROLES])
@@ -430,6 +437,7 @@ def test_migrate_sends_only_a_scram_verifier(
             "db_trainer_password": None,
             "db_archiver_password": None,
             "db_importer_password": None,
+            "db_worker_password": None,
         }
     )
     with db.connect_owner(none, autocommit=True) as conn:
@@ -495,3 +503,35 @@ def test_login_password_settings() -> None:
         with pytest.raises(ValidationError, match="DB_ARCHIVER_PASSWORD must be a real") as err:
             Settings(db_archiver_password=weak)
         assert weak not in str(err.value)  # a refused secret is named, never echoed
+
+
+def test_worker_consumes_the_queue_and_writes_scores_and_alerts_only(district: District) -> None:
+    with psycopg.connect(district.login_url(WORKER_LOGIN), autocommit=True) as worker:
+        with worker.transaction(force_rollback=True):  # what the worker does
+            worker.execute("SELECT count(*) FROM refresh_live_features(ARRAY[1, 2]::bigint[])")
+            worker.execute("SELECT count(*) FROM event_queue")
+            worker.execute("UPDATE event_queue SET receives = receives WHERE false")
+            worker.execute("SELECT risk FROM risk_scores WHERE student_id = 1 FOR UPDATE")
+            worker.execute(
+                "INSERT INTO alerts (school_id, student_id, status, risk)"
+                " VALUES (1, 1, 'open', 0.5)"
+            )
+        for query in (
+            "SELECT count(*) FROM students",
+            "SELECT count(*) FROM attendance",
+            "INSERT INTO attendance (school_id, student_id, date, status)"
+            " VALUES (1, 1, '2025-01-01', 'absent')",
+            "SELECT count(*) FROM student_features",
+            "SELECT count(*) FROM student_features_live",
+            "SELECT count(*) FROM student_events",
+            "INSERT INTO event_queue (school_id, student_id) VALUES (1, 1)",
+            "DELETE FROM risk_scores",
+            "DELETE FROM alerts",
+            "UPDATE alerts SET status = 'resolved'",
+            "SELECT count(*) FROM audit_log",
+            "SELECT count(*) FROM api_clients",
+            "SELECT count(*) FROM model_versions",
+            "SELECT refresh_student_features()",
+            f'SET ROLE "{FEATURES_OWNER}"',
+        ):
+            refused(worker, query)

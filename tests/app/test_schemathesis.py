@@ -21,9 +21,11 @@ from tests.app.helpers import auth
 EXAMPLES_PER_OPERATION = 12
 OPERATIONS = [
     "GET /health", "GET /metrics", "GET /ping", "GET /ready",
+    "GET /v1/schools/{school_id}/alerts",
     "GET /v1/schools/{school_id}/at-risk", "GET /v1/schools/{school_id}/models",
     "GET /v1/schools/{school_id}/models/{version}/report",
-    "GET /v1/students/{student_id}/risk", "POST /invocations", "POST /v1/predict",
+    "GET /v1/students/{student_id}/risk", "POST /invocations", "POST /v1/events",
+    "POST /v1/predict",
 ]  # fmt: skip
 
 

@@ -72,6 +72,7 @@ def test_dockerfile_contract() -> None:
     (base,) = [line.removeprefix("ARG BASE=") for line in lines if line.startswith("ARG BASE=")]
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", base), base
     assert "EXPOSE 8080" in lines
+    assert "EXPOSE 9102" in lines  # the event worker's metrics and health
     user = [line for line in lines if line.startswith("USER ")]
     assert user and user[-1] not in ("USER root", "USER 0")
     assert 'ENTRYPOINT ["python", "-m", "app"]' in lines

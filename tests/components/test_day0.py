@@ -135,21 +135,11 @@ def test_the_program_reads_the_apps_migrations(stack_run: StackRunner) -> None:
     assert job.get("metadata.name") == f"bootstrap-{expected}"
 
 
-# What the program gives the app that the app reads only once issue 18's app side (built on
-# its own branch: POST /v1/events, `worker`, migration 0011) is merged. Strict both ways: a
-# name stays listed only while the app lacks it, so the merge must empty this set.
-PENDING_APP_SIDE = {"ssp_worker", "QUEUE_BACKEND", "EVENTS_QUEUE_URL"}
-
-
 def test_every_workload_login_is_created_by_the_migrations() -> None:
     sql = "\n".join(p.read_text() for p in (ROOT / "app" / "migrations").glob("*.sql"))
     for login in WORKLOAD_LOGINS.values():
         created = rf"'{login}', 'LOGIN'|CREATE ROLE {login} LOGIN"
-        found = re.search(created, sql) is not None
-        if login in PENDING_APP_SIDE:
-            assert not found, f"a migration creates {login}: remove it from PENDING_APP_SIDE"
-        else:
-            assert found, f"no migration creates the login {login}"
+        assert re.search(created, sql), f"no migration creates the login {login}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -163,10 +153,9 @@ def test_config_and_secrets_are_named_by_pulumi_so_a_change_rolls_the_pods(
 
 def test_every_config_key_is_a_setting_the_app_reads(stack_run: StackRunner) -> None:
     settings = {name.upper() for name in Settings.model_fields}
-    assert not settings & PENDING_APP_SIDE, "the app reads them: empty PENDING_APP_SIDE"
     for stack in STACKS:
         for config in stack_run(stack).of_type(CONFIG_MAP):
-            unknown = set(config.get("data")) - settings - LIBRARY_SETTINGS - PENDING_APP_SIDE
+            unknown = set(config.get("data")) - settings - LIBRARY_SETTINGS
             assert not unknown, f"{stack} {config.name}: the app reads no {sorted(unknown)}"
 
 

@@ -97,36 +97,20 @@ def app_metric_names() -> set[str]:
     """The names of every sample the app exports (counters' _total, histograms' _bucket...):
     the API's (the default registry) and the event worker's (its own registry)."""
     import app.api.metrics  # noqa: F401  (registers the app's metrics)
+    from app.events import metrics as worker_metrics
 
-    registries = [REGISTRY]
-    try:
-        from app.events import metrics as worker_metrics  # the worker's, from issue 18's app side
-    except ImportError:
-        pending = PENDING_WORKER_METRICS
-    else:
-        registries.append(worker_metrics.REGISTRY)
-        pending = set()
-    collectors = [c for registry in registries for c in registry.collect()]
-    return (
-        pending
-        | {
-            sample_name
-            for collector in collectors
-            for sample_name in [collector.name, *(s.name for s in collector.samples)]
-        }
-        | {
-            f"{c.name}{suffix}"
-            for c in collectors
-            for suffix in {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}.get(
-                c.type, ()
-            )
-        }
-    )
-
-
-# The event worker's metrics the alert rules query, as issue 18's app side names them
-# (app/events/metrics.py on its branch); once merged, the worker's registry is read instead.
-PENDING_WORKER_METRICS = {"ssp_worker_lag_seconds_bucket"}
+    collectors = [c for registry in (REGISTRY, worker_metrics.REGISTRY) for c in registry.collect()]
+    return {
+        sample_name
+        for collector in collectors
+        for sample_name in [collector.name, *(s.name for s in collector.samples)]
+    } | {
+        f"{c.name}{suffix}"
+        for c in collectors
+        for suffix in {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}.get(
+            c.type, ()
+        )
+    }
 
 
 def metrics_in(expr: str) -> set[str]:
