@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from app.api.main import create_app
 from app.cli import server_options
 from app.config import Settings
+from app.db import Database, Tenant
 
 PEPPER = "test-pepper-0123456789"
 
@@ -41,6 +43,29 @@ PASSWORD_SETTINGS = {
     "db_archiver_password": LOGIN_PASSWORDS[ARCHIVER_LOGIN],
     "db_importer_password": LOGIN_PASSWORDS[IMPORTER_LOGIN],
 }
+
+
+class SyncDatabase:
+    """The API's (async) Database driven from a synchronous test, on an event loop of its own
+    that lives as long as the pools do."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._runner = asyncio.Runner()
+        self.db = Database(settings)
+        self.run(self.db.open())
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return self._runner.run(coroutine)
+
+    def fetch(
+        self, tenant: Tenant | None, query: str, params: Sequence[Any] = (), write: bool = False
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.run(self.db.fetch(tenant, query, params, write))
+        return rows
+
+    def close(self) -> None:
+        self.run(self.db.close())
+        self._runner.close()
 
 
 def free_port() -> int:
