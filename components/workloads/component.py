@@ -184,6 +184,7 @@ class Workloads(pulumi.ComponentResource):
                     drop_bucket=v[2],
                     region=args.region,
                     load_balancer_cidrs=args.subnets.public,
+                    database_via_proxy=db.via_proxy,
                 )
             ),
             opts=self._k8s(self._namespace),
