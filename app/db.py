@@ -40,7 +40,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATE_LOCK_KEY = 0x5350_0001
 TRAIN_LOCK_KEY = 0x5350_0002
 ARCHIVE_LOCK_KEY = 0x5350_0003
-# After a failed transaction, Database.tx refuses at once for this long, then probes again.
+# After a failed query, Database.fetch refuses at once for this long, then probes again.
 FAIL_FAST_SECONDS = 1.0
 # Longest wait between two attempts of the API's pools to reconnect: the API serves again
 # within about this long (plus FAIL_FAST_SECONDS) of the database answering. psycopg_pool's own
