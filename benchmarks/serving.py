@@ -138,6 +138,10 @@ def raw_server(settings: Settings, **extra_env: str) -> tuple[str, Any]:
     return url, running(cmd, api_env(settings, port, **extra_env), f"{url}/ping")
 
 
+def ok_per_second(row: dict[str, Any]) -> float:
+    return round(row["requests_per_second"] * (1 - row["errors"] / max(1, row["requests"])), 1)
+
+
 def student_risk_side_by_side(
     settings: Settings, key: str, first: int, count: int, seconds: int
 ) -> dict[str, Any]:
@@ -160,14 +164,19 @@ def student_risk_side_by_side(
     summary: dict[str, Any] = {}
     for threshold in PREPARE_THRESHOLDS:
         ours, raw = rows[f"ours_prepare_{threshold}"], rows[f"raw_asgi_prepare_{threshold}"]
-        rps = ours["requests_per_second"]
+        # Answered with a 200: a 503 (e.g. the pool timed out under load) is not served.
+        rps, raw_rps = ok_per_second(ours), ok_per_second(raw)
         summary[f"prepare_{threshold}"] = {
-            "ours_requests_per_second": rps,
+            "ours_ok_requests_per_second": rps,
+            "ours_errors": ours["errors"],
             "ours_p99_ms": ours["p99_ms"],
-            "ratio_vs_raw_asgi": round(rps / raw["requests_per_second"], 2),
+            "raw_asgi_ok_requests_per_second": raw_rps,
+            "raw_asgi_p99_ms": raw["p99_ms"],
+            "ratio_vs_raw_asgi": round(rps / raw_rps, 2),
             "meets_1000_rps_p99_50ms": rps >= RISK_TARGET_RPS
-            and ours["p99_ms"] <= RISK_TARGET_P99_MS,
-            "meets_ratio_0_6": rps >= RISK_TARGET_RATIO * raw["requests_per_second"],
+            and ours["p99_ms"] <= RISK_TARGET_P99_MS
+            and ours["errors"] == 0,
+            "meets_ratio_0_6": rps >= RISK_TARGET_RATIO * raw_rps,
         }
     return {"load_32_connections": rows, "summary": summary}
 

@@ -243,3 +243,10 @@ def test_statements_are_prepared_only_when_configured(
         assert (row["n"] > 0) is prepared
     finally:
         database.close()
+
+
+def test_an_unseen_school_is_a_403_before_a_bad_cursor(api: TestClient, district: District) -> None:
+    outsider = auth(district.keys["district1"])
+    params = {"cursor": "not-a-cursor"}
+    assert api.get("/v1/schools/5/at-risk", params=params, headers=outsider).status_code == 403
+    assert api.get("/v1/schools/3/at-risk", params=params, headers=outsider).status_code == 422

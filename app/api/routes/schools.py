@@ -84,7 +84,11 @@ async def at_risk(
     """Students of a school at or above a risk, highest first, with keyset pagination."""
     svc.check_school_key(client, school_id)
     floor = svc.settings.alert_threshold if min_risk is None else min_risk
-    after = decode_cursor(cursor) if cursor else None
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except HTTPException:
+        await svc.check_school(client, school_id)  # a school it cannot see: 403 before 422
+        raise
     gen = (await svc.pointer()).generation
     key = f"atrisk:g{gen}:{school_id}:{floor}:{limit}:{cursor}"
     body = await svc.cache.aget(key)
