@@ -50,12 +50,14 @@ class SyncDatabase:
     that lives as long as the pools do."""
 
     def __init__(self, settings: Settings) -> None:
-        self._runner = asyncio.Runner()
+        # Never set as the thread's loop (asyncio.run and Runner unset it when done, and
+        # later tests, Pulumi's mocks, expect the main thread to have one).
+        self._loop = asyncio.new_event_loop()
         self.db = Database(settings)
         self.run(self.db.open())
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        return self._runner.run(coroutine)
+        return self._loop.run_until_complete(coroutine)
 
     def fetch(
         self, tenant: Tenant | None, query: str, params: Sequence[Any] = (), write: bool = False
@@ -65,7 +67,16 @@ class SyncDatabase:
 
     def close(self) -> None:
         self.run(self.db.close())
-        self._runner.close()
+        self._loop.close()
+
+
+def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """`coroutine` run to completion on a loop of its own (see SyncDatabase)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Sequence
@@ -29,7 +28,7 @@ from app.cache import Cache
 from app.config import Settings
 from app.db import Tenant
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, auth, free_port, served
+from tests.app.helpers import PEPPER, auth, free_port, run_async, served
 
 VALID_KEY = "ssp_00000000_valid"
 
@@ -63,12 +62,12 @@ def bad_key() -> str:
 def test_valid_client_stays_cached_after_a_flood_of_distinct_bad_keys() -> None:
     db = FakeDB()
     authenticator = Authenticator(db.fetch, PEPPER)
-    assert asyncio.run(authenticator.authenticate(VALID_KEY)) == Client(7, "school 1", 1, None)
+    assert run_async(authenticator.authenticate(VALID_KEY)) == Client(7, "school 1", 1, None)
     flood = [bad_key() for _ in range(10_050)]
     for key in flood:
-        assert asyncio.run(authenticator.authenticate(key)) is None
+        assert run_async(authenticator.authenticate(key)) is None
     assert len(db.queries) == 1 + len(flood)
-    assert asyncio.run(authenticator.authenticate(VALID_KEY)) == Client(7, "school 1", 1, None)
+    assert run_async(authenticator.authenticate(VALID_KEY)) == Client(7, "school 1", 1, None)
     assert len(db.queries) == 1 + len(flood)  # no query: the flood did not evict it
     assert len(authenticator._failed) == FAILED_CACHE_SIZE
     assert len(authenticator._clients) == 1
@@ -83,10 +82,10 @@ def test_a_bad_key_is_queried_once_within_the_negative_ttl(
     authenticator = Authenticator(db.fetch, PEPPER)
     key = bad_key()
     for _ in range(5):
-        assert asyncio.run(authenticator.authenticate(key)) is None
+        assert run_async(authenticator.authenticate(key)) is None
     assert len(db.queries) == 1
     now[0] += FAILED_CACHE_SECONDS + 1
-    assert asyncio.run(authenticator.authenticate(key)) is None
+    assert run_async(authenticator.authenticate(key)) is None
     assert len(db.queries) == 2  # expired: asked again (the key may exist by now)
 
 
@@ -96,11 +95,11 @@ def test_client_cache_is_lru_and_expires(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(auth_module, "CLIENT_CACHE_SIZE", 1)
     db = FakeDB()
     authenticator = Authenticator(db.fetch, PEPPER)
-    asyncio.run(authenticator.authenticate(VALID_KEY))
-    asyncio.run(authenticator.authenticate(VALID_KEY))
+    run_async(authenticator.authenticate(VALID_KEY))
+    run_async(authenticator.authenticate(VALID_KEY))
     assert len(db.queries) == 1
     now[0] += auth_module.CLIENT_CACHE_SECONDS + 1
-    asyncio.run(authenticator.authenticate(VALID_KEY))
+    run_async(authenticator.authenticate(VALID_KEY))
     assert len(db.queries) == 2  # a revoked key stops working within CLIENT_CACHE_SECONDS
     assert len(authenticator._clients) == 1
 
@@ -108,17 +107,17 @@ def test_client_cache_is_lru_and_expires(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_limiter_refuses_before_the_query_and_lets_cached_clients_in() -> None:
     db = FakeDB()
     authenticator = Authenticator(db.fetch, PEPPER, FailureLimiter(Cache(None, "unit"), 3))
-    assert asyncio.run(authenticator.authenticate(VALID_KEY, "10.0.0.1")) is not None
+    assert run_async(authenticator.authenticate(VALID_KEY, "10.0.0.1")) is not None
     for _ in range(3):
-        assert asyncio.run(authenticator.authenticate(bad_key(), "10.0.0.1")) is None
+        assert run_async(authenticator.authenticate(bad_key(), "10.0.0.1")) is None
     lookups = len(db.key_lookups())
     with pytest.raises(TooManyFailuresError) as refused:
-        asyncio.run(authenticator.authenticate(bad_key(), "10.0.0.1"))
+        run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
     assert 1 <= refused.value.retry_after <= 60
     assert len(db.key_lookups()) == lookups
     # A cached valid client behind the same address still gets in; other addresses too.
-    assert asyncio.run(authenticator.authenticate(VALID_KEY, "10.0.0.1")) is not None
-    assert asyncio.run(authenticator.authenticate(bad_key(), "10.0.0.2")) is None
+    assert run_async(authenticator.authenticate(VALID_KEY, "10.0.0.1")) is not None
+    assert run_async(authenticator.authenticate(bad_key(), "10.0.0.2")) is None
 
 
 def test_a_valid_key_gets_in_from_a_blocked_address() -> None:
@@ -127,19 +126,19 @@ def test_a_valid_key_gets_in_from_a_blocked_address() -> None:
     db = FakeDB()
     authenticator = Authenticator(db.fetch, PEPPER, FailureLimiter(Cache(None, "unit"), 3))
     for _ in range(3):
-        assert asyncio.run(authenticator.authenticate(bad_key(), "10.0.0.1")) is None
+        assert run_async(authenticator.authenticate(bad_key(), "10.0.0.1")) is None
     with pytest.raises(TooManyFailuresError):
-        asyncio.run(authenticator.authenticate(bad_key(), "10.0.0.1"))
+        run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
     lookups = len(db.key_lookups())
-    found = asyncio.run(authenticator.authenticate(VALID_KEY, "10.0.0.1"))
+    found = run_async(authenticator.authenticate(VALID_KEY, "10.0.0.1"))
     assert found == Client(7, "school 1", 1, None)
     assert len(db.key_lookups()) == lookups + 1
     # A wrong key with a known prefix is looked up but refused as the address is blocked.
     with pytest.raises(TooManyFailuresError):
-        asyncio.run(authenticator.authenticate(VALID_KEY + "x", "10.0.0.1"))
+        run_async(authenticator.authenticate(VALID_KEY + "x", "10.0.0.1"))
     for _ in range(50):
         with pytest.raises(TooManyFailuresError):
-            asyncio.run(authenticator.authenticate(bad_key(), "10.0.0.1"))
+            run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
     assert len(db.key_lookups()) == lookups + 2
     assert db.queries.count(True) == 1  # the prefixes were read once
 
