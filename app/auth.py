@@ -18,8 +18,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -132,7 +131,8 @@ def key_prefix(key: str) -> str:
     return parts[1] if len(parts) == 3 and parts[0] == KEY_PREFIX else ""
 
 
-TransactionFactory = Callable[[Tenant | None], AbstractContextManager[psycopg.Cursor[Any]]]
+# Database.fetch: (tenant, query, parameters) -> rows, in one round trip.
+Fetch = Callable[[Tenant | None, str, Sequence[Any]], Awaitable[list[dict[str, Any]]]]
 
 
 class TooManyFailuresError(Exception):
@@ -169,9 +169,9 @@ class FailureLimiter:
                 return
         raise TooManyFailuresError(max(1, int(until - now + 0.999)))
 
-    def failed(self, ip: str) -> None:
+    async def failed(self, ip: str) -> None:
         """Counts one failure; once the limit is used up, `ip` is blocked for the window."""
-        decision = self.cache.rate_limit(f"authfail:{ip}", self.limit, self.window)
+        decision = await self.cache.arate_limit(f"authfail:{ip}", self.limit, self.window)
         if decision.remaining > 0:
             return
         with self._lock:
@@ -186,12 +186,12 @@ class FailureLimiter:
 class Authenticator:
     def __init__(
         self,
-        tx: TransactionFactory,
+        fetch: Fetch,
         pepper: str,
         limiter: FailureLimiter | None = None,
         revocations: Callable[[], int | None] | None = None,
     ) -> None:
-        self.tx = tx  # Database.tx, fail-fast: a DB outage is a 503, not a 500
+        self.fetch = fetch  # Database.fetch, fail-fast: a DB outage is a 503, not a 500
         self.pepper = pepper
         self.limiter = limiter
         # The shared revocation counter (Cache.counter; it returns None while not known: then
@@ -205,7 +205,7 @@ class Authenticator:
         self._prefixes: frozenset[str] = frozenset()
         self._prefixes_until = 0.0
 
-    def authenticate(self, key: str, ip: str | None = None) -> Client | None:
+    async def authenticate(self, key: str, ip: str | None = None) -> Client | None:
         """The key's client, or None. With a limiter and an `ip`, raises TooManyFailuresError
         (before looking the key up) once that IP has failed too often, unless the key has the
         prefix of an active key: one abuser must not lock out a school behind the same NAT
@@ -225,14 +225,14 @@ class Authenticator:
             try:
                 self.limiter.check(ip)
             except TooManyFailuresError as exc:
-                if key_prefix(key) not in self._active_prefixes(now):
+                if key_prefix(key) not in await self._active_prefixes(now):
                     raise
                 blocked = exc
         with self._lock:
             failed_until = self._failed.get(digest)
             known_bad = failed_until is not None and failed_until > now
         if not known_bad:
-            client = self._lookup(digest)
+            client = await self._lookup(digest)
             with self._lock:
                 if client is not None:
                     self._failed.pop(digest, None)
@@ -248,7 +248,7 @@ class Authenticator:
         if blocked is not None:
             raise blocked
         if self.limiter is not None and ip is not None:
-            self.limiter.failed(ip)
+            await self.limiter.failed(ip)
         return None
 
     def _client_ttl(self, now: float) -> float:
@@ -269,24 +269,25 @@ class Authenticator:
             self._seen_revocations = count
         return CLIENT_CACHE_SECONDS if count is not None else REVOCATION_CHECK_SECONDS
 
-    def _active_prefixes(self, now: float) -> frozenset[str]:
+    async def _active_prefixes(self, now: float) -> frozenset[str]:
         """Prefixes of the active keys, re-read at most every PREFIX_REFRESH_SECONDS."""
         if now >= self._prefixes_until:
             self._prefixes_until = now + PREFIX_REFRESH_SECONDS
-            with self.tx(None) as cur:
-                cur.execute("SELECT key_prefix FROM api_clients WHERE is_active = %s", (True,))
-                self._prefixes = frozenset(row["key_prefix"] for row in cur.fetchall())
+            rows = await self.fetch(
+                None, "SELECT key_prefix FROM api_clients WHERE is_active = %s", (True,)
+            )
+            self._prefixes = frozenset(row["key_prefix"] for row in rows)
         return self._prefixes
 
-    def _lookup(self, digest: str) -> Client | None:
-        with self.tx(None) as cur:
-            # The lookup is by hash, so its timing says nothing about the key itself.
-            cur.execute(
-                "SELECT id, name, key_hash, school_id, district_id, key_class FROM api_clients"
-                " WHERE key_hash = %s AND is_active",
-                (digest,),
-            )
-            row = cur.fetchone()
+    async def _lookup(self, digest: str) -> Client | None:
+        # The lookup is by hash, so its timing says nothing about the key itself.
+        rows = await self.fetch(
+            None,
+            "SELECT id, name, key_hash, school_id, district_id, key_class FROM api_clients"
+            " WHERE key_hash = %s AND is_active",
+            (digest,),
+        )
+        row = rows[0] if rows else None
         if row is not None and hmac.compare_digest(row["key_hash"], digest):
             return Client(
                 row["id"], row["name"], row["school_id"], row["district_id"], row["key_class"]

@@ -4,6 +4,7 @@ never to errors."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -169,6 +170,23 @@ class Cache:
             self._failed(exc)
             return False
         return True
+
+    # For the API's routes on the event loop: the in-process cache answers in microseconds and
+    # is used inline; Redis is a network round trip made by this blocking client, so it runs
+    # in a thread and other requests keep flowing meanwhile.
+    async def aget(self, key: str) -> bytes | None:
+        return self.get(key) if self.redis is None else await asyncio.to_thread(self.get, key)
+
+    async def aset(self, key: str, value: bytes, ttl: int) -> None:
+        if self.redis is None:
+            self.set(key, value, ttl)
+        else:
+            await asyncio.to_thread(self.set, key, value, ttl)
+
+    async def arate_limit(self, subject: str, limit: int, window: int) -> RateDecision:
+        if self.redis is None:
+            return self.rate_limit(subject, limit, window)
+        return await asyncio.to_thread(self.rate_limit, subject, limit, window)
 
     def ping(self) -> bool:
         if self.redis is None:

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(default=10, ge=1)
     db_pool_timeout: float = Field(default=2.0, gt=0)
     db_connect_timeout: int = Field(default=3, ge=1)
+    # psycopg's prepare_threshold on the API's connections: a statement run this many times on
+    # a connection is prepared server-side (saves the planning on every later run). Empty or
+    # "none": never prepared, the setting behind RDS Proxy, which pins a connection holding
+    # prepared statements to one backend (the deployment sets it per tier from the catalog).
+    db_prepare_threshold: int | None = Field(default=5, ge=0)
     db_retry_after_seconds: int = Field(default=5, ge=1)
     db_wait_seconds: float = Field(default=30, ge=0)
 
@@ -158,6 +163,11 @@ class Settings(BaseSettings):
     # Idle keep-alive connections are kept this long: longer than the ALB's idle timeout (60 s),
     # so the server never closes a connection the load balancer is about to reuse (a 502).
     keep_alive_seconds: int = Field(default=65, ge=1)
+
+    @field_validator("db_prepare_threshold", mode="before")
+    @classmethod
+    def _none_is_never(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @field_validator(
         "db_api_password",

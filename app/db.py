@@ -11,13 +11,14 @@ demo runs with the logins production uses."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-import threading
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 from pydantic import SecretStr
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -40,12 +41,17 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATE_LOCK_KEY = 0x5350_0001
 TRAIN_LOCK_KEY = 0x5350_0002
 ARCHIVE_LOCK_KEY = 0x5350_0003
-# After a failed transaction, Database.tx refuses at once for this long, then probes again.
+# After a failed query, Database.fetch refuses at once for this long, then probes again.
 FAIL_FAST_SECONDS = 1.0
 # Longest wait between two attempts of the API's pools to reconnect: the API serves again
 # within about this long (plus FAIL_FAST_SECONDS) of the database answering. psycopg_pool's own
 # backoff doubles without bound (a 45 s outage took 15-18 s to recover from).
 MAX_RECONNECT_DELAY_SECONDS = 0.5
+# A pooled connection idle for longer than this is checked (one empty query) before use; one
+# that served a request more recently is not (a dead one fails that request, then fail-fast).
+IDLE_CHECK_SECONDS = 10.0
+# Every tenant query starts with these, transaction-scoped (migration 0005's policies read them).
+SET_TENANT = "SELECT set_config('app.school_id', %s, true), set_config('app.district_id', %s, true)"
 # The workloads' logins (migration 0007).
 API_LOGIN = "ssp_api"
 TRAINER_LOGIN = "ssp_trainer"
@@ -134,18 +140,42 @@ class BoundedBackoff(AttemptWithBackoff):
         self.delay = min(self.delay, MAX_RECONNECT_DELAY_SECONDS)
 
 
-class Pool(ConnectionPool[psycopg.Connection[Any]]):
-    """A ConnectionPool whose reconnect backoff is bounded (BoundedBackoff)."""
+class Pool(AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
+    """An AsyncConnectionPool whose reconnect backoff is bounded (BoundedBackoff), and which
+    checks a connection's liveness only when it has sat idle for IDLE_CHECK_SECONDS: a
+    connection that served a request a moment ago costs no extra round trip per checkout."""
 
-    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
-        super()._add_connection(attempt or BoundedBackoff(timeout=self.reconnect_timeout), growing)
+    def __init__(self, conninfo: str, **kwargs: Any) -> None:
+        self._last_used: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        super().__init__(conninfo, check=self._check_if_idle, **kwargs)
+
+    async def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        await super()._add_connection(
+            attempt or BoundedBackoff(timeout=self.reconnect_timeout), growing
+        )
+
+    async def _check_if_idle(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if time.monotonic() - self._last_used.get(conn, 0.0) > IDLE_CHECK_SECONDS:
+            await self.check_connection(conn)
+
+    def used(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Records that `conn` just answered (so the next checkout skips the check)."""
+        self._last_used[conn] = time.monotonic()
 
 
 class Database:
-    """Pools for the API. They log in as ssp_api (with the embedded server; otherwise as the
-    URLs say, which in production is ssp_api too): a login with no more rights than the API
-    needs, so no SQL on a connection can gain any (no SET ROLE to undo, no session state that
-    pins the connection behind RDS Proxy). Row-level security filters it by tenant."""
+    """The API's pools, on the event loop (async psycopg). They log in as ssp_api (with the
+    embedded server; otherwise as the URLs say, which in production is ssp_api too): a login
+    with no more rights than the API needs, so no SQL on a connection can gain any (no SET ROLE
+    to undo, no session state that pins the connection behind RDS Proxy). Row-level security
+    filters it by tenant.
+
+    Every query is one round trip (`fetch`): the tenant's settings and the statement go out
+    in one pipeline and run in one implicit transaction, committed at its end."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -153,8 +183,8 @@ class Database:
         self.primary = self._pool(primary, "primary")
         replica = read_url(settings, API_LOGIN)
         self.replica = self._pool(replica, "replica") if replica != primary else self.primary
-        self._down_until = 0.0  # Database.tx fails fast until then
-        self._lock = threading.Lock()
+        self._down_until = 0.0  # fetch fails fast until then
+        self._checking: asyncio.Task[None] | None = None  # a pool check after a failure
 
     def _pool(self, url: str, name: str) -> Pool:
         return Pool(
@@ -162,70 +192,105 @@ class Database:
             min_size=self.settings.db_pool_min,
             max_size=self.settings.db_pool_max,
             timeout=self.settings.db_pool_timeout,
-            # Named (unless the URL names them), so pg_stat_activity tells the API's
-            # connections from the jobs'.
             kwargs={
                 "connect_timeout": self.settings.db_connect_timeout,
+                # Named (unless the URL names them), so pg_stat_activity tells the API's
+                # connections from the jobs'.
                 "application_name": conninfo_to_dict(url).get(
                     "application_name", f"ssp-api-{name}"
                 ),
+                # Each pipeline is its own implicit transaction (see fetch): no BEGIN/COMMIT
+                # round trips.
+                "autocommit": True,
+                # None behind RDS Proxy: server-side prepared statements would pin every
+                # pooled connection (catalog.api_prepare_threshold picks it per tier).
+                "prepare_threshold": self.settings.db_prepare_threshold,
             },
-            check=ConnectionPool.check_connection,
             name=name,
             open=False,
         )
 
-    def open(self) -> None:
-        self.primary.open(wait=False)
+    async def open(self) -> None:
+        await self.primary.open(wait=False)
         if self.replica is not self.primary:
-            self.replica.open(wait=False)
+            await self.replica.open(wait=False)
 
-    def close(self) -> None:
-        self.primary.close()
+    async def close(self) -> None:
+        await self.primary.close()
         if self.replica is not self.primary:
-            self.replica.close()
+            await self.replica.close()
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Each pool's current figures (pool_max, pool_size, pool_available, ...), by name."""
         pools = {self.primary.name: self.primary, self.replica.name: self.replica}
         return {name: pool.get_stats() for name, pool in pools.items()}
 
-    @contextmanager
-    def transaction(
-        self, tenant: Tenant | None, write: bool = False
-    ) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
-        """A transaction on the primary (write) or replica (read), scoped to the tenant."""
-        pool = self.primary if write else self.replica
-        with (
-            pool.connection() as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=dict_row) as cur,
-        ):
-            if tenant is not None:
-                # is_local=true: the setting ends with the transaction, never leaks to the
-                # next user of this pooled connection.
-                cur.execute(
-                    "SELECT set_config('app.school_id', %s, true),"
-                    " set_config('app.district_id', %s, true)",
-                    (_opt(tenant.school_id), _opt(tenant.district_id)),
-                )
-            yield cur
+    async def fetch(
+        self,
+        tenant: Tenant | None,
+        query: str,
+        params: Sequence[Any] = (),
+        write: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The rows of `query`, run on the primary (write) or the replica (read) under the
+        tenant's row-level security, in ONE round trip: the two set_config calls and the
+        statement are pipelined, and PostgreSQL runs everything up to the pipeline's sync as
+        one implicit transaction, committed there, rolled back whole on any error. So a
+        statement that writes its own audit row returns rows only once that row is committed.
 
-    @contextmanager
-    def tx(self, tenant: Tenant | None, write: bool = False) -> Iterator[psycopg.Cursor[Any]]:
-        """A transaction that fails fast with DatabaseUnavailableError while the DB is down:
-        after one failure, requests get 503 at once for a second instead of each waiting for
-        the pool timeout, then the next one probes the DB again. What the API uses."""
+        Fails fast with DatabaseUnavailableError while the DB is down: after one failure,
+        requests get 503 at once for FAIL_FAST_SECONDS instead of each waiting for the pool
+        timeout, then the next one probes the DB again."""
+        async with self._connection(write) as (pool, conn):
+            async with conn.pipeline():
+                if tenant is not None:
+                    # is_local=true: the settings end with the implicit transaction, never
+                    # leak to the next user of this pooled connection.
+                    await conn.execute(SET_TENANT, _tenancy(tenant))
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(query, params)
+            rows = await cur.fetchall() if cur.description is not None else []
+            pool.used(conn)
+            return rows
+
+    @asynccontextmanager
+    async def transaction(
+        self, tenant: Tenant, write: bool = False
+    ) -> AsyncIterator[psycopg.AsyncCursor[dict[str, Any]]]:
+        """A cursor in one explicit transaction of several statements under the tenant's
+        row-level security, for a write whose statements depend on each other's answers
+        (POST /v1/events: checks, keys, facts, audit rows, queue). Reads use `fetch`."""
+        async with self._connection(write) as (pool, conn):
+            async with conn.transaction():
+                await conn.execute(SET_TENANT, _tenancy(tenant))
+                async with conn.cursor(row_factory=dict_row) as cur:
+                    yield cur
+            pool.used(conn)
+
+    @asynccontextmanager
+    async def _connection(
+        self, write: bool
+    ) -> AsyncIterator[tuple[Pool, psycopg.AsyncConnection[Any]]]:
+        """A pooled connection of the primary (write) or the replica, failing fast while the
+        database is down."""
         if time.monotonic() < self._down_until:
             raise DatabaseUnavailableError("database unavailable")
+        pool = self.primary if write else self.replica
         try:
-            with self.transaction(tenant, write=write) as cur:
-                yield cur
+            async with pool.connection() as conn:
+                yield pool, conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            with self._lock:
-                self._down_until = time.monotonic() + FAIL_FAST_SECONDS
+            self._down_until = time.monotonic() + FAIL_FAST_SECONDS
             log.warning("database unavailable", extra={"error": str(exc)[:200]})
+            # The other idle connections likely died too: replace them in the background
+            # rather than letting the next requests find them one by one.
+            if self._checking is None or self._checking.done():
+                self._checking = asyncio.get_running_loop().create_task(pool.check())
             raise DatabaseUnavailableError("database unavailable") from exc
+
+
+def _tenancy(tenant: Tenant) -> tuple[str, str]:
+    return _opt(tenant.school_id), _opt(tenant.district_id)
 
 
 def _opt(value: int | None) -> str:

@@ -15,7 +15,14 @@ compute of one prediction in-process (sklearn's predict_proba against the served
 and GET /v1/students/{id}/risk, which authenticates, reads the student's features from
 PostgreSQL, predicts and writes the audit row, each request for a different student.
 
+GET /v1/students/{id}/risk is also measured side by side with its reference, a bare ASGI app
+running the same SQL with the same audit write through the same driver
+(benchmarks/raw_asgi.py), one worker each, 32 connections, uncached, with server-side
+prepared statements (psycopg's prepare_threshold 5, tiers without RDS Proxy) and without
+(none, proxy tiers). `--only student-risk` runs that part alone (no MLServer needed).
+
     python -m benchmarks.serving [--seconds 15] [--mlserver venv-mlserver/bin/mlserver]
+    python -m benchmarks.serving --only student-risk [--seconds 10]
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import timeit
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +42,7 @@ import numpy as np
 
 from app import db
 from app.auth import create_key
+from app.config import Settings
 from app.features import FEATURES
 from app.model_registry import fast_model
 from app.store import ModelStore
@@ -41,6 +50,7 @@ from benchmarks.common import (
     ROOT,
     ROW,
     WrkResult,
+    api_env,
     api_server,
     bench_settings,
     free_port,
@@ -58,6 +68,9 @@ CONNECTIONS = (32, 256)
 MODEL = "dropout-risk"
 # Targets of the benchmark issue (32 connections): throughput against MLServer, and p99.
 TARGET_RATIO, TARGET_P99_MS = 3.0, 20.0
+# Targets of GET /v1/students/{id}/risk (32 connections, one worker, uncached, audited).
+RISK_TARGET_RPS, RISK_TARGET_P99_MS, RISK_TARGET_RATIO = 1000.0, 50.0, 0.6
+PREPARE_THRESHOLDS = ("5", "none")  # DB_PREPARE_THRESHOLD: direct to PostgreSQL, RDS Proxy
 
 
 def prediction_compute(model: Any) -> dict[str, float]:
@@ -115,12 +128,68 @@ end
 """
 
 
+def raw_server(settings: Settings, **extra_env: str) -> tuple[str, Any]:
+    """The reference (benchmarks/raw_asgi.py) under the same server as `serve` runs."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.raw_asgi:create_app"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools"]
+    cmd += ["--no-access-log", "--log-level", "warning"]
+    return url, running(cmd, api_env(settings, port, **extra_env), f"{url}/ping")
+
+
+def ok_per_second(row: dict[str, Any]) -> float:
+    return round(row["requests_per_second"] * (1 - row["errors"] / max(1, row["requests"])), 1)
+
+
+def student_risk_side_by_side(
+    settings: Settings, key: str, first: int, count: int, seconds: int
+) -> dict[str, Any]:
+    """Ours and the reference, one worker each, 32 connections, per prepare_threshold: a 3 s
+    warm-up, then the measured run, each server asked for students it has not served yet."""
+    rows: dict[str, dict[str, Any]] = {}
+    for threshold in PREPARE_THRESHOLDS:
+        env = {"DB_PREPARE_THRESHOLD": threshold, "RATE_LIMIT_INTERACTIVE_REQUESTS": "1000000000"}
+        for name, (url, server) in (
+            ("ours", api_server(settings, WORKERS="1", **env)),
+            ("raw_asgi", raw_server(settings, **env)),
+        ):
+            with server:
+                target = f"{url}/v1/students/{first}/risk"
+                wrk(target, risk_script(key, first, count, start=0), CONNECTIONS[0], 3)
+                script = risk_script(key, first, count, start=count // 2)
+                rows[f"{name}_prepare_{threshold}"] = wrk(
+                    target, script, CONNECTIONS[0], seconds
+                ).row()
+    summary: dict[str, Any] = {}
+    for threshold in PREPARE_THRESHOLDS:
+        ours, raw = rows[f"ours_prepare_{threshold}"], rows[f"raw_asgi_prepare_{threshold}"]
+        # Answered with a 200: a 503 (e.g. the pool timed out under load) is not served.
+        rps, raw_rps = ok_per_second(ours), ok_per_second(raw)
+        summary[f"prepare_{threshold}"] = {
+            "ours_ok_requests_per_second": rps,
+            "ours_errors": ours["errors"],
+            "ours_p99_ms": ours["p99_ms"],
+            "raw_asgi_ok_requests_per_second": raw_rps,
+            "raw_asgi_p99_ms": raw["p99_ms"],
+            "ratio_vs_raw_asgi": round(rps / raw_rps, 2),
+            "meets_1000_rps_p99_50ms": rps >= RISK_TARGET_RPS
+            and ours["p99_ms"] <= RISK_TARGET_P99_MS
+            and ours["errors"] == 0,
+            "meets_ratio_0_6": rps >= RISK_TARGET_RATIO * raw_rps,
+        }
+    return {"load_32_connections": rows, "summary": summary}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=15, help="per load level")
     parser.add_argument("--mlserver", default=str(ROOT / "venv-mlserver" / "bin" / "mlserver"))
+    parser.add_argument("--only", choices=["all", "student-risk"], default="all")
     args = parser.parse_args()
     require_wrk()
+    if args.only == "student-risk":
+        return student_risk_main(args.seconds)
     if not Path(args.mlserver).exists():
         raise SystemExit(f"{args.mlserver} not found; `make bench` creates it")
 
@@ -192,6 +261,7 @@ def main() -> int:
                         lambda i: risk_script(key, first, count, start=i * 15_000),
                         args.seconds,
                     )
+        reference = student_risk_side_by_side(settings, key, first, count, args.seconds)
 
     peer32 = results["mlserver"][0]
     summary = {}
@@ -218,7 +288,25 @@ def main() -> int:
             "prediction_compute": compute,
             "load": {name: [r.row() for r in rows] for name, rows in results.items()},
             "summary": summary,
+            "student_risk_vs_raw_asgi": reference,
         },
+    )
+    return 0
+
+
+def student_risk_main(seconds: int) -> int:
+    """`--only student-risk`: the district, then the side-by-side runs alone."""
+    with workdir("serving-risk") as work:
+        settings = bench_settings(work)
+        load_district(settings, SCHOOLS, STUDENTS)
+        with db.connect_owner(settings) as conn:
+            _, key = create_key(conn, settings.api_key_pepper, "benchmark", district_id=1)
+            row = conn.execute("SELECT min(id), count(*) FROM students").fetchone()
+            assert row is not None
+        result = student_risk_side_by_side(settings, key, row[0], row[1], seconds)
+    write_result(
+        "serving_student_risk",
+        {"district": f"{SCHOOLS} schools x {STUDENTS} students", "seconds": seconds, **result},
     )
     return 0
 

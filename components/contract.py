@@ -104,6 +104,9 @@ class DatabaseConnection:
     """The master login: for the bootstrap Job (migrations) only."""
     logins: Mapping[str, DatabaseLogin]
     """The login of each workload (``api``, ``trainer``, ``archiver``)."""
+    via_proxy: bool = False
+    """Whether ``writer_endpoint`` is an RDS Proxy (it pins connections that hold session
+    state, such as server-side prepared statements)."""
 
 
 @dataclass(frozen=True)

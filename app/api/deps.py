@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, NoReturn
 
 import psycopg
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from app import queries
 from app.api.schemas import MAX_BIGINT, MAX_INT
@@ -26,7 +28,7 @@ from app.config import Settings
 from app.db import Database
 from app.events.queue import Queue, SqsQueue
 from app.model_registry import ModelRegistry
-from app.store import ModelStore
+from app.store import ModelStore, Pointer
 
 log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
 
@@ -48,17 +50,25 @@ class ModelServices:
             ModelStore(settings.model_store_url), settings.model_refresh_seconds
         )
 
+    async def pointer(self) -> Pointer:
+        """The served models' pointer, for a route on the event loop: a refresh that is due
+        reads the store (S3) in a thread, so the loop never waits on it."""
+        if self.registry.fresh:
+            return self.registry.pointer()
+        return await run_in_threadpool(self.registry.pointer)
+
 
 class Services(ModelServices):
-    """Everything a request of the API needs. Database access goes through `db.tx`, which
-    fails fast (DatabaseUnavailableError, a 503) while the database is down."""
+    """Everything a request of the API needs. Database access goes through `db.fetch`, one
+    round trip on the event loop, which fails fast (DatabaseUnavailableError, a 503) while the
+    database is down."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.db = Database(settings)
         self.cache = Cache(settings.redis_url, settings.cache_prefix)
         self.auth = Authenticator(
-            self.db.tx,
+            self.db.fetch,
             settings.api_key_pepper,
             FailureLimiter(self.cache, settings.auth_failures_per_minute),
             lambda: self.cache.counter(REVOCATIONS),
@@ -69,7 +79,7 @@ class Services(ModelServices):
             SqsQueue(settings) if settings.queue_backend == "sqs" else None
         )
 
-    def audit(
+    async def audit(
         self,
         client: Client,
         action: str,
@@ -77,33 +87,39 @@ class Services(ModelServices):
         detail: dict[str, Any],
         school_id: int | None = None,
     ) -> None:
-        """FERPA: every read of student data is recorded before the data is returned."""
+        """FERPA: a read of student data served without a read of its own (from the cache) is
+        recorded before the data is returned. Reads write theirs themselves (app.queries)."""
+        params = (client.id, school_id or client.school_id, student_id, action, json.dumps(detail))
+        await self.audited(client, queries.INSERT_AUDIT, params)
+
+    async def audited(
+        self, client: Client, query: str, params: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        """The rows of a statement that writes an audit row, on the primary. If it fails, no
+        data may be returned: a 503, whatever the cause (e.g. no partition for this month is an
+        operational fault, not a bug)."""
         try:
-            with self.db.tx(client.tenant, write=True) as cur:
-                cur.execute(
-                    queries.INSERT_AUDIT,
-                    (
-                        client.id,
-                        school_id or client.school_id,
-                        student_id,
-                        action,
-                        json.dumps(detail),
-                    ),
-                )
+            return await self.db.fetch(client.tenant, query, params, write=True)
         except psycopg.Error as exc:
-            # E.g. no partition for this month: an operational fault (503), not a bug (500).
-            log.error("audit insert failed", extra={"action": action, "error": str(exc)[:300]})
+            log.error("audited read failed", extra={"error": str(exc)[:300]})
             raise AuditUnavailableError("audit log unavailable") from exc
 
-    def check_school(self, client: Client, school_id: int) -> None:
-        if client.school_id is not None:
-            if client.school_id != school_id:
-                raise HTTPException(403, f"this key is scoped to school {client.school_id}")
-            return
-        with self.db.tx(client.tenant) as cur:
-            cur.execute(queries.SCHOOL_VISIBLE, (school_id,))
-            if cur.fetchone() is None:
-                raise HTTPException(403, f"school {school_id} is not in this key's district")
+    def check_school_key(self, client: Client, school_id: int) -> None:
+        """403 for a school key asking about another school (no query needed)."""
+        if client.school_id is not None and client.school_id != school_id:
+            raise HTTPException(403, f"this key is scoped to school {client.school_id}")
+
+    @staticmethod
+    def refuse_unseen_school(school_id: int) -> NoReturn:
+        """403 for a district key's school that its district does not have."""
+        raise HTTPException(403, f"school {school_id} is not in this key's district")
+
+    async def check_school(self, client: Client, school_id: int) -> None:
+        self.check_school_key(client, school_id)
+        if client.school_id is None and not await self.db.fetch(
+            client.tenant, queries.SCHOOL_VISIBLE, (school_id,)
+        ):
+            self.refuse_unseen_school(school_id)
 
 
 async def services(request: Request) -> Services:
@@ -115,7 +131,7 @@ async def services(request: Request) -> Services:
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def require_client(
+async def require_client(
     request: Request,
     key: Annotated[str | None, Depends(api_key_header)],
     svc: Annotated[Services, Depends(services)],
@@ -128,7 +144,7 @@ def require_client(
     # peer is a configured proxy (FORWARDED_ALLOW_IPS, app.cli.server_options).
     ip = request.client.host if request.client is not None else "unknown"
     try:
-        client = svc.auth.authenticate(key, ip)
+        client = await svc.auth.authenticate(key, ip)
     except TooManyFailuresError as exc:
         raise HTTPException(
             429,
@@ -139,7 +155,9 @@ def require_client(
         raise HTTPException(401, "invalid API key", {"WWW-Authenticate": "ApiKey"})
     s = svc.settings
     limit = s.rate_limit(client.key_class)
-    decision = svc.cache.rate_limit(f"client:{client.id}", limit, s.rate_limit_window_seconds)
+    decision = await svc.cache.arate_limit(
+        f"client:{client.id}", limit, s.rate_limit_window_seconds
+    )
     if not decision.allowed:
         raise HTTPException(
             429,

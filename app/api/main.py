@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc.db.open()
+        await svc.db.open()
         await run_in_threadpool(ensure_partitions_at_startup, settings)
         load_models_at_startup(svc)
         sampler = asyncio.create_task(sample_pools(svc))
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         sampler.cancel()
         worker_exited()
-        svc.db.close()
+        await svc.db.close()
 
     app = _app(svc, lifespan)
 

@@ -29,16 +29,16 @@ class Outcome:
         self.rejected.append({"index": index, "idempotency_key": key, "problems": problems})
 
 
-def apply_events(
-    cur: psycopg.Cursor[Any],
+async def apply_events(
+    cur: psycopg.AsyncCursor[Any],
     events: list[tuple[int, Event]],
     client_id: int,
     outcome: Outcome,
     enqueue_in_db: bool,
 ) -> None:
     """Check, record and apply `events` (index, event); every outcome goes into `outcome`."""
-    students = _students(cur, sorted({e.student_id for _, e in events}))
-    exams = _exams(cur, sorted({e.exam_id for _, e in events if isinstance(e, MarkRecorded)}))
+    students = await _students(cur, sorted({e.student_id for _, e in events}))
+    exams = await _exams(cur, sorted({e.exam_id for _, e in events if isinstance(e, MarkRecorded)}))
     valid: list[tuple[int, Event, int]] = []  # with the student's school
     seen: set[tuple[int, str]] = set()
     for index, event in events:
@@ -62,28 +62,29 @@ def apply_events(
             continue
         seen.add((school, event.idempotency_key))
         valid.append((index, event, school))
-    new = _record_keys(cur, valid, client_id)
+    new = await _record_keys(cur, valid, client_id)
     fresh = [(i, e, s) for i, e, s in valid if (s, e.idempotency_key) in new]
     for index, event, school in valid:
         outcome.accepted.append(_accepted(index, event, (school, event.idempotency_key) not in new))
-    _write_facts(cur, fresh)
-    _audit(cur, fresh, client_id)
-    if enqueue_in_db:
-        enqueue(cur, outcome.students)
+    await _write_facts(cur, fresh)
+    await _audit(cur, fresh, client_id)
+    if enqueue_in_db and outcome.students:
+        await cur.execute(ENQUEUE, enqueue_params(outcome.students))
     outcome.accepted.sort(key=lambda a: int(a["index"]))
 
 
-def enqueue(cur: psycopg.Cursor[Any], students: set[tuple[int, int]]) -> None:
-    """The PostgreSQL queue: one waiting message per student (a waiting one absorbs the rest)."""
-    if not students:
-        return
+# The PostgreSQL queue: one waiting message per student (a waiting one absorbs the rest).
+ENQUEUE = (
+    "INSERT INTO event_queue (student_id, school_id)"
+    " SELECT * FROM unnest(%s::bigint[], %s::integer[])"
+    " ON CONFLICT (student_id) WHERE receives = 0 AND dead_at IS NULL DO NOTHING"
+)
+
+
+def enqueue_params(students: set[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """ENQUEUE's parameters for (student id, school id) pairs."""
     ids, schools = zip(*sorted(students), strict=True)
-    cur.execute(
-        "INSERT INTO event_queue (student_id, school_id)"
-        " SELECT * FROM unnest(%s::bigint[], %s::integer[])"
-        " ON CONFLICT (student_id) WHERE receives = 0 AND dead_at IS NULL DO NOTHING",
-        (list(ids), list(schools)),
-    )
+    return list(ids), list(schools)
 
 
 def _problem(field_name: str, problem: str) -> dict[str, str]:
@@ -94,26 +95,28 @@ def _accepted(index: int, event: Event, duplicate: bool) -> dict[str, Any]:
     return {"index": index, "idempotency_key": event.idempotency_key, "duplicate": duplicate}
 
 
-def _students(cur: psycopg.Cursor[Any], ids: list[int]) -> dict[int, int]:
+async def _students(cur: psycopg.AsyncCursor[Any], ids: list[int]) -> dict[int, int]:
     """Student -> school, of the students the tenant can see (row-level security)."""
-    cur.execute("SELECT id, school_id FROM students WHERE id = ANY(%s)", (ids,))
-    return {int(r["id"]): int(r["school_id"]) for r in cur.fetchall()}
+    await cur.execute("SELECT id, school_id FROM students WHERE id = ANY(%s)", (ids,))
+    return {int(r["id"]): int(r["school_id"]) for r in await cur.fetchall()}
 
 
-def _exams(cur: psycopg.Cursor[Any], ids: list[int]) -> dict[int, tuple[int, float]]:
+async def _exams(cur: psycopg.AsyncCursor[Any], ids: list[int]) -> dict[int, tuple[int, float]]:
     if not ids:
         return {}
-    cur.execute("SELECT id, school_id, max_marks FROM exams WHERE id = ANY(%s)", (ids,))
-    return {int(r["id"]): (int(r["school_id"]), float(r["max_marks"])) for r in cur.fetchall()}
+    await cur.execute("SELECT id, school_id, max_marks FROM exams WHERE id = ANY(%s)", (ids,))
+    return {
+        int(r["id"]): (int(r["school_id"]), float(r["max_marks"])) for r in await cur.fetchall()
+    }
 
 
-def _record_keys(
-    cur: psycopg.Cursor[Any], valid: list[tuple[int, Event, int]], client_id: int
+async def _record_keys(
+    cur: psycopg.AsyncCursor[Any], valid: list[tuple[int, Event, int]], client_id: int
 ) -> set[tuple[int, str]]:
     """Insert the events' keys; returns those that were new (the others are duplicates)."""
     if not valid:
         return set()
-    cur.execute(
+    await cur.execute(
         "INSERT INTO student_events (school_id, idempotency_key, student_id, kind, client_id)"
         " SELECT s, k, st, kd, %s FROM unnest(%s::integer[], %s::text[], %s::bigint[],"
         " %s::text[]) AS t(s, k, st, kd)"
@@ -127,10 +130,10 @@ def _record_keys(
             [e.type for _, e, _ in valid],
         ),
     )
-    return {(int(r["school_id"]), str(r["idempotency_key"])) for r in cur.fetchall()}
+    return {(int(r["school_id"]), str(r["idempotency_key"])) for r in await cur.fetchall()}
 
 
-def _write_facts(cur: psycopg.Cursor[Any], fresh: list[tuple[int, Event, int]]) -> None:
+async def _write_facts(cur: psycopg.AsyncCursor[Any], fresh: list[tuple[int, Event, int]]) -> None:
     # The last event of a batch wins where two set the same fact (a day's status, a mark).
     attendance = {
         (e.student_id, e.date): (s, e.status)
@@ -139,7 +142,7 @@ def _write_facts(cur: psycopg.Cursor[Any], fresh: list[tuple[int, Event, int]]) 
     }
     if attendance:
         keys = list(attendance)
-        cur.execute(
+        await cur.execute(
             "INSERT INTO attendance (student_id, date, school_id, status)"
             " SELECT * FROM unnest(%s::bigint[], %s::date[], %s::integer[], %s::text[])"
             " ON CONFLICT (student_id, date) DO UPDATE SET status = excluded.status"
@@ -158,7 +161,7 @@ def _write_facts(cur: psycopg.Cursor[Any], fresh: list[tuple[int, Event, int]]) 
     }
     if marks:
         pairs = list(marks)
-        cur.execute(
+        await cur.execute(
             "INSERT INTO marks (student_id, exam_id, school_id, marks_obtained)"
             " SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::numeric[])"
             " ON CONFLICT (student_id, exam_id) DO UPDATE"
@@ -173,7 +176,7 @@ def _write_facts(cur: psycopg.Cursor[Any], fresh: list[tuple[int, Event, int]]) 
         )
     incidents = [(e, s) for _, e, s in fresh if isinstance(e, IncidentLogged)]
     if incidents:
-        cur.execute(
+        await cur.execute(
             "INSERT INTO behaviour_incidents (student_id, school_id, occurred_at, severity,"
             " category) SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::timestamptz[],"
             " %s::smallint[], %s::text[])",
@@ -187,11 +190,13 @@ def _write_facts(cur: psycopg.Cursor[Any], fresh: list[tuple[int, Event, int]]) 
         )
 
 
-def _audit(cur: psycopg.Cursor[Any], fresh: list[tuple[int, Event, int]], client_id: int) -> None:
+async def _audit(
+    cur: psycopg.AsyncCursor[Any], fresh: list[tuple[int, Event, int]], client_id: int
+) -> None:
     """One audit row per applied event, in the same transaction as the write (FERPA)."""
     if not fresh:
         return
-    cur.execute(
+    await cur.execute(
         "INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
         " SELECT %s, * FROM unnest(%s::integer[], %s::bigint[], %s::text[], %s::jsonb[])",
         (

@@ -76,10 +76,10 @@ class PostgresQueue:
         self._conn.close()
 
     def send(self, students: list[tuple[int, int]]) -> None:
-        from app.events.apply import enqueue
+        from app.events.apply import ENQUEUE, enqueue_params
 
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            enqueue(cur, set(students))
+        if students:
+            self.conn.execute(ENQUEUE, enqueue_params(set(students)))
 
     def receive(self, limit: int) -> list[Message]:
         with self.conn.transaction():

@@ -491,4 +491,5 @@ class Database(pulumi.ComponentResource):
             database_name=self.database_name,
             master=DatabaseLogin(self.username, self.password),
             logins=self.logins,
+            via_proxy=self.proxy_name is not None,
         )

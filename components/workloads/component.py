@@ -188,6 +188,7 @@ class Workloads(pulumi.ComponentResource):
                     region=args.region,
                     load_balancer_cidrs=args.subnets.public,
                     directory=(v[4], v[5]) if directory else None,
+                    database_via_proxy=db.via_proxy,
                 )
             ),
             opts=self._k8s(self._namespace),

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from components import k8s_manifests as m
-from components.catalog import pod_pool
+from components.catalog import api_prepare_threshold, pod_pool
 from components.iam import DROP_PREFIX
 from components.tier import ApiSize, EventsSize, TrainingSize
 
@@ -92,6 +92,7 @@ def app_config_data(
     region: str,
     load_balancer_cidrs: Sequence[str],
     directory: tuple[str, str] | None = None,
+    database_via_proxy: bool,
 ) -> dict[str, str]:
     """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
     budget (``pod_pool``), the same arithmetic the spec's capacity check uses. The API sends
@@ -103,6 +104,7 @@ def app_config_data(
         if not events_queue_url:
             raise ValueError("events.queue=sqs: the stack's SQS queue URL is missing")
         queue["EVENTS_QUEUE_URL"] = events_queue_url
+    prepare = api_prepare_threshold(database_via_proxy)
     return {
         **queue,
         "ENVIRONMENT": "production",
@@ -114,6 +116,8 @@ def app_config_data(
         "IMPORT_SOURCE_URL": f"s3://{drop_bucket}/{DROP_PREFIX}",
         "DB_POOL_MIN": str(pool),
         "DB_POOL_MAX": str(pool + overflow),
+        # Server-side prepared statements only where no RDS Proxy would pin for them.
+        "DB_PREPARE_THRESHOLD": "none" if prepare is None else str(prepare),
         # The same minimum the stack's Prometheus alert watches (catalog: training slice).
         "MIN_PROMOTION_AUC": str(training.min_promotion_auc),
         "AWS_REGION": region,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from app.api.main import create_app
 from app.cli import server_options
 from app.config import Settings
+from app.db import Database, Tenant
 
 PEPPER = "test-pepper-0123456789"
 
@@ -44,6 +46,40 @@ PASSWORD_SETTINGS = {
     "db_importer_password": LOGIN_PASSWORDS[IMPORTER_LOGIN],
     "db_worker_password": LOGIN_PASSWORDS[WORKER_LOGIN],
 }
+
+
+class SyncDatabase:
+    """The API's (async) Database driven from a synchronous test, on an event loop of its own
+    that lives as long as the pools do."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Never set as the thread's loop (asyncio.run and Runner unset it when done, and
+        # later tests, Pulumi's mocks, expect the main thread to have one).
+        self._loop = asyncio.new_event_loop()
+        self.db = Database(settings)
+        self.run(self.db.open())
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return self._loop.run_until_complete(coroutine)
+
+    def fetch(
+        self, tenant: Tenant | None, query: str, params: Sequence[Any] = (), write: bool = False
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.run(self.db.fetch(tenant, query, params, write))
+        return rows
+
+    def close(self) -> None:
+        self.run(self.db.close())
+        self._loop.close()
+
+
+def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """`coroutine` run to completion on a loop of its own (see SyncDatabase)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 def free_port() -> int:

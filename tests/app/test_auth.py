@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import httpx
@@ -29,7 +28,7 @@ from app.cache import Cache
 from app.config import Settings
 from app.db import Tenant
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, auth, free_port, served
+from tests.app.helpers import PEPPER, auth, free_port, run_async, served
 
 VALID_KEY = "ssp_00000000_valid"
 
@@ -43,20 +42,14 @@ class FakeDB:
         self.row["key_class"] = "interactive"
         self.row["key_hash"] = hash_key(VALID_KEY, PEPPER)
 
-    @contextmanager
-    def tx(self, tenant: Tenant | None) -> Iterator[Any]:
+    async def fetch(
+        self, tenant: Tenant | None, query: str, params: Sequence[Any]
+    ) -> list[dict[str, Any]]:
         assert tenant is None
-        yield self
-
-    def execute(self, query: str, params: tuple[str]) -> None:
         self.queries.append(params[0])
-        self._found = params[0] == self.row["key_hash"]
-
-    def fetchone(self) -> dict[str, Any] | None:
-        return self.row if self._found else None
-
-    def fetchall(self) -> list[dict[str, Any]]:  # the active keys' prefixes
-        return [{"key_prefix": VALID_KEY.split("_")[1]}]
+        if "key_prefix FROM" in query:  # the active keys' prefixes
+            return [{"key_prefix": VALID_KEY.split("_")[1]}]
+        return [self.row] if params[0] == self.row["key_hash"] else []
 
     def key_lookups(self) -> list[Any]:
         return [q for q in self.queries if q is not True]
@@ -68,13 +61,13 @@ def bad_key() -> str:
 
 def test_valid_client_stays_cached_after_a_flood_of_distinct_bad_keys() -> None:
     db = FakeDB()
-    authenticator = Authenticator(db.tx, PEPPER)
-    assert authenticator.authenticate(VALID_KEY) == Client(7, "school 1", 1, None)
+    authenticator = Authenticator(db.fetch, PEPPER)
+    assert run_async(authenticator.authenticate(VALID_KEY)) == Client(7, "school 1", 1, None)
     flood = [bad_key() for _ in range(10_050)]
     for key in flood:
-        assert authenticator.authenticate(key) is None
+        assert run_async(authenticator.authenticate(key)) is None
     assert len(db.queries) == 1 + len(flood)
-    assert authenticator.authenticate(VALID_KEY) == Client(7, "school 1", 1, None)
+    assert run_async(authenticator.authenticate(VALID_KEY)) == Client(7, "school 1", 1, None)
     assert len(db.queries) == 1 + len(flood)  # no query: the flood did not evict it
     assert len(authenticator._failed) == FAILED_CACHE_SIZE
     assert len(authenticator._clients) == 1
@@ -86,13 +79,13 @@ def test_a_bad_key_is_queried_once_within_the_negative_ttl(
     now = [1000.0]
     monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
     db = FakeDB()
-    authenticator = Authenticator(db.tx, PEPPER)
+    authenticator = Authenticator(db.fetch, PEPPER)
     key = bad_key()
     for _ in range(5):
-        assert authenticator.authenticate(key) is None
+        assert run_async(authenticator.authenticate(key)) is None
     assert len(db.queries) == 1
     now[0] += FAILED_CACHE_SECONDS + 1
-    assert authenticator.authenticate(key) is None
+    assert run_async(authenticator.authenticate(key)) is None
     assert len(db.queries) == 2  # expired: asked again (the key may exist by now)
 
 
@@ -101,50 +94,51 @@ def test_client_cache_is_lru_and_expires(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(auth_module, "CLIENT_CACHE_SIZE", 1)
     db = FakeDB()
-    authenticator = Authenticator(db.tx, PEPPER)
-    authenticator.authenticate(VALID_KEY)
-    authenticator.authenticate(VALID_KEY)
+    authenticator = Authenticator(db.fetch, PEPPER)
+    run_async(authenticator.authenticate(VALID_KEY))
+    run_async(authenticator.authenticate(VALID_KEY))
     assert len(db.queries) == 1
     now[0] += auth_module.CLIENT_CACHE_SECONDS + 1
-    authenticator.authenticate(VALID_KEY)
+    run_async(authenticator.authenticate(VALID_KEY))
     assert len(db.queries) == 2  # a revoked key stops working within CLIENT_CACHE_SECONDS
     assert len(authenticator._clients) == 1
 
 
 def test_limiter_refuses_before_the_query_and_lets_cached_clients_in() -> None:
     db = FakeDB()
-    authenticator = Authenticator(db.tx, PEPPER, FailureLimiter(Cache(None, "unit"), 3))
-    assert authenticator.authenticate(VALID_KEY, "10.0.0.1") is not None
+    authenticator = Authenticator(db.fetch, PEPPER, FailureLimiter(Cache(None, "unit"), 3))
+    assert run_async(authenticator.authenticate(VALID_KEY, "10.0.0.1")) is not None
     for _ in range(3):
-        assert authenticator.authenticate(bad_key(), "10.0.0.1") is None
+        assert run_async(authenticator.authenticate(bad_key(), "10.0.0.1")) is None
     lookups = len(db.key_lookups())
     with pytest.raises(TooManyFailuresError) as refused:
-        authenticator.authenticate(bad_key(), "10.0.0.1")
+        run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
     assert 1 <= refused.value.retry_after <= 60
     assert len(db.key_lookups()) == lookups
     # A cached valid client behind the same address still gets in; other addresses too.
-    assert authenticator.authenticate(VALID_KEY, "10.0.0.1") is not None
-    assert authenticator.authenticate(bad_key(), "10.0.0.2") is None
+    assert run_async(authenticator.authenticate(VALID_KEY, "10.0.0.1")) is not None
+    assert run_async(authenticator.authenticate(bad_key(), "10.0.0.2")) is None
 
 
 def test_a_valid_key_gets_in_from_a_blocked_address() -> None:
     """One abuser behind a school's NAT address must not lock the school out: a key with an
     active key's prefix is still looked up, guessed keys (other prefixes) are not."""
     db = FakeDB()
-    authenticator = Authenticator(db.tx, PEPPER, FailureLimiter(Cache(None, "unit"), 3))
+    authenticator = Authenticator(db.fetch, PEPPER, FailureLimiter(Cache(None, "unit"), 3))
     for _ in range(3):
-        assert authenticator.authenticate(bad_key(), "10.0.0.1") is None
+        assert run_async(authenticator.authenticate(bad_key(), "10.0.0.1")) is None
     with pytest.raises(TooManyFailuresError):
-        authenticator.authenticate(bad_key(), "10.0.0.1")
+        run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
     lookups = len(db.key_lookups())
-    assert authenticator.authenticate(VALID_KEY, "10.0.0.1") == Client(7, "school 1", 1, None)
+    found = run_async(authenticator.authenticate(VALID_KEY, "10.0.0.1"))
+    assert found == Client(7, "school 1", 1, None)
     assert len(db.key_lookups()) == lookups + 1
     # A wrong key with a known prefix is looked up but refused as the address is blocked.
     with pytest.raises(TooManyFailuresError):
-        authenticator.authenticate(VALID_KEY + "x", "10.0.0.1")
+        run_async(authenticator.authenticate(VALID_KEY + "x", "10.0.0.1"))
     for _ in range(50):
         with pytest.raises(TooManyFailuresError):
-            authenticator.authenticate(bad_key(), "10.0.0.1")
+            run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
     assert len(db.key_lookups()) == lookups + 2
     assert db.queries.count(True) == 1  # the prefixes were read once
 
@@ -174,13 +168,15 @@ def test_flood_of_bad_keys_from_one_ip_gets_401_then_429(
     with TestClient(app) as api:
         authenticator: Authenticator = app.state.services.auth
         queries: list[Tenant | None] = []
-        real_tx = authenticator.tx
+        real_fetch = authenticator.fetch
 
-        def counting_tx(tenant: Tenant | None) -> AbstractContextManager[Any]:
+        def counting_fetch(
+            tenant: Tenant | None, query: str, params: Sequence[Any]
+        ) -> Awaitable[list[dict[str, Any]]]:
             queries.append(tenant)
-            return real_tx(tenant)
+            return real_fetch(tenant, query, params)
 
-        authenticator.tx = counting_tx
+        authenticator.fetch = counting_fetch
         valid = auth(district.keys["school1"])
         assert api.get("/v1/schools/1/models", headers=valid).status_code == 200
         assert len(queries) == 1

@@ -9,6 +9,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -219,18 +220,17 @@ def test_over_the_in_flight_limit_is_a_fast_503(district: District) -> None:
     app = create_app(district.settings_with(max_in_flight=2, cache_prefix="admission"))
     services = app.state.services
     release = asyncio.Event()
-    real_check = services.check_school
+    real_fetch = services.db.fetch
 
     async def run() -> tuple[list[httpx.Response], list[float]]:
-        services.db.open()
-        loop = asyncio.get_running_loop()
+        await services.db.open()
 
-        def slow_check(client: object, school_id: int) -> None:
+        async def slow_fetch(*args: Any, **kwargs: Any) -> Any:
             # Holds the two admitted requests in flight until the test lets them go.
-            asyncio.run_coroutine_threadsafe(release.wait(), loop).result()
-            real_check(client, school_id)  # type: ignore[arg-type]
+            await release.wait()
+            return await real_fetch(*args, **kwargs)
 
-        services.check_school = slow_check
+        services.db.fetch = slow_fetch
         transport = httpx.ASGITransport(app=app)
         key = auth(district.keys["district1"])
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
@@ -247,7 +247,7 @@ def test_over_the_in_flight_limit_is_a_fast_503(district: District) -> None:
             release.set()
             done = await asyncio.gather(*held)
             after = await api.get("/v1/schools/1/models", headers=key)
-        services.db.close()
+        await services.db.close()
         return [*shed, *done, after], took
 
     # A loop of its own, never set as the thread's: asyncio.run would leave the main thread

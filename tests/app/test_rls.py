@@ -10,24 +10,21 @@ from psycopg.conninfo import make_conninfo
 
 from app.db import Database, Tenant
 from tests.app.conftest import District
-from tests.app.helpers import scalar
+from tests.app.helpers import SyncDatabase, scalar
 
 
 @pytest.fixture(scope="module")
-def database(district: District) -> Iterator[Database]:
-    database = Database(district.settings)
-    database.open()
+def database(district: District) -> Iterator[SyncDatabase]:
+    database = SyncDatabase(district.settings)
     yield database
     database.close()
 
 
-def rows(database: Database, tenant: Tenant | None, query: str) -> list[dict[str, object]]:
-    with database.transaction(tenant) as cur:
-        cur.execute(query)
-        return cur.fetchall()
+def rows(database: SyncDatabase, tenant: Tenant | None, query: str) -> list[dict[str, object]]:
+    return database.fetch(tenant, query)
 
 
-def test_school_tenant_sees_only_its_rows(database: Database, district: District) -> None:
+def test_school_tenant_sees_only_its_rows(database: SyncDatabase, district: District) -> None:
     tenant = Tenant(school_id=1)
     assert rows(database, tenant, "SELECT DISTINCT school_id FROM students") == [{"school_id": 1}]
     assert rows(database, tenant, "SELECT count(*) AS n FROM students WHERE school_id = 2") == [
@@ -41,21 +38,21 @@ def test_school_tenant_sees_only_its_rows(database: Database, district: District
     assert rows(database, tenant, "SELECT id FROM schools") == [{"id": 1}]
 
 
-def test_district_tenant_sees_its_schools_only(database: Database) -> None:
+def test_district_tenant_sees_its_schools_only(database: SyncDatabase) -> None:
     found = rows(database, Tenant(district_id=1), "SELECT DISTINCT school_id FROM marks ORDER BY 1")
     assert [r["school_id"] for r in found] == [1, 2, 3, 4]
     other = rows(database, Tenant(district_id=2), "SELECT DISTINCT school_id FROM marks")
     assert other == [{"school_id": 5}]
 
 
-def test_no_tenant_sees_nothing_and_setting_does_not_leak(database: Database) -> None:
+def test_no_tenant_sees_nothing_and_setting_does_not_leak(database: SyncDatabase) -> None:
     assert rows(database, None, "SELECT count(*) AS n FROM students") == [{"n": 0}]
     # The pool reuses connections: a tenant set in one transaction is gone in the next.
     rows(database, Tenant(school_id=1), "SELECT 1 AS x")
     assert rows(database, None, "SELECT count(*) AS n FROM students") == [{"n": 0}]
 
 
-def test_app_role_cannot_read_raw_views_or_audit_log(database: Database) -> None:
+def test_app_role_cannot_read_raw_views_or_audit_log(database: SyncDatabase) -> None:
     for query in ("SELECT * FROM student_features", "SELECT * FROM audit_log"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             rows(database, Tenant(school_id=1), query)
@@ -87,19 +84,16 @@ def test_reads_go_to_the_replica_url_and_writes_to_the_primary(district: Distric
     replica_url = make_conninfo(
         district.settings.database_url or "", options="-c statement_timeout=12345"
     )
-    split = Database(district.settings_with(database_read_url=replica_url))
-    split.open()
+    split = SyncDatabase(district.settings_with(database_read_url=replica_url))
     try:
-        assert split.replica is not split.primary
+        assert split.db.replica is not split.db.primary
         query = (
             "SELECT current_setting('statement_timeout') AS timeout,"
             " current_setting('application_name') AS app"
         )
         assert rows(split, None, query) == [{"timeout": "12345ms", "app": "ssp-api-replica"}]
-        with split.transaction(None, write=True) as cur:
-            cur.execute(query)
-            written = cur.fetchone()
-        assert written is not None and written["timeout"] != "12345ms"
+        (written,) = split.fetch(None, query, write=True)
+        assert written["timeout"] != "12345ms"
         assert written["app"] == "ssp-api-primary"  # pg_stat_activity tells the pools apart
     finally:
         split.close()
@@ -107,16 +101,17 @@ def test_reads_go_to_the_replica_url_and_writes_to_the_primary(district: Distric
     assert same.replica is same.primary  # no DATABASE_READ_URL: reads use the primary
 
 
-def audit_insert(database: Database, tenant: Tenant, school_id: int | None) -> None:
-    with database.transaction(tenant, write=True) as cur:
-        cur.execute(
-            "INSERT INTO audit_log (client_id, school_id, student_id, action)"
-            " VALUES (1, %s, NULL, 'probe')",
-            (school_id,),
-        )
+def audit_insert(database: SyncDatabase, tenant: Tenant, school_id: int | None) -> None:
+    database.fetch(
+        tenant,
+        "INSERT INTO audit_log (client_id, school_id, student_id, action)"
+        " VALUES (1, %s, NULL, 'probe')",
+        (school_id,),
+        write=True,
+    )
 
 
-def test_tenant_cannot_write_audit_rows_for_other_schools(database: Database) -> None:
+def test_tenant_cannot_write_audit_rows_for_other_schools(database: SyncDatabase) -> None:
     audit_insert(database, Tenant(school_id=1), 1)
     audit_insert(database, Tenant(school_id=1), None)  # rows about no school stay allowed
     audit_insert(database, Tenant(district_id=1), 3)  # a school of its district

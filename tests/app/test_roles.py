@@ -22,7 +22,7 @@ from pydantic import SecretStr, ValidationError
 
 from app import db
 from app.config import Settings
-from app.db import Database, Tenant
+from app.db import Tenant
 from tests.app.conftest import District, create_master, start_pgserver
 from tests.app.helpers import (
     API_LOGIN,
@@ -34,6 +34,7 @@ from tests.app.helpers import (
     PEPPER,
     TRAINER_LOGIN,
     WORKER_LOGIN,
+    SyncDatabase,
     scalar,
 )
 
@@ -92,7 +93,7 @@ def refused(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] =
 
 
 def as_tenant(conn: psycopg.Connection[Any], school_id: int, query: str) -> list[tuple[Any, ...]]:
-    """`query` in a transaction whose tenant is `school_id`, set as Database.transaction does."""
+    """`query` in a transaction whose tenant is `school_id`, set as Database.fetch does."""
     with conn.transaction():
         conn.execute("SELECT set_config('app.school_id', %s, true)", (str(school_id),))
         return conn.execute(query).fetchall()
@@ -253,7 +254,7 @@ def test_tenant_setting_is_trusted_only_as_far_as_the_code_that_sets_it(
     """What the logins do and do not protect. The policies read the tenant from the
     app.school_id / app.district_id settings, and any SQL on a connection can set those
     (set_config): the database trusts them, as it must (one pool serves every tenant). So they
-    are set in one place, Database.transaction, from the API key's tenant, transaction-scoped,
+    are set in one place, Database.fetch, from the API key's tenant, transaction-scoped,
     and request data reaches SQL only as bound parameters: an injection that could run
     set_config could read another school's rows. The least-privileged login bounds what such
     SQL can do beyond that: no other tenant's writes, no audit log read or tampering, no owner,
@@ -264,17 +265,13 @@ def test_tenant_setting_is_trusted_only_as_far_as_the_code_that_sets_it(
     finally:
         api.execute("RESET app.school_id")
     # A session-wide value left on a pooled connection does not decide the next tenant
-    # transaction: Database.transaction sets both settings itself, transaction-scoped.
-    database = Database(district.settings_with(db_pool_min=1, db_pool_max=1))
-    database.open()
+    # transaction: Database.fetch sets both settings itself, transaction-scoped.
+    database = SyncDatabase(district.settings_with(db_pool_min=1, db_pool_max=1))
     try:
-        with database.primary.connection() as conn:
-            conn.execute("SELECT set_config('app.school_id', '2', false)")
-            conn.commit()
+        database.fetch(None, "SELECT set_config('app.school_id', '2', false)")
         for tenant, schools in ((Tenant(school_id=1), [1]), (Tenant(district_id=2), [5])):
-            with database.transaction(tenant) as cur:
-                cur.execute("SELECT DISTINCT school_id FROM students ORDER BY 1")
-                assert [r["school_id"] for r in cur.fetchall()] == schools
+            found = database.fetch(tenant, "SELECT DISTINCT school_id FROM students ORDER BY 1")
+            assert [r["school_id"] for r in found] == schools
     finally:
         database.close()
 

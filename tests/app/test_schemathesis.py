@@ -40,10 +40,9 @@ def fuzzed_app(district: District) -> Iterator[FastAPI]:
         auth_failures_per_minute=1_000_000,
         cache_prefix="fuzz",
     )
-    app = create_app(settings)
-    app.state.services.db.open()  # in case the ASGI transport does not run the lifespan
-    yield app
-    app.state.services.db.close()
+    # Schemathesis calls it through Starlette's TestClient, which runs the lifespan (and with
+    # it opens the pools, on the loop that serves the requests).
+    yield create_app(settings)
 
 
 @pytest.mark.parametrize("key", ["district1", "school1"])

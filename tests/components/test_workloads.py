@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components import k8s_manifests as m
-from components.catalog import TIERS, connection_capacity
+from components.catalog import PSYCOPG_PREPARE_THRESHOLD, TIERS, connection_capacity
 from components.workloads.settings import (
     app_config_data,
     app_secret_data,
@@ -56,7 +56,10 @@ def test_app_secret_and_config_keys() -> None:
         drop_bucket="d",
         region="us-east-1",
         load_balancer_cidrs=["10.40.128.0/22", "10.40.132.0/22"],
+        database_via_proxy=True,
     )
+    # Behind RDS Proxy nothing is prepared server-side (it would pin every connection).
+    assert config["DB_PREPARE_THRESHOLD"] == "none"
     # Client addresses come from X-Forwarded-For only when the ALB's subnets sent it.
     assert config["FORWARDED_ALLOW_IPS"] == "10.40.128.0/22,10.40.132.0/22"
     assert config["MODEL_STORE_URL"] == "s3://m/models"
@@ -243,3 +246,17 @@ def test_secrets_stay_secret(stack_run: StackRunner, stack: str) -> None:
     config = run.one(CONFIG_MAP).get("data")
     assert not any("postgresql://" in v or "rediss://" in v for v in config.values())
     assert "kubeconfig" not in run.outputs or "kubeconfig" in run.secret_outputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_api_prepares_statements_only_where_no_proxy_pins_for_them(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    (config,) = [
+        r for r in run.of_type("kubernetes:core/v1:ConfigMap") if r.name.endswith("-config")
+    ]
+    proxied = run.count("aws:rds/proxy:Proxy") > 0
+    assert proxied == TIERS[tier_of(run)].db.proxy
+    expected = "none" if proxied else str(PSYCOPG_PREPARE_THRESHOLD)
+    assert config.get("data")["DB_PREPARE_THRESHOLD"] == expected, stack

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/schools", tags=["alerts"])
 
 
 @router.get("/{school_id}/alerts", response_model=AlertsOut, responses=ERRORS)
-def school_alerts(
+async def school_alerts(
     school_id: SchoolId,
     client: ClientDep,
     svc: ServicesDep,
@@ -23,9 +23,7 @@ def school_alerts(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AlertsOut:
     """The school's alerts in one status (open by default), newest first."""
-    svc.check_school(client, school_id)
-    with svc.db.tx(client.tenant) as cur:
-        cur.execute(queries.SCHOOL_ALERTS, (school_id, status, limit))
-        rows = cur.fetchall()
-    svc.audit(client, "read_school_alerts", None, {"status": status, "rows": len(rows)}, school_id)
+    await svc.check_school(client, school_id)
+    params = (school_id, status, limit, client.id, school_id, status)
+    rows = await svc.audited(client, queries.SCHOOL_ALERTS_AUDITED, params)
     return AlertsOut(school_id=school_id, items=[AlertOut(**r) for r in rows])

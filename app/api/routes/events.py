@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ClientDep, ServicesDep
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
     response_model=EventsOut,
     responses={**ERRORS, **BODY_ERRORS},
 )
-def post_events(body: EventsIn, client: ClientDep, svc: ServicesDep) -> JSONResponse:
+async def post_events(body: EventsIn, client: ClientDep, svc: ServicesDep) -> JSONResponse:
     """Apply a batch of events: each is validated with the import's rules and applied once per
     idempotency key (per school). 202 lists the accepted events (a repeated key as a
     duplicate) and the rejected ones with the problem of each field. Every applied event is
@@ -43,12 +44,13 @@ def post_events(body: EventsIn, client: ClientDep, svc: ServicesDep) -> JSONResp
             events.append((index, event))
     queue = svc.events_queue
     if events:
-        with svc.db.tx(client.tenant, write=True) as cur:
-            apply_events(cur, events, client.id, outcome, enqueue_in_db=queue is None)
+        async with svc.db.transaction(client.tenant, write=True) as cur:
+            await apply_events(cur, events, client.id, outcome, enqueue_in_db=queue is None)
     outcome.rejected.sort(key=lambda r: int(r["index"]))
     if queue is not None and outcome.students:
         try:
-            queue.send(sorted(outcome.students))
+            # boto3 blocks: off the event loop.
+            await run_in_threadpool(queue.send, sorted(outcome.students))
         except Exception as exc:
             log.error("events stored but not queued", extra={"error": repr(exc)[:300]})
             raise HTTPException(

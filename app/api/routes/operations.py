@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
 from app import queries
 from app.api.deps import ServicesDep
@@ -27,12 +28,12 @@ def health() -> Status:
 
 
 @router.get("/ready", response_model=Status, responses={503: {"model": Status}})
-def ready(svc: ServicesDep) -> Any:
+async def ready(svc: ServicesDep) -> Any:
     """Readiness: the database answers (and a model is loaded, reported in detail)."""
-    detail: dict[str, Any] = {"cache": svc.cache.backend if svc.cache.ping() else "degraded"}
+    pinged = await run_in_threadpool(svc.cache.ping)  # a Redis round trip, blocking client
+    detail: dict[str, Any] = {"cache": svc.cache.backend if pinged else "degraded"}
     try:
-        with svc.db.tx(None) as cur:
-            cur.execute(queries.PING)
+        await svc.db.fetch(None, queries.PING)
         detail["database"] = "ok"
     except DatabaseUnavailableError:
         detail["database"] = "unavailable"
@@ -42,7 +43,7 @@ def ready(svc: ServicesDep) -> Any:
             {"Retry-After": str(svc.settings.db_retry_after_seconds)},
         )
     try:
-        detail["model_generation"] = svc.registry.generation
+        detail["model_generation"] = (await svc.pointer()).generation
     except Exception:
         detail["model_generation"] = None
     return Status(status="ready", detail=detail)

@@ -12,6 +12,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from app import queries
 from app.api.deps import ClientDep, SchoolId, ServicesDep
@@ -69,7 +70,7 @@ def _is_number(value: object) -> bool:
     tags=["predictions"],
     responses={**ERRORS, 422: {"model": ErrorOut}},
 )
-def at_risk(
+async def at_risk(
     school_id: SchoolId,
     client: ClientDep,
     svc: ServicesDep,
@@ -81,32 +82,42 @@ def at_risk(
     cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor")] = None,
 ) -> Response:
     """Students of a school at or above a risk, highest first, with keyset pagination."""
-    svc.check_school(client, school_id)
+    svc.check_school_key(client, school_id)
     floor = svc.settings.alert_threshold if min_risk is None else min_risk
-    after = decode_cursor(cursor) if cursor else None
-    gen = svc.registry.generation
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except HTTPException:
+        await svc.check_school(client, school_id)  # a school it cannot see: 403 before 422
+        raise
+    gen = (await svc.pointer()).generation
     key = f"atrisk:g{gen}:{school_id}:{floor}:{limit}:{cursor}"
-    body = svc.cache.get(key)
-    hit = body is not None
-    if body is None:
-        with svc.db.tx(client.tenant) as cur:
-            cur.execute(*queries.at_risk_query(gen, school_id, floor, limit, after))
-            rows = cur.fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        page = AtRiskPage(
-            school_id=school_id,
-            min_risk=floor,
-            generation=gen,
-            limit=limit,
-            items=[AtRiskItem(**r) for r in rows if r["first_name"] is not None],
-            next_cursor=(encode_cursor(rows[-1]["risk"], rows[-1]["student_id"]) if more else None),
-        )
-        body = page.model_dump_json().encode()
-        svc.cache.set(key, body, svc.settings.cache_ttl_at_risk_seconds)
-    ids = [i["student_id"] for i in json.loads(body)["items"]]
-    svc.audit(client, "read_at_risk_list", None, {"student_ids": ids}, school_id)
-    return json_response(body, "hit" if hit else "miss")
+    body = await svc.cache.aget(key)
+    if body is not None:
+        # The cached page is audited again, and only for a tenant that sees the school.
+        ids = [i["student_id"] for i in json.loads(body)["items"]]
+        params = (client.id, school_id, json.dumps({"student_ids": ids}), school_id)
+        if not await svc.audited(client, queries.AT_RISK_CACHED_AUDIT, params):
+            svc.refuse_unseen_school(school_id)
+        return json_response(body, "hit")
+    # One round trip: the page, whether the tenant sees the school, and the page's audit row.
+    query = queries.at_risk_query(gen, school_id, floor, limit, after, audit_client_id=client.id)
+    found = await svc.audited(client, *query)
+    if not found[0]["school_visible"]:
+        svc.refuse_unseen_school(school_id)
+    rows = [r for r in found if r["student_id"] is not None]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    page = AtRiskPage(
+        school_id=school_id,
+        min_risk=floor,
+        generation=gen,
+        limit=limit,
+        items=[AtRiskItem(**r) for r in rows if r["first_name"] is not None],
+        next_cursor=(encode_cursor(rows[-1]["risk"], rows[-1]["student_id"]) if more else None),
+    )
+    body = page.model_dump_json().encode()
+    await svc.cache.aset(key, body, svc.settings.cache_ttl_at_risk_seconds)
+    return json_response(body, "miss")
 
 
 @router.get(
@@ -115,19 +126,24 @@ def at_risk(
     tags=["models"],
     responses=ERRORS,
 )
-def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep) -> Response:
+async def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep) -> Response:
     """Model versions that can serve this school (its own and the district's), newest first."""
-    svc.check_school(client, school_id)
-    pointer = svc.registry.pointer()
+    pointer = await svc.pointer()
     key = f"models:g{pointer.generation}:{school_id}"
-    cached = svc.cache.get(key)
+    cached = await svc.cache.aget(key)
     if cached is not None:
+        await svc.check_school(client, school_id)
         return json_response(cached, "hit")
-    with svc.db.tx(client.tenant) as cur:
-        cur.execute(queries.SCHOOL_MODEL_VERSIONS, (school_id,))
-        rows = cur.fetchall()
+    svc.check_school_key(client, school_id)
+    # One round trip: the versions and whether the tenant sees the school.
+    found = await svc.db.fetch(
+        client.tenant, queries.SCHOOL_MODEL_VERSIONS_CHECKED, (school_id, school_id)
+    )
+    if not found[0]["school_visible"]:
+        svc.refuse_unseen_school(school_id)
+    rows = [r for r in found if r["version"] is not None]
     try:
-        scope, version = svc.registry.scope_for(school_id)
+        scope, version = svc.registry.scope_for(school_id, pointer)
         current: tuple[str | None, str | None] = (scope, version)
     except NoModelError:
         current = (None, None)
@@ -137,7 +153,7 @@ def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep) -> R
         current_version=current[1],
         versions=[
             ModelVersionOut(
-                **r,
+                **{k: v for k, v in r.items() if k != "school_visible"},
                 is_current=pointer.scopes.get(r["scope"]) == r["version"],
                 report_url=f"/v1/schools/{school_id}/models/{r['version']}/report",
             )
@@ -145,7 +161,7 @@ def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep) -> R
         ],
     )
     body = out.model_dump_json().encode()
-    svc.cache.set(key, body, svc.settings.cache_ttl_models_seconds)
+    await svc.cache.aset(key, body, svc.settings.cache_ttl_models_seconds)
     return json_response(body, "miss")
 
 
@@ -164,7 +180,7 @@ def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep) -> R
         404: {"model": ErrorOut, "description": "No report for this run"},
     },
 )
-def model_report(
+async def model_report(
     school_id: SchoolId,
     version: Annotated[str, Path(pattern=r"^\d{8}T\d{12}Z$", description="A training run")],
     client: ClientDep,
@@ -172,8 +188,8 @@ def model_report(
 ) -> HTMLResponse:
     """The model-quality report of a training run (`python -m app report`): aggregates only,
     no student's record."""
-    svc.check_school(client, school_id)
-    page = svc.registry.store.read_file(version, REPORT_FILE)
+    await svc.check_school(client, school_id)
+    page = await run_in_threadpool(svc.registry.store.read_file, version, REPORT_FILE)
     if page is None:
         raise HTTPException(404, f"no report for version {version}; run `python -m app report`")
     return HTMLResponse(page)
