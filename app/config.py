@@ -13,7 +13,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AWS_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
-HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_NAME = re.compile(rf"(?=.{{1,253}}$){HOST_LABEL}(\.{HOST_LABEL})*")
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "changethis", "secret", "placeholder"}
 )
@@ -185,12 +186,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _directory(self) -> Settings:
-        if self.district_directory_table:
-            if not self.home_region or not AWS_REGION.fullmatch(self.home_region):
-                raise ValueError(
-                    "HOME_REGION must name this API's AWS region when DISTRICT_DIRECTORY_TABLE"
-                    " is set"
-                )
+        region = self.home_region or ""
+        if self.district_directory_table and not AWS_REGION.fullmatch(region):
+            raise ValueError(
+                "HOME_REGION must name this API's AWS region when DISTRICT_DIRECTORY_TABLE is set"
+            )
         return self
 
     @model_validator(mode="after")

@@ -82,9 +82,7 @@ def test_a_district_homed_elsewhere_is_redirected_before_its_key_is_checked(
         # refused here (its home region checks it).
         foreign = "ssp_2-0a1b2c3d_" + "x" * 43
         body = {"features": {"grade": 9}}
-        post = api.post(
-            "/v1/predict", json=body, headers=auth(foreign), follow_redirects=False
-        )
+        post = api.post("/v1/predict", json=body, headers=auth(foreign), follow_redirects=False)
         assert post.status_code == 307  # the client sends the same method and body again
         assert post.headers["location"] == "https://api.us-west-2.example.org/v1/predict"
         assert audit_rows(district) == before  # nothing audited here
@@ -104,9 +102,8 @@ def test_unknown_districts_and_old_keys_are_served_here(district: District, dyna
     dynamodb.delete_item(TableName=TABLE, Key={"district_id": {"S": "1"}})
     with TestClient(create_app(regional(district))) as api:
         # Not in the directory: no other region claims it, so this one decides.
-        assert api.get("/v1/schools/1/models", headers=auth(key)).status_code == 200
-        assert api.get("/v1/schools/1/models", headers=auth("ssp_9-0a1b2c3d_bad")).status_code == 401
-        assert api.get("/v1/schools/1/models", headers=auth("not-a-key")).status_code == 401
+        for key_sent, status in ((key, 200), ("ssp_9-0a1b2c3d_bad", 401), ("not-a-key", 401)):
+            assert api.get("/v1/schools/1/models", headers=auth(key_sent)).status_code == status
 
 
 def test_keys_name_their_district(district: District) -> None:
