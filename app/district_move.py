@@ -150,6 +150,12 @@ def move_district(
     with _session(source_url) as src, _session(target_url) as dst, ExitStack() as spools:
         _same_schema(src, dst)
         forced = _lift_force(src)
+        # The tables without FORCE too (districts, api_clients): readable, not writable.
+        src.execute(
+            sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t, _ in MOVED_TABLES + DERIVED_TABLES)
+            )
+        )
         if src.execute("SELECT 1 FROM districts WHERE id = %s", (district,)).fetchone() is None:
             raise MoveError(f"district {district} is not in the source database")
         dumps = {table: _dump(src, table, where, params, spools) for table, where in MOVED_TABLES}
