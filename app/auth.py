@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -30,6 +31,7 @@ from app.cache import Cache
 from app.db import Tenant
 
 KEY_PREFIX = "ssp"
+DISTRICT_ID = re.compile(r"[0-9]{1,18}")  # as a key names it: a bigint, ASCII digits only
 CLIENT_CACHE_SECONDS = 30.0  # a valid client is cached this long while revocations are seen
 REVOCATION_CHECK_SECONDS = 1.0  # the revocation counter is read at most this often
 REVOCATIONS = "keys:revocations"  # the Redis counter `revoke-key` bumps
@@ -103,8 +105,9 @@ def _school_district(conn: psycopg.Connection[Any], school_id: int | None) -> in
     its foreign key). Read as the school's tenant: schools has FORCE ROW LEVEL SECURITY."""
     if school_id is None:
         return None
-    conn.execute("SELECT set_config('app.school_id', %s, true)", (str(school_id),))
-    row = conn.execute("SELECT district_id FROM schools WHERE id = %s", (school_id,)).fetchone()
+    with conn.transaction():  # the tenant setting lasts for it, autocommit or not
+        conn.execute("SELECT set_config('app.school_id', %s, true)", (str(school_id),))
+        row = conn.execute("SELECT district_id FROM schools WHERE id = %s", (school_id,)).fetchone()
     return int(row[0]) if row else None
 
 
@@ -151,7 +154,7 @@ def key_district(key: str) -> str | None:
     for anything else). Not trusted: it only picks the region whose database checks the key,
     and a key naming another district than its own fails there like any bad key."""
     district, named, _ = key_prefix(key).partition("-")
-    return district if named and district.isdigit() else None
+    return district if named and DISTRICT_ID.fullmatch(district) else None
 
 
 TransactionFactory = Callable[[Tenant | None], AbstractContextManager[psycopg.Cursor[Any]]]

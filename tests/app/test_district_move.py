@@ -320,3 +320,25 @@ def test_keep_source_leaves_the_source_rows(
     moved = contents(west.url, 1)
     assert all(moved[t] == before[t] for t, _ in MOVED_TABLES)
     assert home(directory, 1)["home_region"] == WEST
+
+
+def test_a_failed_removal_after_the_flip_keeps_the_source_copy_and_says_so(
+    untrained_district: District, west: District, directory: Directory
+) -> None:
+    east = untrained_district
+    before = contents(east.url, 1)
+    with psycopg.connect(east.url, autocommit=True) as conn:  # the source refuses deletes
+        conn.execute(
+            "CREATE FUNCTION keep_marks() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'marks are kept'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER keep_marks BEFORE DELETE ON marks"
+            " FOR EACH ROW EXECUTE FUNCTION keep_marks()"
+        )
+    with pytest.raises(MoveError, match="moved to us-west-2 and the directory flipped, but the"):
+        move_district(1, east.master_url, west.master_url, WEST, directory)
+    assert home(directory, 1)["home_region"] == WEST  # served from the target
+    moved = contents(west.url, 1)
+    assert all(moved[t] == before[t] for t, _ in MOVED_TABLES)
+    assert contents(east.url, 1) == before  # the source's copy, whole

@@ -112,7 +112,7 @@ def test_keys_name_their_district(district: District) -> None:
     with db.connect_owner(district.owner) as conn:
         _, key = create_key(conn, PEPPER, "school 5", school_id=5)
     assert key_district(key) == "2"
-    for key in ("", "ssp_", "ssp_abc-0a1b_x", "xyz_1-0a1b_x", "ssp_-0a1b_x"):
+    for key in ("", "ssp_", "ssp_abc-0a1b_x", "xyz_1-0a1b_x", "ssp_-0a1b_x", "ssp_\u00b2-0a1b_x"):
         assert key_district(key) is None, key
 
 
