@@ -35,7 +35,7 @@ from app.config import Settings
 
 log = logging.getLogger("app.api")
 
-ROUTED_PATHS = "/v1/"  # the district's data; probes, metrics and SageMaker's routes are local
+ROUTED_PREFIX = "/v1/"  # the district's data; probes, metrics and SageMaker's routes are local
 RETRY_SECONDS = 5.0  # while the directory is down, one lookup per district this often
 CACHE_SIZE = 100_000  # districts remembered (seed 000: a state has hundreds)
 # A lookup gives up within about two seconds: a slow directory must not hold requests longer
@@ -127,7 +127,7 @@ class RegionRedirectMiddleware:
         self.retry_after = retry_after
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(ROUTED_PATHS):
+        if scope["type"] != "http" or not scope["path"].startswith(ROUTED_PREFIX):
             await self.app(scope, receive, send)
             return
         key = dict(scope["headers"]).get(b"x-api-key", b"").decode("latin-1")
