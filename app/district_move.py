@@ -112,9 +112,14 @@ class Directory:
         self.client = client or boto3.client("dynamodb", region_name=region)
 
     def home_region(self, district: int) -> str:
-        item = self.client.get_item(
-            TableName=self.table, Key={"district_id": {"S": str(district)}}, ConsistentRead=True
-        ).get("Item")
+        try:
+            item = self.client.get_item(
+                TableName=self.table,
+                Key={"district_id": {"S": str(district)}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (BotoCoreError, ClientError) as exc:
+            raise MoveError(f"directory {self.table} unreadable: {exc}") from exc
         if not item or "home_region" not in item:
             raise MoveError(f"district {district} has no entry in the directory {self.table}")
         return str(item["home_region"]["S"])
@@ -142,6 +147,7 @@ def move_district(
     drain_seconds: float = 0.0,
     keep_source: bool = False,
 ) -> MoveResult:
+    """Moves `district` (module docstring); raises MoveError saying what was left as it was."""
     source_region = directory.home_region(district)
     if source_region == target_region:
         raise MoveError(f"district {district} is already homed in {target_region}")
