@@ -108,6 +108,7 @@ bench: $(BIN)/.installed $(MLSERVER_VENV)/.installed
 	$(BIN)/python -m benchmarks.overload
 	$(BIN)/python -m benchmarks.events
 	$(BIN)/python -m benchmarks.infra
+	$(BIN)/python -m benchmarks.district_move
 
 # The serving benchmark's peer (MLServer) lives in its own virtualenv: its pins differ.
 $(MLSERVER_VENV)/.installed: benchmarks/requirements-mlserver.txt

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -29,6 +30,7 @@ from app.cache import Cache
 from app.db import Tenant
 
 KEY_PREFIX = "ssp"
+DISTRICT_ID = re.compile(r"[0-9]{1,18}")  # as a key names it: a bigint, ASCII digits only
 CLIENT_CACHE_SECONDS = 30.0  # a valid client is cached this long while revocations are seen
 REVOCATION_CHECK_SECONDS = 1.0  # the revocation counter is read at most this often
 REVOCATIONS = "keys:revocations"  # the Redis counter `revoke-key` bumps
@@ -63,9 +65,13 @@ def hash_key(key: str, pepper: str) -> str:
     return hmac.new(pepper.encode(), key.encode(), hashlib.sha256).hexdigest()
 
 
-def new_key() -> tuple[str, str]:
-    """(full key, public prefix). The prefix identifies the key in logs without revealing it."""
+def new_key(district_id: int | None = None) -> tuple[str, str]:
+    """(full key, public prefix). The prefix identifies the key in logs without revealing it,
+    and names the key's district (`<district>-<hex>`), so a multi-region API routes the
+    request to the district's home region before any region checks the key (api/region.py)."""
     prefix = secrets.token_hex(4)
+    if district_id is not None:
+        prefix = f"{district_id}-{prefix}"
     return f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
@@ -82,7 +88,7 @@ def create_key(
         raise ValueError("a key is scoped to exactly one of school_id or district_id")
     if key_class not in KEY_CLASSES:
         raise ValueError(f"key class {key_class!r}: allowed {', '.join(KEY_CLASSES)}")
-    key, prefix = new_key()
+    key, prefix = new_key(district_id or _school_district(conn, school_id))
     row = conn.execute(
         "INSERT INTO api_clients (name, key_prefix, key_hash, school_id, district_id, key_class)"
         " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
@@ -91,6 +97,17 @@ def create_key(
     conn.commit()
     assert row is not None
     return int(row[0]), key
+
+
+def _school_district(conn: psycopg.Connection[Any], school_id: int | None) -> int | None:
+    """The district of a school (None if there is no such school: the insert then fails on
+    its foreign key). Read as the school's tenant: schools has FORCE ROW LEVEL SECURITY."""
+    if school_id is None:
+        return None
+    with conn.transaction():  # the tenant setting lasts for it, autocommit or not
+        conn.execute("SELECT set_config('app.school_id', %s, true)", (str(school_id),))
+        row = conn.execute("SELECT district_id FROM schools WHERE id = %s", (school_id,)).fetchone()
+    return int(row[0]) if row else None
 
 
 def list_keys(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
@@ -129,6 +146,14 @@ def key_prefix(key: str) -> str:
     """The public prefix of a key as new_key makes them (empty for anything else)."""
     parts = key.split("_", 2)
     return parts[1] if len(parts) == 3 and parts[0] == KEY_PREFIX else ""
+
+
+def key_district(key: str) -> str | None:
+    """The district a key names in its prefix; None for keys made before keys named it (and
+    for anything else). Not trusted: it only picks the region whose database checks the key,
+    and a key naming another district than its own fails there like any bad key."""
+    district, named, _ = key_prefix(key).partition("-")
+    return district if named and DISTRICT_ID.fullmatch(district) else None
 
 
 # Database.fetch: (tenant, query, parameters) -> rows, in one round trip.

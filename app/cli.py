@@ -131,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--id", dest="client_id", type=int, help="the client id")
     which.add_argument("--prefix", help="the key's public prefix (ssp_<prefix>_...)")
     sub.add_parser("list-keys", help="list the API keys (never the keys themselves)")
+    move = sub.add_parser(
+        "move-district", help="move a district to another region's database (docs/tier4.md)"
+    )
+    move.add_argument("--district", type=int, required=True)
+    move.add_argument("--source", required=True, help="the home region's database, as master")
+    move.add_argument("--target", required=True, help="the new region's database, as master")
+    move.add_argument("--target-region", required=True, help="the new home region, e.g. us-west-2")
+    move.add_argument("--drain-seconds", type=float, help="default: DIRECTORY_CACHE_SECONDS")
+    move.add_argument("--keep-source", action="store_true", help="leave the source's rows")
     args = parser.parse_args(argv)
 
     try:
@@ -362,7 +371,37 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     if args.command in ("revoke-key", "list-keys"):
         return keys_command(args, settings)
+    if args.command == "move-district":
+        return move_command(args, settings)
     raise AssertionError(args.command)
+
+
+def move_command(args: argparse.Namespace, settings: Settings) -> int:
+    """The counts and hashes per table as JSON; why it stopped on stderr."""
+    from app.district_move import Directory, MoveError, move_district
+
+    if not settings.district_directory_table:
+        print("move-district: set DISTRICT_DIRECTORY_TABLE", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = move_district(
+            args.district,
+            args.source,
+            args.target,
+            args.target_region,
+            Directory(settings.district_directory_table, settings.home_region),
+            drain_seconds=(
+                settings.directory_cache_seconds
+                if args.drain_seconds is None
+                else args.drain_seconds
+            ),
+            keep_source=args.keep_source,
+        )
+    except MoveError as exc:
+        print(f"move-district failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(result.summary()))
+    return EXIT_OK
 
 
 def keys_command(args: argparse.Namespace, settings: Settings) -> int:

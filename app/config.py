@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+AWS_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+HOST_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_NAME = re.compile(rf"(?=.{{1,253}}$){HOST_LABEL}(\.{HOST_LABEL})*")
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "changethis", "secret", "placeholder"}
 )
@@ -135,6 +139,9 @@ class Settings(BaseSettings):
     district_directory_table: str | None = None
     home_region: str | None = None  # this API's region (also the directory replica it reads)
     region_api_hosts: dict[str, str] = {}  # JSON: {"us-east-1": "api.us-east-1.example.org"}
+    # Directory answers (a district's region, or that it has none) are kept this long; while
+    # the directory is unreachable, the last answer keeps serving.
+    directory_cache_seconds: float = Field(default=60.0, gt=0)
     # Events (POST /v1/events) and their worker (`worker`): README "Events and the worker".
     # The queue: a PostgreSQL table (dev and the embedded default) or Amazon SQS (tier2+).
     queue_backend: Literal["postgres", "sqs"] = "postgres"
@@ -196,6 +203,28 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP network") from None
         return value
+
+    @field_validator("region_api_hosts")
+    @classmethod
+    def _hosts(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, host in value.items():
+            if not AWS_REGION.fullmatch(region):
+                raise ValueError(f"REGION_API_HOSTS: {region!r} is not an AWS region name")
+            if not HOST_NAME.fullmatch(host):
+                raise ValueError(
+                    f"REGION_API_HOSTS[{region!r}]: {host!r} is not a host name"
+                    " (no scheme, path or port)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _directory(self) -> Settings:
+        region = self.home_region or ""
+        if self.district_directory_table and not AWS_REGION.fullmatch(region):
+            raise ValueError(
+                "HOME_REGION must name this API's AWS region when DISTRICT_DIRECTORY_TABLE is set"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -24,6 +24,7 @@ from app.api.deps import AuditUnavailableError, ModelServices, Services
 from app.api.limits import AdmissionMiddleware, BodyLimitMiddleware
 from app.api.metrics import record_pools, worker_exited
 from app.api.middleware import ObservabilityMiddleware
+from app.api.region import add_region_redirect
 from app.api.responses import validation_errors
 from app.api.routes import (
     alerts,
@@ -126,6 +127,8 @@ def _app(svc: ModelServices, lifespan: Callable[[FastAPI], Any]) -> FastAPI:
         limits={"/invocations": settings.max_invocation_bytes},
     )
     app.add_middleware(AdmissionMiddleware, limit=settings.max_in_flight)
+    if settings.serve_mode == "api":  # before the key is checked: api/region.py
+        add_region_redirect(app, settings)
     app.add_middleware(ObservabilityMiddleware)
 
     @app.exception_handler(NoModelError)
