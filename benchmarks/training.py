@@ -41,7 +41,7 @@ import httpx
 from app import db
 from app.config import Settings
 from app.store import ModelStore
-from app.train import score_students
+from app.scoring import score_students
 from benchmarks.common import (
     ROOT,
     ROW,
