@@ -230,6 +230,7 @@ workloads = Workloads(
     WorkloadsArgs(
         api=tier.api,
         training=tier.training,
+        training_shards=tier.training.shards(tier.expected_schools),
         node_groups=tier.node_groups,
         region=spec.region,
         subnets=network.subnet_cidrs,

@@ -413,10 +413,14 @@ def train_shard_command(args: argparse.Namespace, settings: Settings) -> int:
     except StaleRunError as exc:
         print(f"training refused: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except RuntimeError as exc:  # shard 0 never opened the run, or nothing to train on
+        print(f"training failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     summary: dict[str, Any] = {k: v for k, v in done.__dict__.items() if k != "published"}
     if done.published is not None:
         summary["published"] = {
             "generation": done.published.generation,
+            "seconds": done.published.seconds,
             "promoted": len(done.published.promoted),
             "kept": len(done.published.kept),
             "fallback_schools": len(done.published.fallback_schools),

@@ -96,6 +96,7 @@ class ShardResult:
     schools: int  # schools this invocation trained (0 when the shard was already done)
     students: int
     seconds: float
+    open_seconds: float  # of which opening the run (shard 0: features, district model)
     published: TrainResult | None  # set by the shard that completed the run
 
 
@@ -112,6 +113,7 @@ def run_shard(settings: Settings, shard: Shard, run_id: str) -> ShardResult:
         threadpool_limits(limits=1, user_api="blas"),  # see run_training
     ):
         run = open_run(conn, store, settings, shard, run_id)
+        opened = time.perf_counter() - started
         if not run.published and not _shard_done(conn, run_id, shard.index):
             schools, students = _train_shard(conn, store, settings, shard, run)
         complete = _done_count(conn, run_id) == run.shards and not run.published
@@ -123,6 +125,7 @@ def run_shard(settings: Settings, shard: Shard, run_id: str) -> ShardResult:
         schools,
         students,
         round(time.perf_counter() - started, 2),
+        round(opened, 2),
         published,
     )
 

@@ -40,8 +40,8 @@ import httpx
 
 from app import db
 from app.config import Settings
-from app.store import ModelStore
 from app.scoring import score_students
+from app.store import ModelStore
 from benchmarks.common import (
     ROOT,
     ROW,

@@ -22,7 +22,7 @@ class WorkloadsArgs:
     api: ApiSize
     """The tier's API slice: replicas, resources, the database pool."""
     training: TrainingSize
-    """The tier's training slice: the batch jobs' database connections."""
+    """The tier's training slice: the batch jobs' database connections, a shard's pod."""
     node_groups: tuple[NodeGroupSize, ...]
     """The cluster's node groups: where the API and the jobs are placed."""
     region: str
@@ -67,6 +67,9 @@ class WorkloadsArgs:
     """Cron schedule of the nightly training (seed 001: 02:00)."""
     archive_schedule: str = ARCHIVE_SCHEDULE
     """Cron schedule of the weekly audit-log archival."""
+    training_shards: int = 1
+    """N of the nightly training's Indexed Job (``TrainingSize.shards`` of the tier's expected
+    schools)."""
     time_zone: str = "America/New_York"
     """IANA zone the schedules are in (school-district local time)."""
     tags: dict[str, str] = field(default_factory=dict)

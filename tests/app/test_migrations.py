@@ -19,6 +19,7 @@ EXPECTED = [
     "0007_workload_logins",
     "0009_district_import",
     "0010_api_client_class",
+    "0012_training_runs",
 ]
 
 
