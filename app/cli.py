@@ -293,7 +293,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print("import: give SOURCE or set IMPORT_SOURCE_URL", file=sys.stderr)
             return EXIT_USAGE
         return run_import_command(settings, source, args.dry_run)
-    if args.command == "train" and (args.shard or args.shards):
+    if args.command == "train" and (getattr(args, "shard", None) or getattr(args, "shards", None)):
         return train_shard_command(args, settings)
     if args.command == "train":
         from app.train import EXIT_LOCKED, TrainingLockedError, run_training

@@ -88,7 +88,7 @@ def pipeline_alarm(parent: pulumi.Resource, name: str, args: WorkloadsArgs) -> N
     metric_alarm(
         f"{name}-training-failed",
         description="The nightly pipeline failed or refused the district's export"
-        " (see the importer's, features' and trainer's logs)",
+        " (see the importer's and trainer's logs)",
         namespace=metrics_namespace,
         metric="TrainingFailures",
         dimensions={},
