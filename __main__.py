@@ -339,6 +339,7 @@ else:
         WorkloadsArgs(
             api=tier.api,
             training=tier.training,
+            training_shards=tier.training.shards(tier.expected_schools),
             events=tier.events,
             node_groups=tier.node_groups,
             region=spec.region,

@@ -96,7 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument(
         "--dry-run", action="store_true", help="validate and count changes; write nothing"
     )
-    sub.add_parser("train", help="train, evaluate, version and promote models")
+    train = sub.add_parser("train", help="train, evaluate, version and promote models")
+    which = train.add_mutually_exclusive_group()
+    which.add_argument(
+        "--shard", metavar="i/N", help="train shard i of N of run --run (app/shards.py)"
+    )
+    which.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="in a Kubernetes Indexed Job: shard JOB_COMPLETION_INDEX of N, run named by the Job",
+    )
+    train.add_argument("--run", help="the sharded run's id (default: TRAINING_RUN_ID)")
     report = sub.add_parser("report", help="write the model-quality report of training runs")
     report.add_argument("--version", help="this run only (default: every run without one)")
     rb = sub.add_parser("rollback", help="serve the previous models again")
@@ -282,12 +293,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
         print(json.dumps(result.__dict__))
         return EXIT_OK
+    if args.command == "import" and os.environ.get("JOB_COMPLETION_INDEX", "0") != "0":
+        # The nightly Indexed Job's pods all carry the import step; index 0's does it, once.
+        print("import skipped: index 0 of the training Job imports the export", file=sys.stderr)
+        return EXIT_OK
     if args.command == "import":
         source = args.source or settings.import_source_url
         if not source:
             print("import: give SOURCE or set IMPORT_SOURCE_URL", file=sys.stderr)
             return EXIT_USAGE
         return run_import_command(settings, source, args.dry_run)
+    if args.command == "train" and (getattr(args, "shard", None) or getattr(args, "shards", None)):
+        return train_shard_command(args, settings)
     if args.command == "train":
         from app.train import EXIT_LOCKED, TrainingLockedError, run_training
 
@@ -402,6 +419,59 @@ def move_command(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILED
     print(json.dumps(result.summary()))
     return EXIT_OK
+
+
+def shard_of(args: argparse.Namespace, env: dict[str, str]) -> tuple[str, str]:
+    """(i/N, run id) of `train --shard i/N` or, in an Indexed Job, of `train --shards N`: the
+    index is JOB_COMPLETION_INDEX and the run is the Job (pods are named <job>-<index>)."""
+    run = args.run or env.get("TRAINING_RUN_ID", "")
+    if args.shards is None:
+        spec = args.shard
+    else:
+        index = env.get("JOB_COMPLETION_INDEX", "")
+        if not index.isdigit():
+            raise ValueError("--shards N runs in an Indexed Job: JOB_COMPLETION_INDEX is not set")
+        spec = f"{index}/{args.shards}"
+        suffix = f"-{index}"
+        if not run and env.get("HOSTNAME", "").endswith(suffix):
+            run = env["HOSTNAME"].removesuffix(suffix)
+    if not run:
+        raise ValueError("a sharded run needs its id: give --run or set TRAINING_RUN_ID")
+    return spec, run
+
+
+def train_shard_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`train --shard i/N` / `--shards N`: one shard; the last one publishes the run."""
+    from app.shards import Shard, StaleRunError, run_shard
+    from app.train import EXIT_LOCKED, TrainingLockedError
+
+    try:
+        spec, run_id = shard_of(args, dict(os.environ))
+        done = run_shard(settings, Shard.parse(spec), run_id)
+    except ValueError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingLockedError as exc:
+        print(f"training skipped: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except StaleRunError as exc:
+        print(f"training refused: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except RuntimeError as exc:  # shard 0 never opened the run, or nothing to train on
+        print(f"training failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    summary: dict[str, Any] = {k: v for k, v in done.__dict__.items() if k != "published"}
+    if done.published is not None:
+        summary["published"] = {
+            "generation": done.published.generation,
+            "seconds": done.published.seconds,
+            "promoted": len(done.published.promoted),
+            "kept": len(done.published.kept),
+            "fallback_schools": len(done.published.fallback_schools),
+            "district_metrics": done.published.metrics.get("district"),
+        }
+    print(json.dumps(summary))
+    return roll_endpoint(settings) if done.published is not None else EXIT_OK
 
 
 def keys_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(default=0.3, gt=0, lt=1)
     test_fraction: float = Field(default=0.25, gt=0, lt=1)
     random_seed: int = 42
+    # Sharded training (`train --shard i/N`, app/shards.py): the district model fits on at most
+    # this many labelled students (a seeded sample past it: nine features need no more, and
+    # shard 0's memory stays bounded); shards 1..N-1 wait this long for shard 0 to open the run.
+    district_sample_rows: int = Field(default=200_000, ge=1_000)
+    shard_wait_seconds: float = Field(default=1800.0, ge=0)
 
     # Where `import` reads the district's bundle when no SOURCE is given: the drop prefix the
     # district's system writes its nightly exports to (a directory or s3://bucket/prefix).

@@ -23,6 +23,10 @@ from app.store import HOLDOUT_FILE, REPORT_FILE, ModelStore
 log = logging.getLogger(__name__)
 
 CALIBRATION_BINS = 10
+# Curves are drawn for the district model and the schools of lowest AUC up to this many: at
+# a national district's 1,000+ schools a page of every school's curves would take minutes to
+# draw and nobody to read; the table lists every scope.
+MAX_SCHOOL_PLOTS = 50
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222 }
@@ -96,7 +100,14 @@ def render(manifest: dict[str, Any], holdout: dict[str, Any] | None) -> str:
             f"<td>{e(str(d.get('serves', '')))}</td><td>{e(str(d.get('reason', '')))}</td></tr>"
         )
     plots = []
-    for scope in scopes:
+    schools = sorted((s for s in scopes if s != "district"), key=lambda s: metrics[s]["auc"])
+    drawn = {"district", *schools[:MAX_SCHOOL_PLOTS]}
+    if len(schools) > MAX_SCHOOL_PLOTS:
+        plots.append(
+            f"<p>Curves of the district model and of the {MAX_SCHOOL_PLOTS} schools of lowest"
+            f" AUC; the other {len(schools) - MAX_SCHOOL_PLOTS} schools are in the table.</p>"
+        )
+    for scope in (s for s in scopes if s in drawn):
         points = (holdout or {}).get(scope)
         if not points or len(set(points["y"])) < 2:
             plots.append(f"<h3>{e(scope)}</h3><p>No held-out predictions stored.</p>")

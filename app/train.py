@@ -30,8 +30,9 @@ from app import __version__
 from app.config import Settings
 from app.db import TRAIN_LOCK_KEY, TRAINER_LOGIN, connect_as, refresh_features
 from app.features import FEATURES
-from app.model_registry import DISTRICT, ModelRegistry, school_scope, scope_school_id
+from app.model_registry import DISTRICT, school_scope, scope_school_id
 from app.promotion import DISTRICT_MODEL, NEW, Decision, auc_on, decide
+from app.scoring import score_students
 from app.store import HOLDOUT_FILE, ModelStore, Pointer
 
 log = logging.getLogger(__name__)
@@ -83,16 +84,18 @@ class BadTrainingDataError(ValueError):
 
 
 def load_training_data(
-    conn: psycopg.Connection[Any],
+    conn: psycopg.Connection[Any], shard: tuple[int, int] = (0, 1)
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Schools, features and labels of every labelled student. Raises BadTrainingDataError
+    """Schools, features and labels of every labelled student (of the schools whose id is
+    ``index`` modulo ``count`` when ``shard`` is (index, count)). Raises BadTrainingDataError
     naming the students whose features are not finite: the schema and the import refuse NaN
     and infinities, so one that got through is a bug to fix, not a row to guess at."""
     cols = ", ".join(FEATURES)
     rows = conn.execute(
         f"SELECT student_id, school_id, {cols}, dropped_out,"
         " attendance_missing, marks_missing FROM student_features"
-        " WHERE dropped_out IS NOT NULL ORDER BY student_id"
+        " WHERE dropped_out IS NOT NULL AND school_id %% %s = %s ORDER BY student_id",
+        (shard[1], shard[0]),
     ).fetchall()
     data = np.array([r[1:-2] for r in rows], dtype=np.float64).reshape(-1, len(FEATURES) + 2)
     bad = ~np.isfinite(data).all(axis=1)
@@ -181,18 +184,33 @@ def run_training(settings: Settings) -> TrainResult:
 
 
 @contextmanager
-def training_lock(settings: Settings, busy_message: str) -> Iterator[None]:
+def training_lock(
+    settings: Settings, busy_message: str, *, shared: bool = False, wait_seconds: float = 0
+) -> Iterator[None]:
     """One training or rollback at a time across replicas: a session-level advisory lock,
     which PostgreSQL also drops if the process dies. Released explicitly on the way out, so
-    the next run never races the server noticing a closed connection."""
+    the next run never races the server noticing a closed connection. The shards of a run
+    hold it shared (app/shards.py); publishing and rolling back hold it alone. With
+    ``wait_seconds``, waits that long for it (lock_timeout) instead of giving up at once."""
+    mode = "_shared" if shared else ""
     with connect_as(settings, TRAINER_LOGIN, autocommit=True) as lock_conn:
-        row = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (TRAIN_LOCK_KEY,)).fetchone()
-        if not row or not row[0]:
-            raise TrainingLockedError(busy_message)
+        if wait_seconds:
+            lock_conn.execute("SELECT set_config('lock_timeout', %s, false)",
+                              (f"{int(wait_seconds * 1000)}ms",))  # fmt: skip
+            try:
+                lock_conn.execute(f"SELECT pg_advisory_lock{mode}(%s)", (TRAIN_LOCK_KEY,))
+            except psycopg.errors.LockNotAvailable as exc:
+                raise TrainingLockedError(busy_message) from exc
+        else:
+            row = lock_conn.execute(
+                f"SELECT pg_try_advisory_lock{mode}(%s)", (TRAIN_LOCK_KEY,)
+            ).fetchone()
+            if not row or not row[0]:
+                raise TrainingLockedError(busy_message)
         try:
             yield
         finally:
-            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (TRAIN_LOCK_KEY,))
+            lock_conn.execute(f"SELECT pg_advisory_unlock{mode}(%s)", (TRAIN_LOCK_KEY,))
 
 
 def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
@@ -203,22 +221,10 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         raise RuntimeError("no labelled students to train on; run `import` (or `generate`)")
 
     test = holdout_mask(schools, y, settings)
-    models: dict[str, Any] = {}
-    metrics: dict[str, dict[str, float]] = {}
-    holdout: dict[str, dict[str, list[float]]] = {}
-    models[DISTRICT], metrics[DISTRICT] = fit_scope(x, y, test, settings)
-    holdout[DISTRICT] = _holdout(models[DISTRICT], x[test], y[test])
-    fallback: list[int] = []
-    for sid in np.unique(schools).tolist():
-        mask = schools == sid
-        if not trainable(y[mask], settings):
-            fallback.append(int(sid))
-            continue
-        scope = school_scope(sid)
-        models[scope], metrics[scope] = fit_scope(x[mask], y[mask], test[mask], settings)
-        held = mask & test
-        metrics[scope]["district_auc"] = auc_on(models[DISTRICT], x[held], y[held])
-        holdout[scope] = _holdout(models[scope], x[held], y[held])
+    district, district_metrics = fit_scope(x, y, test, settings)
+    models, metrics, holdout, fallback = fit_schools(schools, x, y, test, district, settings)
+    models[DISTRICT], metrics[DISTRICT] = district, district_metrics
+    holdout[DISTRICT] = _holdout(district, x[test], y[test])
 
     try:
         pointer, promoted, kept, decisions = _store_and_publish(
@@ -252,6 +258,33 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
     )
 
 
+def fit_schools(
+    schools: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    test: np.ndarray,
+    district: Any,
+    settings: Settings,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]], dict[str, Any], list[int]]:
+    """Each trainable school's model, its held-out metrics (with the district model's AUC on
+    the same students) and predictions; and the schools too small for a model of their own."""
+    models: dict[str, Any] = {}
+    metrics: dict[str, dict[str, float]] = {}
+    holdout: dict[str, dict[str, list[float]]] = {}
+    fallback: list[int] = []
+    for sid in np.unique(schools).tolist():
+        mask = schools == sid
+        if not trainable(y[mask], settings):
+            fallback.append(int(sid))
+            continue
+        scope = school_scope(sid)
+        models[scope], metrics[scope] = fit_scope(x[mask], y[mask], test[mask], settings)
+        held = mask & test
+        metrics[scope]["district_auc"] = auc_on(district, x[held], y[held])
+        holdout[scope] = _holdout(models[scope], x[held], y[held])
+    return models, metrics, holdout, fallback
+
+
 def _store_and_publish(
     conn: psycopg.Connection[Any],
     store: ModelStore,
@@ -276,6 +309,23 @@ def _store_and_publish(
     for scope, model in models.items():
         store.write_model(version, scope, model)
     store.write_file(version, HOLDOUT_FILE, json.dumps(holdout).encode())
+    write_manifest(store, settings, version, metrics, decisions, fallback, snapshot)
+    insert_versions(conn, version, metrics, decisions)
+    pointer, promoted, kept = publish_decisions(
+        conn, store, settings, current, version, decisions, fallback
+    )
+    return pointer, promoted, kept, decisions
+
+
+def write_manifest(
+    store: ModelStore,
+    settings: Settings,
+    version: str,
+    metrics: dict[str, dict[str, float]],
+    decisions: dict[str, Decision],
+    fallback: list[int],
+    snapshot: dict[str, Any],
+) -> None:
     manifest = {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(),
@@ -298,6 +348,35 @@ def _store_and_publish(
     }
     store.write_manifest(version, manifest)
 
+
+def insert_versions(
+    conn: psycopg.Connection[Any],
+    version: str,
+    metrics: dict[str, dict[str, float]],
+    decisions: dict[str, Decision],
+) -> None:
+    """One model_versions row per trained scope, not yet promoted (record_promotions marks
+    them after the flip). The caller's transaction, if it has one, holds them."""
+    with conn.transaction():
+        for scope, m in metrics.items():
+            conn.execute(
+                "INSERT INTO model_versions (version, scope, school_id, metrics, promoted,"
+                " reason) VALUES (%s, %s, %s, %s, false, %s) ON CONFLICT DO NOTHING",
+                (version, scope, scope_school_id(scope), json.dumps(m), decisions[scope].reason),
+            )
+
+
+def publish_decisions(
+    conn: psycopg.Connection[Any],
+    store: ModelStore,
+    settings: Settings,
+    current: Pointer,
+    version: str,
+    decisions: dict[str, Decision],
+    fallback: list[int],
+) -> tuple[Pointer, list[str], list[str]]:
+    """Apply the gate's decisions to the served scopes and publish them, when they change:
+    (pointer, promoted scopes, kept scopes)."""
     scopes = dict(current.scopes)
     for scope, d in decisions.items():
         if d.serves == NEW:
@@ -309,22 +388,13 @@ def _store_and_publish(
         scopes.pop(school_scope(sid), None)
     promoted = [scope for scope, d in decisions.items() if d.promoted]
     kept = [scope for scope, d in decisions.items() if not d.promoted]
-
-    with conn.transaction():
-        for scope, m in metrics.items():
-            conn.execute(
-                "INSERT INTO model_versions (version, scope, school_id, metrics, promoted,"
-                " reason) VALUES (%s, %s, %s, %s, false, %s)",
-                (version, scope, scope_school_id(scope), json.dumps(m), decisions[scope].reason),
-            )
     if scopes == current.scopes:
-        pointer = current  # nothing better: keep serving (and caching) what is served
-    else:
-        pointer = store.next_pointer(
-            current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
-        )
-        publish(conn, store, settings, pointer)
-    return pointer, promoted, kept, decisions
+        return current, promoted, kept  # nothing better: keep serving (and caching) it
+    pointer = store.next_pointer(
+        current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
+    )
+    publish(conn, store, settings, pointer)
+    return pointer, promoted, kept
 
 
 def discard_unpublished(store: ModelStore, version: str) -> None:
@@ -377,76 +447,6 @@ def record_promotions(conn: psycopg.Connection[Any], pointer: Pointer) -> None:
             " AND NOT m.promoted",
             (list(pointer.scopes), list(pointer.scopes.values())),
         )
-
-
-def score_students(
-    conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, pointer: Pointer
-) -> int:
-    """Write risk_scores for `pointer.generation`; drop those of generations retired long
-    enough ago (retired_generations)."""
-    registry = ModelRegistry(store, refresh_seconds=0)
-    registry.use(pointer)
-    cols = ", ".join(FEATURES)
-    rows = conn.execute(
-        f"SELECT student_id, school_id, {cols} FROM student_features"
-        " WHERE is_active ORDER BY student_id"
-    ).fetchall()
-    if not rows:
-        return 0
-    data = np.array(rows, dtype=np.float64)
-    school_ids: list[int | None] = [int(s) for s in data[:, 1]]
-    predictions = registry.predict(school_ids, data[:, 2:])
-    gen = pointer.generation
-    with conn.transaction():
-        # Leftovers of a run that crashed before its pointer flip, and the generations that no
-        # replica can serve any more.
-        doomed = retired_generations(conn, gen, settings.score_retention_seconds)
-        conn.execute(
-            "DELETE FROM risk_scores WHERE generation >= %s OR generation = ANY(%s)", (gen, doomed)
-        )
-        # One INSERT of arrays, not COPY: PostgreSQL refuses COPY FROM into a table whose
-        # row-level security applies to the user, as it does to the trainer's login (0007).
-        conn.execute(
-            "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
-            " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])",
-            (
-                gen,
-                [row[0] for row in rows],
-                [row[1] for row in rows],
-                [p.risk for p in predictions],
-                [p.version for p in predictions],
-            ),
-        )
-    conn.execute("SELECT analyze_risk_scores()")  # ANALYZE needs the owner: its function
-    conn.commit()
-    return len(rows)
-
-
-def retired_generations(
-    conn: psycopg.Connection[Any], new_generation: int, retention_seconds: float
-) -> list[int]:
-    """Generations older than `new_generation` whose scores no replica can serve any more: a
-    replica serves a generation until it reads a newer pointer, so generation g is kept until
-    SCORE_RETENTION_SECONDS after the next generation was scored (just before it was
-    published). Two promotions within a replica's refresh interval thus leave it its scores."""
-    rows = conn.execute(
-        # One row per generation, each from the primary key's index (a loose index scan);
-        # a generation's rows are written by one statement, so they share scored_at.
-        "WITH RECURSIVE gens(g) AS ("
-        " SELECT min(generation) FROM risk_scores"
-        " UNION ALL SELECT (SELECT min(generation) FROM risk_scores WHERE generation > g)"
-        " FROM gens WHERE g IS NOT NULL)"
-        " SELECT g, (SELECT scored_at FROM risk_scores WHERE generation = g LIMIT 1), now()"
-        " FROM gens WHERE g IS NOT NULL AND g < %s ORDER BY g",
-        (new_generation,),
-    ).fetchall()
-    retired = []
-    for i, (gen, _, now) in enumerate(rows):
-        # The last one is the served generation, replaced by the one being scored now: kept.
-        replaced_at = rows[i + 1][1] if i + 1 < len(rows) else now
-        if (now - replaced_at).total_seconds() > retention_seconds:
-            retired.append(gen)
-    return retired
 
 
 def rollback(settings: Settings, to_version: str | None = None) -> Pointer:

@@ -40,8 +40,8 @@ import httpx
 
 from app import db
 from app.config import Settings
+from app.scoring import score_students
 from app.store import ModelStore
-from app.train import score_students
 from benchmarks.common import (
     ROOT,
     ROW,

@@ -263,7 +263,8 @@ TIERS: dict[str, Tier] = {
             pool_size=50,
             pool_max_overflow=100,
         ),
-        training=TrainingSize(db_connections=4),
+        # Spot nodes: smaller shards lose less to an interruption (and retry alone).
+        training=TrainingSize(db_connections=2, schools_per_shard=100),
         cache=CacheSize(enabled=True, node_type="cache.r7g.large", num_nodes=3),
         node_groups=(
             _node("system", ("m6i.large",), 3, 4, 3),
@@ -288,8 +289,9 @@ TIERS: dict[str, Tier] = {
     "tier4": Tier(
         name="tier4",
         description="Enterprise/national: 100,000+ students; one such stack per region.",
-        expected_students=500_000,
-        expected_schools=1_000,
+        expected_students=10_000_000,
+        # Seed 001's enterprise phase: 10,000+ schools (training: 40 shards of 250).
+        expected_schools=10_000,
         deletion_protection=True,
         log_retention_days=365,
         network=NetworkSize(
@@ -319,7 +321,7 @@ TIERS: dict[str, Tier] = {
             pool_size=100,
             pool_max_overflow=200,
         ),
-        training=TrainingSize(db_connections=8),
+        training=TrainingSize(db_connections=2, schools_per_shard=250),
         cache=CacheSize(enabled=True, node_type="cache.r7g.xlarge", num_nodes=3),
         node_groups=(
             _node("system", ("m6i.large",), 3, 6, 3),
@@ -492,7 +494,7 @@ def connection_capacity(tier: Tier) -> ConnectionCapacity:
         pool_per_pod=pool,
         overflow_per_pod=overflow,
         max_pods=tier.api.max_replicas,
-        trainer=tier.training.db_connections,
+        trainer=tier.training.db_connections * tier.training.shards(tier.expected_schools),
         workers=tier.events.max_workers * tier.events.worker_db_connections,
         max_connections=tier.db.max_connections,
         reserved=RESERVED_DB_CONNECTIONS,

@@ -279,14 +279,25 @@ def cron_job_spec(
     deadline_seconds: int,
     backoff_limit: int,
     failure_policy: k8s.batch.v1.PodFailurePolicyArgsDict | None = None,
+    indexed: int | None = None,
 ) -> k8s.batch.v1.CronJobSpecArgsDict:
-    """One run at a time (the trainer also locks across replicas, seed 001)."""
+    """One run at a time (the trainer also locks across replicas, seed 001). ``indexed``: an
+    Indexed Job of that many pods at once (JOB_COMPLETION_INDEX 0..N-1), each index retried
+    ``backoff_limit`` times on its own, so a failed index never reruns the others."""
     job: k8s.batch.v1.JobSpecArgsDict = {
         "active_deadline_seconds": deadline_seconds,
         "backoff_limit": backoff_limit,
         "ttl_seconds_after_finished": 86_400,
         "template": {"metadata": {"labels": dict(pod_labels)}, "spec": pod},
     }
+    if indexed is not None:
+        del job["backoff_limit"]
+        job |= {
+            "completion_mode": "Indexed",
+            "completions": indexed,
+            "parallelism": indexed,
+            "backoff_limit_per_index": backoff_limit,
+        }
     if failure_policy is not None:
         job["pod_failure_policy"] = failure_policy
     return {

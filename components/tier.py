@@ -119,11 +119,24 @@ class TrainingSize:
     """The nightly training job (and the archive job, which shares its budget)."""
 
     db_connections: int = 2
-    """Connections a batch job may hold; counted once by the capacity check."""
+    """Connections a batch job's pod may hold (a training shard: its lock and its work);
+    counted once per training shard by the capacity check."""
+    schools_per_shard: int = 250
+    """Schools one shard of the nightly training trains (about 250,000 students: well under
+    ``shard_memory``, benchmarks/training.py); the tier's expected schools over this is N."""
+    shard_cpu: str = "1"
+    """CPU of a training shard's pod (request and limit): the fits are single-threaded."""
+    shard_memory: str = "1536Mi"
+    """Memory limit of a training shard's pod (request 1Gi): a shard peaks under 1 GiB at any
+    number of schools (BENCHMARKS.md)."""
     min_promotion_auc: float = 0.7
     """The promotion gate's minimum held-out AUC (the app's MIN_PROMOTION_AUC; seed 001: model
     accuracy > 80 %, which for a rare outcome AUC measures better); Prometheus alerts when the
     served district model is under it."""
+
+    def shards(self, expected_schools: int) -> int:
+        """N of the nightly training's Indexed Job: enough shards for the tier's schools."""
+        return max(1, -(-expected_schools // self.schools_per_shard))
 
 
 @dataclass(frozen=True)

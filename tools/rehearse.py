@@ -2,8 +2,9 @@
 the containers the program registers (under mocks: ``tools.harness.run_stack``) in the order
 Pulumi and Kubernetes would: 1. the bootstrap Job; 2. the API until ready, its login checked
 least-privilege, then the operator's district import and school API key; 3. the nightly
-pipeline CronJob (its init containers import the district's export from the drop prefix and
-refresh the features, then it trains); 4. a risk request with that key; 5. the archive
+pipeline CronJob's Indexed Job, index by index (index 0's init container imports the district's
+export from the drop prefix, its shard refreshes the features and opens the run; each index
+trains its shard, the last publishes); 4. a risk request with that key; 5. the archive
 CronJob; 6. where the stack has a
 SageMaker endpoint, the operator's publish of the trained models and the endpoint's container,
 scoring from that archive without a database. An embedded PostgreSQL 16
@@ -298,12 +299,17 @@ class Rehearsal(ExitStack):
             args = ["create-key", "--name", "rehearsal", "--school-id", str(school_id)]
             printed = json.loads(self.command(KEY_STEP, bootstrap, master_env, args))
             detail.append(f"client {printed['client_id']} of school {school_id}")
-        with self.step(TRAIN_STEP) as detail:  # the init containers first, each to its end
+        with self.step(TRAIN_STEP) as detail:
             trainer = find_container(self.run, TRAINER, after)
-            for args, env in trainer.init:
-                drop_export(map_environment(env, ends).get("IMPORT_SOURCE_URL"))
-                self.command(TRAIN_STEP, trainer, map_environment(env, ends), args)
-            detail.append(self.command(TRAIN_STEP, trainer, map_environment(trainer.env, ends)))
+            for index in range(int(trainer.resource.get("spec.jobTemplate.spec.completions"))):
+                # Each index's pod: <job>-<index>, JOB_COMPLETION_INDEX set; its init
+                # containers first, each to its end. Index 0 opens the run, the last publishes.
+                pod = {"JOB_COMPLETION_INDEX": str(index), "HOSTNAME": f"trainer-0-{index}"}
+                for args, env in trainer.init:
+                    drop_export(map_environment(env, ends).get("IMPORT_SOURCE_URL"))
+                    self.command(TRAIN_STEP, trainer, map_environment(env, ends) | pod, args)
+                env = map_environment(trainer.env, ends) | pod
+                detail.append(self.command(TRAIN_STEP, trainer, env))
         with self.step(REQUEST_STEP) as detail:
             detail.append(self.request(server, student_id, printed["api_key"]))
         with self.step(ARCHIVE_STEP) as detail:

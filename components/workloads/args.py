@@ -25,7 +25,7 @@ class WorkloadsArgs:
     api: ApiSize
     """The tier's API slice: replicas, resources, the database pool."""
     training: TrainingSize
-    """The tier's training slice: the batch jobs' database connections."""
+    """The tier's training slice: the batch jobs' database connections, a shard's pod."""
     events: EventsSize
     """The tier's events slice: the queue backend and the worker's scaling."""
     node_groups: tuple[NodeGroupSize, ...]
@@ -78,6 +78,9 @@ class WorkloadsArgs:
     """Cron schedule of the nightly training (seed 001: 02:00)."""
     archive_schedule: str = ARCHIVE_SCHEDULE
     """Cron schedule of the weekly audit-log archival."""
+    training_shards: int = 1
+    """N of the nightly training's Indexed Job (``TrainingSize.shards`` of the tier's expected
+    schools)."""
     time_zone: str = "America/New_York"
     """IANA zone the schedules are in (school-district local time)."""
     tags: dict[str, str] = field(default_factory=dict)

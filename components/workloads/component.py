@@ -19,13 +19,8 @@ from components.contract import (
 )
 from components.iam import service_account_role
 from components.workloads.args import WorkloadsArgs
-from components.workloads.pipeline import (
-    pipeline_alarm,
-    pipeline_failure_policy,
-    pipeline_steps,
-)
+from components.workloads.pipeline import pipeline_alarm
 from components.workloads.role_policies import api_policy, archiver_policy, trainer_policy
-from components.workloads.rollout import rollout_env
 from components.workloads.settings import (
     API,
     ARCHIVER,
@@ -37,6 +32,7 @@ from components.workloads.settings import (
     bootstrap_secret_data,
     database_secret_data,
 )
+from components.workloads.training_job import training_cron_job
 from components.workloads.worker import event_worker
 
 
@@ -399,72 +395,57 @@ class Workloads(pulumi.ComponentResource):
         database_secrets: Mapping[str, k8s.core.v1.Secret],
         bootstrap: k8s.batch.v1.Job,
     ) -> None:
-        """The nightly pipeline (import, features, training) and weekly archival CronJobs."""
+        """The nightly pipeline (import, sharded training) and weekly archival CronJobs."""
         name, args = self._name, self._args
         # Jobs open few connections: the trainer's share of the budget, not an API pod's.
         job_env: list[k8s.core.v1.EnvVarArgsDict] = [
             {"name": "DB_POOL_MIN", "value": "1"},
             {"name": "DB_POOL_MAX", "value": str(args.training.db_connections)},
         ]
-        for component, command, schedule, deadline, backoff in (
-            (TRAINER, "train", args.training_schedule, m.TRAINING_DEADLINE_SECONDS,
-             m.TRAINING_BACKOFF_LIMIT),
-            (ARCHIVER, "archive", args.archive_schedule, m.ARCHIVE_DEADLINE_SECONDS, 1),
-        ):  # fmt: skip
-            job_labels = m.labels(component)
-            container = m.app_container(
-                name=component,
-                image=args.image,
-                args=[command],
-                resources=self._resources(),
-                config_map=self._name_of(config),
-                secrets=[self._name_of(app_secret), self._name_of(database_secrets[component])],
-                serve=False,
-            )
-            container["env"] = job_env + (
-                rollout_env(args.sagemaker) if component == TRAINER else []
-            )
-            pipeline = component == TRAINER
-            steps = (
-                pipeline_steps(
-                    image=args.image,
-                    resources=self._resources(),
-                    config_map=self._name_of(config),
-                    app_secret=self._name_of(app_secret),
-                    database_secrets={k: self._name_of(v) for k, v in database_secrets.items()},
-                    env=job_env,
-                )
-                if pipeline
-                else []
-            )
-            k8s.batch.v1.CronJob(
-                f"{name}-{component}",
-                metadata={"name": component, "namespace": self._ns, "labels": job_labels},
-                spec=m.cron_job_spec(
-                    schedule=schedule,
-                    time_zone=args.time_zone,
-                    pod_labels=job_labels,
-                    pod=m.pod_spec(
-                        container=container,
-                        service_account=component,
-                        # Training lands on its dedicated (tainted, spot) group where the
-                        # tier has one.
-                        placement=self._placement("training" if component == TRAINER else "app"),
-                        restart_policy="Never",
-                        init_containers=steps,
-                    ),
-                    deadline_seconds=deadline,
-                    backoff_limit=backoff,
-                    failure_policy=pipeline_failure_policy() if pipeline else None,
+        secret_names = {k: self._name_of(v) for k, v in database_secrets.items()}
+        depends = (config, app_secret, *database_secrets.values(), bootstrap)
+        training_cron_job(
+            name,
+            args,
+            namespace=self._ns,
+            config_map=self._name_of(config),
+            app_secret=self._name_of(app_secret),
+            database_secrets=secret_names,
+            env=job_env,
+            import_resources=self._resources(),
+            # On its dedicated (tainted, spot) group where the tier has one.
+            placement=self._placement("training"),
+            opts=self._k8s(self._service_accounts[TRAINER], *depends),
+        )
+        job_labels = m.labels(ARCHIVER)
+        container = m.app_container(
+            name=ARCHIVER,
+            image=args.image,
+            args=["archive"],
+            resources=self._resources(),
+            config_map=self._name_of(config),
+            secrets=[self._name_of(app_secret), secret_names[ARCHIVER]],
+            serve=False,
+        )
+        container["env"] = job_env
+        k8s.batch.v1.CronJob(
+            f"{name}-{ARCHIVER}",
+            metadata={"name": ARCHIVER, "namespace": self._ns, "labels": job_labels},
+            spec=m.cron_job_spec(
+                schedule=args.archive_schedule,
+                time_zone=args.time_zone,
+                pod_labels=job_labels,
+                pod=m.pod_spec(
+                    container=container,
+                    service_account=ARCHIVER,
+                    placement=self._placement("app"),
+                    restart_policy="Never",
                 ),
-                opts=self._k8s(
-                    self._service_accounts[component],
-                    config,
-                    app_secret,
-                    *database_secrets.values(),
-                    bootstrap,
-                ),
-            )
+                deadline_seconds=m.ARCHIVE_DEADLINE_SECONDS,
+                backoff_limit=1,
+            ),
+            opts=self._k8s(self._service_accounts[ARCHIVER], *depends),
+        )
 
     def _network_policies(self) -> None:
         """Default deny; the load balancer's subnets in to the API; the data stores, DNS and

@@ -1,9 +1,10 @@
-"""The nightly pipeline's pod: the district's export imported, the features refreshed, then the
-models trained (with their report), in that order and each only when the one before it
-succeeded. Kubernetes runs a pod's init containers one after another before its main
-container, and fails the pod when one fails: the order, without another scheduler.
+"""The nightly pipeline's pod: the district's export imported, then the models trained (with
+their report), in that order and only when the import succeeded. Kubernetes runs a pod's init
+containers one after another before its main container, and fails the pod when one fails: the
+order, without another scheduler. The pod is one index of the training Job
+(training_job.py): only index 0's import step imports, and its shard refreshes the features.
 
-Each step logs in as its own database role (the import as ssp_importer, the rest as
+Each step logs in as its own database role (the import as ssp_importer, the training as
 ssp_trainer) through its own Secret; the pod's service account (the trainer's IRSA role) may
 read the drop prefix and write the model store, nothing more.
 """
@@ -20,7 +21,7 @@ from components import k8s_manifests as m
 from components.alarms import Threshold, metric_alarm
 from components.contract import owned
 from components.workloads.args import WorkloadsArgs
-from components.workloads.settings import FEATURES, IMPORTER, TRAINER, TRAINING_FAILURE_PATTERN
+from components.workloads.settings import IMPORTER, TRAINING_FAILURE_PATTERN
 
 # ``import`` exits 65 when the export has problems (nothing written): retrying the same export
 # cannot succeed, so the Job fails at once (the alarm tells the district to re-export).
@@ -36,22 +37,19 @@ def pipeline_steps(
     database_secrets: Mapping[str, pulumi.Input[str]],
     env: Sequence[k8s.core.v1.EnvVarArgsDict],
 ) -> list[k8s.core.v1.ContainerArgsDict]:
-    """The init containers before training: import (IMPORT_SOURCE_URL), refresh-features."""
-    steps = []
-    for name, command, login in ((IMPORTER, "import", IMPORTER),
-                                 (FEATURES, "refresh-features", TRAINER)):  # fmt: skip
-        container = m.app_container(
-            name=name,
-            image=image,
-            args=[command],
-            resources=resources,
-            config_map=config_map,
-            secrets=[app_secret, database_secrets[login]],
-            serve=False,
-        )
-        container["env"] = list(env)
-        steps.append(container)
-    return steps
+    """The init container before training: import (IMPORT_SOURCE_URL). The features are
+    refreshed by shard 0 of the run, which the other shards wait for (app/shards.py)."""
+    container = m.app_container(
+        name=IMPORTER,
+        image=image,
+        args=["import"],
+        resources=resources,
+        config_map=config_map,
+        secrets=[app_secret, database_secrets[IMPORTER]],
+        serve=False,
+    )
+    container["env"] = list(env)
+    return [container]
 
 
 def pipeline_failure_policy() -> k8s.batch.v1.PodFailurePolicyArgsDict:
@@ -90,7 +88,7 @@ def pipeline_alarm(parent: pulumi.Resource, name: str, args: WorkloadsArgs) -> N
     metric_alarm(
         f"{name}-training-failed",
         description="The nightly pipeline failed or refused the district's export"
-        " (see the importer's, features' and trainer's logs)",
+        " (see the importer's and trainer's logs)",
         namespace=metrics_namespace,
         metric="TrainingFailures",
         dimensions={},

@@ -17,10 +17,9 @@ API = "api"
 TRAINER = "trainer"
 ARCHIVER = "archiver"
 IMPORTER = "importer"  # the nightly pipeline's first step (its own database login)
-FEATURES = "features"  # its second: refresh-features, as the trainer
 BOOTSTRAP = "bootstrap"
 WORKER = "worker"  # the event worker (python -m app worker), its own login
-# seed 001: nightly training at 02:00 (the pipeline: import, features, training); seed 002:
+# seed 001: nightly training at 02:00 (the pipeline: import, sharded training); seed 002:
 # weekly audit-log archival, moved from the seed's 02:00 to 04:00 Sunday, after the pipeline's
 # 30-minute deadline, so the two batch jobs never hold database connections at the same time
 # (the capacity check counts one).
@@ -29,8 +28,7 @@ ARCHIVE_SCHEDULE = "0 4 * * 0"
 # The lines the app's CLI logs (JSON, field msg) when a command raises, or when the import
 # refuses the night's export (nothing imported: the district must fix and re-export).
 TRAINING_FAILURE_PATTERN = (
-    '{ ($.kubernetes.container_name = "trainer" || $.kubernetes.container_name = "importer"'
-    ' || $.kubernetes.container_name = "features")'
+    '{ ($.kubernetes.container_name = "trainer" || $.kubernetes.container_name = "importer")'
     ' && ($.log = "*command failed*" || $.log = "*import rejected*") }'
 )
 

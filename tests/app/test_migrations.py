@@ -20,6 +20,7 @@ EXPECTED = [
     "0009_district_import",
     "0010_api_client_class",
     "0011_events",
+    "0012_training_runs",
 ]
 
 

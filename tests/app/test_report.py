@@ -53,6 +53,31 @@ def test_report_renders_with_its_plots(
     assert manifest["data"]["sha256"] in page  # the data snapshot
 
 
+def test_report_draws_the_weakest_schools_only_past_the_cap(
+    district: District, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A national district's page draws the district model and the schools of lowest AUC
+    (MAX_SCHOOL_PLOTS); the table still lists every scope."""
+    from app import report
+
+    store = ModelStore(district.trainer.model_store_url)
+    version = store.pointer().scopes["district"]
+    manifest = store.manifest(version)
+    assert manifest is not None
+    holdout = json.loads(store.read_file(version, "holdout.json") or b"{}")
+    monkeypatch.setattr(report, "MAX_SCHOOL_PLOTS", 2)
+    page = report.render(manifest, holdout)
+    schools = sorted(
+        (s for s in manifest["metrics"] if s != "district"),
+        key=lambda s: manifest["metrics"][s]["auc"],
+    )
+    drawn = re.findall(r'alt="ROC and calibration curves of ([^"]+)"', page)
+    assert sorted(drawn) == sorted(["district", *schools[:2]])
+    assert f"the other {len(schools) - 2} schools are in the table" in page
+    for scope in manifest["metrics"]:
+        assert f"<td>{scope}</td>" in page
+
+
 def test_models_endpoint_links_the_report(fresh_district: District) -> None:
     key = auth(fresh_district.keys["school1"])
     with TestClient(create_app(fresh_district.settings)) as api:

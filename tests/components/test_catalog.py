@@ -90,6 +90,20 @@ def test_every_tier_fits_its_connection_budget() -> None:
         assert connection_capacity(tier).problems() == [], tier.name
 
 
+def test_training_shards_cover_the_tiers_expected_schools() -> None:
+    # N = ceil(expected schools / schools per shard); tier4 is sized for 10,000 schools.
+    shards = {name: t.training.shards(t.expected_schools) for name, t in TIERS.items()}
+    assert shards == {"dev": 1, "tier1": 1, "tier2": 1, "tier3": 2, "tier4": 40}
+    size = TIERS["tier4"].training
+    assert [size.shards(n) for n in (0, 1, 250, 251, 10_000)] == [1, 1, 1, 2, 40]
+
+
+def test_capacity_counts_every_training_shards_connections() -> None:
+    tier = TIERS["tier4"]
+    shards = tier.training.shards(tier.expected_schools)
+    assert connection_capacity(tier).trainer == tier.training.db_connections * shards == 80
+
+
 def test_capacity_without_proxy_reserves_superuser_connections() -> None:
     capacity = connection_capacity(TIERS["tier1"])
     assert capacity.budget == 50 - RESERVED_DB_CONNECTIONS

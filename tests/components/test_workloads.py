@@ -208,19 +208,27 @@ def test_jobs(stack_run: StackRunner, stack: str) -> None:
         # Each job its own IRSA role: the archiver cannot read exports or write models.
         assert pod["serviceAccountName"] == job.get("metadata.name")
     trainer = jobs["trainer"].get("spec.jobTemplate.spec")
-    assert trainer["activeDeadlineSeconds"] == 1800 and trainer["backoffLimit"] == 2
+    # An Indexed Job of N shards, N from the tier's expected schools; each index retried alone.
+    tier = TIERS[tier_of(run)]
+    shards = tier.training.shards(tier.expected_schools)
+    assert trainer["activeDeadlineSeconds"] == 1800 and "backoffLimit" not in trainer
+    assert trainer["completionMode"] == "Indexed" and trainer["backoffLimitPerIndex"] == 2
+    assert trainer["completions"] == trainer["parallelism"] == shards
     pod = trainer["template"]["spec"]
-    assert pod["containers"][0]["args"] == ["train"]
-    # The nightly pipeline: import, then the features, then training, each after the last.
+    assert pod["containers"][0]["args"] == ["train", "--shards", str(shards)]
+    assert pod["containers"][0]["resources"]["limits"] == {
+        "cpu": tier.training.shard_cpu,
+        "memory": tier.training.shard_memory,
+    }
+    # The nightly pipeline: the import (index 0's does it), then the shard's training.
     steps = [(c["name"], c["args"]) for c in pod["initContainers"]]
-    assert steps == [("importer", ["import"]), ("features", ["refresh-features"])]
+    assert steps == [("importer", ["import"])]
     secrets = [
         [e["secretRef"]["name"] for e in c["envFrom"] if "secretRef" in e]
         for c in (*pod["initContainers"], *pod["containers"])
     ]
     assert [s[-1].rpartition("-")[0] for s in secrets] == [
         "workloads-importer-db",
-        "workloads-trainer-db",
         "workloads-trainer-db",
     ]
     # A refused export is not retried (it cannot succeed); other failures are.

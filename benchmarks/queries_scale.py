@@ -1,0 +1,94 @@
+"""The form-master screens' queries and the at-risk page at national scale: 1,000 schools x
+1,000 students (1M students) and 20M audit-log rows by default, with EXPLAIN plans.
+
+The same five queries, timing and EXPLAIN as ``benchmarks.queries`` (imported from there, and
+the at-risk page's SQL from app/queries.py), on a district generated in SQL
+(``benchmarks.training_scale``: generate_series, no row through Python) plus a form master and
+a counsellor per school, every active student scored in the served generation (in SQL: these
+are query timings, not a training run) and the history of ``benchmarks.queries`` scaled with
+the schools: 4 API clients, 500 intervention cases, 1,000 alerts and 20,000 audit-log rows
+(180 days) per school.
+
+    venv/bin/python -m benchmarks.queries_scale [--schools 1000] [--runs 300]
+
+Records benchmarks/results/queries_scale.json. Target (issue 17): p95 at most 10 ms each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from app import db
+from app.store import ModelStore
+from benchmarks.common import bench_settings, workdir, write_result
+from benchmarks.queries import TARGET_P95_MS, load_history, measure, scalar
+from benchmarks.training_scale import generate_sql
+
+PER_SCHOOL = {"clients": 4, "cases": 500, "alerts": 1_000, "audit_rows": 20_000}
+AUDIT_DAYS = 180
+
+STAFF_AND_SCORES = (
+    "INSERT INTO staff (school_id, name, email, role)"
+    " SELECT sc.id, r || ' ' || sc.id, r || '.' || sc.id || '@scale.example', r"
+    " FROM schools sc, unnest(ARRAY['form_master', 'counsellor']) r",
+    # The served generation's scores: what the training run writes (app/scoring.py).
+    "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
+    " SELECT %(gen)s, id, school_id, random(), 'scale' FROM students WHERE is_active",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schools", type=int, default=1000)
+    parser.add_argument("--students", type=int, default=1000, help="students per school")
+    parser.add_argument("--runs", type=int, default=300, help="timed runs per query")
+    parser.add_argument("--runs-without", type=int, default=0, help="runs without indexes")
+    args = parser.parse_args()
+    with workdir("queries-scale") as work:
+        settings = bench_settings(work)
+        db.migrate(settings)
+        started = time.perf_counter()
+        generated = generate_sql(settings, args.schools, args.students)
+        gen = ModelStore(settings.model_store_url).pointer().generation
+        with db.connect_owner(settings) as conn:
+            conn.execute("SET LOCAL session_replication_role = replica")
+            for table in ("staff", "risk_scores"):
+                conn.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+            for statement in STAFF_AND_SCORES:
+                conn.execute(statement, {"gen": gen})
+            for table in ("staff", "risk_scores"):
+                conn.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+        district_seconds = time.perf_counter() - started
+        print(f"district generated in {district_seconds:.0f} s", flush=True)
+        started = time.perf_counter()
+        history = {k: v * args.schools for k, v in PER_SCHOOL.items()} | {"days": AUDIT_DAYS}
+        counts = load_history(settings, history)
+        history_seconds = time.perf_counter() - started
+        print(f"history loaded and vacuumed in {history_seconds:.0f} s: {counts}", flush=True)
+        measured = measure(settings, args.runs, args.runs_without)
+        with db.connect_owner(settings, autocommit=True) as conn:
+            server = scalar(conn, "SHOW server_version")
+            shared_buffers = scalar(conn, "SHOW shared_buffers")
+    write_result(
+        "queries_scale",
+        {
+            "postgres": server,
+            "shared_buffers": shared_buffers,
+            "target_p95_ms": TARGET_P95_MS,
+            "setup": {
+                "schools": args.schools,
+                "students_per_school": args.students,
+                "district_seconds": round(district_seconds, 1),
+                "generated_rows": generated["rows"],
+                "history_seconds": round(history_seconds, 1),
+                "counts": counts,
+            },
+            "timing": "client side, execute + fetchall, one client, warm cache, loopback",
+            **measured,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

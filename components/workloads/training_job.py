@@ -1,0 +1,82 @@
+"""The nightly training: an Indexed Job of N pods (N from the tier's expected schools and
+``TrainingSize.schools_per_shard``), pod i running ``train --shards N`` as shard i of the run
+(app/shards.py). Every pod carries the import step, which only index 0 performs; shard 0 then
+refreshes the features and opens the run, the others wait for it, and the shard that
+completes the set publishes once. A failed index is retried on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s_manifests as m
+from components.workloads.args import WorkloadsArgs
+from components.workloads.pipeline import pipeline_failure_policy, pipeline_steps
+from components.workloads.rollout import rollout_env
+from components.workloads.settings import TRAINER
+
+
+def shard_resources(args: WorkloadsArgs) -> m.Resources:
+    training = args.training
+    return m.Resources(training.shard_cpu, "1Gi", training.shard_cpu, training.shard_memory)
+
+
+def training_cron_job(
+    name: str,
+    args: WorkloadsArgs,
+    *,
+    namespace: pulumi.Input[str],
+    config_map: pulumi.Input[str],
+    app_secret: pulumi.Input[str],
+    database_secrets: Mapping[str, pulumi.Input[str]],
+    env: Sequence[k8s.core.v1.EnvVarArgsDict],
+    import_resources: m.Resources,
+    placement: m.Placement,
+    opts: pulumi.ResourceOptions,
+) -> k8s.batch.v1.CronJob:
+    """The nightly pipeline's CronJob, ``<name>-trainer``. The import step keeps
+    ``import_resources`` (the export's size, not a shard's, sets its needs)."""
+    labels = m.labels(TRAINER)
+    resources = shard_resources(args)
+    container = m.app_container(
+        name=TRAINER,
+        image=args.image,
+        args=["train", "--shards", str(args.training_shards)],
+        resources=resources,
+        config_map=config_map,
+        secrets=[app_secret, database_secrets[TRAINER]],
+        serve=False,
+    )
+    container["env"] = list(env) + rollout_env(args.sagemaker)
+    steps = pipeline_steps(
+        image=args.image,
+        resources=import_resources,
+        config_map=config_map,
+        app_secret=app_secret,
+        database_secrets=database_secrets,
+        env=env,
+    )
+    return k8s.batch.v1.CronJob(
+        f"{name}-{TRAINER}",
+        metadata={"name": TRAINER, "namespace": namespace, "labels": labels},
+        spec=m.cron_job_spec(
+            schedule=args.training_schedule,
+            time_zone=args.time_zone,
+            pod_labels=labels,
+            pod=m.pod_spec(
+                container=container,
+                service_account=TRAINER,
+                placement=placement,
+                restart_policy="Never",
+                init_containers=steps,
+            ),
+            deadline_seconds=m.TRAINING_DEADLINE_SECONDS,
+            backoff_limit=m.TRAINING_BACKOFF_LIMIT,
+            failure_policy=pipeline_failure_policy(),
+            indexed=args.training_shards,
+        ),
+        opts=opts,
+    )
