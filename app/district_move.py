@@ -54,16 +54,22 @@ MOVED_TABLES: tuple[tuple[str, str], ...] = (
     ("behaviour_incidents", SCHOOLS),
     ("interventions", SCHOOLS),
     ("alerts", SCHOOLS),
+    # The events' idempotency keys go along: a client retrying a batch after the move is told
+    # its events are duplicates there too.
+    ("student_events", SCHOOLS),
     ("api_clients", CLIENTS),
     ("audit_log", f"{SCHOOLS} OR client_id IN (SELECT id FROM api_clients WHERE {CLIENTS})"),
 )
-# The source's model records of the district's schools: deleted with it, never copied.
+# The source's model records, live features and rescoring messages of the district's schools:
+# deleted with it, never copied (the target's next training run scores the district).
 DERIVED_TABLES: tuple[tuple[str, str], ...] = (
     ("risk_scores", SCHOOLS),
     ("model_versions", SCHOOLS),
+    ("student_features_live", SCHOOLS),
+    ("event_queue", SCHOOLS),
 )
-# Tables of the region itself, not of any district.
-REGION_TABLES = frozenset({"schema_migrations"})
+# Tables of the region itself, not of any district: migrations, training runs' bookkeeping.
+REGION_TABLES = frozenset({"schema_migrations", "training_runs", "training_shards"})
 # The text COPY writes depends on these; both sides use the same, so equal rows hash equal.
 SESSION = (
     "SET TIME ZONE 'UTC'",
