@@ -203,7 +203,7 @@ class Database:
                 # round trips.
                 "autocommit": True,
                 # None behind RDS Proxy: server-side prepared statements would pin every
-                # pooled connection (catalog.api_prepare_threshold picks it per tier).
+                # pooled connection (the program's api_prepare_threshold picks it per tier).
                 "prepare_threshold": self.settings.db_prepare_threshold,
             },
             name=name,

@@ -385,21 +385,6 @@ def sagemaker_max_rps_per_instance(inference: InferenceSize) -> int:
     return inference.max_rps_per_vcpu * SAGEMAKER_INSTANCE_VCPUS[inference.instance_type]
 
 
-# psycopg 3's default: a statement is prepared server-side at its 5th execution on a connection.
-PSYCOPG_PREPARE_THRESHOLD = 5
-
-
-def api_prepare_threshold(via_proxy: bool) -> int | None:
-    """psycopg's ``prepare_threshold`` for the API's connections (its DB_PREPARE_THRESHOLD).
-
-    Behind RDS Proxy, None (never prepared): a connection holding a server-side prepared
-    statement is pinned to its backend for the rest of the session, and with every pooled
-    connection pinned the proxy multiplexes nothing. Straight to PostgreSQL, psycopg's default:
-    the hot statements are planned once per connection instead of at every request
-    (BENCHMARKS.md measures both)."""
-    return None if via_proxy else PSYCOPG_PREPARE_THRESHOLD
-
-
 def pod_pool(api: ApiSize) -> tuple[int, int]:
     """Pool size and max overflow of ONE API pod.
 

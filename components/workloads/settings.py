@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from components import k8s_manifests as m
-from components.catalog import api_prepare_threshold, pod_pool
+from components.catalog import pod_pool
 from components.iam import DROP_PREFIX
 from components.tier import ApiSize, EventsSize, TrainingSize
 
@@ -76,6 +76,21 @@ def bootstrap_secret_data(
         "DATABASE_READ_URL": url,
         **{f"DB_{workload.upper()}_PASSWORD": pw for workload, pw in login_passwords.items()},
     }
+
+
+# psycopg 3's default: a statement is prepared server-side at its 5th execution on a connection.
+PSYCOPG_PREPARE_THRESHOLD = 5
+
+
+def api_prepare_threshold(via_proxy: bool) -> int | None:
+    """psycopg's ``prepare_threshold`` for the API's connections (its DB_PREPARE_THRESHOLD).
+
+    Behind RDS Proxy, None (never prepared): a connection holding a server-side prepared
+    statement is pinned to its backend for the rest of the session, and with every pooled
+    connection pinned the proxy multiplexes nothing. Straight to PostgreSQL, psycopg's default:
+    the hot statements are planned once per connection instead of at every request
+    (BENCHMARKS.md measures both)."""
+    return None if via_proxy else PSYCOPG_PREPARE_THRESHOLD
 
 
 def app_config_data(

@@ -86,7 +86,7 @@ def test_only_the_bootstrap_job_holds_the_master_login(stack_run: StackRunner, s
     workloads |= {c.name.removeprefix("workloads-"): c for c in run.of_type(CRON_JOB)}
     # Every login is some container's; the nightly pipeline's import step is the importer's.
     logins = {"api": "api", "trainer": "trainer", "archiver": "archiver", "worker": "worker"}
-    logins = {"api": "api", "trainer": "trainer", "archiver": "archiver"}
+    logins = {"api": "api", "trainer": "trainer", "archiver": "archiver", "worker": "worker"}
     logins |= {"importer": "importer"}
     seen = set()
     for workload, resource in workloads.items():

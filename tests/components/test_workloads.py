@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from components import k8s_manifests as m
-from components.catalog import PSYCOPG_PREPARE_THRESHOLD, TIERS, connection_capacity
+from components.catalog import TIERS, connection_capacity
 from components.workloads.settings import (
+    PSYCOPG_PREPARE_THRESHOLD,
     app_config_data,
     app_secret_data,
     database_secret_data,
