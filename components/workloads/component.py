@@ -15,12 +15,15 @@ from components import k8s_manifests as m
 from components.contract import (
     REDIS_PORT,
     DatabaseLogin,
-    owned,
 )
-from components.iam import service_account_role
 from components.workloads.args import WorkloadsArgs
 from components.workloads.pipeline import pipeline_alarm
-from components.workloads.role_policies import api_policy, archiver_policy, trainer_policy
+from components.workloads.role_policies import (
+    api_policy,
+    archiver_policy,
+    irsa_role,
+    trainer_policy,
+)
 from components.workloads.settings import (
     API,
     ARCHIVER,
@@ -104,27 +107,13 @@ class Workloads(pulumi.ComponentResource):
         """IRSA roles of the API and the trainer, and their service accounts."""
         name, args = self._name, self._args
 
-        def irsa_role(component: str, policy: pulumi.Input[str]) -> aws.iam.Role:
-            role = service_account_role(
-                f"{name}-{component}-role",
-                oidc_provider_arn=args.oidc_provider_arn,
-                oidc_issuer=args.oidc_issuer,
-                namespace=args.namespace,
-                service_account=component,
-                tags=args.tags,
-                opts=owned(self),
-            )
-            aws.iam.RolePolicy(
-                f"{name}-{component}-policy",
-                role=role.id,
-                policy=policy,
-                opts=owned(self, was=role),
-            )
-            return role
-
-        api_role = irsa_role(API, api_policy(args))
-        trainer_role = irsa_role(TRAINER, trainer_policy(args))
-        archiver_role = irsa_role(ARCHIVER, archiver_policy(args))
+        api_role = irsa_role(self, name, args, API, api_policy(args), policy_was_under_role=True)
+        trainer_role = irsa_role(
+            self, name, args, TRAINER, trainer_policy(args), policy_was_under_role=True
+        )
+        archiver_role = irsa_role(
+            self, name, args, ARCHIVER, archiver_policy(args), policy_was_under_role=True
+        )
         self._service_accounts = {
             component: k8s.core.v1.ServiceAccount(
                 f"{name}-{component}-sa",

@@ -1,19 +1,52 @@
-"""The IAM policy document of each workload's IRSA role, from what the workloads are given
-(the pure documents are in ``components.iam``)."""
+"""Each workload's IRSA role and the IAM policy document it holds, from what the workloads are
+given (the pure documents are in ``components.iam``)."""
 
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 
+from components.contract import owned
 from components.iam import (
     api_role_policy,
     archiver_role_policy,
     queue_sender_statements,
+    service_account_role,
     trainer_role_policy,
     worker_role_policy,
 )
 from components.workloads.args import WorkloadsArgs
 from components.workloads.rollout import rollout_statements
+
+
+def irsa_role(
+    parent: pulumi.Resource,
+    name: str,
+    args: WorkloadsArgs,
+    component: str,
+    policy: pulumi.Input[str],
+    *,
+    policy_was_under_role: bool = False,
+) -> aws.iam.Role:
+    """The role `component`'s service account assumes, holding `policy` inline.
+    ``policy_was_under_role``: deployed stacks have the policy as the role's child (the API's,
+    the trainer's, the archiver's); the alias keeps them from replacing it."""
+    role = service_account_role(
+        f"{name}-{component}-role",
+        oidc_provider_arn=args.oidc_provider_arn,
+        oidc_issuer=args.oidc_issuer,
+        namespace=args.namespace,
+        service_account=component,
+        tags=args.tags,
+        opts=owned(parent),
+    )
+    aws.iam.RolePolicy(
+        f"{name}-{component}-policy",
+        role=role.id,
+        policy=policy,
+        opts=owned(parent, was=role if policy_was_under_role else None),
+    )
+    return role
 
 
 def api_policy(args: WorkloadsArgs) -> pulumi.Output[str]:

@@ -20,9 +20,9 @@ import pulumi_kubernetes as k8s
 
 from components import k8s_manifests as m
 from components.contract import WORKER_METRICS_PORT, owned
-from components.iam import queue_scaler_policy, service_account_role
+from components.iam import queue_scaler_policy
 from components.workloads.args import WorkloadsArgs
-from components.workloads.role_policies import worker_policy
+from components.workloads.role_policies import irsa_role, worker_policy
 from components.workloads.settings import WORKER
 
 # How often KEDA reads the queue's depth: a burst of events gets workers within seconds.
@@ -126,21 +126,7 @@ def event_worker(
             parent=parent, provider=args.k8s_provider, depends_on=list(after)
         )
 
-    role = service_account_role(
-        f"{name}-{WORKER}-role",
-        oidc_provider_arn=args.oidc_provider_arn,
-        oidc_issuer=args.oidc_issuer,
-        namespace=args.namespace,
-        service_account=WORKER,
-        tags=args.tags,
-        opts=owned(parent),
-    )
-    aws.iam.RolePolicy(
-        f"{name}-{WORKER}-policy",
-        role=role.id,
-        policy=worker_policy(args),
-        opts=owned(parent),
-    )
+    role = irsa_role(parent, name, args, WORKER, worker_policy(args))
     labels = m.labels(WORKER)
     account = k8s.core.v1.ServiceAccount(
         f"{name}-{WORKER}-sa",
