@@ -103,6 +103,8 @@ bench: $(BIN)/.installed $(MLSERVER_VENV)/.installed
 	$(BIN)/python -m benchmarks.serving --mlserver $(MLSERVER_VENV)/bin/mlserver
 	$(BIN)/python -m benchmarks.queries
 	$(BIN)/python -m benchmarks.training
+	$(BIN)/python -m benchmarks.queries_scale
+	$(BIN)/python -m benchmarks.training_scale
 	$(BIN)/python -m benchmarks.importing
 	$(BIN)/python -m benchmarks.concurrency
 	$(BIN)/python -m benchmarks.overload
