@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import threading
 import time
@@ -120,3 +121,27 @@ def served(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def failing_audit(url: str, student_id: int | None, action: str) -> Iterator[None]:
+    """Audit inserts of `action` (about `student_id`, when given) fail, as a full or missing
+    partition would make them."""
+    name = f"fail_audit_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as owner:
+        owner.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF NEW.action = '{action}'"
+            f" AND (NEW.student_id = {student_id or 0} OR {student_id is None})"
+            " THEN RAISE EXCEPTION 'audit refused by the test'; END IF; RETURN NEW; END $$"
+        )
+        owner.execute(
+            f"CREATE TRIGGER {name} BEFORE INSERT ON audit_log"
+            f" FOR EACH ROW EXECUTE FUNCTION {name}()"
+        )
+    try:
+        yield
+    finally:
+        with psycopg.connect(url, autocommit=True) as owner:
+            owner.execute(f"DROP TRIGGER {name} ON audit_log")
+            owner.execute(f"DROP FUNCTION {name}()")

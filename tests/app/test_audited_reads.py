@@ -7,7 +7,6 @@ from __future__ import annotations
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from app import queries
 from app.api.main import create_app
 from app.db import Tenant
 from tests.app.conftest import District
-from tests.app.helpers import SyncDatabase, auth, scalar
+from tests.app.helpers import SyncDatabase, auth, failing_audit, scalar
 
 
 def students_of(d: District, school_id: int) -> list[int]:
@@ -34,30 +33,6 @@ def audit_rows(d: District, where: str, params: tuple[Any, ...]) -> int:
     return int(scalar(d.url, f"SELECT count(*) FROM audit_log WHERE {where}", params))
 
 
-@contextmanager
-def failing_audit(d: District, student_id: int | None, action: str) -> Iterator[None]:
-    """Audit inserts of `action` (about `student_id`, when given) fail, as a full or missing
-    partition would make them."""
-    name = f"fail_audit_{secrets.token_hex(4)}"
-    with psycopg.connect(d.url, autocommit=True) as owner:
-        owner.execute(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            f" IF NEW.action = '{action}'"
-            f" AND (NEW.student_id = {student_id or 0} OR {student_id is None})"
-            " THEN RAISE EXCEPTION 'audit refused by the test'; END IF; RETURN NEW; END $$"
-        )
-        owner.execute(
-            f"CREATE TRIGGER {name} BEFORE INSERT ON audit_log"
-            f" FOR EACH ROW EXECUTE FUNCTION {name}()"
-        )
-    try:
-        yield
-    finally:
-        with psycopg.connect(d.url, autocommit=True) as owner:
-            owner.execute(f"DROP TRIGGER {name} ON audit_log")
-            owner.execute(f"DROP FUNCTION {name}()")
-
-
 @pytest.fixture
 def api(district: District) -> Iterator[TestClient]:
     settings = district.settings_with(cache_prefix=f"audited-{secrets.token_hex(4)}")
@@ -69,7 +44,7 @@ def test_no_student_data_without_its_audit_row(api: TestClient, district: Distri
     student = students_of(district, 1)[3]
     key = auth(district.keys["school1"])
     before = audit_rows(district, "student_id = %s", (student,))
-    with failing_audit(district, student, "read_student_risk"):
+    with failing_audit(district.url, student, "read_student_risk"):
         refused = api.get(f"/v1/students/{student}/risk", headers=key)
         assert refused.status_code == 503
         assert refused.json() == {"detail": "audit log unavailable, retry later"}
@@ -83,7 +58,7 @@ def test_no_student_data_without_its_audit_row(api: TestClient, district: Distri
     assert audit_rows(district, "student_id = %s AND detail->>'cache' = 'miss'", (student,)) == 1
     assert audit_rows(district, "student_id = %s", (student,)) == before + 1
     # A cached answer is audited too, and refused as well when its audit row cannot be written.
-    with failing_audit(district, student, "read_student_risk"):
+    with failing_audit(district.url, student, "read_student_risk"):
         assert api.get(f"/v1/students/{student}/risk", headers=key).status_code == 503
     hit = api.get(f"/v1/students/{student}/risk", headers=key)
     assert hit.headers["X-Cache"] == "hit"
@@ -120,7 +95,7 @@ def test_at_risk_page_is_audited_by_its_own_statement(api: TestClient, district:
         (3,),
     )
     assert logged == shown  # exactly the students returned, in their order
-    with failing_audit(district, None, "read_at_risk_list"):
+    with failing_audit(district.url, None, "read_at_risk_list"):
         refused = api.get("/v1/schools/3/at-risk", params={"min_risk": 0.06}, headers=key)
         assert refused.status_code == 503
         assert "items" not in refused.text

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.api.main import create_app
 from tests.app.conftest import District
-from tests.app.helpers import auth, scalar
+from tests.app.helpers import auth, failing_audit, scalar
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +220,24 @@ def test_alerts_are_read_per_school_and_audited(api: TestClient, events_district
     assert any(a["model_version"] == "v-test" for a in r.json()["items"])
     assert api.get("/v1/schools/1/alerts", headers=auth(d.keys["school2"])).status_code == 403
     assert scalar(d.url, "SELECT count(*) FROM audit_log WHERE action = 'read_school_alerts'") == 1
+
+
+def test_a_batch_whose_write_fails_is_refused_whole_with_a_503(
+    api: TestClient, events_district: District
+) -> None:
+    """The audit rows are written with the facts: when they cannot be, nothing of the batch is
+    stored and the client is told to post it again (never a 500)."""
+    d = events_district
+    student = student_of(d, 1, offset=7)
+    events = [attendance("audit-refused-1", student, "2026-10-05")]
+    stored = "SELECT count(*) FROM student_events WHERE idempotency_key = 'audit-refused-1'"
+    with failing_audit(d.url, student, "post_event"):
+        r = api.post("/v1/events", json={"events": events}, headers=auth(d.keys["school1"]))
+    assert r.status_code == 503, r.text
+    assert "post the same batch again" in r.json()["detail"]
+    assert r.headers["Retry-After"]
+    assert scalar(d.url, stored) == 0
+    again = api.post("/v1/events", json={"events": events}, headers=auth(d.keys["school1"]))
+    assert again.status_code == 202
+    assert again.json()["accepted"][0]["duplicate"] is False
+    assert scalar(d.url, stored) == 1

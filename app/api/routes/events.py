@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -44,8 +45,17 @@ async def post_events(body: EventsIn, client: ClientDep, svc: ServicesDep) -> JS
             events.append((index, event))
     queue = svc.events_queue
     if events:
-        async with svc.db.transaction(client.tenant, write=True) as cur:
-            await apply_events(cur, events, client.id, outcome, enqueue_in_db=queue is None)
+        try:
+            async with svc.db.transaction(client.tenant, write=True) as cur:
+                await apply_events(cur, events, client.id, outcome, enqueue_in_db=queue is None)
+        except psycopg.Error as exc:
+            # Rolled back whole (e.g. the audit rows could not be written): nothing is stored.
+            log.error("events not stored", extra={"error": str(exc)[:300]})
+            raise HTTPException(
+                503,
+                "events not stored: post the same batch again",
+                {"Retry-After": str(svc.settings.db_retry_after_seconds)},
+            ) from exc
     outcome.rejected.sort(key=lambda r: int(r["index"]))
     if queue is not None and outcome.students:
         try:
