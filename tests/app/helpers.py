@@ -145,3 +145,25 @@ def failing_audit(url: str, student_id: int | None, action: str) -> Iterator[Non
         with psycopg.connect(url, autocommit=True) as owner:
             owner.execute(f"DROP TRIGGER {name} ON audit_log")
             owner.execute(f"DROP FUNCTION {name}()")
+
+
+@contextmanager
+def district_directory(table: str, region: str, homes: dict[str, dict[str, str]]) -> Iterator[Any]:
+    """The district directory as the global stack makes it (key ``district_id``), in moto,
+    holding ``homes`` (district -> its other string attributes); yields a DynamoDB client.
+    Needs fake AWS credentials in the environment."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=region)
+        client.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "district_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "district_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for district, attributes in homes.items():
+            item = {"district_id": district, **attributes}
+            client.put_item(TableName=table, Item={k: {"S": v} for k, v in item.items()})
+        yield client

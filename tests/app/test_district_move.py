@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from moto import mock_aws
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
@@ -38,6 +36,7 @@ from tests.app.helpers import (
     PASSWORD_SETTINGS,
     PEPPER,
     auth,
+    district_directory,
     login_url,
 )
 
@@ -99,23 +98,8 @@ def west(west_server: str, tmp_path: Path) -> District:
 def directory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Directory]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=EAST)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "district_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "district_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        for district in ("1", "2"):
-            client.put_item(
-                TableName=TABLE,
-                Item={
-                    "district_id": {"S": district},
-                    "home_region": {"S": EAST},
-                    "name": {"S": f"district {district}"},
-                },
-            )
+    homes = {d: {"home_region": EAST, "name": f"district {d}"} for d in ("1", "2")}
+    with district_directory(TABLE, EAST, homes) as client:
         yield Directory(TABLE, client=client)
 
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from fastapi.testclient import TestClient
-from moto import mock_aws
 from pydantic import ValidationError
 
 from app import db
@@ -20,7 +18,7 @@ from app.api.region import DirectoryUnavailableError, DistrictDirectory
 from app.auth import create_key, key_district
 from app.config import Settings
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, auth, scalar
+from tests.app.helpers import PEPPER, auth, district_directory, scalar
 
 TABLE = "ssp-district-directory"
 HERE, THERE = "us-east-1", "us-west-2"
@@ -32,19 +30,8 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The directory as the global stack makes it: district 1 homed here, district 2 there."""
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=HERE)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "district_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "district_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        for district, region in (("1", HERE), ("2", THERE)):
-            client.put_item(
-                TableName=TABLE,
-                Item={"district_id": {"S": district}, "home_region": {"S": region}},
-            )
+    homes = {"1": {"home_region": HERE}, "2": {"home_region": THERE}}
+    with district_directory(TABLE, HERE, homes) as client:
         yield client
 
 
