@@ -1,6 +1,7 @@
 """Student Success Prediction System: read the stack's spec, compose components, export."""
 
 import json
+from typing import Any
 
 import pulumi
 
@@ -9,9 +10,9 @@ from components.api_load_balancer import ApiLoadBalancer, ApiLoadBalancerArgs
 from components.cache import Cache, CacheArgs
 from components.certificates import TlsName
 from components.cluster import Cluster, ClusterArgs
-from components.contract import DistrictDirectory
+from components.contract import DistrictDirectory, ReportingReplicaTarget
 from components.dashboard import Dashboard, DashboardArgs
-from components.database import Database, DatabaseArgs
+from components.database import Database, DatabaseArgs, ReportingReplica
 from components.directory import Directory, DirectoryArgs, replica_arn
 from components.edge import AssetsGrant, Edge, EdgeArgs
 from components.events import EventsQueue, EventsQueueArgs
@@ -36,6 +37,43 @@ from components.workloads import Workloads, WorkloadsArgs
 def stack_reference(stack: str) -> pulumi.StackReference:
     """Another stack of this project, in this stack's organization."""
     return pulumi.StackReference(f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}")
+
+
+def reporting_replica(target: ReportingReplicaTarget | None) -> ReportingReplica | None:
+    """Where the cross-region reporting replica goes: the network and alarm topic of the
+    stack deployed in its region, which must have run ``pulumi up`` with this program."""
+    if target is None:
+        return None
+    there = stack_reference(target.stack)
+
+    def output(key: str) -> pulumi.Output[Any]:
+        def present(value: Any) -> Any:
+            if value is None:
+                raise ValueError(
+                    f"dbReportingReplica: stack {target.stack} has no output {key!r}; run "
+                    f"`pulumi up` there first (docs/tier4.md, reporting replica)"
+                )
+            return value
+
+        return there.get_output(key).apply(present)
+
+    def in_its_region(zones: list[str], vpc_id: str) -> str:
+        if not all(zone.startswith(target.region) for zone in zones):
+            raise ValueError(
+                f"dbReportingReplica: stack {target.stack} runs in {zones[0][:-1]} (its "
+                f"availability_zones), not {target.region}"
+            )
+        return vpc_id
+
+    return ReportingReplica(
+        region=target.region,
+        vpc_id=pulumi.Output.all(output("availability_zones"), output("vpc_id")).apply(
+            lambda v: in_its_region(v[0], v[1])
+        ),
+        subnet_ids=output("isolated_subnet_ids"),
+        client_security_group_ids=[output("app_security_group_id")],
+        alarm_topic_arn=output("alarm_topic_arn"),
+    )
 
 
 if load_role() == "global":
@@ -151,6 +189,7 @@ else:
             restore=spec.db_restore,
             engine_version=spec.db_engine_version,
             blue_green=spec.db_upgrade_strategy == "blue-green",
+            reporting_replica=reporting_replica(spec.db_reporting_replica),
             tags=spec.tags("ferpa"),
         ),
     )
@@ -459,12 +498,15 @@ else:
     pulumi.export("public_subnet_ids", network.public_subnet_ids)
     pulumi.export("private_subnet_ids", network.private_subnet_ids)
     pulumi.export("isolated_subnet_ids", network.isolated_subnet_ids)
+    pulumi.export("app_security_group_id", network.app_security_group_id)
     # data tier (credentials stay in Secrets Manager and the app's Kubernetes Secret)
     pulumi.export("db_writer_endpoint", database.writer_endpoint)
     pulumi.export("db_reader_endpoint", database.reader_endpoint)
     pulumi.export("db_primary_identifier", database.primary_identifier)
     pulumi.export("db_replica_identifiers", database.replica_identifiers)
     pulumi.export("db_credentials_secret_arn", database.credentials_secret_arn)
+    if database.reporting_address is not None:
+        pulumi.export("db_reporting_endpoint", database.reporting_address)
     if database.proxy_name is not None:
         pulumi.export("db_proxy_name", database.proxy_name)
     if cache is not None:

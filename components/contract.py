@@ -81,6 +81,17 @@ class DatabaseRestore:
 
 
 @dataclass(frozen=True)
+class ReportingReplicaTarget:
+    """Where a stack's cross-region read replica for reporting runs (``dbReportingReplica``):
+    another region, in the network of the regional stack deployed there."""
+
+    region: str
+    """The replica's region (``us-west-2``)."""
+    stack: str
+    """The stack whose VPC, isolated subnets, app security group and alarm topic it uses."""
+
+
+@dataclass(frozen=True)
 class DatabaseLogin:
     """A PostgreSQL login and its password (a secret Output)."""
 

@@ -19,10 +19,12 @@ def admit_from_groups(
     port: int,
     description: str,
     tags: dict[str, str],
+    provider: pulumi.ProviderResource | None = None,
 ) -> list[aws.vpc.SecurityGroupIngressRule]:
     """Admit TCP ``port`` into ``security_group`` from each source security group, never
     from a CIDR: how every data store lets the application tier in. The rules are owned by
-    ``owner`` (the data store's component); they were once children of the group."""
+    ``owner`` (the data store's component); they were once children of the group. ``provider``:
+    the group's region where it is not the stack's."""
     return [
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-{i}",
@@ -33,7 +35,7 @@ def admit_from_groups(
             to_port=port,
             description=description,
             tags=tags,
-            opts=owned(owner, was=security_group),
+            opts=owned(owner, was=security_group, provider=provider),
         )
         for i, source in enumerate(sources)
     ]

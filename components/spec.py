@@ -25,9 +25,9 @@ from components.catalog import (
     connection_capacity,
 )
 from components.cluster.versions import KUBERNETES_VERSION
-from components.contract import DatabaseRestore
+from components.contract import DatabaseRestore, ReportingReplicaTarget
 from components.overrides import apply_overrides
-from components.spec_database import backup_region, engine_upgrade, restore
+from components.spec_database import backup_region, engine_upgrade, reporting_replica, restore
 from components.spec_events import events_problems
 from components.tier import NodeGroupSize, Tier
 
@@ -54,6 +54,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "edgeCertificateArn": "",
     "sagemakerModelPublished": False,
     "dbBackupRegion": "",
+    "dbReportingReplica": "",
     "dbRestoreName": "",
     "dbRestorePointInTime": "",
     "dbRestoreSnapshot": "",
@@ -62,8 +63,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "dbUpgradeStrategy": "in-place",
     "nodeKubernetesVersion": "",
     "overrides": [],
-    # Tier 4 (components/spec_global.py): the global stack's keys, and a regional stack's
-    # reference to it.
+    # Tier 4 (components/spec_global.py): the global stack's keys, a regional one's link.
     "stackRole": "regional",
     "globalStack": "",
     "domainName": "",
@@ -120,6 +120,8 @@ class StackSpec:
     """The app's migrations by file name, as the image of ``app_image_tag`` holds them."""
     db_backup_region: str | None = None
     """Region the automated backups are replicated to (tiers with db.cross_region_backups)."""
+    db_reporting_replica: ReportingReplicaTarget | None = None
+    """The cross-region read replica for reporting (``dbReportingReplica``), or None."""
     db_restore: DatabaseRestore | None = None
     """The restore that made the current primary (README, "Recovery"), or None."""
     db_engine_version: str | None = None
@@ -409,7 +411,8 @@ def build_spec(
 
     db_backup_region = backup_region(values, tier, region, problems)
     db_restore = restore(values, problems)
-    engine, strategy = engine_upgrade(values, tier, problems)
+    reporting = reporting_replica(values, region, stack, problems)
+    engine, strategy = engine_upgrade(values, tier, reporting, problems)
     node_version = _node_version(values, problems)
 
     if problems:
@@ -433,6 +436,7 @@ def build_spec(
         sagemaker_model_published=published,
         migrations=dict(migrations or {}),
         db_backup_region=db_backup_region,
+        db_reporting_replica=reporting,
         db_restore=db_restore,
         db_engine_version=engine,
         db_upgrade_strategy=strategy,

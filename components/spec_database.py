@@ -1,6 +1,7 @@
 """The database's stack settings, validated for ``components.spec``: the backup region of
-cross-region backup replication, a restore into a new primary (README, "Recovery") and a
-PostgreSQL major upgrade (README, "Upgrades"). Each rule appends a message naming its key."""
+cross-region backup replication, the cross-region reporting replica (docs/tier4.md), a restore
+into a new primary (README, "Recovery") and a PostgreSQL major upgrade (README, "Upgrades").
+Each rule appends a message naming its key."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.contract import POSTGRES_PARAMETER_FAMILIES, DatabaseRestore
+from components.contract import (
+    POSTGRES_PARAMETER_FAMILIES,
+    DatabaseRestore,
+    ReportingReplicaTarget,
+)
 from components.tier import Tier
 
 UPGRADE_STRATEGIES = ("in-place", "blue-green")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_STACK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _RESTORE_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 _DB_IDENTIFIER = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 # Replicated automated backups (another region's) are named by ARN.
@@ -48,6 +54,32 @@ def backup_region(
             "nothing the original would not. Choose another region"
         )
     return backup
+
+
+def reporting_replica(
+    values: Mapping[str, Any], region: str | None, stack: str, problems: list[str]
+) -> ReportingReplicaTarget | None:
+    """``dbReportingReplica: us-west-2=tier4-west``: a read replica in that region, in the
+    network of the stack deployed there; empty: none."""
+    line = str(values["dbReportingReplica"]).strip()
+    if not line:
+        return None
+    there, _, sibling = (part.strip() for part in line.partition("="))
+    if not _REGION.match(there) or not _STACK.match(sibling):
+        problems.append(
+            f"dbReportingReplica={line!r}: must be <region>=<stack deployed there>, "
+            "e.g. us-west-2=tier4-west"
+        )
+    elif there == region:
+        problems.append(
+            f"dbReportingReplica={line!r}: {there} is the stack's own region; the in-region "
+            "replicas (db.replica_count) serve reads here"
+        )
+    elif sibling == stack:
+        problems.append(f"dbReportingReplica={line!r}: must name another stack than {stack}")
+    else:
+        return ReportingReplicaTarget(there, sibling)
+    return None
 
 
 def restore(values: Mapping[str, Any], problems: list[str]) -> DatabaseRestore | None:
@@ -113,7 +145,10 @@ def restore(values: Mapping[str, Any], problems: list[str]) -> DatabaseRestore |
 
 
 def engine_upgrade(
-    values: Mapping[str, Any], tier: Tier, problems: list[str]
+    values: Mapping[str, Any],
+    tier: Tier,
+    reporting: ReportingReplicaTarget | None,
+    problems: list[str],
 ) -> tuple[str | None, str]:
     engine = str(values["dbEngineVersion"]).strip() or None
     if engine is not None and engine not in POSTGRES_PARAMETER_FAMILIES:
@@ -130,5 +165,10 @@ def engine_upgrade(
             f"{tier.db.replica_count} read replica(s) and proxy={tier.db.proxy}; the provider's "
             "blue/green switch leaves replicas and RDS Proxy on the old instance. Use in-place, "
             "or add the overrides db.replica_count=0 and db.proxy=false for the upgrade"
+        )
+    elif strategy == "blue-green" and reporting is not None:
+        problems.append(
+            "dbUpgradeStrategy=blue-green: RDS Blue/Green does not take a cross-region read "
+            "replica along (dbReportingReplica); use in-place, or remove the replica first"
         )
     return engine, strategy

@@ -11,6 +11,7 @@ The mocks (``tools.mocks``) echo inputs and add realistic computed outputs, so t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 import sys
@@ -325,6 +326,21 @@ def _config_strings(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list
     return config, secret_keys
 
 
+def _forget_failed_run() -> None:
+    """A failed run leaves its other registrations and outputs behind, with its error: the
+    next run would wait on them and fail with it (pulumi.runtime.test clears them too)."""
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    # The failed run's resource futures hold its error, already raised by that run: asyncio
+    # would log each of them again, hundreds of tracebacks, when they are collected.
+    asyncio.get_event_loop().set_exception_handler(_unless_already_raised)
+
+
+def _unless_already_raised(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not str(context.get("message", "")).endswith("exception was never retrieved"):
+        loop.default_exception_handler(context)
+
+
 def run_stack(
     stack: str,
     extra_config: Mapping[str, Any] | None = None,
@@ -351,6 +367,7 @@ def run_stack(
 
     # A fresh runtime per run: reset the root stack, then install new mocks and config.
     settings.ROOT.set(None)
+    _forget_failed_run()
     monitor = RecordingMonitor(AwsMocks(region, preview=preview))
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)

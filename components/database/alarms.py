@@ -1,5 +1,5 @@
 """The database's alarms: CPU, connections and storage on the primary; CPU and lag on every
-replica (the seeds' triggers)."""
+replica, the cross-region reporting replica included (the seeds' triggers)."""
 
 from __future__ import annotations
 
@@ -86,27 +86,63 @@ def database_alarms(
         statistic="Minimum",
     )
     for i, replica in enumerate(replicas):
-        alarm(
-            f"replica-{i + 1}-cpu",
-            replica,
-            replica.identifier,
-            f"Replica {i + 1} CPU above {alarms.cpu_percent}% for 10 minutes",
-            "CPUUtilization",
-            cpu,
+        replica_alarms(
+            owner,
+            name,
+            role=f"replica-{i + 1}",
+            title=f"Replica {i + 1}",
+            replica=replica,
+            alarms=alarms,
+            topic_arn=topic_arn,
+            tags=tags,
+            was=replica,
         )
+
+
+def replica_alarms(
+    owner: pulumi.Resource,
+    name: str,
+    *,
+    role: str,
+    title: str,
+    replica: aws.rds.Instance,
+    alarms: AlarmThresholds,
+    topic_arn: pulumi.Input[str],
+    tags: Mapping[str, str],
+    was: pulumi.Resource | None = None,
+    provider: pulumi.ProviderResource | None = None,
+) -> None:
+    """CPU and replication lag of one read replica, in its region (``provider``): an alarm
+    notifies a topic of its own region only."""
+    for metric, check, description, threshold, statistic in (
+        (
+            "CPUUtilization",
+            "cpu",
+            f"{title} CPU above {alarms.cpu_percent}% for 10 minutes",
+            Threshold(alarms.cpu_percent, period_seconds=300, periods=2),
+            "Average",
+        ),
         # "breaching": a replica stops reporting ReplicaLag when replication breaks, so
         # silence is the failure this alarm exists for.
-        alarm(
-            f"replica-{i + 1}-lag",
-            replica,
-            replica.identifier,
-            f"Replica {i + 1} lag above {alarms.replica_lag_seconds} s, or no lag data",
+        (
             "ReplicaLag",
+            "lag",
+            f"{title} lag above {alarms.replica_lag_seconds} s, or no lag data",
             Threshold(
-                alarms.replica_lag_seconds,
-                period_seconds=60,
-                periods=5,
-                missing_data="breaching",
+                alarms.replica_lag_seconds, period_seconds=60, periods=5, missing_data="breaching"
             ),
-            statistic="Maximum",
+            "Maximum",
+        ),
+    ):
+        metric_alarm(
+            f"{name}-{role}-{check}",
+            description=description,
+            namespace="AWS/RDS",
+            metric=metric,
+            dimensions={"DBInstanceIdentifier": replica.identifier},
+            threshold=threshold,
+            statistic=statistic,
+            topic_arn=topic_arn,
+            tags=tags,
+            opts=owned(owner, was=was, provider=provider),
         )

@@ -11,6 +11,23 @@ from components.contract import DatabaseRestore
 from components.tier import AlarmThresholds, DatabaseSize
 
 
+@dataclass(frozen=True)
+class ReportingReplica:
+    """A read replica of the primary in another region, for reporting, placed in the network
+    of the regional stack there (its outputs, read by StackReference)."""
+
+    region: str
+    """The replica's region; it must differ from the stack's."""
+    vpc_id: pulumi.Input[str]
+    """That stack's VPC."""
+    subnet_ids: pulumi.Input[Sequence[str]]
+    """That stack's isolated subnets, for the replica's subnet group."""
+    client_security_group_ids: Sequence[pulumi.Input[str]]
+    """Security groups there allowed to connect on 5432 (that stack's app tier)."""
+    alarm_topic_arn: pulumi.Input[str]
+    """That stack's alarm topic: an alarm notifies a topic of its own region only."""
+
+
 @dataclass
 class DatabaseArgs:
     size: DatabaseSize
@@ -45,5 +62,7 @@ class DatabaseArgs:
     """PostgreSQL major to upgrade to ahead of the program's pin; applied at once."""
     blue_green: bool = False
     """Run engine upgrades as an RDS Blue/Green switchover (tiers without replicas or proxy)."""
+    reporting_replica: ReportingReplica | None = None
+    """A cross-region read replica for reporting (opt-in: ``dbReportingReplica``), or None."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every resource of the component (``spec.tags("ferpa")``)."""

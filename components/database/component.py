@@ -17,16 +17,17 @@ from components.contract import (
 )
 from components.database.alarms import database_alarms
 from components.database.args import DatabaseArgs
+from components.database.instance_parts import log_groups, network, parameter_group
 from components.database.proxy import database_proxy
 from components.database.recovery import (
     RESTORE_INPUTS,
     backup_replication,
     engine_major,
-    parameter_family,
     primary_identifier,
     primary_resource_name,
     restore_inputs,
 )
+from components.database.reporting import reporting_replica
 from components.database.settings import (
     BACKUP_WINDOW,
     DATABASE_NAME,
@@ -41,12 +42,10 @@ from components.database.settings import (
     _SharedInstanceArgs,
     credentials_document,
     rds_log_group_prefix,
-    rds_parameters,
     replica_zone,
 )
 from components.iam import service_trust_policy
 from components.kms import customer_key, key_policy, logs_statement
-from components.security_groups import admit_from_groups
 
 
 class Database(pulumi.ComponentResource):
@@ -76,6 +75,8 @@ class Database(pulumi.ComponentResource):
     """DB instance identifier of the primary."""
     replica_identifiers: list[pulumi.Output[str]]
     """DB instance identifiers of the replicas."""
+    reporting_address: pulumi.Output[str] | None
+    """Address of the cross-region reporting replica, where the stack has one."""
     proxy_name: pulumi.Output[str] | None
     """Name of the RDS Proxy, or None on tiers without one."""
     kms_key_arn: pulumi.Output[str]
@@ -117,10 +118,18 @@ class Database(pulumi.ComponentResource):
         )
         secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
 
-        subnet_group, sg = self._network(name, ident, args)
-        params = self._parameter_group(name, ident, args)
+        subnet_group, sg = network(
+            self,
+            name,
+            ident,
+            vpc_id=args.vpc_id,
+            subnet_ids=list(args.subnet_ids),
+            client_security_group_ids=args.client_security_group_ids,
+            tags=tags,
+        )
+        params = parameter_group(self, name, ident, args)
         monitoring_role, monitoring_attachment = self._monitoring_role(name, ident, args)
-        primary, replicas = self._instances(
+        primary, replicas, reporting = self._instances(
             name,
             ident,
             args,
@@ -172,6 +181,7 @@ class Database(pulumi.ComponentResource):
         self.security_group_id = sg.id
         self.primary_identifier = primary.identifier
         self.replica_identifiers = [r.identifier for r in replicas]
+        self.reporting_address = reporting.address if reporting else None
         self.kms_key_arn = key.arn
         self.register_outputs(
             {
@@ -187,58 +197,10 @@ class Database(pulumi.ComponentResource):
                 "security_group_id": self.security_group_id,
                 "primary_identifier": self.primary_identifier,
                 "replica_identifiers": self.replica_identifiers,
+                "reporting_address": self.reporting_address,
                 "proxy_name": self.proxy_name,
                 "kms_key_arn": self.kms_key_arn,
             }
-        )
-
-    def _network(
-        self, name: str, ident: str, args: DatabaseArgs
-    ) -> tuple[aws.rds.SubnetGroup, aws.ec2.SecurityGroup]:
-        """The subnet group, and a security group that admits only the app's."""
-        child = pulumi.ResourceOptions(parent=self)
-        subnet_group = aws.rds.SubnetGroup(
-            f"{name}-subnets",
-            description=f"Isolated subnets of {ident}",
-            subnet_ids=list(args.subnet_ids),
-            tags=args.tags,
-            opts=child,
-        )
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description=f"PostgreSQL {ident}: 5432 from the app and the proxy only",
-            tags={**args.tags, "Name": f"{ident}-sg"},
-            opts=child,
-        )
-        admit_from_groups(
-            f"{name}-sg-from-client",
-            security_group=sg,
-            owner=self,
-            sources=args.client_security_group_ids,
-            port=POSTGRES_PORT,
-            description="PostgreSQL from the application tier",
-            tags=args.tags,
-        )
-        return subnet_group, sg
-
-    def _parameter_group(self, name: str, ident: str, args: DatabaseArgs) -> aws.rds.ParameterGroup:
-        # Replacing a parameter group (family change) must create the new one before the old
-        # one, still attached, is deleted: Pulumi's default order, with a name_prefix so the
-        # two can coexist.
-        # A major upgrade's new family is such a replacement, ready before the switch.
-        size, major = args.size, engine_major(args)
-        return aws.rds.ParameterGroup(
-            f"{name}-params",
-            name_prefix=f"{ident}-pg{major}-",
-            family=parameter_family(args),
-            description=f"PostgreSQL {major} settings of {ident} ({size.instance_class})",
-            parameters=[
-                {"name": p.name, "value": p.value, "apply_method": p.apply_method}
-                for p in rds_parameters(size, logical_replication=args.blue_green)
-            ],
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _monitoring_role(
@@ -272,8 +234,8 @@ class Database(pulumi.ComponentResource):
         params: aws.rds.ParameterGroup,
         monitoring_role: aws.iam.Role,
         monitoring_attachment: aws.iam.RolePolicyAttachment,
-    ) -> tuple[aws.rds.Instance, list[aws.rds.Instance]]:
-        """The primary and its read replicas."""
+    ) -> tuple[aws.rds.Instance, list[aws.rds.Instance], aws.rds.Instance | None]:
+        """The primary, its read replicas and the cross-region reporting replica."""
         size, restore = args.size, args.restore
         base, ident = ident, primary_identifier(ident, restore)
         primary_name = primary_resource_name(name, restore)
@@ -338,7 +300,7 @@ class Database(pulumi.ComponentResource):
                 protect=args.protect,
                 depends_on=[
                     monitoring_attachment,
-                    *self._log_groups(primary_name, ident, args, key),
+                    *log_groups(self, primary_name, ident, args, key),
                 ],
                 additional_secret_outputs=["password"],
                 ignore_changes=RESTORE_INPUTS if restore else None,
@@ -368,8 +330,12 @@ class Database(pulumi.ComponentResource):
                             was=primary,
                             depends_on=[
                                 monitoring_attachment,
-                                *self._log_groups(
-                                    f"{name}-replica-{i + 1}", f"{ident}-replica-{i + 1}", args, key
+                                *log_groups(
+                                    self,
+                                    f"{name}-replica-{i + 1}",
+                                    f"{ident}-replica-{i + 1}",
+                                    args,
+                                    key,
                                 ),
                             ],
                         ),
@@ -380,26 +346,10 @@ class Database(pulumi.ComponentResource):
                     **common,
                 )
             )
-        return primary, replicas
-
-    def _log_groups(
-        self, name: str, ident: str, args: DatabaseArgs, key: aws.kms.Key
-    ) -> list[aws.cloudwatch.LogGroup]:
-        """The groups RDS exports an instance's logs to, made before the instance so that
-        they carry the tier's retention and the database's key (RDS would make them with
-        neither, keeping student data in logs forever)."""
-        return [
-            aws.cloudwatch.LogGroup(
-                f"{name}-{log}-logs",
-                name=f"{rds_log_group_prefix(ident)}{log}",
-                retention_in_days=args.log_retention_days,
-                kms_key_id=key.arn,
-                tags=args.tags,
-                # An instance's logs outlive it (a restore replaces the instances).
-                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect),
-            )
-            for log in LOG_EXPORTS
-        ]
+        reporting = reporting_replica(
+            self, name, ident, args, primary, common, [monitoring_attachment]
+        )
+        return primary, replicas, reporting
 
     def _login_password(self, name: str, workload: str) -> pulumi.Output[str]:
         """A generated password for a workload's login; ``migrate`` sets it on the role."""

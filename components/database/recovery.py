@@ -65,6 +65,15 @@ def restore_inputs(ident: str, restore: DatabaseRestore | None) -> dict[str, Any
     return {"restore_to_point_in_time": point}
 
 
+def region_provider(owner: pulumi.Resource, name: str, region: str) -> aws.Provider:
+    """A provider for another region, in the stack's account."""
+    # An explicit provider does not read the stack's aws:* config: hand it the profile so
+    # both act in the same account.
+    return aws.Provider(
+        name, region=region, profile=aws.config.profile, opts=pulumi.ResourceOptions(parent=owner)
+    )
+
+
 def backup_replication(
     owner: pulumi.Resource,
     name: str,
@@ -79,14 +88,7 @@ def backup_replication(
     region = args.backup_region
     if not args.size.cross_region_backups or region is None:
         return None
-    # An explicit provider does not read the stack's aws:* config: hand it the profile so
-    # both act in the same account.
-    provider = aws.Provider(
-        f"{name}-backups-{region}",
-        region=region,
-        profile=aws.config.profile,
-        opts=pulumi.ResourceOptions(parent=owner),
-    )
+    provider = region_provider(owner, f"{name}-backups-{region}", region)
     there = pulumi.ResourceOptions(parent=owner, provider=provider)
     account = aws.get_caller_identity_output().account_id
     key = customer_key(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+
+import pytest
+
 from tests.shared import BUCKET, OPTIONS_PROGRAM, SSM_PARAMETER
 from tools.harness import run_stack, stacks
 
@@ -45,6 +49,19 @@ def test_each_run_starts_from_a_fresh_runtime() -> None:
     second = run_stack("dev", program=OPTIONS_PROGRAM)
     assert len(first.resources) == len(second.resources) == 4
     assert set(second.outputs) == {"bucket_arn", "token"}
+
+
+def test_a_run_that_fails_in_an_apply_leaves_the_next_run_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The sibling stack runs in us-west-2: the check fails inside an apply, after hundreds
+    # of registrations are under way.
+    with pytest.raises(ValueError, match="runs in us-west-2"):
+        run_stack("tier4-east", {"dbReportingReplica": "eu-west-1=tier4-west"})
+    gc.collect()
+    assert len(run_stack("dev", program=OPTIONS_PROGRAM).resources) == 4
+    gc.collect()
+    assert "never retrieved" not in capsys.readouterr().err
 
 
 def test_harness_resolves_aliases_as_the_engine_does() -> None:

@@ -1,0 +1,118 @@
+"""What a database instance needs beside itself, in the region it runs in: its subnet and
+security groups, its parameter group and the log groups it exports to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.contract import POSTGRES_PORT
+from components.database.args import DatabaseArgs
+from components.database.recovery import engine_major, parameter_family
+from components.database.settings import LOG_EXPORTS, rds_log_group_prefix, rds_parameters
+from components.security_groups import admit_from_groups
+
+
+def network(
+    owner: pulumi.Resource,
+    name: str,
+    ident: str,
+    *,
+    vpc_id: pulumi.Input[str],
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
+    client_security_group_ids: Sequence[pulumi.Input[str]],
+    tags: dict[str, str],
+    region: str | None = None,
+    provider: pulumi.ProviderResource | None = None,
+) -> tuple[aws.rds.SubnetGroup, aws.ec2.SecurityGroup]:
+    """The subnet group, and a security group that admits only the app's; ``region``: the
+    network is another stack's, there (the reporting replica's)."""
+    opts = pulumi.ResourceOptions(parent=owner, provider=provider)
+    there = f" of the {region} stack" if region else ""
+    subnet_group = aws.rds.SubnetGroup(
+        f"{name}-subnets",
+        description=f"Isolated subnets{there} for {ident}"
+        if region
+        else f"Isolated subnets of {ident}",
+        subnet_ids=subnet_ids,
+        tags=tags,
+        opts=opts,
+    )
+    sg = aws.ec2.SecurityGroup(
+        f"{name}-sg",
+        vpc_id=vpc_id,
+        description=(
+            f"PostgreSQL {ident}: 5432 from the app tier{there} only"
+            if region
+            else f"PostgreSQL {ident}: 5432 from the app and the proxy only"
+        ),
+        tags={**tags, "Name": f"{ident}-sg"},
+        opts=opts,
+    )
+    admit_from_groups(
+        f"{name}-sg-from-client",
+        security_group=sg,
+        owner=owner,
+        sources=client_security_group_ids,
+        port=POSTGRES_PORT,
+        description=f"PostgreSQL from the application tier{there}",
+        tags=tags,
+        provider=provider,
+    )
+    return subnet_group, sg
+
+
+def parameter_group(
+    owner: pulumi.Resource,
+    name: str,
+    ident: str,
+    args: DatabaseArgs,
+    provider: pulumi.ProviderResource | None = None,
+) -> aws.rds.ParameterGroup:
+    """The tier's PostgreSQL settings for the engine major the stack runs.
+
+    Replacing a parameter group (family change) must create the new one before the old one,
+    still attached, is deleted: Pulumi's default order, with a name_prefix so the two can
+    coexist. A major upgrade's new family is such a replacement, ready before the switch."""
+    size, major = args.size, engine_major(args)
+    return aws.rds.ParameterGroup(
+        f"{name}-params",
+        name_prefix=f"{ident}-pg{major}-",
+        family=parameter_family(args),
+        description=f"PostgreSQL {major} settings of {ident} ({size.instance_class})",
+        parameters=[
+            {"name": p.name, "value": p.value, "apply_method": p.apply_method}
+            for p in rds_parameters(size, logical_replication=args.blue_green)
+        ],
+        tags=args.tags,
+        opts=pulumi.ResourceOptions(parent=owner, provider=provider),
+    )
+
+
+def log_groups(
+    owner: pulumi.Resource,
+    name: str,
+    ident: str,
+    args: DatabaseArgs,
+    key: aws.kms.Key,
+    provider: pulumi.ProviderResource | None = None,
+) -> list[aws.cloudwatch.LogGroup]:
+    """The groups RDS exports an instance's logs to, made before the instance so that they
+    carry the tier's retention and the database's key (RDS would make them with neither,
+    keeping student data in logs forever)."""
+    return [
+        aws.cloudwatch.LogGroup(
+            f"{name}-{log}-logs",
+            name=f"{rds_log_group_prefix(ident)}{log}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=key.arn,
+            tags=args.tags,
+            # An instance's logs outlive it (a restore replaces the instances).
+            opts=pulumi.ResourceOptions(
+                parent=owner, provider=provider, retain_on_delete=args.protect
+            ),
+        )
+        for log in LOG_EXPORTS
+    ]

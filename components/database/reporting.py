@@ -1,0 +1,104 @@
+"""The opt-in cross-region read replica for reporting (``dbReportingReplica``, docs/tier4.md):
+a replica of the primary in another region, in the network of the regional stack there, with
+its own key, parameter group and log groups in that region and its lag alarm on that region's
+topic."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.database.alarms import replica_alarms
+from components.database.args import DatabaseArgs
+from components.database.instance_parts import log_groups, network, parameter_group
+from components.database.recovery import region_provider
+from components.database.settings import _SharedInstanceArgs, rds_log_group_prefix
+from components.kms import customer_key, key_policy, logs_statement
+
+
+def reporting_replica(
+    owner: pulumi.Resource,
+    name: str,
+    ident: str,
+    args: DatabaseArgs,
+    primary: aws.rds.Instance,
+    common: _SharedInstanceArgs,
+    depends_on: list[pulumi.Resource],
+) -> aws.rds.Instance | None:
+    """The replica ``<primary identifier>-reporting`` in ``args.reporting_replica.region``, or
+    None where the stack has not opted in. ``common`` is what the primary's replicas share;
+    what is regional (key, parameter group, subnets, security group) is made there."""
+    target = args.reporting_replica
+    if target is None:
+        return None
+    region, replica_ident = target.region, f"{ident}-reporting"
+    provider = region_provider(owner, f"{name}-reporting-{region}", region)
+    there = pulumi.ResourceOptions(parent=owner, provider=provider)
+    account = aws.get_caller_identity_output().account_id
+    # An encrypted primary's cross-region replica needs a key of its own region; Performance
+    # Insights and the exported logs there use it too.
+    key = customer_key(
+        f"{name}-reporting-key",
+        description=f"Encrypts {replica_ident} in {region}: storage, Performance Insights, logs",
+        policy=account.apply(
+            lambda a: key_policy(
+                a, [logs_statement(region, a, rds_log_group_prefix(replica_ident).rstrip("/"))]
+            )
+        ),
+        tags=args.tags,
+        opts=pulumi.ResourceOptions.merge(there, pulumi.ResourceOptions(protect=args.protect)),
+    )
+    subnets, sg = network(
+        owner,
+        f"{name}-reporting",
+        replica_ident,
+        vpc_id=target.vpc_id,
+        subnet_ids=target.subnet_ids,
+        client_security_group_ids=target.client_security_group_ids,
+        tags=args.tags,
+        region=region,
+        provider=provider,
+    )
+    params = parameter_group(owner, f"{name}-reporting", replica_ident, args, provider)
+    regional = common.copy()
+    regional["kms_key_id"] = regional["performance_insights_kms_key_id"] = key.arn
+    regional["parameter_group_name"] = params.name
+    regional["vpc_security_group_ids"] = [sg.id]
+    replica = aws.rds.Instance(
+        f"{name}-reporting",
+        **regional,
+        identifier=replica_ident,
+        # Across regions RDS names the source by ARN; the engine version, storage and logins
+        # come with it, and a major upgrade of the primary upgrades this replica too.
+        replicate_source_db=primary.arn,
+        db_subnet_group_name=subnets.name,
+        multi_az=False,
+        # Holds no data of its own, like the in-region replicas: rebuilt, never restored.
+        deletion_protection=False,
+        skip_final_snapshot=True,
+        tags={**args.tags, "Name": f"{replica_ident}"},
+        opts=pulumi.ResourceOptions.merge(
+            there,
+            pulumi.ResourceOptions(
+                depends_on=[
+                    *depends_on,
+                    *log_groups(owner, f"{name}-reporting", replica_ident, args, key, provider),
+                ],
+                # RDS cannot move a replica to another source: after a restore it is rebuilt
+                # from the new primary.
+                replace_on_changes=["replicateSourceDb"],
+            ),
+        ),
+    )
+    replica_alarms(
+        owner,
+        name,
+        role="reporting",
+        title=f"Reporting replica in {region}",
+        replica=replica,
+        alarms=args.alarms,
+        topic_arn=target.alarm_topic_arn,
+        tags=args.tags,
+        provider=provider,
+    )
+    return replica
