@@ -29,6 +29,7 @@ from components.spec_global import (
     load_role,
     region_entry,
     shared_host,
+    shared_origin_host,
 )
 from components.storage import SecureBucket, SecureBucketArgs, Transition
 from components.workloads import Workloads, WorkloadsArgs
@@ -84,14 +85,15 @@ if load_role() == "global":
         GlobalDnsArgs(
             domain_name=g.domain_name,
             shared_host=shared_host(g.domain_name),
+            origin_host=shared_origin_host(g.domain_name),
             regions=tuple(
                 RegionEndpoint(
                     region=r.name,
                     api_host=api_host(r.name, g.domain_name),
                     # Read only once the region serves: before its first up it has no
-                    # distribution to route to.
-                    distribution_domain_name=(
-                        stack_reference(r.stack).require_output("cdn_domain_name")
+                    # load balancer to route to.
+                    load_balancer_dns_name=(
+                        stack_reference(r.stack).require_output("api_load_balancer_dns_name")
                         if r.serving
                         else None
                     ),
@@ -99,6 +101,21 @@ if load_role() == "global":
                 for r in g.regions
             ),
             protect=True,
+            tags=g.tags(),
+        ),
+    )
+    # The shared name's distribution: the regional distributions' WAF and headers, in front
+    # of whichever region's load balancer origin.<domain> answers with.
+    shared_edge = Edge(
+        "shared-edge",
+        EdgeArgs(
+            name_prefix=f"ssp-{g.stack}",
+            api_origin_domain_name=shared_origin_host(g.domain_name),
+            api_origin_https=True,
+            size=g.tier.edge,
+            waf=g.tier.waf,
+            tls=TlsName(shared_host(g.domain_name), dns.zone_id, dns.shared_certificate_arn),
+            log_retention_days=g.tier.log_retention_days,
             tags=g.tags(),
         ),
     )
@@ -128,6 +145,9 @@ if load_role() == "global":
     pulumi.export("name_servers", dns.name_servers)
     pulumi.export("shared_certificate_arn", dns.shared_certificate_arn)
     pulumi.export("health_check_ids", dns.health_check_ids)
+    pulumi.export("origin_certificate_arns", dns.origin_certificate_arns)
+    pulumi.export("shared_cdn_domain_name", shared_edge.distribution_domain_name)
+    pulumi.export("shared_origin_verify_secret", shared_edge.origin_verify_secret)
     pulumi.export("region_api_hosts", g.region_api_hosts)
     pulumi.export("directory_table_name", directory.table_name)
     pulumi.export(
@@ -366,6 +386,11 @@ else:
                 else None
             ),
             waf=tier.waf,
+            shared_origin_certificate_arn=(
+                global_ref.require_output("origin_certificate_arns")[spec.region]
+                if global_ref
+                else None
+            ),
             access_log_bucket=access_logs.bucket_name,
             log_retention_days=tier.log_retention_days,
             tags=spec.tags(),
@@ -457,6 +482,12 @@ else:
                 api_origin_https=spec.api_domain_name is not None,
                 api_listener_arn=api_lb.listener_arn,
                 api_target_group_arn=api_lb.target_group_arn,
+                # Tier 4: the global stack's distribution of the shared name reaches us too.
+                accepted_origin_secrets=(
+                    [pulumi.Output.secret(global_ref.require_output("shared_origin_verify_secret"))]
+                    if global_ref
+                    else []
+                ),
                 assets_bucket_regional_domain_name=models_bucket.bucket_regional_domain_name,
                 assets_bucket_arn=models_bucket.bucket_arn,
                 assets_grant=assets_grant,

@@ -61,6 +61,9 @@ class ApiLoadBalancerArgs:
     waf: WafSize | None = None
     """Limits of the regional WAF web ACL on the load balancer; required unless
     ``behind_cdn`` (CloudFront's web ACL then guards the only way in)."""
+    shared_origin_certificate_arn: pulumi.Input[str] | None = None
+    """Tier 4: a second certificate on the HTTPS listener, for the shared distribution's
+    origin name (``origin.<domain>``, issued in this region by the global stack)."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every resource of the component."""
 
@@ -325,6 +328,14 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                     also=("workloads-http", f"{name}-http") if args.behind_cdn else (),
                 ),
             )
+            if args.shared_origin_certificate_arn is not None:
+                # Served by SNI beside the listener's own: CloudFront verifies the origin.
+                aws.lb.ListenerCertificate(
+                    f"{name}-shared-origin-cert",
+                    listener_arn=listener.arn,
+                    certificate_arn=args.shared_origin_certificate_arn,
+                    opts=owned(self),
+                )
             if not args.behind_cdn:
                 aws.lb.Listener(
                     f"{name}-http",

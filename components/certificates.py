@@ -20,7 +20,7 @@ class TlsName:
     domain_name: str
     hosted_zone_id: pulumi.Input[str] | None = None
     """Zone that validates a requested certificate and holds the name's alias record."""
-    certificate_arn: str | None = None
+    certificate_arn: pulumi.Input[str] | None = None
     """An existing ACM certificate covering ``domain_name``; None: one is requested."""
 
     def __post_init__(self) -> None:

@@ -10,7 +10,7 @@ region.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,12 +142,6 @@ class EdgeArgs:
     with ``api_origin_https`` a name its certificate covers."""
     api_origin_https: bool
     """HTTPS to the origin (the load balancer has a certificate), else HTTP."""
-    api_listener_arn: pulumi.Input[str]
-    """The load balancer's listener; the Edge adds the rule forwarding its own requests."""
-    api_target_group_arn: pulumi.Input[str]
-    """Target group of the API pods, where that rule forwards."""
-    assets_bucket_regional_domain_name: pulumi.Input[str]
-    """Regional domain name of the models bucket, whose ``static/`` prefix is served."""
     size: EdgeSize
     """The tier's edge slice: CloudFront price class."""
     waf: WafSize
@@ -156,9 +150,21 @@ class EdgeArgs:
     """The distribution's domain (alias) and its us-east-1 certificate or hosted zone."""
     log_retention_days: int
     """Retention of the CloudFront access logs."""
-    assets_bucket_arn: pulumi.Input[str]
+    api_listener_arn: pulumi.Input[str] | None = None
+    """The load balancer's listener; the Edge adds the rule forwarding its own requests. None:
+    the origins are other stacks' load balancers, which admit this Edge's secret themselves
+    (tier 4's shared name: ``accepted_origin_secrets`` there)."""
+    api_target_group_arn: pulumi.Input[str] | None = None
+    """Target group of the API pods, where that rule forwards."""
+    accepted_origin_secrets: Sequence[pulumi.Input[str]] = ()
+    """Other distributions' origin-verify secrets the rule forwards too (tier 4: the global
+    stack's distribution of the shared name, whose origin is every region's load balancer)."""
+    assets_bucket_regional_domain_name: pulumi.Input[str] | None = None
+    """Regional domain name of the models bucket, whose ``static/`` prefix is served; None:
+    the distribution serves the API only."""
+    assets_bucket_arn: pulumi.Input[str] | None = None
     """ARN of the models bucket."""
-    assets_grant: AssetsGrant
+    assets_grant: AssetsGrant | None = None
     """The deferred OAC statement already given to the models bucket's policy."""
     tags: dict[str, str] = field(default_factory=dict)
     """Tags for every taggable resource of the component."""
@@ -206,7 +212,8 @@ class Edge(pulumi.ComponentResource):
         )
         self._logging(name, args, distribution, web_acl, edge_provider)
 
-        args.assets_grant.resolve(args.assets_bucket_arn, distribution.arn)
+        if args.assets_grant is not None and args.assets_bucket_arn is not None:
+            args.assets_grant.resolve(args.assets_bucket_arn, distribution.arn)
 
         self.distribution_domain_name = distribution.domain_name
         self.distribution_id = distribution.id
@@ -247,6 +254,8 @@ class Edge(pulumi.ComponentResource):
             f"{name}-origin-verify", length=32, special=False, opts=child
         )
         secret: pulumi.Output[str] = pulumi.Output.secret(origin_secret.result)
+        if args.api_listener_arn is None or args.api_target_group_arn is None:
+            return secret
         aws.lb.ListenerRule(
             f"{name}-origin-gate",
             listener_arn=args.api_listener_arn,
@@ -255,7 +264,7 @@ class Edge(pulumi.ComponentResource):
                 {
                     "http_header": {
                         "http_header_name": ORIGIN_VERIFY_HEADER,
-                        "values": [secret],
+                        "values": [secret, *args.accepted_origin_secrets],
                     }
                 }
             ],
@@ -273,19 +282,9 @@ class Edge(pulumi.ComponentResource):
         certificate_arn: pulumi.Input[str],
         child: pulumi.ResourceOptions,
     ) -> aws.cloudfront.Distribution:
-        """The assets' Origin Access Control and the distribution in front of the ALB and
-        the assets."""
-        oac = aws.cloudfront.OriginAccessControl(
-            f"{name}-oac",
-            description="CloudFront reads the public assets of the models bucket",
-            origin_access_control_origin_type="s3",
-            signing_behavior="always",
-            signing_protocol="sigv4",
-            opts=child,
-        )
-
+        """The distribution in front of the ALB and, with the assets' Origin Access Control,
+        the public assets."""
         caching_disabled = aws.cloudfront.get_cache_policy_output(name="Managed-CachingDisabled")
-        caching_optimized = aws.cloudfront.get_cache_policy_output(name="Managed-CachingOptimized")
         # Every viewer header but Host (the ALB gets its own name). A custom origin request
         # policy may not forward Authorization; the managed AllViewer* policies do, but only
         # with caching disabled, as here, so no cached response can leak between users.
@@ -293,6 +292,7 @@ class Edge(pulumi.ComponentResource):
             name="Managed-AllViewerExceptHostHeader"
         )
         headers = security_headers(name, f"{args.name_prefix}-security-headers", child)
+        assets = self._assets(name, args, headers, child)
 
         # Retention decision: no retain_on_delete. A retained distribution would keep
         # serving (and billing) against a deleted ALB, and its association would block the
@@ -300,7 +300,7 @@ class Edge(pulumi.ComponentResource):
         return aws.cloudfront.Distribution(
             f"{name}-cdn",
             enabled=True,
-            comment=f"{name}: API and public assets",
+            comment=f"{name}: API and public assets" if assets else f"{name}: API",
             aliases=[args.tls.domain_name],
             price_class=args.size.price_class,
             http_version="http2and3",
@@ -324,11 +324,7 @@ class Edge(pulumi.ComponentResource):
                         {"name": ORIGIN_VERIFY_HEADER, "value": self.origin_verify_secret}
                     ],
                 },
-                {
-                    "origin_id": ASSETS_ORIGIN_ID,
-                    "domain_name": args.assets_bucket_regional_domain_name,
-                    "origin_access_control_id": oac.id,
-                },
+                *([assets[0]] if assets else []),
             ],
             default_cache_behavior={
                 "target_origin_id": API_ORIGIN_ID,
@@ -340,22 +336,55 @@ class Edge(pulumi.ComponentResource):
                 "response_headers_policy_id": headers.id,
                 "compress": True,
             },
-            ordered_cache_behaviors=[
-                {
-                    "path_pattern": f"/{ASSETS_PREFIX}/*",
-                    "target_origin_id": ASSETS_ORIGIN_ID,
-                    "viewer_protocol_policy": "redirect-to-https",
-                    "allowed_methods": ["GET", "HEAD", "OPTIONS"],
-                    "cached_methods": ["GET", "HEAD"],
-                    "cache_policy_id": caching_optimized.id,
-                    "response_headers_policy_id": headers.id,
-                    "compress": True,
-                }
-            ],
+            ordered_cache_behaviors=[assets[1]] if assets else None,
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate(certificate_arn),
             tags=args.tags,
             opts=child,
+        )
+
+    def _assets(
+        self,
+        name: str,
+        args: EdgeArgs,
+        headers: aws.cloudfront.ResponseHeadersPolicy,
+        child: pulumi.ResourceOptions,
+    ) -> (
+        tuple[
+            aws.cloudfront.DistributionOriginArgsDict,
+            aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict,
+        ]
+        | None
+    ):
+        """The public assets' origin (through Origin Access Control) and their cached path,
+        or None for a distribution of the API alone."""
+        if args.assets_bucket_regional_domain_name is None:
+            return None
+        oac = aws.cloudfront.OriginAccessControl(
+            f"{name}-oac",
+            description="CloudFront reads the public assets of the models bucket",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=child,
+        )
+        caching_optimized = aws.cloudfront.get_cache_policy_output(name="Managed-CachingOptimized")
+        return (
+            {
+                "origin_id": ASSETS_ORIGIN_ID,
+                "domain_name": args.assets_bucket_regional_domain_name,
+                "origin_access_control_id": oac.id,
+            },
+            {
+                "path_pattern": f"/{ASSETS_PREFIX}/*",
+                "target_origin_id": ASSETS_ORIGIN_ID,
+                "viewer_protocol_policy": "redirect-to-https",
+                "allowed_methods": ["GET", "HEAD", "OPTIONS"],
+                "cached_methods": ["GET", "HEAD"],
+                "cache_policy_id": caching_optimized.id,
+                "response_headers_policy_id": headers.id,
+                "compress": True,
+            },
         )
 
     def _logging(

@@ -1,11 +1,14 @@
-"""The public zone of a multi-region deployment (tier 4) and its shared name.
+"""The public zone of a multi-region deployment (tier 4), its shared name's certificate and
+the shared distribution's origin.
 
-``api.<domain>`` has one latency record per serving region, each an alias of that region's
-CloudFront distribution and tied to a health check of the region's own API hostname
-(``api.<region>.<domain>``, ``/ready``: the API and its database answer). Route 53 answers
-with the lowest-latency healthy region; when a region's check fails, its record drops out
-and the next-nearest region answers: that is the failover. Any region may answer a district
-(the API sends a 307 to the district's home region).
+``api.<domain>`` is one CloudFront distribution (the global stack's ``Edge``), whose origin
+``origin.<domain>`` has one latency record per serving region, naming that region's API load
+balancer and tied to a health check of the region's own API hostname (``api.<region>.<domain>``,
+``/ready``: the API and its database answer). Route 53 answers with the lowest-latency healthy
+region; when a region's check fails, its record drops out and the next-nearest region answers:
+that is the failover. Any region may answer a district (the API sends a 307 to the district's
+home region). Each region's load balancer holds a certificate for ``origin.<domain>``, issued
+here in that region, so CloudFront's HTTPS to the origin verifies.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import pulumi_aws as aws
 from components.certificates import TlsName, tls_certificate
 from components.contract import owned
 
-# The hosted zone of every CloudFront distribution (aliases name it).
-CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
+# The origin's answer changes when a region drops out: CloudFront's resolvers keep it a minute.
+ORIGIN_TTL_SECONDS = 60
 # CloudFront takes certificates from N. Virginia only.
 EDGE_REGION = "us-east-1"
 # The API's readiness path: the process and its database answer.
@@ -36,9 +39,9 @@ class RegionEndpoint:
 
     region: str
     api_host: str
-    """``api.<region>.<domain>``: the distribution's own name, checked by Route 53."""
-    distribution_domain_name: pulumi.Input[str] | None
-    """``dxxxx.cloudfront.net``; None while the region is not serving yet."""
+    """``api.<region>.<domain>``: the region's own distribution, checked by Route 53."""
+    load_balancer_dns_name: pulumi.Input[str] | None
+    """The region's API load balancer, the shared origin there; None while not serving yet."""
 
 
 @dataclass
@@ -46,7 +49,9 @@ class GlobalDnsArgs:
     domain_name: str
     """The zone (``ssp.example.org``)."""
     shared_host: str
-    """The latency-routed name (``api.ssp.example.org``)."""
+    """The shared distribution's name (``api.ssp.example.org``): its certificate is made here."""
+    origin_host: str
+    """The shared distribution's latency-routed origin (``origin.ssp.example.org``)."""
     regions: tuple[RegionEndpoint, ...]
     """Every region of the global stack: a health check each, a latency record once serving."""
     protect: bool
@@ -62,6 +67,8 @@ class GlobalDns(pulumi.ComponentResource):
     """Delegate the domain to these at its registrar."""
     shared_certificate_arn: pulumi.Output[str]
     """An issued us-east-1 certificate for the shared name."""
+    origin_certificate_arns: Mapping[str, pulumi.Output[str]]
+    """Per region, an issued certificate there for the origin name: its load balancer's."""
     health_check_ids: Mapping[str, pulumi.Output[str]]
     """Route 53 health check per region."""
 
@@ -86,6 +93,9 @@ class GlobalDns(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, provider=edge_provider),
         )
+        self.origin_certificate_arns = self._origin_certificates(
+            name, args, zone, {EDGE_REGION: edge_provider}
+        )
         self.health_check_ids = {}
         for endpoint in args.regions:
             check = aws.route53.HealthCheck(
@@ -102,24 +112,19 @@ class GlobalDns(pulumi.ComponentResource):
                 opts=owned(self),
             )
             self.health_check_ids[endpoint.region] = check.id
-            if endpoint.distribution_domain_name is None:
+            if endpoint.load_balancer_dns_name is None:
                 continue
+            # A CNAME, read by CloudFront's resolvers: the origin name of one distribution.
             aws.route53.Record(
-                f"{name}-{endpoint.region}-latency",
+                f"{name}-{endpoint.region}-origin",
                 zone_id=zone.zone_id,
-                name=args.shared_host,
-                type="A",
+                name=args.origin_host,
+                type="CNAME",
+                ttl=ORIGIN_TTL_SECONDS,
+                records=[endpoint.load_balancer_dns_name],
                 set_identifier=endpoint.region,
                 latency_routing_policies=[{"region": endpoint.region}],
                 health_check_id=check.id,
-                aliases=[
-                    {
-                        "name": endpoint.distribution_domain_name,
-                        "zone_id": CLOUDFRONT_ZONE_ID,
-                        # CloudFront's own health is not a region's: the check above is.
-                        "evaluate_target_health": False,
-                    }
-                ],
                 opts=owned(self),
             )
         self.zone_id = zone.zone_id
@@ -130,5 +135,56 @@ class GlobalDns(pulumi.ComponentResource):
                 "name_servers": self.name_servers,
                 "shared_certificate_arn": self.shared_certificate_arn,
                 "health_check_ids": self.health_check_ids,
+                "origin_certificate_arns": self.origin_certificate_arns,
             }
         )
+
+    def _origin_certificates(
+        self,
+        name: str,
+        args: GlobalDnsArgs,
+        zone: aws.route53.Zone,
+        providers: dict[str, aws.Provider],
+    ) -> dict[str, pulumi.Output[str]]:
+        """A certificate for the origin name in every region (ACM's are regional), issued
+        before the region's first ``pulumi up`` attaches it to its load balancer. ACM asks
+        the same validation record of one name in every region of an account: one record
+        validates them all. ``providers``: by region, those made already."""
+        arns: dict[str, pulumi.Output[str]] = {}
+        record: aws.route53.Record | None = None
+        for endpoint in args.regions:
+            if endpoint.region not in providers:
+                providers[endpoint.region] = aws.Provider(
+                    f"{name}-{endpoint.region}",
+                    region=endpoint.region,
+                    profile=aws.config.profile,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            there = pulumi.ResourceOptions(parent=self, provider=providers[endpoint.region])
+            certificate = aws.acm.Certificate(
+                f"{name}-{endpoint.region}-origin-cert",
+                domain_name=args.origin_host,
+                validation_method="DNS",
+                key_algorithm="RSA_2048",
+                tags=args.tags,
+                opts=there,
+            )
+            if record is None:
+                option = certificate.domain_validation_options[0]
+                record = aws.route53.Record(
+                    f"{name}-origin-cert-validation",
+                    zone_id=zone.zone_id,
+                    name=option.resource_record_name.apply(lambda v: v or ""),
+                    type=option.resource_record_type.apply(lambda v: v or "CNAME"),
+                    records=[option.resource_record_value.apply(lambda v: v or "")],
+                    ttl=300,
+                    allow_overwrite=True,
+                    opts=owned(self),
+                )
+            arns[endpoint.region] = aws.acm.CertificateValidation(
+                f"{name}-{endpoint.region}-origin-cert-issued",
+                certificate_arn=certificate.arn,
+                validation_record_fqdns=[record.fqdn],
+                opts=there,
+            ).certificate_arn
+        return arns

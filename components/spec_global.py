@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.catalog import TIERS
 from components.spec import CONFIG_DEFAULTS, PROJECT, SpecError
+from components.tier import Tier
 
 ROLES = ("regional", "global")
 # Only these keys mean something to the global stack; the tier's do not apply to it.
@@ -31,8 +33,15 @@ def api_host(region: str, domain: str) -> str:
 
 
 def shared_host(domain: str) -> str:
-    """The one hostname every district may use: latency-routed to the nearest region."""
+    """The one hostname every district may use: the global stack's CloudFront distribution,
+    whose origin is latency-routed to the nearest region."""
     return f"api.{domain}"
+
+
+def shared_origin_host(domain: str) -> str:
+    """The shared distribution's origin: a latency record per serving region, naming that
+    region's API load balancer (whose listener also holds a certificate for it)."""
+    return f"origin.{domain}"
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class Region:
     """Districts homed here: the directory's first entries (the move script flips them)."""
     serving: bool = True
     """The shared name routes here. False (`` (building)`` on its line) while a new region is
-    being built: its stack has no distribution yet until its first ``pulumi up``."""
+    being built: its stack has no load balancer yet until its first ``pulumi up``."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,12 @@ class GlobalSpec:
     domain_name: str
     """The public zone (``ssp.example.org``); regions are ``api.<region>.<domain>``."""
     regions: tuple[Region, ...]
+
+    @property
+    def tier(self) -> Tier:
+        """The tier the regions run (tier4): the shared distribution takes its edge, WAF and
+        log retention."""
+        return TIERS["tier4"]
 
     @property
     def replica_regions(self) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ import asyncio
 import json
 import runpy
 import sys
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -384,6 +385,9 @@ def run_stack(
         stack_resource._finish()  # type: ignore[union-attr]
 
     _sync_await(run_pulumi_func(main))
+    twice = sorted(urn for urn, n in Counter(r.urn for r in monitor.recorded).items() if n > 1)
+    if twice:
+        raise ValueError(f"{stack}: duplicate resource URNs, which the engine refuses: {twice}")
     return StackRun(
         stack=stack,
         config=config,

@@ -1,5 +1,6 @@
-"""Tier 4 across regions: the global stack (zone, latency records and health checks, district
-directory, registry replication) and the regional stacks that read it by StackReference."""
+"""Tier 4 across regions: the global stack (zone, the shared origin's latency records and
+health checks, district directory, registry replication) and the regional stacks that read it
+by StackReference. The shared name's distribution: tests/components/test_global_edge.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from components.spec_global import (
     api_host,
     build_global_spec,
     region_entry,
-    shared_host,
+    shared_origin_host,
 )
 from tests.shared import DNS_RECORD, ROLE_POLICY, StackRunner
 from tools.harness import ROOT, referenced_stacks, stacks
@@ -129,7 +130,7 @@ def test_a_dns_record_and_a_health_check_per_region(stack_run: StackRunner, stac
     records = {
         r.get("setIdentifier"): r
         for r in run.of_type(DNS_RECORD)
-        if r.get("name") == shared_host(g.domain_name)
+        if r.get("name") == shared_origin_host(g.domain_name)
     }
     assert set(records) == {r.name for r in g.regions}
     for region in g.regions:
@@ -139,10 +140,12 @@ def test_a_dns_record_and_a_health_check_per_region(stack_run: StackRunner, stac
         assert record.get("latencyRoutingPolicies") == [{"region": region.name}]
         # Failover: an unhealthy region's record drops out of the answers.
         assert record.get("healthCheckId") == check.id
-        # The alias is the region's own distribution, read from its stack's outputs.
-        cdn = json.loads((STACK_OUTPUTS / f"{region.stack}.json").read_text())["cdn_domain_name"]
-        assert record.get("aliases.0.name") == cdn
-    assert len({r.get("aliases.0.name") for r in records.values()}) == len(records)
+        # The shared distribution's origin there is the region's load balancer, read from
+        # its stack's outputs.
+        outputs = json.loads((STACK_OUTPUTS / f"{region.stack}.json").read_text())
+        assert record.get("type") == "CNAME"
+        assert record.get("records") == [outputs["api_load_balancer_dns_name"]]
+    assert len({r.get("records.0") for r in records.values()}) == len(records)
 
 
 def test_a_region_being_built_has_its_health_check_but_no_record() -> None:
@@ -154,6 +157,8 @@ def test_a_region_being_built_has_its_health_check_but_no_record() -> None:
     latency = [r.get("setIdentifier") for r in run.of_type(DNS_RECORD) if r.get("setIdentifier")]
     assert latency == ["us-east-1"]
     assert len(run.of_type(HEALTH_CHECK)) == 2
+    # Its first up attaches the origin certificate: issued already.
+    assert set(run.outputs["origin_certificate_arns"]) == {"us-east-1", "us-west-2"}
 
 
 @pytest.mark.parametrize("stack", GLOBAL_STACKS)

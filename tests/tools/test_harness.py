@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,12 @@ def test_harness_resolves_aliases_as_the_engine_does() -> None:
         f"{bucket}$aws:ssm/parameter:Parameter::moved",
         f"{prefix}aws:s3/bucketV2:BucketV2$aws:ssm/parameter:Parameter::moved",
     }
+
+
+def test_a_duplicate_urn_is_refused_as_the_engine_does(tmp_path: Path) -> None:
+    program = tmp_path / "__main__.py"
+    program.write_text(
+        "import pulumi_aws as aws\n\naws.s3.Bucket('twice')\naws.s3.Bucket('twice')\n"
+    )
+    with pytest.raises(ValueError, match=r"duplicate resource URNs.*Bucket::twice"):
+        run_stack("dev", program=program)
