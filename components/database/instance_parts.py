@@ -31,11 +31,10 @@ def network(
     network is another stack's, there (the reporting replica's)."""
     opts = pulumi.ResourceOptions(parent=owner, provider=provider)
     there = f" of the {region} stack" if region else ""
+    whose = f"Isolated subnets{there} for {ident}" if region else f"Isolated subnets of {ident}"
     subnet_group = aws.rds.SubnetGroup(
         f"{name}-subnets",
-        description=f"Isolated subnets{there} for {ident}"
-        if region
-        else f"Isolated subnets of {ident}",
+        description=whose,
         subnet_ids=subnet_ids,
         tags=tags,
         opts=opts,

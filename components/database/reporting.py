@@ -76,7 +76,7 @@ def reporting_replica(
         # Holds no data of its own, like the in-region replicas: rebuilt, never restored.
         deletion_protection=False,
         skip_final_snapshot=True,
-        tags={**args.tags, "Name": f"{replica_ident}"},
+        tags={**args.tags, "Name": replica_ident},
         opts=pulumi.ResourceOptions.merge(
             there,
             pulumi.ResourceOptions(
