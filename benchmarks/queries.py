@@ -229,14 +229,17 @@ SELECT (SELECT sum(students) FROM by_grade) AS active_students,
 FROM alert_counts, case_counts
 """
 
+# `active`: one row per active student of the school, its grade and whether its score in the
+# generation is at risk. The at-risk scores are the school's range of
+# risk_scores_school_risk_idx, matched to the students by grouping on the student rather than
+# by a join: under row-level security the planner expects one student of the school (the
+# policy's school_id = ANY (...) and the query's school_id = ... estimated as independent),
+# and at 1,000 schools joined by one risk_scores_pkey probe per student (9-14 ms). Only the
+# scores filed under the school count: a district tenant's join also counted a student's
+# score filed under the school it left since the run (a school tenant never saw that one).
 DASHBOARD_SQL = (
     """
 WITH active AS (
-    -- One row per active student of the school: its grade and whether its score in the
-    -- generation is at risk. The at-risk scores are the school's range of
-    -- risk_scores_school_risk_idx, matched to the students by grouping on the student, not by
-    -- a join: under row-level security the planner expects one student per school and would
-    -- probe risk_scores_pkey once per student (12 ms at 1,000 students).
     SELECT max(grade) AS grade, bool_or(at_risk) AS at_risk
     FROM (
         SELECT id, grade, false AS at_risk
