@@ -7,6 +7,8 @@ risk scores exist) plus a year of history loaded server-side: about 25,000 inter
 1. dashboard  - the dashboard of one school, in one statement: active students, students at
                 risk in the served generation, open alerts (and those of the last 7 days),
                 open and in-progress cases, and students / at-risk students per grade;
+                dashboard_join: the same as first written (each student joined to its
+                score), timed for comparison, with no target;
 2. cases      - a staff member's open and in-progress intervention cases, newest first, with
                 the student's name, grade and current risk (limit 100);
 3. alerts     - a staff member's open and acknowledged alerts, newest and riskiest first, with
@@ -209,17 +211,9 @@ def scalar(conn: psycopg.Connection[Any], query: str, params: Sequence[Any] = ()
 
 # ---- the five queries ----------------------------------------------------------------------
 
-DASHBOARD_SQL = """
-WITH active AS (
-    SELECT s.grade, r.risk
-    FROM students s
-    LEFT JOIN risk_scores r ON r.generation = %(gen)s AND r.student_id = s.id
-    WHERE s.school_id = %(school)s AND s.is_active
-), by_grade AS (
-    SELECT grade, count(*) AS students,
-           count(*) FILTER (WHERE risk >= %(floor)s::real) AS at_risk
-    FROM active GROUP BY grade
-), alert_counts AS (
+# The dashboard's counts of alerts and cases, and its result row, after its per-grade CTEs.
+DASHBOARD_COUNTS = """
+alert_counts AS (
     SELECT count(*) AS open_alerts,
            count(*) FILTER (WHERE alert_date >= current_date - 7) AS open_alerts_last_7_days
     FROM alerts WHERE school_id = %(school)s AND status = 'open'
@@ -234,6 +228,52 @@ SELECT (SELECT sum(students) FROM by_grade) AS active_students,
        (SELECT json_agg(by_grade ORDER BY grade) FROM by_grade) AS by_grade
 FROM alert_counts, case_counts
 """
+
+# `active`: one row per active student of the school, its grade and whether its score in the
+# generation is at risk. The at-risk scores are the school's range of
+# risk_scores_school_risk_idx, matched to the students by grouping on the student rather than
+# by a join: under row-level security the planner expects one student of the school (the
+# policy's school_id = ANY (...) and the query's school_id = ... estimated as independent),
+# and at 1,000 schools joined by one risk_scores_pkey probe per student (9-14 ms). Only the
+# scores filed under the school count: a district tenant's join also counted a student's
+# score filed under the school it left since the run (a school tenant never saw that one).
+DASHBOARD_SQL = (
+    """
+WITH active AS (
+    SELECT max(grade) AS grade, bool_or(at_risk) AS at_risk
+    FROM (
+        SELECT id, grade, false AS at_risk
+        FROM students WHERE school_id = %(school)s AND is_active
+        UNION ALL
+        SELECT student_id, NULL, true
+        FROM risk_scores
+        WHERE generation = %(gen)s AND school_id = %(school)s AND risk >= %(floor)s::real
+    ) student
+    GROUP BY id
+    HAVING count(grade) > 0
+), by_grade AS (
+    SELECT grade, count(*) AS students, count(*) FILTER (WHERE at_risk) AS at_risk
+    FROM active GROUP BY grade
+),"""
+    + DASHBOARD_COUNTS
+)
+
+# The dashboard as first written, each active student joined to its score: the answer
+# DASHBOARD_SQL must give (tests/app/test_dashboard_query.py), timed beside it for comparison.
+DASHBOARD_JOIN_SQL = (
+    """
+WITH active AS (
+    SELECT s.grade, r.risk
+    FROM students s
+    LEFT JOIN risk_scores r ON r.generation = %(gen)s AND r.student_id = s.id
+    WHERE s.school_id = %(school)s AND s.is_active
+), by_grade AS (
+    SELECT grade, count(*) AS students,
+           count(*) FILTER (WHERE risk >= %(floor)s::real) AS at_risk
+    FROM active GROUP BY grade
+),"""
+    + DASHBOARD_COUNTS
+)
 
 CASES_SQL = """
 SELECT i.id, i.status, i.created_at, i.notes,
@@ -276,6 +316,7 @@ class Query:
     sql: str
     # (school whose tenant the transaction sets, or None to run as the owner; parameters)
     cases: list[tuple[int | None, Any]]
+    target: bool = True  # held to TARGET_P95_MS; False: timed for comparison only
 
     @property
     def as_app(self) -> bool:
@@ -299,12 +340,10 @@ def build_queries(settings: Settings) -> list[Query]:
             )
         ]
     at_risk_sql = at_risk_query(gen, schools[0], floor, PAGE)[0]
+    dashboards = [(s, {"school": s, "gen": gen, "floor": floor}) for s in schools]
     return [
-        Query(
-            "dashboard",
-            DASHBOARD_SQL,
-            [(s, {"school": s, "gen": gen, "floor": floor}) for s in schools],
-        ),
+        Query("dashboard", DASHBOARD_SQL, dashboards),
+        Query("dashboard_join", DASHBOARD_JOIN_SQL, dashboards, target=False),
         Query("cases", CASES_SQL, [(school, {"staff": i, "gen": gen}) for i, school in staff]),
         Query("alerts", ALERTS_SQL, [(school, {"staff": i, "gen": gen}) for i, school in staff]),
         Query(
@@ -401,12 +440,13 @@ def measure(settings: Settings, runs: int, runs_without: int) -> dict[str, Any]:
                 conn, q, runs, warmup=min(len(q.cases), 200)
             )
             results[q.name]["plan_with_indexes"] = explain(conn, q)
-            print(f"{q.name:10s} with indexes    {results[q.name]['with_indexes']}", flush=True)
+            print(f"{q.name:14s} with indexes    {results[q.name]['with_indexes']}", flush=True)
 
     if not runs_without:
         for q in queries:
-            r = results[q.name]
-            r["meets_p95_target"] = r["with_indexes"]["p95_ms"] <= TARGET_P95_MS
+            if q.target:
+                r = results[q.name]
+                r["meets_p95_target"] = r["with_indexes"]["p95_ms"] <= TARGET_P95_MS
         return {"queries": results}
 
     # Without them: dropped in one owner transaction, rolled back at the end.
@@ -421,7 +461,7 @@ def measure(settings: Settings, runs: int, runs_without: int) -> dict[str, Any]:
                 conn, q, runs_without, warmup=min(len(q.cases), 3)
             )
             results[q.name]["plan_without_indexes"] = explain(conn, q)
-            print(f"{q.name:10s} without indexes {results[q.name]['without_indexes']}", flush=True)
+            print(f"{q.name:14s} without indexes {results[q.name]['without_indexes']}", flush=True)
         conn.rollback()
         assert secondary_indexes(conn) == dropped, "the indexes came back with the rollback"
 
@@ -430,7 +470,8 @@ def measure(settings: Settings, runs: int, runs_without: int) -> dict[str, Any]:
         r["p95_ratio_without_to_with"] = round(
             r["without_indexes"]["p95_ms"] / r["with_indexes"]["p95_ms"], 1
         )
-        r["meets_p95_target"] = r["with_indexes"]["p95_ms"] <= TARGET_P95_MS
+        if q.target:
+            r["meets_p95_target"] = r["with_indexes"]["p95_ms"] <= TARGET_P95_MS
     return {"indexes_dropped_without": dropped, "queries": results}
 
 
