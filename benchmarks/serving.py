@@ -160,6 +160,10 @@ def student_risk_side_by_side(
             ("ours_gc_untuned", api_server(settings, WORKERS="1", **env, **GC_UNTUNED)),
             ("raw_asgi", raw_server(settings, **env)),
         ):
+            # Each server starts with the earlier writes on disk (the district's bulk load,
+            # the last server's audit rows): a checkpoint's flush then falls in nobody's run.
+            with db.connect_owner(settings, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
             with server:
                 target = f"{url}/v1/students/{first}/risk"
                 wrk(target, risk_script(key, first, count, start=0), CONNECTIONS[0], 3)
