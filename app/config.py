@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     # in flight waiting (BENCHMARKS.md, section 8). The young threshold: collections start
     # after this many more container objects allocated than freed. A request's objects die by
     # reference counting; at Python's default of 700 the requests in flight alone crossed it,
-    # collecting every few requests for nothing.
+    # so a collection ran every ~8 requests and found next to nothing.
     gc_freeze: bool = True
     gc_young_threshold: int = Field(default=10_000, ge=1)
 
