@@ -136,6 +136,15 @@ class Settings(BaseSettings):
     # Requests in flight per worker process; beyond it, 503 with Retry-After at once instead
     # of a queue that grows until every request times out.
     max_in_flight: int = Field(default=64, ge=1)
+    # The garbage collector of each API worker, tuned once it has started (app.api.main.tune_gc).
+    # Freeze: the startup heap (models, modules, pools: ~180,000 objects) is left out of every
+    # later collection; unfrozen, each full collection walked it for ~100 ms with every request
+    # in flight waiting (BENCHMARKS.md, section 8). The young threshold: collections start
+    # after this many more container objects allocated than freed. A request's objects die by
+    # reference counting; at Python's default of 700 the requests in flight alone crossed it,
+    # so a collection ran every ~8 requests and found next to nothing.
+    gc_freeze: bool = True
+    gc_young_threshold: int = Field(default=10_000, ge=1)
 
     # Tier 4 (docs/tier4.md): each district is served by its home region. The district
     # directory (a DynamoDB global table: district_id -> home_region) is read with GetItem;

@@ -17,12 +17,14 @@ requests per second: every one of the 5,000 users clicking every 5 s at once) fo
 earlier reports ran 30 s and 15 s for 60 s (`--intervals 30 15 --seconds 60`).
 
     python -m benchmarks.concurrency [--sessions 5000] [--intervals 5] [--seconds 30]
+        [--compare KEY=VALUE ...]   # the same runs beside a server with other settings
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import threading
@@ -65,6 +67,9 @@ class Run:
     connected: int = 0
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    # Refusals by cause: the body's detail names it (admission control: "server busy"; the
+    # pool's wait timeout and the breaker after it: "database unavailable"; ...).
+    refusals: dict[str, int] = field(default_factory=dict)
     dropped: int = 0  # connections closed or reset by the server mid-run
 
 
@@ -86,9 +91,12 @@ async def session(run: Run, key: str, students: list[int], offset: float) -> Non
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
+            body = await reader.readexactly(length)
             run.latencies.append(time.perf_counter() - due)
             run.statuses[status] = run.statuses.get(status, 0) + 1
+            if status != 200:
+                cause = f"{status} {json.loads(body).get('detail')}"
+                run.refusals[cause] = run.refusals.get(cause, 0) + 1
             due += run.interval
     except (ConnectionError, asyncio.IncompleteReadError):
         run.dropped += 1
@@ -180,6 +188,7 @@ def measure(
         "requests": len(lat_ms),
         "requests_per_second": round(len(lat_ms) / elapsed, 1),
         "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
+        "refusals_by_cause": dict(sorted(run.refusals.items())),
         "connections_dropped": run.dropped,
         "errors": errors,
         "p50_ms": round(p50, 2),
@@ -206,7 +215,15 @@ def main() -> int:
         help="seconds between a session's requests; one run per value",
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="measured duration")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="then the same runs on a server with these settings (e.g. the previous defaults)",
+    )
     args = parser.parse_args()
+    args.compare = dict(pair.split("=", 1) for pair in args.compare)
 
     with workdir("concurrency") as work:
         settings = bench_settings(work)
@@ -220,33 +237,43 @@ def main() -> int:
             first_student = dict(
                 conn.execute("SELECT school_id, min(id) FROM students GROUP BY school_id")
             )
-        url, server = api_server(
-            settings,
-            WORKERS=str(WORKERS),
-            DB_POOL_MAX=str(POOL_PER_WORKER),
-            # The per-key limit (100 per 15 min, seed 003) would answer 429 here: 100 sessions
-            # share each school's key.
-            RATE_LIMIT_INTERACTIVE_REQUESTS="1000000000",
-        )
         asked = sum(args.sessions // SCHOOLS * (int(args.seconds / i) + 1) for i in args.intervals)
         if asked > STUDENTS:  # else later runs would ask for students earlier runs cached
             raise SystemExit(
                 f"the runs would ask for {asked} students per school; {STUDENTS} exist"
             )
-        runs: list[dict[str, Any]] = []
-        skip = 0
-        with server as proc:
-            for interval in args.intervals:
-                runs.append(
-                    measure(settings, proc.pid, url, interval, args, keys, first_student, skip)
-                )
-                skip += (args.sessions // SCHOOLS) * (int(args.seconds / interval) + 1)
-                print(runs[-1], flush=True)
+        # Each server starts with an empty risk cache (in process: no Redis here), so the
+        # compared server may ask for the same students again.
+        variants = {"ours": {}, **({"compared": args.compare} if args.compare else {})}
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for name, env in variants.items():
+            url, server = api_server(
+                settings,
+                WORKERS=str(WORKERS),
+                DB_POOL_MAX=str(POOL_PER_WORKER),
+                # The per-key limit (100 per 15 min, seed 003) would answer 429 here: 100
+                # sessions share each school's key.
+                RATE_LIMIT_INTERACTIVE_REQUESTS="1000000000",
+                **env,
+            )
+            runs[name], skip = [], 0
+            # Each server starts with the earlier writes on disk (the district's bulk load,
+            # the last server's audit rows): a checkpoint's flush then falls in nobody's run.
+            with db.connect_owner(settings, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+            with server as proc:
+                for interval in args.intervals:
+                    runs[name].append(
+                        measure(settings, proc.pid, url, interval, args, keys, first_student, skip)
+                    )
+                    skip += (args.sessions // SCHOOLS) * (int(args.seconds / interval) + 1)
+                    print(name, runs[name][-1], flush=True)
     result = {
         "sessions": args.sessions,
         "api_workers": WORKERS,
         "db_pool_max_total": WORKERS * POOL_PER_WORKER,
-        "runs": runs,
+        "runs": runs["ours"],
+        **({"compared": {"env": args.compare, "runs": runs["compared"]}} if args.compare else {}),
     }
     write_result("concurrency", result)
     return 0

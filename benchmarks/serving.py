@@ -19,7 +19,9 @@ GET /v1/students/{id}/risk is also measured side by side with its reference, a b
 running the same SQL with the same audit write through the same driver
 (benchmarks/raw_asgi.py), one worker each, 32 connections, uncached, with server-side
 prepared statements (psycopg's prepare_threshold 5, tiers without RDS Proxy) and without
-(none, proxy tiers). `--only student-risk` runs that part alone (no MLServer needed).
+(none, proxy tiers), and beside ours with Python's default garbage collector settings (the
+API before app.api.main.tune_gc). `--only student-risk` runs that part alone (no MLServer
+needed).
 
     python -m benchmarks.serving [--seconds 15] [--mlserver venv-mlserver/bin/mlserver]
     python -m benchmarks.serving --only student-risk [--seconds 10]
@@ -71,6 +73,9 @@ TARGET_RATIO, TARGET_P99_MS = 3.0, 20.0
 # Targets of GET /v1/students/{id}/risk (32 connections, one worker, uncached, audited).
 RISK_TARGET_RPS, RISK_TARGET_P99_MS, RISK_TARGET_RATIO = 1000.0, 50.0, 0.6
 PREPARE_THRESHOLDS = ("5", "none")  # DB_PREPARE_THRESHOLD: direct to PostgreSQL, RDS Proxy
+# Ours as before the collector was tuned (app.api.main.tune_gc), run beside it: the change's
+# before and after in one run.
+GC_UNTUNED = {"GC_FREEZE": "false", "GC_YOUNG_THRESHOLD": "700"}
 
 
 def prediction_compute(model: Any) -> dict[str, float]:
@@ -152,8 +157,13 @@ def student_risk_side_by_side(
         env = {"DB_PREPARE_THRESHOLD": threshold, "RATE_LIMIT_INTERACTIVE_REQUESTS": "1000000000"}
         for name, (url, server) in (
             ("ours", api_server(settings, WORKERS="1", **env)),
+            ("ours_gc_untuned", api_server(settings, WORKERS="1", **env, **GC_UNTUNED)),
             ("raw_asgi", raw_server(settings, **env)),
         ):
+            # Each server starts with the earlier writes on disk (the district's bulk load,
+            # the last server's audit rows): a checkpoint's flush then falls in nobody's run.
+            with db.connect_owner(settings, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
             with server:
                 target = f"{url}/v1/students/{first}/risk"
                 wrk(target, risk_script(key, first, count, start=0), CONNECTIONS[0], 3)
@@ -164,12 +174,15 @@ def student_risk_side_by_side(
     summary: dict[str, Any] = {}
     for threshold in PREPARE_THRESHOLDS:
         ours, raw = rows[f"ours_prepare_{threshold}"], rows[f"raw_asgi_prepare_{threshold}"]
+        untuned = rows[f"ours_gc_untuned_prepare_{threshold}"]
         # Answered with a 200: a 503 (e.g. the pool timed out under load) is not served.
         rps, raw_rps = ok_per_second(ours), ok_per_second(raw)
         summary[f"prepare_{threshold}"] = {
             "ours_ok_requests_per_second": rps,
             "ours_errors": ours["errors"],
             "ours_p99_ms": ours["p99_ms"],
+            "ours_gc_untuned_ok_requests_per_second": ok_per_second(untuned),
+            "ours_gc_untuned_p99_ms": untuned["p99_ms"],
             "raw_asgi_ok_requests_per_second": raw_rps,
             "raw_asgi_p99_ms": raw["p99_ms"],
             "ratio_vs_raw_asgi": round(rps / raw_rps, 2),

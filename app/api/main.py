@@ -8,6 +8,7 @@ SERVE_MODE=inference, SageMaker's routes alone.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await svc.db.open()
         await run_in_threadpool(ensure_partitions_at_startup, settings)
         load_models_at_startup(svc)
+        tune_gc(settings)
         sampler = asyncio.create_task(sample_pools(svc))
         log.info("api started", extra={"cache": svc.cache.backend, "version": __version__})
         yield
@@ -102,6 +104,7 @@ def _inference_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         load_models_at_startup(svc)
+        tune_gc(settings)
         log.info("inference started", extra={"version": __version__})
         yield
 
@@ -152,6 +155,17 @@ def load_models_at_startup(svc: ModelServices) -> None:
         svc.registry.pointer()
     except Exception:
         log.exception("model store unreadable at startup")
+
+
+def tune_gc(settings: Settings) -> None:
+    """Once the worker has started: freeze what startup built (GC_FREEZE) and raise the young
+    generation's threshold (GC_YOUNG_THRESHOLD), so that a collection seldom stops the event
+    loop and never walks the models (config.py says why)."""
+    if settings.gc_freeze:
+        gc.collect()  # what startup left as garbage is freed, not frozen
+        gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(settings.gc_young_threshold, older, oldest)
 
 
 def ensure_partitions_at_startup(settings: Settings) -> None:

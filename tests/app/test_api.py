@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import gc
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from app.api.main import create_app
+from app.config import Settings
 from app.features import FEATURES
 from app.store import ModelStore
 from tests.app.conftest import District
@@ -321,3 +324,39 @@ def test_model_versions_of_a_school(client: TestClient, district: District) -> N
         client.get("/v1/schools/0/models", headers=auth(district.keys["school2"])).status_code
         == 422
     )
+
+
+@pytest.fixture
+def gc_as_python_starts() -> Any:
+    """Python's own collector settings before the test, and again after it."""
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+def test_startup_freezes_the_heap_and_raises_the_young_threshold(
+    district: District, gc_as_python_starts: None
+) -> None:
+    with TestClient(create_app(district.settings)) as api:
+        assert api.get("/health").status_code == 200
+        # The models, modules and pools built at startup are out of every later collection.
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold() == (10_000, 10, 10)
+
+
+def test_startup_gc_tuning_follows_the_settings(
+    district: District, gc_as_python_starts: None
+) -> None:
+    settings = district.settings_with(gc_freeze=False, gc_young_threshold=2_000)
+    with TestClient(create_app(settings)):
+        assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == (2_000, 10, 10)
+
+
+def test_gc_young_threshold_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GC_YOUNG_THRESHOLD", "0")
+    with pytest.raises(ValidationError, match="gc_young_threshold"):
+        Settings()
