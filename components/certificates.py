@@ -46,11 +46,28 @@ def tls_certificate(
         # before the listener lets go of the old one.
         opts=opts,
     )
-    # One name, so one validation record (ACM's CNAME); known once ACM answered the request.
+    record = validation_record(f"{name}-cert-validation", certificate, tls.hosted_zone_id, opts)
+    validation = aws.acm.CertificateValidation(
+        f"{name}-cert-issued",
+        certificate_arn=certificate.arn,
+        validation_record_fqdns=[record.fqdn],
+        opts=opts,
+    )
+    return validation.certificate_arn
+
+
+def validation_record(
+    name: str,
+    certificate: aws.acm.Certificate,
+    zone_id: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.route53.Record:
+    """ACM's DNS validation record (a CNAME) of a certificate for one name, known once ACM
+    answered the request."""
     option = certificate.domain_validation_options[0]
-    record = aws.route53.Record(
-        f"{name}-cert-validation",
-        zone_id=tls.hosted_zone_id,
+    return aws.route53.Record(
+        name,
+        zone_id=zone_id,
         name=option.resource_record_name.apply(lambda v: v or ""),
         type=option.resource_record_type.apply(lambda v: v or "CNAME"),
         records=[option.resource_record_value.apply(lambda v: v or "")],
@@ -59,13 +76,6 @@ def tls_certificate(
         allow_overwrite=True,
         opts=opts,
     )
-    validation = aws.acm.CertificateValidation(
-        f"{name}-cert-issued",
-        certificate_arn=certificate.arn,
-        validation_record_fqdns=[record.fqdn],
-        opts=opts,
-    )
-    return validation.certificate_arn
 
 
 def alias_record(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.certificates import TlsName, tls_certificate
+from components.certificates import TlsName, tls_certificate, validation_record
 from components.contract import owned
 
 # The origin's answer changes when a region drops out: CloudFront's resolvers keep it a minute.
@@ -170,16 +170,8 @@ class GlobalDns(pulumi.ComponentResource):
                 opts=there,
             )
             if record is None:
-                option = certificate.domain_validation_options[0]
-                record = aws.route53.Record(
-                    f"{name}-origin-cert-validation",
-                    zone_id=zone.zone_id,
-                    name=option.resource_record_name.apply(lambda v: v or ""),
-                    type=option.resource_record_type.apply(lambda v: v or "CNAME"),
-                    records=[option.resource_record_value.apply(lambda v: v or "")],
-                    ttl=300,
-                    allow_overwrite=True,
-                    opts=owned(self),
+                record = validation_record(
+                    f"{name}-origin-cert-validation", certificate, zone.zone_id, owned(self)
                 )
             arns[endpoint.region] = aws.acm.CertificateValidation(
                 f"{name}-{endpoint.region}-origin-cert-issued",
