@@ -8,9 +8,16 @@ import pulumi
 from components.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.api_load_balancer import ApiLoadBalancer, ApiLoadBalancerArgs
 from components.cache import Cache, CacheArgs
-from components.certificates import TlsName
 from components.cluster import Cluster, ClusterArgs
-from components.contract import DistrictDirectory, ReportingReplicaTarget
+from components.config.spec import load_spec
+from components.config.spec_global import (
+    api_host,
+    load_global_spec,
+    load_role,
+    region_entry,
+    shared_host,
+    shared_origin_host,
+)
 from components.dashboard import Dashboard, DashboardArgs
 from components.database import Database, DatabaseArgs, ReportingReplica
 from components.directory import Directory, DirectoryArgs, replica_arn
@@ -22,15 +29,8 @@ from components.log_bucket import LogBucket, LogBucketArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.registry import ImageRepository, Registry, RegistryArgs, replica_repository
-from components.spec import load_spec
-from components.spec_global import (
-    api_host,
-    load_global_spec,
-    load_role,
-    region_entry,
-    shared_host,
-    shared_origin_host,
-)
+from components.shared.certificates import TlsName
+from components.shared.contract import DistrictDirectory, ReportingReplicaTarget
 from components.storage import SecureBucket, SecureBucketArgs, Transition
 from components.workloads import Workloads, WorkloadsArgs
 

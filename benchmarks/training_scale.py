@@ -39,8 +39,8 @@ from typing import Any
 from app import db
 from app.config import Settings
 from benchmarks.common import ROOT, api_env, bench_settings, workdir, write_result
-from components.catalog import TIERS
-from components.tier import TrainingSize
+from components.config.catalog import TIERS
+from components.config.tier import TrainingSize
 
 SCHOOLS_PER_SHARD = TrainingSize().schools_per_shard
 PARALLEL = 2  # shards at once: this machine's cores

@@ -10,8 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import owned
-from components.kms import customer_key, key_policy
+from components.shared.contract import owned
+from components.shared.kms import customer_key, key_policy
 
 # CloudWatch publishes alarm notifications to the encrypted topic; the AWS-managed SNS key
 # would not let it, so the topic's own key grants it.
@@ -89,7 +89,7 @@ class AlarmTopic(pulumi.ComponentResource):
     """SNS topic every alarm of the stack notifies."""
 
     def __init__(self, name: str, args: AlarmTopicArgs, opts: pulumi.ResourceOptions | None = None):
-        # Moved from components/alarms.py: the alias keeps deployed stacks' URNs.
+        # Moved from components/shared/alarms.py: the alias keeps deployed stacks' URNs.
         opts = pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(type_="ssp:alarms:AlarmTopic")])
         )

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Threshold, expression_alarm, metric_alarm
-from components.certificates import TlsName, alias_record, tls_certificate
-from components.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS, INTERNAL_PATHS, owned
-from components.kms import logs_key
-from components.tier import AlarmThresholds, WafSize
-from components.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
+from components.config.tier import AlarmThresholds, WafSize
+from components.shared.alarms import Threshold, expression_alarm, metric_alarm
+from components.shared.certificates import TlsName, alias_record, tls_certificate
+from components.shared.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS, INTERNAL_PATHS, owned
+from components.shared.log_groups import encrypted_logs
+from components.shared.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
 
 # TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -189,21 +189,15 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=owned(self),
         )
-        key = logs_key(
+        logs = encrypted_logs(
             f"{name}-waf-logs-key",
             log_group_prefixes=[f"{LOG_GROUP_PREFIX}{name}-"],
             description="Encrypts the load balancer's WAF logs",
+            retention_days=log_retention_days,
             tags=tags,
             opts=owned(self),
         )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-waf-logs",
-            name_prefix=f"{LOG_GROUP_PREFIX}{name}-",
-            retention_in_days=log_retention_days,
-            kms_key_id=key.arn,
-            tags=tags,
-            opts=owned(self),
-        )
+        log_group = logs.group(f"{name}-waf-logs", name_prefix=f"{LOG_GROUP_PREFIX}{name}-")
         waf_logging(name, web_acl=web_acl, log_group=log_group, opts=owned(self))
         aws.wafv2.WebAclAssociation(
             f"{name}-waf-association",

@@ -11,11 +11,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.alarms import Threshold, metric_alarm
-from components.contract import REDIS_PORT, check_identifier
-from components.kms import account_key_policy, customer_key
-from components.security_groups import admit_from_groups
-from components.tier import AlarmThresholds, CacheSize
+from components.config.tier import AlarmThresholds, CacheSize
+from components.shared.alarms import Threshold, metric_alarm
+from components.shared.contract import REDIS_PORT, check_identifier
+from components.shared.kms import account_key_policy, customer_key
+from components.shared.security_groups import admit_from_groups
 
 ENGINE_VERSION = "7.1"  # Redis 7.1: ElastiCache applies patch releases itself
 PARAMETER_FAMILY = "redis7"

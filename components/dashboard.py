@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.tier import AlarmThresholds, DatabaseSize
+from components.config.tier import AlarmThresholds, DatabaseSize
 
 WIDTH = 12  # two widgets per row of CloudWatch's 24-unit grid
 HEIGHT = 6

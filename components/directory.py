@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import owned
+from components.shared.contract import owned
 
 PARTITION_KEY = "district_id"
 HOME_REGION = "home_region"

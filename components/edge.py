@@ -18,12 +18,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.certificates import TlsName, alias_record, tls_certificate
-from components.contract import owned
-from components.kms import logs_key
-from components.spec import EDGE
-from components.tier import EdgeSize, WafSize
-from components.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
+from components.config.spec import EDGE
+from components.config.tier import EdgeSize, WafSize
+from components.shared.certificates import TlsName, alias_record, tls_certificate
+from components.shared.contract import owned
+from components.shared.log_groups import encrypted_logs
+from components.shared.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
 
 # CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
 EDGE_REGION = EDGE
@@ -406,30 +406,17 @@ class Edge(pulumi.ComponentResource):
         at_edge = owned(self, provider=edge_provider)
         access_logs_name = f"/aws/vendedlogs/cloudfront/{args.name_prefix}"
         waf_logs_name = f"{LOG_GROUP_PREFIX}{args.name_prefix}"
-        key = logs_key(
+        logs = encrypted_logs(
             f"{name}-logs-key",
             log_group_prefixes=[access_logs_name, waf_logs_name],
             description="Encrypts CloudFront's access logs and its WAF's logs",
             region=EDGE_REGION,
+            retention_days=args.log_retention_days,
             tags=tags,
             opts=at_edge,
         )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-access-logs",
-            name=access_logs_name,
-            retention_in_days=args.log_retention_days,
-            kms_key_id=key.arn,
-            tags=tags,
-            opts=in_cdn,
-        )
-        waf_logs = aws.cloudwatch.LogGroup(
-            f"{name}-waf-logs",
-            name=waf_logs_name,
-            retention_in_days=args.log_retention_days,
-            kms_key_id=key.arn,
-            tags=tags,
-            opts=at_edge,
-        )
+        log_group = logs.group(f"{name}-access-logs", name=access_logs_name, opts=in_cdn)
+        waf_logs = logs.group(f"{name}-waf-logs", name=waf_logs_name)
         waf_logging(name, web_acl=web_acl, log_group=waf_logs, opts=at_edge)
         source = aws.cloudwatch.LogDeliverySource(
             f"{name}-log-source",

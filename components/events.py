@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Threshold, metric_alarm
-from components.contract import EventQueue
-from components.kms import account_key_policy, customer_key
-from components.tier import EventsSize
+from components.config.tier import EventsSize
+from components.shared.alarms import Threshold, metric_alarm
+from components.shared.contract import EventQueue
+from components.shared.kms import account_key_policy, customer_key
 
 DAY_SECONDS = 86_400
 # Receives wait up to 20 s (the SQS maximum) for a message: fewer empty receives, same latency.

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.certificates import TlsName, tls_certificate, validation_record
-from components.contract import owned
+from components.shared.certificates import TlsName, tls_certificate, validation_record
+from components.shared.contract import owned
 
 # The origin's answer changes when a region drops out: CloudFront's resolvers keep it a minute.
 ORIGIN_TTL_SECONDS = 60

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Threshold, expression_alarm, metric_alarm
-from components.catalog import SAGEMAKER_INSTANCE_VCPUS, sagemaker_max_rps_per_instance
-from components.contract import SageMakerEndpoint, owned
-from components.iam import service_trust_policy
-from components.kms import logs_key
-from components.tier import AlarmThresholds, InferenceSize
+from components.config.capacity import SAGEMAKER_INSTANCE_VCPUS, sagemaker_max_rps_per_instance
+from components.config.tier import AlarmThresholds, InferenceSize
+from components.shared.alarms import Threshold, expression_alarm, metric_alarm
+from components.shared.contract import SageMakerEndpoint, owned
+from components.shared.iam import service_trust_policy
+from components.shared.log_groups import encrypted_logs
 
 VARIANT_NAME = "primary"
 """Blue/green updates require the new configuration to keep the variant's name."""
@@ -216,21 +216,14 @@ class Inference(pulumi.ComponentResource):
         # Created before the endpoint so its retention applies (SageMaker would create it
         # without one).
         log_group_name = f"/aws/sagemaker/Endpoints/{endpoint_name}"
-        key = logs_key(
+        log_group = encrypted_logs(
             f"{name}-logs-key",
             log_group_prefixes=[log_group_name],
             description=f"Encrypts the log group of {endpoint_name}",
+            retention_days=args.log_retention_days,
             tags=args.tags,
             opts=child,
-        )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=log_group_name,
-            retention_in_days=args.log_retention_days,
-            kms_key_id=key.arn,
-            tags=args.tags,
-            opts=child,
-        )
+        ).group(f"{name}-logs", name=log_group_name)
         config = self._model_and_config(name, args, role, role_policy, child)
         rollback_alarms = self._alarms(name, args)
         endpoint = self._endpoint(name, args, config, rollback_alarms, log_group)

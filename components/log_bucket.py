@@ -16,9 +16,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.bucket_controls import block_public_access
-from components.contract import owned
-from components.iam import tls_only_statement
+from components.shared.bucket_controls import block_public_access
+from components.shared.contract import owned
+from components.shared.iam import tls_only_statement
 
 ALB_PREFIX = "alb"
 """Prefix of the load balancer's access logs (ELB adds ``AWSLogs/<account>/...``)."""

@@ -12,10 +12,10 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import SubnetCidrs, owned
-from components.iam import service_trust_policy
-from components.kms import logs_key
-from components.tier import NetworkSize
+from components.config.tier import NetworkSize
+from components.shared.contract import SubnetCidrs, owned
+from components.shared.iam import service_trust_policy
+from components.shared.log_groups import encrypted_logs
 
 SubnetTier = Literal["public", "private", "isolated"]
 SUBNET_TIERS: tuple[SubnetTier, ...] = ("public", "private", "isolated")
@@ -417,20 +417,14 @@ class Network(pulumi.ComponentResource):
     ) -> None:
         """The VPC's flow logs into an encrypted log group, through a role allowed only that."""
         # The group is auto-named from its logical name: the key admits that prefix only.
-        key = logs_key(
+        log_group = encrypted_logs(
             f"{name}-flow-logs-key",
             log_group_prefixes=[f"{name}-flow-logs-"],
             description="Encrypts the VPC's flow logs",
+            retention_days=args.flow_log_retention_days,
             tags=args.tags,
             opts=child,
-        )
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs",
-            retention_in_days=args.flow_log_retention_days,
-            kms_key_id=key.arn,
-            tags=named("flow-logs"),
-            opts=child,
-        )
+        ).group(f"{name}-flow-logs", tags=named("flow-logs"))
         flow_role = aws.iam.Role(
             f"{name}-flow-logs-role",
             assume_role_policy=service_trust_policy("vpc-flow-logs.amazonaws.com"),

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import owned
-from components.kms import account_key_policy, customer_key
+from components.shared.contract import owned
+from components.shared.kms import account_key_policy, customer_key
 
 # Tagged images kept: a release per school day for six weeks, so any release the API,
 # the trainer or the SageMaker endpoint may still run (or roll back to) stays pullable.

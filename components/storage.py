@@ -16,10 +16,10 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.bucket_controls import block_public_access
-from components.contract import BucketRef, owned
-from components.iam import tls_only_statement
-from components.kms import customer_key, key_policy
+from components.shared.bucket_controls import block_public_access
+from components.shared.contract import BucketRef, owned
+from components.shared.iam import tls_only_statement
+from components.shared.kms import customer_key, key_policy
 
 ArchiveClass = Literal["STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
 

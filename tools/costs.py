@@ -11,12 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from components.catalog import DB_INSTANCE_VCPUS
 from tools.harness import Resource
 
 PRICES_AS_OF = "2026-11-23"
 PRICE_REGION = "us-east-1"
 HOURS_PER_MONTH = 730
+
+# vCPUs per DB instance class: RDS Proxy is billed per vCPU of the instances behind it. Kept
+# here, not imported from components/: tools.diff prices another commit's program with it.
+DB_INSTANCE_VCPUS: dict[str, int] = {
+    "db.t4g.micro": 2,
+    "db.t4g.small": 2,
+    "db.t4g.medium": 2,
+    "db.t4g.large": 2,
+    "db.m6g.large": 2,
+    "db.m6g.xlarge": 4,
+    "db.m6g.2xlarge": 8,
+    "db.r6g.large": 2,
+    "db.r6g.xlarge": 4,
+    "db.r6g.2xlarge": 8,
+    "db.r6g.4xlarge": 16,
+    "db.r6g.8xlarge": 32,
+}
 
 # RDS for PostgreSQL, Single-AZ, per hour (Multi-AZ doubles it).
 RDS_HOURLY = {

@@ -1,15 +1,15 @@
 """The EKS cluster: control plane, managed node groups, IRSA, add-ons, autoscaler, load
 balancer controller, and the ``pulumi_kubernetes`` provider every Kubernetes object uses.
 
-- ``control_plane``: the ``aws.eks.Cluster``, its KMS key, role and log group, the OIDC
+- ``control_plane``: the ``aws.eks.Cluster``, its KMS keys, role and log group, the OIDC
   provider, the admin access entry, the managed add-ons, the kubeconfig and k8s provider;
 - ``node_groups``: the node role, launch templates and managed node groups;
 - ``observability``: Container Insights log groups and node alarms;
 - ``controllers``: the Helm releases of the autoscaler and the Load Balancer Controller;
 - ``iam_policies``: the policy documents, pure functions;
-- ``versions``: the pinned Kubernetes, add-on and chart versions;
 - ``args`` and ``component``: ``ClusterArgs`` and the ``Cluster`` component.
 
+The pinned Kubernetes, add-on and chart versions are in ``components.config.versions``.
 Every resource is a direct child of the ``Cluster`` component (type ``ssp:cluster:Cluster``).
 """
 
@@ -40,7 +40,7 @@ from components.cluster.node_groups import (
     node_group_tags,
 )
 from components.cluster.observability import CONTAINER_INSIGHTS_LOG_GROUPS
-from components.cluster.versions import (
+from components.config.versions import (
     ADDON_VERSIONS,
     CLUSTER_AUTOSCALER_CHART,
     CLUSTER_AUTOSCALER_IMAGE_TAG,

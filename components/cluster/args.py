@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.cluster.versions import KUBERNETES_VERSION
-from components.tier import AlarmThresholds, NodeGroupSize
+from components.config.tier import AlarmThresholds, NodeGroupSize
+from components.config.versions import KUBERNETES_VERSION
 
 
 @dataclass

@@ -17,8 +17,8 @@ from components.cluster.control_plane import (
 from components.cluster.controllers import controllers
 from components.cluster.node_groups import node_groups
 from components.cluster.observability import insights_log_groups, node_alarms
-from components.cluster.versions import ADDON_VERSIONS
-from components.contract import QueueAutoscaler
+from components.config.versions import ADDON_VERSIONS
+from components.shared.contract import QueueAutoscaler
 
 
 class Cluster(pulumi.ComponentResource):

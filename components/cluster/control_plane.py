@@ -20,10 +20,11 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.args import ClusterArgs
 from components.cluster.iam_policies import cluster_encryption_policy
-from components.cluster.versions import ADDON_VERSIONS
-from components.contract import owned
-from components.iam import service_account_role, service_trust_policy
-from components.kms import account_key_policy, customer_key, logs_key
+from components.config.versions import ADDON_VERSIONS
+from components.shared.contract import owned
+from components.shared.iam import service_account_role, service_trust_policy
+from components.shared.kms import account_key_policy, customer_key
+from components.shared.log_groups import EncryptedLogs, encrypted_logs
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 ADMIN_ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -116,8 +117,8 @@ class ControlPlane:
     oidc_issuer: pulumi.Output[str]
     """OIDC issuer without ``https://``."""
     security_group_id: pulumi.Output[str]
-    logs_key: aws.kms.Key
-    """Encrypts the cluster's log groups (control plane, Container Insights)."""
+    logs: EncryptedLogs
+    """The key of the cluster's log groups (control plane, Container Insights)."""
     """Security group EKS created for the control plane and nodes."""
 
     def irsa_role(self, role: str, namespace: str, service_account: str) -> aws.iam.Role:
@@ -133,15 +134,16 @@ class ControlPlane:
         )
 
 
-def cluster_logs_key(name: str, args: ClusterArgs, opts: pulumi.ResourceOptions) -> aws.kms.Key:
+def cluster_logs(name: str, args: ClusterArgs, opts: pulumi.ResourceOptions) -> EncryptedLogs:
     """The key of the control plane's and Container Insights' log groups."""
-    return logs_key(
+    return encrypted_logs(
         f"{name}-logs-key",
         log_group_prefixes=[
             f"/aws/eks/{args.cluster_name}/",
             f"/aws/containerinsights/{args.cluster_name}/",
         ],
         description=f"Encrypts the log groups of {args.cluster_name}",
+        retention_days=args.log_retention_days,
         tags=args.tags,
         opts=opts,
     )
@@ -157,17 +159,12 @@ def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> C
         tags=args.tags,
         opts=child,
     )
-    log_key = cluster_logs_key(name, args, child)
+    logs = cluster_logs(name, args, child)
     cluster_role, role_policies = _cluster_role(component, name, args.tags, secrets_key)
     # EKS would create this group with no retention; owning it sets retention and lets
     # `pulumi destroy` remove it.
-    control_plane_logs = aws.cloudwatch.LogGroup(
-        f"{name}-control-plane-logs",
-        name=f"/aws/eks/{args.cluster_name}/cluster",
-        retention_in_days=args.log_retention_days,
-        kms_key_id=log_key.arn,
-        tags=args.tags,
-        opts=child,
+    control_plane_logs = logs.group(
+        f"{name}-control-plane-logs", name=f"/aws/eks/{args.cluster_name}/cluster"
     )
     eks = _eks_cluster(
         component,
@@ -193,7 +190,7 @@ def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> C
         oidc=oidc,
         oidc_issuer=issuer_url.apply(lambda url: url.removeprefix("https://")),
         security_group_id=eks.vpc_config.apply(lambda c: c.cluster_security_group_id or ""),
-        logs_key=log_key,
+        logs=logs,
     )
     if args.admin_role_arn:
         _admin_access(plane, args.admin_role_arn)

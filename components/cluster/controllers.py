@@ -13,14 +13,14 @@ import pulumi_kubernetes as k8s
 from components.cluster.args import ClusterArgs
 from components.cluster.control_plane import ControlPlane
 from components.cluster.iam_policies import autoscaler_policy, load_balancer_controller_policy
-from components.cluster.versions import (
+from components.config.tier import NodeGroupSize
+from components.config.versions import (
     CLUSTER_AUTOSCALER_CHART,
     CLUSTER_AUTOSCALER_IMAGE_TAG,
     KEDA_CHART,
     LOAD_BALANCER_CONTROLLER_CHART,
 )
-from components.contract import owned
-from components.tier import NodeGroupSize
+from components.shared.contract import owned
 
 AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
 LOAD_BALANCER_CONTROLLER_SA = ("kube-system", "aws-load-balancer-controller")

@@ -10,9 +10,9 @@ import pulumi_aws as aws
 
 from components.cluster.args import ClusterArgs
 from components.cluster.control_plane import ControlPlane
-from components.contract import owned
-from components.iam import service_trust_policy
-from components.tier import NodeGroupSize
+from components.config.tier import NodeGroupSize
+from components.shared.contract import owned
+from components.shared.iam import service_trust_policy
 
 NODE_UPDATE_MAX_UNAVAILABLE_PERCENT = 33
 AMI_TYPE = "AL2023_x86_64_STANDARD"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Threshold, metric_alarm
 from components.cluster.args import ClusterArgs
 from components.cluster.control_plane import ControlPlane
+from components.shared.alarms import Threshold, metric_alarm
 
 # Log groups the CloudWatch observability add-on writes to; created here so that they get
 # the tier's retention instead of "never expire", and so metric filters can target them.
@@ -20,13 +20,9 @@ def insights_log_groups(
     """The Container Insights log groups, by kind. The CloudWatch agent's Fluent Bit would
     create them itself (without retention) if it started first: its add-on waits for them."""
     return {
-        kind: aws.cloudwatch.LogGroup(
+        kind: plane.logs.group(
             f"{plane.name}-insights-{kind}",
             name=f"/aws/containerinsights/{args.cluster_name}/{kind}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=plane.logs_key.arn,
-            tags=plane.tags,
-            opts=pulumi.ResourceOptions(parent=plane.component),
         )
         for kind in CONTAINER_INSIGHTS_LOG_GROUPS
     }

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import Threshold, metric_alarm
-from components.contract import owned
-from components.tier import AlarmThresholds, DatabaseSize
+from components.config.tier import AlarmThresholds, DatabaseSize
+from components.shared.alarms import Threshold, metric_alarm
+from components.shared.contract import owned
 
 
 def database_alarms(

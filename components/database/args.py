@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from components.contract import DatabaseRestore
-from components.tier import AlarmThresholds, DatabaseSize
+from components.config.tier import AlarmThresholds, DatabaseSize
+from components.shared.contract import DatabaseRestore
 
 
 @dataclass(frozen=True)

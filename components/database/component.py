@@ -7,14 +7,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.contract import (
-    POSTGRES_PORT,
-    WORKLOAD_LOGINS,
-    DatabaseConnection,
-    DatabaseLogin,
-    check_identifier,
-    owned,
-)
 from components.database.alarms import database_alarms
 from components.database.args import DatabaseArgs
 from components.database.instance_parts import log_groups, network, parameter_group
@@ -44,8 +36,16 @@ from components.database.settings import (
     rds_log_group_prefix,
     replica_zone,
 )
-from components.iam import service_trust_policy
-from components.kms import customer_key, key_policy, logs_statement
+from components.shared.contract import (
+    POSTGRES_PORT,
+    WORKLOAD_LOGINS,
+    DatabaseConnection,
+    DatabaseLogin,
+    check_identifier,
+    owned,
+)
+from components.shared.iam import service_trust_policy
+from components.shared.kms import customer_key, key_policy, logs_statement
 
 
 class Database(pulumi.ComponentResource):

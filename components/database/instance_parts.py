@@ -8,11 +8,12 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import POSTGRES_PORT
 from components.database.args import DatabaseArgs
 from components.database.recovery import engine_major, parameter_family
 from components.database.settings import LOG_EXPORTS, rds_log_group_prefix, rds_parameters
-from components.security_groups import admit_from_groups
+from components.shared.contract import POSTGRES_PORT
+from components.shared.log_groups import EncryptedLogs
+from components.shared.security_groups import admit_from_groups
 
 
 def network(
@@ -101,17 +102,15 @@ def log_groups(
     """The groups RDS exports an instance's logs to, made before the instance so that they
     carry the tier's retention and the database's key (RDS would make them with neither,
     keeping student data in logs forever)."""
+    logs = EncryptedLogs(
+        key,
+        (rds_log_group_prefix(ident),),
+        args.log_retention_days,
+        args.tags,
+        # An instance's logs outlive it (a restore replaces the instances).
+        pulumi.ResourceOptions(parent=owner, provider=provider, retain_on_delete=args.protect),
+    )
     return [
-        aws.cloudwatch.LogGroup(
-            f"{name}-{log}-logs",
-            name=f"{rds_log_group_prefix(ident)}{log}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=key.arn,
-            tags=args.tags,
-            # An instance's logs outlive it (a restore replaces the instances).
-            opts=pulumi.ResourceOptions(
-                parent=owner, provider=provider, retain_on_delete=args.protect
-            ),
-        )
+        logs.group(f"{name}-{log}-logs", name=f"{rds_log_group_prefix(ident)}{log}")
         for log in LOG_EXPORTS
     ]

@@ -7,15 +7,15 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import POSTGRES_PORT, owned
 from components.database.args import DatabaseArgs
 from components.database.settings import (
     PROXY_BORROW_TIMEOUT_SECONDS,
     PROXY_IDLE_CLIENT_TIMEOUT_SECONDS,
     proxy_secret_policy,
 )
-from components.iam import service_trust_policy
-from components.security_groups import admit_from_groups
+from components.shared.contract import POSTGRES_PORT, owned
+from components.shared.iam import service_trust_policy
+from components.shared.security_groups import admit_from_groups
 
 
 def database_proxy(

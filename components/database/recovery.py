@@ -9,10 +9,14 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import POSTGRES_PARAMETER_FAMILIES, DatabaseRestore, check_identifier
 from components.database.args import DatabaseArgs
 from components.database.settings import ENGINE_VERSION
-from components.kms import customer_key, key_policy
+from components.shared.contract import (
+    POSTGRES_PARAMETER_FAMILIES,
+    DatabaseRestore,
+    check_identifier,
+)
+from components.shared.kms import customer_key, key_policy
 
 # What only the restore's first `pulumi up` needs: afterwards the operator may drop the
 # settings, and the instance must not be replaced for it.

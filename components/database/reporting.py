@@ -13,7 +13,7 @@ from components.database.args import DatabaseArgs
 from components.database.instance_parts import log_groups, network, parameter_group
 from components.database.recovery import region_provider
 from components.database.settings import _SharedInstanceArgs, rds_log_group_prefix
-from components.kms import customer_key, key_policy, logs_statement
+from components.shared.kms import customer_key, key_policy, logs_statement
 
 
 def reporting_replica(

@@ -10,9 +10,9 @@ from typing import Literal, TypedDict
 
 import pulumi
 
-from components.catalog import pg_memory_settings
-from components.contract import POSTGRES_PARAMETER_FAMILIES, POSTGRES_PORT
-from components.tier import DatabaseSize
+from components.config.capacity import pg_memory_settings
+from components.config.tier import DatabaseSize
+from components.shared.contract import POSTGRES_PARAMETER_FAMILIES, POSTGRES_PORT
 
 # The major version only, with automatic minor upgrades in the maintenance window: AWS
 # forces minor upgrades at the end of a minor's support anyway, and a pinned minor would then

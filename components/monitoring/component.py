@@ -14,9 +14,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
-from components import k8s_manifests as m
-from components.contract import API_PORT, WORKER_METRICS_PORT
-from components.kms import logs_key
+from components.config.tier import AlarmThresholds, MonitoringSize
 from components.monitoring.grafana import grafana_workspace
 from components.monitoring.rules import (
     RULES_NAMESPACE,
@@ -25,7 +23,9 @@ from components.monitoring.rules import (
     alertmanager_definition,
     scrape_configuration,
 )
-from components.tier import AlarmThresholds, MonitoringSize
+from components.shared import k8s_manifests as m
+from components.shared.contract import API_PORT, WORKER_METRICS_PORT
+from components.shared.log_groups import encrypted_logs
 
 
 @dataclass
@@ -75,21 +75,16 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("ssp:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         log_group_name = f"/aws/vendedlogs/prometheus/{args.name_prefix}"
-        key = logs_key(
+        encrypted = encrypted_logs(
             f"{name}-key",
             log_group_prefixes=[log_group_name],
             description=f"Encrypts the metrics and logs of {args.name_prefix}'s Prometheus",
+            retention_days=args.log_retention_days,
             tags=args.tags,
             opts=child,
         )
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=log_group_name,
-            retention_in_days=args.log_retention_days,
-            kms_key_id=key.arn,
-            tags=args.tags,
-            opts=child,
-        )
+        key = encrypted.key
+        logs = encrypted.group(f"{name}-logs", name=log_group_name)
         workspace = aws.amp.Workspace(
             f"{name}-workspace",
             alias=args.name_prefix,

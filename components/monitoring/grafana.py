@@ -13,7 +13,7 @@ import pulumi_aws as aws
 import pulumiverse_grafana as grafana
 import pulumiverse_time as time
 
-from components.iam import service_trust_policy
+from components.shared.iam import service_trust_policy
 
 DASHBOARDS = Path(__file__).parent / "dashboards"
 DATA_SOURCE_UID = "amp"  # the dashboards' panels name their data source by this uid

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from components import k8s_manifests as m
-from components.contract import API_PORT, WORKER_METRICS_PORT
-from components.tier import AlarmThresholds
+from components.config.tier import AlarmThresholds
+from components.shared import k8s_manifests as m
+from components.shared.contract import API_PORT, WORKER_METRICS_PORT
 
 SCRAPE_JOB = "student-success-api"
 WORKER_SCRAPE_JOB = "student-success-worker"

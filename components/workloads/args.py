@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contract import (
+from components.config.tier import ApiSize, EventsSize, NodeGroupSize, TrainingSize
+from components.shared.contract import (
     BucketRef,
     DatabaseConnection,
     DistrictDirectory,
@@ -16,7 +17,6 @@ from components.contract import (
     SageMakerEndpoint,
     SubnetCidrs,
 )
-from components.tier import ApiSize, EventsSize, NodeGroupSize, TrainingSize
 from components.workloads.settings import ARCHIVE_SCHEDULE, NAMESPACE, TRAINING_SCHEDULE
 
 

@@ -11,8 +11,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import k8s_manifests as m
-from components.contract import (
+from components.shared import k8s_manifests as m
+from components.shared.contract import (
     REDIS_PORT,
     DatabaseLogin,
 )

@@ -17,9 +17,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import k8s_manifests as m
-from components.alarms import Threshold, metric_alarm
-from components.contract import owned
+from components.shared import k8s_manifests as m
+from components.shared.alarms import Threshold, metric_alarm
+from components.shared.contract import owned
 from components.workloads.args import WorkloadsArgs
 from components.workloads.settings import IMPORTER, TRAINING_FAILURE_PATTERN
 

@@ -1,13 +1,13 @@
 """Each workload's IRSA role and the IAM policy document it holds, from what the workloads are
-given (the pure documents are in ``components.iam``)."""
+given (the pure documents are in ``components.shared.iam``)."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import owned
-from components.iam import (
+from components.shared.contract import owned
+from components.shared.iam import (
     api_role_policy,
     archiver_role_policy,
     queue_sender_statements,

@@ -9,8 +9,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.contract import SageMakerEndpoint
-from components.iam import sagemaker_rollout_statements
+from components.shared.contract import SageMakerEndpoint
+from components.shared.iam import sagemaker_rollout_statements
 
 
 def rollout_env(endpoint: SageMakerEndpoint | None) -> list[k8s.core.v1.EnvVarArgsDict]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
-from components import k8s_manifests as m
-from components.catalog import pod_pool
-from components.iam import DROP_PREFIX
-from components.tier import ApiSize, EventsSize, TrainingSize
+from components.config.capacity import pod_pool
+from components.config.tier import ApiSize, EventsSize, TrainingSize
+from components.shared import k8s_manifests as m
+from components.shared.iam import DROP_PREFIX
 
 NAMESPACE = "student-success"
 API = "api"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import k8s_manifests as m
+from components.shared import k8s_manifests as m
 from components.workloads.args import WorkloadsArgs
 from components.workloads.pipeline import pipeline_failure_policy, pipeline_steps
 from components.workloads.rollout import rollout_env

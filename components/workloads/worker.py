@@ -18,9 +18,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import k8s_manifests as m
-from components.contract import WORKER_METRICS_PORT, owned
-from components.iam import queue_scaler_policy
+from components.shared import k8s_manifests as m
+from components.shared.contract import WORKER_METRICS_PORT, owned
+from components.shared.iam import queue_scaler_policy
 from components.workloads.args import WorkloadsArgs
 from components.workloads.role_policies import irsa_role, worker_policy
 from components.workloads.settings import WORKER

@@ -26,8 +26,8 @@ def _explicit_policy(args: ResourceValidationArgs, report: ReportViolation) -> N
     if not present(args.props, "policy"):
         report(
             f"KMS key '{args.name}' relies on the implicit default key policy; set policy "
-            "explicitly (components.kms.key_policy: the account administers, plus the grants "
-            "a service needs), so that reviewers see who may use the key.",
+            "explicitly (components.shared.kms.key_policy: the account administers, plus the "
+            "grants a service needs), so that reviewers see who may use the key.",
             None,
         )
 

@@ -80,7 +80,7 @@ def _waf_logging(args: StackValidationArgs, report: ReportViolation) -> None:
             at(
                 f"WAF web ACL '{acl.name}' logs nothing; add an "
                 "aws.wafv2.WebAclLoggingConfiguration to an aws-waf-logs-* log group "
-                "(components.waf.waf_logging, the API key redacted).",
+                "(components.shared.waf.waf_logging, the API key redacted).",
                 acl,
             )
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.catalog import TIERS
-from components.spec import build_spec
+from components.config.catalog import TIERS
+from components.config.spec import build_spec
 from tests.shared import EKS_CLUSTER, METRIC_ALARM, STACKS, StackRunner, tier_of
 from tools.harness import StackRun
 

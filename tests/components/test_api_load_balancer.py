@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from components import k8s_manifests as m
-from components.catalog import TIERS
-from components.certificates import TlsName
+from components.config.catalog import TIERS
+from components.shared import k8s_manifests as m
+from components.shared.certificates import TlsName
 from tests.shared import (
     ACM_CERTIFICATE,
     ACM_VALIDATION,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import unquote, urlparse
 
 from components.cache import member_cluster_ids, redis_url
-from components.catalog import TIERS
+from components.config.catalog import TIERS
 from tests.shared import INGRESS_RULE, REPLICATION_GROUP, StackRunner, alarm, ingress_of
 
 # -- pure functions ------------------------------------------------------------------------

@@ -7,16 +7,16 @@ import itertools
 
 import pytest
 
-from components.catalog import (
+from components.config.capacity import (
     DB_INSTANCE_MEMORY_MIB,
-    DB_INSTANCE_VCPUS,
     RESERVED_DB_CONNECTIONS,
-    TIERS,
     connection_capacity,
     pg_memory_settings,
     pod_pool,
 )
-from components.overrides import with_overrides
+from components.config.catalog import TIERS
+from components.config.overrides import with_overrides
+from tools.costs import DB_INSTANCE_VCPUS
 
 
 def test_every_tier_of_the_design_is_a_row() -> None:

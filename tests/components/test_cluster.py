@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-from components.catalog import TIERS
 from components.cluster import (
     ADDON_VERSIONS,
     CLUSTER_AUTOSCALER_IMAGE_TAG,
@@ -21,6 +20,7 @@ from components.cluster import (
     node_group_tags,
 )
 from components.cluster.iam_policies import cluster_encryption_policy
+from components.config.catalog import TIERS
 from tests.shared import (
     ACCESS_ENTRY,
     CRON_JOB,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components import dashboard
-from components.catalog import TIERS
+from components.config.catalog import TIERS
 from tests.shared import DASHBOARD, StackRunner
 
 IDS = dashboard.DashboardIds(

@@ -9,8 +9,7 @@ import json
 import pytest
 
 from components.cache import TOKEN_SPECIALS
-from components.catalog import TIERS
-from components.contract import WORKLOAD_LOGINS, check_identifier
+from components.config.catalog import TIERS
 from components.database.settings import (
     STATIC_PARAMETERS,
     credentials_document,
@@ -18,6 +17,7 @@ from components.database.settings import (
     rds_parameters,
     replica_zone,
 )
+from components.shared.contract import WORKLOAD_LOGINS, check_identifier
 from tests.shared import (
     DB_INSTANCE,
     DB_PARAMETER_GROUP,

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from components.catalog import TIERS
-from components.contract import DatabaseRestore
+from components.config.catalog import TIERS
 from components.database.recovery import RESTORE_INPUTS, primary_identifier
 from components.database.settings import ENGINE_VERSION, PARAMETER_FAMILY
+from components.shared.contract import DatabaseRestore
 from tests.shared import (
     DASHBOARD,
     DB_INSTANCE,

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from components.catalog import TIERS
-from components.contract import ReportingReplicaTarget
-from components.spec import SpecError, build_spec
+from components.config.catalog import TIERS
+from components.config.spec import SpecError, build_spec
+from components.shared.contract import ReportingReplicaTarget
 from tests.shared import (
     DB_INSTANCE,
     DB_PARAMETER_GROUP,

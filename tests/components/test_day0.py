@@ -10,8 +10,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from app.config import Settings
-from components.contract import DEREGISTRATION_DELAY_SECONDS, WORKLOAD_LOGINS
-from components.spec import build_spec
+from components.config.spec import build_spec
+from components.shared.contract import DEREGISTRATION_DELAY_SECONDS, WORKLOAD_LOGINS
 from tests.shared import (
     CONFIG_MAP,
     CRON_JOB,

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from components import edge
-from components.catalog import TIERS
+from components.config.catalog import TIERS
 from tests.shared import (
     ACM_CERTIFICATE,
     ACM_VALIDATION,

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from components.catalog import TIERS, connection_capacity
-from components.contract import WORKER_METRICS_PORT
+from components.config.capacity import connection_capacity
+from components.config.catalog import TIERS
+from components.config.spec_events import events_problems
+from components.config.tier import AlarmThresholds, EventsSize
 from components.events import redrive_allow_policy, redrive_policy
 from components.monitoring.rules import WORKER_SCRAPE_JOB, alert_rules, scrape_configuration
-from components.spec_events import events_problems
-from components.tier import AlarmThresholds, EventsSize
+from components.shared.contract import WORKER_METRICS_PORT
 from tests.shared import (
     CONFIG_MAP,
     HPA,

@@ -11,16 +11,16 @@ import json
 import pytest
 import yaml
 
-from components.directory import replica_arn
-from components.iam import api_role_policy
-from components.spec import SpecError, build_spec
-from components.spec_global import (
+from components.config.spec import SpecError, build_spec
+from components.config.spec_global import (
     GlobalSpec,
     api_host,
     build_global_spec,
     region_entry,
     shared_origin_host,
 )
+from components.directory import replica_arn
+from components.shared.iam import api_role_policy
 from tests.shared import DNS_RECORD, ROLE_POLICY, StackRunner
 from tools.harness import ROOT, referenced_stacks, stacks
 from tools.mocks import STACK_OUTPUTS

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
+from components.config.spec_global import shared_host, shared_origin_host
 from components.edge import ORIGIN_VERIFY_HEADER
-from components.spec_global import shared_host, shared_origin_host
 from tests.shared import DNS_RECORD, StackRunner
 from tools.harness import StackRun, run_stack
 from tools.mocks import STACK_OUTPUTS

@@ -1,11 +1,11 @@
-"""The IAM policy documents of components/iam.py: service and IRSA trust policies, the
+"""The IAM policy documents of components/shared/iam.py: service and IRSA trust policies, the
 workloads' role policies."""
 
 from __future__ import annotations
 
 import json
 
-from components.iam import (
+from components.shared.iam import (
     api_role_policy,
     archiver_role_policy,
     irsa_trust_policy,

@@ -11,7 +11,7 @@ import pytest
 
 from app.config import Settings
 from components import inference
-from components.catalog import TIERS
+from components.config.catalog import TIERS
 from tests.shared import (
     METRIC_ALARM,
     ROLE_POLICY,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from components.kms import key_policy, logs_statement
+from components.shared.kms import key_policy, logs_statement
 from tests.shared import KMS_KEY, LOG_GROUP, STACKS, StackRunner
 from tools.harness import Resource
 

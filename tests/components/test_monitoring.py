@@ -12,8 +12,8 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from components.catalog import TIERS
-from components.contract import API_PORT
+from components.config.catalog import TIERS
+from components.config.tier import AlarmThresholds
 from components.monitoring.grafana import DATA_SOURCE_UID, QUERY_ACTIONS, dashboards
 from components.monitoring.rules import (
     SCRAPE_JOB,
@@ -22,7 +22,7 @@ from components.monitoring.rules import (
     alertmanager_definition,
     scrape_configuration,
 )
-from components.tier import AlarmThresholds
+from components.shared.contract import API_PORT
 from tests.shared import KMS_KEY, NETWORK_POLICY, STACKS, SUBNET, StackRunner, tier_of
 
 WORKSPACE = "aws:amp/workspace:Workspace"

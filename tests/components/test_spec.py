@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.spec import CONFIG_DEFAULTS, PROJECT, SpecError, build_spec
+from components.config.spec import CONFIG_DEFAULTS, PROJECT, SpecError, build_spec
 from tools.harness import ROOT, run_stack
 
 # What a stack outside dev names for TLS (the example stack files do the same).
@@ -339,7 +339,7 @@ def test_blue_green_only_where_no_replica_or_proxy_is_left_behind() -> None:
 
 
 def test_node_groups_may_be_held_a_few_minors_behind_the_control_plane() -> None:
-    from components.cluster.versions import KUBERNETES_VERSION
+    from components.config.versions import KUBERNETES_VERSION
 
     minor = int(KUBERNETES_VERSION.split(".")[1])
     held = f"1.{minor - 1}"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.catalog import TIERS
+from components.config.catalog import TIERS
 from components.storage import Transition, bucket_policy, lifecycle_rules
 from tests.shared import BUCKET, BUCKET_POLICY, STACKS, StackRunner, tier_of
 

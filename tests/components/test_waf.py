@@ -17,9 +17,9 @@ import pytest
 from app.api.schemas import PredictIn
 from app.config import Settings
 from app.features import FEATURES
-from components import waf
-from components.catalog import TIERS
-from components.tier import WafSize
+from components.config.catalog import TIERS
+from components.config.tier import WafSize
+from components.shared import waf
 
 # What AWSManagedRulesCommonRuleSet's SizeRestrictions_BODY matches: bodies over 8 KB.
 BODY_SIZE_LIMIT = 8 * 1024

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from components import k8s_manifests as m
-from components.catalog import TIERS, connection_capacity
+from components.config.capacity import connection_capacity
+from components.config.catalog import TIERS
+from components.shared import k8s_manifests as m
 from components.workloads.settings import (
     PSYCOPG_PREPARE_THRESHOLD,
     app_config_data,

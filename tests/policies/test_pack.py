@@ -77,7 +77,7 @@ def test_sample_config_names_real_policies_levels_and_properties() -> None:
 
 def test_default_instance_classes_cover_the_catalog() -> None:
     """The allow-list must accept what the catalog deploys on every tier."""
-    from components.catalog import TIERS
+    from components.config.catalog import TIERS
 
     for tier in TIERS.values():
         assert tier.db.instance_class in rds.DEFAULT_INSTANCE_CLASSES[tier.name], tier.name

@@ -1,9 +1,9 @@
-"""The events slice of a tier row, validated for ``components.spec``: the queue, its
+"""The events slice of a tier row, validated for ``components.config.spec``: the queue, its
 redelivery and retention, and the worker's scaling. Each rule names its override key."""
 
 from __future__ import annotations
 
-from components.tier import EventsSize
+from components.config.tier import EventsSize
 
 QUEUE_BACKENDS = ("postgres", "sqs")
 # SQS limits: visibility timeout up to 12 hours, retention 1 minute to 14 days, a redrive

@@ -18,8 +18,8 @@ from typing import cast
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import API_BODY_ROUTES, API_KEY_HEADER, INTERNAL_PATHS
-from components.tier import WafSize
+from components.config.tier import WafSize
+from components.shared.contract import API_BODY_ROUTES, API_KEY_HEADER, INTERNAL_PATHS
 
 AUTH_PATH_PREFIXES = ("/auth", "/api/v1/auth")
 STATIC_PREFIX = "/static/"

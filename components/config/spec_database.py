@@ -1,4 +1,4 @@
-"""The database's stack settings, validated for ``components.spec``: the backup region of
+"""The database's stack settings, validated for ``components.config.spec``: the backup region of
 cross-region backup replication, the cross-region reporting replica (docs/tier4.md), a restore
 into a new primary (README, "Recovery") and a PostgreSQL major upgrade (README, "Upgrades").
 Each rule appends a message naming its key."""
@@ -10,12 +10,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.contract import (
+from components.config.tier import Tier
+from components.shared.contract import (
     POSTGRES_PARAMETER_FAMILIES,
     DatabaseRestore,
     ReportingReplicaTarget,
 )
-from components.tier import Tier
 
 UPGRADE_STRATEGIES = ("in-place", "blue-green")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")

@@ -189,6 +189,46 @@ class SubnetCidrs:
     isolated: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class NetworkRef:
+    """The VPC, its subnet tiers and the app tier's security group: what ``Network`` hands
+    the components placed in it. Data stores take the isolated subnets, the cluster and
+    SageMaker the private ones, the load balancer the public ones."""
+
+    vpc_id: pulumi.Input[str]
+    availability_zones: Sequence[pulumi.Input[str]]
+    """AZ names, in subnet order."""
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    isolated_subnet_ids: Sequence[pulumi.Input[str]]
+    subnet_cidrs: SubnetCidrs
+    """The subnets' CIDRs, known at preview (NetworkPolicies and the scraper use them)."""
+    app_security_group_id: pulumi.Input[str]
+    """The application tier's group (EKS nodes and pods): the only one data stores admit."""
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """The EKS cluster, what ``Cluster`` hands what runs in it (as pulumi-eks hands its
+    node groups the cluster's ``CoreData``)."""
+
+    name: str
+    """The cluster's name, known at preview (it names metric namespaces)."""
+    arn: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    """The security group EKS made for the control plane and the nodes."""
+    k8s_provider: pulumi.ProviderResource
+    """The provider every Kubernetes object of the stack uses."""
+    oidc_provider_arn: pulumi.Input[str]
+    """IRSA's OIDC provider."""
+    oidc_issuer: pulumi.Input[str]
+    """The OIDC issuer without ``https://``, the prefix of IRSA's condition keys."""
+    application_log_group_name: pulumi.Input[str]
+    """Container Insights' log group of the containers' stdout and stderr."""
+    queue_autoscaler: QueueAutoscaler | None = None
+    """KEDA, where the tier has it."""
+
+
 def owned(
     component: pulumi.Resource,
     *,

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.catalog import TIERS
-from components.spec import CONFIG_DEFAULTS, PROJECT, SpecError
-from components.tier import Tier
+from components.config.catalog import TIERS
+from components.config.spec import CONFIG_DEFAULTS, PROJECT, SpecError
+from components.config.tier import Tier
 
 ROLES = ("regional", "global")
 # Only these keys mean something to the global stack; the tier's do not apply to it.

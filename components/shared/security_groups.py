@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.contract import owned
+from components.shared.contract import owned
 
 
 def admit_from_groups(

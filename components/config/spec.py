@@ -17,25 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.catalog import (
-    CACHE_NODE_TYPES,
-    DB_INSTANCE_MEMORY_MIB,
-    SAGEMAKER_INSTANCE_VCPUS,
-    TIERS,
-    connection_capacity,
+from components.config.catalog import TIERS
+from components.config.overrides import apply_overrides
+from components.config.spec_database import (
+    backup_region,
+    engine_upgrade,
+    reporting_replica,
+    restore,
 )
-from components.cluster.versions import KUBERNETES_VERSION
-from components.contract import DatabaseRestore, ReportingReplicaTarget
-from components.overrides import apply_overrides
-from components.spec_database import backup_region, engine_upgrade, reporting_replica, restore
-from components.spec_events import events_problems
-from components.tier import NodeGroupSize, Tier
+from components.config.spec_tier import tier_problems
+from components.config.tier import NodeGroupSize, Tier
+from components.config.versions import KUBERNETES_VERSION
+from components.shared.contract import DatabaseRestore, ReportingReplicaTarget
 
 PROJECT = "student-success"
 # CloudFront takes its certificates from N. Virginia only.
 EDGE = "us-east-1"
 # The app's migrations: a release is the image tag plus them (the bootstrap Job's name).
-MIGRATIONS = Path(__file__).resolve().parent.parent / "app" / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "app" / "migrations"
 
 # Every key this project reads from its config namespace, with its default. Pulumi.yaml
 # declares the same keys for the CLI; a test keeps the two in step.
@@ -63,7 +62,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "dbUpgradeStrategy": "in-place",
     "nodeKubernetesVersion": "",
     "overrides": [],
-    # Tier 4 (components/spec_global.py): the global stack's keys, a regional one's link.
+    # Tier 4 (components/config/spec_global.py): the global stack's keys, a regional one's link.
     "stackRole": "regional",
     "globalStack": "",
     "domainName": "",
@@ -161,100 +160,6 @@ class StackSpec:
             "data-classification": data_classification,
             **extra,
         }
-
-
-def _check_tier(t: Tier, problems: list[str]) -> None:
-    """Rules every tier row must satisfy after overrides; messages name the override key."""
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            problems.append(message)
-
-    net, db, api, cache, sm = t.network, t.db, t.api, t.cache, t.inference
-    need(
-        2 <= net.az_count <= 4,
-        f"network.az_count={net.az_count}: allowed 2-4 (EKS and RDS need two AZs)",
-    )
-    need(
-        net.nat_mode in ("single", "per_az"),
-        f"network.nat_mode={net.nat_mode!r}: allowed single, per_az",
-    )
-    need(
-        db.instance_class in DB_INSTANCE_MEMORY_MIB,
-        f"db.instance_class={db.instance_class!r}: allowed "
-        f"{', '.join(sorted(DB_INSTANCE_MEMORY_MIB))}",
-    )
-    need(
-        0 <= db.replica_count <= db.max_replica_count,
-        f"db.replica_count={db.replica_count}: tier {t.name} allows 0-{db.max_replica_count}",
-    )
-    need(
-        20 <= db.storage_gib <= db.max_storage_gib <= 65_536,
-        f"db.storage_gib={db.storage_gib}, db.max_storage_gib={db.max_storage_gib}: need "
-        "20 <= db.storage_gib <= db.max_storage_gib <= 65536",
-    )
-    need(
-        1 <= db.backup_retention_days <= 35,
-        f"db.backup_retention_days={db.backup_retention_days}: allowed 1-35",
-    )
-    if t.name != "dev":
-        need(
-            db.backup_retention_days >= 7,
-            f"db.backup_retention_days={db.backup_retention_days}: outside dev at least 7",
-        )
-        need(t.deletion_protection, "deletion_protection=false: only dev may drop it")
-    need(
-        10 <= db.proxy_max_connections_percent <= 100,
-        f"db.proxy_max_connections_percent={db.proxy_max_connections_percent}: allowed 10-100",
-    )
-    need(db.max_connections >= 20, f"db.max_connections={db.max_connections}: at least 20")
-    need(
-        1 <= api.min_replicas <= api.max_replicas,
-        f"api.min_replicas={api.min_replicas} > api.max_replicas={api.max_replicas}: "
-        "need 1 <= min <= max",
-    )
-    for name in ("cpu_target_percent", "memory_target_percent"):
-        value = getattr(api, name)
-        need(10 <= value <= 95, f"api.{name}={value}: allowed 10-95")
-    if cache.enabled:
-        need(
-            cache.node_type in CACHE_NODE_TYPES,
-            f"cache.node_type={cache.node_type!r}: allowed {', '.join(sorted(CACHE_NODE_TYPES))}",
-        )
-        need(1 <= cache.num_nodes <= 6, f"cache.num_nodes={cache.num_nodes}: allowed 1-6")
-    for name in ("per_ip_limit", "anonymous_limit", "auth_limit", "per_key_limit"):
-        value = getattr(t.waf, name)
-        need(10 <= value <= 2_000_000_000, f"waf.{name}={value}: WAF allows 10-2,000,000,000")
-    need(
-        t.waf.window_seconds in (60, 120, 300, 600),
-        f"waf.window_seconds={t.waf.window_seconds}: allowed 60, 120, 300, 600",
-    )
-    if sm.enabled:
-        need(
-            sm.instance_type in SAGEMAKER_INSTANCE_VCPUS,
-            f"inference.instance_type={sm.instance_type!r}: allowed "
-            f"{', '.join(sorted(SAGEMAKER_INSTANCE_VCPUS))}",
-        )
-        need(
-            1 <= sm.min_instances <= sm.max_instances,
-            f"inference.min_instances={sm.min_instances} > inference.max_instances="
-            f"{sm.max_instances}: need 1 <= min <= max",
-        )
-        need(
-            0 < sm.data_capture_percent <= 100,
-            f"inference.data_capture_percent={sm.data_capture_percent}: allowed 1-100",
-        )
-    if db.multi_az is False and t.name in ("tier3", "tier4"):
-        problems.append(f"db.multi_az=false: tier {t.name} requires a Multi-AZ primary")
-    for g in t.node_groups:
-        need(
-            0 <= g.min_size <= g.desired_size <= g.max_size and g.max_size >= 1,
-            f"node_groups.{g.name}: need 0 <= min_size ({g.min_size}) <= desired_size "
-            f"({g.desired_size}) <= max_size ({g.max_size}), max_size >= 1",
-        )
-        need(bool(g.instance_types), f"node_groups.{g.name}.instance_types: at least one type")
-    problems.extend(events_problems(t.events))
-    problems.extend(connection_capacity(t).problems())
 
 
 def _check_tls(
@@ -361,7 +266,7 @@ def build_spec(
         problems.append(f"tier={tier_name!r}: unknown tier; allowed: {', '.join(TIERS)}")
         base = TIERS["dev"]
     tier = apply_overrides(base, _as_list(values["overrides"], "overrides", problems), problems)
-    _check_tier(tier, problems)
+    problems.extend(tier_problems(tier))
 
     vpc_cidr = _cidr(values["vpcCidr"], "vpcCidr", problems, range(16, 19))
     public_cidrs = tuple(

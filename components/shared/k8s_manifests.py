@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS
+from components.shared.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS
 
 APP = "student-success"
 SERVICE_PORT = 80

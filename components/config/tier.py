@@ -1,6 +1,6 @@
 """The shape of a tier row: one slice per concern (network, database, API, cache, edge,
 inference, alarms...). Each component receives only its slice; the rows themselves are in
-``components.catalog``, and stack overrides follow the nesting (``db.replica_count``)."""
+``components.config.catalog``, and stack overrides follow the nesting (``db.replica_count``)."""
 
 from __future__ import annotations
 

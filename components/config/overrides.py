@@ -8,7 +8,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from components.tier import Tier
+from components.config.tier import Tier
 
 _NODE_GROUP_FIELDS = {"min_size", "max_size", "desired_size", "instance_types"}
 # Override keys: ``<slice>.<field>`` for the tier's slices (``db.replica_count``),
