@@ -10,7 +10,7 @@ STACKS := dev tier1 tier2 tier3 tier4
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt \
 	app/requirements.txt app/requirements-test.txt
 LOCKED := requirements-dev.txt app/requirements.txt app/requirements-test.txt
-INFRA := components tools policies __main__.py
+INFRA := components stacks tools policies __main__.py
 
 BASE ?= origin/main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from components.shared.contract import owned
 from components.shared.kms import customer_key, key_policy
+from components.shared.stack import StackContext
 
 # CloudWatch publishes alarm notifications to the encrypted topic; the AWS-managed SNS key
 # would not let it, so the topic's own key grants it.
@@ -75,13 +76,13 @@ def topic_policy(topic_arn: str, account_id: str, services: Sequence[str]) -> st
 
 @dataclass
 class AlarmTopicArgs:
+    stack: StackContext
+    """The stack (its tags); the topic it makes is the one its ``alarm_topic_arn`` names."""
     email: str | None
     """Address subscribed to the topic; ``None`` for no subscription."""
     service_publishers: tuple[str, ...] = ()
     """AWS services besides CloudWatch that publish to the topic (``aps.amazonaws.com``:
     Prometheus' alert manager), admitted by the topic and key policies, from this account."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every resource of the component."""
 
 
 class AlarmTopic(pulumi.ComponentResource):
@@ -89,7 +90,8 @@ class AlarmTopic(pulumi.ComponentResource):
     """SNS topic every alarm of the stack notifies."""
 
     def __init__(self, name: str, args: AlarmTopicArgs, opts: pulumi.ResourceOptions | None = None):
-        # Moved from components/shared/alarms.py: the alias keeps deployed stacks' URNs.
+        # Its type was ssp:alarms:AlarmTopic while it lived in the alarms module: the alias
+        # keeps deployed stacks' URNs.
         opts = pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(type_="ssp:alarms:AlarmTopic")])
         )
@@ -105,11 +107,11 @@ class AlarmTopic(pulumi.ComponentResource):
                     a, [CLOUDWATCH_PUBLISHES, *service_key_statements(services, a)]
                 )
             ),
-            tags=args.tags,
+            tags=args.stack.tags,
             opts=child,
         )
         topic = aws.sns.Topic(
-            f"{name}-topic", kms_master_key_id=key.arn, tags=args.tags, opts=child
+            f"{name}-topic", kms_master_key_id=key.arn, tags=args.stack.tags, opts=child
         )
         if services:
             aws.sns.TopicPolicy(

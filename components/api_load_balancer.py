@@ -12,8 +12,7 @@ only way in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -21,8 +20,15 @@ import pulumi_aws as aws
 from components.config.tier import AlarmThresholds, WafSize
 from components.shared.alarms import Threshold, expression_alarm, metric_alarm
 from components.shared.certificates import TlsName, alias_record, tls_certificate
-from components.shared.contract import API_PORT, DEREGISTRATION_DELAY_SECONDS, INTERNAL_PATHS, owned
+from components.shared.contract import (
+    API_PORT,
+    DEREGISTRATION_DELAY_SECONDS,
+    INTERNAL_PATHS,
+    NetworkRef,
+    owned,
+)
 from components.shared.log_groups import encrypted_logs
+from components.shared.stack import StackContext
 from components.shared.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
 
 # TLS 1.2+ with TLS 1.3 preferred: the ALB policy AWS recommends for new listeners.
@@ -35,20 +41,14 @@ ACCESS_LOG_PREFIX = "alb"
 
 @dataclass
 class ApiLoadBalancerArgs:
-    vpc_id: pulumi.Input[str]
-    """VPC of the load balancer and its target group."""
-    public_subnet_ids: Sequence[pulumi.Input[str]]
-    """Subnets of the internet-facing load balancer."""
-    app_security_group_id: pulumi.Input[str]
-    """Security group of nodes and pods; admits the load balancer on the API port."""
+    stack: StackContext
+    """The stack: tags, the alarm topic, the retention of the WAF's logs, and ``protect``
+    (deletion protection of the load balancer)."""
+    network: NetworkRef
+    """The VPC: the load balancer takes its public subnets, and the app tier's group (nodes
+    and pods) admits it on the API port."""
     alarms: AlarmThresholds
     """The tier's alarm thresholds (latency, error rate)."""
-    alarm_topic_arn: pulumi.Input[str]
-    """Topic every alarm notifies."""
-    protect: bool
-    """Deletion protection of the load balancer."""
-    log_retention_days: int
-    """Retention of the WAF's logs (the tier's)."""
     behind_cdn: bool = False
     """CloudFront is the only client: admit its origin-facing prefix list and forward nothing
     by default (the Edge adds the rule that forwards its own requests)."""
@@ -64,8 +64,6 @@ class ApiLoadBalancerArgs:
     shared_origin_certificate_arn: pulumi.Input[str] | None = None
     """Tier 4: a second certificate on the HTTPS listener, for the shared distribution's
     origin name (``origin.<domain>``, issued in this region by the global stack)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every resource of the component."""
 
 
 class ApiLoadBalancer(pulumi.ComponentResource):
@@ -98,22 +96,25 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         if args.waf is None and not args.behind_cdn:
             raise ValueError("ApiLoadBalancerArgs: an internet-facing entry needs waf limits")
         self._moved_from = moved_from
-        sg = self._security_group(name, args)
+        stack, tags, behind_cdn = args.stack, args.stack.tags, args.behind_cdn
+        sg = self._security_group(
+            name, args.network, tags, https=args.tls is not None, behind_cdn=behind_cdn
+        )
         alb = aws.lb.LoadBalancer(
             f"{name}",
             load_balancer_type="application",
             internal=False,
             security_groups=[sg.id],
-            subnets=list(args.public_subnet_ids),
+            subnets=list(args.network.public_subnet_ids),
             drop_invalid_header_fields=True,
-            enable_deletion_protection=args.protect,
+            enable_deletion_protection=stack.protect,
             idle_timeout=60,
             access_logs=(
                 {"bucket": args.access_log_bucket, "prefix": ACCESS_LOG_PREFIX, "enabled": True}
                 if args.access_log_bucket is not None
                 else None
             ),
-            tags=args.tags,
+            tags=tags,
             opts=self._moved(),
         )
         target_group = aws.lb.TargetGroup(
@@ -121,7 +122,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             port=API_PORT,
             protocol="HTTP",
             target_type="ip",
-            vpc_id=args.vpc_id,
+            vpc_id=args.network.vpc_id,
             deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
             health_check={
                 "path": READINESS_PATH,
@@ -132,14 +133,22 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 "healthy_threshold": 2,
                 "unhealthy_threshold": 3,
             },
-            tags=args.tags,
+            tags=tags,
             opts=self._moved(was=alb, name="workloads-api-tg"),
         )
-        listener = self._listeners(name, args, alb, target_group)
-        self._alarms(name, args, alb, target_group)
+        listener = self._listeners(
+            name,
+            alb,
+            target_group,
+            tls=args.tls,
+            behind_cdn=behind_cdn,
+            shared_origin_certificate_arn=args.shared_origin_certificate_arn,
+            tags=tags,
+        )
+        self._alarms(name, args.alarms, stack, alb, target_group)
         self.web_acl_arn = None
-        if not args.behind_cdn and args.waf is not None:
-            self.web_acl_arn = self._waf(name, args.waf, alb, args.tags, args.log_retention_days)
+        if not behind_cdn and args.waf is not None:
+            self.web_acl_arn = self._waf(name, args.waf, alb, tags, stack.log_retention_days)
         if args.tls is not None:
             alias_record(
                 name,
@@ -224,16 +233,25 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         others = [pulumi.Alias(n, parent=parent) for n in also]
         return pulumi.ResourceOptions(parent=self, aliases=[alias, *others])
 
-    def _security_group(self, name: str, args: ApiLoadBalancerArgs) -> aws.ec2.SecurityGroup:
+    def _security_group(
+        self,
+        name: str,
+        network: NetworkRef,
+        tags: dict[str, str],
+        *,
+        https: bool,
+        behind_cdn: bool,
+    ) -> aws.ec2.SecurityGroup:
+        """HTTP(S) in from the internet, or from CloudFront alone ``behind_cdn``; the API port
+        out to the app tier's group, which admits it."""
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            vpc_id=args.vpc_id,
+            vpc_id=network.vpc_id,
             description="API load balancer: HTTP(S) in, the API pods out",
-            tags={**args.tags, "Name": name},
+            tags={**tags, "Name": name},
             opts=self._moved(),
         )
-        https = args.tls is not None
-        if args.behind_cdn:
+        if behind_cdn:
             # Every rule naming CloudFront's prefix list counts as ~55 of the group's 60
             # rules, so CloudFront gets one port: the one its origin protocol uses.
             cloudfront = aws.ec2.get_managed_prefix_list_output(name=CLOUDFRONT_PREFIX_LIST)
@@ -249,34 +267,34 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 ip_protocol="tcp",
                 from_port=port,
                 to_port=port,
-                description="CloudFront origin-facing" if args.behind_cdn else "Internet",
-                tags=args.tags,
+                description="CloudFront origin-facing" if behind_cdn else "Internet",
+                tags=tags,
                 # Behind CloudFront the one rule moved from HTTP to HTTPS: updated in place.
                 opts=self._moved(
-                    was=sg, also=(f"{name}-in-80",) if args.behind_cdn and port == 443 else ()
+                    was=sg, also=(f"{name}-in-80",) if behind_cdn and port == 443 else ()
                 ),
                 **source,
             )
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-out-pods",
             security_group_id=sg.id,
-            referenced_security_group_id=args.app_security_group_id,
+            referenced_security_group_id=network.app_security_group_id,
             ip_protocol="tcp",
             from_port=API_PORT,
             to_port=API_PORT,
             description="API pods",
-            tags=args.tags,
+            tags=tags,
             opts=self._moved(was=sg),
         )
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-pods-in",
-            security_group_id=args.app_security_group_id,
+            security_group_id=network.app_security_group_id,
             referenced_security_group_id=sg.id,
             ip_protocol="tcp",
             from_port=API_PORT,
             to_port=API_PORT,
             description="API load balancer to the API pods",
-            tags=args.tags,
+            tags=tags,
             opts=self._moved(was=sg, name="workloads-pods-from-alb"),
         )
         return sg
@@ -284,9 +302,13 @@ class ApiLoadBalancer(pulumi.ComponentResource):
     def _listeners(
         self,
         name: str,
-        args: ApiLoadBalancerArgs,
         alb: aws.lb.LoadBalancer,
         target_group: aws.lb.TargetGroup,
+        *,
+        tls: TlsName | None,
+        behind_cdn: bool,
+        shared_origin_certificate_arn: pulumi.Input[str] | None,
+        tags: dict[str, str],
     ) -> aws.lb.Listener:
         """The listener API traffic arrives on, the HTTP redirect where there is TLS, and the
         rule that keeps internal paths off the internet."""
@@ -301,10 +323,10 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             "type": "fixed-response",
             "fixed_response": {"content_type": "text/plain", "status_code": "403"},
         }
-        default_action = refuse if args.behind_cdn else forward
-        if args.tls is not None:
+        default_action = refuse if behind_cdn else forward
+        if tls is not None:
             # The issued certificate's ARN: on a first up the listener waits for validation.
-            certificate_arn = tls_certificate(name, args.tls, tags=args.tags, opts=owned(self))
+            certificate_arn = tls_certificate(name, tls, tags=tags, opts=owned(self))
             listener = aws.lb.Listener(
                 f"{name}-https",
                 load_balancer_arn=alb.arn,
@@ -313,24 +335,24 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 ssl_policy=TLS_POLICY,
                 certificate_arn=certificate_arn,
                 default_actions=[default_action],
-                tags=args.tags,
+                tags=tags,
                 # Behind CloudFront it replaces the HTTP listener: the same listener, modified
                 # in place (port, protocol, certificate), so its rules stay attached.
                 opts=self._moved(
                     was=alb,
                     name="workloads-https",
-                    also=("workloads-http", f"{name}-http") if args.behind_cdn else (),
+                    also=("workloads-http", f"{name}-http") if behind_cdn else (),
                 ),
             )
-            if args.shared_origin_certificate_arn is not None:
+            if shared_origin_certificate_arn is not None:
                 # Served by SNI beside the listener's own: CloudFront verifies the origin.
                 aws.lb.ListenerCertificate(
                     f"{name}-shared-origin-cert",
                     listener_arn=listener.arn,
-                    certificate_arn=args.shared_origin_certificate_arn,
+                    certificate_arn=shared_origin_certificate_arn,
                     opts=owned(self),
                 )
-            if not args.behind_cdn:
+            if not behind_cdn:
                 aws.lb.Listener(
                     f"{name}-http",
                     load_balancer_arn=alb.arn,
@@ -346,7 +368,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                             },
                         }
                     ],
-                    tags=args.tags,
+                    tags=tags,
                     opts=self._moved(was=alb, name="workloads-http"),
                 )
         else:
@@ -357,7 +379,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 port=80,
                 protocol="HTTP",
                 default_actions=[default_action],
-                tags=args.tags,
+                tags=tags,
                 opts=self._moved(was=alb, name="workloads-http"),
             )
         aws.lb.ListenerRule(
@@ -375,7 +397,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                     },
                 }
             ],
-            tags=args.tags,
+            tags=tags,
             opts=self._moved(was=listener, name="workloads-http-internal-paths"),
         )
         return listener
@@ -383,12 +405,12 @@ class ApiLoadBalancer(pulumi.ComponentResource):
     def _alarms(
         self,
         name: str,
-        args: ApiLoadBalancerArgs,
+        alarms: AlarmThresholds,
+        stack: StackContext,
         alb: aws.lb.LoadBalancer,
         target_group: aws.lb.TargetGroup,
     ) -> None:
         """p95 latency and the 5xx rate, the seeds' API triggers."""
-        alarms = args.alarms
         lb_dims: dict[str, pulumi.Input[str]] = {"LoadBalancer": alb.arn_suffix}
         metric_alarm(
             f"{name}-latency-p95",
@@ -399,8 +421,8 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             statistic="p95",
             # TargetResponseTime is in seconds.
             threshold=Threshold(alarms.latency_p95_ms / 1000, missing_data="notBreaching"),
-            topic_arn=args.alarm_topic_arn,
-            tags=args.tags,
+            topic_arn=stack.alarm_topic,
+            tags=stack.tags,
             opts=self._moved(name="workloads-api-latency-p95"),
         )
         expression_alarm(
@@ -416,7 +438,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                 "elb5xx": ("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", lb_dims, "Sum"),
             },
             threshold=Threshold(alarms.error_rate_percent, missing_data="notBreaching"),
-            topic_arn=args.alarm_topic_arn,
-            tags=args.tags,
+            topic_arn=stack.alarm_topic,
+            tags=stack.tags,
             opts=self._moved(name="workloads-api-5xx-rate"),
         )

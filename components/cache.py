@@ -3,8 +3,7 @@ auth token, automatic failover where there is a replica to fail over to, and its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import pulumi
@@ -13,9 +12,10 @@ import pulumi_random as random
 
 from components.config.tier import AlarmThresholds, CacheSize
 from components.shared.alarms import Threshold, metric_alarm
-from components.shared.contract import REDIS_PORT, check_identifier
+from components.shared.contract import REDIS_PORT, NetworkRef, check_identifier
 from components.shared.kms import account_key_policy, customer_key
 from components.shared.security_groups import admit_from_groups
+from components.shared.stack import StackContext
 
 ENGINE_VERSION = "7.1"  # Redis 7.1: ElastiCache applies patch releases itself
 PARAMETER_FAMILY = "redis7"
@@ -42,26 +42,19 @@ def member_cluster_ids(replication_group_id: str, nodes: int) -> list[str]:
 
 @dataclass
 class CacheArgs:
+    stack: StackContext
+    """The stack: the prefix of the AWS names (``ssp-tier3`` -> replication group
+    ``ssp-tier3-redis``), tags, the alarm topic, and ``protect`` (Pulumi ``protect`` and a
+    final snapshot; False on dev only)."""
+    network: NetworkRef
+    """The VPC: the nodes take its isolated subnets and admit only its app tier's group on
+    6379."""
     size: CacheSize
     """The tier's cache slice: node type and count, snapshot retention."""
     alarms: AlarmThresholds
     """The tier's alarm thresholds."""
-    identifier: str
-    """Prefix of the AWS names (``ssp-tier3`` -> replication group ``ssp-tier3-redis``)."""
-    vpc_id: pulumi.Input[str]
-    """VPC of the cache."""
-    subnet_ids: Sequence[pulumi.Input[str]]
-    """Isolated subnets, one per AZ."""
-    client_security_group_ids: Sequence[pulumi.Input[str]]
-    """Security groups allowed to connect on 6379 (the app's); nothing else is."""
-    alarm_topic_arn: pulumi.Input[str]
-    """SNS topic the alarms notify."""
-    protect: bool = True
-    """Pulumi ``protect`` and a final snapshot; False on dev only."""
     apply_immediately: bool = False
     """Apply modifications at once instead of in the maintenance window (dev only)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every resource of the component (``spec.tags("ferpa")``)."""
 
 
 class Cache(pulumi.ComponentResource):
@@ -80,8 +73,8 @@ class Cache(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:cache:Cache", name, None, opts)
-        size, tags = args.size, args.tags
-        group_id = check_identifier(f"{args.identifier}-redis", 40)
+        stack, size, tags = args.stack, args.size, args.stack.tags
+        group_id = check_identifier(f"{stack.name_prefix}-redis", 40)
         nodes = size.num_nodes
         if nodes < 1:
             raise ValueError(f"cache_num_nodes={nodes}: a cache needs at least one node")
@@ -92,7 +85,7 @@ class Cache(pulumi.ComponentResource):
             description=f"Encrypts {group_id}: data at rest and snapshots",
             policy=account_key_policy(),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=stack.protect),
         )
         token = random.RandomPassword(
             f"{name}-auth-token",
@@ -103,29 +96,7 @@ class Cache(pulumi.ComponentResource):
         )
         secret_token: pulumi.Output[str] = pulumi.Output.secret(token.result)
 
-        subnet_group = aws.elasticache.SubnetGroup(
-            f"{name}-subnets",
-            description=f"Isolated subnets of {group_id}",
-            subnet_ids=list(args.subnet_ids),
-            tags=tags,
-            opts=child,
-        )
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description=f"Redis {group_id}: 6379 from the app only",
-            tags={**tags, "Name": f"{group_id}-sg"},
-            opts=child,
-        )
-        admit_from_groups(
-            f"{name}-sg-from-client",
-            security_group=sg,
-            owner=self,
-            sources=args.client_security_group_ids,
-            port=REDIS_PORT,
-            description="Redis from the application tier",
-            tags=tags,
-        )
+        subnet_group, sg = self._network(name, group_id, args.network, tags)
         params = aws.elasticache.ParameterGroup(
             f"{name}-params",
             family=PARAMETER_FAMILY,
@@ -141,7 +112,7 @@ class Cache(pulumi.ComponentResource):
         group = aws.elasticache.ReplicationGroup(
             f"{name}-redis",
             replication_group_id=group_id,
-            description=f"Redis cache of {args.identifier}",
+            description=f"Redis cache of {stack.name_prefix}",
             engine="redis",
             engine_version=ENGINE_VERSION,
             node_type=size.node_type,
@@ -161,18 +132,18 @@ class Cache(pulumi.ComponentResource):
             snapshot_retention_limit=size.snapshot_retention_days,
             snapshot_window=SNAPSHOT_WINDOW,
             maintenance_window=MAINTENANCE_WINDOW,
-            final_snapshot_identifier=f"{group_id}-final" if args.protect else None,
+            final_snapshot_identifier=f"{group_id}-final" if stack.protect else None,
             # Outside dev, changes (node type, parameters...) wait for the maintenance window
             # instead of restarting nodes in the middle of a school day.
             apply_immediately=args.apply_immediately,
             auto_minor_version_upgrade=True,
             tags=tags,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, additional_secret_outputs=["authToken"]
+                parent=self, protect=stack.protect, additional_secret_outputs=["authToken"]
             ),
         )
 
-        self._alarms(name, args, group_id, nodes)
+        self._alarms(name, args.alarms, stack, group_id, nodes)
 
         self.primary_endpoint = group.primary_endpoint_address
         self.reader_endpoint = group.reader_endpoint_address
@@ -195,9 +166,40 @@ class Cache(pulumi.ComponentResource):
             }
         )
 
-    def _alarms(self, name: str, args: CacheArgs, group_id: str, nodes: int) -> None:
+    def _network(
+        self, name: str, group_id: str, network: NetworkRef, tags: dict[str, str]
+    ) -> tuple[aws.elasticache.SubnetGroup, aws.ec2.SecurityGroup]:
+        """The isolated subnets' group, and a security group admitting only the app tier."""
+        child = pulumi.ResourceOptions(parent=self)
+        subnet_group = aws.elasticache.SubnetGroup(
+            f"{name}-subnets",
+            description=f"Isolated subnets of {group_id}",
+            subnet_ids=list(network.isolated_subnet_ids),
+            tags=tags,
+            opts=child,
+        )
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=network.vpc_id,
+            description=f"Redis {group_id}: 6379 from the app only",
+            tags={**tags, "Name": f"{group_id}-sg"},
+            opts=child,
+        )
+        admit_from_groups(
+            f"{name}-sg-from-client",
+            security_group=sg,
+            owner=self,
+            sources=[network.app_security_group_id],
+            port=REDIS_PORT,
+            description="Redis from the application tier",
+            tags=tags,
+        )
+        return subnet_group, sg
+
+    def _alarms(
+        self, name: str, alarms: AlarmThresholds, stack: StackContext, group_id: str, nodes: int
+    ) -> None:
         """Engine CPU, memory and sustained evictions on every node."""
-        alarms = args.alarms
 
         def alarm(
             index: int, node: str, role: str, description: str, metric: str, threshold: Threshold
@@ -210,8 +212,8 @@ class Cache(pulumi.ComponentResource):
                 dimensions={"CacheClusterId": node},
                 threshold=threshold,
                 statistic="Sum" if metric == "Evictions" else "Average",
-                topic_arn=args.alarm_topic_arn,
-                tags=args.tags,
+                topic_arn=stack.alarm_topic,
+                tags=stack.tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
 

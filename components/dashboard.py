@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config.tier import AlarmThresholds, DatabaseSize
+from components.shared.stack import StackContext
 
 WIDTH = 12  # two widgets per row of CloudWatch's 24-unit grid
 HEIGHT = 6
@@ -299,10 +300,10 @@ def dashboard_body(
 
 @dataclass
 class DashboardArgs:
+    stack: StackContext
+    """The stack: the region of its metrics."""
     dashboard_name: str
     """Name of the dashboard (letters, digits, ``-`` and ``_``), one per stack."""
-    region: str
-    """Region of the stack's metrics."""
     alarms: AlarmThresholds
     """The tier's alarm thresholds, drawn on the graphs."""
     db: DatabaseSize
@@ -337,7 +338,7 @@ class Dashboard(pulumi.ComponentResource):
             raise ValueError(
                 f"dashboard_name={args.dashboard_name!r}: letters, digits, - and _ only"
             )
-        region = args.region
+        region = args.stack.region
         optional = {
             "cache": args.cache_replication_group_id,
             "endpoint": args.sagemaker_endpoint_name,

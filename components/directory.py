@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components.shared.contract import owned
+from components.shared.stack import StackContext
 
 PARTITION_KEY = "district_id"
 HOME_REGION = "home_region"
@@ -34,16 +35,15 @@ def replica_arn(table_arn: str, region: str) -> str:
 
 @dataclass
 class DirectoryArgs:
+    stack: StackContext
+    """The stack: the table's tags (propagated to its replicas), and Pulumi ``protect`` and
+    DynamoDB deletion protection."""
     table_name: str
     """Name of the table, the same in every region (``ssp-global-district-directory``)."""
     replica_regions: tuple[str, ...]
     """Regions beside the stack's own that hold a replica (one per regional stack)."""
     districts: Mapping[str, str]
     """Every district and its home region: the entries the table starts with."""
-    protect: bool
-    """Pulumi ``protect`` and DynamoDB deletion protection."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for the table (propagated to its replicas)."""
 
 
 class Directory(pulumi.ComponentResource):
@@ -54,6 +54,7 @@ class Directory(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DirectoryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:directory:Directory", name, None, opts)
+        protect = args.stack.protect
         table = aws.dynamodb.Table(
             f"{name}-table",
             name=args.table_name,
@@ -70,7 +71,7 @@ class Directory(pulumi.ComponentResource):
                     "region_name": r,
                     "point_in_time_recovery": True,
                     "propagate_tags": True,
-                    "deletion_protection_enabled": args.protect,
+                    "deletion_protection_enabled": protect,
                 }
                 for r in args.replica_regions
             ],
@@ -78,9 +79,9 @@ class Directory(pulumi.ComponentResource):
             # The AWS-managed key (aws/dynamodb) exists in every region; a customer key
             # would need one per replica region.
             server_side_encryption={"enabled": True},
-            deletion_protection_enabled=args.protect,
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            deletion_protection_enabled=protect,
+            tags=args.stack.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         for district, region in sorted(args.districts.items()):
             aws.dynamodb.TableItem(

@@ -11,7 +11,7 @@ region.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -23,6 +23,7 @@ from components.config.tier import EdgeSize, WafSize
 from components.shared.certificates import TlsName, alias_record, tls_certificate
 from components.shared.contract import owned
 from components.shared.log_groups import encrypted_logs
+from components.shared.stack import StackContext
 from components.shared.waf import LOG_GROUP_PREFIX, waf_logging, waf_rules, web_acl_visibility
 
 # CloudFront's edge and WAF's CLOUDFRONT scope are managed from N. Virginia only.
@@ -135,8 +136,9 @@ def security_headers(
 
 @dataclass
 class EdgeArgs:
-    name_prefix: str
-    """Prefix of account-wide names (the us-east-1 log group), unique per stack."""
+    stack: StackContext
+    """The stack: the prefix of account-wide names (the us-east-1 log groups), unique per
+    stack, the retention of the CloudFront and WAF logs, and tags."""
     api_origin_domain_name: pulumi.Input[str]
     """Name CloudFront reaches the API's load balancer by: the load balancer's DNS name, or
     with ``api_origin_https`` a name its certificate covers."""
@@ -148,8 +150,6 @@ class EdgeArgs:
     """Limits of the web ACL."""
     tls: TlsName
     """The distribution's domain (alias) and its us-east-1 certificate or hosted zone."""
-    log_retention_days: int
-    """Retention of the CloudFront access logs."""
     api_listener_arn: pulumi.Input[str] | None = None
     """The load balancer's listener; the Edge adds the rule forwarding its own requests. None:
     the origins are other stacks' load balancers, which admit this Edge's secret themselves
@@ -166,8 +166,6 @@ class EdgeArgs:
     """ARN of the models bucket."""
     assets_grant: AssetsGrant | None = None
     """The deferred OAC statement already given to the models bucket's policy."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every taggable resource of the component."""
 
 
 class Edge(pulumi.ComponentResource):
@@ -198,10 +196,18 @@ class Edge(pulumi.ComponentResource):
         )
         at_edge = pulumi.ResourceOptions(parent=self, provider=edge_provider)
 
-        web_acl = self._waf(name, args, at_edge)
-        self.origin_verify_secret = self._origin_gate(name, args, child)
+        tags = args.stack.tags
+        web_acl = self._waf(name, args.waf, tags, at_edge)
+        self.origin_verify_secret = self._origin_gate(
+            name,
+            args.api_listener_arn,
+            args.api_target_group_arn,
+            args.accepted_origin_secrets,
+            tags,
+            child,
+        )
         # CloudFront takes certificates from us-east-1 only.
-        certificate_arn = tls_certificate(name, args.tls, tags=args.tags, opts=at_edge)
+        certificate_arn = tls_certificate(name, args.tls, tags=tags, opts=at_edge)
         distribution = self._distribution(name, args, web_acl, certificate_arn, child)
         alias_record(
             name,
@@ -210,7 +216,7 @@ class Edge(pulumi.ComponentResource):
             target_zone_id=distribution.hosted_zone_id,
             opts=child,
         )
-        self._logging(name, args, distribution, web_acl, edge_provider)
+        self._logging(name, args.stack, distribution, web_acl, edge_provider)
 
         if args.assets_grant is not None and args.assets_bucket_arn is not None:
             args.assets_grant.resolve(args.assets_bucket_arn, distribution.arn)
@@ -229,24 +235,33 @@ class Edge(pulumi.ComponentResource):
             }
         )
 
-    def _waf(self, name: str, args: EdgeArgs, at_edge: pulumi.ResourceOptions) -> aws.wafv2.WebAcl:
+    def _waf(
+        self, name: str, size: WafSize, tags: dict[str, str], at_edge: pulumi.ResourceOptions
+    ) -> aws.wafv2.WebAcl:
         """The web ACL (scope CLOUDFRONT, so through the us-east-1 provider)."""
         return aws.wafv2.WebAcl(
             f"{name}-waf",
             scope="CLOUDFRONT",
             description="Per-IP rate limits and AWS managed rules in front of the API",
             default_action={"allow": {}},
-            rules=waf_rules(args.waf, metric_prefix=name),
+            rules=waf_rules(size, metric_prefix=name),
             visibility_config=web_acl_visibility(f"{name}-waf"),
-            tags=args.tags,
+            tags=tags,
             opts=at_edge,
         )
 
     def _origin_gate(
-        self, name: str, args: EdgeArgs, child: pulumi.ResourceOptions
+        self,
+        name: str,
+        listener_arn: pulumi.Input[str] | None,
+        target_group_arn: pulumi.Input[str] | None,
+        accepted_secrets: Sequence[pulumi.Input[str]],
+        tags: dict[str, str],
+        child: pulumi.ResourceOptions,
     ) -> pulumi.Output[str]:
-        """The origin-verify secret and the listener rule forwarding only requests that
-        carry it; returns the secret."""
+        """The origin-verify secret and, on the load balancer's listener, the rule forwarding
+        only requests that carry it (or one of ``accepted_secrets``) to the target group;
+        returns the secret."""
         # The ALB's security group admits only CloudFront's origin-facing prefix list, which
         # every CloudFront distribution shares; this secret header is the second lock: the
         # listener forwards only requests that carry it (the rule below).
@@ -254,22 +269,22 @@ class Edge(pulumi.ComponentResource):
             f"{name}-origin-verify", length=32, special=False, opts=child
         )
         secret: pulumi.Output[str] = pulumi.Output.secret(origin_secret.result)
-        if args.api_listener_arn is None or args.api_target_group_arn is None:
+        if listener_arn is None or target_group_arn is None:
             return secret
         aws.lb.ListenerRule(
             f"{name}-origin-gate",
-            listener_arn=args.api_listener_arn,
+            listener_arn=listener_arn,
             priority=ORIGIN_GATE_PRIORITY,
             conditions=[
                 {
                     "http_header": {
                         "http_header_name": ORIGIN_VERIFY_HEADER,
-                        "values": [secret, *args.accepted_origin_secrets],
+                        "values": [secret, *accepted_secrets],
                     }
                 }
             ],
-            actions=[{"type": "forward", "target_group_arn": args.api_target_group_arn}],
-            tags=args.tags,
+            actions=[{"type": "forward", "target_group_arn": target_group_arn}],
+            tags=tags,
             opts=child,
         )
         return secret
@@ -291,8 +306,8 @@ class Edge(pulumi.ComponentResource):
         all_viewer_except_host = aws.cloudfront.get_origin_request_policy_output(
             name="Managed-AllViewerExceptHostHeader"
         )
-        headers = security_headers(name, f"{args.name_prefix}-security-headers", child)
-        assets = self._assets(name, args, headers, child)
+        headers = security_headers(name, f"{args.stack.name_prefix}-security-headers", child)
+        assets = self._assets(name, args.assets_bucket_regional_domain_name, headers, child)
 
         # Retention decision: no retain_on_delete. A retained distribution would keep
         # serving (and billing) against a deleted ALB, and its association would block the
@@ -339,14 +354,14 @@ class Edge(pulumi.ComponentResource):
             ordered_cache_behaviors=[assets[1]] if assets else None,
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate(certificate_arn),
-            tags=args.tags,
+            tags=args.stack.tags,
             opts=child,
         )
 
     def _assets(
         self,
         name: str,
-        args: EdgeArgs,
+        bucket_regional_domain_name: pulumi.Input[str] | None,
         headers: aws.cloudfront.ResponseHeadersPolicy,
         child: pulumi.ResourceOptions,
     ) -> (
@@ -357,8 +372,8 @@ class Edge(pulumi.ComponentResource):
         | None
     ):
         """The public assets' origin (through Origin Access Control) and their cached path,
-        or None for a distribution of the API alone."""
-        if args.assets_bucket_regional_domain_name is None:
+        or None for a distribution of the API alone (no bucket)."""
+        if bucket_regional_domain_name is None:
             return None
         oac = aws.cloudfront.OriginAccessControl(
             f"{name}-oac",
@@ -372,7 +387,7 @@ class Edge(pulumi.ComponentResource):
         return (
             {
                 "origin_id": ASSETS_ORIGIN_ID,
-                "domain_name": args.assets_bucket_regional_domain_name,
+                "domain_name": bucket_regional_domain_name,
                 "origin_access_control_id": oac.id,
             },
             {
@@ -390,7 +405,7 @@ class Edge(pulumi.ComponentResource):
     def _logging(
         self,
         name: str,
-        args: EdgeArgs,
+        stack: StackContext,
         distribution: aws.cloudfront.Distribution,
         web_acl: aws.wafv2.WebAcl,
         edge_provider: aws.Provider,
@@ -401,17 +416,17 @@ class Edge(pulumi.ComponentResource):
         # the legacy logging_config needs an S3 bucket with ACLs enabled (log-delivery ACL),
         # which hardened buckets (BucketOwnerEnforced) refuse. CloudFront's delivery sources
         # live in us-east-1, so the log group does too.
-        tags = args.tags
+        tags = stack.tags
         in_cdn = owned(self, was=distribution, provider=edge_provider)
         at_edge = owned(self, provider=edge_provider)
-        access_logs_name = f"/aws/vendedlogs/cloudfront/{args.name_prefix}"
-        waf_logs_name = f"{LOG_GROUP_PREFIX}{args.name_prefix}"
+        access_logs_name = f"/aws/vendedlogs/cloudfront/{stack.name_prefix}"
+        waf_logs_name = f"{LOG_GROUP_PREFIX}{stack.name_prefix}"
         logs = encrypted_logs(
             f"{name}-logs-key",
             log_group_prefixes=[access_logs_name, waf_logs_name],
             description="Encrypts CloudFront's access logs and its WAF's logs",
             region=EDGE_REGION,
-            retention_days=args.log_retention_days,
+            retention_days=stack.log_retention_days,
             tags=tags,
             opts=at_edge,
         )

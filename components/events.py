@@ -5,7 +5,7 @@ both are encrypted with, and the alarms on their age and depth."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -14,6 +14,7 @@ from components.config.tier import EventsSize
 from components.shared.alarms import Threshold, metric_alarm
 from components.shared.contract import EventQueue
 from components.shared.kms import account_key_policy, customer_key
+from components.shared.stack import StackContext
 
 DAY_SECONDS = 86_400
 # Receives wait up to 20 s (the SQS maximum) for a message: fewer empty receives, same latency.
@@ -38,16 +39,13 @@ def redrive_allow_policy(source_queue_arn: str) -> str:
 
 @dataclass
 class EventsQueueArgs:
+    stack: StackContext
+    """The stack: tags, the alarm topic, and ``protect`` on the queues and their key
+    (undelivered events live there)."""
     queue_name: str
     """Name of the queue (``ssp-tier3-events``); the dead-letter queue adds ``-dlq``."""
     size: EventsSize
     """The tier's events slice: redelivery, retention, the worker's backlog and batch time."""
-    alarm_topic_arn: pulumi.Input[str]
-    """Topic the age and depth alarms notify."""
-    protect: bool
-    """``protect`` on the queues and their key: undelivered events live there."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every resource of the component."""
 
 
 class EventsQueue(pulumi.ComponentResource):
@@ -66,15 +64,15 @@ class EventsQueue(pulumi.ComponentResource):
         self, name: str, args: EventsQueueArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("ssp:events:EventsQueue", name, None, opts)
-        size = args.size
-        child = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        size, tags = args.size, args.stack.tags
+        child = pulumi.ResourceOptions(parent=self, protect=args.stack.protect)
         # The API and the worker use it through their IAM policies (the account administers
         # it); no AWS service needs a grant of its own.
         key = customer_key(
             f"{name}-key",
             description=f"Encrypts the events in {args.queue_name} and its dead-letter queue",
             policy=account_key_policy(),
-            tags=args.tags,
+            tags=tags,
             opts=child,
         )
         identity = aws.get_caller_identity_output()
@@ -91,7 +89,7 @@ class EventsQueue(pulumi.ComponentResource):
             redrive_allow_policy=source_arn.apply(redrive_allow_policy),
             kms_master_key_id=key.arn,
             kms_data_key_reuse_period_seconds=DATA_KEY_REUSE_SECONDS,
-            tags=args.tags,
+            tags=tags,
             opts=child,
         )
         queue = aws.sqs.Queue(
@@ -105,10 +103,10 @@ class EventsQueue(pulumi.ComponentResource):
             ),
             kms_master_key_id=key.arn,
             kms_data_key_reuse_period_seconds=DATA_KEY_REUSE_SECONDS,
-            tags=args.tags,
+            tags=tags,
             opts=child,
         )
-        self._alarms(name, args, queue, dead_letters)
+        self._alarms(name, size, args.stack, queue, dead_letters)
 
         self.queue = EventQueue(url=queue.url, arn=queue.arn, name=queue.name, kms_key_arn=key.arn)
         self.queue_url = queue.url
@@ -127,13 +125,13 @@ class EventsQueue(pulumi.ComponentResource):
     def _alarms(
         self,
         name: str,
-        args: EventsQueueArgs,
+        size: EventsSize,
+        stack: StackContext,
         queue: aws.sqs.Queue,
         dead_letters: aws.sqs.Queue,
     ) -> None:
         """Events waiting too long, a backlog the workers at their maximum do not drain, and
         any event in the dead-letter queue. An idle queue sends no datapoints: not an alarm."""
-        size = args.size
 
         def alarm(role: str, description: str, metric: str, of: aws.sqs.Queue,
                   threshold: Threshold) -> None:  # fmt: skip
@@ -145,8 +143,8 @@ class EventsQueue(pulumi.ComponentResource):
                 dimensions={"QueueName": of.name},
                 statistic="Maximum",
                 threshold=threshold,
-                topic_arn=args.alarm_topic_arn,
-                tags=args.tags,
+                topic_arn=stack.alarm_topic,
+                tags=stack.tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
 

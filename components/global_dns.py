@@ -14,13 +14,14 @@ here in that region, so CloudFront's HTTPS to the origin verifies.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components.shared.certificates import TlsName, tls_certificate, validation_record
 from components.shared.contract import owned
+from components.shared.stack import StackContext
 
 # The origin's answer changes when a region drops out: CloudFront's resolvers keep it a minute.
 ORIGIN_TTL_SECONDS = 60
@@ -46,6 +47,9 @@ class RegionEndpoint:
 
 @dataclass
 class GlobalDnsArgs:
+    stack: StackContext
+    """The stack: tags of the zone, the certificates and the health checks, and Pulumi
+    ``protect`` on the zone (every name of the deployment lives in it)."""
     domain_name: str
     """The zone (``ssp.example.org``)."""
     shared_host: str
@@ -54,10 +58,6 @@ class GlobalDnsArgs:
     """The shared distribution's latency-routed origin (``origin.ssp.example.org``)."""
     regions: tuple[RegionEndpoint, ...]
     """Every region of the global stack: a health check each, a latency record once serving."""
-    protect: bool
-    """Pulumi ``protect`` on the zone (every name of the deployment lives in it)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for the zone, the certificate and the health checks."""
 
 
 class GlobalDns(pulumi.ComponentResource):
@@ -74,12 +74,13 @@ class GlobalDns(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GlobalDnsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:global_dns:GlobalDns", name, None, opts)
+        tags = args.stack.tags
         zone = aws.route53.Zone(
             f"{name}-zone",
             name=args.domain_name,
             comment="Student Success: shared and regional API names",
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.stack.protect),
         )
         edge_provider = aws.Provider(
             f"{name}-{EDGE_REGION}",
@@ -90,11 +91,11 @@ class GlobalDns(pulumi.ComponentResource):
         self.shared_certificate_arn = tls_certificate(
             f"{name}-shared",
             TlsName(args.shared_host, zone.zone_id),
-            tags=args.tags,
+            tags=tags,
             opts=pulumi.ResourceOptions(parent=self, provider=edge_provider),
         )
         self.origin_certificate_arns = self._origin_certificates(
-            name, args, zone, {EDGE_REGION: edge_provider}
+            name, args.origin_host, args.regions, tags, zone, {EDGE_REGION: edge_provider}
         )
         self.health_check_ids = {}
         for endpoint in args.regions:
@@ -108,7 +109,7 @@ class GlobalDns(pulumi.ComponentResource):
                 request_interval=REQUEST_INTERVAL_SECONDS,
                 failure_threshold=FAILURE_THRESHOLD,
                 measure_latency=True,
-                tags={**args.tags, "Name": f"{endpoint.api_host}{HEALTH_PATH}"},
+                tags={**tags, "Name": f"{endpoint.api_host}{HEALTH_PATH}"},
                 opts=owned(self),
             )
             self.health_check_ids[endpoint.region] = check.id
@@ -142,7 +143,9 @@ class GlobalDns(pulumi.ComponentResource):
     def _origin_certificates(
         self,
         name: str,
-        args: GlobalDnsArgs,
+        origin_host: str,
+        regions: tuple[RegionEndpoint, ...],
+        tags: dict[str, str],
         zone: aws.route53.Zone,
         providers: dict[str, aws.Provider],
     ) -> dict[str, pulumi.Output[str]]:
@@ -152,7 +155,7 @@ class GlobalDns(pulumi.ComponentResource):
         validates them all. ``providers``: by region, those made already."""
         arns: dict[str, pulumi.Output[str]] = {}
         record: aws.route53.Record | None = None
-        for endpoint in args.regions:
+        for endpoint in regions:
             if endpoint.region not in providers:
                 providers[endpoint.region] = aws.Provider(
                     f"{name}-{endpoint.region}",
@@ -163,10 +166,10 @@ class GlobalDns(pulumi.ComponentResource):
             there = pulumi.ResourceOptions(parent=self, provider=providers[endpoint.region])
             certificate = aws.acm.Certificate(
                 f"{name}-{endpoint.region}-origin-cert",
-                domain_name=args.origin_host,
+                domain_name=origin_host,
                 validation_method="DNS",
                 key_algorithm="RSA_2048",
-                tags=args.tags,
+                tags=tags,
                 opts=there,
             )
             if record is None:

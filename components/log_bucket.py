@@ -10,7 +10,7 @@ its own prefix, for this account only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -19,6 +19,7 @@ import pulumi_aws as aws
 from components.shared.bucket_controls import block_public_access
 from components.shared.contract import owned
 from components.shared.iam import tls_only_statement
+from components.shared.stack import StackContext
 
 ALB_PREFIX = "alb"
 """Prefix of the load balancer's access logs (ELB adds ``AWSLogs/<account>/...``)."""
@@ -62,12 +63,9 @@ def log_bucket_policy(bucket_arn: str, account_id: str, elb_account_arn: str) ->
 
 @dataclass
 class LogBucketArgs:
-    retention_days: int
-    """Days a log object is kept (the tier's log retention)."""
-    protect: bool
-    """Pulumi ``protect`` on the bucket (False on dev only)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every taggable resource of the component."""
+    stack: StackContext
+    """The stack: its log retention (days a log object is kept), tags, and ``protect`` on the
+    bucket (False on dev only)."""
 
 
 class LogBucket(pulumi.ComponentResource):
@@ -77,16 +75,17 @@ class LogBucket(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LogBucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:log_bucket:LogBucket", name, None, opts)
-        if args.retention_days < 1:
-            raise ValueError(f"retention_days={args.retention_days}: must be at least 1")
+        stack = args.stack
+        if stack.log_retention_days < 1:
+            raise ValueError(f"retention_days={stack.log_retention_days}: must be at least 1")
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket_prefix=f"{name}-"[:37],
-            force_destroy=not args.protect,
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            force_destroy=not stack.protect,
+            tags=stack.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=stack.protect),
         )
-        in_bucket = owned(self, was=bucket, protect=args.protect)
+        in_bucket = owned(self, was=bucket, protect=stack.protect)
         public_block = block_public_access(name, bucket, in_bucket)
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
@@ -103,7 +102,7 @@ class LogBucket(pulumi.ComponentResource):
                     "id": "expire-logs",
                     "status": "Enabled",
                     "filter": {"prefix": ""},
-                    "expiration": {"days": args.retention_days},
+                    "expiration": {"days": stack.log_retention_days},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
                 }
             ],
@@ -117,7 +116,7 @@ class LogBucket(pulumi.ComponentResource):
             policy=pulumi.Output.all(bucket.arn, account, elb_account).apply(
                 lambda v: log_bucket_policy(v[0], v[1], v[2])
             ),
-            opts=owned(self, was=bucket, protect=args.protect, depends_on=[public_block]),
+            opts=owned(self, was=bucket, protect=stack.protect, depends_on=[public_block]),
         )
 
         self.bucket_name = policy.bucket

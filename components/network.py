@@ -5,17 +5,18 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config.tier import NetworkSize
-from components.shared.contract import SubnetCidrs, owned
+from components.shared.contract import NetworkRef, SubnetCidrs, owned
 from components.shared.iam import service_trust_policy
 from components.shared.log_groups import encrypted_logs
+from components.shared.stack import StackContext
 
 SubnetTier = Literal["public", "private", "isolated"]
 SUBNET_TIERS: tuple[SubnetTier, ...] = ("public", "private", "isolated")
@@ -99,14 +100,12 @@ def app_egress(vpc_cidr: pulumi.Input[str]) -> list[aws.ec2.SecurityGroupEgressA
 
 @dataclass
 class NetworkArgs:
+    stack: StackContext
+    """The stack: its tags, and the retention of the VPC's flow logs."""
     cidr: str
     """IPv4 CIDR of the VPC (/16-/18)."""
     size: NetworkSize
     """The tier's network slice: AZs the subnets span, NAT per AZ or single."""
-    flow_log_retention_days: int
-    """Retention of the VPC flow logs in CloudWatch Logs."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every resource of the component."""
 
 
 class Network(pulumi.ComponentResource):
@@ -129,13 +128,13 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        tags = args.tags
+        tags, az_count = args.stack.tags, args.size.az_count
 
         def named(role: str) -> dict[str, str]:
             return {**tags, "Name": f"{name}-{role}"}
 
         zones = aws.get_availability_zones_output(state="available")
-        self.availability_zones = [zones.names[i] for i in range(args.size.az_count)]
+        self.availability_zones = [zones.names[i] for i in range(az_count)]
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -150,18 +149,20 @@ class Network(pulumi.ComponentResource):
 
         self.app_security_group_id = self._security_groups(name, tags, named, vpc, in_vpc)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=in_vpc)
-        subnets = self._subnets(name, args, named, vpc, in_vpc)
+        plan = plan_subnets(args.cidr, az_count)
+        subnets = self._subnets(name, plan, named, vpc, in_vpc)
         self._public_routes(name, named, vpc, igw, subnets["public"], in_vpc)
-        nats = self._nat(name, args, named, vpc, igw, subnets["public"], in_vpc)
+        nat_count = az_count if args.size.nat_mode == "per_az" else 1
+        nats = self._nat(name, nat_count, named, vpc, igw, subnets["public"], in_vpc)
         route_tables = self._private_and_isolated_routes(name, named, vpc, nats, subnets, in_vpc)
         self._endpoints(name, named, vpc, route_tables, in_vpc)
-        self._interface_endpoints(name, args, named, vpc, subnets["private"], in_vpc)
-        self._flow_logs(name, args, named, vpc, child)
+        services = args.size.interface_endpoints
+        self._interface_endpoints(name, services, named, vpc, subnets["private"], in_vpc)
+        self._flow_logs(name, args.stack, named, vpc, child)
 
         self.public_subnet_ids = [s.id for s in subnets["public"]]
         self.private_subnet_ids = [s.id for s in subnets["private"]]
         self.isolated_subnet_ids = [s.id for s in subnets["isolated"]]
-        plan = plan_subnets(args.cidr, args.size.az_count)
         self.subnet_cidrs = SubnetCidrs(
             *(tuple(s.cidr for s in plan if s.tier == tier) for tier in SUBNET_TIERS)
         )
@@ -175,6 +176,20 @@ class Network(pulumi.ComponentResource):
                 "app_security_group_id": self.app_security_group_id,
                 "subnet_cidrs": dataclasses.asdict(self.subnet_cidrs),
             }
+        )
+
+    @property
+    def ref(self) -> NetworkRef:
+        """The VPC, its subnets and the app tier's group, as one bundle for the components
+        placed in it."""
+        return NetworkRef(
+            vpc_id=self.vpc_id,
+            availability_zones=self.availability_zones,
+            public_subnet_ids=self.public_subnet_ids,
+            private_subnet_ids=self.private_subnet_ids,
+            isolated_subnet_ids=self.isolated_subnet_ids,
+            subnet_cidrs=self.subnet_cidrs,
+            app_security_group_id=self.app_security_group_id,
         )
 
     def _security_groups(
@@ -217,12 +232,12 @@ class Network(pulumi.ComponentResource):
     def _subnets(
         self,
         name: str,
-        args: NetworkArgs,
+        plan: list[SubnetPlan],
         named: Callable[[str], dict[str, str]],
         vpc: aws.ec2.Vpc,
         in_vpc: pulumi.ResourceOptions,
     ) -> dict[SubnetTier, list[aws.ec2.Subnet]]:
-        """One subnet per tier and AZ, at the CIDRs of ``plan_subnets``."""
+        """One subnet per tier and AZ, at the CIDRs of the plan (``plan_subnets``)."""
         subnets: dict[SubnetTier, list[aws.ec2.Subnet]] = {t: [] for t in SUBNET_TIERS}
         role_tags: dict[SubnetTier, dict[str, str]] = {
             # Where the AWS Load Balancer Controller puts internet-facing / internal LBs.
@@ -230,7 +245,7 @@ class Network(pulumi.ComponentResource):
             "private": {"kubernetes.io/role/internal-elb": "1"},
             "isolated": {},
         }
-        for slot in plan_subnets(args.cidr, args.size.az_count):
+        for slot in plan:
             role = f"{slot.tier}-{slot.az_index}"
             subnets[slot.tier].append(
                 aws.ec2.Subnet(
@@ -273,15 +288,14 @@ class Network(pulumi.ComponentResource):
     def _nat(
         self,
         name: str,
-        args: NetworkArgs,
+        nat_count: int,
         named: Callable[[str], dict[str, str]],
         vpc: aws.ec2.Vpc,
         igw: aws.ec2.InternetGateway,
         public_subnets: list[aws.ec2.Subnet],
         in_vpc: pulumi.ResourceOptions,
     ) -> list[aws.ec2.NatGateway]:
-        """NAT gateways (one per AZ, or a single one) in the public subnets."""
-        nat_count = args.size.az_count if args.size.nat_mode == "per_az" else 1
+        """``nat_count`` NAT gateways (one per AZ, or a single one) in the public subnets."""
         nats = []
         for i in range(nat_count):
             eip = aws.ec2.Eip(
@@ -364,7 +378,7 @@ class Network(pulumi.ComponentResource):
     def _interface_endpoints(
         self,
         name: str,
-        args: NetworkArgs,
+        services: Sequence[str],
         named: Callable[[str], dict[str, str]],
         vpc: aws.ec2.Vpc,
         private: list[aws.ec2.Subnet],
@@ -373,7 +387,6 @@ class Network(pulumi.ComponentResource):
         """Interface endpoints in the private subnets for the tier's services, with private
         DNS: the services' usual names resolve to them, so nothing is configured in the app.
         Their group admits HTTPS from the VPC and sends nothing."""
-        services = args.size.interface_endpoints
         if not services:
             return
         group = aws.ec2.SecurityGroup(
@@ -410,7 +423,7 @@ class Network(pulumi.ComponentResource):
     def _flow_logs(
         self,
         name: str,
-        args: NetworkArgs,
+        stack: StackContext,
         named: Callable[[str], dict[str, str]],
         vpc: aws.ec2.Vpc,
         child: pulumi.ResourceOptions,
@@ -421,14 +434,14 @@ class Network(pulumi.ComponentResource):
             f"{name}-flow-logs-key",
             log_group_prefixes=[f"{name}-flow-logs-"],
             description="Encrypts the VPC's flow logs",
-            retention_days=args.flow_log_retention_days,
-            tags=args.tags,
+            retention_days=stack.log_retention_days,
+            tags=stack.tags,
             opts=child,
         ).group(f"{name}-flow-logs", tags=named("flow-logs"))
         flow_role = aws.iam.Role(
             f"{name}-flow-logs-role",
             assume_role_policy=service_trust_policy("vpc-flow-logs.amazonaws.com"),
-            tags=args.tags,
+            tags=stack.tags,
             opts=owned(self, was=log_group),
         )
         aws.iam.RolePolicy(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components.shared.contract import owned
 from components.shared.kms import account_key_policy, customer_key
+from components.shared.stack import StackContext
 
 # Tagged images kept: a release per school day for six weeks, so any release the API,
 # the trainer or the SageMaker endpoint may still run (or roll back to) stays pullable.
@@ -75,17 +76,15 @@ def replica_repository(repository_name: pulumi.Input[str], region: str) -> Image
 
 @dataclass
 class RegistryArgs:
+    stack: StackContext
+    """The stack: tags, and ``protect`` on the repository and its key (False on dev only)."""
     repository_name: str
     """ECR repository name, e.g. ``student-success/tier3/app``."""
-    protect: bool
-    """Pulumi ``protect`` on the repository and its key (False on dev only)."""
     keep_images: int = KEEP_IMAGES
     """Images kept by the lifecycle policy."""
     replica_regions: tuple[str, ...] = ()
     """Regions every pushed image is replicated to (tier 4's global registry): each regional
     stack pulls from the copy in its own region."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every resource of the component."""
 
 
 class Registry(pulumi.ComponentResource):
@@ -98,12 +97,13 @@ class Registry(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:registry:Registry", name, None, opts)
-        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        protect, tags = args.stack.protect, args.stack.tags
+        stateful = pulumi.ResourceOptions(parent=self, protect=protect)
         key = customer_key(
             f"{name}-key",
             description=f"Encrypts the {args.repository_name} image repository",
             policy=account_key_policy(),
-            tags=args.tags,
+            tags=tags,
             opts=stateful,
         )
         repository = aws.ecr.Repository(
@@ -114,18 +114,20 @@ class Registry(pulumi.ComponentResource):
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": key.arn}],
             # Dev may be destroyed with its images; elsewhere protect stops it first.
-            force_delete=not args.protect,
-            tags=args.tags,
+            force_delete=not protect,
+            tags=tags,
             opts=stateful,
         )
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
             repository=repository.name,
             policy=lifecycle_policy(args.keep_images),
-            opts=owned(self, was=repository, protect=args.protect),
+            opts=owned(self, was=repository, protect=protect),
         )
         if args.replica_regions:
-            self._replicate(name, args, repository)
+            self._replicate(
+                name, args.repository_name, args.replica_regions, args.keep_images, tags, repository
+            )
         self.repository_url = repository.repository_url
         self.repository_arn = repository.arn
         self.repository_name = repository.name
@@ -137,8 +139,17 @@ class Registry(pulumi.ComponentResource):
             }
         )
 
-    def _replicate(self, name: str, args: RegistryArgs, repository: aws.ecr.Repository) -> None:
-        """Replication to the regions, and the settings ECR gives the copies it creates."""
+    def _replicate(
+        self,
+        name: str,
+        repository_name: str,
+        regions: tuple[str, ...],
+        keep_images: int,
+        tags: dict[str, str],
+        repository: aws.ecr.Repository,
+    ) -> None:
+        """Replication to ``regions``, and the settings ECR gives the copies it creates there
+        (``keep_images`` kept, ``tags``)."""
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         # The replication configuration is the registry's (one per account and region):
         # this stack owns it, so the account's other repositories are not replicated.
@@ -149,10 +160,10 @@ class Registry(pulumi.ComponentResource):
                     {
                         "destinations": [
                             {"region": region, "registry_id": account.account_id}
-                            for region in args.replica_regions
+                            for region in regions
                         ],
                         "repository_filters": [
-                            {"filter": args.repository_name, "filter_type": "PREFIX_MATCH"}
+                            {"filter": repository_name, "filter_type": "PREFIX_MATCH"}
                         ],
                     }
                 ]
@@ -162,16 +173,16 @@ class Registry(pulumi.ComponentResource):
         # The copies ECR creates in each region (a template acts in its own region):
         # immutable tags, that region's AWS-managed key (a customer key is regional), the same
         # lifecycle.
-        for region in args.replica_regions:
+        for region in regions:
             aws.ecr.RepositoryCreationTemplate(
                 f"{name}-replica-template-{region}",
                 region=region,
-                prefix=args.repository_name.rsplit("/", 1)[0],
+                prefix=repository_name.rsplit("/", 1)[0],
                 applied_fors=["REPLICATION"],
-                description=f"Replicas of {args.repository_name}",
+                description=f"Replicas of {repository_name}",
                 image_tag_mutability="IMMUTABLE",
                 encryption_configurations=[{"encryption_type": "KMS"}],
-                lifecycle_policy=lifecycle_policy(args.keep_images),
-                resource_tags=args.tags,
+                lifecycle_policy=lifecycle_policy(keep_images),
+                resource_tags=tags,
                 opts=owned(self),
             )

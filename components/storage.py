@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
@@ -20,6 +20,7 @@ from components.shared.bucket_controls import block_public_access
 from components.shared.contract import BucketRef, owned
 from components.shared.iam import tls_only_statement
 from components.shared.kms import customer_key, key_policy
+from components.shared.stack import StackContext
 
 ArchiveClass = Literal["STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"]
 
@@ -107,10 +108,11 @@ def lifecycle_rules(
 
 @dataclass
 class SecureBucketArgs:
+    stack: StackContext
+    """The stack: tags (data stores' with the ``ferpa`` classification) and ``protect`` on
+    the bucket and its key (False on dev only)."""
     purpose: str
     """What the bucket holds; the KMS key's description."""
-    protect: bool
-    """Pulumi ``protect`` on the bucket and its key (False on dev only)."""
     force_destroy: bool = False
     """Let ``pulumi destroy`` empty the bucket; dev only."""
     noncurrent_versions_kept: int | None = None
@@ -125,8 +127,6 @@ class SecureBucketArgs:
     """Statements added to the KMS key's policy (e.g. CloudFront OAC kms:Decrypt)."""
     access_log_bucket: pulumi.Input[str] | None = None
     """Bucket receiving this bucket's S3 server access logs (under ``s3/<name>/``)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every resource of the component; data stores pass ``spec.tags("ferpa")``."""
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -143,7 +143,8 @@ class SecureBucket(pulumi.ComponentResource):
         self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("ssp:storage:SecureBucket", name, None, opts)
-        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        protect, tags = args.stack.protect, args.stack.tags
+        stateful = pulumi.ResourceOptions(parent=self, protect=protect)
         rules = lifecycle_rules(
             noncurrent_versions_kept=args.noncurrent_versions_kept,
             noncurrent_days=args.noncurrent_days,
@@ -157,24 +158,24 @@ class SecureBucket(pulumi.ComponentResource):
             policy=pulumi.Output.all(account, *args.extra_key_policy_statements).apply(
                 lambda values: key_policy(values[0], values[1:])
             ),
-            tags=args.tags,
+            tags=tags,
             opts=stateful,
         )
         aws.kms.Alias(
             f"{name}-key-alias",
             name_prefix=f"alias/{name}-",
             target_key_id=key.key_id,
-            opts=owned(self, was=key, protect=args.protect),
+            opts=owned(self, was=key, protect=protect),
         )
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
             # Physical names are global: a prefix plus the random suffix S3 adds.
             bucket_prefix=f"{name}-"[:37],
             force_destroy=args.force_destroy,
-            tags=args.tags,
+            tags=tags,
             opts=stateful,
         )
-        in_bucket = owned(self, was=bucket, protect=args.protect)
+        in_bucket = owned(self, was=bucket, protect=protect)
         # Block public access first: the policy must never land on a bucket that allows it.
         public_block = block_public_access(name, bucket, in_bucket)
         versioning = aws.s3.BucketVersioning(
@@ -203,7 +204,7 @@ class SecureBucket(pulumi.ComponentResource):
             bucket=bucket.id,
             rules=rules,
             # Non-current version rules need versioning in place.
-            opts=owned(self, was=bucket, protect=args.protect, depends_on=[versioning]),
+            opts=owned(self, was=bucket, protect=protect, depends_on=[versioning]),
         )
         if args.access_log_bucket is not None:
             # Who read or wrote which object, when: the audit trail of a FERPA bucket.
@@ -221,7 +222,7 @@ class SecureBucket(pulumi.ComponentResource):
             f"{name}-policy",
             bucket=bucket.id,
             policy=policy,
-            opts=owned(self, was=bucket, protect=args.protect, depends_on=[public_block]),
+            opts=owned(self, was=bucket, protect=protect, depends_on=[public_block]),
         )
 
         self.bucket_name = bucket.bucket

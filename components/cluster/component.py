@@ -18,7 +18,7 @@ from components.cluster.controllers import controllers
 from components.cluster.node_groups import node_groups
 from components.cluster.observability import insights_log_groups, node_alarms
 from components.config.versions import ADDON_VERSIONS
-from components.shared.contract import QueueAutoscaler
+from components.shared.contract import ClusterRef, QueueAutoscaler
 
 
 class Cluster(pulumi.ComponentResource):
@@ -63,7 +63,7 @@ class Cluster(pulumi.ComponentResource):
         )
         node_alarms(plane, args)
         ready = [*nodes.groups, *late_addons]
-        self.kubeconfig, provider = kubernetes_provider(plane, args.region, depends_on=ready)
+        self.kubeconfig, provider = kubernetes_provider(plane, args.stack.region, depends_on=ready)
         keda = controllers(plane, args, provider, after=ready)
 
         self.cluster_name = plane.eks.name
@@ -78,6 +78,7 @@ class Cluster(pulumi.ComponentResource):
         self.queue_autoscaler = (
             QueueAutoscaler(release=keda[0], role_name=keda[1].name) if keda else None
         )
+        self._configured_name = args.cluster_name
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -92,4 +93,18 @@ class Cluster(pulumi.ComponentResource):
                 "application_log_group_name": self.application_log_group_name,
                 "queue_autoscaler_role_name": keda[1].name if keda else None,
             }
+        )
+
+    @property
+    def ref(self) -> ClusterRef:
+        """The cluster, as one bundle for what runs in it."""
+        return ClusterRef(
+            name=self._configured_name,
+            arn=self.cluster_arn,
+            security_group_id=self.cluster_security_group_id,
+            k8s_provider=self.k8s_provider,
+            oidc_provider_arn=self.oidc_provider_arn,
+            oidc_issuer=self.oidc_issuer,
+            application_log_group_name=self.application_log_group_name,
+            queue_autoscaler=self.queue_autoscaler,
         )

@@ -143,8 +143,8 @@ def cluster_logs(name: str, args: ClusterArgs, opts: pulumi.ResourceOptions) -> 
             f"/aws/containerinsights/{args.cluster_name}/",
         ],
         description=f"Encrypts the log groups of {args.cluster_name}",
-        retention_days=args.log_retention_days,
-        tags=args.tags,
+        retention_days=args.stack.log_retention_days,
+        tags=args.stack.tags,
         opts=opts,
     )
 
@@ -156,11 +156,11 @@ def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> C
         f"{name}-secrets-key",
         description=f"Encrypts Kubernetes secrets of {args.cluster_name}",
         policy=account_key_policy(),
-        tags=args.tags,
+        tags=args.stack.tags,
         opts=child,
     )
     logs = cluster_logs(name, args, child)
-    cluster_role, role_policies = _cluster_role(component, name, args.tags, secrets_key)
+    cluster_role, role_policies = _cluster_role(component, name, args.stack.tags, secrets_key)
     # EKS would create this group with no retention; owning it sets retention and lets
     # `pulumi destroy` remove it.
     control_plane_logs = logs.group(
@@ -179,13 +179,13 @@ def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> C
         f"{name}-oidc",
         url=issuer_url,
         client_id_lists=["sts.amazonaws.com"],
-        tags=args.tags,
+        tags=args.stack.tags,
         opts=owned(component, was=eks),
     )
     plane = ControlPlane(
         component=component,
         name=name,
-        tags=args.tags,
+        tags=args.stack.tags,
         eks=eks,
         oidc=oidc,
         oidc_issuer=issuer_url.apply(lambda url: url.removeprefix("https://")),
@@ -233,7 +233,7 @@ def _eks_cluster(
 ) -> aws.eks.Cluster:
     public_cidrs = list(args.public_access_cidrs)
     vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
-        "subnet_ids": list(args.private_subnet_ids),
+        "subnet_ids": list(args.network.private_subnet_ids),
         "endpoint_private_access": True,
         "endpoint_public_access": bool(public_cidrs),
     }
@@ -257,8 +257,8 @@ def _eks_cluster(
         encryption_config={"resources": ["secrets"], "provider": {"key_arn": secrets_key.arn}},
         # No silent move to paid extended support: upgrades are planned (see versions.py).
         upgrade_policy={"support_type": "STANDARD"},
-        deletion_protection=args.deletion_protection,
-        tags=args.tags,
+        deletion_protection=args.stack.protect,
+        tags=args.stack.tags,
         opts=pulumi.ResourceOptions(parent=component, depends_on=list(depends_on)),
     )
 

@@ -105,7 +105,7 @@ def _cluster_autoscaler(
         namespace=AUTOSCALER_SA[0],
         values={
             "cloudProvider": "aws",
-            "awsRegion": args.region,
+            "awsRegion": args.stack.region,
             "autoDiscovery": {"clusterName": args.cluster_name},
             "image": {"tag": CLUSTER_AUTOSCALER_IMAGE_TAG},
             "rbac": {
@@ -145,8 +145,8 @@ def _load_balancer_controller(
         values={
             "clusterName": args.cluster_name,
             # Region and VPC given explicitly: IMDS is out of reach of pods (hop limit 1).
-            "region": args.region,
-            "vpcId": args.vpc_id,
+            "region": args.stack.region,
+            "vpcId": args.network.vpc_id,
             "replicaCount": 2,
             "serviceAccount": {
                 "create": True,

@@ -111,7 +111,7 @@ def _launch_template(
             "http_put_response_hop_limit": 1,
         },
         # With a launch template EKS no longer adds the cluster SG by itself.
-        vpc_security_group_ids=[args.app_security_group_id, plane.security_group_id],
+        vpc_security_group_ids=[args.network.app_security_group_id, plane.security_group_id],
         tag_specifications=[
             {"resource_type": "instance", "tags": node_tags},
             {"resource_type": "volume", "tags": node_tags},
@@ -139,7 +139,7 @@ def _node_group(
         # Explicit, so that a control-plane upgrade reaches the nodes (EKS then rolls them
         # onto the new minor's AMI), but only once the stack lets go of the held version.
         version=args.node_kubernetes_version or args.kubernetes_version,
-        subnet_ids=list(args.private_subnet_ids),
+        subnet_ids=list(args.network.private_subnet_ids),
         ami_type=AMI_TYPE,
         capacity_type=group.capacity_type,
         instance_types=list(group.instance_types),

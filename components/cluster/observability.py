@@ -43,7 +43,7 @@ def node_alarms(plane: ControlPlane, args: ClusterArgs) -> None:
             # Missing data means the agent is down, which the dashboard shows; an
             # alarm on it would page at every cluster upgrade.
             threshold=Threshold(limit, period_seconds=300, periods=2, missing_data="missing"),
-            topic_arn=args.alarm_topic_arn,
+            topic_arn=args.stack.alarm_topic,
             tags=plane.tags,
             opts=pulumi.ResourceOptions(parent=plane.component),
         )

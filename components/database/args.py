@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 
 from components.config.tier import AlarmThresholds, DatabaseSize
-from components.shared.contract import DatabaseRestore
+from components.shared.contract import DatabaseRestore, NetworkRef
+from components.shared.stack import StackContext
 
 
 @dataclass(frozen=True)
@@ -30,28 +31,20 @@ class ReportingReplica:
 
 @dataclass
 class DatabaseArgs:
+    stack: StackContext
+    """The stack: the prefix of the AWS names (``ssp-tier3`` -> ``ssp-tier3-db``,
+    ``ssp-tier3-db-replica-1``), tags, the alarm topic, the retention of the exported
+    PostgreSQL logs, and ``protect`` (deletion protection, final snapshot and Pulumi
+    ``protect``; False on dev only)."""
+    network: NetworkRef
+    """The VPC: the instances and the proxy take its isolated subnets (the primary the first
+    AZ, replicas the next ones) and admit only its app tier's group on 5432."""
     size: DatabaseSize
     """The tier's database slice: instance class, storage, replicas, proxy, backups."""
     alarms: AlarmThresholds
     """The tier's alarm thresholds."""
-    identifier: str
-    """Prefix of the AWS names (``ssp-tier3`` -> ``ssp-tier3-db``, ``ssp-tier3-db-replica-1``)."""
-    vpc_id: pulumi.Input[str]
-    """VPC of the database."""
-    subnet_ids: Sequence[pulumi.Input[str]]
-    """Isolated subnets, one per AZ, for the subnet group and the proxy."""
-    availability_zones: Sequence[pulumi.Input[str]]
-    """AZ names, in subnet order; the primary takes the first, replicas the next ones."""
-    client_security_group_ids: Sequence[pulumi.Input[str]]
-    """Security groups allowed to connect on 5432 (the app's); nothing else is."""
-    alarm_topic_arn: pulumi.Input[str]
-    """SNS topic the alarms notify."""
     private_zone_name: str
     """Private hosted zone holding the reader name (``tier3.student-success.internal``)."""
-    log_retention_days: int
-    """Retention of the instances' exported PostgreSQL logs."""
-    protect: bool = True
-    """Deletion protection, final snapshot and Pulumi ``protect``; False on dev only."""
     apply_immediately: bool = False
     """Apply modifications at once instead of in the maintenance window (dev only)."""
     backup_region: str | None = None
@@ -64,5 +57,3 @@ class DatabaseArgs:
     """Run engine upgrades as an RDS Blue/Green switchover (tiers without replicas or proxy)."""
     reporting_replica: ReportingReplica | None = None
     """A cross-region read replica for reporting (opt-in: ``dbReportingReplica``), or None."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every resource of the component (``spec.tags("ferpa")``)."""

@@ -46,6 +46,7 @@ from components.shared.contract import (
 )
 from components.shared.iam import service_trust_policy
 from components.shared.kms import customer_key, key_policy, logs_statement
+from components.shared.stack import StackContext
 
 
 class Database(pulumi.ComponentResource):
@@ -84,99 +85,111 @@ class Database(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:database:Database", name, None, opts)
-        size, tags = args.size, args.tags
-        ident = check_identifier(f"{args.identifier}-db", 50)
-        child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
-
-        account = aws.get_caller_identity_output().account_id
-        region = aws.get_region_output().region
-        key = customer_key(
-            f"{name}-key",
-            description=f"Encrypts {ident}: storage, snapshots, Performance Insights, secret",
-            # CloudWatch Logs encrypts the instances' exported logs with it.
-            policy=pulumi.Output.all(account, region).apply(
-                lambda v: key_policy(
-                    v[0], [logs_statement(v[1], v[0], rds_log_group_prefix(ident).rstrip("/"))]
-                )
-            ),
-            tags=tags,
-            opts=stateful,
-        )
-
+        stack, size, net = args.stack, args.size, args.network
+        ident = check_identifier(f"{stack.name_prefix}-db", 50)
+        major = engine_major(args.engine_version)
+        key = self._key(name, ident, stack.tags, stack.protect)
         # Credentials: a pulumi_random password kept in our own KMS-encrypted secret rather
         # than manage_master_user_password. RDS Proxy authenticates with this secret, and the
         # app's Kubernetes Secret needs the password as a Pulumi secret Output; an RDS-managed
         # password rotates outside Pulumi and the pods could not follow it without an extra
         # operator. (Setting both makes RDS silently ignore the password.)
-        password = random.RandomPassword(
-            f"{name}-password",
-            length=40,
-            special=True,
-            override_special=PASSWORD_SPECIALS,
-            opts=child,
-        )
-        secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
-
+        password = self._password(f"{name}-password")
         subnet_group, sg = network(
             self,
             name,
             ident,
-            vpc_id=args.vpc_id,
-            subnet_ids=list(args.subnet_ids),
-            client_security_group_ids=args.client_security_group_ids,
-            tags=tags,
+            vpc_id=net.vpc_id,
+            subnet_ids=list(net.isolated_subnet_ids),
+            client_security_group_ids=[net.app_security_group_id],
+            tags=stack.tags,
         )
-        params = parameter_group(self, name, ident, args)
-        monitoring_role, monitoring_attachment = self._monitoring_role(name, ident, args)
+        params = parameter_group(
+            self, name, ident, size=size, major=major, blue_green=args.blue_green, tags=stack.tags
+        )
+        monitoring_role, monitoring_attachment = self._monitoring_role(name, ident, stack.tags)
+        common = _SharedInstanceArgs(
+            instance_class=size.instance_class,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            max_allocated_storage=size.max_storage_gib,
+            parameter_group_name=params.name,
+            vpc_security_group_ids=[sg.id],
+            publicly_accessible=False,
+            iam_database_authentication_enabled=True,
+            auto_minor_version_upgrade=True,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
+            monitoring_interval=MONITORING_INTERVAL_SECONDS,
+            monitoring_role_arn=monitoring_role.arn,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            copy_tags_to_snapshot=True,
+            maintenance_window=MAINTENANCE_WINDOW,
+            # An engine upgrade applies at once: the replicas' new parameter group fits only
+            # once the primary (and with it RDS's upgrade of the replicas) is done.
+            apply_immediately=args.apply_immediately or args.engine_version is not None,
+        )
         primary, replicas, reporting = self._instances(
-            name,
-            ident,
-            args,
-            key,
-            secret_password,
-            subnet_group,
-            sg,
-            params,
-            monitoring_role,
-            monitoring_attachment,
+            name, ident, args, major, key, password, subnet_group, common, monitoring_attachment
         )
         secret = self._credentials_secret(
-            name, ident, args, key, primary, DatabaseLogin(MASTER_USERNAME, secret_password)
+            name, ident, stack, key, primary, DatabaseLogin(MASTER_USERNAME, password)
         )
         self.logins = {
-            workload: DatabaseLogin(login, self._login_password(name, workload))
+            workload: DatabaseLogin(login, self._password(f"{name}-{workload}-password"))
             for workload, login in WORKLOAD_LOGINS.items()
         }
         login_secrets = [
-            self._credentials_secret(name, ident, args, key, primary, login, role=workload)
+            self._credentials_secret(name, ident, stack, key, primary, login, role=workload)
             for workload, login in self.logins.items()
         ]
-
         self.writer_endpoint = primary.address
         self.proxy_name = None
         if size.proxy:
             self.proxy_name, self.writer_endpoint = database_proxy(
-                self, name, ident, args, sg, [s.arn for s in login_secrets], key.arn, primary
+                self,
+                name,
+                ident,
+                size=size,
+                network=net,
+                tags=stack.tags,
+                db_sg=sg,
+                secret_arns=[s.arn for s in login_secrets],
+                key_arn=key.arn,
+                primary=primary,
             )
-        self.reader_endpoint = self._reader(name, ident, args, replicas) or self.writer_endpoint
+        reader = self._reader(name, ident, args.private_zone_name, net.vpc_id, stack.tags, replicas)
+        self.reader_endpoint = reader or self.writer_endpoint
         database_alarms(
             self,
             name,
             size=size,
             alarms=args.alarms,
-            topic_arn=args.alarm_topic_arn,
-            tags=tags,
+            topic_arn=stack.alarm_topic,
+            tags=stack.tags,
             primary=primary,
             replicas=replicas,
         )
+        self._outputs(primary, replicas, reporting, password, secret, sg, key)
 
+    def _outputs(
+        self,
+        primary: aws.rds.Instance,
+        replicas: list[aws.rds.Instance],
+        reporting: aws.rds.Instance | None,
+        password: pulumi.Output[str],
+        secret: aws.secretsmanager.Secret,
+        sg: aws.ec2.SecurityGroup,
+        key: aws.kms.Key,
+    ) -> None:
         self.primary_address = primary.address
         self.replica_addresses = [r.address for r in replicas]
         self.port = POSTGRES_PORT
         self.database_name = DATABASE_NAME
         self.username = MASTER_USERNAME
-        self.password = secret_password
+        self.password = password
         self.credentials_secret_arn = secret.arn
         self.security_group_id = sg.id
         self.primary_identifier = primary.identifier
@@ -203,15 +216,45 @@ class Database(pulumi.ComponentResource):
             }
         )
 
+    def _key(self, name: str, ident: str, tags: dict[str, str], protect: bool) -> aws.kms.Key:
+        """The database's key: storage, snapshots, Performance Insights, the secrets, and the
+        instances' exported logs (CloudWatch Logs encrypts them with it)."""
+        account = aws.get_caller_identity_output().account_id
+        region = aws.get_region_output().region
+        return customer_key(
+            f"{name}-key",
+            description=f"Encrypts {ident}: storage, snapshots, Performance Insights, secret",
+            # CloudWatch Logs encrypts the instances' exported logs with it.
+            policy=pulumi.Output.all(account, region).apply(
+                lambda v: key_policy(
+                    v[0], [logs_statement(v[1], v[0], rds_log_group_prefix(ident).rstrip("/"))]
+                )
+            ),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+
+    def _password(self, resource_name: str) -> pulumi.Output[str]:
+        """A generated password (the master's, or a workload login's that ``migrate`` sets on
+        its role), as a secret Output."""
+        password = random.RandomPassword(
+            resource_name,
+            length=40,
+            special=True,
+            override_special=PASSWORD_SPECIALS,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return pulumi.Output.secret(password.result)
+
     def _monitoring_role(
-        self, name: str, ident: str, args: DatabaseArgs
+        self, name: str, ident: str, tags: dict[str, str]
     ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
         """The role RDS enhanced monitoring publishes with."""
         monitoring_role = aws.iam.Role(
             f"{name}-monitoring-role",
             assume_role_policy=service_trust_policy("monitoring.rds.amazonaws.com"),
             description=f"Enhanced monitoring of {ident}",
-            tags=args.tags,
+            tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         monitoring_attachment = aws.iam.RolePolicyAttachment(
@@ -227,117 +270,100 @@ class Database(pulumi.ComponentResource):
         name: str,
         ident: str,
         args: DatabaseArgs,
+        major: str,
         key: aws.kms.Key,
         password: pulumi.Output[str],
         subnet_group: aws.rds.SubnetGroup,
-        sg: aws.ec2.SecurityGroup,
-        params: aws.rds.ParameterGroup,
-        monitoring_role: aws.iam.Role,
+        common: _SharedInstanceArgs,
         monitoring_attachment: aws.iam.RolePolicyAttachment,
     ) -> tuple[aws.rds.Instance, list[aws.rds.Instance], aws.rds.Instance | None]:
-        """The primary, its read replicas and the cross-region reporting replica."""
-        size, restore = args.size, args.restore
-        base, ident = ident, primary_identifier(ident, restore)
+        """The primary (its backups replicated where the tier asks), its read replicas and
+        the cross-region reporting replica; ``ident`` is the original primary's identifier
+        (a restore makes a new primary, ``primary_identifier``)."""
+        stack, size, restore = args.stack, args.size, args.restore
+        primary_ident = primary_identifier(ident, restore)
         primary_name = primary_resource_name(name, restore)
-        # An engine upgrade applies at once: the replicas' new parameter group fits only
-        # once the primary (and with it RDS's upgrade of the replicas) is done.
-        apply_immediately = args.apply_immediately or args.engine_version is not None
 
-        def named(role: str) -> dict[str, str]:
-            return {**args.tags, "Name": f"{ident}-{role}"}
+        def after_logs_of(resource_name: str, identifier: str) -> list[pulumi.Resource]:
+            groups = log_groups(
+                self,
+                resource_name,
+                identifier,
+                key,
+                retention_days=stack.log_retention_days,
+                tags=stack.tags,
+                protect=stack.protect,
+            )
+            return [monitoring_attachment, *groups]
 
-        # Settings the primary and its replicas share.
-        common = _SharedInstanceArgs(
-            instance_class=size.instance_class,
-            storage_type="gp3",
-            storage_encrypted=True,
-            kms_key_id=key.arn,
-            max_allocated_storage=size.max_storage_gib,
-            parameter_group_name=params.name,
-            vpc_security_group_ids=[sg.id],
-            publicly_accessible=False,
-            iam_database_authentication_enabled=True,
-            auto_minor_version_upgrade=True,
-            performance_insights_enabled=True,
-            performance_insights_kms_key_id=key.arn,
-            performance_insights_retention_period=PERFORMANCE_INSIGHTS_RETENTION_DAYS,
-            monitoring_interval=MONITORING_INTERVAL_SECONDS,
-            monitoring_role_arn=monitoring_role.arn,
-            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
-            copy_tags_to_snapshot=True,
-            maintenance_window=MAINTENANCE_WINDOW,
-            apply_immediately=apply_immediately,
-        )
         primary = aws.rds.Instance(
             primary_name,
-            identifier=ident,
+            identifier=primary_ident,
             engine="postgres",
-            engine_version=engine_major(args),
+            engine_version=major,
             # Only permits it: the major is what engine_version says.
             allow_major_version_upgrade=True,
             blue_green_update={"enabled": True} if args.blue_green else None,
             allocated_storage=size.storage_gib,
             # A restored instance keeps the database of its backup.
             db_name=None if restore else DATABASE_NAME,
-            **restore_inputs(base, restore),
+            **restore_inputs(ident, restore),
             username=MASTER_USERNAME,
             password=password,
             port=POSTGRES_PORT,
             db_subnet_group_name=subnet_group.name,
             multi_az=size.multi_az,
             # RDS picks the AZ of a Multi-AZ primary; a single-AZ one takes the first.
-            availability_zone=None if size.multi_az else args.availability_zones[0],
+            availability_zone=None if size.multi_az else args.network.availability_zones[0],
             backup_retention_period=size.backup_retention_days,
             backup_window=BACKUP_WINDOW,
-            deletion_protection=args.protect,
-            skip_final_snapshot=not args.protect,
-            final_snapshot_identifier=f"{ident}-final" if args.protect else None,
+            deletion_protection=stack.protect,
+            skip_final_snapshot=not stack.protect,
+            final_snapshot_identifier=f"{primary_ident}-final" if stack.protect else None,
             # Outside dev, automated backups outlive an accidental delete.
-            delete_automated_backups=not args.protect,
-            tags=named("primary"),
+            delete_automated_backups=not stack.protect,
+            tags={**stack.tags, "Name": f"{primary_ident}-primary"},
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=args.protect,
-                depends_on=[
-                    monitoring_attachment,
-                    *log_groups(self, primary_name, ident, args, key),
-                ],
+                protect=stack.protect,
+                depends_on=after_logs_of(primary_name, primary_ident),
                 additional_secret_outputs=["password"],
                 ignore_changes=RESTORE_INPUTS if restore else None,
             ),
             **common,
         )
-        backup_replication(self, name, base, args, primary, primary_name)
-
+        backup_replication(
+            self,
+            name,
+            ident,
+            primary,
+            primary_name,
+            region=args.backup_region if size.cross_region_backups else None,
+            retention_days=size.backup_retention_days,
+            tags=stack.tags,
+            protect=stack.protect,
+        )
         # Replicas hold no data of their own: no Pulumi protect or deletion protection, so
         # lowering db_replica_count is an ordinary change. Same-region replicas inherit the
         # primary's subnet group, engine version and credentials; they keep no backups.
-        replicas: list[aws.rds.Instance] = []
+        replicas = []
         for i in range(size.replica_count):
+            role, zone = f"replica-{i + 1}", replica_zone(args.network.availability_zones, i)
             replicas.append(
                 aws.rds.Instance(
-                    f"{name}-replica-{i + 1}",
-                    identifier=f"{ident}-replica-{i + 1}",
+                    f"{name}-{role}",
+                    identifier=f"{primary_ident}-{role}",
                     replicate_source_db=primary.identifier,
-                    availability_zone=replica_zone(args.availability_zones, i),
+                    availability_zone=zone,
                     multi_az=False,
                     deletion_protection=False,
                     skip_final_snapshot=True,
-                    tags=named(f"replica-{i + 1}"),
+                    tags={**stack.tags, "Name": f"{primary_ident}-{role}"},
                     opts=pulumi.ResourceOptions.merge(
                         owned(
                             self,
                             was=primary,
-                            depends_on=[
-                                monitoring_attachment,
-                                *log_groups(
-                                    self,
-                                    f"{name}-replica-{i + 1}",
-                                    f"{ident}-replica-{i + 1}",
-                                    args,
-                                    key,
-                                ),
-                            ],
+                            depends_on=after_logs_of(f"{name}-{role}", f"{primary_ident}-{role}"),
                         ),
                         # RDS cannot move a replica to another source: after a restore it
                         # is rebuilt from the new primary (identifiers differ, new first).
@@ -347,26 +373,28 @@ class Database(pulumi.ComponentResource):
                 )
             )
         reporting = reporting_replica(
-            self, name, ident, args, primary, common, [monitoring_attachment]
+            self,
+            name,
+            primary_ident,
+            args.reporting_replica,
+            primary=primary,
+            common=common,
+            depends_on=[monitoring_attachment],
+            size=size,
+            major=major,
+            blue_green=args.blue_green,
+            alarms=args.alarms,
+            retention_days=stack.log_retention_days,
+            tags=stack.tags,
+            protect=stack.protect,
         )
         return primary, replicas, reporting
-
-    def _login_password(self, name: str, workload: str) -> pulumi.Output[str]:
-        """A generated password for a workload's login; ``migrate`` sets it on the role."""
-        password = random.RandomPassword(
-            f"{name}-{workload}-password",
-            length=40,
-            special=True,
-            override_special=PASSWORD_SPECIALS,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return pulumi.Output.secret(password.result)
 
     def _credentials_secret(
         self,
         name: str,
         ident: str,
-        args: DatabaseArgs,
+        stack: StackContext,
         key: aws.kms.Key,
         primary: aws.rds.Instance,
         login: DatabaseLogin,
@@ -379,11 +407,11 @@ class Database(pulumi.ComponentResource):
             f"{prefix}-credentials",
             description=f"{'Master' if role is None else role.capitalize()} credentials of {ident}",
             kms_key_id=key.arn,
-            recovery_window_in_days=30 if args.protect else 7,
-            tags=args.tags,
+            recovery_window_in_days=30 if stack.protect else 7,
+            tags=stack.tags,
             # The proxy authenticates with the workloads' secrets: deleting one cuts that
             # workload off the database.
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=stack.protect),
         )
         document: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(primary.address, login.password).apply(
@@ -394,31 +422,38 @@ class Database(pulumi.ComponentResource):
             f"{prefix}-credentials-version",
             secret_id=secret.id,
             secret_string=document,
-            opts=owned(self, was=secret, protect=args.protect),
+            opts=owned(self, was=secret, protect=stack.protect),
         )
         return secret
 
     def _reader(
-        self, name: str, ident: str, args: DatabaseArgs, replicas: list[aws.rds.Instance]
+        self,
+        name: str,
+        ident: str,
+        zone_name: str,
+        vpc_id: pulumi.Input[str],
+        tags: dict[str, str],
+        replicas: list[aws.rds.Instance],
     ) -> pulumi.Output[str] | None:
-        """One DNS name over the replicas, or None without replicas."""
+        """One DNS name over the replicas (``reader.<zone_name>``, in a private zone of the
+        VPC), or None without replicas."""
         if not replicas:
             return None
         # RDS Proxy read-only endpoints only serve Aurora clusters, so readers get a DNS name
         # instead: weighted CNAMEs (equal weights, short TTL) in a private zone of the VPC.
         zone = aws.route53.Zone(
             f"{name}-zone",
-            name=args.private_zone_name,
+            name=zone_name,
             comment=f"Private names of {ident}",
-            vpcs=[{"vpc_id": args.vpc_id}],
-            tags=args.tags,
+            vpcs=[{"vpc_id": vpc_id}],
+            tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         records = [
             aws.route53.Record(
                 f"{name}-reader-{i + 1}",
                 zone_id=zone.zone_id,
-                name=f"reader.{args.private_zone_name}",
+                name=f"reader.{zone_name}",
                 type="CNAME",
                 ttl=READER_TTL_SECONDS,
                 records=[replica.address],

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.database.args import DatabaseArgs
-from components.database.recovery import engine_major, parameter_family
+from components.config.tier import DatabaseSize
+from components.database.recovery import parameter_family
 from components.database.settings import LOG_EXPORTS, rds_log_group_prefix, rds_parameters
 from components.shared.contract import POSTGRES_PORT
 from components.shared.log_groups import EncryptedLogs
@@ -68,25 +68,29 @@ def parameter_group(
     owner: pulumi.Resource,
     name: str,
     ident: str,
-    args: DatabaseArgs,
+    *,
+    size: DatabaseSize,
+    major: str,
+    blue_green: bool,
+    tags: dict[str, str],
     provider: pulumi.ProviderResource | None = None,
 ) -> aws.rds.ParameterGroup:
-    """The tier's PostgreSQL settings for the engine major the stack runs.
+    """The tier's PostgreSQL settings for the engine major the stack runs (``blue_green``:
+    with what an RDS Blue/Green deployment replicates by).
 
     Replacing a parameter group (family change) must create the new one before the old one,
     still attached, is deleted: Pulumi's default order, with a name_prefix so the two can
     coexist. A major upgrade's new family is such a replacement, ready before the switch."""
-    size, major = args.size, engine_major(args)
     return aws.rds.ParameterGroup(
         f"{name}-params",
         name_prefix=f"{ident}-pg{major}-",
-        family=parameter_family(args),
+        family=parameter_family(major),
         description=f"PostgreSQL {major} settings of {ident} ({size.instance_class})",
         parameters=[
             {"name": p.name, "value": p.value, "apply_method": p.apply_method}
-            for p in rds_parameters(size, logical_replication=args.blue_green)
+            for p in rds_parameters(size, logical_replication=blue_green)
         ],
-        tags=args.tags,
+        tags=tags,
         opts=pulumi.ResourceOptions(parent=owner, provider=provider),
     )
 
@@ -95,20 +99,23 @@ def log_groups(
     owner: pulumi.Resource,
     name: str,
     ident: str,
-    args: DatabaseArgs,
     key: aws.kms.Key,
+    *,
+    retention_days: int,
+    tags: dict[str, str],
+    protect: bool,
     provider: pulumi.ProviderResource | None = None,
 ) -> list[aws.cloudwatch.LogGroup]:
     """The groups RDS exports an instance's logs to, made before the instance so that they
     carry the tier's retention and the database's key (RDS would make them with neither,
-    keeping student data in logs forever)."""
+    keeping student data in logs forever). ``protect``: they outlive the instance."""
     logs = EncryptedLogs(
         key,
         (rds_log_group_prefix(ident),),
-        args.log_retention_days,
-        args.tags,
+        retention_days,
+        tags,
         # An instance's logs outlive it (a restore replaces the instances).
-        pulumi.ResourceOptions(parent=owner, provider=provider, retain_on_delete=args.protect),
+        pulumi.ResourceOptions(parent=owner, provider=provider, retain_on_delete=protect),
     )
     return [
         logs.group(f"{name}-{log}-logs", name=f"{rds_log_group_prefix(ident)}{log}")

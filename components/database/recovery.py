@@ -9,7 +9,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.database.args import DatabaseArgs
 from components.database.settings import ENGINE_VERSION
 from components.shared.contract import (
     POSTGRES_PARAMETER_FAMILIES,
@@ -23,14 +22,14 @@ from components.shared.kms import customer_key, key_policy
 RESTORE_INPUTS = ["restoreToPointInTime", "snapshotIdentifier"]
 
 
-def engine_major(args: DatabaseArgs) -> str:
+def engine_major(engine_version: str | None) -> str:
     """The PostgreSQL major the stack runs: its upgrade setting, else the program's pin."""
-    return args.engine_version or ENGINE_VERSION
+    return engine_version or ENGINE_VERSION
 
 
-def parameter_family(args: DatabaseArgs) -> str:
-    """The parameter group family of that major (``postgres17``)."""
-    return POSTGRES_PARAMETER_FAMILIES[engine_major(args)]
+def parameter_family(major: str) -> str:
+    """The parameter group family of a major (``postgres17``)."""
+    return POSTGRES_PARAMETER_FAMILIES[major]
 
 
 def primary_identifier(ident: str, restore: DatabaseRestore | None) -> str:
@@ -82,15 +81,18 @@ def backup_replication(
     owner: pulumi.Resource,
     name: str,
     ident: str,
-    args: DatabaseArgs,
     primary: aws.rds.Instance,
     primary_name: str,
+    *,
+    region: str | None,
+    retention_days: int,
+    tags: dict[str, str],
+    protect: bool,
 ) -> aws.rds.InstanceAutomatedBackupsReplication | None:
     """The primary's automated backups (snapshots and transaction logs) replicated to the
-    backup region, encrypted there by a key of that region: a point-in-time restore survives
-    the loss of the stack's region. None on tiers that do not ask for it."""
-    region = args.backup_region
-    if not args.size.cross_region_backups or region is None:
+    backup ``region``, encrypted there by a key of that region, for ``retention_days``: a
+    point-in-time restore survives the loss of the stack's region. None without a region."""
+    if region is None:
         return None
     provider = region_provider(owner, f"{name}-backups-{region}", region)
     there = pulumi.ResourceOptions(parent=owner, provider=provider)
@@ -100,8 +102,8 @@ def backup_replication(
         description=f"Encrypts the replicated automated backups of {ident} in {region}",
         # RDS uses it through grants made with the caller's IAM permissions.
         policy=account.apply(key_policy),
-        tags=args.tags,
-        opts=pulumi.ResourceOptions.merge(there, pulumi.ResourceOptions(protect=args.protect)),
+        tags=tags,
+        opts=pulumi.ResourceOptions.merge(there, pulumi.ResourceOptions(protect=protect)),
     )
     # Named after the primary: a restored primary gets a replication of its own. Pulumi
     # never stops one (retain_on_delete, instead of protect, so that a restore needs no
@@ -110,8 +112,6 @@ def backup_replication(
         f"{primary_name}-backups-{region}",
         source_db_instance_arn=primary.arn,
         kms_key_id=key.arn,
-        retention_period=args.size.backup_retention_days,
-        opts=pulumi.ResourceOptions.merge(
-            there, pulumi.ResourceOptions(retain_on_delete=args.protect)
-        ),
+        retention_period=retention_days,
+        opts=pulumi.ResourceOptions.merge(there, pulumi.ResourceOptions(retain_on_delete=protect)),
     )

@@ -8,8 +8,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.config.tier import AlarmThresholds, DatabaseSize
 from components.database.alarms import replica_alarms
-from components.database.args import DatabaseArgs
+from components.database.args import ReportingReplica
 from components.database.instance_parts import log_groups, network, parameter_group
 from components.database.recovery import region_provider
 from components.database.settings import _SharedInstanceArgs, rds_log_group_prefix
@@ -20,15 +21,23 @@ def reporting_replica(
     owner: pulumi.Resource,
     name: str,
     ident: str,
-    args: DatabaseArgs,
+    target: ReportingReplica | None,
+    *,
     primary: aws.rds.Instance,
     common: _SharedInstanceArgs,
     depends_on: list[pulumi.Resource],
+    size: DatabaseSize,
+    major: str,
+    blue_green: bool,
+    alarms: AlarmThresholds,
+    retention_days: int,
+    tags: dict[str, str],
+    protect: bool,
 ) -> aws.rds.Instance | None:
-    """The replica ``<primary identifier>-reporting`` in ``args.reporting_replica.region``, or
-    None where the stack has not opted in. ``common`` is what the primary's replicas share;
-    what is regional (key, parameter group, subnets, security group) is made there."""
-    target = args.reporting_replica
+    """The replica ``<primary identifier>-reporting`` in the ``target`` region, or None where
+    the stack has not opted in. ``common`` is what the primary's replicas share; what is
+    regional (key, parameter group, subnets, security group, log groups) is made there, with
+    the primary's settings (``size``, ``major``, ``blue_green``, ``retention_days``)."""
     if target is None:
         return None
     region, replica_ident = target.region, f"{ident}-reporting"
@@ -45,8 +54,8 @@ def reporting_replica(
                 a, [logs_statement(region, a, rds_log_group_prefix(replica_ident).rstrip("/"))]
             )
         ),
-        tags=args.tags,
-        opts=pulumi.ResourceOptions.merge(there, pulumi.ResourceOptions(protect=args.protect)),
+        tags=tags,
+        opts=pulumi.ResourceOptions.merge(there, pulumi.ResourceOptions(protect=protect)),
     )
     subnets, sg = network(
         owner,
@@ -55,11 +64,20 @@ def reporting_replica(
         vpc_id=target.vpc_id,
         subnet_ids=target.subnet_ids,
         client_security_group_ids=target.client_security_group_ids,
-        tags=args.tags,
+        tags=tags,
         region=region,
         provider=provider,
     )
-    params = parameter_group(owner, f"{name}-reporting", replica_ident, args, provider)
+    params = parameter_group(
+        owner,
+        f"{name}-reporting",
+        replica_ident,
+        size=size,
+        major=major,
+        blue_green=blue_green,
+        tags=tags,
+        provider=provider,
+    )
     regional = common.copy()
     regional["kms_key_id"] = regional["performance_insights_kms_key_id"] = key.arn
     regional["parameter_group_name"] = params.name
@@ -76,13 +94,22 @@ def reporting_replica(
         # Holds no data of its own, like the in-region replicas: rebuilt, never restored.
         deletion_protection=False,
         skip_final_snapshot=True,
-        tags={**args.tags, "Name": replica_ident},
+        tags={**tags, "Name": replica_ident},
         opts=pulumi.ResourceOptions.merge(
             there,
             pulumi.ResourceOptions(
                 depends_on=[
                     *depends_on,
-                    *log_groups(owner, f"{name}-reporting", replica_ident, args, key, provider),
+                    *log_groups(
+                        owner,
+                        f"{name}-reporting",
+                        replica_ident,
+                        key,
+                        retention_days=retention_days,
+                        tags=tags,
+                        protect=protect,
+                        provider=provider,
+                    ),
                 ],
                 # RDS cannot move a replica to another source: after a restore it is rebuilt
                 # from the new primary.
@@ -96,9 +123,9 @@ def reporting_replica(
         role="reporting",
         title=f"Reporting replica in {region}",
         replica=replica,
-        alarms=args.alarms,
+        alarms=alarms,
         topic_arn=target.alarm_topic_arn,
-        tags=args.tags,
+        tags=tags,
         provider=provider,
     )
     return replica

@@ -6,8 +6,7 @@ dashboards."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -24,43 +23,32 @@ from components.monitoring.rules import (
     scrape_configuration,
 )
 from components.shared import k8s_manifests as m
-from components.shared.contract import API_PORT, WORKER_METRICS_PORT
+from components.shared.contract import API_PORT, WORKER_METRICS_PORT, ClusterRef, NetworkRef
 from components.shared.log_groups import encrypted_logs
+from components.shared.stack import StackContext
 
 
 @dataclass
 class MonitoringArgs:
-    name_prefix: str
-    """Prefix of the AWS names (``ssp-tier3`` -> workspace alias ``ssp-tier3``)."""
+    stack: StackContext
+    """The stack: the prefix of the AWS names (workspace alias ``ssp-tier3``), its region (the
+    alert manager signs its SNS calls for it), the alarm topic the alert manager notifies
+    (it must admit aps.amazonaws.com), the retention of the workspace's rule and alert
+    manager logs, and tags."""
+    cluster: ClusterRef
+    """The EKS cluster the scraper reads: its ENIs join the cluster security group, so they
+    reach the API server and the pods on the nodes, which carry it too."""
+    network: NetworkRef
+    """The VPC: the scraper's ENIs take its private subnets (two AZs at least), whose CIDRs
+    the NetworkPolicy admits on the scraped ports."""
     size: MonitoringSize
     """The tier's monitoring slice."""
     alarms: AlarmThresholds
     """The tier's thresholds, which the alert rules use."""
     min_model_auc: float
     """The promotion gate's minimum AUC: the district model under it alerts."""
-    region: str
-    """Region of the stack (the alert manager signs its SNS calls for it)."""
-    cluster_arn: pulumi.Input[str]
-    """The EKS cluster the scraper reads."""
-    cluster_name: pulumi.Input[str]
-    """Its name (for the scraper's access entry)."""
-    cluster_security_group_id: pulumi.Input[str]
-    """The cluster security group: the scraper's ENIs join it, so they reach the API server
-    and the pods on the nodes, which carry it too."""
-    subnet_ids: Sequence[pulumi.Input[str]]
-    """Private subnets (two AZs at least) for the scraper's ENIs."""
-    scraper_cidrs: Sequence[str]
-    """Their CIDRs: the NetworkPolicy admits the API port from there."""
     namespace: pulumi.Input[str]
     """Namespace of the API pods."""
-    k8s_provider: k8s.Provider
-    """Provider of the cluster."""
-    alarm_topic_arn: pulumi.Input[str]
-    """SNS topic the alert manager notifies (it must admit aps.amazonaws.com)."""
-    log_retention_days: int
-    """Retention of the workspace's rule and alert manager logs."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every AWS resource of the component."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -74,24 +62,24 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        log_group_name = f"/aws/vendedlogs/prometheus/{args.name_prefix}"
+        log_group_name = f"/aws/vendedlogs/prometheus/{args.stack.name_prefix}"
         encrypted = encrypted_logs(
             f"{name}-key",
             log_group_prefixes=[log_group_name],
-            description=f"Encrypts the metrics and logs of {args.name_prefix}'s Prometheus",
-            retention_days=args.log_retention_days,
-            tags=args.tags,
+            description=f"Encrypts the metrics and logs of {args.stack.name_prefix}'s Prometheus",
+            retention_days=args.stack.log_retention_days,
+            tags=args.stack.tags,
             opts=child,
         )
         key = encrypted.key
         logs = encrypted.group(f"{name}-logs", name=log_group_name)
         workspace = aws.amp.Workspace(
             f"{name}-workspace",
-            alias=args.name_prefix,
+            alias=args.stack.name_prefix,
             kms_key_arn=key.arn,
             logging_configuration={"log_group_arn": logs.arn.apply(lambda arn: f"{arn}:*")},
             # The scraper tags its destination so; stated here, so no update removes it again.
-            tags={**args.tags, "AMPAgentlessScraper": ""},
+            tags={**args.stack.tags, "AMPAgentlessScraper": ""},
             opts=child,
         )
         rules = aws.amp.RuleGroupNamespace(
@@ -99,14 +87,14 @@ class Monitoring(pulumi.ComponentResource):
             workspace_id=workspace.id,
             name=RULES_NAMESPACE,
             data=yaml.safe_dump(alert_rules(args.alarms, args.min_model_auc), sort_keys=False),
-            tags=args.tags,
+            tags=args.stack.tags,
             opts=child,
         )
         aws.amp.AlertManagerDefinition(
             f"{name}-alerts",
             workspace_id=workspace.id,
-            definition=pulumi.Output.from_input(args.alarm_topic_arn).apply(
-                lambda arn: alertmanager_definition(arn, args.region)
+            definition=pulumi.Output.from_input(args.stack.alarm_topic).apply(
+                lambda arn: alertmanager_definition(arn, args.stack.region)
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[rules]),
         )
@@ -116,7 +104,7 @@ class Monitoring(pulumi.ComponentResource):
         self.grafana_url = None
         if args.size.grafana:
             self.grafana_url = grafana_workspace(
-                self, name, args.name_prefix, args.region, workspace, args.tags
+                self, name, args.stack.name_prefix, args.stack.region, workspace, args.stack.tags
             )
         self.register_outputs(
             {
@@ -132,7 +120,7 @@ class Monitoring(pulumi.ComponentResource):
         through access entries), as the user SCRAPER_USER; the Role bound to that user lets it
         discover the namespace's pods and nothing else."""
         child = pulumi.ResourceOptions(parent=self)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.cluster.k8s_provider)
         namespace = pulumi.Output.from_input(args.namespace)
         role = k8s.rbac.v1.Role(
             f"{name}-scraper-role",
@@ -173,7 +161,9 @@ class Monitoring(pulumi.ComponentResource):
                     "policy_types": ["Ingress"],
                     "ingress": [
                         {
-                            "from_": [{"ip_block": {"cidr": c}} for c in args.scraper_cidrs],
+                            "from_": [
+                                {"ip_block": {"cidr": c}} for c in args.network.subnet_cidrs.private
+                            ],
                             "ports": [{"protocol": "TCP", "port": port}],
                         }
                     ],
@@ -182,18 +172,18 @@ class Monitoring(pulumi.ComponentResource):
             )
         aws.amp.Scraper(
             f"{name}-scraper",
-            alias=f"{args.name_prefix}-api",
+            alias=f"{args.stack.name_prefix}-api",
             scrape_configuration=namespace.apply(
                 lambda ns: scrape_configuration(ns, args.size.scrape_interval_seconds)
             ),
             source={
                 "eks": {
-                    "cluster_arn": args.cluster_arn,
-                    "subnet_ids": list(args.subnet_ids),
-                    "security_group_ids": [args.cluster_security_group_id],
+                    "cluster_arn": args.cluster.arn,
+                    "subnet_ids": list(args.network.private_subnet_ids),
+                    "security_group_ids": [args.cluster.security_group_id],
                 }
             },
             destination={"amp": {"workspace_arn": workspace.arn}},
-            tags=args.tags,
+            tags=args.stack.tags,
             opts=child,
         )

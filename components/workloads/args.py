@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.config.tier import ApiSize, EventsSize, NodeGroupSize, TrainingSize
 from components.shared.contract import (
     BucketRef,
+    ClusterRef,
     DatabaseConnection,
     DistrictDirectory,
     EventQueue,
-    QueueAutoscaler,
     SageMakerEndpoint,
     SubnetCidrs,
 )
+from components.shared.stack import StackContext
 from components.workloads.settings import ARCHIVE_SCHEDULE, NAMESPACE, TRAINING_SCHEDULE
 
 
 @dataclass
 class WorkloadsArgs:
+    stack: StackContext
+    """The stack: its region, tags, the alarm topic, and ``protect`` on the API key pepper."""
+    cluster: ClusterRef
+    """The cluster: its provider (every Kubernetes object uses it), IRSA's OIDC provider, the
+    application log group (training-failure metric filter), KEDA where the tier has it, and
+    its name (the namespace of the app's custom metrics)."""
+    subnets: SubnetCidrs
+    """The VPC's subnet CIDRs: the load balancer's (public) and the data stores' (isolated)."""
     api: ApiSize
     """The tier's API slice: replicas, resources, the database pool."""
     training: TrainingSize
@@ -30,20 +38,6 @@ class WorkloadsArgs:
     """The tier's events slice: the queue backend and the worker's scaling."""
     node_groups: tuple[NodeGroupSize, ...]
     """The cluster's node groups: where the API and the jobs are placed."""
-    region: str
-    """AWS region of the stack."""
-    subnets: SubnetCidrs
-    """The VPC's subnet CIDRs: the load balancer's (public) and the data stores' (isolated)."""
-    k8s_provider: k8s.Provider
-    """The cluster's provider; every Kubernetes object uses it."""
-    cluster_name: str
-    """EKS cluster name; names the namespace of the app's custom metrics."""
-    oidc_provider_arn: pulumi.Input[str]
-    """IRSA OIDC provider of the cluster."""
-    oidc_issuer: pulumi.Input[str]
-    """OIDC issuer without ``https://``."""
-    application_log_group_name: pulumi.Input[str]
-    """Container Insights application log group (training-failure metric filter)."""
     image: pulumi.Input[str]
     """``<repository_url>:<tag>`` of the app image."""
     target_group_arn: pulumi.Input[str]
@@ -58,10 +52,6 @@ class WorkloadsArgs:
     """Endpoints and logins of the database; each workload's Secret holds only its own."""
     release: str
     """Release id (``StackSpec.release``): names the bootstrap Job that migrates for it."""
-    alarm_topic_arn: pulumi.Input[str]
-    """Topic every alarm notifies."""
-    protect: bool
-    """``protect`` on the API key pepper."""
     redis_url: pulumi.Input[str] | None = None
     """``rediss://`` URL of the cache (secret), where the tier has one."""
     sagemaker: SageMakerEndpoint | None = None
@@ -70,12 +60,10 @@ class WorkloadsArgs:
     """Tier 4: the district directory the API reads to send a district to its home region."""
     events_queue: EventQueue | None = None
     """The SQS queue the API sends events to and the worker receives from (SQS tiers)."""
-    queue_autoscaler: QueueAutoscaler | None = None
-    """KEDA in the cluster (SQS tiers): the worker scales on the queue's depth."""
     namespace: str = NAMESPACE
     """Namespace of every object."""
     training_schedule: str = TRAINING_SCHEDULE
-    """Cron schedule of the nightly training (seed 001: 02:00)."""
+    """Cron schedule of the nightly pipeline (02:00, outside school hours)."""
     archive_schedule: str = ARCHIVE_SCHEDULE
     """Cron schedule of the weekly audit-log archival."""
     training_shards: int = 1
@@ -83,5 +71,3 @@ class WorkloadsArgs:
     schools)."""
     time_zone: str = "America/New_York"
     """IANA zone the schedules are in (school-district local time)."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every AWS resource of the component."""

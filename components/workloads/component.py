@@ -1,6 +1,6 @@
 """The ``Workloads`` component: the bootstrap Job, the API's Deployment and its companions,
-the CronJobs, the event worker (``worker.py``), identities, configuration, network policies
-and the training alarm."""
+the CronJobs, the event worker (``worker.py``), identities, configuration
+(``configuration.py``), network policies and the training alarm."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
+from components.config.tier import ApiSize, NodeGroupSize, TrainingSize
 from components.shared import k8s_manifests as m
-from components.shared.contract import (
-    REDIS_PORT,
-    DatabaseLogin,
-)
+from components.shared.contract import REDIS_PORT, ClusterRef, SageMakerEndpoint, SubnetCidrs
 from components.workloads.args import WorkloadsArgs
+from components.workloads.configuration import app_secret, config_map, database_secrets
 from components.workloads.pipeline import pipeline_alarm
 from components.workloads.role_policies import (
     api_policy,
@@ -24,17 +22,7 @@ from components.workloads.role_policies import (
     irsa_role,
     trainer_policy,
 )
-from components.workloads.settings import (
-    API,
-    ARCHIVER,
-    BOOTSTRAP,
-    TRAINER,
-    WORKER,
-    app_config_data,
-    app_secret_data,
-    bootstrap_secret_data,
-    database_secret_data,
-)
+from components.workloads.settings import API, ARCHIVER, BOOTSTRAP, TRAINER, WORKER
 from components.workloads.training_job import training_cron_job
 from components.workloads.worker import event_worker
 
@@ -49,7 +37,13 @@ class Workloads(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:workloads:Workloads", name, None, opts)
-        self._name, self._args = name, args
+        self._name, self._provider = name, args.cluster.k8s_provider
+        self._node_groups: tuple[NodeGroupSize, ...] = args.node_groups
+        api = args.api
+        # Every app container but a training shard's: the API pod's size.
+        self._pod = m.Resources(
+            api.cpu_request, api.memory_request, api.cpu_limit, api.memory_limit
+        )
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
@@ -68,24 +62,75 @@ class Workloads(pulumi.ComponentResource):
         )
         self._namespace = namespace
         self._ns = namespace.metadata.apply(lambda meta: meta.name or args.namespace)
-        api_role, trainer_role = self._identities()
-        config, app_secret, database_secrets = self._configuration()
-        bootstrap = self._bootstrap(config, app_secret, database_secrets[BOOTSTRAP])
-        self._api(config, app_secret, database_secrets[API], bootstrap)
-        self._jobs(config, app_secret, database_secrets, bootstrap)
+        models, endpoint, queue = args.models_bucket, args.sagemaker, args.events_queue
+        api_role, trainer_role = self._identities(
+            {
+                API: api_policy(models, endpoint, queue, args.directory),
+                TRAINER: trainer_policy(models, args.drop_bucket, endpoint, args.stack.region),
+                ARCHIVER: archiver_policy(args.archive_bucket),
+            },
+            cluster=args.cluster,
+            namespace=args.namespace,
+            tags=args.stack.tags,
+        )
+        config = config_map(
+            name,
+            self._k8s(self._namespace),
+            namespace=self._ns,
+            api=api,
+            training=args.training,
+            events=args.events,
+            region=args.stack.region,
+            load_balancer_cidrs=args.subnets.public,
+            buckets=(models, args.archive_bucket, args.drop_bucket),
+            queue=queue,
+            directory=args.directory,
+            database_via_proxy=args.database.via_proxy,
+        )
+        secret = app_secret(
+            self, name, self._secret, redis_url=args.redis_url, protect=args.stack.protect
+        )
+        db_secrets = database_secrets(args.database, self._secret)
+        bootstrap = self._bootstrap(args.image, args.release, config, secret, db_secrets[BOOTSTRAP])
+        self._api(
+            args.image, api, args.target_group_arn, config, secret, db_secrets[API], bootstrap
+        )
+        self._jobs(
+            config,
+            secret,
+            db_secrets,
+            bootstrap,
+            image=args.image,
+            training=args.training,
+            shards=args.training_shards,
+            endpoint=endpoint,
+            schedules=(args.training_schedule, args.archive_schedule),
+            time_zone=args.time_zone,
+        )
         event_worker(
             self,
             name,
-            args,
+            cluster=args.cluster,
             namespace=self._ns,
-            resources=self._resources(),
+            account_namespace=args.namespace,
+            tags=args.stack.tags,
+            region=args.stack.region,
+            image=args.image,
+            events=args.events,
+            hpa_targets=(api.cpu_target_percent, api.memory_target_percent),
+            models=models,
+            queue=queue,
+            endpoint=endpoint,
+            resources=self._pod,
             placement=self._placement("app"),
             config_map=self._name_of(config),
-            secrets=[self._name_of(app_secret), self._name_of(database_secrets[WORKER])],
-            depends_on=[namespace, config, app_secret, database_secrets[WORKER], bootstrap],
+            secrets=[self._name_of(secret), self._name_of(db_secrets[WORKER])],
+            depends_on=[namespace, config, secret, db_secrets[WORKER], bootstrap],
         )
-        self._network_policies()
-        pipeline_alarm(self, name, args)
+        self._network_policies(args.subnets, args.database.port, cache=args.redis_url is not None)
+        pipeline_alarm(
+            self, name, cluster=args.cluster, topic_arn=args.stack.alarm_topic, tags=args.stack.tags
+        )
 
         self.namespace = self._ns
         self.api_role_arn = api_role.arn
@@ -100,20 +145,33 @@ class Workloads(pulumi.ComponentResource):
 
     def _k8s(self, *depends: pulumi.Resource) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(
-            parent=self, provider=self._args.k8s_provider, depends_on=list(depends)
+            parent=self, provider=self._provider, depends_on=list(depends)
         )
 
-    def _identities(self) -> tuple[aws.iam.Role, aws.iam.Role]:
-        """IRSA roles of the API and the trainer, and their service accounts."""
-        name, args = self._name, self._args
-
-        api_role = irsa_role(self, name, args, API, api_policy(args), policy_was_under_role=True)
-        trainer_role = irsa_role(
-            self, name, args, TRAINER, trainer_policy(args), policy_was_under_role=True
-        )
-        archiver_role = irsa_role(
-            self, name, args, ARCHIVER, archiver_policy(args), policy_was_under_role=True
-        )
+    def _identities(
+        self,
+        policies: Mapping[str, pulumi.Output[str]],
+        *,
+        cluster: ClusterRef,
+        namespace: str,
+        tags: dict[str, str],
+    ) -> tuple[aws.iam.Role, aws.iam.Role]:
+        """IRSA roles of the API, the trainer and the archiver, each holding its policy, and
+        their service accounts; returns the API's and the trainer's roles."""
+        name = self._name
+        roles = {
+            component: irsa_role(
+                self,
+                name,
+                component,
+                policy,
+                cluster=cluster,
+                namespace=namespace,
+                tags=tags,
+                policy_was_under_role=True,
+            )
+            for component, policy in policies.items()
+        }
         self._service_accounts = {
             component: k8s.core.v1.ServiceAccount(
                 f"{name}-{component}-sa",
@@ -126,11 +184,7 @@ class Workloads(pulumi.ComponentResource):
                 automount_service_account_token=False,
                 opts=self._k8s(self._namespace),
             )
-            for component, role in (
-                (API, api_role),
-                (TRAINER, trainer_role),
-                (ARCHIVER, archiver_role),
-            )
+            for component, role in roles.items()
         }
         # Migrations need no AWS access: the bootstrap Job's account has no IAM role.
         self._service_accounts[BOOTSTRAP] = k8s.core.v1.ServiceAccount(
@@ -139,94 +193,7 @@ class Workloads(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=self._k8s(self._namespace),
         )
-        return api_role, trainer_role
-
-    def _configuration(
-        self,
-    ) -> tuple[k8s.core.v1.ConfigMap, k8s.core.v1.Secret, dict[str, k8s.core.v1.Secret]]:
-        """The ConfigMap, the Secret every workload reads (API key pepper, Redis URL) and one
-        database Secret per workload, each holding only that workload's login.
-
-        None is named: Pulumi names each with a suffix and replaces it when its data change,
-        so the pods that read it roll (a fixed name would change under running pods)."""
-        name, args, db = self._name, self._args, self._args.database
-        directory = args.directory
-        config = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata={"namespace": self._ns, "labels": m.labels("config")},
-            data=pulumi.Output.all(
-                args.models_bucket.name,
-                args.archive_bucket.name,
-                args.drop_bucket.name,
-                args.events_queue.url if args.events_queue else None,
-                directory.table_name if directory else None,
-                directory.region_api_hosts if directory else None,
-            ).apply(
-                lambda v: app_config_data(
-                    api=args.api,
-                    training=args.training,
-                    events=args.events,
-                    events_queue_url=v[3],
-                    models_bucket=v[0],
-                    archive_bucket=v[1],
-                    drop_bucket=v[2],
-                    region=args.region,
-                    load_balancer_cidrs=args.subnets.public,
-                    directory=(v[4], v[5]) if directory else None,
-                    database_via_proxy=db.via_proxy,
-                )
-            ),
-            opts=self._k8s(self._namespace),
-        )
-        # Hashes of API keys are peppered with it: replacing it revokes every key.
-        pepper = random.RandomPassword(
-            f"{name}-api-key-pepper",
-            length=48,
-            special=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        )
-        app_secret = self._secret(
-            "secret",
-            "config",
-            pulumi.Output.all(args.redis_url, pepper.result).apply(
-                lambda v: app_secret_data(redis_url=v[0], api_key_pepper=v[1])
-            ),
-        )
-
-        def login_data(login: DatabaseLogin) -> pulumi.Output[dict[str, str]]:
-            return pulumi.Output.all(login.password, db.writer_endpoint, db.reader_endpoint).apply(
-                lambda v: database_secret_data(
-                    user=login.username,
-                    password=v[0],
-                    writer=v[1],
-                    reader=v[2],
-                    port=db.port,
-                    database=db.database_name,
-                )
-            )
-
-        secrets = {
-            workload: self._secret(f"{workload}-db", workload, login_data(login))
-            for workload, login in db.logins.items()
-        }
-        passwords = {workload: login.password for workload, login in db.logins.items()}
-        secrets[BOOTSTRAP] = self._secret(
-            f"{BOOTSTRAP}-db",
-            BOOTSTRAP,
-            pulumi.Output.all(
-                db.master.password, db.primary_endpoint, pulumi.Output.all(**passwords)
-            ).apply(
-                lambda v: bootstrap_secret_data(
-                    master_user=db.master.username,
-                    master_password=v[0],
-                    primary=v[1],
-                    port=db.port,
-                    database=db.database_name,
-                    login_passwords=v[2],
-                )
-            ),
-        )
-        return config, app_secret, secrets
+        return roles[API], roles[TRAINER]
 
     def _secret(
         self, role: str, component: str, data: pulumi.Output[dict[str, str]]
@@ -242,6 +209,8 @@ class Workloads(pulumi.ComponentResource):
 
     def _bootstrap(
         self,
+        image: pulumi.Input[str],
+        release: str,
         config: k8s.core.v1.ConfigMap,
         app_secret: k8s.core.v1.Secret,
         database_secret: k8s.core.v1.Secret,
@@ -249,13 +218,12 @@ class Workloads(pulumi.ComponentResource):
         """Migrations of this release, with the master login, before anything else runs:
         named after the release, so each release runs it once; Pulumi waits for it to finish
         and fails `pulumi up` with its reason when it fails. ``migrate`` is idempotent."""
-        args = self._args
         labels = m.labels(BOOTSTRAP)
         container = m.app_container(
             name=BOOTSTRAP,
-            image=args.image,
+            image=image,
             args=["migrate"],
-            resources=self._resources(),
+            resources=self._pod,
             config_map=self._name_of(config),
             secrets=[self._name_of(app_secret), self._name_of(database_secret)],
             serve=False,
@@ -267,7 +235,7 @@ class Workloads(pulumi.ComponentResource):
         return k8s.batch.v1.Job(
             f"{self._name}-{BOOTSTRAP}",
             metadata={
-                "name": f"{BOOTSTRAP}-{args.release}",
+                "name": f"{BOOTSTRAP}-{release}",
                 "namespace": self._ns,
                 "labels": labels,
             },
@@ -288,13 +256,9 @@ class Workloads(pulumi.ComponentResource):
             ),
         )
 
-    def _resources(self) -> m.Resources:
-        api = self._args.api
-        return m.Resources(api.cpu_request, api.memory_request, api.cpu_limit, api.memory_limit)
-
     def _placement(self, group: str) -> m.Placement:
         """On the named node group where the tier has it, else on the app group."""
-        groups = {g.name: g for g in self._args.node_groups}
+        groups = {g.name: g for g in self._node_groups}
         if group != "app" and group in groups:
             return m.Placement(group, dedicated=groups[group].dedicated)
         return m.Placement("app" if "app" in groups else None)
@@ -306,20 +270,24 @@ class Workloads(pulumi.ComponentResource):
 
     def _api(
         self,
+        image: pulumi.Input[str],
+        size: ApiSize,
+        target_group_arn: pulumi.Input[str],
         config: k8s.core.v1.ConfigMap,
         app_secret: k8s.core.v1.Secret,
         database_secret: k8s.core.v1.Secret,
         bootstrap: k8s.batch.v1.Job,
     ) -> None:
-        """The API's Deployment, Service, HPA, PDB and TargetGroupBinding."""
-        name, args, ns = self._name, self._args, self._ns
+        """The API's Deployment, Service, HPA (``size``'s replicas and targets), PDB and the
+        TargetGroupBinding to the load balancer's target group."""
+        name, ns = self._name, self._ns
         api_labels = m.labels(API)
         api_pod = m.pod_spec(
             container=m.app_container(
                 name=API,
-                image=args.image,
+                image=image,
                 args=["serve"],
-                resources=self._resources(),
+                resources=self._pod,
                 config_map=self._name_of(config),
                 secrets=[self._name_of(app_secret), self._name_of(database_secret)],
                 serve=True,
@@ -351,10 +319,10 @@ class Workloads(pulumi.ComponentResource):
             spec=m.hpa_spec(
                 deployment=deployment.metadata.apply(lambda meta: meta.name or API),
                 # The same maximum the spec's connection-capacity check assumes.
-                min_replicas=args.api.min_replicas,
-                max_replicas=args.api.max_replicas,
-                cpu_percent=args.api.cpu_target_percent,
-                memory_percent=args.api.memory_target_percent,
+                min_replicas=size.min_replicas,
+                max_replicas=size.max_replicas,
+                cpu_percent=size.cpu_target_percent,
+                memory_percent=size.memory_target_percent,
             ),
             opts=self._k8s(deployment),
         )
@@ -371,7 +339,7 @@ class Workloads(pulumi.ComponentResource):
             metadata={"name": API, "namespace": ns, "labels": api_labels},
             spec={
                 "serviceRef": {"name": API, "port": m.SERVICE_PORT},
-                "targetGroupARN": args.target_group_arn,
+                "targetGroupARN": target_group_arn,
                 "targetType": "ip",
             },
             opts=self._k8s(service),
@@ -383,25 +351,38 @@ class Workloads(pulumi.ComponentResource):
         app_secret: k8s.core.v1.Secret,
         database_secrets: Mapping[str, k8s.core.v1.Secret],
         bootstrap: k8s.batch.v1.Job,
+        *,
+        image: pulumi.Input[str],
+        training: TrainingSize,
+        shards: int,
+        endpoint: SageMakerEndpoint | None,
+        schedules: tuple[str, str],
+        time_zone: str,
     ) -> None:
-        """The nightly pipeline (import, sharded training) and weekly archival CronJobs."""
-        name, args = self._name, self._args
+        """The nightly pipeline (import, ``shards`` training shards rolling ``endpoint``) and
+        weekly archival CronJobs; ``schedules``: theirs, in ``time_zone``."""
+        name = self._name
         # Jobs open few connections: the trainer's share of the budget, not an API pod's.
         job_env: list[k8s.core.v1.EnvVarArgsDict] = [
             {"name": "DB_POOL_MIN", "value": "1"},
-            {"name": "DB_POOL_MAX", "value": str(args.training.db_connections)},
+            {"name": "DB_POOL_MAX", "value": str(training.db_connections)},
         ]
         secret_names = {k: self._name_of(v) for k, v in database_secrets.items()}
         depends = (config, app_secret, *database_secrets.values(), bootstrap)
         training_cron_job(
             name,
-            args,
+            image=image,
+            training=training,
+            shards=shards,
+            endpoint=endpoint,
+            schedule=schedules[0],
+            time_zone=time_zone,
             namespace=self._ns,
             config_map=self._name_of(config),
             app_secret=self._name_of(app_secret),
             database_secrets=secret_names,
             env=job_env,
-            import_resources=self._resources(),
+            import_resources=self._pod,
             # On its dedicated (tainted, spot) group where the tier has one.
             placement=self._placement("training"),
             opts=self._k8s(self._service_accounts[TRAINER], *depends),
@@ -409,9 +390,9 @@ class Workloads(pulumi.ComponentResource):
         job_labels = m.labels(ARCHIVER)
         container = m.app_container(
             name=ARCHIVER,
-            image=args.image,
+            image=image,
             args=["archive"],
-            resources=self._resources(),
+            resources=self._pod,
             config_map=self._name_of(config),
             secrets=[self._name_of(app_secret), secret_names[ARCHIVER]],
             serve=False,
@@ -421,8 +402,8 @@ class Workloads(pulumi.ComponentResource):
             f"{name}-{ARCHIVER}",
             metadata={"name": ARCHIVER, "namespace": self._ns, "labels": job_labels},
             spec=m.cron_job_spec(
-                schedule=args.archive_schedule,
-                time_zone=args.time_zone,
+                schedule=schedules[1],
+                time_zone=time_zone,
                 pod_labels=job_labels,
                 pod=m.pod_spec(
                     container=container,
@@ -436,17 +417,17 @@ class Workloads(pulumi.ComponentResource):
             opts=self._k8s(self._service_accounts[ARCHIVER], *depends),
         )
 
-    def _network_policies(self) -> None:
-        """Default deny; the load balancer's subnets in to the API; the data stores, DNS and
-        HTTPS out."""
-        args = self._args
+    def _network_policies(self, subnets: SubnetCidrs, database_port: int, *, cache: bool) -> None:
+        """Default deny; the load balancer's (public) subnets in to the API; the data stores
+        (isolated subnets: the database, and the cache where there is one), DNS and HTTPS
+        out."""
         policies = {
             "default-deny": m.default_deny_policy(),
-            "allow-api-ingress": m.api_ingress_policy(m.labels(API), args.subnets.public),
+            "allow-api-ingress": m.api_ingress_policy(m.labels(API), subnets.public),
             "allow-egress": m.egress_policy(
-                args.subnets.isolated,
-                database_port=args.database.port,
-                cache_port=REDIS_PORT if args.redis_url is not None else None,
+                subnets.isolated,
+                database_port=database_port,
+                cache_port=REDIS_PORT if cache else None,
             ),
         }
         for policy_name, policy_spec in policies.items():

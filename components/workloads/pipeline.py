@@ -19,8 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.shared import k8s_manifests as m
 from components.shared.alarms import Threshold, metric_alarm
-from components.shared.contract import owned
-from components.workloads.args import WorkloadsArgs
+from components.shared.contract import ClusterRef, owned
 from components.workloads.settings import IMPORTER, TRAINING_FAILURE_PATTERN
 
 # ``import`` exits 65 when the export has problems (nothing written): retrying the same export
@@ -68,14 +67,22 @@ def pipeline_failure_policy() -> k8s.batch.v1.PodFailurePolicyArgsDict:
     }
 
 
-def pipeline_alarm(parent: pulumi.Resource, name: str, args: WorkloadsArgs) -> None:
+def pipeline_alarm(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    cluster: ClusterRef,
+    topic_arn: pulumi.Input[str],
+    tags: dict[str, str],
+) -> None:
     """Container Insights has no per-CronJob failure metric; the pipeline's own failure lines
-    in its logs (a command that raised, an export refused) are exact and arrive within a
-    minute. The names are the training alarm's from before the import joined the pipeline."""
-    metrics_namespace = f"StudentSuccess/{args.cluster_name}"
+    in the cluster's application logs (a command that raised, an export refused) are exact
+    and arrive within a minute. The names are the training alarm's from before the import
+    joined the pipeline."""
+    metrics_namespace = f"StudentSuccess/{cluster.name}"
     failures = aws.cloudwatch.LogMetricFilter(
         f"{name}-training-failures",
-        log_group_name=args.application_log_group_name,
+        log_group_name=cluster.application_log_group_name,
         pattern=TRAINING_FAILURE_PATTERN,
         metric_transformation={
             "name": "TrainingFailures",
@@ -95,7 +102,7 @@ def pipeline_alarm(parent: pulumi.Resource, name: str, args: WorkloadsArgs) -> N
         statistic="Sum",
         # No run, no datapoint: that is not a failure.
         threshold=Threshold(0, period_seconds=3600, periods=1, missing_data="notBreaching"),
-        topic_arn=args.alarm_topic_arn,
-        tags=args.tags,
+        topic_arn=topic_arn,
+        tags=tags,
         opts=owned(parent, was=failures),
     )

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.shared.contract import owned
+from components.shared.contract import (
+    BucketRef,
+    ClusterRef,
+    DistrictDirectory,
+    EventQueue,
+    SageMakerEndpoint,
+    owned,
+)
 from components.shared.iam import (
     api_role_policy,
     archiver_role_policy,
@@ -15,29 +22,31 @@ from components.shared.iam import (
     trainer_role_policy,
     worker_role_policy,
 )
-from components.workloads.args import WorkloadsArgs
 from components.workloads.rollout import rollout_statements
 
 
 def irsa_role(
     parent: pulumi.Resource,
     name: str,
-    args: WorkloadsArgs,
     component: str,
     policy: pulumi.Input[str],
     *,
+    cluster: ClusterRef,
+    namespace: str,
+    tags: dict[str, str],
     policy_was_under_role: bool = False,
 ) -> aws.iam.Role:
-    """The role `component`'s service account assumes, holding `policy` inline.
-    ``policy_was_under_role``: deployed stacks have the policy as the role's child (the API's,
-    the trainer's, the archiver's); the alias keeps them from replacing it."""
+    """The role `component`'s service account (in ``namespace``) assumes through the
+    cluster's OIDC provider, holding `policy` inline. ``policy_was_under_role``: deployed
+    stacks have the policy as the role's child (the API's, the trainer's, the archiver's);
+    the alias keeps them from replacing it."""
     role = service_account_role(
         f"{name}-{component}-role",
-        oidc_provider_arn=args.oidc_provider_arn,
-        oidc_issuer=args.oidc_issuer,
-        namespace=args.namespace,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer,
+        namespace=namespace,
         service_account=component,
-        tags=args.tags,
+        tags=tags,
         opts=owned(parent),
     )
     aws.iam.RolePolicy(
@@ -49,17 +58,21 @@ def irsa_role(
     return role
 
 
-def api_policy(args: WorkloadsArgs) -> pulumi.Output[str]:
+def api_policy(
+    models: BucketRef,
+    endpoint: SageMakerEndpoint | None,
+    queue: EventQueue | None,
+    directory: DistrictDirectory | None,
+) -> pulumi.Output[str]:
     """Models read, the endpoint invoked, events sent where the tier has an SQS queue, the
     district directory read on tier 4."""
-    models, endpoint, queue = args.models_bucket, args.sagemaker, args.events_queue
     return pulumi.Output.all(
         models.arn,
         models.kms_key_arn,
         endpoint.arn if endpoint else None,
         queue.arn if queue else None,
         queue.kms_key_arn if queue else None,
-        args.directory.table_arn if args.directory else None,
+        directory.table_arn if directory else None,
     ).apply(
         lambda v: api_role_policy(
             v[0],
@@ -71,27 +84,29 @@ def api_policy(args: WorkloadsArgs) -> pulumi.Output[str]:
     )
 
 
-def trainer_policy(args: WorkloadsArgs) -> pulumi.Output[str]:
-    models, drop = args.models_bucket, args.drop_bucket
+def trainer_policy(
+    models: BucketRef, drop: BucketRef, endpoint: SageMakerEndpoint | None, region: str
+) -> pulumi.Output[str]:
+    """Models written, the district's exports read, the endpoint rolled where there is one."""
     return pulumi.Output.all(
         models.arn,
         models.kms_key_arn,
         drop.arn,
         drop.kms_key_arn,
-        rollout_statements(args.sagemaker, args.region, models.kms_key_arn),
+        rollout_statements(endpoint, region, models.kms_key_arn),
     ).apply(lambda v: trainer_role_policy(v[0], v[1], v[2], v[3], v[4]))
 
 
-def archiver_policy(args: WorkloadsArgs) -> pulumi.Output[str]:
-    archive = args.archive_bucket
+def archiver_policy(archive: BucketRef) -> pulumi.Output[str]:
     return pulumi.Output.all(archive.arn, archive.kms_key_arn).apply(
         lambda v: archiver_role_policy(v[0], v[1])
     )
 
 
-def worker_policy(args: WorkloadsArgs) -> pulumi.Output[str]:
+def worker_policy(
+    models: BucketRef, queue: EventQueue | None, endpoint: SageMakerEndpoint | None
+) -> pulumi.Output[str]:
     """Models read; the queue consumed where the tier has SQS; the endpoint invoked."""
-    queue, endpoint, models = args.events_queue, args.sagemaker, args.models_bucket
     return pulumi.Output.all(
         models.arn,
         models.kms_key_arn,

@@ -12,22 +12,27 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.config.tier import TrainingSize
 from components.shared import k8s_manifests as m
-from components.workloads.args import WorkloadsArgs
+from components.shared.contract import SageMakerEndpoint
 from components.workloads.pipeline import pipeline_failure_policy, pipeline_steps
 from components.workloads.rollout import rollout_env
 from components.workloads.settings import TRAINER
 
 
-def shard_resources(args: WorkloadsArgs) -> m.Resources:
-    training = args.training
+def shard_resources(training: TrainingSize) -> m.Resources:
     return m.Resources(training.shard_cpu, "1Gi", training.shard_cpu, training.shard_memory)
 
 
 def training_cron_job(
     name: str,
-    args: WorkloadsArgs,
     *,
+    image: pulumi.Input[str],
+    training: TrainingSize,
+    shards: int,
+    endpoint: SageMakerEndpoint | None,
+    schedule: str,
+    time_zone: str,
     namespace: pulumi.Input[str],
     config_map: pulumi.Input[str],
     app_secret: pulumi.Input[str],
@@ -37,22 +42,24 @@ def training_cron_job(
     placement: m.Placement,
     opts: pulumi.ResourceOptions,
 ) -> k8s.batch.v1.CronJob:
-    """The nightly pipeline's CronJob, ``<name>-trainer``. The import step keeps
-    ``import_resources`` (the export's size, not a shard's, sets its needs)."""
+    """The nightly pipeline's CronJob, ``<name>-trainer``, at ``schedule`` in ``time_zone``:
+    ``shards`` pods of the training slice's size, rolling ``endpoint`` where there is one.
+    The import step keeps ``import_resources`` (the export's size, not a shard's, sets its
+    needs)."""
     labels = m.labels(TRAINER)
-    resources = shard_resources(args)
+    resources = shard_resources(training)
     container = m.app_container(
         name=TRAINER,
-        image=args.image,
-        args=["train", "--shards", str(args.training_shards)],
+        image=image,
+        args=["train", "--shards", str(shards)],
         resources=resources,
         config_map=config_map,
         secrets=[app_secret, database_secrets[TRAINER]],
         serve=False,
     )
-    container["env"] = list(env) + rollout_env(args.sagemaker)
+    container["env"] = list(env) + rollout_env(endpoint)
     steps = pipeline_steps(
-        image=args.image,
+        image=image,
         resources=import_resources,
         config_map=config_map,
         app_secret=app_secret,
@@ -63,8 +70,8 @@ def training_cron_job(
         f"{name}-{TRAINER}",
         metadata={"name": TRAINER, "namespace": namespace, "labels": labels},
         spec=m.cron_job_spec(
-            schedule=args.training_schedule,
-            time_zone=args.time_zone,
+            schedule=schedule,
+            time_zone=time_zone,
             pod_labels=labels,
             pod=m.pod_spec(
                 container=container,
@@ -76,7 +83,7 @@ def training_cron_job(
             deadline_seconds=m.TRAINING_DEADLINE_SECONDS,
             backoff_limit=m.TRAINING_BACKOFF_LIMIT,
             failure_policy=pipeline_failure_policy(),
-            indexed=args.training_shards,
+            indexed=shards,
         ),
         opts=opts,
     )

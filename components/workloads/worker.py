@@ -18,10 +18,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.config.tier import EventsSize
 from components.shared import k8s_manifests as m
-from components.shared.contract import WORKER_METRICS_PORT, owned
+from components.shared.contract import (
+    WORKER_METRICS_PORT,
+    BucketRef,
+    ClusterRef,
+    EventQueue,
+    QueueAutoscaler,
+    SageMakerEndpoint,
+    owned,
+)
 from components.shared.iam import queue_scaler_policy
-from components.workloads.args import WorkloadsArgs
 from components.workloads.role_policies import irsa_role, worker_policy
 from components.workloads.settings import WORKER
 
@@ -31,7 +39,9 @@ HEALTH_PATH = "/healthz"
 
 
 def worker_container(
-    args: WorkloadsArgs,
+    image: pulumi.Input[str],
+    events: EventsSize,
+    endpoint: SageMakerEndpoint | None,
     resources: m.Resources,
     config_map: pulumi.Input[str],
     secrets: Sequence[pulumi.Input[str]],
@@ -40,14 +50,13 @@ def worker_container(
     metrics and liveness port."""
     container = m.app_container(
         name=WORKER,
-        image=args.image,
+        image=image,
         args=["worker"],
         resources=resources,
         config_map=config_map,
         secrets=secrets,
         serve=False,
     )
-    events = args.events
     env: list[k8s.core.v1.EnvVarArgsDict] = [
         {"name": "DB_POOL_MIN", "value": "1"},
         {"name": "DB_POOL_MAX", "value": str(events.worker_db_connections)},
@@ -56,8 +65,8 @@ def worker_container(
         {"name": "WORKER_VISIBILITY_SECONDS", "value": str(events.visibility_timeout_seconds)},
         {"name": "WORKER_MAX_RECEIVES", "value": str(events.max_receive_count)},
     ]
-    if args.sagemaker is not None:
-        env.append({"name": "SAGEMAKER_ENDPOINT_NAME", "value": args.sagemaker.name})
+    if endpoint is not None:
+        env.append({"name": "SAGEMAKER_ENDPOINT_NAME", "value": endpoint.name})
     container["env"] = env
     container["ports"] = [
         {"name": "metrics", "container_port": WORKER_METRICS_PORT, "protocol": "TCP"}
@@ -75,10 +84,11 @@ def worker_container(
     return container
 
 
-def scaled_object_spec(args: WorkloadsArgs, queue_url: pulumi.Input[str]) -> dict[str, object]:
+def scaled_object_spec(
+    events: EventsSize, queue_url: pulumi.Input[str], region: str
+) -> dict[str, object]:
     """KEDA's ScaledObject: the worker Deployment between the tier's minimum and maximum,
-    one pod per ``messages_per_worker`` messages (waiting and in flight)."""
-    events = args.events
+    one pod per ``messages_per_worker`` messages (waiting and in flight) in the queue."""
     return {
         "scaleTargetRef": {"name": WORKER},
         "minReplicaCount": events.min_workers,
@@ -98,7 +108,7 @@ def scaled_object_spec(args: WorkloadsArgs, queue_url: pulumi.Input[str]) -> dic
                 "metadata": {
                     "queueURL": queue_url,
                     "queueLength": str(events.messages_per_worker),
-                    "awsRegion": args.region,
+                    "awsRegion": region,
                     "scaleOnInFlight": "true",
                 },
             }
@@ -109,24 +119,38 @@ def scaled_object_spec(args: WorkloadsArgs, queue_url: pulumi.Input[str]) -> dic
 def event_worker(
     parent: pulumi.Resource,
     name: str,
-    args: WorkloadsArgs,
     *,
+    cluster: ClusterRef,
     namespace: pulumi.Input[str],
+    account_namespace: str,
+    tags: dict[str, str],
+    region: str,
+    image: pulumi.Input[str],
+    events: EventsSize,
+    hpa_targets: tuple[int, int],
+    models: BucketRef,
+    queue: EventQueue | None,
+    endpoint: SageMakerEndpoint | None,
     resources: m.Resources,
     placement: m.Placement,
     config_map: pulumi.Input[str],
     secrets: Sequence[pulumi.Input[str]],
     depends_on: Sequence[pulumi.Resource],
 ) -> k8s.apps.v1.Deployment:
-    """The worker's role, service account, Deployment, PDB and autoscaling. ``depends_on``:
-    the namespace, its ConfigMap and Secrets, and the bootstrap Job that creates its login."""
+    """The worker's role (trusted for its service account in ``account_namespace``), service
+    account, Deployment, PDB and autoscaling (``hpa_targets``: CPU and memory percent where
+    an HPA scales it). ``depends_on``: the namespace, its ConfigMap and Secrets, and the
+    bootstrap Job that creates its login."""
 
     def on_cluster(*after: pulumi.Resource) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(
-            parent=parent, provider=args.k8s_provider, depends_on=list(after)
+            parent=parent, provider=cluster.k8s_provider, depends_on=list(after)
         )
 
-    role = irsa_role(parent, name, args, WORKER, worker_policy(args))
+    policy = worker_policy(models, queue, endpoint)
+    role = irsa_role(
+        parent, name, WORKER, policy, cluster=cluster, namespace=account_namespace, tags=tags
+    )
     labels = m.labels(WORKER)
     account = k8s.core.v1.ServiceAccount(
         f"{name}-{WORKER}-sa",
@@ -140,14 +164,14 @@ def event_worker(
         opts=on_cluster(*depends_on[:1]),
     )
     pod = m.pod_spec(
-        container=worker_container(args, resources, config_map, secrets),
+        container=worker_container(image, events, endpoint, resources, config_map, secrets),
         service_account=WORKER,
         placement=placement,
         restart_policy="Always",
         topology_labels=labels,
         # SIGTERM stops receiving; the batch in hand finishes (or its messages reappear
         # after the visibility timeout and another worker takes them).
-        grace_seconds=args.events.batch_seconds + 15,
+        grace_seconds=events.batch_seconds + 15,
     )
     deployment = k8s.apps.v1.Deployment(
         f"{name}-{WORKER}",
@@ -161,40 +185,66 @@ def event_worker(
         spec=m.pdb_spec(labels),
         opts=on_cluster(*depends_on[:1]),
     )
-    _autoscaling(parent, name, args, namespace, deployment)
+    if queue is None or cluster.queue_autoscaler is None:
+        _hpa(name, namespace, deployment, events, hpa_targets, on_cluster(deployment))
+    else:
+        _queue_scaling(
+            parent,
+            name,
+            namespace,
+            deployment,
+            events,
+            region,
+            queue,
+            cluster.queue_autoscaler,
+            provider=cluster.k8s_provider,
+        )
     return deployment
 
 
-def _autoscaling(
-    parent: pulumi.Resource,
+def _hpa(
     name: str,
-    args: WorkloadsArgs,
     namespace: pulumi.Input[str],
     deployment: k8s.apps.v1.Deployment,
+    events: EventsSize,
+    targets: tuple[int, int],
+    opts: pulumi.ResourceOptions,
 ) -> None:
-    """KEDA's ScaledObject on SQS tiers (it owns the HPA it makes), an HPA elsewhere."""
-    labels, events = m.labels(WORKER), args.events
-    queue, keda = args.events_queue, args.queue_autoscaler
+    """A CPU/memory HPA between the tier's minimum and maximum workers (the table queue)."""
+    cpu_percent, memory_percent = targets
+    k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        f"{name}-{WORKER}-hpa",
+        metadata={"name": WORKER, "namespace": namespace, "labels": m.labels(WORKER)},
+        spec=m.hpa_spec(
+            deployment=deployment.metadata.apply(lambda meta: meta.name or WORKER),
+            min_replicas=events.min_workers,
+            max_replicas=events.max_workers,
+            cpu_percent=cpu_percent,
+            memory_percent=memory_percent,
+        ),
+        opts=opts,
+    )
+
+
+def _queue_scaling(
+    parent: pulumi.Resource,
+    name: str,
+    namespace: pulumi.Input[str],
+    deployment: k8s.apps.v1.Deployment,
+    events: EventsSize,
+    region: str,
+    queue: EventQueue,
+    keda: QueueAutoscaler,
+    *,
+    provider: pulumi.ProviderResource,
+) -> None:
+    """KEDA's ScaledObject on the SQS queue's depth (it owns the HPA it makes), and the
+    operator's role's read of that queue."""
+    labels = m.labels(WORKER)
 
     def on_cluster(*after: pulumi.Resource) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(
-            parent=parent, provider=args.k8s_provider, depends_on=list(after)
-        )
+        return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(after))
 
-    if queue is None or keda is None:
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-{WORKER}-hpa",
-            metadata={"name": WORKER, "namespace": namespace, "labels": labels},
-            spec=m.hpa_spec(
-                deployment=deployment.metadata.apply(lambda meta: meta.name or WORKER),
-                min_replicas=events.min_workers,
-                max_replicas=events.max_workers,
-                cpu_percent=args.api.cpu_target_percent,
-                memory_percent=args.api.memory_target_percent,
-            ),
-            opts=on_cluster(deployment),
-        )
-        return
     aws.iam.RolePolicy(
         f"{name}-queue-scaler-policy",
         role=keda.role_name,
@@ -216,6 +266,6 @@ def _autoscaling(
         api_version="keda.sh/v1alpha1",
         kind="ScaledObject",
         metadata={"name": WORKER, "namespace": namespace, "labels": labels},
-        spec=scaled_object_spec(args, queue.url),
+        spec=scaled_object_spec(events, queue.url, region),
         opts=on_cluster(keda.release, auth, deployment),
     )

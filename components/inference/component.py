@@ -8,182 +8,58 @@ target-tracking autoscaling on invocations per instance (seed 001: SageMaker, ro
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config.capacity import SAGEMAKER_INSTANCE_VCPUS, sagemaker_max_rps_per_instance
 from components.config.tier import AlarmThresholds, InferenceSize
+from components.inference.settings import (
+    BAKE_SECONDS,
+    CANARY_PERCENT,
+    CONTAINER_PORT,
+    DATA_CAPTURE_PREFIX,
+    ENDPOINT_NAME_PATTERN,
+    MAX_NAME_PREFIX,
+    MODEL_PREFIX,
+    SCALE_IN_COOLDOWN_SECONDS,
+    SCALE_OUT_COOLDOWN_SECONDS,
+    VARIANT_NAME,
+    execution_policy,
+    invocations_per_instance_target,
+    model_data_url,
+    model_latency_threshold_us,
+    scalable_resource_id,
+)
 from components.shared.alarms import Threshold, expression_alarm, metric_alarm
-from components.shared.contract import SageMakerEndpoint, owned
+from components.shared.contract import BucketRef, NetworkRef, SageMakerEndpoint, owned
 from components.shared.iam import service_trust_policy
 from components.shared.log_groups import encrypted_logs
-
-VARIANT_NAME = "primary"
-"""Blue/green updates require the new configuration to keep the variant's name."""
-MODEL_PREFIX = "sagemaker"
-MODEL_ARCHIVE = f"{MODEL_PREFIX}/model.tar.gz"
-DATA_CAPTURE_PREFIX = "data-capture"
-CONTAINER_PORT = "8080"
-# AWS's guidance for SageMakerVariantInvocationsPerInstance: the highest sustainable RPS
-# of one instance x a safety factor x 60 (the metric counts per minute).
-SAFETY_FACTOR = 0.5
-SCALE_OUT_COOLDOWN_SECONDS = 120
-# Longer than scale-out: instances take minutes to start, so shed them reluctantly.
-SCALE_IN_COOLDOWN_SECONDS = 600
-# Canary: 10 % of capacity first, then everything after a bake longer than the alarms'
-# evaluation (5 x 1 min), so a bad model trips them while most traffic is still blue.
-CANARY_PERCENT = 10
-BAKE_SECONDS = 600
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-# The provider appends a 26-character unique suffix to name_prefix; names max out at 63.
-_MAX_PREFIX = 63 - 26
-
-
-def invocations_per_instance_target(max_rps_per_instance: float) -> float:
-    """Target value of SageMakerVariantInvocationsPerInstance (invocations per minute per
-    instance) from the benchmarked sustainable requests per second of one instance."""
-    if max_rps_per_instance <= 0:
-        raise ValueError(f"max_rps_per_instance={max_rps_per_instance}: must be positive")
-    return float(max_rps_per_instance * SAFETY_FACTOR * 60)
-
-
-def model_latency_threshold_us(latency_ms: float) -> float:
-    """SageMaker reports ModelLatency in microseconds; the catalog holds milliseconds."""
-    if latency_ms <= 0:
-        raise ValueError(f"latency_ms={latency_ms}: must be positive")
-    return float(latency_ms * 1000)
-
-
-def scalable_resource_id(endpoint_name: str, variant_name: str = VARIANT_NAME) -> str:
-    """Application Auto Scaling's id of a SageMaker production variant."""
-    return f"endpoint/{endpoint_name}/variant/{variant_name}"
-
-
-def model_data_url(bucket_name: str) -> str:
-    return f"s3://{bucket_name}/{MODEL_ARCHIVE}"
-
-
-def execution_policy(
-    *,
-    repository_arn: str,
-    bucket_arn: str,
-    kms_key_arn: str,
-    region: str,
-    account_id: str,
-    endpoint_name: str,
-) -> str:
-    """Least privilege for the endpoint's containers: pull the one image, read the model
-    archive prefix, write data capture, log to the endpoint's log group, and manage the
-    ENIs that the VPC configuration needs."""
-    log_group = f"arn:aws:logs:{region}:{account_id}:log-group:/aws/sagemaker/Endpoints/"
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "PullAppImage",
-                    "Effect": "Allow",
-                    "Action": [
-                        "ecr:BatchCheckLayerAvailability",
-                        "ecr:BatchGetImage",
-                        "ecr:GetDownloadUrlForLayer",
-                    ],
-                    "Resource": repository_arn,
-                },
-                {
-                    # GetAuthorizationToken has no resource-level permissions.
-                    "Sid": "EcrLogin",
-                    "Effect": "Allow",
-                    "Action": "ecr:GetAuthorizationToken",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "ReadModelArchive",
-                    "Effect": "Allow",
-                    "Action": "s3:GetObject",
-                    "Resource": f"{bucket_arn}/{MODEL_PREFIX}/*",
-                },
-                {
-                    "Sid": "WriteDataCapture",
-                    "Effect": "Allow",
-                    "Action": "s3:PutObject",
-                    "Resource": f"{bucket_arn}/{DATA_CAPTURE_PREFIX}/*",
-                },
-                {
-                    "Sid": "UseBucketKey",
-                    "Effect": "Allow",
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                    "Resource": kms_key_arn,
-                },
-                {
-                    "Sid": "EndpointLogs",
-                    "Effect": "Allow",
-                    "Action": [
-                        "logs:CreateLogGroup",
-                        "logs:CreateLogStream",
-                        "logs:PutLogEvents",
-                        "logs:DescribeLogStreams",
-                    ],
-                    "Resource": [
-                        f"{log_group}{endpoint_name}",
-                        f"{log_group}{endpoint_name}:*",
-                    ],
-                },
-                {
-                    # ENI actions and Describe* take no resource ARNs known in advance.
-                    "Sid": "VpcNetworkInterfaces",
-                    "Effect": "Allow",
-                    "Action": [
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeDhcpOptions",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                    ],
-                    "Resource": "*",
-                },
-            ],
-        }
-    )
+from components.shared.stack import StackContext
 
 
 @dataclass
 class InferenceArgs:
+    stack: StackContext
+    """The stack: tags (the data capture is student data: ``ferpa``), the alarm topic, and the
+    retention of the endpoint's log group."""
+    network: NetworkRef
+    """The VPC: the endpoint's ENIs take its private subnets and the app tier's group (the
+    data stores admit it)."""
     endpoint_name: str
     """Name of the endpoint (fixed: its alarms and scaling target are named after it)."""
     image_uri: pulumi.Input[str]
     """``<repository_url>:<tag>`` of the app image."""
     repository_arn: pulumi.Input[str]
     """ECR repository the image is pulled from."""
-    bucket_name: pulumi.Input[str]
-    """Models bucket: the archive at ``sagemaker/model.tar.gz``, capture under ``data-capture/``."""
-    bucket_arn: pulumi.Input[str]
-    """ARN of the models bucket."""
-    kms_key_arn: pulumi.Input[str]
-    """The bucket's KMS key; also encrypts the endpoint's storage volumes."""
-    subnet_ids: Sequence[pulumi.Input[str]]
-    """Private subnets the endpoint's ENIs are placed in."""
-    security_group_ids: Sequence[pulumi.Input[str]]
-    """Security groups of the ENIs (the app group: the data stores admit it)."""
+    models_bucket: BucketRef
+    """Models bucket: the archive at ``sagemaker/model.tar.gz``, capture under
+    ``data-capture/``; its key also encrypts the endpoint's storage volumes."""
     size: InferenceSize
     """The tier's inference slice: instance type and count, data capture, throughput."""
     alarms: AlarmThresholds
     """The tier's alarm thresholds: model latency and error rate (they roll deployments back)."""
-    log_retention_days: int
-    """Retention of the endpoint's CloudWatch log group."""
-    alarm_topic_arn: pulumi.Input[str]
-    """SNS topic the alarms notify."""
-    tags: dict[str, str] = field(default_factory=dict)
-    """Tags for every taggable resource; the data-capture bucket is FERPA data."""
 
 
 class Inference(pulumi.ComponentResource):
@@ -200,10 +76,11 @@ class Inference(pulumi.ComponentResource):
         super().__init__("ssp:inference:Inference", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         endpoint_name = args.endpoint_name
-        if not _ENDPOINT_NAME.match(endpoint_name) or len(endpoint_name) + 1 > _MAX_PREFIX:
+        fits = len(endpoint_name) + 1 <= MAX_NAME_PREFIX
+        if not ENDPOINT_NAME_PATTERN.match(endpoint_name) or not fits:
             raise ValueError(
                 f"endpoint_name={endpoint_name!r}: letters, digits and hyphens, at most "
-                f"{_MAX_PREFIX - 1} characters"
+                f"{MAX_NAME_PREFIX - 1} characters"
             )
         size = args.size
         if not 1 <= size.min_instances <= size.max_instances:
@@ -220,8 +97,8 @@ class Inference(pulumi.ComponentResource):
             f"{name}-logs-key",
             log_group_prefixes=[log_group_name],
             description=f"Encrypts the log group of {endpoint_name}",
-            retention_days=args.log_retention_days,
-            tags=args.tags,
+            retention_days=args.stack.log_retention_days,
+            tags=args.stack.tags,
             opts=child,
         ).group(f"{name}-logs", name=log_group_name)
         config = self._model_and_config(name, args, role, role_policy, child)
@@ -237,7 +114,7 @@ class Inference(pulumi.ComponentResource):
             arn=endpoint.arn,
             base_config_name=config.name,
             execution_role_arn=role.arn,
-            archive_url=pulumi.Output.from_input(args.bucket_name).apply(
+            archive_url=pulumi.Output.from_input(args.models_bucket.name).apply(
                 lambda bucket: f"s3://{bucket}/{MODEL_PREFIX}"
             ),
         )
@@ -261,7 +138,7 @@ class Inference(pulumi.ComponentResource):
             f"{name}-role",
             description=f"SageMaker endpoint {endpoint_name}",
             assume_role_policy=service_trust_policy("sagemaker.amazonaws.com"),
-            tags=args.tags,
+            tags=args.stack.tags,
             opts=child,
         )
         role_policy = aws.iam.RolePolicy(
@@ -269,8 +146,8 @@ class Inference(pulumi.ComponentResource):
             role=role.id,
             policy=pulumi.Output.all(
                 args.repository_arn,
-                args.bucket_arn,
-                args.kms_key_arn,
+                args.models_bucket.arn,
+                args.models_bucket.kms_key_arn,
                 region.region,
                 identity.account_id,
             ).apply(
@@ -296,13 +173,15 @@ class Inference(pulumi.ComponentResource):
         child: pulumi.ResourceOptions,
     ) -> aws.sagemaker.EndpointConfiguration:
         """The model (image + archive) and the endpoint configuration serving it."""
-        tags = args.tags
+        tags = args.stack.tags
         model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=role.arn,
             primary_container={
                 "image": args.image_uri,
-                "model_data_url": pulumi.Output.from_input(args.bucket_name).apply(model_data_url),
+                "model_data_url": pulumi.Output.from_input(args.models_bucket.name).apply(
+                    model_data_url
+                ),
                 # SageMaker sends /ping and /invocations to port 8080 on every interface.
                 # One API worker per vCPU: the container is the instance's only tenant. The
                 # inference mode scores from the archive alone: no database login, no keys.
@@ -315,8 +194,8 @@ class Inference(pulumi.ComponentResource):
                 },
             },
             vpc_config={
-                "subnets": list(args.subnet_ids),
-                "security_group_ids": list(args.security_group_ids),
+                "subnets": list(args.network.private_subnet_ids),
+                "security_group_ids": [args.network.app_security_group_id],
             },
             tags=tags,
             # Kept in AWS when replaced: the endpoint may still serve it until the trainer's
@@ -331,7 +210,7 @@ class Inference(pulumi.ComponentResource):
         return aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
             name_prefix=f"{args.endpoint_name}-",
-            kms_key_arn=args.kms_key_arn,
+            kms_key_arn=args.models_bucket.kms_key_arn,
             production_variants=[
                 {
                     "variant_name": VARIANT_NAME,
@@ -344,10 +223,10 @@ class Inference(pulumi.ComponentResource):
             data_capture_config={
                 "enable_capture": True,
                 "initial_sampling_percentage": args.size.data_capture_percent,
-                "destination_s3_uri": pulumi.Output.from_input(args.bucket_name).apply(
+                "destination_s3_uri": pulumi.Output.from_input(args.models_bucket.name).apply(
                     lambda bucket: f"s3://{bucket}/{DATA_CAPTURE_PREFIX}"
                 ),
-                "kms_key_id": args.kms_key_arn,
+                "kms_key_id": args.models_bucket.kms_key_arn,
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
                 "capture_content_type_header": {"json_content_types": ["application/json"]},
             },
@@ -376,8 +255,8 @@ class Inference(pulumi.ComponentResource):
                 value=model_latency_threshold_us(args.alarms.model_latency_p95_ms),
                 missing_data="notBreaching",
             ),
-            topic_arn=args.alarm_topic_arn,
-            tags=args.tags,
+            topic_arn=args.stack.alarm_topic,
+            tags=args.stack.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         errors_alarm = expression_alarm(
@@ -392,8 +271,8 @@ class Inference(pulumi.ComponentResource):
                 "invocations": ("AWS/SageMaker", "Invocations", dimensions, "Sum"),
             },
             threshold=Threshold(value=args.alarms.error_rate_percent, missing_data="notBreaching"),
-            topic_arn=args.alarm_topic_arn,
-            tags=args.tags,
+            topic_arn=args.stack.alarm_topic,
+            tags=args.stack.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         return [latency_alarm, errors_alarm]
@@ -425,7 +304,7 @@ class Inference(pulumi.ComponentResource):
                     "alarms": [{"alarm_name": alarm.name} for alarm in rollback_alarms]
                 },
             },
-            tags=args.tags,
+            tags=args.stack.tags,
             # The trainer rolls the endpoint to each new generation's configuration (copied
             # from this one); a `pulumi up` that changes this one reaches the endpoint with
             # the next rollout (`python -m app rollout-sagemaker`), not by reverting it.
@@ -447,7 +326,7 @@ class Inference(pulumi.ComponentResource):
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=args.size.min_instances,
             max_capacity=args.size.max_instances,
-            tags=args.tags,
+            tags=args.stack.tags,
             opts=owned(self, was=endpoint),
         )
         aws.appautoscaling.Policy(

@@ -1,0 +1,55 @@
+"""The program of a tier's regional stack, one function per concern, called in the order
+their resources build on each other: the stack's context (its alarm topic), network and
+data, the cluster, inference, the workloads, the edge, monitoring, and the outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from components.alarm_topic import AlarmTopic, AlarmTopicArgs
+from components.config.spec import StackSpec
+from components.shared.stack import StackContext
+from stacks.compute import cluster, inference
+from stacks.data import network_and_data
+from stacks.exports import exports
+from stacks.monitoring import monitoring
+from stacks.references import GlobalStack
+from stacks.serving import edge, workloads
+
+
+def regional_program(spec: StackSpec) -> dict[str, Any]:
+    """Every resource of the stack; returns its outputs."""
+    # Tier 4: the global stack's zone, district directory and image registry.
+    global_stack = GlobalStack.read(spec.global_stack, spec.region)
+    zone_id = global_stack.zone_id() if global_stack else spec.hosted_zone_id
+    stack = stack_context(spec)
+    data = network_and_data(spec, stack)
+    compute = cluster(spec, stack, data, global_stack)
+    endpoint = inference(spec, stack, data, compute)
+    serving = workloads(spec, stack, data, compute, endpoint, global_stack, zone_id)
+    cdn = edge(spec, stack, data, serving, global_stack, zone_id)
+    observing = monitoring(spec, stack, data, compute, serving, endpoint, cdn)
+    return exports(spec, stack, data, compute, endpoint, serving, cdn, observing)
+
+
+def stack_context(spec: StackSpec) -> StackContext:
+    """What every component takes from the stack, with the topic its alarms notify."""
+    stack = StackContext(
+        # AWS names of the stack's resources start with it (ssp-tier3-db, ssp-tier3-redis).
+        name_prefix=f"ssp-{spec.stack}",
+        region=spec.region,
+        tags=spec.tags(),
+        protect=spec.protect,
+        log_retention_days=spec.tier.log_retention_days,
+    )
+    alarms = AlarmTopic(
+        "alarms",
+        AlarmTopicArgs(
+            stack=stack,
+            email=spec.alarm_email,
+            # Prometheus' alert manager publishes the app's alerts to it too.
+            service_publishers=("aps.amazonaws.com",) if spec.tier.monitoring.prometheus else (),
+        ),
+    )
+    return dataclasses.replace(stack, alarm_topic_arn=alarms.topic_arn)
