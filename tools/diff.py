@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tools import replacements
+from tools.flat import MASK, fmt, leaves
 from tools.harness import Resource
-from tools.plan import MASK, _fmt, _leaves
 from tools.revision import Evaluation, evaluate
 
 DATA_TIER = (
@@ -127,13 +127,13 @@ def _shown(resource: Resource) -> dict[str, str]:
     """Inputs flattened to ``path -> value`` as the plan prints them (``tagsAll`` is the
     provider's merge of ``tags`` and default tags: it changes with them)."""
     inputs = {k: v for k, v in resource.inputs.items() if k != "tagsAll"}
-    leaves = dict(_leaves(inputs))
+    shown = dict(leaves(inputs))
     for secret in resource.secret_paths:
         dotted = secret.split(".")
-        for path in list(leaves):
+        for path in list(shown):
             if _dotted(path)[: len(dotted)] == dotted:
-                leaves[path] = MASK
-    return leaves
+                shown[path] = MASK
+    return shown
 
 
 def _dotted(path: str) -> list[str]:
@@ -281,7 +281,7 @@ _SIGN = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 
 
 def _value(value: Any) -> str:
-    return "(none)" if value is None else _fmt(value)
+    return "(none)" if value is None else fmt(value)
 
 
 def _flags(change: Change) -> list[str]:

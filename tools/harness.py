@@ -308,6 +308,27 @@ def make_urn(parent: str, type_: str, name: str, *, stack: str, project: str) ->
     return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
 
+def config_value(value: Any) -> str:
+    """A config value as the CLI hands it to a program: a string, Go's ``%v`` of a primitive
+    (``true``, ``3``), compact JSON of a structured value (pulumi's
+    ``sdk/go/common/workspace`` ``createConfigValue``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def project_defaults(root: Path = ROOT) -> dict[str, str]:
+    """Every default ``Pulumi.yaml`` declares, by full key, as the CLI hands it over."""
+    declared = yaml.safe_load((root / "Pulumi.yaml").read_text()).get("config") or {}
+    return {
+        key if ":" in key else f"{PROJECT}:{key}": config_value(declaration["default"])
+        for key, declaration in declared.items()
+        if isinstance(declaration, dict) and "default" in declaration
+    }
+
+
 def _config_strings(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str]]:
     """The stack file's config as the engine hands it to a program: strings, JSON for
     structured values; ``secure:`` values cannot be decrypted offline and get a placeholder."""
@@ -318,12 +339,8 @@ def _config_strings(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list
         full = key if ":" in key else f"{PROJECT}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             config[full], secret_keys = SECRET_PLACEHOLDER, [*secret_keys, full]
-        elif isinstance(value, bool):
-            config[full] = "true" if value else "false"
-        elif isinstance(value, (dict, list)):
-            config[full] = json.dumps(value)
         else:
-            config[full] = str(value)
+            config[full] = config_value(value)
     return config, secret_keys
 
 
@@ -353,8 +370,10 @@ def run_stack(
     """Evaluate the program (``__main__.py``) for ``stack`` under mocks and return what it
     registered.
 
-    ``extra_config`` (keys without the project prefix) is merged over the stack file, so a
-    test can run a deliberately broken variant of a real stack. ``preview`` evaluates it as
+    The config is what the CLI would hand the program: the stack file's, with every default
+    ``Pulumi.yaml`` declares for a key it leaves unset. ``extra_config`` (keys without the
+    project prefix) is merged over the stack file, so a test can run a deliberately broken
+    variant of a real stack. ``preview`` evaluates it as
     the first ``pulumi preview`` of a new stack does: every computed output unknown, so that
     applies on them do not run and policies see unknown inputs. ``root`` is where the stack
     files are read from: another checkout of the project (``tools.diff`` evaluates a base
@@ -363,7 +382,9 @@ def run_stack(
     config, secret_keys = _config_strings(stack, root)
     for key, value in (extra_config or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
-        config[full] = value if isinstance(value, str) else json.dumps(value)
+        config[full] = config_value(value)
+    # The CLI fills in every project default the stack leaves unset, before the program runs.
+    config = {**project_defaults(root), **config}
     region = config.get("aws:region", "us-east-1")
 
     # A fresh runtime per run: reset the root stack, then install new mocks and config.

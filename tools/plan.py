@@ -20,64 +20,22 @@ import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
-from tools import costs
+from tools import costs, diff
+from tools.flat import MASK, fmt, leaves, masked
 from tools.harness import ROOT, Resource, StackRun, referenced_stacks, run_stack, stacks
 from tools.mocks import STACK_OUTPUTS
 
 SNAPSHOTS = ROOT / "snapshots"
 DEPLOYED_URNS = ROOT / "tests" / "fixtures" / "deployed_urns"
-MASK = "[secret]"
 _STANDARD_TAGS = ("project", "stack", "tier", "owner", "managed-by")
-
-
-def _masked(value: Any, secret_paths: frozenset[str], prefix: str = "") -> Any:
-    path = prefix.rstrip(".")
-    if path and path in secret_paths:
-        return MASK
-    if isinstance(value, dict):
-        return {k: _masked(v, secret_paths, f"{prefix}{k}.") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, secret_paths, f"{prefix}{i}.") for i, v in enumerate(value)]
-    return value
-
-
-def _parse_json_text(value: Any) -> Any:
-    """Policy documents and dashboard bodies arrive as JSON text: show their structure."""
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    value = _parse_json_text(value)
-    if isinstance(value, dict) and value:
-        for key in sorted(value):
-            yield from _leaves(value[key], f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(value, list) and value:
-        for i, item in enumerate(value):
-            yield from _leaves(item, f"{prefix}[{i}]")
-    else:
-        yield prefix, value
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
 
 
 def shown_inputs(resource: Resource) -> dict[str, Any]:
     """Inputs as the plan shows them: secrets masked, the tags every resource carries
     reduced to the ones that say something about this resource."""
-    inputs = _masked(resource.inputs, resource.secret_paths)
+    inputs = masked(resource.inputs, resource.secret_paths)
     inputs.pop("tagsAll", None)
     tags = inputs.get("tags")
     if isinstance(tags, dict):
@@ -132,15 +90,15 @@ def render_text(run: StackRun, *, elapsed: float | None = None) -> str:
             opts = _options(r)
             lines.append(f"{indent}{r.type} {r.name}" + (f"  [{'; '.join(opts)}]" if opts else ""))
             if r.custom:
-                for path, value in _leaves(shown_inputs(r)):
-                    lines.append(f"{indent}    {path} = {_fmt(value)}")
+                for path, value in leaves(shown_inputs(r)):
+                    lines.append(f"{indent}    {path} = {fmt(value)}")
             walk(r.urn, depth + 1)
 
     walk("", 0)
     lines += ["", "## outputs"]
     masked_outputs = {k: MASK if k in run.secret_outputs else v for k, v in run.outputs.items()}
-    for path, value in _leaves(masked_outputs):
-        lines.append(f"    {path} = {_fmt(value)}")
+    for path, value in leaves(masked_outputs):
+        lines.append(f"    {path} = {fmt(value)}")
     lines += ["", *render_cost(run)]
     return "\n".join(lines) + "\n"
 
@@ -223,8 +181,6 @@ def write_stack_outputs() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["diff"]:
-        from tools import diff  # imports this module: load it on demand
-
         return diff.main(argv[1:])
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter

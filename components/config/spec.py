@@ -19,6 +19,7 @@ from typing import Any
 
 from components.config.catalog import TIERS
 from components.config.overrides import apply_overrides
+from components.config.project import config_defaults, is_project_default
 from components.config.spec_database import (
     backup_region,
     engine_upgrade,
@@ -35,40 +36,6 @@ PROJECT = "student-success"
 EDGE = "us-east-1"
 # The app's migrations: a release is the image tag plus them (the bootstrap Job's name).
 MIGRATIONS = Path(__file__).resolve().parents[2] / "app" / "migrations"
-
-# Every key this project reads from its config namespace, with its default. Pulumi.yaml
-# declares the same keys for the CLI; a test keeps the two in step.
-CONFIG_DEFAULTS: dict[str, Any] = {
-    "tier": "dev",
-    "owner": "student-success-platform",
-    "vpcCidr": "10.20.0.0/16",
-    "appImageTag": "0.1.0",
-    "alarmEmail": "",
-    "clusterAdminRoleArn": "",
-    "clusterPublicAccessCidrs": [],
-    "apiDomainName": "",
-    "hostedZoneId": "",
-    "apiCertificateArn": "",
-    "edgeDomainName": "",
-    "edgeCertificateArn": "",
-    "sagemakerModelPublished": False,
-    "dbBackupRegion": "",
-    "dbReportingReplica": "",
-    "dbRestoreName": "",
-    "dbRestorePointInTime": "",
-    "dbRestoreSnapshot": "",
-    "dbRestoreSource": "",
-    "dbEngineVersion": "",
-    "dbUpgradeStrategy": "in-place",
-    "nodeKubernetesVersion": "",
-    "overrides": [],
-    # Tier 4 (components/config/spec_global.py): the global stack's keys, a regional one's link.
-    "stackRole": "regional",
-    "globalStack": "",
-    "domainName": "",
-    "regions": [],
-    "districts": [],
-}
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
@@ -251,12 +218,13 @@ def build_spec(
 ) -> StackSpec:
     """Validate a stack's config (keys without the project prefix) into a ``StackSpec``."""
     problems: list[str] = []
-    unknown = sorted(set(config) - set(CONFIG_DEFAULTS))
-    for key in unknown:
+    # Pulumi.yaml declares every key with its default; a real run has them all already.
+    defaults = config_defaults()
+    for key in sorted(set(config) - set(defaults)):
         problems.append(
-            f"{PROJECT}:{key}: unknown config key; allowed: {', '.join(sorted(CONFIG_DEFAULTS))}"
+            f"{PROJECT}:{key}: unknown config key; allowed: {', '.join(sorted(defaults))}"
         )
-    values = {**CONFIG_DEFAULTS, **{k: v for k, v in config.items() if k in CONFIG_DEFAULTS}}
+    values = {**defaults, **{k: v for k, v in config.items() if k in defaults}}
 
     if not region:
         problems.append("aws:region: not set; run `pulumi config set aws:region <region>`")
@@ -355,7 +323,7 @@ def _global_stack(values: Mapping[str, Any], problems: list[str]) -> str | None:
     if str(values["stackRole"]) != "regional":
         problems.append(f"stackRole={values['stackRole']!r}: this program part is regional")
     for key in ("domainName", "regions", "districts"):
-        if values[key] not in ("", [], "[]"):
+        if not is_project_default(key, values[key]):
             problems.append(f"{key}: only the global stack (stackRole: global) reads it")
     name = str(values["globalStack"]).strip()
     if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):

@@ -3,7 +3,7 @@
 A stack's role is its ``stackRole`` config: ``regional`` (every tier stack) or ``global``
 (one per deployment: the Route 53 zone, the district directory, the image registry and the
 shared-name certificate). ``build_global_spec`` is pure, like ``build_spec``; the keys it
-reads are declared with the others in ``CONFIG_DEFAULTS``.
+reads are declared with the others in ``Pulumi.yaml``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.config.catalog import TIERS
-from components.config.spec import CONFIG_DEFAULTS, PROJECT, SpecError
+from components.config.project import config_defaults, is_project_default
+from components.config.spec import PROJECT, SpecError
 from components.config.tier import Tier
 
 ROLES = ("regional", "global")
@@ -105,7 +106,7 @@ class GlobalSpec:
 
 def stack_role(config: Mapping[str, Any], problems: list[str] | None = None) -> str:
     """``stackRole`` of a stack's config (keys without the project prefix)."""
-    role = str(config.get("stackRole", CONFIG_DEFAULTS["stackRole"])).strip()
+    role = str(config.get("stackRole", config_defaults()["stackRole"])).strip()
     if role not in ROLES:
         message = f"stackRole={role!r}: allowed {', '.join(ROLES)}"
         if problems is None:
@@ -175,17 +176,21 @@ def _districts(lines: list[str], regions: set[str], problems: list[str]) -> dict
 def build_global_spec(config: Mapping[str, Any], *, stack: str, region: str | None) -> GlobalSpec:
     """Validate the global stack's config into a ``GlobalSpec``; every problem at once."""
     problems: list[str] = []
+    # The CLI hands every key's project default to every stack: only a value the stack file
+    # sets (other than the default) is refused.
     for key in sorted(set(config) - GLOBAL_KEYS):
-        problems.append(
-            f"{PROJECT}:{key}: not read by the global stack; allowed: "
-            + ", ".join(sorted(GLOBAL_KEYS))
-        )
+        if not is_project_default(key, config[key]):
+            problems.append(
+                f"{PROJECT}:{key}: not read by the global stack; allowed: "
+                + ", ".join(sorted(GLOBAL_KEYS))
+            )
     if not region:
         problems.append("aws:region: not set; run `pulumi config set aws:region <region>`")
-    domain = str(config.get("domainName", "")).strip()
+    values = {**config_defaults(), **config}
+    domain = str(values["domainName"]).strip()
     if not _DOMAIN.match(domain):
         problems.append(f"domainName={domain!r}: the public zone's lower-case DNS name")
-    parsed = _regions(_as_lines(config.get("regions", []), "regions", problems), problems)
+    parsed = _regions(_as_lines(values["regions"], "regions", problems), problems)
     if not parsed:
         problems.append("regions: list at least one <region>=<regional stack>")
     names = [r for r, _, _ in parsed]
@@ -195,7 +200,7 @@ def build_global_spec(config: Mapping[str, Any], *, stack: str, region: str | No
     for name in sorted({s for s in stacks if stacks.count(s) > 1}):
         problems.append(f"regions: stack {name!r} serves two regions; one regional stack each")
     homes = _districts(
-        _as_lines(config.get("districts", []), "districts", problems), set(names), problems
+        _as_lines(values["districts"], "districts", problems), set(names), problems
     )
     if region and names and region not in names:
         problems.append(
@@ -206,7 +211,7 @@ def build_global_spec(config: Mapping[str, Any], *, stack: str, region: str | No
         Region(name, stack, tuple(sorted(d for d, r in homes.items() if r == name)), serving)
         for name, stack, serving in parsed
     ]
-    owner = str(config.get("owner", CONFIG_DEFAULTS["owner"])).strip()
+    owner = str(values["owner"]).strip()
     if problems:
         raise SpecError(stack, problems)
     return GlobalSpec(PROJECT, stack, str(region), owner, domain, tuple(regions))

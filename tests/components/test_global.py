@@ -22,7 +22,7 @@ from components.config.spec_global import (
 from components.directory import replica_arn
 from components.shared.iam import api_role_policy
 from tests.shared import DNS_RECORD, ROLE_POLICY, StackRunner
-from tools.harness import ROOT, referenced_stacks, stacks
+from tools.harness import ROOT, project_defaults, referenced_stacks, stacks
 from tools.mocks import STACK_OUTPUTS
 from tools.plan import outputs_text
 
@@ -115,6 +115,25 @@ def test_a_district_in_two_regions_is_refused_with_its_name() -> None:
 def test_bad_global_config_names_the_key(change: dict[str, object], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         build_global_spec({**_config("global"), **change}, stack="global", region="us-east-1")
+
+
+def test_the_global_stack_takes_the_project_defaults_the_cli_hands_it() -> None:
+    # A real preview hands every Pulumi.yaml default the stack file leaves unset to the
+    # program: the global stack must take them, as they are not its stack file's.
+    defaults = {key.removeprefix(PREFIX): value for key, value in project_defaults().items()}
+    g = build_global_spec({**defaults, **_config("global")}, stack="global", region="us-east-1")
+    assert g == _global_spec()
+
+
+def test_the_global_stack_refuses_a_key_its_stack_file_sets_for_a_tier() -> None:
+    defaults = {key.removeprefix(PREFIX): value for key, value in project_defaults().items()}
+    config = {**defaults, **_config("global"), "vpcCidr": "10.9.0.0/16"}
+    with pytest.raises(SpecError) as caught:
+        build_global_spec(config, stack="global", region="us-east-1")
+    assert caught.value.problems == [
+        "student-success:vpcCidr: not read by the global stack; allowed: "
+        "districts, domainName, owner, regions, stackRole"
+    ]
 
 
 def test_a_regional_stack_refuses_the_global_keys() -> None:

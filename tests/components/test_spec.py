@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config.spec import CONFIG_DEFAULTS, PROJECT, SpecError, build_spec
+from components.config.project import declared_config
+from components.config.spec import PROJECT, SpecError, build_spec
+from components.config.spec_global import GLOBAL_KEYS
 from tools.harness import ROOT, run_stack
 
 # What a stack outside dev names for TLS (the example stack files do the same).
@@ -175,20 +177,57 @@ def test_bad_config_fails_the_program_before_any_resource_is_registered() -> Non
         run_stack("dev", extra_config={"tier": "tier9"})
 
 
+# A value of each key the spec refuses, naming the key: proof that the program reads it.
+BAD_VALUES: dict[str, Any] = {
+    "tier": "tier9",
+    "owner": " ",
+    "vpcCidr": "nonsense",
+    "appImageTag": "latest",
+    "alarmEmail": "x",
+    "clusterAdminRoleArn": "x",
+    "clusterPublicAccessCidrs": ["nonsense"],
+    "apiDomainName": "Not A Domain",
+    "hostedZoneId": "x",
+    "apiCertificateArn": "x",
+    "edgeDomainName": "Not A Domain",
+    "edgeCertificateArn": "x",
+    "sagemakerModelPublished": "maybe",
+    "dbBackupRegion": "nowhere",
+    "dbReportingReplica": "x",
+    "dbRestoreName": "X!",
+    "dbRestorePointInTime": "2026-12-01T08:15:00Z",
+    "dbRestoreSnapshot": "ssp-dev-db-final",
+    "dbRestoreSource": "ssp-dev-db",
+    "dbEngineVersion": "9",
+    "dbUpgradeStrategy": "sideways",
+    "nodeKubernetesVersion": "1.0",
+    "overrides": ["nonsense"],
+    "stackRole": "global",
+    "globalStack": "!bad",
+    "domainName": "ssp.example.org",
+    "regions": ["us-east-1=tier4-east"],
+    "districts": ["az-mesa=us-east-1"],
+}
+
+
 def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    assert set(declared) == set(CONFIG_DEFAULTS)
+    assert set(declared) == set(declared_config()) == set(BAD_VALUES)
+    assert set(declared) >= GLOBAL_KEYS
     for key, declaration in declared.items():
         assert declaration["description"], key
-        assert declaration["default"] == CONFIG_DEFAULTS[key], key
+        assert "default" in declaration, key
         assert declaration["type"] in ("string", "boolean", "array"), key
+        # The regional spec reads every key (refusing the global stack's own when set).
+        problems = spec_problems(**{key: BAD_VALUES[key]})
+        assert any(p.startswith((key, f"{PROJECT}:{key}")) for p in problems), (key, problems)
 
 
 def test_stack_files_hold_only_overrides_and_no_plaintext_secrets() -> None:
     for path in ROOT.glob("Pulumi.*.yaml"):
         config = yaml.safe_load(path.read_text())["config"]
         ours = {k.removeprefix(f"{PROJECT}:") for k in config if k.startswith(f"{PROJECT}:")}
-        assert ours <= set(CONFIG_DEFAULTS), path.name
+        assert ours <= set(declared_config()), path.name
         assert set(config) - {f"{PROJECT}:{k}" for k in ours} <= {"aws:region"}, path.name
         text = Path(path).read_text().lower()
         assert "password" not in text and "token" not in text, path.name

@@ -6,9 +6,10 @@ import gc
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.shared import BUCKET, OPTIONS_PROGRAM, SSM_PARAMETER
-from tools.harness import run_stack, stacks
+from tools.harness import ROOT, config_value, run_stack, stacks
 
 
 def test_every_stack_file_is_found() -> None:
@@ -93,3 +94,23 @@ def test_a_duplicate_urn_is_refused_as_the_engine_does(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=r"duplicate resource URNs.*Bucket::twice"):
         run_stack("dev", program=program)
+
+
+def test_the_program_gets_every_pulumi_yaml_default_the_stack_file_leaves_unset() -> None:
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    run = run_stack("dev", program=OPTIONS_PROGRAM, extra_config={"owner": "district-it"})
+    assert {f"student-success:{key}" for key in declared} <= set(run.config)
+    # As the CLI hands them over: strings, Go's %v of a primitive, compact JSON of a list.
+    assert run.config["student-success:sagemakerModelPublished"] == "false"
+    assert run.config["student-success:overrides"] == "[]"
+    assert run.config["student-success:vpcCidr"] == declared["vpcCidr"]["default"]
+    # What the stack sets wins over the default.
+    assert run.config["student-success:tier"] == "dev"
+    assert run.config["student-success:owner"] == "district-it"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(True, "true"), (3, "3"), (["a", "b"], '["a","b"]'), ("x y", "x y")]
+)
+def test_config_values_are_handed_over_as_the_cli_does(value: object, text: str) -> None:
+    assert config_value(value) == text

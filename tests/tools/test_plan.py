@@ -9,8 +9,9 @@ import pytest
 
 from tests.shared import StackRunner
 from tools import costs
+from tools.flat import MASK
 from tools.harness import stacks
-from tools.plan import MASK, SNAPSHOTS, main, render_json, render_text
+from tools.plan import SNAPSHOTS, main, render_json, render_text
 
 
 @pytest.mark.parametrize("stack", stacks())
