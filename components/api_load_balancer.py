@@ -353,24 +353,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
                     opts=owned(self),
                 )
             if not behind_cdn:
-                aws.lb.Listener(
-                    f"{name}-http",
-                    load_balancer_arn=alb.arn,
-                    port=80,
-                    protocol="HTTP",
-                    default_actions=[
-                        {
-                            "type": "redirect",
-                            "redirect": {
-                                "port": "443",
-                                "protocol": "HTTPS",
-                                "status_code": "HTTP_301",
-                            },
-                        }
-                    ],
-                    tags=tags,
-                    opts=self._moved(was=alb, name="workloads-http"),
-                )
+                self._redirect_to_https(name, alb, tags)
         else:
             # No certificate configured: plain HTTP (dev); the policy pack flags it.
             listener = aws.lb.Listener(
@@ -402,6 +385,25 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         )
         return listener
 
+    def _redirect_to_https(
+        self, name: str, alb: aws.lb.LoadBalancer, tags: dict[str, str]
+    ) -> aws.lb.Listener:
+        """HTTP, answering every request with a permanent redirect to HTTPS."""
+        return aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=alb.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[
+                {
+                    "type": "redirect",
+                    "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"},
+                }
+            ],
+            tags=tags,
+            opts=self._moved(was=alb, name="workloads-http"),
+        )
+
     def _alarms(
         self,
         name: str,
@@ -410,7 +412,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         alb: aws.lb.LoadBalancer,
         target_group: aws.lb.TargetGroup,
     ) -> None:
-        """p95 latency and the 5xx rate, the seeds' API triggers."""
+        """p95 latency and the 5xx rate: when the API needs more pods or has a fault."""
         lb_dims: dict[str, pulumi.Input[str]] = {"LoadBalancer": alb.arn_suffix}
         metric_alarm(
             f"{name}-latency-p95",

@@ -226,7 +226,7 @@ class Cache(pulumi.ComponentResource):
                 "EngineCPUUtilization",
                 Threshold(alarms.cpu_percent, period_seconds=300, periods=2),
             )
-            # Keys carry TTLs (seed 003), so a healthy cache stays below maxmemory; nearing
+            # The app gives every key a TTL, so a healthy cache stays below maxmemory; nearing
             # it means evictions are next.
             alarm(
                 i,

@@ -1,4 +1,4 @@
-"""One CloudWatch dashboard per stack with the metrics behind the seeds' scaling triggers.
+"""One CloudWatch dashboard per stack with the metrics behind its alarms and scaling triggers.
 
 API latency and errors (ALB), node CPU/memory (Container Insights), the database's CPU,
 connections, storage and replica lag, and, where the tier has them, Redis, SageMaker and

@@ -1,9 +1,10 @@
 """A hardened S3 bucket: customer-managed KMS key, versioning, no public access, TLS only.
 
-Used for the model artifacts (seed 001: versioned models, keep the last N) and for the
-archived audit-log partitions (seed 002). Built on pulumi-aws 7's ``aws.s3.Bucket`` and the
-separate configuration resources, one bucket policy per bucket (S3 allows only one), with
-a hook for statements other components add (CloudFront's origin access control).
+Used for the model artifacts (versioned, so the last models stay restorable for a rollback),
+the archived audit-log partitions and the district's exports. Built on pulumi-aws 7's
+``aws.s3.Bucket`` and the separate configuration resources, one bucket policy per bucket (S3
+allows only one), with a hook for statements other components add (CloudFront's origin
+access control).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ class SecureBucketArgs:
     force_destroy: bool = False
     """Let ``pulumi destroy`` empty the bucket; dev only."""
     noncurrent_versions_kept: int | None = None
-    """Non-current versions kept per object (seed 001: the last 5 models); None keeps all."""
+    """Non-current versions kept per object (the models bucket: the last 5, enough to roll
+    back a bad week of training); None keeps all."""
     noncurrent_days: int = 30
     """Days a non-current version is kept beyond ``noncurrent_versions_kept``."""
     transitions: Sequence[Transition] = ()

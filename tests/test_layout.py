@@ -1,5 +1,5 @@
-"""The layout stays livable: small modules and functions, and components that know their
-inputs rather than their neighbours."""
+"""The layout stays livable: small modules and functions, no import cycle, and components
+that know their inputs rather than their neighbours."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("components", "app", "policies", "tools")
-MAX_MODULE_LINES = 500
-MAX_FUNCTION_LINES = 150
+PACKAGES = ("components", "stacks", "policies", "tools", "app")
+# Lines of a module and of a function, per package. The app keeps the older limits until its
+# reorganisation lands.
+LIMITS = {"app": (500, 150)}
+DEFAULT_LIMITS = (450, 100)
 # What a component module may import from components/: the stack's configuration and what the
 # components share (the contract and the builders). Never another component.
 SHARED = ("components.config", "components.shared")
@@ -28,12 +30,102 @@ def _name(path: Path) -> str:
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_modules_and_functions_are_small(path: Path) -> None:
+    max_module, max_function = LIMITS.get(path.relative_to(ROOT).parts[0], DEFAULT_LIMITS)
     text = path.read_text()
-    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path.name}: split the module"
+    assert len(text.splitlines()) <= max_module, f"{path.name}: split the module"
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             length = (node.end_lineno or node.lineno) - node.lineno + 1
-            assert length <= MAX_FUNCTION_LINES, f"{path.name}:{node.lineno} {node.name}()"
+            assert length <= max_function, f"{path.name}:{node.lineno} {node.name}()"
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """Which of ``sources`` (module name -> its text and whether it is a package's
+    ``__init__``) each one imports, anywhere in it (a function's import runs too): ``from a
+    import b`` is ``a.b`` where that is a module, else ``a``; relative imports resolved."""
+    known = set(sources)
+    graph: dict[str, set[str]] = {module: set() for module in sources}
+    for module, (text, is_package) in sources.items():
+        package = module if is_package else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parts, base] if base else parts)
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                    for alias in node.names
+                ]
+            else:
+                continue
+            for target in targets:
+                while target and target not in known:
+                    target = target.rpartition(".")[0]
+                if target and target != module:
+                    graph[module].add(target)
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every group of modules that import each other, directly or around a loop (the
+    strongly connected components of more than one module, Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = [stack.pop()]
+            while group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    sources = {_name(p): (p.read_text(), p.name == "__init__.py") for p in _modules()}
+    assert import_cycles(import_graph(sources)) == []
+
+
+def test_the_check_finds_a_planted_cycle() -> None:
+    sources = {
+        "tools": ("", True),
+        "tools.plan": ("from tools import costs, diff\n", False),
+        "tools.costs": ("", False),
+        "tools.diff": ("def render():\n    from tools.plan import MASK\n", False),
+        "tools.flat": ("MASK = 1\n", False),
+        "components.cluster": ("from components.cluster.args import ClusterArgs\n", True),
+        "components.cluster.args": ("from . import component\n", False),
+        "components.cluster.component": ("from components.cluster import ClusterArgs\n", False),
+        "components.shared": ("import components.shared.kms\n", True),
+        "components.shared.kms": ("import json\n", False),
+    }
+    assert import_cycles(import_graph(sources)) == [
+        ["components.cluster", "components.cluster.args", "components.cluster.component"],
+        ["tools.diff", "tools.plan"],
+    ]
+    # Moving what both use into one module both import breaks the loop.
+    sources["tools.diff"] = ("from tools.flat import MASK\n", False)
+    assert import_cycles(import_graph(sources)) == [
+        ["components.cluster", "components.cluster.args", "components.cluster.component"]
+    ]
 
 
 def _component_modules() -> list[Path]:

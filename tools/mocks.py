@@ -114,60 +114,15 @@ class AwsMocks(mocks.Mocks):
             "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
         }
         ecr_host = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
+        k8s_load_balancer = {
+            "loadBalancer": {"ingress": [{"hostname": f"k8s-{rid}.elb.{region}.amazonaws.com"}]}
+        }
         # A name, a prefix plus the provider's random suffix, or the autoname.
         log_group_name = inputs.get("name") or (
             f"{inputs['namePrefix']}{_fake_id(name)[:8]}" if inputs.get("namePrefix") else rid
         )
         computed: dict[str, dict[str, Any]] = {
             "aws:ec2/vpc:Vpc": {"defaultSecurityGroupId": f"sg-{_fake_id(name)}"},
-            "aws:rds/instance:Instance": {
-                "address": f"{host}.rds.amazonaws.com",
-                "endpoint": f"{host}.rds.amazonaws.com:5432",
-                "port": 5432,
-                "identifier": inputs.get("identifier", rid),
-                "resourceId": f"db-{_fake_id(name).upper()}",
-                "masterUserSecrets": [
-                    {
-                        "secretArn": self._arn("secretsmanager", f"secret:rds!{rid}", region),
-                        "secretStatus": "active",
-                        "kmsKeyId": self._arn("kms", "key/mock"),
-                    }
-                ],
-            },
-            "aws:rds/proxy:Proxy": {"endpoint": f"{rid}.proxy-{host}.rds.amazonaws.com"},
-            "aws:rds/proxyEndpoint:ProxyEndpoint": {
-                "endpoint": f"{rid}.endpoint.proxy-{host}.rds.amazonaws.com"
-            },
-            "aws:elasticache/replicationGroup:ReplicationGroup": {
-                "primaryEndpointAddress": f"master.{host}.cache.amazonaws.com",
-                "readerEndpointAddress": f"replica.{host}.cache.amazonaws.com",
-                "port": 6379,
-            },
-            "aws:eks/cluster:Cluster": {
-                "endpoint": f"https://{_fake_id(name).upper()}.gr7.{region}.eks.amazonaws.com",
-                "certificateAuthority": {
-                    "data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQ="
-                },
-                "identities": [
-                    {
-                        "oidcs": [
-                            {
-                                "issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{_fake_id(name).upper()}"
-                            }
-                        ]
-                    }
-                ],
-                "version": inputs.get("version", "1.33"),
-                "clusterSecurityGroupId": f"sg-{_fake_id(name + 'cluster')}",
-                "vpcConfig": {
-                    **inputs.get("vpcConfig", {}),
-                    "clusterSecurityGroupId": f"sg-{_fake_id(name + 'cluster')}",
-                },
-            },
-            "aws:eks/nodeGroup:NodeGroup": {"status": "ACTIVE"},
-            "aws:iam/openIdConnectProvider:OpenIdConnectProvider": {
-                "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{inputs.get('url', '').removeprefix('https://')}"
-            },
             "aws:iam/role:Role": {
                 "arn": f"arn:aws:iam::{ACCOUNT}:role/{inputs.get('name', rid)}",
                 "name": inputs.get("name", rid),
@@ -212,27 +167,77 @@ class AwsMocks(mocks.Mocks):
             "random:index/randomPassword:RandomPassword": {
                 "result": "mock-" + _fake_id(name) + "-" + _fake_id(name[::-1])
             },
-            "kubernetes:core/v1:Service": {
-                "status": {
-                    "loadBalancer": {
-                        "ingress": [{"hostname": f"k8s-{rid}.elb.{region}.amazonaws.com"}]
-                    }
-                }
-            },
-            "kubernetes:networking.k8s.io/v1:Ingress": {
-                "status": {
-                    "loadBalancer": {
-                        "ingress": [{"hostname": f"k8s-{rid}.elb.{region}.amazonaws.com"}]
-                    }
-                }
-            },
+            "kubernetes:core/v1:Service": {"status": k8s_load_balancer},
+            "kubernetes:networking.k8s.io/v1:Ingress": {"status": k8s_load_balancer},
         }
         computed.update(self._monitoring(name, rid) | self._queue(inputs.get("name", rid)))
+        computed.update(self._data_stores(name, rid, host, inputs, region))
+        computed.update(self._cluster(name, inputs, region))
         if typ == "pulumi:providers:aws" and inputs.get("region"):
             self.provider_regions[rid] = str(inputs["region"])
         state.update(computed.get(typ, {}))
         state.update(_kubernetes_name(typ, name, inputs))
         return rid, state
+
+    def _data_stores(
+        self, name: str, rid: str, host: str, inputs: dict[str, Any], region: str
+    ) -> dict[str, dict[str, Any]]:
+        """Computed outputs of the database and the cache, by type."""
+        return {
+            "aws:rds/instance:Instance": {
+                "address": f"{host}.rds.amazonaws.com",
+                "endpoint": f"{host}.rds.amazonaws.com:5432",
+                "port": 5432,
+                "identifier": inputs.get("identifier", rid),
+                "resourceId": f"db-{_fake_id(name).upper()}",
+                "masterUserSecrets": [
+                    {
+                        "secretArn": self._arn("secretsmanager", f"secret:rds!{rid}", region),
+                        "secretStatus": "active",
+                        "kmsKeyId": self._arn("kms", "key/mock"),
+                    }
+                ],
+            },
+            "aws:rds/proxy:Proxy": {"endpoint": f"{rid}.proxy-{host}.rds.amazonaws.com"},
+            "aws:rds/proxyEndpoint:ProxyEndpoint": {
+                "endpoint": f"{rid}.endpoint.proxy-{host}.rds.amazonaws.com"
+            },
+            "aws:elasticache/replicationGroup:ReplicationGroup": {
+                "primaryEndpointAddress": f"master.{host}.cache.amazonaws.com",
+                "readerEndpointAddress": f"replica.{host}.cache.amazonaws.com",
+                "port": 6379,
+            },
+        }
+
+    def _cluster(self, name: str, inputs: dict[str, Any], region: str) -> dict[str, dict[str, Any]]:
+        """Computed outputs of the EKS cluster, its node groups and its OIDC provider."""
+        return {
+            "aws:eks/cluster:Cluster": {
+                "endpoint": f"https://{_fake_id(name).upper()}.gr7.{region}.eks.amazonaws.com",
+                "certificateAuthority": {
+                    "data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0sKLS0tLS1FTkQ="
+                },
+                "identities": [
+                    {
+                        "oidcs": [
+                            {
+                                "issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{_fake_id(name).upper()}"
+                            }
+                        ]
+                    }
+                ],
+                "version": inputs.get("version", "1.33"),
+                "clusterSecurityGroupId": f"sg-{_fake_id(name + 'cluster')}",
+                "vpcConfig": {
+                    **inputs.get("vpcConfig", {}),
+                    "clusterSecurityGroupId": f"sg-{_fake_id(name + 'cluster')}",
+                },
+            },
+            "aws:eks/nodeGroup:NodeGroup": {"status": "ACTIVE"},
+            "aws:iam/openIdConnectProvider:OpenIdConnectProvider": {
+                "arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{inputs.get('url', '').removeprefix('https://')}"
+            },
+        }
 
     def _monitoring(self, name: str, rid: str) -> dict[str, dict[str, Any]]:
         """Computed outputs of the Prometheus and Grafana resources, by type."""

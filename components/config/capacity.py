@@ -59,7 +59,8 @@ CACHE_NODE_TYPES = frozenset(
 
 # Connections PostgreSQL keeps out of the application's reach: superuser_reserved_connections
 # (3) and rds.rds_superuser_reserved_connections (2), plus headroom for migrations, psql
-# sessions of an operator and the monitoring agent (seed 004: "set max_connections > total").
+# sessions of an operator and the monitoring agent: max_connections must exceed every pool
+# the application may open together.
 RESERVED_DB_CONNECTIONS = 10
 
 
@@ -80,12 +81,12 @@ class PgMemorySettings:
 def pg_memory_settings(instance_class: str, max_connections: int) -> PgMemorySettings:
     """Derive PostgreSQL memory settings from the instance's memory.
 
-    Seed 000 gives 512MB / 2GB / 256MB for a 4 GiB server and 2GB / 8GB / 1GB for a
-    16 GiB one: shared_buffers = 1/8, effective_cache_size = 1/2 and
+    The district scaling guide sets 512MB / 2GB / 256MB for a 4 GiB server and 2GB / 8GB /
+    1GB for a 16 GiB one: shared_buffers = 1/8, effective_cache_size = 1/2 and
     maintenance_work_mem = 1/16 of memory (capped at 2 GiB, beyond which VACUUM gains
     nothing). work_mem is per sort/hash node per connection, so it is bounded by a quarter
     of memory shared by every connection, rounded down to a power of two (16 MiB on
-    tier 1 as in the seed; the seed's 32 MiB on tier 2 could exhaust memory at 200
+    tier 1, as the guide sets; its 32 MiB on tier 2 could exhaust memory at 200
     connections, so tier 2 also gets 16 MiB).
     """
     memory = DB_INSTANCE_MEMORY_MIB[instance_class]
@@ -105,7 +106,7 @@ def sagemaker_max_rps_per_instance(inference: InferenceSize) -> int:
 def pod_pool(api: ApiSize) -> tuple[int, int]:
     """Pool size and max overflow of ONE API pod.
 
-    The seeds size the pool for the whole application on one server (tier 1: 15 + 25
+    The tier's pool is sized for the whole application on one server (tier 1: 15 + 25
     against max_connections 50, i.e. 10 left in reserve). With the API scaled out by the
     HPA, that budget is shared by up to ``api.max_replicas`` pods.
     """
@@ -115,7 +116,8 @@ def pod_pool(api: ApiSize) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class ConnectionCapacity:
-    """Seed 004's arithmetic: (pool + overflow) x servers must fit in max_connections."""
+    """The connection budget: (pool + overflow) x servers, with the trainer and the
+    workers, must fit in max_connections (less the reserve, or the proxy's share)."""
 
     pool_per_pod: int
     overflow_per_pod: int

@@ -89,8 +89,8 @@ TIERS: dict[str, Tier] = {
         log_retention_days=30,
         network=NetworkSize(az_count=2, nat_mode="single"),
         db=DatabaseSize(
-            # 4 GiB: seed 000's 512MB shared_buffers / 2GB effective_cache_size are exactly
-            # the 1/8 and 1/2 of memory that pg_memory_settings() derives.
+            # 4 GiB: the tier-1 server's 512MB shared_buffers / 2GB effective_cache_size are
+            # exactly the 1/8 and 1/2 of memory that pg_memory_settings() derives.
             instance_class="db.t4g.medium",
             storage_gib=100,
             max_storage_gib=500,
@@ -109,7 +109,7 @@ TIERS: dict[str, Tier] = {
             cpu_limit="1",
             memory_limit="1Gi",
             pool_size=15,
-            # Seed 000's 25 less 4 (one per pod): at 25 the API, the trainer and the
+            # A single server's 25 less 4 (one per pod): at 25 the API, the trainer and the
             # archiver took all 40 connections the primary gives (50 - 10 reserved), leaving
             # none for the event workers. Now (3 + 5) x 4 + 2 + 2 + 2 workers = 38.
             pool_max_overflow=21,
@@ -129,14 +129,14 @@ TIERS: dict[str, Tier] = {
         log_retention_days=90,
         network=NetworkSize(az_count=3, nat_mode="per_az", interface_endpoints=CORE_ENDPOINTS),
         db=DatabaseSize(
-            instance_class="db.m6g.xlarge",  # 16 GiB: seed 000's 2GB / 8GB settings
+            instance_class="db.m6g.xlarge",  # 16 GiB: 2GB / 8GB shared_buffers / cache size
             storage_gib=500,
             max_storage_gib=1_000,
             multi_az=False,
             replica_count=1,
             max_replica_count=3,
             max_connections=200,
-            proxy=True,  # seed 000: connection pooling (PgBouncer) from tier 2
+            proxy=True,  # pooling (PgBouncer's role) from tier 2: pods x pools > 200
             backup_retention_days=14,
         ),
         api=ApiSize(
@@ -153,7 +153,8 @@ TIERS: dict[str, Tier] = {
             _node("system", ("t3.medium",), 2, 3, 2),
             _node("app", ("m6i.large",), 2, 8, 3),
         ),
-        # Tier 2 on: SQS between the API and the workers (seed 000: message queues).
+        # Tier 2 on: SQS between the API and the workers, so a burst of events queues
+        # instead of loading the API's database connections.
         events=EventsSize(queue="sqs", min_workers=1, max_workers=4),
     ),
     "tier3": Tier(
@@ -178,13 +179,13 @@ TIERS: dict[str, Tier] = {
             max_connections=500,
             proxy=True,
             backup_retention_days=35,
-            # Seed 000 tier 3+: a district that size cannot lose its data with a region.
+            # Tier 3 on: a district that size cannot lose its data with a region.
             cross_region_backups=True,
         ),
         api=ApiSize(
             min_replicas=2,
-            max_replicas=20,  # seed 001: HPA 2-20
-            cpu_request="1",  # seed 001: requests 1 CPU / 2Gi, limits 2 CPU / 4Gi
+            max_replicas=20,  # HPA 2-20: a large district's peak on 20 pods
+            cpu_request="1",  # requests 1 CPU / 2Gi, limits 2 CPU / 4Gi per API pod
             memory_request="2Gi",
             cpu_limit="2",
             memory_limit="4Gi",
@@ -212,13 +213,13 @@ TIERS: dict[str, Tier] = {
         monitoring=MonitoringSize(prometheus=True),
         events=EventsSize(queue="sqs", min_workers=2, max_workers=10),
     ),
-    # Tier 4 is one stack per region ("sharding by region", seed 000): each regional stack
-    # is a tier3 deployment scaled up, holding the districts of its region only.
+    # Tier 4 is one stack per region (districts sharded by region, for data locality): each
+    # regional stack is a tier3 deployment scaled up, holding the districts of its region only.
     "tier4": Tier(
         name="tier4",
         description="Enterprise/national: 100,000+ students; one such stack per region.",
         expected_students=10_000_000,
-        # Seed 001's enterprise phase: 10,000+ schools (training: 40 shards of 250).
+        # The enterprise scale: 10,000+ schools (training: 40 shards of 250).
         expected_schools=10_000,
         deletion_protection=True,
         log_retention_days=365,

@@ -228,24 +228,9 @@ def build_spec(
 
     if not region:
         problems.append("aws:region: not set; run `pulumi config set aws:region <region>`")
-    tier_name = str(values["tier"])
-    base = TIERS.get(tier_name)
-    if base is None:
-        problems.append(f"tier={tier_name!r}: unknown tier; allowed: {', '.join(TIERS)}")
-        base = TIERS["dev"]
-    tier = apply_overrides(base, _as_list(values["overrides"], "overrides", problems), problems)
-    problems.extend(tier_problems(tier))
-
+    tier = _tier(values, problems)
     vpc_cidr = _cidr(values["vpcCidr"], "vpcCidr", problems, range(16, 19))
-    public_cidrs = tuple(
-        _cidr(c, "clusterPublicAccessCidrs", problems)
-        for c in _as_list(values["clusterPublicAccessCidrs"], "clusterPublicAccessCidrs", problems)
-    )
-    if "0.0.0.0/0" in public_cidrs:
-        problems.append(
-            "clusterPublicAccessCidrs: 0.0.0.0/0 would open the Kubernetes API to the internet; "
-            "list your office/VPN CIDRs or leave it empty for a private endpoint only"
-        )
+    public_cidrs = _public_access_cidrs(values, problems)
 
     def optional(key: str, pattern: re.Pattern[str], what: str) -> str | None:
         value = str(values[key]).strip()
@@ -316,6 +301,30 @@ def build_spec(
         node_kubernetes_version=node_version,
         global_stack=global_stack,
     )
+
+
+def _tier(values: Mapping[str, Any], problems: list[str]) -> Tier:
+    """The stack's tier row with its overrides, checked."""
+    tier_name = str(values["tier"])
+    base = TIERS.get(tier_name)
+    if base is None:
+        problems.append(f"tier={tier_name!r}: unknown tier; allowed: {', '.join(TIERS)}")
+        base = TIERS["dev"]
+    tier = apply_overrides(base, _as_list(values["overrides"], "overrides", problems), problems)
+    problems.extend(tier_problems(tier))
+    return tier
+
+
+def _public_access_cidrs(values: Mapping[str, Any], problems: list[str]) -> tuple[str, ...]:
+    """``clusterPublicAccessCidrs``: who may reach the public Kubernetes API endpoint."""
+    key = "clusterPublicAccessCidrs"
+    cidrs = tuple(_cidr(c, key, problems) for c in _as_list(values[key], key, problems))
+    if "0.0.0.0/0" in cidrs:
+        problems.append(
+            "clusterPublicAccessCidrs: 0.0.0.0/0 would open the Kubernetes API to the internet; "
+            "list your office/VPN CIDRs or leave it empty for a private endpoint only"
+        )
+    return cidrs
 
 
 def _global_stack(values: Mapping[str, Any], problems: list[str]) -> str | None:

@@ -199,9 +199,7 @@ def build_global_spec(config: Mapping[str, Any], *, stack: str, region: str | No
     stacks = [s for _, s, _ in parsed]
     for name in sorted({s for s in stacks if stacks.count(s) > 1}):
         problems.append(f"regions: stack {name!r} serves two regions; one regional stack each")
-    homes = _districts(
-        _as_lines(values["districts"], "districts", problems), set(names), problems
-    )
+    homes = _districts(_as_lines(values["districts"], "districts", problems), set(names), problems)
     if region and names and region not in names:
         problems.append(
             f"aws:region={region!r}: the global stack lives in one of its regions "

@@ -66,7 +66,8 @@ class DatabaseSize:
     max_connections: int
     """PostgreSQL ``max_connections`` (a static parameter)."""
     proxy: bool
-    """RDS Proxy in front of the primary (seed 000: pooling from tier 2)."""
+    """RDS Proxy in front of the primary: it pools the connections of every API pod and job,
+    which from tier 2 on would exceed max_connections."""
     backup_retention_days: int
     """Days of automated backups (point-in-time recovery window)."""
     proxy_max_connections_percent: int = 75
@@ -104,14 +105,15 @@ class ApiSize:
     cpu_limit: str
     memory_limit: str
     pool_size: int
-    """The seed's pool for the whole application tier on one server; per pod it is divided
+    """The pool of the whole application tier, as if on one server; per pod it is divided
     by ``max_replicas`` (see ``pod_pool``)."""
     pool_max_overflow: int
-    """The seed's overflow connections, divided likewise."""
+    """The overflow connections of the whole tier, divided likewise."""
     cpu_target_percent: int = 70
-    """HPA CPU target (seed 000/004: scale up at CPU > 70 %)."""
+    """HPA CPU target: scale up at CPU over 70 %, with headroom for a burst while new pods
+    start."""
     memory_target_percent: int = 80
-    """HPA memory target (seed 000/004: memory > 80 %)."""
+    """HPA memory target: scale up at memory over 80 %, before the limit kills a pod."""
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,9 @@ class TrainingSize:
     """Memory limit of a training shard's pod (request 1Gi): a shard peaks under 1 GiB at any
     number of schools (BENCHMARKS.md)."""
     min_promotion_auc: float = 0.7
-    """The promotion gate's minimum held-out AUC (the app's MIN_PROMOTION_AUC; seed 001: model
-    accuracy > 80 %, which for a rare outcome AUC measures better); Prometheus alerts when the
-    served district model is under it."""
+    """The promotion gate's minimum held-out AUC (the app's MIN_PROMOTION_AUC: the product asks
+    for a model accuracy over 80 %, which for a rare outcome such as dropping out AUC measures
+    better than accuracy); Prometheus alerts when the served district model is under it."""
 
     def shards(self, expected_schools: int) -> int:
         """N of the nightly training's Indexed Job: enough shards for the tier's schools."""
@@ -152,9 +154,9 @@ class EdgeSize:
 @dataclass(frozen=True)
 class WafSize:
     """The WAF on the stack's internet-facing entry (CloudFront, or the load balancer):
-    requests per ``window_seconds`` (README, "Limits"). Seed 003's 100 / 15 min per IP is a
-    login page's limit: a whole school sits behind one NAT address, so the per-IP limits are
-    sized for a school and the per-key limit sits above the app's own per-class limits."""
+    requests per ``window_seconds`` (README, "Limits"). A classic 100 requests / 15 min per IP
+    is a login page's limit: a whole school sits behind one NAT address, so the per-IP limits
+    are sized for a school and the per-key limit sits above the app's own per-class limits."""
 
     per_ip_limit: int = 6_000
     """Per IP, everything but static assets: 100 teachers of one school at one request every
@@ -193,7 +195,8 @@ class InferenceSize:
 
 @dataclass(frozen=True)
 class MonitoringSize:
-    """Prometheus (seed 000 tier 4: "advanced monitoring with Prometheus/Grafana")."""
+    """Prometheus and Grafana: the app's own metrics (pools, events, models), which tier 4's
+    scale needs beyond CloudWatch's."""
 
     prometheus: bool = False
     """An Amazon Managed Service for Prometheus workspace, its managed scraper of the API
@@ -239,29 +242,33 @@ class EventsSize:
 
 @dataclass(frozen=True)
 class AlarmThresholds:
-    """When CloudWatch alarms fire (the seeds' scaling triggers)."""
+    """When CloudWatch alarms fire: the scaling triggers (CPU, memory, latency, errors,
+    connections), each at the level where a tier should grow before users notice."""
 
     cpu_percent: int = 70
     """CPU of the database, cache and nodes."""
     memory_percent: int = 80
     """Memory of the cache and nodes."""
     latency_p95_ms: int = 200
-    """API p95 latency (seed 001/004: p95 < 200 ms)."""
+    """API p95 latency: a teacher's page answers within 200 ms."""
     error_rate_percent: float = 1.0
-    """API and endpoint error rate (seed 004: > 1 %)."""
+    """API and endpoint error rate: more than 1 % of requests failing is an incident."""
     db_connections_percent: int = 80
-    """Database connections as a share of ``max_connections`` (seed 000/004: > 80 %)."""
+    """Database connections as a share of ``max_connections``: over 80 %, a burst would be
+    refused connections."""
     replica_lag_seconds: int = 30
     """Replication lag of a read replica."""
     free_storage_percent: int = 10
     """Free storage left on the primary."""
     model_latency_p95_ms: int = 100
-    """SageMaker model latency p95 (seed 001: prediction latency < 100 ms)."""
+    """SageMaker model latency p95: a prediction within 100 ms, so a page of risk scores
+    stays within the API's 200 ms."""
     event_lag_p95_seconds: float = 2.0
-    """p95 from ``POST /v1/events`` to the updated risk (issue 18: within 2 s)."""
+    """p95 from ``POST /v1/events`` to the updated risk: a student's score follows an
+    event within 2 s."""
     pool_utilization_percent: int = 80
-    """API connection-pool utilization, in use / max (seed 000: connection pool utilization,
-    db_connections > 80 %)."""
+    """API connection-pool utilization, in use / max: over 80 %, requests start to wait for a
+    connection."""
 
 
 @dataclass(frozen=True)
@@ -272,7 +279,7 @@ class Tier:
     name: str
     description: str
     expected_students: int
-    """Who it is for (seed 000's tier table)."""
+    """Who it is for: the students of the districts the tier is sized for."""
     expected_schools: int
     deletion_protection: bool
     """Deletion protection, final snapshots and Pulumi ``protect`` on stateful resources."""

@@ -1,5 +1,6 @@
 """The database's alarms: CPU, connections and storage on the primary; CPU and lag on every
-replica, the cross-region reporting replica included (the seeds' triggers)."""
+replica, the cross-region reporting replica included: the signs that the tier's database
+must grow, or that a replica fell behind."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.database.access import credentials_secret, reader_name
 from components.database.alarms import database_alarms
 from components.database.args import DatabaseArgs
 from components.database.instance_parts import log_groups, network, parameter_group
@@ -30,9 +31,7 @@ from components.database.settings import (
     MONITORING_INTERVAL_SECONDS,
     PASSWORD_SPECIALS,
     PERFORMANCE_INSIGHTS_RETENTION_DAYS,
-    READER_TTL_SECONDS,
     _SharedInstanceArgs,
-    credentials_document,
     rds_log_group_prefix,
     replica_zone,
 )
@@ -46,7 +45,6 @@ from components.shared.contract import (
 )
 from components.shared.iam import service_trust_policy
 from components.shared.kms import customer_key, key_policy, logs_statement
-from components.shared.stack import StackContext
 
 
 class Database(pulumi.ComponentResource):
@@ -134,15 +132,15 @@ class Database(pulumi.ComponentResource):
         primary, replicas, reporting = self._instances(
             name, ident, args, major, key, password, subnet_group, common, monitoring_attachment
         )
-        secret = self._credentials_secret(
-            name, ident, stack, key, primary, DatabaseLogin(MASTER_USERNAME, password)
+        secret = credentials_secret(
+            self, name, ident, stack, key, primary, DatabaseLogin(MASTER_USERNAME, password)
         )
         self.logins = {
             workload: DatabaseLogin(login, self._password(f"{name}-{workload}-password"))
             for workload, login in WORKLOAD_LOGINS.items()
         }
         login_secrets = [
-            self._credentials_secret(name, ident, stack, key, primary, login, role=workload)
+            credentials_secret(self, name, ident, stack, key, primary, login, role=workload)
             for workload, login in self.logins.items()
         ]
         self.writer_endpoint = primary.address
@@ -160,7 +158,9 @@ class Database(pulumi.ComponentResource):
                 key_arn=key.arn,
                 primary=primary,
             )
-        reader = self._reader(name, ident, args.private_zone_name, net.vpc_id, stack.tags, replicas)
+        reader = reader_name(
+            self, name, ident, args.private_zone_name, net.vpc_id, stack.tags, replicas
+        )
         self.reader_endpoint = reader or self.writer_endpoint
         database_alarms(
             self,
@@ -285,7 +285,8 @@ class Database(pulumi.ComponentResource):
         primary_name = primary_resource_name(name, restore)
 
         def after_logs_of(resource_name: str, identifier: str) -> list[pulumi.Resource]:
-            groups = log_groups(
+            """What an instance waits for: its monitoring role, and its log groups."""
+            logs = log_groups(
                 self,
                 resource_name,
                 identifier,
@@ -294,7 +295,7 @@ class Database(pulumi.ComponentResource):
                 tags=stack.tags,
                 protect=stack.protect,
             )
-            return [monitoring_attachment, *groups]
+            return [monitoring_attachment, *logs]
 
         primary = aws.rds.Instance(
             primary_name,
@@ -332,6 +333,39 @@ class Database(pulumi.ComponentResource):
             ),
             **common,
         )
+        replicas = [
+            self._replica(
+                f"{name}-replica-{i + 1}",
+                f"{primary_ident}-replica-{i + 1}",
+                primary,
+                replica_zone(args.network.availability_zones, i),
+                common,
+                tags=stack.tags,
+                depends_on=after_logs_of(
+                    f"{name}-replica-{i + 1}", f"{primary_ident}-replica-{i + 1}"
+                ),
+            )
+            for i in range(size.replica_count)
+        ]
+        reporting = self._copies(
+            name, ident, args, major, primary, primary_name, common, monitoring_attachment
+        )
+        return primary, replicas, reporting
+
+    def _copies(
+        self,
+        name: str,
+        ident: str,
+        args: DatabaseArgs,
+        major: str,
+        primary: aws.rds.Instance,
+        primary_name: str,
+        common: _SharedInstanceArgs,
+        monitoring_attachment: aws.iam.RolePolicyAttachment,
+    ) -> aws.rds.Instance | None:
+        """The primary's copies in other regions: its automated backups in the backup region
+        (where the tier asks), and the reporting replica (where the stack opted in)."""
+        stack, size = args.stack, args.size
         backup_replication(
             self,
             name,
@@ -343,39 +377,10 @@ class Database(pulumi.ComponentResource):
             tags=stack.tags,
             protect=stack.protect,
         )
-        # Replicas hold no data of their own: no Pulumi protect or deletion protection, so
-        # lowering db_replica_count is an ordinary change. Same-region replicas inherit the
-        # primary's subnet group, engine version and credentials; they keep no backups.
-        replicas = []
-        for i in range(size.replica_count):
-            role, zone = f"replica-{i + 1}", replica_zone(args.network.availability_zones, i)
-            replicas.append(
-                aws.rds.Instance(
-                    f"{name}-{role}",
-                    identifier=f"{primary_ident}-{role}",
-                    replicate_source_db=primary.identifier,
-                    availability_zone=zone,
-                    multi_az=False,
-                    deletion_protection=False,
-                    skip_final_snapshot=True,
-                    tags={**stack.tags, "Name": f"{primary_ident}-{role}"},
-                    opts=pulumi.ResourceOptions.merge(
-                        owned(
-                            self,
-                            was=primary,
-                            depends_on=after_logs_of(f"{name}-{role}", f"{primary_ident}-{role}"),
-                        ),
-                        # RDS cannot move a replica to another source: after a restore it
-                        # is rebuilt from the new primary (identifiers differ, new first).
-                        pulumi.ResourceOptions(replace_on_changes=["replicateSourceDb"]),
-                    ),
-                    **common,
-                )
-            )
-        reporting = reporting_replica(
+        return reporting_replica(
             self,
             name,
-            primary_ident,
+            primary_identifier(ident, args.restore),
             args.reporting_replica,
             primary=primary,
             common=common,
@@ -388,82 +393,39 @@ class Database(pulumi.ComponentResource):
             tags=stack.tags,
             protect=stack.protect,
         )
-        return primary, replicas, reporting
 
-    def _credentials_secret(
+    def _replica(
         self,
-        name: str,
-        ident: str,
-        stack: StackContext,
-        key: aws.kms.Key,
+        resource_name: str,
+        identifier: str,
         primary: aws.rds.Instance,
-        login: DatabaseLogin,
-        role: str | None = None,
-    ) -> aws.secretsmanager.Secret:
-        """A login's credentials in Secrets Manager, in the shape RDS Proxy reads: the master
-        login's (``role`` None), or a workload's."""
-        prefix = f"{name}-{role}" if role else name
-        secret = aws.secretsmanager.Secret(
-            f"{prefix}-credentials",
-            description=f"{'Master' if role is None else role.capitalize()} credentials of {ident}",
-            kms_key_id=key.arn,
-            recovery_window_in_days=30 if stack.protect else 7,
-            tags=stack.tags,
-            # The proxy authenticates with the workloads' secrets: deleting one cuts that
-            # workload off the database.
-            opts=pulumi.ResourceOptions(parent=self, protect=stack.protect),
-        )
-        document: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(primary.address, login.password).apply(
-                lambda v: credentials_document(v[0], v[1], login.username)
-            )
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{prefix}-credentials-version",
-            secret_id=secret.id,
-            secret_string=document,
-            opts=owned(self, was=secret, protect=stack.protect),
-        )
-        return secret
-
-    def _reader(
-        self,
-        name: str,
-        ident: str,
-        zone_name: str,
-        vpc_id: pulumi.Input[str],
+        zone: pulumi.Input[str],
+        common: _SharedInstanceArgs,
+        *,
         tags: dict[str, str],
-        replicas: list[aws.rds.Instance],
-    ) -> pulumi.Output[str] | None:
-        """One DNS name over the replicas (``reader.<zone_name>``, in a private zone of the
-        VPC), or None without replicas."""
-        if not replicas:
-            return None
-        # RDS Proxy read-only endpoints only serve Aurora clusters, so readers get a DNS name
-        # instead: weighted CNAMEs (equal weights, short TTL) in a private zone of the VPC.
-        zone = aws.route53.Zone(
-            f"{name}-zone",
-            name=zone_name,
-            comment=f"Private names of {ident}",
-            vpcs=[{"vpc_id": vpc_id}],
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+        depends_on: list[pulumi.Resource],
+    ) -> aws.rds.Instance:
+        """A read replica of the primary in ``zone``. Replicas hold no data of their own: no
+        Pulumi protect or deletion protection, so lowering db_replica_count is an ordinary
+        change. Same-region replicas inherit the primary's subnet group, engine version and
+        credentials; they keep no backups."""
+        return aws.rds.Instance(
+            resource_name,
+            identifier=identifier,
+            replicate_source_db=primary.identifier,
+            availability_zone=zone,
+            multi_az=False,
+            deletion_protection=False,
+            skip_final_snapshot=True,
+            tags={**tags, "Name": identifier},
+            opts=pulumi.ResourceOptions.merge(
+                owned(self, was=primary, depends_on=depends_on),
+                # RDS cannot move a replica to another source: after a restore it is
+                # rebuilt from the new primary (identifiers differ, new first).
+                pulumi.ResourceOptions(replace_on_changes=["replicateSourceDb"]),
+            ),
+            **common,
         )
-        records = [
-            aws.route53.Record(
-                f"{name}-reader-{i + 1}",
-                zone_id=zone.zone_id,
-                name=f"reader.{zone_name}",
-                type="CNAME",
-                ttl=READER_TTL_SECONDS,
-                records=[replica.address],
-                set_identifier=f"replica-{i + 1}",
-                weighted_routing_policies=[{"weight": 1}],
-                opts=owned(self, was=zone),
-            )
-            for i, replica in enumerate(replicas)
-        ]
-        return records[0].fqdn
 
     @property
     def connection(self) -> DatabaseConnection:

@@ -43,20 +43,7 @@ def reporting_replica(
     region, replica_ident = target.region, f"{ident}-reporting"
     provider = region_provider(owner, f"{name}-reporting-{region}", region)
     there = pulumi.ResourceOptions(parent=owner, provider=provider)
-    account = aws.get_caller_identity_output().account_id
-    # An encrypted primary's cross-region replica needs a key of its own region; Performance
-    # Insights and the exported logs there use it too.
-    key = customer_key(
-        f"{name}-reporting-key",
-        description=f"Encrypts {replica_ident} in {region}: storage, Performance Insights, logs",
-        policy=account.apply(
-            lambda a: key_policy(
-                a, [logs_statement(region, a, rds_log_group_prefix(replica_ident).rstrip("/"))]
-            )
-        ),
-        tags=tags,
-        opts=pulumi.ResourceOptions.merge(there, pulumi.ResourceOptions(protect=protect)),
-    )
+    key = _regional_key(f"{name}-reporting-key", replica_ident, region, tags, protect, there)
     subnets, sg = network(
         owner,
         f"{name}-reporting",
@@ -129,3 +116,27 @@ def reporting_replica(
         provider=provider,
     )
     return replica
+
+
+def _regional_key(
+    resource_name: str,
+    identifier: str,
+    region: str,
+    tags: dict[str, str],
+    protect: bool,
+    there: pulumi.ResourceOptions,
+) -> aws.kms.Key:
+    """An encrypted primary's cross-region replica needs a key of its own region; Performance
+    Insights and the exported logs there use it too."""
+    account = aws.get_caller_identity_output().account_id
+    return customer_key(
+        resource_name,
+        description=f"Encrypts {identifier} in {region}: storage, Performance Insights, logs",
+        policy=account.apply(
+            lambda a: key_policy(
+                a, [logs_statement(region, a, rds_log_group_prefix(identifier).rstrip("/"))]
+            )
+        ),
+        tags=tags,
+        opts=pulumi.ResourceOptions.merge(there, pulumi.ResourceOptions(protect=protect)),
+    )

@@ -36,7 +36,7 @@ LOG_EXPORTS = ("postgresql", "upgrade")
 # Query text of slow statements is logged, never their bind parameters (student data), also
 # not on errors (PostgreSQL 13+).
 LOG_PARAMETER_MAX_LENGTH = 0
-SLOW_QUERY_MS = 500  # seed 002: log queries slower than 500 ms
+SLOW_QUERY_MS = 500  # slow enough to matter on a page that must answer within 200 ms
 ENHANCED_MONITORING_POLICY_ARN = (
     "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 )
@@ -71,7 +71,7 @@ def rds_parameters(size: DatabaseSize, *, logical_replication: bool = False) -> 
         "work_mem": mem.work_mem_mib * 1024,  # kB
         "maintenance_work_mem": mem.maintenance_work_mem_mib * 1024,  # kB
         "max_connections": size.max_connections,
-        # Seeds 000/004: SSD storage makes random reads nearly as cheap as sequential ones.
+        # SSD (gp3) storage makes random reads nearly as cheap as sequential ones.
         "random_page_cost": 1.1,
         "effective_io_concurrency": 200,
         "shared_preload_libraries": "pg_stat_statements",

@@ -3,7 +3,7 @@
 Model (the app image from ECR + the promoted model archive from the models bucket) ->
 endpoint configuration (one production variant, data capture, KMS) -> endpoint with
 blue/green canary deployments that roll back on the latency and 5xx alarms, and
-target-tracking autoscaling on invocations per instance (seed 001: SageMaker, rollback).
+target-tracking autoscaling on invocations per instance.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ``Monitoring`` component: an Amazon Managed Service for Prometheus workspace, the
 managed scraper that reads the API pods' and the event workers' /metrics (with the cluster
-access and the NetworkPolicies that admit it), alert rules for the seeds' triggers routed to the
-stack's alarm topic, and where the tier asks for it a Managed Grafana workspace with its
+access and the NetworkPolicies that admit it), alert rules on the app's own metrics routed to
+the stack's alarm topic, and where the tier asks for it a Managed Grafana workspace with its
 dashboards."""
 
 from __future__ import annotations

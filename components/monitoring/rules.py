@@ -57,8 +57,9 @@ def scrape_configuration(namespace: str, interval_seconds: int) -> str:
 
 
 def alert_rules(thresholds: AlarmThresholds, min_model_auc: float) -> dict[str, Any]:
-    """Alerting rules (Prometheus rule-file format) for the seeds' triggers that only the
-    app's own metrics show; CPU, memory, replica lag and storage are CloudWatch alarms."""
+    """Alerting rules (Prometheus rule-file format) for the triggers that only the app's own
+    metrics show (pool utilization, event lag, the served model's AUC); CPU, memory, replica
+    lag and storage are CloudWatch alarms."""
     t = thresholds
 
     def rule(name: str, expr: str, for_: str, summary: str) -> dict[str, Any]:

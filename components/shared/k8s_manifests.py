@@ -22,7 +22,8 @@ SERVICE_PORT = 80
 LIVENESS_PATH = "/health"
 READINESS_PATH = "/ready"
 RUN_AS_USER = 10001
-# Seconds the HPA waits before scaling down: avoids flapping after a burst (seed 001).
+# Seconds the HPA waits before scaling down: a burst that ends does not shed pods at once,
+# so the next burst (a school's bell) finds them still warm instead of flapping.
 SCALE_DOWN_STABILIZATION_SECONDS = 300
 # A training run that takes longer than this is stuck; the next night retries.
 TRAINING_DEADLINE_SECONDS = 1800
@@ -228,7 +229,8 @@ def hpa_spec(
     cpu_percent: int,
     memory_percent: int,
 ) -> k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgsDict:
-    """Scale on CPU and memory utilization of the requests (seed 001/004 triggers)."""
+    """Scale on CPU and memory utilization of the requests: the API's scaling triggers
+    (CPU over 70 %, memory over 80 % by the catalog's defaults)."""
     if not 1 <= min_replicas <= max_replicas:
         raise ValueError(f"HPA replicas {min_replicas}-{max_replicas}: need 1 <= min <= max")
 
@@ -281,7 +283,8 @@ def cron_job_spec(
     failure_policy: k8s.batch.v1.PodFailurePolicyArgsDict | None = None,
     indexed: int | None = None,
 ) -> k8s.batch.v1.CronJobSpecArgsDict:
-    """One run at a time (the trainer also locks across replicas, seed 001). ``indexed``: an
+    """One run at a time (the trainer also takes a database lock, so two runs never train
+    the same district at once). ``indexed``: an
     Indexed Job of that many pods at once (JOB_COMPLETION_INDEX 0..N-1), each index retried
     ``backoff_limit`` times on its own, so a failed index never reruns the others."""
     job: k8s.batch.v1.JobSpecArgsDict = {

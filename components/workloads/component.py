@@ -44,23 +44,7 @@ class Workloads(pulumi.ComponentResource):
         self._pod = m.Resources(
             api.cpu_request, api.memory_request, api.cpu_limit, api.memory_limit
         )
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": args.namespace,
-                "labels": {
-                    **{
-                        f"pod-security.kubernetes.io/{mode}": "restricted"
-                        for mode in ("enforce", "audit", "warn")
-                    },
-                    # The load balancer controller gates each API pod's readiness on its
-                    # target being healthy in the target group: a rollout waits for the ALB.
-                    "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
-                },
-            },
-            opts=self._k8s(),
-        )
-        self._namespace = namespace
+        self._namespace = namespace = self._namespace_of(args.namespace)
         self._ns = namespace.metadata.apply(lambda meta: meta.name or args.namespace)
         models, endpoint, queue = args.models_bucket, args.sagemaker, args.events_queue
         api_role, trainer_role = self._identities(
@@ -141,6 +125,25 @@ class Workloads(pulumi.ComponentResource):
                 "api_role_arn": self.api_role_arn,
                 "trainer_role_arn": self.trainer_role_arn,
             }
+        )
+
+    def _namespace_of(self, namespace: str) -> k8s.core.v1.Namespace:
+        """The app's namespace: restricted pod security, pod readiness gated on the ALB."""
+        return k8s.core.v1.Namespace(
+            f"{self._name}-namespace",
+            metadata={
+                "name": namespace,
+                "labels": {
+                    **{
+                        f"pod-security.kubernetes.io/{mode}": "restricted"
+                        for mode in ("enforce", "audit", "warn")
+                    },
+                    # The load balancer controller gates each API pod's readiness on its
+                    # target being healthy in the target group: a rollout waits for the ALB.
+                    "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+                },
+            },
+            opts=self._k8s(),
         )
 
     def _k8s(self, *depends: pulumi.Resource) -> pulumi.ResourceOptions:

@@ -19,10 +19,9 @@ ARCHIVER = "archiver"
 IMPORTER = "importer"  # the nightly pipeline's first step (its own database login)
 BOOTSTRAP = "bootstrap"
 WORKER = "worker"  # the event worker (python -m app worker), its own login
-# seed 001: nightly training at 02:00 (the pipeline: import, sharded training); seed 002:
-# weekly audit-log archival, moved from the seed's 02:00 to 04:00 Sunday, after the pipeline's
-# 30-minute deadline, so the two batch jobs never hold database connections at the same time
-# (the capacity check counts one).
+# The nightly pipeline (import, sharded training) at 02:00, outside school hours; the weekly
+# audit-log archival at 04:00 Sunday, after the pipeline's 30-minute deadline, so the two
+# batch jobs never hold database connections at the same time (the capacity check counts one).
 TRAINING_SCHEDULE = "0 2 * * *"
 ARCHIVE_SCHEDULE = "0 4 * * 0"
 # The lines the app's CLI logs (JSON, field msg) when a command raises, or when the import

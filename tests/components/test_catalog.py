@@ -40,9 +40,9 @@ def test_memory_table_and_vcpu_table_agree() -> None:
     assert set(DB_INSTANCE_MEMORY_MIB) == set(DB_INSTANCE_VCPUS)
 
 
-def test_tier1_postgres_settings_are_the_seeds() -> None:
-    # Seed 000, tier 1: shared_buffers 512MB, effective_cache_size 2GB, work_mem 16MB,
-    # maintenance_work_mem 256MB, max_connections 50.
+def test_tier1_postgres_settings_are_a_4_gib_servers() -> None:
+    # The tier-1 server of the district scaling guide: shared_buffers 512MB,
+    # effective_cache_size 2GB, work_mem 16MB, maintenance_work_mem 256MB, max_connections 50.
     tier1 = TIERS["tier1"]
     settings = pg_memory_settings(tier1.db.instance_class, tier1.db.max_connections)
     assert settings.shared_buffers_mib == 512
@@ -77,12 +77,12 @@ def test_maintenance_work_mem_is_capped_at_2_gib() -> None:
     assert pg_memory_settings("db.r6g.8xlarge", 1000).maintenance_work_mem_mib == 2048
 
 
-def test_pod_pool_divides_the_seed_pool_over_the_hpa_maximum() -> None:
-    # seed: 15 + 25 for the whole app (overflow 21 here, room for the event workers), HPA up
+def test_pod_pool_divides_the_tier_pool_over_the_hpa_maximum() -> None:
+    # 15 + 25 for the whole app (overflow 21 here, room for the event workers), HPA up
     # to 4 pods
     tier1 = TIERS["tier1"]
     assert pod_pool(tier1.api) == (3, 5)
-    assert pod_pool(TIERS["tier3"].api) == (2, 5)  # seed: 50 + 100 over 20 pods
+    assert pod_pool(TIERS["tier3"].api) == (2, 5)  # 50 + 100 for the whole app, over 20 pods
 
 
 def test_every_tier_fits_its_connection_budget() -> None:

@@ -1,5 +1,5 @@
 """Monitoring: the Prometheus workspace, the managed scraper of the API pods (what it may read
-in the cluster, the NetworkPolicy admitting it), the alert rules of the seeds' triggers and
+in the cluster, the NetworkPolicy admitting it), the alert rules on the app's own metrics and
 their route to the alarm topic."""
 
 from __future__ import annotations

@@ -27,18 +27,14 @@ from tools.manifests import (
     sagemaker_container,
     source_data,
 )
+from tools.rehearsal_env import Endpoints, app_process, local_store, map_environment, relocate
 from tools.rehearse import (
     API_STEP,
     BOOTSTRAP_STEP,
     LEAST_PRIVILEGE_STEP,
-    Endpoints,
     Rehearsal,
     StepFailed,
-    app_process,
-    local_store,
-    map_environment,
     rehearse,
-    relocate,
 )
 from tools.standins import login_of, migration_needs
 

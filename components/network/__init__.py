@@ -1,0 +1,24 @@
+"""The VPC: public, private (app) and isolated (data) subnets per AZ, NAT, endpoints and
+flow logs. ``layout`` holds the pure subnet plan and policies, ``component`` the
+``Network`` component."""
+
+from components.network.component import Network, NetworkArgs
+from components.network.layout import (
+    MAX_AZS,
+    SUBNET_TIERS,
+    SubnetPlan,
+    app_egress,
+    flow_log_delivery_policy,
+    plan_subnets,
+)
+
+__all__ = [
+    "MAX_AZS",
+    "SUBNET_TIERS",
+    "Network",
+    "NetworkArgs",
+    "SubnetPlan",
+    "app_egress",
+    "flow_log_delivery_policy",
+    "plan_subnets",
+]
