@@ -54,14 +54,14 @@ class Cluster(pulumi.ComponentResource):
         roles = addon_roles(plane)
         early_addons = addons(plane, ADDONS_BEFORE_NODES, roles, after=[])
         nodes = node_groups(plane, args, after=early_addons)
-        insight_logs = insights_log_groups(plane, args)
+        insight_logs = insights_log_groups(plane, args.cluster_name)
         late_addons = addons(
             plane,
             [a for a in ADDON_VERSIONS if a not in ADDONS_BEFORE_NODES],
             roles,
             after=[*nodes.groups, *insight_logs.values()],
         )
-        node_alarms(plane, args)
+        node_alarms(plane, args.cluster_name, args.alarms, args.stack.alarm_topic)
         ready = [*nodes.groups, *late_addons]
         self.kubeconfig, provider = kubernetes_provider(plane, args.stack.region, depends_on=ready)
         keda = controllers(plane, args, provider, after=ready)

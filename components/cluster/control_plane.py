@@ -25,6 +25,7 @@ from components.shared.contract import owned
 from components.shared.iam import service_account_role, service_trust_policy
 from components.shared.kms import account_key_policy, customer_key
 from components.shared.log_groups import EncryptedLogs, encrypted_logs
+from components.shared.stack import StackContext
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator")
 ADMIN_ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
@@ -134,17 +135,17 @@ class ControlPlane:
         )
 
 
-def cluster_logs(name: str, args: ClusterArgs, opts: pulumi.ResourceOptions) -> EncryptedLogs:
-    """The key of the control plane's and Container Insights' log groups."""
+def cluster_logs(
+    name: str, cluster_name: str, stack: StackContext, opts: pulumi.ResourceOptions
+) -> EncryptedLogs:
+    """The key of the control plane's and Container Insights' log groups, which keep the
+    stack's log retention."""
     return encrypted_logs(
         f"{name}-logs-key",
-        log_group_prefixes=[
-            f"/aws/eks/{args.cluster_name}/",
-            f"/aws/containerinsights/{args.cluster_name}/",
-        ],
-        description=f"Encrypts the log groups of {args.cluster_name}",
-        retention_days=args.stack.log_retention_days,
-        tags=args.stack.tags,
+        log_group_prefixes=[f"/aws/eks/{cluster_name}/", f"/aws/containerinsights/{cluster_name}/"],
+        description=f"Encrypts the log groups of {cluster_name}",
+        retention_days=stack.log_retention_days,
+        tags=stack.tags,
         opts=opts,
     )
 
@@ -159,7 +160,7 @@ def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> C
         tags=args.stack.tags,
         opts=child,
     )
-    logs = cluster_logs(name, args, child)
+    logs = cluster_logs(name, args.cluster_name, args.stack, child)
     cluster_role, role_policies = _cluster_role(component, name, args.stack.tags, secrets_key)
     # EKS would create this group with no retention; owning it sets retention and lets
     # `pulumi destroy` remove it.

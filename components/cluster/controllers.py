@@ -45,8 +45,10 @@ def controllers(
         parent=plane.component, provider=provider, depends_on=list(after)
     )
     selector = system_node_selector(args.node_groups)
-    _cluster_autoscaler(plane, args, selector, on_cluster)
-    _load_balancer_controller(plane, args, selector, on_cluster)
+    _cluster_autoscaler(plane, args.cluster_name, args.stack.region, selector, on_cluster)
+    _load_balancer_controller(
+        plane, args.cluster_name, args.stack.region, args.network.vpc_id, selector, on_cluster
+    )
     return _keda(plane, selector, on_cluster) if args.queue_autoscaler else None
 
 
@@ -89,13 +91,14 @@ def _role_with_policy(
 
 def _cluster_autoscaler(
     plane: ControlPlane,
-    args: ClusterArgs,
+    cluster_name: str,
+    region: str,
     selector: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
-    role = _role_with_policy(
-        plane, "autoscaler", AUTOSCALER_SA, autoscaler_policy(args.cluster_name)
-    )
+    """The cluster autoscaler on the system nodes (``selector``), discovering the node
+    groups tagged for ``cluster_name``."""
+    role = _role_with_policy(plane, "autoscaler", AUTOSCALER_SA, autoscaler_policy(cluster_name))
     return k8s.helm.v3.Release(
         f"{plane.name}-autoscaler",
         name="cluster-autoscaler",
@@ -105,8 +108,8 @@ def _cluster_autoscaler(
         namespace=AUTOSCALER_SA[0],
         values={
             "cloudProvider": "aws",
-            "awsRegion": args.stack.region,
-            "autoDiscovery": {"clusterName": args.cluster_name},
+            "awsRegion": region,
+            "autoDiscovery": {"clusterName": cluster_name},
             "image": {"tag": CLUSTER_AUTOSCALER_IMAGE_TAG},
             "rbac": {
                 "serviceAccount": {
@@ -128,10 +131,14 @@ def _cluster_autoscaler(
 
 def _load_balancer_controller(
     plane: ControlPlane,
-    args: ClusterArgs,
+    cluster_name: str,
+    region: str,
+    vpc_id: pulumi.Input[str],
     selector: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
+    """The AWS Load Balancer Controller on the system nodes (``selector``): it binds the
+    API's Service to the load balancer's target group."""
     role = _role_with_policy(
         plane, "lb-controller", LOAD_BALANCER_CONTROLLER_SA, load_balancer_controller_policy()
     )
@@ -143,10 +150,10 @@ def _load_balancer_controller(
         repository_opts={"repo": "https://aws.github.io/eks-charts"},
         namespace=LOAD_BALANCER_CONTROLLER_SA[0],
         values={
-            "clusterName": args.cluster_name,
+            "clusterName": cluster_name,
             # Region and VPC given explicitly: IMDS is out of reach of pods (hop limit 1).
-            "region": args.stack.region,
-            "vpcId": args.network.vpc_id,
+            "region": region,
+            "vpcId": vpc_id,
             "replicaCount": 2,
             "serviceAccount": {
                 "create": True,

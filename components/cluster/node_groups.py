@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from components.cluster.args import ClusterArgs
 from components.cluster.control_plane import ControlPlane
 from components.config.tier import NodeGroupSize
-from components.shared.contract import owned
+from components.shared.contract import NetworkRef, owned
 from components.shared.iam import service_trust_policy
 
 NODE_UPDATE_MAX_UNAVAILABLE_PERCENT = 33
@@ -55,10 +55,22 @@ def node_groups(
     add-ons nodes need to become Ready)."""
     role, role_policies = _node_role(plane)
     groups = []
+    # Explicit, so that a control-plane upgrade reaches the nodes (EKS then rolls them onto
+    # the new minor's AMI), but only once the stack lets go of the held version.
+    version = args.node_kubernetes_version or args.kubernetes_version
     for group in args.node_groups:
-        template = _launch_template(plane, args, group)
+        template = _launch_template(plane, args.cluster_name, args.network, group)
         groups.append(
-            _node_group(plane, args, group, role, template, after=[*role_policies, *after])
+            _node_group(
+                plane,
+                group,
+                role,
+                template,
+                cluster_name=args.cluster_name,
+                version=version,
+                subnet_ids=args.network.private_subnet_ids,
+                after=[*role_policies, *after],
+            )
         )
     return Nodes(role=role, groups=groups)
 
@@ -83,9 +95,10 @@ def _node_role(plane: ControlPlane) -> tuple[aws.iam.Role, list[aws.iam.RolePoli
 
 
 def _launch_template(
-    plane: ControlPlane, args: ClusterArgs, group: NodeGroupSize
+    plane: ControlPlane, cluster_name: str, network: NetworkRef, group: NodeGroupSize
 ) -> aws.ec2.LaunchTemplate:
-    cluster_name = args.cluster_name
+    """The group's nodes: encrypted gp3 disk, IMDSv2 with one hop, the app tier's and the
+    cluster's security groups."""
     node_tags = {**plane.tags, "Name": f"{cluster_name}-{group.name}"}
     return aws.ec2.LaunchTemplate(
         f"{plane.name}-{group.name}-lt",
@@ -111,7 +124,7 @@ def _launch_template(
             "http_put_response_hop_limit": 1,
         },
         # With a launch template EKS no longer adds the cluster SG by itself.
-        vpc_security_group_ids=[args.network.app_security_group_id, plane.security_group_id],
+        vpc_security_group_ids=[network.app_security_group_id, plane.security_group_id],
         tag_specifications=[
             {"resource_type": "instance", "tags": node_tags},
             {"resource_type": "volume", "tags": node_tags},
@@ -123,23 +136,24 @@ def _launch_template(
 
 def _node_group(
     plane: ControlPlane,
-    args: ClusterArgs,
     group: NodeGroupSize,
     role: aws.iam.Role,
     template: aws.ec2.LaunchTemplate,
     *,
+    cluster_name: str,
+    version: str,
+    subnet_ids: Sequence[pulumi.Input[str]],
     after: Sequence[pulumi.Resource],
 ) -> aws.eks.NodeGroup:
+    """The managed node group on Kubernetes ``version``, in ``subnet_ids``."""
     return aws.eks.NodeGroup(
         f"{plane.name}-{group.name}",
         cluster_name=plane.eks.name,
         # A prefix lets a replacement group come up before the old one goes.
         node_group_name_prefix=f"{group.name}-",
         node_role_arn=role.arn,
-        # Explicit, so that a control-plane upgrade reaches the nodes (EKS then rolls them
-        # onto the new minor's AMI), but only once the stack lets go of the held version.
-        version=args.node_kubernetes_version or args.kubernetes_version,
-        subnet_ids=list(args.network.private_subnet_ids),
+        version=version,
+        subnet_ids=list(subnet_ids),
         ami_type=AMI_TYPE,
         capacity_type=group.capacity_type,
         instance_types=list(group.instance_types),
@@ -154,7 +168,7 @@ def _node_group(
         taints=[{"key": "workload", "value": group.name, "effect": "NO_SCHEDULE"}]
         if group.dedicated
         else None,
-        tags={**plane.tags, **node_group_tags(args.cluster_name, group)},
+        tags={**plane.tags, **node_group_tags(cluster_name, group)},
         opts=pulumi.ResourceOptions.merge(
             owned(plane.component, was=plane.eks, depends_on=after),
             # The cluster autoscaler owns the desired size between min and max.

@@ -102,9 +102,9 @@ class Inference(pulumi.ComponentResource):
             opts=child,
         ).group(f"{name}-logs", name=log_group_name)
         config = self._model_and_config(name, args, role, role_policy, child)
-        rollback_alarms = self._alarms(name, args)
+        rollback_alarms = self._alarms(name, endpoint_name, args.alarms, args.stack)
         endpoint = self._endpoint(name, args, config, rollback_alarms, log_group)
-        self._autoscaling(name, args, endpoint)
+        self._autoscaling(name, args.size, args.stack.tags, endpoint)
 
         self.endpoint_name = endpoint.name
         self.endpoint_arn = endpoint.arn
@@ -235,44 +235,45 @@ class Inference(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
 
-    def _alarms(self, name: str, args: InferenceArgs) -> list[aws.cloudwatch.MetricAlarm]:
+    def _alarms(
+        self, name: str, endpoint_name: str, alarms: AlarmThresholds, stack: StackContext
+    ) -> list[aws.cloudwatch.MetricAlarm]:
         """The model latency and 5xx rate alarms that roll deployments back."""
         # The alarms watch the endpoint by its (fixed) name, so they exist before it and
         # can guard its very first blue/green update.
-        endpoint_name = args.endpoint_name
         dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
         latency_alarm = metric_alarm(
             f"{name}-model-latency",
             description=(
                 f"SageMaker {endpoint_name} p95 ModelLatency above "
-                f"{args.alarms.model_latency_p95_ms} ms (seed 001); rolls back deployments"
+                f"{alarms.model_latency_p95_ms} ms (seed 001); rolls back deployments"
             ),
             namespace="AWS/SageMaker",
             metric="ModelLatency",
             dimensions=dimensions,
             statistic="p95",
             threshold=Threshold(
-                value=model_latency_threshold_us(args.alarms.model_latency_p95_ms),
+                value=model_latency_threshold_us(alarms.model_latency_p95_ms),
                 missing_data="notBreaching",
             ),
-            topic_arn=args.stack.alarm_topic,
-            tags=args.stack.tags,
+            topic_arn=stack.alarm_topic,
+            tags=stack.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         errors_alarm = expression_alarm(
             f"{name}-5xx-rate",
             description=(
                 f"SageMaker {endpoint_name} invocations failing with 5xx above "
-                f"{args.alarms.error_rate_percent}%; rolls back deployments"
+                f"{alarms.error_rate_percent}%; rolls back deployments"
             ),
             expression="IF(invocations > 0, 100 * errors / invocations, 0)",
             metrics={
                 "errors": ("AWS/SageMaker", "Invocation5XXErrors", dimensions, "Sum"),
                 "invocations": ("AWS/SageMaker", "Invocations", dimensions, "Sum"),
             },
-            threshold=Threshold(value=args.alarms.error_rate_percent, missing_data="notBreaching"),
-            topic_arn=args.stack.alarm_topic,
-            tags=args.stack.tags,
+            threshold=Threshold(value=alarms.error_rate_percent, missing_data="notBreaching"),
+            topic_arn=stack.alarm_topic,
+            tags=stack.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
         return [latency_alarm, errors_alarm]
@@ -314,7 +315,11 @@ class Inference(pulumi.ComponentResource):
         )
 
     def _autoscaling(
-        self, name: str, args: InferenceArgs, endpoint: aws.sagemaker.Endpoint
+        self,
+        name: str,
+        size: InferenceSize,
+        tags: dict[str, str],
+        endpoint: aws.sagemaker.Endpoint,
     ) -> None:
         """Target tracking on invocations per instance, between min and max instances."""
         # Changing the variant's instance type fails while it is a scaling target (AWS:
@@ -324,9 +329,9 @@ class Inference(pulumi.ComponentResource):
             service_namespace="sagemaker",
             resource_id=endpoint.name.apply(scalable_resource_id),
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=args.size.min_instances,
-            max_capacity=args.size.max_instances,
-            tags=args.stack.tags,
+            min_capacity=size.min_instances,
+            max_capacity=size.max_instances,
+            tags=tags,
             opts=owned(self, was=endpoint),
         )
         aws.appautoscaling.Policy(
@@ -340,7 +345,7 @@ class Inference(pulumi.ComponentResource):
                     "predefined_metric_type": "SageMakerVariantInvocationsPerInstance"
                 },
                 "target_value": invocations_per_instance_target(
-                    sagemaker_max_rps_per_instance(args.size)
+                    sagemaker_max_rps_per_instance(size)
                 ),
                 "scale_in_cooldown": SCALE_IN_COOLDOWN_SECONDS,
                 "scale_out_cooldown": SCALE_OUT_COOLDOWN_SECONDS,
