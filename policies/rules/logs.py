@@ -14,7 +14,8 @@ def _encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
         report(
             f"{label('Log group', args.name)} is encrypted with CloudWatch's own key only; "
             "set kms_key_id to a customer-managed key whose policy admits "
-            "logs.<region>.amazonaws.com for this group (components.shared.kms.logs_key).",
+            "logs.<region>.amazonaws.com for this group "
+            "(components.shared.log_groups.encrypted_logs).",
             None,
         )
 
