@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from app import db
-from app.store import ModelStore
+from app.core import db
+from app.model.artifacts import ModelStore
 from benchmarks.common import bench_settings, workdir, write_result
 from benchmarks.queries import TARGET_P95_MS, load_history, measure, scalar
 from benchmarks.training_scale import generate_sql

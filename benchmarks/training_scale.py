@@ -36,8 +36,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from app import db
-from app.config import Settings
+from app.core import db
+from app.core.settings import Settings
 from benchmarks.common import ROOT, api_env, bench_settings, workdir, write_result
 from components.catalog import TIERS
 from components.tier import TrainingSize

@@ -36,9 +36,10 @@ from app.api.routes import (
     schools,
     students,
 )
-from app.config import Settings, get_settings
-from app.db import API_LOGIN, DatabaseUnavailableError, ensure_audit_partitions, primary_url
-from app.model_registry import NoModelError
+from app.core.db import DatabaseUnavailableError, ensure_audit_partitions, primary_url
+from app.core.logins import API_LOGIN
+from app.core.settings import Settings, get_settings
+from app.model.served_models import NoModelError
 
 log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from app.features import StudentFeatures
+from app.model.features import StudentFeatures
 
 MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1

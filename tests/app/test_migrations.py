@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from app import db
-from app.config import Settings
-from tests.app.helpers import PEPPER, scalar
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from app.core import db
+from app.core.logins import WORKLOAD_LOGINS
+from app.core.settings import Settings
+from tests.app.conftest import create_master, start_pgserver
+from tests.app.helpers import MASTER, MASTER_PASSWORD, PEPPER, scalar
 
 EXPECTED = [
     "0001_core",
@@ -109,3 +117,43 @@ def test_migrate_from_empty_then_noop(make_database: Callable[[], str]) -> None:
     assert (
         scalar(url, "SELECT count(*) FROM pg_policies WHERE policyname = 'tenant_isolation'") == 14
     )
+
+
+def test_migrations_create_exactly_the_workload_logins() -> None:
+    """A server of its own: roles belong to the server, and the shared one's tests add some."""
+    server = start_pgserver()
+    try:
+        admin = str(server.get_uri())
+        create_master(admin)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE ssp OWNER "{MASTER}"')
+        master = make_conninfo(admin, dbname="ssp", user=MASTER, password=MASTER_PASSWORD)
+        db.migrate(Settings(environment="test", database_url=master, api_key_pepper=PEPPER))
+        logins = scalar(
+            admin,
+            "SELECT array_agg(rolname::text ORDER BY rolname) FROM pg_roles"
+            " WHERE rolcanlogin AND NOT rolsuper AND rolname <> %s",
+            (MASTER,),
+        )
+        assert logins == sorted(WORKLOAD_LOGINS.values())
+    finally:
+        server.cleanup()
+
+
+def test_a_migration_edited_in_its_comments_only_is_not_reported_as_changed(
+    make_database: Callable[[], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = make_database()
+    settings = Settings(environment="test", database_url=url, api_key_pepper=PEPPER)
+    db.migrate(settings)
+    current = hashlib.sha256((db.MIGRATIONS_DIR / "0002_indexes.sql").read_bytes()).hexdigest()
+    record = "UPDATE schema_migrations SET checksum = %s WHERE version = %s"
+    with psycopg.connect(url, autocommit=True) as conn:  # as a database migrated before the edit
+        conn.execute(record, (min(db.COMMENT_ONLY_EDITS), "0002_indexes"))
+        conn.execute(record, ("not-a-known-text", "0003_audit_log"))
+    with caplog.at_level(logging.INFO, logger="app.db"):
+        assert db.migrate(settings) == []
+    changed = [getattr(r, "version", None) for r in caplog.records if r.levelno == logging.WARNING]
+    assert changed == ["0003_audit_log"]  # a real change is still reported, not re-applied
+    stored = "SELECT checksum FROM schema_migrations WHERE version = '0002_indexes'"
+    assert scalar(url, stored) == current
