@@ -87,7 +87,7 @@ LIMITS = {
         " does not grow with requests."
     ),
     "generate_seconds": (
-        "Not training: app/generate.py writes every row through COPY one Python call at a"
+        "Not training: app/jobs/generate.py writes every row through COPY one Python call at a"
         " time (60 attendance rows per student), single threaded."
     ),
 }

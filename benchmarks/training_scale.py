@@ -49,7 +49,7 @@ EXAMS = 3
 TIER4 = TIERS["tier4"]
 
 # Each statement runs as the owner with FORCE ROW LEVEL SECURITY lifted inside the load's
-# transaction (as app/generate.py does), foreign-key triggers skipped (ids are consistent by
+# transaction (as app/jobs/generate.py does), foreign-key triggers skipped (ids are consistent by
 # construction). risk(id) is a deterministic latent risk in [0, 1).
 RISK = "((hashint8(id) & 1048575)::float8 / 1048576)"
 LOAD = (

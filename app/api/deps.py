@@ -141,7 +141,7 @@ async def require_client(
             401, "missing API key (X-API-Key header)", {"WWW-Authenticate": "ApiKey"}
         )
     # The peer address; the server replaced it with X-Forwarded-For's client only when the
-    # peer is a configured proxy (FORWARDED_ALLOW_IPS, app.cli.server_options).
+    # peer is a configured proxy (FORWARDED_ALLOW_IPS, app.cli.serving.server_options).
     ip = request.client.host if request.client is not None else "unknown"
     try:
         client = await svc.auth.authenticate(key, ip)

@@ -161,7 +161,7 @@ def load_models_at_startup(svc: ModelServices) -> None:
 def tune_gc(settings: Settings) -> None:
     """Once the worker has started: freeze what startup built (GC_FREEZE) and raise the young
     generation's threshold (GC_YOUNG_THRESHOLD), so that a collection seldom stops the event
-    loop and never walks the models (config.py says why)."""
+    loop and never walks the models (app/core/settings.py says why)."""
     if settings.gc_freeze:
         gc.collect()  # what startup left as garbage is freed, not frozen
         gc.freeze()

@@ -48,9 +48,9 @@ class Settings(BaseSettings):
     # more: the API logs in as ssp_api, a member that inherits it. benchmarks/queries.py still
     # uses it, to time the API's queries on an owner connection.
     db_app_role: str = "ssp_app"
-    # Passwords that `migrate` sets on the workloads' logins (app/core/logins.py: ssp_api,
-    # ssp_trainer, ssp_archiver, ssp_importer, ssp_worker; the migrations create them without one). Only the bootstrap Job, which runs `migrate`
-    # with the master's DATABASE_URL, has them; each workload then logs in with its own URL.
+    # Passwords that `migrate` sets on the workloads' logins (app/core/logins.py; the migrations
+    # create them without one). Only the bootstrap Job, which runs `migrate` with the master's
+    # DATABASE_URL, has them; each workload then logs in with its own URL.
     # Unset: that login's password is left as it is (none after the migration: it cannot log
     # in with a password; the embedded server trusts its socket).
     db_api_password: SecretStr | None = None
@@ -110,9 +110,10 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(default=0.3, gt=0, lt=1)
     test_fraction: float = Field(default=0.25, gt=0, lt=1)
     random_seed: int = 42
-    # Sharded training (`train --shard i/N`, app/model/sharded_training.py): the district model fits on at most
-    # this many labelled students (a seeded sample past it: nine features need no more, and
-    # shard 0's memory stays bounded); shards 1..N-1 wait this long for shard 0 to open the run.
+    # Sharded training (`train --shard i/N`, app/model/sharded_training.py): the district model
+    # fits on at most this many labelled students (a seeded sample past it: nine features need
+    # no more, and shard 0's memory stays bounded); shards 1..N-1 wait this long for shard 0 to
+    # open the run.
     district_sample_rows: int = Field(default=200_000, ge=1_000)
     shard_wait_seconds: float = Field(default=1800.0, ge=0)
 
@@ -130,9 +131,9 @@ class Settings(BaseSettings):
 
     # SageMaker's container contract root (hyperparameters, model dir, failure file).
     sagemaker_dir: Path = Path("/opt/ml")
-    # The endpoint that `train` and `rollback` roll to the served models (app/jobs/sagemaker_rollout.py),
-    # the program's endpoint configuration each rollout copies, and where archives go
-    # (s3://<models bucket>/sagemaker). Unset: no endpoint to roll.
+    # The endpoint that `train` and `rollback` roll to the served models
+    # (app/jobs/sagemaker_rollout.py), the program's endpoint configuration each rollout copies,
+    # and where archives go (s3://<models bucket>/sagemaker). Unset: no endpoint to roll.
     sagemaker_endpoint_name: str | None = None
     sagemaker_base_config_name: str | None = None
     sagemaker_archive_url: str | None = None

@@ -46,7 +46,7 @@ def training_lock(
     """One training or rollback at a time across replicas: a session-level advisory lock,
     which PostgreSQL also drops if the process dies. Released explicitly on the way out, so
     the next run never races the server noticing a closed connection. The shards of a run
-    hold it shared (app/shards.py); publishing and rolling back hold it alone. With
+    hold it shared (sharded_training.py); publishing and rolling back hold it alone. With
     ``wait_seconds``, waits that long for it (lock_timeout) instead of giving up at once."""
     mode = "_shared" if shared else ""
     with connect_as(settings, TRAINER_LOGIN, autocommit=True) as lock_conn:

@@ -1,5 +1,5 @@
 """Risk scores of every active student under a pointer generation, written before the pointer
-flips (app/train.py: publish), so the at-risk list always matches the models being served."""
+flips (publication.py: publish), so the at-risk list always matches the models being served."""
 
 from __future__ import annotations
 

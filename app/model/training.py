@@ -271,7 +271,7 @@ def _store_and_publish(
     """Decide, write the version, record it and publish the scopes the gate lets through:
     (pointer, promoted scopes, kept scopes, decisions). ``data`` is (x, y, schools, test)."""
     x, y, schools, test = data
-    # 1. Decide per scope (the gate: app/promotion.py), reading the current models.
+    # 1. Decide per scope (the gate: promotion.py), reading the current models.
     current = store.pointer()
     decisions = decide(store, current, metrics, x, y, schools, test, settings)
 

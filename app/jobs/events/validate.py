@@ -1,8 +1,8 @@
 """The events POST /v1/events takes, validated one by one with the import's rules: each field's
-type, range and allowed values come from the import layout (app/importer/layout.py), the one
+type, range and allowed values come from the import layout (app/jobs/importer/layout.py), the one
 definition of what a fact may hold. What needs the database (the student is the tenant's, the
 exam is the student's school's, a mark at most the exam's maximum) is checked by
-app/events/apply.py."""
+app/jobs/events/apply.py."""
 
 from __future__ import annotations
 
