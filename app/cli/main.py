@@ -21,6 +21,7 @@ from app.core.settings import Settings, get_settings
 log = logging.getLogger("app.cli")
 
 Command = Callable[[argparse.Namespace, Settings], int]
+Subparsers = argparse._SubParsersAction  # what `add_subparsers()` returns
 
 # Every command and the function that runs it (its arguments: build_parser, below).
 COMMANDS: dict[str, Command] = {
@@ -115,9 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_keys(sub)
     _add_move_district(sub)
     return parser
-
-
-Subparsers = argparse._SubParsersAction  # argparse's own type of `add_subparsers()`
 
 
 def _add_train(sub: Subparsers[argparse.ArgumentParser]) -> None:

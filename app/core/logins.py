@@ -4,25 +4,23 @@ command connects as, which password `migrate` sets on which) and by the infrastr
 (0007: api, trainer, archiver; 0009: importer; 0011: worker), each least-privileged and owning
 nothing; only the bootstrap Job (`migrate`, `generate`, `create-key`) holds the master login.
 
-Standard library only, and nothing from the rest of the app: the infrastructure program imports
-this module without the app's dependencies installed."""
+Standard library only, and nothing from the rest of the app, so that the infrastructure program
+can import it without the app's dependencies."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Final
 
 # workload -> its PostgreSQL login. A workload's password setting is DB_<WORKLOAD>_PASSWORD.
-WORKLOAD_LOGINS: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "api": "ssp_api",
-        "trainer": "ssp_trainer",
-        "archiver": "ssp_archiver",
-        "importer": "ssp_importer",
-        "worker": "ssp_worker",
-    }
-)
+# (A Mapping to the type checker: read-only for its importers.)
+WORKLOAD_LOGINS: Final[Mapping[str, str]] = {
+    "api": "ssp_api",
+    "trainer": "ssp_trainer",
+    "archiver": "ssp_archiver",
+    "importer": "ssp_importer",
+    "worker": "ssp_worker",
+}
 
 API_LOGIN: Final = WORKLOAD_LOGINS["api"]  # the API's pools
 TRAINER_LOGIN: Final = WORKLOAD_LOGINS["trainer"]  # train, rollback, refresh-features

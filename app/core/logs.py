@@ -1,4 +1,8 @@
-"""Structured JSON logs: one object per line, extra fields passed with `extra={...}`."""
+"""Structured JSON logs: one object per line, extra fields passed with `extra={...}`.
+
+Loggers are named after the part of the app that logs (`app.api`, `app.train`, `app.db`,
+`app.importer`, ...), not after the module: the names in the logs stay the same when a module
+moves, so the operators' log queries keep matching."""
 
 from __future__ import annotations
 

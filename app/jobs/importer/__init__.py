@@ -10,6 +10,10 @@
    updated, unchanged, rejected per table) are exactly what the import would do.
 
 Runs as the importer's login (ssp_importer, migration 0009), one import at a time.
+
+This module runs the import; `layout.py` defines the native layout, `source.py` reads a
+directory or an S3 prefix, `oneroster.py` maps OneRoster 1.2 onto the layout, `validate.py`
+stages and checks, `apply.py` writes.
 """
 
 from __future__ import annotations
