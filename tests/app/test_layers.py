@@ -43,11 +43,5 @@ def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
 def test_logins_need_nothing_but_the_standard_library() -> None:
     # The infrastructure program imports app.core.logins without the app's dependencies.
     for path in (APP / "__init__.py", APP / "core" / "__init__.py", APP / "core" / "logins.py"):
-        outside = {
-            name
-            for name in imported(path)
-            if name.split(".")[0] not in sys.stdlib_module_names
-            and name != "__future__"
-            and not name.startswith("__future__.")
-        }
+        outside = {n for n in imported(path) if n.split(".")[0] not in sys.stdlib_module_names}
         assert not outside, f"{path.relative_to(APP)} imports {sorted(outside)}"
