@@ -38,19 +38,6 @@ from app.core.settings import Settings
 log = logging.getLogger("app.db")
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"  # app/migrations
-# The checksums of earlier texts of migrations that differ from today's in comments only (the
-# same SQL): a database that applied one of them is up to date, and `migrate` records
-# today's checksum for it rather than warning that the migration changed after it was applied.
-COMMENT_ONLY_EDITS = frozenset(
-    {
-        "4fc4f035b8cabda7dcb7fa1bcec57fc1e6b9e62a49da2b1e95753cd5f1141aab",  # 0002
-        "74d01583b9b3cdc303e4c4333b450f68330b22a3b18450cc44536bcc8d87fc49",  # 0003
-        "6a986203de83c20b672230e016146e8eeb4e3e82a75d9a537f43efbfcbcc67b7",  # 0004
-        "17a6190849d2068f7bcd6f32814da6ebf448d68e073590d3f6c19b6f05602866",  # 0005
-        "5fb6a716469c4248788d2724400dc17e72119717ca1f8756ea1ab3ec51a4568b",  # 0009
-        "ead75ff3e10b205b31e8c7122c26c3944553780904110af24dfd7daac30aebb5",  # 0012
-    }
-)
 # Arbitrary constants naming the advisory locks held by jobs (one run at a time).
 MIGRATE_LOCK_KEY = 0x5350_0001
 TRAIN_LOCK_KEY = 0x5350_0002
@@ -327,7 +314,9 @@ def migrate(settings: Settings) -> list[str]:
                 checksum = hashlib.sha256(text.encode()).hexdigest()
                 if version in done:
                     if done[version] != checksum:
-                        _applied_migration_changed(conn, version, done[version], checksum)
+                        log.warning(
+                            "migration changed after it was applied", extra={"version": version}
+                        )
                     continue
                 with conn.transaction():
                     conn.execute(text.encode())
@@ -342,20 +331,6 @@ def migrate(settings: Settings) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))
     return applied
-
-
-def _applied_migration_changed(
-    conn: psycopg.Connection[Any], version: str, recorded: str, checksum: str
-) -> None:
-    """An applied migration's text is not the one recorded: a comment-only edit is recorded
-    as today's text; any other change is reported (it is not applied again)."""
-    if recorded in COMMENT_ONLY_EDITS:
-        conn.execute(
-            "UPDATE schema_migrations SET checksum = %s WHERE version = %s", (checksum, version)
-        )
-        log.info("migration's comments changed; checksum updated", extra={"version": version})
-    else:
-        log.warning("migration changed after it was applied", extra={"version": version})
 
 
 def login_passwords(settings: Settings) -> dict[str, SecretStr | None]:

@@ -1,5 +1,5 @@
--- Indexes of the lists the staff and the API read: the form masters' work queues (cases and
--- alerts by assignee and status), per-student time series, and partial indexes on active rows.
+-- Indexes named by seeds 001/002/003: the form-master work queues, per-student time series,
+-- and partial indexes on active rows only.
 CREATE INDEX interventions_assigned_status_idx ON interventions (assigned_to, status, created_at);
 CREATE INDEX interventions_open_idx ON interventions (school_id, created_at) WHERE status <> 'closed';
 CREATE INDEX alerts_assigned_status_idx ON alerts (assigned_to, status, alert_date);

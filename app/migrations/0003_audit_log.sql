@@ -1,4 +1,4 @@
--- FERPA audit trail, partitioned by month so old months are archived and dropped whole.
+-- FERPA audit trail, partitioned by month (seed 002) so old months are archived and dropped whole.
 CREATE TABLE audit_log (
     id          bigint GENERATED ALWAYS AS IDENTITY,
     occurred_at timestamptz NOT NULL DEFAULT now(),

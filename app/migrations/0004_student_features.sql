@@ -1,4 +1,4 @@
--- Model features per student, one aggregate per source table so joins do not fan out.
+-- Model features per student (seed 001), one aggregate per source table so joins do not fan out.
 -- The unique index lets it be refreshed CONCURRENTLY while the API reads it.
 CREATE MATERIALIZED VIEW student_features AS
 SELECT

@@ -1,5 +1,4 @@
--- Row-level security by school/district: a school's or a district's key reaches its own rows
--- only. The API runs as the non-owner role
+-- Row-level security by school/district (seed 000). The API runs as the non-owner role
 -- ssp_app, so policies apply to it; the owner (migrations, training, archival) is not filtered.
 -- The tenant is set per transaction: set_config('app.school_id' | 'app.district_id', ..., true).
 DO $$

@@ -142,6 +142,6 @@ BEGIN
     END LOOP;
 END $$;
 
--- 5. The promotion gate's reason for every trained scope (app/model/promotion.py), beside its
+-- 5. The promotion gate's reason for every trained scope (app/promotion.py), beside its
 --    metrics: why a school's model serves it, or why the district model does instead.
 ALTER TABLE model_versions ADD COLUMN reason text;

@@ -2,7 +2,7 @@
 -- shard. The rows hold no student data: the run's version, the district model's held-out
 -- metrics and each shard's per-school decisions. A retried shard finds its row and redoes
 -- nothing; the shard that completes the set, under the training lock, publishes once and
--- stamps published_at (app/model/sharded_training.py).
+-- stamps published_at (app/shards.py).
 CREATE TABLE IF NOT EXISTS training_runs (
     run_id           text PRIMARY KEY,
     shards           integer NOT NULL CHECK (shards >= 1),

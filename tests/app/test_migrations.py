@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
-import pytest
 from psycopg.conninfo import make_conninfo
 
 from app.core import db
@@ -138,22 +135,3 @@ def test_migrations_create_exactly_the_workload_logins() -> None:
         assert logins == sorted(WORKLOAD_LOGINS.values())
     finally:
         server.cleanup()
-
-
-def test_a_migration_edited_in_its_comments_only_is_not_reported_as_changed(
-    make_database: Callable[[], str], caplog: pytest.LogCaptureFixture
-) -> None:
-    url = make_database()
-    settings = Settings(environment="test", database_url=url, api_key_pepper=PEPPER)
-    db.migrate(settings)
-    current = hashlib.sha256((db.MIGRATIONS_DIR / "0002_indexes.sql").read_bytes()).hexdigest()
-    record = "UPDATE schema_migrations SET checksum = %s WHERE version = %s"
-    with psycopg.connect(url, autocommit=True) as conn:  # as a database migrated before the edit
-        conn.execute(record, (min(db.COMMENT_ONLY_EDITS), "0002_indexes"))
-        conn.execute(record, ("not-a-known-text", "0003_audit_log"))
-    with caplog.at_level(logging.INFO, logger="app.db"):
-        assert db.migrate(settings) == []
-    changed = [getattr(r, "version", None) for r in caplog.records if r.levelno == logging.WARNING]
-    assert changed == ["0003_audit_log"]  # a real change is still reported, not re-applied
-    stored = "SELECT checksum FROM schema_migrations WHERE version = '0002_indexes'"
-    assert scalar(url, stored) == current
