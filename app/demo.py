@@ -20,17 +20,18 @@ from typing import Any
 import httpx
 import uvicorn
 
-from app import db
 from app.api.main import create_app
-from app.auth import create_key
-from app.config import Settings
-from app.events.queue import PostgresQueue
-from app.events.scoring import InProcessScorer
-from app.events.worker import Worker
-from app.features import FEATURES
-from app.generate import generate
-from app.logs import setup_logging
-from app.train import run_training
+from app.core import db
+from app.core.auth import create_key
+from app.core.logins import API_LOGIN, TRAINER_LOGIN, WORKER_LOGIN
+from app.core.logs import setup_logging
+from app.core.settings import Settings
+from app.jobs.events.queue import PostgresQueue
+from app.jobs.events.rescoring import InProcessScorer
+from app.jobs.events.worker import Worker
+from app.jobs.generate import generate
+from app.model.features import FEATURES
+from app.model.training import run_training
 
 
 def free_port() -> int:
@@ -74,7 +75,7 @@ def show_event_rescoring(http: httpx.Client, headers: dict[str, str], settings: 
     student, before = int(row[0]), float(row[1])
     print(f"   student {student}: risk {before:.3f} (threshold {settings.alert_threshold})")
     worker_settings = settings.model_copy(update={"worker_poll_seconds": 0.1})
-    connect = partial(db.connect_as, worker_settings, db.WORKER_LOGIN, autocommit=True)
+    connect = partial(db.connect_as, worker_settings, WORKER_LOGIN, autocommit=True)
     worker = Worker(
         worker_settings,
         PostgresQueue(connect, worker_settings),
@@ -120,15 +121,66 @@ def show_event_rescoring(http: httpx.Client, headers: dict[str, str], settings: 
         worker.queue.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.demo", description=__doc__)
-    parser.add_argument("--schools", type=int, default=50)
-    parser.add_argument("--students", type=int, default=1000, help="students per school")
-    args = parser.parse_args(argv)
-    setup_logging("WARNING")
-    total = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="ssp-demo-"))
-    settings = Settings(
+def start_api(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """The API on a free localhost port, in a thread; returns once it listens."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the API server failed to start")
+        time.sleep(0.05)
+    return server, thread, port
+
+
+def show_api_calls(http: httpx.Client, headers: dict[str, str]) -> None:
+    """An at-risk page and the next, a student's risk (cached the second time), and the
+    SageMaker contract's /invocations in JSON and CSV."""
+    call(http, "GET", "/ready").raise_for_status()
+    page = call(http, "GET", "/v1/schools/1/at-risk?limit=5", headers=headers)
+    page.raise_for_status()
+    print("   at-risk page of school 1:")
+    show(page.json())
+    cursor = page.json()["next_cursor"]
+    if cursor:
+        nxt = call(http, "GET", f"/v1/schools/1/at-risk?limit=5&cursor={cursor}", headers=headers)
+        print(f"   next page: {[i['student_id'] for i in nxt.json()['items']]}")
+    student = page.json()["items"][0]["student_id"]
+    risk = call(http, "GET", f"/v1/students/{student}/risk", headers=headers)
+    risk.raise_for_status()
+    print(f"   risk of student {student} (cache {risk.headers['X-Cache']}):")
+    show(risk.json())
+    again = call(http, "GET", f"/v1/students/{student}/risk", headers=headers)
+    print(f"   same again: cache {again.headers['X-Cache']}")
+    features = risk.json()["features"]
+    inv = call(
+        http,
+        "POST",
+        "/invocations",
+        json={"instances": [{**features, "school_id": 1}, {**features, "absences": 0}]},
+    )
+    inv.raise_for_status()
+    print("   SageMaker /invocations (JSON):")
+    show(inv.json())
+    csv_row = ",".join(str(features[f]) for f in FEATURES)
+    inv_csv = call(
+        http,
+        "POST",
+        "/invocations",
+        content=csv_row,
+        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+    )
+    inv_csv.raise_for_status()
+    print(f"   SageMaker /invocations (CSV): {inv_csv.text.strip()}")
+
+
+def demo_settings(workdir: Path) -> Settings:
+    """Everything under `workdir`: the embedded PostgreSQL, the model and archive stores."""
+    return Settings(
         environment="development",
         database_url=None,
         database_read_url=None,
@@ -139,13 +191,24 @@ def main(argv: list[str] | None = None) -> int:
         api_key_pepper="demo-only-pepper-not-a-secret",
         model_refresh_seconds=30,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.demo", description=__doc__)
+    parser.add_argument("--schools", type=int, default=50)
+    parser.add_argument("--students", type=int, default=1000, help="students per school")
+    args = parser.parse_args(argv)
+    setup_logging("WARNING")
+    total = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="ssp-demo-"))
+    settings = demo_settings(workdir)
     server: uvicorn.Server | None = None
     thread: threading.Thread | None = None
     try:
         t = step("embedded PostgreSQL + migrations")
         print(f"   applied: {db.migrate(settings)}")
         print(
-            f"   logins: the API as {db.API_LOGIN}, training as {db.TRAINER_LOGIN}"
+            f"   logins: the API as {API_LOGIN}, training as {TRAINER_LOGIN}"
             " (least-privileged roles); migrate and generate as the owner"
         )
         done(t)
@@ -170,61 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         done(t)
 
         t = step("serve the API")
-        port = free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the API server failed to start")
-            time.sleep(0.05)
+        server, thread, port = start_api(settings)
         print(f"   listening on http://127.0.0.1:{port} (docs at /docs)")
         done(t)
 
         t = step("call it over HTTP")
         headers = {"X-API-Key": school_key}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            call(http, "GET", "/ready").raise_for_status()
-            page = call(http, "GET", "/v1/schools/1/at-risk?limit=5", headers=headers)
-            page.raise_for_status()
-            print("   at-risk page of school 1:")
-            show(page.json())
-            cursor = page.json()["next_cursor"]
-            if cursor:
-                nxt = call(
-                    http, "GET", f"/v1/schools/1/at-risk?limit=5&cursor={cursor}", headers=headers
-                )
-                print(f"   next page: {[i['student_id'] for i in nxt.json()['items']]}")
-            student = page.json()["items"][0]["student_id"]
-            risk = call(http, "GET", f"/v1/students/{student}/risk", headers=headers)
-            risk.raise_for_status()
-            print(f"   risk of student {student} (cache {risk.headers['X-Cache']}):")
-            show(risk.json())
-            again = call(http, "GET", f"/v1/students/{student}/risk", headers=headers)
-            print(f"   same again: cache {again.headers['X-Cache']}")
-            features = risk.json()["features"]
-            inv = call(
-                http,
-                "POST",
-                "/invocations",
-                json={"instances": [{**features, "school_id": 1}, {**features, "absences": 0}]},
-            )
-            inv.raise_for_status()
-            print("   SageMaker /invocations (JSON):")
-            show(inv.json())
-            csv_row = ",".join(str(features[f]) for f in FEATURES)
-            inv_csv = call(
-                http,
-                "POST",
-                "/invocations",
-                content=csv_row,
-                headers={"Content-Type": "text/csv", "Accept": "text/csv"},
-            )
-            inv_csv.raise_for_status()
-            print(f"   SageMaker /invocations (CSV): {inv_csv.text.strip()}")
+            show_api_calls(http, headers)
         done(t)
 
         t = step("an attendance event rescores a student (the worker, on the PostgreSQL queue)")

@@ -30,11 +30,11 @@ RESULTS = ROOT / "benchmarks" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app import db  # noqa: E402
-from app.config import Settings  # noqa: E402
+from app.core import db  # noqa: E402
+from app.core.settings import Settings  # noqa: E402
 from app.demo import free_port  # noqa: E402
-from app.generate import generate  # noqa: E402
-from app.train import run_training  # noqa: E402
+from app.jobs.generate import generate  # noqa: E402
+from app.model.training import run_training  # noqa: E402
 
 PEPPER = "benchmark-only-pepper"
 # One student's features, as the callers of /invocations send them.

@@ -1,4 +1,5 @@
-"""5,000 concurrent sessions on at most 30 database connections (seed 002's question).
+"""5,000 concurrent sessions on at most 30 database connections: whether the API serves a
+50-school district's users at once through a small pool rather than a connection per session.
 
 A district of 50 schools x 1,000 students is generated and trained on an embedded PostgreSQL;
 each school gets its own API key. The API runs as the image runs it on a 2-vCPU node (two
@@ -36,9 +37,9 @@ from typing import Any
 import numpy as np
 import uvloop
 
-from app import db
-from app.auth import create_key
-from app.config import Settings
+from app.core import db
+from app.core.auth import create_key
+from app.core.settings import Settings
 from benchmarks.common import (
     api_server,
     bench_settings,
@@ -251,8 +252,8 @@ def main() -> int:
                 settings,
                 WORKERS=str(WORKERS),
                 DB_POOL_MAX=str(POOL_PER_WORKER),
-                # The per-key limit (100 per 15 min, seed 003) would answer 429 here: 100
-                # sessions share each school's key.
+                # The per-key limit would answer 429 here: 100 sessions share each school's
+                # key.
                 RATE_LIMIT_INTERACTIVE_REQUESTS="1000000000",
                 **env,
             )

@@ -21,9 +21,9 @@ import pgserver
 import psycopg
 from moto import mock_aws
 
-from app import db
-from app.district_move import Directory, move_district
-from app.generate import generate
+from app.core import db
+from app.jobs.district_move import Directory, move_district
+from app.jobs.generate import generate
 from benchmarks.common import bench_settings, workdir, write_result
 
 TABLE = "ssp-district-directory"

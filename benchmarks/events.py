@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app import db
-from app.auth import create_key
-from app.config import Settings
+from app.core import db
+from app.core.auth import create_key
+from app.core.logins import API_LOGIN, WORKER_LOGIN
+from app.core.settings import Settings
 from app.demo import free_port
 from benchmarks.common import (
     PEPPER,
@@ -157,11 +158,11 @@ def main() -> None:
         print(f"district ready in {setup_seconds:.0f} s: {len(students)} students", flush=True)
         limits = {"RATE_LIMIT_INTEGRATION_REQUESTS": "1000000"}
         api_url, api = api_server(
-            settings, "/ready", DATABASE_URL=db.primary_url(settings, db.API_LOGIN), **limits
+            settings, "/ready", DATABASE_URL=db.primary_url(settings, API_LOGIN), **limits
         )
         metrics_port = free_port()
         worker_env = {
-            "DATABASE_URL": db.primary_url(settings, db.WORKER_LOGIN),
+            "DATABASE_URL": db.primary_url(settings, WORKER_LOGIN),
             "MODEL_STORE_URL": settings.model_store_url,
             "WORKER_METRICS_PORT": str(metrics_port),
             "WORKER_POLL_SECONDS": "0.05",

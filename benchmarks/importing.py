@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from app import db
+from app.core import db
+from app.core.logins import IMPORTER_LOGIN
 from benchmarks.common import ROOT, bench_settings, rss_mib, workdir, write_result
 
 STATUSES = np.array(["present", "absent", "late", "excused"])
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         db.migrate(settings)
         env = {
             **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-            "DATABASE_URL": db.primary_url(settings, db.IMPORTER_LOGIN),
+            "DATABASE_URL": db.primary_url(settings, IMPORTER_LOGIN),
             "LOG_LEVEL": "WARNING",
         }
         small_schools = max(1, args.schools // 5)

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import uvloop
 
-from app import db
-from app.auth import create_key
+from app.core import db
+from app.core.auth import create_key
 from benchmarks.common import api_server, bench_settings, load_district, workdir, write_result
 
 SCHOOLS, STUDENTS = 10, 1000

@@ -14,7 +14,7 @@ risk scores exist) plus a year of history loaded server-side: about 25,000 inter
 3. alerts     - a staff member's open and acknowledged alerts, newest and riskiest first, with
                 the student's name, grade and current risk (limit 100);
 4. at_risk    - the first page (100) of GET /v1/schools/{id}/at-risk, with the API's own SQL
-                (app.queries.at_risk_query); at_risk_all: the same page over risk 0, every
+                (app.api.queries.at_risk_query); at_risk_all: the same page over risk 0, every
                 scored student of the school qualifying (the page's worst case);
 5. audit      - one API client's audit log of the last 30 days, newest first (limit 100), with
                 the student's name.
@@ -54,10 +54,10 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from app import db
-from app.config import Settings
-from app.queries import at_risk_query
-from app.store import ModelStore
+from app.api.queries import at_risk_query
+from app.core import db
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore
 from benchmarks.common import bench_settings, load_district, workdir, write_result
 
 SCHOOLS = 50

@@ -2,7 +2,7 @@
 1,000 students (1M students) and 20M audit-log rows by default, with EXPLAIN plans.
 
 The same five queries, timing and EXPLAIN as ``benchmarks.queries`` (imported from there, and
-the at-risk page's SQL from app/queries.py), on a district generated in SQL
+the at-risk page's SQL from app/api/queries.py), on a district generated in SQL
 (``benchmarks.training_scale``: generate_series, no row through Python) plus a form master and
 a counsellor per school, every active student scored in the served generation (in SQL: these
 are query timings, not a training run) and the history of ``benchmarks.queries`` scaled with
@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from app import db
-from app.store import ModelStore
+from app.core import db
+from app.model.artifacts import ModelStore
 from benchmarks.common import bench_settings, workdir, write_result
 from benchmarks.queries import TARGET_P95_MS, load_history, measure, scalar
 from benchmarks.training_scale import generate_sql
@@ -32,7 +32,7 @@ STAFF_AND_SCORES = (
     "INSERT INTO staff (school_id, name, email, role)"
     " SELECT sc.id, r || ' ' || sc.id, r || '.' || sc.id || '@scale.example', r"
     " FROM schools sc, unnest(ARRAY['form_master', 'counsellor']) r",
-    # The served generation's scores: what the training run writes (app/scoring.py).
+    # The served generation's scores: what the training run writes (app/model/scoring.py).
     "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
     " SELECT %(gen)s, id, school_id, random(), 'scale' FROM students WHERE is_active",
 )

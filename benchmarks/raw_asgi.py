@@ -2,7 +2,7 @@
 no server of this endpoint can skip, and nothing more.
 
 Per request it finds the API key's client in a dict (loaded once at startup), then runs the
-API's own statement (app.queries.STUDENT_FEATURES_AUDITED: the student's features under
+API's own statement (app.api.queries.STUDENT_FEATURES_AUDITED: the student's features under
 row-level security, with the audit row written by the same statement) after the same tenant
 settings, pipelined in one round trip, through the same driver (psycopg 3's
 AsyncConnectionPool, the same login, pool size and prepare_threshold), then scores the row
@@ -22,13 +22,14 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from app import queries
-from app.auth import hash_key
-from app.config import Settings
-from app.db import API_LOGIN, SET_TENANT, primary_url
-from app.features import FEATURES, to_matrix
-from app.model_registry import ModelRegistry
-from app.store import ModelStore
+from app.api import queries
+from app.core.auth import hash_key
+from app.core.db import SET_TENANT, primary_url
+from app.core.logins import API_LOGIN
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore
+from app.model.features import FEATURES, to_matrix
+from app.model.served_models import ModelRegistry
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

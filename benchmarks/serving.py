@@ -42,12 +42,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app import db
-from app.auth import create_key
-from app.config import Settings
-from app.features import FEATURES
-from app.model_registry import fast_model
-from app.store import ModelStore
+from app.core import db
+from app.core.auth import create_key
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore
+from app.model.features import FEATURES
+from app.model.served_models import fast_model
 from benchmarks.common import (
     ROOT,
     ROW,

@@ -38,10 +38,10 @@ from typing import Any
 
 import httpx
 
-from app import db
-from app.config import Settings
-from app.scoring import score_students
-from app.store import ModelStore
+from app.core import db
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore
+from app.model.scoring import score_students
 from benchmarks.common import (
     ROOT,
     ROW,
@@ -87,7 +87,7 @@ LIMITS = {
         " does not grow with requests."
     ),
     "generate_seconds": (
-        "Not training: app/generate.py writes every row through COPY one Python call at a"
+        "Not training: app/jobs/generate.py writes every row through COPY one Python call at a"
         " time (60 attendance rows per student), single threaded."
     ),
 }

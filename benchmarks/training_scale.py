@@ -36,8 +36,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from app import db
-from app.config import Settings
+from app.core import db
+from app.core.settings import Settings
 from benchmarks.common import ROOT, api_env, bench_settings, workdir, write_result
 from components.config.catalog import TIERS
 from components.config.tier import TrainingSize
@@ -49,7 +49,7 @@ EXAMS = 3
 TIER4 = TIERS["tier4"]
 
 # Each statement runs as the owner with FORCE ROW LEVEL SECURITY lifted inside the load's
-# transaction (as app/generate.py does), foreign-key triggers skipped (ids are consistent by
+# transaction (as app/jobs/generate.py does), foreign-key triggers skipped (ids are consistent by
 # construction). risk(id) is a deterministic latent risk in [0, 1).
 RISK = "((hashint8(id) & 1048575)::float8 / 1048576)"
 LOAD = (

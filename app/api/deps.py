@@ -14,21 +14,21 @@ from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
-from app import queries
+from app.api import queries
 from app.api.schemas import MAX_BIGINT, MAX_INT
-from app.auth import (
+from app.core.auth import (
     REVOCATIONS,
     Authenticator,
     Client,
     FailureLimiter,
     TooManyFailuresError,
 )
-from app.cache import Cache
-from app.config import Settings
-from app.db import Database
-from app.events.queue import Queue, SqsQueue
-from app.model_registry import ModelRegistry
-from app.store import ModelStore, Pointer
+from app.core.cache import Cache
+from app.core.db import Database
+from app.core.settings import Settings
+from app.jobs.events.queue import Queue, SqsQueue
+from app.model.artifacts import ModelStore, Pointer
+from app.model.served_models import ModelRegistry
 
 log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
 
@@ -88,7 +88,7 @@ class Services(ModelServices):
         school_id: int | None = None,
     ) -> None:
         """FERPA: a read of student data served without a read of its own (from the cache) is
-        recorded before the data is returned. Reads write theirs themselves (app.queries)."""
+        recorded before the data is returned. Reads write theirs themselves (app.api.queries)."""
         params = (client.id, school_id or client.school_id, student_id, action, json.dumps(detail))
         await self.audited(client, queries.INSERT_AUDIT, params)
 
@@ -141,7 +141,7 @@ async def require_client(
             401, "missing API key (X-API-Key header)", {"WWW-Authenticate": "ApiKey"}
         )
     # The peer address; the server replaced it with X-Forwarded-For's client only when the
-    # peer is a configured proxy (FORWARDED_ALLOW_IPS, app.cli.server_options).
+    # peer is a configured proxy (FORWARDED_ALLOW_IPS, app.cli.serving.server_options).
     ip = request.client.host if request.client is not None else "unknown"
     try:
         client = await svc.auth.authenticate(key, ip)

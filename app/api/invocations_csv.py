@@ -16,7 +16,7 @@ from fastapi import HTTPException
 from pydantic import ValidationError
 
 from app.api.schemas import MAX_INT, MAX_INVOCATION_ROWS
-from app.features import FEATURES, StudentFeatures
+from app.model.features import FEATURES, StudentFeatures
 
 HEADERS = (FEATURES, ("school_id", *FEATURES))
 

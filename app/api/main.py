@@ -36,9 +36,10 @@ from app.api.routes import (
     schools,
     students,
 )
-from app.config import Settings, get_settings
-from app.db import API_LOGIN, DatabaseUnavailableError, ensure_audit_partitions, primary_url
-from app.model_registry import NoModelError
+from app.core.db import DatabaseUnavailableError, ensure_audit_partitions, primary_url
+from app.core.logins import API_LOGIN
+from app.core.settings import Settings, get_settings
+from app.model.served_models import NoModelError
 
 log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
 
@@ -160,7 +161,7 @@ def load_models_at_startup(svc: ModelServices) -> None:
 def tune_gc(settings: Settings) -> None:
     """Once the worker has started: freeze what startup built (GC_FREEZE) and raise the young
     generation's threshold (GC_YOUNG_THRESHOLD), so that a collection seldom stops the event
-    loop and never walks the models (config.py says why)."""
+    loop and never walks the models (app/core/settings.py says why)."""
     if settings.gc_freeze:
         gc.collect()  # what startup left as garbage is freed, not frozen
         gc.freeze()

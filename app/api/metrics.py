@@ -47,7 +47,8 @@ MODEL_AUC = Gauge(
     multiprocess_mode="mostrecent",
 )
 # Per pool (primary, replica): summed over the live workers of the pod. Utilization is
-# in_use / max (the seeds' first key metric); waiting > 0 means requests queue for a connection.
+# in_use / max (the first sign that the database, not the API, limits throughput); waiting > 0
+# means requests queue for a connection.
 POOL_MAX = Gauge(
     "ssp_db_pool_max", "Connections a pool may open", ["pool"], multiprocess_mode="livesum"
 )

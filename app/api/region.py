@@ -30,14 +30,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.limits import ASGIApp, send_error
-from app.auth import key_district
-from app.config import Settings
+from app.core.auth import key_district
+from app.core.settings import Settings
 
 log = logging.getLogger("app.api")
 
 ROUTED_PREFIX = "/v1/"  # the district's data; probes, metrics and SageMaker's routes are local
 RETRY_SECONDS = 5.0  # while the directory is down, one lookup per district this often
-CACHE_SIZE = 100_000  # districts remembered (seed 000: a state has hundreds)
+CACHE_SIZE = 100_000  # districts remembered (a state-wide deployment has hundreds)
 # A lookup gives up within about two seconds: a slow directory must not hold requests longer
 # than the database pool's own timeout would.
 CLIENT_CONFIG = Config(

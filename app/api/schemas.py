@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from app.features import StudentFeatures
+from app.model.features import StudentFeatures
 
 MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1
@@ -147,7 +147,7 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class EventsIn(BaseModel):
-    """A batch of events (app/events/validate.py: attendance_marked, mark_recorded,
+    """A batch of events (app/jobs/events/validate.py: attendance_marked, mark_recorded,
     incident_logged). Each is checked on its own: a bad one is rejected, the others apply."""
 
     model_config = ConfigDict(extra="forbid")

@@ -28,21 +28,18 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
-from app import db
 from app.api.main import create_app
-from app.auth import create_key
-from app.config import Settings
-from app.generate import generate
-from app.train import run_training
+from app.core import db
+from app.core.auth import create_key
+from app.core.logins import API_LOGIN, ARCHIVER_LOGIN, IMPORTER_LOGIN, TRAINER_LOGIN
+from app.core.settings import Settings
+from app.jobs.generate import generate
+from app.model.training import run_training
 from tests.app.helpers import (
-    API_LOGIN,
-    ARCHIVER_LOGIN,
-    IMPORTER_LOGIN,
     MASTER,
     MASTER_PASSWORD,
     PASSWORD_SETTINGS,
     PEPPER,
-    TRAINER_LOGIN,
     free_port,
     login_url,
 )

@@ -16,9 +16,10 @@ import uvicorn
 from psycopg.conninfo import make_conninfo
 
 from app.api.main import create_app
-from app.cli import server_options
-from app.config import Settings
-from app.db import Database, Tenant
+from app.cli.serving import server_options
+from app.core.db import Database, Tenant
+from app.core.logins import WORKLOAD_LOGINS, password_setting
+from app.core.settings import Settings
 
 PEPPER = "test-pepper-0123456789"
 
@@ -26,26 +27,14 @@ PEPPER = "test-pepper-0123456789"
 # migrations, `generate` and `create-key` as this login, never as the embedded superuser.
 MASTER = "rds_like_master"
 MASTER_PASSWORD = "master-password-for-tests-0123"
-# The workloads' logins (migration 0007) and the passwords `migrate` sets on them.
-API_LOGIN = "ssp_api"
-TRAINER_LOGIN = "ssp_trainer"
-ARCHIVER_LOGIN = "ssp_archiver"
-IMPORTER_LOGIN = "ssp_importer"
-WORKER_LOGIN = "ssp_worker"
+# The passwords `migrate` sets on the workloads' logins, and the settings that hand them to it
+# (DB_API_PASSWORD...).
 LOGIN_PASSWORDS = {
-    API_LOGIN: "api-password-for-tests-0123",
-    TRAINER_LOGIN: "trainer-password-for-tests-0123",
-    ARCHIVER_LOGIN: "archiver-password-for-tests-0123",
-    IMPORTER_LOGIN: "importer-password-for-tests-0123",
-    WORKER_LOGIN: "worker-password-for-tests-0123",
+    login: f"{workload}-password-for-tests-0123" for workload, login in WORKLOAD_LOGINS.items()
 }
-# The settings that hand those passwords to `migrate` (DB_API_PASSWORD...).
 PASSWORD_SETTINGS = {
-    "db_api_password": LOGIN_PASSWORDS[API_LOGIN],
-    "db_trainer_password": LOGIN_PASSWORDS[TRAINER_LOGIN],
-    "db_archiver_password": LOGIN_PASSWORDS[ARCHIVER_LOGIN],
-    "db_importer_password": LOGIN_PASSWORDS[IMPORTER_LOGIN],
-    "db_worker_password": LOGIN_PASSWORDS[WORKER_LOGIN],
+    password_setting(workload): LOGIN_PASSWORDS[login]
+    for workload, login in WORKLOAD_LOGINS.items()
 }
 
 

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from app.api.main import create_app
-from app.config import Settings
-from app.features import FEATURES
-from app.store import ModelStore
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore
+from app.model.features import FEATURES
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 

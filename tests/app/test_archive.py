@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from app.api.main import create_app
-from app.archive import ArchiveMismatchError, export_csv, run_archive
-from app.db import migrate
-from app.store import LocalBackend
+from app.core.db import migrate
+from app.jobs.archive import ArchiveMismatchError, export_csv, run_archive
+from app.model.artifacts import LocalBackend
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 
@@ -102,7 +102,7 @@ def test_archive_keeps_partition_when_export_is_short(
     url = untrained_district.url
     seed_audit(untrained_district.master_url)
     monkeypatch.setattr(
-        "app.archive.backend_for", lambda u: LossyBackend(untrained_district.tmp_root)
+        "app.jobs.archive.backend_for", lambda u: LossyBackend(untrained_district.tmp_root)
     )
     with pytest.raises(ArchiveMismatchError, match="database has 7 rows"):
         run_archive(untrained_district.archiver, today=TODAY)

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg import pq
 
-from app import queries
+from app.api import queries
 from app.api.main import create_app
-from app.db import Tenant
+from app.core.db import Tenant
 from tests.app.conftest import District
 from tests.app.helpers import SyncDatabase, auth, failing_audit, scalar
 

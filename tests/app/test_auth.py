@@ -13,9 +13,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from app import auth as auth_module
 from app.api.main import create_app
-from app.auth import (
+from app.core import auth as auth_module
+from app.core.auth import (
     FAILED_CACHE_SECONDS,
     FAILED_CACHE_SIZE,
     Authenticator,
@@ -24,9 +24,9 @@ from app.auth import (
     TooManyFailuresError,
     hash_key,
 )
-from app.cache import Cache
-from app.config import Settings
-from app.db import Tenant
+from app.core.cache import Cache
+from app.core.db import Tenant
+from app.core.settings import Settings
 from tests.app.conftest import District
 from tests.app.helpers import PEPPER, auth, free_port, run_async, served
 
@@ -216,7 +216,7 @@ def test_flood_of_bad_keys_from_one_ip_gets_401_then_429(
 
 
 def test_memory_counters_drop_finished_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app import cache as cache_module
+    from app.core import cache as cache_module
 
     memory = cache_module.MemoryCache()
     monkeypatch.setattr(cache_module, "MAX_ENTRIES", 100)

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.features import FEATURES
+from app.model.features import FEATURES
 from tests.app.conftest import District
 from tests.app.helpers import auth
 

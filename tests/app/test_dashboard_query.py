@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from app.store import ModelStore
+from app.core.logins import API_LOGIN
+from app.model.artifacts import ModelStore
 from benchmarks.queries import DASHBOARD_JOIN_SQL, DASHBOARD_SQL
 from tests.app.conftest import District
-from tests.app.helpers import API_LOGIN
 
 # Run as the superuser before the comparison, in the transaction that is rolled back.
 # %(gen)s is the served generation, %(floor)s the alert threshold.

@@ -15,12 +15,13 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
-from app import db
 from app.api.main import create_app
-from app.auth import create_key
-from app.cli import main
-from app.config import Settings
-from app.district_move import (
+from app.cli.main import main
+from app.core import db
+from app.core.auth import create_key
+from app.core.logins import API_LOGIN
+from app.core.settings import Settings
+from app.jobs.district_move import (
     DERIVED_TABLES,
     MOVED_TABLES,
     REGION_TABLES,
@@ -30,7 +31,6 @@ from app.district_move import (
 )
 from tests.app.conftest import District, create_master, start_pgserver
 from tests.app.helpers import (
-    API_LOGIN,
     MASTER,
     MASTER_PASSWORD,
     PASSWORD_SETTINGS,
@@ -210,7 +210,7 @@ def test_a_collision_in_the_target_stops_the_move_before_anything_changes(
         )
     monkeypatch.setenv("DISTRICT_DIRECTORY_TABLE", TABLE)
     monkeypatch.setenv("HOME_REGION", EAST)
-    monkeypatch.setattr("app.district_move.boto3.client", lambda *a, **k: directory.client)
+    monkeypatch.setattr("app.jobs.district_move.boto3.client", lambda *a, **k: directory.client)
     code = main(
         [
             "move-district",

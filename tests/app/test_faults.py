@@ -19,17 +19,21 @@ import pytest
 from fastapi.testclient import TestClient
 from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
-import app.archive
-import app.store
-import app.train
-from app import cli, db
+import app.jobs.archive
+import app.model.artifacts
+import app.model.publication
+import app.model.training
 from app.api.main import create_app
-from app.archive import run_archive
-from app.auth import create_key
-from app.config import Settings
-from app.generate import generate
-from app.store import ModelStore, Pointer
-from app.train import TrainingLockedError, run_training
+from app.cli import main as cli
+from app.cli.exit_codes import EXIT_FAILED
+from app.core import db
+from app.core.auth import create_key
+from app.core.settings import Settings
+from app.jobs.archive import run_archive
+from app.jobs.generate import generate
+from app.model.artifacts import ModelStore, Pointer
+from app.model.publication import TrainingLockedError
+from app.model.training import run_training
 from tests.app.conftest import District, start_pgserver, start_redis
 from tests.app.helpers import PEPPER, auth, free_port, scalar, served
 from tests.app.test_archive import TODAY, partitions, read_export, seed_audit
@@ -194,16 +198,16 @@ def promoted_pairs(d: District) -> set[tuple[str, str]]:
 def kill_at(monkeypatch: pytest.MonkeyPatch, step: str, generation: int) -> None:
     """Makes the next training run die at `step`."""
     if step == "record_promotions":  # the call after the flip, not the one at the start
-        real = app.train.record_promotions
+        real = app.model.publication.record_promotions
 
         def dying(conn: Any, pointer: Pointer) -> None:
             if pointer.generation > generation:
                 raise Killed(step)
             real(conn, pointer)
 
-        monkeypatch.setattr(app.train, "record_promotions", dying)
+        monkeypatch.setattr(app.model.publication, "record_promotions", dying)
         return
-    owner = app.train if step == "score_students" else ModelStore
+    owner = app.model.publication if step == "score_students" else ModelStore
     real_step = getattr(owner, step)
     calls = []
 
@@ -247,14 +251,14 @@ def test_two_trainers_exactly_one_runs(
     fresh_district: District, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first_started, second_done = threading.Event(), threading.Event()
-    real_refresh = app.train.refresh_features
+    real_refresh = app.model.training.refresh_features
 
     def held_refresh(conn: Any) -> None:  # the first run waits here, holding the lock
         first_started.set()
         assert second_done.wait(30)
         real_refresh(conn)
 
-    monkeypatch.setattr(app.train, "refresh_features", held_refresh)
+    monkeypatch.setattr(app.model.training, "refresh_features", held_refresh)
     results: list[Any] = []
     first = threading.Thread(target=lambda: results.append(run_training(fresh_district.trainer)))
     first.start()
@@ -282,9 +286,9 @@ def test_read_only_store_fails_the_trainer_cleanly(
     def read_only(src: str, dst: str) -> None:  # what a read-only mount answers
         raise OSError(errno.EROFS, "Read-only file system", dst)
 
-    monkeypatch.setattr(app.store.os, "replace", read_only)
+    monkeypatch.setattr(app.model.artifacts.os, "replace", read_only)
     monkeypatch.setattr(cli, "get_settings", lambda: fresh_district.trainer)
-    assert cli.main(["train"]) == cli.EXIT_FAILED
+    assert cli.main(["train"]) == EXIT_FAILED
     assert "Read-only file system" in capsys.readouterr().err
     assert store_files(store_url) == files  # no partial version, no temp file
     assert ModelStore(store_url).pointer() == pointer
@@ -316,14 +320,14 @@ def test_archive_killed_halfway_loses_nothing_and_the_rerun_completes(
     d = untrained_district
     seed_audit(d.master_url)
     total = scalar(d.url, "SELECT count(*) FROM audit_log")
-    real_drop = app.archive.drop_partition
+    real_drop = app.jobs.archive.drop_partition
 
     def die_after_first(conn: Any, name: str, rows: int) -> None:
         if name == "audit_log_p2026_07":  # June archived, July exported but not dropped
             raise Killed(name)
         real_drop(conn, name, rows)
 
-    monkeypatch.setattr(app.archive, "drop_partition", die_after_first)
+    monkeypatch.setattr(app.jobs.archive, "drop_partition", die_after_first)
     with pytest.raises(Killed):
         run_archive(d.archiver, today=TODAY)
     monkeypatch.undo()
@@ -346,17 +350,17 @@ def test_audited_reads_never_wait_for_the_archive(
     d = fresh_district
     seed_audit(d.master_url)
     paused, resume = threading.Event(), threading.Event()
-    real_write = app.store.LocalBackend.write
+    real_write = app.model.artifacts.LocalBackend.write
     writes: list[str] = []
 
-    def pausing_write(self: app.store.LocalBackend, key: str, data: bytes) -> None:
+    def pausing_write(self: app.model.artifacts.LocalBackend, key: str, data: bytes) -> None:
         writes.append(key)
         if len(writes) == 2:
             paused.set()
             assert resume.wait(60)
         real_write(self, key, data)
 
-    monkeypatch.setattr(app.store.LocalBackend, "write", pausing_write)
+    monkeypatch.setattr(app.model.artifacts.LocalBackend, "write", pausing_write)
     outcome: list[Any] = []
 
     def archive() -> None:
@@ -391,8 +395,8 @@ def test_archive_gives_way_to_a_long_reader_and_completes_later(
     the lock."""
     d = untrained_district
     seed_audit(d.master_url)
-    monkeypatch.setattr(app.archive, "DETACH_ATTEMPTS", 2)
-    monkeypatch.setattr(app.archive, "DETACH_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(app.jobs.archive, "DETACH_ATTEMPTS", 2)
+    monkeypatch.setattr(app.jobs.archive, "DETACH_RETRY_SECONDS", 0.1)
     with psycopg.connect(d.url) as reader:
         reader.execute("SELECT count(*) FROM audit_log")  # holds its lock until rollback
         with pytest.raises(psycopg.errors.LockNotAvailable):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app import db
-from app.config import Settings
-from app.generate import generate
+from app.core import db
+from app.core.settings import Settings
+from app.jobs.generate import generate
 from tests.app.conftest import District
 from tests.app.helpers import PEPPER, scalar
 
@@ -55,5 +55,5 @@ def test_district_rows_and_dropout_signals(district: District) -> None:
     assert scalar(url, query.format(col="absences")) > 1.0
     assert scalar(url, query.format(col="avg_mark")) < -5.0
     assert scalar(url, query.format(col="incidents")) > 0.2
-    # Seed 002's work queues exist for the form masters.
+    # The form masters' work queues (open cases and alerts by assignee) have rows.
     assert scalar(url, "SELECT count(*) FROM interventions WHERE status = 'open'") > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.train import run_training
+from app.model.training import run_training
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 

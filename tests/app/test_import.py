@@ -11,10 +11,11 @@ import psycopg
 import pytest
 from moto import mock_aws
 
-from app import cli
-from app.importer import Problem, run_import
-from app.importer.layout import ENTITIES
-from app.train import run_training
+from app.cli.data import run_import_command
+from app.cli.exit_codes import EXIT_OK
+from app.jobs.importer import Problem, run_import
+from app.jobs.importer.layout import ENTITIES
+from app.model.training import run_training
 from tests.app.bundles import HEADERS, native_rows, write_csv, write_native, write_oneroster
 from tests.app.conftest import District
 from tests.app.helpers import scalar
@@ -184,10 +185,10 @@ def test_s3_bundle_and_cli(
         s3.upload_file(str(path), "drop", f"exports/2025-10-01/{path.name}")
     s3.put_object(Bucket="drop", Key="exports/2025-10-01/README.txt", Body=b"not a csv")
 
-    code = cli.run_import_command(
+    code = run_import_command(
         untrained_district.importer, "s3://drop/exports/2025-10-01", dry_run=False
     )
-    assert code == cli.EXIT_OK
+    assert code == EXIT_OK
     summary = json.loads(capsys.readouterr().out)
     assert summary["written"] and summary["tables"]["students"]["new"] == 24
 
@@ -196,7 +197,7 @@ def test_s3_bundle_and_cli(
         Key="bad/students.csv",
         Body=(",".join(HEADERS["students"]) + "\nX,SCH-1,A,B,NaN,2025-09-01,,\n").encode(),
     )
-    assert cli.run_import_command(untrained_district.importer, "s3://drop/bad", False) == 65
+    assert run_import_command(untrained_district.importer, "s3://drop/bad", False) == 65
     err = capsys.readouterr().err
     assert "students.csv row 2 column grade value 'NaN': NaN" in err
 

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app import db
 from app.api.main import create_app
-from app.auth import create_key
-from app.config import Settings, get_settings
+from app.core import db
+from app.core.auth import create_key
+from app.core.settings import Settings, get_settings
 from tests.app.conftest import District
 from tests.app.helpers import PEPPER, auth, scalar
 
@@ -63,7 +63,7 @@ def test_database_refuses_an_unknown_class(district: District) -> None:
 def test_create_key_cli_names_the_class(
     district: District, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from app.cli import main
+    from app.cli.main import main
 
     for name, value in {
         "ENVIRONMENT": "test",

@@ -9,11 +9,11 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from app import cli
 from app.api.main import create_app
-from app.auth import create_key
-from app.config import Settings
-from app.db import connect_owner
+from app.cli import main as cli
+from app.core.auth import create_key
+from app.core.db import connect_owner
+from app.core.settings import Settings
 from tests.app.conftest import District
 from tests.app.helpers import PEPPER, auth
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import __version__
 from app.api.main import create_app
-from app.store import ModelStore
+from app.model.artifacts import ModelStore
 from tests.app.conftest import District
 from tests.app.test_sagemaker import serving
 

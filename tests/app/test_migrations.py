@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from app import db
-from app.config import Settings
-from tests.app.helpers import PEPPER, scalar
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from app.core import db
+from app.core.logins import WORKLOAD_LOGINS
+from app.core.settings import Settings
+from tests.app.conftest import create_master, start_pgserver
+from tests.app.helpers import MASTER, MASTER_PASSWORD, PEPPER, scalar
 
 EXPECTED = [
     "0001_core",
@@ -109,3 +114,24 @@ def test_migrate_from_empty_then_noop(make_database: Callable[[], str]) -> None:
     assert (
         scalar(url, "SELECT count(*) FROM pg_policies WHERE policyname = 'tenant_isolation'") == 14
     )
+
+
+def test_migrations_create_exactly_the_workload_logins() -> None:
+    """A server of its own: roles belong to the server, and the shared one's tests add some."""
+    server = start_pgserver()
+    try:
+        admin = str(server.get_uri())
+        create_master(admin)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE ssp OWNER "{MASTER}"')
+        master = make_conninfo(admin, dbname="ssp", user=MASTER, password=MASTER_PASSWORD)
+        db.migrate(Settings(environment="test", database_url=master, api_key_pepper=PEPPER))
+        logins = scalar(
+            admin,
+            "SELECT array_agg(rolname::text ORDER BY rolname) FROM pg_roles"
+            " WHERE rolcanlogin AND NOT rolsuper AND rolname <> %s",
+            (MASTER,),
+        )
+        assert logins == sorted(WORKLOAD_LOGINS.values())
+    finally:
+        server.cleanup()

@@ -9,10 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from app.config import Settings
-from app.promotion import CURRENT, DISTRICT_MODEL, NEW, district_decision, school_decision
-from app.store import ModelStore
-from app.train import BadTrainingDataError, run_training
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore
+from app.model.promotion import CURRENT, DISTRICT_MODEL, NEW, district_decision, school_decision
+from app.model.training import BadTrainingDataError, run_training
 from tests.app.conftest import District
 from tests.app.helpers import scalar
 
@@ -78,7 +78,7 @@ def test_first_training_run_with_weak_school_models(
     """End to end: on a first run every school's model has AUC 0.55 on its held-out students.
     None is promoted; the district model serves every school; the reason is in model_versions
     and in the manifest."""
-    real = __import__("app.train", fromlist=["evaluate"]).evaluate
+    real = __import__("app.model.training", fromlist=["evaluate"]).evaluate
     calls: list[int] = []
 
     def weak(*args: Any) -> dict[str, float]:
@@ -86,7 +86,7 @@ def test_first_training_run_with_weak_school_models(
         metrics = real(*args)
         return metrics if len(calls) == 1 else {**metrics, "auc": 0.55}  # 1st: the district
 
-    monkeypatch.setattr("app.train.evaluate", weak)
+    monkeypatch.setattr("app.model.training.evaluate", weak)
     settings = untrained_district.trainer_with(min_promotion_auc=0.7)
     result = run_training(settings)
     store = ModelStore(settings.model_store_url)

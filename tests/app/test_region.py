@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app import db
 from app.api.main import create_app
 from app.api.region import DirectoryUnavailableError, DistrictDirectory
-from app.auth import create_key, key_district
-from app.config import Settings
+from app.core import db
+from app.core.auth import create_key, key_district
+from app.core.settings import Settings
 from tests.app.conftest import District
 from tests.app.helpers import PEPPER, auth, district_directory, scalar
 

@@ -3,6 +3,7 @@ linked from the models endpoint."""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import re
@@ -10,10 +11,11 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from app import cli
 from app.api.main import create_app
-from app.report import write_reports
-from app.store import ModelStore
+from app.cli.exit_codes import EXIT_OK, EXIT_USAGE
+from app.cli.main import run
+from app.model.artifacts import ModelStore
+from app.model.report import write_reports
 from tests.app.conftest import District
 from tests.app.helpers import auth
 
@@ -26,13 +28,11 @@ def test_report_renders_with_its_plots(
     # Training drew its run's report; `report` draws those missing (none), or one again.
     assert store.read_file(version, "report.html") is not None
     assert write_reports(store) == []
-    code = cli.run(
-        cli.argparse.Namespace(command="report", version=version), fresh_district.trainer
-    )
-    assert code == cli.EXIT_OK
+    code = run(argparse.Namespace(command="report", version=version), fresh_district.trainer)
+    assert code == EXIT_OK
     assert json.loads(capsys.readouterr().out) == {"written": [version]}
-    missing = cli.argparse.Namespace(command="report", version="20200101T000000000000Z")
-    assert cli.run(missing, fresh_district.trainer) == cli.EXIT_USAGE
+    missing = argparse.Namespace(command="report", version="20200101T000000000000Z")
+    assert run(missing, fresh_district.trainer) == EXIT_USAGE
 
     raw = store.read_file(version, "report.html")
     assert raw is not None
@@ -58,7 +58,7 @@ def test_report_draws_the_weakest_schools_only_past_the_cap(
 ) -> None:
     """A national district's page draws the district model and the schools of lowest AUC
     (MAX_SCHOOL_PLOTS); the table still lists every scope."""
-    from app import report
+    from app.model import report
 
     store = ModelStore(district.trainer.model_store_url)
     version = store.pointer().scopes["district"]

@@ -13,12 +13,12 @@ import redis
 from fastapi.testclient import TestClient
 from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
-from app import db
 from app.api.main import create_app
-from app.auth import create_key
-from app.config import Settings
-from app.generate import generate
-from app.train import run_training
+from app.core import db
+from app.core.auth import create_key
+from app.core.settings import Settings
+from app.jobs.generate import generate
+from app.model.training import run_training
 from tests.app.conftest import District, start_pgserver, start_redis
 from tests.app.helpers import PEPPER, auth, free_port
 

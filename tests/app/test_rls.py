@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from app.db import Database, Tenant
+from app.core.db import Database, Tenant
 from tests.app.conftest import District
 from tests.app.helpers import SyncDatabase, scalar
 

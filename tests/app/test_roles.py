@@ -20,26 +20,28 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr, ValidationError
 
-from app import db
-from app.config import Settings
-from app.db import Tenant
-from tests.app.conftest import District, create_master, start_pgserver
-from tests.app.helpers import (
+from app.core import db
+from app.core.db import Tenant
+from app.core.logins import (
     API_LOGIN,
     ARCHIVER_LOGIN,
-    IMPORTER_LOGIN,
+    TRAINER_LOGIN,
+    WORKER_LOGIN,
+    WORKLOAD_LOGINS,
+)
+from app.core.settings import Settings
+from tests.app.conftest import District, create_master, start_pgserver
+from tests.app.helpers import (
     LOGIN_PASSWORDS,
     MASTER,
     MASTER_PASSWORD,
     PEPPER,
-    TRAINER_LOGIN,
-    WORKER_LOGIN,
     SyncDatabase,
     scalar,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGINS = (API_LOGIN, TRAINER_LOGIN, ARCHIVER_LOGIN, IMPORTER_LOGIN, WORKER_LOGIN)
+LOGINS = tuple(WORKLOAD_LOGINS.values())
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
 GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP)  # NOLOGIN owners of one object each

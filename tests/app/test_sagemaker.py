@@ -20,9 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.config import Settings
-from app.features import FEATURES
-from app.store import ModelStore
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore
+from app.model.features import FEATURES
 from tests.app.conftest import District
 from tests.app.helpers import free_port
 
@@ -192,7 +192,7 @@ def test_inference_mode_serves_sagemaker_routes_without_a_database(
         pytest.fail("the inference app opened a database")
 
     monkeypatch.setattr("app.api.deps.Database", no_database)
-    monkeypatch.setattr("app.db.embedded_url", no_database)
+    monkeypatch.setattr("app.core.db.embedded_url", no_database)
     settings = Settings(
         environment="production",
         serve_mode="inference",
@@ -311,8 +311,8 @@ def test_small_invocations_are_scored_on_the_loop_once_models_are_fresh(
 def test_published_archive_is_served_as_the_endpoint_would(
     district: District, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.cli import main
-    from app.config import get_settings
+    from app.cli.main import main
+    from app.core.settings import get_settings
 
     monkeypatch.setenv("MODEL_STORE_URL", district.settings.model_store_url)
     monkeypatch.setenv("SAGEMAKER_DIR", str(tmp_path / "no-sagemaker-here"))

@@ -16,9 +16,9 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from app.config import Settings
-from app.sagemaker_rollout import BASE_TAG, RolloutFailedError, config_name, rollout
-from app.store import ModelStore
+from app.core.settings import Settings
+from app.jobs.sagemaker_rollout import BASE_TAG, RolloutFailedError, config_name, rollout
+from app.model.artifacts import ModelStore
 from tests.app.conftest import District
 
 ENDPOINT = "ssp-tier3-predict"
@@ -244,7 +244,8 @@ def test_without_an_endpoint_named_there_is_nothing_to_roll(district: District) 
 def test_train_and_rollback_roll_the_endpoint_and_a_refusal_fails_the_job(
     fresh_district: District, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app import cli
+    from app.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+    from app.cli.main import run
 
     rolled: list[int] = []
 
@@ -252,7 +253,7 @@ def test_train_and_rollback_roll_the_endpoint_and_a_refusal_fails_the_job(
         rolled.append(pointer.generation)
         raise RolloutFailedError("SageMaker refused")
 
-    monkeypatch.setattr("app.sagemaker_rollout.rollout", refuse)
+    monkeypatch.setattr("app.jobs.sagemaker_rollout.rollout", refuse)
     plain = fresh_district.trainer
     with_endpoint = plain.model_copy(
         update={
@@ -262,10 +263,10 @@ def test_train_and_rollback_roll_the_endpoint_and_a_refusal_fails_the_job(
         }
     )
     train = argparse.Namespace(command="train")
-    assert cli.run(train, plain) == cli.EXIT_OK and rolled == []  # no endpoint: no rollout
-    assert cli.run(train, with_endpoint) == cli.EXIT_FAILED  # the alarm on failed runs fires
+    assert run(train, plain) == EXIT_OK and rolled == []  # no endpoint: no rollout
+    assert run(train, with_endpoint) == EXIT_FAILED  # the alarm on failed runs fires
     back = argparse.Namespace(command="rollback", to_version=None)
-    assert cli.run(back, with_endpoint) == cli.EXIT_FAILED
+    assert run(back, with_endpoint) == EXIT_FAILED
     assert len(rolled) == 2 and rolled[1] > rolled[0]  # then the rolled-back pointer's
     monkeypatch.undo()  # the real rollout: without an endpoint named, a usage error
-    assert cli.run(argparse.Namespace(command="rollout-sagemaker"), plain) == cli.EXIT_USAGE
+    assert run(argparse.Namespace(command="rollout-sagemaker"), plain) == EXIT_USAGE

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.config import Settings
-from app.logs import JsonFormatter
+from app.core.logs import JsonFormatter
+from app.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,7 +115,8 @@ def test_placeholder_secret_is_refused_outside_development(environment: str) -> 
 
 
 def test_hyperparameters_may_only_set_training_knobs(tmp_path: Path) -> None:
-    from app.cli import main, sagemaker_settings
+    from app.cli.main import main
+    from app.cli.sagemaker import sagemaker_settings
 
     config = tmp_path / "input" / "config"
     config.mkdir(parents=True)
@@ -138,7 +139,7 @@ def test_hyperparameters_may_only_set_training_knobs(tmp_path: Path) -> None:
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        from app.config import get_settings
+        from app.core.settings import get_settings
 
         get_settings.cache_clear()
         assert main(["train"]) == 2

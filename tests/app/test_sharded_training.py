@@ -11,11 +11,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from app.db import TRAIN_LOCK_KEY
-from app.model_registry import DISTRICT
-from app.shards import Shard, StaleRunError, run_shard
-from app.store import HOLDOUT_FILE, ModelStore
-from app.train import TrainingLockedError, rollback, run_training
+from app.core.db import TRAIN_LOCK_KEY
+from app.model.artifacts import HOLDOUT_FILE, ModelStore
+from app.model.publication import TrainingLockedError, rollback
+from app.model.served_models import DISTRICT
+from app.model.sharded_training import Shard, StaleRunError, run_shard
+from app.model.training import run_training
 from tests.app.conftest import District
 from tests.app.helpers import scalar
 from tests.app.test_training import cli_env, run_cli
@@ -75,7 +76,7 @@ def test_retried_shard_redoes_nothing_and_the_last_publishes(
         raise RuntimeError("injected: the node went away while publishing")
 
     # Shard 1 completes the set, then dies while publishing: nothing is served yet.
-    monkeypatch.setattr("app.train.score_students", crash)
+    monkeypatch.setattr("app.model.publication.score_students", crash)
     with pytest.raises(RuntimeError, match="injected"):
         run_shard(d.trainer, Shard(1, 2), "nightly-1")
     monkeypatch.undo()

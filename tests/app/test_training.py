@@ -17,11 +17,12 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import make_conninfo
 
 from app.api.main import create_app
-from app.db import TRAIN_LOCK_KEY
-from app.model_registry import FastCalibratedLogit, fast_model
-from app.promotion import not_worse
-from app.store import ModelStore
-from app.train import EXIT_LOCKED, TrainingLockedError, rollback, run_training
+from app.core.db import TRAIN_LOCK_KEY
+from app.model.artifacts import ModelStore
+from app.model.promotion import not_worse
+from app.model.publication import EXIT_LOCKED, TrainingLockedError, rollback
+from app.model.served_models import FastCalibratedLogit, fast_model
+from app.model.training import run_training
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 
@@ -101,12 +102,12 @@ def test_worse_model_is_not_promoted(
 ) -> None:
     store = ModelStore(fresh_district.settings.model_store_url)
     before = store.pointer()
-    real_evaluate = __import__("app.train", fromlist=["evaluate"]).evaluate
+    real_evaluate = __import__("app.model.training", fromlist=["evaluate"]).evaluate
 
     def worse(*args: Any) -> dict[str, float]:
         return {**real_evaluate(*args), "auc": 0.5}
 
-    monkeypatch.setattr("app.train.evaluate", worse)
+    monkeypatch.setattr("app.model.training.evaluate", worse)
     result = run_training(fresh_district.trainer)
     assert result.promoted == []
     assert sorted(result.kept) == sorted(before.scopes)
@@ -249,13 +250,13 @@ def test_rollback_racing_a_promotion_keeps_it_and_never_reuses_a_generation(
 ) -> None:
     """A promotion that finishes while a rollback waits to start is rolled back from, not
     overwritten: the rollback reads the pointer under the lock."""
-    import app.train
+    import app.model.publication
 
     # No retention: only the served generation's scores and its predecessor's are kept.
     settings = fresh_district.trainer_with(min_school_students=1000, score_retention_seconds=0)
     store = ModelStore(settings.model_store_url)
     second = run_training(settings)  # generation 2: district only
-    real_connect = app.train.connect_as
+    real_connect = app.model.publication.connect_as
     promoted: list[Any] = []
 
     def racing_connect(s: Any, login: str, autocommit: bool = False) -> psycopg.Connection[Any]:
@@ -264,7 +265,7 @@ def test_rollback_racing_a_promotion_keeps_it_and_never_reuses_a_generation(
             promoted[0] = run_training(settings)
         return real_connect(s, login, autocommit)
 
-    monkeypatch.setattr(app.train, "connect_as", racing_connect)
+    monkeypatch.setattr(app.model.publication, "connect_as", racing_connect)
     back = rollback(settings)
     third = promoted[0]
     assert third.generation == 3
@@ -277,7 +278,7 @@ def test_rollback_racing_a_promotion_keeps_it_and_never_reuses_a_generation(
 
 
 def test_pointer_generations_only_grow(fresh_district: District) -> None:
-    from app.store import StaleGenerationError
+    from app.model.artifacts import StaleGenerationError
 
     store = ModelStore(fresh_district.settings.model_store_url)
     current = store.pointer()
@@ -289,8 +290,8 @@ def test_pointer_generations_only_grow(fresh_district: District) -> None:
 
 
 def test_registry_never_goes_back_a_generation(fresh_district: District, tmp_path: Path) -> None:
-    from app.model_registry import ModelRegistry
-    from app.store import POINTER
+    from app.model.artifacts import POINTER
+    from app.model.served_models import ModelRegistry
 
     settings = fresh_district.trainer_with(min_school_students=1000)
     store = ModelStore(settings.model_store_url)

@@ -22,15 +22,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.config import Settings
-from app.events import metrics
-from app.events.queue import Message, PostgresQueue, Queue, SqsQueue
-from app.events.scoring import InProcessScorer
-from app.events.worker import Worker
-from app.model_registry import Prediction
-from app.store import ModelStore
+from app.core.logins import WORKER_LOGIN
+from app.core.settings import Settings
+from app.jobs.events import metrics
+from app.jobs.events.queue import Message, PostgresQueue, Queue, SqsQueue
+from app.jobs.events.rescoring import InProcessScorer
+from app.jobs.events.worker import Worker
+from app.model.artifacts import ModelStore
+from app.model.served_models import Prediction
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, WORKER_LOGIN, auth, free_port, scalar
+from tests.app.helpers import (
+    PEPPER,
+    auth,
+    free_port,
+    scalar,
+)
 
 MAX_RECEIVES = 2
 
@@ -396,8 +402,8 @@ def test_the_sagemaker_scorer_sends_the_image_contract(tmp_path: Any) -> None:
     from botocore.response import StreamingBody
     from botocore.stub import Stubber
 
-    from app.events.scoring import SageMakerScorer, scorer_for
-    from app.features import FEATURES
+    from app.jobs.events.rescoring import SageMakerScorer, scorer_for
+    from app.model.features import FEATURES
 
     settings = Settings(
         model_store_url=str(tmp_path / "models"),

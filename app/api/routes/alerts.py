@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from app import queries
+from app.api import queries
 from app.api.deps import ClientDep, SchoolId, ServicesDep
 from app.api.schemas import ERRORS, AlertOut, AlertsOut
 

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ClientDep, ServicesDep
 from app.api.schemas import BODY_ERRORS, ERRORS, EventsIn, EventsOut
-from app.events.apply import Outcome, apply_events
-from app.events.validate import Event, key_of, parse
+from app.jobs.events.apply import Outcome, apply_events
+from app.jobs.events.validate import Event, key_of, parse
 
 log = logging.getLogger("app.api")
 router = APIRouter(prefix="/v1/events", tags=["events"])

@@ -10,11 +10,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from app import queries
+from app.api import queries
 from app.api.deps import ServicesDep
 from app.api.metrics import exposition, record_models, record_pools
 from app.api.schemas import Status
-from app.db import DatabaseUnavailableError
+from app.core.db import DatabaseUnavailableError
 
 log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
 

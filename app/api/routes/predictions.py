@@ -9,7 +9,7 @@ from app.api.deps import ClientDep, ServicesDep
 from app.api.metrics import PREDICTIONS
 from app.api.responses import prediction_out
 from app.api.schemas import BODY_ERRORS, ERRORS, PredictIn, PredictionOut, PredictOut
-from app.features import to_matrix
+from app.model.features import to_matrix
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 

@@ -14,7 +14,7 @@ from app.api.invocations_csv import parse_csv
 from app.api.metrics import PREDICTIONS
 from app.api.responses import prediction_out, validation_errors
 from app.api.schemas import INVOCATION_SCHEMA, ErrorOut, InvocationIn, InvocationOut, Status
-from app.features import to_matrix
+from app.model.features import to_matrix
 
 # Bodies up to this size are scored on the event loop (no thread hop): about 20 JSON rows or
 # 100 CSV rows, well under a millisecond of parsing and scoring.

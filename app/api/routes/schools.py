@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from app import queries
+from app.api import queries
 from app.api.deps import ClientDep, SchoolId, ServicesDep
 from app.api.responses import json_response
 from app.api.schemas import (
@@ -26,8 +26,8 @@ from app.api.schemas import (
     ModelsOut,
     ModelVersionOut,
 )
-from app.model_registry import NoModelError
-from app.store import REPORT_FILE
+from app.model.artifacts import REPORT_FILE
+from app.model.served_models import NoModelError
 
 # No router-wide tag: the at-risk list is tagged "predictions", the model versions "models".
 router = APIRouter(prefix="/v1/schools")

@@ -6,13 +6,13 @@ import json
 
 from fastapi import APIRouter, HTTPException, Response
 
-from app import queries
+from app.api import queries
 from app.api.deps import ClientDep, ServicesDep, StudentId
 from app.api.metrics import PREDICTIONS
 from app.api.responses import json_response
 from app.api.schemas import ERRORS, ErrorOut, RiskOut
-from app.auth import Client
-from app.features import FEATURES, to_matrix
+from app.core.auth import Client
+from app.model.features import FEATURES, to_matrix
 
 router = APIRouter(prefix="/v1/students", tags=["predictions"])
 

@@ -1,0 +1,113 @@
+"""The write: one upsert per entity from its staging table, parents first, in one transaction.
+
+Rows are matched on the district's keys (sourced_id, or (student, date) for attendance and
+(student, exam) for results), and a matched row is only written when a value differs, so a
+nightly re-import of an unchanged export writes nothing. Only the columns the bundle gave are
+updated: a OneRoster export, which carries no outcome, never erases a dropout label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from app.jobs.importer.layout import ENTITIES, Entity
+from app.jobs.importer.validate import stage_table
+
+CASTS = {
+    "text": "",
+    "enum": "",
+    "int": "::integer",
+    "decimal": "::numeric",
+    "date": "::date",
+    "timestamp": "::timestamptz",
+    "bool": "::boolean",
+}
+# A reference to an entity: its table and the columns it gives the referencing row.
+REFERENCES = {
+    "districts": ("districts", {"district_id": "id"}),
+    "schools": ("schools", {"school_id": "id"}),
+    "students": ("students", {"student_id": "id", "school_id": "school_id"}),
+    "exams": ("exams", {"exam_id": "id"}),
+}
+
+
+@dataclass
+class Counts:
+    staged: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+NOT_REJECTED = "NOT EXISTS (SELECT 1 FROM imp_problems x WHERE x.file = s.file AND x.row = s.row)"
+
+
+def upsert_sql(entity: Entity, provided: set[str]) -> str:
+    """INSERT ... ON CONFLICT for the rows of `entity` without problems; returns one row of
+    (new, updated) counts."""
+    values: dict[str, str] = {}  # target column -> SQL of the staged row
+    joins: list[str] = []
+    key_targets: list[str] = []
+    for i, column in enumerate(entity.columns):
+        if column.ref is not None:
+            table, gives = REFERENCES[column.ref]
+            alias = f"r{i}"
+            joins.append(f"JOIN {table} {alias} ON {alias}.sourced_id = s.{column.name}")
+            for target, source in gives.items():
+                values.setdefault(target, f"{alias}.{source}")
+            if column.name in entity.key:
+                key_targets.append(next(iter(gives)))
+        elif column.target is not None and column.name in provided:
+            value = f"s.{column.name}"
+            if column.default is not None:
+                value = f"coalesce({value}, '{column.default}')"
+            values[column.target] = f"{value}{CASTS[column.kind]}"
+            if column.name in entity.key:
+                key_targets.append(column.target)
+    targets = list(values)
+    changing = [t for t in targets if t not in key_targets]
+    t = entity.table
+    if changing:
+        old = ", ".join(f"{t}.{c}" for c in changing)
+        new = ", ".join(f"EXCLUDED.{c}" for c in changing)
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in changing)
+        # ROW(): a single column compares as a row too.
+        conflict = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
+    else:
+        conflict = "DO NOTHING"
+    return (
+        f"WITH w AS (INSERT INTO {t} ({', '.join(targets)})"
+        f" SELECT {', '.join(values.values())} FROM {stage_table(entity)} s {' '.join(joins)}"
+        f" WHERE {NOT_REJECTED}"
+        f" ON CONFLICT ({', '.join(key_targets)}) {conflict}"
+        f" RETURNING (xmax = 0) AS inserted)"  # xmax 0: the row version was inserted
+        f" SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w"
+    )
+
+
+def count_staged(conn: psycopg.Connection[Any], entity: Entity) -> Counts:
+    row = conn.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT {NOT_REJECTED}) FROM {stage_table(entity)} s"
+    ).fetchone()
+    assert row is not None
+    return Counts(staged=int(row[0]), rejected=int(row[1]))
+
+
+def write(conn: psycopg.Connection[Any], provided: dict[str, set[str]]) -> dict[str, Counts]:
+    """Upsert every entity with staged rows (in the caller's transaction); the counts."""
+    counts: dict[str, Counts] = {}
+    for entity in ENTITIES:
+        c = count_staged(conn, entity)
+        if c.staged == 0:
+            continue
+        if c.staged > c.rejected:
+            row = conn.execute(upsert_sql(entity, provided.get(entity.name, set()))).fetchone()
+            assert row is not None
+            c.new, c.updated = int(row[0]), int(row[1])
+        c.unchanged = c.staged - c.rejected - c.new - c.updated
+        counts[entity.name] = c
+    return counts

@@ -1,0 +1,205 @@
+"""Publishing a training run: the one place that changes which models are served.
+
+A run's decisions (the promotion gate's) become a new pointer only after everything it names is
+written: the artifacts and the manifest first, the `model_versions` rows, the scores of every
+student under the new generation, then the pointer itself (the single step that changes what is
+served), then the record that those versions are promoted. Rollback goes through the same
+steps with an earlier pointer state. All of it holds the training lock: one run, publication or
+rollback at a time across replicas (the shards of a run hold it shared).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from app import __version__
+from app.core.db import TRAIN_LOCK_KEY, connect_as
+from app.core.logins import TRAINER_LOGIN
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore, Pointer
+from app.model.features import FEATURES
+from app.model.promotion import DISTRICT_MODEL, NEW, Decision
+from app.model.scoring import score_students
+from app.model.served_models import school_scope, scope_school_id
+
+log = logging.getLogger("app.train")
+
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
+
+
+class TrainingLockedError(RuntimeError):
+    pass
+
+
+@contextmanager
+def training_lock(
+    settings: Settings, busy_message: str, *, shared: bool = False, wait_seconds: float = 0
+) -> Iterator[None]:
+    """One training or rollback at a time across replicas: a session-level advisory lock,
+    which PostgreSQL also drops if the process dies. Released explicitly on the way out, so
+    the next run never races the server noticing a closed connection. The shards of a run
+    hold it shared (sharded_training.py); publishing and rolling back hold it alone. With
+    ``wait_seconds``, waits that long for it (lock_timeout) instead of giving up at once."""
+    mode = "_shared" if shared else ""
+    with connect_as(settings, TRAINER_LOGIN, autocommit=True) as lock_conn:
+        if wait_seconds:
+            lock_conn.execute("SELECT set_config('lock_timeout', %s, false)",
+                              (f"{int(wait_seconds * 1000)}ms",))  # fmt: skip
+            try:
+                lock_conn.execute(f"SELECT pg_advisory_lock{mode}(%s)", (TRAIN_LOCK_KEY,))
+            except psycopg.errors.LockNotAvailable as exc:
+                raise TrainingLockedError(busy_message) from exc
+        else:
+            row = lock_conn.execute(
+                f"SELECT pg_try_advisory_lock{mode}(%s)", (TRAIN_LOCK_KEY,)
+            ).fetchone()
+            if not row or not row[0]:
+                raise TrainingLockedError(busy_message)
+        try:
+            yield
+        finally:
+            lock_conn.execute(f"SELECT pg_advisory_unlock{mode}(%s)", (TRAIN_LOCK_KEY,))
+
+
+def write_manifest(
+    store: ModelStore,
+    settings: Settings,
+    version: str,
+    metrics: dict[str, dict[str, float]],
+    decisions: dict[str, Decision],
+    fallback: list[int],
+    snapshot: dict[str, Any],
+) -> None:
+    manifest = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "features": list(FEATURES),
+        "model": "StandardScaler+LogisticRegression, sigmoid-calibrated (3-fold)",
+        "metrics": metrics,
+        "promotion": {scope: d.to_json() for scope, d in decisions.items()},
+        "fallback_schools": fallback,
+        "data": snapshot,
+        "code_version": f"{__version__}+{os.environ.get('APP_GIT_SHA', 'unknown')}",
+        "settings": {
+            "min_school_students": settings.min_school_students,
+            "alert_threshold": settings.alert_threshold,
+            "test_fraction": settings.test_fraction,
+            "promotion_tolerance": settings.promotion_tolerance,
+            "min_promotion_auc": settings.min_promotion_auc,
+            "min_holdout_positives": settings.min_holdout_positives,
+            "min_holdout_negatives": settings.min_holdout_negatives,
+        },
+    }
+    store.write_manifest(version, manifest)
+
+
+def insert_versions(
+    conn: psycopg.Connection[Any],
+    version: str,
+    metrics: dict[str, dict[str, float]],
+    decisions: dict[str, Decision],
+) -> None:
+    """One model_versions row per trained scope, not yet promoted (record_promotions marks
+    them after the flip). The caller's transaction, if it has one, holds them."""
+    with conn.transaction():
+        for scope, m in metrics.items():
+            conn.execute(
+                "INSERT INTO model_versions (version, scope, school_id, metrics, promoted,"
+                " reason) VALUES (%s, %s, %s, %s, false, %s) ON CONFLICT DO NOTHING",
+                (version, scope, scope_school_id(scope), json.dumps(m), decisions[scope].reason),
+            )
+
+
+def publish_decisions(
+    conn: psycopg.Connection[Any],
+    store: ModelStore,
+    settings: Settings,
+    current: Pointer,
+    version: str,
+    decisions: dict[str, Decision],
+    fallback: list[int],
+) -> tuple[Pointer, list[str], list[str]]:
+    """Apply the gate's decisions to the served scopes and publish them, when they change:
+    (pointer, promoted scopes, kept scopes)."""
+    scopes = dict(current.scopes)
+    for scope, d in decisions.items():
+        if d.serves == NEW:
+            scopes[scope] = version
+        elif d.serves == DISTRICT_MODEL:
+            scopes.pop(scope, None)
+    # A school that fell back to the district model now uses the district model.
+    for sid in fallback:
+        scopes.pop(school_scope(sid), None)
+    promoted = [scope for scope, d in decisions.items() if d.promoted]
+    kept = [scope for scope, d in decisions.items() if not d.promoted]
+    if scopes == current.scopes:
+        return current, promoted, kept  # nothing better: keep serving (and caching) it
+    pointer = store.next_pointer(
+        current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
+    )
+    publish(conn, store, settings, pointer)
+    return pointer, promoted, kept
+
+
+def publish(
+    conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, pointer: Pointer
+) -> None:
+    """Score every active student under the new pointer, then flip it (the last step)."""
+    # Checked before scoring too: scoring replaces risk_scores of generations >= this one.
+    store.check_newer(pointer)
+    score_students(conn, store, settings, pointer)
+    store.write_pointer(pointer)
+    record_promotions(conn, pointer)
+
+
+def record_promotions(conn: psycopg.Connection[Any], pointer: Pointer) -> None:
+    """Mark every (scope, version) the pointer serves as promoted in model_versions. The store
+    and the database cannot change in one transaction: this runs after each flip and, in case
+    a run died between the two, at the start of the next run (the pointer is the truth)."""
+    if not pointer.scopes:
+        return
+    with conn.transaction():
+        conn.execute(
+            "UPDATE model_versions m SET promoted = true FROM unnest(%s::text[], %s::text[])"
+            " AS p(scope, version) WHERE m.scope = p.scope AND m.version = p.version"
+            " AND NOT m.promoted",
+            (list(pointer.scopes), list(pointer.scopes.values())),
+        )
+
+
+def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
+    """Serve the previous pointer state again (or every scope of `to_version`)."""
+    store = ModelStore(settings.model_store_url)
+    with training_lock(settings, "a training run is in progress; roll back after it ends"):
+        # Read under the lock: a pointer read before it could predate a promotion that
+        # finished meanwhile, and rolling back from it would erase that promotion.
+        current = store.pointer()
+        if to_version is not None:
+            manifest = store.manifest(to_version)
+            if manifest is None:
+                raise ValueError(f"version {to_version} is not in the store")
+            scopes = dict(current.scopes)
+            scopes.update({scope: to_version for scope in manifest["metrics"]})
+        elif current.history:
+            scopes = dict(current.history[0]["scopes"])
+        else:
+            raise ValueError("nothing to roll back to: the pointer has no history")
+        pointer = store.next_pointer(
+            current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
+        )
+        if to_version is None:
+            # Rolling back consumes the history entry instead of stacking on it.
+            pointer.history = current.history[1:]
+        with connect_as(settings, TRAINER_LOGIN) as conn:
+            record_promotions(conn, current)  # a run died between its flip and its record
+            publish(conn, store, settings, pointer)
+    log.info("rolled back", extra={"generation": pointer.generation, "scopes": len(scopes)})
+    return pointer

@@ -1,0 +1,354 @@
+"""Sharded training: `python -m app train --shard i/N` trains the schools whose id is i modulo
+N, so N processes (a Kubernetes Indexed Job's pods) share a nightly run and each holds only
+its schools in memory.
+
+A run is one row of training_runs (0012), opened by shard 0: it refreshes the features, fits
+the district model (on a bounded sample, so its memory does not grow with the district) and
+names the run's version; the other shards wait for that row. Each shard then fits and stores
+its schools' models, and records its decisions in one transaction with its training_shards
+row: a retried shard that finds its row redoes nothing. The shard that completes the set
+takes the training lock alone and publishes once: the district model's decision, one
+manifest, one pointer update, the scores. The shards hold the lock shared, so a rollback
+waits for the run (and a run waits for a rollback) as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+from threadpoolctl import threadpool_limits
+
+from app.core.db import connect_as, refresh_features
+from app.core.logins import TRAINER_LOGIN
+from app.core.settings import Settings
+from app.model.artifacts import HOLDOUT_FILE, ModelStore
+from app.model.features import FEATURES
+from app.model.promotion import Decision, decide, district_decision
+from app.model.publication import (
+    insert_versions,
+    publish_decisions,
+    record_promotions,
+    training_lock,
+    write_manifest,
+)
+from app.model.served_models import DISTRICT
+from app.model.training import (
+    BadTrainingDataError,
+    TrainResult,
+    fit_schools,
+    fit_scope,
+    holdout_mask,
+    holdout_predictions,
+    load_training_data,
+    new_version,
+    write_report,
+)
+
+log = logging.getLogger("app.shards")
+
+WAIT_POLL_SECONDS = 2.0  # how often a shard looks for its run's row
+PUBLISH_WAIT_SECONDS = 600  # the last shard waits this long for the others to let go
+
+
+class StaleRunError(RuntimeError):
+    """The served models changed while the run trained: its decisions compared against
+    models that no longer serve."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``i/N`` with 0 <= i < N; a ValueError that says what was wrong."""
+        index, slash, count = text.partition("/")
+        if not slash or not index.strip().isdigit() or not count.strip().isdigit():
+            raise ValueError(f"--shard {text!r}: expected i/N, e.g. 0/4")
+        shard = cls(int(index), int(count))
+        if shard.count < 1 or not 0 <= shard.index < shard.count:
+            raise ValueError(f"--shard {text!r}: need N >= 1 and 0 <= i < N")
+        return shard
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    shards: int
+    version: str
+    base_generation: int
+    district: dict[str, Any]
+    published: bool
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    run_id: str
+    shard: str
+    version: str
+    schools: int  # schools this invocation trained (0 when the shard was already done)
+    students: int
+    seconds: float
+    open_seconds: float  # of which opening the run (shard 0: features, district model)
+    published: TrainResult | None  # set by the shard that completed the run
+
+
+def run_shard(settings: Settings, shard: Shard, run_id: str) -> ShardResult:
+    """Train one shard of run ``run_id``; publish the run if this shard completes it. Raises
+    TrainingLockedError when a rollback or a publication holds the lock."""
+    started = time.perf_counter()
+    store = ModelStore(settings.model_store_url)
+    busy = "a rollback or another run's publication holds the training lock; exiting"
+    schools = students = 0
+    with (
+        training_lock(settings, busy, shared=True),
+        connect_as(settings, TRAINER_LOGIN, autocommit=True) as conn,
+        threadpool_limits(limits=1, user_api="blas"),  # see run_training
+    ):
+        run = open_run(conn, store, settings, shard, run_id)
+        opened = time.perf_counter() - started
+        if not run.published and not _shard_done(conn, run_id, shard.index):
+            schools, students = _train_shard(conn, store, settings, shard, run)
+        complete = _done_count(conn, run_id) == run.shards and not run.published
+    published = publish_run(settings, run_id) if complete else None
+    return ShardResult(
+        run_id,
+        f"{shard.index}/{shard.count}",
+        run.version,
+        schools,
+        students,
+        round(time.perf_counter() - started, 2),
+        round(opened, 2),
+        published,
+    )
+
+
+def open_run(
+    conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, shard: Shard, run_id: str
+) -> Run:
+    """The run's row: opened by shard 0 (features refreshed, district model fitted), waited
+    for by the others."""
+    run = _read_run(conn, run_id)
+    if run is None and shard.index == 0:
+        current = store.pointer()
+        record_promotions(conn, current)  # a run died between its flip and its record
+        refresh_features(conn)
+        version = new_version()
+        district, metrics, held = fit_district(conn, settings)
+        store.write_model(version, DISTRICT, district)
+        store.write_file(version, _holdout_part(DISTRICT), json.dumps({DISTRICT: held}).encode())
+        conn.execute(
+            "INSERT INTO training_runs (run_id, shards, version, base_generation, district)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING",
+            (run_id, shard.count, version, current.generation, json.dumps(metrics)),
+        )
+        run = _read_run(conn, run_id)
+    deadline = time.monotonic() + settings.shard_wait_seconds
+    while run is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"run {run_id!r} was not opened by shard 0 within SHARD_WAIT_SECONDS"
+                f" ({settings.shard_wait_seconds:g} s); did shard 0 fail?"
+            )
+        time.sleep(WAIT_POLL_SECONDS)
+        run = _read_run(conn, run_id)
+    if run.shards != shard.count:
+        raise ValueError(f"run {run_id!r} has {run.shards} shards, not {shard.count} (--shard)")
+    return run
+
+
+def fit_district(
+    conn: psycopg.Connection[Any], settings: Settings
+) -> tuple[Any, dict[str, float], dict[str, list[float]]]:
+    """The district model, fitted on the training students of every school and evaluated on
+    the held-out ones (each school's split is the one its own model uses: holdout_mask of its
+    students). Past DISTRICT_SAMPLE_ROWS labelled students, a seeded uniform sample of them:
+    nine features need no more, and memory stays bounded. Streams school by school."""
+    row = conn.execute("SELECT count(*) FROM student_features WHERE dropped_out IS NOT NULL")
+    total = int((row.fetchone() or (0,))[0])
+    if total == 0:
+        raise RuntimeError("no labelled students to train on; run `import` (or `generate`)")
+    rate = min(1.0, settings.district_sample_rows / total)
+    rng = np.random.default_rng(settings.random_seed)
+    parts: list[np.ndarray] = []
+    cols = ", ".join(FEATURES)
+    with conn.transaction(), conn.cursor(name="district-sample") as cur:
+        cur.itersize = 20_000
+        cur.execute(
+            f"SELECT school_id, {cols}, dropped_out FROM student_features"
+            " WHERE dropped_out IS NOT NULL ORDER BY school_id, student_id"
+        )
+        for _, group in itertools.groupby(cur, key=lambda r: r[0]):
+            data = np.array(list(group), dtype=np.float64)
+            test = holdout_mask(data[:, 0].astype(np.int64), data[:, -1].astype(np.int64), settings)
+            keep = rng.random(len(data)) < rate if rate < 1 else slice(None)
+            parts.append(np.column_stack([data, test])[keep])
+    sample = np.concatenate(parts)
+    if not np.isfinite(sample).all():
+        raise BadTrainingDataError(
+            "student_features is not finite (NaN or infinite) for some students; fix their"
+            " records (import refuses such values)"
+        )
+    x, y, test = sample[:, 1:-2], sample[:, -2].astype(np.int64), sample[:, -1].astype(bool)
+    model, metrics = fit_scope(x, y, test, settings)
+    return model, metrics, holdout_predictions(model, x[test], y[test])
+
+
+def _train_shard(
+    conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, shard: Shard, run: Run
+) -> tuple[int, int]:
+    """Fit, store and decide this shard's schools; record them with the shard's row."""
+    current = _check_current(store, run)
+    schools, x, y, snapshot = load_training_data(conn, (shard.index, shard.count))
+    test = holdout_mask(schools, y, settings)
+    district = store.load_model(run.version, DISTRICT)
+    models, metrics, holdout, fallback = fit_schools(schools, x, y, test, district, settings)
+    decisions = decide(store, current, metrics, x, y, schools, test, settings)
+    for scope, model in models.items():
+        store.write_model(run.version, scope, model)
+    store.write_file(run.version, _holdout_part(shard.index), json.dumps(holdout).encode())
+    result = {
+        "metrics": metrics,
+        "decisions": {scope: d.to_json() for scope, d in decisions.items()},
+        "fallback": fallback,
+        "data": {k: snapshot[k] for k in ("rows", "positives", "schools", "sha256")}
+        | {k: snapshot[k] for k in ("attendance_missing", "marks_missing")},
+    }
+    with conn.transaction():
+        insert_versions(conn, run.version, metrics, decisions)
+        conn.execute(
+            "INSERT INTO training_shards (run_id, shard, result) VALUES (%s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (run.run_id, shard.index, json.dumps(result)),
+        )
+    log.info(
+        "training shard finished",
+        extra={"run": run.run_id, "shard": shard.index, "schools": int(snapshot["schools"])},
+    )
+    return int(snapshot["schools"]), int(snapshot["rows"])
+
+
+def publish_run(settings: Settings, run_id: str) -> TrainResult | None:
+    """Under the training lock alone: the run's one publication, from every shard's record
+    (None when another shard published it first)."""
+    started = time.perf_counter()
+    store = ModelStore(settings.model_store_url)
+    busy = f"run {run_id!r}: the training lock stayed busy; retry this shard to publish"
+    with (
+        training_lock(settings, busy, wait_seconds=PUBLISH_WAIT_SECONDS),
+        connect_as(settings, TRAINER_LOGIN, autocommit=True) as conn,
+    ):
+        run = _read_run(conn, run_id)
+        results = conn.execute(
+            "SELECT result FROM training_shards WHERE run_id = %s ORDER BY shard", (run_id,)
+        ).fetchall()
+        if run is None or run.published or len(results) != run.shards:
+            return None
+        current = _check_current(store, run)
+        cur_manifest = (
+            store.manifest(current.scopes[DISTRICT]) if DISTRICT in current.scopes else None
+        )
+        metrics: dict[str, dict[str, float]] = {DISTRICT: run.district}
+        decisions = {
+            DISTRICT: district_decision(
+                run.district, (cur_manifest or {}).get("metrics", {}).get(DISTRICT), settings
+            )
+        }
+        fallback: list[int] = []
+        for (result,) in results:
+            metrics.update(result["metrics"])
+            decisions.update({s: Decision(**d) for s, d in result["decisions"].items()})
+            fallback.extend(result["fallback"])
+        fallback.sort()
+        _merge_holdout(store, run)
+        write_manifest(
+            store, settings, run.version, metrics, decisions, fallback, _snapshot(run, results)
+        )
+        insert_versions(conn, run.version, {DISTRICT: run.district}, decisions)
+        pointer, promoted, kept = publish_decisions(
+            conn, store, settings, current, run.version, decisions, fallback
+        )
+        with conn.transaction():
+            conn.execute(
+                "UPDATE training_runs SET published_at = now(), generation = %s WHERE run_id = %s",
+                (pointer.generation, run_id),
+            )
+    store.prune(settings.keep_versions)
+    write_report(store, run.version)
+    log.info(
+        "training run published",
+        extra={"run": run_id, "version": run.version, "generation": pointer.generation},
+    )
+    return TrainResult(
+        run.version,
+        pointer.generation,
+        promoted,
+        kept,
+        fallback,
+        metrics,
+        round(time.perf_counter() - started, 2),
+        {scope: d.to_json() for scope, d in decisions.items()},
+    )
+
+
+def _check_current(store: ModelStore, run: Run) -> Any:
+    current = store.pointer()
+    if current.generation != run.base_generation:
+        raise StaleRunError(
+            f"run {run.run_id!r}: the served models changed during the run (generation"
+            f" {run.base_generation} -> {current.generation}, a rollback or another run);"
+            " start a new run"
+        )
+    return current
+
+
+def _snapshot(run: Run, results: list[Any]) -> dict[str, Any]:
+    data = [r[0]["data"] for r in results]
+    summed = {k: sum(int(d[k]) for d in data) for k in data[0] if k != "sha256"}
+    digest = hashlib.sha256("".join(d["sha256"] for d in data).encode()).hexdigest()
+    return {**summed, "sha256": digest, "shards": run.shards}
+
+
+def _holdout_part(part: int | str) -> str:
+    return f"holdout-{part}.json"
+
+
+def _merge_holdout(store: ModelStore, run: Run) -> None:
+    """The report's held-out predictions of every scope, in the one file it reads."""
+    merged: dict[str, Any] = {}
+    for part in (DISTRICT, *range(run.shards)):
+        raw = store.read_file(run.version, _holdout_part(part))
+        merged.update(json.loads(raw) if raw else {})
+    store.write_file(run.version, HOLDOUT_FILE, json.dumps(merged).encode())
+
+
+def _read_run(conn: psycopg.Connection[Any], run_id: str) -> Run | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT run_id, shards, version, base_generation, district,"
+            " published_at IS NOT NULL AS published FROM training_runs WHERE run_id = %s",
+            (run_id,),
+        ).fetchone()
+    return Run(**row) if row else None
+
+
+def _shard_done(conn: psycopg.Connection[Any], run_id: str, shard: int) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM training_shards WHERE run_id = %s AND shard = %s", (run_id, shard)
+    ).fetchone()
+    return row is not None
+
+
+def _done_count(conn: psycopg.Connection[Any], run_id: str) -> int:
+    row = conn.execute("SELECT count(*) FROM training_shards WHERE run_id = %s", (run_id,))
+    return int((row.fetchone() or (0,))[0])
