@@ -58,7 +58,8 @@ def inference(
     spec: StackSpec, stack: StackContext, data: Data, compute: Compute
 ) -> Inference | None:
     """The SageMaker endpoint, once its model archive exists: it starts from the archive of
-    trained models, which the first training run publishes (README, "The first deployment")."""
+    trained models, which the first training run publishes (docs/deploy.md, "The first
+    deployment of a stack")."""
     tier = spec.tier
     if not (tier.inference.enabled and spec.sagemaker_model_published):
         return None

@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     cache_ttl_risk_seconds: int = 900
     cache_ttl_at_risk_seconds: int = 300
     cache_ttl_models_seconds: int = 3600
-    # Requests per API key and window, by the key's class (README, "Limits"). Interactive: a
+    # Requests per API key and window, by the key's class (docs/operate.md, "Limits").
+    # Interactive: a
     # school's app, used by every teacher of the school through the one key: 100 teachers
     # each acting every 10 s. Integration: the student information system's sync, sending
     # batches of up to 1,000 students: 100,000 students in under 2 minutes.
@@ -166,7 +167,8 @@ class Settings(BaseSettings):
     # Directory answers (a district's region, or that it has none) are kept this long; while
     # the directory is unreachable, the last answer keeps serving.
     directory_cache_seconds: float = Field(default=60.0, gt=0)
-    # Events (POST /v1/events) and their worker (`worker`): README "Events and the worker".
+    # Events (POST /v1/events) and their worker (`worker`): docs/operate.md, "Events and the
+    # worker".
     # The queue: a PostgreSQL table (dev and the embedded default) or Amazon SQS (tier2+).
     queue_backend: Literal["postgres", "sqs"] = "postgres"
     events_queue_url: str | None = None  # the SQS queue's URL (QUEUE_BACKEND=sqs)

@@ -89,11 +89,11 @@ class StackSpec:
     db_reporting_replica: ReportingReplicaTarget | None = None
     """The cross-region read replica for reporting (``dbReportingReplica``), or None."""
     db_restore: DatabaseRestore | None = None
-    """The restore that made the current primary (README, "Recovery"), or None."""
+    """The restore that made the current primary (docs/operate.md, "Recovery"), or None."""
     db_engine_version: str | None = None
     """PostgreSQL major this stack upgrades to ahead of the program's pin, or None."""
     db_upgrade_strategy: str = "in-place"
-    """How a major upgrade runs: ``in-place`` or ``blue-green`` (README, "Upgrades")."""
+    """How a major upgrade runs: ``in-place`` or ``blue-green`` (docs/operate.md, "Upgrades")."""
     node_kubernetes_version: str | None = None
     """Kubernetes minor the node groups are held on during an EKS upgrade, or None."""
     global_stack: str | None = None

@@ -1,6 +1,7 @@
 """The database's stack settings, validated for ``components.config.spec``: the backup region of
 cross-region backup replication, the cross-region reporting replica (docs/tier4.md), a restore
-into a new primary (README, "Recovery") and a PostgreSQL major upgrade (README, "Upgrades").
+into a new primary (docs/operate.md, "Recovery") and a PostgreSQL major upgrade
+(docs/operate.md, "Upgrades").
 Each rule appends a message naming its key."""
 
 from __future__ import annotations

@@ -154,7 +154,8 @@ class EdgeSize:
 @dataclass(frozen=True)
 class WafSize:
     """The WAF on the stack's internet-facing entry (CloudFront, or the load balancer):
-    requests per ``window_seconds`` (README, "Limits"). A classic 100 requests / 15 min per IP
+    requests per ``window_seconds`` (docs/operate.md, "Limits"). A classic 100 requests / 15 min
+    per IP
     is a login page's limit: a whole school sits behind one NAT address, so the per-IP limits
     are sized for a school and the per-key limit sits above the app's own per-class limits."""
 

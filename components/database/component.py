@@ -7,6 +7,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from app.core.logins import WORKLOAD_LOGINS
 from components.database.access import credentials_secret, reader_name
 from components.database.alarms import database_alarms
 from components.database.args import DatabaseArgs
@@ -37,7 +38,6 @@ from components.database.settings import (
 )
 from components.shared.contract import (
     POSTGRES_PORT,
-    WORKLOAD_LOGINS,
     DatabaseConnection,
     DatabaseLogin,
     check_identifier,

@@ -1,5 +1,5 @@
 """Recovery and upgrades of the database: the automated backups replicated to a second
-region, a restore into a new primary, and the engine's major version (README, "Recovery"
+region, a restore into a new primary, and the engine's major version (docs/operate.md, "Recovery"
 and "Upgrades")."""
 
 from __future__ import annotations

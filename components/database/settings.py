@@ -18,7 +18,7 @@ from components.shared.contract import POSTGRES_PARAMETER_FAMILIES, POSTGRES_POR
 # forces minor upgrades at the end of a minor's support anyway, and a pinned minor would then
 # make the next `pulumi up` try to downgrade. The provider compares a major-only version with
 # the running minor without a diff. A major upgrade is a deliberate change of this constant
-# and of PARAMETER_FAMILY (see the README's upgrade path).
+# and of PARAMETER_FAMILY (see docs/operate.md, "Upgrades").
 ENGINE_VERSION = "16"
 PARAMETER_FAMILY = POSTGRES_PARAMETER_FAMILIES[ENGINE_VERSION]
 DATABASE_NAME = "student_success"

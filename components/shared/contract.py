@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import pulumi
 
+# The database login of each workload: one list, the app's (its migrations create them). Only
+# the bootstrap Job holds the master login; each other workload holds its own.
+
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 API_PORT = 8080
@@ -45,17 +48,6 @@ def check_identifier(identifier: str, max_length: int) -> str:
             f"starting with a letter, at most {max_length} characters"
         )
     return identifier
-
-
-# The database login of each workload, created by the app's migrations (``migrate``): only
-# the bootstrap Job holds the master login; each other workload holds its own.
-WORKLOAD_LOGINS = {
-    "api": "ssp_api",
-    "trainer": "ssp_trainer",
-    "archiver": "ssp_archiver",
-    "importer": "ssp_importer",
-    "worker": "ssp_worker",
-}
 
 
 # PostgreSQL majors the program can run, with their RDS parameter group family. A major
@@ -133,7 +125,7 @@ class BucketRef:
 @dataclass(frozen=True)
 class SageMakerEndpoint:
     """The stack's SageMaker endpoint, what ``Inference`` exposes: the API invokes it, the
-    trainer rolls it to new models (``app/sagemaker_rollout.py``)."""
+    trainer rolls it to new models (``app/jobs/sagemaker_rollout.py``)."""
 
     name: str
     arn: pulumi.Input[str]

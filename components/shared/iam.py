@@ -278,7 +278,7 @@ def archiver_role_policy(archive_bucket_arn: str, archive_key_arn: str) -> str:
 def sagemaker_rollout_statements(
     *, region: str, account_id: str, endpoint_name: str, execution_role_arn: str, key_arn: str
 ) -> list[dict[str, Any]]:
-    """What the trainer needs to roll the endpoint (app/sagemaker_rollout.py): read the base
+    """What the trainer needs to roll the endpoint (app/jobs/sagemaker_rollout.py): read the base
     configuration and model, make and delete its own ``<endpoint>-g*`` ones, update the one
     endpoint, pass the containers' role to SageMaker only, and let SageMaker use the models key
     for the configurations' volumes and captures."""

@@ -1,7 +1,7 @@
 """The WAF rules in front of the API, one set for both entries: the CloudFront web ACL (edge
 tiers) and the regional web ACL on the load balancer (every other tier).
 
-Tuned for an API used by whole schools (README, "Limits"): the per-IP limits cover
+Tuned for an API used by whole schools (docs/operate.md, "Limits"): the per-IP limits cover
 unauthenticated and auth traffic and are generous enough for one school behind one NAT
 address; authenticated traffic is limited per API key (the header), which the app then
 limits more finely per key class. AWS's common rule set blocks bodies over 8 KB

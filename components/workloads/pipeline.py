@@ -37,7 +37,8 @@ def pipeline_steps(
     env: Sequence[k8s.core.v1.EnvVarArgsDict],
 ) -> list[k8s.core.v1.ContainerArgsDict]:
     """The init container before training: import (IMPORT_SOURCE_URL). The features are
-    refreshed by shard 0 of the run, which the other shards wait for (app/shards.py)."""
+    refreshed by shard 0 of the run, which the other shards wait for
+    (app/model/sharded_training.py)."""
     container = m.app_container(
         name=IMPORTER,
         image=image,

@@ -1,5 +1,5 @@
 """What the trainer gets to roll the stack's SageMaker endpoint to each new generation of
-models (``app/sagemaker_rollout.py``): its environment and its IAM statements."""
+models (``app/jobs/sagemaker_rollout.py``): its environment and its IAM statements."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The nightly training: an Indexed Job of N pods (N from the tier's expected schools and
 ``TrainingSize.schools_per_shard``), pod i running ``train --shards N`` as shard i of the run
-(app/shards.py). Every pod carries the import step, which only index 0 performs; shard 0 then
+(app/model/sharded_training.py). Every pod carries the import step, which only index 0
+performs; shard 0 then
 refreshes the features and opens the run, the others wait for it, and the shard that
 completes the set publishes once. A failed index is retried on its own.
 """

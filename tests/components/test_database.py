@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from app.core.logins import WORKLOAD_LOGINS
 from components.cache import TOKEN_SPECIALS
 from components.config.catalog import TIERS
 from components.database.settings import (
@@ -17,7 +18,7 @@ from components.database.settings import (
     rds_parameters,
     replica_zone,
 )
-from components.shared.contract import WORKLOAD_LOGINS, check_identifier
+from components.shared.contract import check_identifier
 from tests.shared import (
     DB_INSTANCE,
     DB_PARAMETER_GROUP,

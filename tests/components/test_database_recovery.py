@@ -1,5 +1,5 @@
 """Recovery and upgrades of the database: cross-region backup replication, the plan of a
-restored stack (what the README's "Recovery" runbook says it shows), and the PostgreSQL
+restored stack (what the "Recovery" runbook of docs/operate.md says it shows), and the PostgreSQL
 major upgrade settings; per stack under mocks."""
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from app.config import Settings
+from app.core.logins import WORKLOAD_LOGINS
+from app.core.settings import Settings
 from components.config.spec import build_spec
-from components.shared.contract import DEREGISTRATION_DELAY_SECONDS, WORKLOAD_LOGINS
+from components.shared.contract import DEREGISTRATION_DELAY_SECONDS
 from tests.shared import (
     CONFIG_MAP,
     CRON_JOB,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.config import Settings
+from app.core.settings import Settings
 from components import inference
 from components.config.catalog import TIERS
 from tests.shared import (

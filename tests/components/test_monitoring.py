@@ -97,7 +97,7 @@ def app_metric_names() -> set[str]:
     """The names of every sample the app exports (counters' _total, histograms' _bucket...):
     the API's (the default registry) and the event worker's (its own registry)."""
     import app.api.metrics  # noqa: F401  (registers the app's metrics)
-    from app.events import metrics as worker_metrics
+    from app.jobs.events import metrics as worker_metrics
 
     collectors = [c for registry in (REGISTRY, worker_metrics.REGISTRY) for c in registry.collect()]
     return {

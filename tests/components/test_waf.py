@@ -15,8 +15,8 @@ from urllib.parse import unquote
 import pytest
 
 from app.api.schemas import PredictIn
-from app.config import Settings
-from app.features import FEATURES
+from app.core.settings import Settings
+from app.model.features import FEATURES
 from components.config.catalog import TIERS
 from components.config.tier import WafSize
 from components.shared import waf
