@@ -62,8 +62,10 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy $(INFRA)
 	$(BIN)/mypy app benchmarks
 
+## unit: the tests on every core; a file's tests stay on one worker, sharing its fixtures (one
+## embedded PostgreSQL, one evaluation of each stack per worker).
 unit: $(BIN)/.installed
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests -n auto --dist loadfile
 
 rehearse-one: $(BIN)/.installed
 	$(BIN)/python -m tools.rehearse tier3
