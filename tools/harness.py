@@ -138,6 +138,8 @@ class StackRun:
     secret_outputs: frozenset[str]
     preview: bool = False
     """Evaluated as a first preview: computed outputs unknown."""
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """The data sources the program read (token, arguments), in order."""
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.resources)
@@ -416,4 +418,5 @@ def run_stack(
         outputs=monitor.stack_outputs,
         secret_outputs=monitor.stack_secret_outputs,
         preview=preview,
+        invokes=list(monitor.mocks.invokes) if isinstance(monitor.mocks, AwsMocks) else [],
     )
