@@ -106,6 +106,6 @@ def warn_without_identity_center(spec: StackSpec) -> None:
     if not instances:
         pulumi.log.warn(
             f"tier {spec.tier.name} signs in to Managed Grafana through IAM Identity Center, "
-            f"and {reason}: enable it before `pulumi up` (docs/deploy.md, \"Account "
-            "preconditions\")"
+            f'and {reason}: enable it before `pulumi up` (docs/deploy.md, "Account '
+            'preconditions")'
         )

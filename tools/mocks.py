@@ -335,8 +335,10 @@ class AwsMocks(mocks.Mocks):
         """Computed outputs of the Prometheus and Grafana resources, by type."""
         return {
             "aws:amp/workspace:Workspace": {
+                # Amazon Managed Service for Prometheus signs its ARNs "aps".
+                "arn": self._arn("aps", f"workspace/{rid}"),
                 "prometheusEndpoint": f"https://aps-workspaces.{self.region}.amazonaws.com"
-                f"/workspaces/{rid}/"
+                f"/workspaces/{rid}/",
             },
             "aws:grafana/workspace:Workspace": {
                 "endpoint": f"g-{_fake_id(name)[:10]}.grafana-workspace.{self.region}.amazonaws.com"

@@ -351,7 +351,7 @@ def _cluster_api_access(
         problems.append(
             "clusterPublicAccessCidrs, clusterApiAccessCidrs or clusterApiAccessSecurityGroupIds: "
             "set one, or `pulumi up` cannot reach the cluster's private API endpoint to install "
-            "the charts and workloads (docs/deploy.md, \"Reaching the cluster's API\")"
+            'the charts and workloads (docs/deploy.md, "Reaching the cluster\'s API")'
         )
     return public, private, groups
 

@@ -153,7 +153,9 @@ def pin_problems(kubernetes_version: str = KUBERNETES_VERSION) -> list[str]:
     for name in ("kube-proxy", "cluster-autoscaler-image"):
         pinned = {**ADDON_PINS, **CHART_PINS}[name].version
         if release(pinned)[:2] != (1, cluster):
-            problems.append(f"{name} {pinned}: its minor must be the cluster's {kubernetes_version}")
+            problems.append(
+                f"{name} {pinned}: its minor must be the cluster's {kubernetes_version}"
+            )
     if release(ADDON_PINS["vpc-cni"].version) < MIN_VPC_CNI:
         problems.append(
             f"vpc-cni {ADDON_PINS['vpc-cni'].version}: bundles a network-policy agent older "
