@@ -94,7 +94,7 @@ def _documents(args: ResourceValidationArgs) -> list[tuple[str, Any]]:
         inline = known(lambda: as_list(args.props.get("inlinePolicies")), []) or []
         return [
             (
-                str(known(lambda p=p: get(p, "name")) or "inline"),
+                f"{args.name}/{known(lambda p=p: get(p, 'name')) or 'inline'}",
                 known(lambda p=p: get(p, "policy")),
             )
             for p in inline

@@ -131,9 +131,9 @@ def _action_problems(
                 f"{name} is authorized on its {resource_type} resource too, and Resource "
                 f"names none ({resource_arn(service, resource_type)})"
             )
-    if types and not required:
-        if not any(arn_of_type(r, service, t["name"]) for t in types for r in resources):
-            problems.append(f"{name}: no Resource names a resource type the action acts on")
+    acts_on = any(arn_of_type(r, service, t["name"]) for t in types for r in resources)
+    if types and not required and not acts_on:
+        problems.append(f"{name}: no Resource names a resource type the action acts on")
     allowed = list(entry.get("conditionKeys") or [])
     for t in types:
         allowed += _resource_condition_keys(service, t["name"])
