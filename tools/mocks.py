@@ -74,11 +74,12 @@ HOSTED_ZONES: dict[str, str] = {
 }
 
 
-def hosted_zone(query: dict[str, Any]) -> dict[str, Any]:
-    """``aws.route53.get_zone`` by id, for the mock account."""
+def hosted_zone(query: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """``aws.route53.get_zone`` by id, for the mock account: a zone it lacks fails the
+    invoke, as the provider does (the program sees the invoke's error)."""
     zone_id = str(query.get("zoneId") or "")
     if zone_id not in HOSTED_ZONES:
-        raise ValueError(f"no matching Route 53 Hosted Zone found (zone id {zone_id})")
+        return {}, [("zoneId", f"no matching Route 53 Hosted Zone found ({zone_id})")]
     return {
         "zoneId": zone_id,
         "id": zone_id,
@@ -86,7 +87,7 @@ def hosted_zone(query: dict[str, Any]) -> dict[str, Any]:
         "privateZone": False,
         "arn": f"arn:aws:route53:::hostedzone/{zone_id}",
         "nameServers": [f"ns-{i}.awsdns-{i:02d}.org" for i in range(1, 5)],
-    }
+    }, []
 
 
 def session_issuer(arn: str) -> str:
@@ -393,7 +394,7 @@ class AwsMocks(mocks.Mocks):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return availability_zones(str(a.get("region") or self.region), a), []
         if token == "aws:route53/getZone:getZone":
-            return hosted_zone(a), []
+            return hosted_zone(a)
         results: dict[str, dict[str, Any]] = {
             "aws:index/getCallerIdentity:getCallerIdentity": {
                 "accountId": ACCOUNT,

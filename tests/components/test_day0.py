@@ -134,7 +134,9 @@ def test_the_release_changes_with_the_image_or_a_migration() -> None:
 def test_the_program_reads_the_apps_migrations(stack_run: StackRunner) -> None:
     job = stack_run("dev").one(JOB, "workloads-bootstrap")
     migrations = {p.name: p.read_text() for p in (ROOT / "app" / "migrations").glob("*.sql")}
-    expected = build_spec(API_ACCESS, stack="dev", region="us-east-1", migrations=migrations).release
+    expected = build_spec(
+        API_ACCESS, stack="dev", region="us-east-1", migrations=migrations
+    ).release
     assert job.get("metadata.name") == f"bootstrap-{expected}"
 
 
