@@ -56,8 +56,9 @@ ADDON_PINS: dict[str, Pin] = {
         "EKS user guide, 'Manage CoreDNS' (versions per Kubernetes minor)",
     ),
     "aws-ebs-csi-driver": Pin(
-        # Upstream supports its latest release and the one before it (v1.57 is past that).
-        "v1.66.0-eksbuild.1",
+        # Upstream supports its latest release and the one before it: v1.64 (2026-08) and
+        # v1.63; v1.57 was past that.
+        "v1.64.0-eksbuild.1",
         ("1.29", None),
         "github.com/kubernetes-sigs/aws-ebs-csi-driver README, 'Compatibility'",
     ),
