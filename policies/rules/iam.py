@@ -4,6 +4,7 @@ can be (``iam_actions``)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs
@@ -94,8 +95,8 @@ def _documents(args: ResourceValidationArgs) -> list[tuple[str, Any]]:
         inline = known(lambda: as_list(args.props.get("inlinePolicies")), []) or []
         return [
             (
-                f"{args.name}/{known(lambda p=p: get(p, 'name')) or 'inline'}",
-                known(lambda p=p: get(p, "policy")),
+                f"{args.name}/{known(partial(get, p, 'name')) or 'inline'}",
+                known(partial(get, p, "policy")),
             )
             for p in inline
         ]
