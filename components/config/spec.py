@@ -86,6 +86,8 @@ class StackSpec:
     sagemaker_model_published: bool = False
     """The endpoint's model archive exists (``publish-sagemaker`` ran): the endpoint may be
     created from it. Until then a SageMaker tier runs without its endpoint."""
+    grafana_admin_group_ids: tuple[str, ...] = ()
+    """IAM Identity Center groups given the Admin role of the Grafana workspace."""
     migrations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """The app's migrations by file name, as the image of ``app_image_tag`` holds them."""
     db_backup_region: str | None = None
@@ -264,6 +266,7 @@ def build_spec(
     published = _as_bool(values["sagemakerModelPublished"], "sagemakerModelPublished", problems)
     if published and not tier.inference.enabled:
         problems.append(f"sagemakerModelPublished: tier {tier.name} has no SageMaker endpoint")
+    grafana_admins = _grafana_admin_groups(values, tier, problems)
     tag = str(values["appImageTag"])
     if not _IMAGE_TAG.match(tag) or tag == "latest":
         problems.append(f"appImageTag={tag!r}: must be an immutable version tag, not 'latest'")
@@ -298,6 +301,7 @@ def build_spec(
         edge_certificate_arn=cert,
         hosted_zone_id=zone,
         sagemaker_model_published=published,
+        grafana_admin_group_ids=grafana_admins,
         migrations=dict(migrations or {}),
         db_backup_region=db_backup_region,
         db_reporting_replica=reporting,
@@ -354,6 +358,26 @@ def _cluster_api_access(
             'the charts and workloads (docs/deploy.md, "Reaching the cluster\'s API")'
         )
     return public, private, groups
+
+
+# An Identity Store group ID (IdentityStore API, GroupId): a UUID, optionally behind a
+# 10-hex-digit prefix.
+_GROUP_ID = re.compile(r"^([0-9a-f]{10}-)?[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+
+
+def _grafana_admin_groups(
+    values: Mapping[str, Any], tier: Tier, problems: list[str]
+) -> tuple[str, ...]:
+    """``grafanaAdminGroupIds``: who signs in to the Grafana workspace (IAM Identity Center
+    admits only the users and groups assigned to it)."""
+    key = "grafanaAdminGroupIds"
+    groups = tuple(str(g) for g in _as_list(values[key], key, problems))
+    for group in groups:
+        if not _GROUP_ID.match(group):
+            problems.append(f"{key}: {group!r} is not an IAM Identity Center group id")
+    if groups and not tier.monitoring.grafana:
+        problems.append(f"{key}: tier {tier.name} has no Grafana workspace")
+    return groups
 
 
 def _global_stack(values: Mapping[str, Any], problems: list[str]) -> str | None:

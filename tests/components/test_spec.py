@@ -226,6 +226,7 @@ BAD_VALUES: dict[str, Any] = {
     "clusterPublicAccessCidrs": ["nonsense"],
     "clusterApiAccessCidrs": ["0.0.0.0/0"],
     "clusterApiAccessSecurityGroupIds": ["x"],
+    "grafanaAdminGroupIds": ["admins"],
     "apiDomainName": "Not A Domain",
     "hostedZoneId": "x",
     "apiCertificateArn": "x",
