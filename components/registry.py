@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.shared.contract import owned
+from components.shared.iam import service_trust_policy
 from components.shared.kms import account_key_policy, customer_key
 from components.shared.stack import StackContext
 
@@ -51,6 +52,41 @@ def lifecycle_policy(keep_images: int = KEEP_IMAGES) -> str:
                     "action": {"type": "expire"},
                 },
             ]
+        }
+    )
+
+
+def replica_creation_policy(prefix: str, regions: tuple[str, ...], account_id: str) -> str:
+    """What ECR may do with the role of the replicas' creation template, as AWS documents it
+    for templates with resource tags or KMS encryption (ECR User Guide, "Repository creation
+    template IAM role"): create, tag and fill the replicas under ``prefix`` in ``regions``,
+    and have KMS grant ECR the region's key for them. The AWS-managed key's ARN is not known
+    in advance: KMS is limited to requests ECR makes in those regions."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "CreateReplicas",
+                    "Effect": "Allow",
+                    "Action": ["ecr:CreateRepository", "ecr:ReplicateImage", "ecr:TagResource"],
+                    "Resource": [
+                        f"arn:aws:ecr:{region}:{account_id}:repository/{prefix}/*"
+                        for region in regions
+                    ],
+                },
+                {
+                    "Sid": "EncryptReplicas",
+                    "Effect": "Allow",
+                    "Action": ["kms:CreateGrant", "kms:RetireGrant", "kms:DescribeKey"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:ViaService": [f"ecr.{region}.amazonaws.com" for region in regions]
+                        }
+                    },
+                },
+            ],
         }
     )
 
@@ -170,6 +206,23 @@ class Registry(pulumi.ComponentResource):
             },
             opts=owned(self, depends_on=[repository]),
         )
+        # ECR creates the copies with this role: a template that tags them or encrypts them
+        # with KMS must name one (pulumi-aws RepositoryCreationTemplate.custom_role_arn).
+        prefix = repository_name.rsplit("/", 1)[0]
+        role = aws.iam.Role(
+            f"{name}-replica-creation-role",
+            assume_role_policy=service_trust_policy("ecr.amazonaws.com"),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-replica-creation-policy",
+            role=role.id,
+            policy=account.account_id.apply(
+                lambda account_id: replica_creation_policy(prefix, regions, account_id)
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         # The copies ECR creates in each region (a template acts in its own region):
         # immutable tags, that region's AWS-managed key (a customer key is regional), the same
         # lifecycle.
@@ -177,12 +230,13 @@ class Registry(pulumi.ComponentResource):
             aws.ecr.RepositoryCreationTemplate(
                 f"{name}-replica-template-{region}",
                 region=region,
-                prefix=repository_name.rsplit("/", 1)[0],
+                prefix=prefix,
                 applied_fors=["REPLICATION"],
+                custom_role_arn=role.arn,
                 description=f"Replicas of {repository_name}",
                 image_tag_mutability="IMMUTABLE",
                 encryption_configurations=[{"encryption_type": "KMS"}],
                 lifecycle_policy=lifecycle_policy(keep_images),
                 resource_tags=tags,
-                opts=owned(self),
+                opts=owned(self, depends_on=[role_policy]),
             )

@@ -45,6 +45,8 @@ def cluster(
             node_groups=tier.node_groups,
             alarms=tier.alarms,
             public_access_cidrs=spec.cluster_public_access_cidrs,
+            api_access_cidrs=spec.cluster_api_access_cidrs,
+            api_access_security_group_ids=spec.cluster_api_access_security_group_ids,
             admin_role_arn=spec.cluster_admin_role_arn,
             queue_autoscaler=tier.events.queue == "sqs",
             node_kubernetes_version=spec.node_kubernetes_version,

@@ -44,6 +44,7 @@ def monitoring(
                 alarms=tier.alarms,
                 min_model_auc=tier.training.min_promotion_auc,
                 namespace=serving.workloads.namespace,
+                grafana_admin_group_ids=spec.grafana_admin_group_ids,
             ),
         )
     api, cache = serving.load_balancer, data.cache

@@ -14,15 +14,18 @@ from stacks.compute import cluster, inference
 from stacks.data import network_and_data
 from stacks.exports import exports
 from stacks.monitoring import monitoring
+from stacks.preconditions import check_cluster_admin, hosted_zone, warn_without_identity_center
 from stacks.references import GlobalStack
 from stacks.serving import edge, workloads
 
 
 def regional_program(spec: StackSpec) -> dict[str, Any]:
     """Every resource of the stack; returns its outputs."""
+    check_cluster_admin(spec)
+    warn_without_identity_center(spec)
     # Tier 4: the global stack's zone, district directory and image registry.
     global_stack = GlobalStack.read(spec.global_stack, spec.region)
-    zone_id = global_stack.zone_id() if global_stack else spec.hosted_zone_id
+    zone_id = global_stack.zone_id() if global_stack else hosted_zone(spec)
     stack = stack_context(spec)
     data = network_and_data(spec, stack)
     compute = cluster(spec, stack, data, global_stack)

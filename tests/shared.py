@@ -20,6 +20,11 @@ OPTIONS_PROGRAM = FIXTURES / "options_program" / "__main__.py"
 """A tiny program exercising resource options, secrets and aliases, for the harness's tests."""
 
 
+API_ACCESS = {"clusterPublicAccessCidrs": ["203.0.113.10/32"]}
+"""A path to the cluster's API, which every regional stack's config names (the example
+stack files give the same documentation address)."""
+
+
 def tier_of(run: StackRun) -> str:
     """The tier a stack runs (its ``student-success:tier`` config)."""
     return run.config["student-success:tier"]

@@ -138,6 +138,8 @@ class StackRun:
     secret_outputs: frozenset[str]
     preview: bool = False
     """Evaluated as a first preview: computed outputs unknown."""
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """The data sources the program read (token, arguments), in order."""
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.resources)
@@ -344,6 +346,19 @@ def _config_strings(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list
     return config, secret_keys
 
 
+def _after_first_up(config: dict[str, str]) -> dict[str, str]:
+    """The keys the later steps of a first deployment set (the program's own
+    ``components.config.lifecycle``, which the checkout being evaluated provides)."""
+    try:
+        from components.config.lifecycle import after_first_up
+    except ImportError:  # an older checkout: its stack files held those values themselves
+        return {}
+    ours = {
+        k.removeprefix(f"{PROJECT}:"): v for k, v in config.items() if k.startswith(f"{PROJECT}:")
+    }
+    return {f"{PROJECT}:{k}": v for k, v in after_first_up(ours).items()}
+
+
 def _forget_failed_run() -> None:
     """A failed run leaves its other registrations and outputs behind, with its error: the
     next run would wait on them and fail with it (pulumi.runtime.test clears them too)."""
@@ -365,21 +380,28 @@ def run_stack(
     program: Path = ROOT / "__main__.py",
     *,
     preview: bool = False,
+    first_up: bool | None = None,
     root: Path = ROOT,
 ) -> StackRun:
     """Evaluate the program (``__main__.py``) for ``stack`` under mocks and return what it
     registered.
 
     The config is what the CLI would hand the program: the stack file's, with every default
-    ``Pulumi.yaml`` declares for a key it leaves unset. ``extra_config`` (keys without the
-    project prefix) is merged over the stack file, so a test can run a deliberately broken
-    variant of a real stack. ``preview`` evaluates it as
-    the first ``pulumi preview`` of a new stack does: every computed output unknown, so that
-    applies on them do not run and policies see unknown inputs. ``root`` is where the stack
-    files are read from: another checkout of the project (``tools.diff`` evaluates a base
-    commit's program and stack files with this harness).
+    ``Pulumi.yaml`` declares for a key it leaves unset. A committed stack file is where a
+    new stack starts; the stack is evaluated as it stands once deployed, with the later steps
+    of its first deployment done (``components.config.lifecycle.after_first_up``: the model
+    published, a global stack's regions serving), unless ``first_up``: the stack file alone,
+    as a brand-new stack's first ``up`` gets it. ``extra_config`` (keys without the project
+    prefix) is merged over both, so a test can run a deliberately broken variant of a real
+    stack. ``preview`` evaluates it as the first ``pulumi preview`` of a new stack does
+    (``first_up`` unless told otherwise): every computed output unknown, so that applies on
+    them do not run and policies see unknown inputs. ``root`` is where the stack files are
+    read from: another checkout of the project (``tools.diff`` evaluates a base commit's
+    program and stack files with this harness).
     """
     config, secret_keys = _config_strings(stack, root)
+    if not (preview if first_up is None else first_up):
+        config |= _after_first_up({**project_defaults(root), **config})
     for key, value in (extra_config or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         config[full] = config_value(value)
@@ -416,4 +438,5 @@ def run_stack(
         outputs=monitor.stack_outputs,
         secret_outputs=monitor.stack_secret_outputs,
         preview=preview,
+        invokes=list(monitor.mocks.invokes) if isinstance(monitor.mocks, AwsMocks) else [],
     )

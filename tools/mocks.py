@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from pulumi.output import Unknown
 from pulumi.runtime import mocks, rpc
 
 ACCOUNT = "123456789012"
+# Who runs `pulumi up` in the mock account: a session of the deploy role.
+CALLER_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/pulumi"
 # What a StackReference reads: each stack's outputs as its own run under these mocks exported
 # them (``python -m tools.plan --write-snapshots`` refreshes them; a test keeps them current).
 STACK_OUTPUTS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "stack_outputs"
@@ -25,6 +29,93 @@ def stack_outputs(reference: str) -> dict[str, Any]:
     (as an existing stack that was never brought up answers)."""
     path = STACK_OUTPUTS / f"{reference.rsplit('/', 1)[-1]}.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    zone_id: str
+    zone_type: str = "availability-zone"
+    opt_in_status: str = "opt-in-not-required"
+
+
+# The mock account's zones. Names map to zone IDs differently in every account: this one sees
+# use1-az3 (where EKS places no cluster) as us-east-1e, and has opted in to the Los Angeles
+# Local Zone, whose name sorts before us-west-2a.
+AVAILABILITY_ZONES: dict[str, list[Zone]] = {
+    "us-east-1": [
+        Zone("us-east-1a", "use1-az1"),
+        Zone("us-east-1b", "use1-az2"),
+        Zone("us-east-1c", "use1-az4"),
+        Zone("us-east-1d", "use1-az6"),
+        Zone("us-east-1e", "use1-az3"),
+        Zone("us-east-1f", "use1-az5"),
+    ],
+    "us-west-2": [
+        Zone("us-west-2a", "usw2-az2"),
+        Zone("us-west-2b", "usw2-az1"),
+        Zone("us-west-2c", "usw2-az3"),
+        Zone("us-west-2d", "usw2-az4"),
+        Zone("us-west-2-lax-1a", "usw2-lax1-az1", "local-zone", "opted-in"),
+    ],
+}
+
+
+# The public hosted zones of the mock account: the example zones the committed stack files
+# name. Any other id fails the lookup, as Route 53 answers for a zone the account lacks.
+HOSTED_ZONES: dict[str, str] = {
+    zone_id: "ssp.example.org"
+    for zone_id in (
+        "Z5B669DD3286DFE3E07",
+        "Z51472081EE7D4060BD",
+        "Z4D5DE3048BF3072F02",
+        "ZEFA0A7B1D92C896027",
+    )
+}
+
+
+def hosted_zone(query: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """``aws.route53.get_zone`` by id, for the mock account: a zone it lacks fails the
+    invoke, as the provider does (the program sees the invoke's error)."""
+    zone_id = str(query.get("zoneId") or "")
+    if zone_id not in HOSTED_ZONES:
+        return {}, [("zoneId", f"no matching Route 53 Hosted Zone found ({zone_id})")]
+    return {
+        "zoneId": zone_id,
+        "id": zone_id,
+        "name": HOSTED_ZONES[zone_id],
+        "privateZone": False,
+        "arn": f"arn:aws:route53:::hostedzone/{zone_id}",
+        "nameServers": [f"ns-{i}.awsdns-{i:02d}.org" for i in range(1, 5)],
+    }, []
+
+
+def session_issuer(arn: str) -> str:
+    """``aws.iam.get_session_context``: an assumed role's session names its role."""
+    match = re.fullmatch(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+", arn)
+    return f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}" if match else arn
+
+
+def availability_zones(region: str, query: dict[str, Any]) -> dict[str, Any]:
+    """``aws.get_availability_zones`` for the mock account: the region's zones without the
+    excluded ones and those its filters leave out, sorted by name as the provider sorts them
+    (terraform-provider-aws ``ec2_availability_zones_data_source.go``)."""
+    zones = AVAILABILITY_ZONES.get(region) or [
+        Zone(f"{region}{c}", f"{region.replace('-', '')[:4]}-az{i + 1}")
+        for i, c in enumerate("abc")
+    ]
+    attribute = {"zone-type": "zone_type", "opt-in-status": "opt_in_status"}
+    for spec in query.get("filters") or []:
+        if spec["name"] not in attribute:
+            raise ValueError(f"getAvailabilityZones filter {spec['name']!r}: not mocked")
+        zones = [z for z in zones if getattr(z, attribute[spec["name"]]) in spec["values"]]
+    excluded = set(query.get("excludeZoneIds") or []) | set(query.get("excludeNames") or [])
+    zones = sorted((z for z in zones if not {z.name, z.zone_id} & excluded), key=lambda z: z.name)
+    return {
+        "names": [z.name for z in zones],
+        "zoneIds": [z.zone_id for z in zones],
+        "groupNames": [region if z.zone_type == "availability-zone" else z.name for z in zones],
+    }
 
 
 def _unknown(value: Any) -> bool:
@@ -55,6 +146,8 @@ class AwsMocks(mocks.Mocks):
         """``identity``: name the resource this thread registers was first deployed with."""
         self.provider_regions: dict[str, str] = {}
         """Region of each explicit AWS provider, by its id (CloudFront's us-east-1 one)."""
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
+        """Every data source the program read: its token and arguments."""
 
     def _arn(self, service: str, resource: str, region: str | None = None) -> str:
         return f"arn:aws:{service}:{region or self.region}:{ACCOUNT}:{resource}"
@@ -243,8 +336,10 @@ class AwsMocks(mocks.Mocks):
         """Computed outputs of the Prometheus and Grafana resources, by type."""
         return {
             "aws:amp/workspace:Workspace": {
+                # Amazon Managed Service for Prometheus signs its ARNs "aps".
+                "arn": self._arn("aps", f"workspace/{rid}"),
                 "prometheusEndpoint": f"https://aps-workspaces.{self.region}.amazonaws.com"
-                f"/workspaces/{rid}/"
+                f"/workspaces/{rid}/",
             },
             "aws:grafana/workspace:Workspace": {
                 "endpoint": f"g-{_fake_id(name)[:10]}.grafana-workspace.{self.region}.amazonaws.com"
@@ -295,16 +390,24 @@ class AwsMocks(mocks.Mocks):
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         token, a = args.token, dict(args.args)
-        letters = "abcdef"
+        self.invokes.append((token, a))
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return availability_zones(str(a.get("region") or self.region), a), []
+        if token == "aws:route53/getZone:getZone":
+            return hosted_zone(a)
         results: dict[str, dict[str, Any]] = {
-            "aws:index/getAvailabilityZones:getAvailabilityZones": {
-                "names": [f"{self.region}{c}" for c in letters],
-                "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
-            },
             "aws:index/getCallerIdentity:getCallerIdentity": {
                 "accountId": ACCOUNT,
-                "arn": f"arn:aws:iam::{ACCOUNT}:user/mock",
+                "arn": CALLER_ARN,
                 "userId": "MOCK",
+            },
+            "aws:iam/getSessionContext:getSessionContext": {
+                "arn": a.get("arn"),
+                "issuerArn": session_issuer(str(a.get("arn") or "")),
+            },
+            "aws:ssoadmin/getInstances:getInstances": {
+                "arns": ["arn:aws:sso:::instance/ssoins-72230f4f7a4b6bd5"],
+                "identityStoreIds": ["d-9067c1b0a2"],
             },
             "aws:index/getRegion:getRegion": {
                 "region": self.region,

@@ -33,6 +33,10 @@ class ClusterArgs:
     upgrade one step at a time); None: the control plane's."""
     public_access_cidrs: Sequence[str] = ()
     """CIDRs allowed to the public API endpoint; empty keeps the endpoint private only."""
+    api_access_cidrs: Sequence[str] = ()
+    """Networks (peered, VPN, Transit Gateway) admitted to the private API endpoint on 443."""
+    api_access_security_group_ids: Sequence[str] = ()
+    """Security groups (a runner's, a bastion's) admitted to the private API endpoint on 443."""
     admin_role_arn: str | None = None
     """IAM role granted cluster admin through an access entry."""
     queue_autoscaler: bool = False

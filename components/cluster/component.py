@@ -62,7 +62,7 @@ class Cluster(pulumi.ComponentResource):
             after=[*nodes.groups, *insight_logs.values()],
         )
         node_alarms(plane, args.cluster_name, args.alarms, args.stack.alarm_topic)
-        ready = [*nodes.groups, *late_addons]
+        ready = [*nodes.groups, *late_addons, *plane.api_access]
         self.kubeconfig, provider = kubernetes_provider(plane, args.stack.region, depends_on=ready)
         keda = controllers(plane, args, provider, after=ready)
 

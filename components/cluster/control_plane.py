@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -66,8 +66,16 @@ ADDON_CONFIG: dict[str, str] = {
 }
 
 
-def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> dict[str, Any]:
-    """A kubeconfig whose user runs ``aws eks get-token``: short-lived tokens, nothing stored."""
+def kubeconfig(
+    cluster_name: str, endpoint: str, ca_data: str, region: str, profile: str | None = None
+) -> dict[str, Any]:
+    """A kubeconfig whose user runs ``aws eks get-token``: short-lived tokens, nothing stored.
+    ``profile`` (the stack's ``aws:profile``) is passed as ``--profile``, not left to
+    ``AWS_PROFILE``, which ambient credentials override: the token must belong to the identity
+    that created the cluster, its only admin besides ``clusterAdminRoleArn``."""
+    token_args = ["eks", "get-token", "--cluster-name", cluster_name, "--region", region]
+    if profile:
+        token_args += ["--profile", profile]
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -86,16 +94,7 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> d
                     "exec": {
                         "apiVersion": "client.authentication.k8s.io/v1beta1",
                         "command": "aws",
-                        "args": [
-                            "eks",
-                            "get-token",
-                            "--cluster-name",
-                            cluster_name,
-                            "--region",
-                            region,
-                            "--output",
-                            "json",
-                        ],
+                        "args": [*token_args, "--output", "json"],
                         "interactiveMode": "Never",
                     }
                 },
@@ -118,9 +117,12 @@ class ControlPlane:
     oidc_issuer: pulumi.Output[str]
     """OIDC issuer without ``https://``."""
     security_group_id: pulumi.Output[str]
+    """Security group EKS created for the control plane and nodes."""
     logs: EncryptedLogs
     """The key of the cluster's log groups (control plane, Container Insights)."""
-    """Security group EKS created for the control plane and nodes."""
+    api_access: list[pulumi.Resource] = field(default_factory=list)
+    """The rules admitting the deployers to the private API endpoint: Kubernetes objects
+    wait for them."""
 
     def irsa_role(self, role: str, namespace: str, service_account: str) -> aws.iam.Role:
         """``<name>-<role>-role``, assumed by one service account through IRSA."""
@@ -193,9 +195,48 @@ def control_plane(component: pulumi.Resource, name: str, args: ClusterArgs) -> C
         security_group_id=eks.vpc_config.apply(lambda c: c.cluster_security_group_id or ""),
         logs=logs,
     )
+    plane.api_access.extend(
+        _api_access(plane, args.api_access_cidrs, args.api_access_security_group_ids)
+    )
     if args.admin_role_arn:
         _admin_access(plane, args.admin_role_arn)
     return plane
+
+
+def _api_access(
+    plane: ControlPlane, cidrs: Sequence[str], security_group_ids: Sequence[str]
+) -> list[pulumi.Resource]:
+    """HTTPS to the private API endpoint from the deployers' networks: the cluster security
+    group EKS creates admits only itself, so a runner in a peered or connected network (or a
+    bastion's group) needs these rules to install the charts and the workloads."""
+
+    def rule(suffix: str, description: str) -> dict[str, Any]:
+        return {
+            "resource_name": f"{plane.name}-api-from-{suffix}",
+            "security_group_id": plane.security_group_id,
+            "ip_protocol": "tcp",
+            "from_port": 443,
+            "to_port": 443,
+            "description": f"Kubernetes API from {description}",
+            "tags": plane.tags,
+            "opts": owned(plane.component, was=plane.eks),
+        }
+
+    rules: list[pulumi.Resource] = [
+        aws.vpc.SecurityGroupIngressRule(
+            **rule(cidr.replace(".", "-").replace("/", "-"), f"{cidr} (clusterApiAccessCidrs)"),
+            cidr_ipv4=cidr,
+        )
+        for cidr in cidrs
+    ]
+    rules += [
+        aws.vpc.SecurityGroupIngressRule(
+            **rule(group, f"{group} (clusterApiAccessSecurityGroupIds)"),
+            referenced_security_group_id=group,
+        )
+        for group in security_group_ids
+    ]
+    return rules
 
 
 def _cluster_role(
@@ -265,7 +306,8 @@ def _eks_cluster(
 
 
 def _admin_access(plane: ControlPlane, admin_role_arn: str) -> None:
-    """Cluster admin for ``admin_role_arn`` through an access entry."""
+    """Cluster admin for ``admin_role_arn`` through an access entry (never the role that
+    creates the cluster, which EKS makes admin itself: ``stacks.preconditions``)."""
     admin = aws.eks.AccessEntry(
         f"{plane.name}-admin",
         cluster_name=plane.eks.name,
@@ -341,7 +383,7 @@ def kubernetes_provider(
             eks.name,
             eks.endpoint,
             eks.certificate_authority.apply(lambda ca: ca.data or ""),
-        ).apply(lambda v: json.dumps(kubeconfig(v[0], v[1], v[2], region)))
+        ).apply(lambda v: json.dumps(kubeconfig(v[0], v[1], v[2], region, aws.config.profile)))
     )
     provider = k8s.Provider(
         f"{plane.name}-k8s",

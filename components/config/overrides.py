@@ -67,7 +67,7 @@ _RENAMED_KEYS = {
     "sagemaker_min_instances": "inference.min_instances",
     "sagemaker_max_instances": "inference.max_instances",
     "sagemaker_data_capture_percent": "inference.data_capture_percent",
-    "sagemaker_max_rps_per_vcpu": "inference.max_rps_per_vcpu",
+    "sagemaker_measured_max_rps": "inference.measured_max_rps",
     "alarm_cpu_percent": "alarms.cpu_percent",
     "alarm_memory_percent": "alarms.memory_percent",
     "alarm_latency_p95_ms": "alarms.latency_p95_ms",

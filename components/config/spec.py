@@ -68,6 +68,10 @@ class StackSpec:
     alarm_email: str | None
     cluster_admin_role_arn: str | None
     cluster_public_access_cidrs: tuple[str, ...]
+    cluster_api_access_cidrs: tuple[str, ...]
+    """Networks admitted to the private API endpoint (443 on the cluster security group)."""
+    cluster_api_access_security_group_ids: tuple[str, ...]
+    """Security groups admitted to the private API endpoint."""
     api_domain_name: str | None
     """Name of the API's load balancer (HTTPS); None: plain HTTP (dev only)."""
     api_certificate_arn: str | None
@@ -82,6 +86,8 @@ class StackSpec:
     sagemaker_model_published: bool = False
     """The endpoint's model archive exists (``publish-sagemaker`` ran): the endpoint may be
     created from it. Until then a SageMaker tier runs without its endpoint."""
+    grafana_admin_group_ids: tuple[str, ...] = ()
+    """IAM Identity Center groups given the Admin role of the Grafana workspace."""
     migrations: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """The app's migrations by file name, as the image of ``app_image_tag`` holds them."""
     db_backup_region: str | None = None
@@ -230,7 +236,7 @@ def build_spec(
         problems.append("aws:region: not set; run `pulumi config set aws:region <region>`")
     tier = _tier(values, problems)
     vpc_cidr = _cidr(values["vpcCidr"], "vpcCidr", problems, range(16, 19))
-    public_cidrs = _public_access_cidrs(values, problems)
+    public_cidrs, access_cidrs, access_groups = _cluster_api_access(values, problems)
 
     def optional(key: str, pattern: re.Pattern[str], what: str) -> str | None:
         value = str(values[key]).strip()
@@ -260,6 +266,7 @@ def build_spec(
     published = _as_bool(values["sagemakerModelPublished"], "sagemakerModelPublished", problems)
     if published and not tier.inference.enabled:
         problems.append(f"sagemakerModelPublished: tier {tier.name} has no SageMaker endpoint")
+    grafana_admins = _grafana_admin_groups(values, tier, problems)
     tag = str(values["appImageTag"])
     if not _IMAGE_TAG.match(tag) or tag == "latest":
         problems.append(f"appImageTag={tag!r}: must be an immutable version tag, not 'latest'")
@@ -286,12 +293,15 @@ def build_spec(
         alarm_email=email,
         cluster_admin_role_arn=role,
         cluster_public_access_cidrs=public_cidrs,
+        cluster_api_access_cidrs=access_cidrs,
+        cluster_api_access_security_group_ids=access_groups,
         api_domain_name=api_domain,
         api_certificate_arn=api_cert,
         edge_domain_name=domain,
         edge_certificate_arn=cert,
         hosted_zone_id=zone,
         sagemaker_model_published=published,
+        grafana_admin_group_ids=grafana_admins,
         migrations=dict(migrations or {}),
         db_backup_region=db_backup_region,
         db_reporting_replica=reporting,
@@ -315,16 +325,59 @@ def _tier(values: Mapping[str, Any], problems: list[str]) -> Tier:
     return tier
 
 
-def _public_access_cidrs(values: Mapping[str, Any], problems: list[str]) -> tuple[str, ...]:
-    """``clusterPublicAccessCidrs``: who may reach the public Kubernetes API endpoint."""
-    key = "clusterPublicAccessCidrs"
-    cidrs = tuple(_cidr(c, key, problems) for c in _as_list(values[key], key, problems))
-    if "0.0.0.0/0" in cidrs:
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8}([0-9a-f]{9})?$")
+
+
+def _cluster_api_access(
+    values: Mapping[str, Any], problems: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Who reaches the Kubernetes API, which the program installs charts and workloads
+    through: the public endpoint's CIDRs, and the networks and security groups admitted to the
+    private one. A stack needs at least one path, or its first `up` times out on the first
+    Kubernetes object."""
+
+    def cidrs(key: str) -> tuple[str, ...]:
+        found = tuple(_cidr(c, key, problems) for c in _as_list(values[key], key, problems))
+        if "0.0.0.0/0" in found:
+            problems.append(
+                f"{key}: 0.0.0.0/0 would open the Kubernetes API to every network; list the "
+                "deployers' CIDRs"
+            )
+        return found
+
+    public, private = cidrs("clusterPublicAccessCidrs"), cidrs("clusterApiAccessCidrs")
+    key = "clusterApiAccessSecurityGroupIds"
+    groups = tuple(str(g) for g in _as_list(values[key], key, problems))
+    for group in groups:
+        if not _SECURITY_GROUP_ID.match(group):
+            problems.append(f"{key}: {group!r} is not a security group id (sg-...)")
+    if not (public or private or groups):
         problems.append(
-            "clusterPublicAccessCidrs: 0.0.0.0/0 would open the Kubernetes API to the internet; "
-            "list your office/VPN CIDRs or leave it empty for a private endpoint only"
+            "clusterPublicAccessCidrs, clusterApiAccessCidrs or clusterApiAccessSecurityGroupIds: "
+            "set one, or `pulumi up` cannot reach the cluster's private API endpoint to install "
+            'the charts and workloads (docs/deploy.md, "Reaching the cluster\'s API")'
         )
-    return cidrs
+    return public, private, groups
+
+
+# An Identity Store group ID (IdentityStore API, GroupId): a UUID, optionally behind a
+# 10-hex-digit prefix.
+_GROUP_ID = re.compile(r"^([0-9a-f]{10}-)?[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+
+
+def _grafana_admin_groups(
+    values: Mapping[str, Any], tier: Tier, problems: list[str]
+) -> tuple[str, ...]:
+    """``grafanaAdminGroupIds``: who signs in to the Grafana workspace (IAM Identity Center
+    admits only the users and groups assigned to it)."""
+    key = "grafanaAdminGroupIds"
+    groups = tuple(str(g) for g in _as_list(values[key], key, problems))
+    for group in groups:
+        if not _GROUP_ID.match(group):
+            problems.append(f"{key}: {group!r} is not an IAM Identity Center group id")
+    if groups and not tier.monitoring.grafana:
+        problems.append(f"{key}: tier {tier.name} has no Grafana workspace")
+    return groups
 
 
 def _global_stack(values: Mapping[str, Any], problems: list[str]) -> str | None:

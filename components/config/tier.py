@@ -187,11 +187,11 @@ class InferenceSize:
     """Autoscaling maximum."""
     data_capture_percent: int = 20
     """Share of requests captured to S3 for model monitoring."""
-    # POST /invocations saturated at ~4,700/s on 2 vCPUs with one worker per vCPU, the load
-    # generator sharing the cores (BENCHMARKS.md, serving); rounded down per vCPU. Re-measure
-    # on the endpoint with production payloads: SageMaker adds its own per-request overhead.
-    max_rps_per_vcpu: int = 2_000
-    """Sustained ``POST /invocations`` per second per vCPU of an instance (the app benchmark)."""
+    measured_max_rps: int | None = None
+    """Peak ``POST /invocations`` per second one instance of ``instance_type`` sustained
+    within the latency target in a load test of the endpoint (SageMaker Inference
+    Recommender, or AWS's procedure for load testing autoscaling); None: the capacity model
+    of ``components/config/capacity.py`` (docs/operate.md, "SageMaker autoscaling")."""
 
 
 @dataclass(frozen=True)

@@ -246,7 +246,8 @@ class Inference(pulumi.ComponentResource):
             f"{name}-model-latency",
             description=(
                 f"SageMaker {endpoint_name} p95 ModelLatency above "
-                f"{alarms.model_latency_p95_ms} ms (seed 001); rolls back deployments"
+                f"{alarms.model_latency_p95_ms} ms, the prediction budget within the API's "
+                f"{alarms.latency_p95_ms} ms p95; rolls back deployments"
             ),
             namespace="AWS/SageMaker",
             metric="ModelLatency",

@@ -5,6 +5,7 @@ the execution role's least-privilege policy. Tests call them without Pulumi."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 VARIANT_NAME = "primary"
@@ -13,8 +14,9 @@ MODEL_PREFIX = "sagemaker"
 MODEL_ARCHIVE = f"{MODEL_PREFIX}/model.tar.gz"
 DATA_CAPTURE_PREFIX = "data-capture"
 CONTAINER_PORT = "8080"
-# AWS's guidance for SageMakerVariantInvocationsPerInstance: the highest sustainable RPS
-# of one instance x a safety factor x 60 (the metric counts per minute).
+# AWS's formula for SageMakerVariantInvocationsPerInstance ("Load testing your auto scaling
+# configuration"): the peak requests per second of one instance x a safety factor x 60 (the
+# metric counts per minute); AWS recommends starting with a safety factor of 0.5.
 SAFETY_FACTOR = 0.5
 SCALE_OUT_COOLDOWN_SECONDS = 120
 # Longer than scale-out: instances take minutes to start, so shed them reluctantly.
@@ -30,10 +32,10 @@ MAX_NAME_PREFIX = 63 - 26
 
 def invocations_per_instance_target(max_rps_per_instance: float) -> float:
     """Target value of SageMakerVariantInvocationsPerInstance (invocations per minute per
-    instance) from the benchmarked sustainable requests per second of one instance."""
+    instance) from the peak requests per second of one instance, in whole invocations."""
     if max_rps_per_instance <= 0:
         raise ValueError(f"max_rps_per_instance={max_rps_per_instance}: must be positive")
-    return float(max_rps_per_instance * SAFETY_FACTOR * 60)
+    return float(math.floor(max_rps_per_instance * SAFETY_FACTOR * 60))
 
 
 def model_latency_threshold_us(latency_ms: float) -> float:

@@ -6,6 +6,7 @@ dashboards."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -49,6 +50,9 @@ class MonitoringArgs:
     """The promotion gate's minimum AUC: the district model under it alerts."""
     namespace: pulumi.Input[str]
     """Namespace of the API pods."""
+    grafana_admin_group_ids: Sequence[str] = ()
+    """IAM Identity Center groups given the Grafana workspace's Admin role: Identity Center
+    signs in only those assigned to the workspace."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -104,7 +108,13 @@ class Monitoring(pulumi.ComponentResource):
         self.grafana_url = None
         if args.size.grafana:
             self.grafana_url = grafana_workspace(
-                self, name, args.stack.name_prefix, args.stack.region, workspace, args.stack.tags
+                self,
+                name,
+                args.stack.name_prefix,
+                args.stack.region,
+                workspace,
+                args.stack.tags,
+                admin_group_ids=args.grafana_admin_group_ids,
             )
         self.register_outputs(
             {

@@ -5,6 +5,7 @@ dashboards, provisioned through the Grafana API with a rotating service-account 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,10 @@ def grafana_workspace(
     region: str,
     prometheus: aws.amp.Workspace,
     tags: dict[str, str],
+    admin_group_ids: Sequence[str] = (),
 ) -> pulumi.Output[str]:
-    """The Grafana workspace with its data source and dashboards; its URL."""
+    """The Grafana workspace with its data source and dashboards, its Admin role given to
+    ``admin_group_ids`` (IAM Identity Center groups); its URL."""
     child = pulumi.ResourceOptions(parent=owner)
     role = aws.iam.Role(
         f"{name}-grafana-role",
@@ -83,6 +86,15 @@ def grafana_workspace(
         tags=tags,
         opts=child,
     )
+    if admin_group_ids:
+        # IAM Identity Center signs in only the users and groups assigned to the workspace.
+        aws.grafana.RoleAssociation(
+            f"{name}-grafana-admins",
+            workspace_id=workspace.id,
+            role="ADMIN",
+            group_ids=list(admin_group_ids),
+            opts=child,
+        )
     provisioner = aws.grafana.WorkspaceServiceAccount(
         f"{name}-grafana-provisioner",
         workspace_id=workspace.id,

@@ -6,6 +6,8 @@ from components.network.component import Network, NetworkArgs
 from components.network.layout import (
     MAX_AZS,
     SUBNET_TIERS,
+    UNSUPPORTED_ZONE_IDS,
+    ZONE_FILTERS,
     SubnetPlan,
     app_egress,
     flow_log_delivery_policy,
@@ -15,6 +17,8 @@ from components.network.layout import (
 __all__ = [
     "MAX_AZS",
     "SUBNET_TIERS",
+    "UNSUPPORTED_ZONE_IDS",
+    "ZONE_FILTERS",
     "Network",
     "NetworkArgs",
     "SubnetPlan",

@@ -12,6 +12,8 @@ import pulumi_aws as aws
 from components.config.tier import NetworkSize
 from components.network.layout import (
     SUBNET_TIERS,
+    UNSUPPORTED_ZONE_IDS,
+    ZONE_FILTERS,
     SubnetPlan,
     SubnetTier,
     app_egress,
@@ -59,7 +61,13 @@ class Network(pulumi.ComponentResource):
         def named(role: str) -> dict[str, str]:
             return {**tags, "Name": f"{name}-{role}"}
 
-        zones = aws.get_availability_zones_output(state="available")
+        # The first az_count zones by name, as before, among the supported ones: a stack's
+        # zones stay where they are (no zone it could run in is excluded).
+        zones = aws.get_availability_zones_output(
+            state="available",
+            exclude_zone_ids=list(UNSUPPORTED_ZONE_IDS),
+            filters=ZONE_FILTERS,
+        )
         self.availability_zones = [zones.names[i] for i in range(az_count)]
 
         vpc = aws.ec2.Vpc(

@@ -15,6 +15,19 @@ SubnetTier = Literal["public", "private", "isolated"]
 SUBNET_TIERS: tuple[SubnetTier, ...] = ("public", "private", "isolated")
 MAX_AZS = 4
 
+# Zones the stack must never use, by zone ID (names map to IDs differently in every account):
+# EKS refuses cluster subnets there (UnsupportedAvailabilityZoneException; EKS user guide,
+# "VPC and subnet requirements"), and RDS Proxy does not serve use1-az3 (pulumi-aws
+# rds.Proxy docs), nor does that zone offer the newer instance families.
+UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
+# Only the region's own Availability Zones that every account has: Local and Wavelength
+# Zones (which an account may opt in to, and which the data source then lists) lack EKS
+# control-plane placement, RDS Multi-AZ and most instance types.
+ZONE_FILTERS: list[aws.GetAvailabilityZonesFilterArgsDict] = [
+    {"name": "zone-type", "values": ["availability-zone"]},
+    {"name": "opt-in-status", "values": ["opt-in-not-required"]},
+]
+
 
 @dataclass(frozen=True)
 class SubnetPlan:

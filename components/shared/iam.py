@@ -284,12 +284,21 @@ def sagemaker_rollout_statements(
     for the configurations' volumes and captures."""
     arn = f"arn:aws:sagemaker:{region}:{account_id}"
     ours = [f"{arn}:endpoint-config/{endpoint_name}-g*", f"{arn}:model/{endpoint_name}-g*"]
+    endpoint = f"{arn}:endpoint/{endpoint_name}"
     return [
         {
+            "Sid": "ReadEndpoint",
+            "Effect": "Allow",
+            "Action": "sagemaker:DescribeEndpoint",
+            "Resource": endpoint,
+        },
+        {
+            # UpdateEndpoint is authorized on the endpoint and on the configuration it moves
+            # to (Service Authorization Reference: both resource types are required).
             "Sid": "RollEndpoint",
             "Effect": "Allow",
-            "Action": ["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
-            "Resource": f"{arn}:endpoint/{endpoint_name}",
+            "Action": "sagemaker:UpdateEndpoint",
+            "Resource": [endpoint, ours[0]],
         },
         {
             "Sid": "ReadConfigurations",
@@ -331,11 +340,21 @@ def sagemaker_rollout_statements(
             "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         },
         {
+            # Grants for SageMaker only: kms:GrantIsForAWSResource is set on grant requests
+            # an AWS service makes for the caller.
             "Sid": "GrantModelsKeyToSageMaker",
             "Effect": "Allow",
-            "Action": ["kms:CreateGrant", "kms:DescribeKey"],
+            "Action": "kms:CreateGrant",
             "Resource": key_arn,
             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+        {
+            # DescribeKey requests never carry kms:GrantIsForAWSResource: under that condition
+            # it would never be granted.
+            "Sid": "DescribeModelsKey",
+            "Effect": "Allow",
+            "Action": "kms:DescribeKey",
+            "Resource": key_arn,
         },
     ]
 

@@ -35,6 +35,7 @@ from . import (
     sqs,
     stack_capacity,
     stack_consistency,
+    stack_deployability,
     stack_logging,
     tagging,
 )
@@ -60,6 +61,7 @@ RESOURCE_POLICIES: list[ResourceValidationPolicy] = [p for ps in CONCERNS.values
 STACK_POLICIES: list[StackValidationPolicy] = [
     *stack_capacity.POLICIES,
     *stack_consistency.POLICIES,
+    *stack_deployability.POLICIES,
     *stack_logging.POLICIES,
 ]
 ALL_POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES]

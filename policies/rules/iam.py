@@ -1,12 +1,16 @@
-"""IAM: no administrator-equivalent permissions (Action "*" on Resource "*"), inline or managed."""
+"""IAM: no administrator-equivalent permissions (Action "*" on Resource "*"), inline or managed;
+every action of a permission policy granted as AWS's Service Authorization Reference says it
+can be (``iam_actions``)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs
 
-from ._util import as_list, get, rule, statements
+from ._util import as_list, get, known, rule, statements
+from .iam_actions import statement_problems
 
 ROLE = "aws:iam/role:Role"
 INLINE = (
@@ -84,6 +88,29 @@ def _managed(args: ResourceValidationArgs, report: ReportViolation) -> None:
             )
 
 
+def _documents(args: ResourceValidationArgs) -> list[tuple[str, Any]]:
+    """The permission policies of a role, an inline policy or a managed policy, by name;
+    those unknown during a preview (built from ARNs made in the same update) left out."""
+    if args.resource_type == ROLE:
+        inline = known(lambda: as_list(args.props.get("inlinePolicies")), []) or []
+        return [
+            (
+                f"{args.name}/{known(partial(get, p, 'name')) or 'inline'}",
+                known(partial(get, p, "policy")),
+            )
+            for p in inline
+        ]
+    return [(args.name, known(lambda: args.props.get("policy")))]
+
+
+def _authorized_as_documented(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for policy_name, document in _documents(args):
+        for i, statement in enumerate(statements(document)):
+            sid = str(statement.get("Sid") or f"#{i}")
+            for problem in statement_problems(statement):
+                report(f"IAM policy '{policy_name}', statement {sid}: {problem}.", None)
+
+
 M = EnforcementLevel.MANDATORY
 
 POLICIES = [
@@ -92,6 +119,13 @@ POLICIES = [
         "Inline IAM policies never allow every action on every resource.",
         [ROLE, *INLINE],
         _inline,
+        M,
+    ),
+    rule(
+        "iam-actions-as-authorized",
+        "Permission policies grant real actions on the resource types AWS authorizes them on.",
+        [ROLE, MANAGED, *INLINE],
+        _authorized_as_documented,
         M,
     ),
     rule(

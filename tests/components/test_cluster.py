@@ -26,6 +26,7 @@ from tests.shared import (
     CRON_JOB,
     EKS_CLUSTER,
     HPA,
+    INGRESS_RULE,
     KMS_KEY,
     LOG_GROUP,
     NODE_GROUP,
@@ -34,6 +35,7 @@ from tests.shared import (
     tier_of,
 )
 from tools.harness import run_stack
+from tools.mocks import _fake_id
 
 # -- pure functions ------------------------------------------------------------------------
 
@@ -103,6 +105,7 @@ def test_addon_table_pins_eksbuild_versions_for_the_kubernetes_minor() -> None:
         "kube-proxy",
         "aws-ebs-csi-driver",
         "amazon-cloudwatch-observability",
+        "metrics-server",
     }
     assert all("-eksbuild." in v and v.startswith("v") for v in ADDON_VERSIONS.values())
     assert ADDON_VERSIONS["kube-proxy"].startswith(f"v{KUBERNETES_VERSION}.")
@@ -126,7 +129,9 @@ def test_cluster_control_plane(stack_run: StackRunner, stack: str) -> None:
     assert cluster.get("enabledClusterLogTypes") == ["api", "audit", "authenticator"]
     assert cluster.get("accessConfig.authenticationMode") == "API"
     assert cluster.get("vpcConfig.endpointPrivateAccess") is True
-    assert cluster.get("vpcConfig.endpointPublicAccess") is False, "no public CIDRs configured"
+    # The example stack files reach the API through the public endpoint, limited to CIDRs.
+    assert cluster.get("vpcConfig.endpointPublicAccess") is True
+    assert cluster.get("vpcConfig.publicAccessCidrs") == ["203.0.113.10/32"]
     assert cluster.get("encryptionConfig.resources") == ["secrets"]
     name = cluster.get("name")
     log_group = run.has_properties(LOG_GROUP, {"name": f"/aws/eks/{name}/cluster"})
@@ -257,6 +262,58 @@ def test_addons_autoscaler_and_controller(stack_run: StackRunner, stack: str) ->
     controller = releases["aws-load-balancer-controller"]
     assert controller.get("repositoryOpts.repo") == "https://aws.github.io/eks-charts"
     assert controller.get("values.clusterName") == cluster_name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_metrics_api_is_installed_once_nodes_run_it(stack_run: StackRunner, stack: str) -> None:
+    """The HPAs scale on CPU and memory, which only a metrics API serves: EKS has none."""
+    run = stack_run(stack)
+    (metrics,) = run.has_properties("aws:eks/addon:Addon", {"addonName": "metrics-server"})
+    assert metrics.get("addonVersion") == ADDON_VERSIONS["metrics-server"]
+    for group in run.of_type(NODE_GROUP):
+        assert group.urn in metrics.options.depends_on, group.name
+    provider = run.one("pulumi:providers:kubernetes")
+    assert metrics.urn in provider.options.depends_on, "workloads wait for the metrics API"
+
+
+# -- reaching the API ---------------------------------------------------------------------
+
+
+def test_private_paths_to_the_api_open_443_on_the_cluster_security_group() -> None:
+    group = "sg-0123456789abcdef0"
+    run = run_stack(
+        "tier2",
+        {
+            "clusterPublicAccessCidrs": [],
+            "clusterApiAccessCidrs": ["10.100.0.0/22"],
+            "clusterApiAccessSecurityGroupIds": [group],
+        },
+    )
+    cluster = run.one(EKS_CLUSTER)
+    assert cluster.get("vpcConfig.endpointPublicAccess") is False
+    rules = run.has_properties(INGRESS_RULE, {"fromPort": 443, "toPort": 443, "ipProtocol": "tcp"})
+    on_cluster = [r for r in rules if r.name.startswith("cluster-api-from-")]
+    assert {(r.get("cidrIpv4"), r.get("referencedSecurityGroupId")) for r in on_cluster} == {
+        ("10.100.0.0/22", None),
+        (None, group),
+    }
+    # The group EKS made for the cluster (computed: the mocks derive it from the name).
+    cluster_group = f"sg-{_fake_id(cluster.name + 'cluster')}"
+    assert {r.get("securityGroupId") for r in on_cluster} == {cluster_group}
+    provider = run.one("pulumi:providers:kubernetes")
+    assert {r.urn for r in on_cluster} <= set(provider.options.depends_on)
+
+
+def test_the_kubeconfig_takes_the_stacks_aws_profile() -> None:
+    """The token must belong to the identity that created the cluster, as the other providers
+    do; ambient AWS_PROFILE credentials would otherwise win."""
+    args = kubeconfig("c", "https://x", "ca", "us-east-1", "district-admin")["users"][0]["user"]
+    assert args["exec"]["args"][-4:] == ["--profile", "district-admin", "--output", "json"]
+    without = kubeconfig("c", "https://x", "ca", "us-east-1")["users"][0]["user"]
+    assert "--profile" not in without["exec"]["args"]
+    run = run_stack("dev", {"aws:profile": "district-admin"})
+    config = json.loads(run.one("pulumi:providers:kubernetes").get("kubeconfig"))
+    assert "--profile" in config["users"][0]["user"]["exec"]["args"]
 
 
 # -- upgrades: control plane, then add-ons, then node groups --------------------------------

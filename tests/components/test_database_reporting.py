@@ -12,6 +12,7 @@ from components.config.catalog import TIERS
 from components.config.spec import SpecError, build_spec
 from components.shared.contract import ReportingReplicaTarget
 from tests.shared import (
+    API_ACCESS,
     DB_INSTANCE,
     DB_PARAMETER_GROUP,
     FIXTURES,
@@ -34,6 +35,7 @@ WEST = json.loads((FIXTURES / "stack_outputs" / "tier4-west.json").read_text())
 
 def spec(line: str, **config: str):  # type: ignore[no-untyped-def]
     values = {
+        **API_ACCESS,
         "tier": "tier3",
         "dbBackupRegion": "us-west-2",
         "apiDomainName": "origin.ssp.example.org",

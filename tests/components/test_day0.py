@@ -14,6 +14,7 @@ from app.core.settings import Settings
 from components.config.spec import build_spec
 from components.shared.contract import DEREGISTRATION_DELAY_SECONDS
 from tests.shared import (
+    API_ACCESS,
     CONFIG_MAP,
     CRON_JOB,
     DB_PROXY,
@@ -120,7 +121,7 @@ def test_the_proxy_admits_the_workloads_logins_not_the_master(stack_run: StackRu
 
 def test_the_release_changes_with_the_image_or_a_migration() -> None:
     def release(tag: str, migrations: dict[str, str]) -> str:
-        config = {"appImageTag": tag}
+        config = {**API_ACCESS, "appImageTag": tag}
         return build_spec(config, stack="dev", region="us-east-1", migrations=migrations).release
 
     base = release("1.0.0", {"0001.sql": "create table a ();"})
@@ -133,7 +134,9 @@ def test_the_release_changes_with_the_image_or_a_migration() -> None:
 def test_the_program_reads_the_apps_migrations(stack_run: StackRunner) -> None:
     job = stack_run("dev").one(JOB, "workloads-bootstrap")
     migrations = {p.name: p.read_text() for p in (ROOT / "app" / "migrations").glob("*.sql")}
-    expected = build_spec({}, stack="dev", region="us-east-1", migrations=migrations).release
+    expected = build_spec(
+        API_ACCESS, stack="dev", region="us-east-1", migrations=migrations
+    ).release
     assert job.get("metadata.name") == f"bootstrap-{expected}"
 
 

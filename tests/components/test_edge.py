@@ -171,9 +171,9 @@ def test_tier3_edge_waf_on_us_east_1(stack_run: StackRunner) -> None:
 
 def test_tier3_certificate_arn_is_used_as_given() -> None:
     cert = "arn:aws:acm:us-east-1:123456789012:certificate/abc-123"
-    run = run_stack("tier3", {"edgeDomainName": "cdn.example.org", "edgeCertificateArn": cert})
+    run = run_stack("tier3", {"edgeDomainName": "cdn.ssp.example.org", "edgeCertificateArn": cert})
     cdn = run.one(DISTRIBUTION)
-    assert cdn.inputs["aliases"] == ["cdn.example.org"]
+    assert cdn.inputs["aliases"] == ["cdn.ssp.example.org"]
     assert [c.name for c in run.of_type(ACM_CERTIFICATE)] == ["workloads-alb-cert"]
     assert cdn.inputs["viewerCertificate"] == {
         "acmCertificateArn": cert,

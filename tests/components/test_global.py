@@ -196,6 +196,35 @@ def test_directory_and_images_reach_every_other_region(stack_run: StackRunner, s
     assert all(t.get("imageTagMutability") == "IMMUTABLE" for t in templates)
 
 
+@pytest.mark.parametrize("stack", GLOBAL_STACKS)
+def test_replica_templates_name_a_role_ecr_assumes_for_their_tags_and_kms(
+    stack_run: StackRunner, stack: str
+) -> None:
+    """A creation template that tags or KMS-encrypts its repositories needs custom_role_arn
+    (pulumi-aws RepositoryCreationTemplate), or ECR creates no replica to pull from."""
+    run = stack_run(stack)
+    role = run.one("aws:iam/role:Role", "registry-replica-creation-role")
+    trust = json.loads(role.get("assumeRolePolicy"))["Statement"]
+    assert [s["Principal"]["Service"] for s in trust] == ["ecr.amazonaws.com"]
+    templates = run.of_type("aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate")
+    assert templates and all(t.get("customRoleArn").endswith(f":role/{role.id}") for t in templates)
+    policy = json.loads(run.one(ROLE_POLICY, "registry-replica-creation-policy").get("policy"))
+    create, encrypt = policy["Statement"]
+    assert set(create["Action"]) == {
+        "ecr:CreateRepository",
+        "ecr:ReplicateImage",
+        "ecr:TagResource",
+    }
+    assert sorted(r.split(":")[3] for r in create["Resource"]) == sorted(
+        _global_spec(stack).replica_regions
+    )
+    prefix = templates[0].get("prefix")
+    assert all(r.endswith(f":repository/{prefix}/*") for r in create["Resource"])
+    assert encrypt["Condition"]["StringEquals"]["kms:ViaService"] == [
+        f"ecr.{r}.amazonaws.com" for r in _global_spec(stack).replica_regions
+    ]
+
+
 @pytest.mark.parametrize("stack", ["tier4-east", "tier4-west"])
 def test_a_regional_api_reads_its_own_directory_replica_only(
     stack_run: StackRunner, stack: str

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from app.core.settings import Settings
 from components import inference
+from components.config.capacity import sagemaker_max_rps_per_instance
 from components.config.catalog import TIERS
 from tests.shared import (
     METRIC_ALARM,
@@ -33,6 +35,17 @@ def test_invocations_target_follows_aws_guidance() -> None:
     assert inference.invocations_per_instance_target(0.5) == 15.0
     with pytest.raises(ValueError):
         inference.invocations_per_instance_target(0)
+
+
+def test_an_instance_is_planned_at_the_capacity_models_peak_unless_measured() -> None:
+    """A load test of the endpoint replaces the model; without one, an ml.m5.large serves
+    2 vCPUs / 460 us per request at 60 %, not the in-process benchmark's 2,000/s per vCPU."""
+    size = TIERS["tier3"].inference
+    assert size.instance_type == "ml.m5.large"
+    assert sagemaker_max_rps_per_instance(size) == pytest.approx(2 * 0.6 / 460e-6)
+    assert sagemaker_max_rps_per_instance(size) < 2 * 2_000
+    assert sagemaker_max_rps_per_instance(replace(size, measured_max_rps=900)) == 900.0
+    assert inference.invocations_per_instance_target(900) == 27_000.0
 
 
 def test_model_latency_threshold_is_in_microseconds() -> None:
@@ -144,8 +157,8 @@ def test_tier3_sagemaker_endpoint_scaling_and_rollback(stack_run: StackRunner) -
     assert scaling["predefinedMetricSpecification"]["predefinedMetricType"] == (
         "SageMakerVariantInvocationsPerInstance"
     )
-    # ml.m5.large: 2 vCPUs x 2,000 requests/s, half of it, per minute.
-    assert scaling["targetValue"] == 2 * 2_000 * 0.5 * 60
+    # ml.m5.large: 2 vCPUs at 60 % of 460 us per request, half of that, per minute.
+    assert scaling["targetValue"] == 78_260
     assert (scaling["scaleInCooldown"], scaling["scaleOutCooldown"]) == (600, 120)
 
 
@@ -220,7 +233,15 @@ def test_only_a_stack_with_an_endpoint_lets_the_trainer_touch_sagemaker(
         "sagemaker:ListEndpointConfigs", "iam:PassRole",
     }  # fmt: skip
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    assert by_sid["RollEndpoint"]["Resource"].endswith(":endpoint/ssp-tier3-predict")
+    assert by_sid["ReadEndpoint"]["Resource"].endswith(":endpoint/ssp-tier3-predict")
+    # UpdateEndpoint is authorized on the endpoint and on the configuration it moves to.
+    endpoint, config = by_sid["RollEndpoint"]["Resource"]
+    assert endpoint.endswith(":endpoint/ssp-tier3-predict")
+    assert config.endswith(":endpoint-config/ssp-tier3-predict-g*")
+    # DescribeKey requests carry no kms:GrantIsForAWSResource: it is granted unconditioned.
+    assert by_sid["DescribeModelsKey"]["Action"] == "kms:DescribeKey"
+    assert "Condition" not in by_sid["DescribeModelsKey"]
+    assert by_sid["GrantModelsKeyToSageMaker"]["Action"] == "kms:CreateGrant"
     assert all(r.endswith(("endpoint-config/ssp-tier3-predict-g*", "model/ssp-tier3-predict-g*"))
                for r in by_sid["ManageOwnGenerations"]["Resource"])  # fmt: skip
     role = run.one("aws:iam/role:Role", "inference-role")

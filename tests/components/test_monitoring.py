@@ -13,6 +13,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 from components.config.catalog import TIERS
+from components.config.spec import SpecError
 from components.config.tier import AlarmThresholds
 from components.monitoring.grafana import DATA_SOURCE_UID, QUERY_ACTIONS, dashboards
 from components.monitoring.rules import (
@@ -24,6 +25,7 @@ from components.monitoring.rules import (
 )
 from components.shared.contract import API_PORT
 from tests.shared import KMS_KEY, NETWORK_POLICY, STACKS, SUBNET, StackRunner, tier_of
+from tools.harness import run_stack
 
 WORKSPACE = "aws:amp/workspace:Workspace"
 SCRAPER = "aws:amp/scraper:Scraper"
@@ -256,3 +258,20 @@ def test_grafana_on_tier4_only_may_query_its_workspace_only(stack_run: StackRunn
         "ssp-models",
     ]
     assert all(source.urn in b.options.depends_on for b in boards)
+
+
+def test_the_groups_named_sign_in_to_grafana_as_admins(stack_run: StackRunner) -> None:
+    """IAM Identity Center signs in only the users and groups assigned to the workspace."""
+    group = "9067c1b0a2-1a2b3c4d-1234-5678-9abc-def012345678"
+    run = run_stack("tier4", {"grafanaAdminGroupIds": [group]})
+    association = run.one("aws:grafana/roleAssociation:RoleAssociation")
+    assert association.get("role") == "ADMIN"
+    assert association.get("groupIds") == [group]
+    assert association.get("workspaceId") == run.one(GRAFANA).id
+    assert not stack_run("tier4").of_type("aws:grafana/roleAssociation:RoleAssociation")
+
+
+def test_grafana_groups_are_refused_where_no_workspace_runs() -> None:
+    group = "1a2b3c4d-1234-5678-9abc-def012345678"
+    with pytest.raises(SpecError, match="grafanaAdminGroupIds: tier tier3 has no Grafana"):
+        run_stack("tier3", {"grafanaAdminGroupIds": [group]})

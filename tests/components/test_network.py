@@ -6,8 +6,18 @@ import ipaddress
 
 import pytest
 
-from components.network import SUBNET_TIERS, plan_subnets
-from tests.shared import LOG_GROUP, NAT_GATEWAY, ROUTE_TABLE, SECURITY_GROUP, SUBNET, StackRunner
+from components.network import SUBNET_TIERS, UNSUPPORTED_ZONE_IDS, plan_subnets
+from tests.shared import (
+    LOG_GROUP,
+    NAT_GATEWAY,
+    ROUTE_TABLE,
+    SECURITY_GROUP,
+    STACKS,
+    SUBNET,
+    StackRunner,
+)
+from tools.harness import run_stack
+from tools.mocks import AVAILABILITY_ZONES, Zone
 
 
 def test_plan_gives_three_subnet_tiers_per_az_without_overlap() -> None:
@@ -109,3 +119,45 @@ def test_aws_apis_through_interface_endpoints_from_tier2(
     assert (ingress["fromPort"], ingress["toPort"], ingress["protocol"]) == (443, 443, "tcp")
     assert ingress["cidrBlocks"] == [run.one("aws:ec2/vpc:Vpc").get("cidrBlock")]
     assert group.get("egress") == []
+
+
+# -- Availability Zones ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_zones_are_asked_for_without_unsupported_ids_or_local_zones(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    queries = [a for token, a in run.invokes if token.endswith(":getAvailabilityZones")]
+    assert queries, "the network reads the region's zones"
+    for query in queries:
+        assert set(query.get("excludeZoneIds") or []) >= set(UNSUPPORTED_ZONE_IDS)
+        filters = {f["name"]: f["values"] for f in query.get("filters") or []}
+        assert filters == {
+            "zone-type": ["availability-zone"],
+            "opt-in-status": ["opt-in-not-required"],
+        }
+
+
+def test_an_account_whose_early_zone_name_is_use1_az3_never_places_subnets_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Zone names map to zone IDs per account: in this one us-east-1b is use1-az3, where EKS
+    refuses cluster subnets and RDS Proxy does not run."""
+    account = [
+        Zone("us-east-1a", "use1-az1"),
+        Zone("us-east-1b", "use1-az3"),
+        Zone("us-east-1c", "use1-az4"),
+        Zone("us-east-1d", "use1-az6"),
+    ]
+    monkeypatch.setitem(AVAILABILITY_ZONES, "us-east-1", account)
+    run = run_stack("tier3")
+    zones = {s.get("availabilityZone") for s in run.of_type(SUBNET)}
+    assert zones == {"us-east-1a", "us-east-1c", "us-east-1d"}
+
+
+def test_an_opted_in_local_zone_is_never_chosen(stack_run: StackRunner) -> None:
+    """us-west-2-lax-1a sorts before us-west-2a: by name alone it would be the first zone."""
+    zones = {s.get("availabilityZone") for s in stack_run("tier4-west").of_type(SUBNET)}
+    assert zones == {"us-west-2a", "us-west-2b", "us-west-2c"}

@@ -12,21 +12,23 @@ import yaml
 from components.config.project import declared_config
 from components.config.spec import PROJECT, SpecError, build_spec
 from components.config.spec_global import GLOBAL_KEYS
+from tests.shared import API_ACCESS
 from tools.harness import ROOT, run_stack
 
+API = API_ACCESS
 # What a stack outside dev names for TLS (the example stack files do the same).
-TLS = {"apiDomainName": "api.ssp.example.org", "hostedZoneId": "Z0EXAMPLE12345"}
+TLS = {**API, "apiDomainName": "api.ssp.example.org", "hostedZoneId": "Z0EXAMPLE12345"}
 EDGE_TLS = {**TLS, "edgeDomainName": "ssp.example.org"}
 
 
 def spec_problems(region: str | None = "us-east-1", **config: Any) -> list[str]:
     with pytest.raises(SpecError) as caught:
-        build_spec(config, stack="test", region=region)
+        build_spec({**API, **config}, stack="test", region=region)
     return caught.value.problems
 
 
 def test_defaults_give_the_dev_tier() -> None:
-    spec = build_spec({}, stack="dev", region="us-east-1")
+    spec = build_spec(API, stack="dev", region="us-east-1")
     assert spec.tier.name == "dev"
     assert not spec.protect
     assert spec.tags("ferpa")["data-classification"] == "ferpa"
@@ -161,6 +163,42 @@ def test_bad_config_is_rejected_naming_the_key(config: dict[str, Any], expected:
     assert any(expected in p for p in problems), problems
 
 
+def test_a_stack_without_a_path_to_its_clusters_api_is_refused() -> None:
+    """`pulumi up` installs charts and workloads through the API: with a private endpoint
+    and a cluster security group that admits only itself, it times out on the first one."""
+    with pytest.raises(SpecError) as caught:
+        build_spec({}, stack="dev", region="us-east-1")
+    (problem,) = caught.value.problems
+    assert problem.startswith(
+        "clusterPublicAccessCidrs, clusterApiAccessCidrs or clusterApiAccessSecurityGroupIds: "
+        "set one"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        {"clusterPublicAccessCidrs": ["203.0.113.10/32"]},
+        {"clusterApiAccessCidrs": ["10.100.0.0/22"]},
+        {"clusterApiAccessSecurityGroupIds": ["sg-0123456789abcdef0"]},
+    ],
+)
+def test_any_one_path_to_the_clusters_api_will_do(path: dict[str, list[str]]) -> None:
+    spec = build_spec(path, stack="dev", region="us-east-1")
+    given = (
+        spec.cluster_public_access_cidrs
+        + spec.cluster_api_access_cidrs
+        + spec.cluster_api_access_security_group_ids
+    )
+    assert list(given) == next(iter(path.values()))
+
+
+def test_the_clusters_api_is_never_opened_to_every_network() -> None:
+    for key in ("clusterPublicAccessCidrs", "clusterApiAccessCidrs"):
+        (problem,) = spec_problems(**{key: ["0.0.0.0/0"]})
+        assert problem.startswith(f"{key}: 0.0.0.0/0 would open the Kubernetes API")
+
+
 def test_missing_region_is_named() -> None:
     assert any(p.startswith("aws:region: not set") for p in spec_problems(region=None))
 
@@ -186,6 +224,9 @@ BAD_VALUES: dict[str, Any] = {
     "alarmEmail": "x",
     "clusterAdminRoleArn": "x",
     "clusterPublicAccessCidrs": ["nonsense"],
+    "clusterApiAccessCidrs": ["0.0.0.0/0"],
+    "clusterApiAccessSecurityGroupIds": ["x"],
+    "grafanaAdminGroupIds": ["admins"],
     "apiDomainName": "Not A Domain",
     "hostedZoneId": "x",
     "apiCertificateArn": "x",
@@ -298,10 +339,12 @@ def test_a_restore_names_the_new_instance_and_where_it_comes_from() -> None:
         "2026-12-01T08:15:00Z",
     )
     latest = build_spec(
-        {"dbRestoreName": "r1", "dbRestorePointInTime": "latest"}, stack="dev", region="us-east-1"
+        {**API, "dbRestoreName": "r1", "dbRestorePointInTime": "latest"},
+        stack="dev",
+        region="us-east-1",
     )
     assert latest.db_restore is not None and latest.db_restore.point_in_time == "latest"
-    assert build_spec({}, stack="dev", region="us-east-1").db_restore is None
+    assert build_spec(API, stack="dev", region="us-east-1").db_restore is None
 
 
 @pytest.mark.parametrize(
@@ -350,13 +393,15 @@ def test_bad_restore_settings_are_named(config: dict[str, Any], expected: str) -
 )
 def test_snapshots_by_identifier_automated_name_or_arn(snapshot: str) -> None:
     spec = build_spec(
-        {"dbRestoreName": "r1", "dbRestoreSnapshot": snapshot}, stack="dev", region="us-east-1"
+        {**API, "dbRestoreName": "r1", "dbRestoreSnapshot": snapshot},
+        stack="dev",
+        region="us-east-1",
     )
     assert spec.db_restore is not None and spec.db_restore.snapshot == snapshot
 
 
 def test_engine_upgrade_settings() -> None:
-    spec = build_spec({"dbEngineVersion": "17"}, stack="dev", region="us-east-1")
+    spec = build_spec({**API, "dbEngineVersion": "17"}, stack="dev", region="us-east-1")
     assert (spec.db_engine_version, spec.db_upgrade_strategy) == ("17", "in-place")
     (problem,) = spec_problems(dbEngineVersion="18")
     assert problem == "dbEngineVersion='18': a PostgreSQL major version; allowed 16, 17"
@@ -382,7 +427,7 @@ def test_node_groups_may_be_held_a_few_minors_behind_the_control_plane() -> None
 
     minor = int(KUBERNETES_VERSION.split(".")[1])
     held = f"1.{minor - 1}"
-    spec = build_spec({"nodeKubernetesVersion": held}, stack="dev", region="us-east-1")
+    spec = build_spec({**API, "nodeKubernetesVersion": held}, stack="dev", region="us-east-1")
     assert spec.node_kubernetes_version == held
     for bad in (f"1.{minor + 1}", f"1.{minor - 4}", "v1.30", "1.3x"):
         (problem,) = spec_problems(nodeKubernetesVersion=bad)

@@ -621,6 +621,80 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         "'god'",
     ),
     (
+        # UpdateEndpoint is authorized on the endpoint and the configuration it moves to.
+        "iam-actions-as-authorized",
+        "aws:iam/rolePolicy:RolePolicy",
+        {
+            "role": "r",
+            "policy": _doc(
+                "sagemaker:UpdateEndpoint",
+                [
+                    "arn:aws:sagemaker:us-east-1:123456789012:endpoint/predict",
+                    "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/predict-g*",
+                ],
+            ),
+        },
+        {
+            "role": "r",
+            "policy": _doc(
+                "sagemaker:UpdateEndpoint",
+                "arn:aws:sagemaker:us-east-1:123456789012:endpoint/predict",
+            ),
+        },
+        "endpoint-config",
+    ),
+    (
+        # DescribeKey requests never carry kms:GrantIsForAWSResource: never granted.
+        "iam-actions-as-authorized",
+        "aws:iam/rolePolicy:RolePolicy",
+        {"role": "r", "policy": _doc("kms:DescribeKey", KEY)},
+        {
+            "role": "r",
+            "policy": json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["kms:CreateGrant", "kms:DescribeKey"],
+                            "Resource": KEY,
+                            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                        }
+                    ],
+                }
+            ),
+        },
+        "kms:DescribeKey: its requests never carry the condition key kms:GrantIsForAWSResource",
+    ),
+    (
+        "iam-actions-as-authorized",
+        "aws:iam/role:Role",
+        {
+            "inlinePolicies": [{"name": "pull", "policy": _doc("ecr:GetAuthorizationToken", "*")}],
+            "tags": TAGS,
+        },
+        {
+            "inlinePolicies": [
+                {
+                    "name": "pull",
+                    "policy": _doc(
+                        "ecr:GetAuthorizationToken",
+                        "arn:aws:ecr:us-east-1:123456789012:repository/app",
+                    ),
+                }
+            ],
+            "tags": TAGS,
+        },
+        'takes no resource ARNs: its Resource must be "*"',
+    ),
+    (
+        "iam-actions-as-authorized",
+        "aws:iam/policy:Policy",
+        {"policy": _doc("s3:GetObject", "arn:aws:s3:::models/*"), "tags": TAGS},
+        {"policy": _doc(["s3:GetObjects", "s3:Fetch*"], "arn:aws:s3:::models/*"), "tags": TAGS},
+        "s3:GetObjects is not an action",
+    ),
+    (
         "iam-no-admin-managed-policy",
         "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
         {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"},

@@ -25,6 +25,10 @@ def test_inputs_made_of_unknown_outputs_are_unknown() -> None:
 
 def test_a_first_preview_of_every_stack_registers_what_an_up_does() -> None:
     for stack in ("dev", "tier3"):
+        # A new stack's first preview and its first up read the same config: the stack file.
         preview = {r.urn for r in run_stack(stack, preview=True)}
-        up = {r.urn for r in run_stack(stack)}
+        up = {r.urn for r in run_stack(stack, first_up=True)}
         assert preview == up, stack
+    # A deployed stack's preview (its model published) plans what its up does too.
+    deployed = {r.urn for r in run_stack("tier3", preview=True, first_up=False)}
+    assert deployed == {r.urn for r in run_stack("tier3")}
