@@ -8,18 +8,20 @@ import dataclasses
 from typing import Any
 
 from components.alarm_topic import AlarmTopic, AlarmTopicArgs
-from components.config.spec import StackSpec
+from components.config.spec import SpecError, StackSpec
+from components.config.spec_growth import move_problems
 from components.shared.stack import StackContext
 from stacks.compute import cluster, inference
 from stacks.data import network_and_data
 from stacks.exports import exports
 from stacks.monitoring import monitoring
-from stacks.references import GlobalStack
+from stacks.references import GlobalStack, deployed_outputs
 from stacks.serving import edge, workloads
 
 
 def regional_program(spec: StackSpec) -> dict[str, Any]:
     """Every resource of the stack; returns its outputs."""
+    refuse_wrong_move(spec)
     # Tier 4: the global stack's zone, district directory and image registry.
     global_stack = GlobalStack.read(spec.global_stack, spec.region)
     zone_id = global_stack.zone_id() if global_stack else spec.hosted_zone_id
@@ -31,6 +33,18 @@ def regional_program(spec: StackSpec) -> dict[str, Any]:
     cdn = edge(spec, stack, data, serving, global_stack, zone_id)
     observing = monitoring(spec, stack, data, compute, serving, endpoint, cdn)
     return exports(spec, stack, data, compute, endpoint, serving, cdn, observing)
+
+
+def refuse_wrong_move(spec: StackSpec) -> None:
+    """Fail the preview when the stack's config moves it down, skips a tier, or puts
+    CloudFront in front without the edge's two phases (``spec_growth.move_problems``)."""
+
+    def check(deployed: dict[str, Any]) -> None:
+        problems = move_problems(deployed or {}, spec.tier, spec.edge_phase)
+        if problems:
+            raise SpecError(spec.stack, problems)
+
+    deployed_outputs().apply(check)
 
 
 def stack_context(spec: StackSpec) -> StackContext:

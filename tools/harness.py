@@ -366,6 +366,7 @@ def run_stack(
     *,
     preview: bool = False,
     root: Path = ROOT,
+    deployed: Mapping[str, Any] | None = None,
 ) -> StackRun:
     """Evaluate the program (``__main__.py``) for ``stack`` under mocks and return what it
     registered.
@@ -377,7 +378,9 @@ def run_stack(
     the first ``pulumi preview`` of a new stack does: every computed output unknown, so that
     applies on them do not run and policies see unknown inputs. ``root`` is where the stack
     files are read from: another checkout of the project (``tools.diff`` evaluates a base
-    commit's program and stack files with this harness).
+    commit's program and stack files with this harness). ``deployed``: the outputs the stack's
+    last ``up`` exported, which its reference to itself reads (a move from one tier to the
+    next, ``tools.growth``); None evaluates it as a stack never brought up.
     """
     config, secret_keys = _config_strings(stack, root)
     for key, value in (extra_config or {}).items():
@@ -390,7 +393,9 @@ def run_stack(
     # A fresh runtime per run: reset the root stack, then install new mocks and config.
     settings.ROOT.set(None)
     _forget_failed_run()
-    monitor = RecordingMonitor(AwsMocks(region, preview=preview))
+    monitor = RecordingMonitor(
+        AwsMocks(region, preview=preview, stack=stack, deployed=dict(deployed or {}))
+    )
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
 
