@@ -77,9 +77,6 @@ def bootstrap_secret_data(
     }
 
 
-# The ConfigMap key that has the event worker drain the PostgreSQL table queue beside SQS.
-QUEUE_DRAIN_POSTGRES = "QUEUE_DRAIN_POSTGRES"
-
 # psycopg 3's default: a statement is prepared server-side at its 5th execution on a connection.
 PSYCOPG_PREPARE_THRESHOLD = 5
 
@@ -119,10 +116,10 @@ def app_config_data(
         if not events_queue_url:
             raise ValueError("events.queue=sqs: the stack's SQS queue URL is missing")
         queue["EVENTS_QUEUE_URL"] = events_queue_url
-        # The worker also drains the PostgreSQL table queue: events accepted there before the
-        # stack moved to SQS (or by API pods still rolling) are processed, exactly once. On a
-        # stack that started on SQS the table is empty and the drain finds nothing.
-        queue[QUEUE_DRAIN_POSTGRES] = "true"
+        # A stack that moved up from a table-queue tier may still hold events accepted before
+        # the move in the table: the workers drain it before SQS (app/jobs/events/drain.py).
+        # Born on SQS, the table stays empty: one count a minute, on the worker's own pool.
+        queue["QUEUE_DRAIN_POSTGRES"] = "true"
     prepare = api_prepare_threshold(database_via_proxy)
     return {
         **queue,
