@@ -21,7 +21,7 @@ from components.config.catalog import TIERS
 from components.config.spec_growth import move_problems
 from tools.diff import Change, render
 from tools.flat import fmt
-from tools.growth import Move, Up, evaluate_move, next_tier, problems, stack_tier
+from tools.growth import CHECKS, Move, Up, evaluate_move, next_tier, problems, stack_tier
 from tools.harness import stacks
 from tools.provider_diff import PENDING_REBOOT
 
@@ -148,8 +148,9 @@ def _queue(up: Up, when: str) -> Iterator[Step]:
             yield Step(
                 f"after {when}",
                 "new events go to SQS while the worker drains the PostgreSQL table queue "
-                "(QUEUE_DRAIN_POSTGRES); check `SELECT count(*) FROM event_queue WHERE dead_at "
-                "IS NULL` reaches 0 before the next move (dead letters stay for an operator)",
+                "(QUEUE_DRAIN_POSTGRES); watch ssp_worker_postgres_drain_remaining fall to 0 "
+                "(or `SELECT count(*) FROM event_queue WHERE dead_at IS NULL`) before the next "
+                "move (dead letters stay for an operator)",
                 "none: every event accepted before and during the rollout is processed once",
             )
 
@@ -204,6 +205,9 @@ def report(move: Move) -> tuple[str, bool]:
         found = problems(up)
         safe &= not found
         lines += [f"!! not safe: {p}" for p in found]
+    checked = [f"{name}: {p}" for name, check in CHECKS.items() for p in check(move)]
+    safe &= not checked
+    lines += [f"!! not safe: {p}" for p in checked]
     lines += ["", "## needs a person"]
     everything = steps(move)
     lines += [

@@ -12,9 +12,10 @@ itself does in the engine, so the program's own move checks run (``spec_growth``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -22,7 +23,7 @@ from components.config.catalog import TIERS
 from components.config.spec_growth import TIER_ORDER
 from tools import costs
 from tools.diff import Change, StackDiff, diff_resources, render
-from tools.harness import PROJECT, ROOT, StackRun, run_stack
+from tools.harness import PROJECT, ROOT, Resource, StackRun, run_stack
 
 TARGET_KEYS: dict[str, dict[str, str]] = {
     "tier1": {"apiDomainName": "api.{stack}.district.example.org", "hostedZoneId": "ZEXAMPLEZONE"},
@@ -114,20 +115,23 @@ def priced(run: StackRun) -> tuple[float, dict[str, float]]:
     return costs.total(items), grouped
 
 
-def evaluate_move(stack: str, target: str | None = None) -> Move:
+def evaluate_move(
+    stack: str, target: str | None = None, own: Mapping[str, Any] | None = None
+) -> Move:
     """The stack's move from its tier (the stack file's, or the one below ``target`` along
-    the way up from it) to ``target`` (default: the next tier)."""
+    the way up from it) to ``target`` (default: the next tier). ``own``: keys set over the
+    stack file before and after the move (an override the operator added beforehand)."""
     current = stack_tier(stack)
     target = target or next_tier(current)
     if target not in TIER_ORDER[TIER_ORDER.index(current) + 1 :]:
         above = ", ".join(TIER_ORDER[TIER_ORDER.index(current) + 1 :]) or "none"
         raise ValueError(f"{stack} runs {current}: tiers above it: {above}")
     source = TIER_ORDER[TIER_ORDER.index(target) - 1]
-    before = run_stack(stack, config_at(stack, source))
+    before = run_stack(stack, {**config_at(stack, source), **(own or {})})
     previous, ups = before, []
     for phase in phases(source, target):
         config = {**config_at(stack, target), **phase}
-        run = run_stack(stack, config, deployed=previous.outputs)
+        run = run_stack(stack, {**config, **(own or {})}, deployed=previous.outputs)
         (cost_before, items_before), (cost_after, items_after) = priced(previous), priced(run)
         changes = diff_resources(previous.resources, run.resources)
         diff = StackDiff(stack, changes, cost_before, cost_after, items_before, items_after)
@@ -300,4 +304,169 @@ def problems(up: Up) -> list[str]:
             found.append(f"{what}: {problem}")
     if render(up.diff, "before")[1]:
         found.append("the reviewer's diff refuses it (exit 1)")
+    return found
+
+
+# -- what each move must keep, state by state ------------------------------------------------
+
+DB_INSTANCE = "aws:rds/instance:Instance"
+DB_PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
+K8S_SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+LISTENER = "aws:lb/listener:Listener"
+SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+DRAIN = "QUEUE_DRAIN_POSTGRES"
+
+
+def states(move: Move) -> list[StackRun]:
+    """The stack before the move and after each of its ups."""
+    return [move.before, *(up.run for up in move.ups)]
+
+
+def _credentials(secret: Resource) -> dict[str, str]:
+    """What in a Kubernetes Secret is a credential: the API key pepper, the logins' passwords
+    (on their own or inside a database URL, whose host may change with the tier)."""
+    found = {}
+    for key, value in (secret.get("stringData") or {}).items():
+        if key.endswith(("PASSWORD", "PEPPER")):
+            found[key] = str(value)
+        elif key.endswith("_URL") and (password := urlsplit(str(value)).password):
+            found[f"{key} password"] = password
+    return found
+
+
+def secret_problems(move: Move) -> list[str]:
+    """A credential that changes: a generated password or the pepper (every API key is hashed
+    with it) replaced or updated, a Secrets Manager secret's value, a Secret's credential."""
+    found = []
+    for n, up in enumerate(move.ups, 1):
+        for change in up.diff.changes:
+            r = change.resource
+            if change.kind == "create":
+                continue
+            if r.type.startswith(("random:", "aws:secretsmanager/secretVersion:")):
+                found.append(f"up {n}: {change.kind} {r.type} {r.name}: a credential changes")
+            elif r.type.startswith("aws:secretsmanager/") and change.kind != "update":
+                found.append(f"up {n}: {change.kind} {r.type} {r.name}")
+    before = {s.name: _credentials(s) for s in move.before.of_type(K8S_SECRET)}
+    for n, state in enumerate(states(move)[1:], 1):
+        for secret in state.of_type(K8S_SECRET):
+            was = before.get(secret.name, {})
+            for key, value in _credentials(secret).items():
+                if key in was and was[key] != value:
+                    found.append(f"up {n}: Secret {secret.name}: {key} changes")
+    return found
+
+
+def database_problems(move: Move) -> list[str]:
+    """The database not moving in place: a parameter group whose description (which RDS
+    cannot change: a replacement) names an instance class, a Multi-AZ primary pinned to a zone
+    (RDS refuses it on create and it is replaced after a failover) or a single-AZ one not
+    pinned, an instance replaced or deleted."""
+    found = []
+    for state in states(move):
+        classes = {str(r.get("instanceClass")) for r in state.of_type(DB_INSTANCE)}
+        for group in state.of_type(DB_PARAMETER_GROUP):
+            description = str(group.get("description"))
+            if any(c in description for c in classes):
+                found.append(f"{state.stack}: {group.name} names the instance class: {description}")
+        for r in state.of_type(DB_INSTANCE):
+            if r.get("replicateSourceDb"):
+                continue
+            pinned = r.get("availabilityZone") is not None
+            if bool(r.get("multiAz")) == pinned:
+                found.append(
+                    f"{r.name}: multiAz={r.get('multiAz')} with availabilityZone="
+                    f"{r.get('availabilityZone')!r} (a Multi-AZ primary leaves it unset)"
+                )
+    for n, up in enumerate(move.ups, 1):
+        for change in up.diff.changes:
+            if change.resource.type == DB_INSTANCE and change.kind in ("replace", "delete"):
+                found.append(f"up {n}: {change.kind} {change.resource.name}")
+    return found
+
+
+def rolling_problems(move: Move) -> list[str]:
+    """Pods a node roll could drop: a Deployment without a PodDisruptionBudget (EKS drains
+    nodes through the eviction API, which only a budget holds back), an API of one pod."""
+    found = []
+    for state in states(move)[1:]:
+        budgets = {r.get("metadata.name") for r in state.of_type(PDB)}
+        for deployment in state.of_type(DEPLOYMENT):
+            if deployment.get("metadata.name") not in budgets:
+                found.append(f"{deployment.name}: no PodDisruptionBudget")
+        for hpa in state.of_type(HPA):
+            if hpa.name.endswith("-api-hpa") and int(hpa.get("spec.minReplicas", 1)) < 2:
+                found.append(f"{hpa.name}: minReplicas below 2, the API drops during a roll")
+    return found
+
+
+def queue_problems(move: Move) -> list[str]:
+    """Events lost in the switch to SQS: a ConfigMap on SQS that does not have the worker
+    drain the PostgreSQL table queue, where the events accepted before the move wait."""
+    found = []
+    for state in states(move):
+        for config in state.of_type(CONFIG_MAP):
+            data = config.get("data") or {}
+            if data.get("QUEUE_BACKEND") == "sqs" and data.get(DRAIN) != "true":
+                found.append(f"{state.stack}: {config.name} on SQS without {DRAIN}=true")
+    return found
+
+
+def internet_entries(run: StackRun) -> list[str]:
+    """The rules that open a load balancer to the whole internet."""
+    groups = {sg for lb in run.of_type(LOAD_BALANCER) for sg in lb.get("securityGroups", [])}
+    return [
+        r.name
+        for r in run.of_type(SG_INGRESS)
+        if r.get("cidrIpv4") == "0.0.0.0/0" and r.get("securityGroupId") in groups
+    ]
+
+
+def edge_problems(move: Move) -> list[str]:
+    """A moment with a way in and no WAF, or with the clients' way in gone before CloudFront
+    serves: the first of two ups deletes nothing and keeps the load balancer open and
+    forwarding; the second closes it."""
+    found = []
+    for n, state in enumerate(states(move)):
+        if internet_entries(state) and not state.of_type(WAF_TYPES[1]):
+            found.append(f"state {n}: the load balancer is open to the internet without a WAF")
+        for distribution in state.of_type(DISTRIBUTION):
+            if not distribution.get("webAclId"):
+                found.append(f"state {n}: {distribution.name} without a WAF")
+    if len(move.ups) == 2:
+        first, second = move.ups
+        for change in first.diff.of_kind("delete"):
+            found.append(f"up 1 deletes {change.resource.type} {change.resource.name}")
+        if not internet_entries(first.run) or not first.run.of_type(DISTRIBUTION):
+            found.append("up 1 must keep the load balancer open while CloudFront comes up")
+        for listener in first.run.of_type(LISTENER):
+            action = listener.get("defaultActions")[0]["type"]
+            if listener.get("protocol") == "HTTPS" and action != "forward":
+                found.append(f"up 1: {listener.name} stops forwarding the clients")
+        if internet_entries(second.run):
+            found.append("up 2 leaves the load balancer open beside CloudFront")
+    return found
+
+
+CHECKS: dict[str, Callable[[Move], list[str]]] = {
+    "secrets": secret_problems,
+    "database": database_problems,
+    "rolling": rolling_problems,
+    "queue": queue_problems,
+    "edge": edge_problems,
+}
+"""What every move must keep, beyond each up's own diff (``problems``)."""
+
+
+def unsafe(move: Move) -> list[str]:
+    """Everything that makes the move unsafe: each up's diff, then each check."""
+    found = [f"up {n}: {p}" for n, up in enumerate(move.ups, 1) for p in problems(up)]
+    for name, check in CHECKS.items():
+        found += [f"{name}: {p}" for p in check(move)]
     return found
