@@ -200,7 +200,10 @@ def report(move: Move) -> tuple[str, bool]:
     for n, up in enumerate(move.ups, 1):
         keys = ", ".join(f"{k}: {v}" for k, v in up.config.items())
         lines += ["", f"## up {n} of {len(move.ups)}: set {keys} in Pulumi.{move.stack}.yaml"]
-        text, _ = render(up.diff, f"{move.stack} at {move.source if n == 1 else f'up {n - 1}'}")
+        was = move.source if n == 1 else f"up {n - 1}"
+        phase = f" (edgePhase: {up.config['edgePhase']})" if "edgePhase" in up.config else ""
+        text, _ = render(up.diff, f"{move.stack} at {was}")
+        text = text.replace(" -> working tree", f" -> {move.target}{phase}", 1)
         lines += ["", text.rstrip()]
         found = problems(up)
         safe &= not found

@@ -14,7 +14,7 @@ import pytest
 from components.config.catalog import TIERS
 from components.config.spec_growth import TIER_ORDER
 from tests.shared import DB_INSTANCE, K8S_SECRET, STACKS
-from tools import growth
+from tools import grow, growth
 from tools.diff import render
 
 MOVES = [
@@ -90,3 +90,9 @@ def test_the_edge_takes_two_ups_only_where_cloudfront_comes_in() -> None:
     first, second = move("tier2", "tier3").ups
     assert first.config["edgePhase"] == "both" and second.config["edgePhase"] == "cdn-only"
     assert growth.internet_entries(first.run) and not growth.internet_entries(second.run)
+    # The phase is in the stack file and in the reviewer's diff of each up.
+    text, safe = grow.report(move("tier2", "tier3"))
+    assert safe
+    assert "## up 1 of 2: set tier: tier3, " in text and "edgePhase: both in Pulumi.tier2" in text
+    assert "# plan diff of stack tier2: tier2 at tier2 -> tier3 (edgePhase: both)" in text
+    assert "# plan diff of stack tier2: tier2 at up 1 -> tier3 (edgePhase: cdn-only)" in text
