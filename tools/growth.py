@@ -396,10 +396,19 @@ def rolling_problems(move: Move) -> list[str]:
     nodes through the eviction API, which only a budget holds back), an API of one pod."""
     found = []
     for state in states(move)[1:]:
-        budgets = {r.get("metadata.name") for r in state.of_type(PDB)}
+        selectors = [r.get("spec.selector.matchLabels") or {} for r in state.of_type(PDB)]
         for deployment in state.of_type(DEPLOYMENT):
-            if deployment.get("metadata.name") not in budgets:
-                found.append(f"{deployment.name}: no PodDisruptionBudget")
+            labels = deployment.get("spec.template.metadata.labels") or {}
+            namespace = deployment.get("metadata.namespace")
+            budgets = [
+                b
+                for b, selector in zip(state.of_type(PDB), selectors, strict=True)
+                if selector
+                and b.get("metadata.namespace") == namespace
+                and selector.items() <= labels.items()
+            ]
+            if not budgets:
+                found.append(f"{deployment.name}: no PodDisruptionBudget selects its pods")
         for hpa in state.of_type(HPA):
             if hpa.name.endswith("-api-hpa") and int(hpa.get("spec.minReplicas", 1)) < 2:
                 found.append(f"{hpa.name}: minReplicas below 2, the API drops during a roll")

@@ -7,10 +7,12 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pytest
 
 from components.config.catalog import TIERS
+from components.config.spec import StackSpec
 from components.workloads import configuration
 from tools import growth
 
@@ -108,3 +110,22 @@ def test_node_groups_with_fixed_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aws.eks, "NodeGroup", fixed)
     found = catches("tier1", "tier2", None)
     assert any("needs node_group_name_prefix" in p for p in found), found
+
+
+def test_cloudfront_taking_over_in_the_first_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The load balancer closed to all but CloudFront whatever the phase, as before the phases.
+    monkeypatch.setattr(StackSpec, "behind_cdn", property(lambda spec: spec.tier.edge.enabled))
+    found = catches("tier2", "tier3", "edge")
+    assert "up 1 deletes aws:wafv2/webAcl:WebAcl workloads-alb-waf" in found, found
+    assert "up 1 must keep the load balancer open while CloudFront comes up" in found, found
+
+
+def test_the_worker_without_a_disruption_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = k8s.policy.v1.PodDisruptionBudget
+
+    def unless_the_worker(resource_name: str, **kwargs: Any) -> Any:
+        return None if resource_name.endswith("-worker-pdb") else made(resource_name, **kwargs)
+
+    monkeypatch.setattr(k8s.policy.v1, "PodDisruptionBudget", unless_the_worker)
+    found = catches("tier1", "tier2", "rolling")
+    assert found == ["workloads-worker: no PodDisruptionBudget selects its pods"], found
