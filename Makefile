@@ -81,6 +81,13 @@ plan: $(BIN)/.installed
 diff: $(BIN)/.installed
 	$(BIN)/python -m tools.plan diff $(BASE) --all
 
+## grow STACK=tier1 TO=tier2: what moving the stack to the next tier (TO, default the next one)
+## does: each up's diff, the cost change, the steps that need a person with their interruption
+## (docs/growth.md is the runbook). Exits 1 when the move is not safe, 2 when it is refused.
+.PHONY: grow
+grow: $(BIN)/.installed
+	$(BIN)/python -m tools.plan grow $(STACK) $(if $(TO),--to $(TO))
+
 ## policy STACK=tier3: the policy pack applied to one stack offline.
 policy: $(BIN)/.installed
 	$(BIN)/python -m tools.policy $(STACK)

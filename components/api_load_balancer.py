@@ -148,7 +148,7 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         self._alarms(name, args.alarms, stack, alb, target_group)
         self.web_acl_arn = None
         if not behind_cdn and args.waf is not None:
-            self.web_acl_arn = self._waf(name, args.waf, alb, tags, stack.log_retention_days)
+            self.web_acl_arn = self._waf(name, args.waf, alb, stack)
         if args.tls is not None:
             alias_record(
                 name,
@@ -183,11 +183,12 @@ class ApiLoadBalancer(pulumi.ComponentResource):
         name: str,
         size: WafSize,
         alb: aws.lb.LoadBalancer,
-        tags: dict[str, str],
-        log_retention_days: int,
+        stack: StackContext,
     ) -> pulumi.Output[str]:
         """The regional web ACL (same rules as CloudFront's) associated with the load
-        balancer, and its logs; returns its ARN."""
+        balancer, and its logs; returns its ARN. The logs outlive it (``protect``: kept in
+        the account when CloudFront takes over, until their retention has passed)."""
+        tags = stack.tags
         web_acl = aws.wafv2.WebAcl(
             f"{name}-waf",
             scope="REGIONAL",
@@ -202,9 +203,9 @@ class ApiLoadBalancer(pulumi.ComponentResource):
             f"{name}-waf-logs-key",
             log_group_prefixes=[f"{LOG_GROUP_PREFIX}{name}-"],
             description="Encrypts the load balancer's WAF logs",
-            retention_days=log_retention_days,
+            retention_days=stack.log_retention_days,
             tags=tags,
-            opts=owned(self),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=stack.protect),
         )
         log_group = logs.group(f"{name}-waf-logs", name_prefix=f"{LOG_GROUP_PREFIX}{name}-")
         waf_logging(name, web_acl=web_acl, log_group=log_group, opts=owned(self))

@@ -5,7 +5,9 @@ stack's own organization and project).
   directory, its region's origin certificate and the shared distribution's origin secret;
 - the global stack reads each serving region's load balancer;
 - a stack with a cross-region reporting replica reads the network and alarm topic of the
-  stack deployed in the replica's region.
+  stack deployed in the replica's region;
+- every regional stack reads its own last outputs: the tier it runs, before it moves
+  (a stack may read itself: pulumi/pulumi#3722; one never brought up has no outputs).
 
 Each of those stacks must have run ``pulumi up`` with this program first.
 """
@@ -72,6 +74,12 @@ class GlobalStack:
                 lambda hosts: json.dumps(hosts, sort_keys=True)
             ),
         )
+
+
+def deployed_outputs() -> pulumi.Output[dict[str, Any]]:
+    """What this stack's last ``up`` exported (none before its first): the tier a move
+    starts from."""
+    return stack_reference(pulumi.get_stack()).outputs
 
 
 def load_balancer_dns_name(stack: str) -> pulumi.Output[Any]:

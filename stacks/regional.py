@@ -8,19 +8,21 @@ import dataclasses
 from typing import Any
 
 from components.alarm_topic import AlarmTopic, AlarmTopicArgs
-from components.config.spec import StackSpec
+from components.config.spec import SpecError, StackSpec
+from components.config.spec_growth import move_problems
 from components.shared.stack import StackContext
 from stacks.compute import cluster, inference
 from stacks.data import network_and_data
 from stacks.exports import exports
 from stacks.monitoring import monitoring
 from stacks.preconditions import check_cluster_admin, hosted_zone, warn_without_identity_center
-from stacks.references import GlobalStack
+from stacks.references import GlobalStack, deployed_outputs
 from stacks.serving import edge, workloads
 
 
 def regional_program(spec: StackSpec) -> dict[str, Any]:
     """Every resource of the stack; returns its outputs."""
+    refuse_wrong_move(spec)
     check_cluster_admin(spec)
     warn_without_identity_center(spec)
     # Tier 4: the global stack's zone, district directory and image registry.
@@ -34,6 +36,18 @@ def regional_program(spec: StackSpec) -> dict[str, Any]:
     cdn = edge(spec, stack, data, serving, global_stack, zone_id)
     observing = monitoring(spec, stack, data, compute, serving, endpoint, cdn)
     return exports(spec, stack, data, compute, endpoint, serving, cdn, observing)
+
+
+def refuse_wrong_move(spec: StackSpec) -> None:
+    """Fail the preview when the stack's config moves it down, skips a tier, or puts
+    CloudFront in front without the edge's two phases (``spec_growth.move_problems``)."""
+
+    def check(deployed: dict[str, Any]) -> None:
+        problems = move_problems(deployed or {}, spec.tier, spec.edge_phase)
+        if problems:
+            raise SpecError(spec.stack, problems)
+
+    deployed_outputs().apply(check)
 
 
 def stack_context(spec: StackSpec) -> StackContext:

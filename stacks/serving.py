@@ -56,7 +56,7 @@ def workloads(
             stack=stack,
             network=data.network.ref,
             alarms=tier.alarms,
-            behind_cdn=tier.edge.enabled,
+            behind_cdn=spec.behind_cdn,
             tls=TlsName(spec.api_domain_name, zone_id, spec.api_certificate_arn)
             if spec.api_domain_name
             else None,

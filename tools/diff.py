@@ -12,12 +12,15 @@ Matching follows the engine: a resource takes over the base resource whose URN i
 to (its own, or one its aliases or its ancestors' aliases name), so a move with an alias is
 no change. A changed input is a replacement when the provider's table
 (``tools/replacements``) or the resource's ``replaceOnChanges`` says so, else an update;
-``ignoreChanges`` paths are not changes. Secret values are compared but never printed.
+``ignoreChanges`` paths are not changes, nor is what the providers themselves keep
+(``tools.provider_diff``: an Optional+Computed input the program stops setting, a parameter's
+``applyMethod`` alone). Secret values are compared but never printed.
 
-Dangerous changes are listed first: replacing or deleting a protected resource or one
-tagged ``data-classification = ferpa``, and any replacement or deletion on the data tier
-(RDS, ElastiCache, S3 buckets, KMS keys) or of the load balancer. The command exits 1 on
-such a change unless ``--allow-replace <urn>`` names it.
+Dangerous changes are listed first: replacing or deleting a protected resource or a data
+store tagged ``data-classification = ferpa``, and any replacement or deletion on the data
+tier (RDS, ElastiCache, S3 buckets, KMS keys) or of the load balancer. A deletion that
+``retainOnDelete`` keeps in the account loses nothing. The command exits 1 on such a change
+unless ``--allow-replace <urn>`` names it.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools import replacements
-from tools.flat import MASK, fmt, leaves
+from tools import provider_diff, replacements
+from tools.flat import MASK, fmt
 from tools.harness import Resource
 from tools.revision import Evaluation, evaluate
 
@@ -44,6 +47,24 @@ DATA_TIER = (
 )
 """Type prefixes whose replacement or deletion loses data or cuts traffic."""
 _NOT_DATA = ("aws:rds/parameterGroup:", "aws:rds/subnetGroup:", "aws:rds/proxyTarget:")
+HOLDS_DATA = (
+    "aws:rds/instance:",
+    "aws:rds/cluster:",
+    "aws:s3/bucket:",
+    "aws:s3/bucketV2:",
+    "aws:kms/key:",
+    "aws:elasticache/replicationGroup:",
+    "aws:elasticache/cluster:",
+    "aws:sqs/queue:",
+    "aws:dynamodb/table:",
+    "aws:ecr/repository:",
+    "aws:cloudwatch/logGroup:",
+    "aws:secretsmanager/secret:",
+    "aws:secretsmanager/secretVersion:",
+)
+"""Types that hold data of their own: a ``ferpa`` tag makes their replacement or deletion
+dangerous. On other types (a parameter group, a SageMaker model) the tag classifies what they
+touch, and replacing them loses nothing."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,8 @@ class PropertyChange:
     """Why this change forces a replacement (the table's rule or the option), or None."""
     may_replace: str | None = None
     """The case in which the provider replaces on this change (see ``replace_if``)."""
+    note: str | None = None
+    """What the change means for an operator (a static parameter's pending reboot)."""
 
 
 @dataclass
@@ -85,9 +108,20 @@ class Change:
         return type_.startswith(DATA_TIER) and not type_.startswith(_NOT_DATA)
 
     @property
+    def holds_data(self) -> bool:
+        return self.resource.type.startswith(HOLDS_DATA)
+
+    @property
+    def retained(self) -> bool:
+        """A deletion that leaves the resource in the account (``retainOnDelete``)."""
+        return self.kind == "delete" and self.resource.options.retain_on_delete
+
+    @property
     def dangerous(self) -> bool:
-        destructive = self.kind in ("replace", "delete")
-        return destructive and (self.protected or self.ferpa or self.data_tier)
+        destructive = self.kind == "replace" or (self.kind == "delete" and not self.retained)
+        return destructive and (
+            self.protected or (self.ferpa and self.holds_data) or self.data_tier
+        )
 
 
 @dataclass
@@ -124,10 +158,9 @@ class StackDiff:
 
 
 def _shown(resource: Resource) -> dict[str, str]:
-    """Inputs flattened to ``path -> value`` as the plan prints them (``tagsAll`` is the
-    provider's merge of ``tags`` and default tags: it changes with them)."""
-    inputs = {k: v for k, v in resource.inputs.items() if k != "tagsAll"}
-    shown = dict(leaves(inputs))
+    """Inputs flattened to ``path -> value`` as the provider compares them
+    (``provider_diff.flattened``), secrets masked."""
+    shown = provider_diff.flattened(resource)
     for secret in resource.secret_paths:
         dotted = secret.split(".")
         for path in list(shown):
@@ -141,12 +174,10 @@ def _dotted(path: str) -> list[str]:
 
 
 def _secret_changed(old: Resource, new: Resource, path: str) -> bool:
-    """Whether the secret holding the (masked) leaf at ``path`` differs."""
-    leaf = _dotted(path)
-    for secret in old.secret_paths | new.secret_paths:
-        if leaf[: len(secret.split("."))] == secret.split("."):
-            return bool(old.get(secret) != new.get(secret))
-    return False
+    """Whether the (masked) leaf at ``path`` differs: the leaf itself, not the whole secret
+    holding it (a Secret's ``stringData`` gaining a key leaves its other keys as they were)."""
+    leaf = ".".join(_dotted(path))
+    return bool(old.get(leaf) != new.get(leaf))
 
 
 def property_changes(
@@ -163,11 +194,16 @@ def property_changes(
             continue
         if any(replacements.under(replacements.normalized(path), p) for p in ignored):
             continue
+        if provider_diff.kept_from_state(old, new, path) or provider_diff.suppressed(
+            new.type, path, before, after
+        ):
+            continue
         why = replacements.forcing(
             new.type, path, replace_on_changes=new.options.replace_on_changes, mutable=mutable
         )
         maybe = None if why else replacements.condition(new.type, path)
-        changes.append(PropertyChange(path, was, now, why, maybe))
+        note = provider_diff.note(new.type, path, after)
+        changes.append(PropertyChange(path, was, now, why, maybe, note))
     return changes
 
 
@@ -289,6 +325,8 @@ def _flags(change: Change) -> list[str]:
     flags = ["protect"] if change.protected else []
     if change.ferpa:
         flags.append("ferpa")
+    if change.retained:
+        flags.append("retainOnDelete: stays in the account")
     if change.kind == "replace" and (
         r.options.delete_before_replace
         or (r.type.startswith("kubernetes:") and r.get("metadata.name"))
@@ -309,6 +347,8 @@ def _describe(change: Change, indent: str = "") -> list[str]:
         why = f"  <- forces replacement ({p.replaces})" if p.replaces else ""
         if p.may_replace:
             why = f"  <- replaces on {p.may_replace}"
+        if p.note:
+            why += f"  <- {p.note}"
         lines.append(f"{indent}    {p.path}: {_value(p.old)} -> {_value(p.new)}{why}")
     if change.follows:
         lines.append(f"{indent}    (follows the replacement of {', '.join(change.follows)})")

@@ -382,6 +382,7 @@ def run_stack(
     preview: bool = False,
     first_up: bool | None = None,
     root: Path = ROOT,
+    deployed: Mapping[str, Any] | None = None,
 ) -> StackRun:
     """Evaluate the program (``__main__.py``) for ``stack`` under mocks and return what it
     registered.
@@ -412,7 +413,9 @@ def run_stack(
     # A fresh runtime per run: reset the root stack, then install new mocks and config.
     settings.ROOT.set(None)
     _forget_failed_run()
-    monitor = RecordingMonitor(AwsMocks(region, preview=preview))
+    monitor = RecordingMonitor(
+        AwsMocks(region, preview=preview, stack=stack, deployed=dict(deployed or {}))
+    )
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
 

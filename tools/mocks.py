@@ -138,10 +138,21 @@ def _kubernetes_name(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, A
 class AwsMocks(mocks.Mocks):
     """Echo inputs and add the computed outputs real providers return."""
 
-    def __init__(self, region: str, *, preview: bool = False):
+    def __init__(
+        self,
+        region: str,
+        *,
+        preview: bool = False,
+        stack: str = "",
+        deployed: dict[str, Any] | None = None,
+    ):
         self.region = region
         self.preview = preview
         """Answer as a first preview of a new stack does: computed outputs unknown."""
+        self.stack = stack
+        self.deployed = dict(deployed or {})
+        """What ``stack``'s last ``up`` exported, as its reference to itself reads it (none:
+        a stack never brought up)."""
         self.registering = threading.local()
         """``identity``: name the resource this thread registers was first deployed with."""
         self.provider_regions: dict[str, str] = {}
@@ -162,7 +173,9 @@ class AwsMocks(mocks.Mocks):
         if args.typ == STACK_REFERENCE:
             # The engine reads the other stack's state, in a preview as in an update.
             name = str(args.inputs.get("name", args.name))
-            return name, {"name": name, "outputs": stack_outputs(name), "secretOutputNames": []}
+            own = name.rsplit("/", 1)[-1] == self.stack
+            outputs = self.deployed if own else stack_outputs(name)
+            return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
         if not self.preview:
             return self._created(args)
         # A first preview: the provider knows the inputs it was given (and the names it gives

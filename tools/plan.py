@@ -6,6 +6,7 @@
     python -m tools.plan --write-snapshots
     python -m tools.plan --write-urns     # after a deliberate removal or un-aliased rename
     python -m tools.plan diff origin/main tier3   # what a change does: see tools/diff.py
+    python -m tools.plan grow tier1 --to tier2    # a move to the next tier: see tools/grow.py
 
 The text is the resource tree (components, then their children), each resource with
 its inputs flattened to one ``path = value`` line each, in a stable order; secret inputs
@@ -182,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["diff"]:
         return diff.main(argv[1:])
+    if argv[:1] == ["grow"]:
+        from tools import grow
+
+        return grow.main(argv[1:])
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )

@@ -26,6 +26,7 @@ from components.config.spec_database import (
     reporting_replica,
     restore,
 )
+from components.config.spec_growth import edge_phase
 from components.config.spec_tier import tier_problems
 from components.config.tier import NodeGroupSize, Tier
 from components.config.versions import KUBERNETES_VERSION
@@ -105,6 +106,14 @@ class StackSpec:
     global_stack: str | None = None
     """The global stack (tier 4) this regional stack reads its zone, district directory and
     image registry from by StackReference, or None (a stack of its own)."""
+    edge_phase: str = "cdn-only"
+    """``cdn-only``: CloudFront is the only way in; ``both``: the load balancer also keeps its
+    own WAF and direct clients while they move to CloudFront (``edgePhase``, docs/growth.md)."""
+
+    @property
+    def behind_cdn(self) -> bool:
+        """CloudFront is the load balancer's only client (an edge tier past its move)."""
+        return self.tier.edge.enabled and self.edge_phase == "cdn-only"
 
     @property
     def release(self) -> str:
@@ -263,6 +272,7 @@ def build_spec(
         edge=(domain, cert),
         problems=problems,
     )
+    phase = edge_phase(values, tier, problems)
     published = _as_bool(values["sagemakerModelPublished"], "sagemakerModelPublished", problems)
     if published and not tier.inference.enabled:
         problems.append(f"sagemakerModelPublished: tier {tier.name} has no SageMaker endpoint")
@@ -310,6 +320,7 @@ def build_spec(
         db_upgrade_strategy=strategy,
         node_kubernetes_version=node_version,
         global_stack=global_stack,
+        edge_phase=phase,
     )
 
 

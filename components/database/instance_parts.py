@@ -80,18 +80,27 @@ def parameter_group(
 
     Replacing a parameter group (family change) must create the new one before the old one,
     still attached, is deleted: Pulumi's default order, with a name_prefix so the two can
-    coexist. A major upgrade's new family is such a replacement, ready before the switch."""
+    coexist. A major upgrade's new family is such a replacement, ready before the switch.
+    Nothing else replaces it: the description (which RDS cannot change) names no size, so a
+    move to a larger instance class only changes parameter values in place, the static ones
+    at the next reboot."""
     return aws.rds.ParameterGroup(
         f"{name}-params",
         name_prefix=f"{ident}-pg{major}-",
         family=parameter_family(major),
-        description=f"PostgreSQL {major} settings of {ident} ({size.instance_class})",
+        description=f"PostgreSQL {major} settings of {ident}",
         parameters=[
             {"name": p.name, "value": p.value, "apply_method": p.apply_method}
             for p in rds_parameters(size, logical_replication=blue_green)
         ],
         tags=tags,
-        opts=pulumi.ResourceOptions(parent=owner, provider=provider),
+        opts=pulumi.ResourceOptions(
+            parent=owner,
+            provider=provider,
+            # Groups made while the description named the instance class keep theirs: a
+            # replacement group for a text edit would leave every parameter pending a reboot.
+            ignore_changes=["description"],
+        ),
     )
 
 

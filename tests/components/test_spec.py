@@ -232,6 +232,7 @@ BAD_VALUES: dict[str, Any] = {
     "apiCertificateArn": "x",
     "edgeDomainName": "Not A Domain",
     "edgeCertificateArn": "x",
+    "edgePhase": "sideways",
     "sagemakerModelPublished": "maybe",
     "dbBackupRegion": "nowhere",
     "dbReportingReplica": "x",

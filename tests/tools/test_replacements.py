@@ -73,7 +73,11 @@ def test_every_path_starts_with_an_input_of_the_pinned_sdk(provider: str) -> Non
             assert type_.startswith("kubernetes:"), f"{type_}: no class in the pinned SDK"
             continue
         known = _inputs(cls)
-        paths = [*entry.get("replace", []), *entry.get("replace_unless_mutable", [])]
+        paths = [
+            *entry.get("replace", []),
+            *entry.get("replace_unless_mutable", []),
+            *entry.get("optional_computed", []),
+        ]
         wrong += [f"{type_}: {p}" for p in paths if p.split(".")[0] not in known]
     assert not wrong, "paths that are no input of the resource:\n" + "\n".join(wrong)
 

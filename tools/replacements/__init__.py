@@ -6,7 +6,9 @@ every resource type the program registers, which input paths (camelCase, dotted,
 indexes dropped) the provider cannot change in place. Each records where it came from;
 ``python -m tools.replacements.refresh`` rebuilds them from the providers' sources (see its
 docstring). A change under such a path, or under a ``replaceOnChanges`` option, is a
-replacement; every other change is an in-place update.
+replacement; every other change is an in-place update. An AWS type's ``optional_computed``
+list names the inputs the provider keeps from state when the program stops setting them
+(``tools.provider_diff`` applies it).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any
 TABLES = Path(__file__).resolve().parent
 PROVIDERS = ("aws", "kubernetes", "random", "grafana", "time")
 
-_INDEX = re.compile(r"\[(\d+|\*)\]")
+_INDEX = re.compile(r"\[[^\]]*\]")
 
 
 def normalized(path: str) -> str:
     """``spec.template.spec.containers[0].image`` -> ``spec.template.spec.containers.image``;
-    ``a[*].b`` (a ``replaceOnChanges`` pattern) -> ``a.b``."""
+    ``a[*].b`` (a ``replaceOnChanges`` pattern) -> ``a.b``; a set item keyed by name
+    (``parameters[max_connections].value``) -> ``parameters.value``."""
     return _INDEX.sub("", path).strip(".")
 
 
@@ -49,6 +52,9 @@ class Rule:
     conditional: tuple[tuple[str, str], ...] = ()
     """Paths the provider replaces on only in some cases (a CustomizeDiff ``ForceNewIf``),
     with the case: reported as a note, since the mocks cannot tell."""
+    optional_computed: tuple[str, ...] = ()
+    """Inputs the schema marks Optional and Computed: dropped by the program, they keep the
+    state's value (no change, even where they force a replacement when set)."""
 
 
 @cache
@@ -79,6 +85,7 @@ def rule(type_: str) -> Rule | None:
         unless_mutable=tuple(entry.get("replace_unless_mutable", [])),
         mutable_option=entry.get("mutable_option", ""),
         conditional=tuple(sorted(entry.get("replace_if", {}).items())),
+        optional_computed=tuple(entry.get("optional_computed", [])),
     )
 
 

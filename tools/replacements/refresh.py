@@ -18,8 +18,13 @@ The program's resource types and their Terraform names are the table's own ``typ
 and ``terraform`` fields; a new type is added there by hand (``{"terraform": "aws_x"}``),
 then refreshed. Where pulumi-aws names a top-level input differently from Terraform, the
 entry's ``renames`` says so (``{"alarm_name": "name"}``); the test that every path names an
-input of the pinned SDK catches a missing one. Only ``replace`` / ``replace_if`` lists and
-the provenance are rewritten.
+input of the pinned SDK catches a missing one. Only ``replace`` / ``replace_if`` /
+``optional_computed`` lists and the provenance are rewritten.
+
+``optional_computed`` (SDKv2 resources): every attribute with both ``Optional: true`` and
+``Computed: true``; the plugin SDK keeps the state's value of such an attribute when the
+program stops setting it (``tools.provider_diff``). Plugin-framework resources get none: the
+framework marks a dropped Computed attribute unknown instead, unless a plan modifier keeps it.
 """
 
 from __future__ import annotations
@@ -125,6 +130,21 @@ def force_new_paths(schema_text: str, names: dict[str, str], prefix: str = "") -
             found.append(path)
         else:
             found += force_new_paths(inner, names, f"{path}.")
+    return found
+
+
+def optional_computed_paths(schema_text: str, names: dict[str, str], prefix: str = "") -> list[str]:
+    """Terraform attribute paths both Optional and Computed (a block that is covers its
+    children); none for a plugin-framework schema (see the module docstring)."""
+    if prefix == "" and "map[string]*schema.Schema" not in schema_text:
+        return []
+    found = []
+    for key, own, inner in _entries(schema_text, names):
+        path = f"{prefix}{key}"
+        if re.search(r"Optional:\s*true", own) and re.search(r"Computed:\s*true", own):
+            found.append(path)
+        else:
+            found += optional_computed_paths(inner, names, f"{path}.")
     return found
 
 
@@ -342,6 +362,11 @@ def refresh_aws(checkout: Path, ref: str | None) -> None:
             tf_paths = force_new_paths(schema_text, names)
             renames = entry.get("renames", {})
             entry["replace"] = sorted(pulumi_path(p, renames) for p in tf_paths if p != "region")
+            kept = optional_computed_paths(schema_text, names)
+            entry["optional_computed"] = sorted(
+                pulumi_path(p, renames) for p in kept if p not in ("region", "tags_all")
+            )
+            entry.pop("optional_computed_source", None)
             known = entry.get("replace_if", {})
             conditional = {
                 pulumi_path(p, renames): known.get(
