@@ -28,6 +28,7 @@ class Message:
     receives: int
     receipt: str  # what ack and release name the message by
     problem: str | None = None  # an unreadable body: poison, released until dead-lettered
+    backlog: bool = False  # from the table queue being drained onto SQS (drain.py)
 
 
 @dataclass(frozen=True)
@@ -235,10 +236,18 @@ def _opt_float(value: Any) -> float | None:
 
 
 def queue_for(settings: Settings) -> Queue:
-    """The configured backend; the PostgreSQL queue logs in as the worker (ssp_worker)."""
-    if settings.queue_backend == "sqs":
-        return SqsQueue(settings)
+    """The worker's queue: the configured backend; on SQS with QUEUE_DRAIN_POSTGRES, SQS after
+    what is left in the table queue. The table queue logs in as the worker (ssp_worker)."""
     from app.core.db import connect_as
     from app.core.logins import WORKER_LOGIN
 
-    return PostgresQueue(lambda: connect_as(settings, WORKER_LOGIN, autocommit=True), settings)
+    def table() -> PostgresQueue:
+        return PostgresQueue(lambda: connect_as(settings, WORKER_LOGIN, autocommit=True), settings)
+
+    if settings.queue_backend == "postgres":
+        return table()
+    if settings.queue_drain_postgres:
+        from app.jobs.events.drain import DrainingQueue
+
+        return DrainingQueue(SqsQueue(settings), table())
+    return SqsQueue(settings)

@@ -248,7 +248,11 @@ def run_worker(settings: Settings) -> int:
     server = metrics.serve_metrics(settings.worker_metrics_port, worker.heartbeat.healthy)
     log.info(
         "worker started",
-        extra={"queue": settings.queue_backend, "port": settings.worker_metrics_port},
+        extra={
+            "queue": settings.queue_backend,
+            "drain_postgres": settings.queue_drain_postgres,
+            "port": settings.worker_metrics_port,
+        },
     )
     try:
         worker.run(stop)
