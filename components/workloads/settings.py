@@ -116,6 +116,10 @@ def app_config_data(
         if not events_queue_url:
             raise ValueError("events.queue=sqs: the stack's SQS queue URL is missing")
         queue["EVENTS_QUEUE_URL"] = events_queue_url
+        # A stack that moved up from a table-queue tier may still hold events accepted before
+        # the move in the table: the workers drain it before SQS (app/jobs/events/drain.py).
+        # Born on SQS, the table stays empty: one count a minute, on the worker's own pool.
+        queue["QUEUE_DRAIN_POSTGRES"] = "true"
     prepare = api_prepare_threshold(database_via_proxy)
     return {
         **queue,
