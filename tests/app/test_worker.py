@@ -28,9 +28,9 @@ from app.core.logins import WORKER_LOGIN
 from app.core.settings import Settings
 from app.jobs.events import metrics
 from app.jobs.events.drain import DrainingQueue
-from app.jobs.events.queue import Message, PostgresQueue, Queue, SqsQueue, queue_for
+from app.jobs.events.queue import Message, PostgresQueue, Queue, SqsQueue
 from app.jobs.events.rescoring import InProcessScorer
-from app.jobs.events.worker import Worker
+from app.jobs.events.worker import Worker, queue_for
 from app.model.artifacts import ModelStore
 from app.model.served_models import Prediction
 from tests.app.conftest import District

@@ -233,21 +233,3 @@ class SqsQueue:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def queue_for(settings: Settings) -> Queue:
-    """The worker's queue: the configured backend; on SQS with QUEUE_DRAIN_POSTGRES, SQS after
-    what is left in the table queue. The table queue logs in as the worker (ssp_worker)."""
-    from app.core.db import connect_as
-    from app.core.logins import WORKER_LOGIN
-
-    def table() -> PostgresQueue:
-        return PostgresQueue(lambda: connect_as(settings, WORKER_LOGIN, autocommit=True), settings)
-
-    if settings.queue_backend == "postgres":
-        return table()
-    if settings.queue_drain_postgres:
-        from app.jobs.events.drain import DrainingQueue
-
-        return DrainingQueue(SqsQueue(settings), table())
-    return SqsQueue(settings)
