@@ -104,8 +104,8 @@ rehearse: $(BIN)/.installed
 rehearse-growth: $(BIN)/.installed
 	$(BIN)/python -m tools.rehearse --grow $(STACK) $(TO)
 
-## rehearse-growth-all: every stack file's move to the next tier (dev, tier1, tier2, tier3),
-## one after the other (about 5 minutes).
+## rehearse-growth-all: every stack file's move to the next tier (dev, tier1, tier2, tier3), two
+## at a time, each on its own stand-ins.
 rehearse-growth-all: $(BIN)/.installed
 	$(BIN)/python -m tools.rehearse --grow-all
 

@@ -5,7 +5,9 @@
     python -m tools.rehearse --grow STACK [TIER]
                                                the stack's move to TIER (default: the next
                                                tier), after its first day (tools/rehearse_growth.py)
-    python -m tools.rehearse --grow-all        every stack file's move to the next tier
+    python -m tools.rehearse --grow-all [--jobs N]
+                                               every stack file's move to the next tier, N
+                                               at a time (2; each its own stand-ins)
 
 Each prints its steps with their seconds and exits 1 when one fails, naming it.
 """
@@ -13,8 +15,10 @@ Each prints its steps with their seconds and exits 1 when one fails, naming it.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tools.first_day import StepFailed, rehearse
 from tools.harness import run_stack, stacks
@@ -56,6 +60,26 @@ def moves(pairs: list[tuple[str, str]]) -> list[str]:
     return failed
 
 
+def moves_at_once(pairs: list[tuple[str, str]], jobs: int) -> list[str]:
+    """Rehearses the moves ``jobs`` at a time, each in its own process with its own stand-ins
+    (a rehearsal mostly waits: on servers to come up, workers to drain); prints each one's
+    steps when it ends. The moves that failed."""
+
+    def one(pair: tuple[str, str]) -> tuple[str, subprocess.CompletedProcess[str]]:
+        command = [sys.executable, "-m", "tools.rehearse", "--grow", *pair]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        return f"{pair[0]} -> {pair[1]}", done
+
+    failed = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for name, done in pool.map(one, pairs):
+            print(done.stdout, end="", flush=True)
+            print(done.stderr, end="", file=sys.stderr, flush=True)
+            if done.returncode:
+                failed.append(name)
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.rehearse",
@@ -67,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every stack's first day")
     which.add_argument("--grow", nargs="+", metavar="STACK [TIER]", help="a stack's move up")
     which.add_argument("--grow-all", action="store_true", help="every stack's move to the next")
+    parser.add_argument("--jobs", type=int, default=2, help="--grow-all: moves at a time")
     args = parser.parse_args(argv)
     for stack in [args.stack] if args.stack else (args.grow or [])[:1]:
         if stack not in stacks():
@@ -83,8 +108,17 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(f"{exc}; tiers: {', '.join(TIER_ORDER)}")
         return 1 if moves([(stack, tier)]) else 0
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: at least 1")
     if args.grow_all:
-        return 1 if moves(adjacent_moves()) else 0
+        started, pairs = time.perf_counter(), adjacent_moves()
+        failed = moves(pairs) if args.jobs == 1 else moves_at_once(pairs, args.jobs)
+        print(
+            f"{len(pairs) - len(failed)} of {len(pairs)} moves rehearsed in "
+            f"{time.perf_counter() - started:.0f} s"
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+        )
+        return 1 if failed else 0
     return 1 if first_days(stacks() if args.all else [args.stack]) else 0
 
 

@@ -5,13 +5,14 @@ without the drain: the pending events never processed)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import pytest
 
 from tests.shared import StackRunner
 from tools.first_day import StepFailed
-from tools.harness import StackRun, run_stack
+from tools.harness import ROOT, StackRun, run_stack
 from tools.manifests import CONFIG_MAP, SECRET
 from tools.move_checks import Kept, changed_keys, lost
 from tools.moves import moved_config
@@ -76,6 +77,8 @@ def test_what_was_lost_is_named_per_table() -> None:
         (["--grow", "nowhere"], "unknown stack 'nowhere'"),
         (["--grow", "global"], "global (no tier) has no higher tier"),
         (["--grow", "tier1", "tier2", "tier3"], "--grow takes a stack and, optionally"),
+        (["--grow", "tier1", "tier3"], "a stack moves one tier at a time; move to tier2 first"),
+        (["--grow-all", "--jobs", "0"], "--jobs 0: at least 1"),
     ],
 )
 def test_a_move_that_cannot_be_rehearsed_is_refused_by_name(
@@ -85,6 +88,14 @@ def test_a_move_that_cannot_be_rehearsed_is_refused_by_name(
         main(argv)
     assert exited.value.code == 2
     assert problem in capsys.readouterr().err
+
+
+def test_make_test_rehearses_the_move_from_tier1_to_tier2() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    prerequisites = re.search(r"^test:(.*)$", makefile, re.M)
+    assert prerequisites is not None and "rehearse-growth-one" in prerequisites[1].split()
+    recipe = re.search(r"^rehearse-growth-one:.*\n\t(.*)$", makefile, re.M)
+    assert recipe is not None and recipe[1].endswith("-m tools.rehearse --grow tier1 tier2")
 
 
 # Broken moves, rehearsed in full: embedded PostgreSQL, moto's SQS, real `python -m app`.
