@@ -361,14 +361,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--growth {args.growth}: a percentage a month above 0")
     if args.window <= 0:
         parser.error(f"--window {args.window}: seconds above 0")
-    students, schools, gib, connections = from_database(args.database_url)
+    try:
+        students, schools, gib, connections = from_database(args.database_url)
+    except psycopg.Error as exc:  # its message names the host, never the password
+        print(f"--database-url: {str(exc).strip()}", file=sys.stderr)
+        return 1
     sources, rpm, p95 = ["database"], None, None
-    if args.prometheus:
-        rpm, p95 = from_prometheus(args.prometheus)
-        sources.append("Prometheus, last 5 min")
-    elif args.metrics:
-        rpm, p95 = from_metrics(args.metrics, args.window)
-        sources.append(f"/metrics of {len(args.metrics)} pod(s) over {args.window:g} s")
+    try:
+        if args.prometheus:
+            rpm, p95 = from_prometheus(args.prometheus)
+            sources.append("Prometheus, last 5 min")
+        elif args.metrics:
+            rpm, p95 = from_metrics(args.metrics, args.window)
+            sources.append(f"/metrics of {len(args.metrics)} pod(s) over {args.window:g} s")
+    except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as exc:
+        option = "--prometheus" if args.prometheus else "--metrics"
+        print(f"{option}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     observed = Observed(students, schools, gib, connections, rpm, p95, tuple(sources))
     assessment = assess(observed, tier, args.growth)
     if args.json:

@@ -257,3 +257,15 @@ def test_bad_arguments_are_refused_by_name(
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2 and problem in capsys.readouterr().err
+
+
+def test_an_unreachable_source_is_named_without_a_traceback(
+    demo_district: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = "postgresql://ssp_master:secret-pw@127.0.0.1:1/student_success?connect_timeout=2"
+    assert main(["tier1", "--database-url", closed]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("--database-url: ") and "secret-pw" not in err
+    metrics = ["--metrics", "http://127.0.0.1:1/metrics", "--window", "0.1"]
+    assert main(["tier1", "--database-url", demo_district, *metrics]) == 1
+    assert capsys.readouterr().err.startswith("--metrics: ConnectError")
