@@ -6,6 +6,7 @@ VENV := venv
 BIN := $(VENV)/bin
 MLSERVER_VENV := venv-mlserver
 STACK ?= tier3
+TO ?=
 STACKS := dev tier1 tier2 tier3 tier4
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt \
 	app/requirements.txt app/requirements-test.txt
@@ -14,7 +15,8 @@ INFRA := components stacks tools policies __main__.py
 
 BASE ?= origin/main
 
-.PHONY: demo test lint typecheck unit rehearse-one plan diff policy rehearse snapshots docs bench clean lock pin-base
+.PHONY: demo test lint typecheck unit rehearse-one rehearse-growth-one plan diff policy rehearse \
+	rehearse-growth rehearse-growth-all snapshots docs bench clean lock pin-base
 
 # The venv installs from requirements.lock: every package, transitive ones included, pinned
 # with its hashes (`make lock` regenerates it and app/requirements.lock after a change of a
@@ -51,8 +53,9 @@ demo: $(BIN)/.installed
 	$(BIN)/python -m app.demo
 	$(BIN)/python -m tools.rehearse --all
 
-## test: everything CI runs, the first-day rehearsal of tier3 (it has a cache) included.
-test: lint typecheck unit rehearse-one
+## test: everything CI runs, the first-day rehearsal of tier3 (it has a cache) and the
+## rehearsal of the move from tier1 to tier2 (its events queue switches to SQS) included.
+test: lint typecheck unit rehearse-one rehearse-growth-one
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -69,6 +72,9 @@ unit: $(BIN)/.installed
 
 rehearse-one: $(BIN)/.installed
 	$(BIN)/python -m tools.rehearse tier3
+
+rehearse-growth-one: $(BIN)/.installed
+	$(BIN)/python -m tools.rehearse --grow tier1 tier2
 
 ## plan STACK=tier3: the offline plan (tree, properties, outputs, cost) of one stack.
 plan: $(BIN)/.installed
@@ -97,6 +103,20 @@ policy: $(BIN)/.installed
 ## the environment its manifest gives it, on embedded PostgreSQL (and Redis where it has one).
 rehearse: $(BIN)/.installed
 	$(BIN)/python -m tools.rehearse $(STACK)
+
+## rehearse-growth STACK=tier1 TO=tier2: the stack's move to a higher tier offline (TO: the next
+## tier when unset). The stack's first day as `rehearse` plays it, events left pending, then
+## what `up` applies at the higher tier in its order (queues on moto's SQS, ConfigMap and
+## Secrets, the bootstrap Job, the API and two worker pods): fails unless every student, score,
+## audit row and event survives, the same API key answers with the same risks and the pending
+## events are processed exactly once.
+rehearse-growth: $(BIN)/.installed
+	$(BIN)/python -m tools.rehearse --grow $(STACK) $(TO)
+
+## rehearse-growth-all: every stack file's move to the next tier (dev, tier1, tier2, tier3), two
+## at a time, each on its own stand-ins.
+rehearse-growth-all: $(BIN)/.installed
+	$(BIN)/python -m tools.rehearse --grow-all
 
 ## snapshots: refresh snapshots/ after a reviewed change of the program.
 snapshots: $(BIN)/.installed

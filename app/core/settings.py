@@ -172,6 +172,10 @@ class Settings(BaseSettings):
     # The queue: a PostgreSQL table (dev and the embedded default) or Amazon SQS (tier2+).
     queue_backend: Literal["postgres", "sqs"] = "postgres"
     events_queue_url: str | None = None  # the SQS queue's URL (QUEUE_BACKEND=sqs)
+    # SQS only: the worker also takes what is left in the PostgreSQL table queue (events
+    # accepted before the stack moved from a table-queue tier) until the table is empty, and
+    # looks again every DRAIN_RECHECK_SECONDS while it is set (app/jobs/events/drain.py).
+    queue_drain_postgres: bool = False
     aws_region: str | None = None  # SQS and SageMaker runtime clients; unset: boto3's own
     events_max_batch: int = Field(default=1000, ge=1, le=10_000)  # events per POST
     # Students per batch the worker takes (SQS receives at most 10 per call: it calls again).
@@ -264,6 +268,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name.upper()} must be a real password of 16+ characters")
         if self.queue_backend == "sqs" and not self.events_queue_url:
             raise ValueError("QUEUE_BACKEND=sqs needs EVENTS_QUEUE_URL (the queue's URL)")
+        if self.queue_drain_postgres and self.queue_backend != "sqs":
+            raise ValueError(
+                "QUEUE_DRAIN_POSTGRES=true needs QUEUE_BACKEND=sqs: with QUEUE_BACKEND=postgres"
+                " the table is the queue itself"
+            )
         # Every environment but development (test included: test deployments hold real data
         # often enough) must bring a real secret; the tests pass one. Inference needs neither:
         # it reads no keys and no database.

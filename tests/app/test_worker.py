@@ -6,10 +6,12 @@ exactly one alert; and an event rescores a student with the served models."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +27,10 @@ from app.api.main import create_app
 from app.core.logins import WORKER_LOGIN
 from app.core.settings import Settings
 from app.jobs.events import metrics
+from app.jobs.events.drain import DrainingQueue
 from app.jobs.events.queue import Message, PostgresQueue, Queue, SqsQueue
 from app.jobs.events.rescoring import InProcessScorer
-from app.jobs.events.worker import Worker
+from app.jobs.events.worker import Worker, queue_for
 from app.model.artifacts import ModelStore
 from app.model.served_models import Prediction
 from tests.app.conftest import District
@@ -434,3 +437,160 @@ def test_the_sagemaker_scorer_sends_the_image_contract(tmp_path: Any) -> None:
         assert scorer.score([3], x) == [Prediction(0.42, "school-3", "v1")]
         stub.assert_no_pending_responses()
     assert scorer.generation() == 0  # nothing promoted in this store
+
+
+# The switch from the table queue to SQS (a stack moving from tier1 to tier2): the table's
+# messages are drained by the workers of the new release, while new events go to SQS only.
+
+
+@pytest.fixture
+def moto_sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
+    """An in-process SQS (moto) and its events queue: (client, queue URL)."""
+    from moto import mock_aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        import boto3
+
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        yield sqs, sqs.create_queue(QueueName="events")["QueueUrl"]
+
+
+SQS_SETTINGS = ("queue_backend", "events_queue_url", "queue_drain_postgres", "aws_region")
+
+
+def draining_settings(wd: District, url: str) -> Settings:
+    """The worker's settings on an SQS tier that moved from the table queue."""
+    return wd.settings.model_copy(
+        update={
+            "database_url": wd.login_url(WORKER_LOGIN),
+            "queue_backend": "sqs",
+            "events_queue_url": url,
+            "queue_drain_postgres": True,
+            "aws_region": "us-east-1",
+            "worker_poll_seconds": 0.0,
+        }
+    )
+
+
+def draining_worker(settings: Settings) -> StubWorker:
+    url = settings.database_url or ""
+    table = PostgresQueue(lambda: psycopg.connect(url, autocommit=True), settings)
+    queue = DrainingQueue(SqsQueue(settings), table)
+    return StubWorker(
+        settings, queue, StubScorer(settings), lambda: psycopg.connect(url, autocommit=True)
+    )
+
+
+def attendance_events(prefix: str, students: list[int]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "attendance_marked",
+            "idempotency_key": f"{prefix}-{s}",
+            "student_id": s,
+            "date": "2026-11-02",
+            "status": "late",
+        }
+        for s in students
+    ]
+
+
+def test_after_the_switch_to_sqs_the_table_is_drained_once_and_new_events_go_to_sqs(
+    wd: District, moto_sqs: tuple[Any, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    sqs, url = moto_sqs
+    with wd.connect() as conn:
+        conn.execute("DELETE FROM event_queue")
+    before_move, after_move = students(wd, 6, school=1), students(wd, 10, school=2)[:4]
+    headers = auth(wd.keys["district1"])
+    # Accepted on the table queue by the old release, never processed: its worker is gone.
+    with TestClient(create_app(wd.settings)) as old_api:
+        posted = old_api.post("/v1/events", json={"events": attendance_events("old", before_move)},
+                              headers=headers)  # fmt: skip
+        assert posted.status_code == 202 and not posted.json()["rejected"]
+    assert scalar(wd.url, "SELECT count(*) FROM event_queue") == len(before_move)
+    settings = draining_settings(wd, url)
+    # The new release's API (its own login) sends to SQS only, with the drain on.
+    new = {k: getattr(settings, k) for k in SQS_SETTINGS}
+    with TestClient(create_app(wd.settings_with(**new))) as new_api:
+        posted = new_api.post("/v1/events", json={"events": attendance_events("new", after_move)},
+                              headers=headers)  # fmt: skip
+        assert posted.status_code == 202 and not posted.json()["rejected"]
+    assert scalar(wd.url, "SELECT count(*) FROM event_queue") == len(before_move)
+    waiting = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert int(waiting["Attributes"]["ApproximateNumberOfMessages"]) == len(after_move)
+
+    drained_before = metrics.DRAINED._value.get()
+    worker = draining_worker(settings)
+    with caplog.at_level(logging.INFO, logger="app.events.worker"):
+        first = worker.queue.receive(50)
+        assert {m.student_id for m in first} == set(before_move)  # the table's, first
+        assert all(m.backlog for m in first)
+        assert metrics.DRAIN_REMAINING._value.get() == len(before_move)
+        worker.process(first)
+        drain(worker)
+    assert sorted(worker.scorer.scored) == sorted(before_move + after_move)  # each once
+    assert metrics.DRAINED._value.get() == drained_before + len(before_move)
+    assert metrics.DRAIN_REMAINING._value.get() == 0
+    assert scalar(wd.url, "SELECT count(*) FROM event_queue") == 0
+    assert worker.queue.receive(50) == []  # SQS is empty too
+    said = [(r.getMessage(), getattr(r, "remaining", None)) for r in caplog.records]
+    assert ("draining the PostgreSQL queue", len(before_move)) in said
+    assert [m for m, _ in said].count("PostgreSQL queue drained") == 1
+    worker.close()
+
+
+def test_two_workers_drain_the_table_together_without_processing_a_message_twice(
+    wd: District, moto_sqs: tuple[Any, str]
+) -> None:
+    _, url = moto_sqs
+    with wd.connect() as conn:
+        conn.execute("DELETE FROM event_queue")
+        rows = conn.execute(
+            "SELECT id, school_id FROM students WHERE is_active ORDER BY id LIMIT 120"
+        ).fetchall()
+    pending = [(int(r[0]), int(r[1])) for r in rows]
+    admin = PostgresQueue(lambda: psycopg.connect(wd.url, autocommit=True), wd.settings)
+    admin.send(pending)
+    admin.close()
+    settings = draining_settings(wd, url).model_copy(update={"worker_batch_size": 10})
+    workers = [draining_worker(settings) for _ in range(2)]
+    drained_before = metrics.DRAINED._value.get()
+    start = threading.Barrier(len(workers))
+
+    def work(worker: StubWorker) -> None:
+        start.wait()
+        while True:
+            if not (messages := worker.queue.receive(10)):
+                if scalar(wd.url, "SELECT count(*) FROM event_queue") == 0:
+                    return
+                continue  # the rest is leased to the other worker: it may die
+            worker.process(messages)
+            time.sleep(0.01)  # a batch takes a moment: the other worker takes the next rows
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    scored = [s for w in workers for s in w.scorer.scored]
+    assert sorted(scored) == sorted(s for s, _ in pending)  # every message once, in all
+    assert all(w.scorer.scored for w in workers)  # both took part
+    assert metrics.DRAINED._value.get() == drained_before + len(pending)
+    for worker in workers:
+        worker.close()
+
+
+def test_queue_drain_postgres_needs_the_sqs_backend(wd: District) -> None:
+    with pytest.raises(ValueError, match="QUEUE_DRAIN_POSTGRES=true needs QUEUE_BACKEND=sqs"):
+        Settings(environment="test", queue_drain_postgres=True)
+    sqs = {"queue_backend": "sqs", "events_queue_url": "https://sqs/q", "aws_region": "us-east-1"}
+    settings = wd.settings.model_copy(update={"database_url": wd.login_url(WORKER_LOGIN), **sqs})
+    plain = queue_for(settings)
+    assert isinstance(plain, SqsQueue)
+    draining = queue_for(settings.model_copy(update={"queue_drain_postgres": True}))
+    assert isinstance(draining, DrainingQueue)
+    assert isinstance(draining.backlog, PostgresQueue)  # as the worker's own login
+    assert draining.backlog.conn.info.user == WORKER_LOGIN
+    draining.close()

@@ -13,6 +13,14 @@ from typing import Any
 import pytest
 
 from tests.shared import JOB, StackRunner
+from tools.first_day import (
+    API_STEP,
+    BOOTSTRAP_STEP,
+    LEAST_PRIVILEGE_STEP,
+    Rehearsal,
+    StepFailed,
+    rehearse,
+)
 from tools.harness import Options, Resource, StackRun
 from tools.manifests import (
     API,
@@ -28,14 +36,6 @@ from tools.manifests import (
     source_data,
 )
 from tools.rehearsal_env import Endpoints, app_process, local_store, map_environment, relocate
-from tools.rehearse import (
-    API_STEP,
-    BOOTSTRAP_STEP,
-    LEAST_PRIVILEGE_STEP,
-    Rehearsal,
-    StepFailed,
-    rehearse,
-)
 from tools.standins import login_of, migration_needs
 
 DB = "postgresql://ssp_api:p%40ss-w0rd@proxy.rds.amazonaws.com:5432/student_success?sslmode=require"

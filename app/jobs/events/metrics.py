@@ -32,6 +32,17 @@ OLDEST = Gauge(
     "Age of the oldest message not yet processed (PostgreSQL queue; SQS: CloudWatch's)",
     registry=REGISTRY,
 )
+# The drain of the table queue onto SQS (QUEUE_DRAIN_POSTGRES): what is left, what was done.
+DRAIN_REMAINING = Gauge(
+    "ssp_worker_postgres_drain_remaining",
+    "Messages left in the PostgreSQL table queue being drained (waiting or leased; 0: drained)",
+    registry=REGISTRY,
+)
+DRAINED = Counter(
+    "ssp_worker_postgres_drained_total",
+    "Messages of the PostgreSQL table queue processed and acknowledged by this worker's drain",
+    registry=REGISTRY,
+)
 LAG = Histogram(
     "ssp_worker_lag_seconds",
     "From POST /v1/events to the updated risk",

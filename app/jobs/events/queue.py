@@ -28,6 +28,7 @@ class Message:
     receives: int
     receipt: str  # what ack and release name the message by
     problem: str | None = None  # an unreadable body: poison, released until dead-lettered
+    backlog: bool = False  # from the table queue being drained onto SQS (drain.py)
 
 
 @dataclass(frozen=True)
@@ -232,13 +233,3 @@ class SqsQueue:
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def queue_for(settings: Settings) -> Queue:
-    """The configured backend; the PostgreSQL queue logs in as the worker (ssp_worker)."""
-    if settings.queue_backend == "sqs":
-        return SqsQueue(settings)
-    from app.core.db import connect_as
-    from app.core.logins import WORKER_LOGIN
-
-    return PostgresQueue(lambda: connect_as(settings, WORKER_LOGIN, autocommit=True), settings)

@@ -24,7 +24,8 @@ import psycopg
 
 from app.core.settings import Settings
 from app.jobs.events import metrics
-from app.jobs.events.queue import Message, Queue
+from app.jobs.events.drain import DrainingQueue
+from app.jobs.events.queue import Message, PostgresQueue, Queue, SqsQueue
 from app.jobs.events.rescoring import Scorer
 from app.model.features import FEATURES
 
@@ -223,11 +224,26 @@ class Worker:
         return [int(r[0]) for r in alerted]
 
 
+def queue_for(settings: Settings) -> Queue:
+    """The worker's queue: the configured backend; on SQS with QUEUE_DRAIN_POSTGRES, SQS after
+    what is left in the table queue. The table queue logs in as the worker (ssp_worker)."""
+    from app.core.db import connect_as
+    from app.core.logins import WORKER_LOGIN
+
+    def table() -> PostgresQueue:
+        return PostgresQueue(lambda: connect_as(settings, WORKER_LOGIN, autocommit=True), settings)
+
+    if settings.queue_backend == "postgres":
+        return table()
+    if settings.queue_drain_postgres:
+        return DrainingQueue(SqsQueue(settings), table())
+    return SqsQueue(settings)
+
+
 def run_worker(settings: Settings) -> int:
     """The `worker` command: metrics on WORKER_METRICS_PORT, the loop until SIGTERM."""
     from app.core.db import connect_as
     from app.core.logins import WORKER_LOGIN
-    from app.jobs.events.queue import queue_for
     from app.jobs.events.rescoring import scorer_for
 
     stop = threading.Event()
@@ -248,7 +264,11 @@ def run_worker(settings: Settings) -> int:
     server = metrics.serve_metrics(settings.worker_metrics_port, worker.heartbeat.healthy)
     log.info(
         "worker started",
-        extra={"queue": settings.queue_backend, "port": settings.worker_metrics_port},
+        extra={
+            "queue": settings.queue_backend,
+            "drain_postgres": settings.queue_drain_postgres,
+            "port": settings.worker_metrics_port,
+        },
     )
     try:
         worker.run(stop)
