@@ -16,7 +16,7 @@ INFRA := components stacks tools policies __main__.py
 BASE ?= origin/main
 
 .PHONY: demo test lint typecheck unit rehearse-one rehearse-growth-one plan diff policy rehearse \
-	rehearse-growth rehearse-growth-all snapshots docs bench clean lock pin-base
+	rehearse-growth rehearse-growth-all grow snapshots docs bench clean lock pin-base
 
 # The venv installs from requirements.lock: every package, transitive ones included, pinned
 # with its hashes (`make lock` regenerates it and app/requirements.lock after a change of a
@@ -90,7 +90,6 @@ diff: $(BIN)/.installed
 ## grow STACK=tier1 TO=tier2: what moving the stack to the next tier (TO, default the next one)
 ## does: each up's diff, the cost change, the steps that need a person with their interruption
 ## (docs/growth.md is the runbook). Exits 1 when the move is not safe, 2 when it is refused.
-.PHONY: grow
 grow: $(BIN)/.installed
 	$(BIN)/python -m tools.plan grow $(STACK) $(if $(TO),--to $(TO))
 

@@ -17,23 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from components.config.catalog import TIERS
 from components.config.spec_growth import TIER_ORDER
 from tools import costs
 from tools.diff import Change, StackDiff, diff_resources, render
-from tools.harness import PROJECT, ROOT, Resource, StackRun, run_stack
-
-TARGET_KEYS: dict[str, dict[str, str]] = {
-    "tier1": {"apiDomainName": "api.{stack}.district.example.org", "hostedZoneId": "ZEXAMPLEZONE"},
-    "tier3": {"edgeDomainName": "{stack}.district.example.org", "dbBackupRegion": "{backup}"},
-}
-"""The keys a tier requires that the tier below it does not, with example values (a district
-uses its own domain and Route 53 zone): HTTPS from tier1 on, CloudFront's name and the
-backups' second region from tier3 on."""
-BACKUP_REGION = {"us-east-1": "us-west-2"}
-"""Where the backups go from a region (any other region: us-east-1)."""
+from tools.harness import Resource, StackRun, run_stack
+from tools.moves import config_at, next_tier, tier_of
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 WAF_TYPES = (
@@ -43,42 +32,12 @@ WAF_TYPES = (
 )
 
 
-def _file(stack: str) -> dict[str, Any]:
-    doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
-    return dict(doc.get("config") or {})
-
-
-def stack_config(stack: str) -> dict[str, Any]:
-    """The keys a stack file sets (without the project prefix)."""
-    prefix = f"{PROJECT}:"
-    return {k[len(prefix) :]: v for k, v in _file(stack).items() if k.startswith(prefix)}
-
-
 def stack_tier(stack: str) -> str:
-    return str(stack_config(stack).get("tier", "dev"))
-
-
-def next_tier(tier: str) -> str | None:
-    index = TIER_ORDER.index(tier)
-    return TIER_ORDER[index + 1] if index + 1 < len(TIER_ORDER) else None
-
-
-def config_at(stack: str, tier: str) -> dict[str, str]:
-    """What the stack file gets over its own keys to run ``tier``: the tier, and the keys
-    every tier on the way up requires that the file does not set."""
-    own = stack_config(stack)
-    start = TIER_ORDER.index(str(own.get("tier", "dev")))
-    if TIER_ORDER.index(tier) <= start:
-        return {}
-    region = str(_file(stack).get("aws:region", "us-east-1"))
-    extra = {"tier": tier}
-    for passed in TIER_ORDER[start + 1 : TIER_ORDER.index(tier) + 1]:
-        for key, value in TARGET_KEYS.get(passed, {}).items():
-            if key not in own:
-                extra[key] = value.format(
-                    stack=stack, backup=BACKUP_REGION.get(region, "us-east-1")
-                )
-    return extra
+    """The tier a stack file runs (the global stack, which picks none, is refused)."""
+    tier = tier_of(stack)
+    if tier is None:
+        raise ValueError(f"{stack}: picks no tier (the global stack does not move)")
+    return tier
 
 
 def phases(source: str, target: str) -> list[dict[str, str]]:

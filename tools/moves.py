@@ -13,15 +13,18 @@ from typing import Any
 
 import yaml
 
+from components.config.spec_growth import TIER_ORDER
 from tools.harness import PROJECT, ROOT, stacks
 
-# The tiers a district moves through, smallest first.
-TIER_ORDER = ("dev", "tier1", "tier2", "tier3", "tier4")
 # What a tier requires that the one below it does not, by config key; ``{stack}`` is the
-# stack's name, ``{backup_region}`` a region other than the stack's own.
+# stack's name, ``{backup_region}`` a region other than the stack's own. The zone is one of the
+# example zones the stack files name (the offline account knows them; a district uses its own).
 REQUIRED_ON_ARRIVAL: dict[str, dict[str, str]] = {
     # HTTPS outside dev: the API's name and the Route 53 zone that validates its certificate.
-    "tier1": {"apiDomainName": "api.{stack}.ssp.example.org", "hostedZoneId": "Z0EXAMPLEZONE"},
+    "tier1": {
+        "apiDomainName": "api.{stack}.ssp.example.org",
+        "hostedZoneId": "Z5B669DD3286DFE3E07",
+    },
     # CloudFront's name; the automated backups replicated to a second region.
     "tier3": {"edgeDomainName": "{stack}.ssp.example.org", "dbBackupRegion": "{backup_region}"},
 }
@@ -46,32 +49,44 @@ def next_tier(tier: str) -> str | None:
     return TIER_ORDER[index + 1] if index + 1 < len(TIER_ORDER) else None
 
 
-def moved_config(stack: str, to_tier: str) -> dict[str, Any]:
-    """The config ``stack`` is evaluated with at ``to_tier``, the tier above its own: the tier,
-    and the keys ``to_tier`` requires that the stack file lacks. A stack moves one tier at a
-    time (each move is reviewed and rehearsed on its own; the program refuses skipping one)."""
+def config_at(stack: str, tier: str) -> dict[str, Any]:
+    """What the stack file gets over its own keys to run ``tier`` (its own or one above): the
+    tier, and the keys every tier on the way up requires that the file does not set."""
     config, here = stack_config(stack), tier_of(stack)
     if here is None:
         raise ValueError(f"{stack}: picks no tier (the global stack does not move)")
-    if to_tier not in TIER_ORDER:
-        raise ValueError(f"unknown tier {to_tier!r}; tiers: {', '.join(TIER_ORDER)}")
-    if TIER_ORDER.index(to_tier) <= TIER_ORDER.index(here):
-        raise ValueError(f"{stack} is on {here}: {to_tier} is not a move up")
-    if to_tier != next_tier(here):
-        raise ValueError(
-            f"{stack} is on {here}: a stack moves one tier at a time; move to "
-            f"{next_tier(here)} first"
-        )
+    if tier not in TIER_ORDER:
+        raise ValueError(f"unknown tier {tier!r}; tiers: {', '.join(TIER_ORDER)}")
+    start, end = TIER_ORDER.index(here), TIER_ORDER.index(tier)
+    if end <= start:
+        return {}
     region = str(config.get("aws:region", "us-east-1"))
     values = {
         "stack": stack,
         "backup_region": "us-east-1" if region != "us-east-1" else "us-west-2",
     }
-    moved: dict[str, Any] = {"tier": to_tier}
-    for key, template in REQUIRED_ON_ARRIVAL.get(to_tier, {}).items():
-        if key not in config:
-            moved[key] = template.format(**values)
+    moved: dict[str, Any] = {"tier": tier}
+    for passed in TIER_ORDER[start + 1 : end + 1]:
+        for key, template in REQUIRED_ON_ARRIVAL.get(passed, {}).items():
+            if key not in config:
+                moved[key] = template.format(**values)
     return moved
+
+
+def moved_config(stack: str, to_tier: str) -> dict[str, Any]:
+    """The config ``stack`` is evaluated with at ``to_tier``, the tier above its own. A stack
+    moves one tier at a time (each move is reviewed and rehearsed on its own; the program
+    refuses skipping one)."""
+    here = tier_of(stack)
+    if here is not None and to_tier in TIER_ORDER:
+        if TIER_ORDER.index(to_tier) <= TIER_ORDER.index(here):
+            raise ValueError(f"{stack} is on {here}: {to_tier} is not a move up")
+        if to_tier != next_tier(here):
+            raise ValueError(
+                f"{stack} is on {here}: a stack moves one tier at a time; move to "
+                f"{next_tier(here)} first"
+            )
+    return config_at(stack, to_tier)
 
 
 def adjacent_moves() -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ import pytest
 from components.config.catalog import TIERS
 from components.config.spec import SpecError, build_spec
 from components.config.spec_growth import move_problems
-from tools import growth
+from tools import moves
 from tools.harness import run_stack
 
 
@@ -61,6 +61,6 @@ def test_the_program_refuses_a_move_down_from_its_deployed_tier() -> None:
 
 def test_the_program_refuses_cloudfront_in_one_up() -> None:
     deployed = run_stack("tier2").outputs
-    config = growth.config_at("tier2", "tier3")
+    config = moves.config_at("tier2", "tier3")
     with pytest.raises(SpecError, match="set edgePhase: both"):
         run_stack("tier2", config, deployed=deployed)

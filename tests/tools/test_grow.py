@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.tools.test_diff import resource
-from tools import diff, grow, growth
+from tools import diff, grow, growth, moves
 from tools.harness import StackRun
 
 FERPA = {"data-classification": "ferpa"}
@@ -79,16 +79,16 @@ def test_every_allowed_change_says_why() -> None:
 
 
 def test_the_keys_a_tier_requires_are_added_along_the_way_up() -> None:
-    assert growth.config_at("dev", "dev") == {}
-    assert growth.config_at("dev", "tier1") == {
+    assert moves.config_at("dev", "dev") == {}
+    assert moves.config_at("dev", "tier1") == {
         "tier": "tier1",
-        "apiDomainName": "api.dev.district.example.org",
-        "hostedZoneId": "ZEXAMPLEZONE",
+        "apiDomainName": "api.dev.ssp.example.org",
+        "hostedZoneId": "Z5B669DD3286DFE3E07",
     }
     # The stack file's own keys win; tier3's backups go to another region.
-    assert growth.config_at("tier2", "tier3") == {
+    assert moves.config_at("tier2", "tier3") == {
         "tier": "tier3",
-        "edgeDomainName": "tier2.district.example.org",
+        "edgeDomainName": "tier2.ssp.example.org",
         "dbBackupRegion": "us-west-2",
     }
 
