@@ -35,6 +35,14 @@ def _fake_id(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:17]
 
 
+def _password(name: str, inputs: dict[str, Any]) -> str:
+    """A fixed fake password per resource, and a new one when its keepers change (as the
+    provider generates a new one then)."""
+    keepers = inputs.get("keepers")
+    salt = json.dumps(keepers, sort_keys=True) if keepers else ""
+    return "mock-" + _fake_id(name + salt) + "-" + _fake_id(name[::-1])
+
+
 def _kubernetes_name(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """pulumi-kubernetes names an object without a name after its resource, plus a random
     suffix (replacements get a new one)."""
@@ -164,9 +172,7 @@ class AwsMocks(mocks.Mocks):
             "aws:secretsmanager/secret:Secret": {
                 "arn": self._arn("secretsmanager", f"secret:{rid}", region)
             },
-            "random:index/randomPassword:RandomPassword": {
-                "result": "mock-" + _fake_id(name) + "-" + _fake_id(name[::-1])
-            },
+            "random:index/randomPassword:RandomPassword": {"result": _password(name, inputs)},
             "kubernetes:core/v1:Service": {"status": k8s_load_balancer},
             "kubernetes:networking.k8s.io/v1:Ingress": {"status": k8s_load_balancer},
         }
