@@ -169,6 +169,9 @@ class AwsMocks(mocks.Mocks):
             },
             "aws:route53/zone:Zone": {"zoneId": f"Z{_fake_id(name).upper()}"},
             "aws:route53/record:Record": {"fqdn": inputs.get("name", rid)},
+            "aws:route53/keySigningKey:KeySigningKey": {
+                "dsRecord": f"40335 13 2 {hashlib.sha256(name.encode()).hexdigest().upper()}"
+            },
             "aws:secretsmanager/secret:Secret": {
                 "arn": self._arn("secretsmanager", f"secret:{rid}", region)
             },
