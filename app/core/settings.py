@@ -301,4 +301,5 @@ def secrets_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings(_secrets_dir=secrets_dir())
+    # pydantic-settings' own init argument, which the pydantic mypy plugin does not list.
+    return Settings(_secrets_dir=secrets_dir())  # type: ignore[call-arg]
