@@ -76,8 +76,9 @@ class Directory(pulumi.ComponentResource):
                 for r in args.replica_regions
             ],
             point_in_time_recovery={"enabled": True},
-            # The AWS-managed key (aws/dynamodb) exists in every region; a customer key
-            # would need one per replica region.
+            # The AWS-managed key (aws/dynamodb): the table holds routing, no student data; a
+            # customer key needs one per replica region, set by recreating each replica
+            # (accepted scanner finding, docs/review.md).
             server_side_encryption={"enabled": True},
             deletion_protection_enabled=protect,
             tags=args.stack.tags,

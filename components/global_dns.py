@@ -9,18 +9,24 @@ region; when a region's check fails, its record drops out and the next-nearest r
 that is the failover. Any region may answer a district (the API sends a 307 to the district's
 home region). Each region's load balancer holds a certificate for ``origin.<domain>``, issued
 here in that region, so CloudFront's HTTPS to the origin verifies.
+
+The zone is signed (DNSSEC): a key-signing key in an asymmetric KMS key of us-east-1 (Route 53
+signs only with those), the zone-signing keys Route 53's own. Resolvers validate the answers
+once the domain's registrar publishes the DS record (``ds_record``, docs/tier4.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.shared.certificates import TlsName, tls_certificate, validation_record
 from components.shared.contract import owned
+from components.shared.kms import DELETION_WINDOW_DAYS, key_policy
 from components.shared.stack import StackContext
 
 # The origin's answer changes when a region drops out: CloudFront's resolvers keep it a minute.
@@ -32,6 +38,9 @@ HEALTH_PATH = "/ready"
 # Three failed checks 30 s apart (about 90 s) take a region out of the answers.
 FAILURE_THRESHOLD = 3
 REQUEST_INTERVAL_SECONDS = 30
+# Route 53 DNSSEC signs with an ECC_NIST_P256 SIGN_VERIFY key (algorithm 13) in us-east-1.
+DNSSEC_KEY_SPEC = "ECC_NIST_P256"
+DNSSEC_SERVICE = "dnssec-route53.amazonaws.com"
 
 
 @dataclass
@@ -71,6 +80,8 @@ class GlobalDns(pulumi.ComponentResource):
     """Per region, an issued certificate there for the origin name: its load balancer's."""
     health_check_ids: Mapping[str, pulumi.Output[str]]
     """Route 53 health check per region."""
+    ds_record: pulumi.Output[str]
+    """The zone's DS record (``<tag> 13 2 <digest>``): publish it at the domain's registrar."""
 
     def __init__(self, name: str, args: GlobalDnsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ssp:global_dns:GlobalDns", name, None, opts)
@@ -97,6 +108,7 @@ class GlobalDns(pulumi.ComponentResource):
         self.origin_certificate_arns = self._origin_certificates(
             name, args.origin_host, args.regions, tags, zone, {EDGE_REGION: edge_provider}
         )
+        self.ds_record = self._dnssec(name, zone, edge_provider, tags, args.stack.protect)
         self.health_check_ids = {}
         for endpoint in args.regions:
             check = aws.route53.HealthCheck(
@@ -137,8 +149,51 @@ class GlobalDns(pulumi.ComponentResource):
                 "shared_certificate_arn": self.shared_certificate_arn,
                 "health_check_ids": self.health_check_ids,
                 "origin_certificate_arns": self.origin_certificate_arns,
+                "ds_record": self.ds_record,
             }
         )
+
+    def _dnssec(
+        self,
+        name: str,
+        zone: aws.route53.Zone,
+        edge_provider: aws.Provider,
+        tags: dict[str, str],
+        protect: bool,
+    ) -> pulumi.Output[str]:
+        """Sign the zone: the KMS key (its policy lets Route 53 sign with it), the key-signing
+        key, then signing, in that order on the first ``up``; the DS record to publish.
+        Protected: once the registrar has the DS record, a zone signed with a deleted key
+        fails validation, and every name of the deployment with it."""
+        account = aws.get_caller_identity_output().account_id
+        key = aws.kms.Key(
+            f"{name}-dnssec-key",
+            description="DNSSEC key-signing key of the public zone",
+            customer_master_key_spec=DNSSEC_KEY_SPEC,
+            key_usage="SIGN_VERIFY",
+            # Asymmetric keys do not rotate in KMS: a new key-signing key rolls the key.
+            enable_key_rotation=False,
+            deletion_window_in_days=DELETION_WINDOW_DAYS,
+            policy=account.apply(dnssec_key_policy),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, provider=edge_provider, protect=protect),
+        )
+        signing_key = aws.route53.KeySigningKey(
+            f"{name}-ksk",
+            hosted_zone_id=zone.zone_id,
+            key_management_service_arn=key.arn,
+            name="ksk1",
+            status="ACTIVE",
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+        aws.route53.HostedZoneDnsSec(
+            f"{name}-dnssec",
+            # Read from the key-signing key: signing starts once it is active.
+            hosted_zone_id=signing_key.hosted_zone_id,
+            signing_status="SIGNING",
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[signing_key]),
+        )
+        return signing_key.ds_record
 
     def _origin_certificates(
         self,
@@ -183,3 +238,34 @@ class GlobalDns(pulumi.ComponentResource):
                 opts=there,
             ).certificate_arn
         return arns
+
+
+def dnssec_key_policy(account_id: str) -> str:
+    """The DNSSEC key's policy: the account administers it; Route 53's DNSSEC service reads
+    its public key and signs with it for this account's zones only, and holds a grant on it
+    (AWS's documented key policy for DNSSEC signing)."""
+    on_our_zones: dict[str, Any] = {
+        "StringEquals": {"aws:SourceAccount": account_id},
+        "ArnLike": {"aws:SourceArn": "arn:aws:route53:::hostedzone/*"},
+    }
+    return key_policy(
+        account_id,
+        [
+            {
+                "Sid": "Route53DnssecSigns",
+                "Effect": "Allow",
+                "Principal": {"Service": DNSSEC_SERVICE},
+                "Action": ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"],
+                "Resource": "*",
+                "Condition": on_our_zones,
+            },
+            {
+                "Sid": "Route53DnssecGrants",
+                "Effect": "Allow",
+                "Principal": {"Service": DNSSEC_SERVICE},
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            },
+        ],
+    )

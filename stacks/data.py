@@ -50,6 +50,7 @@ def network_and_data(spec: StackSpec, stack: StackContext) -> Data:
             engine_version=spec.db_engine_version,
             blue_green=spec.db_upgrade_strategy == "blue-green",
             reporting_replica=reporting_replica(spec.db_reporting_replica),
+            master_password_rotation=spec.db_master_password_rotation,
         ),
     )
     cache = None

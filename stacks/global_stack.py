@@ -82,6 +82,8 @@ def global_program(g: GlobalSpec) -> dict[str, Any]:
         "shared_api_host": shared_host(g.domain_name),
         "zone_id": dns.zone_id,
         "name_servers": dns.name_servers,
+        # Publish at the domain's registrar once the zone signs (docs/tier4.md).
+        "dnssec_ds_record": dns.ds_record,
         "shared_certificate_arn": dns.shared_certificate_arn,
         "health_check_ids": dns.health_check_ids,
         "origin_certificate_arns": dns.origin_certificate_arns,

@@ -1,6 +1,7 @@
 """What the program registers for a workload, read as Kubernetes (and SageMaker) would run it:
-a container's command, its environment from ``envFrom`` sources and ``env``, its readiness probe
-and deadline. Used by the first-day rehearsal (``tools.rehearse``)."""
+a container's command, its environment from ``envFrom`` sources and ``env``, the Secrets its
+volumes mount as files, its readiness probe and deadline. Used by the first-day rehearsal
+(``tools.rehearse``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ API = ("kubernetes:apps/v1:Deployment", "workloads-api")
 WORKER = ("kubernetes:apps/v1:Deployment", "workloads-worker")
 TRAINER, ARCHIVER = (CRON_JOB, "workloads-trainer"), (CRON_JOB, "workloads-archiver")
 SAGEMAKER_MODEL = "aws:sagemaker/model:Model"
+SECRET_FILES = "(secret files)"
+"""Not a variable name: the key under which ``container_env`` lists the settings the container
+reads from its mounted Secrets (comma-separated); they are in the mapping too, by their own
+names, so that the endpoints in them are mapped like the rest. ``rehearsal_env.app_process``
+turns them back into files."""
 
 
 class Container(NamedTuple):  # one workload's container, as its manifest describes it
@@ -38,18 +44,48 @@ def source_data(resource: Resource) -> dict[str, str]:
     return {**decoded, **{k: str(v) for k, v in (resource.get("stringData") or {}).items()}}
 
 
-def container_env(run: StackRun, container: Mapping[str, Any]) -> dict[str, str]:
+def _source(run: StackRun, type_: str, name: str) -> Resource:
+    """The ConfigMap or Secret a pod names; Pulumi autonames each <resource name>-<8 hex>."""
+    found = [r for r in run.of_type(type_) if name.rpartition("-")[0] == r.name]
+    if not found:
+        raise LookupError(f"no {type_.rsplit(':')[-1]} {name}: the pod would not start")
+    return found[0]
+
+
+def mounted_secrets(
+    run: StackRun, container: Mapping[str, Any], volumes: list[Mapping[str, Any]]
+) -> dict[str, str]:
+    """The files of the Secrets the container mounts (secret or projected volumes of its pod's
+    ``volumes``), by file name."""
+    by_name = {v.get("name"): v for v in volumes}
+    files: dict[str, str] = {}
+    for mount in container.get("volumeMounts") or []:
+        volume = by_name.get(mount.get("name"))
+        if volume is None:
+            raise LookupError(f"volume {mount.get('name')}: not in the pod, it would not start")
+        sources = (volume.get("projected") or {}).get("sources") or []
+        names = [(volume.get("secret") or {}).get("secretName")]
+        names += [(source.get("secret") or {}).get("name") for source in sources]
+        for name in filter(None, names):
+            files.update(source_data(_source(run, SECRET, name)))
+    return files
+
+
+def container_env(
+    run: StackRun, container: Mapping[str, Any], volumes: list[Mapping[str, Any]] | None = None
+) -> dict[str, str]:
     """The environment Kubernetes gives a container: each ``envFrom`` source in order (later
-    keys win), then its ``env`` list, which wins over them."""
+    keys win), then its ``env`` list, which wins over them; with the files of the Secrets it
+    mounts (``volumes``: its pod's), listed under ``SECRET_FILES``."""
     env: dict[str, str] = {}
     for entry in container.get("envFrom") or []:
         type_ = CONFIG_MAP if "configMapRef" in entry else SECRET
         name = (entry.get("configMapRef") or entry.get("secretRef") or {}).get("name", "")
-        # Pulumi autonames each object <resource name>-<8 hex>.
-        found = [r for r in run.of_type(type_) if name.rpartition("-")[0] == r.name]
-        if not found:
-            raise LookupError(f"no {type_.rsplit(':')[-1]} {name}: the pod would not start")
-        env.update({entry.get("prefix", "") + k: v for k, v in source_data(found[0]).items()})
+        data = source_data(_source(run, type_, name))
+        env.update({entry.get("prefix", "") + k: v for k, v in data.items()})
+    if files := mounted_secrets(run, container, volumes or []):
+        env.update(files)
+        env[SECRET_FILES] = ",".join(sorted(files))
     for var in container.get("env") or []:
         if "value" not in var:
             raise LookupError(f"env {var['name']}: only literal values are rehearsed")
@@ -70,8 +106,10 @@ def find_container(run: StackRun, workload: tuple[str, str], after: str = "") ->
     (container,) = found[0].get(f"{job}.template.spec.containers")
     probe = (container.get("readinessProbe") or {}).get("httpGet") or {}
     deadline = found[0].get(f"{job}.activeDeadlineSeconds")
-    args, env = [str(a) for a in container.get("args") or []], container_env(run, container)
-    init = [([str(a) for a in c.get("args") or []], container_env(run, c))
+    volumes = found[0].get(f"{job}.template.spec.volumes") or []
+    args = [str(a) for a in container.get("args") or []]
+    env = container_env(run, container, volumes)
+    init = [([str(a) for a in c.get("args") or []], container_env(run, c, volumes))
             for c in found[0].get(f"{job}.template.spec.initContainers") or []]  # fmt: skip
     return Container(
         found[0], args, env, probe.get("path"), int(deadline) if deadline else None, init

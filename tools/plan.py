@@ -26,7 +26,7 @@ from typing import Any
 from tools import costs, diff
 from tools.flat import MASK, fmt, leaves, masked
 from tools.harness import ROOT, Resource, StackRun, referenced_stacks, run_stack, stacks
-from tools.mocks import STACK_OUTPUTS
+from tools.mock_account import STACK_OUTPUTS
 
 SNAPSHOTS = ROOT / "snapshots"
 DEPLOYED_URNS = ROOT / "tests" / "fixtures" / "deployed_urns"

@@ -4,9 +4,12 @@ mappings), and its process; and the check that a login is least-privilege."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -16,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from tools.harness import ROOT
+from tools.manifests import SECRET_FILES
 from tools.standins import LOOPBACK, STANDIN_CREDENTIALS, login_of
 
 BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
@@ -120,9 +124,26 @@ def app_process(
     args: list[str], env: Mapping[str, str], shell: Mapping[str, str] = os.environ
 ) -> dict[str, Any]:
     """``python -m app <args>`` from the repository's root with ``env``, plus only the basics
-    from this ``shell`` that starting Python needs."""
+    from this ``shell`` that starting Python needs. The settings ``env`` lists under
+    ``SECRET_FILES`` (its mounted Secrets) are files, as in the pod: written to a directory of
+    their own that SECRETS_DIR names, and out of the environment."""
+    env = dict(env)
+    if names := env.pop(SECRET_FILES, ""):
+        env["SECRETS_DIR"] = str(
+            secret_files({n: env.pop(n) for n in names.split(",") if n in env})
+        )
     env = {**{k: shell[k] for k in BASICS if k in shell}, **env}
     return {"args": [sys.executable, "-m", "app", *args], "cwd": ROOT, "env": env}
+
+
+def secret_files(files: Mapping[str, str]) -> Path:
+    """``files`` in a new private directory (removed when this process exits), read-only."""
+    directory = Path(tempfile.mkdtemp(prefix="ssp-secrets-"))
+    atexit.register(shutil.rmtree, directory, True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+        (directory / name).chmod(0o400)
+    return directory
 
 
 def tail(text: str, lines: int = 20, width: int = 1500) -> str:

@@ -1,10 +1,12 @@
-"""Settings of the app, read from the environment (one place for every default)."""
+"""Settings of the app, read from the environment and, for credentials, from files in
+SECRETS_DIR (one place for every default)."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -26,7 +28,8 @@ PLACEHOLDER_SECRETS = frozenset(
 
 
 class Settings(BaseSettings):
-    """Environment variables, named as the field in upper case (e.g. DATABASE_URL)."""
+    """Environment variables, named as the field in upper case (e.g. DATABASE_URL), or files
+    of that name in the secrets directory (``get_settings``); a variable wins over a file."""
 
     # hide_input_in_errors: a refused setting may be a secret (a password, the pepper, a URL
     # with credentials); the error names the setting, never echoes its value.
@@ -291,6 +294,21 @@ def proxy_networks(value: str) -> list[str]:
     return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
+def secrets_dir(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The directory SECRETS_DIR names: the cluster mounts each workload's Secrets there, one
+    file per setting (DATABASE_URL, API_KEY_PEPPER...), so credentials stay out of the
+    process's environment (/proc/<pid>/environ, child processes, crash dumps). Unset: none."""
+    value = environ.get("SECRETS_DIR", "").strip()
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        # A missing mount would otherwise start the app without its credentials.
+        raise ValueError(f"SECRETS_DIR={value!r} is not a directory")
+    return path
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    # pydantic-settings' own init argument, which the pydantic mypy plugin does not list.
+    return Settings(_secrets_dir=secrets_dir())  # type: ignore[call-arg]

@@ -40,6 +40,8 @@ def is_project_default(key: str, value: Any) -> bool:
         return False
     if isinstance(value, str) and declaration["type"] == "boolean":
         value = {"true": True, "false": False}.get(value.strip().lower(), value)
+    elif isinstance(value, str) and declaration["type"] == "integer":
+        value = int(value) if value.strip().lstrip("-").isdigit() else value
     elif isinstance(value, str) and declaration["type"] == "array":
         try:
             value = json.loads(value) if value.strip() else []

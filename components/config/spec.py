@@ -23,6 +23,7 @@ from components.config.project import config_defaults, is_project_default
 from components.config.spec_database import (
     backup_region,
     engine_upgrade,
+    master_password_rotation,
     reporting_replica,
     restore,
 )
@@ -101,6 +102,8 @@ class StackSpec:
     """PostgreSQL major this stack upgrades to ahead of the program's pin, or None."""
     db_upgrade_strategy: str = "in-place"
     """How a major upgrade runs: ``in-place`` or ``blue-green`` (docs/operate.md, "Upgrades")."""
+    db_master_password_rotation: int = 0
+    """Rotations of the master password so far (``dbMasterPasswordRotation``); 0: never."""
     node_kubernetes_version: str | None = None
     """Kubernetes minor the node groups are held on during an EKS upgrade, or None."""
     global_stack: str | None = None
@@ -288,6 +291,7 @@ def build_spec(
     db_restore = restore(values, problems)
     reporting = reporting_replica(values, region, stack, problems)
     engine, strategy = engine_upgrade(values, tier, reporting, problems)
+    rotation = master_password_rotation(values, problems)
     node_version = _node_version(values, problems)
 
     if problems:
@@ -318,6 +322,7 @@ def build_spec(
         db_restore=db_restore,
         db_engine_version=engine,
         db_upgrade_strategy=strategy,
+        db_master_password_rotation=rotation,
         node_kubernetes_version=node_version,
         global_stack=global_stack,
         edge_phase=phase,

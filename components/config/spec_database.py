@@ -173,3 +173,16 @@ def engine_upgrade(
             "replica along (dbReportingReplica); use in-place, or remove the replica first"
         )
     return engine, strategy
+
+
+def master_password_rotation(values: Mapping[str, Any], problems: list[str]) -> int:
+    """``dbMasterPasswordRotation``: how many times the master password has been rotated (each
+    raise generates a new one at the next ``pulumi up``)."""
+    raw = str(values["dbMasterPasswordRotation"]).strip()
+    if not raw.isdigit():
+        problems.append(
+            f"dbMasterPasswordRotation={raw!r}: must be a whole number >= 0; raise it by one "
+            "to rotate the master password"
+        )
+        return 0
+    return int(raw)

@@ -39,11 +39,14 @@ def credentials_secret(
             lambda v: credentials_document(v[0], v[1], login.username)
         )
     )
+    # Not protected, unlike its secret: the provider replaces a version whose text changes
+    # (a rotated password, a restored primary's host), and Pulumi refuses to replace a
+    # protected resource. Replacing one puts a new version (AWSCURRENT) into the same secret.
     aws.secretsmanager.SecretVersion(
         f"{prefix}-credentials-version",
         secret_id=secret.id,
         secret_string=document,
-        opts=owned(owner, was=secret, protect=stack.protect),
+        opts=owned(owner, was=secret, protect=False),
     )
     return secret
 

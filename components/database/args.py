@@ -57,3 +57,5 @@ class DatabaseArgs:
     """Run engine upgrades as an RDS Blue/Green switchover (tiers without replicas or proxy)."""
     reporting_replica: ReportingReplica | None = None
     """A cross-region read replica for reporting (opt-in: ``dbReportingReplica``), or None."""
+    master_password_rotation: int = 0
+    """Raised by one, a new master password (``dbMasterPasswordRotation``); 0 keeps the first."""

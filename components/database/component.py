@@ -92,7 +92,7 @@ class Database(pulumi.ComponentResource):
         # app's Kubernetes Secret needs the password as a Pulumi secret Output; an RDS-managed
         # password rotates outside Pulumi and the pods could not follow it without an extra
         # operator. (Setting both makes RDS silently ignore the password.)
-        password = self._password(f"{name}-password")
+        password = self._password(f"{name}-password", rotation=args.master_password_rotation)
         subnet_group, sg = network(
             self,
             name,
@@ -234,14 +234,18 @@ class Database(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
 
-    def _password(self, resource_name: str) -> pulumi.Output[str]:
+    def _password(self, resource_name: str, rotation: int = 0) -> pulumi.Output[str]:
         """A generated password (the master's, or a workload login's that ``migrate`` sets on
-        its role), as a secret Output."""
+        its role), as a secret Output; a new ``rotation`` generates a new one."""
         password = random.RandomPassword(
             resource_name,
             length=40,
             special=True,
             override_special=PASSWORD_SPECIALS,
+            # Keepers only from the first rotation on: pulumi-random replaces a password whose
+            # keepers go from none to any value, so a keeper set from the start would replace
+            # every deployed stack's password at its first `up` with this program.
+            keepers={"rotation": str(rotation)} if rotation else None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         return pulumi.Output.secret(password.result)

@@ -36,6 +36,12 @@ BOOTSTRAP_BACKOFF_LIMIT = 2
 # removes it from the target group when termination starts), then drains its requests.
 PRE_STOP_SECONDS = 15
 API_GRACE_SECONDS = DEREGISTRATION_DELAY_SECONDS + PRE_STOP_SECONDS + 15
+# The app's credentials are files here (SECRETS_DIR in the ConfigMap; pydantic-settings reads
+# one file per setting), never environment variables: the environment of a process is readable
+# in /proc/<pid>/environ, inherited by every child and written into crash dumps.
+SECRETS_DIR = "/var/run/secrets/ssp"
+# Owner root, group the pod's fsGroup (the app's group): the app reads them, nobody writes.
+SECRET_FILE_MODE = 0o440
 JOB_HISTORY_SUCCESSFUL = 3
 JOB_HISTORY_FAILED = 3
 
@@ -83,12 +89,22 @@ def container_security_context() -> k8s.core.v1.SecurityContextArgsDict:
     }
 
 
-def _env_from(
-    config_map: pulumi.Input[str], secrets: Sequence[pulumi.Input[str]]
-) -> list[k8s.core.v1.EnvFromSourceArgsDict]:
-    sources: list[k8s.core.v1.EnvFromSourceArgsDict] = [{"config_map_ref": {"name": config_map}}]
-    sources += [{"secret_ref": {"name": secret}} for secret in secrets]
-    return sources
+def secret_volume(
+    container: str, secrets: Sequence[pulumi.Input[str]]
+) -> k8s.core.v1.VolumeArgsDict:
+    """The Secrets of the ``container`` (its name) as one directory of files, one per key,
+    which ``app_container`` mounts read-only at ``SECRETS_DIR``."""
+    return {
+        "name": _secrets_volume_name(container),
+        "projected": {
+            "default_mode": SECRET_FILE_MODE,
+            "sources": [{"secret": {"name": secret}} for secret in secrets],
+        },
+    }
+
+
+def _secrets_volume_name(container: str) -> str:
+    return f"{container}-secrets"
 
 
 @dataclass(frozen=True)
@@ -123,16 +139,18 @@ def pod_spec(
     topology_labels: Mapping[str, str] | None = None,
     grace_seconds: int = 30,
     init_containers: Sequence[k8s.core.v1.ContainerArgsDict] = (),
+    secret_volumes: Sequence[k8s.core.v1.VolumeArgsDict] = (),
 ) -> k8s.core.v1.PodSpecArgsDict:
     """A hardened pod: non-root, read-only root with a writable /tmp, IRSA credentials
-    from the projected token (no Kubernetes API token: the app never calls the API)."""
+    from the projected token (no Kubernetes API token: the app never calls the API), each
+    container's Secrets (``secret_volumes``, one ``secret_volume`` per container) as files."""
     spec: k8s.core.v1.PodSpecArgsDict = {
         "service_account_name": service_account,
         "automount_service_account_token": False,
         "security_context": pod_security_context(),
         "restart_policy": restart_policy,
         "containers": [container],
-        "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "1Gi"}}],
+        "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "1Gi"}}, *secret_volumes],
         "termination_grace_period_seconds": grace_seconds,
     }
     if init_containers:
@@ -163,20 +181,23 @@ def app_container(
     args: Sequence[str],
     resources: Resources,
     config_map: pulumi.Input[str],
-    secrets: Sequence[pulumi.Input[str]],
     serve: bool,
 ) -> k8s.core.v1.ContainerArgsDict:
     """The app image running one of its commands (``serve``, ``train``, ``archive``,
-    ``migrate``), its environment from the ConfigMap and the workload's Secrets."""
+    ``migrate``), its environment from the ConfigMap, its Secrets as files at
+    ``SECRETS_DIR`` (the pod's ``secret_volume(name, ...)``)."""
     container: k8s.core.v1.ContainerArgsDict = {
         "name": name,
         "image": image,
         "image_pull_policy": "IfNotPresent",
         "args": list(args),
-        "env_from": _env_from(config_map, secrets),
+        "env_from": [{"config_map_ref": {"name": config_map}}],
         "resources": resources.spec(),
         "security_context": container_security_context(),
-        "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
+        "volume_mounts": [
+            {"name": "tmp", "mount_path": "/tmp"},
+            {"name": _secrets_volume_name(name), "mount_path": SECRETS_DIR, "read_only": True},
+        ],
     }
     if serve:
         container["ports"] = [{"name": "http", "container_port": API_PORT, "protocol": "TCP"}]

@@ -228,9 +228,9 @@ class Workloads(pulumi.ComponentResource):
             args=["migrate"],
             resources=self._pod,
             config_map=self._name_of(config),
-            secrets=[self._name_of(app_secret), self._name_of(database_secret)],
             serve=False,
         )
+        secrets = [self._name_of(app_secret), self._name_of(database_secret)]
         container["env"] = [
             {"name": "DB_POOL_MIN", "value": "1"},
             {"name": "DB_POOL_MAX", "value": "1"},
@@ -249,6 +249,7 @@ class Workloads(pulumi.ComponentResource):
                     service_account=BOOTSTRAP,
                     placement=self._placement("app"),
                     restart_policy="Never",
+                    secret_volumes=[m.secret_volume(BOOTSTRAP, secrets)],
                 ),
             ),
             opts=pulumi.ResourceOptions.merge(
@@ -292,7 +293,6 @@ class Workloads(pulumi.ComponentResource):
                 args=["serve"],
                 resources=self._pod,
                 config_map=self._name_of(config),
-                secrets=[self._name_of(app_secret), self._name_of(database_secret)],
                 serve=True,
             ),
             service_account=API,
@@ -300,6 +300,9 @@ class Workloads(pulumi.ComponentResource):
             restart_policy="Always",
             topology_labels=api_labels,
             grace_seconds=m.API_GRACE_SECONDS,
+            secret_volumes=[
+                m.secret_volume(API, [self._name_of(app_secret), self._name_of(database_secret)])
+            ],
         )
         deployment = k8s.apps.v1.Deployment(
             f"{name}-api",
@@ -397,9 +400,9 @@ class Workloads(pulumi.ComponentResource):
             args=["archive"],
             resources=self._pod,
             config_map=self._name_of(config),
-            secrets=[self._name_of(app_secret), secret_names[ARCHIVER]],
             serve=False,
         )
+        secrets = [self._name_of(app_secret), secret_names[ARCHIVER]]
         container["env"] = job_env
         k8s.batch.v1.CronJob(
             f"{name}-{ARCHIVER}",
@@ -413,6 +416,7 @@ class Workloads(pulumi.ComponentResource):
                     service_account=ARCHIVER,
                     placement=self._placement("app"),
                     restart_policy="Never",
+                    secret_volumes=[m.secret_volume(ARCHIVER, secrets)],
                 ),
                 deadline_seconds=m.ARCHIVE_DEADLINE_SECONDS,
                 backoff_limit=1,

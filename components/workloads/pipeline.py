@@ -35,9 +35,9 @@ def pipeline_steps(
     app_secret: pulumi.Input[str],
     database_secrets: Mapping[str, pulumi.Input[str]],
     env: Sequence[k8s.core.v1.EnvVarArgsDict],
-) -> list[k8s.core.v1.ContainerArgsDict]:
-    """The init container before training: import (IMPORT_SOURCE_URL). The features are
-    refreshed by shard 0 of the run, which the other shards wait for
+) -> tuple[list[k8s.core.v1.ContainerArgsDict], list[k8s.core.v1.VolumeArgsDict]]:
+    """The init container before training: import (IMPORT_SOURCE_URL), and the volume of its
+    Secrets. The features are refreshed by shard 0 of the run, which the other shards wait for
     (app/model/sharded_training.py)."""
     container = m.app_container(
         name=IMPORTER,
@@ -45,11 +45,10 @@ def pipeline_steps(
         args=["import"],
         resources=resources,
         config_map=config_map,
-        secrets=[app_secret, database_secrets[IMPORTER]],
         serve=False,
     )
     container["env"] = list(env)
-    return [container]
+    return [container], [m.secret_volume(IMPORTER, [app_secret, database_secrets[IMPORTER]])]
 
 
 def pipeline_failure_policy() -> k8s.batch.v1.PodFailurePolicyArgsDict:

@@ -127,6 +127,8 @@ def app_config_data(
         "LOG_LEVEL": "INFO",
         "HOST": "0.0.0.0",
         "PORT": str(m.API_PORT),
+        # Where each container's Secrets are mounted, one file per setting.
+        "SECRETS_DIR": m.SECRETS_DIR,
         "MODEL_STORE_URL": f"s3://{models_bucket}/models",
         "ARCHIVE_STORE_URL": f"s3://{archive_bucket}/audit",
         "IMPORT_SOURCE_URL": f"s3://{drop_bucket}/{DROP_PREFIX}",

@@ -55,11 +55,10 @@ def training_cron_job(
         args=["train", "--shards", str(shards)],
         resources=resources,
         config_map=config_map,
-        secrets=[app_secret, database_secrets[TRAINER]],
         serve=False,
     )
     container["env"] = list(env) + rollout_env(endpoint)
-    steps = pipeline_steps(
+    steps, step_volumes = pipeline_steps(
         image=image,
         resources=import_resources,
         config_map=config_map,
@@ -80,6 +79,10 @@ def training_cron_job(
                 placement=placement,
                 restart_policy="Never",
                 init_containers=steps,
+                secret_volumes=[
+                    m.secret_volume(TRAINER, [app_secret, database_secrets[TRAINER]]),
+                    *step_volumes,
+                ],
             ),
             deadline_seconds=m.TRAINING_DEADLINE_SECONDS,
             backoff_limit=m.TRAINING_BACKOFF_LIMIT,

@@ -44,7 +44,6 @@ def worker_container(
     endpoint: SageMakerEndpoint | None,
     resources: m.Resources,
     config_map: pulumi.Input[str],
-    secrets: Sequence[pulumi.Input[str]],
 ) -> k8s.core.v1.ContainerArgsDict:
     """The app image running ``worker``: its pool, the endpoint it rescores through, and its
     metrics and liveness port."""
@@ -54,7 +53,6 @@ def worker_container(
         args=["worker"],
         resources=resources,
         config_map=config_map,
-        secrets=secrets,
         serve=False,
     )
     env: list[k8s.core.v1.EnvVarArgsDict] = [
@@ -164,7 +162,7 @@ def event_worker(
         opts=on_cluster(*depends_on[:1]),
     )
     pod = m.pod_spec(
-        container=worker_container(image, events, endpoint, resources, config_map, secrets),
+        container=worker_container(image, events, endpoint, resources, config_map),
         service_account=WORKER,
         placement=placement,
         restart_policy="Always",
@@ -172,6 +170,7 @@ def event_worker(
         # SIGTERM stops receiving; the batch in hand finishes (or its messages reappear
         # after the visibility timeout and another worker takes them).
         grace_seconds=events.batch_seconds + 15,
+        secret_volumes=[m.secret_volume(WORKER, secrets)],
     )
     deployment = k8s.apps.v1.Deployment(
         f"{name}-{WORKER}",

@@ -1,4 +1,5 @@
-"""Kubernetes workloads: non-root, limited, probed, unprivileged, no hostPath, pinned images.
+"""Kubernetes workloads: non-root, limited, probed, unprivileged, no hostPath, pinned images,
+Secrets as files.
 
 Applies to the pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs,
 CronJobs (``spec.jobTemplate.spec.template``) and bare Pods. Helm releases are opaque to a
@@ -162,6 +163,22 @@ def _read_only_root(args: ResourceValidationArgs, report: ReportViolation) -> No
             )
 
 
+def _secrets_as_files(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for c in containers(pod_spec(args.resource_type, args.props)):
+        from_secret = [e for e in as_list(c.get("envFrom")) if get(e, "secretRef") is not None]
+        from_secret += [
+            e for e in as_list(c.get("env")) if get(e, "valueFrom.secretKeyRef") is not None
+        ]
+        if from_secret:
+            report(
+                f"{_workload(args)} container '{c.get('name')}' takes a Secret into its "
+                "environment (envFrom secretRef or env secretKeyRef), where /proc/<pid>/environ, "
+                "child processes and crash dumps expose it; mount it read-only as files instead "
+                "(components.shared.k8s_manifests.secret_volume).",
+                None,
+            )
+
+
 M, A = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
 
 POLICIES = [
@@ -205,6 +222,13 @@ POLICIES = [
         "Container images are pinned to a version tag or digest, never :latest.",
         WORKLOADS,
         _pinned_image,
+        M,
+    ),
+    rule(
+        "k8s-secrets-as-files",
+        "Containers read Secrets from mounted files, never from environment variables.",
+        WORKLOADS,
+        _secrets_as_files,
         M,
     ),
     rule(

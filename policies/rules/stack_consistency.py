@@ -8,6 +8,8 @@ exposure, and each bucket's controls.
 - ``sg-public-web-only-on-load-balancers``: public 80/443 sits on a load balancer's group.
 - ``s3-bucket-controls-present``: every bucket has its public access block, SSE-KMS, TLS-only
   policy, and versioning when it holds models.
+- ``route53-public-zone-dnssec``: every public hosted zone the stack creates is signed
+  (DNSSEC signing on, with a key-signing key).
 
 During a preview, IDs of new resources are unknown: joins then fall back to the component tree
 (a resource and its companions share a parent), and values that stay unknown are skipped.
@@ -249,6 +251,49 @@ def _bucket_controls(args: StackValidationArgs, report: ReportViolation) -> None
             )
 
 
+# -- DNSSEC ----------------------------------------------------------------------------------
+
+ZONE = "aws:route53/zone:Zone"
+ZONE_DNSSEC = "aws:route53/hostedZoneDnsSec:HostedZoneDnsSec"
+KEY_SIGNING_KEY = "aws:route53/keySigningKey:KeySigningKey"
+
+
+def _of_zone(
+    zone: PolicyResource, resources: list[PolicyResource], type_: str
+) -> list[PolicyResource]:
+    """The resources of ``type_`` naming the zone's id; on a first preview (ids unknown), those
+    of the zone's component."""
+    ids = {str(i) for i in (resource_id(zone), val(zone, "zoneId")) if i}
+    found = []
+    for r in of_type(resources, type_):
+        ref = val(r, "hostedZoneId")
+        if (ref is not None and str(ref) in ids) or (
+            ref is None and parent_urn(r) == parent_urn(zone)
+        ):
+            found.append(r)
+    return found
+
+
+def _public_zones_signed(args: StackValidationArgs, report: ReportViolation) -> None:
+    resources = args.resources
+    for zone in of_type(resources, ZONE):
+        if present(zone.props, "vpcs") or undecided(zone, "vpcs"):
+            continue  # a private zone: answers only inside its VPCs
+        signing = [
+            r
+            for r in _of_zone(zone, resources, ZONE_DNSSEC)
+            if val(r, "signingStatus", "SIGNING") == "SIGNING"
+        ]
+        if not signing or not _of_zone(zone, resources, KEY_SIGNING_KEY):
+            report(
+                f"Public hosted zone '{zone.name}' is not signed: add an aws.route53.KeySigningKey "
+                "(an ECC_NIST_P256 SIGN_VERIFY KMS key in us-east-1) and an "
+                "aws.route53.HostedZoneDnsSec with signing_status SIGNING, then publish its DS "
+                "record at the registrar (components/global_dns.py does).",
+                zone.urn,
+            )
+
+
 M = EnforcementLevel.MANDATORY
 
 POLICIES = [
@@ -278,5 +323,11 @@ POLICIES = [
         validate=_bucket_controls,
         enforcement_level=M,
         config_schema=s3.MODEL_BUCKET_SCHEMA,
+    ),
+    StackValidationPolicy(
+        name="route53-public-zone-dnssec",
+        description="Public hosted zones are signed with DNSSEC.",
+        validate=_public_zones_signed,
+        enforcement_level=M,
     ),
 ]

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.core.logs import JsonFormatter
-from app.core.settings import Settings
+from app.core.settings import Settings, secrets_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,62 @@ def test_cli_exits_with_usage_error_on_placeholder() -> None:
         text=True,
         timeout=60,
     )
+    assert proc.returncode == 2
+    assert "API_KEY_PEPPER is a placeholder" in proc.stderr
+
+
+def _projected_volume(root: Path, files: dict[str, str]) -> Path:
+    """A directory laid out as the kubelet writes a Secret volume: each file a symlink into
+    ``..data``, itself a symlink to the current timestamped copy."""
+    current = root / "..2026_12_07_10_00_00.000000001"
+    current.mkdir(parents=True)
+    for name, text in files.items():
+        (current / name).write_text(text + "\n")
+        (root / name).symlink_to(Path("..data") / name)
+    (root / "..data").symlink_to(current.name)
+    return root
+
+
+def test_credentials_are_read_from_the_mounted_secret_files(tmp_path: Path) -> None:
+    mounted = _projected_volume(
+        tmp_path / "secrets",
+        {
+            "DATABASE_URL": "postgresql://ssp_api:pw@db/ssp",
+            "API_KEY_PEPPER": "a-real-secret-of-some-length",
+            "DB_API_PASSWORD": "a-password-of-20-chars",
+        },
+    )
+    directory = secrets_dir({"SECRETS_DIR": str(mounted)})
+    settings = Settings(_secrets_dir=directory, environment="production")  # type: ignore[call-arg]
+    assert settings.database_url == "postgresql://ssp_api:pw@db/ssp"  # the newline dropped
+    assert settings.api_key_pepper == "a-real-secret-of-some-length"
+    assert settings.db_api_password is not None
+    assert settings.db_api_password.get_secret_value() == "a-password-of-20-chars"
+    # A variable still wins over a file (a developer's shell, a test).
+    overridden = Settings(_secrets_dir=directory, database_url="postgresql://x/y")  # type: ignore[call-arg]
+    assert overridden.database_url == "postgresql://x/y"
+
+
+def test_secrets_dir_unset_is_none_and_missing_is_refused(tmp_path: Path) -> None:
+    assert secrets_dir({}) is None and secrets_dir({"SECRETS_DIR": " "}) is None
+    with pytest.raises(ValueError, match=r"SECRETS_DIR='.*nowhere' is not a directory"):
+        secrets_dir({"SECRETS_DIR": str(tmp_path / "nowhere")})
+
+
+def test_the_cli_reads_its_credentials_from_secrets_dir(tmp_path: Path) -> None:
+    mounted = _projected_volume(tmp_path / "secrets", {"API_KEY_PEPPER": "changeme"})
+    env = {**os.environ, "ENVIRONMENT": "production", "SECRETS_DIR": str(mounted)}
+    env.pop("API_KEY_PEPPER", None)
+    env["DATABASE_URL"] = "postgresql://db/ssp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "migrate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # The placeholder came from the file: the file was read.
     assert proc.returncode == 2
     assert "API_KEY_PEPPER is a placeholder" in proc.stderr
 

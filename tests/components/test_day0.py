@@ -5,6 +5,7 @@ changes roll the pods, and a rollout drops no request."""
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -31,20 +32,27 @@ from tests.shared import (
 )
 from tools.harness import ROOT, Resource, StackRun, run_stack
 
-# Read by the libraries the app runs on, not by its settings: boto3.
-LIBRARY_SETTINGS = {"AWS_REGION", "AWS_DEFAULT_REGION"}
+# Read by the libraries the app runs on, not by its settings: boto3; and where the settings'
+# own files are (app.core.settings.secrets_dir).
+LIBRARY_SETTINGS = {"AWS_REGION", "AWS_DEFAULT_REGION", "SECRETS_DIR"}
 
 
 def secret_of(run: StackRun, name: str) -> Resource:
     return run.one(K8S_SECRET, name)
 
 
-def env_sources(run: StackRun, container: dict[str, object]) -> list[Resource]:
-    """The ConfigMap and Secrets a container's ``envFrom`` names (by the names Pulumi gave)."""
-    names = {
-        ref["name"]
-        for source in container["envFrom"]  # type: ignore[attr-defined]
-        for ref in source.values()
+def env_sources(
+    run: StackRun, container: dict[str, Any], volumes: list[dict[str, Any]]
+) -> list[Resource]:
+    """The ConfigMap a container's ``envFrom`` names and the Secrets its volumes mount (by the
+    names Pulumi gave)."""
+    names = {ref["name"] for source in container["envFrom"] for ref in source.values()}
+    mounted = {v["name"] for v in container["volumeMounts"]}
+    names |= {
+        source["secret"]["name"]
+        for volume in volumes
+        if volume["name"] in mounted
+        for source in volume.get("projected", {}).get("sources", [])
     }
     # Pulumi names each after its resource, with a random suffix.
     found = [
@@ -52,7 +60,7 @@ def env_sources(run: StackRun, container: dict[str, object]) -> list[Resource]:
         for r in run.of_type(K8S_SECRET) + run.of_type(CONFIG_MAP)
         if any(n.rpartition("-")[0] == r.name for n in names)
     ]
-    assert len(found) == len(names), f"envFrom names {names}, found {[r.name for r in found]}"
+    assert len(found) == len(names), f"the pod names {names}, found {[r.name for r in found]}"
     return found
 
 
@@ -98,7 +106,7 @@ def test_only_the_bootstrap_job_holds_the_master_login(stack_run: StackRunner, s
         for container in (*spec.get("initContainers", []), *spec["containers"]):
             urls = [
                 value
-                for source in env_sources(run, container)
+                for source in env_sources(run, container, spec["volumes"])
                 for key, value in (source.get("stringData") or source.get("data") or {}).items()
                 if key.startswith("DATABASE")
             ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import re
 
 import pytest
 import yaml
@@ -21,13 +22,15 @@ from components.config.spec_global import (
 )
 from components.directory import replica_arn
 from components.shared.iam import api_role_policy
-from tests.shared import DNS_RECORD, ROLE_POLICY, StackRunner
+from tests.shared import DNS_RECORD, KMS_KEY, ROLE_POLICY, StackRunner
 from tools.harness import ROOT, project_defaults, referenced_stacks, stacks
-from tools.mocks import STACK_OUTPUTS
+from tools.mock_account import STACK_OUTPUTS
 from tools.plan import outputs_text
 
 HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
 TABLE = "aws:dynamodb/table:Table"
+KEY_SIGNING_KEY = "aws:route53/keySigningKey:KeySigningKey"
+ZONE_DNSSEC = "aws:route53/hostedZoneDnsSec:HostedZoneDnsSec"
 TABLE_ITEM = "aws:dynamodb/tableItem:TableItem"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 PREFIX = "student-success:"
@@ -165,6 +168,42 @@ def test_a_dns_record_and_a_health_check_per_region(stack_run: StackRunner, stac
         assert record.get("type") == "CNAME"
         assert record.get("records") == [outputs["api_load_balancer_dns_name"]]
     assert len({r.get("records.0") for r in records.values()}) == len(records)
+
+
+@pytest.mark.parametrize("stack", GLOBAL_STACKS)
+def test_the_public_zone_is_signed_with_a_key_only_route53_signs_with(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    # The public zone's id, as its records name it.
+    (zone_id,) = {r.get("zoneId") for r in run.of_type(DNS_RECORD) if r.name.startswith("dns-")}
+    key = run.one(KMS_KEY, "dns-dnssec-key")
+    assert (key.get("customerMasterKeySpec"), key.get("keyUsage")) == (
+        "ECC_NIST_P256",
+        "SIGN_VERIFY",
+    )
+    assert key.provider_name == "dns-us-east-1"  # Route 53 signs with us-east-1 keys only
+    statements = {s["Sid"]: s for s in json.loads(key.get("policy"))["Statement"]}
+    signs, grants = statements["Route53DnssecSigns"], statements["Route53DnssecGrants"]
+    assert signs["Principal"] == grants["Principal"] == {"Service": "dnssec-route53.amazonaws.com"}
+    assert set(signs["Action"]) == {"kms:DescribeKey", "kms:GetPublicKey", "kms:Sign"}
+    # Only for this account's zones (confused deputy), grants only to AWS resources.
+    assert signs["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    assert signs["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:route53:::hostedzone/*"}
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    ksk = run.one(KEY_SIGNING_KEY, "dns-ksk")
+    assert ksk.get("hostedZoneId") == zone_id
+    assert ksk.get("keyManagementServiceArn").startswith("arn:aws:kms:us-east-1:")
+    assert ksk.get("status") == "ACTIVE"
+    signing = run.one(ZONE_DNSSEC, "dns-dnssec")
+    assert signing.get("signingStatus") == "SIGNING"
+    # Signing starts once the key-signing key is active, on the first `up` too.
+    assert ksk.urn in signing.options.depends_on
+    assert signing.get("hostedZoneId") == zone_id
+    # Removing any of them with the DS record at the registrar breaks every name.
+    assert key.options.protect and ksk.options.protect and signing.options.protect
+    # What the registrar takes: key tag, algorithm 13 (ECDSA P-256), digest type 2 (SHA-256).
+    assert re.fullmatch(r"\d+ 13 2 [0-9A-F]{64}", run.outputs["dnssec_ds_record"])
 
 
 def test_a_region_being_built_has_its_health_check_but_no_record() -> None:

@@ -13,7 +13,7 @@ from components.config.spec_global import shared_host, shared_origin_host
 from components.edge import ORIGIN_VERIFY_HEADER
 from tests.shared import DNS_RECORD, StackRunner
 from tools.harness import StackRun, run_stack
-from tools.mocks import STACK_OUTPUTS
+from tools.mock_account import STACK_OUTPUTS
 from tools.policy import check_run
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"

@@ -17,7 +17,7 @@ from tests.shared import (
     StackRunner,
 )
 from tools.harness import run_stack
-from tools.mocks import AVAILABILITY_ZONES, Zone
+from tools.mock_account import AVAILABILITY_ZONES, Zone
 
 
 def test_plan_gives_three_subnet_tiers_per_az_without_overlap() -> None:

@@ -15,7 +15,7 @@ from stacks import preconditions
 from stacks.preconditions import creator_problems, role_identity, zone_serves
 from tests.shared import ACM_CERTIFICATE
 from tools.harness import run_stack
-from tools.mocks import CALLER_ARN, HOSTED_ZONES, session_issuer
+from tools.mock_account import CALLER_ARN, HOSTED_ZONES, session_issuer
 
 
 def test_a_zone_serves_its_own_name_and_the_names_under_it() -> None:

@@ -242,6 +242,7 @@ BAD_VALUES: dict[str, Any] = {
     "dbRestoreSource": "ssp-dev-db",
     "dbEngineVersion": "9",
     "dbUpgradeStrategy": "sideways",
+    "dbMasterPasswordRotation": "-1",
     "nodeKubernetesVersion": "1.0",
     "overrides": ["nonsense"],
     "stackRole": "global",
@@ -259,7 +260,7 @@ def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
     for key, declaration in declared.items():
         assert declaration["description"], key
         assert "default" in declaration, key
-        assert declaration["type"] in ("string", "boolean", "array"), key
+        assert declaration["type"] in ("string", "boolean", "integer", "array"), key
         # The regional spec reads every key (refusing the global stack's own when set).
         problems = spec_problems(**{key: BAD_VALUES[key]})
         assert any(p.startswith((key, f"{PROJECT}:{key}")) for p in problems), (key, problems)
@@ -271,7 +272,8 @@ def test_stack_files_hold_only_overrides_and_no_plaintext_secrets() -> None:
         ours = {k.removeprefix(f"{PROJECT}:") for k in config if k.startswith(f"{PROJECT}:")}
         assert ours <= set(declared_config()), path.name
         assert set(config) - {f"{PROJECT}:{k}" for k in ours} <= {"aws:region"}, path.name
-        text = Path(path).read_text().lower()
+        # The rotation counter is a number, not a password.
+        text = Path(path).read_text().lower().replace("dbmasterpasswordrotation", "")
         assert "password" not in text and "token" not in text, path.name
 
 
@@ -408,6 +410,15 @@ def test_engine_upgrade_settings() -> None:
     assert problem == "dbEngineVersion='18': a PostgreSQL major version; allowed 16, 17"
     (problem,) = spec_problems(dbUpgradeStrategy="rolling")
     assert problem == "dbUpgradeStrategy='rolling': allowed in-place, blue-green"
+
+
+def test_the_master_password_rotation_is_a_count_from_zero() -> None:
+    assert build_spec({}, stack="dev", region="us-east-1").db_master_password_rotation == 0
+    # As the CLI hands it over: a string.
+    spec = build_spec({"dbMasterPasswordRotation": "2"}, stack="dev", region="us-east-1")
+    assert spec.db_master_password_rotation == 2
+    (problem,) = spec_problems(dbMasterPasswordRotation="one")
+    assert problem.startswith("dbMasterPasswordRotation='one': must be a whole number >= 0")
 
 
 def test_blue_green_only_where_no_replica_or_proxy_is_left_behind() -> None:

@@ -22,6 +22,7 @@ from tests.shared import (
     CRON_JOB,
     DEPLOYMENT,
     HPA,
+    JOB,
     K8S_SECRET,
     NAMESPACE,
     NETWORK_POLICY,
@@ -194,6 +195,48 @@ def test_hpa_max_is_the_capacity_checks_max(stack_run: StackRunner, stack: str) 
     assert hpa.get("spec.behavior.scaleDown.stabilizationWindowSeconds") == 300
 
 
+def mounted_secrets(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
+    """The names of the Secrets the container mounts at the app's secrets directory."""
+    (mount,) = [v for v in container["volumeMounts"] if v["mountPath"] == m.SECRETS_DIR]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return [source["secret"]["name"] for source in volume["projected"]["sources"]]
+
+
+def _pods(run: StackRun) -> list[tuple[str, dict[str, Any]]]:
+    """Every pod template of the app's workloads, with its owner's resource name."""
+    paths = {DEPLOYMENT: "spec.template.spec", CRON_JOB: "spec.jobTemplate.spec.template.spec"}
+    paths[JOB] = "spec.template.spec"
+    return [(r.name, r.get(path)) for t, path in paths.items() for r in run.of_type(t)]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_credentials_reach_every_container_as_read_only_files(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    config = run.one(CONFIG_MAP, "workloads-config").get("data")
+    assert config["SECRETS_DIR"] == m.SECRETS_DIR
+    pods = _pods(run)
+    assert len(pods) >= 4  # bootstrap, api, trainer, archiver (and the worker)
+    for owner, pod in pods:
+        for container in (*pod.get("initContainers", []), *pod["containers"]):
+            where = f"{owner}/{container['name']}"
+            # Nothing secret in the environment: the ConfigMap only, literal values.
+            assert [list(e) for e in container["envFrom"]] == [["configMapRef"]], where
+            assert all("valueFrom" not in e for e in container.get("env", [])), where
+            (mount,) = [v for v in container["volumeMounts"] if v["mountPath"] == m.SECRETS_DIR]
+            assert mount["readOnly"] is True, where
+            (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+            assert volume["projected"]["defaultMode"] == 0o440, where
+            names = [n.rpartition("-")[0] for n in mounted_secrets(pod, container)]
+            # The app's Secret, then the workload's own database login.
+            assert names[0] == "workloads-secret" and len(names) == 2, where
+            assert names[1].endswith("-db"), where
+        # Every mount names a volume of the pod: else the pod would not start.
+        mounts = {v["name"] for c in pod["containers"] for v in c["volumeMounts"]}
+        assert mounts <= {v["name"] for v in pod["volumes"]}, owner
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_jobs(stack_run: StackRunner, stack: str) -> None:
     run = stack_run(stack)
@@ -225,10 +268,7 @@ def test_jobs(stack_run: StackRunner, stack: str) -> None:
     # The nightly pipeline: the import (index 0's does it), then the shard's training.
     steps = [(c["name"], c["args"]) for c in pod["initContainers"]]
     assert steps == [("importer", ["import"])]
-    secrets = [
-        [e["secretRef"]["name"] for e in c["envFrom"] if "secretRef" in e]
-        for c in (*pod["initContainers"], *pod["containers"])
-    ]
+    secrets = [mounted_secrets(pod, c) for c in (*pod["initContainers"], *pod["containers"])]
     assert [s[-1].rpartition("-")[0] for s in secrets] == [
         "workloads-importer-db",
         "workloads-trainer-db",

@@ -775,6 +775,24 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         ":latest",
     ),
     (
+        "k8s-secrets-as-files",
+        DEPLOYMENT,
+        DEPLOY,
+        with_(DEPLOY, f"{POD0}.containers.0.envFrom", [{"secretRef": {"name": "db-1a2b"}}]),
+        "envFrom secretRef",
+    ),
+    (
+        "k8s-secrets-as-files",
+        CRON_JOB,
+        CRON,
+        with_(
+            CRON,
+            f"{CRON_POD0}.containers.0.env",
+            [{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "u"}}}],
+        ),
+        "container 'api' takes a Secret",
+    ),
+    (
         "k8s-read-only-root-filesystem",
         DEPLOYMENT,
         DEPLOY,

@@ -466,3 +466,48 @@ def test_ferpa_buckets_keep_server_access_logs() -> None:
     log_bucket = stack_resource(BUCKET, "access-logs-bucket", {"id": "logs-x", "tags": ferpa})
     internal = stack_resource(BUCKET, "scratch", {"id": "s", "tags": tags()})
     assert stack_messages("s3-access-logging", [log_bucket, internal]) == []
+
+
+def _signed_zone(status: str = "SIGNING") -> list[PolicyResource]:
+    component = stack_resource("ssp:global_dns:GlobalDns", "dns", {})
+    zone = stack_resource(
+        "aws:route53/zone:Zone", "dns-zone", {"name": "ssp.example.org", "zoneId": "Z1"}, component
+    )
+    ksk = stack_resource(
+        "aws:route53/keySigningKey:KeySigningKey", "dns-ksk", {"hostedZoneId": "Z1"}, component
+    )
+    signing = stack_resource(
+        "aws:route53/hostedZoneDnsSec:HostedZoneDnsSec",
+        "dns-dnssec",
+        {"hostedZoneId": "Z1", "signingStatus": status},
+        component,
+    )
+    return [component, zone, ksk, signing]
+
+
+def test_a_signed_public_zone_and_a_private_zone_pass() -> None:
+    private = stack_resource(
+        "aws:route53/zone:Zone", "database-zone", {"name": "x.internal", "vpcs": [{"vpcId": "v"}]}
+    )
+    assert stack_messages("route53-public-zone-dnssec", [*_signed_zone(), private]) == []
+
+
+def test_an_unsigned_public_zone_is_reported() -> None:
+    component, zone, ksk, _ = _signed_zone()
+    for resources in ([component, zone, ksk], _signed_zone("NOT_SIGNING"), [component, zone]):
+        ((message, at),) = stack_messages("route53-public-zone-dnssec", resources)
+        assert message.startswith("Public hosted zone 'dns-zone' is not signed")
+        assert at == zone.urn
+    # Another zone's signing does not count.
+    other = _signed_zone()
+    other[3].props = {"hostedZoneId": "Z2", "signingStatus": "SIGNING"}
+    assert len(stack_messages("route53-public-zone-dnssec", other)) == 1
+
+
+def test_on_a_first_preview_the_zone_signing_is_joined_by_component() -> None:
+    resources = _signed_zone()
+    for r in resources[1:]:
+        r.props = unknown_checking_proxy(
+            {**r.props, "zoneId": UNKNOWN_STRING_VALUE, "hostedZoneId": UNKNOWN_STRING_VALUE}
+        )
+    assert stack_messages("route53-public-zone-dnssec", resources) == []

@@ -27,6 +27,7 @@ from tools.manifests import (
     BOOTSTRAP,
     CONFIG_MAP,
     SECRET,
+    SECRET_FILES,
     TRAINER,
     WORKER,
     cache_token,
@@ -237,6 +238,27 @@ def test_a_process_gets_only_the_basics_of_this_shell() -> None:
     process = app_process(["serve"], {"PORT": "2"}, shell)
     assert process["env"] == {"PATH": "/bin", "HOME": "/root", "PORT": "2"}
     assert process["args"][1:] == ["-m", "app", "serve"]
+
+
+def test_mounted_secrets_are_files_of_the_process_not_its_environment() -> None:
+    run = fake_run()
+    api = container(["serve"], "workloads-api-db")
+    api["envFrom"] = api["envFrom"][:1]  # the ConfigMap; the Secrets as a volume instead
+    api["volumeMounts"] = [{"name": "api-secrets", "mountPath": "/var/run/secrets/ssp"}]
+    sources = [{"secret": {"name": n}} for n in ("workloads-secret-4e5f", "workloads-api-db-8c9d")]
+    volumes = [{"name": "api-secrets", "projected": {"sources": sources}}]
+    env = container_env(run, api, volumes)
+    assert env["DATABASE_URL"] == DB and env["API_KEY_PEPPER"] == "p" * 40
+    assert env[SECRET_FILES] == "API_KEY_PEPPER,DATABASE_READ_URL,DATABASE_URL,REDIS_URL"
+    # Mapped like the rest, then written as files that SECRETS_DIR names.
+    process = app_process(["serve"], map_environment(env, ENDPOINTS), {})
+    files = Path(process["env"].pop("SECRETS_DIR"))
+    assert set(process["env"]) == set(CONFIG)
+    assert sorted(p.name for p in files.iterdir()) == env[SECRET_FILES].split(",")
+    assert (files / "DATABASE_URL").read_text().startswith("postgresql://ssp_api:p%40ss-w0rd@127")
+    assert (files / "DATABASE_URL").stat().st_mode & 0o777 == 0o400
+    with pytest.raises(LookupError, match="volume api-secrets: not in the pod"):
+        container_env(run, api, [])
 
 
 def test_migration_needs(tmp_path: Path) -> None:
