@@ -157,10 +157,9 @@ class StackDiff:
 # -- comparing two evaluations --------------------------------------------------------------
 
 
-def _shown(resource: Resource) -> dict[str, str]:
-    """Inputs flattened to ``path -> value`` as the provider compares them
-    (``provider_diff.flattened``), secrets masked."""
-    shown = provider_diff.flattened(resource)
+def _shown(resource: Resource, flat: dict[str, str]) -> dict[str, str]:
+    """``flat`` (the inputs as ``provider_diff.flattened`` gives them) with secrets masked."""
+    shown = dict(flat)
     for secret in resource.secret_paths:
         dotted = secret.split(".")
         for path in list(shown):
@@ -173,24 +172,20 @@ def _dotted(path: str) -> list[str]:
     return path.replace("[", ".").replace("]", "").split(".")
 
 
-def _secret_changed(old: Resource, new: Resource, path: str) -> bool:
-    """Whether the (masked) leaf at ``path`` differs: the leaf itself, not the whole secret
-    holding it (a Secret's ``stringData`` gaining a key leaves its other keys as they were)."""
-    leaf = ".".join(_dotted(path))
-    return bool(old.get(leaf) != new.get(leaf))
-
-
 def property_changes(
     old: Resource, new: Resource, *, mutable: bool = False
 ) -> list[PropertyChange]:
     """Every input that differs between the base and head resource, with whether it forces
     a replacement."""
-    before, after = _shown(old), _shown(new)
+    # A masked leaf changes when its own value does, not the whole secret holding it (a
+    # Secret's ``stringData`` gaining a key leaves its other keys as they were).
+    raw_before, raw_after = provider_diff.flattened(old), provider_diff.flattened(new)
+    before, after = _shown(old, raw_before), _shown(new, raw_after)
     ignored = [replacements.normalized(p) for p in new.options.ignore_changes]
     changes = []
     for path in sorted(set(before) | set(after)):
         was, now = before.get(path), after.get(path)
-        if was == now and not (was == MASK and _secret_changed(old, new, path)):
+        if was == now and not (was == MASK and raw_before.get(path) != raw_after.get(path)):
             continue
         if any(replacements.under(replacements.normalized(path), p) for p in ignored):
             continue
@@ -285,7 +280,7 @@ def _reading(reader: Resource, replaced: Resource) -> list[PropertyChange]:
                 reader.type, path, replace_on_changes=reader.options.replace_on_changes
             ),
         )
-        for path, value in _shown(reader).items()
+        for path, value in _shown(reader, provider_diff.flattened(reader)).items()
         if isinstance(value, str) and replaced.id in value
     ]
 

@@ -1,8 +1,7 @@
 """One validated, immutable spec per stack: config + tier row + overrides.
 
-``build_spec`` is pure (a mapping of config strings in, a ``StackSpec`` out) so tests
-exercise every rule without Pulumi; ``load_spec`` feeds it the running stack's config.
-Every problem is collected before failing, so one run lists them all.
+``build_spec`` is pure (config strings in, a ``StackSpec`` out): tests exercise every rule
+without Pulumi. It collects every problem before failing, so one run lists them all.
 """
 
 from __future__ import annotations

@@ -413,9 +413,9 @@ def test_engine_upgrade_settings() -> None:
 
 
 def test_the_master_password_rotation_is_a_count_from_zero() -> None:
-    assert build_spec({}, stack="dev", region="us-east-1").db_master_password_rotation == 0
+    assert build_spec(API, stack="dev", region="us-east-1").db_master_password_rotation == 0
     # As the CLI hands it over: a string.
-    spec = build_spec({"dbMasterPasswordRotation": "2"}, stack="dev", region="us-east-1")
+    spec = build_spec({**API, "dbMasterPasswordRotation": "2"}, stack="dev", region="us-east-1")
     assert spec.db_master_password_rotation == 2
     (problem,) = spec_problems(dbMasterPasswordRotation="one")
     assert problem.startswith("dbMasterPasswordRotation='one': must be a whole number >= 0")

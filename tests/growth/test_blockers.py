@@ -93,10 +93,11 @@ def test_the_pepper_regenerated_with_the_tier(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(random, "RandomPassword", per_tier)
     found = catches("tier1", "tier2", "secrets")
-    # The replacement is the signal: the mocks give a replaced password the value it had.
+    # The mocks give a password whose keepers change a new value, as the provider does.
     assert found == [
         "up 1: replace random:index/randomPassword:RandomPassword workloads-api-key-pepper: "
-        "a credential changes"
+        "a credential changes",
+        "up 1: Secret workloads-secret: API_KEY_PEPPER changes",
     ]
 
 

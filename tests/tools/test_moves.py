@@ -25,7 +25,7 @@ def test_a_move_adds_only_the_keys_the_higher_tiers_require_and_the_file_lacks()
     assert moved_config("dev", "tier1") == {
         "tier": "tier1",
         "apiDomainName": "api.dev.ssp.example.org",
-        "hostedZoneId": "Z0EXAMPLEZONE",
+        "hostedZoneId": "Z5B669DD3286DFE3E07",
     }
     # tier3's edge name and backups in another region; the tier3 file has its own.
     assert moved_config("tier2", "tier3") == {
