@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -21,13 +21,14 @@ from typing import Any
 import psycopg
 
 from app import __version__
+from app.core.cache import Cache, scores_stamp
 from app.core.db import TRAIN_LOCK_KEY, connect_as
 from app.core.logins import TRAINER_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore, Pointer
 from app.model.features import FEATURES
 from app.model.promotion import DISTRICT_MODEL, NEW, Decision
-from app.model.scoring import score_students
+from app.model.scoring import rescore_students, score_students
 from app.model.served_models import school_scope, scope_school_id
 
 log = logging.getLogger("app.train")
@@ -141,12 +142,28 @@ def publish_decisions(
     promoted = [scope for scope, d in decisions.items() if d.promoted]
     kept = [scope for scope, d in decisions.items() if not d.promoted]
     if scopes == current.scopes:
-        return current, promoted, kept  # nothing better: keep serving (and caching) it
+        # Nothing better: the same models keep serving, under the same generation (and so the
+        # same cached answers), and score the night's students and features all the same.
+        if current.scopes:
+            rescore_students(conn, store, settings, current, restamper(settings))
+        return current, promoted, kept
     pointer = store.next_pointer(
         current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
     )
     publish(conn, store, settings, pointer)
     return pointer, promoted, kept
+
+
+def restamper(settings: Settings) -> Callable[[set[int]], None]:
+    """What tells the API that schools were rescored in place: their scores' stamps in Redis
+    (core/cache.py), so their cached at-risk pages are read again."""
+    cache = Cache(settings.redis_url, settings.cache_prefix)
+
+    def restamp(schools: set[int]) -> None:
+        if not cache.restamp(scores_stamp(s) for s in schools) and cache.redis is not None:
+            log.warning("rescored schools not restamped", extra={"schools": len(schools)})
+
+    return restamp
 
 
 def publish(

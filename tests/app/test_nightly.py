@@ -35,14 +35,16 @@ def keep_current_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app.model.training, "evaluate", no_better)
 
 
-def write_new_students(root: Path, school: str, count: int) -> Path:
-    """The next night's delta: `count` students new to `school`, with a week of attendance."""
+def write_next_night(root: Path, school: str, count: int, leaving: str) -> Path:
+    """The next night's delta: `count` students new to `school`, with a week of attendance,
+    and the student `leaving` exported inactive."""
     root.mkdir(parents=True)
     ids = [f"{school}-NEW-{k}" for k in range(count)]
     write_csv(
         root / "students.csv",
         HEADERS["students"],
-        [[sid, school, "Mia", "Lee", 10, "2026-01-12", "", ""] for sid in ids],
+        [[sid, school, "Mia", "Lee", 10, "2026-01-12", "", ""] for sid in ids]
+        + [[leaving, school, "Ana", "Silva", 9, "2025-09-01", "false", ""]],
     )
     days = [f"2026-01-{d}" for d in range(12, 17)]
     statuses = ["present", "absent", "late", "present", "absent"]
@@ -55,17 +57,20 @@ def write_new_students(root: Path, school: str, count: int) -> Path:
     return root
 
 
-def at_risk_ids(api: TestClient, key: str, school_id: int) -> set[int]:
-    """Every student of the school's at-risk list down to risk 0, page by page."""
+def at_risk_ids(api: TestClient, key: str, school_id: int) -> tuple[set[int], str]:
+    """Every student of the school's at-risk list down to risk 0, page by page; and whether
+    the first page came from the cache."""
     found: set[int] = set()
     params: dict[str, Any] = {"min_risk": 0, "limit": 100}
+    first_page = ""
     while True:
         resp = api.get(f"/v1/schools/{school_id}/at-risk", params=params, headers=auth(key))
         assert resp.status_code == 200, resp.text
+        first_page = first_page or resp.headers["X-Cache"]
         page = resp.json()
         found |= {item["student_id"] for item in page["items"]}
         if page["next_cursor"] is None:
-            return found
+            return found, first_page
         params["cursor"] = page["next_cursor"]
 
 
@@ -73,18 +78,28 @@ def test_students_imported_on_a_night_that_promotes_nothing_are_scored_and_liste
     untrained_district: District, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     d = untrained_district
+    assert d.settings.redis_url  # the API caches its pages, as deployed
     bundle = write_native(tmp_path / "first-night", native_rows(schools=2, students=150))
     assert run_import(d.importer, str(bundle), progress=False).written
     first = run_training(d.trainer)
     store = ModelStore(d.settings.model_store_url)
     served = store.pointer()
     assert first.promoted
-
     school_id = scalar(d.url, "SELECT id FROM schools WHERE sourced_id = 'SCH-1'")
-    new_night = write_new_students(tmp_path / "second-night", "SCH-1", NEW_STUDENTS)
-    assert run_import(d.importer, str(new_night), progress=False).written
-    keep_current_models(monkeypatch)
-    second = run_training(d.trainer)
+    with db.connect_owner(d.owner) as conn:
+        _, key = create_key(conn, PEPPER, "imported school", school_id=school_id)
+
+    with TestClient(create_app(d.settings)) as api:
+        before, _ = at_risk_ids(api, key, school_id)
+        assert at_risk_ids(api, key, school_id)[1] == "hit"
+        leaving = next(iter(before))
+        leaving_sourced = scalar(d.url, "SELECT sourced_id FROM students WHERE id = %s", (leaving,))
+        new_night = write_next_night(tmp_path / "second-night", "SCH-1", NEW_STUDENTS,
+                                     leaving_sourced)  # fmt: skip
+        assert run_import(d.importer, str(new_night), progress=False).written
+        keep_current_models(monkeypatch)
+        second = run_training(d.trainer)
+        after, cache = at_risk_ids(api, key, school_id)
 
     assert second.promoted == []
     assert store.pointer().scopes == served.scopes  # the same models serve
@@ -105,12 +120,10 @@ def test_students_imported_on_a_night_that_promotes_nothing_are_scored_and_liste
         (generation,),
     )
     assert unscored == 0  # every active student of every school
-
-    with db.connect_owner(d.owner) as conn:
-        _, key = create_key(conn, PEPPER, "imported school", school_id=school_id)
-    new_ids = scalar(
-        d.url, "SELECT array_agg(id) FROM students WHERE sourced_id LIKE 'SCH-1-NEW-%%'"
+    new_ids = set(
+        scalar(d.url, "SELECT array_agg(id) FROM students WHERE sourced_id LIKE 'SCH-1-NEW-%%'")
     )
-    with TestClient(create_app(d.settings)) as api:
-        listed = at_risk_ids(api, key, school_id)
-    assert set(new_ids) <= listed
+    assert not new_ids & before
+    assert cache == "miss"  # the pages cached before the run are read again
+    assert new_ids <= after
+    assert leaving not in after  # no longer active: no score, not listed

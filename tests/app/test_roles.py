@@ -290,6 +290,8 @@ def test_trainer_reads_features_and_writes_scores_only(
     trainer.execute("SELECT refresh_student_features()")
     with trainer.transaction():  # what promotion does
         trainer.execute("UPDATE model_versions SET promoted = promoted WHERE scope = 'district'")
+    with trainer.transaction():  # what a run that promotes nothing does: scores in place
+        trainer.execute("UPDATE risk_scores SET risk = risk, scored_at = now() WHERE false")
     part = current_partition()
     for query in (
         "SELECT count(*) FROM api_clients",
@@ -306,6 +308,7 @@ def test_trainer_reads_features_and_writes_scores_only(
         "UPDATE model_versions SET metrics = '{}'",
         "DELETE FROM model_versions",
         "TRUNCATE risk_scores",
+        "UPDATE risk_scores SET generation = generation + 1",
         "DROP TABLE risk_scores",
         "ALTER TABLE risk_scores NO FORCE ROW LEVEL SECURITY",
         "REFRESH MATERIALIZED VIEW CONCURRENTLY student_features",
