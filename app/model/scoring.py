@@ -119,8 +119,7 @@ def _insert_scores(
     )
     conn.execute(
         "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
-        " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])"
-        + replace,
+        " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])" + replace,
         (
             gen,
             [row[0] for row in rows],

@@ -219,8 +219,8 @@ def test_importer_login_cannot_delete_or_touch_models(untrained_district: Distri
         for statement in (
             "DELETE FROM students",
             "SELECT count(*) FROM risk_scores",
-            "INSERT INTO model_versions (version, scope, metrics, promoted)"
-            " VALUES ('x', 'district', '{}', true)",
+            "INSERT INTO model_versions (version, scope, metrics, promoted_generation)"
+            " VALUES ('x', 'district', '{}', 1)",
             "SELECT count(*) FROM audit_log",
             "SELECT count(*) FROM api_clients",
         ):

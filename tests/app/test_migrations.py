@@ -27,6 +27,7 @@ EXPECTED = [
     "0011_events",
     "0012_training_runs",
     "0013_rescore_in_place",
+    "0014_promotion_generation",
 ]
 
 

@@ -141,7 +141,9 @@ async def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep
     svc.check_school_key(client, school_id)
     # One round trip: the versions and whether the tenant sees the school.
     found = await svc.db.fetch(
-        client.tenant, queries.SCHOOL_MODEL_VERSIONS_CHECKED, (school_id, school_id)
+        client.tenant,
+        queries.SCHOOL_MODEL_VERSIONS_CHECKED,
+        (school_id, pointer.generation, school_id),
     )
     if not found[0]["school_visible"]:
         svc.refuse_unseen_school(school_id)
