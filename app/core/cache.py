@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from prometheus_client import Counter
@@ -193,13 +194,17 @@ class Cache:
         if client is None:
             return None, None
         try:
-            cached, current = client.mget(f"{self.prefix}:{key}", f"{self.prefix}:{stamp}")
+            # Bytes: the client does not decode responses.
+            cached, current = cast(
+                "list[bytes | None]",
+                client.mget(f"{self.prefix}:{key}", f"{self.prefix}:{stamp}"),
+            )
         except redis.RedisError as exc:
             self._failed(exc)
             return None, None
         current = current or b"-"  # never restamped yet
         if cached is not None:
-            cached_stamp, _, value = bytes(cached).partition(b"\n")
+            cached_stamp, _, value = cached.partition(b"\n")
             if cached_stamp == current:
                 CACHE_EVENTS.labels("hit").inc()
                 return value, current
