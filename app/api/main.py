@@ -125,12 +125,14 @@ def _app(svc: ModelServices, lifespan: Callable[[FastAPI], Any]) -> FastAPI:
     app.state.services = svc
     settings = svc.settings
     # Added innermost first: metrics and the access log see the requests the limits refuse.
+    # Admission inside the body's limits: a request takes a slot only once its body is in.
+    app.add_middleware(AdmissionMiddleware, limit=settings.max_in_flight)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=settings.max_body_bytes,
         limits={"/invocations": settings.max_invocation_bytes},
+        timeout=settings.body_read_timeout_seconds,
     )
-    app.add_middleware(AdmissionMiddleware, limit=settings.max_in_flight)
     if settings.serve_mode == "api":  # before the key is checked: api/region.py
         add_region_redirect(app, settings)
     app.add_middleware(ObservabilityMiddleware)

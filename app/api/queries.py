@@ -50,11 +50,12 @@ AT_RISK_CACHED_AUDIT = (
     " WHERE EXISTS (SELECT 1 FROM schools WHERE id = %s) RETURNING true AS school_visible"
 )
 
-# Model versions that can serve a school (its own and the district's), newest first.
-# Parameter: school id.
+# Model versions that can serve a school (its own and the district's), newest first, and
+# whether each is promoted as of the pointer generation the API serves (migration 0014).
+# Parameters: generation, school id.
 SCHOOL_MODEL_VERSIONS = (
-    "SELECT version, scope, school_id, promoted, created_at, metrics, reason"
-    " FROM model_versions WHERE school_id = %s OR school_id IS NULL"
+    "SELECT version, scope, school_id, coalesce(promoted_generation <= %s, false) AS promoted,"
+    " created_at, metrics, reason FROM model_versions WHERE school_id = %s OR school_id IS NULL"
     " ORDER BY created_at DESC, scope LIMIT 50"
 )
 
@@ -66,7 +67,7 @@ _WITH_VISIBILITY = (
     " LEFT JOIN ({query}) q ON true ORDER BY {order}"
 )
 
-# SCHOOL_MODEL_VERSIONS with school_visible. Parameters: school id, school id.
+# SCHOOL_MODEL_VERSIONS with school_visible. Parameters: school id, generation, school id.
 SCHOOL_MODEL_VERSIONS_CHECKED = _WITH_VISIBILITY.format(
     query=SCHOOL_MODEL_VERSIONS, order="q.created_at DESC, q.scope"
 )

@@ -1,14 +1,24 @@
 """Response cache and rate limiter: Redis when REDIS_URL is set (shared by all replicas),
 otherwise in-process. A Redis outage degrades to uncached serving and a per-process limit,
-never to errors."""
+never to errors.
+
+Answers that another process makes stale (a school's at-risk page, when the worker or a
+training run rescores its students) are cached against a stamp: the process that changes the
+data puts a new random stamp under the school's name after its commit, and a cached answer is
+served only while the stamp it was cached with is still the school's. Both are read in one
+round trip. Only Redis can carry the stamp between processes: without it such answers are not
+cached at all."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from prometheus_client import Counter
@@ -28,6 +38,11 @@ class RateDecision:
 
 
 MAX_ENTRIES = 10_000
+
+
+def scores_stamp(school_id: int) -> str:
+    """The name of the stamp of a school's risk scores (Cache.restamp, Cache.get_stamped)."""
+    return f"scores:{school_id}"
 
 
 class MemoryCache:
@@ -171,6 +186,53 @@ class Cache:
             return False
         return True
 
+    def get_stamped(self, key: str, stamp: str) -> tuple[bytes | None, bytes | None]:
+        """(the value cached under `key` if it was cached with the current value of `stamp`,
+        else None; that current value, to cache a fresh answer with). One round trip. Without
+        Redis, or while it is down: (None, None), nothing is cached."""
+        client = self._usable()
+        if client is None:
+            return None, None
+        try:
+            # Bytes: the client does not decode responses.
+            cached, current = cast(
+                "list[bytes | None]",
+                client.mget(f"{self.prefix}:{key}", f"{self.prefix}:{stamp}"),
+            )
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return None, None
+        current = current or b"-"  # never restamped yet
+        if cached is not None:
+            cached_stamp, _, value = cached.partition(b"\n")
+            if cached_stamp == current:
+                CACHE_EVENTS.labels("hit").inc()
+                return value, current
+        CACHE_EVENTS.labels("miss").inc()
+        return None, current
+
+    def set_stamped(self, key: str, value: bytes, stamp_value: bytes, ttl: int) -> None:
+        """Caches `value` with the stamp's value read before the answer was made (get_stamped):
+        a restamp since then makes it stale at once."""
+        self.set(key, stamp_value + b"\n" + value, ttl)
+
+    def restamp(self, stamps: Iterable[str]) -> bool:
+        """Gives each stamp a new random value (after the commit of what made their answers
+        stale); False without Redis or when it failed (they stay cached until their TTL)."""
+        names = sorted(set(stamps))
+        client = self._usable()
+        if client is None or not names:
+            return client is not None
+        try:
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.set(f"{self.prefix}:{name}", secrets.token_hex(8))
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return False
+        return True
+
     # For the API's routes on the event loop: the in-process cache answers in microseconds and
     # is used inline; Redis is a network round trip made by this blocking client, so it runs
     # in a thread and other requests keep flowing meanwhile.
@@ -182,6 +244,14 @@ class Cache:
             self.set(key, value, ttl)
         else:
             await asyncio.to_thread(self.set, key, value, ttl)
+
+    async def aget_stamped(self, key: str, stamp: str) -> tuple[bytes | None, bytes | None]:
+        if self.redis is None:
+            return None, None
+        return await asyncio.to_thread(self.get_stamped, key, stamp)
+
+    async def aset_stamped(self, key: str, value: bytes, stamp_value: bytes, ttl: int) -> None:
+        await asyncio.to_thread(self.set_stamped, key, value, stamp_value, ttl)
 
     async def arate_limit(self, subject: str, limit: int, window: int) -> RateDecision:
         if self.redis is None:

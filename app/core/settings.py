@@ -147,8 +147,12 @@ class Settings(BaseSettings):
     # Largest body of every other route (1,000 instances of /v1/predict take about 250 KB).
     # Checked before the body is parsed and before the API key is.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # Requests in flight per worker process; beyond it, 503 with Retry-After at once instead
-    # of a queue that grows until every request times out.
+    # How long a request may take to send its whole body; past it, 408 and the connection is
+    # closed. uvicorn has no such timeout, and a body still arriving holds its connection: 10 s
+    # is 1 MiB at 100 KiB/s, far slower than any client of the API sends.
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Requests in flight per worker process, counted once their body has arrived; beyond it,
+    # 503 with Retry-After at once instead of a queue that grows until every request times out.
     max_in_flight: int = Field(default=64, ge=1)
     # The garbage collector of each API worker, tuned once it has started (app.api.main.tune_gc).
     # Freeze: the startup heap (models, modules, pools: ~180,000 objects) is left out of every

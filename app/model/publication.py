@@ -2,9 +2,10 @@
 
 A run's decisions (the promotion gate's) become a new pointer only after everything it names is
 written: the artifacts and the manifest first, the `model_versions` rows, the scores of every
-student under the new generation, then the pointer itself (the single step that changes what is
-served), then the record that those versions are promoted. Rollback goes through the same
-steps with an earlier pointer state. All of it holds the training lock: one run, publication or
+student under the new generation, the record of the generation that is to serve each model,
+then the pointer itself: the single step that changes what is served, and that makes the
+record true at the same moment. Rollback goes through the same steps with an earlier pointer
+state. All of it holds the training lock: one run, publication or
 rollback at a time across replicas (the shards of a run hold it shared).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -21,13 +22,14 @@ from typing import Any
 import psycopg
 
 from app import __version__
+from app.core.cache import Cache, scores_stamp
 from app.core.db import TRAIN_LOCK_KEY, connect_as
 from app.core.logins import TRAINER_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore, Pointer
 from app.model.features import FEATURES
 from app.model.promotion import DISTRICT_MODEL, NEW, Decision
-from app.model.scoring import score_students
+from app.model.scoring import rescore_students, score_students
 from app.model.served_models import school_scope, scope_school_id
 
 log = logging.getLogger("app.train")
@@ -107,13 +109,13 @@ def insert_versions(
     metrics: dict[str, dict[str, float]],
     decisions: dict[str, Decision],
 ) -> None:
-    """One model_versions row per trained scope, not yet promoted (record_promotions marks
-    them after the flip). The caller's transaction, if it has one, holds them."""
+    """One model_versions row per trained scope, not yet promoted (record_promotions gives
+    the served ones their generation). The caller's transaction, if it has one, holds them."""
     with conn.transaction():
         for scope, m in metrics.items():
             conn.execute(
-                "INSERT INTO model_versions (version, scope, school_id, metrics, promoted,"
-                " reason) VALUES (%s, %s, %s, %s, false, %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO model_versions (version, scope, school_id, metrics, reason)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (version, scope, scope_school_id(scope), json.dumps(m), decisions[scope].reason),
             )
 
@@ -141,7 +143,12 @@ def publish_decisions(
     promoted = [scope for scope, d in decisions.items() if d.promoted]
     kept = [scope for scope, d in decisions.items() if not d.promoted]
     if scopes == current.scopes:
-        return current, promoted, kept  # nothing better: keep serving (and caching) it
+        # Nothing better: the same models keep serving, under the same generation (and so the
+        # same cached answers), and score the night's students and features all the same.
+        if current.scopes:
+            record_promotions(conn, current)  # clears what a run that died before its flip left
+            rescore_students(conn, store, settings, current, restamper(settings))
+        return current, promoted, kept
     pointer = store.next_pointer(
         current, scopes, datetime.now(UTC).isoformat(), settings.keep_versions
     )
@@ -149,30 +156,54 @@ def publish_decisions(
     return pointer, promoted, kept
 
 
+def restamper(settings: Settings) -> Callable[[set[int]], None]:
+    """What tells the API that schools were rescored in place: their scores' stamps in Redis
+    (core/cache.py), so their cached at-risk pages are read again."""
+    cache = Cache(settings.redis_url, settings.cache_prefix)
+
+    def restamp(schools: set[int]) -> None:
+        if not cache.restamp(scores_stamp(s) for s in schools) and cache.redis is not None:
+            log.warning("rescored schools not restamped", extra={"schools": len(schools)})
+
+    return restamp
+
+
 def publish(
     conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, pointer: Pointer
 ) -> None:
-    """Score every active student under the new pointer, then flip it (the last step)."""
+    """Score every active student under the new pointer, record it, then flip it (the last
+    step, which makes the record true)."""
     # Checked before scoring too: scoring replaces risk_scores of generations >= this one.
     store.check_newer(pointer)
     score_students(conn, store, settings, pointer)
-    store.write_pointer(pointer)
     record_promotions(conn, pointer)
+    store.write_pointer(pointer)
 
 
 def record_promotions(conn: psycopg.Connection[Any], pointer: Pointer) -> None:
-    """Mark every (scope, version) the pointer serves as promoted in model_versions. The store
-    and the database cannot change in one transaction: this runs after each flip and, in case
-    a run died between the two, at the start of the next run (the pointer is the truth)."""
-    if not pointer.scopes:
-        return
+    """Record, before `pointer` is written, the generation from which it serves each of its
+    (scope, version) pairs. A model is promoted when that generation is at most the store's
+    (migration 0014): the store and the database cannot change in one transaction, so the
+    record is written ahead and the flip makes it true, and a process killed on either side
+    of the flip leaves them agreeing. Records above the pointer's generation that it does not
+    serve (a publication that died before its flip) are cleared. Committed when it returns."""
+    scopes, versions = list(pointer.scopes), list(pointer.scopes.values())
     with conn.transaction():
         conn.execute(
-            "UPDATE model_versions m SET promoted = true FROM unnest(%s::text[], %s::text[])"
-            " AS p(scope, version) WHERE m.scope = p.scope AND m.version = p.version"
-            " AND NOT m.promoted",
-            (list(pointer.scopes), list(pointer.scopes.values())),
+            "UPDATE model_versions SET promoted_generation = NULL"
+            " WHERE promoted_generation >= %s AND (scope, version) NOT IN"
+            " (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            (pointer.generation, scopes, versions),
         )
+        conn.execute(
+            "UPDATE model_versions m SET promoted_generation = %s"
+            " FROM unnest(%s::text[], %s::text[]) AS p(scope, version)"
+            " WHERE m.scope = p.scope AND m.version = p.version"
+            " AND (m.promoted_generation IS NULL OR m.promoted_generation > %s)",
+            (pointer.generation, scopes, versions, pointer.generation),
+        )
+    if not conn.autocommit:
+        conn.commit()  # durable before the flip, whatever transaction the caller had open
 
 
 def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
@@ -199,7 +230,6 @@ def rollback(settings: Settings, to_version: str | None = None) -> Pointer:
             # Rolling back consumes the history entry instead of stacking on it.
             pointer.history = current.history[1:]
         with connect_as(settings, TRAINER_LOGIN) as conn:
-            record_promotions(conn, current)  # a run died between its flip and its record
             publish(conn, store, settings, pointer)
     log.info("rolled back", extra={"generation": pointer.generation, "scopes": len(scopes)})
     return pointer

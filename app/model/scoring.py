@@ -1,8 +1,11 @@
-"""Risk scores of every active student under a pointer generation, written before the pointer
-flips (publication.py: publish), so the at-risk list always matches the models being served."""
+"""Risk scores of every active student under a pointer generation: written before the pointer
+flips (publication.py: publish), so the at-risk list always matches the models being served; or,
+after a run that changed no served model, written again in place under the served generation
+(rescore_students), so every night's students and features are scored all the same."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,17 +49,77 @@ def score_students(
     return scored
 
 
+def rescore_students(
+    conn: psycopg.Connection[Any],
+    store: ModelStore,
+    settings: Settings,
+    pointer: Pointer,
+    rescored: Callable[[set[int]], None],
+) -> int:
+    """Score every active student again under the generation `pointer` serves, in place, with
+    the models it serves; drop the scores of students no longer active and of generations
+    retired long enough ago. Batch by batch, each committed on its own, the rows in student
+    order as the worker locks them: the worker waits for one batch at most, never deadlocks
+    with it, and each row is at every moment a score by the served models. `rescored` gets
+    the schools of each committed batch (their cached at-risk pages are stale)."""
+    registry = ModelRegistry(store, refresh_seconds=0)
+    registry.use(pointer)
+    cols = ", ".join(FEATURES)
+    gen, scored, after = pointer.generation, 0, 0
+    if not conn.autocommit:
+        conn.commit()  # the caller's rows (the run's model_versions) first, as score_students
+    while True:
+        with conn.transaction():
+            rows = conn.execute(
+                f"SELECT student_id, school_id, {cols} FROM student_features"
+                " WHERE is_active AND student_id > %s ORDER BY student_id LIMIT %s",
+                (after, SCORE_BATCH_ROWS),
+            ).fetchall()
+            if rows:
+                scored += _insert_scores(conn, registry, gen, rows, in_place=True)
+        if not rows:
+            break
+        after = int(rows[-1][0])
+        rescored({int(row[1]) for row in rows})
+    with conn.transaction():
+        gone = conn.execute(
+            "DELETE FROM risk_scores r WHERE r.generation = %s AND NOT EXISTS"
+            " (SELECT 1 FROM student_features f WHERE f.student_id = r.student_id"
+            " AND f.is_active) RETURNING r.school_id",
+            (gen,),
+        ).fetchall()
+        # As if a next generation were scored now: the served one is kept (it is the last).
+        doomed = retired_generations(conn, gen + 1, settings.score_retention_seconds)
+        conn.execute("DELETE FROM risk_scores WHERE generation = ANY(%s)", (doomed,))
+    rescored({int(row[0]) for row in gone})
+    conn.execute("SELECT analyze_risk_scores()")
+    if not conn.autocommit:
+        conn.commit()
+    return scored
+
+
 def _insert_scores(
-    conn: psycopg.Connection[Any], registry: ModelRegistry, gen: int, rows: list[Any]
+    conn: psycopg.Connection[Any],
+    registry: ModelRegistry,
+    gen: int,
+    rows: list[Any],
+    in_place: bool = False,
 ) -> int:
     data = np.array(rows, dtype=np.float64)
     school_ids: list[int | None] = [int(s) for s in data[:, 1]]
     predictions = registry.predict(school_ids, data[:, 2:])
     # One INSERT of arrays, not COPY: PostgreSQL refuses COPY FROM into a table whose
     # row-level security applies to the user, as it does to the trainer's login (0007).
+    replace = (
+        " ON CONFLICT (generation, student_id) DO UPDATE SET school_id = excluded.school_id,"
+        " risk = excluded.risk, model_version = excluded.model_version,"
+        " scored_at = excluded.scored_at"
+        if in_place
+        else ""
+    )
     conn.execute(
         "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
-        " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])",
+        " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])" + replace,
         (
             gen,
             [row[0] for row in rows],

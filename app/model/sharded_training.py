@@ -36,7 +36,6 @@ from app.model.promotion import Decision, decide, district_decision
 from app.model.publication import (
     insert_versions,
     publish_decisions,
-    record_promotions,
     training_lock,
     write_manifest,
 )
@@ -141,7 +140,6 @@ def open_run(
     run = _read_run(conn, run_id)
     if run is None and shard.index == 0:
         current = store.pointer()
-        record_promotions(conn, current)  # a run died between its flip and its record
         refresh_features(conn)
         version = new_version()
         district, metrics, held = fit_district(conn, settings)

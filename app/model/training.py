@@ -35,7 +35,6 @@ from app.model.promotion import Decision, auc_on, decide
 from app.model.publication import (
     insert_versions,
     publish_decisions,
-    record_promotions,
     training_lock,
     write_manifest,
 )
@@ -173,8 +172,6 @@ def run_training(settings: Settings) -> TrainResult:
         connect_as(settings, TRAINER_LOGIN) as conn,
     ):
         conn.autocommit = True
-        # A run killed between its pointer flip and recording it left the record behind.
-        record_promotions(conn, ModelStore(settings.model_store_url).pointer())
         refresh_features(conn)
         conn.autocommit = False
         # One BLAS thread: the fits are many small problems (9 features) on which OpenBLAS's

@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
+from app.core.text import NOT_UTF8_PROBLEM, NUL_PROBLEM
+from app.jobs.events.validate import AttendanceMarked, IncidentLogged, MarkRecorded
 from tests.app.conftest import District
 from tests.app.helpers import auth, failing_audit, scalar
 
@@ -240,4 +242,82 @@ def test_a_batch_whose_write_fails_is_refused_whole_with_a_503(
     again = api.post("/v1/events", json={"events": events}, headers=auth(d.keys["school1"]))
     assert again.status_code == 202
     assert again.json()["accepted"][0]["duplicate"] is False
+    assert scalar(d.url, stored) == 1
+
+
+# What a PostgreSQL text column cannot hold: a NUL character, and a lone surrogate (a JSON
+# string spells one as \ud800; it is no UTF-8).
+UNSTORABLE = {"NUL": "\x00", "lone surrogate": "\ud800"}
+EVENT_MODELS = (AttendanceMarked, MarkRecorded, IncidentLogged)
+
+
+def text_fields() -> list[tuple[str, str]]:
+    """(event type, field) for every field an event takes as a JSON string."""
+    out = []
+    for model in EVENT_MODELS:
+        kind = model.model_fields["type"].annotation.__args__[0]
+        props = model.model_json_schema()["properties"]
+        out += [(kind, name) for name, p in props.items() if p.get("type") == "string"]
+    return out
+
+
+def test_text_that_cannot_be_stored_is_refused_alone_naming_the_field(
+    api: TestClient, events_district: District
+) -> None:
+    """In every text field of every event type, a NUL or a lone surrogate refuses that event
+    (202, the field named, the key not echoed when it is the key) and the rest apply."""
+    d = events_district
+    student = student_of(d, 1, offset=9)
+    exam = int(scalar(d.url, "SELECT id FROM exams WHERE school_id = 1 ORDER BY id LIMIT 1"))
+    fields = text_fields()
+    assert {f for _, f in fields} >= {"idempotency_key", "category", "date", "status", "type"}
+    valid = {
+        "attendance_marked": attendance("", student, "2026-10-06"),
+        "mark_recorded": {
+            "type": "mark_recorded", "student_id": student, "exam_id": exam, "marks_obtained": 1,
+        },
+        "incident_logged": {
+            "type": "incident_logged", "student_id": student,
+            "occurred_at": "2026-10-06T10:00:00Z", "severity": 1, "category": "late to class",
+        },
+    }  # fmt: skip
+    events: list[dict[str, Any]] = []
+    expected: dict[int, tuple[str, str]] = {}  # index: (field named, key answered)
+    for n, (kind, field) in enumerate(fields):
+        for what, bad in UNSTORABLE.items():
+            key = f"text-{n}-{what}"
+            event = {**valid[kind], "idempotency_key": key}
+            event[field] = str(event[field]) + bad
+            expected[len(events)] = (field, key)
+            events.append(event)
+        # An unknown field's name: with a NUL it is named; a lone surrogate refuses the event.
+        for name, named in (("a\x00", "a\x00"), ("a\ud800", "event")):
+            key = f"text-{n}-name-{len(events)}"
+            expected[len(events)] = (named, key)
+            events.append({**valid[kind], "idempotency_key": key, name: 1})
+    good = {**valid["incident_logged"], "idempotency_key": "text-good"}
+    events.append(good)
+    # Sent as JSON escapes: \u0000 and \ud800, as a client's encoder writes them.
+    r = api.post(
+        "/v1/events",
+        content=json.dumps({"events": events}),
+        headers={**auth(d.keys["school1"]), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["accepted"] == [
+        {"index": len(events) - 1, "idempotency_key": "text-good", "duplicate": False}
+    ]
+    rejected = {x["index"]: x for x in body["rejected"]}
+    assert set(rejected) == set(expected)
+    for index, (field, key) in expected.items():
+        named = {p["field"] for p in rejected[index]["problems"]}
+        # The type decides the event's other fields: an unknown one refuses the whole event.
+        assert named == ({"event"} if field == "type" else {field}), (field, rejected[index])
+        if field in ("idempotency_key", "category"):  # free text: the reason is the storage's
+            (problem,) = (p["problem"] for p in rejected[index]["problems"])
+            assert problem.endswith((NUL_PROBLEM, NOT_UTF8_PROBLEM)), problem
+        answered_key = None if field == "idempotency_key" else key
+        assert rejected[index]["idempotency_key"] == answered_key, field
+    stored = "SELECT count(*) FROM student_events WHERE idempotency_key LIKE 'text-%%'"
     assert scalar(d.url, stored) == 1

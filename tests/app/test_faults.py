@@ -6,6 +6,10 @@ and a re-run completes."""
 from __future__ import annotations
 
 import errno
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,11 +36,12 @@ from app.core.settings import Settings
 from app.jobs.archive import run_archive
 from app.jobs.generate import generate
 from app.model.artifacts import ModelStore, Pointer
-from app.model.publication import TrainingLockedError
+from app.model.publication import EXIT_LOCKED, TrainingLockedError
 from app.model.training import run_training
 from tests.app.conftest import District, start_pgserver, start_redis
 from tests.app.helpers import PEPPER, auth, free_port, scalar, served
 from tests.app.test_archive import TODAY, partitions, read_export, seed_audit
+from tests.app.test_training import ROOT, cli_env
 
 # "About 2 s" of the issue, with room for a loaded 2-core machine: without a bounded backoff
 # the same outage took 6 s to recover from here (the pool's wait doubles each attempt).
@@ -187,27 +192,22 @@ def assert_consistent(d: District, api: TestClient) -> Pointer:
 
 
 def promoted_pairs(d: District) -> set[tuple[str, str]]:
+    """The (scope, version) pairs the database records as promoted: recorded for a pointer
+    generation the store has reached (migration 0014)."""
+    generation = ModelStore(d.settings.model_store_url).pointer().generation
     rows = scalar(
         d.url,
         "SELECT coalesce(array_agg(ARRAY[scope, version]), '{}') FROM model_versions"
-        " WHERE promoted",
+        " WHERE promoted_generation <= %s",
+        (generation,),
     )
     return {(scope, version) for scope, version in rows}
 
 
-def kill_at(monkeypatch: pytest.MonkeyPatch, step: str, generation: int) -> None:
+def kill_at(monkeypatch: pytest.MonkeyPatch, step: str) -> None:
     """Makes the next training run die at `step`."""
-    if step == "record_promotions":  # the call after the flip, not the one at the start
-        real = app.model.publication.record_promotions
-
-        def dying(conn: Any, pointer: Pointer) -> None:
-            if pointer.generation > generation:
-                raise Killed(step)
-            real(conn, pointer)
-
-        monkeypatch.setattr(app.model.publication, "record_promotions", dying)
-        return
-    owner = app.model.publication if step == "score_students" else ModelStore
+    publishing = ("score_students", "record_promotions")
+    owner = app.model.publication if step in publishing else ModelStore
     real_step = getattr(owner, step)
     calls = []
 
@@ -221,7 +221,7 @@ def kill_at(monkeypatch: pytest.MonkeyPatch, step: str, generation: int) -> None
 
 
 STEPS = [
-    "write_model", "write_manifest", "score_students", "write_pointer", "record_promotions",
+    "write_model", "write_manifest", "score_students", "record_promotions", "write_pointer",
     "prune",
 ]  # fmt: skip
 
@@ -233,18 +233,75 @@ def test_trainer_killed_at_each_step_stays_consistent(
     with TestClient(create_app(d.settings)) as api:
         for step in STEPS:
             before = assert_consistent(d, api)
-            kill_at(monkeypatch, step, before.generation)
+            kill_at(monkeypatch, step)
             with pytest.raises(Killed):
                 run_training(d.trainer)
             monkeypatch.undo()
             after = assert_consistent(d, api)
-            flipped = step in ("record_promotions", "prune")
+            flipped = step == "prune"
             assert after.generation == before.generation + flipped, step
+            assert set(after.scopes.items()) <= promoted_pairs(d), step  # at once
             again = run_training(d.trainer)  # the lock was released; a re-run succeeds
             final = assert_consistent(d, api)
             assert final.generation == again.generation
             served = set(final.scopes.items())
             assert served <= promoted_pairs(d), step  # promoted as recorded, after any crash
+
+
+# Run as `python -c KILL_AFTER_FLIP <command>`: the command, SIGKILLed the moment its pointer
+# flip has been written (no handler, no `finally` runs).
+KILL_AFTER_FLIP = """
+import os, signal, sys
+from app.cli import main as cli
+from app.model.artifacts import ModelStore
+flip = ModelStore.write_pointer
+def flip_then_die(self, pointer):
+    flip(self, pointer)
+    os.kill(os.getpid(), signal.SIGKILL)
+ModelStore.write_pointer = flip_then_die
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def killed_after_flip(d: District, command: list[str]) -> None:
+    """Runs `command` (train, rollback) in a process killed right after its pointer flip.
+    The killed run's training lock goes when PostgreSQL notices its session is gone: a
+    command refused for it (exit 75) is run again."""
+    env = cli_env(d, MIN_HOLDOUT_POSITIVES="3", MIN_HOLDOUT_NEGATIVES="3")
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MODEL_STORE_URL")}
+    for _ in range(20):
+        proc = subprocess.run(
+            [sys.executable, "-c", KILL_AFTER_FLIP, *command],
+            cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if proc.returncode != EXIT_LOCKED:
+            break
+        time.sleep(0.5)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+
+
+def test_a_trainer_killed_right_after_the_flip_leaves_pointer_and_record_agreeing(
+    fresh_district: District,
+) -> None:
+    """Every time: what the pointer serves is recorded as promoted, at once, and nothing
+    else is, both in the database and in what GET /v1/schools/{id}/models answers."""
+    d = fresh_district
+    store = ModelStore(d.settings.model_store_url)
+    served = set(store.pointer().scopes.items())  # every (scope, version) ever served
+    with TestClient(create_app(d.settings)) as api:
+        for command in (["train"], ["train"], ["rollback"], ["train"]):
+            before = store.pointer()
+            killed_after_flip(d, command)
+            pointer = store.pointer()
+            assert pointer.generation == before.generation + 1, command  # it did flip
+            served |= set(pointer.scopes.items())
+            models = api.get("/v1/schools/1/models", headers=auth(d.keys["school1"]))
+            assert models.status_code == 200
+            for v in models.json()["versions"]:
+                assert v["promoted"] == ((v["scope"], v["version"]) in served), (command, v)
+            current = [v for v in models.json()["versions"] if v["is_current"]]
+            assert current and all(v["promoted"] for v in current), command
+            assert promoted_pairs(d) == served, command
 
 
 def test_two_trainers_exactly_one_runs(

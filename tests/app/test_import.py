@@ -219,8 +219,8 @@ def test_importer_login_cannot_delete_or_touch_models(untrained_district: Distri
         for statement in (
             "DELETE FROM students",
             "SELECT count(*) FROM risk_scores",
-            "INSERT INTO model_versions (version, scope, metrics, promoted)"
-            " VALUES ('x', 'district', '{}', true)",
+            "INSERT INTO model_versions (version, scope, metrics, promoted_generation)"
+            " VALUES ('x', 'district', '{}', 1)",
             "SELECT count(*) FROM audit_log",
             "SELECT count(*) FROM api_clients",
         ):
@@ -260,3 +260,49 @@ def test_missing_data_is_imputed_and_flagged(untrained_district: District, tmp_p
     assert blank[0] == pytest.approx(means[0]) and blank[0] < 1
     assert blank[1] == pytest.approx(means[1]) and blank[1] > 0
     assert blank[2:] == (True, True)
+
+
+# Bytes PostgreSQL's text cannot hold: a NUL, a lone surrogate as UTF-8 would spell it (no
+# UTF-8 decoder takes it), a byte that starts no UTF-8 character.
+UNSTORABLE_BYTES = {
+    b"\x00": "contains a NUL character (U+0000), which cannot be stored",
+    "\ud800".encode("utf-8", "surrogatepass"): (
+        "not UTF-8 text (an undecodable byte or a lone surrogate)"
+    ),
+    b"\xff": "not UTF-8 text (an undecodable byte or a lone surrogate)",
+}
+
+
+@pytest.mark.parametrize("bad", UNSTORABLE_BYTES, ids=["NUL", "surrogate", "byte-FF"])
+def test_a_cell_that_is_no_storable_text_is_a_problem_naming_row_and_column(
+    untrained_district: District, tmp_path: Path, bad: bytes
+) -> None:
+    """In every column of every file of the layout: the cell of row 2 ending in `bad` is a
+    problem naming its file, row and column (the value shown with U+FFFD for the bad bytes),
+    every other row is staged and checked, and nothing is written."""
+    rows = small_rows()
+    first = {e.name: [str(value) for value in rows[e.name][0]] for e in ENTITIES}
+    mark = "\u2603"  # written by the csv module, then swapped for the bad bytes
+    for entity in ENTITIES:
+        assert rows[entity.name], entity.name
+        rows[entity.name][0] = [f"{value}{mark}" for value in first[entity.name]]
+    bundle = write_native(tmp_path / "b", rows)
+    for path in bundle.iterdir():
+        path.write_bytes(path.read_bytes().replace(mark.encode(), bad))
+    before = counts(untrained_district)
+
+    result = run_import(untrained_district.importer, str(bundle), progress=False)
+
+    assert not result.written
+    assert counts(untrained_district) == before
+    found = {(p.file, p.row, p.column, p.value, p.why) for p in result.problems}
+    shown = bad.decode("utf-8", "replace").replace("\x00", "\ufffd")  # as the answer shows it
+    expected = {
+        (f"{entity.name}.csv", 2, name, value + shown, UNSTORABLE_BYTES[bad])
+        for entity in ENTITIES
+        for name, value in zip(HEADERS[entity.name], first[entity.name], strict=True)
+    }
+    assert expected <= found, sorted(expected - found)[:5]
+    assert not any(p.why.startswith("not readable as CSV") for p in result.problems)
+    for entity in ENTITIES:  # every row staged: the file was read past its bad cells
+        assert result.tables[entity.name].staged == len(rows[entity.name]), entity.name

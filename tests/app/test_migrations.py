@@ -26,6 +26,8 @@ EXPECTED = [
     "0010_api_client_class",
     "0011_events",
     "0012_training_runs",
+    "0013_rescore_in_place",
+    "0014_promotion_generation",
 ]
 
 

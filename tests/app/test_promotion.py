@@ -95,7 +95,7 @@ def test_first_training_run_with_weak_school_models(
     reasons = scalar(
         untrained_district.url,
         "SELECT array_agg(DISTINCT reason) FROM model_versions"
-        " WHERE scope <> 'district' AND NOT promoted",
+        " WHERE scope <> 'district' AND promoted_generation IS NULL",
     )
     assert reasons == ["AUC 0.550 below the minimum 0.70; served by the district model"]
     manifest = store.manifest(result.version)

@@ -289,7 +289,12 @@ def test_trainer_reads_features_and_writes_scores_only(
     assert scored == (active,)  # every school's: the trainer scores them all
     trainer.execute("SELECT refresh_student_features()")
     with trainer.transaction():  # what promotion does
-        trainer.execute("UPDATE model_versions SET promoted = promoted WHERE scope = 'district'")
+        trainer.execute(
+            "UPDATE model_versions SET promoted_generation = promoted_generation"
+            " WHERE scope = 'district'"
+        )
+    with trainer.transaction():  # what a run that promotes nothing does: scores in place
+        trainer.execute("UPDATE risk_scores SET risk = risk, scored_at = now() WHERE false")
     part = current_partition()
     for query in (
         "SELECT count(*) FROM api_clients",
@@ -306,6 +311,7 @@ def test_trainer_reads_features_and_writes_scores_only(
         "UPDATE model_versions SET metrics = '{}'",
         "DELETE FROM model_versions",
         "TRUNCATE risk_scores",
+        "UPDATE risk_scores SET generation = generation + 1",
         "DROP TABLE risk_scores",
         "ALTER TABLE risk_scores NO FORCE ROW LEVEL SECURITY",
         "REFRESH MATERIALIZED VIEW CONCURRENTLY student_features",
@@ -417,6 +423,9 @@ def test_force_row_level_security_filters_the_owner_too(district: District) -> N
 def test_migration_0007_is_rerunnable(untrained_district: District) -> None:
     text = (db.MIGRATIONS_DIR / "0007_workload_logins.sql").read_text()
     assert "PASSWORD '" not in text.upper()  # static SQL: passwords are set by `migrate`
+    # 0014 replaced the column 0007 lets the trainer update: re-run against today's schema.
+    assert text.count("UPDATE (promoted)") == 2  # the comment and the grant
+    text = text.replace("UPDATE (promoted)", "UPDATE (promoted_generation)")
     with psycopg.connect(untrained_district.master_url) as conn:
         conn.execute(text.encode())  # roles, grants, policies, functions all exist already
         conn.commit()

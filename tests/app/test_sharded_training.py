@@ -53,7 +53,7 @@ def test_sharded_run_matches_one_process(untrained_district: District, tmp_path:
     assert set(manifest["promotion"]) == set(pointer.scopes)
     holdout = json.loads(store.read_file(sharded.version, HOLDOUT_FILE) or b"{}")
     assert set(holdout) == set(pointer.scopes)
-    assert scalar(d.url, "SELECT count(*) FROM model_versions WHERE promoted") == 5
+    assert scalar(d.url, "SELECT count(*) FROM model_versions WHERE promoted_generation = 1") == 5
     active = scalar(d.url, "SELECT count(*) FROM students WHERE is_active")
     assert scalar(d.url, "SELECT count(*) FROM risk_scores WHERE generation = 1") == active
 

@@ -83,7 +83,10 @@ def test_first_training_promotes_per_school_and_district(district: District) -> 
     assert district_metrics["auc"] > 0.7
     assert 0 < district_metrics["brier"] < 0.2
     assert district_metrics["n_test"] + district_metrics["n_train"] == 660
-    assert scalar(district.url, "SELECT count(*) FROM model_versions WHERE promoted") == 5
+    assert (
+        scalar(district.url, "SELECT count(*) FROM model_versions WHERE promoted_generation = 1")
+        == 5
+    )
     # Every active student is scored under generation 1 (the at-risk list reads these).
     active = scalar(district.url, "SELECT count(*) FROM students WHERE is_active")
     assert scalar(district.url, "SELECT count(*) FROM risk_scores WHERE generation = 1") == active
@@ -161,8 +164,13 @@ def test_crash_before_pointer_flip_leaves_served_model_untouched(
         )
         assert page.status_code == 200
         assert {i["model_version"] for i in page.json()["items"]} == {before.scopes["school-1"]}
-    # The unpromoted version is recorded, not promoted.
-    assert scalar(fresh_district.url, "SELECT count(*) FROM model_versions WHERE NOT promoted") == 5
+    # The unpromoted version is recorded, not promoted: no generation the pointer reached.
+    unpromoted = scalar(
+        fresh_district.url,
+        "SELECT count(*) FROM model_versions WHERE NOT coalesce(promoted_generation <= %s, false)",
+        (after.generation,),
+    )
+    assert unpromoted == 5
     # A crash inside the lock released it: the next run works and promotes.
     assert run_training(fresh_district.trainer).generation == before.generation + 1
 

@@ -26,6 +26,7 @@ from app.api.schemas import (
     ModelsOut,
     ModelVersionOut,
 )
+from app.core.cache import scores_stamp
 from app.model.artifacts import REPORT_FILE
 from app.model.served_models import NoModelError
 
@@ -91,7 +92,9 @@ async def at_risk(
         raise
     gen = (await svc.pointer()).generation
     key = f"atrisk:g{gen}:{school_id}:{floor}:{limit}:{cursor}"
-    body = await svc.cache.aget(key)
+    # Stamped with the school's scores: the worker's or a training run's rescoring of the
+    # school (same generation) restamps them, and the page is read again.
+    body, stamp = await svc.cache.aget_stamped(key, scores_stamp(school_id))
     if body is not None:
         # The cached page is audited again, and only for a tenant that sees the school.
         ids = [i["student_id"] for i in json.loads(body)["items"]]
@@ -116,7 +119,8 @@ async def at_risk(
         next_cursor=(encode_cursor(rows[-1]["risk"], rows[-1]["student_id"]) if more else None),
     )
     body = page.model_dump_json().encode()
-    await svc.cache.aset(key, body, svc.settings.cache_ttl_at_risk_seconds)
+    if stamp is not None:
+        await svc.cache.aset_stamped(key, body, stamp, svc.settings.cache_ttl_at_risk_seconds)
     return json_response(body, "miss")
 
 
@@ -137,7 +141,9 @@ async def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep
     svc.check_school_key(client, school_id)
     # One round trip: the versions and whether the tenant sees the school.
     found = await svc.db.fetch(
-        client.tenant, queries.SCHOOL_MODEL_VERSIONS_CHECKED, (school_id, school_id)
+        client.tenant,
+        queries.SCHOOL_MODEL_VERSIONS_CHECKED,
+        (school_id, pointer.generation, school_id),
     )
     if not found[0]["school_visible"]:
         svc.refuse_unseen_school(school_id)

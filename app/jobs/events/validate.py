@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
 )
 
+from app.core.text import NOT_UTF8_PROBLEM, text_problem
 from app.jobs.importer.layout import ATTENDANCE_STATUSES, BY_NAME, DATE_RANGE, MAX_TEXT
 
 MAX_BIGINT = 2**63 - 1
@@ -41,7 +42,18 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT)]
+def _storable(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT),
+    AfterValidator(_storable),
+]
 StudentRef = Annotated[int, Field(ge=1, le=MAX_BIGINT, description="The student's id")]
 
 
@@ -88,7 +100,9 @@ def problems_of(errors: list[Any]) -> list[dict[str, str]]:
     for e in errors:
         # A discriminated union puts the event type first in the location: drop it.
         loc = [str(p) for p in e["loc"] if p not in KINDS]
-        out.append({"field": ".".join(loc) or "event", "problem": e["msg"]})
+        # A lone surrogate: pydantic refuses it before the field's own check, in its words.
+        problem = NOT_UTF8_PROBLEM if e["type"] == "string_unicode" else e["msg"]
+        out.append({"field": ".".join(loc) or "event", "problem": problem})
     return out
 
 
@@ -103,4 +117,6 @@ def parse(raw: Any) -> tuple[Event | None, list[dict[str, str]]]:
 def key_of(raw: Any) -> str | None:
     """The idempotency key of a posted event, when it has a readable one (for the answer)."""
     key = raw.get("idempotency_key") if isinstance(raw, dict) else None
-    return key.strip() if isinstance(key, str) and len(key) <= MAX_TEXT else None
+    if not isinstance(key, str) or len(key) > MAX_TEXT or text_problem(key):
+        return None
+    return key.strip()

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from app.core.cache import Cache, scores_stamp
 from app.core.settings import Settings
 from app.jobs.events import metrics
 from app.jobs.events.drain import DrainingQueue
@@ -55,6 +56,8 @@ class Worker:
         self.scorer = scorer
         self._connect = connect
         self.conn = connect()
+        # Where the API caches at-risk pages: the schools rescored are restamped there.
+        self.cache = Cache(settings.redis_url, settings.cache_prefix)
         self.heartbeat = metrics.Heartbeat(settings.worker_stall_seconds)
         self._depth_at = 0.0
 
@@ -164,9 +167,14 @@ class Worker:
         if self.conn.closed or self.conn.broken:  # the database dropped it: a new one
             self.conn = self._connect()
         with self.conn.transaction():
-            return self._rescore_in_tx(students)
+            alerted, schools = self._rescore_in_tx(students)
+        # After the commit: the API's cached at-risk pages of these schools are stale now.
+        if not self.cache.restamp(scores_stamp(s) for s in schools) and self.cache.redis:
+            log.warning("rescored schools not restamped", extra={"schools": sorted(schools)})
+        return alerted
 
-    def _rescore_in_tx(self, students: list[int]) -> list[int]:
+    def _rescore_in_tx(self, students: list[int]) -> tuple[list[int], set[int]]:
+        """The students alerted, and the schools whose scores changed."""
         cols = ", ".join(FEATURES)
         rows = self.conn.execute(
             f"SELECT student_id, school_id, {cols} FROM refresh_live_features(%s)"
@@ -175,7 +183,7 @@ class Worker:
         ).fetchall()
         generation = self.scorer.generation()
         if not rows or generation == 0:
-            return []  # not in the feature view yet, inactive, or no model served yet
+            return [], set()  # not in the feature view yet, inactive, or no model served yet
         ids = [int(r[0]) for r in rows]
         schools = [int(r[1]) for r in rows]
         x = np.array([r[2:] for r in rows], dtype=np.float64)
@@ -207,7 +215,7 @@ class Worker:
             if risk >= t and (before.get(ids[i]) is None or float(before[ids[i]]) < t)
         ]
         if not crossed:
-            return []
+            return [], set(schools)
         alerted = self.conn.execute(
             "INSERT INTO alerts (school_id, student_id, status, risk, model_version)"
             " SELECT s, st, 'open', r, v FROM unnest(%s::integer[], %s::bigint[], %s::real[],"
@@ -221,7 +229,7 @@ class Worker:
                 [predictions[i].version for i in crossed],
             ),
         ).fetchall()
-        return [int(r[0]) for r in alerted]
+        return [int(r[0]) for r in alerted], set(schools)
 
 
 def queue_for(settings: Settings) -> Queue:

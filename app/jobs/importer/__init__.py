@@ -34,7 +34,14 @@ from app.core.settings import Settings
 from app.jobs.importer import oneroster
 from app.jobs.importer.apply import Counts, count_staged, write
 from app.jobs.importer.layout import BY_NAME, ENTITIES, Entity
-from app.jobs.importer.source import HeaderError, Source, source_for, split_header
+from app.jobs.importer.source import (
+    NOT_UTF8_MARK,
+    NUL_MARK,
+    HeaderError,
+    Source,
+    source_for,
+    split_header,
+)
 from app.jobs.importer.validate import create_staging, stage_table, validate
 
 log = logging.getLogger("app.importer")
@@ -247,7 +254,14 @@ def _problems(conn: psycopg.Connection[Any], oneroster_files: set[str]) -> list[
         "SELECT DISTINCT file, row, col, val, why FROM imp_problems ORDER BY file, row, col, why"
     ).fetchall()
     aliases = {k: v for k, v in oneroster.ALIASES.items() if k[0] in oneroster_files}
-    return [Problem(f, int(r), aliases.get((f, c), c), v, w) for f, r, c, v, w in rows]
+    return [Problem(f, int(r), aliases.get((f, c), c), _shown(v), w) for f, r, c, v, w in rows]
+
+
+def _shown(value: str | None) -> str | None:
+    """A refused value as the file had it, its NUL bytes and undecodable bytes as U+FFFD."""
+    if value is None:
+        return None
+    return value.replace(NUL_MARK, "\ufffd").replace(NOT_UTF8_MARK, "\ufffd")
 
 
 def _rejected_only(conn: psycopg.Connection[Any]) -> dict[str, Counts]:

@@ -3,6 +3,7 @@ read as a stream of chunks, so memory does not grow with their size."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterator
@@ -11,6 +12,22 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 CHUNK = 1 << 20  # bytes per read and per COPY write
+
+# What stands, in the staged text, for what PostgreSQL's text cannot hold (COPY would refuse
+# the whole file at the first one): Unicode noncharacters, kept for a program's internal use,
+# so no district's data means them. validate.py refuses each cell that holds one.
+NUL_MARK = "\ufffe"  # for a NUL byte
+NOT_UTF8_MARK = "\uffff"  # for each byte that does not decode (a surrogate's three included)
+_MARK_UNDECODABLE = "app-import-not-utf8"
+
+
+def _mark_undecodable(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return NOT_UTF8_MARK, error.end
+
+
+codecs.register_error(_MARK_UNDECODABLE, _mark_undecodable)
 
 
 class Source(Protocol):
@@ -99,4 +116,15 @@ def split_header(chunks: Iterator[bytes]) -> tuple[list[str], Iterator[bytes]]:
         yield head
         yield from chunks
 
-    return header, stream()
+    return header, storable(stream())
+
+
+def storable(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The file's bytes, each NUL byte and each byte that is not UTF-8 replaced by its mark,
+    so COPY stages every row and each bad cell is refused alone, naming row and column.
+    Decoded incrementally: a character split between two chunks is whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors=_MARK_UNDECODABLE)
+    for chunk in chunks:
+        yield decoder.decode(chunk).replace("\x00", NUL_MARK).encode()
+    if tail := decoder.decode(b"", final=True):  # a file ending inside a character
+        yield tail.encode()

@@ -13,7 +13,9 @@ from typing import Any
 
 import psycopg
 
+from app.core.text import NOT_UTF8_PROBLEM, NUL_PROBLEM
 from app.jobs.importer.layout import DATE_RANGE, ENTITIES, MAX_TEXT, Column, Entity
+from app.jobs.importer.source import NOT_UTF8_MARK, NUL_MARK
 
 NAN = ("nan", "+nan", "-nan")
 INFINITE = ("inf", "+inf", "-inf", "infinity", "+infinity", "-infinity")
@@ -61,6 +63,11 @@ def why(column: Column, value: str) -> str:
         checks.append((f"{v} IS NULL", "'missing'"))
     else:
         checks.append((f"{v} IS NULL", "NULL"))  # empty optional value: fine, stop here
+    # Whatever the column's type: what was no storable text in the file (source.py).
+    checks += [
+        (f"strpos({v}, chr({ord(NUL_MARK)})) > 0", _quote(NUL_PROBLEM)),
+        (f"strpos({v}, chr({ord(NOT_UTF8_MARK)})) > 0", _quote(NOT_UTF8_PROBLEM)),
+    ]
     if column.kind in ("int", "decimal"):
         pg_type = "integer" if column.kind == "int" else "numeric"
         checks += [
