@@ -40,8 +40,9 @@ def test_same_seed_same_district(
     assert scalar(a, "SELECT count(*) FROM students") == 80
 
 
-def test_district_rows_and_dropout_signals(district: District) -> None:
-    url = district.url
+def test_district_rows_and_dropout_signals(untrained_district: District) -> None:
+    # A district of its own: other tests post events (attendance) to the shared one.
+    url = untrained_district.url
     assert scalar(url, "SELECT count(*) FROM schools") == 5
     assert scalar(url, "SELECT count(*) FROM students") == 4 * 150 + 60
     assert scalar(url, "SELECT count(*) FROM attendance") == (4 * 150 + 60) * 30
