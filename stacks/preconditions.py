@@ -7,11 +7,13 @@ docs/deploy.md lists every precondition of an account, these and those no data s
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config.spec import SpecError, StackSpec
+from stacks.references import deployed_outputs
 
 
 def zone_serves(zone_name: str, domain: str) -> bool:
@@ -86,9 +88,15 @@ def deployer_arn() -> str:
 
 
 def check_cluster_admin(spec: StackSpec) -> None:
+    """On a stack's first ``up`` only: afterwards the role running ``up`` need not be the one
+    that created the cluster (a break-glass ``up`` by the admin role itself is fine)."""
     problems = creator_problems(spec.cluster_admin_role_arn, deployer_arn())
-    if problems:
-        raise SpecError(spec.stack, problems)
+
+    def check(deployed: dict[str, Any]) -> None:
+        if problems and not deployed:
+            raise SpecError(spec.stack, problems)
+
+    deployed_outputs().apply(check)
 
 
 def warn_without_identity_center(spec: StackSpec) -> None:

@@ -3,12 +3,13 @@ running stack sees, compares it with the catalog's limits of every tier and the 
 triggers, and says which tier fits, which trigger is nearest and, with ``--growth``, in how many
 months the next move is due::
 
-    python -m tools.capacity tier2 --database-url "$MASTER_URL" \\
+    DATABASE_URL=... python -m tools.capacity tier2 \\
         --metrics http://127.0.0.1:9101/metrics --metrics http://127.0.0.1:9102/metrics \\
         --growth 4
 
-- the database (``--database-url``, the bootstrap Secret's master login, through a tunnel or a
-  pod): active students, schools, the database's size and the connections open on the server.
+- the database (``DATABASE_URL`` in the environment, never an argument: argv is visible to
+  every user of the machine; the bootstrap Secret's master login, through a tunnel or a pod):
+  active students, schools, the database's size and the connections open on the server.
   Counts and sizes only: no student row is read, so nothing is audited;
 - the API pods' ``/metrics`` (``--metrics``, one per pod, e.g. ``kubectl port-forward``), scraped
   twice ``--window`` seconds apart: requests per minute and their p95, the routes the latency
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -339,6 +341,13 @@ def stack_tier(stack: str) -> Tier:
     return with_overrides(TIERS[name], *(stack_config(stack).get("overrides") or []))
 
 
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "the local socket"
+    except ValueError:
+        return "an unreadable URL"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.capacity",
@@ -346,7 +355,6 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("stack", help="the stack file the district runs (Pulumi.<stack>.yaml)")
-    parser.add_argument("--database-url", required=True, help="the master login's URL")
     parser.add_argument("--metrics", action="append", default=[], help="an API pod's /metrics")
     parser.add_argument("--window", type=float, default=60, help="seconds between scrapes")
     parser.add_argument("--prometheus", help="the stack's prometheus_query_endpoint output")
@@ -361,10 +369,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--growth {args.growth}: a percentage a month above 0")
     if args.window <= 0:
         parser.error(f"--window {args.window}: seconds above 0")
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        parser.error("DATABASE_URL: set it in the environment to the database's URL")
     try:
-        students, schools, gib, connections = from_database(args.database_url)
-    except psycopg.Error as exc:  # its message names the host, never the password
-        print(f"--database-url: {str(exc).strip()}", file=sys.stderr)
+        students, schools, gib, connections = from_database(url)
+    except psycopg.Error as exc:
+        # libpq's message can quote the whole URL (one it cannot parse): only its type and host.
+        print(f"DATABASE_URL: {type(exc).__name__} connecting to {_host(url)}", file=sys.stderr)
         return 1
     sources, rpm, p95 = ["database"], None, None
     try:

@@ -56,6 +56,16 @@ def test_the_deploying_role_named_cluster_admin_is_refused() -> None:
     assert problem.startswith(f"clusterAdminRoleArn={deployer!r}: the role running `pulumi up`")
 
 
+def test_a_deployed_stack_may_be_brought_up_by_its_admin_role() -> None:
+    """After the first up the creator is unknown: the admin role running a later up is fine."""
+    deployer = session_issuer(CALLER_ARN)
+    config = {"clusterAdminRoleArn": deployer}
+    deployed = run_stack("dev").outputs
+    assert deployed
+    run = run_stack("dev", config, deployed=deployed)
+    assert run.resources
+
+
 def test_another_role_or_a_path_is_compared_by_account_and_name() -> None:
     deployer = "arn:aws:iam::123456789012:role/deploy"
     assert creator_problems("arn:aws:iam::123456789012:role/cluster-admins", deployer) == []

@@ -202,18 +202,19 @@ def active_students(url: str) -> int:
 
 
 def test_the_demos_district_fits_tier3_and_outgrew_tier1(
-    demo_district: str, capsys: pytest.CaptureFixture[str]
+    demo_district: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DATABASE_URL", demo_district)
     # Its 50,000 students less the past cohorts (graduated or dropped out): about 41,000.
     active = active_students(demo_district)
     assert 35_000 < active < 50_000
-    assert main(["tier1", "--database-url", demo_district, "--growth", "3"]) == 0
+    assert main(["tier1", "--growth", "3"]) == 0
     out = capsys.readouterr().out
     assert "fits: tier3 (dev: students over its limit; tier1: students over its limit;" in out
     assert "tier2: students over its limit)" in out
     assert f"nearest trigger: students {active:,} of tier1's 1,000 ({active / 10:.0f}%)" in out
     assert "next move: tier2, due now" in out
-    assert main(["tier3", "--database-url", demo_district, "--growth", "3", "--json"]) == 0
+    assert main(["tier3", "--growth", "3", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["observed"]["students"] == active and answer["observed"]["schools"] == 50
     assert answer["fits"] == "tier3" and answer["nearest"]["measure"] == STUDENTS
@@ -222,8 +223,9 @@ def test_the_demos_district_fits_tier3_and_outgrew_tier1(
 
 
 def test_the_demos_district_grown_to_100000_students_names_the_trigger(
-    demo_district: str, capsys: pytest.CaptureFixture[str]
+    demo_district: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DATABASE_URL", demo_district)
     more = 100_000 - active_students(demo_district)
     with psycopg.connect(demo_district, autocommit=True) as conn:
         last = conn.execute("SELECT max(id) FROM students").fetchone()
@@ -234,7 +236,7 @@ def test_the_demos_district_grown_to_100000_students_names_the_trigger(
             (more,),
         )
         try:
-            assert main(["tier3", "--database-url", demo_district]) == 0
+            assert main(["tier3"]) == 0
         finally:
             conn.execute("DELETE FROM students WHERE id > %s", last)
     out = capsys.readouterr().out
@@ -246,26 +248,55 @@ def test_the_demos_district_grown_to_100000_students_names_the_trigger(
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
-        (["global", "--database-url", "x"], "global: picks no tier"),
-        (["nowhere", "--database-url", "x"], "Pulumi.nowhere.yaml"),
-        (["tier1", "--database-url", "x", "--growth", "0"], "--growth 0.0: a percentage"),
+        (["global"], "global: picks no tier"),
+        (["nowhere"], "Pulumi.nowhere.yaml"),
+        (["tier1", "--growth", "0"], "--growth 0.0: a percentage"),
     ],
 )
 def test_bad_arguments_are_refused_by_name(
-    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    problem: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://ssp@127.0.0.1:1/x")
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2 and problem in capsys.readouterr().err
 
 
-def test_an_unreachable_source_is_named_without_a_traceback(
-    demo_district: str, capsys: pytest.CaptureFixture[str]
+def test_the_database_url_comes_from_the_environment_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    closed = "postgresql://ssp_master:secret-pw@127.0.0.1:1/student_success?connect_timeout=2"
-    assert main(["tier1", "--database-url", closed]) == 1
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main(["tier1"])
+    assert exited.value.code == 2 and "DATABASE_URL: set it" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an argument would show the password to `ps`
+        main(["tier1", "--database-url", "postgresql://ssp:pw@db/x"])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ssp_master:secret-pw@127.0.0.1:1/student_success?connect_timeout=2",
+        # A URL libpq cannot parse: its own message quotes it whole.
+        "postgresq://ssp_master:secret-pw@127.0.0.1:1/student_success",
+    ],
+)
+def test_an_unreachable_database_is_named_without_its_password(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert main(["tier1"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("--database-url: ") and "secret-pw" not in err
+    assert err.startswith("DATABASE_URL: ") and "secret-pw" not in err
+
+
+def test_an_unreachable_metrics_source_is_named_without_a_traceback(
+    demo_district: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", demo_district)
     metrics = ["--metrics", "http://127.0.0.1:1/metrics", "--window", "0.1"]
-    assert main(["tier1", "--database-url", demo_district, *metrics]) == 1
+    assert main(["tier1", *metrics]) == 1
     assert capsys.readouterr().err.startswith("--metrics: ConnectError")
