@@ -26,7 +26,7 @@ from app.core.settings import Settings
 from app.jobs.events import metrics
 from app.jobs.events.queue import Message, Queue
 from app.jobs.events.rescoring import Scorer
-from app.model.features import FEATURES
+from app.model.features import STANDARD_FEATURES
 
 log = logging.getLogger("app.events.worker")
 
@@ -166,9 +166,10 @@ class Worker:
             return self._rescore_in_tx(students)
 
     def _rescore_in_tx(self, students: list[int]) -> list[int]:
-        cols = ", ".join(FEATURES)
+        cols = ", ".join(STANDARD_FEATURES)
         rows = self.conn.execute(
-            f"SELECT student_id, school_id, {cols} FROM refresh_live_features(%s)"
+            f"SELECT student_id, school_id, {cols}, district_features"
+            " FROM refresh_live_features(%s)"
             " WHERE is_active ORDER BY student_id",
             (students,),
         ).fetchall()
@@ -177,8 +178,8 @@ class Worker:
             return []  # not in the feature view yet, inactive, or no model served yet
         ids = [int(r[0]) for r in rows]
         schools = [int(r[1]) for r in rows]
-        x = np.array([r[2:] for r in rows], dtype=np.float64)
-        predictions = self.scorer.score(schools, x)
+        x = np.array([r[2:-1] for r in rows], dtype=np.float64)  # NULL: NaN (missing)
+        predictions = self.scorer.score(schools, x, [r[-1] for r in rows])
         # Lock the scores being replaced (in order: no deadlock between workers), and read them.
         before = dict(
             self.conn.execute(
