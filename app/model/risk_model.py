@@ -18,7 +18,10 @@ Input j's contribution is w_j (d_j - r_j); a feature's is the sum over its input
 one-hot feature's values, a value and its missing indicator). They add up exactly to the
 student's log-odds minus the reference's. Stated in probability points, each is scaled by
 (p - p(r)) / (L(d) - L(r)), where p is the served risk: the points add up to the student's
-risk minus the reference student's (when L(d) = L(r), by p (1 - p), the slope there).
+risk minus the reference student's. The served risk is the folds' mean probability, not the
+sigmoid of their mean log-odds, so very near the reference the two can move in opposite
+directions (a difference of a fraction of a point); there, and when L(d) = L(r), each is scaled
+by p (1 - p), the slope at p, keeping every contribution's sign.
 """
 
 from __future__ import annotations

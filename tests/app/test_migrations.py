@@ -26,6 +26,7 @@ EXPECTED = [
     "0010_api_client_class",
     "0011_events",
     "0012_training_runs",
+    "0013_school_years_and_district_features",
 ]
 
 
@@ -95,7 +96,7 @@ def test_migrate_from_empty_then_noop(make_database: Callable[[], str]) -> None:
     # The feature view has the unique index that REFRESH ... CONCURRENTLY needs.
     assert "UNIQUE" in indexes["student_features_pk"]
     with db.connect_owner(settings, autocommit=True) as conn:
-        db.refresh_features(conn)
+        db.refresh_features(conn, None)
 
     rls = dict(
         scalar(
