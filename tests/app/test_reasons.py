@@ -109,7 +109,7 @@ def test_contributions_add_up_for_every_served_model(district: District) -> None
     for scope, version in store.pointer().scopes.items():
         model = store.load_model(version, scope)
         fast = fast_model(model)
-        risks, explained = fast.explain(x)
+        _, explained = fast.explain(x)
         sums = np.array([sum(c.log_odds for c in row) for row in explained])
         np.testing.assert_allclose(sums, model.log_odds(x) - fast.reference_log_odds, atol=1e-9)
         assert all(len(row) == len(STANDARD_FEATURES) for row in explained)
