@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--disparity",
         type=float,
         default=0.0,
-        help="share of one group's present days recorded as absences (a planted bias the"
-        " fairness audit should find)",
+        help="share of one group's present days recorded as absences, and of 40 points off"
+        " their marks (a planted bias the fairness audit should find)",
     )
     imp = sub.add_parser("import", help="import a district's CSV bundle (native or OneRoster)")
     imp.add_argument(

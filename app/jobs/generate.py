@@ -124,7 +124,8 @@ def generate(
 ) -> GenerateResult:
     """Create one district and load it (`conn`: an owner's, not autocommit). `years` school
     years (the last the current one); `disparity`: the share of one group's present days
-    recorded as absences (generate_people.py)."""
+    recorded as absences, and their marks recorded that share of 40 points lower
+    (generate_people.py)."""
     if years < 1 or not 0 <= disparity < 1:
         raise ValueError("years must be at least 1 and disparity from 0 to under 1")
     started = time.perf_counter()

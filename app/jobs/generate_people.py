@@ -97,6 +97,17 @@ def plant_absences(
     status[flip] = 2
 
 
+MARK_BIAS_POINTS = 40.0  # a disparity of 1 would mark the group this many points lower
+
+
+def plant_low_marks(marks: np.ndarray, affected: np.ndarray, rate: float) -> np.ndarray:
+    """Mark the affected students `rate` x MARK_BIAS_POINTS lower than their work (a grading
+    bias unrelated to their risk): marks carry most of a model's signal, so its flags follow."""
+    if rate <= 0 or not affected.any():
+        return marks
+    return np.asarray(np.clip(marks - rate * MARK_BIAS_POINTS * affected[:, None], 0, 100))
+
+
 def cohorts(rng: np.random.Generator, n: int, years: int) -> np.ndarray:
     """Each student's last school year (0 .. years-1; years-1 is the current one, whose
     outcomes are still open)."""

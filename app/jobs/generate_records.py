@@ -23,6 +23,7 @@ from app.jobs.generate_people import (
     load_demographics,
     people_rng,
     plant_absences,
+    plant_low_marks,
 )
 
 FIRST_NAMES = ("Ava", "Liam", "Maya", "Noah", "Zoe", "Omar", "Iris", "Leo", "Nia", "Kai", "Ana",
@@ -148,7 +149,8 @@ class _Year:
 
 @dataclass(frozen=True)
 class _Bias:
-    """The planted disparity: the share of the affected group's present days recorded absent."""
+    """The planted disparity: the share of the affected group's present days recorded absent,
+    and their marks recorded lower (plant_low_marks)."""
 
     rng: np.random.Generator
     demographics: Demographics
@@ -170,7 +172,7 @@ def _load_year(
 ) -> dict[str, int]:
     return {
         "attendance": _load_attendance(cur, rng, year, students, z, bias),
-        "marks": _load_marks(cur, rng, year, students, z, grading),
+        "marks": _load_marks(cur, rng, year, students, z, grading, bias),
         "incidents": _load_incidents(cur, rng, year, students, z),
     }
 
@@ -207,14 +209,16 @@ def _load_marks(
     students: np.ndarray,
     z: np.ndarray,
     grading: float,
+    bias: _Bias,
 ) -> int:
-    """Marks: lower with risk, plus a school-wide grading offset."""
+    """Marks: lower with risk, plus a school-wide grading offset (and the planted bias)."""
     n, days, exams = len(z), len(year.days), year.exams
     with cur.copy("COPY exams (id, school_id, subject, held_on, max_marks) FROM STDIN") as cp:
         for e in range(exams):
             held = year.days[min(days - 1, (e + 1) * days // (exams + 1))]
             cp.write_row((year.exam0 + e, year.school_id, SUBJECTS[e % len(SUBJECTS)], held, 100))
-    marks = np.clip(72 - 11 * z[:, None] + grading + rng.normal(0, 12, (n, exams)), 0, 100).round(1)
+    marks = np.clip(72 - 11 * z[:, None] + grading + rng.normal(0, 12, (n, exams)), 0, 100)
+    marks = plant_low_marks(marks, bias.affected(), bias.rate).round(1)
     with cur.copy("COPY marks (school_id, student_id, exam_id, marks_obtained) FROM STDIN") as cp:
         for k, st in enumerate(students.tolist()):
             for e, m in enumerate(marks[k].tolist()):

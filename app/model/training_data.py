@@ -136,31 +136,56 @@ def load_declarations(conn: psycopg.Connection[Any]) -> list[DistrictFeature]:
 
 @dataclass(frozen=True)
 class Split:
-    """How the held-out students are chosen: the latest school year (temporal) when the
-    labelled students span several, else a random share of each school."""
+    """How the held-out students are chosen. Temporal: each school whose labelled students span
+    several school years, the latest holding both outcomes, is evaluated on that latest year
+    and trained on the earlier ones (a school with one year of outcomes, as a district that
+    joined lately, is split at random). Random: a stratified share of each school."""
 
     kind: str
-    test_year: int | None
-    train_years: tuple[int, ...]
+    test_year: int | None  # the latest school year evaluated on (temporal)
+    train_years: tuple[int, ...]  # the other school years with outcomes
 
     def describe(self) -> str:
         if self.kind == TEMPORAL:
             years = ", ".join(map(str, self.train_years))
-            return f"trained on school years {years}; evaluated on {self.test_year}"
+            return (
+                f"each school trained on its earlier school years ({years}) and evaluated on"
+                f" its latest with outcomes ({self.test_year} at the latest)"
+            )
         return "random stratified split of each school (one school year of outcomes)"
 
 
+def temporal_test_year(years: np.ndarray, y: np.ndarray) -> int | None:
+    """A school's held-out year: its latest with outcomes when it has several and that one
+    holds both outcomes (else None: the school is split at random)."""
+    found = np.unique(years)
+    if len(found) < 2:
+        return None
+    latest = int(found[-1])
+    outcomes = y[years == latest]
+    return latest if 0 < int(outcomes.sum()) < len(outcomes) else None
+
+
 def choose_split(conn: psycopg.Connection[Any]) -> Split:
-    """From every labelled student's school year (the whole district, whatever the shard)."""
+    """From every labelled student's school and school year (the whole database, whatever
+    the shard)."""
     rows = conn.execute(
-        "SELECT school_year, bool_or(dropped_out), bool_or(NOT dropped_out)"
-        " FROM student_features WHERE dropped_out IS NOT NULL GROUP BY 1 ORDER BY 1"
+        "SELECT school_id, school_year, dropped_out, count(*) FROM student_features"
+        " WHERE dropped_out IS NOT NULL GROUP BY 1, 2, 3"
     ).fetchall()
-    years = [int(r[0]) for r in rows]
-    # The latest year must hold both outcomes to be evaluated on.
-    if len(years) >= 2 and rows[-1][1] and rows[-1][2]:
-        return Split(TEMPORAL, years[-1], tuple(years[:-1]))
-    return Split(RANDOM, None, tuple(years))
+    by_school: dict[int, list[tuple[int, int]]] = {}
+    for school, year, dropped, count in rows:
+        by_school.setdefault(int(school), []).extend([(int(year), int(dropped))] * int(count))
+    every_year = sorted({int(r[1]) for r in rows})
+    tested = []
+    for pairs in by_school.values():
+        a = np.array(pairs)
+        if (year := temporal_test_year(a[:, 0], a[:, 1])) is not None:
+            tested.append(year)
+    if not tested:
+        return Split(RANDOM, None, tuple(every_year))
+    test_year = max(tested)
+    return Split(TEMPORAL, test_year, tuple(y for y in every_year if y != test_year))
 
 
 def holdout_mask(
@@ -168,9 +193,18 @@ def holdout_mask(
 ) -> np.ndarray:
     """Which students are held out. Every model of the run trains only on the rest, so the
     district model and a school's own model are compared on students neither has seen."""
-    if split.kind == TEMPORAL:
-        return np.asarray(years == split.test_year)
-    return random_mask(schools, y, settings.test_fraction, settings.random_seed)
+    fraction, seed = settings.test_fraction, settings.random_seed
+    if split.kind != TEMPORAL:
+        return random_mask(schools, y, fraction, seed)
+    test = np.zeros(len(y), dtype=bool)
+    for sid in np.unique(schools).tolist():
+        idx = np.flatnonzero(schools == sid)
+        year = temporal_test_year(years[idx], y[idx])
+        if year is None:
+            test[idx] = random_mask(schools[idx], y[idx], fraction, seed)
+        else:
+            test[idx] = years[idx] == year
+    return test
 
 
 def random_mask(schools: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
