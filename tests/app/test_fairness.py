@@ -146,9 +146,10 @@ def test_fitted_models_take_no_protected_attribute(multi_year_district: District
     for scope, version in pointer.scopes.items():
         model = as_risk_model(store.load_model(version, scope))
         names = model.input_names
-        assert len(names) == model.estimator.calibrated_classifiers_[0].estimator[
-            "scale"
-        ].n_features_in_
+        assert (
+            len(names)
+            == model.estimator.calibrated_classifiers_[0].estimator["scale"].n_features_in_
+        )
         for name in names:
             stem = name.split(":")[0].split("=")[0]
             assert stem not in PROTECTED_NAMES, (scope, name)
