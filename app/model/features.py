@@ -72,6 +72,9 @@ class StudentFeatures(BaseModel):
         max_length=MAX_DISTRICT_FEATURES,
         description="The district's own features by name, as declared in its import"
         " (a number, a category, or null: missing)",
+        # Names outside the pattern are refused: the schema says so (patternProperties alone
+        # would let any other name through).
+        json_schema_extra={"additionalProperties": False},
     )
 
 
