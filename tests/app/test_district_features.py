@@ -132,3 +132,40 @@ def test_native_demographics_are_stored_apart(untrained_district: District, tmp_
             " WHERE s.sourced_id = 'SCH-1-ST-0'"
         ).fetchone()
     assert row == ("female", "asian", True, False, None)
+
+
+def test_oneroster_demographics_map_to_the_federal_categories(
+    untrained_district: District, tmp_path: Path
+) -> None:
+    """Sex, and the race flags with hispanicOrLatinoEthnicity as one category (Hispanic or
+    Latino of any race; two or more races when flagged so or more than one flag); the
+    teacher's row is skipped, never stored."""
+    from tests.app.bundles import write_oneroster
+
+    root = write_oneroster(tmp_path / "or")
+    flags = ["americanIndianOrAlaskaNative", "asian", "blackOrAfricanAmerican",
+             "nativeHawaiianOrOtherPacificIslander", "white", "demographicRaceTwoOrMoreRaces",
+             "hispanicOrLatinoEthnicity"]  # fmt: skip
+    stamp = "2025-09-01T00:00:00.000Z"
+    write_csv(
+        root / "demographics.csv",
+        ["sourcedId", "status", "dateLastModified", "birthDate", "sex", *flags],
+        [
+            ["u-1", "active", stamp, "", "female", "", "", "", "", "true", "", "true"],
+            ["u-2", "active", stamp, "", "male", "", "true", "", "", "true", "", "false"],
+            ["u-3", "active", stamp, "", "", "", "", "true", "", "", "", ""],
+            ["t-1", "active", stamp, "", "male", "", "", "", "", "true", "", ""],
+        ],
+    )
+    result = run_import(untrained_district.importer, str(root), progress=False)
+    assert result.written, result.problems
+    with psycopg.connect(untrained_district.url) as conn:
+        rows = conn.execute(
+            "SELECT s.sourced_id, g.sex, g.race_ethnicity FROM student_demographics g"
+            " JOIN students s ON s.id = g.student_id WHERE s.sourced_id IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    assert rows == [
+        ("u-1", "female", "hispanic_or_latino"),
+        ("u-2", "male", "two_or_more_races"),
+        ("u-3", None, "black_or_african_american"),
+    ]
