@@ -8,7 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from fastapi.testclient import TestClient
 
+from app.api.main import create_app
+from app.core import db
+from app.core.auth import create_key
 from app.jobs.importer import run_import
 from app.model.artifacts import ModelStore
 from app.model.risk_model import as_risk_model
@@ -16,7 +20,8 @@ from app.model.served_models import DISTRICT
 from app.model.training import run_training
 from tests.app.bundles import HEADERS, native_rows, write_csv, write_native
 from tests.app.conftest import District
-from tests.app.helpers import scalar
+from tests.app.helpers import auth, scalar
+from tests.app.test_reasons import FEATURES_OK
 
 DECLARATION_HEADER = ["district_sourced_id", "name", "kind", "low", "high", "allowed_values"]
 DECLARED = [
@@ -101,6 +106,36 @@ def test_district_features_are_stored_trained_on_and_explained(
     manifest = store.manifest(train.version)
     assert manifest is not None
     assert [f["name"] for f in manifest["district_features"]] == ["admission_grade", "course"]
+
+    # Posted with a prediction: used, and among the reasons with the student's value.
+    school = scalar(d.url, "SELECT id FROM schools WHERE sourced_id = 'SCH-1'")
+    with db.connect_owner(d.owner) as conn:
+        key = create_key(conn, d.owner.api_key_pepper, "imported school", school_id=school)[1]
+        conn.commit()
+    student = {**FEATURES_OK, "district_features": {"admission_grade": 60.0, "course": "trades"}}
+    with TestClient(create_app(d.settings)) as api:
+        body = {"school_id": school, "instances": [student, FEATURES_OK]}
+        resp = api.post("/v1/predict", json=body, headers=auth(key))
+        assert resp.status_code == 200, resp.text
+        with_features, without = resp.json()["predictions"]
+        assert with_features["risk"] > without["risk"]  # a low admission grade, in trades
+        reasons = {r["feature"]: r for r in with_features["reasons"]}
+        assert reasons["admission_grade"]["value"] == 60.0
+        unknown = {**FEATURES_OK, "district_features": {"shoe_size": 9}}
+        refused = api.post(
+            "/v1/predict", json={"school_id": school, "instances": [unknown]}, headers=auth(key)
+        )
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == [
+            "body", "instances", 0, "district_features", "shoe_size"
+        ]  # fmt: skip
+        out_of_range = {**FEATURES_OK, "district_features": {"admission_grade": 900}}
+        refused = api.post(
+            "/v1/predict", json={"school_id": school, "instances": [out_of_range]},
+            headers=auth(key),
+        )  # fmt: skip
+        assert refused.status_code == 422
+        assert "out of range (0 to 200)" in refused.json()["detail"][0]["msg"]
 
 
 def test_native_demographics_are_stored_apart(untrained_district: District, tmp_path: Path) -> None:
