@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from app.api.main import create_app
 from app.core import db
 from app.core.auth import create_key
+from app.core.text import NUL_PROBLEM
 from app.jobs.importer import run_import
 from app.model.artifacts import ModelStore
 from app.model.risk_model import as_risk_model
@@ -57,6 +58,7 @@ def test_bad_district_feature_values_are_named_by_row_and_column(
     cells[1][-2] = "250"  # row 2: above the declared high
     cells[2][-2] = "NaN"  # row 3
     cells[3][-1] = "medicine"  # row 4: not an allowed value
+    cells[4][-1] = "arts\x00"  # row 5: a NUL byte
     (root / "students.csv").write_text("\n".join(",".join(c) for c in cells) + "\n")
     result = run_import(untrained_district.importer, str(root), progress=False)
     assert not result.written
@@ -66,6 +68,8 @@ def test_bad_district_feature_values_are_named_by_row_and_column(
         ("students.csv", 3, "admission_grade", "NaN"),
         ("students.csv", 4, "course", "medicine"),
     } <= found, result.problems
+    nul = next(p for p in result.problems if (p.row, p.column) == (5, "course"))
+    assert (nul.value, nul.why) == ("arts\ufffd", NUL_PROBLEM)
     assert scalar(untrained_district.url, "SELECT count(*) FROM district_features") == 0
 
 

@@ -3,11 +3,11 @@ extra columns of `students.csv`.
 
 Each extra column of students.csv must be declared for the student's district, in the bundle
 or by an earlier import. Its cells are checked against the declaration (a number within
-`low`..`high`, or one of `allowed_values`), every problem named by file, row and column like
-the layout's own; an empty cell is an explicitly missing value (stored as null; the model
-imputes it and says so). A declaration names a feature once per district; a feature declared
-`protected`, or named as a protected attribute, is refused: protected attributes go to
-demographics.csv, never into a model.
+`low`..`high`, or one of `allowed_values`) and for text PostgreSQL cannot store, every problem
+named by file, row and column like the layout's own; an empty cell is an explicitly missing
+value (stored as null; the model imputes it and says so). A declaration names a feature once
+per district; a feature declared `protected`, or named as a protected attribute, is refused:
+protected attributes go to demographics.csv, never into a model.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from app.core.text import NOT_UTF8_PROBLEM, NUL_PROBLEM
 from app.jobs.importer.layout import BY_NAME
+from app.jobs.importer.source import NOT_UTF8_MARK, NUL_MARK
 from app.model.features import FEATURE_NAME, STANDARD_FEATURES
 from app.model.inputs import PROTECTED_NAMES
 
@@ -127,6 +129,8 @@ def check_values(conn: psycopg.Connection[Any], names: list[str]) -> None:
             f"INSERT INTO imp_problems SELECT file, row, %s, val, why FROM ("
             f" SELECT s.file, s.row, {v} AS val, CASE"
             f" WHEN {v} IS NULL THEN NULL"
+            f" WHEN strpos({v}, chr({ord(NUL_MARK)})) > 0 THEN %s"
+            f" WHEN strpos({v}, chr({ord(NOT_UTF8_MARK)})) > 0 THEN %s"
             " WHEN d.name IS NULL THEN 'not a feature declared for this student''s district'"
             f" WHEN d.kind = 'numeric' AND lower(btrim({v})) IN ('nan', '+nan', '-nan')"
             " THEN 'NaN'"
@@ -141,7 +145,7 @@ def check_values(conn: psycopg.Connection[Any], names: list[str]) -> None:
             f" END AS why FROM ({STUDENT_DISTRICT}) s"
             " LEFT JOIN imp_declared d ON d.district = s.district AND d.name = %s"
             ") p WHERE why IS NOT NULL",
-            (name, name),
+            (name, NUL_PROBLEM, NOT_UTF8_PROBLEM, name),
         )
 
 
