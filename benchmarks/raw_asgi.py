@@ -6,7 +6,8 @@ API's own statement (app.api.queries.STUDENT_FEATURES_AUDITED: the student's fea
 row-level security, with the audit row written by the same statement) after the same tenant
 settings, pipelined in one round trip, through the same driver (psycopg 3's
 AsyncConnectionPool, the same login, pool size and prepare_threshold), then scores the row
-with the same model and writes the JSON. No validation, metrics, rate limit, admission control
+with the same model, with its RISK_REASONS main reasons as the API gives them, and writes the
+JSON. No validation, metrics, rate limit, admission control
 or cache: what it serves is the practical limit of this machine for the endpoint.
 
     uvicorn --factory benchmarks.raw_asgi:create_app --loop uvloop --http httptools
@@ -28,7 +29,7 @@ from app.core.db import SET_TENANT, primary_url
 from app.core.logins import API_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
-from app.model.features import FEATURES, to_matrix
+from app.model.features import STANDARD_FEATURES, district_values, to_matrix
 from app.model.served_models import ModelRegistry
 
 Scope = dict[str, Any]
@@ -40,6 +41,7 @@ PREFIX = "/v1/students/"
 class RawRisk:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.detail = json.dumps({"cache": "miss", "reasons": settings.risk_reasons})
         self.pool = AsyncConnectionPool(
             primary_url(settings, API_LOGIN),
             min_size=settings.db_pool_min,
@@ -82,17 +84,25 @@ class RawRisk:
             async with conn.pipeline():
                 await conn.execute(SET_TENANT, tenant)
                 cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(queries.STUDENT_FEATURES_AUDITED, (student_id, client_id))
+                await cur.execute(
+                    queries.STUDENT_FEATURES_AUDITED, (student_id, client_id, self.detail)
+                )
             row = await cur.fetchone()
         if row is None:
             return await respond(send, 404, b'{"detail":"student not found"}')
-        pred = self.registry.predict([row["school_id"]], to_matrix([row]), refresh=False)[0]
+        extras = district_values([row])
+        top = self.settings.risk_reasons
+        ((pred, reasons),) = self.registry.explain(
+            [row["school_id"]], to_matrix([row]), extras, top
+        )
         body = {
             "student_id": row["student_id"],
             "school_id": row["school_id"],
             "risk": pred.risk,
             "model_version": pred.version,
-            "features": {f: float(row[f]) for f in FEATURES},
+            "features": {f: row[f] for f in STANDARD_FEATURES},
+            "district_features": extras[0],
+            "reasons": [r._asdict() for r in reasons],
         }
         await respond(send, 200, json.dumps(body).encode())
 

@@ -15,7 +15,8 @@ compute of one prediction in-process (sklearn's predict_proba against the served
 and GET /v1/students/{id}/risk, which authenticates, reads the student's features from
 PostgreSQL, predicts and writes the audit row, each request for a different student.
 
-GET /v1/students/{id}/risk is also measured side by side with its reference, a bare ASGI app
+GET /v1/students/{id}/risk (with its RISK_REASONS=3 main reasons) is also measured beside the
+same without reasons (RISK_REASONS=0), and side by side with its reference, a bare ASGI app
 running the same SQL with the same audit write through the same driver
 (benchmarks/raw_asgi.py), one worker each, 32 connections, uncached, with server-side
 prepared statements (psycopg's prepare_threshold 5, tiers without RDS Proxy) and without
@@ -40,14 +41,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
 import numpy as np
 
 from app.core import db
 from app.core.auth import create_key
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
-from app.model.features import FEATURES
-from app.model.served_models import fast_model
+from app.model.features import FEATURES, pad_standard
+from app.model.risk_model import fast_model
 from benchmarks.common import (
     ROOT,
     ROW,
@@ -80,7 +82,7 @@ GC_UNTUNED = {"GC_FREEZE": "false", "GC_YOUNG_THRESHOLD": "700"}
 
 def prediction_compute(model: Any) -> dict[str, float]:
     """Microseconds for one row's probability: sklearn's model against its served twin."""
-    x = np.array([[float(ROW[f]) for f in FEATURES]])
+    x = pad_standard(np.array([[float(ROW[f]) for f in FEATURES]]))
     twin = fast_model(model)
     np.testing.assert_allclose(twin.predict_proba(x), model.predict_proba(x), atol=1e-12)
 
@@ -157,6 +159,8 @@ def student_risk_side_by_side(
         env = {"DB_PREPARE_THRESHOLD": threshold, "RATE_LIMIT_INTERACTIVE_REQUESTS": "1000000000"}
         for name, (url, server) in (
             ("ours", api_server(settings, WORKERS="1", **env)),
+            # The same without reasons (RISK_REASONS=0): what the reasons cost.
+            ("ours_no_reasons", api_server(settings, WORKERS="1", RISK_REASONS="0", **env)),
             ("ours_gc_untuned", api_server(settings, WORKERS="1", **env, **GC_UNTUNED)),
             ("raw_asgi", raw_server(settings, **env)),
         ):
@@ -175,12 +179,15 @@ def student_risk_side_by_side(
     for threshold in PREPARE_THRESHOLDS:
         ours, raw = rows[f"ours_prepare_{threshold}"], rows[f"raw_asgi_prepare_{threshold}"]
         untuned = rows[f"ours_gc_untuned_prepare_{threshold}"]
+        bare = rows[f"ours_no_reasons_prepare_{threshold}"]
         # Answered with a 200: a 503 (e.g. the pool timed out under load) is not served.
         rps, raw_rps = ok_per_second(ours), ok_per_second(raw)
         summary[f"prepare_{threshold}"] = {
             "ours_ok_requests_per_second": rps,
             "ours_errors": ours["errors"],
             "ours_p99_ms": ours["p99_ms"],
+            "ours_no_reasons_ok_requests_per_second": ok_per_second(bare),
+            "ours_no_reasons_p99_ms": bare["p99_ms"],
             "ours_gc_untuned_ok_requests_per_second": ok_per_second(untuned),
             "ours_gc_untuned_p99_ms": untuned["p99_ms"],
             "raw_asgi_ok_requests_per_second": raw_rps,
@@ -211,8 +218,15 @@ def main() -> int:
         load_district(settings, SCHOOLS, STUDENTS)
         store = ModelStore(settings.model_store_url)
         version = store.pointer().scopes["school-1"]
-        model_file = Path(settings.model_store_url) / "versions" / version / "school-1.joblib"
-        compute = prediction_compute(store.load_model(version, "school-1"))
+        model = store.load_model(version, "school-1")
+        compute = prediction_compute(model)
+        # MLServer serves the model's sklearn estimator, on the same row as the model's input
+        # (the prior year missing: imputed, with its indicators).
+        model_file = work / "school-1-estimator.joblib"
+        joblib.dump(model.estimator, model_file)
+        design = model.spec.design(
+            pad_standard(np.array([[float(ROW[f]) for f in FEATURES]])), None
+        )
         with db.connect_owner(settings) as conn:
             _, key = create_key(conn, settings.api_key_pepper, "benchmark", district_id=1)
             row = conn.execute("SELECT min(id), count(*) FROM students").fetchone()
@@ -225,9 +239,9 @@ def main() -> int:
                 "inputs": [
                     {
                         "name": "features",
-                        "shape": [1, len(FEATURES)],
+                        "shape": list(design.shape),
                         "datatype": "FP64",
-                        "data": [float(ROW[f]) for f in FEATURES],
+                        "data": design[0].tolist(),
                     }
                 ],
                 "outputs": [{"name": "predict_proba"}],

@@ -125,7 +125,7 @@ def retime_stages(settings: Settings) -> dict[str, float]:
     with db.connect_owner(settings) as conn:
         conn.autocommit = True
         started = time.perf_counter()
-        db.refresh_features(conn)
+        db.refresh_features(conn, None)
         refresh = time.perf_counter() - started
         conn.autocommit = False
         started = time.perf_counter()

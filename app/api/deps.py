@@ -28,6 +28,7 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.jobs.events.queue import Queue, SqsQueue
 from app.model.artifacts import ModelStore, Pointer
+from app.model.inputs import DistrictFeatureError
 from app.model.served_models import ModelRegistry
 
 log = logging.getLogger("app.api")  # the whole API logs as one logger, as before the split
@@ -177,6 +178,29 @@ async def require_client(
 async def model_services(request: Request) -> ModelServices:
     svc: ModelServices = request.app.state.services
     return svc
+
+
+def check_district_features(
+    registry: ModelRegistry,
+    school_id: int | None,
+    extras: Sequence[dict[str, Any]],
+    status: int,
+    loc: list[str | int],
+) -> None:
+    """A 4xx naming the instance and feature when a posted district feature is not one the
+    answering model takes, or its value is refused (bounds, allowed values)."""
+    if not any(extras):
+        return
+    spec = registry.model_for(school_id, refresh=True)[2].spec
+    for i, found in enumerate(extras):
+        try:
+            spec.check(found)
+        except DistrictFeatureError as exc:
+            raise HTTPException(
+                status,
+                [{"loc": [*loc, i, "district_features", exc.name], "msg": exc.problem,
+                  "type": "value_error"}],
+            ) from None  # fmt: skip
 
 
 ClientDep = Annotated[Client, Depends(require_client)]

@@ -77,7 +77,7 @@ def _row(line: int, cells: list[str]) -> tuple[int | None, list[float]]:
             )
         sid = int(first)
     try:
-        StudentFeatures(**dict(zip(FEATURES, nums, strict=True)))
+        StudentFeatures.model_validate(dict(zip(FEATURES, nums, strict=True)))
     except ValidationError as exc:
         field = exc.errors()[0]["loc"][0]
         raise HTTPException(400, f"row {line}: {field}: {exc.errors()[0]['msg']}") from None

@@ -46,6 +46,17 @@ MODEL_AUC = Gauge(
     ["scope"],
     multiprocess_mode="mostrecent",
 )
+# The figures schools act on, per served scope, from its training run (app/model/figures.py).
+MODEL_FIGURES = {
+    name: Gauge(f"ssp_model_{name}", text, ["scope"], multiprocess_mode="mostrecent")
+    for name, text in (
+        ("ppv", "Held-out PPV (precision) at the alert threshold of the served model"),
+        ("false_alarm_rate", "Held-out false-alarm rate (FP / stayers) at the alert threshold"),
+        ("precision_at_k", "Held-out precision in each school's top k (a caseload)"),
+        ("recall_at_k", "Held-out recall in each school's top k (a caseload)"),
+        ("brier", "Held-out Brier score of the served model"),
+    )
+}
 # Per pool (primary, replica): summed over the live workers of the pod. Utilization is
 # in_use / max (the first sign that the database, not the API, limits throughput); waiting > 0
 # means requests queue for a connection.
@@ -77,10 +88,16 @@ def record_pools(stats: dict[str, dict[str, int]]) -> None:
         POOL_WAITING.labels(pool).set(figures.get("requests_waiting", 0))
 
 
-def record_models(generation: int, auc_by_scope: dict[str, float]) -> None:
+def record_models(generation: int, figures_by_scope: dict[str, dict[str, float]]) -> None:
+    """The served generation and its models' held-out figures (a figure a run could not
+    measure, such as PPV with nobody flagged, is absent)."""
     GENERATION.set(generation)
-    for scope, auc in auc_by_scope.items():
-        MODEL_AUC.labels(scope).set(auc)
+    for scope, figures in figures_by_scope.items():
+        if "auc" in figures:
+            MODEL_AUC.labels(scope).set(figures["auc"])
+        for name, gauge in MODEL_FIGURES.items():
+            if name in figures:
+                gauge.labels(scope).set(figures[name])
 
 
 def exposition() -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.model.features import FEATURES
+from app.model.features import STANDARD_FEATURES
 
 # /ready: the database answers.
 PING = "SELECT 1"
@@ -25,19 +25,19 @@ INSERT_AUDIT = (
 # A school the tenant can see (row-level security hides the others). Parameter: school id.
 SCHOOL_VISIBLE = "SELECT 1 FROM schools WHERE id = %s"
 
-# One student's features, if the tenant can see the student. Parameter: student id.
+# One student's features (the current school year's, the prior year's, the district's own),
+# if the tenant can see the student. Parameter: student id.
 STUDENT_FEATURES = (
-    f"SELECT student_id, school_id, {', '.join(FEATURES)}"
-    " FROM student_features_visible WHERE student_id = %s"
+    f"SELECT student_id, school_id, school_year, {', '.join(STANDARD_FEATURES)},"
+    " district_features FROM student_features_visible WHERE student_id = %s"
 )
 
 # The same, with the read's audit row (GET /v1/students/{id}/risk, uncached). Parameters:
-# student id, client id.
+# student id, client id, detail (JSON text: the cache, and how many reasons the answer shows).
 STUDENT_FEATURES_AUDITED = (
     f"WITH f AS ({STUDENT_FEATURES}),"
     " audit AS (INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
-    " SELECT %s, f.school_id, f.student_id, 'read_student_risk', '{\"cache\": \"miss\"}'"
-    " FROM f)"
+    " SELECT %s, f.school_id, f.student_id, 'read_student_risk', %s::jsonb FROM f)"
     " SELECT f.* FROM f"
 )
 
@@ -80,13 +80,15 @@ def at_risk_query(
     limit: int,
     after: tuple[float, int] | None = None,
     audit_client_id: int | None = None,
+    reasons: int = 0,
 ) -> tuple[str, list[Any]]:
     """SQL and parameters of one at-risk page: one row more than `limit`, to tell whether a next
     page exists; `after` is the decoded keyset cursor. Also timed by benchmarks/queries.py.
 
     With `audit_client_id`, what the API runs: the page with school_visible on every row (see
     _WITH_VISIBILITY) and, when the school is visible, the page's audit row in that client's
-    name listing the students shown (the first `limit`, still visible)."""
+    name listing the students shown (the first `limit`, still visible) and how many reasons
+    each item shows."""
     # The floor is compared exactly, as a double (an index condition all the same: real and
     # double share btree operators), so a floor such as 1e-50 is no `real` underflow; the
     # cursor's risk was read from a `real` and is compared as one.
@@ -101,11 +103,16 @@ def at_risk_query(
     # keeps a school with thousands of students over the floor cheap. A LEFT JOIN keeps the
     # page's length (and so the next cursor) right when a student is no longer visible (moved
     # school since scoring): such rows come back with a NULL name for the caller to drop.
+    # The page's students' features come along for their reasons (a view that row-level
+    # security filters like the students).
+    features = ", ".join(f"f.{c}" for c in STANDARD_FEATURES)
     page = (
-        "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version"
+        "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version,"
+        f" {features}, f.district_features"
         " FROM (SELECT r.student_id, r.risk, r.model_version FROM risk_scores r"
         f" WHERE {where} ORDER BY r.risk DESC, r.student_id DESC LIMIT %s) r"
         " LEFT JOIN students s ON s.id = r.student_id"
+        " LEFT JOIN student_features_visible f ON f.student_id = r.student_id"
         " ORDER BY r.risk DESC, r.student_id DESC"
     )
     if audit_client_id is None:
@@ -117,7 +124,8 @@ def at_risk_query(
     )
     audit = (
         "INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
-        f" SELECT %s, %s, NULL, 'read_at_risk_list', jsonb_build_object('student_ids', ({shown}))"
+        " SELECT %s, %s, NULL, 'read_at_risk_list',"
+        f" jsonb_build_object('student_ids', ({shown}), 'reasons', %s::integer)"
         " WHERE EXISTS (SELECT 1 FROM schools WHERE id = %s)"
     )
     result = _WITH_VISIBILITY.format(
@@ -125,7 +133,7 @@ def at_risk_query(
     )
     return (
         f"WITH page AS ({page}), audit AS ({audit}) {result}",
-        [*params, limit + 1, audit_client_id, school_id, limit, school_id, school_id],
+        [*params, limit + 1, audit_client_id, school_id, limit, reasons, school_id, school_id],
     )
 
 

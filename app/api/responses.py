@@ -14,12 +14,15 @@ def json_response(body: bytes, cache: str, headers: dict[str, str] | None = None
     )
 
 
-def prediction_out(risk: float, scope: str, version: str, threshold: float) -> dict[str, Any]:
+def prediction_out(
+    risk: float, scope: str, version: str, threshold: float, reasons: Sequence[Any] = ()
+) -> dict[str, Any]:
     return {
         "risk": risk,
         "at_risk": risk >= threshold,
         "model_scope": scope,
         "model_version": version,
+        "reasons": [r._asdict() for r in reasons],
     }
 
 

@@ -26,6 +26,28 @@ def _a_json_number(value: object) -> object:
 SchoolIdIn = Annotated[int, Field(strict=False, ge=1, le=MAX_INT), BeforeValidator(_a_json_number)]
 
 
+class ReasonOut(BaseModel):
+    """One of the main contributions to a risk (app/model/risk_model.py: exact for the served
+    model, adding up with the others to the risk minus the average student's)."""
+
+    feature: str = Field(description="A feature of the model (the prior_* are last year's)")
+    value: float | str | None = Field(description="The student's value (null: missing)")
+    school_median: float | str | None = Field(
+        description="The median of the school's students (a category: the most common one)"
+    )
+    contribution: float = Field(
+        description="Probability points this feature adds to the risk (negative: lowers it)"
+    )
+    contribution_log_odds: float = Field(description="The same, in log-odds")
+
+
+def _reasons() -> Any:
+    return Field(
+        default_factory=list,
+        description="The largest contributions to the risk, largest first (RISK_REASONS of them)",
+    )
+
+
 class RiskOut(BaseModel):
     student_id: int
     school_id: int
@@ -35,7 +57,15 @@ class RiskOut(BaseModel):
     model_scope: str = Field(description="'school-<id>' or 'district' (fallback)")
     model_version: str
     generation: int
-    features: dict[str, float]
+    school_year: int | None = Field(description="The school year of the features (its end)")
+    features: dict[str, float | None] = Field(
+        description="The current school year's features and the prior year's (prior_*;"
+        " null: no record that year)"
+    )
+    district_features: dict[str, float | str | None] = Field(
+        default_factory=dict, description="The district's own features (null: missing)"
+    )
+    reasons: list[ReasonOut] = _reasons()
 
 
 class AtRiskItem(BaseModel):
@@ -45,6 +75,7 @@ class AtRiskItem(BaseModel):
     grade: int
     risk: float
     model_version: str
+    reasons: list[ReasonOut] = _reasons()
 
 
 class AtRiskPage(BaseModel):
@@ -67,6 +98,7 @@ class PredictionOut(BaseModel):
     at_risk: bool
     model_scope: str
     model_version: str
+    reasons: list[ReasonOut] = _reasons()
 
 
 class PredictOut(BaseModel):

@@ -35,6 +35,8 @@ def generate_command(args: argparse.Namespace, settings: Settings) -> int:
             seed=args.seed,
             days=args.days,
             school_contrast=args.school_contrast,
+            years=args.years,
+            disparity=args.disparity,
         )
     print(json.dumps(result.__dict__))
     return EXIT_OK

@@ -89,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="how differently schools' dropout depends on grade (above 1: own models win)",
     )
+    gen.add_argument(
+        "--years",
+        type=int,
+        default=3,
+        help="school years (the last the current one, its outcomes open); 1: one year, every"
+        " outcome known",
+    )
+    gen.add_argument(
+        "--disparity",
+        type=float,
+        default=0.0,
+        help="share of one group's present days recorded as absences, and of 40 points off"
+        " their marks (a planted bias the fairness audit should find)",
+    )
     imp = sub.add_parser("import", help="import a district's CSV bundle (native or OneRoster)")
     imp.add_argument(
         "source", nargs="?", help="a directory or s3://bucket/prefix (default: IMPORT_SOURCE_URL)"

@@ -122,7 +122,7 @@ def refresh_features_command(args: argparse.Namespace, settings: Settings) -> in
     from app.core.logins import TRAINER_LOGIN
 
     with db.connect_as(settings, TRAINER_LOGIN, autocommit=True) as conn:
-        db.refresh_features(conn)
+        db.refresh_features(conn, settings.school_year_start_month)
     return EXIT_OK
 
 

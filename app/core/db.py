@@ -386,7 +386,11 @@ def ensure_audit_partitions(conn: psycopg.Connection[Any]) -> int:
     return int(created[0]) if created else 0
 
 
-def refresh_features(conn: psycopg.Connection[Any]) -> None:
+def refresh_features(conn: psycopg.Connection[Any], school_year_start_month: int | None) -> None:
     """Refresh the feature view without blocking readers (needs its unique index). Through
-    refresh_student_features() (0007): the view's owner is a role of its own, not the trainer."""
+    refresh_student_features() (0007): the view's owner is a role of its own, not the trainer.
+    With a month, the school years start in it from this refresh on (set_school_year_start,
+    0015); None leaves the calendar as it is."""
+    if school_year_start_month is not None:
+        conn.execute("SELECT set_school_year_start(%s)", (school_year_start_month,))
     conn.execute("SELECT refresh_student_features()")

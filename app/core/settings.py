@@ -114,6 +114,25 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(default=0.3, gt=0, lt=1)
     test_fraction: float = Field(default=0.25, gt=0, lt=1)
     random_seed: int = 42
+    # The figures a school acts on and the gate's use of them (app/model/figures.py,
+    # promotion.py). A caseload: the share of a school's students its list is acted on for
+    # (precision and recall at k). The gate may require a minimum precision at k (0: none),
+    # and promotes a school model only on an AUC gain whose interval (DeLong, at this
+    # confidence, on the school's held-out students) lies above zero.
+    caseload_share: float = Field(default=0.10, gt=0, le=1)
+    min_precision_at_k: float = Field(default=0.0, ge=0, le=1)
+    promotion_confidence: float = Field(default=0.95, ge=0.5, lt=1)
+    # The fairness audit (app/model/fairness.py): groups under this many held-out students are
+    # suppressed; a group whose ratio to the largest group on any figure is under the bound (or
+    # over its inverse) warns, or with "hold" keeps the model from being promoted.
+    fairness_min_group_size: int = Field(default=30, ge=1)
+    fairness_min_ratio: float = Field(default=0.8, gt=0, lt=1)
+    fairness_action: Literal["warn", "hold"] = "warn"
+    # School years (migration 0015): the month a school year starts in (July: 7). Applied to
+    # the database by `train` and `refresh-features`, before the features are refreshed.
+    school_year_start_month: int = Field(default=7, ge=1, le=12)
+    # How many reasons (main contributions) each risk answer carries (0: none).
+    risk_reasons: int = Field(default=3, ge=0, le=20)
     # Sharded training (`train --shard i/N`, app/model/sharded_training.py): the district model
     # fits on at most this many labelled students (a seeded sample past it: nine features need
     # no more, and shard 0's memory stays bounded); shards 1..N-1 wait this long for shard 0 to

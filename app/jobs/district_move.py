@@ -44,10 +44,12 @@ CLIENTS = f"(district_id = %(district)s OR {SCHOOLS})"
 # Every table holding the district's rows, parents first, with the predicate that selects them.
 MOVED_TABLES: tuple[tuple[str, str], ...] = (
     ("districts", "id = %(district)s"),
+    ("district_features", "district_id = %(district)s"),
     ("schools", "district_id = %(district)s"),
     ("classrooms", SCHOOLS),
     ("staff", SCHOOLS),
     ("students", SCHOOLS),
+    ("student_demographics", SCHOOLS),
     ("exams", SCHOOLS),
     ("attendance", SCHOOLS),
     ("marks", SCHOOLS),
@@ -69,7 +71,9 @@ DERIVED_TABLES: tuple[tuple[str, str], ...] = (
     ("event_queue", SCHOOLS),
 )
 # Tables of the region itself, not of any district: migrations, training runs' bookkeeping.
-REGION_TABLES = frozenset({"schema_migrations", "training_runs", "training_shards"})
+REGION_TABLES = frozenset(
+    {"schema_migrations", "training_runs", "training_shards", "school_calendar"}
+)
 # The text COPY writes depends on these; both sides use the same, so equal rows hash equal.
 SESSION = (
     "SET TIME ZONE 'UTC'",

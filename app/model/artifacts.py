@@ -4,6 +4,8 @@ Layout (same keys on both):
     versions/<version>/manifest.json      metrics, features, data snapshot, code version
     versions/<version>/<scope>.joblib     one model per scope ('district', 'school-12')
     versions/<version>/holdout.json       per scope: held-out labels and predicted risks
+    versions/<version>/medians.json       per school (and district-wide): its students' median
+                                          of each feature, shown beside a student's reasons
     versions/<version>/report.html        the run's model-quality report (`app report`)
     current.json                          the pointer: scope -> version, generation, history
 
@@ -29,6 +31,7 @@ import joblib
 
 POINTER = "current.json"
 HOLDOUT_FILE = "holdout.json"
+MEDIANS_FILE = "medians.json"
 REPORT_FILE = "report.html"
 
 
@@ -226,6 +229,11 @@ class ModelStore:
                 if data is None:
                     raise FileNotFoundError(f"{key} is missing from the store")
                 files[key] = data
+        # The medians the reasons are shown beside (the newest run's; a run before them has
+        # none, and its reasons show no median).
+        medians = f"versions/{max(pointer.scopes.values())}/{MEDIANS_FILE}"
+        if (data := self.backend.read(medians)) is not None:
+            files[medians] = data
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             for key, data in files.items():

@@ -11,9 +11,7 @@ rollback at a time across replicas (the shards of a run hold it shared).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,16 +19,14 @@ from typing import Any
 
 import psycopg
 
-from app import __version__
 from app.core.cache import Cache, scores_stamp
 from app.core.db import TRAIN_LOCK_KEY, connect_as
 from app.core.logins import TRAINER_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore, Pointer
-from app.model.features import FEATURES
 from app.model.promotion import DISTRICT_MODEL, NEW, Decision
 from app.model.scoring import rescore_students, score_students
-from app.model.served_models import school_scope, scope_school_id
+from app.model.served_models import school_scope
 
 log = logging.getLogger("app.train")
 
@@ -69,55 +65,6 @@ def training_lock(
             yield
         finally:
             lock_conn.execute(f"SELECT pg_advisory_unlock{mode}(%s)", (TRAIN_LOCK_KEY,))
-
-
-def write_manifest(
-    store: ModelStore,
-    settings: Settings,
-    version: str,
-    metrics: dict[str, dict[str, float]],
-    decisions: dict[str, Decision],
-    fallback: list[int],
-    snapshot: dict[str, Any],
-) -> None:
-    manifest = {
-        "version": version,
-        "created_at": datetime.now(UTC).isoformat(),
-        "features": list(FEATURES),
-        "model": "StandardScaler+LogisticRegression, sigmoid-calibrated (3-fold)",
-        "metrics": metrics,
-        "promotion": {scope: d.to_json() for scope, d in decisions.items()},
-        "fallback_schools": fallback,
-        "data": snapshot,
-        "code_version": f"{__version__}+{os.environ.get('APP_GIT_SHA', 'unknown')}",
-        "settings": {
-            "min_school_students": settings.min_school_students,
-            "alert_threshold": settings.alert_threshold,
-            "test_fraction": settings.test_fraction,
-            "promotion_tolerance": settings.promotion_tolerance,
-            "min_promotion_auc": settings.min_promotion_auc,
-            "min_holdout_positives": settings.min_holdout_positives,
-            "min_holdout_negatives": settings.min_holdout_negatives,
-        },
-    }
-    store.write_manifest(version, manifest)
-
-
-def insert_versions(
-    conn: psycopg.Connection[Any],
-    version: str,
-    metrics: dict[str, dict[str, float]],
-    decisions: dict[str, Decision],
-) -> None:
-    """One model_versions row per trained scope, not yet promoted (record_promotions gives
-    the served ones their generation). The caller's transaction, if it has one, holds them."""
-    with conn.transaction():
-        for scope, m in metrics.items():
-            conn.execute(
-                "INSERT INTO model_versions (version, scope, school_id, metrics, reason)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (version, scope, scope_school_id(scope), json.dumps(m), decisions[scope].reason),
-            )
 
 
 def publish_decisions(

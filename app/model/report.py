@@ -1,6 +1,8 @@
 """`python -m app report`: one HTML page per training run, beside its manifest in the store
-(versions/<version>/report.html): ROC and calibration curves per scope, AUC, Brier, recall at
-the alert threshold, the promotion decisions with their reasons, and the data snapshot.
+(versions/<version>/report.html): the model card; per scope the figures schools act on (PPV
+and false-alarm rate at the alert threshold, precision and recall at k, Brier, AUC and the
+gain's interval), the promotion decisions with their reasons; the temporal and random split;
+the fairness audit; ROC and reliability curves; the data snapshot.
 
 The page is self-contained (plots embedded as PNG) and holds aggregates only: the held-out
 labels and predictions it is drawn from stay in the store (holdout.json), no student's record
@@ -19,6 +21,13 @@ from typing import Any
 import numpy as np
 
 from app.model.artifacts import HOLDOUT_FILE, REPORT_FILE, ModelStore
+from app.model.report_sections import (
+    fairness_section,
+    figures_table,
+    model_card,
+    scopes_of,
+    split_section,
+)
 
 log = logging.getLogger("app.report")
 
@@ -58,7 +67,7 @@ def _plots(scope: str, y: np.ndarray, p: np.ndarray, threshold: float) -> str:
         cal.plot(predicted, observed, "o-", color="#1f5fa8")
         cal.plot([0, 1], [0, 1], color="#999", linestyle=":")
         cal.set(
-            title=f"Calibration: {scope}",
+            title=f"Reliability: {scope}",
             xlabel="predicted risk",
             ylabel="observed dropout rate",
             xlim=(0, 1),
@@ -74,33 +83,16 @@ def _plots(scope: str, y: np.ndarray, p: np.ndarray, threshold: float) -> str:
     return f'<img alt="{alt}" src="data:image/png;base64,{data}">'
 
 
-def _scope_order(scope: str) -> tuple[int, int]:
-    return (0, 0) if scope == "district" else (1, int(scope.rsplit("-", 1)[-1]))
-
-
 def render(manifest: dict[str, Any], holdout: dict[str, Any] | None) -> str:
     """The HTML page of one training run."""
     e = html.escape
-    metrics: dict[str, dict[str, float]] = manifest["metrics"]
-    promotion: dict[str, dict[str, Any]] = manifest.get("promotion", {})
+    metrics: dict[str, dict[str, Any]] = manifest["metrics"]
     threshold = float(manifest["settings"]["alert_threshold"])
-    scopes = sorted(metrics, key=_scope_order)
-    rows = []
-    for scope in scopes:
-        m, d = metrics[scope], promotion.get(scope, {})
-        mark = (
-            '<span class="yes">promoted</span>'
-            if d.get("promoted")
-            else ('<span class="no">not promoted</span>')
-        )
-        rows.append(
-            f"<tr><td>{e(scope)}</td><td>{m['auc']:.3f}</td><td>{m['brier']:.3f}</td>"
-            f"<td>{m['recall_at_threshold']:.3f}</td><td>{int(m['n_test'])}</td>"
-            f"<td>{int(m['positives_test'])}</td><td>{mark}</td>"
-            f"<td>{e(str(d.get('serves', '')))}</td><td>{e(str(d.get('reason', '')))}</td></tr>"
-        )
+    scopes = scopes_of(manifest)
     plots = []
-    schools = sorted((s for s in scopes if s != "district"), key=lambda s: metrics[s]["auc"])
+    schools = sorted(
+        (s for s in scopes if s != "district"), key=lambda s: metrics[s].get("auc") or 0.0
+    )
     drawn = {"district", *schools[:MAX_SCHOOL_PLOTS]}
     if len(schools) > MAX_SCHOOL_PLOTS:
         plots.append(
@@ -127,16 +119,18 @@ def render(manifest: dict[str, Any], holdout: dict[str, Any] | None) -> str:
 <body>
 <h1>Model quality: training run <code>{e(manifest["version"])}</code></h1>
 <p>Trained {e(manifest["created_at"])}, code {e(manifest["code_version"])};
-model {e(manifest["model"])}. Metrics are on held-out students (a school's on its own).
-Recall is at the alert threshold {threshold:g}.
+model {e(manifest["model"])}. Figures are on held-out students (a school's on its own).
+PPV, false-alarm rate and recall are at the alert threshold {threshold:g}; k is each school's
+top {float(manifest["settings"].get("caseload_share", 0.1)):.0%} by risk (a caseload).
 Schools too small to train their own model: {e(fallback)}.</p>
-<h2>Scopes and promotion decisions</h2>
-<table><tr><th>scope</th><th>AUC</th><th>Brier</th><th>recall</th><th>held out</th>
-<th>dropouts</th><th>decision</th><th>serves</th><th>reason</th></tr>
-{"".join(rows)}</table>
+<h2>Model card</h2>{model_card(manifest)}
+<h2>Scopes, figures and promotion decisions</h2>
+{figures_table(manifest)}
+<h2>Temporal and random split</h2>{split_section(manifest)}
+<h2>Fairness audit</h2>{fairness_section(manifest)}
 <h2>Data snapshot</h2><table>{snapshot}</table>
 <h2>Settings</h2><table>{settings}</table>
-<h2>ROC and calibration curves</h2>
+<h2>ROC and reliability curves</h2>
 {"".join(plots)}
 </body></html>
 """

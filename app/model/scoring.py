@@ -13,7 +13,7 @@ import psycopg
 
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore, Pointer
-from app.model.features import FEATURES
+from app.model.features import STANDARD_FEATURES
 from app.model.served_models import ModelRegistry
 
 SCORE_BATCH_ROWS = 50_000  # students read, scored and inserted at a time: bounded memory
@@ -26,7 +26,7 @@ def score_students(
     enough ago (retired_generations)."""
     registry = ModelRegistry(store, refresh_seconds=0)
     registry.use(pointer)
-    cols = ", ".join(FEATURES)
+    cols = ", ".join(STANDARD_FEATURES)
     gen, scored = pointer.generation, 0
     with conn.transaction():
         # Leftovers of a run that crashed before its pointer flip, and the generations that no
@@ -39,7 +39,7 @@ def score_students(
         # and every batch lands in the one transaction (all scored, or none).
         with conn.cursor(name="score-students") as students:
             students.execute(
-                f"SELECT student_id, school_id, {cols} FROM student_features"
+                f"SELECT student_id, school_id, {cols}, district_features FROM student_features"
                 " WHERE is_active ORDER BY student_id"
             )
             while rows := students.fetchmany(SCORE_BATCH_ROWS):
@@ -64,14 +64,14 @@ def rescore_students(
     the schools of each committed batch (their cached at-risk pages are stale)."""
     registry = ModelRegistry(store, refresh_seconds=0)
     registry.use(pointer)
-    cols = ", ".join(FEATURES)
+    cols = ", ".join(STANDARD_FEATURES)
     gen, scored, after = pointer.generation, 0, 0
     if not conn.autocommit:
         conn.commit()  # the caller's rows (the run's model_versions) first, as score_students
     while True:
         with conn.transaction():
             rows = conn.execute(
-                f"SELECT student_id, school_id, {cols} FROM student_features"
+                f"SELECT student_id, school_id, {cols}, district_features FROM student_features"
                 " WHERE is_active AND student_id > %s ORDER BY student_id LIMIT %s",
                 (after, SCORE_BATCH_ROWS),
             ).fetchall()
@@ -105,9 +105,9 @@ def _insert_scores(
     rows: list[Any],
     in_place: bool = False,
 ) -> int:
-    data = np.array(rows, dtype=np.float64)
+    data = np.array([r[:-1] for r in rows], dtype=np.float64)  # NULL: NaN (missing)
     school_ids: list[int | None] = [int(s) for s in data[:, 1]]
-    predictions = registry.predict(school_ids, data[:, 2:])
+    predictions = registry.predict(school_ids, data[:, 2:], extras=[r[-1] for r in rows])
     # One INSERT of arrays, not COPY: PostgreSQL refuses COPY FROM into a table whose
     # row-level security applies to the user, as it does to the trainer's login (0007).
     replace = (

@@ -1,16 +1,21 @@
 """The served-model registry: which model answers for which school, loaded from the store
-and kept in memory; the numpy twin of the trained model that scores on the hot path."""
+and kept in memory as the numpy twins that score (and explain) on the hot path, with the
+schools' medians that reasons are shown beside."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from app.model.artifacts import ModelStore, Pointer
+from app.model.artifacts import MEDIANS_FILE, ModelStore, Pointer
+from app.model.features import pad_standard
+from app.model.risk_model import FastRiskModel, fast_model
 
 log = logging.getLogger("app.model_registry")
 
@@ -32,53 +37,18 @@ class Prediction(NamedTuple):  # a tuple: built once per scored row, on the hot 
     version: str
 
 
+class Reason(NamedTuple):
+    """One of a risk's main contributions (risk_model.py), with what a counsellor compares."""
+
+    feature: str
+    value: float | str | None  # the student's (None: missing)
+    school_median: float | str | None  # the school's students' (the most common category)
+    contribution: float  # probability points, signed: positive raises the risk
+    contribution_log_odds: float
+
+
 class NoModelError(RuntimeError):
     """No model has been promoted yet."""
-
-
-class FastCalibratedLogit:
-    """The same probabilities as a trained CalibratedClassifierCV(Pipeline(StandardScaler,
-    LogisticRegression), method="sigmoid"), computed with a few numpy operations. sklearn's
-    per-call input validation costs milliseconds for a one-row request; this costs about ten
-    microseconds (BENCHMARKS.md)."""
-
-    def __init__(self, model: Any) -> None:
-        weights, offsets = [], []
-        for fold in model.calibrated_classifiers_:
-            scaler = fold.estimator.named_steps["scale"]
-            clf = fold.estimator.named_steps["clf"]
-            (calibrator,) = fold.calibrators
-            # Fold the scaler into the linear model: w.(x - m)/s + c = (w/s).x + (c - w.m/s),
-            # then the sigmoid calibration a.d + b into both, so each fold is one dot product.
-            coef = clf.coef_[0] / scaler.scale_
-            intercept = clf.intercept_[0] - float(np.dot(coef, scaler.mean_))
-            weights.append(calibrator.a_ * coef)
-            offsets.append(calibrator.a_ * intercept + calibrator.b_)
-        # (features, folds): one row of input times this gives every fold's decision at once.
-        self.weights = np.ascontiguousarray(np.array(weights, dtype=np.float64).T)
-        self.offsets = np.array(offsets, dtype=np.float64)
-        self.fold_mean = np.full(len(offsets), 1.0 / len(offsets))  # mean as a dot product
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        # Each fold's calibrated probability is 1 / (1 + exp(a.d + b)); the model is their mean.
-        z = x @ self.weights
-        z += self.offsets
-        np.exp(z, out=z)
-        z += 1.0
-        np.reciprocal(z, out=z)
-        p = z @ self.fold_mean
-        out = np.empty((len(p), 2))
-        out[:, 1] = p
-        out[:, 0] = 1.0 - p
-        return out
-
-
-def fast_model(model: Any) -> Any:
-    """The numpy twin of `model` when it has the trained shape, else `model` itself."""
-    try:
-        return FastCalibratedLogit(model)
-    except (AttributeError, KeyError, ValueError, TypeError):
-        return model
 
 
 class ModelRegistry:
@@ -97,6 +67,7 @@ class ModelRegistry:
         self._next_check = 0.0
         self._failures = 0
         self._manifests: dict[str, dict[str, Any]] = {}  # by version: written once, never changed
+        self._medians: dict[str, dict[str, Any]] = {}  # by version, likewise
 
     def _current(self) -> tuple[Pointer, dict[tuple[str, str], Any]]:
         """The pointer and its models, refreshed when due (one consistent snapshot)."""
@@ -145,11 +116,30 @@ class ModelRegistry:
             and (loaded or not pointer.scopes)
         ):
             return None
-        return {
+        models = {
             (scope, version): loaded.get((scope, version))
             or fast_model(self.store.load_model(version, scope))
             for scope, version in pointer.scopes.items()
         }
+        self._load_medians(pointer)
+        return models
+
+    def _load_medians(self, pointer: Pointer) -> None:
+        """The schools' medians of the pointer's newest run (read with its models, never on
+        a request)."""
+        if pointer.scopes and (newest := max(pointer.scopes.values())) not in self._medians:
+            raw = self.store.read_file(newest, MEDIANS_FILE)
+            self._medians[newest] = json.loads(raw) if raw else {}
+
+    def medians(self, school_id: int | None) -> Mapping[str, Any]:
+        """The medians of a school's students per feature (the district's for no school or a
+        school the run did not see); {} before any is loaded."""
+        scopes = self._state[0].scopes
+        found = self._medians.get(max(scopes.values())) if scopes else None
+        if not found:
+            return {}
+        school = found.get("schools", {}).get(str(school_id)) if school_id is not None else None
+        return school if school is not None else found.get("district", {})
 
     def pointer(self) -> Pointer:
         return self._current()[0]
@@ -174,16 +164,19 @@ class ModelRegistry:
         return self.pointer().generation
 
     def served_auc(self) -> dict[str, float]:
-        """The held-out AUC of each served scope's model, from its version's manifest (each
-        version's manifest is read once)."""
-        auc: dict[str, float] = {}
+        """The held-out AUC of each served scope's model."""
+        return {scope: f["auc"] for scope, f in self.served_figures().items() if "auc" in f}
+
+    def served_figures(self) -> dict[str, dict[str, float]]:
+        """The held-out figures (metrics) of each served scope's model, from its version's
+        manifest (each version's manifest is read once)."""
+        figures: dict[str, dict[str, float]] = {}
         for scope, version in self.pointer().scopes.items():
             if version not in self._manifests:
                 self._manifests[version] = self.store.manifest(version) or {}
-            value = (self._manifests[version].get("metrics") or {}).get(scope, {}).get("auc")
-            if isinstance(value, int | float):
-                auc[scope] = float(value)
-        return auc
+            found = (self._manifests[version].get("metrics") or {}).get(scope, {})
+            figures[scope] = {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
+        return figures
 
     def scope_for(self, school_id: int | None, pointer: Pointer | None = None) -> tuple[str, str]:
         scopes = (pointer if pointer is not None else self.pointer()).scopes
@@ -195,23 +188,75 @@ class ModelRegistry:
             raise NoModelError("no model has been trained and promoted yet")
         return scope, scopes[scope]
 
-    def predict(
-        self, school_ids: list[int | None], x: np.ndarray, refresh: bool = True
-    ) -> list[Prediction]:
-        """Risk for each row of x, each with the model of its school (district fallback).
-        refresh=False scores with the models in memory even when a refresh is due (no store
-        I/O: for callers on the event loop)."""
-        out: list[Prediction | None] = [None] * len(school_ids)
-        groups: dict[tuple[str, str], list[int]] = {}
+    def model_for(self, school_id: int | None, refresh: bool = False) -> tuple[str, str, Any]:
+        """The scope, version and (numpy twin of the) model that answers for a school."""
         pointer, models = self._current() if refresh else self._state
+        scope, version = self.scope_for(school_id, pointer)
+        model = models.get((scope, version)) or fast_model(self.store.load_model(version, scope))
+        return scope, version, model
+
+    def _groups(
+        self, school_ids: Sequence[int | None], refresh: bool
+    ) -> list[tuple[str, str, Any, list[int]]]:
+        pointer, models = self._current() if refresh else self._state
+        groups: dict[tuple[str, str], list[int]] = {}
         for i, sid in enumerate(school_ids):
             groups.setdefault(self.scope_for(sid, pointer), []).append(i)
-        for (scope, version), idx in groups.items():
-            model = models.get((scope, version)) or fast_model(
-                self.store.load_model(version, scope)
-            )
-            rows = x if len(idx) == len(out) else x[idx]
-            proba = model.predict_proba(rows)[:, 1]
+        return [
+            (scope, version, models.get((scope, version))
+             or fast_model(self.store.load_model(version, scope)), idx)
+            for (scope, version), idx in groups.items()
+        ]  # fmt: skip
+
+    def predict(
+        self,
+        school_ids: Sequence[int | None],
+        x: np.ndarray,
+        refresh: bool = True,
+        extras: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[Prediction]:
+        """Risk for each row of x (STANDARD_FEATURES, NaN missing; or the current year's
+        FEATURES alone) with its district features `extras`, each with the model of its
+        school (district fallback). refresh=False scores with the models in memory even when
+        a refresh is due (no store I/O: for callers on the event loop)."""
+        x = pad_standard(x)
+        out: list[Prediction | None] = [None] * len(school_ids)
+        for scope, version, model, idx in self._groups(school_ids, refresh):
+            whole = len(idx) == len(out)
+            rows = x if whole else x[idx]
+            part = extras if extras is None or whole else [extras[i] for i in idx]
+            proba = model.predict_proba(rows, part)[:, 1]
             for i, p in zip(idx, proba.tolist(), strict=True):
                 out[i] = Prediction(round(p, 6), scope, version)
         return [p for p in out if p is not None]
+
+    def explain(
+        self,
+        school_ids: Sequence[int | None],
+        x: np.ndarray,
+        extras: Sequence[Mapping[str, Any]] | None,
+        top: int,
+        refresh: bool = False,
+    ) -> list[tuple[Prediction, list[Reason]]]:
+        """predict's risks, each with its `top` reasons: the largest contributions (in
+        magnitude) of its features, beside the student's value and the school's median."""
+        x = pad_standard(x)
+        rows_extras = extras if extras is not None else [{}] * len(school_ids)
+        out: list[tuple[Prediction, list[Reason]] | None] = [None] * len(school_ids)
+        for scope, version, model, idx in self._groups(school_ids, refresh):
+            part = [rows_extras[i] for i in idx]
+            if not isinstance(model, FastRiskModel) or top == 0:
+                proba = model.predict_proba(x[idx], part)[:, 1].tolist()
+                for i, p in zip(idx, proba, strict=True):
+                    out[i] = (Prediction(round(p, 6), scope, version), [])
+                continue
+            risks, contributions = model.explain(x[idx], part, top)
+            for k, i in enumerate(idx):
+                median = self.medians(school_ids[i])
+                reasons = [
+                    Reason(c.feature, model.spec.raw_value(x[i], rows_extras[i], c.feature),
+                           median.get(c.feature), round(c.points, 4), round(c.log_odds, 4))
+                    for c in contributions[k]
+                ]  # fmt: skip
+                out[i] = (Prediction(round(float(risks[k]), 6), scope, version), reasons)
+        return [o for o in out if o is not None]

@@ -15,14 +15,12 @@ waits for the run (and a run waits for a rollback) as before.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 from threadpoolctl import threadpool_limits
@@ -31,25 +29,19 @@ from app.core.db import connect_as, refresh_features
 from app.core.logins import TRAINER_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import HOLDOUT_FILE, ModelStore
-from app.model.features import FEATURES
-from app.model.promotion import Decision, decide, district_decision
-from app.model.publication import (
-    insert_versions,
-    publish_decisions,
-    training_lock,
-    write_manifest,
-)
+from app.model.figures import flat_metrics
+from app.model.manifest import RunRecord, insert_versions, write_manifest
+from app.model.promotion import Decision, district_decision
+from app.model.publication import publish_decisions, training_lock
+from app.model.scopes import decide, fit_schools
 from app.model.served_models import DISTRICT
-from app.model.training import (
-    BadTrainingDataError,
-    TrainResult,
-    fit_schools,
-    fit_scope,
+from app.model.sharded_district import holdout_part, open_district, split_of
+from app.model.training import TrainResult, new_version, write_report
+from app.model.training_data import (
     holdout_mask,
-    holdout_predictions,
+    load_declarations,
+    load_demographics,
     load_training_data,
-    new_version,
-    write_report,
 )
 
 log = logging.getLogger("app.shards")
@@ -140,15 +132,13 @@ def open_run(
     run = _read_run(conn, run_id)
     if run is None and shard.index == 0:
         current = store.pointer()
-        refresh_features(conn)
+        refresh_features(conn, settings.school_year_start_month)
         version = new_version()
-        district, metrics, held = fit_district(conn, settings)
-        store.write_model(version, DISTRICT, district)
-        store.write_file(version, _holdout_part(DISTRICT), json.dumps({DISTRICT: held}).encode())
+        district = open_district(conn, store, settings, version)
         conn.execute(
             "INSERT INTO training_runs (run_id, shards, version, base_generation, district)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id) DO NOTHING",
-            (run_id, shard.count, version, current.generation, json.dumps(metrics)),
+            (run_id, shard.count, version, current.generation, json.dumps(district)),
         )
         run = _read_run(conn, run_id)
     deadline = time.monotonic() + settings.shard_wait_seconds
@@ -165,65 +155,33 @@ def open_run(
     return run
 
 
-def fit_district(
-    conn: psycopg.Connection[Any], settings: Settings
-) -> tuple[Any, dict[str, float], dict[str, list[float]]]:
-    """The district model, fitted on the training students of every school and evaluated on
-    the held-out ones (each school's split is the one its own model uses: holdout_mask of its
-    students). Past DISTRICT_SAMPLE_ROWS labelled students, a seeded uniform sample of them:
-    nine features need no more, and memory stays bounded. Streams school by school."""
-    row = conn.execute("SELECT count(*) FROM student_features WHERE dropped_out IS NOT NULL")
-    total = int((row.fetchone() or (0,))[0])
-    if total == 0:
-        raise RuntimeError("no labelled students to train on; run `import` (or `generate`)")
-    rate = min(1.0, settings.district_sample_rows / total)
-    rng = np.random.default_rng(settings.random_seed)
-    parts: list[np.ndarray] = []
-    cols = ", ".join(FEATURES)
-    with conn.transaction(), conn.cursor(name="district-sample") as cur:
-        cur.itersize = 20_000
-        cur.execute(
-            f"SELECT school_id, {cols}, dropped_out FROM student_features"
-            " WHERE dropped_out IS NOT NULL ORDER BY school_id, student_id"
-        )
-        for _, group in itertools.groupby(cur, key=lambda r: r[0]):
-            data = np.array(list(group), dtype=np.float64)
-            test = holdout_mask(data[:, 0].astype(np.int64), data[:, -1].astype(np.int64), settings)
-            keep = rng.random(len(data)) < rate if rate < 1 else slice(None)
-            parts.append(np.column_stack([data, test])[keep])
-    sample = np.concatenate(parts)
-    if not np.isfinite(sample).all():
-        raise BadTrainingDataError(
-            "student_features is not finite (NaN or infinite) for some students; fix their"
-            " records (import refuses such values)"
-        )
-    x, y, test = sample[:, 1:-2], sample[:, -2].astype(np.int64), sample[:, -1].astype(bool)
-    model, metrics = fit_scope(x, y, test, settings)
-    return model, metrics, holdout_predictions(model, x[test], y[test])
-
-
 def _train_shard(
     conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, shard: Shard, run: Run
 ) -> tuple[int, int]:
     """Fit, store and decide this shard's schools; record them with the shard's row."""
     current = _check_current(store, run)
-    schools, x, y, snapshot = load_training_data(conn, (shard.index, shard.count))
-    test = holdout_mask(schools, y, settings)
+    data = load_training_data(conn, (shard.index, shard.count))
+    split = split_of(run.district)
+    test = holdout_mask(data.schools, data.y, data.years, split, settings)
     district = store.load_model(run.version, DISTRICT)
-    models, metrics, holdout, fallback = fit_schools(schools, x, y, test, district, settings)
-    decisions = decide(store, current, metrics, x, y, schools, test, settings)
-    for scope, model in models.items():
+    groups = load_demographics(conn, data.student_ids)
+    fitted = fit_schools(data, test, district, load_declarations(conn), groups, settings)
+    decisions = decide(store, current, fitted, data, test, settings)
+    for scope, model in fitted.models.items():
         store.write_model(run.version, scope, model)
-    store.write_file(run.version, _holdout_part(shard.index), json.dumps(holdout).encode())
+    store.write_file(run.version, holdout_part(shard.index), json.dumps(fitted.holdout).encode())
+    snapshot = data.snapshot
     result = {
-        "metrics": metrics,
+        "metrics": fitted.metrics,
+        "fairness": fitted.fairness,
         "decisions": {scope: d.to_json() for scope, d in decisions.items()},
-        "fallback": fallback,
+        "fallback": fitted.fallback,
         "data": {k: snapshot[k] for k in ("rows", "positives", "schools", "sha256")}
-        | {k: snapshot[k] for k in ("attendance_missing", "marks_missing")},
+        | {k: snapshot[k] for k in ("attendance_missing", "marks_missing", "prior_year_missing")},
     }
+    metrics = fitted.metrics
     with conn.transaction():
-        insert_versions(conn, run.version, metrics, decisions)
+        insert_versions(conn, run.version, metrics, decisions, split.kind)
         conn.execute(
             "INSERT INTO training_shards (run_id, shard, result) VALUES (%s, %s, %s)"
             " ON CONFLICT DO NOTHING",
@@ -256,23 +214,32 @@ def publish_run(settings: Settings, run_id: str) -> TrainResult | None:
         cur_manifest = (
             store.manifest(current.scopes[DISTRICT]) if DISTRICT in current.scopes else None
         )
-        metrics: dict[str, dict[str, float]] = {DISTRICT: run.district}
+        district = run.district
+        metrics: dict[str, dict[str, Any]] = {DISTRICT: district["metrics"]}
+        fairness: dict[str, Any] = {DISTRICT: district["fairness"]}
         decisions = {
             DISTRICT: district_decision(
-                run.district, (cur_manifest or {}).get("metrics", {}).get(DISTRICT), settings
+                district["metrics"],
+                (cur_manifest or {}).get("metrics", {}).get(DISTRICT),
+                settings,
+                district["fairness"]["breaches"],
             )
         }
         fallback: list[int] = []
         for (result,) in results:
             metrics.update(result["metrics"])
+            fairness.update(result["fairness"])
             decisions.update({s: Decision(**d) for s, d in result["decisions"].items()})
             fallback.extend(result["fallback"])
         fallback.sort()
         _merge_holdout(store, run)
-        write_manifest(
-            store, settings, run.version, metrics, decisions, fallback, _snapshot(run, results)
-        )
-        insert_versions(conn, run.version, {DISTRICT: run.district}, decisions)
+        split = split_of(district)
+        record = RunRecord(
+            split, _snapshot(run, results), load_declarations(conn), fairness,
+            district["random_split"],
+        )  # fmt: skip
+        write_manifest(store, settings, run.version, metrics, decisions, fallback, record)
+        insert_versions(conn, run.version, {DISTRICT: metrics[DISTRICT]}, decisions, split.kind)
         pointer, promoted, kept = publish_decisions(
             conn, store, settings, current, run.version, decisions, fallback
         )
@@ -293,7 +260,7 @@ def publish_run(settings: Settings, run_id: str) -> TrainResult | None:
         promoted,
         kept,
         fallback,
-        metrics,
+        {scope: flat_metrics(m) for scope, m in metrics.items()},
         round(time.perf_counter() - started, 2),
         {scope: d.to_json() for scope, d in decisions.items()},
     )
@@ -317,15 +284,11 @@ def _snapshot(run: Run, results: list[Any]) -> dict[str, Any]:
     return {**summed, "sha256": digest, "shards": run.shards}
 
 
-def _holdout_part(part: int | str) -> str:
-    return f"holdout-{part}.json"
-
-
 def _merge_holdout(store: ModelStore, run: Run) -> None:
     """The report's held-out predictions of every scope, in the one file it reads."""
     merged: dict[str, Any] = {}
     for part in (DISTRICT, *range(run.shards)):
-        raw = store.read_file(run.version, _holdout_part(part))
+        raw = store.read_file(run.version, holdout_part(part))
         merged.update(json.loads(raw) if raw else {})
     store.write_file(run.version, HOLDOUT_FILE, json.dumps(merged).encode())
 

@@ -1,14 +1,14 @@
 """The training run in one process (`python -m app train`): a model per school, because one
 model for every school ignores how differently their students' records relate to dropping out,
 with the district model serving the schools too small to train alone (or whose own model does
-not pass the gate). Every model is evaluated on the same held-out students, versioned in the
-model store, decided by the promotion gate (`promotion.py`) and published (`publication.py`),
-one run at a time.
+not pass the gate). Every model is evaluated on the same held-out students (the latest school
+year's when the outcomes span several: `training_data.py`), versioned in the model store,
+decided by the promotion gate (`promotion.py`) and published (`publication.py`), one run at a
+time.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -18,31 +18,41 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, brier_score_loss, recall_score, roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from app.core.db import connect_as, refresh_features
 from app.core.logins import TRAINER_LOGIN
 from app.core.settings import Settings
-from app.model.artifacts import HOLDOUT_FILE, ModelStore, Pointer
-from app.model.features import FEATURES
-from app.model.promotion import Decision, auc_on, decide
-from app.model.publication import (
-    insert_versions,
-    publish_decisions,
-    training_lock,
-    write_manifest,
+from app.model.artifacts import HOLDOUT_FILE, MEDIANS_FILE, ModelStore, Pointer
+from app.model.figures import flat_metrics
+from app.model.manifest import RunRecord, insert_versions, write_manifest
+from app.model.promotion import Decision
+from app.model.publication import publish_decisions, training_lock
+from app.model.scopes import (
+    Fitted,
+    decide,
+    decide_district,
+    fit_district,
+    fit_schools,
+    fit_scope,
 )
-from app.model.served_models import DISTRICT, school_scope
+from app.model.served_models import DISTRICT
+from app.model.training_data import (
+    TEMPORAL,
+    BadTrainingDataError,
+    Dataset,
+    choose_split,
+    holdout_mask,
+    load_declarations,
+    load_demographics,
+    load_training_data,
+    random_mask,
+    school_medians,
+)
 
 log = logging.getLogger("app.train")
 
-MIN_CLASS_COUNT = 10  # each class needs this many rows for a calibrated split
+__all__ = ["BadTrainingDataError", "TrainResult", "run_training"]
 
 
 @dataclass(frozen=True)
@@ -57,109 +67,6 @@ class TrainResult:
     decisions: dict[str, dict[str, Any]]
 
 
-def build_model(seed: int) -> CalibratedClassifierCV:
-    pipeline = Pipeline(
-        [("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=1000, C=1.0))]
-    )
-    return CalibratedClassifierCV(pipeline, method="sigmoid", cv=3)
-
-
-def evaluate(model: Any, x: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
-    proba = model.predict_proba(x)[:, 1]
-    pred = proba >= threshold
-    return {
-        "auc": round(float(roc_auc_score(y, proba)), 4),
-        "accuracy": round(float(accuracy_score(y, pred)), 4),
-        "brier": round(float(brier_score_loss(y, proba)), 4),
-        "recall_at_threshold": round(float(recall_score(y, pred, zero_division=0)), 4),
-        "threshold": threshold,
-        "n_test": len(y),
-        "positives_test": int(y.sum()),
-        "negatives_test": int(len(y) - y.sum()),
-    }
-
-
-class BadTrainingDataError(ValueError):
-    """Features that no model can learn from (NaN, infinite): names the students."""
-
-
-def load_training_data(
-    conn: psycopg.Connection[Any], shard: tuple[int, int] = (0, 1)
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Schools, features and labels of every labelled student (of the schools whose id is
-    ``index`` modulo ``count`` when ``shard`` is (index, count)). Raises BadTrainingDataError
-    naming the students whose features are not finite: the schema and the import refuse NaN
-    and infinities, so one that got through is a bug to fix, not a row to guess at."""
-    cols = ", ".join(FEATURES)
-    rows = conn.execute(
-        f"SELECT student_id, school_id, {cols}, dropped_out,"
-        " attendance_missing, marks_missing FROM student_features"
-        " WHERE dropped_out IS NOT NULL AND school_id %% %s = %s ORDER BY student_id",
-        (shard[1], shard[0]),
-    ).fetchall()
-    data = np.array([r[1:-2] for r in rows], dtype=np.float64).reshape(-1, len(FEATURES) + 2)
-    bad = ~np.isfinite(data).all(axis=1)
-    if bad.any():
-        ids = [int(rows[i][0]) for i in np.flatnonzero(bad)]
-        shown = ", ".join(map(str, ids[:20])) + (
-            f" and {len(ids) - 20} more" if len(ids) > 20 else ""
-        )
-        raise BadTrainingDataError(
-            f"student_features is not finite (NaN or infinite) for {len(ids)} students:"
-            f" {shown}; fix their records (import refuses such values)"
-        )
-    schools = data[:, 0].astype(np.int64)
-    x = data[:, 1:-1]
-    y = data[:, -1].astype(np.int64)
-    snapshot = {
-        "rows": len(y),
-        "positives": int(y.sum()),
-        "schools": len(np.unique(schools)),
-        "attendance_missing": sum(1 for r in rows if r[-2]),
-        "marks_missing": sum(1 for r in rows if r[-1]),
-        "sha256": hashlib.sha256(data.tobytes()).hexdigest(),
-        "taken_at": datetime.now(UTC).isoformat(),
-    }
-    return schools, x, y, snapshot
-
-
-def holdout_mask(schools: np.ndarray, y: np.ndarray, settings: Settings) -> np.ndarray:
-    """Which students are held out: TEST_FRACTION of each school, stratified by outcome.
-    Every model of the run trains only on the rest, so the district model and a school's own
-    model are compared on students neither has seen."""
-    test = np.zeros(len(y), dtype=bool)
-    for sid in np.unique(schools).tolist():
-        idx = np.flatnonzero(schools == sid)
-        if len(idx) < 4:
-            continue  # too few to split: all train
-        counts = np.bincount(y[idx], minlength=2)
-        stratify = y[idx] if counts.min() >= 2 else None
-        _, held = train_test_split(
-            idx,
-            test_size=settings.test_fraction,
-            stratify=stratify,
-            random_state=settings.random_seed,
-        )
-        test[held] = True
-    return test
-
-
-def fit_scope(
-    x: np.ndarray, y: np.ndarray, test: np.ndarray, settings: Settings
-) -> tuple[Any, dict[str, float]]:
-    model = build_model(settings.random_seed).fit(x[~test], y[~test])
-    metrics = evaluate(model, x[test], y[test], settings.alert_threshold)
-    metrics["n_train"] = int((~test).sum())
-    return model, metrics
-
-
-def trainable(y: np.ndarray, settings: Settings) -> bool:
-    positives = int(y.sum())
-    return len(y) >= settings.min_school_students and min(positives, len(y) - positives) >= (
-        MIN_CLASS_COUNT
-    )
-
-
 def new_version() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
@@ -172,33 +79,56 @@ def run_training(settings: Settings) -> TrainResult:
         connect_as(settings, TRAINER_LOGIN) as conn,
     ):
         conn.autocommit = True
-        refresh_features(conn)
+        refresh_features(conn, settings.school_year_start_month)
         conn.autocommit = False
-        # One BLAS thread: the fits are many small problems (9 features) on which OpenBLAS's
-        # threads cost more than they save: twice the time on 2 cores (benchmarks/training.py).
+        # One BLAS thread: the fits are many small problems (a few dozen inputs) on which
+        # OpenBLAS's threads cost more than they save: twice the time on 2 cores
+        # (benchmarks/training.py).
         with threadpool_limits(limits=1, user_api="blas"):
             result = _train(conn, settings)
     return TrainResult(**{**result.__dict__, "seconds": round(time.perf_counter() - started, 2)})
 
 
+def random_split_figures(
+    data: Dataset, declarations: list[Any], settings: Settings
+) -> dict[str, Any]:
+    """The district model's figures on a random stratified split of the same students,
+    whatever their school year: beside a temporal split's, how much a random split flatters."""
+    test = random_mask(data.schools, data.y, settings.test_fraction, settings.random_seed)
+    everyone = np.ones(len(data.y), dtype=bool)
+    _, metrics, _ = fit_scope(data, everyone, test, declarations, settings)
+    return metrics
+
+
 def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
     store = ModelStore(settings.model_store_url)
     version = new_version()
-    schools, x, y, snapshot = load_training_data(conn)
-    if len(y) == 0:
+    data = load_training_data(conn)
+    if len(data.y) == 0:
         raise RuntimeError("no labelled students to train on; run `import` (or `generate`)")
-
-    test = holdout_mask(schools, y, settings)
-    district, district_metrics = fit_scope(x, y, test, settings)
-    models, metrics, holdout, fallback = fit_schools(schools, x, y, test, district, settings)
-    models[DISTRICT], metrics[DISTRICT] = district, district_metrics
-    holdout[DISTRICT] = holdout_predictions(district, x[test], y[test])
-
+    declarations = load_declarations(conn)
+    split = choose_split(conn)
+    test = holdout_mask(data.schools, data.y, data.years, split, settings)
+    # Protected attributes: read apart, for the audit of the held-out students' flags only.
+    groups = load_demographics(conn, data.student_ids)
+    fitted = fit_district(data, test, declarations, groups, settings)
+    schools = fit_schools(data, test, fitted.models[DISTRICT], declarations, groups, settings)
+    for part in ("models", "metrics", "holdout", "fairness"):
+        getattr(fitted, part).update(getattr(schools, part))
+    fitted.fallback = schools.fallback
+    record = RunRecord(
+        split=split,
+        snapshot=data.snapshot,
+        declarations=declarations,
+        fairness=fitted.fairness,
+        random_split={DISTRICT: random_split_figures(data, declarations, settings)}
+        if split.kind == TEMPORAL
+        else {},
+    )
     try:
         pointer, promoted, kept, decisions = _store_and_publish(
-            conn, store, settings, version, models, metrics, holdout, fallback, snapshot,
-            (x, y, schools, test),
-        )  # fmt: skip
+            conn, store, settings, version, fitted, record, (data, test)
+        )
     except BaseException:
         discard_unpublished(store, version)
         raise
@@ -210,8 +140,9 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
             "version": version,
             "promoted": len(promoted),
             "kept": len(kept),
-            "fallback_schools": len(fallback),
+            "fallback_schools": len(fitted.fallback),
             "generation": pointer.generation,
+            "split": split.kind,
         },
     )
     return TrainResult(
@@ -219,38 +150,11 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         pointer.generation,
         promoted,
         kept,
-        fallback,
-        metrics,
+        fitted.fallback,
+        {scope: flat_metrics(m) for scope, m in fitted.metrics.items()},
         0.0,
         {scope: d.to_json() for scope, d in decisions.items()},
     )
-
-
-def fit_schools(
-    schools: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    test: np.ndarray,
-    district: Any,
-    settings: Settings,
-) -> tuple[dict[str, Any], dict[str, dict[str, float]], dict[str, Any], list[int]]:
-    """Each trainable school's model, its held-out metrics (with the district model's AUC on
-    the same students) and predictions; and the schools too small for a model of their own."""
-    models: dict[str, Any] = {}
-    metrics: dict[str, dict[str, float]] = {}
-    holdout: dict[str, dict[str, list[float]]] = {}
-    fallback: list[int] = []
-    for sid in np.unique(schools).tolist():
-        mask = schools == sid
-        if not trainable(y[mask], settings):
-            fallback.append(int(sid))
-            continue
-        scope = school_scope(sid)
-        models[scope], metrics[scope] = fit_scope(x[mask], y[mask], test[mask], settings)
-        held = mask & test
-        metrics[scope]["district_auc"] = auc_on(district, x[held], y[held])
-        holdout[scope] = holdout_predictions(models[scope], x[held], y[held])
-    return models, metrics, holdout, fallback
 
 
 def _store_and_publish(
@@ -258,29 +162,29 @@ def _store_and_publish(
     store: ModelStore,
     settings: Settings,
     version: str,
-    models: dict[str, Any],
-    metrics: dict[str, dict[str, float]],
-    holdout: dict[str, dict[str, list[float]]],
-    fallback: list[int],
-    snapshot: dict[str, Any],
-    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    fitted: Fitted,
+    record: RunRecord,
+    held: tuple[Dataset, np.ndarray],
 ) -> tuple[Pointer, list[str], list[str], dict[str, Decision]]:
     """Decide, write the version, record it and publish the scopes the gate lets through:
-    (pointer, promoted scopes, kept scopes, decisions). ``data`` is (x, y, schools, test)."""
-    x, y, schools, test = data
+    (pointer, promoted scopes, kept scopes, decisions)."""
+    data, test = held
     # 1. Decide per scope (the gate: promotion.py), reading the current models.
     current = store.pointer()
-    decisions = decide(store, current, metrics, x, y, schools, test, settings)
+    decisions = {DISTRICT: decide_district(store, current, fitted, settings)}
+    decisions.update(decide(store, current, fitted, data, test, settings))
 
-    # 2. Artifacts, held-out predictions (the report's curves) and manifest: nothing served
-    # changes yet.
-    for scope, model in models.items():
+    # 2. Artifacts, held-out predictions (the report's curves), medians and manifest: nothing
+    # served changes yet.
+    for scope, model in fitted.models.items():
         store.write_model(version, scope, model)
-    store.write_file(version, HOLDOUT_FILE, json.dumps(holdout).encode())
-    write_manifest(store, settings, version, metrics, decisions, fallback, snapshot)
-    insert_versions(conn, version, metrics, decisions)
+    store.write_file(version, HOLDOUT_FILE, json.dumps(fitted.holdout).encode())
+    medians = school_medians(conn, record.declarations)
+    store.write_file(version, MEDIANS_FILE, json.dumps(medians).encode())
+    write_manifest(store, settings, version, fitted.metrics, decisions, fitted.fallback, record)
+    insert_versions(conn, version, fitted.metrics, decisions, record.split.kind)
     pointer, promoted, kept = publish_decisions(
-        conn, store, settings, current, version, decisions, fallback
+        conn, store, settings, current, version, decisions, fitted.fallback
     )
     return pointer, promoted, kept, decisions
 
@@ -304,8 +208,3 @@ def write_report(store: ModelStore, version: str) -> None:
         write_reports(store, version)
     except Exception:
         log.exception("model-quality report failed", extra={"version": version})
-
-
-def holdout_predictions(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
-    proba = model.predict_proba(x)[:, 1]
-    return {"y": [int(v) for v in y], "p": [round(float(p), 5) for p in proba]}

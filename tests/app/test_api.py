@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from app.api.main import create_app
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
-from app.model.features import FEATURES
+from app.model.features import STANDARD_FEATURES
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 
@@ -76,7 +76,8 @@ def test_risk_of_own_student_is_returned_and_audited(
     assert body["model_scope"] == "school-1"
     assert body["model_version"] == pointer.scopes["school-1"]
     assert body["generation"] == 1
-    assert list(body["features"]) == list(FEATURES)
+    assert list(body["features"]) == list(STANDARD_FEATURES)
+    assert len(body["reasons"]) == 3  # test_reasons.py: what they say
     stored = scalar(
         district.url, "SELECT attendance_rate FROM student_features WHERE student_id = %s", (sid,)
     )
@@ -164,7 +165,9 @@ def test_at_risk_pages_cover_the_school_in_order(client: TestClient, district: D
     risks = [i["risk"] for i in seen]
     assert risks == sorted(risks, reverse=True)
     item = seen[0]
-    assert set(item) == {"student_id", "first_name", "last_name", "grade", "risk", "model_version"}
+    assert set(item) == {
+        *("student_id", "first_name", "last_name", "grade", "risk", "model_version", "reasons")
+    }
     assert (
         item["model_version"]
         == ModelStore(district.settings.model_store_url).pointer().scopes["school-1"]

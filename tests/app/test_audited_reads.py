@@ -168,7 +168,7 @@ def test_an_audited_read_is_one_round_trip_without_liveness_query(
 
     def read() -> None:
         rows = one_connection.fetch(
-            Tenant(school_id=1), queries.STUDENT_FEATURES_AUDITED, (student, 1), write=True
+            Tenant(school_id=1), queries.STUDENT_FEATURES_AUDITED, (student, 1, "{}"), write=True
         )
         assert [r["student_id"] for r in rows] == [student]
 

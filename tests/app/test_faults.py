@@ -310,10 +310,10 @@ def test_two_trainers_exactly_one_runs(
     first_started, second_done = threading.Event(), threading.Event()
     real_refresh = app.model.training.refresh_features
 
-    def held_refresh(conn: Any) -> None:  # the first run waits here, holding the lock
+    def held_refresh(conn: Any, *args: Any) -> None:  # the first run waits here, holding the lock
         first_started.set()
         assert second_done.wait(30)
-        real_refresh(conn)
+        real_refresh(conn, *args)
 
     monkeypatch.setattr(app.model.training, "refresh_features", held_refresh)
     results: list[Any] = []

@@ -281,12 +281,21 @@ def test_a_cell_that_is_no_storable_text_is_a_problem_naming_row_and_column(
     problem naming its file, row and column (the value shown with U+FFFD for the bad bytes),
     every other row is staged and checked, and nothing is written."""
     rows = small_rows()
+    # The layout's files beyond the bundles' usual ones, with every column given.
+    headers = {e.name: [c.name for c in e.columns] for e in ENTITIES}
+    extra = {
+        "district_features": [["D-1", "entry_score", "numeric", 0, 200, "", "false", "entry"]],
+        "demographics": [["SCH-1-ST-0", "female", "asian", "true", "false", "false"]],
+    }
+    rows.update(extra)
     first = {e.name: [str(value) for value in rows[e.name][0]] for e in ENTITIES}
     mark = "\u2603"  # written by the csv module, then swapped for the bad bytes
     for entity in ENTITIES:
         assert rows[entity.name], entity.name
         rows[entity.name][0] = [f"{value}{mark}" for value in first[entity.name]]
-    bundle = write_native(tmp_path / "b", rows)
+    bundle = write_native(tmp_path / "b", {k: v for k, v in rows.items() if k not in extra})
+    for name in extra:
+        write_csv(bundle / f"{name}.csv", headers[name], rows[name])
     for path in bundle.iterdir():
         path.write_bytes(path.read_bytes().replace(mark.encode(), bad))
     before = counts(untrained_district)
@@ -300,7 +309,7 @@ def test_a_cell_that_is_no_storable_text_is_a_problem_naming_row_and_column(
     expected = {
         (f"{entity.name}.csv", 2, name, value + shown, UNSTORABLE_BYTES[bad])
         for entity in ENTITIES
-        for name, value in zip(HEADERS[entity.name], first[entity.name], strict=True)
+        for name, value in zip(headers[entity.name], first[entity.name], strict=True)
     }
     assert expected <= found, sorted(expected - found)[:5]
     assert not any(p.why.startswith("not readable as CSV") for p in result.problems)

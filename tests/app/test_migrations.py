@@ -28,6 +28,7 @@ EXPECTED = [
     "0012_training_runs",
     "0013_rescore_in_place",
     "0014_promotion_generation",
+    "0015_school_years_and_district_features",
 ]
 
 
@@ -97,7 +98,7 @@ def test_migrate_from_empty_then_noop(make_database: Callable[[], str]) -> None:
     # The feature view has the unique index that REFRESH ... CONCURRENTLY needs.
     assert "UNIQUE" in indexes["student_features_pk"]
     with db.connect_owner(settings, autocommit=True) as conn:
-        db.refresh_features(conn)
+        db.refresh_features(conn, None)
 
     rls = dict(
         scalar(

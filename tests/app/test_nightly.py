@@ -7,15 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-import app.model.training
+import app.model.scopes
 from app.api.main import create_app
 from app.core import db
 from app.core.auth import create_key
 from app.jobs.importer import run_import
 from app.model.artifacts import ModelStore
+from app.model.features import STANDARD_FEATURES
+from app.model.served_models import ModelRegistry
 from app.model.training import run_training
 from tests.app.bundles import HEADERS, native_rows, write_csv, write_native
 from tests.app.conftest import District
@@ -27,12 +30,12 @@ NEW_STUDENTS = 150
 def keep_current_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every model of the next run scores an AUC of 0.5 on its held-out students: the gate
     promotes none of them, and every scope keeps the model it has."""
-    real = app.model.training.evaluate
+    real = app.model.scopes.evaluate
 
-    def no_better(*args: Any) -> dict[str, float]:
+    def no_better(*args: Any) -> dict[str, Any]:
         return {**real(*args), "auc": 0.5}
 
-    monkeypatch.setattr(app.model.training, "evaluate", no_better)
+    monkeypatch.setattr(app.model.scopes, "evaluate", no_better)
 
 
 def write_next_night(root: Path, school: str, count: int, leaving: str) -> Path:
@@ -127,3 +130,52 @@ def test_students_imported_on_a_night_that_promotes_nothing_are_scored_and_liste
     assert cache == "miss"  # the pages cached before the run are read again
     assert new_ids <= after
     assert leaving not in after  # no longer active: no score, not listed
+
+
+def test_a_district_feature_imported_on_a_night_that_promotes_nothing_rescores_the_student(
+    untrained_district: District, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-place rescoring scores with the district's own features as a promotion's
+    scoring does: a student's new value, imported that night, moves their score."""
+    from tests.app.test_district_features import bundle
+
+    d = untrained_district
+    first_night = bundle(tmp_path / "first-night")
+    assert run_import(d.importer, str(first_night), progress=False).written
+    assert run_training(d.trainer).promoted
+    store = ModelStore(d.settings.model_store_url)
+    served = store.pointer()
+    # A student with both features given: their admission grade drops to the lowest.
+    lines = (first_night / "students.csv").read_text().splitlines()
+    row = next(line.split(",") for line in lines if line.startswith("SCH-1-ST-1,"))
+    assert row[-2] and float(row[-2]) > 60
+    row[-2] = "0"
+    second_night = tmp_path / "second-night"
+    second_night.mkdir()
+    (second_night / "students.csv").write_text(lines[0] + "\n" + ",".join(row) + "\n")
+    score = (
+        "SELECT r.risk FROM risk_scores r JOIN students s ON s.id = r.student_id"
+        " WHERE s.sourced_id = 'SCH-1-ST-1' AND r.generation = %s"
+    )
+    before = scalar(d.url, score, (served.generation,))
+    assert run_import(d.importer, str(second_night), progress=False).written
+    keep_current_models(monkeypatch)
+    assert run_training(d.trainer).promoted == []
+
+    assert store.pointer().generation == served.generation  # nothing published
+    after = scalar(d.url, score, (served.generation,))
+    cols = ", ".join(f"f.{c}" for c in STANDARD_FEATURES)
+    features = scalar(
+        d.url,
+        f"SELECT array[f.school_id, {cols}]::float8[]"
+        " FROM student_features f JOIN students s ON s.id = f.student_id"
+        " WHERE s.sourced_id = 'SCH-1-ST-1'",
+    )
+    extras = scalar(d.url, "SELECT district_features FROM students WHERE sourced_id = 'SCH-1-ST-1'")
+    assert extras["admission_grade"] == "0"  # stored as imported
+    registry = ModelRegistry(store, refresh_seconds=0)
+    registry.use(served)
+    x = np.array([[np.nan if v is None else v for v in features[1:]]], dtype=np.float64)
+    expected = registry.predict([int(features[0])], x, extras=[extras])[0].risk
+    assert after == pytest.approx(expected, abs=1e-6)
+    assert after > before  # the lowest admission grade: a higher risk

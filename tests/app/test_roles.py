@@ -62,6 +62,7 @@ RLS_TABLES = (
     "audit_log",
     "student_events",
     "event_queue",
+    "student_demographics",
 )
 OWN_PASSWORDS = os.environ.get("DATABASE_URL") is None  # our pgserver checks passwords
 

@@ -251,19 +251,24 @@ def test_invocations_body_over_the_limit_is_413(district: District) -> None:
 
 
 def record_loops(monkeypatch: pytest.MonkeyPatch, registry: Any) -> list[bool]:
-    """Spy on registry.predict: one entry per call, True when it ran on the event loop, False
-    in a worker thread."""
-    real, loops = registry.predict, []
+    """Spy on the registry's scoring (predict: CSV answers; explain: JSON answers, with their
+    reasons): one entry per call, True when it ran on the event loop, False in a worker
+    thread."""
+    loops: list[bool] = []
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        try:
-            asyncio.get_running_loop()
-            loops.append(True)
-        except RuntimeError:  # no running loop: a worker thread
-            loops.append(False)
-        return real(*args, **kwargs)
+    def spying(real: Any) -> Any:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+                loops.append(True)
+            except RuntimeError:  # no running loop: a worker thread
+                loops.append(False)
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(registry, "predict", spy)
+        return spy
+
+    for name in ("predict", "explain"):
+        monkeypatch.setattr(registry, name, spying(getattr(registry, name)))
     return loops
 
 

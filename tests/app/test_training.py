@@ -19,9 +19,10 @@ from psycopg.conninfo import make_conninfo
 from app.api.main import create_app
 from app.core.db import TRAIN_LOCK_KEY
 from app.model.artifacts import ModelStore
+from app.model.features import STANDARD_FEATURES
 from app.model.promotion import not_worse
 from app.model.publication import EXIT_LOCKED, TrainingLockedError, rollback
-from app.model.served_models import FastCalibratedLogit, fast_model
+from app.model.risk_model import FastRiskModel, RiskModel, fast_model
 from app.model.training import run_training
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
@@ -64,22 +65,28 @@ def test_first_training_promotes_per_school_and_district(district: District) -> 
     manifest = store.manifest(version)
     assert manifest is not None
     assert manifest["fallback_schools"] == [5]
-    assert manifest["features"][:2] == ["grade", "attendance_rate"]
+    assert manifest["features"] == list(STANDARD_FEATURES)  # no district feature declared
     assert manifest["data"]["rows"] == 660
     assert len(manifest["data"]["sha256"]) == 64
     assert manifest["code_version"].startswith("0.1.0+")
     district_metrics = manifest["metrics"]["district"]
-    assert set(district_metrics) == {
+    assert set(district_metrics) >= {
         "auc",
         "accuracy",
         "brier",
         "recall_at_threshold",
+        "ppv",
+        "false_alarm_rate",
+        "precision_at_k",
+        "recall_at_k",
+        "caseload_k",
         "threshold",
         "n_test",
         "positives_test",
         "negatives_test",
         "n_train",
     }
+    assert manifest["split"]["kind"] == "random"  # one school year of outcomes
     assert district_metrics["auc"] > 0.7
     assert 0 < district_metrics["brier"] < 0.2
     assert district_metrics["n_test"] + district_metrics["n_train"] == 660
@@ -105,12 +112,12 @@ def test_worse_model_is_not_promoted(
 ) -> None:
     store = ModelStore(fresh_district.settings.model_store_url)
     before = store.pointer()
-    real_evaluate = __import__("app.model.training", fromlist=["evaluate"]).evaluate
+    real_evaluate = __import__("app.model.scopes", fromlist=["evaluate"]).evaluate
 
     def worse(*args: Any) -> dict[str, float]:
         return {**real_evaluate(*args), "auc": 0.5}
 
-    monkeypatch.setattr("app.model.training.evaluate", worse)
+    monkeypatch.setattr("app.model.scopes.evaluate", worse)
     result = run_training(fresh_district.trainer)
     assert result.promoted == []
     assert sorted(result.kept) == sorted(before.scopes)
@@ -241,15 +248,20 @@ def test_served_numpy_twin_matches_sklearn(district: District) -> None:
     """Serving uses a numpy evaluation of each model; it must give sklearn's probabilities."""
     store = ModelStore(district.settings.model_store_url)
     rng = np.random.default_rng(0)
-    x = np.column_stack([
+    current = np.column_stack([
         rng.integers(6, 13, 300), rng.random(300), rng.integers(0, 30, 300),
         rng.integers(0, 10, 300), rng.random(300) * 100, rng.random(300) * 60,
         rng.integers(0, 6, 300), rng.integers(0, 5, 300), rng.integers(0, 3, 300),
     ]).astype(np.float64)  # fmt: skip
+    prior = current[:, 1:] * rng.uniform(0.5, 1.5, (300, 8))
+    prior[rng.random(300) < 0.3] = np.nan  # no record last year
+    x = np.hstack([current, prior])
+    assert x.shape[1] == len(STANDARD_FEATURES)
     for scope, version in store.pointer().scopes.items():
         model = store.load_model(version, scope)
+        assert isinstance(model, RiskModel), scope
         twin = fast_model(model)
-        assert isinstance(twin, FastCalibratedLogit), scope
+        assert isinstance(twin, FastRiskModel), scope
         np.testing.assert_allclose(twin.predict_proba(x), model.predict_proba(x), atol=1e-12)
 
 

@@ -153,7 +153,9 @@ class StubScorer:
     def generation(self) -> int:
         return self.gen
 
-    def score(self, school_ids: list[int], x: np.ndarray) -> list[Prediction]:
+    def score(
+        self, school_ids: list[int], x: np.ndarray, extras: list[dict[str, Any]]
+    ) -> list[Prediction]:
         if self.crash:
             raise KeyboardInterrupt  # the process dies: not an error the worker handles
         ids = self.students[: len(school_ids)]
@@ -406,7 +408,7 @@ def test_the_sagemaker_scorer_sends_the_image_contract(tmp_path: Any) -> None:
     from botocore.stub import Stubber
 
     from app.jobs.events.rescoring import SageMakerScorer, scorer_for
-    from app.model.features import FEATURES
+    from app.model.features import STANDARD_FEATURES
 
     settings = Settings(
         model_store_url=str(tmp_path / "models"),
@@ -422,7 +424,13 @@ def test_the_sagemaker_scorer_sends_the_image_contract(tmp_path: Any) -> None:
     )
     prediction = {"risk": 0.42, "at_risk": True, "model_scope": "school-3", "model_version": "v1"}
     answer = json.dumps({"predictions": [prediction]}).encode()
-    instance = {**{f: float(i) for i, f in enumerate(FEATURES)}, "school_id": 3}
+    # The prior year's figures missing (null), the district's own features as stored.
+    raw = [float(i) if i < 9 else np.nan for i in range(len(STANDARD_FEATURES))]
+    instance = {
+        **{f: None if np.isnan(v) else v for f, v in zip(STANDARD_FEATURES, raw, strict=True)},
+        "school_id": 3,
+        "district_features": {"course": "arts"},
+    }
     expected = {
         "EndpointName": "ssp-tier3",
         "ContentType": "application/json",
@@ -433,8 +441,8 @@ def test_the_sagemaker_scorer_sends_the_image_contract(tmp_path: Any) -> None:
     with Stubber(runtime) as stub:
         stub.add_response("invoke_endpoint", {"Body": body}, expected)
         scorer = SageMakerScorer(settings, client=runtime)
-        x = np.arange(len(FEATURES), dtype=np.float64).reshape(1, -1)
-        assert scorer.score([3], x) == [Prediction(0.42, "school-3", "v1")]
+        x = np.array([raw])
+        assert scorer.score([3], x, [{"course": "arts"}]) == [Prediction(0.42, "school-3", "v1")]
         stub.assert_no_pending_responses()
     assert scorer.generation() == 0  # nothing promoted in this store
 

@@ -54,7 +54,7 @@ def metrics(svc: ServicesDep) -> Response:
     """Prometheus metrics (every worker's, in multiprocess mode)."""
     record_pools(svc.db.stats())
     try:
-        record_models(svc.registry.generation, svc.registry.served_auc())
+        record_models(svc.registry.generation, svc.registry.served_figures())
     except Exception:
         log.warning("model store unreadable for metrics")
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ModelServices, ModelServicesDep
+from app.api.deps import ModelServices, ModelServicesDep, check_district_features
 from app.api.invocations_csv import parse_csv
 from app.api.metrics import PREDICTIONS
 from app.api.responses import prediction_out, validation_errors
@@ -72,6 +73,7 @@ async def invocations(request: Request) -> Response:
 def invoke(
     svc: ModelServices, ctype: str, body: bytes, accept: str, refresh: bool = True
 ) -> Response:
+    extras: list[dict[str, Any]] | None = None
     if ctype == "application/json":
         try:
             parsed = InvocationIn.model_validate_json(body)
@@ -79,14 +81,21 @@ def invoke(
             raise HTTPException(400, validation_errors(exc.errors())) from None
         schools: list[int | None] = [i.school_id for i in parsed.instances]
         x = to_matrix([i.model_dump() for i in parsed.instances])
+        extras = [i.district_features for i in parsed.instances]
+        for school in {s for s, e in zip(schools, extras, strict=True) if e}:
+            mine = [e if s == school else {} for s, e in zip(schools, extras, strict=True)]
+            check_district_features(svc.registry, school, mine, 400, ["body", "instances"])
     else:
         schools, x = parse_csv(body)
-    preds = svc.registry.predict(schools, x, refresh=refresh)
-    PREDICTIONS.labels("invocations").inc(len(preds))
     t = svc.settings.alert_threshold
     if "text/csv" in accept:
+        preds = svc.registry.predict(schools, x, refresh=refresh, extras=extras)
+        PREDICTIONS.labels("invocations").inc(len(preds))
         return PlainTextResponse(
             "\n".join(str(p.risk) for p in preds) + "\n", media_type="text/csv"
         )
-    out = {"predictions": [prediction_out(p.risk, p.scope, p.version, t) for p in preds]}
+    top = svc.settings.risk_reasons
+    explained = svc.registry.explain(schools, x, extras, top, refresh=refresh)
+    PREDICTIONS.labels("invocations").inc(len(explained))
+    out = {"predictions": [prediction_out(p.risk, p.scope, p.version, t, r) for p, r in explained]}
     return Response(json.dumps(out).encode(), media_type="application/json")

@@ -7,7 +7,7 @@ import base64
 import binascii
 import json
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, Response
@@ -25,9 +25,11 @@ from app.api.schemas import (
     ErrorOut,
     ModelsOut,
     ModelVersionOut,
+    ReasonOut,
 )
 from app.core.cache import scores_stamp
 from app.model.artifacts import REPORT_FILE
+from app.model.features import district_values, to_matrix
 from app.model.served_models import NoModelError
 
 # No router-wide tag: the at-risk list is tagged "predictions", the model versions "models".
@@ -91,37 +93,63 @@ async def at_risk(
         await svc.check_school(client, school_id)  # a school it cannot see: 403 before 422
         raise
     gen = (await svc.pointer()).generation
-    key = f"atrisk:g{gen}:{school_id}:{floor}:{limit}:{cursor}"
+    top = svc.settings.risk_reasons
+    key = f"atrisk:g{gen}:r{top}:{school_id}:{floor}:{limit}:{cursor}"
     # Stamped with the school's scores: the worker's or a training run's rescoring of the
     # school (same generation) restamps them, and the page is read again.
     body, stamp = await svc.cache.aget_stamped(key, scores_stamp(school_id))
     if body is not None:
         # The cached page is audited again, and only for a tenant that sees the school.
         ids = [i["student_id"] for i in json.loads(body)["items"]]
-        params = (client.id, school_id, json.dumps({"student_ids": ids}), school_id)
+        detail = json.dumps({"student_ids": ids, "reasons": top})
+        params = (client.id, school_id, detail, school_id)
         if not await svc.audited(client, queries.AT_RISK_CACHED_AUDIT, params):
             svc.refuse_unseen_school(school_id)
         return json_response(body, "hit")
     # One round trip: the page, whether the tenant sees the school, and the page's audit row.
-    query = queries.at_risk_query(gen, school_id, floor, limit, after, audit_client_id=client.id)
+    query = queries.at_risk_query(
+        gen, school_id, floor, limit, after, audit_client_id=client.id, reasons=top
+    )
     found = await svc.audited(client, *query)
     if not found[0]["school_visible"]:
         svc.refuse_unseen_school(school_id)
     rows = [r for r in found if r["student_id"] is not None]
     more = len(rows) > limit
     rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["risk"], rows[-1]["student_id"]) if more else None
+    shown = [r for r in rows if r["first_name"] is not None]
     page = AtRiskPage(
         school_id=school_id,
         min_risk=floor,
         generation=gen,
         limit=limit,
-        items=[AtRiskItem(**r) for r in rows if r["first_name"] is not None],
-        next_cursor=(encode_cursor(rows[-1]["risk"], rows[-1]["student_id"]) if more else None),
+        items=at_risk_items(svc, school_id, shown, top),
+        next_cursor=next_cursor,
     )
     body = page.model_dump_json().encode()
     if stamp is not None:
         await svc.cache.aset_stamped(key, body, stamp, svc.settings.cache_ttl_at_risk_seconds)
     return json_response(body, "miss")
+
+
+def at_risk_items(
+    svc: ServicesDep, school_id: int, rows: list[dict[str, Any]], top: int
+) -> list[AtRiskItem]:
+    """The page's items, each with its reasons (from the student's features now; a student
+    without features in the view yet has none)."""
+    known = [r for r in rows if r["grade"] is not None and r["attendance_rate"] is not None]
+    explained = svc.registry.explain(
+        [school_id] * len(known), to_matrix(known), district_values(known), top
+    )
+    reasons = {r["student_id"]: e[1] for r, e in zip(known, explained, strict=True)}
+    fields = ("student_id", "first_name", "last_name", "grade", "risk", "model_version")
+    return [
+        AtRiskItem(
+            **{f: r[f] for f in fields},
+            reasons=[ReasonOut(**x._asdict()) for x in reasons.get(r["student_id"], [])],
+        )
+        for r in rows
+    ]
 
 
 @router.get(

@@ -10,9 +10,9 @@ from app.api import queries
 from app.api.deps import ClientDep, ServicesDep, StudentId
 from app.api.metrics import PREDICTIONS
 from app.api.responses import json_response
-from app.api.schemas import ERRORS, ErrorOut, RiskOut
+from app.api.schemas import ERRORS, ErrorOut, ReasonOut, RiskOut
 from app.core.auth import Client
-from app.model.features import FEATURES, to_matrix
+from app.model.features import STANDARD_FEATURES, district_values, to_matrix
 
 router = APIRouter(prefix="/v1/students", tags=["predictions"])
 
@@ -28,21 +28,26 @@ def tenant_key(client: Client) -> str:
 )
 async def student_risk(student_id: StudentId, client: ClientDep, svc: ServicesDep) -> Response:
     """Dropout risk of one student, from the features in the database and the model of the
-    student's school. Every call is written to the audit log."""
+    student's school, with its main reasons. Every call is written to the audit log."""
     gen = (await svc.pointer()).generation
-    key = f"risk:g{gen}:{tenant_key(client)}:{student_id}"
+    top = svc.settings.risk_reasons
+    key = f"risk:g{gen}:r{top}:{tenant_key(client)}:{student_id}"
     cached = await svc.cache.aget(key)
     if cached is not None:
         school = json.loads(cached)["school_id"]
-        await svc.audit(client, "read_student_risk", student_id, {"cache": "hit"}, school)
+        detail = {"cache": "hit", "reasons": top}
+        await svc.audit(client, "read_student_risk", student_id, detail, school)
         return json_response(cached, "hit")
     # The read writes its audit row itself: one round trip, rows only with their audit row.
-    rows = await svc.audited(client, queries.STUDENT_FEATURES_AUDITED, (student_id, client.id))
+    detail_json = json.dumps({"cache": "miss", "reasons": top})
+    params = (student_id, client.id, detail_json)
+    rows = await svc.audited(client, queries.STUDENT_FEATURES_AUDITED, params)
     if not rows:
         raise HTTPException(404, f"student {student_id} not found")
     row = rows[0]
     # The models in memory: microseconds of numpy (a due refresh waits for a cheap request).
-    pred = svc.registry.predict([row["school_id"]], to_matrix([row]), refresh=False)[0]
+    extras = district_values([row])
+    ((pred, reasons),) = svc.registry.explain([row["school_id"]], to_matrix([row]), extras, top)
     PREDICTIONS.labels("student_risk").inc()
     t = svc.settings.alert_threshold
     out = RiskOut(
@@ -54,7 +59,10 @@ async def student_risk(student_id: StudentId, client: ClientDep, svc: ServicesDe
         model_scope=pred.scope,
         model_version=pred.version,
         generation=gen,
-        features={f: float(row[f]) for f in FEATURES},
+        school_year=row["school_year"],
+        features={f: row[f] for f in STANDARD_FEATURES},
+        district_features=extras[0],
+        reasons=[ReasonOut(**r._asdict()) for r in reasons],
     )
     body = out.model_dump_json().encode()
     await svc.cache.aset(key, body, svc.settings.cache_ttl_risk_seconds)

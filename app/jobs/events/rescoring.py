@@ -13,7 +13,7 @@ import numpy as np
 
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
-from app.model.features import FEATURES
+from app.model.features import STANDARD_FEATURES
 from app.model.served_models import ModelRegistry, Prediction
 
 
@@ -21,7 +21,11 @@ class Scorer(Protocol):
     def generation(self) -> int:
         """The served generation (0: nothing promoted yet)."""
 
-    def score(self, school_ids: list[int], x: np.ndarray) -> list[Prediction]: ...
+    def score(
+        self, school_ids: list[int], x: np.ndarray, extras: list[dict[str, Any]]
+    ) -> list[Prediction]:
+        """Each student's risk: raw rows (STANDARD_FEATURES, NaN missing) and their district
+        features."""
 
 
 class InProcessScorer:
@@ -32,9 +36,11 @@ class InProcessScorer:
     def generation(self) -> int:
         return self.registry.generation
 
-    def score(self, school_ids: list[int], x: np.ndarray) -> list[Prediction]:
+    def score(
+        self, school_ids: list[int], x: np.ndarray, extras: list[dict[str, Any]]
+    ) -> list[Prediction]:
         # The models of the generation just read (no refresh between the two).
-        return self.registry.predict(list(school_ids), x, refresh=False)
+        return self.registry.predict(list(school_ids), x, refresh=False, extras=extras)
 
 
 class SageMakerScorer:
@@ -60,11 +66,18 @@ class SageMakerScorer:
             self._read_at = now
         return self._generation
 
-    def score(self, school_ids: list[int], x: np.ndarray) -> list[Prediction]:
+    def score(
+        self, school_ids: list[int], x: np.ndarray, extras: list[dict[str, Any]]
+    ) -> list[Prediction]:
         instances = [
-            {**dict(zip(FEATURES, row.tolist(), strict=True)), "school_id": school}
-            for school, row in zip(school_ids, x, strict=True)
-        ]
+            {
+                **{f: None if np.isnan(v) else v
+                   for f, v in zip(STANDARD_FEATURES, row.tolist(), strict=True)},
+                "school_id": school,
+                "district_features": found,
+            }
+            for school, row, found in zip(school_ids, x, extras, strict=True)
+        ]  # fmt: skip
         response = self.runtime.invoke_endpoint(
             EndpointName=self.endpoint,
             ContentType="application/json",

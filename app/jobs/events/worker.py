@@ -28,7 +28,7 @@ from app.jobs.events import metrics
 from app.jobs.events.drain import DrainingQueue
 from app.jobs.events.queue import Message, PostgresQueue, Queue, SqsQueue
 from app.jobs.events.rescoring import Scorer
-from app.model.features import FEATURES
+from app.model.features import STANDARD_FEATURES
 
 log = logging.getLogger("app.events.worker")
 
@@ -175,9 +175,10 @@ class Worker:
 
     def _rescore_in_tx(self, students: list[int]) -> tuple[list[int], set[int]]:
         """The students alerted, and the schools whose scores changed."""
-        cols = ", ".join(FEATURES)
+        cols = ", ".join(STANDARD_FEATURES)
         rows = self.conn.execute(
-            f"SELECT student_id, school_id, {cols} FROM refresh_live_features(%s)"
+            f"SELECT student_id, school_id, {cols}, district_features"
+            " FROM refresh_live_features(%s)"
             " WHERE is_active ORDER BY student_id",
             (students,),
         ).fetchall()
@@ -186,8 +187,8 @@ class Worker:
             return [], set()  # not in the feature view yet, inactive, or no model served yet
         ids = [int(r[0]) for r in rows]
         schools = [int(r[1]) for r in rows]
-        x = np.array([r[2:] for r in rows], dtype=np.float64)
-        predictions = self.scorer.score(schools, x)
+        x = np.array([r[2:-1] for r in rows], dtype=np.float64)  # NULL: NaN (missing)
+        predictions = self.scorer.score(schools, x, [r[-1] for r in rows])
         # Lock the scores being replaced (in order: no deadlock between workers), and read them.
         before = dict(
             self.conn.execute(

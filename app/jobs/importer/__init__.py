@@ -31,7 +31,7 @@ from tqdm import tqdm
 from app.core.db import connect_as
 from app.core.logins import IMPORTER_LOGIN
 from app.core.settings import Settings
-from app.jobs.importer import oneroster
+from app.jobs.importer import district_features, oneroster
 from app.jobs.importer.apply import Counts, count_staged, write
 from app.jobs.importer.layout import BY_NAME, ENTITIES, Entity
 from app.jobs.importer.source import (
@@ -122,6 +122,7 @@ def _import(
     provided: dict[str, set[str]] = {}
     staged_or: set[str] = set()
     ignored: list[str] = []
+    features: list[str] = []  # the district feature columns of students.csv
     for name in source.names():
         entity = BY_NAME.get(name.removesuffix(".csv"))
         try:
@@ -135,16 +136,19 @@ def _import(
             if columns and _copy(conn, table, columns, stream, source.size(name), name, progress):
                 staged_or.add(name)
         elif entity is not None:
-            columns = _native_columns(conn, entity, name, header)
+            columns, extra = _native_columns(conn, entity, name, header)
             table = stage_table(entity)
-            if columns and _copy(conn, table, columns, stream, source.size(name), name, progress):
-                provided.setdefault(entity.name, set()).update(columns)
+            district_features.stage(conn, extra)
+            staged = [district_features.staged(c) if c in extra else c for c in columns]
+            if columns and _copy(conn, table, staged, stream, source.size(name), name, progress):
+                provided.setdefault(entity.name, set()).update(set(columns) - set(extra))
+                features += extra
         else:
             ignored.append(name)  # e.g. another part of OneRoster (courses, demographics)
     for entity_name, cols in oneroster.map_staged(conn, staged_or).items():
         provided.setdefault(entity_name, set()).update(cols)
     phases["stage"] = time.perf_counter() - started
-    validate(conn)
+    validate(conn, features)
     problems = _problems(conn, staged_or)
     phases["validate"] = time.perf_counter() - started - phases["stage"]
     written = not dry_run and not problems
@@ -153,7 +157,7 @@ def _import(
         counts = _rejected_only(conn)
     else:
         with conn.transaction():
-            counts = write(conn, provided)
+            counts = write(conn, provided, features)
             if not written:
                 raise psycopg.Rollback()  # a dry run: the same write, undone (and swallowed)
     rows = sum(c.staged for c in counts.values())
@@ -169,12 +173,15 @@ def _problem(
 
 def _native_columns(
     conn: psycopg.Connection[Any], entity: Entity, name: str, header: list[str]
-) -> list[str]:
-    """The header's columns, or [] (and the problems) when it is not the layout's."""
-    known = {c.name for c in entity.columns}
+) -> tuple[list[str], list[str]]:
+    """The header's columns and, of students.csv, those that may be the district's features
+    (validated once everything is staged); ([], []) and the problems when it is not the
+    layout's."""
+    known = [c.name for c in entity.columns]
+    extra = [c for c in header if entity.name == "students" and district_features.is_candidate(c)]
     bad = False
     for col in header:
-        if col not in known:
+        if col not in known and col not in extra:
             _problem(conn, name, 1, col, None, f"unknown column (expected {', '.join(known)})")
             bad = True
     if len(set(header)) != len(header):
@@ -184,7 +191,7 @@ def _native_columns(
         if c.required and c.name not in header:
             _problem(conn, name, 1, c.name, None, "missing column")
             bad = True
-    return [] if bad else header
+    return ([], []) if bad else (header, extra)
 
 
 def _oneroster_columns(conn: psycopg.Connection[Any], name: str, header: list[str]) -> list[str]:

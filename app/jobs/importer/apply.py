@@ -8,11 +8,13 @@ updated: a OneRoster export, which carries no outcome, never erases a dropout la
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
+from app.jobs.importer import district_features
 from app.jobs.importer.layout import ENTITIES, Entity
 from app.jobs.importer.validate import stage_table
 
@@ -46,9 +48,10 @@ class Counts:
 NOT_REJECTED = "NOT EXISTS (SELECT 1 FROM imp_problems x WHERE x.file = s.file AND x.row = s.row)"
 
 
-def upsert_sql(entity: Entity, provided: set[str]) -> str:
+def upsert_sql(entity: Entity, provided: set[str], features: Sequence[str] = ()) -> str:
     """INSERT ... ON CONFLICT for the rows of `entity` without problems; returns one row of
-    (new, updated) counts."""
+    (new, updated) counts. A student's district `features` are merged into the ones it has
+    (the bundle's replace theirs, the others stay)."""
     values: dict[str, str] = {}  # target column -> SQL of the staged row
     joins: list[str] = []
     key_targets: list[str] = []
@@ -68,13 +71,17 @@ def upsert_sql(entity: Entity, provided: set[str]) -> str:
             values[column.target] = f"{value}{CASTS[column.kind]}"
             if column.name in entity.key:
                 key_targets.append(column.target)
-    targets = list(values)
-    changing = [t for t in targets if t not in key_targets]
     t = entity.table
+    merged = {}
+    if features:
+        values["district_features"] = district_features.values_sql(list(features))
+        merged["district_features"] = f"{t}.district_features || EXCLUDED.district_features"
+    targets = list(values)
+    changing = [c for c in targets if c not in key_targets]
     if changing:
         old = ", ".join(f"{t}.{c}" for c in changing)
-        new = ", ".join(f"EXCLUDED.{c}" for c in changing)
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in changing)
+        new = ", ".join(merged.get(c, f"EXCLUDED.{c}") for c in changing)
+        sets = ", ".join(f"{c} = {merged.get(c, f'EXCLUDED.{c}')}" for c in changing)
         # ROW(): a single column compares as a row too.
         conflict = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
     else:
@@ -97,15 +104,21 @@ def count_staged(conn: psycopg.Connection[Any], entity: Entity) -> Counts:
     return Counts(staged=int(row[0]), rejected=int(row[1]))
 
 
-def write(conn: psycopg.Connection[Any], provided: dict[str, set[str]]) -> dict[str, Counts]:
-    """Upsert every entity with staged rows (in the caller's transaction); the counts."""
+def write(
+    conn: psycopg.Connection[Any], provided: dict[str, set[str]], features: Sequence[str] = ()
+) -> dict[str, Counts]:
+    """Upsert every entity with staged rows (in the caller's transaction); the counts.
+    `features`: the district feature columns of students.csv."""
     counts: dict[str, Counts] = {}
     for entity in ENTITIES:
         c = count_staged(conn, entity)
         if c.staged == 0:
             continue
         if c.staged > c.rejected:
-            row = conn.execute(upsert_sql(entity, provided.get(entity.name, set()))).fetchone()
+            mine = features if entity.name == "students" else ()
+            row = conn.execute(
+                upsert_sql(entity, provided.get(entity.name, set()), mine)
+            ).fetchone()
             assert row is not None
             c.new, c.updated = int(row[0]), int(row[1])
         c.unchanged = c.staged - c.rejected - c.new - c.updated

@@ -10,6 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ATTENDANCE_STATUSES = ("present", "absent", "late", "excused")
+FEATURE_KINDS = ("numeric", "categorical")
+# Protected attributes (migration 0015): OneRoster 1.2's sex values; the federal race and
+# ethnicity categories (Hispanic or Latino of any race; two or more races).
+SEXES = ("female", "male", "other", "unspecified")
+RACES_ETHNICITIES = (
+    "american_indian_or_alaska_native",
+    "asian",
+    "black_or_african_american",
+    "hispanic_or_latino",
+    "native_hawaiian_or_other_pacific_islander",
+    "white",
+    "two_or_more_races",
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,24 @@ ENTITIES: tuple[Entity, ...] = (
         doc="the district (OneRoster org of type district)",
     ),
     Entity(
+        "district_features",
+        "district_features",
+        (
+            Column("district_sourced_id", "text", ref="districts"),
+            Column("name", "text", target="name"),
+            Column("kind", "enum", choices=FEATURE_KINDS, target="kind"),
+            Column("low", "decimal", required=False, low=-1e12, high=1e12, target="low"),
+            Column("high", "decimal", required=False, low=-1e12, high=1e12, target="high"),
+            Column("allowed_values", "text", required=False, target="allowed_values"),
+            Column("protected", "bool", required=False),
+            Column("description", "text", required=False, target="description"),
+        ),
+        key=("district_sourced_id", "name"),
+        doc="the district's own features, sent as extra columns of students.csv: numeric"
+        " (`low`, `high`) or categorical (`allowed_values`, separated by `|`); a feature"
+        " declared `protected` is refused",
+    ),
+    Entity(
         "schools",
         "schools",
         (
@@ -86,6 +117,32 @@ ENTITIES: tuple[Entity, ...] = (
         ),
         key=("sourced_id",),
         doc="one row per student; `dropped_out` is the outcome label (empty: still open)",
+    ),
+    Entity(
+        "demographics",
+        "student_demographics",
+        (
+            Column("student_sourced_id", "text", ref="students"),
+            Column("sex", "enum", required=False, choices=SEXES, target="sex"),
+            Column(
+                "race_ethnicity",
+                "enum",
+                required=False,
+                choices=RACES_ETHNICITIES,
+                target="race_ethnicity",
+            ),
+            Column(
+                "economically_disadvantaged",
+                "bool",
+                required=False,
+                target="economically_disadvantaged",
+            ),
+            Column("english_learner", "bool", required=False, target="english_learner"),
+            Column("disability", "bool", required=False, target="disability"),
+        ),
+        key=("student_sourced_id",),
+        doc="protected attributes, for the fairness audit only: stored apart, never a model"
+        " input, not readable by the API (empty: not recorded)",
     ),
     Entity(
         "exams",

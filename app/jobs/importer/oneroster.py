@@ -4,11 +4,15 @@
     users.csv + enrollments.csv (role student) -> students (school: the primary enrollment's)
     classes.csv + lineItems.csv               -> exams (school: the line item's class's)
     results.csv                               -> results
+    demographics.csv (students only)          -> demographics (sex, race/ethnicity)
 
 Rows whose status is `tobedeleted` are skipped (import never deletes; such a user is imported
 inactive), and so are results scored `exempt` or `not submitted`. OneRoster has no outcome
 label, no attendance and no incidents: those come as native files of the same bundle (a
-OneRoster student keeps the `dropped_out` a native students.csv gave it).
+OneRoster student keeps the `dropped_out` a native students.csv gave it). Its demographics
+have sex and race/ethnicity but no economic disadvantage, English learner or disability: a
+native demographics.csv adds them. Demographics rows of anyone but a student (of the bundle or
+imported before) are skipped, never stored.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "lineItems.csv": ("sourcedId", "status", "title", "assignDate", "dueDate",
                       "classSourcedId", "resultValueMax"),
     "results.csv": ("status", "lineItemSourcedId", "studentSourcedId", "scoreStatus", "score"),
+    "demographics.csv": ("sourcedId", "status", "sex", "americanIndianOrAlaskaNative", "asian",
+                         "blackOrAfricanAmerican", "nativeHawaiianOrOtherPacificIslander",
+                         "white", "demographicRaceTwoOrMoreRaces", "hispanicOrLatinoEthnicity"),
 }  # fmt: skip
 FILES = frozenset(REQUIRED)
 
@@ -48,6 +55,8 @@ ALIASES: dict[tuple[str, str], str] = {
     ("results.csv", "student_sourced_id"): "studentSourcedId",
     ("results.csv", "exam_sourced_id"): "lineItemSourcedId",
     ("results.csv", "marks_obtained"): "score",
+    ("demographics.csv", "student_sourced_id"): "sourcedId",
+    ("demographics.csv", "race_ethnicity"): "the race flags and hispanicOrLatinoEthnicity",
 }
 
 
@@ -56,6 +65,24 @@ def table(name: str) -> str:
 
 
 LIVE = "status IS DISTINCT FROM 'tobedeleted'"
+# OneRoster's race flags, as the federal categories: Hispanic or Latino of any race, then two
+# or more races (flagged, or more than one flag), then the one race flagged.
+RACE_FLAGS = (
+    ("americanIndianOrAlaskaNative", "american_indian_or_alaska_native"),
+    ("asian", "asian"),
+    ("blackOrAfricanAmerican", "black_or_african_american"),
+    ("nativeHawaiianOrOtherPacificIslander", "native_hawaiian_or_other_pacific_islander"),
+    ("white", "white"),
+)
+_FLAG = "coalesce(lower(d.\"{}\"), '') IN ('true', '1')"
+RACE_SQL = (
+    f"CASE WHEN {_FLAG.format('hispanicOrLatinoEthnicity')} THEN 'hispanic_or_latino'"
+    f" WHEN {_FLAG.format('demographicRaceTwoOrMoreRaces')}"
+    f" OR ({' + '.join(f'({_FLAG.format(f)})::int' for f, _ in RACE_FLAGS)}) > 1"
+    " THEN 'two_or_more_races' "
+    + " ".join(f"WHEN {_FLAG.format(f)} THEN '{v}'" for f, v in RACE_FLAGS)
+    + " END"
+)
 
 # Each mapping: (the files it needs, the native entity it fills, its INSERT).
 MAPPINGS: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -109,6 +136,15 @@ MAPPINGS: tuple[tuple[tuple[str, ...], str, str], ...] = (
         f" FROM or_results WHERE {LIVE}"
         " AND coalesce(lower(\"scoreStatus\"), '') NOT IN ('exempt', 'not submitted')",
     ),
+    (
+        ("demographics.csv",),
+        "demographics",
+        "INSERT INTO imp_demographics (file, row, student_sourced_id, sex, race_ethnicity)"
+        f" SELECT 'demographics.csv', d.row, d.\"sourcedId\", nullif(lower(d.sex), ''), {RACE_SQL}"
+        f' FROM or_demographics d WHERE d.{LIVE} AND (d."sourcedId" IN'
+        " (SELECT sourced_id FROM imp_students)"
+        ' OR EXISTS (SELECT 1 FROM students s WHERE s.sourced_id = d."sourcedId"))',
+    ),
 )
 # The native columns each mapping provides (so only they are updated on re-import).
 PROVIDES: dict[str, set[str]] = {
@@ -120,6 +156,7 @@ PROVIDES: dict[str, set[str]] = {
     },
     "exams": {"sourced_id", "school_sourced_id", "subject", "held_on", "max_marks"},
     "results": {"student_sourced_id", "exam_sourced_id", "marks_obtained"},
+    "demographics": {"student_sourced_id", "sex", "race_ethnicity"},
 }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from app.core.text import NOT_UTF8_PROBLEM, NUL_PROBLEM
+from app.jobs.importer import district_features
 from app.jobs.importer.layout import DATE_RANGE, ENTITIES, MAX_TEXT, Column, Entity
 from app.jobs.importer.source import NOT_UTF8_MARK, NUL_MARK
 
@@ -209,14 +210,17 @@ def reject_orphans(conn: psycopg.Connection[Any]) -> None:
             )
 
 
-def validate(conn: psycopg.Connection[Any]) -> None:
-    """All checks of every staged entity; the problems land in imp_problems."""
+def validate(conn: psycopg.Connection[Any], features: list[str]) -> None:
+    """All checks of every staged entity, and of the district features (`features`: the
+    feature columns of students.csv); the problems land in imp_problems."""
     for entity in ENTITIES:
         conn.execute(f"ANALYZE {stage_table(entity)}")  # temp tables get no autovacuum
         check_values(conn, entity)
         check_duplicates(conn, entity)
         check_references(conn, entity)
     check_marks_within_max(conn)
+    district_features.check_declarations(conn)
+    district_features.check_values(conn, features)
     conn.execute("CREATE INDEX ON imp_problems (file, row)")
     conn.execute("ANALYZE imp_problems")
     reject_orphans(conn)
