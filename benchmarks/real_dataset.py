@@ -1,8 +1,9 @@
-"""The model on real data, through the import: `python -m benchmarks.real_dataset [--csv PATH]`
-converts UCI 697 "Predict Students' Dropout and Academic Success" (benchmarks/data/, CC BY
-4.0) into the native import layout, imports it with `run_import` into an embedded PostgreSQL
-as the importer's login, trains with `run_training` as the trainer's, and prints the held-out
-figures of the district model. Records benchmarks/results/real_dataset.json.
+"""The model on real data, through the import: `python -m benchmarks.real_dataset
+[--csv PATH] [--seeds 10]` converts UCI 697 "Predict Students' Dropout and Academic Success"
+(benchmarks/data/, CC BY 4.0) into the native import layout, imports it with `run_import` into
+an embedded PostgreSQL as the importer's login, trains with `run_training` as the trainer's,
+once per split seed (42, 43, ...), and prints the held-out figures of the district model.
+Records benchmarks/results/real_dataset.json.
 
 How the 36 UCI columns map (benchmarks/data/README.md says the same for readers of the data):
 - `Target` is the outcome only: `Dropout` -> `dropped_out` true, `Enrolled` and `Graduate`
