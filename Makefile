@@ -139,6 +139,7 @@ bench: $(BIN)/.installed $(MLSERVER_VENV)/.installed
 	$(BIN)/python -m benchmarks.events
 	$(BIN)/python -m benchmarks.infra
 	$(BIN)/python -m benchmarks.district_move
+	$(BIN)/python -m benchmarks.real_dataset
 
 # The serving benchmark's peer (MLServer) lives in its own virtualenv: its pins differ.
 $(MLSERVER_VENV)/.installed: benchmarks/requirements-mlserver.txt
