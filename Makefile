@@ -15,7 +15,7 @@ INFRA := components stacks tools policies __main__.py
 
 BASE ?= origin/main
 
-.PHONY: demo test lint typecheck unit rehearse-one rehearse-growth-one plan diff policy rehearse \
+.PHONY: demo test lint typecheck unit plan diff policy rehearse \
 	rehearse-growth rehearse-growth-all grow snapshots docs bench clean lock pin-base
 
 # The venv installs from requirements.lock: every package, transitive ones included, pinned
@@ -53,9 +53,10 @@ demo: $(BIN)/.installed
 	$(BIN)/python -m app.demo
 	$(BIN)/python -m tools.rehearse --all
 
-## test: everything CI runs, the first-day rehearsal of tier3 (it has a cache) and the
-## rehearsal of the move from tier1 to tier2 (its events queue switches to SQS) included.
-test: lint typecheck unit rehearse-one rehearse-growth-one
+## test: everything CI runs. The tests include the first-day rehearsal of tier3 (it has a cache)
+## and the rehearsal of the move from tier1 to tier2 (its events queue switches to SQS), each in
+## a file of its own so that they run beside the other tests.
+test: lint typecheck unit
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -69,12 +70,6 @@ typecheck: $(BIN)/.installed
 ## embedded PostgreSQL, one evaluation of each stack per worker).
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests -n auto --dist loadfile
-
-rehearse-one: $(BIN)/.installed
-	$(BIN)/python -m tools.rehearse tier3
-
-rehearse-growth-one: $(BIN)/.installed
-	$(BIN)/python -m tools.rehearse --grow tier1 tier2
 
 ## plan STACK=tier3: the offline plan (tree, properties, outputs, cost) of one stack.
 plan: $(BIN)/.installed
