@@ -565,12 +565,17 @@ def test_two_workers_drain_the_table_together_without_processing_a_message_twice
     settings = draining_settings(wd, url).model_copy(update={"worker_batch_size": 10})
     workers = [draining_worker(settings) for _ in range(2)]
     drained_before = metrics.DRAINED._value.get()
-    start = threading.Barrier(len(workers))
+    start, both_hold_a_batch = threading.Barrier(len(workers)), threading.Barrier(len(workers))
 
     def work(worker: StubWorker) -> None:
         start.wait()
+        first = True
         while True:
-            if not (messages := worker.queue.receive(10)):
+            messages = worker.queue.receive(10)
+            if first:  # each holds a leased batch at once, however the threads are scheduled
+                both_hold_a_batch.wait(30)
+                first = False
+            if not messages:
                 if scalar(wd.url, "SELECT count(*) FROM event_queue") == 0:
                     return
                 continue  # the rest is leased to the other worker: it may die
