@@ -21,8 +21,9 @@ from components.config.catalog import TIERS
 from components.config.spec_growth import move_problems
 from tools.diff import Change, render
 from tools.flat import fmt
-from tools.growth import CHECKS, Move, Up, evaluate_move, next_tier, problems, stack_tier
+from tools.growth import CHECKS, Move, Up, evaluate_move, problems, stack_tier
 from tools.harness import stacks
+from tools.moves import next_tier
 from tools.provider_diff import PENDING_REBOOT
 
 DB_INSTANCE = "aws:rds/instance:Instance"
