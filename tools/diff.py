@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools import provider_diff, replacements
+from tools import posture, provider_diff, replacements
 from tools.flat import MASK, fmt
 from tools.harness import Resource
 from tools.revision import Evaluation, evaluate
@@ -412,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="wrap each stack's diff for a PR comment"
     )
+    posture.add_arguments(parser)  # --allow-broadening (tools/posture.py)
     args = parser.parse_args(argv)
     if args.all == bool(args.stack) or (args.stack and args.stack not in all_stacks()):
         parser.error(f"name a stack or --all: {', '.join(all_stacks())}")
@@ -426,6 +427,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for diff in diff_stacks(base, head, stacks):
         text, blocked = render(diff, args.base, allowed)
         refused |= blocked
+        # Security posture: who gains or loses access (tools/posture.py).
+        access, broadened = posture.section(
+            base.get(diff.stack, Evaluation([], 0.0)).resources,
+            head.get(diff.stack, Evaluation([], 0.0)).resources,
+            posture.allowed(args),
+        )
+        text += access
+        refused |= broadened
         if args.markdown:
             text = f"### Offline plan diff: `{diff.stack}`\n\n```diff\n{text}```\n"
         sys.stdout.write(text + ("\n" if args.all else ""))
