@@ -2,6 +2,7 @@
 
     python -m tools.policy tier3                 # human-readable, exit 1 on MANDATORY
     python -m tools.policy tier3 --json          # machine-readable
+    python -m tools.policy --all --format sarif  # SARIF 2.1.0 for GitHub code scanning
     python -m tools.policy tier3 --config policies/policy-config.sample.json
     python -m tools.policy --all                 # every Pulumi.<stack>.yaml
 
@@ -9,6 +10,10 @@
 either an enforcement level (``"advisory"``) or an object with ``enforcementLevel`` and config
 properties; the key ``all`` sets the level of every policy. Config properties are merged over
 each policy's schema defaults, as the engine does.
+
+Waivers of ``policies/waivers.yaml`` apply here as in the pack (``policies/rules/waivers.py``):
+a waived violation is not reported until the waiver expires; the text output lists the
+stack's waivers.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from policies.rules import ALL_POLICIES
+from policies.rules import ALL_POLICIES, waivers
 from tools.harness import Resource, StackRun, run_stack, stacks
 from tools.mocks import AwsMocks
 
@@ -261,7 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("stack", nargs="?", help="stack name (Pulumi.<stack>.yaml)")
     parser.add_argument("--all", action="store_true", help="check every stack")
-    parser.add_argument("--json", action="store_true", help="print violations as JSON")
+    parser.add_argument(
+        "--format", choices=("text", "json", "sarif"), default="text", help="output format"
+    )
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
     parser.add_argument(
         "--first-preview",
         action="store_true",
@@ -273,21 +281,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.stack) == args.all:
         parser.error("name one stack or pass --all")
+    output = "json" if args.json else args.format
     config = json.loads(args.config.read_text()) if args.config else None
     failed = False
-    results: dict[str, list[dict[str, Any]]] = {}
+    results: dict[str, list[Violation]] = {}
     for stack in stacks() if args.all else [args.stack]:
         started = time.monotonic()
         violations = check_stack(stack, config=config, preview=args.first_preview)
         elapsed = time.monotonic() - started
         failed = failed or any(v.level == "mandatory" for v in violations)
-        if args.json:
-            results[stack] = [asdict(v) for v in violations]
-        else:
-            print(render(stack, violations, elapsed))
-    if args.json:
-        print(json.dumps(results if args.all else results[args.stack], indent=2))
+        results[stack] = violations
+        if output == "text":
+            print(render(stack, violations, elapsed) + waived(stack))
+    if output == "json":
+        docs = {stack: [asdict(v) for v in found] for stack, found in results.items()}
+        print(json.dumps(docs if args.all else docs[args.stack], indent=2))
+    elif output == "sarif":
+        from tools import sarif
+
+        print(json.dumps(sarif.document(results), indent=2))
     return 1 if failed else 0
+
+
+def waived(stack: str) -> str:
+    """The stack's waivers, for the text output (a reviewer sees what is not checked)."""
+    prefix = f"urn:pulumi:{stack}::"
+    return "".join(
+        f"\nWAIVED until {w.expires.isoformat()}: [{w.policy}] {w.urn}\n      {w.reason} "
+        f"(approved by {w.approved_by})" + (" EXPIRED" if w.expired() else "")
+        for w in waivers.active()
+        if w.urn.startswith(prefix)
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ Enforcement levels and config are set per policy with ``--policy-pack-config <fi
 ``{"<policy>": {"enforcementLevel": ..., "<property>": ...}}``, and ``"all"`` for every policy.
 The engine fills in each schema's defaults; rules fall back to the same defaults when a
 property is absent (tests and the offline runner).
+
+Each policy's severity, remediation and controls come from ``policies/controls.yaml``
+(``metadata``); a resource the policy must not judge is waived in ``policies/waivers.yaml``
+(``waivers``), never by turning the policy off for a stack.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from . import (
     kms,
     kubernetes,
     logs,
+    metadata,
     network,
     rds,
     s3,
@@ -38,6 +43,7 @@ from . import (
     stack_deployability,
     stack_logging,
     tagging,
+    waivers,
 )
 
 CONCERNS: dict[str, list[ResourceValidationPolicy]] = {
@@ -64,6 +70,8 @@ STACK_POLICIES: list[StackValidationPolicy] = [
     *stack_deployability.POLICIES,
     *stack_logging.POLICIES,
 ]
-ALL_POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES]
+ALL_POLICIES: list[Policy] = [*RESOURCE_POLICIES, *STACK_POLICIES, waivers.EXPIRY]
+metadata.apply(ALL_POLICIES)
+waivers.apply(ALL_POLICIES)
 
 __all__ = ["ALL_POLICIES", "CONCERNS", "RESOURCE_POLICIES", "STACK_POLICIES"]
