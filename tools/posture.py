@@ -113,7 +113,15 @@ def section(
 ) -> tuple[str, bool]:
     """What ``tools.diff`` adds to a stack's report: the table, and whether it refuses."""
     allowance = [*allowed, *os.environ.get(ENV, "").split()]
-    return render(compare(base or [], head or []), allowance)
+    text, refused = render(compare(base or [], head or []), allowance)
+    if not base and head:
+        # A new stack broadens no existing access: everything it grants is listed for review,
+        # and naming each of its resources would only be noise.
+        return (
+            text + "(a new stack: every grant above is new; review them, none is refused)\n",
+            False,
+        )
+    return text, refused
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

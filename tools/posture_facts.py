@@ -105,8 +105,9 @@ class Rule:
 
     def describe(self) -> str:
         ports = "all ports" if self.ports == _ALL_PORTS else f"port {_ports(self.ports)}"
+        what = "all traffic" if self.protocol == "all" else f"{self.protocol} {ports}"
         way = "from" if self.direction == "ingress" else "to"
-        rule = f"{self.direction} {self.protocol} {ports} {way} {self.peer}"
+        rule = f"{self.direction} {what} {way} {self.peer}"
         return f"sg {self.scope} ({self.sid}): {rule}"
 
 

@@ -256,3 +256,9 @@ def test_reading_the_whole_ferpa_drop_bucket_is_refused_end_to_end(
     [policy] = [r for r in sides[1]["dev"].resources if r.name == "workloads-trainer-policy"]
     assert diff.main(["HEAD", "dev", "--allow-broadening", policy.urn]) == 0
     assert diff.main(["HEAD", "dev", "--allow-broadening", "ReadExports"]) == 0
+
+
+def test_a_new_stack_lists_its_grants_without_refusing() -> None:
+    text, refused = posture.section([], [ingress("0.0.0.0/0")], [])
+    assert not refused and "BROADENS" in text and "a new stack" in text
+    assert posture.section([ingress("10.0.0.0/8")], [ingress("0.0.0.0/0")], [])[1] is True
