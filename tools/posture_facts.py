@@ -148,11 +148,10 @@ def _pattern_within(new: str, old: str) -> bool:
 
 
 def _principal_within(new: str, old: str) -> bool:
-    if old in (new, "*"):
-        return True
-    # An account (its root or its id) delegates to every principal of that account.
-    account = old.removeprefix("AWS:").removeprefix("arn:aws:iam::").removesuffix(":root")
-    return old.startswith("AWS:") and account.isdigit() and f"::{account}:" in new
+    """Only the same principal, or ``*``, covers a principal. An account's root does not cover
+    its roles: naming a role in a resource or trust policy grants it access without the
+    identity policy the account's root needs each of its principals to hold."""
+    return old in (new, "*")
 
 
 def _condition_within(new: Condition, old: Condition) -> bool:

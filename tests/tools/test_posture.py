@@ -262,3 +262,10 @@ def test_a_new_stack_lists_its_grants_without_refusing() -> None:
     text, refused = posture.section([], [ingress("0.0.0.0/0")], [])
     assert not refused and "BROADENS" in text and "a new stack" in text
     assert posture.section([ingress("10.0.0.0/8")], [ingress("0.0.0.0/0")], [])[1] is True
+
+
+def test_naming_a_role_where_its_account_was_named_broadens() -> None:
+    """The account's root delegates to IAM; a named role needs no identity policy."""
+    root = {"AWS": "arn:aws:iam::123456789012:root"}
+    role = {"AWS": ["arn:aws:iam::123456789012:root", "arn:aws:iam::123456789012:role/x"]}
+    assert verdict([trust(root)], [trust(role)])[1] is True
