@@ -140,6 +140,33 @@ class Settings(BaseSettings):
     district_sample_rows: int = Field(default=200_000, ge=1_000)
     shard_wait_seconds: float = Field(default=1800.0, ge=0)
 
+    # The ABC indicators (app/core/indicators.py). Defaults: attendance, course-grade and
+    # conduct cut points of the Ed-Fi Analytics Middle Tier's early-warning samples
+    # (samples/RiskIndicators.sql: attendance under 80 % at risk, under 88 % early warning;
+    # a maths or English grade under 65 at risk, under 72 early warning; more than 5 conduct
+    # incidents at risk, more than 2 early warning, any state offence at risk). Chronic
+    # absence: missing 10 % or more of the days enrolled (the measure of the US Department of
+    # Education's civil-rights and ESSA reporting), counted only from this many enrolled days.
+    indicator_attendance_at_risk: float = Field(default=0.80, gt=0, le=1)
+    indicator_attendance_early_warning: float = Field(default=0.88, gt=0, le=1)
+    indicator_chronic_absence_share: float = Field(default=0.10, gt=0, le=1)
+    indicator_chronic_min_enrolled_days: int = Field(default=90, ge=1, le=400)
+    indicator_incidents_at_risk: int = Field(default=5, ge=0)
+    indicator_incidents_early_warning: int = Field(default=2, ge=0)
+    # Incident categories that count as a suspension (at risk on their own), comma-separated.
+    indicator_suspension_categories: str = "suspension,in_school_suspension,expulsion"
+    indicator_failing_mark: float = Field(default=65.0, gt=0, le=100)
+    indicator_warning_mark: float = Field(default=72.0, gt=0, le=100)
+    # Exam subjects (lower case, comma-separated) that are maths or English.
+    indicator_maths_subjects: str = "maths,math,mathematics,algebra,geometry"
+    indicator_english_subjects: str = "english,english language arts,ela,reading,writing"
+    # An open alert nobody acknowledged for this many days is overdue (metric, list filter).
+    alert_overdue_days: int = Field(default=7, ge=1, le=365)
+    # The types an intervention may have (comma-separated, each [a-z][a-z0-9_]*).
+    intervention_types: str = (
+        "tutoring,mentoring,attendance_plan,behaviour_plan,counselling,family_meeting,other"
+    )
+
     # Where `import` reads the district's bundle when no SOURCE is given: the drop prefix the
     # district's system writes its nightly exports to (a directory or s3://bucket/prefix).
     import_source_url: str | None = None
@@ -265,6 +292,13 @@ class Settings(BaseSettings):
                     " (no scheme, path or port)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _indicator_cut_points(self) -> Settings:
+        from app.core.indicators import check_settings  # it reads these settings' names
+
+        check_settings(self)
+        return self
 
     @model_validator(mode="after")
     def _directory(self) -> Settings:
