@@ -18,7 +18,7 @@ ALTER TABLE interventions
 
 -- A student's cases (the list, and the at-risk list's open-case flag).
 CREATE INDEX interventions_student_idx ON interventions (student_id, created_at DESC);
-CREATE INDEX interventions_open_idx ON interventions (student_id)
+CREATE INDEX interventions_student_open_idx ON interventions (student_id)
     WHERE status IN ('open', 'in_progress');
 
 GRANT INSERT (school_id, student_id, assigned_to, status, type, started_on, ended_on, notes,

@@ -29,6 +29,10 @@ EXPECTED = [
     "0013_rescore_in_place",
     "0014_promotion_generation",
     "0015_school_years_and_district_features",
+    "0016_indicators",
+    "0017_risk_history",
+    "0018_alert_workflow",
+    "0019_interventions",
 ]
 
 

@@ -57,6 +57,7 @@ RLS_TABLES = (
     "interventions",
     "alerts",
     "risk_scores",
+    "risk_history",
     "schools",
     "model_versions",
     "audit_log",
@@ -113,13 +114,15 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
     owners = scalar(
         district.url,
         "SELECT array_agg(DISTINCT relowner::regrole::text) FROM pg_class"
-        " WHERE relnamespace = 'public'::regnamespace AND relname <> 'student_features'"
-        " AND relname NOT LIKE 'student_features_%%'",
+        " WHERE relnamespace = 'public'::regnamespace"
+        " AND relname NOT IN ('student_features', 'student_indicators')"
+        " AND relname NOT LIKE 'student_features_%%' AND relname NOT LIKE 'student_indicators_%%'",
     )
     assert owners == [MASTER]
-    # The feature view's own NOLOGIN owner, so that REFRESH reads every school as it alone.
+    # The feature views' own NOLOGIN owner, so that REFRESH reads every school as it alone.
     matview_owner = "SELECT relowner::regrole::text FROM pg_class WHERE relname = %s"
-    assert scalar(district.url, matview_owner, ("student_features",)) == FEATURES_OWNER
+    for view in ("student_features", "student_indicators"):
+        assert scalar(district.url, matview_owner, (view,)) == FEATURES_OWNER
     functions = scalar(
         district.url,
         "SELECT array_agg(DISTINCT ARRAY[proname::text, proowner::regrole::text]) FROM pg_proc"
