@@ -166,8 +166,8 @@ def at_risk_query(
         outer.append("c.risk_change >= %s::double precision")
         params.append(filters.min_change)
     if after is not None:
-        cast = "double precision" if filters.sort == "change" else "real"
-        outer.append(f"({key.format(a='c')}, c.student_id) < (%s::{cast}, %s)")
+        # As `real`, as the scores and changes are (PostgreSQL prints them shortest).
+        outer.append(f"({key.format(a='c')}, c.student_id) < (%s::real, %s)")
         params += list(after)
     cut = (
         f"SELECT * FROM ({source}) c{' WHERE ' + ' AND '.join(outer) if outer else ''}"

@@ -42,9 +42,20 @@ BEGIN
     RETURN created;
 END $$;
 REVOKE ALL ON FUNCTION risk_history_ensure_partitions(date, date) FROM PUBLIC;
--- Every month since the start of the previous school year (a student's history may be
--- written for any of them by a restore) and the next two.
-SELECT risk_history_ensure_partitions((current_date - interval '24 months')::date,
+
+-- The first day of the previous school year: what is kept (school_year(), 0015: a year
+-- starting in January starts in the calendar year it is named by, any other the year before).
+CREATE FUNCTION risk_history_kept_from() RETURNS date
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT make_date(school_year(current_date, c.start_month) - 1
+                     - (c.start_month <> 1)::integer, c.start_month, 1)
+    FROM school_calendar c
+$$;
+REVOKE ALL ON FUNCTION risk_history_kept_from() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION risk_history_kept_from() TO ssp_archiver;
+
+-- Every month kept (from the start of the previous school year) and the next two.
+SELECT risk_history_ensure_partitions(risk_history_kept_from(),
                                       (current_date + interval '2 months')::date);
 
 -- This month's and the next two months' partitions (UTC), for the writers and the archiver.
@@ -56,16 +67,6 @@ $$;
 REVOKE ALL ON FUNCTION risk_history_ensure_current_partitions() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION risk_history_ensure_current_partitions()
     TO ssp_trainer, ssp_worker, ssp_archiver;
-
--- The first day of the previous school year: what is kept (school_year(), 0015: a year
--- starting in January starts in the calendar year it is named by, any other the year before).
-CREATE FUNCTION risk_history_kept_from() RETURNS date
-LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
-    SELECT make_date(school_year(current_date, c.start_month) - 1
-                     - (c.start_month <> 1)::integer, c.start_month, 1)
-    FROM school_calendar c
-$$;
-GRANT EXECUTE ON FUNCTION risk_history_kept_from() TO ssp_archiver;
 
 -- A partition archival may touch: a direct partition of risk_history whose month ends on or
 -- before risk_history_kept_from(). Raises otherwise.

@@ -26,7 +26,28 @@ GRANT UPDATE (status, assigned_to, acknowledged_at, acknowledged_by, assigned_at
               resolved_at, resolved_by, resolution) ON alerts TO ssp_api;
 
 -- The overdue metric: counts only, per school, of every school (the API's /metrics has no
--- tenant). No student's row leaves the function.
+-- tenant). No student's row leaves the function. It reads alerts as its own NOLOGIN owner,
+-- ssp_alert_counter, which may read three columns of alerts while it is the current user,
+-- i.e. inside the function (the master, under FORCE ROW LEVEL SECURITY, sees no row without
+-- a tenant); it owns nothing else, and no login is a member of it but the master.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ssp_alert_counter') THEN
+        CREATE ROLE ssp_alert_counter NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB
+            NOREPLICATION INHERIT;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ssp_alert_counter'
+               AND (rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb OR rolreplication
+                    OR rolcanlogin)) THEN
+        RAISE EXCEPTION 'ssp_alert_counter has LOGIN, SUPERUSER, BYPASSRLS, CREATEROLE,'
+            ' CREATEDB or REPLICATION; remove it before migrating';
+    END IF;
+END $$;
+GRANT ssp_alert_counter TO CURRENT_USER;
+GRANT SELECT (school_id, status, raised_at) ON alerts TO ssp_alert_counter;
+CREATE POLICY overdue_count ON alerts FOR SELECT TO ssp_alert_counter
+    USING (current_user = 'ssp_alert_counter');
+
 CREATE FUNCTION overdue_alert_counts(days integer)
 RETURNS TABLE (school_id integer, overdue bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -34,5 +55,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WHERE a.status = 'open' AND a.raised_at < now() - make_interval(days => days)
     GROUP BY a.school_id
 $$;
+GRANT CREATE ON SCHEMA public TO ssp_alert_counter;
+ALTER FUNCTION overdue_alert_counts(integer) OWNER TO ssp_alert_counter;
+REVOKE CREATE ON SCHEMA public FROM ssp_alert_counter;
 REVOKE ALL ON FUNCTION overdue_alert_counts(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION overdue_alert_counts(integer) TO ssp_api;

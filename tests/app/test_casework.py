@@ -320,14 +320,22 @@ def test_at_risk_list_shows_indicators_trend_and_open_cases(
 def test_rising_sort_orders_by_the_30_day_change_and_pages(
     client: TestClient, district: District
 ) -> None:
-    students = [student_of(district, 4, k) for k in range(3)]
+    # Three of school 4's riskiest students: each can have stood 0.3 lower.
+    with psycopg.connect(district.url) as conn:
+        found = conn.execute(
+            "SELECT student_id FROM risk_scores WHERE school_id = 4 AND risk >= 0.31"
+            " AND generation = (SELECT max(generation) FROM risk_scores)"
+            " ORDER BY risk DESC LIMIT 3"
+        ).fetchall()
+    students = [int(r[0]) for r in found]
+    assert len(students) == 3
     with psycopg.connect(district.url, autocommit=True) as conn:
         # 40 days ago these three stood lower than now by 0.3, 0.2 and 0.1.
         for k, sid in enumerate(students):
             conn.execute(
                 "INSERT INTO risk_history (student_id, school_id, day, risk, generation,"
                 " model_version) SELECT student_id, school_id, (now() AT TIME ZONE 'UTC')::date"
-                " - 40, greatest(risk - %s, 0), generation, model_version FROM risk_scores"
+                " - 40, risk - %s, generation, model_version FROM risk_scores"
                 " WHERE student_id = %s ORDER BY generation DESC LIMIT 1",
                 (0.3 - 0.1 * k, sid),
             )
@@ -346,7 +354,10 @@ def test_rising_sort_orders_by_the_30_day_change_and_pages(
     changes = [i["risk_change_30d"] for i in seen]
     assert changes == sorted(changes, reverse=True) and all(c >= 0.05 for c in changes)
     risen = [i["student_id"] for i in seen if i["student_id"] in students]
-    assert risen[0] == students[0]
+    assert risen == students  # risen by 0.3, 0.2 and 0.1: in that order
+    assert [round(i["risk_change_30d"], 3) for i in seen if i["student_id"] in students] == [
+        0.3, 0.2, 0.1
+    ]  # fmt: skip
 
 
 # -------------------------------------------------------- the API's login, another school

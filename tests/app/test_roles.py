@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LOGINS = tuple(WORKLOAD_LOGINS.values())
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
-GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP)  # NOLOGIN owners of one object each
+ALERT_COUNTER = "ssp_alert_counter"
+GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP, ALERT_COUNTER)  # NOLOGIN owners of one object each
 # Every table with row-level security; migration 0007 forces it on each.
 RLS_TABLES = (
     "classrooms",
@@ -132,6 +133,7 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
     # Each reads as its owner alone: the schools, and (live features) the facts.
     assert functions == [
         ["app_visible_schools", TENANT_LOOKUP],
+        ["overdue_alert_counts", ALERT_COUNTER],
         ["refresh_live_features", FEATURES_OWNER],
     ]
 

@@ -56,9 +56,10 @@ def decode_cursor(cursor: str, sort: str = "risk") -> tuple[float, int]:
             raise ValueError
         if not 1 <= sid <= MAX_BIGINT:
             raise ValueError
-        # The scores are `real`: the cursor's risk is compared as one (a tiny value such as
-        # 1e-50 becomes 0 here rather than failing to convert in the database).
-        return (float(np.float32(risk)) if sort == "risk" else float(risk)), sid
+        # The scores (and their changes) are `real`: the cursor's value is compared as one (a
+        # tiny value such as 1e-50 becomes 0 here rather than failing to convert in the
+        # database), as PostgreSQL printed it shortest, not exactly.
+        return float(np.float32(risk)), sid
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError, RecursionError):
         raise HTTPException(
             422, [{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]
