@@ -26,3 +26,8 @@ GRANT INSERT (school_id, student_id, assigned_to, status, type, started_on, ende
       UPDATE (assigned_to, status, started_on, ended_on, notes, outcome, updated_at, updated_by)
     ON interventions TO ssp_api;
 GRANT USAGE ON SEQUENCE interventions_id_seq TO ssp_api;
+
+-- The trainer describes risk before and after interventions, by type, in its run's report
+-- (aggregates only): it reads these columns of every school's interventions.
+GRANT SELECT (student_id, type, status, started_on, ended_on) ON interventions TO ssp_trainer;
+CREATE POLICY trainer_outcomes ON interventions FOR SELECT TO ssp_trainer USING (true);

@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 
 from app.core.logins import API_LOGIN, TRAINER_LOGIN
 from app.model import history
+from app.model.outcomes import intervention_outcomes
+from app.model.report_sections import interventions_section
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 
@@ -404,3 +406,30 @@ def test_api_login_never_sees_or_changes_another_schools_casework(
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             in_school(api, 2, query)
+
+
+def test_report_describes_risk_before_and_after_interventions_as_descriptive(
+    client: TestClient, district: District
+) -> None:
+    student = student_of(district, 2, 4)
+    key = auth(district.keys["school2"])
+    owner = staff_of(district, 2)
+    body = {"type": "mentoring", "owner_id": owner, "started_on": "2026-01-05"}
+    made = client.post(f"/v1/students/{student}/interventions", json=body, headers=key)
+    assert made.status_code == 201
+    with psycopg.connect(district.url, autocommit=True) as conn:
+        # The student's risk on the start day, 0.2 above today's.
+        conn.execute(
+            "INSERT INTO risk_history (student_id, school_id, day, risk, generation,"
+            " model_version) SELECT student_id, 2, '2026-01-04', least(risk + 0.2, 1),"
+            " generation, model_version FROM risk_history WHERE student_id = %s"
+            " ORDER BY day DESC LIMIT 1 ON CONFLICT DO NOTHING",
+            (student,),
+        )
+    with psycopg.connect(district.login_url(TRAINER_LOGIN)) as conn:
+        rows = {r["type"]: r for r in intervention_outcomes(conn)}
+    mentoring = rows["mentoring"]
+    assert mentoring["cases"] >= 1 and mentoring["mean_change"] < 0
+    page = interventions_section({"interventions": list(rows.values())})
+    assert "Descriptive only, not an effect" in page and "mentoring" in page
+    assert "regression to the mean" in interventions_section({})
