@@ -26,6 +26,14 @@ INSERT_AUDIT = (
 # A school the tenant can see (row-level security hides the others). Parameter: school id.
 SCHOOL_VISIBLE = "SELECT 1 FROM schools WHERE id = %s"
 
+# A student's row of the filtered views, as a LATERAL subquery of a row `{id}`: a plain join
+# to a security_barrier view is not pushed into it (the view is read whole, every visible row),
+# the lateral's equality on the key is (a leakproof operator), and becomes an index condition.
+# LIMIT 1 (one row per student anyway) keeps the planner from flattening it into a join.
+FEATURES_OF = "SELECT * FROM student_features_visible v WHERE v.student_id = {id} LIMIT 1"
+INDICATORS_OF = (
+    "SELECT * FROM student_indicators_visible v WHERE v.student_id = {id} AND v.is_current LIMIT 1"
+)
 # One student's features (the current school year's, the prior year's, the district's own),
 # if the tenant can see the student. Parameter: student id.
 STUDENT_FEATURES = (
@@ -33,8 +41,9 @@ STUDENT_FEATURES = (
     f" {', '.join('f.' + c for c in STANDARD_FEATURES)}, f.district_features,"
     " i.school_year AS indicator_year, i.enrolled_days, i.absent_days, i.subject_marks,"
     " i.incidents AS indicator_incidents, i.incident_categories"
-    " FROM student_features_visible f LEFT JOIN student_indicators_visible i"
-    " ON i.student_id = f.student_id AND i.is_current WHERE f.student_id = %s"
+    " FROM student_features_visible f"
+    f" LEFT JOIN LATERAL ({INDICATORS_OF.format(id='f.student_id')}) i ON true"
+    " WHERE f.student_id = %s"
 )
 
 # The same, with the read's audit row (GET /v1/students/{id}/risk, uncached). Parameters:
@@ -121,7 +130,7 @@ def _page_source(where: str, f: ListFilters) -> tuple[str, list[Any]]:
     conditions = [where]
     join = ""
     if f.indicators:
-        join = " JOIN student_indicators_visible i ON i.student_id = r.student_id AND i.is_current"
+        join = f" JOIN LATERAL ({INDICATORS_OF.format(id='r.student_id')}) i ON true"
         conditions += list(f.indicators)
         params += list(f.params)
     if f.open_intervention is not None:
@@ -191,8 +200,8 @@ def at_risk_query(
         f" {change} AS risk_change, {OPEN_INTERVENTION} AS open_intervention"
         f" FROM ({cut}) r"
         " LEFT JOIN students s ON s.id = r.student_id"
-        " LEFT JOIN student_features_visible f ON f.student_id = r.student_id"
-        " LEFT JOIN student_indicators_visible i ON i.student_id = r.student_id AND i.is_current"
+        f" LEFT JOIN LATERAL ({FEATURES_OF.format(id='r.student_id')}) f ON true"
+        f" LEFT JOIN LATERAL ({INDICATORS_OF.format(id='r.student_id')}) i ON true"
         f" ORDER BY {order}"
     )
     if audit_client_id is None:

@@ -282,26 +282,30 @@ class AlertsOut(BaseModel):
     items: list[AlertOut]
 
 
-class AlertChange(BaseModel):
-    """What to do with an alert: acknowledge it, assign it to a staff member of its school
-    (assignee_id), or resolve it with a reason (resolution)."""
-
+class AcknowledgeAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    action: Literal["acknowledge", "assign", "resolve"]
-    assignee_id: Annotated[int, Field(strict=True, ge=1, le=MAX_INT)] | None = None
-    resolution: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    action: Literal["acknowledge"]
 
-    @model_validator(mode="after")
-    def _needs(self) -> AlertChange:
-        if self.action == "assign" and self.assignee_id is None:
-            raise ValueError("assign needs assignee_id")
-        if self.action == "resolve" and (self.resolution is None or not self.resolution.strip()):
-            raise ValueError("resolve needs a resolution (the reason)")
-        if self.action != "assign" and self.assignee_id is not None:
-            raise ValueError(f"assignee_id goes with assign, not {self.action}")
-        if self.action != "resolve" and self.resolution is not None:
-            raise ValueError(f"resolution goes with resolve, not {self.action}")
-        return self
+
+class AssignAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["assign"]
+    assignee_id: Annotated[int, Field(strict=True, ge=1, le=MAX_INT)] = Field(
+        description="An active staff member of the alert's school"
+    )
+
+
+class ResolveAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["resolve"]
+    resolution: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"\S")] = Field(
+        description="Why the alert is resolved (not blank)"
+    )
+
+
+# What to do with an alert: acknowledge it, assign it to a staff member of its school, or
+# resolve it with a reason; `action` says which (and which fields go with it).
+AlertChange = AcknowledgeAlert | AssignAlert | ResolveAlert
 
 
 class HistoryPoint(BaseModel):

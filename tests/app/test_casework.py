@@ -144,10 +144,10 @@ def test_alert_is_acknowledged_assigned_and_resolved_with_who_and_when(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"action": "assign"}, "assign needs assignee_id"),
-        ({"action": "resolve"}, "resolve needs a resolution"),
-        ({"action": "resolve", "resolution": "  "}, "resolve needs a resolution"),
-        ({"action": "acknowledge", "resolution": "x"}, "resolution goes with resolve"),
+        ({"action": "assign"}, "assignee_id"),
+        ({"action": "resolve"}, "resolution"),
+        ({"action": "resolve", "resolution": "  "}, "resolution"),
+        ({"action": "acknowledge", "resolution": "x"}, "resolution"),
         ({"action": "close"}, "action"),
         ({"action": "resolve", "resolution": "x" * 1001}, "resolution"),
         ({"action": "assign", "assignee_id": "7"}, "assignee_id"),

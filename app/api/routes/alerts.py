@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Body, HTTPException, Path, Query
 
 from app.api import queries
 from app.api.deps import ClientDep, SchoolId, ServicesDep
@@ -18,6 +18,7 @@ from app.api.schemas import (
     AlertChange,
     AlertOut,
     AlertsOut,
+    AssignAlert,
     ErrorOut,
 )
 from app.core.auth import Client
@@ -82,7 +83,10 @@ CHANGES: dict[str, tuple[str, tuple[str, ...]]] = {
     },
 )
 async def change_alert(
-    alert_id: AlertId, change: AlertChange, client: ClientDep, svc: ServicesDep
+    alert_id: AlertId,
+    change: Annotated[AlertChange, Body(discriminator="action")],
+    client: ClientDep,
+    svc: ServicesDep,
 ) -> AlertOut:
     """Acknowledge an open alert, assign an open or acknowledged one to a staff member of its
     school, or resolve it with a reason. Recorded with the key's name and the time, and
@@ -97,12 +101,12 @@ async def change_alert(
             raise HTTPException(
                 409, f"alert {alert_id} is {alert['status']}: cannot {change.action} it"
             )
-        if change.action == "assign":
+        if isinstance(change, AssignAlert):
             await check_staff(cur, change.assignee_id, alert["school_id"], "assignee_id")
         params = {
             "who": client.name,
-            "assignee": change.assignee_id,
-            "resolution": change.resolution,
+            "assignee": getattr(change, "assignee_id", None),
+            "resolution": getattr(change, "resolution", None),
             "id": alert_id,
         }
         await cur.execute(
