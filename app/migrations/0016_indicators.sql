@@ -77,7 +77,11 @@ BEGIN
     DELETE FROM public.student_features_live WHERE refreshed_at < now();
 END $$;
 
--- Materialized views carry no policies: the API reads the figures through this view.
+-- Materialized views carry no policies: the API reads the figures through this view. The
+-- tenant's schools are read once per statement (the scalar subquery is an InitPlan), not once
+-- per row: app_visible_schools() is a SECURITY DEFINER function with its own search_path,
+-- some 20 microseconds a call, and the at-risk page looks up each of its students.
 CREATE VIEW student_indicators_visible WITH (security_barrier) AS
-    SELECT * FROM student_indicators WHERE school_id = ANY (app_visible_schools());
+    SELECT * FROM student_indicators
+    WHERE school_id = ANY ((SELECT app_visible_schools())::integer[]);
 GRANT SELECT ON student_indicators_visible TO ssp_app;

@@ -122,8 +122,9 @@ GRANT EXECUTE ON FUNCTION risk_history_drop_partition(text, bigint) TO ssp_archi
 -- they write their scores); the archiver reads what it exports. Nobody else.
 ALTER TABLE risk_history ENABLE ROW LEVEL SECURITY;
 ALTER TABLE risk_history FORCE ROW LEVEL SECURITY;
+-- (The tenant's schools once per statement, as an InitPlan: see student_indicators_visible.)
 CREATE POLICY tenant_isolation ON risk_history FOR SELECT TO ssp_app
-    USING (school_id = ANY (app_visible_schools()));
+    USING (school_id = ANY ((SELECT app_visible_schools())::integer[]));
 GRANT SELECT ON risk_history TO ssp_app;
 CREATE POLICY scorers_all_schools ON risk_history TO ssp_trainer, ssp_worker
     USING (true) WITH CHECK (true);

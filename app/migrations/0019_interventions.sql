@@ -31,3 +31,13 @@ GRANT USAGE ON SEQUENCE interventions_id_seq TO ssp_api;
 -- (aggregates only): it reads these columns of every school's interventions.
 GRANT SELECT (student_id, type, status, started_on, ended_on) ON interventions TO ssp_trainer;
 CREATE POLICY trainer_outcomes ON interventions FOR SELECT TO ssp_trainer USING (true);
+
+-- The at-risk page looks up each of its students in students and interventions: their tenant
+-- policies read the tenant's schools once per statement (an InitPlan) instead of calling
+-- app_visible_schools() per row (see student_indicators_visible, 0016). Same rows.
+ALTER POLICY tenant_isolation ON students
+    USING (school_id = ANY ((SELECT app_visible_schools())::integer[]))
+    WITH CHECK (school_id = ANY ((SELECT app_visible_schools())::integer[]));
+ALTER POLICY tenant_isolation ON interventions
+    USING (school_id = ANY ((SELECT app_visible_schools())::integer[]))
+    WITH CHECK (school_id = ANY ((SELECT app_visible_schools())::integer[]));
