@@ -8,40 +8,14 @@ answer shows the flag."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    from app.core.settings import Settings
+from app.core.settings import Settings, names
 
 Level = Literal["at_risk", "early_warning", "on_track"]
 INDICATORS = ("attendance", "behaviour", "course")
-TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
-
-
-def names(csv: str) -> tuple[str, ...]:
-    """A comma-separated setting's entries, trimmed and lower case, empty ones dropped."""
-    return tuple(dict.fromkeys(n.strip().lower() for n in csv.split(",") if n.strip()))
-
-
-def check_settings(s: Settings) -> None:
-    """Cut points that contradict each other, or types that are no names, fail at startup."""
-    if s.indicator_attendance_at_risk > s.indicator_attendance_early_warning:
-        raise ValueError(
-            "INDICATOR_ATTENDANCE_AT_RISK must not exceed INDICATOR_ATTENDANCE_EARLY_WARNING"
-        )
-    if s.indicator_failing_mark > s.indicator_warning_mark:
-        raise ValueError("INDICATOR_FAILING_MARK must not exceed INDICATOR_WARNING_MARK")
-    if s.indicator_incidents_early_warning > s.indicator_incidents_at_risk:
-        raise ValueError(
-            "INDICATOR_INCIDENTS_EARLY_WARNING must not exceed INDICATOR_INCIDENTS_AT_RISK"
-        )
-    types = names(s.intervention_types)
-    bad = [t for t in types if not TYPE_NAME.fullmatch(t)]
-    if not types or bad:
-        raise ValueError(f"INTERVENTION_TYPES: {bad or 'none given'}: each type is [a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)

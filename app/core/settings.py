@@ -27,6 +27,14 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 
+TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def names(csv: str) -> tuple[str, ...]:
+    """A comma-separated setting's entries, trimmed and lower case, empty ones dropped."""
+    return tuple(dict.fromkeys(n.strip().lower() for n in csv.split(",") if n.strip()))
+
+
 class Settings(BaseSettings):
     """Environment variables, named as the field in upper case (e.g. DATABASE_URL), or files
     of that name in the secrets directory (``get_settings``); a variable wins over a file."""
@@ -295,9 +303,23 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _indicator_cut_points(self) -> Settings:
-        from app.core.indicators import check_settings  # it reads these settings' names
-
-        check_settings(self)
+        """Cut points that contradict each other, or types that are no names, fail here."""
+        pairs = (
+            ("attendance_at_risk", "attendance_early_warning"),
+            ("failing_mark", "warning_mark"),
+            ("incidents_early_warning", "incidents_at_risk"),
+        )
+        for low, high in pairs:
+            if getattr(self, f"indicator_{low}") > getattr(self, f"indicator_{high}"):
+                raise ValueError(
+                    f"INDICATOR_{low.upper()} must not exceed INDICATOR_{high.upper()}"
+                )
+        types = names(self.intervention_types)
+        bad = [t for t in types if not TYPE_NAME.fullmatch(t)]
+        if not types or bad:
+            raise ValueError(
+                f"INTERVENTION_TYPES: {bad or 'none given'}: each type is [a-z][a-z0-9_]*"
+            )
         return self
 
     @model_validator(mode="after")

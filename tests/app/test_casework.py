@@ -411,7 +411,10 @@ def test_api_login_never_sees_or_changes_another_schools_casework(
 def test_report_describes_risk_before_and_after_interventions_as_descriptive(
     client: TestClient, district: District
 ) -> None:
-    student = student_of(district, 2, 4)
+    # A student of school 2 whom scoring recorded in the history (an active one).
+    student = int(
+        scalar(district.url, "SELECT min(student_id) FROM risk_history WHERE school_id = 2")
+    )
     key = auth(district.keys["school2"])
     owner = staff_of(district, 2)
     body = {"type": "mentoring", "owner_id": owner, "started_on": "2026-01-05"}

@@ -25,7 +25,8 @@ from app.api.schemas import (
     InterventionsOut,
     indicators_out,
 )
-from app.core.indicators import evaluate, names
+from app.core.indicators import evaluate
+from app.core.settings import names
 
 router = APIRouter(prefix="/v1/students", tags=["casework"])
 
