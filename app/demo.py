@@ -129,6 +129,8 @@ def show_casework(
     """The student's risk history, their alert acknowledged and assigned to the school's
     counsellor, an intervention recorded for them, and the at-risk list's open-case flag."""
     history = call(http, "GET", f"/v1/students/{student}/risk/history", headers=headers).json()
+    # One day's point here: the worker's rescoring replaced the nightly snapshot of today (and
+    # its reasons: the worker records none). A point is added on each later day that changes.
     print(f"   risk history of student {student} (one point per day it changed):")
     show(history["items"][:3])
     with db.connect_owner(settings) as conn:
