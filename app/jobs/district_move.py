@@ -56,6 +56,8 @@ MOVED_TABLES: tuple[tuple[str, str], ...] = (
     ("behaviour_incidents", SCHOOLS),
     ("interventions", SCHOOLS),
     ("alerts", SCHOOLS),
+    # The students' risk over time: their record, not something the target's training redoes.
+    ("risk_history", SCHOOLS),
     # The events' idempotency keys go along: a client retrying a batch after the move is told
     # its events are duplicates there too.
     ("student_events", SCHOOLS),

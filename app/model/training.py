@@ -26,6 +26,7 @@ from app.core.settings import Settings
 from app.model.artifacts import HOLDOUT_FILE, MEDIANS_FILE, ModelStore, Pointer
 from app.model.figures import flat_metrics
 from app.model.manifest import RunRecord, insert_versions, write_manifest
+from app.model.outcomes import intervention_outcomes
 from app.model.promotion import Decision
 from app.model.publication import publish_decisions, training_lock
 from app.model.scopes import (
@@ -124,6 +125,7 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         random_split={DISTRICT: random_split_figures(data, declarations, settings)}
         if split.kind == TEMPORAL
         else {},
+        interventions=intervention_outcomes(conn),
     )
     try:
         pointer, promoted, kept, decisions = _store_and_publish(

@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LOGINS = tuple(WORKLOAD_LOGINS.values())
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
-GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP)  # NOLOGIN owners of one object each
+ALERT_COUNTER = "ssp_alert_counter"
+GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP, ALERT_COUNTER)  # NOLOGIN owners of one object each
 # Every table with row-level security; migration 0007 forces it on each.
 RLS_TABLES = (
     "classrooms",
@@ -57,6 +58,7 @@ RLS_TABLES = (
     "interventions",
     "alerts",
     "risk_scores",
+    "risk_history",
     "schools",
     "model_versions",
     "audit_log",
@@ -113,13 +115,15 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
     owners = scalar(
         district.url,
         "SELECT array_agg(DISTINCT relowner::regrole::text) FROM pg_class"
-        " WHERE relnamespace = 'public'::regnamespace AND relname <> 'student_features'"
-        " AND relname NOT LIKE 'student_features_%%'",
+        " WHERE relnamespace = 'public'::regnamespace"
+        " AND relname NOT IN ('student_features', 'student_indicators')"
+        " AND relname NOT LIKE 'student_features_%%' AND relname NOT LIKE 'student_indicators_%%'",
     )
     assert owners == [MASTER]
-    # The feature view's own NOLOGIN owner, so that REFRESH reads every school as it alone.
+    # The feature views' own NOLOGIN owner, so that REFRESH reads every school as it alone.
     matview_owner = "SELECT relowner::regrole::text FROM pg_class WHERE relname = %s"
-    assert scalar(district.url, matview_owner, ("student_features",)) == FEATURES_OWNER
+    for view in ("student_features", "student_indicators"):
+        assert scalar(district.url, matview_owner, (view,)) == FEATURES_OWNER
     functions = scalar(
         district.url,
         "SELECT array_agg(DISTINCT ARRAY[proname::text, proowner::regrole::text]) FROM pg_proc"
@@ -129,6 +133,7 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
     # Each reads as its owner alone: the schools, and (live features) the facts.
     assert functions == [
         ["app_visible_schools", TENANT_LOOKUP],
+        ["overdue_alert_counts", ALERT_COUNTER],
         ["refresh_live_features", FEATURES_OWNER],
     ]
 

@@ -10,8 +10,9 @@ from app.api import queries
 from app.api.deps import ClientDep, ServicesDep, StudentId
 from app.api.metrics import PREDICTIONS
 from app.api.responses import json_response
-from app.api.schemas import ERRORS, ErrorOut, ReasonOut, RiskOut
+from app.api.schemas import ERRORS, ErrorOut, ReasonOut, RiskOut, indicators_out
 from app.core.auth import Client
+from app.core.indicators import from_row
 from app.model.features import STANDARD_FEATURES, district_values, to_matrix
 
 router = APIRouter(prefix="/v1/students", tags=["predictions"])
@@ -63,6 +64,7 @@ async def student_risk(student_id: StudentId, client: ClientDep, svc: ServicesDe
         features={f: row[f] for f in STANDARD_FEATURES},
         district_features=extras[0],
         reasons=[ReasonOut(**r._asdict()) for r in reasons],
+        indicators=indicators_out(from_row(row, svc.cut_points)),
     )
     body = out.model_dump_json().encode()
     await svc.cache.aset(key, body, svc.settings.cache_ttl_risk_seconds)
