@@ -71,6 +71,7 @@ class Backend(Protocol):
     def write(self, key: str, data: bytes) -> None: ...
     def list_versions(self) -> list[str]: ...
     def delete_version(self, version: str) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
 
 
 class LocalBackend:
@@ -103,6 +104,14 @@ class LocalBackend:
     def delete_version(self, version: str) -> None:
         shutil.rmtree(self.root / "versions" / version, ignore_errors=True)
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every stored key under `prefix` (a folder), sorted."""
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        found = (p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return sorted(str(p.relative_to(self.root)) for p in found)
+
 
 class S3Backend:
     def __init__(self, bucket: str, prefix: str) -> None:
@@ -133,6 +142,14 @@ class S3Backend:
             for obj in page.get("Contents", []):
                 rest = obj["Key"][len(self._key("versions/")) :]
                 found.add(rest.split("/", 1)[0])
+        return sorted(found)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        start = len(self._key(""))
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            found += [o["Key"][start:] for o in page.get("Contents", [])]
         return sorted(found)
 
     def delete_version(self, version: str) -> None:
