@@ -58,7 +58,7 @@ def purge_student_command(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = sub.add_parser(
         "access-report", help="every recorded access to a student's records (FERPA)"
     )

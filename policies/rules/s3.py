@@ -17,7 +17,7 @@ from pulumi_policy import (
     ResourceValidationArgs,
 )
 
-from ._util import as_list, get, rule, setting, statements
+from ._util import as_list, get, num, rule, setting, statements
 
 BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -192,8 +192,9 @@ def lock_problem(lock: Any) -> str | None:
     mode = str(retention.get("mode") or "")
     if mode not in LOCK_MODES:
         return f"has retention mode '{mode}' (GOVERNANCE or COMPLIANCE)"
-    days, years = retention.get("days"), retention.get("years")
-    if not ((isinstance(days, int) and days >= 1) or (isinstance(years, int) and years >= 1)):
+    # Numbers arrive as floats from the engine.
+    days, years = num(retention.get("days"), 0.0) or 0.0, num(retention.get("years"), 0.0) or 0.0
+    if days < 1 and years < 1:
         return "keeps objects for no time (days or years of at least 1)"
     return None
 

@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LOGINS = tuple(WORKLOAD_LOGINS.values())
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
-GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP)  # NOLOGIN owners of one object each
+AUDIT_READER = "ssp_audit_reader"
+GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP, AUDIT_READER)  # NOLOGIN owners of one object each
 # Every table with row-level security; migration 0007 forces it on each.
 RLS_TABLES = (
     "classrooms",
@@ -126,10 +127,12 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
         " WHERE pronamespace = 'public'::regnamespace AND proowner <> %s::regrole",
         (MASTER,),
     )
-    # Each reads as its owner alone: the schools, and (live features) the facts.
+    # Each reads as its owner alone: the schools, (live features) the facts, and (the access
+    # report) the audit log.
     assert functions == [
         ["app_visible_schools", TENANT_LOOKUP],
         ["refresh_live_features", FEATURES_OWNER],
+        ["student_accesses", AUDIT_READER],
     ]
 
 

@@ -85,8 +85,8 @@ def find_student(conn: psycopg.Connection[Any], ident: str) -> Student:
     )
     rows = conn.execute(query, (ident,)).fetchall()
     if not rows and ident.isdigit():
-        rows = conn.execute(query.replace("s.sourced_id = %s", "s.id = %s"), (int(ident),))
-        rows = rows.fetchall()
+        by_id = query.replace("s.sourced_id = %s", "s.id = %s")
+        rows = conn.execute(by_id, (int(ident),)).fetchall()
     if not rows:
         raise PurgeError(f"no student has the id or sourced id {ident!r}")
     return Student(*rows[0])
@@ -253,6 +253,6 @@ def drop_cached(settings: Settings, students: list[Student]) -> int:
     for s in students:
         keys = list(cache.redis.scan_iter(match=f"{settings.cache_prefix}:risk:*:{s.id}"))
         if keys:
-            dropped += int(cache.redis.delete(*keys))  # type: ignore[arg-type]
+            dropped += int(cache.redis.delete(*keys))
     cache.restamp(scores_stamp(s.school_id) for s in students)
     return dropped
