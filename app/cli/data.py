@@ -84,9 +84,11 @@ def run_import_command(
 
 def archive_command(args: argparse.Namespace, settings: Settings) -> int:
     from app.jobs.archive import run_archive
+    from app.jobs.lifecycle.retention import apply_retention
 
     done = run_archive(settings)
-    print(json.dumps({"archived": [d.__dict__ for d in done]}))
+    retained = apply_retention(settings)
+    print(json.dumps({"archived": [d.__dict__ for d in done], "retention": retained.__dict__}))
     return EXIT_OK
 
 

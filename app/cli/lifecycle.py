@@ -71,3 +71,50 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     purge.add_argument(
         "--requested-by", required=True, help="who asked (recorded in the audit log)"
     )
+    add_offboarding(sub)
+
+
+def offboard_district_command(args: argparse.Namespace, settings: Settings) -> int:
+    """As the master (the offboarding Job's DATABASE_URL): app/jobs/lifecycle/offboard.py."""
+    from app.core.db import primary_url
+    from app.jobs.district_move import Directory
+    from app.jobs.lifecycle.offboard import OffboardError, Offboarding, offboard
+
+    directory = None
+    if settings.district_directory_table:
+        directory = Directory(settings.district_directory_table, settings.home_region)
+    job = Offboarding(
+        district=args.district,
+        export_to=args.export_to,
+        drop_prefix=args.drop_prefix,
+        model_stores=tuple(args.model_store or ()),
+        audit_policy=settings.offboard_audit_policy,
+        directory=directory,
+    )
+    try:
+        signed = offboard(settings, job, primary_url(settings))
+    except OffboardError as exc:
+        print(f"offboard-district: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    text = json.dumps(signed, indent=1, sort_keys=True)
+    if args.report_to:
+        backend_for(args.report_to).write(f"offboarding-{args.district}.json", text.encode())
+    print(text)
+    return EXIT_OK
+
+
+def add_offboarding(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    off = sub.add_parser(
+        "offboard-district", help="export a leaving district's data, then destroy it"
+    )
+    off.add_argument("--district", type=int, required=True)
+    off.add_argument(
+        "--export-to", required=True, help="a directory or s3://bucket/prefix for the export"
+    )
+    off.add_argument("--drop-prefix", help="s3://<drop bucket>/<the district's prefix>")
+    off.add_argument(
+        "--model-store",
+        action="append",
+        help="the district's own model store or model archive URL (repeatable)",
+    )
+    off.add_argument("--report-to", help="a directory or s3:// URL for the signed report")

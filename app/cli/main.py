@@ -43,6 +43,7 @@ COMMANDS: dict[str, Command] = {
     "move-district": data.move_district_command,
     "access-report": lifecycle.access_report_command,
     "purge-student": lifecycle.purge_student_command,
+    "offboard-district": lifecycle.offboard_district_command,
 }
 
 

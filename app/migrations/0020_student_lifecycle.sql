@@ -41,5 +41,11 @@ CREATE TABLE IF NOT EXISTS district_offboardings (
     finished_at  timestamptz,
     report       jsonb
 );
+-- The archive job records each archived month it destroys by retention (and nothing else).
+GRANT INSERT ON audit_log TO ssp_archiver;
+DROP POLICY IF EXISTS archiver_records ON audit_log;
+CREATE POLICY archiver_records ON audit_log FOR INSERT TO ssp_archiver
+    WITH CHECK (action = 'destroy_audit_archive' AND student_id IS NULL AND client_id IS NULL);
+
 -- Purge, retention and offboarding run as the master in a Job (the tables' owner, which lifts
 -- FORCE ROW LEVEL SECURITY inside its own transaction): no workload login gets DELETE.

@@ -59,5 +59,14 @@ REVOKE ALL ON FUNCTION student_accesses(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION student_accesses(text) TO ssp_api, ssp_archiver;
 
 -- Archived rows name a key by its id only: the archiver reads the keys' names and classes
--- (never their hashes) to name them in the report.
-GRANT SELECT (id, name, key_prefix, key_class) ON api_clients TO ssp_archiver;
+-- through this function (never their hashes, and not the table itself).
+CREATE OR REPLACE FUNCTION api_key_names()
+RETURNS TABLE (client_id integer, key_name text, key_prefix text, key_class text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT id, name, key_prefix, key_class FROM api_clients
+$$;
+GRANT CREATE ON SCHEMA public TO ssp_audit_reader;
+ALTER FUNCTION api_key_names() OWNER TO ssp_audit_reader;
+REVOKE CREATE ON SCHEMA public FROM ssp_audit_reader;
+REVOKE ALL ON FUNCTION api_key_names() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api_key_names() TO ssp_archiver;

@@ -199,3 +199,26 @@ def test_the_api_login_cannot_delete_and_the_report_hides_other_tenants(
         # No tenant set: the report function shows the API nothing.
         assert conn.execute("SELECT count(*) FROM student_accesses('1')").fetchone() == (0,)
     _ = gzip  # the archive format is gzip'd CSV
+
+
+def test_the_api_access_report_is_for_the_districts_own_staff(district: District) -> None:
+    with TestClient(create_app(district.settings)) as api:
+        page = api.get("/v1/schools/1/at-risk?limit=2", headers=auth(district.keys["school1"]))
+        student = page.json()["items"][0]["student_id"]
+        url = f"/v1/students/{student}/accesses"
+        mine = api.get(url, headers=auth(district.keys["district1"]))
+        assert mine.status_code == 200, mine.text
+        assert {"list"} <= {r["what"] for r in mine.json()}
+        as_csv = api.get(f"{url}?format=csv", headers=auth(district.keys["district1"]))
+        assert as_csv.text.splitlines()[0].startswith("occurred_at,what,action")
+        # Another district's key, and a school's key, get nothing.
+        other = api.get(url, headers=auth(district.keys["district2"]))
+        assert other.status_code == 404
+        assert api.get(url, headers=auth(district.keys["school1"])).status_code == 403
+    with psycopg.connect(district.url, autocommit=True) as conn:
+        audited = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE action = 'read_access_report'"
+            " AND student_id = %s",
+            (student,),
+        ).fetchone()
+    assert audited is not None and audited[0] == 2

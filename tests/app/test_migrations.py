@@ -29,6 +29,8 @@ EXPECTED = [
     "0013_rescore_in_place",
     "0014_promotion_generation",
     "0015_school_years_and_district_features",
+    "0020_student_lifecycle",
+    "0021_access_report",
 ]
 
 

@@ -132,6 +132,7 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
     assert functions == [
         ["app_visible_schools", TENANT_LOOKUP],
         ["refresh_live_features", FEATURES_OWNER],
+        ["api_key_names", AUDIT_READER],
         ["student_accesses", AUDIT_READER],
     ]
 

@@ -27,6 +27,7 @@ WHAT = {
     "read_at_risk_list": "list",
     "read_school_alerts": "list",
     "post_event": "record written (event)",
+    "read_access_report": "access report",
     "predict": "prediction",
     "export": "export",
 }
@@ -71,7 +72,7 @@ def key_names(
     conn: psycopg.Connection[Any],
 ) -> dict[int, tuple[str | None, str | None, str | None]]:
     """Every API key's (name, prefix, class) by client id: archived rows name only the id."""
-    rows = conn.execute("SELECT id, name, key_prefix, key_class FROM api_clients").fetchall()
+    rows = conn.execute("SELECT * FROM api_key_names()").fetchall()
     return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
 
 
