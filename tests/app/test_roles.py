@@ -130,9 +130,9 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
     # Each reads as its owner alone: the schools, (live features) the facts, and (the access
     # report) the audit log.
     assert functions == [
+        ["api_key_names", AUDIT_READER],
         ["app_visible_schools", TENANT_LOOKUP],
         ["refresh_live_features", FEATURES_OWNER],
-        ["api_key_names", AUDIT_READER],
         ["student_accesses", AUDIT_READER],
     ]
 
