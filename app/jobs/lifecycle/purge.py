@@ -10,7 +10,8 @@ tombstone per student and a destruction record in the audit log are written. Aft
 the feature view is refreshed and the students' cached answers are dropped from Redis.
 
 Audit months already archived (S3 Object Lock, app/jobs/archive.py) cannot be changed by
-anyone until their retention ends: the report says which months those are."""
+anyone until their lock ends: they keep the student's id until AUDIT_ARCHIVE_RETENTION_YEARS
+destroys them (app/jobs/lifecycle/retention.py)."""
 
 from __future__ import annotations
 
