@@ -183,6 +183,23 @@ class Settings(BaseSettings):
     # exported to the archive store and dropped, keeping the table's size bounded.
     archive_store_url: str = ".data/archive"
     audit_retention_days: int = Field(default=90, ge=1)
+    # Retention of student records and of the audit trail (app/jobs/lifecycle/retention.py),
+    # applied by the nightly archive job; unset: kept until a district asks otherwise.
+    # A student is purged this many years after their last enrolment or recorded activity,
+    # once inactive (the district exported them inactive).
+    student_retention_years: int | None = Field(default=None, ge=1, le=100)
+    # Archived audit months are destroyed this many years after they ended (their S3 Object
+    # Lock must have ended by then: the catalog's audit_lock.days).
+    audit_archive_retention_years: int | None = Field(default=None, ge=1, le=100)
+    # The master's URL, for the steps that delete student records (retention; purge-student
+    # and offboard-district use DATABASE_URL, which is the master's in their Job). Only the
+    # archive Job with STUDENT_RETENTION_YEARS set holds it.
+    purge_database_url: SecretStr | None = None
+    # `offboard-district`: what becomes of the district's audit rows (keep: the record of
+    # accesses stays with the operator, as the agreement may require; destroy: with the rest),
+    # and the key its destruction report is signed with (HMAC-SHA256).
+    offboard_audit_policy: Literal["keep", "destroy"] = "keep"
+    destruction_report_key: SecretStr | None = None
 
     # Secret mixed into API key hashes; must be set outside development.
     api_key_pepper: str = "changeme"

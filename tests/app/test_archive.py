@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import boto3
 import psycopg
 import pytest
+from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
@@ -196,3 +197,32 @@ def test_risk_history_before_the_previous_school_year_is_archived_then_dropped(
         (str(student), old_month.isoformat(), "[]")
     ]
     assert scalar(url, "SELECT count(*) FROM risk_history WHERE day = %s", (kept_from,)) == 1
+
+
+def test_archive_to_an_object_locked_bucket_writes_locked_months(
+    untrained_district: District,
+) -> None:
+    """The audit archive bucket has S3 Object Lock (components/storage.py): the job's writes
+    work with it, and an archived month cannot be deleted by the archiver's credentials."""
+    seed_audit(untrained_district.master_url)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="ssp-archive", ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(
+            Bucket="ssp-archive",
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 365}},
+            },
+        )
+        settings = untrained_district.archiver.model_copy(
+            update={"archive_store_url": "s3://ssp-archive/audit"}
+        )
+        done = run_archive(settings, today=TODAY)
+        key = "audit/audit_log/2026/audit_log_p2026_06.csv.gz"
+        assert len(done) == 2
+        head = s3.head_object(Bucket="ssp-archive", Key=key)
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        with pytest.raises(ClientError, match="AccessDenied"):
+            s3.delete_object(Bucket="ssp-archive", Key=key, VersionId=head["VersionId"])
+        assert len(read_export(s3.get_object(Bucket="ssp-archive", Key=key)["Body"].read())) == 7

@@ -33,6 +33,8 @@ EXPECTED = [
     "0017_risk_history",
     "0018_alert_workflow",
     "0019_interventions",
+    "0020_student_lifecycle",
+    "0021_access_report",
 ]
 
 

@@ -45,7 +45,9 @@ LOGINS = tuple(WORKLOAD_LOGINS.values())
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
 ALERT_COUNTER = "ssp_alert_counter"
-GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP, ALERT_COUNTER)  # NOLOGIN owners of one object each
+AUDIT_READER = "ssp_audit_reader"
+# NOLOGIN owners of one object each
+GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP, ALERT_COUNTER, AUDIT_READER)
 # Every table with row-level security; migration 0007 forces it on each.
 RLS_TABLES = (
     "classrooms",
@@ -130,11 +132,14 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
         " WHERE pronamespace = 'public'::regnamespace AND proowner <> %s::regrole",
         (MASTER,),
     )
-    # Each reads as its owner alone: the schools, and (live features) the facts.
+    # Each reads as its owner alone: the schools, (live features) the facts, and (the access
+    # report) the audit log.
     assert functions == [
+        ["api_key_names", AUDIT_READER],
         ["app_visible_schools", TENANT_LOOKUP],
         ["overdue_alert_counts", ALERT_COUNTER],
         ["refresh_live_features", FEATURES_OWNER],
+        ["student_accesses", AUDIT_READER],
     ]
 
 
