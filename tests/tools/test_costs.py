@@ -41,7 +41,7 @@ def test_every_instance_type_the_spec_accepts_has_a_price() -> None:
 
     assert set(SAGEMAKER_INSTANCE_VCPUS) <= set(costs.SAGEMAKER_HOURLY)
     assert set(DB_INSTANCE_MEMORY_MIB) <= set(costs.RDS_HOURLY) & set(costs.DB_INSTANCE_VCPUS)
-    assert CACHE_NODE_TYPES <= set(costs.ELASTICACHE_HOURLY)
+    assert set(CACHE_NODE_TYPES) <= set(costs.ELASTICACHE_HOURLY)
 
 
 def test_sagemaker_c5_2xlarge_is_priced() -> None:
