@@ -5,7 +5,7 @@
     python -m tools.plan --all            # every stack, summary and cost only
     python -m tools.plan --write-snapshots
     python -m tools.plan --write-urns     # after a deliberate removal or un-aliased rename
-    python -m tools.plan diff origin/main tier3   # what a change does: see tools/diff.py
+    python -m tools.plan diff origin/main tier3   # what a change does: see tools/diff/command.py
     python -m tools.plan grow tier1 --to tier2    # a move to the next tier: see tools/grow.py
 
 The text is the resource tree (components, then their children), each resource with

@@ -16,7 +16,7 @@ from typing import Any
 from tools import provider_diff, replacements
 from tools.diff.compare import flat_values, shown
 from tools.diff.model import Change, PropertyChange
-from tools.flat import MASK
+from tools.flat import MASK, fmt
 from tools.harness import Resource
 
 # aws_launch_template's CustomizeDiff (internal/service/ec2/ec2_launch_template.go,
@@ -74,7 +74,7 @@ def changed_outputs(change: Change, old: Resource | None) -> dict[str, Any]:
 
 
 def _reads(value: Any, output: Any) -> bool:
-    text, wanted = str(value), str(output)
+    text, wanted = fmt(value), fmt(output)
     return text == wanted or (len(wanted) >= _SHORT and wanted in text)
 
 
@@ -87,9 +87,12 @@ def reading(reader: Resource, upstream: Resource, moved: dict[str, Any]) -> list
         keys = list(reader.inputs)  # a hand-made graph: the dependency, not the input
     raw = provider_diff.flattened(reader)
     masked = shown(reader, raw)
+    rule = replacements.rule(reader.type)
+    cluster_keys = rule.active_cluster if rule else ()
     found = []
     for path, value in raw.items():
-        if replacements.normalized(path).split(".")[0] not in keys or value is None:
+        top = replacements.normalized(path).split(".")[0]
+        if top not in keys or value is None:
             continue
         hit = next((o for o, v in moved.items() if _reads(value, v)), None)
         if hit is None:
@@ -99,6 +102,9 @@ def reading(reader: Resource, upstream: Resource, moved: dict[str, Any]) -> list
         why = replacements.forcing(
             reader.type, path, replace_on_changes=reader.options.replace_on_changes
         )
+        if not why and top in cluster_keys:
+            # A new server or certificate is a new active cluster (``compare.active_cluster``).
+            why = "kubernetes replaces when the active cluster (server, certificate) changes"
         found.append(PropertyChange(path, old, new, why))
     return found
 

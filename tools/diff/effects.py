@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tools import replacements
 from tools.diff.model import Change
+from tools.flat import fmt
 
 # pulumi-aws ``provider/resource_overrides.go``: these types are always deleted before they
 # are replaced (``DeleteBeforeReplace: true``).
@@ -88,7 +89,7 @@ def effects(change: Change) -> list[str]:
             found.append(NODES_REPLACED)
         elif any(replacements.under(p, "launchTemplate.version") for p in paths):
             share = r.get("updateConfig.maxUnavailablePercentage")
-            unavailable = f"{share}% of the nodes" if share else "one node"
+            unavailable = f"{fmt(share)}% of the nodes" if share else "one node"
             found.append(NODES_ROLL.format(unavailable=unavailable))
     return found
 

@@ -3,15 +3,12 @@ the summary; and the command (``python -m tools.plan diff``, see ``tools.diff``)
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tools.diff.model import Change, StackDiff
-from tools.flat import fmt
+from tools.flat import MASK, fmt
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,11 @@ def _describe(change: Change, indent: str = "") -> list[str]:
             why = f"  <- replaces on {p.may_replace}"
         if p.note:
             why += f"  <- {p.note}"
-        lines.append(f"{indent}    {p.path}: {_value(p.old)} -> {_value(p.new)}{why}")
+        if p.old == p.new == MASK:
+            # Compared by value, shown by neither value nor digest.
+            lines.append(f"{indent}    {p.path}: {MASK} changed{why}")
+        else:
+            lines.append(f"{indent}    {p.path}: {_value(p.old)} -> {_value(p.new)}{why}")
     if change.follows:
         lines.append(f"{indent}    (follows {', '.join(dict.fromkeys(change.follows))})")
     lines += [f"{indent}    => {effect}" for effect in change.effects]
@@ -128,52 +129,3 @@ def render(
         lines += [f"    {what}: ${b:,.2f} -> ${a:,.2f}" for what, b, a in cost]
     lines += ["", diff.summary()]
     return "\n".join(lines) + "\n", refused
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import tools.diff
-    from tools.harness import stacks as all_stacks
-    from tools import revision
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.plan diff",
-        description=tools.diff.__doc__,
-        formatter_class=argparse.RawTextHelpFormatter,
-    )
-    parser.add_argument("base", help="the git ref to compare with (origin/main, HEAD~1)")
-    parser.add_argument("stack", nargs="?", help=f"one of {', '.join(all_stacks())}")
-    parser.add_argument("--all", action="store_true", help="every stack")
-    parser.add_argument(
-        "--allow-replace",
-        action="append",
-        default=[],
-        metavar="URN",
-        help="a dangerous replacement or deletion made on purpose (repeatable; the environment "
-        "variable ALLOW_REPLACE adds space-separated URNs)",
-    )
-    parser.add_argument(
-        "--markdown", action="store_true", help="wrap each stack's diff for a PR comment"
-    )
-    args = parser.parse_args(argv)
-    if args.all == bool(args.stack) or (args.stack and args.stack not in all_stacks()):
-        parser.error(f"name a stack or --all: {', '.join(all_stacks())}")
-    stacks = all_stacks() if args.all else [args.stack]
-    try:
-        base, head = revision.evaluate(args.base, stacks)
-        diffs = tools.diff.diff_stacks(base, head, stacks)
-    except (ValueError, RuntimeError) as exc:
-        print(f"plan diff: {exc}", file=sys.stderr)
-        return 2
-    allowed = [*args.allow_replace, *os.environ.get("ALLOW_REPLACE", "").split()]
-    refused = False
-    for diff in diffs:
-        text, blocked = render(diff, args.base, allowed)
-        refused |= blocked
-        if args.markdown:
-            text = f"### Offline plan diff: `{diff.stack}`\n\n```diff\n{text}```\n"
-        sys.stdout.write(text + ("\n" if args.all else ""))
-    return 1 if refused else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
