@@ -251,7 +251,7 @@ def test_only_the_secret_keys_whose_values_changed_are_listed() -> None:
 
 def test_an_unknown_type_fails_the_diff_naming_it() -> None:
     unknown = resource("aws:ssm/parameter:Parameter", "p", {"value": "a"})
-    with pytest.raises(replacements.UnknownType, match="aws:ssm/parameter:Parameter"):
+    with pytest.raises(replacements.UnknownTypeError, match="aws:ssm/parameter:Parameter"):
         diff.diff_resources([], [unknown])
 
 

@@ -119,11 +119,11 @@ def _mutable(resource: Resource, providers: dict[str, Resource]) -> bool:
 
 
 def check_covered(resources: Sequence[Resource]) -> None:
-    """Raise ``UnknownType`` for the first custom resource no replacement table covers."""
+    """Raise ``UnknownTypeError`` for the first custom resource no replacement table covers."""
     for r in resources:
         # A stack reference reads another stack's outputs: nothing to replace.
         if r.custom and r.type != STACK_REFERENCE and replacements.rule(r.type) is None:
-            raise replacements.UnknownType(r.type, r.name)
+            raise replacements.UnknownTypeError(r.type, r.name)
 
 
 def direct_changes(base: Sequence[Resource], head: Sequence[Resource]) -> list[Change]:

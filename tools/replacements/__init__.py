@@ -10,7 +10,7 @@ replacement; every other change is an in-place update. An AWS type's ``optional_
 list names the inputs the provider keeps from state when the program stops setting them
 (``tools.provider_diff`` applies it); its ``defaults`` are the schema's ``Default`` values,
 which the provider reads for an absent input. A type no table covers is an error, never a
-silent update (``UnknownType``).
+silent update (``UnknownTypeError``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def rule(type_: str) -> Rule | None:
     )
 
 
-class UnknownType(ValueError):
+class UnknownTypeError(ValueError):
     """A resource type no replacement table covers: the diff cannot tell update from replace."""
 
     def __init__(self, type_: str, name: str = ""):
