@@ -39,19 +39,46 @@ _SHORT = 6
 inside a longer input."""
 
 
+# Outputs a replacement renews beyond the id, the ARN, a generated name and anything embedding
+# the id: what the provider assigns a new resource (an API endpoint, an OIDC issuer, a key id,
+# a generated password, DNS names).
+REPLACED_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "aws:eks/cluster:Cluster": (
+        "endpoint",
+        "identities",
+        "certificateAuthority",
+        "vpcConfig.clusterSecurityGroupId",
+    ),
+    "aws:kms/key:Key": ("keyId",),
+    "random:index/randomPassword:RandomPassword": ("result",),
+    "aws:rds/instance:Instance": ("endpoint", "address", "resourceId", "masterUserSecrets"),
+    "aws:elasticache/replicationGroup:ReplicationGroup": (
+        "primaryEndpointAddress",
+        "readerEndpointAddress",
+    ),
+    "aws:lb/loadBalancer:LoadBalancer": ("dnsName", "arnSuffix"),
+    "aws:lb/targetGroup:TargetGroup": ("arnSuffix",),
+    "aws:ec2/vpc:Vpc": ("defaultSecurityGroupId",),
+}
+
+
 def _computed(resource: Resource) -> dict[str, Any]:
-    """The outputs the provider computes (not an input echoed back): a replacement gives each
-    a new value. Hand-made resources without outputs have their id."""
+    """The outputs a replacement renews (path -> value now). Hand-made resources without
+    outputs have their id."""
     if not resource.outputs:
         return {"id": resource.id}
     inputs = flat_values({k: v for k, v in resource.inputs.items() if k != "tagsAll"})
+    renewed = ("id", "arn", "name", "metadata.name", *REPLACED_OUTPUTS.get(resource.type, ()))
     return {
         path: value
         for path, value in flat_values(resource.outputs).items()
-        if not path.startswith("tagsAll")
-        and value not in (None, "", [], {})
-        and not isinstance(value, bool)
+        if isinstance(value, str)
+        and len(value) >= _SHORT
         and inputs.get(path) != value
+        and (
+            any(replacements.under(replacements.normalized(path), r) for r in renewed)
+            or resource.id in value
+        )
     }
 
 
