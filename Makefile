@@ -48,12 +48,10 @@ pin-base:
 ## demo: the main job on embedded defaults, in a few minutes: plan, cost and policy check of
 ## every stack, the app end to end (embedded PostgreSQL, synthetic district, training, API
 ## calls), then one stack's first day rehearsed with its own manifests (STACK, see `rehearse`;
-## `make rehearse-all` rehearses every stack's).
+## it and the policy check run beside the others, shown in their turn: tools/demo.py).
+## `make rehearse-all` rehearses every stack's first day.
 demo: $(BIN)/.installed
-	$(BIN)/python -m tools.plan --all
-	$(BIN)/python -m tools.policy --all
-	$(BIN)/python -m app.demo
-	$(BIN)/python -m tools.rehearse $(STACK)
+	$(BIN)/python -m tools.demo $(STACK)
 
 ## test: everything CI runs, the lint, both type checks and the tests at once (the type checks
 ## use the time the tests spend waiting on servers). The tests include the first-day rehearsal
