@@ -30,13 +30,14 @@ def stack_run() -> StackRunner:
     return get
 
 
-# The files that rehearse a stack in full (a minute or more each) run first, so that the
-# parallel workers (pytest-xdist, one file per worker at a time) end together rather than one
-# of them finishing a long rehearsal alone at the end.
+# The files that rehearse a stack in full (a minute or more each) run first, longest first
+# (as `pytest --durations` measured them), so that the parallel workers (pytest-xdist, one
+# file per worker at a time) end together rather than one of them finishing a long rehearsal
+# alone at the end.
 LONGEST_FIRST = (
+    "tests/tools/test_first_day_tier3.py",
     "tests/tools/test_rehearse_growth.py",
     "tests/tools/test_rehearse_growth_tier1.py",
-    "tests/tools/test_first_day_tier3.py",
     "tests/tools/test_rehearse.py",
 )
 
