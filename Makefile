@@ -6,6 +6,7 @@ VENV := venv
 BIN := $(VENV)/bin
 MLSERVER_VENV := venv-mlserver
 STACK ?= tier3
+JOBS ?= 2
 TO ?=
 STACKS := dev tier1 tier2 tier3 tier4
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt \
@@ -15,8 +16,8 @@ INFRA := components stacks tools policies __main__.py
 
 BASE ?= origin/main
 
-.PHONY: demo test lint typecheck unit plan diff policy rehearse \
-	rehearse-growth rehearse-growth-all grow snapshots docs bench clean lock pin-base
+.PHONY: demo test lint typecheck typecheck-infra typecheck-app unit plan diff policy rehearse \
+	rehearse-all rehearse-growth rehearse-growth-all grow snapshots docs bench clean lock pin-base
 
 # The venv installs from requirements.lock: every package, transitive ones included, pinned
 # with its hashes (`make lock` regenerates it and app/requirements.lock after a change of a
@@ -44,26 +45,33 @@ pin-base:
 	sed -i "s|^ARG BASE=.*|ARG BASE=$$tag@$$digest|" app/Dockerfile; \
 	echo "app/Dockerfile: $$tag@$$digest"
 
-## demo: the main job on embedded defaults: plan, cost and policy check of every stack,
-## then the app end to end (embedded PostgreSQL, synthetic district, training, API calls),
-## then every stack's first day rehearsed with its own manifests (see `rehearse`).
+## demo: the main job on embedded defaults, in a few minutes: plan, cost and policy check of
+## every stack, the app end to end (embedded PostgreSQL, synthetic district, training, API
+## calls), then one stack's first day rehearsed with its own manifests (STACK, see `rehearse`;
+## it and the policy check run beside the others, shown in their turn: tools/demo.py).
+## `make rehearse-all` rehearses every stack's first day.
 demo: $(BIN)/.installed
-	$(BIN)/python -m tools.plan --all
-	$(BIN)/python -m tools.policy --all
-	$(BIN)/python -m app.demo
-	$(BIN)/python -m tools.rehearse --all
+	$(BIN)/python -m tools.demo $(STACK)
 
-## test: everything CI runs. The tests include the first-day rehearsal of tier3 (it has a cache)
-## and the rehearsal of the move from tier1 to tier2 (its events queue switches to SQS), each in
-## a file of its own so that they run beside the other tests.
-test: lint typecheck unit
+## test: everything CI runs, the lint, both type checks and the tests at once (the type checks
+## use the time the tests spend waiting on servers). The tests include the first-day rehearsal
+## of tier3 (it has a cache) and the rehearsal of the move from tier1 to tier2 (its events
+## queue switches to SQS), each in a file of its own so that they run beside the other tests.
+test: $(BIN)/.installed
+	$(MAKE) --jobs 4 --output-sync=target lint typecheck-infra typecheck-app unit
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(BIN)/.installed
+## typecheck: the infrastructure's and the app's type checks (two runs: both have a
+## __main__.py).
+typecheck: typecheck-infra typecheck-app
+
+typecheck-infra: $(BIN)/.installed
 	$(BIN)/mypy $(INFRA)
+
+typecheck-app: $(BIN)/.installed
 	$(BIN)/mypy app benchmarks
 
 ## unit: the tests on every core; a file's tests stay on one worker, sharing its fixtures (one
@@ -97,6 +105,10 @@ policy: $(BIN)/.installed
 ## the environment its manifest gives it, on embedded PostgreSQL (and Redis where it has one).
 rehearse: $(BIN)/.installed
 	$(BIN)/python -m tools.rehearse $(STACK)
+
+## rehearse-all JOBS=2: every stack's first day, JOBS at a time, each on its own stand-ins.
+rehearse-all: $(BIN)/.installed
+	$(BIN)/python -m tools.rehearse --all --jobs $(JOBS)
 
 ## rehearse-growth STACK=tier1 TO=tier2: the stack's move to a higher tier offline (TO: the next
 ## tier when unset). The stack's first day as `rehearse` plays it, events left pending, then

@@ -61,9 +61,10 @@ def show(data: Any) -> None:
     print("   " + json.dumps(data, indent=2).replace("\n", "\n   "))
 
 
-def show_event_rescoring(http: httpx.Client, headers: dict[str, str], settings: Settings) -> None:
+def show_event_rescoring(http: httpx.Client, headers: dict[str, str], settings: Settings) -> int:
     """Post a month of absences for the school-1 student closest under the alert threshold,
-    with the worker running, and wait for their risk to change and an alert to appear."""
+    with the worker running, and wait for their risk to change and an alert to appear.
+    Returns the student."""
     with db.connect_owner(settings) as conn:
         row = conn.execute(
             "SELECT student_id, risk FROM risk_scores WHERE school_id = 1 AND risk < %s"
@@ -119,6 +120,55 @@ def show_event_rescoring(http: httpx.Client, headers: dict[str, str], settings: 
         running.join(timeout=10)
         worker.close()
         worker.queue.close()
+    return student
+
+
+def show_casework(
+    http: httpx.Client, headers: dict[str, str], settings: Settings, student: int
+) -> None:
+    """The student's risk history, their alert acknowledged and assigned to the school's
+    counsellor, an intervention recorded for them, and the at-risk list's open-case flag."""
+    history = call(http, "GET", f"/v1/students/{student}/risk/history", headers=headers).json()
+    # One day's point here: the worker's rescoring replaced the nightly snapshot of today (and
+    # its reasons: the worker records none). A point is added on each later day that changes.
+    print(f"   risk history of student {student} (one point per day it changed):")
+    show(history["items"][:3])
+    with db.connect_owner(settings) as conn:
+        conn.execute("SELECT set_config('app.school_id', '1', false)")  # the owner is filtered
+        row = conn.execute(
+            "SELECT id, name FROM staff WHERE school_id = 1 AND role = 'counsellor' LIMIT 1"
+        ).fetchone()
+    assert row is not None, "school 1 has no counsellor"
+    counsellor, name = int(row[0]), str(row[1])
+    alerts = http.get("/v1/schools/1/alerts", headers=headers).json()["items"]
+    alert = next((a for a in alerts if a["student_id"] == student), alerts[0] if alerts else None)
+    if alert is not None:
+        url = f"/v1/alerts/{alert['id']}"
+        acked = call(http, "PATCH", url, json={"action": "acknowledge"}, headers=headers).json()
+        print(f"   alert {alert['id']} acknowledged by {acked['acknowledged_by']!r}"
+              f" at {acked['acknowledged_at']}")  # fmt: skip
+        body = {"action": "assign", "assignee_id": counsellor}
+        assigned = call(http, "PATCH", url, json=body, headers=headers).json()
+        print(f"   assigned to {name} (staff {assigned['assigned_to']})")
+    case = {
+        "type": "attendance_plan",
+        "owner_id": counsellor,
+        "started_on": time.strftime("%Y-%m-%d"),
+        "notes": "daily check-in with the counsellor; call home after a second absence",
+    }
+    made = call(http, "POST", f"/v1/students/{student}/interventions", json=case, headers=headers)
+    made.raise_for_status()
+    print("   intervention recorded:")
+    show(made.json())
+    flagged = call(
+        http, "GET", "/v1/schools/1/at-risk?min_risk=0&open_intervention=true&limit=100",
+        headers=headers,
+    ).json()["items"]  # fmt: skip
+    item = next((i for i in flagged if i["student_id"] == student), None)
+    if item is not None:
+        print(f"   on the at-risk list: open_intervention={item['open_intervention']},"
+              f" 30-day change {item['risk_change_30d']}, indicators:")  # fmt: skip
+        show(item["indicators"])
 
 
 def start_api(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, int]:
@@ -245,7 +295,12 @@ def main(argv: list[str] | None = None) -> int:
 
         t = step("an attendance event rescores a student (the worker, on the PostgreSQL queue)")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            show_event_rescoring(http, headers, settings)
+            student = show_event_rescoring(http, headers, settings)
+        done(t)
+
+        t = step("follow-up: the student's history, the alert acknowledged, a case recorded")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            show_casework(http, headers, settings, student)
         done(t)
     finally:
         if server is not None and thread is not None:

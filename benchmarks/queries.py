@@ -14,7 +14,11 @@ risk scores exist) plus a year of history loaded server-side: about 25,000 inter
 3. alerts     - a staff member's open and acknowledged alerts, newest and riskiest first, with
                 the student's name, grade and current risk (limit 100);
 4. at_risk    - the first page (100) of GET /v1/schools/{id}/at-risk, with the API's own SQL
-                (app.api.queries.at_risk_query); at_risk_all: the same page over risk 0, every
+                (app.api.queries.at_risk_query: each student's indicators, 30-day change of
+                the risk and open-case flag); at_risk_plain: the page without those three, as
+                it was before them, timed beside it for comparison; at_risk_rising: ordered
+                by the 30-day rise (at least 0.05); at_risk_attendance: over risk 0, only the
+                students whose attendance is at risk; at_risk_all: the page over risk 0, every
                 scored student of the school qualifying (the page's worst case);
 5. audit      - one API client's audit log of the last 30 days, newest first (limit 100), with
                 the student's name.
@@ -54,10 +58,12 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from app.api.queries import at_risk_query
+from app.api.queries import ListFilters, at_risk_query
 from app.core import db
+from app.core.indicators import CutPoints, filter_sql
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
+from app.model.features import STANDARD_FEATURES
 from benchmarks.common import bench_settings, load_district, workdir, write_result
 
 SCHOOLS = 50
@@ -134,6 +140,23 @@ HISTORY_SQL = [
          AND f.role = CASE WHEN p.v < 0.7 THEN 'form_master'
                            WHEN p.v < 0.95 THEN 'counsellor' END
     """,
+    # The risk history: every scored student's snapshot of today (if scoring did not write
+    # it) and one of 40 days ago, its risk then drawn around today's (mostly lower: risks
+    # rise), so the 30-day change has a baseline for everyone; and the indicators' figures.
+    """
+    INSERT INTO risk_history (student_id, school_id, day, risk, generation, model_version,
+                              reasons)
+    SELECT r.student_id, r.school_id, d.day,
+           CASE WHEN d.k = 0 THEN r.risk
+                ELSE greatest(0, least(1, r.risk + (random() - 0.6) * 0.3)) END,
+           r.generation, r.model_version, '[]'
+    FROM risk_scores r
+    CROSS JOIN (VALUES (0, (now() AT TIME ZONE 'UTC')::date),
+                       (1, (now() AT TIME ZONE 'UTC')::date - 40)) d (k, day)
+    WHERE r.generation = (SELECT max(generation) FROM risk_scores)
+    ON CONFLICT (student_id, day) DO NOTHING
+    """,
+    "REFRESH MATERIALIZED VIEW student_indicators",
     # The audit log: monthly partitions first, then rows in time order (as an append-only log
     # is written), each by a client about a student of the client's school: 85% single reads
     # of a student's risk, 15% reads of an at-risk page listing 50 students.
@@ -163,7 +186,10 @@ HISTORY_SQL = [
     """,
 ]
 
-TABLES_READ = ("students", "risk_scores", "interventions", "alerts", "audit_log", "api_clients")
+TABLES_READ = (
+    "students", "risk_scores", "interventions", "alerts", "audit_log", "api_clients",
+    "risk_history", "student_indicators",
+)  # fmt: skip
 
 
 HISTORY = {
@@ -309,6 +335,20 @@ LIMIT 100
 
 SET_TENANT = "SELECT set_config('app.school_id', %s, true), set_config('app.district_id', '', true)"
 
+# The at-risk page's statement before the indicators, the 30-day change and the open-case flag
+# were added to it (app.api.queries.at_risk_query without them). Parameters: generation,
+# school, floor, limit.
+PLAIN_AT_RISK_SQL = (
+    "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version,"
+    f" {', '.join('f.' + c for c in STANDARD_FEATURES)}, f.district_features"
+    " FROM (SELECT r.student_id, r.risk, r.model_version FROM risk_scores r"
+    " WHERE r.generation = %s AND r.school_id = %s AND r.risk >= %s::double precision"
+    " ORDER BY r.risk DESC, r.student_id DESC LIMIT %s) r"
+    " LEFT JOIN students s ON s.id = r.student_id"
+    " LEFT JOIN student_features_visible f ON f.student_id = r.student_id"
+    " ORDER BY r.risk DESC, r.student_id DESC"
+)
+
 
 @dataclass(frozen=True)
 class Query:
@@ -340,16 +380,39 @@ def build_queries(settings: Settings) -> list[Query]:
             )
         ]
     at_risk_sql = at_risk_query(gen, schools[0], floor, PAGE)[0]
+    rising = ListFilters(min_change=0.05, sort="change")
+    cuts = CutPoints.from_settings(settings)
+    attendance, cut_params = filter_sql("attendance", "at_risk", cuts)
+    flagged = ListFilters((attendance,), tuple(cut_params))
     dashboards = [(s, {"school": s, "gen": gen, "floor": floor}) for s in schools]
     return [
         Query("dashboard", DASHBOARD_SQL, dashboards),
         Query("dashboard_join", DASHBOARD_JOIN_SQL, dashboards, target=False),
         Query("cases", CASES_SQL, [(school, {"staff": i, "gen": gen}) for i, school in staff]),
         Query("alerts", ALERTS_SQL, [(school, {"staff": i, "gen": gen}) for i, school in staff]),
+        # The page as it was before the indicators, the 30-day change and the open-case flag
+        # (for comparison, in the same run), then as the API runs it now, with each of them.
+        Query(
+            "at_risk_plain",
+            PLAIN_AT_RISK_SQL,
+            [(s, (gen, s, floor, PAGE + 1)) for s in schools],
+            target=False,
+        ),
         Query(
             "at_risk",
             at_risk_sql,
             [(s, at_risk_query(gen, s, floor, PAGE)[1]) for s in schools],
+        ),
+        # Ordered by the rise over 30 days (at least 0.05), and only attendance at risk.
+        Query(
+            "at_risk_rising",
+            at_risk_query(gen, schools[0], floor, PAGE, filters=rising)[0],
+            [(s, at_risk_query(gen, s, floor, PAGE, filters=rising)[1]) for s in schools],
+        ),
+        Query(
+            "at_risk_attendance",
+            at_risk_query(gen, schools[0], 0.0, PAGE, filters=flagged)[0],
+            [(s, at_risk_query(gen, s, 0.0, PAGE, filters=flagged)[1]) for s in schools],
         ),
         # Every scored student over risk 0: the worst case of the page, ~850 rows to order.
         Query(

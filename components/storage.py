@@ -39,6 +39,14 @@ class Transition:
     storage_class: ArchiveClass
 
 
+@dataclass(frozen=True)
+class ObjectLock:
+    """S3 Object Lock's default retention of every new object version."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"]
+    days: int
+
+
 def bucket_policy(bucket_arn: str, extra_statements: Sequence[Mapping[str, Any]] = ()) -> str:
     """The bucket's only policy: TLS only, plus statements other components contribute."""
     return json.dumps(
@@ -129,6 +137,30 @@ class SecureBucketArgs:
     """Statements added to the KMS key's policy (e.g. CloudFront OAC kms:Decrypt)."""
     access_log_bucket: pulumi.Input[str] | None = None
     """Bucket receiving this bucket's S3 server access logs (under ``s3/<name>/``)."""
+    object_lock: ObjectLock | None = None
+    """Write-once objects for this long (the audit archive); None: no Object Lock."""
+
+
+def object_lock(
+    name: str, bucket: aws.s3.Bucket, lock: ObjectLock, opts: pulumi.ResourceOptions
+) -> aws.s3.BucketObjectLockConfiguration:
+    """Object Lock through its own configuration resource, not the bucket's
+    ``object_lock_enabled``: that property forces the bucket's replacement, and a live
+    stack's audit archive (protected, holding every archived month) cannot be replaced. S3
+    enables Object Lock on an existing versioned bucket with PutObjectLockConfiguration
+    (since November 2023: docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-configure.html),
+    which this resource calls (pulumi-aws 7: aws.s3.BucketObjectLockConfiguration,
+    object_lock_enabled "Enabled" and rule.default_retention). Objects written before it keep
+    no retention; every new one is locked. Enabling cannot be undone (S3 has no disable)."""
+    if lock.days < 1:
+        raise ValueError(f"object lock days={lock.days}: must be at least 1")
+    return aws.s3.BucketObjectLockConfiguration(
+        f"{name}-object-lock",
+        bucket=bucket.id,
+        object_lock_enabled="Enabled",
+        rule={"default_retention": {"mode": lock.mode, "days": lock.days}},
+        opts=opts,
+    )
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -208,6 +240,13 @@ class SecureBucket(pulumi.ComponentResource):
             # Non-current version rules need versioning in place.
             opts=owned(self, was=bucket, protect=protect, depends_on=[versioning]),
         )
+        if args.object_lock is not None:
+            object_lock(
+                name,
+                bucket,
+                args.object_lock,
+                owned(self, was=bucket, protect=protect, depends_on=[versioning]),
+            )
         if args.access_log_bucket is not None:
             # Who read or wrote which object, when: the audit trail of a FERPA bucket.
             aws.s3.BucketLogging(

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from components.cache import Cache, CacheArgs
 from components.config.spec import StackSpec
+from components.config.tier import AuditLockSize
 from components.database import Database, DatabaseArgs
 from components.edge import AssetsGrant
 from components.log_bucket import LogBucket, LogBucketArgs
 from components.network import Network, NetworkArgs
 from components.shared.stack import StackContext
-from components.storage import SecureBucket, SecureBucketArgs, Transition
+from components.storage import ObjectLock, SecureBucket, SecureBucketArgs, Transition
 from stacks.references import reporting_replica
 
 
@@ -65,12 +66,12 @@ def network_and_data(spec: StackSpec, stack: StackContext) -> Data:
                 apply_immediately=not spec.protect,
             ),
         )
-    buckets = _buckets(ferpa, edge=tier.edge.enabled)
+    buckets = _buckets(ferpa, edge=tier.edge.enabled, audit_lock=tier.audit_lock)
     return Data(network, database, cache, *buckets)
 
 
 def _buckets(
-    stack: StackContext, *, edge: bool
+    stack: StackContext, *, edge: bool, audit_lock: AuditLockSize
 ) -> tuple[LogBucket, SecureBucket, SecureBucket, SecureBucket, AssetsGrant | None]:
     """The access logs (load balancer and buckets: who read which record, when), the model
     store, the audit archive and the district's drop bucket."""
@@ -101,6 +102,8 @@ def _buckets(
             # 30 days, deep archive (hours to restore) after a year. Nothing expires (FERPA).
             transitions=(Transition(30, "GLACIER_IR"), Transition(365, "DEEP_ARCHIVE")),
             access_log_bucket=access_logs.bucket_name,
+            # Append-only in S3 too: an archived month cannot be overwritten or deleted.
+            object_lock=ObjectLock(audit_lock.mode, audit_lock.days),
         ),
     )
     # The district's nightly exports (native CSV or OneRoster) land under exports/ here; the

@@ -73,11 +73,19 @@ ELASTICACHE_HOURLY = {
     "cache.r7g.xlarge": 0.437,
     "cache.r7g.2xlarge": 0.873,
 }
+# SageMaker real-time inference hosting, per instance hour (https://aws.amazon.com/sagemaker/
+# pricing/, "Real-Time Inference", us-east-1): every type the spec accepts
+# (components.config.capacity.SAGEMAKER_INSTANCE_VCPUS) has a price.
 SAGEMAKER_HOURLY = {
     "ml.m5.large": 0.115,
     "ml.m5.xlarge": 0.23,
+    "ml.m5.2xlarge": 0.461,
     "ml.c5.large": 0.102,
     "ml.c5.xlarge": 0.204,
+    "ml.c5.2xlarge": 0.408,
+    "ml.c6i.large": 0.102,
+    "ml.c6i.xlarge": 0.204,
+    "ml.c6i.2xlarge": 0.408,
 }
 EKS_CLUSTER_HOUR = 0.10
 NAT_GATEWAY_HOUR = 0.045
@@ -108,10 +116,24 @@ EXCLUDED = (
 )
 
 
+UNKNOWN = "price unknown"
+"""Said of a line item whose instance type the price table lacks: node groups accept any EC2
+type, so an estimate never fails on one; it shows it unpriced instead of guessing."""
+
+
 @dataclass(frozen=True)
 class LineItem:
     what: str
     monthly_usd: float
+    known: bool = True
+    """False: the type is not in the price table; ``monthly_usd`` is 0 and not a price."""
+
+
+def _priced(what: str, table: dict[str, float], kind: str, count: float = 1) -> LineItem:
+    """``count`` hours-per-month of ``kind`` at the table's hourly price, or an unpriced item."""
+    if kind not in table:
+        return LineItem(f"{what} ({UNKNOWN})", 0.0, known=False)
+    return LineItem(what, _hours(table[kind]) * count)
 
 
 def _hours(price: float) -> float:
@@ -137,7 +159,7 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
             if role == "primary":
                 primaries[r.name] = cls
             az = " Multi-AZ" if copies == 2 else ""
-            items.append(LineItem(f"RDS {role} {cls}{az}", _hours(RDS_HOURLY[cls]) * copies))
+            items.append(_priced(f"RDS {role} {cls}{az}", RDS_HOURLY, cls, copies))
             if storage:
                 items.append(
                     LineItem(f"RDS gp3 {storage:.0f} GiB{az}", storage * RDS_GP3_GB_MONTH * copies)
@@ -145,9 +167,7 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
         elif t == "aws:elasticache/replicationGroup:ReplicationGroup":
             nodes = int(i.get("numCacheClusters") or 1)
             kind = i["nodeType"]
-            items.append(
-                LineItem(f"ElastiCache {nodes} x {kind}", _hours(ELASTICACHE_HOURLY[kind]) * nodes)
-            )
+            items.append(_priced(f"ElastiCache {nodes} x {kind}", ELASTICACHE_HOURLY, kind, nodes))
         elif t == "aws:eks/cluster:Cluster":
             items.append(LineItem("EKS control plane", _hours(EKS_CLUSTER_HOUR)))
         elif t == "aws:eks/nodeGroup:NodeGroup":
@@ -155,9 +175,9 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
             types = i.get("instanceTypes") or []
             if desired and types:
                 spot = i.get("capacityType") == "SPOT"
-                hourly = EC2_HOURLY[types[0]] * (SPOT_FRACTION if spot else 1)
                 label = f"EKS nodes {r.name}: {desired} x {types[0]}{' (Spot)' if spot else ''}"
-                items.append(LineItem(label, _hours(hourly) * desired))
+                count = desired * (SPOT_FRACTION if spot else 1)
+                items.append(_priced(label, EC2_HOURLY, types[0], count))
         elif t == "aws:ec2/natGateway:NatGateway":
             items.append(LineItem("NAT gateway", _hours(NAT_GATEWAY_HOUR)))
         elif t == "aws:lb/loadBalancer:LoadBalancer":
@@ -166,8 +186,7 @@ def estimate(resources: Iterable[Resource]) -> list[LineItem]:
             for variant in i.get("productionVariants", []):
                 count = int(variant.get("initialInstanceCount", 1))
                 kind = variant["instanceType"]
-                hourly = SAGEMAKER_HOURLY[kind]
-                items.append(LineItem(f"SageMaker {count} x {kind}", _hours(hourly) * count))
+                items.append(_priced(f"SageMaker {count} x {kind}", SAGEMAKER_HOURLY, kind, count))
         elif t == "aws:wafv2/webAcl:WebAcl":
             rules = len(i.get("rules", []))
             items.append(
@@ -220,6 +239,8 @@ def _proxy(resources: list[Resource], primaries: dict[str, str]) -> list[LineIte
     proxies = [r for r in resources if r.type == "aws:rds/proxy:Proxy"]
     if not proxies or not primaries:
         return []
+    if any(c not in DB_INSTANCE_VCPUS for c in primaries.values()):
+        return [LineItem(f"RDS Proxy ({UNKNOWN})", 0.0, known=False) for _ in proxies]
     vcpus = sum(DB_INSTANCE_VCPUS[c] for c in primaries.values())
     return [
         LineItem(f"RDS Proxy ({vcpus} vCPU)", _hours(RDS_PROXY_VCPU_HOUR) * vcpus) for _ in proxies

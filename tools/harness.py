@@ -68,6 +68,9 @@ class Options:
     replace_on_changes: tuple[str, ...] = ()
     additional_secret_outputs: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
+    """Every resource this one waits for: ``dependsOn`` and those its inputs read."""
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per input (wire name), the resources whose outputs it reads."""
     provider: str = ""
     custom_timeouts: Mapping[str, str] = field(default_factory=dict)
 
@@ -89,6 +92,8 @@ class Resource:
     previous_urns: frozenset[str] = frozenset()
     """URNs this resource answers to: its own and those its aliases (and its ancestors'
     aliases) name, as the engine resolves them."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What the mock provider returned: the inputs and the computed outputs."""
 
     @property
     def provider_name(self) -> str:
@@ -278,18 +283,18 @@ class RecordingMonitor(mocks.MockMonitor):
                         replace_on_changes=tuple(request.replaceOnChanges),
                         additional_secret_outputs=tuple(request.additionalSecretOutputs),
                         depends_on=tuple(request.dependencies),
+                        property_dependencies={
+                            k: tuple(v.urns) for k, v in request.propertyDependencies.items()
+                        },
                         provider=request.provider,
                         custom_timeouts={
-                            k: v
-                            for k, v in (
-                                ("create", timeouts.create),
-                                ("update", timeouts.update),
-                                ("delete", timeouts.delete),
-                            )
-                            if v
+                            k: getattr(timeouts, k)
+                            for k in ("create", "update", "delete")
+                            if getattr(timeouts, k)
                         },
                     ),
                     previous_urns=self._previous_urns(request, response.urn),
+                    outputs=deserialize_properties(_struct(response.object)),
                 )
             )
         return response

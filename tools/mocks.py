@@ -232,6 +232,8 @@ class AwsMocks(mocks.Mocks):
     def _cluster(self, name: str, inputs: dict[str, Any], region: str) -> dict[str, dict[str, Any]]:
         """Computed outputs of the EKS cluster, its node groups and its OIDC provider."""
         return {
+            # The first version of a new template; the program's node groups read it.
+            "aws:ec2/launchTemplate:LaunchTemplate": {"latestVersion": 1, "defaultVersion": 1},
             "aws:eks/cluster:Cluster": {
                 "endpoint": f"https://{_fake_id(name).upper()}.gr7.{region}.eks.amazonaws.com",
                 "certificateAuthority": {

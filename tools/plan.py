@@ -5,7 +5,7 @@
     python -m tools.plan --all            # every stack, summary and cost only
     python -m tools.plan --write-snapshots
     python -m tools.plan --write-urns     # after a deliberate removal or un-aliased rename
-    python -m tools.plan diff origin/main tier3   # what a change does: see tools/diff.py
+    python -m tools.plan diff origin/main tier3   # what a change does: see tools/diff/command.py
     python -m tools.plan grow tier1 --to tier2    # a move to the next tier: see tools/grow.py
 
 The text is the resource tree (components, then their children), each resource with
@@ -115,9 +115,13 @@ def render_cost(run: StackRun) -> list[str]:
         f"## estimated monthly cost: ${costs.total(items):,.0f} "
         f"({costs.PRICE_REGION} on-demand list prices of {costs.PRICES_AS_OF})"
     ]
+    unknown = {i.what for i in items if not i.known}
     for what in sorted(grouped, key=lambda w: (-grouped[w], w)):
         times = f"{counts[what]} x " if counts[what] > 1 else ""
-        lines.append(f"    {times}{what}: ${grouped[what]:,.2f}")
+        price = (
+            "not in the price table, not counted" if what in unknown else f"${grouped[what]:,.2f}"
+        )
+        lines.append(f"    {times}{what}: {price}")
     lines.append(f"    excluded (usage-based): {costs.EXCLUDED}")
     return lines
 
@@ -141,7 +145,10 @@ def render_json(run: StackRun, *, elapsed: float | None = None) -> str:
         ],
         "outputs": {k: MASK if k in run.secret_outputs else v for k, v in run.outputs.items()},
         "monthly_cost_usd": round(costs.total(items), 2),
-        "cost_items": [{"what": i.what, "monthly_usd": round(i.monthly_usd, 2)} for i in items],
+        "cost_items": [
+            {"what": i.what, "monthly_usd": round(i.monthly_usd, 2) if i.known else None}
+            for i in items
+        ],
     }
     return json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"
 

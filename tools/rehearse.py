@@ -1,7 +1,8 @@
 """Rehearse offline, with the workloads' own commands and environments on local stand-ins:
 
     python -m tools.rehearse STACK             a stack's first day (tools/first_day.py)
-    python -m tools.rehearse --all             every stack's first day
+    python -m tools.rehearse --all [--jobs N]  every stack's first day, N at a time (2;
+                                               each its own stand-ins)
     python -m tools.rehearse --grow STACK [TIER]
                                                the stack's move to TIER (default: the next
                                                tier), after its first day (tools/rehearse_growth.py)
@@ -60,24 +61,32 @@ def moves(pairs: list[tuple[str, str]]) -> list[str]:
     return failed
 
 
-def moves_at_once(pairs: list[tuple[str, str]], jobs: int) -> list[str]:
-    """Rehearses the moves ``jobs`` at a time, each in its own process with its own stand-ins
-    (a rehearsal mostly waits: on servers to come up, workers to drain); prints each one's
-    steps when it ends. The moves that failed."""
+def at_once(runs: dict[str, list[str]], jobs: int) -> list[str]:
+    """Runs each named ``tools.rehearse`` invocation (its arguments) ``jobs`` at a time, each
+    in its own process with its own stand-ins (a rehearsal mostly waits: on servers to come
+    up, workers to drain); prints each one's steps when it ends. The names that failed."""
 
-    def one(pair: tuple[str, str]) -> tuple[str, subprocess.CompletedProcess[str]]:
-        command = [sys.executable, "-m", "tools.rehearse", "--grow", *pair]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        return f"{pair[0]} -> {pair[1]}", done
+    def one(name: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+        command = [sys.executable, "-m", "tools.rehearse", *runs[name]]
+        return name, subprocess.run(command, capture_output=True, text=True, check=False)
 
     failed = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for name, done in pool.map(one, pairs):
+        for name, done in pool.map(one, runs):
             print(done.stdout, end="", flush=True)
             print(done.stderr, end="", file=sys.stderr, flush=True)
             if done.returncode:
                 failed.append(name)
     return failed
+
+
+def summary(what: str, total: int, failed: list[str], started: float) -> int:
+    print(
+        f"{total - len(failed)} of {total} {what} rehearsed in "
+        f"{time.perf_counter() - started:.0f} s"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--all", action="store_true", help="every stack's first day")
     which.add_argument("--grow", nargs="+", metavar="STACK [TIER]", help="a stack's move up")
     which.add_argument("--grow-all", action="store_true", help="every stack's move to the next")
-    parser.add_argument("--jobs", type=int, default=2, help="--grow-all: moves at a time")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="--all, --grow-all: rehearsals at a time"
+    )
     args = parser.parse_args(argv)
     for stack in [args.stack] if args.stack else (args.grow or [])[:1]:
         if stack not in stacks():
@@ -110,16 +121,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if moves([(stack, tier)]) else 0
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: at least 1")
+    started = time.perf_counter()
     if args.grow_all:
-        started, pairs = time.perf_counter(), adjacent_moves()
-        failed = moves(pairs) if args.jobs == 1 else moves_at_once(pairs, args.jobs)
-        print(
-            f"{len(pairs) - len(failed)} of {len(pairs)} moves rehearsed in "
-            f"{time.perf_counter() - started:.0f} s"
-            + (f"; failed: {', '.join(failed)}" if failed else "")
-        )
-        return 1 if failed else 0
-    return 1 if first_days(stacks() if args.all else [args.stack]) else 0
+        pairs = adjacent_moves()
+        if args.jobs == 1:
+            return summary("moves", len(pairs), moves(pairs), started)
+        grows = {f"{stack} -> {tier}": ["--grow", stack, tier] for stack, tier in pairs}
+        return summary("moves", len(pairs), at_once(grows, args.jobs), started)
+    if args.all:
+        if args.jobs == 1:
+            return summary("first days", len(stacks()), first_days(stacks()), started)
+        days = {stack: [stack] for stack in stacks()}
+        return summary("first days", len(days), at_once(days, args.jobs), started)
+    return 1 if first_days([args.stack]) else 0
 
 
 if __name__ == "__main__":

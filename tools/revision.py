@@ -35,6 +35,9 @@ def _restore(doc: dict[str, Any]) -> Resource:
     options: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in doc["options"].items()
     }
+    options["property_dependencies"] = {
+        k: tuple(v) for k, v in options.get("property_dependencies", {}).items()
+    }
     return Resource(
         **{k: v for k, v in doc.items() if k not in ("options", "secret_paths", "previous_urns")},
         secret_paths=frozenset(doc["secret_paths"]),
@@ -73,20 +76,32 @@ def evaluate_here(root: Path, stacks: Iterable[str]) -> dict[str, dict[str, Any]
     return out
 
 
-def _evaluate_in_subprocess(root: Path, stacks: Sequence[str]) -> dict[str, Evaluation]:
+def _evaluate_in_subprocess(
+    root: Path, stacks: Sequence[str], side: str = "the program"
+) -> dict[str, Evaluation]:
     """Evaluate ``root``'s program in a fresh interpreter: its ``components`` must not meet
     another checkout's modules of the same name."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        # A configuration the spec refuses (``SpecError``: "stack 'x' has N configuration
+        # problem(s)", each naming its key) is the user's error: its message alone, no
+        # traceback; anything else keeps its traceback.
         code = (
             "import json, sys; from pathlib import Path; "
             f"sys.path[:0] = [{str(root)!r}, {str(ROOT)!r}]; "
-            "from tools.revision import evaluate_here; "
-            f"json.dump(evaluate_here(Path({str(root)!r}), {list(stacks)!r}), "
-            f"open({out.name!r}, 'w'), default=str)"
+            "from tools.revision import evaluate_here\n"
+            "try:\n"
+            f"    doc = evaluate_here(Path({str(root)!r}), {list(stacks)!r})\n"
+            "except ValueError as exc:\n"
+            "    if not str(exc).startswith('stack '):\n"
+            "        raise\n"
+            "    sys.exit(str(exc))\n"
+            f"json.dump(doc, open({out.name!r}, 'w'), default=str)"
         )
         proc = subprocess.run(
             [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
         )
+        if proc.returncode == 1 and proc.stderr.startswith("stack "):
+            raise ValueError(f"{side}: {proc.stderr.strip()}")
         if proc.returncode != 0:
             raise RuntimeError(f"evaluating the program in {root} failed:\n{proc.stderr}")
         raw = json.loads(Path(out.name).read_text())
@@ -130,6 +145,6 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="plan-diff-") as tmp:
         checkout(base_ref, Path(tmp), repo)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            base = pool.submit(_evaluate_in_subprocess, Path(tmp), stacks)
-            head = pool.submit(_evaluate_in_subprocess, repo, stacks)
+            base = pool.submit(_evaluate_in_subprocess, Path(tmp), stacks, base_ref)
+            head = pool.submit(_evaluate_in_subprocess, repo, stacks, "the working tree")
             return base.result(), head.result()

@@ -25,6 +25,7 @@ from app.core.auth import (
 )
 from app.core.cache import Cache
 from app.core.db import Database
+from app.core.indicators import CutPoints
 from app.core.settings import Settings
 from app.jobs.events.queue import Queue, SqsQueue
 from app.model.artifacts import ModelStore, Pointer
@@ -67,6 +68,7 @@ class Services(ModelServices):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.db = Database(settings)
+        self.cut_points = CutPoints.from_settings(settings)
         self.cache = Cache(settings.redis_url, settings.cache_prefix)
         self.auth = Authenticator(
             self.db.fetch,

@@ -29,6 +29,7 @@ from app.api.region import add_region_redirect
 from app.api.responses import validation_errors
 from app.api.routes import (
     alerts,
+    casework,
     events,
     operations,
     predictions,
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # In the order of the paths in the OpenAPI document. No prefix here: each router carries
     # its full one, as the route path the middleware labels metrics with is the router's own.
-    for module in (operations, sagemaker, students, predictions, schools, alerts, events):
+    for module in (operations, sagemaker, students, predictions, schools, alerts, events, casework):
         app.include_router(module.router)
     return app
 

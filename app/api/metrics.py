@@ -76,7 +76,26 @@ POOL_WAITING = Gauge(
     multiprocess_mode="livesum",
 )
 
+# Open alerts nobody acknowledged within ALERT_OVERDUE_DAYS, per school (counts only), as of
+# the last scrape of any worker.
+ALERTS_OVERDUE = Gauge(
+    "ssp_alerts_overdue",
+    "Open alerts unacknowledged past ALERT_OVERDUE_DAYS",
+    ["school"],
+    multiprocess_mode="mostrecent",
+)
+
 BUILD.labels(__version__).set(1)
+
+
+def record_overdue(counts: list[dict[str, int]]) -> None:
+    """The overdue alerts per school (overdue_alert_counts(), migration 0018); a school that
+    has none any more reads 0."""
+    seen = {str(r["school_id"]): int(r["overdue"]) for r in counts}
+    for labels in list(ALERTS_OVERDUE._metrics):  # schools reported before
+        seen.setdefault(labels[0], 0)
+    for school, n in seen.items():
+        ALERTS_OVERDUE.labels(school).set(n)
 
 
 def record_pools(stats: dict[str, dict[str, int]]) -> None:

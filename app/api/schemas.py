@@ -3,10 +3,10 @@ every authenticated route documents."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.model.features import StudentFeatures
 
@@ -48,6 +48,49 @@ def _reasons() -> Any:
     )
 
 
+Level = Literal["at_risk", "early_warning", "on_track"]
+
+
+class AttendanceIndicator(BaseModel):
+    level: Level | None = Field(description="null: no attendance recorded that year")
+    rate: float | None = Field(description="Share of enrolled days not absent")
+    enrolled_days: int
+    absent_days: int = Field(description="Absent or excused")
+    chronic_absence: bool | None = Field(
+        description="Missed the chronic-absence share of enrolled days or more (null: fewer"
+        " enrolled days than the minimum counted)"
+    )
+
+
+class BehaviourIndicator(BaseModel):
+    level: Level
+    incidents: int
+    suspensions: int
+
+
+class CourseIndicator(BaseModel):
+    level: Level | None = Field(description="null: no maths or English mark that year")
+    maths: float | None = Field(description="Mean maths mark, percent")
+    english: float | None = Field(description="Mean English mark, percent")
+    failing_maths: bool | None
+    failing_english: bool | None
+
+
+class IndicatorsOut(BaseModel):
+    """The ABC early-warning indicators of the student's current school year, by the cut
+    points in the settings (INDICATOR_*)."""
+
+    school_year: int
+    attendance: AttendanceIndicator
+    behaviour: BehaviourIndicator
+    course: CourseIndicator
+
+
+def indicators_out(found: dict[str, Any] | None) -> IndicatorsOut | None:
+    """app.core.indicators.evaluate's answer as the response model."""
+    return None if found is None else IndicatorsOut.model_validate(found)
+
+
 class RiskOut(BaseModel):
     student_id: int
     school_id: int
@@ -66,6 +109,7 @@ class RiskOut(BaseModel):
         default_factory=dict, description="The district's own features (null: missing)"
     )
     reasons: list[ReasonOut] = _reasons()
+    indicators: IndicatorsOut | None = Field(default=None, description="null: no record")
 
 
 class AtRiskItem(BaseModel):
@@ -76,6 +120,11 @@ class AtRiskItem(BaseModel):
     risk: float
     model_version: str
     reasons: list[ReasonOut] = _reasons()
+    indicators: IndicatorsOut | None = Field(default=None, description="null: no record")
+    risk_change_30d: float | None = Field(
+        default=None, description="Risk now minus 30 days ago (null: no history)"
+    )
+    open_intervention: bool = Field(default=False, description="An open or in-progress case")
 
 
 class AtRiskPage(BaseModel):
@@ -217,8 +266,115 @@ class AlertOut(BaseModel):
     risk: float
     model_version: str | None
     raised_at: datetime
+    overdue: bool = Field(description="Open and unacknowledged past ALERT_OVERDUE_DAYS")
+    assigned_to: int | None = Field(description="A staff member's id")
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None = Field(description="The name of the API key that did it")
+    assigned_at: datetime | None
+    assigned_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
 
 
 class AlertsOut(BaseModel):
     school_id: int
     items: list[AlertOut]
+
+
+class AcknowledgeAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["acknowledge"]
+
+
+class AssignAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["assign"]
+    assignee_id: Annotated[int, Field(strict=True, ge=1, le=MAX_INT)] = Field(
+        description="An active staff member of the alert's school"
+    )
+
+
+class ResolveAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["resolve"]
+    resolution: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"\S")] = Field(
+        description="Why the alert is resolved (not blank)"
+    )
+
+
+# What to do with an alert: acknowledge it, assign it to a staff member of its school, or
+# resolve it with a reason; `action` says which (and which fields go with it).
+AlertChange = AcknowledgeAlert | AssignAlert | ResolveAlert
+
+
+class HistoryPoint(BaseModel):
+    day: date
+    risk: float
+    generation: int
+    model_version: str
+    reasons: list[dict[str, Any]] | None = Field(description="null: the scorer gave none")
+    indicators: IndicatorsOut | None
+
+
+class HistoryOut(BaseModel):
+    student_id: int
+    school_id: int
+    items: list[HistoryPoint] = Field(description="One per day the risk changed, newest first")
+
+
+Status_ = Literal["open", "in_progress", "closed"]
+Notes = Annotated[str, Field(max_length=2000)]
+
+
+class InterventionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(description="One of INTERVENTION_TYPES", max_length=63)
+    owner_id: Annotated[int, Field(strict=True, ge=1, le=MAX_INT)] = Field(
+        description="A staff member of the student's school"
+    )
+    started_on: date
+    ended_on: date | None = None
+    status: Status_ = "open"
+    notes: Notes | None = None
+    outcome: Notes | None = Field(default=None, description="Outcome notes")
+
+    @model_validator(mode="after")
+    def _dates(self) -> InterventionIn:
+        if self.ended_on is not None and self.ended_on < self.started_on:
+            raise ValueError("ended_on is before started_on")
+        return self
+
+
+class InterventionChange(BaseModel):
+    """The fields to change (absent: unchanged; ended_on, notes and outcome may be null)."""
+
+    model_config = ConfigDict(extra="forbid")
+    owner_id: Annotated[int, Field(strict=True, ge=1, le=MAX_INT)] | None = None
+    started_on: date | None = None
+    ended_on: date | None = None
+    status: Status_ | None = None
+    notes: Notes | None = None
+    outcome: Notes | None = None
+
+
+class InterventionOut(BaseModel):
+    id: int
+    student_id: int
+    school_id: int
+    type: str | None
+    owner_id: int
+    status: str
+    started_on: date | None
+    ended_on: date | None
+    notes: str | None
+    outcome: str | None
+    created_at: datetime
+    created_by: str | None
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class InterventionsOut(BaseModel):
+    student_id: int
+    items: list[InterventionOut]

@@ -51,15 +51,23 @@ def import_command(args: argparse.Namespace, settings: Settings) -> int:
     if not source:
         print("import: give SOURCE or set IMPORT_SOURCE_URL", file=sys.stderr)
         return EXIT_USAGE
-    return run_import_command(settings, source, args.dry_run)
+    return run_import_command(settings, source, args.dry_run, args.readmit_purged)
 
 
-def run_import_command(settings: Settings, source: str, dry_run: bool) -> int:
+def run_import_command(
+    settings: Settings, source: str, dry_run: bool, readmit_purged: bool = False
+) -> int:
     """Every problem on stderr, one a line; the counts per table as JSON on stdout."""
     from app.jobs.importer import ImportLockedError, run_import
 
     try:
-        result = run_import(settings, source, dry_run=dry_run, progress=sys.stderr.isatty())
+        result = run_import(
+            settings,
+            source,
+            dry_run=dry_run,
+            progress=sys.stderr.isatty(),
+            readmit_purged=readmit_purged,
+        )
     except ImportLockedError as exc:
         print(f"import skipped: {exc}", file=sys.stderr)
         return EXIT_BUSY
@@ -76,9 +84,11 @@ def run_import_command(settings: Settings, source: str, dry_run: bool) -> int:
 
 def archive_command(args: argparse.Namespace, settings: Settings) -> int:
     from app.jobs.archive import run_archive
+    from app.jobs.lifecycle.retention import apply_retention
 
     done = run_archive(settings)
-    print(json.dumps({"archived": [d.__dict__ for d in done]}))
+    retained = apply_retention(settings)
+    print(json.dumps({"archived": [d.__dict__ for d in done], "retention": retained.__dict__}))
     return EXIT_OK
 
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from app.cli import data, keys, serving, training
+from app.cli import data, keys, lifecycle, serving, training
 from app.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from app.cli.sagemaker import sagemaker_settings, write_failure
 from app.core.auth import KEY_CLASSES
@@ -41,6 +41,9 @@ COMMANDS: dict[str, Command] = {
     "revoke-key": keys.revoke_key_command,
     "list-keys": keys.list_keys_command,
     "move-district": data.move_district_command,
+    "access-report": lifecycle.access_report_command,
+    "purge-student": lifecycle.purge_student_command,
+    "offboard-district": lifecycle.offboard_district_command,
 }
 
 
@@ -110,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--dry-run", action="store_true", help="validate and count changes; write nothing"
     )
+    imp.add_argument(
+        "--readmit-purged",
+        action="store_true",
+        help="import students who were purged too (the district asked to take them back)",
+    )
     _add_train(sub)
     report = sub.add_parser("report", help="write the model-quality report of training runs")
     report.add_argument("--version", help="this run only (default: every run without one)")
@@ -129,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="rescore students as their events arrive (until SIGTERM)")
     _add_keys(sub)
     _add_move_district(sub)
+    lifecycle.add_commands(sub)
     return parser
 
 

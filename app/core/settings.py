@@ -27,6 +27,14 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 
+TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+def names(csv: str) -> tuple[str, ...]:
+    """A comma-separated setting's entries, trimmed and lower case, empty ones dropped."""
+    return tuple(dict.fromkeys(n.strip().lower() for n in csv.split(",") if n.strip()))
+
+
 class Settings(BaseSettings):
     """Environment variables, named as the field in upper case (e.g. DATABASE_URL), or files
     of that name in the secrets directory (``get_settings``); a variable wins over a file."""
@@ -140,6 +148,33 @@ class Settings(BaseSettings):
     district_sample_rows: int = Field(default=200_000, ge=1_000)
     shard_wait_seconds: float = Field(default=1800.0, ge=0)
 
+    # The ABC indicators (app/core/indicators.py). Defaults: attendance, course-grade and
+    # conduct cut points of the Ed-Fi Analytics Middle Tier's early-warning samples
+    # (samples/RiskIndicators.sql: attendance under 80 % at risk, under 88 % early warning;
+    # a maths or English grade under 65 at risk, under 72 early warning; more than 5 conduct
+    # incidents at risk, more than 2 early warning, any state offence at risk). Chronic
+    # absence: missing 10 % or more of the days enrolled (the measure of the US Department of
+    # Education's civil-rights and ESSA reporting), counted only from this many enrolled days.
+    indicator_attendance_at_risk: float = Field(default=0.80, gt=0, le=1)
+    indicator_attendance_early_warning: float = Field(default=0.88, gt=0, le=1)
+    indicator_chronic_absence_share: float = Field(default=0.10, gt=0, le=1)
+    indicator_chronic_min_enrolled_days: int = Field(default=90, ge=1, le=400)
+    indicator_incidents_at_risk: int = Field(default=5, ge=0)
+    indicator_incidents_early_warning: int = Field(default=2, ge=0)
+    # Incident categories that count as a suspension (at risk on their own), comma-separated.
+    indicator_suspension_categories: str = "suspension,in_school_suspension,expulsion"
+    indicator_failing_mark: float = Field(default=65.0, gt=0, le=100)
+    indicator_warning_mark: float = Field(default=72.0, gt=0, le=100)
+    # Exam subjects (lower case, comma-separated) that are maths or English.
+    indicator_maths_subjects: str = "maths,math,mathematics,algebra,geometry"
+    indicator_english_subjects: str = "english,english language arts,ela,reading,writing"
+    # An open alert nobody acknowledged for this many days is overdue (metric, list filter).
+    alert_overdue_days: int = Field(default=7, ge=1, le=365)
+    # The types an intervention may have (comma-separated, each [a-z][a-z0-9_]*).
+    intervention_types: str = (
+        "tutoring,mentoring,attendance_plan,behaviour_plan,counselling,family_meeting,other"
+    )
+
     # Where `import` reads the district's bundle when no SOURCE is given: the drop prefix the
     # district's system writes its nightly exports to (a directory or s3://bucket/prefix).
     import_source_url: str | None = None
@@ -148,6 +183,23 @@ class Settings(BaseSettings):
     # exported to the archive store and dropped, keeping the table's size bounded.
     archive_store_url: str = ".data/archive"
     audit_retention_days: int = Field(default=90, ge=1)
+    # Retention of student records and of the audit trail (app/jobs/lifecycle/retention.py),
+    # applied by the nightly archive job; unset: kept until a district asks otherwise.
+    # A student is purged this many years after their last enrolment or recorded activity,
+    # once inactive (the district exported them inactive).
+    student_retention_years: int | None = Field(default=None, ge=1, le=100)
+    # Archived audit months are destroyed this many years after they ended (their S3 Object
+    # Lock must have ended by then: the catalog's audit_lock.days).
+    audit_archive_retention_years: int | None = Field(default=None, ge=1, le=100)
+    # The master's URL, for the steps that delete student records (retention; purge-student
+    # and offboard-district use DATABASE_URL, which is the master's in their Job). Only the
+    # archive Job with STUDENT_RETENTION_YEARS set holds it.
+    purge_database_url: SecretStr | None = None
+    # `offboard-district`: what becomes of the district's audit rows (keep: the record of
+    # accesses stays with the operator, as the agreement may require; destroy: with the rest),
+    # and the key its destruction report is signed with (HMAC-SHA256).
+    offboard_audit_policy: Literal["keep", "destroy"] = "keep"
+    destruction_report_key: SecretStr | None = None
 
     # Secret mixed into API key hashes; must be set outside development.
     api_key_pepper: str = "changeme"
@@ -265,6 +317,27 @@ class Settings(BaseSettings):
                     " (no scheme, path or port)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _indicator_cut_points(self) -> Settings:
+        """Cut points that contradict each other, or types that are no names, fail here."""
+        pairs = (
+            ("attendance_at_risk", "attendance_early_warning"),
+            ("failing_mark", "warning_mark"),
+            ("incidents_early_warning", "incidents_at_risk"),
+        )
+        for low, high in pairs:
+            if getattr(self, f"indicator_{low}") > getattr(self, f"indicator_{high}"):
+                raise ValueError(
+                    f"INDICATOR_{low.upper()} must not exceed INDICATOR_{high.upper()}"
+                )
+        types = names(self.intervention_types)
+        bad = [t for t in types if not TYPE_NAME.fullmatch(t)]
+        if not types or bad:
+            raise ValueError(
+                f"INTERVENTION_TYPES: {bad or 'none given'}: each type is [a-z][a-z0-9_]*"
+            )
+        return self
 
     @model_validator(mode="after")
     def _directory(self) -> Settings:

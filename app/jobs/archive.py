@@ -1,7 +1,9 @@
-"""Audit log archival: every audited read writes a row, so the log would grow without bound.
-Monthly partitions older than the retention are exported to the archive store, the export is
-read back and counted, and only when the counts match is the partition detached and dropped.
-Nothing is deleted that was not verifiably exported.
+"""Audit log and risk history archival: every audited read writes an audit row, every change of
+a student's risk a history row, so both would grow without bound. Monthly partitions older
+than the retention (AUDIT_RETENTION_DAYS; for the history, the start of the previous school
+year) are exported to the archive store, the export is read back and counted, and only when
+the counts match is the partition detached and dropped. Nothing is deleted that was not
+verifiably exported.
 
 Audited reads never wait for the export: it runs in a transaction of its own that locks only
 the old partition (against writes, which an ended month does not get). Detaching takes
@@ -47,6 +49,30 @@ DETACH_RETRY_SECONDS = 0.5
 COLUMNS = ("id", "occurred_at", "client_id", "school_id", "student_id", "action", "detail")
 
 
+@dataclass(frozen=True)
+class Trail:
+    """A partitioned table archived this way: its columns (the first `key` of them identify a
+    row), its partitions' range column, and its SECURITY DEFINER functions that lock and
+    drop one ended partition (migrations 0007, 0017)."""
+
+    table: str
+    columns: tuple[str, ...]
+    key: int
+    range_column: str
+    lock: str
+    drop: str
+
+
+AUDIT = Trail("audit_log", COLUMNS, 1, "occurred_at", "audit_log_lock_partition",
+              "audit_log_drop_partition")  # fmt: skip
+HISTORY = Trail(
+    "risk_history",
+    ("student_id", "day", "school_id", "risk", "generation", "model_version", "reasons",
+     "school_year", "indicators", "recorded_at"),
+    2, "day", "risk_history_lock_partition", "risk_history_drop_partition",
+)  # fmt: skip
+
+
 class ArchiveMismatchError(RuntimeError):
     """The export does not hold every row of the partition; the partition is kept."""
 
@@ -58,12 +84,15 @@ class ArchivedPartition:
     key: str
 
 
-def old_partitions(conn: psycopg.Connection[Any], cutoff: date) -> list[tuple[str, date]]:
-    """Partitions of audit_log whose whole month ends on or before `cutoff`."""
+def old_partitions(
+    conn: psycopg.Connection[Any], cutoff: date, trail: Trail = AUDIT
+) -> list[tuple[str, date]]:
+    """Partitions of the trail's table whose whole month ends on or before `cutoff`."""
     rows = conn.execute(
         "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-        " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_log'::regclass"
-        " ORDER BY c.relname"
+        " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass"
+        " ORDER BY c.relname",
+        (trail.table,),
     ).fetchall()
     found = []
     for name, bound in rows:
@@ -81,42 +110,45 @@ def _bounds(bound: str) -> tuple[str, str]:
     ]
 
 
-def export_csv(rows: list[tuple[Any, ...]]) -> bytes:
+def export_csv(rows: list[tuple[Any, ...]], columns: tuple[str, ...] = COLUMNS) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     writer.writerows(rows)
     return gzip.compress(buf.getvalue().encode())
 
 
-def count_export(data: bytes) -> tuple[int, set[int]]:
+def count_export(data: bytes, trail: Trail = AUDIT) -> tuple[int, set[tuple[str, ...]]]:
+    """The rows of an export and the keys of its rows (as text)."""
     reader = csv.reader(io.StringIO(gzip.decompress(data).decode()))
     header = next(reader)
-    if tuple(header) != COLUMNS:
+    if tuple(header) != trail.columns:
         raise ArchiveMismatchError(f"unexpected export header {header}")
-    ids = [int(r[0]) for r in reader]
-    return len(ids), set(ids)
+    keys = [tuple(r[: trail.key]) for r in reader]
+    return len(keys), set(keys)
 
 
 def archive_partition(
-    conn: psycopg.Connection[Any], backend: Backend, name: str, month: date
+    conn: psycopg.Connection[Any], backend: Backend, name: str, month: date, trail: Trail = AUDIT
 ) -> ArchivedPartition:
     """Export, verify, then detach and drop one partition (`conn` in autocommit mode: each
     step below is a transaction of its own)."""
-    key = f"audit_log/{month:%Y}/{name}.csv.gz"
-    n = export_partition(conn, backend, name, key)
-    drop_partition(conn, name, n)
-    log.info("audit partition archived", extra={"partition": name, "rows": n, "key": key})
+    key = f"{trail.table}/{month:%Y}/{name}.csv.gz"
+    n = export_partition(conn, backend, name, key, trail)
+    drop_partition(conn, name, n, trail)
+    log.info("partition archived", extra={"partition": name, "rows": n, "key": key})
     return ArchivedPartition(name, n, key)
 
 
-def export_partition(conn: psycopg.Connection[Any], backend: Backend, name: str, key: str) -> int:
+def export_partition(
+    conn: psycopg.Connection[Any], backend: Backend, name: str, key: str, trail: Trail = AUDIT
+) -> int:
     """Writes the partition's rows to `key`, reads them back and counts them; the row count."""
     with conn.transaction():
         conn.execute(f"SET LOCAL lock_timeout = '{ARCHIVE_LOCK_TIMEOUT}'")
         # Blocks writers of this partition only (readers still work) so the count cannot
         # change under us.
-        conn.execute("SELECT audit_log_lock_partition(%s)", (name,))
+        conn.execute(sql.SQL("SELECT {}(%s)").format(sql.Identifier(trail.lock)), (name,))
         # Read through the parent (the archiver may read audit_log, not its partitions): the
         # partition's own rows (tableoid), its bounds letting the planner scan it alone.
         bound = conn.execute(
@@ -124,32 +156,36 @@ def export_partition(conn: psycopg.Connection[Any], backend: Backend, name: str,
             (name,),
         ).fetchone()
         assert bound is not None
-        where = sql.SQL(
-            "tableoid = {}::regclass AND occurred_at >= {}::timestamptz"
-            " AND occurred_at < {}::timestamptz"
-        ).format(sql.Literal(name), *map(sql.Literal, _bounds(bound[0])))
+        lower, upper = map(sql.Literal, _bounds(bound[0]))
+        column, table = sql.Identifier(trail.range_column), sql.Identifier(trail.table)
+        where = sql.SQL("tableoid = {}::regclass AND {} >= {} AND {} < {}").format(
+            sql.Literal(name), column, lower, column, upper
+        )
         rows = conn.execute(
-            sql.SQL("SELECT {} FROM audit_log WHERE {} ORDER BY id").format(
-                sql.SQL(", ").join(map(sql.Identifier, COLUMNS)), where
+            sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, trail.columns)), table, where,
+                sql.SQL(", ").join(map(sql.Identifier, trail.columns[: trail.key])),
             )
-        ).fetchall()
+        ).fetchall()  # fmt: skip
         db_count_row = conn.execute(
-            sql.SQL("SELECT count(*) FROM audit_log WHERE {}").format(where)
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, where)
         ).fetchone()
         db_count = int(db_count_row[0]) if db_count_row else -1
-        backend.write(key, export_csv([(*r[:-1], _json(r[-1])) for r in rows]))
+        backend.write(key, export_csv([_row(r) for r in rows], trail.columns))
         stored = backend.read(key)
         if stored is None:
             raise ArchiveMismatchError(f"{key} was not found after writing it")
-        n, ids = count_export(stored)
-        if n != db_count or ids != {int(r[0]) for r in rows}:
+        n, ids = count_export(stored, trail)
+        if n != db_count or ids != {tuple(str(v) for v in r[: trail.key]) for r in rows}:
             raise ArchiveMismatchError(
                 f"{name}: database has {db_count} rows, export {key} has {n}"
             )
     return n
 
 
-def drop_partition(conn: psycopg.Connection[Any], name: str, rows: int) -> None:
+def drop_partition(
+    conn: psycopg.Connection[Any], name: str, rows: int, trail: Trail = AUDIT
+) -> None:
     """Detaches and drops the partition, in a short transaction that gives way to audited
     reads when it cannot take its lock at once (lock_timeout), retried a few times. The
     function refuses unless the partition still holds exactly the `rows` exported."""
@@ -157,17 +193,23 @@ def drop_partition(conn: psycopg.Connection[Any], name: str, rows: int) -> None:
         try:
             with conn.transaction():
                 conn.execute(f"SET LOCAL lock_timeout = '{ARCHIVE_LOCK_TIMEOUT}'")
-                conn.execute("SELECT audit_log_drop_partition(%s, %s)", (name, rows))
+                drop = sql.SQL("SELECT {}(%s, %s)").format(sql.Identifier(trail.drop))
+                conn.execute(drop, (name, rows))
             return
         except psycopg.errors.LockNotAvailable:
             if attempt == DETACH_ATTEMPTS:
                 raise
-            log.info("audit_log busy; detach retried", extra={"partition": name})
+            log.info("table busy; detach retried", extra={"partition": name})
             time.sleep(DETACH_RETRY_SECONDS)
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def _row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as CSV cells: JSON columns as JSON text (None stays an empty cell)."""
+    return tuple(_json(v) if isinstance(v, (dict, list)) else v for v in row)
 
 
 def run_archive(settings: Settings, today: date | None = None) -> list[ArchivedPartition]:
@@ -186,6 +228,12 @@ def run_archive(settings: Settings, today: date | None = None) -> list[ArchivedP
         ensure_partitions(conn, today)
         for name, month in old_partitions(conn, cutoff):
             done.append(archive_partition(conn, backend, name, month))
+        # The risk history keeps the current and the previous school year.
+        conn.execute("SELECT risk_history_ensure_current_partitions()")
+        kept = conn.execute("SELECT risk_history_kept_from()").fetchone()
+        if kept is not None and kept[0] is not None:
+            for name, month in old_partitions(conn, kept[0], HISTORY):
+                done.append(archive_partition(conn, backend, name, month, HISTORY))
     return done
 
 

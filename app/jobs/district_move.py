@@ -56,10 +56,14 @@ MOVED_TABLES: tuple[tuple[str, str], ...] = (
     ("behaviour_incidents", SCHOOLS),
     ("interventions", SCHOOLS),
     ("alerts", SCHOOLS),
+    # The students' risk over time: their record, not something the target's training redoes.
+    ("risk_history", SCHOOLS),
     # The events' idempotency keys go along: a client retrying a batch after the move is told
     # its events are duplicates there too.
     ("student_events", SCHOOLS),
     ("api_clients", CLIENTS),
+    # Its purged students stay purged in the new region: the importer reads the tombstones.
+    ("student_tombstones", "district_id = %(district)s"),
     ("audit_log", f"{SCHOOLS} OR client_id IN (SELECT id FROM api_clients WHERE {CLIENTS})"),
 )
 # The source's model records, live features and rescoring messages of the district's schools:
@@ -72,7 +76,13 @@ DERIVED_TABLES: tuple[tuple[str, str], ...] = (
 )
 # Tables of the region itself, not of any district: migrations, training runs' bookkeeping.
 REGION_TABLES = frozenset(
-    {"schema_migrations", "training_runs", "training_shards", "school_calendar"}
+    {
+        "schema_migrations",
+        "training_runs",
+        "training_shards",
+        "school_calendar",
+        "district_offboardings",  # outlives the district it records
+    }
 )
 # The text COPY writes depends on these; both sides use the same, so equal rows hash equal.
 SESSION = (

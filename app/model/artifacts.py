@@ -71,6 +71,8 @@ class Backend(Protocol):
     def write(self, key: str, data: bytes) -> None: ...
     def list_versions(self) -> list[str]: ...
     def delete_version(self, version: str) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def destroy(self, prefix: str) -> tuple[int, int]: ...
 
 
 class LocalBackend:
@@ -103,6 +105,25 @@ class LocalBackend:
     def delete_version(self, version: str) -> None:
         shutil.rmtree(self.root / "versions" / version, ignore_errors=True)
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every stored key under `prefix` (a folder), sorted."""
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        found = (p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+        return sorted(str(p.relative_to(self.root)) for p in found)
+
+    def destroy(self, prefix: str) -> tuple[int, int]:
+        """Deletes every file under `prefix` (a folder or one file); (files, files): a local
+        store keeps no older versions."""
+        path = self.root / prefix
+        if path.is_file():
+            path.unlink()
+            return 1, 1
+        n = len([p for p in path.rglob("*") if p.is_file()]) if path.is_dir() else 0
+        shutil.rmtree(path, ignore_errors=True)
+        return n, n
+
 
 class S3Backend:
     def __init__(self, bucket: str, prefix: str) -> None:
@@ -134,6 +155,39 @@ class S3Backend:
                 rest = obj["Key"][len(self._key("versions/")) :]
                 found.add(rest.split("/", 1)[0])
         return sorted(found)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        start = len(self._key(""))
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            found += [o["Key"][start:] for o in page.get("Contents", [])]
+        return sorted(found)
+
+    def destroy(self, prefix: str) -> tuple[int, int]:
+        """Deletes every version and delete marker of every object under `prefix`: in a
+        versioned bucket a plain DeleteObject only hides the data behind a marker. Returns
+        (objects, versions and markers) removed. A version under Object Lock is refused by
+        S3 (AccessDenied) until its retention ends: the error is raised."""
+        keys: set[str] = set()
+        removed = 0
+        paginator = self.s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            entries = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+            batch = [{"Key": e["Key"], "VersionId": e["VersionId"]} for e in entries]
+            for i in range(0, len(batch), 1000):  # DeleteObjects takes 1,000 at most
+                answer = self.s3.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch[i : i + 1000], "Quiet": True}
+                )
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    raise RuntimeError(
+                        f"s3://{self.bucket}/{first['Key']} version {first.get('VersionId')}"
+                        f" not deleted: {first.get('Code')} {first.get('Message')}"
+                    )
+            keys |= {e["Key"] for e in page.get("Versions", [])}
+            removed += len(batch)
+        return len(keys), removed
 
     def delete_version(self, version: str) -> None:
         paginator = self.s3.get_paginator("list_objects_v2")

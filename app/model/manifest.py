@@ -46,6 +46,8 @@ class RunRecord:
     declarations: list[DistrictFeature] = field(default_factory=list)
     fairness: dict[str, dict[str, Any]] = field(default_factory=dict)
     random_split: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Risk before and after interventions by type (app/model/outcomes.py): descriptive.
+    interventions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,7 @@ class RunRecord:
             ],
             "fairness": self.fairness,
             "random_split": self.random_split,
+            "interventions": self.interventions,
         }
 
 

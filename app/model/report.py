@@ -24,6 +24,7 @@ from app.model.artifacts import HOLDOUT_FILE, REPORT_FILE, ModelStore
 from app.model.report_sections import (
     fairness_section,
     figures_table,
+    interventions_section,
     model_card,
     scopes_of,
     split_section,
@@ -128,6 +129,7 @@ Schools too small to train their own model: {e(fallback)}.</p>
 {figures_table(manifest)}
 <h2>Temporal and random split</h2>{split_section(manifest)}
 <h2>Fairness audit</h2>{fairness_section(manifest)}
+<h2>Risk before and after interventions (descriptive)</h2>{interventions_section(manifest)}
 <h2>Data snapshot</h2><table>{snapshot}</table>
 <h2>Settings</h2><table>{settings}</table>
 <h2>ROC and reliability curves</h2>

@@ -164,3 +164,29 @@ def model_card(manifest: dict[str, Any]) -> str:
     }
     body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows.items())
     return f"<table>{body}</table>"
+
+
+def interventions_section(manifest: dict[str, Any]) -> str:
+    """Risk before and after interventions by type, stated as descriptive."""
+    rows = manifest.get("interventions") or []
+    note = (
+        "<p><strong>Descriptive only, not an effect.</strong> Students are not assigned to"
+        " interventions at random, and a high risk tends to fall back on its own (regression to"
+        " the mean); other support happens at the same time. A fall in risk after an"
+        " intervention does not show that it worked, nor a rise that it failed. Risk on the"
+        " start day and on the end day (today while open), from the risk history.</p>"
+    )
+    if not rows:
+        return note + "<p>No intervention with a type, a start date and a risk history.</p>"
+    e = html.escape
+    body = "".join(
+        f"<tr><td>{e(str(r['type']))}</td><td>{r['cases']}</td><td>{r['closed']}</td>"
+        f"<td>{_num(r['mean_before'])}</td><td>{_num(r['mean_after'])}</td>"
+        f"<td>{_num(r['mean_change'])}</td><td>{_num(r['share_lower'], 2)}</td></tr>"
+        for r in rows
+    )
+    return (
+        note + "<table><tr><th>Type</th><th>Cases</th><th>Closed</th><th>Mean risk before</th>"
+        "<th>Mean risk after</th><th>Mean change</th><th>Share lower after</th></tr>"
+        f"{body}</table>"
+    )

@@ -12,6 +12,7 @@ import numpy as np
 import psycopg
 
 from app.core.settings import Settings
+from app.model import history
 from app.model.artifacts import ModelStore, Pointer
 from app.model.features import STANDARD_FEATURES
 from app.model.served_models import ModelRegistry
@@ -43,7 +44,7 @@ def score_students(
                 " WHERE is_active ORDER BY student_id"
             )
             while rows := students.fetchmany(SCORE_BATCH_ROWS):
-                scored += _insert_scores(conn, registry, gen, rows)
+                scored += _insert_scores(conn, registry, gen, rows, top=settings.risk_reasons)
     conn.execute("SELECT analyze_risk_scores()")  # ANALYZE needs the owner: its function
     conn.commit()
     return scored
@@ -76,7 +77,9 @@ def rescore_students(
                 (after, SCORE_BATCH_ROWS),
             ).fetchall()
             if rows:
-                scored += _insert_scores(conn, registry, gen, rows, in_place=True)
+                scored += _insert_scores(
+                    conn, registry, gen, rows, in_place=True, top=settings.risk_reasons
+                )
         if not rows:
             break
         after = int(rows[-1][0])
@@ -104,10 +107,14 @@ def _insert_scores(
     gen: int,
     rows: list[Any],
     in_place: bool = False,
+    top: int = 3,
 ) -> int:
+    """Scores of `rows` under `gen`, and the risk history's snapshots of those that changed
+    (with their `top` reasons)."""
     data = np.array([r[:-1] for r in rows], dtype=np.float64)  # NULL: NaN (missing)
     school_ids: list[int | None] = [int(s) for s in data[:, 1]]
-    predictions = registry.predict(school_ids, data[:, 2:], extras=[r[-1] for r in rows])
+    explained = registry.explain(school_ids, data[:, 2:], [r[-1] for r in rows], top)
+    predictions = [p for p, _ in explained]
     # One INSERT of arrays, not COPY: PostgreSQL refuses COPY FROM into a table whose
     # row-level security applies to the user, as it does to the trainer's login (0007).
     replace = (
@@ -127,6 +134,15 @@ def _insert_scores(
             [p.risk for p in predictions],
             [p.version for p in predictions],
         ),
+    )
+    history.record(
+        conn,
+        gen,
+        [row[0] for row in rows],
+        [row[1] for row in rows],
+        [p.risk for p in predictions],
+        [p.version for p in predictions],
+        [history.reasons_json(r) for _, r in explained],
     )
     return len(rows)
 

@@ -26,6 +26,7 @@ from app.core.settings import Settings
 from app.model.artifacts import HOLDOUT_FILE, MEDIANS_FILE, ModelStore, Pointer
 from app.model.figures import flat_metrics
 from app.model.manifest import RunRecord, insert_versions, write_manifest
+from app.model.outcomes import intervention_outcomes
 from app.model.promotion import Decision
 from app.model.publication import publish_decisions, training_lock
 from app.model.scopes import (
@@ -101,6 +102,7 @@ def random_split_figures(
 
 
 def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
+    started = datetime.now(UTC)  # students purged before this were not in the run's data
     store = ModelStore(settings.model_store_url)
     version = new_version()
     data = load_training_data(conn)
@@ -124,6 +126,7 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         random_split={DISTRICT: random_split_figures(data, declarations, settings)}
         if split.kind == TEMPORAL
         else {},
+        interventions=intervention_outcomes(conn),
     )
     try:
         pointer, promoted, kept, decisions = _store_and_publish(
@@ -133,6 +136,7 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         discard_unpublished(store, version)
         raise
     store.prune(settings.keep_versions)
+    retrained_without_purged(conn, version, kept, started)
     write_report(store, version)
     log.info(
         "training finished",
@@ -187,6 +191,35 @@ def _store_and_publish(
         conn, store, settings, current, version, decisions, fitted.fallback
     )
     return pointer, promoted, kept, decisions
+
+
+def retrained_without_purged(
+    conn: psycopg.Connection[Any], version: str, kept: list[str], started: datetime
+) -> None:
+    """Students purged before this run (tombstones, migration 0020) were not in its data. When
+    every scope now serves this run's model, no served model learnt from them: their
+    tombstones say so. A scope the gate kept still serves a model that may have: they stay
+    pending, and the next run tries again."""
+    with conn.transaction():
+        pending = conn.execute(
+            "SELECT count(*) FROM student_tombstones WHERE models_retrained_in IS NULL"
+            " AND purged_at < %s",
+            (started,),
+        ).fetchone()
+        if not pending or not pending[0]:
+            return
+        if kept:
+            log.warning(
+                "models trained on purged students still serve (kept by the gate)",
+                extra={"purged_students": int(pending[0]), "kept_scopes": len(kept)},
+            )
+            return
+        conn.execute(
+            "UPDATE student_tombstones SET models_retrained_in = %s"
+            " WHERE models_retrained_in IS NULL AND purged_at < %s",
+            (version, started),
+        )
+    log.info("models retrained without purged students", extra={"purged": int(pending[0])})
 
 
 def discard_unpublished(store: ModelStore, version: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from components.config.tier import (
     ApiSize,
+    AuditLockSize,
     CacheSize,
     CapacityType,
     DatabaseSize,
@@ -55,6 +56,8 @@ TIERS: dict[str, Tier] = {
         expected_schools=1,
         deletion_protection=False,
         log_retention_days=7,
+        # A day, in governance mode: `pulumi destroy` of a dev stack empties the bucket.
+        audit_lock=AuditLockSize("GOVERNANCE", 1),
         network=NetworkSize(az_count=2, nat_mode="single"),  # EKS and RDS need two AZs
         db=DatabaseSize(
             instance_class="db.t4g.micro",
@@ -164,6 +167,8 @@ TIERS: dict[str, Tier] = {
         expected_schools=200,
         deletion_protection=True,
         log_retention_days=365,
+        # Large districts' agreements ask for an audit trail nobody can rewrite: compliance.
+        audit_lock=AuditLockSize("COMPLIANCE", 365),
         network=NetworkSize(
             az_count=3,
             nat_mode="per_az",
@@ -223,6 +228,8 @@ TIERS: dict[str, Tier] = {
         expected_schools=10_000,
         deletion_protection=True,
         log_retention_days=365,
+        # Large districts' agreements ask for an audit trail nobody can rewrite: compliance.
+        audit_lock=AuditLockSize("COMPLIANCE", 365),
         network=NetworkSize(
             az_count=3,
             nat_mode="per_az",

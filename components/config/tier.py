@@ -152,6 +152,19 @@ class EdgeSize:
 
 
 @dataclass(frozen=True)
+class AuditLockSize:
+    """S3 Object Lock on the audit archive: each archived month is written once and cannot be
+    overwritten or deleted for ``days``. GOVERNANCE: an operator holding
+    s3:BypassGovernanceRetention (no workload does) can still remove a month, e.g. at a
+    district's written request; COMPLIANCE: nobody, not even the account's root user, until the
+    days have passed."""
+
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    days: int = 365
+    """Longer than the audit log's live retention (AUDIT_RETENTION_DAYS, 90 by default)."""
+
+
+@dataclass(frozen=True)
 class WafSize:
     """The WAF on the stack's internet-facing entry (CloudFront, or the load balancer):
     requests per ``window_seconds`` (docs/operate.md, "Limits"). A classic 100 requests / 15 min
@@ -294,6 +307,7 @@ class Tier:
     training: TrainingSize = TrainingSize()
     edge: EdgeSize = EdgeSize()
     waf: WafSize = WafSize()
+    audit_lock: AuditLockSize = AuditLockSize()
     inference: InferenceSize = InferenceSize()
     monitoring: MonitoringSize = MonitoringSize()
     events: EventsSize = EventsSize()

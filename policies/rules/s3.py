@@ -17,7 +17,7 @@ from pulumi_policy import (
     ResourceValidationArgs,
 )
 
-from ._util import as_list, get, rule, setting, statements
+from ._util import as_list, get, num, rule, setting, statements
 
 BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -31,6 +31,22 @@ ENCRYPTION = (
     "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
 )
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+OBJECT_LOCK = (
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+    "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2",
+)
+LOCK_MODES = frozenset({"GOVERNANCE", "COMPLIANCE"})
+
+AUDIT_BUCKET_SCHEMA = PolicyConfigSchema(
+    properties={
+        "auditBucketPattern": {
+            "type": "string",
+            "default": r"^audit-archive",
+            "description": "Regex matched against a bucket's resource name to recognise the "
+            "audit archive, which must be write-once (S3 Object Lock).",
+        },
+    }
+)
 
 PAB_FLAGS = {
     "blockPublicAcls": "block_public_acls",
@@ -165,6 +181,34 @@ def _tls_only(args: ResourceValidationArgs, report: ReportViolation) -> None:
         )
 
 
+def lock_problem(lock: Any) -> str | None:
+    """What is wrong with an Object Lock configuration's props (None: a default retention in
+    governance or compliance mode for at least a day)."""
+    if str(get(lock, "objectLockEnabled") or "Enabled") != "Enabled":
+        return "does not enable Object Lock (object_lock_enabled='Enabled')"
+    retention = get(lock, "rule.defaultRetention")
+    if not isinstance(retention, Mapping):
+        return "sets no default retention (rule.default_retention)"
+    mode = str(retention.get("mode") or "")
+    if mode not in LOCK_MODES:
+        return f"has retention mode '{mode}' (GOVERNANCE or COMPLIANCE)"
+    # Numbers arrive as floats from the engine.
+    days, years = num(retention.get("days"), 0.0) or 0.0, num(retention.get("years"), 0.0) or 0.0
+    if days < 1 and years < 1:
+        return "keeps objects for no time (days or years of at least 1)"
+    return None
+
+
+def _object_lock(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    problem = lock_problem(args.props)
+    if problem:
+        report(
+            f"S3 Object Lock configuration '{args.name}' {problem}: archived audit months "
+            "must be write-once.",
+            None,
+        )
+
+
 M = EnforcementLevel.MANDATORY
 
 POLICIES = [
@@ -197,6 +241,14 @@ POLICIES = [
         _sse_kms,
         M,
         ACCESS_LOG_SCHEMA,
+    ),
+    rule(
+        "s3-object-lock-retention",
+        "S3 Object Lock configurations lock every new object for a while, in governance or "
+        "compliance mode.",
+        list(OBJECT_LOCK),
+        _object_lock,
+        M,
     ),
     rule(
         "s3-tls-only-policy",

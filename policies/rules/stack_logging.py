@@ -1,5 +1,6 @@
 """Stack rules for the internet-facing entries and their records: every entry has a WAF,
-every web ACL logs, every FERPA bucket keeps S3 server access logs.
+every web ACL logs, every FERPA bucket keeps S3 server access logs, the audit archive is
+write-once (S3 Object Lock).
 
 Joins go by ARN or bucket name where they are known, and fall back to the component tree
 (a resource and its companions share a parent) on a first preview, when they are not.
@@ -108,6 +109,30 @@ def _s3_access_logging(args: StackValidationArgs, report: ReportViolation) -> No
             )
 
 
+def _audit_archive_locked(args: StackValidationArgs, report: ReportViolation) -> None:
+    resources, at = args.resources, report_each(report)
+    pattern = str(setting(args, s3.AUDIT_BUCKET_SCHEMA, "auditBucketPattern"))
+    locks = of_type(resources, *s3.OBJECT_LOCK)
+    for bucket in of_type(resources, *s3.BUCKETS):
+        if not re.search(pattern, bucket.name):
+            continue
+        keys = {str(k) for k in (resource_id(bucket), val(bucket, "bucket")) if k}
+        mine = [
+            c
+            for c in locks
+            if str(val(c, "bucket")) in keys
+            or (val(c, "bucket") is None and parent_urn(c) == parent_urn(bucket))
+        ]
+        inline = val(bucket, "objectLockConfiguration")
+        if not mine and not (inline and s3.lock_problem(inline) is None):
+            at(
+                f"S3 bucket '{bucket.name}' archives the audit log without Object Lock: "
+                "whoever may write to it could rewrite the audit trail. Add an "
+                "aws.s3.BucketObjectLockConfiguration (SecureBucketArgs.object_lock).",
+                bucket,
+            )
+
+
 M = EnforcementLevel.MANDATORY
 
 POLICIES = [
@@ -129,5 +154,12 @@ POLICIES = [
         validate=_s3_access_logging,
         enforcement_level=M,
         config_schema=s3.ACCESS_LOG_SCHEMA,
+    ),
+    StackValidationPolicy(
+        name="s3-audit-archive-object-lock",
+        description="The audit archive bucket is write-once (S3 Object Lock).",
+        validate=_audit_archive_locked,
+        enforcement_level=M,
+        config_schema=s3.AUDIT_BUCKET_SCHEMA,
     ),
 ]

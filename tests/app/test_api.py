@@ -166,7 +166,8 @@ def test_at_risk_pages_cover_the_school_in_order(client: TestClient, district: D
     assert risks == sorted(risks, reverse=True)
     item = seen[0]
     assert set(item) == {
-        *("student_id", "first_name", "last_name", "grade", "risk", "model_version", "reasons")
+        *("student_id", "first_name", "last_name", "grade", "risk", "model_version", "reasons"),
+        *("indicators", "risk_change_30d", "open_intervention"),
     }
     assert (
         item["model_version"]

@@ -10,13 +10,14 @@ from datetime import UTC, date, datetime
 import boto3
 import psycopg
 import pytest
+from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from app.api.main import create_app
 from app.core.db import migrate
 from app.jobs.archive import ArchiveMismatchError, export_csv, run_archive
-from app.model.artifacts import LocalBackend
+from app.model.artifacts import LocalBackend, backend_for
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 
@@ -162,3 +163,66 @@ def test_migrate_creates_missing_audit_partitions(untrained_district: District) 
     assert migrate(untrained_district.owner) == []  # nothing new to apply, still ensures
     assert current_month_partition() in partitions(untrained_district.url)
     assert len(partitions(untrained_district.url)) == 3
+
+
+def test_risk_history_before_the_previous_school_year_is_archived_then_dropped(
+    untrained_district: District,
+) -> None:
+    url = untrained_district.url
+    kept_from = scalar(url, "SELECT risk_history_kept_from()")
+    old_month = date(kept_from.year - 1, kept_from.month, 1)
+    old_part = f"risk_history_p{old_month:%Y_%m}"
+    kept_part = f"risk_history_p{kept_from:%Y_%m}"
+    student = scalar(url, "SELECT min(id) FROM students WHERE school_id = 1")
+    with psycopg.connect(untrained_district.master_url, autocommit=True) as conn:
+        conn.execute("SELECT risk_history_ensure_partitions(%s, %s)", (old_month, old_month))
+    with psycopg.connect(url, autocommit=True) as conn:
+        for day in (old_month, kept_from):
+            conn.execute(
+                "INSERT INTO risk_history (student_id, school_id, day, risk, generation,"
+                " model_version, reasons) VALUES (%s, 1, %s, 0.4, 1, 'v', '[]')",
+                (student, day),
+            )
+    done = run_archive(untrained_district.archiver, today=TODAY)
+    history = [d for d in done if d.partition.startswith("risk_history_")]
+    assert [(d.partition, d.rows) for d in history] == [(old_part, 1)]
+    names = set(scalar(url, "SELECT array_agg(c.relname::text) FROM pg_inherits i"
+                            " JOIN pg_class c ON c.oid = i.inhrelid"
+                            " WHERE i.inhparent = 'risk_history'::regclass"))  # fmt: skip
+    assert old_part not in names and kept_part in names
+    data = backend_for(untrained_district.archiver.archive_store_url).read(history[0].key)
+    assert data is not None
+    rows = read_export(data)
+    assert [(r["student_id"], r["day"], r["reasons"]) for r in rows] == [
+        (str(student), old_month.isoformat(), "[]")
+    ]
+    assert scalar(url, "SELECT count(*) FROM risk_history WHERE day = %s", (kept_from,)) == 1
+
+
+def test_archive_to_an_object_locked_bucket_writes_locked_months(
+    untrained_district: District,
+) -> None:
+    """The audit archive bucket has S3 Object Lock (components/storage.py): the job's writes
+    work with it, and an archived month cannot be deleted by the archiver's credentials."""
+    seed_audit(untrained_district.master_url)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="ssp-archive", ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(
+            Bucket="ssp-archive",
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 365}},
+            },
+        )
+        settings = untrained_district.archiver.model_copy(
+            update={"archive_store_url": "s3://ssp-archive/audit"}
+        )
+        done = run_archive(settings, today=TODAY)
+        key = "audit/audit_log/2026/audit_log_p2026_06.csv.gz"
+        assert len(done) == 2
+        head = s3.head_object(Bucket="ssp-archive", Key=key)
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        with pytest.raises(ClientError, match="AccessDenied"):
+            s3.delete_object(Bucket="ssp-archive", Key=key, VersionId=head["VersionId"])
+        assert len(read_export(s3.get_object(Bucket="ssp-archive", Key=key)["Body"].read())) == 7

@@ -29,6 +29,12 @@ EXPECTED = [
     "0013_rescore_in_place",
     "0014_promotion_generation",
     "0015_school_years_and_district_features",
+    "0016_indicators",
+    "0017_risk_history",
+    "0018_alert_workflow",
+    "0019_interventions",
+    "0020_student_lifecycle",
+    "0021_access_report",
 ]
 
 
@@ -113,9 +119,9 @@ def test_migrate_from_empty_then_noop(make_database: Callable[[], str]) -> None:
         "risk_scores": "true",
         "schools": "true",
     }
-    # 0005's twelve, and 0011's on the events' keys and the queue.
+    # 0005's twelve, 0011's on the events' keys and the queue, 0017's on the risk history.
     assert (
-        scalar(url, "SELECT count(*) FROM pg_policies WHERE policyname = 'tenant_isolation'") == 14
+        scalar(url, "SELECT count(*) FROM pg_policies WHERE policyname = 'tenant_isolation'") == 15
     )
 
 

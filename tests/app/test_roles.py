@@ -44,7 +44,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LOGINS = tuple(WORKLOAD_LOGINS.values())
 FEATURES_OWNER = "ssp_features_owner"
 TENANT_LOOKUP = "ssp_tenant_lookup"
-GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP)  # NOLOGIN owners of one object each
+ALERT_COUNTER = "ssp_alert_counter"
+AUDIT_READER = "ssp_audit_reader"
+# NOLOGIN owners of one object each
+GROUP_ROLES = (FEATURES_OWNER, TENANT_LOOKUP, ALERT_COUNTER, AUDIT_READER)
 # Every table with row-level security; migration 0007 forces it on each.
 RLS_TABLES = (
     "classrooms",
@@ -57,6 +60,7 @@ RLS_TABLES = (
     "interventions",
     "alerts",
     "risk_scores",
+    "risk_history",
     "schools",
     "model_versions",
     "audit_log",
@@ -113,23 +117,29 @@ def test_migrations_ran_as_a_master_that_is_not_a_superuser(district: District) 
     owners = scalar(
         district.url,
         "SELECT array_agg(DISTINCT relowner::regrole::text) FROM pg_class"
-        " WHERE relnamespace = 'public'::regnamespace AND relname <> 'student_features'"
-        " AND relname NOT LIKE 'student_features_%%'",
+        " WHERE relnamespace = 'public'::regnamespace"
+        " AND relname NOT IN ('student_features', 'student_indicators')"
+        " AND relname NOT LIKE 'student_features_%%' AND relname NOT LIKE 'student_indicators_%%'",
     )
     assert owners == [MASTER]
-    # The feature view's own NOLOGIN owner, so that REFRESH reads every school as it alone.
+    # The feature views' own NOLOGIN owner, so that REFRESH reads every school as it alone.
     matview_owner = "SELECT relowner::regrole::text FROM pg_class WHERE relname = %s"
-    assert scalar(district.url, matview_owner, ("student_features",)) == FEATURES_OWNER
+    for view in ("student_features", "student_indicators"):
+        assert scalar(district.url, matview_owner, (view,)) == FEATURES_OWNER
     functions = scalar(
         district.url,
         "SELECT array_agg(DISTINCT ARRAY[proname::text, proowner::regrole::text]) FROM pg_proc"
         " WHERE pronamespace = 'public'::regnamespace AND proowner <> %s::regrole",
         (MASTER,),
     )
-    # Each reads as its owner alone: the schools, and (live features) the facts.
+    # Each reads as its owner alone: the schools, (live features) the facts, and (the access
+    # report) the audit log.
     assert functions == [
+        ["api_key_names", AUDIT_READER],
         ["app_visible_schools", TENANT_LOOKUP],
+        ["overdue_alert_counts", ALERT_COUNTER],
         ["refresh_live_features", FEATURES_OWNER],
+        ["student_accesses", AUDIT_READER],
     ]
 
 

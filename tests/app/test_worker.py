@@ -573,7 +573,9 @@ def test_two_workers_drain_the_table_together_without_processing_a_message_twice
         while True:
             messages = worker.queue.receive(10)
             if first:  # each holds a leased batch at once, however the threads are scheduled
-                both_hold_a_batch.wait(30)
+                while not messages:  # the other waits below with 10 of 120: rows are left
+                    messages = worker.queue.receive(10)
+                both_hold_a_batch.wait(120)
                 first = False
             if not messages:
                 if scalar(wd.url, "SELECT count(*) FROM event_queue") == 0:

@@ -8,7 +8,9 @@ indexes dropped) the provider cannot change in place. Each records where it came
 docstring). A change under such a path, or under a ``replaceOnChanges`` option, is a
 replacement; every other change is an in-place update. An AWS type's ``optional_computed``
 list names the inputs the provider keeps from state when the program stops setting them
-(``tools.provider_diff`` applies it).
+(``tools.provider_diff`` applies it); its ``defaults`` are the schema's ``Default`` values,
+which the provider reads for an absent input. A type no table covers is an error, never a
+silent update (``UnknownTypeError``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ class Rule:
     optional_computed: tuple[str, ...] = ()
     """Inputs the schema marks Optional and Computed: dropped by the program, they keep the
     state's value (no change, even where they force a replacement when set)."""
+    defaults: tuple[tuple[str, Any], ...] = ()
+    """The schema's ``Default`` per input: the provider reads an absent input as its default,
+    so spelling the default out (or dropping it) is no change."""
+    active_cluster: tuple[str, ...] = ()
+    """A Kubernetes provider's inputs that replace it only when the cluster they select
+    changes (``tools.diff.compare.active_cluster``)."""
 
 
 @cache
@@ -86,7 +94,22 @@ def rule(type_: str) -> Rule | None:
         mutable_option=entry.get("mutable_option", ""),
         conditional=tuple(sorted(entry.get("replace_if", {}).items())),
         optional_computed=tuple(entry.get("optional_computed", [])),
+        defaults=tuple(sorted(entry.get("defaults", {}).items())),
+        active_cluster=tuple(entry.get("active_cluster", [])),
     )
+
+
+class UnknownTypeError(ValueError):
+    """A resource type no replacement table covers: the diff cannot tell update from replace."""
+
+    def __init__(self, type_: str, name: str = ""):
+        where = f" (resource {name})" if name else ""
+        super().__init__(
+            f"no replacement table covers {type_}{where}: add it to "
+            f"tools/replacements/{provider_of(type_)}.json from the provider's schema "
+            "(see tools/replacements/refresh.py)"
+        )
+        self.type = type_
 
 
 def uncovered(types: Iterable[str]) -> list[str]:

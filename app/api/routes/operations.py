@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -12,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api import queries
 from app.api.deps import ServicesDep
-from app.api.metrics import exposition, record_models, record_pools
+from app.api.metrics import exposition, record_models, record_overdue, record_pools
 from app.api.schemas import Status
 from app.core.db import DatabaseUnavailableError
 
@@ -50,8 +51,17 @@ async def ready(svc: ServicesDep) -> Any:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(svc: ServicesDep) -> Response:
+async def metrics(svc: ServicesDep) -> Response:
     """Prometheus metrics (every worker's, in multiprocess mode)."""
+    try:
+        days = svc.settings.alert_overdue_days
+        record_overdue(await svc.db.fetch(None, queries.OVERDUE_ALERT_COUNTS, (days,)))
+    except (DatabaseUnavailableError, psycopg.Error):
+        log.warning("overdue alerts not counted: database unavailable")
+    return await run_in_threadpool(_exposition, svc)
+
+
+def _exposition(svc: ServicesDep) -> Response:
     record_pools(svc.db.stats())
     try:
         record_models(svc.registry.generation, svc.registry.served_figures())

@@ -7,7 +7,7 @@ import base64
 import binascii
 import json
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query, Response
@@ -26,11 +26,15 @@ from app.api.schemas import (
     ModelsOut,
     ModelVersionOut,
     ReasonOut,
+    indicators_out,
 )
 from app.core.cache import scores_stamp
+from app.core.indicators import filter_sql, from_row
 from app.model.artifacts import REPORT_FILE
 from app.model.features import district_values, to_matrix
 from app.model.served_models import NoModelError
+
+Flag = Literal["at_risk", "early_warning"]
 
 # No router-wide tag: the at-risk list is tagged "predictions", the model versions "models".
 router = APIRouter(prefix="/v1/schools")
@@ -40,18 +44,21 @@ def encode_cursor(risk: float, student_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"r": risk, "i": student_id}).encode()).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[float, int]:
-    """The (risk, student id) of a cursor from encode_cursor. Anything else, forged cursors
-    included, is a 422: a real risk from 0 to 1 and a JSON integer id, nothing non-finite."""
+def decode_cursor(cursor: str, sort: str = "risk") -> tuple[float, int]:
+    """The (risk, student id) of a cursor from encode_cursor (with sort=rising: the 30-day
+    change, from -1 to 1). Anything else, forged cursors included, is a 422: a real number in
+    range and a JSON integer id, nothing non-finite."""
+    low = 0 if sort == "risk" else -1
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor.encode()), parse_constant=_refuse)
         risk, sid = data["r"], data["i"]
-        if not (_is_number(risk) and 0 <= risk <= 1 and type(sid) is int):
+        if not (_is_number(risk) and low <= risk <= 1 and type(sid) is int):
             raise ValueError
         if not 1 <= sid <= MAX_BIGINT:
             raise ValueError
-        # The scores are `real`: the cursor's risk is compared as one (a tiny value such as
-        # 1e-50 becomes 0 here rather than failing to convert in the database).
+        # The scores (and their changes) are `real`: the cursor's value is compared as one (a
+        # tiny value such as 1e-50 becomes 0 here rather than failing to convert in the
+        # database), as PostgreSQL printed it shortest, not exactly.
         return float(np.float32(risk)), sid
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError, RecursionError):
         raise HTTPException(
@@ -83,18 +90,45 @@ async def at_risk(
         Query(ge=0, le=1, allow_inf_nan=False, description="Default: alert threshold"),
     ] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="From next_cursor")] = None,
+    sort: Annotated[
+        Literal["risk", "rising"],
+        Query(description="risk: highest first; rising: largest 30-day increase first"),
+    ] = "risk",
+    min_change: Annotated[
+        float | None,
+        Query(ge=-1, le=1, allow_inf_nan=False, description="Least 30-day change of the risk"),
+    ] = None,
+    attendance: Annotated[
+        Flag | None, Query(description="Attendance at this level or worse")
+    ] = None,
+    behaviour: Annotated[Flag | None, Query(description="Behaviour at this level or worse")] = None,
+    course: Annotated[
+        Flag | None, Query(description="Course performance at this level or worse")
+    ] = None,
+    chronic_absence: Annotated[bool | None, Query(description="Chronically absent only")] = None,
+    open_intervention: Annotated[
+        bool | None, Query(description="true: with an open case only; false: without one")
+    ] = None,
 ) -> Response:
-    """Students of a school at or above a risk, highest first, with keyset pagination."""
+    """Students of a school at or above a risk, highest first (or by the rise of their risk
+    over 30 days), with keyset pagination; each with its indicators, 30-day change and
+    whether an intervention is open. The indicator filters keep the students whose current
+    school year's indicator is at the given level or worse."""
     svc.check_school_key(client, school_id)
     floor = svc.settings.alert_threshold if min_risk is None else min_risk
+    levels = {"attendance": attendance, "behaviour": behaviour, "course": course}
+    filters = list_filters(svc, levels, chronic_absence, min_change, open_intervention, sort)
     try:
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor, sort) if cursor else None
     except HTTPException:
         await svc.check_school(client, school_id)  # a school it cannot see: 403 before 422
         raise
     gen = (await svc.pointer()).generation
     top = svc.settings.risk_reasons
-    key = f"atrisk:g{gen}:r{top}:{school_id}:{floor}:{limit}:{cursor}"
+    query_key = f"{sort}:{min_change}:{attendance}:{behaviour}:{course}:{chronic_absence}:" + str(
+        open_intervention
+    )
+    key = f"atrisk:g{gen}:r{top}:{school_id}:{floor}:{limit}:{cursor}:{query_key}"
     # Stamped with the school's scores: the worker's or a training run's rescoring of the
     # school (same generation) restamps them, and the page is read again.
     body, stamp = await svc.cache.aget_stamped(key, scores_stamp(school_id))
@@ -108,15 +142,18 @@ async def at_risk(
         return json_response(body, "hit")
     # One round trip: the page, whether the tenant sees the school, and the page's audit row.
     query = queries.at_risk_query(
-        gen, school_id, floor, limit, after, audit_client_id=client.id, reasons=top
-    )
+        gen, school_id, floor, limit, after, audit_client_id=client.id, reasons=top,
+        filters=filters,
+    )  # fmt: skip
     found = await svc.audited(client, *query)
     if not found[0]["school_visible"]:
         svc.refuse_unseen_school(school_id)
     rows = [r for r in found if r["student_id"] is not None]
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["risk"], rows[-1]["student_id"]) if more else None
+    last = rows[-1] if rows else {}
+    sort_key = float((last.get("risk") if sort == "risk" else last.get("risk_change")) or 0.0)
+    next_cursor = encode_cursor(sort_key, last["student_id"]) if more else None
     shown = [r for r in rows if r["first_name"] is not None]
     page = AtRiskPage(
         school_id=school_id,
@@ -147,9 +184,40 @@ def at_risk_items(
         AtRiskItem(
             **{f: r[f] for f in fields},
             reasons=[ReasonOut(**x._asdict()) for x in reasons.get(r["student_id"], [])],
+            indicators=indicators_out(from_row(r, svc.cut_points)),
+            risk_change_30d=None if r["risk_change"] is None else round(r["risk_change"], 6),
+            open_intervention=r["open_intervention"],
         )
         for r in rows
     ]
+
+
+def list_filters(
+    svc: ServicesDep,
+    levels: dict[str, Flag | None],
+    chronic_absence: bool | None,
+    min_change: float | None,
+    open_intervention: bool | None,
+    sort: str,
+) -> queries.ListFilters:
+    """The at-risk list's filters as SQL, from the request's query parameters."""
+    conditions, params = [], []
+    for indicator, level in levels.items():
+        if level is not None:
+            condition, values = filter_sql(indicator, level, svc.cut_points)
+            conditions.append(condition)
+            params += values
+    if chronic_absence is not None:
+        condition, values = filter_sql("chronic_absence", "at_risk", svc.cut_points)
+        conditions.append(condition if chronic_absence else f"NOT {condition}")
+        params += values
+    return queries.ListFilters(
+        tuple(conditions),
+        tuple(params),
+        min_change,
+        open_intervention,
+        "change" if sort == "rising" else "risk",
+    )
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Response
 
@@ -10,11 +11,15 @@ from app.api import queries
 from app.api.deps import ClientDep, ServicesDep, StudentId
 from app.api.metrics import PREDICTIONS
 from app.api.responses import json_response
-from app.api.schemas import ERRORS, ErrorOut, ReasonOut, RiskOut
+from app.api.schemas import ERRORS, ErrorOut, ReasonOut, RiskOut, indicators_out
 from app.core.auth import Client
+from app.core.indicators import from_row
+from app.jobs.lifecycle.access_report import WHAT, Access, report
 from app.model.features import STANDARD_FEATURES, district_values, to_matrix
 
 router = APIRouter(prefix="/v1/students", tags=["predictions"])
+# The live audit log's accesses to one student of the tenant (migration 0021).
+ACCESSES = "SELECT * FROM student_accesses(%s)"
 
 
 def tenant_key(client: Client) -> str:
@@ -63,7 +68,50 @@ async def student_risk(student_id: StudentId, client: ClientDep, svc: ServicesDe
         features={f: row[f] for f in STANDARD_FEATURES},
         district_features=extras[0],
         reasons=[ReasonOut(**r._asdict()) for r in reasons],
+        indicators=indicators_out(from_row(row, svc.cut_points)),
     )
     body = out.model_dump_json().encode()
     await svc.cache.aset(key, body, svc.settings.cache_ttl_risk_seconds)
     return json_response(body, "miss")
+
+
+@router.get(
+    "/{student_id}/accesses",
+    responses={**ERRORS, 404: {"model": ErrorOut}},
+    tags=["privacy"],
+)
+async def student_accesses(
+    student_id: StudentId,
+    client: ClientDep,
+    svc: ServicesDep,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    """Every recorded access to one of the district's students (FERPA, 34 CFR 99.32): when,
+    which API key and its class, what (single read, list, record written), from the live
+    audit log. District keys only: the district's own staff answer parents' requests. Months
+    already archived are in `python -m app access-report`, run by the district's operators:
+    this API's credentials cannot read the audit archive."""
+    if client.district_id is None:
+        raise HTTPException(403, "the access report needs a district key")
+    rows = await svc.db.fetch(client.tenant, ACCESSES, (str(student_id),))
+    if not rows:
+        raise HTTPException(404, f"no recorded access to a student {student_id} of this district")
+    accesses = [
+        Access(
+            r["occurred_at"].isoformat(),
+            WHAT.get(r["action"], r["action"]),
+            r["action"],
+            r["client_id"],
+            r["key_name"],
+            r["key_prefix"],
+            r["key_class"],
+            r["school_id"],
+            "live",
+        )
+        for r in rows
+    ]
+    # Reading who read a student's records is itself a read of them: audited.
+    detail = {"rows": len(accesses), "format": format}
+    await svc.audit(client, "read_access_report", student_id, detail, rows[0]["school_id"])
+    media = "text/csv" if format == "csv" else "application/json"
+    return Response(report(accesses, format), media_type=media)

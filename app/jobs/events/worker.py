@@ -28,6 +28,7 @@ from app.jobs.events import metrics
 from app.jobs.events.drain import DrainingQueue
 from app.jobs.events.queue import Message, PostgresQueue, Queue, SqsQueue
 from app.jobs.events.rescoring import Scorer
+from app.model import history
 from app.model.features import STANDARD_FEATURES
 
 log = logging.getLogger("app.events.worker")
@@ -209,6 +210,10 @@ class Worker:
             " model_version = excluded.model_version, scored_at = excluded.scored_at",
             (generation, ids, schools, risks, [p.version for p in predictions]),
         )
+        # The day's snapshot where the score changed (no reasons: the scorer may be an
+        # endpoint that gives none; the nightly scoring records them).
+        versions = [p.version for p in predictions]
+        history.record(self.conn, generation, ids, schools, risks, versions, [None] * len(ids))
         t = self.settings.alert_threshold
         crossed = [
             i

@@ -42,6 +42,7 @@ from app.jobs.importer.source import (
     source_for,
     split_header,
 )
+from app.jobs.importer.tombstones import skip_purged
 from app.jobs.importer.validate import create_staging, stage_table, validate
 
 log = logging.getLogger("app.importer")
@@ -79,6 +80,7 @@ class ImportResult:
     rows: int = 0
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # stage, validate, write: seconds
+    skipped_purged: dict[str, int] = field(default_factory=dict)  # rows of purged students
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -91,13 +93,19 @@ class ImportResult:
             "rows": self.rows,
             "seconds": round(self.seconds, 2),
             "phases": {k: round(v, 2) for k, v in self.phases.items()},
+            "skipped_purged": self.skipped_purged,
         }
 
 
 def run_import(
-    settings: Settings, url: str, dry_run: bool = False, progress: bool = True
+    settings: Settings,
+    url: str,
+    dry_run: bool = False,
+    progress: bool = True,
+    readmit_purged: bool = False,
 ) -> ImportResult:
-    """Import the bundle at `url`. Writes nothing when any problem is found (or on dry run)."""
+    """Import the bundle at `url`. Writes nothing when any problem is found (or on dry run).
+    Purged students' rows are left out unless `readmit_purged` (importer/tombstones.py)."""
     started = time.perf_counter()
     source = source_for(url)
     with connect_as(settings, IMPORTER_LOGIN, autocommit=True) as conn:
@@ -105,7 +113,8 @@ def run_import(
         if not row or not row[0]:
             raise ImportLockedError("another import holds the lock; exiting")
         try:
-            result = _import(conn, source, url, dry_run, progress)
+            pepper = None if readmit_purged else settings.api_key_pepper
+            result = _import(conn, source, url, dry_run, progress, pepper)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (IMPORT_LOCK_KEY,))
     result.seconds = time.perf_counter() - started
@@ -114,8 +123,14 @@ def run_import(
 
 
 def _import(
-    conn: psycopg.Connection[Any], source: Source, url: str, dry_run: bool, progress: bool
+    conn: psycopg.Connection[Any],
+    source: Source,
+    url: str,
+    dry_run: bool,
+    progress: bool,
+    pepper: str | None,
 ) -> ImportResult:
+    """`pepper`: leave out the purged students' rows (None: readmit them)."""
     started = time.perf_counter()
     phases: dict[str, float] = {}
     create_staging(conn)
@@ -150,6 +165,7 @@ def _import(
     phases["stage"] = time.perf_counter() - started
     validate(conn, features)
     problems = _problems(conn, staged_or)
+    skipped = skip_purged(conn, pepper) if pepper is not None and not problems else {}
     phases["validate"] = time.perf_counter() - started - phases["stage"]
     written = not dry_run and not problems
     counts: dict[str, Counts] = {}
@@ -162,7 +178,9 @@ def _import(
                 raise psycopg.Rollback()  # a dry run: the same write, undone (and swallowed)
     rows = sum(c.staged for c in counts.values())
     phases["write"] = time.perf_counter() - started - phases["stage"] - phases["validate"]
-    return ImportResult(url, dry_run, written, counts, problems, ignored, rows, 0.0, phases)
+    return ImportResult(
+        url, dry_run, written, counts, problems, ignored, rows, 0.0, phases, skipped
+    )
 
 
 def _problem(

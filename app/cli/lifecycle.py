@@ -1,0 +1,120 @@
+"""The commands of a student's data lifecycle: access-report, purge-student (and, in
+app/cli/offboarding.py, offboard-district)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from app.cli.exit_codes import EXIT_DATA, EXIT_OK, EXIT_USAGE
+from app.core.db import connect_as
+from app.core.logins import ARCHIVER_LOGIN
+from app.core.settings import Settings
+from app.model.artifacts import ModelStore, backend_for
+
+
+def access_report_command(args: argparse.Namespace, settings: Settings) -> int:
+    """As the archiver's login, which may read the audit log and the archive store."""
+    from app.jobs.lifecycle.access_report import (
+        archived_accesses,
+        key_names,
+        live_accesses,
+        report,
+    )
+
+    with connect_as(settings, ARCHIVER_LOGIN, autocommit=True) as conn:
+        student, accesses = live_accesses(conn, args.student)
+        keys = key_names(conn)
+    if student is None:
+        if not args.student.isdigit():
+            print(
+                f"access-report: no live access names a student with sourced id"
+                f" {args.student!r}; archived months name students by id: give the id",
+                file=sys.stderr,
+            )
+            return EXIT_DATA
+        student = int(args.student)
+    accesses += archived_accesses(backend_for(settings.archive_store_url), student, keys)
+    sys.stdout.write(report(accesses, args.format))
+    return EXIT_OK
+
+
+def purge_student_command(args: argparse.Namespace, settings: Settings) -> int:
+    """As the master (the purge Job's DATABASE_URL): see app/jobs/lifecycle/purge.py."""
+    from app.jobs.lifecycle.purge import PurgeError, purge_on_request
+
+    if not args.requested_by.strip():
+        print("purge-student: --requested-by must name who asked", file=sys.stderr)
+        return EXIT_USAGE
+    # Read first: an unreachable model store stops the purge before anything is deleted.
+    in_use = sorted(ModelStore(settings.model_store_url).pointer().versions_in_use())
+    try:
+        result = purge_on_request(settings, args.student, args.requested_by, in_use)
+    except PurgeError as exc:
+        print(f"purge-student: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    print(json.dumps(result.summary(), indent=1))
+    return EXIT_OK
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser(
+        "access-report", help="every recorded access to a student's records (FERPA)"
+    )
+    report.add_argument("--student", required=True, help="the student's id or sourced id")
+    report.add_argument("--format", choices=("csv", "json"), default="csv")
+    purge = sub.add_parser(
+        "purge-student", help="delete a student's records on request (with a tombstone)"
+    )
+    purge.add_argument("--student", required=True, help="the student's id or sourced id")
+    purge.add_argument(
+        "--requested-by", required=True, help="who asked (recorded in the audit log)"
+    )
+    add_offboarding(sub)
+
+
+def offboard_district_command(args: argparse.Namespace, settings: Settings) -> int:
+    """As the master (the offboarding Job's DATABASE_URL): app/jobs/lifecycle/offboard.py."""
+    from app.core.db import primary_url
+    from app.jobs.district_move import Directory
+    from app.jobs.lifecycle.offboard import OffboardError, Offboarding, offboard
+
+    directory = None
+    if settings.district_directory_table:
+        directory = Directory(settings.district_directory_table, settings.home_region)
+    job = Offboarding(
+        district=args.district,
+        export_to=args.export_to,
+        drop_prefix=args.drop_prefix,
+        model_stores=tuple(args.model_store or ()),
+        audit_policy=settings.offboard_audit_policy,
+        directory=directory,
+    )
+    try:
+        signed = offboard(settings, job, primary_url(settings))
+    except OffboardError as exc:
+        print(f"offboard-district: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    text = json.dumps(signed, indent=1, sort_keys=True)
+    if args.report_to:
+        backend_for(args.report_to).write(f"offboarding-{args.district}.json", text.encode())
+    print(text)
+    return EXIT_OK
+
+
+def add_offboarding(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    off = sub.add_parser(
+        "offboard-district", help="export a leaving district's data, then destroy it"
+    )
+    off.add_argument("--district", type=int, required=True)
+    off.add_argument(
+        "--export-to", required=True, help="a directory or s3://bucket/prefix for the export"
+    )
+    off.add_argument("--drop-prefix", help="s3://<drop bucket>/<the district's prefix>")
+    off.add_argument(
+        "--model-store",
+        action="append",
+        help="the district's own model store or model archive URL (repeatable)",
+    )
+    off.add_argument("--report-to", help="a directory or s3:// URL for the signed report")

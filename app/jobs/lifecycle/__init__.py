@@ -1,0 +1,2 @@
+"""A student's data from arrival to deletion: who accessed it (access_report), deletion on
+request and by retention (purge, retention), a district leaving (offboard)."""

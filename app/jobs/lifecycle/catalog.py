@@ -1,0 +1,104 @@
+"""Where a student's records are: found from PostgreSQL's catalog, not from a list kept by hand.
+
+Every table with a foreign key to students(id) holds student records, and so does every table
+with a foreign key to one of those (an alert's actions name the alert, not the student): the
+closure is walked from pg_constraint, so a migration that adds such a table is covered without
+a change here. Columns that name a student without a foreign key are listed in NO_FK_COLUMNS;
+tests/app/test_lifecycle_catalog.py fails when a column named like a student reference is in
+neither (a new table cannot be forgotten). The audit log is not deleted from but
+pseudonymised (app/jobs/lifecycle/purge.py): it is the record of who accessed what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+# Columns holding a student's id without a foreign key. event_queue: a message naming no
+# student is poison the worker dead-letters, so the key is left out on purpose (0011).
+NO_FK_COLUMNS: tuple[tuple[str, str], ...] = (("event_queue", "student_id"),)
+# Student references the purge rewrites instead of deleting: the FERPA record of accesses.
+AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (("audit_log", "student_id"),)
+# Materialized views derived from the tables above: refreshed after a deletion.
+DERIVED_VIEWS = ("student_features",)
+
+
+@dataclass(frozen=True)
+class StudentTable:
+    """A table holding student records and how to select a set of students' rows:
+    `where` takes the parameter %(ids)s (bigint[]); `depth` 1 for a direct reference."""
+
+    table: str
+    column: str
+    where: sql.Composable
+    depth: int
+
+    def rendered(self, conn: psycopg.Connection[Any]) -> str:
+        return self.where.as_string(conn)
+
+
+_FOREIGN_KEYS = """
+SELECT c.conrelid::regclass::text AS child, a.attname AS child_column,
+       c.confrelid::regclass::text AS parent, pa.attname AS parent_column
+FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
+JOIN pg_class k ON k.oid = c.conrelid
+WHERE c.contype = 'f' AND cardinality(c.conkey) = 1
+  AND k.relnamespace = 'public'::regnamespace AND NOT k.relispartition
+ORDER BY 1, 2
+"""
+
+
+def student_tables(conn: psycopg.Connection[Any]) -> list[StudentTable]:
+    """Every table holding student records, students itself last, deepest first: the order
+    to delete in. A table reached by two paths (a student id and an alert id) is listed for
+    each, the deeper first."""
+    edges = conn.execute(_FOREIGN_KEYS).fetchall()
+    ids = sql.SQL("= ANY(%(ids)s::bigint[])")
+    students = StudentTable("students", "id", sql.SQL("id {}").format(ids), 0)
+    found = [students]
+    for table, column in NO_FK_COLUMNS:
+        found.append(
+            StudentTable(table, column, sql.SQL("{} {}").format(sql.Identifier(column), ids), 1)
+        )
+    seen = {(t.table, t.column) for t in found}
+    frontier = list(found)
+    while frontier:
+        parent = frontier.pop(0)
+        for child, child_column, ref_table, ref_column in edges:
+            if ref_table != parent.table or (child, child_column) in seen:
+                continue
+            seen.add((child, child_column))
+            if parent.table == "students" and ref_column == "id":
+                where: sql.Composable = sql.SQL("{} {}").format(sql.Identifier(child_column), ids)
+            else:
+                where = sql.SQL("{} IN (SELECT {} FROM {} WHERE {})").format(
+                    sql.Identifier(child_column),
+                    sql.Identifier(ref_column),
+                    sql.Identifier(ref_table),
+                    parent.where,
+                )
+            entry = StudentTable(child, child_column, where, parent.depth + 1)
+            found.append(entry)
+            frontier.append(entry)
+    return sorted(found, key=lambda t: -t.depth)
+
+
+def covered_columns(tables: list[StudentTable]) -> set[tuple[str, str]]:
+    """(table, column) of every student reference the purge handles."""
+    return {(t.table, t.column) for t in tables} | set(AUDIT_COLUMNS)
+
+
+def student_reference_columns(conn: psycopg.Connection[Any]) -> set[tuple[str, str]]:
+    """Columns of the schema's tables named like a student reference (student_id,
+    pupil_id...): what the coverage test holds the catalog walk to."""
+    rows = conn.execute(
+        "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')"
+        " AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped"
+        " AND (a.attname ~ 'student' OR a.attname ~ 'pupil')"
+    ).fetchall()
+    return {(str(t), str(c)) for t, c in rows}
