@@ -163,6 +163,27 @@ def object_lock(
     )
 
 
+def encrypt_with_key(
+    name: str, bucket: aws.s3.Bucket, key_arn: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> aws.s3.BucketServerSideEncryptionConfiguration:
+    """Every object encrypted with the bucket's customer-managed key."""
+    return aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-encryption",
+        bucket=bucket.id,
+        rules=[
+            {
+                "apply_server_side_encryption_by_default": {
+                    "sse_algorithm": "aws:kms",
+                    "kms_master_key_id": key_arn,
+                },
+                # One data key per bucket instead of per object: fewer KMS calls.
+                "bucket_key_enabled": True,
+            }
+        ],
+        opts=opts,
+    )
+
+
 class SecureBucket(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     """Physical name of the bucket (auto-named from the logical name's prefix)."""
@@ -218,21 +239,7 @@ class SecureBucket(pulumi.ComponentResource):
             versioning_configuration={"status": "Enabled"},
             opts=in_bucket,
         )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": key.arn,
-                    },
-                    # One data key per bucket instead of per object: fewer KMS calls.
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=in_bucket,
-        )
+        encrypt_with_key(name, bucket, key.arn, in_bucket)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket.id,

@@ -218,6 +218,13 @@ DEAD_LETTER_QUEUE: dict[str, Any] = {
 }
 
 CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
+    (
+        "s3-object-lock-retention",
+        "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+        {"bucket": "b", "rule": {"defaultRetention": {"mode": "COMPLIANCE", "days": 365}}},
+        {"bucket": "b", "rule": {"defaultRetention": {"mode": "COMPLIANCE", "days": 0}}},
+        "for no time",
+    ),
     ("sqs-customer-managed-key", SQS, QUEUE, with_(QUEUE, "kmsMasterKeyId", None), "set kms"),
     (
         "sqs-customer-managed-key",

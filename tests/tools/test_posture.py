@@ -219,7 +219,7 @@ def test_the_diff_command_fails_on_broadening_unless_allowed(
         {STACK: revision.Evaluation([ingress("10.20.0.0/16")], 100.0)},
         {STACK: revision.Evaluation([ingress("0.0.0.0/0")], 100.0)},
     )
-    monkeypatch.setattr(diff, "evaluate", lambda base, stacks: sides)
+    monkeypatch.setattr(revision, "evaluate", lambda base, stacks: sides)
     assert diff.main(["origin/main", STACK]) == 1
     assert "from cidr 0.0.0.0/0" in capsys.readouterr().out
     urn = ingress("0.0.0.0/0").urn
@@ -246,7 +246,7 @@ def test_reading_the_whole_ferpa_drop_bucket_is_refused_end_to_end(
     iam.write_text(iam.read_text().replace(narrow, '"Resource": f"{drop_bucket_arn}/*",'))
 
     sides = revision.evaluate("HEAD", ["dev"], repo=tmp_path)
-    monkeypatch.setattr(diff, "evaluate", lambda base, stacks: sides)
+    monkeypatch.setattr(revision, "evaluate", lambda base, stacks: sides)
     assert diff.main(["HEAD", "dev"]) == 1
     out = capsys.readouterr().out
     [added] = [line for line in out.splitlines() if line.startswith("  + BROADENS")]
