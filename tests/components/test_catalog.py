@@ -4,12 +4,14 @@ settings, pod pools and the connection capacity check."""
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
 from components.config.capacity import (
     DB_INSTANCE_MEMORY_MIB,
     RESERVED_DB_CONNECTIONS,
+    ConnectionCapacity,
     connection_capacity,
     pg_memory_settings,
     pod_pool,
@@ -168,3 +170,73 @@ def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
         with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=100")
     )
     assert any("leaving fewer than the 10 reserved" in p for p in greedy.problems())
+
+
+def _capacity(**changes: Any) -> ConnectionCapacity:
+    """A budget that fits exactly: the API's 50 connections (5 x 10 pods), the trainer's 2 and
+    the workers' 3 are 55 = max_connections 65 - 10 reserved; the read pools, 50, over two
+    replicas are 25 each = 35 - 10 reserved."""
+    values: dict[str, Any] = {
+        "pool_per_pod": 2,
+        "overflow_per_pod": 3,
+        "max_pods": 10,
+        "trainer": 2,
+        "workers": 3,
+        "max_connections": 65,
+        "reserved": 10,
+        "via_proxy": False,
+        "proxy_percent": 90,
+        "replicas": 2,
+    }
+    return ConnectionCapacity(**{**values, **changes})
+
+
+def test_a_budget_used_to_its_last_connection_fits() -> None:
+    capacity = _capacity()
+    assert (capacity.demand, capacity.budget) == (55, 55)
+    assert capacity.problems() == []
+
+
+def test_one_connection_over_the_budget_is_reported_with_the_arithmetic() -> None:
+    [problem] = _capacity(workers=4).problems()
+    assert problem == (
+        "connection capacity: (2 pool + 3 overflow) x 10 pods + 2 trainer + 4 workers = 56 > "
+        "max_connections 65 - 10 reserved = 55; lower api.pool_size/api.pool_max_overflow or "
+        "api.max_replicas, or raise db.max_connections"
+    )
+
+
+def _replica_problems(capacity: ConnectionCapacity) -> list[str]:
+    # Replicas share the primary's max_connections, so a replica short of connections comes
+    # with a primary short of them too: only the replicas' problem is looked at here.
+    return [p for p in capacity.problems() if "per replica" in p]
+
+
+def test_the_read_pools_are_shared_by_every_replica_up_to_each_ones_reserve() -> None:
+    # Two replicas each take 25 of the 50 read connections: 35 - 10 reserved fits exactly.
+    assert _capacity(max_connections=35).reader_demand_per_replica == 25
+    assert _replica_problems(_capacity(max_connections=35)) == []
+    # Three replicas: 50 / 3, rounded up.
+    assert _capacity(replicas=3).reader_demand_per_replica == 17
+    assert _replica_problems(_capacity(max_connections=27, replicas=3)) == []
+    assert _capacity(replicas=0).reader_demand_per_replica == 0
+
+
+def test_a_replica_one_connection_short_of_its_share_of_the_read_pools_is_reported() -> None:
+    assert _replica_problems(_capacity(max_connections=34)) == [
+        "connection capacity: (2 pool + 3 overflow) x 10 pods read pools over 2 replicas = 25 "
+        "per replica > max_connections 34 - 10 reserved = 24; add replicas"
+    ]
+    assert len(_replica_problems(_capacity(max_connections=26, replicas=3))) == 1
+
+
+def test_a_proxy_may_take_all_but_the_reserve_and_not_one_connection_more() -> None:
+    assert _capacity(via_proxy=True, max_connections=100, proxy_percent=90).problems() == []
+    [problem] = _capacity(via_proxy=True, max_connections=100, proxy_percent=91).problems()
+    assert problem == (
+        "connection capacity: the proxy may take 91% of max_connections 100, leaving fewer "
+        "than the 10 reserved for superusers and operators; lower "
+        "db.proxy_max_connections_percent"
+    )
+    # Through the proxy the budget is its share, not max_connections less the reserve.
+    assert _capacity(via_proxy=True, max_connections=100, proxy_percent=55).budget == 55
