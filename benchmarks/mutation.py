@@ -18,6 +18,7 @@ continue, exceptions, decorators. Swapping + for << or ** only multiplies the mu
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shlex
 import shutil
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -132,9 +133,38 @@ def run_module(module: str, timeout: float) -> dict[str, Any]:
         (work / "mutation.toml").write_text(_config(module, tests, timeout))
         _cosmic_ray(work, "init", "mutation.toml", "session.sqlite")
         _cosmic_ray(work, "cr-filter-operators", "session.sqlite", "mutation.toml")
+        _skip_tables(work / "session.sqlite", work / module)
         _cosmic_ray(work, "exec", "mutation.toml", "session.sqlite")
         outcomes = _outcomes(work / "session.sqlite")
     return _summary(module, tests, outcomes, time.monotonic() - started)
+
+
+def _table_lines(source: Path) -> set[int]:
+    """Lines of the module-level tables of constants (an instance type's memory, a price):
+    data quoted from AWS, not decisions; a test restating them would only copy them."""
+    lines: set[int] = set()
+    for node in ast.parse(source.read_text()).body:
+        value = getattr(node, "value", None)
+        literal = isinstance(value, ast.Dict | ast.Set) or (
+            isinstance(value, ast.Call) and getattr(value.func, "id", "") in ("frozenset", "dict")
+        )
+        if isinstance(node, ast.Assign | ast.AnnAssign) and literal and value is not None:
+            constants = [n for n in ast.walk(value) if isinstance(n, ast.Constant)]
+            names = [n for n in ast.walk(value) if isinstance(n, ast.Name | ast.Attribute)]
+            if len(constants) > 4 and len(names) <= 1 and value.end_lineno:
+                lines.update(range(value.lineno, value.end_lineno + 1))
+    return lines
+
+
+def _skip_tables(session: Path, source: Path) -> None:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    tables = _table_lines(source)
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in db.pending_work_items:
+            if item.mutations[0].start_pos[0] in tables:
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
 
 
 def _outcomes(session: Path) -> list[dict[str, Any]]:
@@ -209,18 +239,23 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"not a mutated module: {', '.join(unknown)} (see MODULES)")
     chosen = args.modules or list(MODULES)
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(chosen, pool.map(lambda m: run_module(m, args.timeout), chosen)))
+        running = {pool.submit(run_module, m, args.timeout): m for m in chosen}
+        for done in as_completed(running):
+            _record(running[done], done.result())
+
+
+def _record(module: str, result: dict[str, Any]) -> None:
+    """Print a module's score and record it, as soon as it is known."""
     recorded = json.loads(RESULT.read_text()) if RESULT.exists() else {"modules": {}}
-    for module, result in results.items():
-        recorded["modules"][module] = {"date": machine()["date"], **result}
-        print(f"{module}: {result['killed']}/{result['mutants'] - result['equivalent']} killed "
-              f"({result['score_percent']} %), {result['survived']} survived, "
-              f"{result['equivalent']} equivalent, {result['seconds']} s")  # fmt: skip
     recorded.update(
         benchmark="mutation", tool=f"cosmic-ray {version('cosmic-ray')}", machine=machine()
     )
+    recorded["modules"][module] = {"date": machine()["date"], **result}
     RESULT.write_text(json.dumps(recorded, indent=2) + "\n")
-    print(f"recorded in {RESULT.relative_to(ROOT)}")
+    print(f"{module}: {result['killed']}/{result['mutants'] - result['equivalent']} killed "
+          f"({result['score_percent']} %), {result['survived']} survived, "
+          f"{result['equivalent']} equivalent, {result['seconds']} s; "
+          f"recorded in {RESULT.relative_to(ROOT)}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
