@@ -15,9 +15,11 @@ from components.config.capacity import (
     connection_capacity,
     pg_memory_settings,
     pod_pool,
+    sagemaker_max_rps_per_instance,
 )
 from components.config.catalog import TIERS
 from components.config.overrides import with_overrides
+from components.config.tier import InferenceSize
 from tools.costs import DB_INSTANCE_VCPUS
 
 
@@ -65,7 +67,12 @@ def test_tier2_postgres_settings_follow_the_seed_where_safe() -> None:
 
 @pytest.mark.parametrize(
     ("instance_class", "connections", "work_mem"),
-    [("db.t4g.micro", 40, 4), ("db.r6g.2xlarge", 500, 32), ("db.r6g.8xlarge", 100, 64)],
+    [
+        ("db.t4g.micro", 40, 4),
+        ("db.t4g.micro", 200, 4),  # a quarter of 1 GiB over 200 is 1.3 MiB: the 4 MiB floor
+        ("db.r6g.2xlarge", 500, 32),
+        ("db.r6g.8xlarge", 100, 64),
+    ],
 )
 def test_work_mem_is_bounded_and_a_power_of_two(
     instance_class: str, connections: int, work_mem: int
@@ -240,3 +247,13 @@ def test_a_proxy_may_take_all_but_the_reserve_and_not_one_connection_more() -> N
     )
     # Through the proxy the budget is its share, not max_connections less the reserve.
     assert _capacity(via_proxy=True, max_connections=100, proxy_percent=55).budget == 55
+
+
+def test_a_sagemaker_instance_is_planned_at_60_percent_of_its_vcpus_at_460_us_a_request() -> None:
+    planned = sagemaker_max_rps_per_instance(InferenceSize(instance_type="ml.c5.xlarge"))
+    assert planned == pytest.approx(4 * 0.6 / 460e-6)  # 5,217 requests/s
+
+
+def test_a_measured_sagemaker_capacity_replaces_the_model() -> None:
+    measured = InferenceSize(instance_type="ml.c5.xlarge", measured_max_rps=900)
+    assert sagemaker_max_rps_per_instance(measured) == 900.0
