@@ -123,8 +123,11 @@ def _cosmic_ray(work: Path, *args: str) -> None:
     subprocess.run([str(name), *(args if name == tool else args[1:])], cwd=work, check=True)
 
 
-def run_module(module: str, timeout: float) -> dict[str, Any]:
-    """Mutate one module in a copy of the tree; its results, survivors listed."""
+def run_module(
+    module: str, timeout: float, only: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Mutate one module in a copy of the tree; its results, survivors listed. With ``only``
+    (an earlier run's survivors), just those mutants."""
     tests = MODULES[module]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
@@ -133,7 +136,7 @@ def run_module(module: str, timeout: float) -> dict[str, Any]:
         (work / "mutation.toml").write_text(_config(module, tests, timeout))
         _cosmic_ray(work, "init", "mutation.toml", "session.sqlite")
         _cosmic_ray(work, "cr-filter-operators", "session.sqlite", "mutation.toml")
-        _skip_tables(work / "session.sqlite", work / module)
+        _skip_tables(work / "session.sqlite", work / module, only)
         _cosmic_ray(work, "exec", "mutation.toml", "session.sqlite")
         outcomes = _outcomes(work / "session.sqlite")
     return _summary(module, tests, outcomes, time.monotonic() - started)
@@ -150,20 +153,26 @@ def _table_lines(source: Path) -> set[int]:
         )
         if isinstance(node, ast.Assign | ast.AnnAssign) and literal and value is not None:
             constants = [n for n in ast.walk(value) if isinstance(n, ast.Constant)]
-            names = [n for n in ast.walk(value) if isinstance(n, ast.Name | ast.Attribute)]
-            if len(constants) > 4 and len(names) <= 1 and value.end_lineno:
+            # Constants only, or scaled by a unit (``2 * GIB``).
+            names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+            units = {n for n in names if n.isupper()}
+            if len(constants) > 4 and len(names - units) <= 1 and value.end_lineno:
                 lines.update(range(value.lineno, value.end_lineno + 1))
     return lines
 
 
-def _skip_tables(session: Path, source: Path) -> None:
+def _skip_tables(session: Path, source: Path, only: list[dict[str, Any]] | None) -> None:
+    """Skip the mutants in tables of data, and those not in ``only`` when given."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     tables = _table_lines(source)
+    wanted = {(m["line"], m["operator"], m["occurrence"]) for m in only or ()}
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item in db.pending_work_items:
-            if item.mutations[0].start_pos[0] in tables:
+            m = item.mutations[0]
+            key = (m.start_pos[0], m.operator_name.removeprefix("core/"), m.occurrence)
+            if m.start_pos[0] in tables or (only is not None and key not in wanted):
                 db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
 
 
@@ -233,20 +242,51 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     parser.add_argument("--jobs", type=int, default=2, help="modules mutated side by side")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per mutant")
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run only each module's recorded survivors again (after adding tests), the "
+        "module unchanged since",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules) - set(MODULES))
     if unknown:
         parser.error(f"not a mutated module: {', '.join(unknown)} (see MODULES)")
     chosen = args.modules or list(MODULES)
+    earlier = _recorded()["modules"]
+    only = {m: earlier[m]["survivors"] if args.survivors else None for m in chosen}
     with ThreadPoolExecutor(args.jobs) as pool:
-        running = {pool.submit(run_module, m, args.timeout): m for m in chosen}
+        running = {pool.submit(run_module, m, args.timeout, only[m]): m for m in chosen}
         for done in as_completed(running):
-            _record(running[done], done.result())
+            module = running[done]
+            result = done.result()
+            _record(module, result if only[module] is None else _merge(earlier[module], result))
+
+
+def _recorded() -> dict[str, Any]:
+    return json.loads(RESULT.read_text()) if RESULT.exists() else {"modules": {}}
+
+
+def _merge(earlier: dict[str, Any], rerun: dict[str, Any]) -> dict[str, Any]:
+    """An earlier run's figures with its survivors run again."""
+    killed = earlier["killed"] + rerun["killed"]
+    equivalent = earlier["equivalent"] + rerun["equivalent"]
+    counted = earlier["mutants"] - equivalent
+    return {
+        **earlier,
+        "killed": killed,
+        "equivalent": equivalent,
+        "survived": rerun["survived"],
+        "score_percent": round(100 * killed / counted, 1) if counted else None,
+        "survivors": rerun["survivors"],
+        "equivalent_mutants": earlier["equivalent_mutants"] + rerun["equivalent_mutants"],
+        "survivors_run_again": {"killed": rerun["killed"], "seconds": rerun["seconds"]},
+    }
 
 
 def _record(module: str, result: dict[str, Any]) -> None:
     """Print a module's score and record it, as soon as it is known."""
-    recorded = json.loads(RESULT.read_text()) if RESULT.exists() else {"modules": {}}
+    recorded = _recorded()
     recorded.update(
         benchmark="mutation", tool=f"cosmic-ray {version('cosmic-ray')}", machine=machine()
     )
