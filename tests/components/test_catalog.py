@@ -245,6 +245,9 @@ def test_a_proxy_may_take_all_but_the_reserve_and_not_one_connection_more() -> N
         "than the 10 reserved for superusers and operators; lower "
         "db.proxy_max_connections_percent"
     )
+    # 330 x 3 % is 9.9 connections: 9 whole ones, one short of the reserve.
+    [short] = _capacity(via_proxy=True, max_connections=330, proxy_percent=97).problems()
+    assert "leaving fewer than the 10 reserved" in short
     # Through the proxy the budget is its share, not max_connections less the reserve.
     assert _capacity(via_proxy=True, max_connections=100, proxy_percent=55).budget == 55
 
@@ -257,3 +260,9 @@ def test_a_sagemaker_instance_is_planned_at_60_percent_of_its_vcpus_at_460_us_a_
 def test_a_measured_sagemaker_capacity_replaces_the_model() -> None:
     measured = InferenceSize(instance_type="ml.c5.xlarge", measured_max_rps=900)
     assert sagemaker_max_rps_per_instance(measured) == 900.0
+
+
+def test_a_pod_gets_at_least_one_pooled_connection_and_never_a_negative_overflow() -> None:
+    tier = with_overrides(TIERS["dev"], "api.pool_size=1", "api.pool_max_overflow=1")
+    assert tier.api.max_replicas == 2
+    assert pod_pool(tier.api) == (1, 0)

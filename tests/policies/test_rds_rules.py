@@ -78,3 +78,12 @@ def test_a_dev_instance_and_a_read_replica_need_no_backups_of_their_own() -> Non
     replica = with_(none_kept, "replicateSourceDb", "primary")
     assert resource_messages("rds-backup-retention", RDS, dev) == []
     assert resource_messages("rds-backup-retention", RDS, replica) == []
+
+
+def test_a_dev_instance_and_a_read_replica_may_go_without_deletion_protection() -> None:
+    unprotected = with_(with_(DB, "deletionProtection", False), "skipFinalSnapshot", True)
+    dev = with_(unprotected, "tags", {**TAGS, "tier": "dev"})
+    replica = with_(unprotected, "replicateSourceDb", "primary")
+    assert resource_messages("rds-deletion-protection", RDS, dev) == []
+    assert resource_messages("rds-deletion-protection", RDS, replica) == []
+    assert len(resource_messages("rds-deletion-protection", RDS, unprotected)) == 2
