@@ -82,6 +82,7 @@ EXCLUDED_OPERATORS = (
 )
 EQUIVALENT = Path(__file__).with_name("mutation_equivalent.toml")
 RESULT = RESULTS / "mutation.json"
+SESSIONS = ROOT / ".mutation"
 
 
 def _copy_tree(target: Path) -> None:
@@ -123,23 +124,37 @@ def _cosmic_ray(work: Path, *args: str) -> None:
     subprocess.run([str(name), *(args if name == tool else args[1:])], cwd=work, check=True)
 
 
+def session_of(module: str) -> Path:
+    """Where a module's session is kept: a run stopped midway resumes from it."""
+    return SESSIONS / (module.replace("/", "_") + ".sqlite")
+
+
 def run_module(
-    module: str, timeout: float, only: list[dict[str, Any]] | None = None
+    module: str, timeout: float, only: list[dict[str, Any]] | None = None, fresh: bool = True
 ) -> dict[str, Any]:
     """Mutate one module in a copy of the tree; its results, survivors listed. With ``only``
-    (an earlier run's survivors), just those mutants."""
+    (an earlier run's survivors), just those mutants; without ``fresh``, the mutants its
+    kept session has not run yet."""
     tests = MODULES[module]
+    session = session_of(module)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         work = Path(tmp)
         _copy_tree(work)
         (work / "mutation.toml").write_text(_config(module, tests, timeout))
-        _cosmic_ray(work, "init", "mutation.toml", "session.sqlite")
-        _cosmic_ray(work, "cr-filter-operators", "session.sqlite", "mutation.toml")
-        _skip_tables(work / "session.sqlite", work / module, only)
-        _cosmic_ray(work, "exec", "mutation.toml", "session.sqlite")
-        outcomes = _outcomes(work / "session.sqlite")
-    return _summary(module, tests, outcomes, time.monotonic() - started)
+        if fresh or not session.exists():
+            SESSIONS.mkdir(exist_ok=True)
+            session.unlink(missing_ok=True)
+            _cosmic_ray(work, "init", "mutation.toml", str(session))
+            _cosmic_ray(work, "cr-filter-operators", str(session), "mutation.toml")
+            _skip_tables(session, work / module, only)
+        _cosmic_ray(work, "exec", "mutation.toml", str(session))
+    return summarise(module, time.monotonic() - started)
+
+
+def summarise(module: str, seconds: float) -> dict[str, Any]:
+    """The module's kept session in figures (a session still under way: what has run)."""
+    return _summary(module, MODULES[module], _outcomes(session_of(module)), seconds)
 
 
 def _table_lines(source: Path) -> set[int]:
@@ -179,8 +194,9 @@ def _skip_tables(session: Path, source: Path, only: list[dict[str, Any]] | None)
 def _outcomes(session: Path) -> list[dict[str, Any]]:
     from cosmic_ray.work_db import WorkDB, use_db
 
-    found = []
+    found: list[dict[str, Any]] = []
     with use_db(str(session), WorkDB.Mode.open) as db:
+        found.extend({"outcome": "pending"} for _ in db.pending_work_items)
         for item, result in db.completed_work_items:
             if result.worker_outcome.name == "SKIPPED":
                 continue
@@ -199,7 +215,9 @@ def _outcomes(session: Path) -> list[dict[str, Any]]:
                     ),
                 }
             )
-    return sorted(found, key=lambda m: (m["line"], m["operator"], m["occurrence"]))
+    return sorted(
+        found, key=lambda m: (m.get("line", 0), m.get("operator", ""), m.get("occurrence", 0))
+    )
 
 
 def _equivalent(module: str) -> list[dict[str, str]]:
@@ -212,6 +230,8 @@ def _summary(
     module: str, tests: tuple[str, ...], outcomes: list[dict[str, Any]], seconds: float
 ) -> dict[str, Any]:
     equivalent = _equivalent(module)
+    pending = sum(m["outcome"] == "pending" for m in outcomes)
+    outcomes = [m for m in outcomes if m["outcome"] != "pending"]
 
     def is_equivalent(mutant: dict[str, Any]) -> bool:
         return any(
@@ -227,6 +247,7 @@ def _summary(
     return {
         "tests": list(tests),
         "mutants": len(outcomes),
+        "not_run_yet": pending,
         "killed": killed,
         "equivalent": len(equal),
         "survived": len(real),
@@ -248,15 +269,27 @@ def main(argv: list[str] | None = None) -> None:
         help="run only each module's recorded survivors again (after adding tests), the "
         "module unchanged since",
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="go on with each module's kept session"
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="record the kept sessions as they stand, no run"
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.modules) - set(MODULES))
     if unknown:
         parser.error(f"not a mutated module: {', '.join(unknown)} (see MODULES)")
     chosen = args.modules or list(MODULES)
+    if args.report:
+        for module in chosen:
+            _record(module, summarise(module, 0))
+        return
     earlier = _recorded()["modules"]
     only = {m: earlier[m]["survivors"] if args.survivors else None for m in chosen}
     with ThreadPoolExecutor(args.jobs) as pool:
-        running = {pool.submit(run_module, m, args.timeout, only[m]): m for m in chosen}
+        running = {
+            pool.submit(run_module, m, args.timeout, only[m], not args.resume): m for m in chosen
+        }
         for done in as_completed(running):
             module = running[done]
             result = done.result()
