@@ -87,3 +87,12 @@ def test_a_dev_instance_and_a_read_replica_may_go_without_deletion_protection() 
     assert resource_messages("rds-deletion-protection", RDS, dev) == []
     assert resource_messages("rds-deletion-protection", RDS, replica) == []
     assert len(resource_messages("rds-deletion-protection", RDS, unprotected)) == 2
+
+
+def test_a_read_replica_and_a_primary_below_tier3_need_not_be_multi_az() -> None:
+    single = with_(DB, "multiAz", False)
+    replica = with_(single, "replicateSourceDb", "primary")
+    tier2 = with_(single, "tags", {**TAGS, "tier": "tier2"})
+    assert resource_messages("rds-multi-az", RDS, replica) == []
+    assert resource_messages("rds-multi-az", RDS, tier2) == []
+    assert resource_messages("rds-multi-az", RDS, single) != []
