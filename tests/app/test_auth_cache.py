@@ -129,3 +129,14 @@ def test_the_revocation_counter_is_read_once_a_second_and_a_change_empties_the_c
     clock.now += 1.0
     _authenticate(authenticator, "ssp_0000000a_a")
     assert len(db.lookups) == 2  # asked again within a second of the revocation
+
+
+@pytest.mark.parametrize("key", ["xyz_0000000a_secret", "ssp_only-two", "", "ssp"])
+def test_a_key_not_made_here_has_no_public_prefix(key: str) -> None:
+    assert key_prefix(key) == ""
+    assert key_district(key) is None
+
+
+def test_a_bad_key_without_a_failure_limiter_is_just_refused() -> None:
+    authenticator = Authenticator(Keys().fetch, PEPPER)
+    assert run_async(authenticator.authenticate("ssp_0000000a_bad", ip="198.51.100.7")) is None

@@ -3,6 +3,7 @@ settings, pod pools and the connection capacity check."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -266,3 +267,15 @@ def test_a_pod_gets_at_least_one_pooled_connection_and_never_a_negative_overflow
     tier = with_overrides(TIERS["dev"], "api.pool_size=1", "api.pool_max_overflow=1")
     assert tier.api.max_replicas == 2
     assert pod_pool(tier.api) == (1, 0)
+    negative = with_overrides(TIERS["dev"], "api.pool_max_overflow=-2")
+    assert pod_pool(negative.api)[1] == 0
+
+
+def test_memory_settings_are_whole_mebibytes_and_fixed_once_computed() -> None:
+    # RDS takes the parameters as whole numbers in their units.
+    settings = pg_memory_settings("db.r6g.xlarge", 500)
+    assert all(type(v) is int for v in dataclasses.astuple(settings))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.work_mem_mib = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        connection_capacity(TIERS["tier1"]).replicas = 9  # type: ignore[misc]

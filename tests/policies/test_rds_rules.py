@@ -96,3 +96,13 @@ def test_a_read_replica_and_a_primary_below_tier3_need_not_be_multi_az() -> None
     assert resource_messages("rds-multi-az", RDS, replica) == []
     assert resource_messages("rds-multi-az", RDS, tier2) == []
     assert resource_messages("rds-multi-az", RDS, single) != []
+
+
+def test_the_deletion_protection_messages_name_the_tier() -> None:
+    unprotected = with_(with_(DB, "deletionProtection", False), "skipFinalSnapshot", True)
+    assert resource_messages("rds-deletion-protection", RDS, unprotected, None, "db") == [
+        "RDS instance 'db' has no deletion protection on tier tier3; set "
+        "deletion_protection=True outside dev (and protect=True in its resource options).",
+        "RDS instance 'db' skips its final snapshot on tier tier3; set "
+        "skip_final_snapshot=False with a final_snapshot_identifier outside dev.",
+    ]

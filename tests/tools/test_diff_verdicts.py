@@ -94,3 +94,19 @@ def test_the_cost_lines_show_each_item_that_changes_to_the_cent_and_the_total() 
     grew = dataclasses.replace(stack, cost_items_after={"database": 800.0, "nat": 0.0, "x": 1})
     text = diff.render(grew, "origin/main")[0]
     assert "    x: $0.00 -> $1.00" in text and "nat" not in text
+
+
+def test_a_cost_falling_by_a_dollar_shows_as_a_fall() -> None:
+    assert diff.StackDiff(STACK, [], 100.0, 99.0).summary().endswith("$100 -> $99/month (-$1)")
+
+
+def test_only_a_named_kubernetes_object_is_deleted_before_its_replacement() -> None:
+    unnamed = deployment({"app": "api"}), deployment({"app": "ssp-api"})
+    lines, _ = _report([unnamed[0]], [unnamed[1]])
+    assert not any("deleteBeforeReplace" in line for line in lines)
+    named = [
+        dataclasses.replace(d, inputs={**d.inputs, "metadata": {"namespace": "ssp", "name": "api"}})
+        for d in unnamed
+    ]
+    lines, _ = _report([named[0]], [named[1]])
+    assert any("[deleteBeforeReplace: gone until recreated]" in line for line in lines)
