@@ -140,3 +140,8 @@ def test_a_key_not_made_here_has_no_public_prefix(key: str) -> None:
 def test_a_bad_key_without_a_failure_limiter_is_just_refused() -> None:
     authenticator = Authenticator(Keys().fetch, PEPPER)
     assert run_async(authenticator.authenticate("ssp_0000000a_bad", ip="198.51.100.7")) is None
+
+
+def test_a_client_sees_the_rows_of_its_own_school_or_district() -> None:
+    assert Client(1, "school", 5, None).tenant == Tenant(school_id=5, district_id=None)
+    assert Client(2, "district", None, 9).tenant == Tenant(school_id=None, district_id=9)

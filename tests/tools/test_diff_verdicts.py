@@ -110,3 +110,13 @@ def test_only_a_named_kubernetes_object_is_deleted_before_its_replacement() -> N
     ]
     lines, _ = _report([named[0]], [named[1]])
     assert any("[deleteBeforeReplace: gone until recreated]" in line for line in lines)
+
+
+def test_only_a_deletion_of_a_retained_resource_is_said_to_stay_in_the_account() -> None:
+    def kept(selector: dict[str, str]) -> diff.Resource:
+        return dataclasses.replace(deployment(selector), options=Options(retain_on_delete=True))
+
+    lines, _ = _report([kept({"app": "api"})], [kept({"app": "ssp-api"})])
+    assert not any("stays in the account" in line for line in lines)
+    lines, _ = _report([kept({"app": "api"})], [])
+    assert any("[retainOnDelete: stays in the account]" in line for line in lines)
