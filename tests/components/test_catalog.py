@@ -273,8 +273,11 @@ def test_a_pod_gets_at_least_one_pooled_connection_and_never_a_negative_overflow
 
 def test_memory_settings_are_whole_mebibytes_and_fixed_once_computed() -> None:
     # RDS takes the parameters as whole numbers in their units.
+    for instance_class in ("db.t4g.micro", "db.r6g.xlarge"):
+        whole = dataclasses.astuple(pg_memory_settings(instance_class, 500))
+        assert all(type(v) is int for v in whole), (instance_class, whole)
+    assert type(connection_capacity(TIERS["tier3"]).budget) is int  # through the proxy
     settings = pg_memory_settings("db.r6g.xlarge", 500)
-    assert all(type(v) is int for v in dataclasses.astuple(settings))
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.work_mem_mib = 1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
