@@ -17,7 +17,8 @@ INFRA := components stacks tools policies __main__.py
 BASE ?= origin/main
 
 .PHONY: demo test lint typecheck typecheck-infra typecheck-app unit plan diff policy rehearse \
-	rehearse-all rehearse-growth rehearse-growth-all grow snapshots docs bench clean lock pin-base
+	rehearse-all rehearse-growth rehearse-growth-all grow snapshots docs bench mutation clean lock \
+	pin-base
 
 # The venv installs from requirements.lock: every package, transitive ones included, pinned
 # with its hashes (`make lock` regenerates it and app/requirements.lock after a change of a
@@ -147,6 +148,13 @@ bench: $(BIN)/.installed $(MLSERVER_VENV)/.installed
 	$(BIN)/python -m benchmarks.infra
 	$(BIN)/python -m benchmarks.district_move
 	$(BIN)/python -m benchmarks.real_dataset
+
+## mutation: mutation testing of the modules that decide security and correctness (cosmic-ray),
+## each against the tests that exercise it, two modules at a time in copies of the tree; not
+## part of `test`. Records the score per module and every survivor in
+## benchmarks/results/mutation.json. One module: `python -m benchmarks.mutation tools/diff.py`.
+mutation: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.mutation --jobs 2
 
 # The serving benchmark's peer (MLServer) lives in its own virtualenv: its pins differ.
 $(MLSERVER_VENV)/.installed: benchmarks/requirements-mlserver.txt

@@ -11,7 +11,6 @@ The mocks (``tools.mocks``) echo inputs and add realistic computed outputs, so t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import runpy
 import sys
@@ -25,10 +24,9 @@ import pulumi
 import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks, settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY, deserialize_properties
 
+from tools.harness_run import counting_calls, forget_failed_run, run_program
 from tools.mocks import AwsMocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,8 +206,12 @@ def _struct(message: Any) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
+@counting_calls
 class RecordingMonitor(mocks.MockMonitor):
     """A mock monitor that also records what the engine would see: options and outputs."""
+
+    calls: int
+    busy: int
 
     def __init__(self, mocks_: mocks.Mocks):
         super().__init__(mocks_)
@@ -364,21 +366,6 @@ def _after_first_up(config: dict[str, str]) -> dict[str, str]:
     return {f"{PROJECT}:{k}": v for k, v in after_first_up(ours).items()}
 
 
-def _forget_failed_run() -> None:
-    """A failed run leaves its other registrations and outputs behind, with its error: the
-    next run would wait on them and fail with it (pulumi.runtime.test clears them too)."""
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-    # The failed run's resource futures hold its error, already raised by that run: asyncio
-    # would log each of them again, hundreds of tracebacks, when they are collected.
-    asyncio.get_event_loop().set_exception_handler(_unless_already_raised)
-
-
-def _unless_already_raised(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    if not str(context.get("message", "")).endswith("exception was never retrieved"):
-        loop.default_exception_handler(context)
-
-
 def run_stack(
     stack: str,
     extra_config: Mapping[str, Any] | None = None,
@@ -417,7 +404,7 @@ def run_stack(
 
     # A fresh runtime per run: reset the root stack, then install new mocks and config.
     settings.ROOT.set(None)
-    _forget_failed_run()
+    forget_failed_run()
     monitor = RecordingMonitor(
         AwsMocks(region, preview=preview, stack=stack, deployed=dict(deployed or {}))
     )
@@ -435,7 +422,7 @@ def run_stack(
         stack_resource._outputs_registered = False  # type: ignore[union-attr]
         stack_resource._finish()  # type: ignore[union-attr]
 
-    _sync_await(run_pulumi_func(main))
+    run_program(main, monitor)
     twice = sorted(urn for urn, n in Counter(r.urn for r in monitor.recorded).items() if n > 1)
     if twice:
         raise ValueError(f"{stack}: duplicate resource URNs, which the engine refuses: {twice}")

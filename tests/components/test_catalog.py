@@ -3,19 +3,24 @@ settings, pod pools and the connection capacity check."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from typing import Any
 
 import pytest
 
 from components.config.capacity import (
     DB_INSTANCE_MEMORY_MIB,
     RESERVED_DB_CONNECTIONS,
+    ConnectionCapacity,
     connection_capacity,
     pg_memory_settings,
     pod_pool,
+    sagemaker_max_rps_per_instance,
 )
 from components.config.catalog import TIERS
 from components.config.overrides import with_overrides
+from components.config.tier import InferenceSize
 from tools.costs import DB_INSTANCE_VCPUS
 
 
@@ -63,7 +68,12 @@ def test_tier2_postgres_settings_follow_the_seed_where_safe() -> None:
 
 @pytest.mark.parametrize(
     ("instance_class", "connections", "work_mem"),
-    [("db.t4g.micro", 40, 4), ("db.r6g.2xlarge", 500, 32), ("db.r6g.8xlarge", 100, 64)],
+    [
+        ("db.t4g.micro", 40, 4),
+        ("db.t4g.micro", 200, 4),  # a quarter of 1 GiB over 200 is 1.3 MiB: the 4 MiB floor
+        ("db.r6g.2xlarge", 500, 32),
+        ("db.r6g.8xlarge", 100, 64),
+    ],
 )
 def test_work_mem_is_bounded_and_a_power_of_two(
     instance_class: str, connections: int, work_mem: int
@@ -168,3 +178,107 @@ def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
         with_overrides(TIERS["tier3"], "db.proxy_max_connections_percent=100")
     )
     assert any("leaving fewer than the 10 reserved" in p for p in greedy.problems())
+
+
+def _capacity(**changes: Any) -> ConnectionCapacity:
+    """A budget that fits exactly: the API's 50 connections (5 x 10 pods), the trainer's 2 and
+    the workers' 3 are 55 = max_connections 65 - 10 reserved; the read pools, 50, over two
+    replicas are 25 each = 35 - 10 reserved."""
+    values: dict[str, Any] = {
+        "pool_per_pod": 2,
+        "overflow_per_pod": 3,
+        "max_pods": 10,
+        "trainer": 2,
+        "workers": 3,
+        "max_connections": 65,
+        "reserved": 10,
+        "via_proxy": False,
+        "proxy_percent": 90,
+        "replicas": 2,
+    }
+    return ConnectionCapacity(**{**values, **changes})
+
+
+def test_a_budget_used_to_its_last_connection_fits() -> None:
+    capacity = _capacity()
+    assert (capacity.demand, capacity.budget) == (55, 55)
+    assert capacity.problems() == []
+
+
+def test_one_connection_over_the_budget_is_reported_with_the_arithmetic() -> None:
+    [problem] = _capacity(workers=4).problems()
+    assert problem == (
+        "connection capacity: (2 pool + 3 overflow) x 10 pods + 2 trainer + 4 workers = 56 > "
+        "max_connections 65 - 10 reserved = 55; lower api.pool_size/api.pool_max_overflow or "
+        "api.max_replicas, or raise db.max_connections"
+    )
+
+
+def _replica_problems(capacity: ConnectionCapacity) -> list[str]:
+    # Replicas share the primary's max_connections, so a replica short of connections comes
+    # with a primary short of them too: only the replicas' problem is looked at here.
+    return [p for p in capacity.problems() if "per replica" in p]
+
+
+def test_the_read_pools_are_shared_by_every_replica_up_to_each_ones_reserve() -> None:
+    # Two replicas each take 25 of the 50 read connections: 35 - 10 reserved fits exactly.
+    assert _capacity(max_connections=35).reader_demand_per_replica == 25
+    assert _replica_problems(_capacity(max_connections=35)) == []
+    # Three replicas: 50 / 3, rounded up.
+    assert _capacity(replicas=3).reader_demand_per_replica == 17
+    assert _replica_problems(_capacity(max_connections=27, replicas=3)) == []
+    assert _capacity(replicas=0).reader_demand_per_replica == 0
+
+
+def test_a_replica_one_connection_short_of_its_share_of_the_read_pools_is_reported() -> None:
+    assert _replica_problems(_capacity(max_connections=34)) == [
+        "connection capacity: (2 pool + 3 overflow) x 10 pods read pools over 2 replicas = 25 "
+        "per replica > max_connections 34 - 10 reserved = 24; add replicas"
+    ]
+    assert len(_replica_problems(_capacity(max_connections=26, replicas=3))) == 1
+
+
+def test_a_proxy_may_take_all_but_the_reserve_and_not_one_connection_more() -> None:
+    assert _capacity(via_proxy=True, max_connections=100, proxy_percent=90).problems() == []
+    [problem] = _capacity(via_proxy=True, max_connections=100, proxy_percent=91).problems()
+    assert problem == (
+        "connection capacity: the proxy may take 91% of max_connections 100, leaving fewer "
+        "than the 10 reserved for superusers and operators; lower "
+        "db.proxy_max_connections_percent"
+    )
+    # 330 x 3 % is 9.9 connections: 9 whole ones, one short of the reserve.
+    [short] = _capacity(via_proxy=True, max_connections=330, proxy_percent=97).problems()
+    assert "leaving fewer than the 10 reserved" in short
+    # Through the proxy the budget is its share, not max_connections less the reserve.
+    assert _capacity(via_proxy=True, max_connections=100, proxy_percent=55).budget == 55
+
+
+def test_a_sagemaker_instance_is_planned_at_60_percent_of_its_vcpus_at_460_us_a_request() -> None:
+    planned = sagemaker_max_rps_per_instance(InferenceSize(instance_type="ml.c5.xlarge"))
+    assert planned == pytest.approx(4 * 0.6 / 460e-6)  # 5,217 requests/s
+
+
+def test_a_measured_sagemaker_capacity_replaces_the_model() -> None:
+    measured = InferenceSize(instance_type="ml.c5.xlarge", measured_max_rps=900)
+    assert sagemaker_max_rps_per_instance(measured) == 900.0
+
+
+def test_a_pod_gets_at_least_one_pooled_connection_and_never_a_negative_overflow() -> None:
+    tier = with_overrides(TIERS["dev"], "api.pool_size=1", "api.pool_max_overflow=1")
+    assert tier.api.max_replicas == 2
+    assert pod_pool(tier.api) == (1, 0)
+    negative = with_overrides(TIERS["dev"], "api.pool_max_overflow=-2")
+    assert pod_pool(negative.api)[1] == 0
+
+
+def test_memory_settings_are_whole_mebibytes_and_fixed_once_computed() -> None:
+    # RDS takes the parameters as whole numbers in their units.
+    for instance_class in ("db.t4g.micro", "db.r6g.xlarge"):
+        whole = dataclasses.astuple(pg_memory_settings(instance_class, 500))
+        assert all(type(v) is int for v in whole), (instance_class, whole)
+    assert type(connection_capacity(TIERS["tier3"]).budget) is int  # through the proxy
+    settings = pg_memory_settings("db.r6g.xlarge", 500)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.work_mem_mib = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        connection_capacity(TIERS["tier1"]).replicas = 9  # type: ignore[misc]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,73 @@ def test_the_program_gets_every_pulumi_yaml_default_the_stack_file_leaves_unset(
 )
 def test_config_values_are_handed_over_as_the_cli_does(value: object, text: str) -> None:
     assert config_value(value) == text
+
+
+# A program whose bucket policy waits on a deferred output, as the models bucket's policy
+# waits on the distribution's ARN (components.edge.parts.AssetsGrant), and that stops before
+# the output is resolved. The harness must fail with the program's own error, not wait
+# forever on the policy.
+_STOPS_BEFORE_RESOLVING = """
+import pulumi
+import pulumi_aws as aws
+
+bucket = aws.s3.Bucket("models")
+distribution_arn, resolve = pulumi.deferred_output()
+aws.s3.BucketPolicy("models-policy", bucket=bucket.id, policy=distribution_arn)
+{stop}
+resolve(bucket.arn)
+"""
+
+
+def _run_in_its_own_process(tmp_path: Path, stop: str) -> subprocess.CompletedProcess[str]:
+    """Run the program under the harness in a process of its own, bounded in time: a hang
+    must fail the test, not the CI job."""
+    program = tmp_path / "__main__.py"
+    program.write_text(_STOPS_BEFORE_RESOLVING.format(stop=stop))
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom tools.harness import run_stack\n"
+        f"run_stack('dev', program=Path({str(program)!r}))\n"
+    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the harness hung instead of failing")
+
+
+def test_a_program_that_stops_with_an_output_unresolved_fails_with_its_error(
+    tmp_path: Path,
+) -> None:
+    result = _run_in_its_own_process(tmp_path, "raise ValueError('tier row has no size')")
+    assert result.returncode != 0
+    assert "ValueError: tier row has no size" in result.stderr
+    # The registration left waiting is named.
+    assert "aws:s3/bucketPolicy:BucketPolicy 'models-policy'" in result.stderr
+
+
+def test_an_apply_that_raises_before_an_output_is_resolved_fails_naming_its_resource(
+    tmp_path: Path,
+) -> None:
+    stop = "aws.ssm.Parameter('size', type='String', value=bucket.arn.apply(lambda a: None + 1))"
+    result = _run_in_its_own_process(tmp_path, stop)
+    assert result.returncode != 0
+    assert "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'" in result.stderr
+    assert "aws:ssm/parameter:Parameter 'size'" in result.stderr
+
+
+def test_an_exception_in_an_apply_names_the_resource_whose_input_it_computes(
+    tmp_path: Path,
+) -> None:
+    program = tmp_path / "__main__.py"
+    program.write_text(
+        "import pulumi_aws as aws\n\nbucket = aws.s3.Bucket('b')\n"
+        "aws.ssm.Parameter('p', type='String', value=bucket.arn.apply(lambda a: None + 1))\n"
+    )
+    with pytest.raises(TypeError) as raised:
+        run_stack("dev", program=program)
+    assert "aws:ssm/parameter:Parameter 'p'" in "\n".join(raised.value.__notes__)

@@ -1,0 +1,147 @@
+"""What a key holder relies on from the key and the client cache: a key no one can guess, a
+busy client that stays cached, a revoked key that stops working within a second (with Redis)
+or within 30 seconds at worst, and a database asked at most once a second about revocations."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from app.core import auth as auth_module
+from app.core.auth import Authenticator, Client, hash_key, key_district, key_prefix, new_key
+from app.core.db import Tenant
+from tests.app.helpers import PEPPER, run_async
+
+
+class Keys:
+    """Stands in for the API's transactions: some valid keys, every key lookup counted."""
+
+    def __init__(self, *keys: str) -> None:
+        self.rows = {
+            hash_key(key, PEPPER): {
+                "id": i, "name": key, "school_id": 1, "district_id": None,
+                "key_class": "interactive", "key_hash": hash_key(key, PEPPER),
+            }
+            for i, key in enumerate(keys)
+        }  # fmt: skip
+        self.lookups: list[str] = []
+
+    async def fetch(
+        self, tenant: Tenant | None, query: str, params: Sequence[Any]
+    ) -> list[dict[str, Any]]:
+        self.lookups.append(params[0])
+        row = self.rows.get(params[0])
+        return [row] if row else []
+
+
+class Clock:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = 1000.0
+        monkeypatch.setattr(auth_module.time, "monotonic", lambda: self.now)
+
+
+def _authenticate(authenticator: Authenticator, key: str) -> Client | None:
+    return run_async(authenticator.authenticate(key))
+
+
+def test_a_new_key_holds_256_random_bits_after_its_public_prefix() -> None:
+    key, prefix = new_key()
+    label, public, secret = key.split("_", 2)
+    assert (label, public) == ("ssp", prefix) and key_prefix(key) == prefix
+    assert len(bytes.fromhex(prefix)) == 4
+    assert len(base64.urlsafe_b64decode(secret + "=")) == 32
+    assert new_key()[0] != key
+    district_key, district_prefix = new_key(district_id=42)
+    assert district_prefix.startswith("42-") and key_district(district_key) == "42"
+
+
+def test_a_client_used_again_is_kept_over_one_used_less_recently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth_module, "CLIENT_CACHE_SIZE", 2)
+    Clock(monkeypatch)
+    db = Keys("ssp_0000000a_a", "ssp_0000000b_b", "ssp_0000000c_c")
+    authenticator = Authenticator(db.fetch, PEPPER)
+    for key in ("ssp_0000000a_a", "ssp_0000000b_b", "ssp_0000000a_a", "ssp_0000000c_c"):
+        assert _authenticate(authenticator, key) is not None
+    assert len(db.lookups) == 3  # a's second request was a hit, which made b the oldest
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert len(db.lookups) == 3  # a was kept
+    _authenticate(authenticator, "ssp_0000000b_b")
+    assert len(db.lookups) == 4  # b was dropped
+
+
+def test_a_valid_client_is_cached_30_seconds_while_revocations_are_watched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(monkeypatch)
+    db = Keys("ssp_0000000a_a")
+    authenticator = Authenticator(db.fetch, PEPPER, revocations=lambda: 0)
+    _authenticate(authenticator, "ssp_0000000a_a")
+    clock.now += 29.9
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert len(db.lookups) == 1
+    clock.now += 0.2
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert len(db.lookups) == 2
+
+
+def test_without_a_revocation_counter_a_client_is_cached_one_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(monkeypatch)
+    db = Keys("ssp_0000000a_a")
+    authenticator = Authenticator(db.fetch, PEPPER, revocations=lambda: None)
+    _authenticate(authenticator, "ssp_0000000a_a")
+    clock.now += 0.9
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert len(db.lookups) == 1
+    clock.now += 0.2
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert len(db.lookups) == 2
+
+
+def test_the_revocation_counter_is_read_once_a_second_and_a_change_empties_the_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(monkeypatch)
+    db = Keys("ssp_0000000a_a")
+    reads: list[float] = []
+    counter = [0]
+
+    def revocations() -> int:
+        reads.append(clock.now)
+        return counter[0]
+
+    authenticator = Authenticator(db.fetch, PEPPER, revocations=revocations)
+    _authenticate(authenticator, "ssp_0000000a_a")
+    clock.now += 0.5
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert reads == [1000.0]
+    clock.now += 0.5  # a second after the first read: due again
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert reads == [1000.0, 1001.0]
+    assert len(db.lookups) == 1  # the counter did not move: the client stayed cached
+    counter[0] += 1  # another replica revoked a key
+    clock.now += 1.0
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert len(db.lookups) == 2  # asked again within a second of the revocation
+
+
+@pytest.mark.parametrize("key", ["xyz_0000000a_secret", "ssp_only-two", "", "ssp"])
+def test_a_key_not_made_here_has_no_public_prefix(key: str) -> None:
+    assert key_prefix(key) == ""
+    assert key_district(key) is None
+
+
+def test_a_bad_key_without_a_failure_limiter_is_just_refused() -> None:
+    authenticator = Authenticator(Keys().fetch, PEPPER)
+    assert run_async(authenticator.authenticate("ssp_0000000a_bad", ip="198.51.100.7")) is None
+
+
+def test_a_client_sees_the_rows_of_its_own_school_or_district() -> None:
+    assert Client(1, "school", 5, None).tenant == Tenant(school_id=5, district_id=None)
+    assert Client(2, "district", None, 9).tenant == Tenant(school_id=None, district_id=9)
