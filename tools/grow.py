@@ -117,9 +117,10 @@ def _parameters(up: Up, when: str) -> Iterator[Step]:
 
 
 def _rolls(up: Up, when: str) -> Iterator[Step]:
-    groups = [
+    # Sorted: the diff lists changes in registration order, which varies between runs.
+    groups = sorted(
         c.resource.name for c in up.diff.of_kind("replace") if c.resource.type.endswith("NodeGroup")
-    ]
+    )
     if groups:
         yield Step(
             when,

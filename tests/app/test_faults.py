@@ -379,10 +379,10 @@ def test_archive_killed_halfway_loses_nothing_and_the_rerun_completes(
     total = scalar(d.url, "SELECT count(*) FROM audit_log")
     real_drop = app.jobs.archive.drop_partition
 
-    def die_after_first(conn: Any, name: str, rows: int) -> None:
+    def die_after_first(conn: Any, name: str, rows: int, *trail: Any) -> None:
         if name == "audit_log_p2026_07":  # June archived, July exported but not dropped
             raise Killed(name)
-        real_drop(conn, name, rows)
+        real_drop(conn, name, rows, *trail)
 
     monkeypatch.setattr(app.jobs.archive, "drop_partition", die_after_first)
     with pytest.raises(Killed):

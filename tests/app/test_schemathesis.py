@@ -24,6 +24,7 @@ OPERATIONS = [
     "GET /v1/schools/{school_id}/alerts",
     "GET /v1/schools/{school_id}/at-risk", "GET /v1/schools/{school_id}/models",
     "GET /v1/schools/{school_id}/models/{version}/report",
+    "GET /v1/students/{student_id}/accesses",
     "GET /v1/students/{student_id}/interventions", "GET /v1/students/{student_id}/risk",
     "GET /v1/students/{student_id}/risk/history", "PATCH /v1/alerts/{alert_id}",
     "PATCH /v1/students/{student_id}/interventions/{intervention_id}",

@@ -55,6 +55,7 @@ def test_a_rotation_changes_the_master_password_and_only_what_holds_it(
         "database-primary": "update",
         "database-credentials-version": "replace",  # a new version of the same secret
         "workloads-bootstrap-db": "replace",  # auto-named: the bootstrap Job reads the new one
+        "workloads-bootstrap": "replace",  # its template names the new Secret: it runs again
     }
     # The instance is modified in place (RDS applies a new master password at once).
     assert [p.path for p in changes["database-primary"].properties] == ["password"]

@@ -58,8 +58,8 @@ def test_an_unprotected_database_replaced_is_listed_under_the_data_tier_heading(
     head = resource(DB, "scratch-db", {**DB_INPUTS, "tags": {}, "storageEncrypted": False})
     lines, refused = _report([base], [head])
     assert refused
-    assert lines[2] == "!! data tier / load balancer: 1 replaced or deleted"
-    assert not any("DANGER" in line for line in lines)
+    assert lines[2] == "!! DANGER: 1 data tier / load balancer: replaced or deleted"
+    assert not any("protected or FERPA" in line for line in lines)
 
 
 def test_a_move_through_an_alias_shows_the_urn_it_takes_over() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.costs import UNKNOWN
 from tools.harness import Resource
 
 DATA_TIER = (
@@ -137,7 +138,9 @@ class StackDiff:
         return [
             (i, b, a)
             for i, b, a in changed
-            if round(b, 2) != round(a, 2) or (i in before) != (i in after)
+            # An unpriced type says so when it comes or goes; a priced one shows when its
+            # price changes to the cent.
+            if round(b, 2) != round(a, 2) or ((i in before) != (i in after) and UNKNOWN in i)
         ]
 
     def of_kind(self, kind: str) -> list[Change]:
