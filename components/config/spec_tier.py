@@ -68,6 +68,10 @@ def tier_problems(t: Tier) -> list[str]:
     for name in ("cpu_target_percent", "memory_target_percent"):
         value = getattr(api, name)
         need(10 <= value <= 95, f"api.{name}={value}: allowed 10-95")
+    # A pod's DB_POOL_MAX is its share of size + overflow: a negative overflow would silently
+    # shrink the pool below its size, and a pool of no connection serves nothing.
+    need(api.pool_size >= 1, f"api.pool_size={api.pool_size}: at least 1")
+    need(api.pool_max_overflow >= 0, f"api.pool_max_overflow={api.pool_max_overflow}: at least 0")
     if cache.enabled:
         need(
             cache.node_type in CACHE_NODE_TYPES,

@@ -87,6 +87,8 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
         ({"vpcCidr": "10.0.0.0/33"}, "vpcCidr='10.0.0.0/33': not a valid CIDR"),
         ({"vpcCidr": "10.0.0.0/24"}, "prefix /24 not allowed; use /16-/18"),
         ({"overrides": ["api.min_replicas=5"]}, "api.min_replicas=5 > api.max_replicas=2"),
+        ({"overrides": ["api.pool_max_overflow=-2"]}, "api.pool_max_overflow=-2: at least 0"),
+        ({"overrides": ["api.pool_size=0"]}, "api.pool_size=0: at least 1"),
         ({"overrides": ["node_groups.app.min_size=4"]}, "node_groups.app: need 0 <= min_size (4)"),
         ({"overrides": ["node_groups.gpu.max_size=4"]}, "names node group 'gpu'; tier dev has app"),
         (
