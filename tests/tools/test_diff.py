@@ -323,14 +323,19 @@ def git(repo: Path, *args: str) -> None:
     )
 
 
+def throwaway_repo(at: Path) -> None:
+    """A git repository at ``at`` holding this program (without its tests) in one commit."""
+    revision.checkout("HEAD", at, repo=ROOT)
+    shutil.rmtree(at / "tests", ignore_errors=True)
+    git(at, "init", "-q")
+    git(at, "add", "-A")
+    git(at, "commit", "-q", "-m", "base")
+
+
 def test_the_git_path_end_to_end(tmp_path: Path) -> None:
     """A throwaway repository holding this program: commit it, grow dev's database in the
     working tree, and diff against the commit."""
-    revision.checkout("HEAD", tmp_path, repo=ROOT)
-    shutil.rmtree(tmp_path / "tests", ignore_errors=True)
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-q", "-m", "base")
+    throwaway_repo(tmp_path)
     stack_file = tmp_path / "Pulumi.dev.yaml"
     stack_file.write_text(
         stack_file.read_text() + '  student-success:overrides: ["db.storage_gib=30"]\n'

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,10 @@ from typing import Any
 import pytest
 
 from tests.shared import StackRunner
-from tests.tools.test_diff import STACK, git, resource
+from tests.tools.test_diff import STACK, resource, throwaway_repo
 from tools import diff, replacements, revision
 from tools.diff import Change
-from tools.harness import ROOT, Resource, run_stack, stacks
+from tools.harness import Resource, run_stack, stacks
 
 CLUSTER = "aws:eks/cluster:Cluster"
 JOB = "kubernetes:batch/v1:Job"
@@ -278,11 +277,7 @@ def test_every_type_a_stack_registers_is_diffed(stack_run: StackRunner, stack: s
 
 
 def test_a_spec_error_is_a_message_naming_the_key(tmp_path: Path) -> None:
-    revision.checkout("HEAD", tmp_path, repo=ROOT)
-    shutil.rmtree(tmp_path / "tests", ignore_errors=True)
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-q", "-m", "base")
+    throwaway_repo(tmp_path)
     stack_file = tmp_path / "Pulumi.dev.yaml"
     stack_file.write_text(
         stack_file.read_text() + "  student-success:dbMasterPasswordRotation: x\n"

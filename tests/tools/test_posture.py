@@ -5,14 +5,13 @@ program (the trainer may read the whole FERPA drop bucket) through the diff comm
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tools import diff, posture, revision
-from tools.harness import ROOT, Options, Resource, make_urn
+from tools.harness import Options, Resource, make_urn
 
 STACK, PROJECT = "tier3", "student-success"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -233,13 +232,9 @@ def test_reading_the_whole_ferpa_drop_bucket_is_refused_end_to_end(
 ) -> None:
     """A throwaway repository of this program: the trainer's read of the district's exports
     widened from ``exports/*`` to the whole drop bucket, diffed through the command."""
-    from tests.tools.test_diff import git
+    from tests.tools.test_diff import throwaway_repo
 
-    revision.checkout("HEAD", tmp_path, repo=ROOT)
-    shutil.rmtree(tmp_path / "tests", ignore_errors=True)
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-q", "-m", "base")
+    throwaway_repo(tmp_path)
     iam = tmp_path / "components" / "shared" / "iam.py"
     narrow = '"Resource": f"{drop_bucket_arn}/{DROP_PREFIX}/*",'
     assert narrow in iam.read_text()
