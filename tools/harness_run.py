@@ -25,9 +25,10 @@ from pulumi.runtime.sync_await import _sync_await
 
 T = TypeVar("T")
 
-STALL_SECONDS = 2.0
-"""How long the loop must stand still, with no mock call under way, to count as deadlocked:
-a deadlock never ends, so a long wait only delays the failure."""
+STALL_SECONDS = 5.0
+"""How long the loop must stand still, with no mock call under way, to count as deadlocked
+(seen twice in a row): a deadlock never ends, so a longer wait only delays the failure, while
+a loaded CI machine can leave a thread unscheduled for a second or two."""
 
 
 class Activity(Protocol):
