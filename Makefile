@@ -152,7 +152,7 @@ bench: $(BIN)/.installed $(MLSERVER_VENV)/.installed
 ## mutation: mutation testing of the modules that decide security and correctness (cosmic-ray),
 ## each against the tests that exercise it, two modules at a time in copies of the tree; not
 ## part of `test`. Records the score per module and every survivor in
-## benchmarks/results/mutation.json. One module: `python -m benchmarks.mutation tools/diff.py`.
+## benchmarks/results/mutation.json. One module: `python -m benchmarks.mutation policies/rules/rds.py`.
 mutation: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.mutation --jobs 2
 

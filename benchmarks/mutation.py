@@ -57,13 +57,19 @@ MODULES: dict[str, tuple[str, ...]] = {
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
     # The spec's validation.
     "components/config/spec_tier.py": ("tests/components/test_spec.py",),
-    # The reviewer's diff verdicts (not the end-to-end runs through git and the stacks).
-    "tools/diff.py": (
-        "tests/tools/test_diff_verdicts.py",
-        "tests/tools/test_diff.py",
-        "-k",
-        "not git_path and not ci_comments and not command_exits and not unknown_ref",
-    ),
+    # The reviewer's diff verdicts: what counts as dangerous, and the report that says so (not
+    # the end-to-end runs through git and the stacks).
+    **{
+        module: (
+            "tests/tools/test_diff_verdicts.py",
+            "tests/tools/test_diff.py",
+            "tests/tools/test_diff_cascade.py",
+            "-k",
+            "not git_path and not ci_comments and not command_exits and not unknown_ref"
+            " and not spec_error and not every_type",
+        )
+        for module in ("tools/diff/model.py", "tools/diff/report.py")
+    },
     # The tenancy SQL, the importer's validation, the promotion gate.
     "app/api/queries.py": ("tests/app/test_audited_reads.py", "tests/app/test_api.py"),
     "app/jobs/importer/validate.py": ("tests/app/test_import.py",),
