@@ -120,3 +120,23 @@ def test_only_a_deletion_of_a_retained_resource_is_said_to_stay_in_the_account()
     assert not any("stays in the account" in line for line in lines)
     lines, _ = _report([kept({"app": "api"})], [])
     assert any("[retainOnDelete: stays in the account]" in line for line in lines)
+
+
+def test_a_cost_item_unchanged_to_the_cent_is_left_out_and_an_unpriced_one_shows_coming() -> None:
+    unpriced = "EKS nodes cluster-gpu: 2 x g9.huge (price unknown)"
+    stack = diff.StackDiff(
+        STACK,
+        [],
+        10.0,
+        10.0,
+        cost_items_before={"nat": 10.044, unpriced: 0.0},
+        cost_items_after={"nat": 10.044, unpriced: 0.0, f"{unpriced} 2": 0.0},
+    )
+    assert stack.cost_changes() == [(f"{unpriced} 2", 0.0, 0.0)]
+
+
+def test_a_deleted_bucket_is_refused_unless_the_account_keeps_it() -> None:
+    bucket = resource("aws:s3/bucket:Bucket", "exports-bucket", {})
+    kept = resource("aws:s3/bucket:Bucket", "exports-bucket", {}, retain_on_delete=True)
+    assert _report([bucket], [])[1]
+    assert not _report([kept], [])[1]
