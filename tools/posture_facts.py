@@ -12,12 +12,13 @@ actions or splitting a statement in two is no change. IAM action names are case-
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from policies.rules._util import as_list
+from policies.rules._util import statements as policy_statements
 from tools.harness import Resource
 
 Condition = tuple[tuple[str, str, tuple[str, ...]], ...]
@@ -188,22 +189,8 @@ def _condition_text(condition: Condition) -> str:
 # -- reading policy documents -------------------------------------------------------------------
 
 
-def document(value: Any) -> Mapping[str, Any] | None:
-    """A policy document from JSON text or an object; None when it is neither."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return None
-    return value if isinstance(value, Mapping) else None
-
-
 def _strings(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    return [str(value)]
+    return [str(v) for v in as_list(value)]
 
 
 def _principals(statement: Mapping[str, Any]) -> list[str]:
@@ -233,14 +220,8 @@ def _condition(statement: Mapping[str, Any]) -> Condition:
 
 
 def statements(holder: str, scope: str, value: Any) -> Iterator[Grant]:
-    """The atoms of one policy document."""
-    doc = document(value)
-    if doc is None:
-        return
-    raw = doc.get("Statement")
-    for statement in raw if isinstance(raw, list) else [raw]:
-        if not isinstance(statement, Mapping):
-            continue
+    """The atoms of one policy document (JSON text or an object)."""
+    for statement in policy_statements(value):
         actions = [a.lower() for a in _strings(statement.get("Action"))]
         actions += [f"not {a.lower()}" for a in _strings(statement.get("NotAction"))]
         resources = _strings(statement.get("Resource"))
