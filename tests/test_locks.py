@@ -17,6 +17,7 @@ LOCKS = {
         "app/requirements-test.txt",
     ],
     "app/requirements.lock": ["app/requirements.txt"],
+    "requirements-bootstrap.lock": ["requirements-bootstrap.txt"],
 }
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
