@@ -27,9 +27,9 @@ BASE ?= origin/main
 # one run on a shared 2-vCPU machine.
 $(BIN)/.installed: requirements.lock requirements-bootstrap.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes \
-		-r requirements-bootstrap.lock
-	$(BIN)/uv pip install --quiet --require-hashes --python $(BIN)/python -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check \
+		--require-hashes -r requirements-bootstrap.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
 	touch $@
 
 ## lock: pin every package of the venv (requirements.lock) and of the image
