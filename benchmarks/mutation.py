@@ -51,8 +51,14 @@ MODULES: dict[str, tuple[str, ...]] = {
         "-k",
         "rds or RDS or DB",
     ),
-    "policies/rules/s3.py": ("tests/policies/test_rules.py", "-k", "s3 or bucket"),
-    "policies/rules/kms.py": ("tests/policies/test_rules.py", "-k", "kms"),
+    "policies/rules/s3.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_object_lock_rules.py",
+        "tests/policies/test_stack_rules.py",
+        "-k",
+        "s3 or bucket or lock",
+    ),
+    "policies/rules/kms.py": ("tests/policies/test_rules.py", "-k", "kms or secret"),
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
     # The spec's validation.
