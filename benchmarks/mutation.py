@@ -61,8 +61,12 @@ MODULES: dict[str, tuple[str, ...]] = {
     "policies/rules/kms.py": ("tests/policies/test_rules.py", "-k", "kms or secret"),
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
-    # The spec's validation.
-    "components/config/spec_tier.py": ("tests/components/test_spec.py",),
+    # The spec's validation (not the program run that shows a bad spec stops it: 6-25 s).
+    "components/config/spec_tier.py": (
+        "tests/components/test_spec.py",
+        "-k",
+        "not fails_the_program_before",
+    ),
     # The reviewer's diff verdicts: what counts as dangerous, and the report that says so (not
     # the end-to-end runs through git and the stacks).
     **{
@@ -79,7 +83,13 @@ MODULES: dict[str, tuple[str, ...]] = {
     # The tenancy SQL, the importer's validation, the promotion gate.
     "app/api/queries.py": ("tests/app/test_audited_reads.py", "tests/app/test_api.py"),
     "app/jobs/importer/validate.py": ("tests/app/test_import.py",),
-    "app/model/promotion.py": ("tests/app/test_promotion.py",),
+    # The gate's decisions (not the training runs against PostgreSQL, a minute a run, nor
+    # DeLong's bootstrap check, which tests app/model/delong.py).
+    "app/model/promotion.py": (
+        "tests/app/test_promotion.py",
+        "-k",
+        "not training and not schema_refuses and not bootstrap",
+    ),
 }
 
 # Operators left out (regular expressions on cosmic-ray's operator names): every binary
