@@ -226,6 +226,7 @@ LIMITS = [
     ("tier3", "waf.per_ip_limit=2000000001", "waf.per_ip_limit=", False),
     ("tier3", "waf.anonymous_limit=9", "waf.anonymous_limit=", False),
     ("tier3", "waf.window_seconds=60", "waf.window_seconds=", True),
+    ("tier3", "waf.window_seconds=120", "waf.window_seconds=", True),
     ("tier3", "waf.window_seconds=600", "waf.window_seconds=", True),
     ("tier3", "waf.window_seconds=90", "waf.window_seconds=", False),
     ("tier3", "inference.instance_type=ml.x9.huge", "inference.instance_type=", False),
@@ -246,6 +247,7 @@ LIMITS = [
     ("tier3", "node_groups.app.desired_size=12", "node_groups.app:", True),  # its max_size
     ("tier3", "node_groups.app.desired_size=13", "node_groups.app:", False),
     ("tier3", "node_groups.app.desired_size=2", "node_groups.app:", False),  # below min_size
+    ("tier3", "node_groups.training.max_size=1", "node_groups.training:", True),
     ("tier3", "node_groups.training.max_size=0", "node_groups.training:", False),
     ("tier3", "node_groups.app.instance_types=", "node_groups.app.instance_types:", False),
 ]
