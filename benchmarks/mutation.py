@@ -349,10 +349,9 @@ def _merge(earlier: dict[str, Any], rerun: dict[str, Any]) -> dict[str, Any]:
 def _record(module: str, result: dict[str, Any]) -> None:
     """Print a module's score and record it, as soon as it is known."""
     recorded = _recorded()
-    recorded.update(
-        benchmark="mutation", tool=f"cosmic-ray {version('cosmic-ray')}", machine=machine()
-    )
-    recorded["modules"][module] = {"date": machine()["date"], **result}
+    tool = f"cosmic-ray {version('cosmic-ray')}"
+    recorded.update(benchmark="mutation", tool=tool, machine=machine())
+    recorded["modules"][module] = {"date": machine()["date"], "tool": tool, **result}
     RESULT.write_text(json.dumps(recorded, indent=2) + "\n")
     print(f"{module}: {result['killed']}/{result['mutants'] - result['equivalent']} killed "
           f"({result['score_percent']} %), {result['survived']} survived, "
