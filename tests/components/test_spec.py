@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config.project import declared_config
-from components.config.spec import PROJECT, SpecError, build_spec
 from components.config.catalog import TIERS
 from components.config.overrides import with_overrides
+from components.config.project import declared_config
+from components.config.spec import PROJECT, SpecError, build_spec
 from components.config.spec_global import GLOBAL_KEYS
 from components.config.spec_tier import tier_problems
 from tests.shared import API_ACCESS
