@@ -21,6 +21,7 @@ from app.model.promotion import (
     NEW,
     SchoolEvidence,
     district_decision,
+    not_worse,
     school_decision,
 )
 from app.model.training import BadTrainingDataError, run_training
@@ -138,6 +139,14 @@ def test_a_new_school_model_shown_worse_than_the_current_one_keeps_the_current()
     d = school_decision(ev, SETTINGS)
     assert d.serves == CURRENT, d.reason
     assert "over the current school model: worse" in d.reason
+
+
+def test_a_model_is_not_worse_within_the_tolerance_and_always_without_a_current_one() -> None:
+    current = {"auc": 0.80, "brier": 0.10}
+    assert not_worse({"auc": 0.795, "brier": 0.105}, current, tol=0.01)
+    assert not not_worse({"auc": 0.78, "brier": 0.10}, current, tol=0.01)
+    assert not not_worse({"auc": 0.85, "brier": 0.12}, current, tol=0.01)
+    assert not_worse({"auc": 0.5, "brier": 0.3}, None, tol=0.01)
 
 
 def test_district_gate_is_not_worse_than_current() -> None:
