@@ -20,6 +20,7 @@ from app.model.promotion import (
     DISTRICT_MODEL,
     NEW,
     SchoolEvidence,
+    auc_of,
     district_decision,
     not_worse,
     school_decision,
@@ -250,11 +251,15 @@ def test_a_district_model_within_the_tolerance_of_the_current_one_is_promoted() 
     for worse in ({"auc": 0.74, "brier": 0.125}, {"auc": 0.875, "brier": 0.26}):
         refused = district_decision(worse, current, tolerant)
         assert (refused.promoted, refused.serves) == (False, CURRENT)
-        assert " worse than the current 0.875 / 0.125 beyond 0.125" in refused.reason
+        assert refused.reason == (
+            f"AUC {worse['auc']:.3f} / Brier {worse['brier']:.3f}"
+            " worse than the current 0.875 / 0.125 beyond 0.125"
+        )
 
 
 def test_a_first_district_model_is_promoted_with_no_fairness_note_when_nothing_breaches() -> None:
     first = district_decision({"auc": 0.6, "brier": 0.2}, None, SETTINGS)
+    assert (first.promoted, first.serves) == (True, NEW)
     assert first.reason == "first district model (AUC 0.600)"
     hold = SETTINGS.model_copy(update={"fairness_action": "hold"})
     held_nothing = district_decision({"auc": 0.6, "brier": 0.2}, None, hold, [])
@@ -332,3 +337,10 @@ def test_a_refused_school_model_leaves_the_current_one_if_it_still_passes(
     assert (d.promoted, d.serves) == (False, serves)
     expected = "the current school model still passes" if serves == CURRENT else "served by"
     assert expected in d.reason
+
+
+def test_an_auc_is_recorded_to_four_places() -> None:
+    """Three dropouts and seven stayers, one pair out of order: 20/21 = 0.95238..."""
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.35, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01])
+    assert auc_of(y, p) == 0.9524
