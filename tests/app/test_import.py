@@ -82,6 +82,51 @@ def test_bad_bundle_writes_nothing_and_lists_every_problem(
     assert str(result.problems[0]).startswith(f"{result.problems[0].file} row ")
 
 
+def test_each_kind_of_column_refuses_its_bad_values_naming_row_and_column(
+    untrained_district: District, tmp_path: Path
+) -> None:
+    """Integers, numbers, booleans, dates, timestamps, required and free text: each bad value
+    is a problem naming its file, row and column; an empty optional value is none."""
+    rows = small_rows()
+    rows["students"][0][4] = "9.5"  # grade
+    rows["students"][1][6] = "maybe"  # is_active
+    rows["students"][2][2] = ""  # first_name, required
+    rows["students"][3][3] = "x" * 256  # last_name
+    rows["students"][4][5] = "1989-12-31"  # enrolled_on
+    rows["students"][5][7] = ""  # dropped_out, optional
+    rows["exams"][0][4] = "lots"  # max_marks
+    first = len(rows["incidents"]) + 2
+    rows["incidents"] += [
+        ["INC-A", "SCH-1-ST-8", "10 Sept 2025", 2, "disruption"],
+        ["INC-B", "SCH-1-ST-8", "1989-12-31T10:00:00Z", 2, "disruption"],
+        ["INC-C", "SCH-1-ST-8", "2025-09-10T10:00:00Z", 2, "y" * 255],  # the longest text
+    ]
+    result = run_import(
+        untrained_district.importer, str(write_native(tmp_path / "b", rows)), progress=False
+    )
+    assert not result.written
+    found = {(p.file, p.row, p.column, p.why) for p in result.problems}
+    dates = "(1990-01-01 to 2100-12-31)"
+    expected = {
+        ("students.csv", 2, "grade", "not an integer"),
+        ("students.csv", 3, "is_active", "not true or false"),
+        ("students.csv", 4, "first_name", "missing"),
+        ("students.csv", 5, "last_name", "longer than 255 characters"),
+        ("students.csv", 6, "enrolled_on", f"date out of range {dates}"),
+        ("exams.csv", 2, "max_marks", "not a number"),
+        (
+            "incidents.csv",
+            first,
+            "occurred_at",
+            "bad timestamp (ISO 8601, e.g. 2025-09-01T10:00:00Z)",
+        ),
+        ("incidents.csv", first + 1, "occurred_at", f"date out of range {dates}"),
+    }
+    assert expected <= found, expected - found
+    fine = {("students.csv", 7), ("incidents.csv", first + 2)}
+    assert not [p for p in result.problems if (p.file, p.row) in fine]
+
+
 def test_header_and_csv_problems(untrained_district: District, tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     bundle.mkdir()
