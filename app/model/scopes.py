@@ -52,6 +52,18 @@ def evaluate(
     return figures(y, p, schools, settings.alert_threshold, settings.caseload_share)
 
 
+def indicator_cuts(settings: Settings) -> tuple[float, float, float] | None:
+    """The cut points a model of feature set 3 derives its indicator features with (None:
+    MODEL_INDICATOR_FEATURES is off)."""
+    if not settings.model_indicator_features:
+        return None
+    return (
+        settings.indicator_chronic_absence_share,
+        float(settings.indicator_chronic_min_enrolled_days),
+        settings.indicator_failing_mark,
+    )
+
+
 def fit_scope(
     data: Dataset,
     rows: np.ndarray,
@@ -61,7 +73,9 @@ def fit_scope(
 ) -> tuple[RiskModel, dict[str, Any], np.ndarray]:
     """A model fitted on `rows` & ~test and its figures and risks on `rows` & test."""
     train, held = rows & ~test, rows & test
-    model = RiskModel.fit(data.x[train], data.take(train), data.y[train], declarations)
+    model = RiskModel.fit(
+        data.x[train], data.take(train), data.y[train], declarations, indicator_cuts(settings)
+    )
     extras = data.take(held)
     metrics = evaluate(model, data.x[held], extras, data.y[held], data.schools[held], settings)
     metrics["n_train"] = int(train.sum())
