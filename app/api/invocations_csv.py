@@ -101,6 +101,7 @@ def _row(line: int, cells: list[str]) -> tuple[int | None, list[float]]:
     try:
         StudentFeatures.model_validate(given)
     except ValidationError as exc:
-        field = exc.errors()[0]["loc"][0]
-        raise HTTPException(400, f"row {line}: {field}: {exc.errors()[0]['msg']}") from None
+        error = exc.errors()[0]
+        where = f"{error['loc'][0]}: " if error["loc"] else ""  # a field, or the whole row
+        raise HTTPException(400, f"row {line}: {where}{error['msg']}") from None
     return sid, nums + [math.nan] * (len(RAW_FEATURES) - len(nums))  # RAW_FEATURES wide

@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 from app.api.main import create_app
 from app.core.db import TRAIN_LOCK_KEY
 from app.model.artifacts import ModelStore
-from app.model.features import STANDARD_FEATURES
+from app.model.features import INDICATOR_FEATURES, STANDARD_FEATURES
 from app.model.promotion import not_worse
 from app.model.publication import EXIT_LOCKED, TrainingLockedError, rollback
 from app.model.risk_model import FastRiskModel, RiskModel, fast_model
@@ -65,7 +65,9 @@ def test_first_training_promotes_per_school_and_district(district: District) -> 
     manifest = store.manifest(version)
     assert manifest is not None
     assert manifest["fallback_schools"] == [5]
-    assert manifest["features"] == list(STANDARD_FEATURES)  # no district feature declared
+    # No district feature declared; the indicators' figures are known: feature set 3.
+    assert manifest["features"] == [*STANDARD_FEATURES, *INDICATOR_FEATURES]
+    assert manifest["feature_set"] == 3
     assert manifest["data"]["rows"] == 660
     assert len(manifest["data"]["sha256"]) == 64
     assert manifest["code_version"].startswith("0.1.0+")
