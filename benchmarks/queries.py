@@ -78,6 +78,19 @@ TARGET_P95_MS = 10.0
 
 # ---- the history the generator does not create -------------------------------------------
 
+# Each served score's risk 30 days before today, as the scoring stores it (migration 0022): as
+# the owner, row security lifted inside the transaction as `generate` does.
+BASELINE_SQL = [
+    "ALTER TABLE risk_scores NO FORCE ROW LEVEL SECURITY",
+    "ALTER TABLE risk_history NO FORCE ROW LEVEL SECURITY",
+    "UPDATE risk_scores SET risk_30_days_ago = coalesce(risk_30_days_before(student_id,"
+    " (now() AT TIME ZONE 'UTC')::date), risk)"
+    " WHERE generation = (SELECT max(generation) FROM risk_scores)"
+    " AND risk_30_days_ago IS NULL",
+    "ALTER TABLE risk_scores FORCE ROW LEVEL SECURITY",
+    "ALTER TABLE risk_history FORCE ROW LEVEL SECURITY",
+]
+
 # Run as the owner in one transaction. setseed makes the history the same on every run.
 HISTORY_SQL = [
     "SELECT setseed(0.42)",
@@ -156,6 +169,8 @@ HISTORY_SQL = [
     WHERE r.generation = (SELECT max(generation) FROM risk_scores)
     ON CONFLICT (student_id, day) DO NOTHING
     """,
+    # What the nightly scoring stores with each score once the history exists (0022).
+    *BASELINE_SQL,
     "REFRESH MATERIALIZED VIEW student_indicators",
     # The audit log: monthly partitions first, then rows in time order (as an append-only log
     # is written), each by a client about a student of the client's school: 85% single reads

@@ -95,6 +95,8 @@ RISK_30_DAYS_AGO = (
     " (SELECT h.risk FROM risk_history h WHERE h.student_id = r.student_id"
     " AND h.day > (now() AT TIME ZONE 'UTC')::date - 30 ORDER BY h.day LIMIT 1))"
 )
+# The same as of the day of scoring, stored with the score (migration 0022), else looked up.
+RISK_CHANGE = f"r.risk - coalesce(r.risk_30_days_ago, {RISK_30_DAYS_AGO})"
 OPEN_INTERVENTION = (
     "EXISTS (SELECT 1 FROM interventions v WHERE v.student_id = r.student_id"
     " AND v.status IN ('open', 'in_progress'))"
@@ -135,7 +137,7 @@ def _page_source(where: str, f: ListFilters) -> tuple[str, list[Any]]:
         params += list(f.params)
     if f.open_intervention is not None:
         conditions.append(OPEN_INTERVENTION if f.open_intervention else f"NOT {OPEN_INTERVENTION}")
-    change = f", r.risk - {RISK_30_DAYS_AGO} AS risk_change" if f.trend_inside else ""
+    change = f", {RISK_CHANGE} AS risk_change" if f.trend_inside else ", r.risk_30_days_ago"
     inner = (
         f"SELECT r.student_id, r.risk, r.model_version{change} FROM risk_scores r{join}"
         f" WHERE {' AND '.join(conditions)}"
@@ -192,7 +194,7 @@ def at_risk_query(
     # the 30-day change (computed for the page only, unless the order or a filter needs it)
     # and the open-intervention flag: views and tables that row-level security filters.
     features = ", ".join(f"f.{c}" for c in STANDARD_FEATURES)
-    change = "r.risk_change" if filters.trend_inside else f"r.risk - {RISK_30_DAYS_AGO}"
+    change = "r.risk_change" if filters.trend_inside else RISK_CHANGE
     order = f"{key.format(a='r')} DESC, r.student_id DESC"
     page = (
         "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version,"

@@ -130,13 +130,17 @@ def _insert_scores(
     replace = (
         " ON CONFLICT (generation, student_id) DO UPDATE SET school_id = excluded.school_id,"
         " risk = excluded.risk, model_version = excluded.model_version,"
-        " scored_at = excluded.scored_at"
+        " scored_at = excluded.scored_at, risk_30_days_ago = excluded.risk_30_days_ago"
         if in_place
         else ""
     )
+    # Each score with the student's risk 30 days before today (migration 0022); none in the
+    # history yet: today's snapshot, written below, is the first.
     conn.execute(
-        "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
-        " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])" + replace,
+        "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version,"
+        " risk_30_days_ago) SELECT %s, n.*, coalesce(risk_30_days_before(n.student_id,"
+        " (now() AT TIME ZONE 'UTC')::date), n.risk) FROM unnest(%s::bigint[], %s::integer[],"
+        " %s::real[], %s::text[]) AS n(student_id, school_id, risk, model_version)" + replace,
         (
             gen,
             [row[0] for row in rows],

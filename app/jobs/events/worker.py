@@ -208,9 +208,13 @@ class Worker:
         # Later than the rest of its generation's rows, which only keeps the generation before
         # it longer (retired_generations dates a replacement by a row of the new generation).
         self.conn.execute(
+            # A student first scored here gets the 30-day baseline the nightly scoring writes
+            # (migration 0022); a row rescored keeps the nightly one.
             "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version,"
-            " scored_at) SELECT %s, *, clock_timestamp() FROM unnest(%s::bigint[],"
-            " %s::integer[], %s::real[], %s::text[])"
+            " scored_at, risk_30_days_ago) SELECT %s, n.*, clock_timestamp(),"
+            " coalesce(risk_30_days_before(n.student_id, (now() AT TIME ZONE 'UTC')::date),"
+            " n.risk) FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])"
+            " AS n(student_id, school_id, risk, model_version)"
             " ON CONFLICT (generation, student_id) DO UPDATE SET risk = excluded.risk,"
             " model_version = excluded.model_version, scored_at = excluded.scored_at",
             (generation, ids, schools, risks, [p.version for p in predictions]),
