@@ -198,7 +198,7 @@ def at_risk_query(
     order = f"{key.format(a='r')} DESC, r.student_id DESC"
     page = (
         "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version,"
-        f" {features}, f.district_features, {INDICATOR_COLUMNS},"
+        f" {features}, f.school_year, f.district_features, {INDICATOR_COLUMNS},"
         f" {change} AS risk_change, {OPEN_INTERVENTION} AS open_intervention"
         f" FROM ({cut}) r"
         " LEFT JOIN students s ON s.id = r.student_id"

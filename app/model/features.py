@@ -186,10 +186,12 @@ def to_matrix(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
 
 def query_matrix(rows: Sequence[Mapping[str, Any]], cuts: CutPoints) -> np.ndarray:
     """to_matrix of the API's query rows, their indicator figures from the columns
-    app.api.queries.INDICATOR_COLUMNS names (indicator_year NULL: no indicators row)."""
+    app.api.queries.INDICATOR_COLUMNS names when they are of the features' school year (none,
+    or an earlier year's while the live features have moved on to a new one: missing)."""
     out = to_matrix(rows)
     for i, row in enumerate(rows):
-        found = row.get("indicator_year") is not None
+        year = row.get("indicator_year")
+        found = year is not None and year == row.get("school_year")
         out[i, len(STANDARD_FEATURES) :] = indicator_figures(
             [row[c] for c in ("enrolled_days", "absent_days", "subject_marks",
                               "incident_categories")] if found else [None] * 4,
