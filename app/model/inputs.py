@@ -201,13 +201,6 @@ class InputSpec:
         return cls(tuple(district), fill, tuple(columns), FEATURE_SET_INDICATORS, indicator_cuts)
 
     @property
-    def raw_inputs(self) -> tuple[str, ...]:
-        """The raw features this model reads (its feature set's), in RAW_FEATURES order."""
-        if self.feature_set >= FEATURE_SET_INDICATORS:
-            return RAW_FEATURES
-        return STANDARD_FEATURES
-
-    @property
     def input_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
