@@ -125,14 +125,25 @@ class ListFilters:
         return self.sort == "change" or self.min_change is not None
 
 
-def _page_source(where: str, f: ListFilters) -> tuple[str, list[Any]]:
+def _page_source(
+    where: str, where_params: list[Any], school_id: int, f: ListFilters
+) -> tuple[str, list[Any]]:
     """The page's score rows before their limit: risk_scores (with the current indicators
-    when a filter needs them, and the 30-day change when the order or a filter does)."""
+    when a filter needs them, and the 30-day change when the order or a filter does), and
+    the parameters in order."""
     params: list[Any] = []
     conditions = [where]
     join = ""
     if f.indicators:
-        join = f" JOIN LATERAL ({INDICATORS_OF.format(id='r.student_id')}) i ON true"
+        # The school's current indicators in one index range (0022), joined to its scores:
+        # a filter reads them for every score over the floor, not only the page's.
+        join = (
+            " JOIN (SELECT * FROM student_indicators_visible v WHERE v.school_id = %s"
+            " AND v.is_current) i ON i.student_id = r.student_id"
+        )
+        params.append(school_id)
+    params += where_params
+    if f.indicators:
         conditions += list(f.indicators)
         params += list(f.params)
     if f.open_intervention is not None:
@@ -168,8 +179,7 @@ def at_risk_query(
     # double share btree operators), so a floor such as 1e-50 is no `real` underflow; the
     # cursor's risk was read from a `real` and is compared as one.
     where = "r.generation = %s AND r.school_id = %s AND r.risk >= %s::double precision"
-    source, extra = _page_source(where, filters)
-    params: list[Any] = [gen, school_id, floor, *extra]
+    source, params = _page_source(where, [gen, school_id, floor], school_id, filters)
     # The order's key, of a row aliased {a} (no history: no change, ordered as none).
     key = "coalesce({a}.risk_change, 0)" if filters.sort == "change" else "{a}.risk"
     outer: list[str] = []

@@ -1,4 +1,5 @@
--- The at-risk list's 30-day change, read from the score row instead of the history.
+-- The at-risk list: its 30-day change read from the score row instead of the history, and an
+-- index for its indicator filters.
 --
 -- The change is the risk now minus the student's risk 30 days before (the latest history
 -- snapshot on or before that day, else the first one after it). Looked up per listed student,
@@ -20,3 +21,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         (SELECT h.risk FROM risk_history h WHERE h.student_id = student AND h.day > today - 30
          ORDER BY h.day LIMIT 1))
 $$;
+
+-- An indicator filter of the at-risk list reads every current indicator row of the school
+-- (app/api/queries.py): one range of this index rather than a probe per student.
+CREATE INDEX student_indicators_school_current_idx ON student_indicators (school_id, student_id)
+    WHERE is_current;

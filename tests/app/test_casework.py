@@ -472,3 +472,36 @@ def test_a_score_without_a_stored_baseline_has_its_change_looked_up(
     ]
     (found,) = [i for i in items if i["student_id"] == sid]
     assert found["risk_change_30d"] == pytest.approx(0.25, abs=1e-6)
+
+
+def test_an_indicator_filter_keeps_exactly_the_flagged_students(
+    client: TestClient, district: District
+) -> None:
+    key = auth(district.keys["school1"])
+
+    def every(query: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        url = f"/v1/schools/1/at-risk?min_risk=0&limit=100{query}"
+        while url:
+            page = client.get(url, headers=key).json()
+            items += page["items"]
+            cursor = page["next_cursor"]
+            url = (
+                f"/v1/schools/1/at-risk?min_risk=0&limit=100{query}&cursor={cursor}"
+                if cursor
+                else ""
+            )
+        return items
+
+    listed = every("")
+    for indicator in ("attendance", "course"):
+        flagged = {
+            i["student_id"]
+            for i in listed
+            if i["indicators"]
+            and i["indicators"][indicator]["level"] in ("at_risk", "early_warning")
+        }
+        found = every(f"&{indicator}=early_warning")
+        assert {i["student_id"] for i in found} == flagged
+        assert [i["risk"] for i in found] == sorted((i["risk"] for i in found), reverse=True)
+    assert 0 < len(flagged) < len(listed)
