@@ -87,16 +87,15 @@ SCHOOL_MODEL_VERSIONS_CHECKED = _WITH_VISIBILITY.format(
 )
 
 
-# A student's risk 30 days ago (UTC days): the latest snapshot on or before that day, else,
-# for a history younger than that, the first one. NULL: no snapshot at all.
-RISK_30_DAYS_AGO = (
-    "coalesce((SELECT h.risk FROM risk_history h WHERE h.student_id = r.student_id"
-    " AND h.day <= (now() AT TIME ZONE 'UTC')::date - 30 ORDER BY h.day DESC LIMIT 1),"
-    " (SELECT h.risk FROM risk_history h WHERE h.student_id = r.student_id"
-    " AND h.day > (now() AT TIME ZONE 'UTC')::date - 30 ORDER BY h.day LIMIT 1))"
+# The 30-day change: the risk minus the student's risk 30 days before the day of scoring (the
+# latest snapshot on or before that day, else the first after it; NULL: no snapshot), stored
+# with the score (migration 0022), else looked up by risk_30_days_before() for that row: a
+# function call, so that planning the page (prepared or not) does not expand the history's
+# monthly partitions.
+RISK_CHANGE = (
+    "r.risk - coalesce(r.risk_30_days_ago,"
+    " risk_30_days_before(r.student_id, (now() AT TIME ZONE 'UTC')::date))"
 )
-# The same as of the day of scoring, stored with the score (migration 0022), else looked up.
-RISK_CHANGE = f"r.risk - coalesce(r.risk_30_days_ago, {RISK_30_DAYS_AGO})"
 OPEN_INTERVENTION = (
     "EXISTS (SELECT 1 FROM interventions v WHERE v.student_id = r.student_id"
     " AND v.status IN ('open', 'in_progress'))"
