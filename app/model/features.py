@@ -61,6 +61,11 @@ INDICATOR_FEATURES: tuple[str, ...] = (
 # Every raw input any model reads, in the order of the raw matrices the models take.
 RAW_FEATURES: tuple[str, ...] = STANDARD_FEATURES + INDICATOR_FIGURES
 FEATURE_SET_LEGACY, FEATURE_SET_STANDARD, FEATURE_SET_INDICATORS = 1, 2, 3
+FEATURE_SET_NAMES = {
+    FEATURE_SET_LEGACY: "the current year's nine features",
+    FEATURE_SET_STANDARD: "this year's and last year's features",
+    FEATURE_SET_INDICATORS: "with the early-warning indicators",
+}
 # The /invocations CSV layouts: version 1, the current year's FEATURES (what clients sent
 # before school years; the other inputs missing); version 2, every raw input.
 CSV_COLUMNS: dict[int, tuple[str, ...]] = {1: FEATURES, 2: RAW_FEATURES}

@@ -288,6 +288,9 @@ def test_upgrade_to_indicator_features_and_rollback_keep_serving(
     manifest = store.manifest(new.scopes["district"]) or {}
     assert manifest["feature_set"] == 3
     assert manifest["indicator_cut_points"]["failing_mark"] == 65.0
+    assert manifest["promotion"]["district"]["reason"].endswith(
+        "; inputs: feature set 3 (with the early-warning indicators) after the current 2"
+    )
     active = scalar(d.url, "SELECT count(*) FROM students WHERE is_active")
     scored = "SELECT count(*) FROM risk_scores WHERE generation = %s"
     assert scalar(d.url, scored, (new.generation,)) == active
