@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from app.api.queries import ListFilters, at_risk_query
+from app.api.queries import FEATURES_OF, ListFilters, at_risk_query
 from app.core import db
 from app.core.indicators import CutPoints, filter_sql
 from app.core.settings import Settings
@@ -351,8 +351,10 @@ LIMIT 100
 SET_TENANT = "SELECT set_config('app.school_id', %s, true), set_config('app.district_id', '', true)"
 
 # The at-risk page's statement before the indicators, the 30-day change and the open-case flag
-# were added to it (app.api.queries.at_risk_query without them). Parameters: generation,
-# school, floor, limit.
+# were added to it (app.api.queries.at_risk_query without them), its features looked up per
+# student as the page does since then (a plain join to the security_barrier view reads the
+# whole view once it holds rows: seconds at 1M students). Parameters: generation, school,
+# floor, limit.
 PLAIN_AT_RISK_SQL = (
     "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version,"
     f" {', '.join('f.' + c for c in STANDARD_FEATURES)}, f.district_features"
@@ -360,7 +362,7 @@ PLAIN_AT_RISK_SQL = (
     " WHERE r.generation = %s AND r.school_id = %s AND r.risk >= %s::double precision"
     " ORDER BY r.risk DESC, r.student_id DESC LIMIT %s) r"
     " LEFT JOIN students s ON s.id = r.student_id"
-    " LEFT JOIN student_features_visible f ON f.student_id = r.student_id"
+    f" LEFT JOIN LATERAL ({FEATURES_OF.format(id='r.student_id')}) f ON true"
     " ORDER BY r.risk DESC, r.student_id DESC"
 )
 
