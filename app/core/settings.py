@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     # Exam subjects (lower case, comma-separated) that are maths or English.
     indicator_maths_subjects: str = "maths,math,mathematics,algebra,geometry"
     indicator_english_subjects: str = "english,english language arts,ela,reading,writing"
+    # Whether training offers the indicators to the models as features (feature set 3,
+    # app/model/features.py); false keeps the models on set 2 (no indicator inputs).
+    model_indicator_features: bool = True
     # An open alert nobody acknowledged for this many days is overdue (metric, list filter).
     alert_overdue_days: int = Field(default=7, ge=1, le=365)
     # The types an intervention may have (comma-separated, each [a-z][a-z0-9_]*).
