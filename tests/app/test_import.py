@@ -18,8 +18,8 @@ from app.jobs.importer.layout import ENTITIES
 from app.model.training import run_training
 from tests.app.bundles import HEADERS, native_rows, write_csv, write_native, write_oneroster
 from tests.app.conftest import District
-from tests.app.test_district_features import bundle as features_bundle
 from tests.app.helpers import scalar
+from tests.app.test_district_features import bundle as features_bundle
 
 IMPORTED = "SELECT count(*) FROM {} WHERE {}"
 TABLE_ROWS = {
@@ -318,7 +318,6 @@ def test_a_cell_that_is_no_storable_text_is_a_problem_naming_row_and_column(
         assert result.tables[entity.name].staged == len(rows[entity.name]), entity.name
 
 
-
 def test_unchanged_rows_left_out_first_write_exactly_what_the_upsert_alone_writes(
     untrained_district: District, tmp_path: Path
 ) -> None:
@@ -347,8 +346,9 @@ def test_unchanged_rows_left_out_first_write_exactly_what_the_upsert_alone_write
     assert run_import(settings, str(v2), progress=False).written
     stored = "SELECT {} FROM students WHERE sourced_id = %s"
     url = untrained_district.url
-    assert scalar(url, stored.format("district_features->>'course'"), (students[1][0],)) == (
-        students[1][-1]
+    assert (
+        scalar(url, stored.format("district_features->>'course'"), (students[1][0],))
+        == (students[1][-1])
     )
     assert scalar(url, stored.format("dropped_out IS NULL"), (students[3][0],)) is True
     assert scalar(url, stored.format("district_features->'course'"), (students[4][0],)) is None
