@@ -5,9 +5,9 @@ Rows are matched on the district's keys (sourced_id, or (student, date) for atte
 nightly re-import of an unchanged export writes nothing. Only the columns the bundle gave are
 updated: a OneRoster export, which carries no outcome, never erases a dropout label.
 
-Rows identical to the stored ones are left out before the upsert by one anti-join (a hash
-join over the whole table): the upsert would otherwise probe the key's index and lock and
-compare each of them one at a time, most of an unchanged nightly re-import's time.
+Rows equal to the stored ones are left out before the upsert by one anti-join over the whole
+table: the upsert would otherwise probe the key's index, lock and compare each of them one at
+a time, most of an unchanged nightly re-import's time.
 """
 
 from __future__ import annotations
