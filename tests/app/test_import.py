@@ -48,6 +48,7 @@ def test_bad_bundle_writes_nothing_and_lists_every_problem(
     rows["results"][1][2] = "inf"
     rows["results"][2][2] = "51"  # above the exam's max_marks of 50
     rows["attendance"][0][2] = "sick"
+    rows["attendance"][4][0] = "SCH-1-ST-404"  # unknown student (row 6)
     rows["attendance"].append(list(rows["attendance"][1]))  # duplicate (student, date)
     rows["exams"][1][4] = "-Infinity"
     bundle = write_native(tmp_path / "bad", rows)
@@ -67,6 +68,7 @@ def test_bad_bundle_writes_nothing_and_lists_every_problem(
         ("results.csv", 3, "marks_obtained", "inf", "infinite"),
         ("results.csv", 4, "marks_obtained", "51", "above the exam's max_marks (50)"),
         ("attendance.csv", 2, "status", "sick", "not one of present, absent, late, excused"),
+        ("attendance.csv", 6, "student_sourced_id", "SCH-1-ST-404", "unknown student"),
         ("exams.csv", 3, "max_marks", "-Infinity", "infinite"),
     }
     assert expected <= found, expected - found
