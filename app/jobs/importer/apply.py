@@ -52,16 +52,9 @@ class Counts:
 NOT_REJECTED = "NOT EXISTS (SELECT 1 FROM imp_problems x WHERE x.file = s.file AND x.row = s.row)"
 
 
-def upsert_sql(
-    entity: Entity,
-    provided: set[str],
-    features: Sequence[str] = (),
-    skip_unchanged: bool = True,
-) -> str:
-    """INSERT ... ON CONFLICT for the rows of `entity` without problems; returns one row of
-    (new, updated) counts. A student's district `features` are merged into the ones it has
-    (the bundle's replace theirs, the others stay). `skip_unchanged`: rows equal to the stored
-    ones are left out first, set-based (False: the upsert compares every row itself)."""
+def _rows_sql(entity: Entity, provided: set[str]) -> tuple[dict[str, str], list[str], list[str]]:
+    """(target column -> SQL of the staged row `s`, the joins to the referenced tables, the
+    target columns of the district's key)."""
     values: dict[str, str] = {}  # target column -> SQL of the staged row
     joins: list[str] = []
     key_targets: list[str] = []
@@ -81,6 +74,20 @@ def upsert_sql(
             values[column.target] = f"{value}{CASTS[column.kind]}"
             if column.name in entity.key:
                 key_targets.append(column.target)
+    return values, joins, key_targets
+
+
+def upsert_sql(
+    entity: Entity,
+    provided: set[str],
+    features: Sequence[str] = (),
+    skip_unchanged: bool = True,
+) -> str:
+    """INSERT ... ON CONFLICT for the rows of `entity` without problems; returns one row of
+    (new, updated) counts. A student's district `features` are merged into the ones it has
+    (the bundle's replace theirs, the others stay). `skip_unchanged`: rows equal to the stored
+    ones are left out first, set-based (False: the upsert compares every row itself)."""
+    values, joins, key_targets = _rows_sql(entity, provided)
     t = entity.table
     if features:
         values["district_features"] = district_features.values_sql(list(features))
@@ -119,6 +126,27 @@ def upsert_sql(
     )
 
 
+# How many staged rows, evenly spread, are looked up to tell a first import from a delta.
+SAMPLE_ROWS = 1_000
+
+
+def mostly_stored(conn: psycopg.Connection[Any], entity: Entity, provided: set[str]) -> bool:
+    """Whether most staged rows of `entity` have their key stored already (a nightly delta),
+    from a sample of them. On a first import the anti-join of upsert_sql would only sort or
+    hash every new row once more for nothing."""
+    values, joins, keys = _rows_sql(entity, provided)
+    found = " AND ".join(f"u.{k} = {values[k]}" for k in keys)
+    step = f"greatest(1, (SELECT count(*) FROM {stage_table(entity)}) / {SAMPLE_ROWS})"
+    row = conn.execute(
+        f"SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {entity.table} u WHERE {found})),"
+        f" count(*) FROM (SELECT * FROM {stage_table(entity)} s WHERE s.row % {step} = 0"
+        f" AND {NOT_REJECTED}"
+        f" LIMIT {SAMPLE_ROWS}) s {' '.join(joins)}"
+    ).fetchone()
+    assert row is not None
+    return 2 * int(row[0]) >= int(row[1]) > 0
+
+
 def count_staged(conn: psycopg.Connection[Any], entity: Entity) -> Counts:
     row = conn.execute(
         f"SELECT count(*), count(*) FILTER (WHERE NOT {NOT_REJECTED}) FROM {stage_table(entity)} s"
@@ -134,8 +162,8 @@ def write(
     skip_unchanged: bool = True,
 ) -> dict[str, Counts]:
     """Upsert every entity with staged rows (in the caller's transaction); the counts.
-    `features`: the district feature columns of students.csv; `skip_unchanged`: see
-    upsert_sql."""
+    `features`: the district feature columns of students.csv; `skip_unchanged`: leave the
+    unchanged rows out first (upsert_sql) where most of the staged rows are stored already."""
     counts: dict[str, Counts] = {}
     for entity in ENTITIES:
         c = count_staged(conn, entity)
@@ -143,9 +171,9 @@ def write(
             continue
         if c.staged > c.rejected:
             mine = features if entity.name == "students" else ()
-            row = conn.execute(
-                upsert_sql(entity, provided.get(entity.name, set()), mine, skip_unchanged)
-            ).fetchone()
+            given = provided.get(entity.name, set())
+            skip = skip_unchanged and mostly_stored(conn, entity, given)
+            row = conn.execute(upsert_sql(entity, given, mine, skip)).fetchone()
             assert row is not None
             c.new, c.updated = int(row[0]), int(row[1])
         c.unchanged = c.staged - c.rejected - c.new - c.updated
