@@ -130,13 +130,15 @@ def upsert_sql(
 SAMPLE_ROWS = 1_000
 
 
-def mostly_stored(conn: psycopg.Connection[Any], entity: Entity, provided: set[str]) -> bool:
-    """Whether most staged rows of `entity` have their key stored already (a nightly delta),
-    from a sample of them. On a first import the anti-join of upsert_sql would only sort or
+def mostly_stored(
+    conn: psycopg.Connection[Any], entity: Entity, provided: set[str], staged: int
+) -> bool:
+    """Whether most of the `staged` rows of `entity` have their key stored already (a nightly
+    delta), from a sample of them. On a first import the anti-join of upsert_sql would only sort or
     hash every new row once more for nothing."""
     values, joins, keys = _rows_sql(entity, provided)
     found = " AND ".join(f"u.{k} = {values[k]}" for k in keys)
-    step = f"greatest(1, (SELECT count(*) FROM {stage_table(entity)}) / {SAMPLE_ROWS})"
+    step = max(1, staged // SAMPLE_ROWS)
     row = conn.execute(
         f"SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {entity.table} u WHERE {found})),"
         f" count(*) FROM (SELECT * FROM {stage_table(entity)} s WHERE s.row % {step} = 0"
@@ -172,7 +174,7 @@ def write(
         if c.staged > c.rejected:
             mine = features if entity.name == "students" else ()
             given = provided.get(entity.name, set())
-            skip = skip_unchanged and mostly_stored(conn, entity, given)
+            skip = skip_unchanged and mostly_stored(conn, entity, given, c.staged)
             row = conn.execute(upsert_sql(entity, given, mine, skip)).fetchone()
             assert row is not None
             c.new, c.updated = int(row[0]), int(row[1])
