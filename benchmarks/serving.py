@@ -233,6 +233,25 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, script: str, seconds: int, pid: int) -> dict[str, Any]:
+    """One wrk run at 32 connections, with the load average at its start and the server's CPU
+    per request (which, unlike the rate, holds on a machine shared with other work)."""
+    load, cpu = load_average(), cpu_seconds(pid)
+    run = wrk(url, script, CONNECTIONS[0], seconds).row()
+    used = cpu_seconds(pid) - cpu
+    return {
+        **run,
+        "load_average_1min": load,
+        "server_cpu_us_per_request": round(used / max(1, run["requests"]) * 1e6),
+    }
+
+
 def cache_side_by_side(
     settings: Settings, key: str, first: int, count: int, seconds: int, baseline: str | None
 ) -> dict[str, Any]:
@@ -250,7 +269,6 @@ def cache_side_by_side(
         "RATE_LIMIT_INTERACTIVE_REQUESTS": "1000000000",
     }
     rows: dict[str, dict[str, Any]] = {}
-    hits: dict[str, float] = {}
     with redis_server() as redis_url, app_at_revision(baseline or "HEAD") as old_app:
         import redis
 
@@ -265,26 +283,23 @@ def cache_side_by_side(
             with db.connect_owner(settings, autocommit=True) as conn:
                 conn.execute("CHECKPOINT")
             url, server = api_server(settings, "/ping", cwd, WORKERS="1", **deployed, **env)
-            with server:
+            with server as proc:
                 target = f"{url}/v1/students/{first}/risk"
                 wrk(target, risk_script(key, first, count, start=0), CONNECTIONS[0], 3)
-                load = load_average()
                 script = risk_script(key, first, count, start=count // 2)
-                run = wrk(target, script, CONNECTIONS[0], seconds).row()
-                rows[f"{name}_uncached"] = {**run, "load_average_1min": load}
+                rows[f"{name}_uncached"] = measured(target, script, seconds, proc.pid)
                 # The cached set: students neither run asked for (they are far from both).
                 cached_first = first + count // 4
                 with httpx.Client(headers={"X-API-Key": key}) as client:
                     for i in range(CACHED_STUDENTS):
                         client.get(f"{url}/v1/students/{cached_first + i}/risk").raise_for_status()
                 before = cache_counts(url)
-                load = load_average()
                 script = risk_script(key, cached_first, CACHED_STUDENTS, start=0)
-                run = wrk(target, script, CONNECTIONS[0], seconds).row()
+                run = measured(target, script, seconds, proc.pid)
                 after = cache_counts(url)
-                hit = after.get("hit", 0) - before.get("hit", 0)
-                hits[name] = round(hit / max(1, run["requests"]), 4)
-                rows[f"{name}_cached"] = {**run, "load_average_1min": load, "hit_share": hits[name]}
+                found = {r: after.get(r, 0) - before.get(r, 0) for r in ("hit", "miss")}
+                run["hit_share"] = round(found["hit"] / max(1, sum(found.values())), 4)
+                rows[f"{name}_cached"] = run
     summary: dict[str, Any] = {}
     for name, *_ in servers:
         uncached, cached = (
@@ -297,6 +312,8 @@ def cache_side_by_side(
             "cached_ok_requests_per_second": cached,
             "cached_p99_ms": rows[f"{name}_cached"]["p99_ms"],
             "cached_over_uncached": round(cached / uncached, 2),
+            "uncached_cpu_us_per_request": rows[f"{name}_uncached"]["server_cpu_us_per_request"],
+            "cached_cpu_us_per_request": rows[f"{name}_cached"]["server_cpu_us_per_request"],
         }
     plain = summary["no_redis"]["uncached_ok_requests_per_second"]
     for name, figures in summary.items():
