@@ -19,6 +19,7 @@ from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from app.api import queries
+from app.api.audit_rows import AuditRows
 from app.api.schemas import MAX_BIGINT, MAX_INT
 from app.core.auth import (
     REVOCATIONS,
@@ -79,6 +80,7 @@ class Services(ModelServices):
             settings.api_key_pepper,
             FailureLimiter(self.cache, settings.auth_failures_per_minute),
         )
+        self.audit_rows = AuditRows(self.db.fetch)
         # Where POST /v1/events queues students: SQS after the commit, or (None) the
         # PostgreSQL queue in the events' own transaction.
         self.events_queue: Queue | None = (
@@ -94,9 +96,15 @@ class Services(ModelServices):
         school_id: int | None = None,
     ) -> None:
         """FERPA: a read of student data served without a read of its own (from the cache) is
-        recorded before the data is returned. Reads write theirs themselves (app.api.queries)."""
-        params = (client.id, school_id or client.school_id, student_id, action, json.dumps(detail))
-        await self.audited(client, queries.INSERT_AUDIT, params)
+        recorded before the data is returned. Reads write theirs themselves (app.api.queries).
+        The rows of concurrent requests share one statement and commit (AuditRows): a cache
+        hit costs a fraction of a database round trip."""
+        row = (client.id, school_id or client.school_id, student_id, action, json.dumps(detail))
+        try:
+            await self.audit_rows.write(client.tenant, row)
+        except psycopg.Error as exc:
+            log.error("audit write failed", extra={"error": str(exc)[:300]})
+            raise AuditUnavailableError("audit log unavailable") from exc
 
     async def audited(
         self, client: Client, query: str, params: Sequence[Any]

@@ -1,7 +1,8 @@
 """What the cache costs a request: one Redis round trip (the rate limit, the revocation counter
 when due and the cached answer, pipelined), the answer of a miss written after the response;
 an answer waiting to be written is already served by its process, a restamp makes it stale
-all the same, and a Redis that dies with answers waiting costs no request an error."""
+all the same, and a Redis that dies with answers waiting costs no request an error. A hit's
+audit row shares its statement with the other hits' of the moment, and its failure."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 import redis.asyncio.connection
 from fastapi.testclient import TestClient
 
+from app.api import queries
+from app.api.audit_rows import AuditRows
 from app.api.main import create_app
 from app.core.cache import Cache, scores_stamp
+from app.core.db import Tenant
 from tests.app.conftest import District, start_redis
-from tests.app.helpers import auth, free_port, scalar
+from tests.app.helpers import auth, free_port, run_async, scalar
 
 # What a new connection sends once (redis-py's handshake), not a request's round trip.
 HANDSHAKE = {"CLIENT", "HELLO", "AUTH", "SELECT", "PING"}
@@ -195,3 +200,38 @@ def test_answers_waiting_when_redis_dies_are_dropped_and_requests_still_served(
                 assert resp.status_code == 200 and resp.headers["X-Cache"] == "miss"
     finally:
         proc.kill()
+
+
+def test_audit_rows_of_concurrent_hits_share_one_statement_and_its_failure() -> None:
+    statements: list[tuple[Tenant | None, list[list[Any]]]] = []
+    fail = [False]
+
+    async def fetch(
+        tenant: Tenant | None, query: str, params: Any, write: bool = False
+    ) -> list[dict[str, Any]]:
+        assert query == queries.INSERT_AUDIT_ROWS and write
+        statements.append((tenant, params))
+        await asyncio.sleep(0.01)  # the round trip: rows that arrive meanwhile wait for the next
+        if fail[0]:
+            raise psycopg.OperationalError("no partition for this month")
+        return []
+
+    rows = AuditRows(fetch)
+    district, school = Tenant(None, 1), Tenant(2, None)
+
+    async def hits() -> list[Any]:
+        first = asyncio.ensure_future(rows.write(district, (1, 1, 10, "read", "{}")))
+        await asyncio.sleep(0)  # the first statement is on its way
+        rest = [rows.write(district, (1, 1, s, "read", "{}")) for s in (11, 12, 13)]
+        rest.append(rows.write(school, (2, 2, 20, "read", "{}")))
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    assert run_async(hits()) == [None] * 5
+    assert statements == [
+        (district, [[1], [1], [10], ["read"], ["{}"]]),
+        (district, [[1, 1, 1], [1, 1, 1], [11, 12, 13], ["read"] * 3, ["{}"] * 3]),
+        (school, [[2], [2], [20], ["read"], ["{}"]]),
+    ]
+    fail[0] = True
+    failed = run_async(hits())
+    assert all(isinstance(f, psycopg.OperationalError) for f in failed)  # no row, no answer
