@@ -3,7 +3,8 @@ dependency (authentication and the per-client rate limit), and the Annotated ali
 route signatures use.
 
 A request pays at most one Redis round trip before its route runs (`admit`): its rate limit,
-the revocation counter when due, and for a cached read (`cached_read`) the cached answer."""
+the revocation counter when due, and for a cached read (given its cache key: the student risk
+read's dependency) the cached answer."""
 
 from __future__ import annotations
 
