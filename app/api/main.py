@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         sampler.cancel()
         worker_exited()
+        await svc.cache.aclose()
         await svc.db.close()
 
     app = _app(svc, lifespan)

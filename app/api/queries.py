@@ -23,6 +23,13 @@ INSERT_AUDIT = (
     " VALUES (%s, %s, %s, %s, %s)"
 )
 
+# The same for many rows in one statement (app.api.audit_rows). Parameters: the five columns,
+# each as an array.
+INSERT_AUDIT_ROWS = (
+    "INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
+    " SELECT * FROM unnest(%s::integer[], %s::integer[], %s::bigint[], %s::text[], %s::jsonb[])"
+)
+
 # A school the tenant can see (row-level security hides the others). Parameter: school id.
 SCHOOL_VISIBLE = "SELECT 1 FROM schools WHERE id = %s"
 

@@ -8,7 +8,9 @@ valid clients. Failed authentications are also limited per client IP (FailureLim
 Revocation (`revoke-key`) bumps a counter in Redis that every replica reads at most every
 REVOCATION_CHECK_SECONDS: a change empties its client cache, so a revoked key stops working
 everywhere within about that long. Without Redis (or while it is down) a valid client is
-cached for REVOCATION_CHECK_SECONDS only, which bounds the delay the same way."""
+cached for REVOCATION_CHECK_SECONDS only, which bounds the delay the same way. The counter is
+read in the request's own Redis round trip (app.api.deps.admit): the authenticator says when a
+read is due and is told what was read."""
 
 from __future__ import annotations
 
@@ -209,23 +211,14 @@ class FailureLimiter:
 
 
 class Authenticator:
-    def __init__(
-        self,
-        fetch: Fetch,
-        pepper: str,
-        limiter: FailureLimiter | None = None,
-        revocations: Callable[[], int | None] | None = None,
-    ) -> None:
+    def __init__(self, fetch: Fetch, pepper: str, limiter: FailureLimiter | None = None) -> None:
         self.fetch = fetch  # Database.fetch, fail-fast: a DB outage is a 503, not a 500
         self.pepper = pepper
         self.limiter = limiter
-        # The shared revocation counter (Cache.counter; it returns None while not known: then
-        # clients are cached briefly). Without one, clients are cached CLIENT_CACHE_SECONDS.
-        self.revocations = revocations or (lambda: 0)
         self._clients: OrderedDict[str, tuple[float, Client]] = OrderedDict()
         self._failed: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
-        self._seen_revocations: int | None = None
+        self._seen_revocations: int | None = None  # unknown until read
         self._next_revocation_check = 0.0
         self._prefixes: frozenset[str] = frozenset()
         self._prefixes_until = 0.0
@@ -237,7 +230,6 @@ class Authenticator:
         address, while guessed keys from a blocked address still cost no lookup."""
         digest = hash_key(key, self.pepper)
         now = time.monotonic()
-        client_ttl = self._client_ttl(now)
         with self._lock:
             hit = self._clients.get(digest)
             if hit is not None:
@@ -261,7 +253,10 @@ class Authenticator:
             with self._lock:
                 if client is not None:
                     self._failed.pop(digest, None)
-                    self._clients[digest] = (now + client_ttl, client)
+                    # Cached long only while revocations are seen (the counter is known).
+                    known = self._seen_revocations is not None
+                    ttl = CLIENT_CACHE_SECONDS if known else REVOCATION_CHECK_SECONDS
+                    self._clients[digest] = (now + ttl, client)
                     self._clients.move_to_end(digest)
                     while len(self._clients) > CLIENT_CACHE_SIZE:
                         self._clients.popitem(last=False)
@@ -276,23 +271,26 @@ class Authenticator:
             await self.limiter.failed(ip)
         return None
 
-    def _client_ttl(self, now: float) -> float:
-        """How long a client looked up now may be cached. Reads the revocation counter when
-        due; a change empties the cache (another replica's or the CLI's revocation)."""
+    def revocations_due(self) -> bool:
+        """Whether the revocation counter is to be read now (at most every
+        REVOCATION_CHECK_SECONDS; the caller reads it and calls `revocations_read`)."""
+        now = time.monotonic()
         if now < self._next_revocation_check:
-            return (
-                CLIENT_CACHE_SECONDS
-                if self._seen_revocations is not None
-                else (REVOCATION_CHECK_SECONDS)
-            )
+            return False
         self._next_revocation_check = now + REVOCATION_CHECK_SECONDS
-        count = self.revocations()
+        return True
+
+    def revocations_read(self, count: int | None) -> bool:
+        """Takes the counter's value (None: unknown, no Redis or it is down). Returns True when
+        it emptied the client cache: the counter moved (another replica's or the CLI's
+        revocation), or became unknown while clients were cached on its word. Clients cached
+        while it was unknown expire within REVOCATION_CHECK_SECONDS by themselves."""
         with self._lock:
-            if count is None or count != self._seen_revocations:
-                # Unknown (no Redis, or it is down) or changed: nothing cached is trusted.
-                self._clients.clear()
-            self._seen_revocations = count
-        return CLIENT_CACHE_SECONDS if count is not None else REVOCATION_CHECK_SECONDS
+            seen, self._seen_revocations = self._seen_revocations, count
+            if seen is None or count == seen:
+                return False
+            self._clients.clear()
+            return True
 
     async def _active_prefixes(self, now: float) -> frozenset[str]:
         """Prefixes of the active keys, re-read at most every PREFIX_REFRESH_SECONDS."""

@@ -7,7 +7,14 @@ training run rescores its students) are cached against a stamp: the process that
 data puts a new random stamp under the school's name after its commit, and a cached answer is
 served only while the stamp it was cached with is still the school's. Both are read in one
 round trip. Only Redis can carry the stamp between processes: without it such answers are not
-cached at all."""
+cached at all.
+
+The API's requests (on the event loop) pay at most one Redis round trip each: `admit` counts
+the request against its rate limit and reads the cached answer (its stamp, the counters asked
+for) in one pipeline, and an answer made on a miss is cached by `set_later`, which queues it
+for a background task that writes whatever has queued in one pipeline, after the response.
+They use Redis's asyncio client, so no request waits for a thread or blocks the loop; the jobs
+and the CLI (restamp, bump) use the blocking one."""
 
 from __future__ import annotations
 
@@ -16,11 +23,12 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
 import redis
+import redis.asyncio
 from prometheus_client import Counter
 
 log = logging.getLogger("app.cache")
@@ -38,10 +46,24 @@ class RateDecision:
 
 
 MAX_ENTRIES = 10_000
+# Answers waiting for the background write (set_later); beyond, new ones are not cached (a
+# later request computes them again): Redis slower than the API must not grow memory.
+MAX_PENDING_WRITES = 1_000
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What `Cache.admit` read in its one round trip."""
+
+    rate: RateDecision
+    cached: bytes | None = None
+    """The answer cached under the lookup key."""
+    counters: Mapping[str, int | None] | None = None
+    """The shared counters asked for (0 until first bumped; None while Redis is unknown)."""
 
 
 def scores_stamp(school_id: int) -> str:
-    """The name of the stamp of a school's risk scores (Cache.restamp, Cache.get_stamped)."""
+    """The name of the stamp of a school's risk scores (Cache.restamp, Cache.admit, Cache.read)."""
     return f"scores:{school_id}"
 
 
@@ -91,6 +113,7 @@ class Cache:
         self.prefix = prefix
         self.local = MemoryCache()
         self.redis: redis.Redis | None = None
+        self._url = redis_url
         if redis_url:
             self.redis = redis.Redis.from_url(
                 redis_url,
@@ -99,6 +122,13 @@ class Cache:
                 health_check_interval=30,
             )
         self._down_until = 0.0
+        # The asyncio client, made on first use in the running event loop (its connections
+        # belong to that loop), and the answers queued for the background write: keyed by
+        # Redis key until written, and read in their place meanwhile, so this process finds an
+        # answer it made even before the write lands.
+        self._aredis: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis] | None = None
+        self._pending: dict[str, tuple[bytes, int]] = {}
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def backend(self) -> str:
@@ -114,66 +144,6 @@ class Cache:
         log.warning("redis unavailable, serving uncached", extra={"error": str(exc)})
         self._down_until = time.monotonic() + REDIS_BACKOFF_SECONDS
 
-    def get(self, key: str) -> bytes | None:
-        key = f"{self.prefix}:{key}"
-        client = self._usable()
-        if self.redis is not None and client is None:
-            return None  # Redis is down: uncached, not stale local data from another replica
-        try:
-            value = client.get(key) if client is not None else self.local.get(key)
-        except redis.RedisError as exc:
-            self._failed(exc)
-            return None
-        CACHE_EVENTS.labels("hit" if value is not None else "miss").inc()
-        return value  # type: ignore[return-value]
-
-    def set(self, key: str, value: bytes, ttl: int) -> None:
-        key = f"{self.prefix}:{key}"
-        client = self._usable()
-        if self.redis is not None and client is None:
-            return
-        try:
-            if client is not None:
-                client.set(key, value, ex=ttl)
-            else:
-                self.local.set(key, value, ttl)
-        except redis.RedisError as exc:
-            self._failed(exc)
-
-    def rate_limit(self, subject: str, limit: int, window: int) -> RateDecision:
-        """At most `limit` requests per subject in each fixed window of `window` seconds."""
-        now = int(time.time())
-        start = now - now % window
-        count, left = 0, window
-        client = self._usable()
-        if client is not None:
-            key = f"{self.prefix}:rl:{subject}:{start}"
-            try:
-                pipe = client.pipeline()
-                pipe.incr(key)
-                pipe.expire(key, window + 1)
-                count = int(pipe.execute()[0])
-                left = max(1, start + window - now)
-            except redis.RedisError as exc:
-                self._failed(exc)
-                client = None
-        if client is None:
-            count, left = self.local.hit(f"rl:{subject}", window)
-        return RateDecision(count <= limit, max(0, limit - count), left)
-
-    def counter(self, name: str) -> int | None:
-        """A counter shared by the replicas through Redis (0 until first bumped); None without
-        Redis or while it is unavailable."""
-        client = self._usable()
-        if client is None:
-            return None
-        try:
-            value = client.get(f"{self.prefix}:{name}")
-        except redis.RedisError as exc:
-            self._failed(exc)
-            return None
-        return int(value) if value is not None else 0
-
     def bump(self, name: str) -> bool:
         """Increments the shared counter; False without Redis or when it failed."""
         client = self._usable()
@@ -185,36 +155,6 @@ class Cache:
             self._failed(exc)
             return False
         return True
-
-    def get_stamped(self, key: str, stamp: str) -> tuple[bytes | None, bytes | None]:
-        """(the value cached under `key` if it was cached with the current value of `stamp`,
-        else None; that current value, to cache a fresh answer with). One round trip. Without
-        Redis, or while it is down: (None, None), nothing is cached."""
-        client = self._usable()
-        if client is None:
-            return None, None
-        try:
-            # Bytes: the client does not decode responses.
-            cached, current = cast(
-                "list[bytes | None]",
-                client.mget(f"{self.prefix}:{key}", f"{self.prefix}:{stamp}"),
-            )
-        except redis.RedisError as exc:
-            self._failed(exc)
-            return None, None
-        current = current or b"-"  # never restamped yet
-        if cached is not None:
-            cached_stamp, _, value = cached.partition(b"\n")
-            if cached_stamp == current:
-                CACHE_EVENTS.labels("hit").inc()
-                return value, current
-        CACHE_EVENTS.labels("miss").inc()
-        return None, current
-
-    def set_stamped(self, key: str, value: bytes, stamp_value: bytes, ttl: int) -> None:
-        """Caches `value` with the stamp's value read before the answer was made (get_stamped):
-        a restamp since then makes it stale at once."""
-        self.set(key, stamp_value + b"\n" + value, ttl)
 
     def restamp(self, stamps: Iterable[str]) -> bool:
         """Gives each stamp a new random value (after the commit of what made their answers
@@ -233,30 +173,156 @@ class Cache:
             return False
         return True
 
-    # For the API's routes on the event loop: the in-process cache answers in microseconds and
-    # is used inline; Redis is a network round trip made by this blocking client, so it runs
-    # in a thread and other requests keep flowing meanwhile.
-    async def aget(self, key: str) -> bytes | None:
-        return self.get(key) if self.redis is None else await asyncio.to_thread(self.get, key)
+    # ---- the API's side, on the event loop --------------------------------------------------
 
-    async def aset(self, key: str, value: bytes, ttl: int) -> None:
-        if self.redis is None:
-            self.set(key, value, ttl)
-        else:
-            await asyncio.to_thread(self.set, key, value, ttl)
+    def _async_client(self) -> redis.asyncio.Redis | None:
+        """The asyncio client of the running loop, or None without Redis or while it is down."""
+        if self._usable() is None or self.redis is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._aredis is None or self._aredis[0] is not loop:
+            client = redis.asyncio.Redis.from_url(
+                self._url or "",
+                socket_timeout=0.25,
+                socket_connect_timeout=0.25,
+                health_check_interval=30,
+            )
+            self._aredis = (loop, client)
+        return self._aredis[1]
 
-    async def aget_stamped(self, key: str, stamp: str) -> tuple[bytes | None, bytes | None]:
+    async def admit(
+        self,
+        subject: str,
+        limit: int,
+        window: int,
+        lookup: str | None = None,
+        counters: Iterable[str] = (),
+    ) -> Admission:
+        """Counts a request of `subject`: at most `limit` in each fixed window of `window`
+        seconds. Reads the answer cached under `lookup` and the shared `counters`: ONE round
+        trip to Redis. Without Redis, or while it is down: the in-process limit (per process),
+        the in-process cache only without Redis (while it is down another replica may have
+        made an answer stale), the counters None."""
+        names = list(counters)
+        now = int(time.time())
+        start = now - now % window
+        client = self._async_client()
+        if client is not None:
+            keys = [f"{self.prefix}:{k}" for k in ([lookup] if lookup else []) + names]
+            rl = f"{self.prefix}:rl:{subject}:{start}"
+            try:
+                pipe = client.pipeline(transaction=False)
+                pipe.incr(rl)
+                pipe.expire(rl, window + 1)
+                if keys:
+                    pipe.mget(keys)
+                replies = await pipe.execute()
+            except (redis.RedisError, OSError) as exc:
+                self._failed(exc)
+            else:
+                count, left = int(replies[0]), max(1, start + window - now)
+                values: list[bytes | None] = list(replies[2]) if keys else []
+                cached = None
+                if lookup:
+                    cached = self._current(self._unwritten(keys[0], values.pop(0)), None)
+                found = {
+                    n: int(v) if v is not None else 0 for n, v in zip(names, values, strict=True)
+                }
+                return Admission(
+                    RateDecision(count <= limit, max(0, limit - count), left), cached, found
+                )
+        count, left = self.local.hit(f"rl:{subject}", window)
+        cached = None
+        if lookup and self.redis is None:
+            cached = self._current(self.local.get(f"{self.prefix}:{lookup}"), None)
+        rate = RateDecision(count <= limit, max(0, limit - count), left)
+        return Admission(rate, cached, dict.fromkeys(names))
+
+    @staticmethod
+    def _current(cached: bytes | None, stamp: bytes | None) -> bytes | None:
+        """The answer of a lookup, if any; stamped (a `stamp` value given), only if cached with
+        it. Counts the hit or miss."""
+        if cached is not None and stamp is not None:
+            cached_stamp, _, cached = cached.partition(b"\n")
+            if cached_stamp != stamp:
+                cached = None
+        CACHE_EVENTS.labels("hit" if cached is not None else "miss").inc()
+        return cached
+
+    def set_later(self, key: str, value: bytes, ttl: int, stamp: bytes | None = None) -> None:
+        """Caches `value` under `key` for `ttl` seconds, with Redis after the response: queued,
+        then written by one background task in one pipeline with whatever else has queued
+        (MAX_PENDING_WRITES at most; beyond, or while Redis is down, it is not cached). With a
+        `stamp` value (read by `admit` before the answer was made) it is current only until the
+        stamp changes. Without Redis: in process, now (never for a stamped answer)."""
         if self.redis is None:
+            if stamp is None:
+                self.local.set(f"{self.prefix}:{key}", value, ttl)
+            return
+        if self._usable() is None or len(self._pending) >= MAX_PENDING_WRITES:
+            return
+        if stamp is not None:
+            value = stamp + b"\n" + value
+        self._pending[f"{self.prefix}:{key}"] = (value, ttl)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_pending())
+
+    async def _write_pending(self) -> None:
+        """Writes the queued answers, in one pipeline per batch, until none is left; a batch
+        that fails is dropped (those answers are computed again)."""
+        while self._pending:
+            batch = dict(self._pending)
+            client = self._async_client()
+            if client is not None:
+                try:
+                    pipe = client.pipeline(transaction=False)
+                    for key, (value, ttl) in batch.items():
+                        pipe.set(key, value, ex=ttl)
+                    await pipe.execute()
+                except (redis.RedisError, OSError) as exc:
+                    self._failed(exc)
+            for key, entry in batch.items():
+                if self._pending.get(key) is entry:  # not replaced meanwhile
+                    del self._pending[key]
+
+    def _unwritten(self, key: str, found: bytes | None) -> bytes | None:
+        """What Redis answered for `key`, or this process's answer still waiting to be written."""
+        entry = self._pending.get(key)
+        return entry[0] if entry is not None else found
+
+    async def read(self, key: str, stamp: str | None = None) -> tuple[bytes | None, bytes | None]:
+        """The answer cached under `key` and, for a `stamp`, the stamp's current value (the
+        answer only if cached with it): one round trip, for a route that reads the cache after
+        its rate limit. Without Redis: in process, never a stamped answer; while it is down,
+        nothing."""
+        client = self._async_client()
+        if client is None:
+            if self.redis is not None or stamp is not None:
+                return None, None
+            cached = self.local.get(f"{self.prefix}:{key}")
+            CACHE_EVENTS.labels("hit" if cached is not None else "miss").inc()
+            return cached, None
+        names = [f"{self.prefix}:{key}"] + ([f"{self.prefix}:{stamp}"] if stamp else [])
+        try:
+            # Bytes: the client does not decode responses.
+            values = cast("list[bytes | None]", await client.mget(names))
+        except (redis.RedisError, OSError) as exc:
+            self._failed(exc)
             return None, None
-        return await asyncio.to_thread(self.get_stamped, key, stamp)
-
-    async def aset_stamped(self, key: str, value: bytes, stamp_value: bytes, ttl: int) -> None:
-        await asyncio.to_thread(self.set_stamped, key, value, stamp_value, ttl)
+        current = (values[1] or b"-") if stamp is not None else None
+        return self._current(self._unwritten(names[0], values[0]), current), current
 
     async def arate_limit(self, subject: str, limit: int, window: int) -> RateDecision:
-        if self.redis is None:
-            return self.rate_limit(subject, limit, window)
-        return await asyncio.to_thread(self.rate_limit, subject, limit, window)
+        """The rate limit alone (`admit` with nothing to read)."""
+        return (await self.admit(subject, limit, window)).rate
+
+    async def aclose(self) -> None:
+        """Writes what is queued, then closes the asyncio client (the API's shutdown)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        if self._aredis is not None and self._aredis[0] is asyncio.get_running_loop():
+            await self._aredis[1].aclose()
+        self._aredis = None
 
     def ping(self) -> bool:
         if self.redis is None:

@@ -62,6 +62,7 @@ def bad_key() -> str:
 def test_valid_client_stays_cached_after_a_flood_of_distinct_bad_keys() -> None:
     db = FakeDB()
     authenticator = Authenticator(db.fetch, PEPPER)
+    authenticator.revocations_read(0)  # revocations watched: valid clients cached 30 s
     assert run_async(authenticator.authenticate(VALID_KEY)) == Client(7, "school 1", 1, None)
     flood = [bad_key() for _ in range(10_050)]
     for key in flood:
@@ -95,10 +96,12 @@ def test_client_cache_is_lru_and_expires(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(auth_module, "CLIENT_CACHE_SIZE", 1)
     db = FakeDB()
     authenticator = Authenticator(db.fetch, PEPPER)
+    authenticator.revocations_read(0)  # revocations watched: valid clients cached 30 s
     run_async(authenticator.authenticate(VALID_KEY))
+    now[0] += auth_module.CLIENT_CACHE_SECONDS - 1
     run_async(authenticator.authenticate(VALID_KEY))
     assert len(db.queries) == 1
-    now[0] += auth_module.CLIENT_CACHE_SECONDS + 1
+    now[0] += 2
     run_async(authenticator.authenticate(VALID_KEY))
     assert len(db.queries) == 2  # a revoked key stops working within CLIENT_CACHE_SECONDS
     assert len(authenticator._clients) == 1

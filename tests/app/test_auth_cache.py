@@ -74,19 +74,31 @@ def test_a_client_used_again_is_kept_over_one_used_less_recently(
     assert len(db.lookups) == 4  # b was dropped
 
 
+def _checked(authenticator: Authenticator, key: str, revocations: int | None) -> Client | None:
+    """A request as the API makes it: the key, then the revocation counter when due (read in
+    the request's Redis round trip), and the key again if that emptied the cache."""
+    client = _authenticate(authenticator, key)
+    if authenticator.revocations_due() and authenticator.revocations_read(revocations):
+        client = _authenticate(authenticator, key)
+    return client
+
+
 def test_a_valid_client_is_cached_30_seconds_while_revocations_are_watched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = Clock(monkeypatch)
     db = Keys("ssp_0000000a_a")
-    authenticator = Authenticator(db.fetch, PEPPER, revocations=lambda: 0)
-    _authenticate(authenticator, "ssp_0000000a_a")
+    authenticator = Authenticator(db.fetch, PEPPER)
+    _checked(authenticator, "ssp_0000000a_a", 0)  # the counter is known from now on
+    clock.now += 1.0
+    _checked(authenticator, "ssp_0000000a_a", 0)
+    assert len(db.lookups) == 2  # the first client was cached a second: the counter unknown
     clock.now += 29.9
-    _authenticate(authenticator, "ssp_0000000a_a")
-    assert len(db.lookups) == 1
-    clock.now += 0.2
-    _authenticate(authenticator, "ssp_0000000a_a")
+    _checked(authenticator, "ssp_0000000a_a", 0)
     assert len(db.lookups) == 2
+    clock.now += 0.2
+    _checked(authenticator, "ssp_0000000a_a", 0)
+    assert len(db.lookups) == 3
 
 
 def test_without_a_revocation_counter_a_client_is_cached_one_second(
@@ -94,13 +106,13 @@ def test_without_a_revocation_counter_a_client_is_cached_one_second(
 ) -> None:
     clock = Clock(monkeypatch)
     db = Keys("ssp_0000000a_a")
-    authenticator = Authenticator(db.fetch, PEPPER, revocations=lambda: None)
-    _authenticate(authenticator, "ssp_0000000a_a")
+    authenticator = Authenticator(db.fetch, PEPPER)
+    _checked(authenticator, "ssp_0000000a_a", None)
     clock.now += 0.9
-    _authenticate(authenticator, "ssp_0000000a_a")
+    _checked(authenticator, "ssp_0000000a_a", None)
     assert len(db.lookups) == 1
     clock.now += 0.2
-    _authenticate(authenticator, "ssp_0000000a_a")
+    _checked(authenticator, "ssp_0000000a_a", None)
     assert len(db.lookups) == 2
 
 
@@ -109,26 +121,43 @@ def test_the_revocation_counter_is_read_once_a_second_and_a_change_empties_the_c
 ) -> None:
     clock = Clock(monkeypatch)
     db = Keys("ssp_0000000a_a")
+    authenticator = Authenticator(db.fetch, PEPPER)
     reads: list[float] = []
     counter = [0]
 
-    def revocations() -> int:
-        reads.append(clock.now)
-        return counter[0]
+    def request() -> None:
+        if authenticator.revocations_due():
+            reads.append(clock.now)
+            if authenticator.revocations_read(counter[0]):
+                _authenticate(authenticator, "ssp_0000000a_a")
+        _authenticate(authenticator, "ssp_0000000a_a")
 
-    authenticator = Authenticator(db.fetch, PEPPER, revocations=revocations)
-    _authenticate(authenticator, "ssp_0000000a_a")
+    request()
     clock.now += 0.5
-    _authenticate(authenticator, "ssp_0000000a_a")
+    request()
     assert reads == [1000.0]
     clock.now += 0.5  # a second after the first read: due again
-    _authenticate(authenticator, "ssp_0000000a_a")
+    request()
     assert reads == [1000.0, 1001.0]
     assert len(db.lookups) == 1  # the counter did not move: the client stayed cached
     counter[0] += 1  # another replica revoked a key
     clock.now += 1.0
-    _authenticate(authenticator, "ssp_0000000a_a")
+    request()
     assert len(db.lookups) == 2  # asked again within a second of the revocation
+
+
+def test_a_counter_that_becomes_unknown_empties_the_cache_it_vouched_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(monkeypatch)
+    db = Keys("ssp_0000000a_a")
+    authenticator = Authenticator(db.fetch, PEPPER)
+    assert authenticator.revocations_due() and not authenticator.revocations_read(0)
+    _authenticate(authenticator, "ssp_0000000a_a")  # cached 30 s on the counter's word
+    clock.now += 1.0
+    assert authenticator.revocations_due() and authenticator.revocations_read(None)  # Redis down
+    _authenticate(authenticator, "ssp_0000000a_a")
+    assert len(db.lookups) == 2
 
 
 @pytest.mark.parametrize("key", ["xyz_0000000a_secret", "ssp_only-two", "", "ssp"])

@@ -131,7 +131,7 @@ async def at_risk(
     key = f"atrisk:g{gen}:r{top}:{school_id}:{floor}:{limit}:{cursor}:{query_key}"
     # Stamped with the school's scores: the worker's or a training run's rescoring of the
     # school (same generation) restamps them, and the page is read again.
-    body, stamp = await svc.cache.aget_stamped(key, scores_stamp(school_id))
+    body, stamp = await svc.cache.read(key, scores_stamp(school_id))
     if body is not None:
         # The cached page is audited again, and only for a tenant that sees the school.
         ids = [i["student_id"] for i in json.loads(body)["items"]]
@@ -164,8 +164,8 @@ async def at_risk(
         next_cursor=next_cursor,
     )
     body = page.model_dump_json().encode()
-    if stamp is not None:
-        await svc.cache.aset_stamped(key, body, stamp, svc.settings.cache_ttl_at_risk_seconds)
+    if stamp is not None:  # Redis carries the stamp: without it the page is not cached
+        svc.cache.set_later(key, body, svc.settings.cache_ttl_at_risk_seconds, stamp)
     return json_response(body, "miss")
 
 
@@ -233,7 +233,7 @@ async def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep
     """Model versions that can serve this school (its own and the district's), newest first."""
     pointer = await svc.pointer()
     key = f"models:g{pointer.generation}:{school_id}"
-    cached = await svc.cache.aget(key)
+    cached, _ = await svc.cache.read(key)
     if cached is not None:
         await svc.check_school(client, school_id)
         return json_response(cached, "hit")
@@ -266,7 +266,7 @@ async def school_models(school_id: SchoolId, client: ClientDep, svc: ServicesDep
         ],
     )
     body = out.model_dump_json().encode()
-    await svc.cache.aset(key, body, svc.settings.cache_ttl_models_seconds)
+    svc.cache.set_later(key, body, svc.settings.cache_ttl_models_seconds)
     return json_response(body, "miss")
 
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from app.api import queries
-from app.api.deps import ClientDep, ServicesDep, StudentId
+from app.api.deps import (
+    ApiKey,
+    CachedRead,
+    ClientDep,
+    ServicesDep,
+    StudentId,
+    admit,
+    authenticate,
+)
 from app.api.metrics import PREDICTIONS
 from app.api.responses import json_response
 from app.api.schemas import ERRORS, ErrorOut, ReasonOut, RiskOut, indicators_out
@@ -26,23 +34,41 @@ def tenant_key(client: Client) -> str:
     return f"s{client.school_id}" if client.school_id is not None else f"d{client.district_id}"
 
 
+async def risk_read(
+    request: Request, student_id: StudentId, key: ApiKey, svc: ServicesDep
+) -> tuple[CachedRead, int]:
+    """The caller, authenticated and admitted, and the cached answer of the served models'
+    generation (with that generation): the rate limit and the cache lookup in one Redis
+    round trip."""
+    client = await authenticate(request, key, svc)
+    gen = (await svc.pointer()).generation
+    top = svc.settings.risk_reasons
+    # v2: cached as "<school id>\n<body>" (v1, the bare body, is left to expire).
+    name = f"risk:v2:g{gen}:r{top}"
+    read = await admit(request, key, svc, client, lambda c: f"{name}:{tenant_key(c)}:{student_id}")
+    return read, gen
+
+
 @router.get(
     "/{student_id}/risk",
     response_model=RiskOut,
     responses={**ERRORS, 404: {"model": ErrorOut}},
 )
-async def student_risk(student_id: StudentId, client: ClientDep, svc: ServicesDep) -> Response:
+async def student_risk(
+    student_id: StudentId,
+    admitted: Annotated[tuple[CachedRead, int], Depends(risk_read)],
+    svc: ServicesDep,
+) -> Response:
     """Dropout risk of one student, from the features in the database and the model of the
     student's school, with its main reasons. Every call is written to the audit log."""
-    gen = (await svc.pointer()).generation
-    top = svc.settings.risk_reasons
-    key = f"risk:g{gen}:r{top}:{tenant_key(client)}:{student_id}"
-    cached = await svc.cache.aget(key)
-    if cached is not None:
-        school = json.loads(cached)["school_id"]
+    (read, gen), top = admitted, svc.settings.risk_reasons
+    client = read.client
+    if read.cached is not None:
+        # The audit row names the school without parsing the body.
+        school, _, body = read.cached.partition(b"\n")
         detail = {"cache": "hit", "reasons": top}
-        await svc.audit(client, "read_student_risk", student_id, detail, school)
-        return json_response(cached, "hit")
+        await svc.audit(client, "read_student_risk", student_id, detail, int(school))
+        return json_response(body, "hit")
     # The read writes its audit row itself: one round trip, rows only with their audit row.
     detail_json = json.dumps({"cache": "miss", "reasons": top})
     params = (student_id, client.id, detail_json)
@@ -73,7 +99,8 @@ async def student_risk(student_id: StudentId, client: ClientDep, svc: ServicesDe
         indicators=indicators_out(from_row(row, svc.cut_points)),
     )
     body = out.model_dump_json().encode()
-    await svc.cache.aset(key, body, svc.settings.cache_ttl_risk_seconds)
+    cached = str(row["school_id"]).encode() + b"\n" + body
+    svc.cache.set_later(read.key, cached, svc.settings.cache_ttl_risk_seconds)
     return json_response(body, "miss")
 
 
