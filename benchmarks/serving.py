@@ -467,16 +467,22 @@ def main() -> int:
     return 0
 
 
+def district_with_key(settings: Settings) -> tuple[str, int, int]:
+    """The benchmark's district loaded, and (a district key, the first student id, the number
+    of students)."""
+    load_district(settings, SCHOOLS, STUDENTS)
+    with db.connect_owner(settings) as conn:
+        _, key = create_key(conn, settings.api_key_pepper, "benchmark", district_id=1)
+        row = conn.execute("SELECT min(id), count(*) FROM students").fetchone()
+        assert row is not None
+    return key, int(row[0]), int(row[1])
+
+
 def student_risk_main(seconds: int) -> int:
     """`--only student-risk`: the district, then the side-by-side runs alone."""
     with workdir("serving-risk") as work:
         settings = bench_settings(work)
-        load_district(settings, SCHOOLS, STUDENTS)
-        with db.connect_owner(settings) as conn:
-            _, key = create_key(conn, settings.api_key_pepper, "benchmark", district_id=1)
-            row = conn.execute("SELECT min(id), count(*) FROM students").fetchone()
-            assert row is not None
-        result = student_risk_side_by_side(settings, key, row[0], row[1], seconds)
+        result = student_risk_side_by_side(settings, *district_with_key(settings), seconds)
     write_result(
         "serving_student_risk",
         {"district": f"{SCHOOLS} schools x {STUDENTS} students", "seconds": seconds, **result},
@@ -488,12 +494,7 @@ def cache_main(seconds: int, baseline: str | None) -> int:
     """`--only cache`: the district, then the cache's side-by-side runs alone."""
     with workdir("serving-cache") as work:
         settings = bench_settings(work)
-        load_district(settings, SCHOOLS, STUDENTS)
-        with db.connect_owner(settings) as conn:
-            _, key = create_key(conn, settings.api_key_pepper, "benchmark", district_id=1)
-            row = conn.execute("SELECT min(id), count(*) FROM students").fetchone()
-            assert row is not None
-        result = cache_side_by_side(settings, key, row[0], row[1], seconds, baseline)
+        result = cache_side_by_side(settings, *district_with_key(settings), seconds, baseline)
     write_result(
         "serving_cache",
         {"district": f"{SCHOOLS} schools x {STUDENTS} students", "seconds": seconds, **result},

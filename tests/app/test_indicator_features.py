@@ -33,6 +33,7 @@ from app.model.risk_model import FastRiskModel, RiskModel, as_risk_model, fast_m
 from app.model.training import run_training
 from tests.app.conftest import District
 from tests.app.helpers import scalar
+from tests.app.test_reasons import standard_rows
 
 CUTS = (0.10, 90.0, 65.0)  # chronic share, its least enrolled days, failing mark (defaults)
 ROW = {"grade": 9, "attendance_rate": 0.7, "absences": 18, "lates": 4, "avg_mark": 48.0,
@@ -44,13 +45,7 @@ FIGURES = {"enrolled_days": 180, "absent_days": 30, "suspensions": 1, "maths_mar
 def raw_rows(n: int, rng: np.random.Generator, figures: bool = True) -> np.ndarray:
     """RAW_FEATURES rows: current year, a prior year for two thirds, indicator figures (all
     missing when not `figures`; else a maths or English mark missing now and then)."""
-    current = np.column_stack([
-        rng.integers(6, 13, n), rng.random(n), rng.integers(0, 30, n), rng.integers(0, 10, n),
-        rng.random(n) * 100, rng.random(n) * 60, rng.integers(0, 6, n), rng.integers(0, 5, n),
-        rng.integers(0, 3, n),
-    ]).astype(np.float64)  # fmt: skip
-    prior = current[:, 1:] * rng.uniform(0.5, 1.5, (n, len(FEATURES) - 1))
-    prior[rng.random(n) < 0.3] = np.nan
+    current, prior = standard_rows(n, rng)
     enrolled = rng.integers(60, 181, n).astype(np.float64)
     absent = np.floor(enrolled * rng.random(n) * 0.3)
     marks = rng.random((n, 2)) * 100

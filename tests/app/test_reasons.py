@@ -27,9 +27,8 @@ FEATURES_OK = {
 }  # fmt: skip
 
 
-def synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Raw rows (STANDARD_FEATURES, a third without a prior year) and district values (some
-    missing)."""
+def standard_rows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic rows of the current year's FEATURES and of the prior year's (a third missing)."""
     current = np.column_stack([
         rng.integers(6, 13, n), rng.random(n), rng.integers(0, 30, n), rng.integers(0, 10, n),
         rng.random(n) * 100, rng.random(n) * 60, rng.integers(0, 6, n), rng.integers(0, 5, n),
@@ -37,6 +36,13 @@ def synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict[s
     ]).astype(np.float64)  # fmt: skip
     prior = current[:, 1:] * rng.uniform(0.5, 1.5, (n, len(FEATURES) - 1))
     prior[rng.random(n) < 0.3] = np.nan
+    return current, prior
+
+
+def synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Raw rows (STANDARD_FEATURES, a third without a prior year) and district values (some
+    missing)."""
+    current, prior = standard_rows(n, rng)
     extras = [
         {
             "admission_grade": None if rng.random() < 0.1 else float(rng.uniform(90, 190)),
