@@ -35,6 +35,7 @@ EXPECTED = [
     "0019_interventions",
     "0020_student_lifecycle",
     "0021_access_report",
+    "0022_purger_login",
 ]
 
 
