@@ -114,3 +114,16 @@ CREATE POLICY purger_records ON audit_log FOR INSERT TO ssp_purger
 GRANT SELECT (id, sourced_digest), INSERT, UPDATE (purged_at, models_retrained_in)
     ON student_tombstones TO ssp_purger;
 GRANT EXECUTE ON FUNCTION refresh_student_features() TO ssp_purger;
+
+-- Where the live audit log begins: the start of its oldest partition. Older months are in the
+-- audit archive (app/jobs/archive.py), which the API's credentials cannot read: the API's
+-- access report says so, with this date (catalog facts only, no row is read).
+CREATE OR REPLACE FUNCTION audit_log_live_since() RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    SELECT min(substring(pg_get_expr(c.relpartbound, c.oid)
+                         FROM 'FROM \(''([^'']+)''\)')::timestamptz)
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'public.audit_log'::regclass
+$$;
+REVOKE ALL ON FUNCTION audit_log_live_since() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_log_live_since() TO ssp_api, ssp_archiver;

@@ -286,9 +286,22 @@ def test_the_api_access_report_is_for_the_districts_own_staff(district: District
         url = f"/v1/students/{student}/accesses"
         mine = api.get(url, headers=auth(district.keys["district1"]))
         assert mine.status_code == 200, mine.text
-        assert {"list"} <= {r["what"] for r in mine.json()}
+        body = mine.json()
+        assert body["student_id"] == student
+        assert {"list"} <= {r["what"] for r in body["accesses"]}
+        # It says where the live audit log begins and that archived months are not in it.
+        with psycopg.connect(district.url, autocommit=True) as conn:
+            oldest = conn.execute(
+                "SELECT min(relname) FROM pg_class WHERE relname ~ '^audit_log_p[0-9_]+$'"
+            ).fetchone()
+        assert oldest is not None
+        assert body["live_since"].startswith(f"{oldest[0][11:15]}-{oldest[0][16:18]}-01")
+        assert body["archived_months"].startswith("not included")
+        assert "access-report" in body["archived_months"]
         as_csv = api.get(f"{url}?format=csv", headers=auth(district.keys["district1"]))
         assert as_csv.text.splitlines()[0].startswith("occurred_at,what,action")
+        assert as_csv.headers["Audit-Live-Since"] == body["live_since"]
+        assert as_csv.headers["Audit-Archived-Months"] == "not-included"
         # Another district's key, and a school's key, get nothing.
         other = api.get(url, headers=auth(district.keys["district2"]))
         assert other.status_code == 404
