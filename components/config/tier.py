@@ -165,6 +165,21 @@ class AuditLockSize:
 
 
 @dataclass(frozen=True)
+class RetentionSize:
+    """How long student records and the archived audit trail are kept (the archive job applies
+    both: app/jobs/lifecycle/retention.py); None: until a district asks for their deletion.
+    Districts' data-privacy agreements set these; the 2025 COPPA amendments forbid keeping
+    children's data indefinitely. The archive's IRSA role may delete archived months only
+    where ``audit_archive_years`` is set."""
+
+    student_years: int | None = None
+    """Years after a student's last enrolment or recorded activity (inactive students only)."""
+    audit_archive_years: int | None = None
+    """Years after an archived audit month ended; longer than its Object Lock
+    (``AuditLockSize.days``), which S3 enforces whatever the role may do."""
+
+
+@dataclass(frozen=True)
 class WafSize:
     """The WAF on the stack's internet-facing entry (CloudFront, or the load balancer):
     requests per ``window_seconds`` (docs/operate.md, "Limits"). A classic 100 requests / 15 min
@@ -308,6 +323,7 @@ class Tier:
     edge: EdgeSize = EdgeSize()
     waf: WafSize = WafSize()
     audit_lock: AuditLockSize = AuditLockSize()
+    retention: RetentionSize = RetentionSize()
     inference: InferenceSize = InferenceSize()
     monitoring: MonitoringSize = MonitoringSize()
     events: EventsSize = EventsSize()

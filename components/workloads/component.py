@@ -14,15 +14,38 @@ from components.config.tier import ApiSize, NodeGroupSize, TrainingSize
 from components.shared import k8s_manifests as m
 from components.shared.contract import REDIS_PORT, ClusterRef, SageMakerEndpoint, SubnetCidrs
 from components.workloads.args import WorkloadsArgs
-from components.workloads.configuration import app_secret, config_map, database_secrets
+from components.workloads.configuration import (
+    app_secret,
+    config_map,
+    database_secrets,
+    offboard_secret,
+    retention_secret,
+)
+from components.workloads.on_demand import (
+    ACCESS_REPORT,
+    OFFBOARDER,
+    PURGER,
+    lifecycle_jobs,
+    on_demand_cron_job,
+)
 from components.workloads.pipeline import pipeline_alarm
 from components.workloads.role_policies import (
+    access_report_policy,
     api_policy,
     archiver_policy,
     irsa_role,
+    offboarder_policy,
+    purger_policy,
     trainer_policy,
 )
-from components.workloads.settings import API, ARCHIVER, BOOTSTRAP, TRAINER, WORKER
+from components.workloads.settings import (
+    API,
+    ARCHIVER,
+    BOOTSTRAP,
+    RETENTION,
+    TRAINER,
+    WORKER,
+)
 from components.workloads.training_job import training_cron_job
 from components.workloads.worker import event_worker
 
@@ -51,7 +74,17 @@ class Workloads(pulumi.ComponentResource):
             {
                 API: api_policy(models, endpoint, queue, args.directory),
                 TRAINER: trainer_policy(models, args.drop_bucket, endpoint, args.stack.region),
-                ARCHIVER: archiver_policy(args.archive_bucket),
+                ARCHIVER: archiver_policy(
+                    args.archive_bucket,
+                    destroy_expired=args.retention.audit_archive_years is not None,
+                ),
+            },
+            {
+                PURGER: purger_policy(models),
+                OFFBOARDER: offboarder_policy(
+                    models, args.archive_bucket, args.drop_bucket, args.directory
+                ),
+                ACCESS_REPORT: access_report_policy(args.archive_bucket, args.drop_bucket),
             },
             cluster=args.cluster,
             namespace=args.namespace,
@@ -70,11 +103,19 @@ class Workloads(pulumi.ComponentResource):
             queue=queue,
             directory=args.directory,
             database_via_proxy=args.database.via_proxy,
+            retention=args.retention,
         )
         secret = app_secret(
             self, name, self._secret, redis_url=args.redis_url, protect=args.stack.protect
         )
         db_secrets = database_secrets(args.database, self._secret)
+        # The archive job deletes expired students as the purge login: its Secret only where
+        # the tier keeps student records for a set time.
+        if args.retention.student_years is not None:
+            db_secrets[RETENTION] = retention_secret(args.database, self._secret, ARCHIVER)
+        db_secrets[OFFBOARDER] = offboard_secret(
+            self, name, args.database, self._secret, OFFBOARDER, protect=args.stack.protect
+        )
         bootstrap = self._bootstrap(args.image, args.release, config, secret, db_secrets[BOOTSTRAP])
         self._api(
             args.image, api, args.target_group_arn, config, secret, db_secrets[API], bootstrap
@@ -91,6 +132,7 @@ class Workloads(pulumi.ComponentResource):
             schedules=(args.training_schedule, args.archive_schedule),
             time_zone=args.time_zone,
         )
+        self._lifecycle_jobs(args, config, secret, db_secrets, bootstrap)
         event_worker(
             self,
             name,
@@ -154,13 +196,15 @@ class Workloads(pulumi.ComponentResource):
     def _identities(
         self,
         policies: Mapping[str, pulumi.Output[str]],
+        on_demand: Mapping[str, pulumi.Output[str]],
         *,
         cluster: ClusterRef,
         namespace: str,
         tags: dict[str, str],
     ) -> tuple[aws.iam.Role, aws.iam.Role]:
-        """IRSA roles of the API, the trainer and the archiver, each holding its policy, and
-        their service accounts; returns the API's and the trainer's roles."""
+        """IRSA roles of the API, the trainer and the archiver (``policies``) and of the
+        on-demand Jobs (``on_demand``), each holding its policy, and their service accounts;
+        returns the API's and the trainer's roles."""
         name = self._name
         roles = {
             component: irsa_role(
@@ -171,9 +215,9 @@ class Workloads(pulumi.ComponentResource):
                 cluster=cluster,
                 namespace=namespace,
                 tags=tags,
-                policy_was_under_role=True,
+                policy_was_under_role=component in policies,
             )
-            for component, policy in policies.items()
+            for component, policy in {**policies, **on_demand}.items()
         }
         self._service_accounts = {
             component: k8s.core.v1.ServiceAccount(
@@ -403,6 +447,8 @@ class Workloads(pulumi.ComponentResource):
             serve=False,
         )
         secrets = [self._name_of(app_secret), secret_names[ARCHIVER]]
+        if RETENTION in secret_names:
+            secrets.append(secret_names[RETENTION])
         container["env"] = job_env
         k8s.batch.v1.CronJob(
             f"{name}-{ARCHIVER}",
@@ -423,6 +469,42 @@ class Workloads(pulumi.ComponentResource):
             ),
             opts=self._k8s(self._service_accounts[ARCHIVER], *depends),
         )
+
+    def _lifecycle_jobs(
+        self,
+        args: WorkloadsArgs,
+        config: k8s.core.v1.ConfigMap,
+        app_secret: k8s.core.v1.Secret,
+        database_secrets: Mapping[str, k8s.core.v1.Secret],
+        bootstrap: k8s.batch.v1.Job,
+    ) -> None:
+        """The suspended CronJobs an operator starts: purge, offboarding, access report
+        (``on_demand.py``)."""
+        jobs = lifecycle_jobs(
+            app_secret=self._name_of(app_secret),
+            purger_db=self._name_of(database_secrets[PURGER]),
+            archiver_db=self._name_of(database_secrets[ARCHIVER]),
+            offboard_db=self._name_of(database_secrets[OFFBOARDER]),
+            drop_bucket=args.drop_bucket.name,
+            archive_bucket=args.archive_bucket.name,
+        )
+        for job in jobs:
+            on_demand_cron_job(
+                self._name,
+                job,
+                image=args.image,
+                namespace=self._ns,
+                config_map=self._name_of(config),
+                resources=self._pod,
+                placement=self._placement("app"),
+                opts=self._k8s(
+                    self._service_accounts[job.name],
+                    config,
+                    app_secret,
+                    *database_secrets.values(),
+                    bootstrap,
+                ),
+            )
 
     def _network_policies(self, subnets: SubnetCidrs, database_port: int, *, cache: bool) -> None:
         """Default deny; the load balancer's (public) subnets in to the API; the data stores

@@ -15,8 +15,11 @@ from components.shared.contract import (
     owned,
 )
 from components.shared.iam import (
+    access_report_role_policy,
     api_role_policy,
     archiver_role_policy,
+    offboarder_role_policy,
+    purger_role_policy,
     queue_sender_statements,
     service_account_role,
     trainer_role_policy,
@@ -97,9 +100,45 @@ def trainer_policy(
     ).apply(lambda v: trainer_role_policy(v[0], v[1], v[2], v[3], v[4]))
 
 
-def archiver_policy(archive: BucketRef) -> pulumi.Output[str]:
+def archiver_policy(archive: BucketRef, *, destroy_expired: bool) -> pulumi.Output[str]:
+    """Archives written; expired archived months destroyed where the tier sets a retention."""
     return pulumi.Output.all(archive.arn, archive.kms_key_arn).apply(
-        lambda v: archiver_role_policy(v[0], v[1])
+        lambda v: archiver_role_policy(v[0], v[1], destroy_expired=destroy_expired)
+    )
+
+
+def purger_policy(models: BucketRef) -> pulumi.Output[str]:
+    return pulumi.Output.all(models.arn, models.kms_key_arn).apply(
+        lambda v: purger_role_policy(v[0], v[1])
+    )
+
+
+def access_report_policy(archive: BucketRef, drop: BucketRef) -> pulumi.Output[str]:
+    """Archived months read; the report written to the district's drop bucket."""
+    return pulumi.Output.all(archive.arn, archive.kms_key_arn, drop.arn, drop.kms_key_arn).apply(
+        lambda v: access_report_role_policy(v[0], v[1], drop_bucket_arn=v[2], drop_key_arn=v[3])
+    )
+
+
+def offboarder_policy(
+    models: BucketRef, archive: BucketRef, drop: BucketRef, directory: DistrictDirectory | None
+) -> pulumi.Output[str]:
+    return pulumi.Output.all(
+        drop.arn,
+        drop.kms_key_arn,
+        models.arn,
+        archive.arn,
+        archive.kms_key_arn,
+        directory.table_arn if directory else None,
+    ).apply(
+        lambda v: offboarder_role_policy(
+            drop_bucket_arn=v[0],
+            drop_key_arn=v[1],
+            models_bucket_arn=v[2],
+            archive_bucket_arn=v[3],
+            archive_key_arn=v[4],
+            directory_table_arn=v[5],
+        )
     )
 
 

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from components.config.capacity import pod_pool
-from components.config.tier import ApiSize, EventsSize, TrainingSize
+from components.config.tier import ApiSize, EventsSize, RetentionSize, TrainingSize
 from components.shared import k8s_manifests as m
-from components.shared.iam import DROP_PREFIX
+from components.shared.iam import ARCHIVE_PREFIX, DROP_PREFIX, MODELS_PREFIX
 
 NAMESPACE = "student-success"
 API = "api"
@@ -19,6 +19,7 @@ ARCHIVER = "archiver"
 IMPORTER = "importer"  # the nightly pipeline's first step (its own database login)
 BOOTSTRAP = "bootstrap"
 WORKER = "worker"  # the event worker (python -m app worker), its own login
+RETENTION = "retention"  # the archive job's second database Secret: the purge login
 # The nightly pipeline (import, sharded training) at 02:00, outside school hours; the weekly
 # audit-log archival at 04:00 Sunday, after the pipeline's 30-minute deadline, so the two
 # batch jobs never hold database connections at the same time (the capacity check counts one).
@@ -77,6 +78,24 @@ def bootstrap_secret_data(
     }
 
 
+def retention_secret_data(*, purger_url: str) -> dict[str, str]:
+    """The archive job's second database Secret, where the tier keeps student records for a
+    set time: the purge login's URL, which its retention step deletes expired students as
+    (its own login, the archiver's, may delete nothing)."""
+    return {"PURGE_DATABASE_URL": purger_url}
+
+
+def offboard_secret_data(
+    *, master_user: str, master_password: str, primary: str, port: int, database: str,
+    report_key: str,
+) -> dict[str, str]:  # fmt: skip
+    """The offboarding Job's Secret: the master login on the primary (a district's rows in
+    every table, its keys and schools, FORCE ROW LEVEL SECURITY lifted in its transaction),
+    and the key its destruction report is signed with."""
+    url = postgres_url(master_user, master_password, primary, port, database)
+    return {"DATABASE_URL": url, "DATABASE_READ_URL": url, "DESTRUCTION_REPORT_KEY": report_key}
+
+
 # psycopg 3's default: a statement is prepared server-side at its 5th execution on a connection.
 PSYCOPG_PREPARE_THRESHOLD = 5
 
@@ -105,6 +124,7 @@ def app_config_data(
     load_balancer_cidrs: Sequence[str],
     directory: tuple[str, str] | None = None,
     database_via_proxy: bool,
+    retention: RetentionSize | None = None,
 ) -> dict[str, str]:
     """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
     budget (``pod_pool``), the same arithmetic the spec's capacity check uses. The API sends
@@ -129,8 +149,8 @@ def app_config_data(
         "PORT": str(m.API_PORT),
         # Where each container's Secrets are mounted, one file per setting.
         "SECRETS_DIR": m.SECRETS_DIR,
-        "MODEL_STORE_URL": f"s3://{models_bucket}/models",
-        "ARCHIVE_STORE_URL": f"s3://{archive_bucket}/audit",
+        "MODEL_STORE_URL": f"s3://{models_bucket}/{MODELS_PREFIX}",
+        "ARCHIVE_STORE_URL": f"s3://{archive_bucket}/{ARCHIVE_PREFIX}",
         "IMPORT_SOURCE_URL": f"s3://{drop_bucket}/{DROP_PREFIX}",
         "DB_POOL_MIN": str(pool),
         "DB_POOL_MAX": str(pool + overflow),
@@ -144,6 +164,17 @@ def app_config_data(
         # of these: the load balancer's subnets (its nodes' addresses are in them, nothing
         # else is). Per-client limits then see clients, not the ALB.
         "FORWARDED_ALLOW_IPS": ",".join(load_balancer_cidrs),
+        # The retention the archive job applies (unset: nothing is destroyed by age).
+        **(
+            {"STUDENT_RETENTION_YEARS": str(retention.student_years)}
+            if retention and retention.student_years
+            else {}
+        ),
+        **(
+            {"AUDIT_ARCHIVE_RETENTION_YEARS": str(retention.audit_archive_years)}
+            if retention and retention.audit_archive_years
+            else {}
+        ),
         # Tier 4: the directory's table and every region's API hostname (the 307's targets).
         **(
             {

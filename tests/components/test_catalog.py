@@ -282,3 +282,13 @@ def test_memory_settings_are_whole_mebibytes_and_fixed_once_computed() -> None:
         settings.work_mem_mib = 1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         connection_capacity(TIERS["tier1"]).replicas = 9  # type: ignore[misc]
+
+
+def test_archived_audit_months_are_destroyed_only_after_their_object_lock() -> None:
+    # S3 refuses to delete a locked version: a retention shorter than the lock would fail
+    # every night instead of destroying anything.
+    for tier in TIERS.values():
+        years = tier.retention.audit_archive_years
+        if years is not None:
+            assert years * 365 >= tier.audit_lock.days, tier.name
+        assert (tier.retention.student_years is None) == (tier.name == "dev"), tier.name

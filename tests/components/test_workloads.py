@@ -3,6 +3,7 @@ Kubernetes objects around them."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.shared import (
     K8S_SECRET,
     NAMESPACE,
     NETWORK_POLICY,
+    ROLE_POLICY,
     STACKS,
     StackRunner,
     tier_of,
@@ -229,9 +231,13 @@ def test_credentials_reach_every_container_as_read_only_files(
             (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
             assert volume["projected"]["defaultMode"] == 0o440, where
             names = [n.rpartition("-")[0] for n in mounted_secrets(pod, container)]
-            # The app's Secret, then the workload's own database login.
-            assert names[0] == "workloads-secret" and len(names) == 2, where
-            assert names[1].endswith("-db"), where
+            # The app's Secret, then the workload's own database login; the archive job's
+            # retention also the purge login's, where the tier keeps records for a set time.
+            kept = TIERS[tier_of(run)].retention.student_years
+            retention = owner == "workloads-archiver" and kept is not None
+            expected = ["-db", "-retention-db"] if retention else ["-db"]
+            assert names[0] == "workloads-secret" and len(names) == 1 + len(expected), where
+            assert all(n.endswith(e) for n, e in zip(names[1:], expected, strict=True)), where
         # Every mount names a volume of the pod: else the pod would not start.
         mounts = {v["name"] for c in pod["containers"] for v in c["volumeMounts"]}
         assert mounts <= {v["name"] for v in pod["volumes"]}, owner
@@ -310,3 +316,71 @@ def test_api_prepares_statements_only_where_no_proxy_pins_for_them(
     assert proxied == TIERS[tier_of(run)].db.proxy
     expected = "none" if proxied else str(PSYCOPG_PREPARE_THRESHOLD)
     assert config.get("data")["DB_PREPARE_THRESHOLD"] == expected, stack
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_lifecycle_jobs_are_suspended_templates_each_with_its_own_identity_and_login(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    tier = TIERS[tier_of(run)]
+    jobs = {j.get("metadata.name"): j for j in run.of_type(CRON_JOB)}
+    accounts = {a.get("metadata.name"): a for a in run.of_type("kubernetes:core/v1:ServiceAccount")}
+    # The database Secret each one reads: the purge login, the master, the archiver's.
+    logins = {"purger": "purger-db", "offboarder": "offboard-db", "access-report": "archiver-db"}
+    for name, login in logins.items():
+        spec = jobs[name].get("spec")
+        assert spec["suspend"] is True, name  # never on a schedule: an operator starts it
+        job = spec["jobTemplate"]["spec"]
+        assert job["backoffLimit"] == 0, name
+        pod = job["template"]["spec"]
+        assert pod["serviceAccountName"] == name
+        assert "eks.amazonaws.com/role-arn" in accounts[name].get("metadata.annotations")
+        (container,) = pod["containers"]
+        params = {e["name"]: e["value"] for e in container["env"] if e["name"].isupper()}
+        # Every $(VAR) of the command line is a parameter of the Job's env.
+        named = {a[2:-1] for a in container["args"] if a.startswith("$(")}
+        assert named and named <= set(params), name
+        secrets = [n.rpartition("-")[0] for n in mounted_secrets(pod, container)]
+        assert secrets == ["workloads-secret", f"workloads-{login}"], name
+    purge = jobs["purger"].get("spec.jobTemplate.spec.template.spec.containers")[0]
+    assert purge["args"][:2] == ["purge-student", "--student"]
+    offboard = jobs["offboarder"].get("spec.jobTemplate.spec.template.spec.containers")[0]
+    assert offboard["args"][0] == "offboard-district"
+    report = offboard["args"][offboard["args"].index("--report-to") + 1]
+    assert report.startswith("s3://") and report.endswith("/offboarding")
+    # The master's URL and the report's signing key reach the offboarding Job alone; the purge
+    # login's URL the purge Job and, where the tier keeps records for a set time, the archive.
+    master = run.one(K8S_SECRET, "workloads-offboard-db").get("stringData")
+    assert set(master) == {"DATABASE_URL", "DATABASE_READ_URL", "DESTRUCTION_REPORT_KEY"}
+    for owner, pod in _pods(run):
+        for container in pod["containers"]:
+            names = [n.rpartition("-")[0] for n in mounted_secrets(pod, container)]
+            if "workloads-offboard-db" in names:
+                assert owner == "workloads-offboarder", owner
+            if "workloads-bootstrap-db" in names:
+                assert owner == "workloads-bootstrap", owner
+            if "workloads-retention-db" in names:
+                assert owner == "workloads-archiver" and tier.retention.student_years, owner
+    config = run.one(CONFIG_MAP, "workloads-config").get("data")
+    assert config.get("STUDENT_RETENTION_YEARS") == (
+        str(tier.retention.student_years) if tier.retention.student_years else None
+    )
+    if tier.retention.student_years:
+        purge_url = run.one(K8S_SECRET, "workloads-retention-db").get("stringData")
+        assert set(purge_url) == {"PURGE_DATABASE_URL"}
+        assert purge_url["PURGE_DATABASE_URL"].startswith("postgresql://ssp_purger:")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_archive_role_may_destroy_expired_months_only_where_the_tier_sets_a_retention(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    tier = TIERS[tier_of(run)]
+    archiver = json.loads(run.one(ROLE_POLICY, "workloads-archiver-policy").get("policy"))
+    sids = {s["Sid"] for s in archiver["Statement"]}
+    assert ("DestroyExpiredMonths" in sids) is (tier.retention.audit_archive_years is not None)
+    for component in ("purger", "offboarder", "access-report"):
+        doc = json.loads(run.one(ROLE_POLICY, f"workloads-{component}-policy").get("policy"))
+        assert doc["Statement"], component
