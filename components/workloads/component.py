@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.config.tier import ApiSize, NodeGroupSize, TrainingSize
+from components.config.tier import ApiSize, NodeGroupSize, RetentionSize, TrainingSize
 from components.shared import k8s_manifests as m
 from components.shared.contract import REDIS_PORT, ClusterRef, SageMakerEndpoint, SubnetCidrs
 from components.workloads.args import WorkloadsArgs
@@ -45,6 +45,7 @@ from components.workloads.settings import (
     RETENTION,
     TRAINER,
     WORKER,
+    retention_env,
 )
 from components.workloads.training_job import training_cron_job
 from components.workloads.worker import event_worker
@@ -103,7 +104,6 @@ class Workloads(pulumi.ComponentResource):
             queue=queue,
             directory=args.directory,
             database_via_proxy=args.database.via_proxy,
-            retention=args.retention,
         )
         secret = app_secret(
             self, name, self._secret, redis_url=args.redis_url, protect=args.stack.protect
@@ -131,6 +131,7 @@ class Workloads(pulumi.ComponentResource):
             endpoint=endpoint,
             schedules=(args.training_schedule, args.archive_schedule),
             time_zone=args.time_zone,
+            retention=args.retention,
         )
         self._lifecycle_jobs(args, config, secret, db_secrets, bootstrap)
         event_worker(
@@ -408,6 +409,7 @@ class Workloads(pulumi.ComponentResource):
         endpoint: SageMakerEndpoint | None,
         schedules: tuple[str, str],
         time_zone: str,
+        retention: RetentionSize,
     ) -> None:
         """The nightly pipeline (import, ``shards`` training shards rolling ``endpoint``) and
         weekly archival CronJobs; ``schedules``: theirs, in ``time_zone``."""
@@ -449,7 +451,9 @@ class Workloads(pulumi.ComponentResource):
         secrets = [self._name_of(app_secret), secret_names[ARCHIVER]]
         if RETENTION in secret_names:
             secrets.append(secret_names[RETENTION])
-        container["env"] = job_env
+        archive_env = list(job_env)
+        archive_env += [{"name": e["name"], "value": e["value"]} for e in retention_env(retention)]
+        container["env"] = archive_env
         k8s.batch.v1.CronJob(
             f"{name}-{ARCHIVER}",
             metadata={"name": ARCHIVER, "namespace": self._ns, "labels": job_labels},

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config.tier import ApiSize, EventsSize, RetentionSize, TrainingSize
+from components.config.tier import ApiSize, EventsSize, TrainingSize
 from components.shared import k8s_manifests as m
 from components.shared.contract import (
     BucketRef,
@@ -52,7 +52,6 @@ def config_map(
     queue: EventQueue | None,
     directory: DistrictDirectory | None,
     database_via_proxy: bool,
-    retention: RetentionSize,
 ) -> k8s.core.v1.ConfigMap:
     """The non-secret settings (``app_config_data``); ``buckets``: the models, archive and
     drop buckets."""
@@ -80,7 +79,6 @@ def config_map(
                 load_balancer_cidrs=load_balancer_cidrs,
                 directory=(v[4], v[5]) if directory else None,
                 database_via_proxy=database_via_proxy,
-                retention=retention,
             )
         ),
         opts=opts,

@@ -78,6 +78,16 @@ def bootstrap_secret_data(
     }
 
 
+def retention_env(retention: RetentionSize) -> list[dict[str, str]]:
+    """The retention the archive job applies (unset: nothing is destroyed by age), in its own
+    env: a change updates that CronJob only, not every workload's ConfigMap (and pods)."""
+    values = {
+        "STUDENT_RETENTION_YEARS": retention.student_years,
+        "AUDIT_ARCHIVE_RETENTION_YEARS": retention.audit_archive_years,
+    }
+    return [{"name": k, "value": str(v)} for k, v in values.items() if v is not None]
+
+
 def retention_secret_data(*, purger_url: str) -> dict[str, str]:
     """The archive job's second database Secret, where the tier keeps student records for a
     set time: the purge login's URL, which its retention step deletes expired students as
@@ -124,7 +134,6 @@ def app_config_data(
     load_balancer_cidrs: Sequence[str],
     directory: tuple[str, str] | None = None,
     database_via_proxy: bool,
-    retention: RetentionSize | None = None,
 ) -> dict[str, str]:
     """Non-secret settings of the API pods. The DB pool is the per-pod share of the tier's
     budget (``pod_pool``), the same arithmetic the spec's capacity check uses. The API sends
@@ -164,17 +173,6 @@ def app_config_data(
         # of these: the load balancer's subnets (its nodes' addresses are in them, nothing
         # else is). Per-client limits then see clients, not the ALB.
         "FORWARDED_ALLOW_IPS": ",".join(load_balancer_cidrs),
-        # The retention the archive job applies (unset: nothing is destroyed by age).
-        **(
-            {"STUDENT_RETENTION_YEARS": str(retention.student_years)}
-            if retention and retention.student_years
-            else {}
-        ),
-        **(
-            {"AUDIT_ARCHIVE_RETENTION_YEARS": str(retention.audit_archive_years)}
-            if retention and retention.audit_archive_years
-            else {}
-        ),
         # Tier 4: the directory's table and every region's API hostname (the 307's targets).
         **(
             {

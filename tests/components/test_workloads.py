@@ -362,10 +362,13 @@ def test_lifecycle_jobs_are_suspended_templates_each_with_its_own_identity_and_l
                 assert owner == "workloads-bootstrap", owner
             if "workloads-retention-db" in names:
                 assert owner == "workloads-archiver" and tier.retention.student_years, owner
-    config = run.one(CONFIG_MAP, "workloads-config").get("data")
-    assert config.get("STUDENT_RETENTION_YEARS") == (
+    # The retention is the archive job's own env (a change rolls no other workload).
+    archiver = jobs["archiver"].get("spec.jobTemplate.spec.template.spec.containers")[0]
+    env = {e["name"]: e["value"] for e in archiver["env"]}
+    assert env.get("STUDENT_RETENTION_YEARS") == (
         str(tier.retention.student_years) if tier.retention.student_years else None
     )
+    assert "STUDENT_RETENTION_YEARS" not in run.one(CONFIG_MAP, "workloads-config").get("data")
     if tier.retention.student_years:
         purge_url = run.one(K8S_SECRET, "workloads-retention-db").get("stringData")
         assert set(purge_url) == {"PURGE_DATABASE_URL"}
