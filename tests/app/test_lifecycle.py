@@ -187,6 +187,16 @@ def test_the_access_report_finds_single_reads_list_reads_and_archived_months(
     assert archived_list["key_name"] == "school 2" and date.fromisoformat(
         archived_list["occurred_at"][:10]
     )
+    # The Job's way: the report into the district's store, only a summary on stdout (its log).
+    from app.cli.main import build_parser, run
+
+    out = d.tmp_root / "reports"
+    argv = ["access-report", "--student", str(student), "--format", "csv", "--output", str(out)]
+    assert run(build_parser().parse_args(argv), d.archiver) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == {"student": student, "accesses": 4, "written": f"access-report-{student}.csv"}
+    written = (out / summary["written"]).read_text().splitlines()
+    assert written[0].startswith("occurred_at,what") and len(written) == 5
 
 
 def _run_report(d: District, student: int, capsys: Any) -> int:
