@@ -9,9 +9,10 @@ parameters set on the Job's environment (docs/operations.md, "A student's data")
         -o yaml \\
       | kubectl -n student-success apply -f -
 
-(``kubectl set env`` edits a Job's pod template: kubectl's polymorphichelpers/updatepodspec.go
-handles ``batch/v1`` Job.) The container's args name the parameters as ``$(VAR)``, which Kubernetes expands from the
-container's env; unset, each is empty and the command refuses to run (exit 2, nothing done).
+(``kubectl set env`` edits a Job's pod template: kubectl's
+polymorphichelpers/updatepodspec.go handles ``batch/v1`` Job.) The container's args name the
+parameters as ``$(VAR)``, which Kubernetes expands from the container's env; unset, each is
+empty and the command refuses to run (exit 2, nothing done).
 
 - ``purger``: ``purge-student`` as the purge login (ssp_purger, migration 0022); its role reads
   the model store's pointer (which model versions learnt from the student).
