@@ -22,11 +22,14 @@ BASE ?= origin/main
 
 # The venv installs from requirements.lock: every package, transitive ones included, pinned
 # with its hashes (`make lock` regenerates it and app/requirements.lock after a change of a
-# requirement file; a test fails when a pinned requirement is missing from the locks).
-$(BIN)/.installed: requirements.lock
+# requirement file; a test fails when a pinned requirement is missing from the locks). uv
+# installs it (pinned and hashed in requirements-bootstrap.lock): 39 s against pip's 262 s in
+# one run on a shared 2-vCPU machine.
+$(BIN)/.installed: requirements.lock requirements-bootstrap.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check \
+		--require-hashes -r requirements-bootstrap.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
 	touch $@
 
 ## lock: pin every package of the venv (requirements.lock) and of the image
@@ -36,6 +39,8 @@ lock: $(BIN)/.installed
 		--no-emit-find-links --output-file=requirements.lock $(LOCKED)
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
 		--no-emit-find-links --output-file=app/requirements.lock app/requirements.txt
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links --output-file=requirements-bootstrap.lock requirements-bootstrap.txt
 
 ## pin-base: pin the image's base (app/Dockerfile ARG BASE) to the digest its tag names today
 ## (needs Docker with buildx and access to the registry).

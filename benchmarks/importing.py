@@ -3,10 +3,14 @@
 (50 x 1,000 x 180 = 9 million attendance rows), then times `python -m app import` on it as
 its own process: a first import (every row new), an unchanged re-import (the nightly delta of
 a quiet night), and a first import of a fifth of the district, whose peak memory shows that
-memory does not grow with file size. Rows per second count every staged row of every file,
-through staging and validation (`validated_rows_per_second`) and end to end with the write
-(`rows_per_second`); peak memory is the import process's own (VmHWM; the server's is bounded by
-its own settings), read from /proc while it runs. Records benchmarks/results/importing.json.
+memory does not grow with file size. Each method of the write runs on a database of its own,
+one after the other in the same run: rows equal to the stored ones left out by one set-based
+comparison before the upsert (the default), and the upsert alone comparing every row
+(IMPORT_SKIP_UNCHANGED=false, the method before). Rows per second count every staged row of
+every file, through staging and validation (`validated_rows_per_second`) and end to end with
+the write (`rows_per_second`); peak memory is the import process's own (VmHWM; the server's
+is bounded by its own settings), read from /proc while it runs; the load average before and
+after each import says what else the machine ran. Records benchmarks/results/importing.json.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ def write_bundle(root: Path, prefix: str, schools: int, students: int, days: int
 
 def run_import(settings_env: dict[str, str], bundle: Path) -> dict[str, Any]:
     """`python -m app import` as its own process: its summary, seconds and peak memory."""
+    load_before = os.getloadavg()[0]  # the machine is shared: what else ran beside it
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "import", str(bundle)],
@@ -106,11 +111,42 @@ def run_import(settings_env: dict[str, str], bundle: Path) -> dict[str, Any]:
         ),
         "phases_seconds": summary["phases"],
         "peak_rss_mib": round(peak, 1),
+        "load_average_1min": {
+            "before": round(load_before, 2),
+            "after": round(os.getloadavg()[0], 2),
+        },
         "tables": {
             k: {x: v[x] for x in ("new", "updated", "unchanged")}
             for k, v in summary["tables"].items()
         },
     }
+
+
+# IMPORT_SKIP_UNCHANGED of each method.
+METHODS = {"unchanged_left_out_first": "true", "upsert_alone": "false"}
+
+
+def imports(work: Path, method: str, skip_unchanged: str) -> dict[str, Any]:
+    """The small district's first import, then the full one's first import and its unchanged
+    re-import, on a database of their own, with the method's setting."""
+    settings = bench_settings(work / method)
+    db.migrate(settings)
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "DATABASE_URL": db.primary_url(settings, IMPORTER_LOGIN),
+        "LOG_LEVEL": "WARNING",
+        "IMPORT_SKIP_UNCHANGED": skip_unchanged,
+    }
+    done = {}
+    for name, bundle in (
+        ("small_first_import", "small"),
+        ("first_import", "full"),
+        ("unchanged_reimport", "full"),
+    ):
+        done[name] = run_import(env, work / bundle)
+        print(f"{method}, {name}: {done[name]}", flush=True)
+    db.stop_embedded()  # one server at a time on the machine
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,26 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=180)
     args = parser.parse_args(argv)
     with workdir("import") as work:
-        settings = bench_settings(work)
-        db.migrate(settings)
-        env = {
-            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-            "DATABASE_URL": db.primary_url(settings, IMPORTER_LOGIN),
-            "LOG_LEVEL": "WARNING",
-        }
         small_schools = max(1, args.schools // 5)
         bundles = {}
         for label, schools in (("small", small_schools), ("full", args.schools)):
-            started = time.perf_counter()
             size = write_bundle(work / label, label[0].upper(), schools, args.students, args.days)
-            bundles[label] = (schools, size, time.perf_counter() - started)
+            bundles[label] = (schools, size)
             print(f"{label} bundle: {schools} schools, {size / 2**20:.0f} MiB", flush=True)
-        small = run_import(env, work / "small")
-        print(f"small first import: {small}", flush=True)
-        first = run_import(env, work / "full")
-        print(f"full first import: {first}", flush=True)
-        again = run_import(env, work / "full")
-        print(f"full re-import (unchanged): {again}", flush=True)
+        runs = {method: imports(work, method, skip) for method, skip in METHODS.items()}
+        ours = runs["unchanged_left_out_first"]
         write_result(
             "importing",
             {
@@ -149,14 +173,16 @@ def main(argv: list[str] | None = None) -> int:
                     "school_days": args.days,
                 },
                 "bundle_mib": round(bundles["full"][1] / 2**20, 1),
-                "first_import": first,
-                "unchanged_reimport": again,
+                # Each method on a database of its own, one after the other in this run.
+                "first_import": ours["first_import"],
+                "unchanged_reimport": ours["unchanged_reimport"],
+                "upsert_alone": runs["upsert_alone"],
                 "small_first_import": {
                     "schools": small_schools,
                     "bundle_mib": round(bundles["small"][1] / 2**20, 1),
-                    **small,
+                    **ours["small_first_import"],
                 },
-                "target_validated_rows_per_second": 200_000,
+                "target_rows_per_second": {"first_import": 200_000, "unchanged_reimport": 150_000},
             },
         )
     return 0

@@ -51,12 +51,22 @@ MODULES: dict[str, tuple[str, ...]] = {
         "-k",
         "rds or RDS or DB",
     ),
-    "policies/rules/s3.py": ("tests/policies/test_rules.py", "-k", "s3 or bucket"),
-    "policies/rules/kms.py": ("tests/policies/test_rules.py", "-k", "kms"),
+    "policies/rules/s3.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_object_lock_rules.py",
+        "tests/policies/test_stack_rules.py",
+        "-k",
+        "s3 or bucket or lock",
+    ),
+    "policies/rules/kms.py": ("tests/policies/test_rules.py", "-k", "kms or secret"),
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
-    # The spec's validation.
-    "components/config/spec_tier.py": ("tests/components/test_spec.py",),
+    # The spec's validation (not the program run that shows a bad spec stops it: 6-25 s).
+    "components/config/spec_tier.py": (
+        "tests/components/test_spec.py",
+        "-k",
+        "not fails_the_program_before",
+    ),
     # The reviewer's diff verdicts: what counts as dangerous, and the report that says so (not
     # the end-to-end runs through git and the stacks).
     **{
@@ -72,8 +82,21 @@ MODULES: dict[str, tuple[str, ...]] = {
     },
     # The tenancy SQL, the importer's validation, the promotion gate.
     "app/api/queries.py": ("tests/app/test_audited_reads.py", "tests/app/test_api.py"),
-    "app/jobs/importer/validate.py": ("tests/app/test_import.py",),
-    "app/model/promotion.py": ("tests/app/test_promotion.py",),
+    # The importer's validation: the imports that meet its problems (not the training run on
+    # an imported district, the S3 bundle, the importer's grants, the layout's documentation).
+    "app/jobs/importer/validate.py": (
+        "tests/app/test_import.py",
+        "-k",
+        "bad_bundle or each_kind or header_and_csv or oneroster_problems or storable_text"
+        " or missing_data",
+    ),
+    # The gate's decisions (not the training runs against PostgreSQL, a minute a run, nor
+    # DeLong's bootstrap check, which tests app/model/delong.py).
+    "app/model/promotion.py": (
+        "tests/app/test_promotion.py",
+        "-k",
+        "not training and not schema_refuses and not bootstrap",
+    ),
 }
 
 # Operators left out (regular expressions on cosmic-ray's operator names): every binary
@@ -326,10 +349,9 @@ def _merge(earlier: dict[str, Any], rerun: dict[str, Any]) -> dict[str, Any]:
 def _record(module: str, result: dict[str, Any]) -> None:
     """Print a module's score and record it, as soon as it is known."""
     recorded = _recorded()
-    recorded.update(
-        benchmark="mutation", tool=f"cosmic-ray {version('cosmic-ray')}", machine=machine()
-    )
-    recorded["modules"][module] = {"date": machine()["date"], **result}
+    tool = f"cosmic-ray {version('cosmic-ray')}"
+    recorded.update(benchmark="mutation", tool=tool, machine=machine())
+    recorded["modules"][module] = {"date": machine()["date"], "tool": tool, **result}
     RESULT.write_text(json.dumps(recorded, indent=2) + "\n")
     print(f"{module}: {result['killed']}/{result['mutants'] - result['equivalent']} killed "
           f"({result['score_percent']} %), {result['survived']} survived, "

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from app.api.queries import ListFilters, at_risk_query
+from app.api.queries import FEATURES_OF, ListFilters, at_risk_query
 from app.core import db
 from app.core.indicators import CutPoints, filter_sql
 from app.core.settings import Settings
@@ -77,6 +77,19 @@ PAGE = 100  # list screens show 100 rows; the at-risk API's largest page
 TARGET_P95_MS = 10.0
 
 # ---- the history the generator does not create -------------------------------------------
+
+# Each served score's risk 30 days before today, as the scoring stores it (migration 0022): as
+# the owner, row security lifted inside the transaction as `generate` does.
+BASELINE_SQL = [
+    "ALTER TABLE risk_scores NO FORCE ROW LEVEL SECURITY",
+    "ALTER TABLE risk_history NO FORCE ROW LEVEL SECURITY",
+    "UPDATE risk_scores SET risk_30_days_ago = coalesce(risk_30_days_before(student_id,"
+    " (now() AT TIME ZONE 'UTC')::date), risk)"
+    " WHERE generation = (SELECT max(generation) FROM risk_scores)"
+    " AND risk_30_days_ago IS NULL",
+    "ALTER TABLE risk_scores FORCE ROW LEVEL SECURITY",
+    "ALTER TABLE risk_history FORCE ROW LEVEL SECURITY",
+]
 
 # Run as the owner in one transaction. setseed makes the history the same on every run.
 HISTORY_SQL = [
@@ -156,6 +169,8 @@ HISTORY_SQL = [
     WHERE r.generation = (SELECT max(generation) FROM risk_scores)
     ON CONFLICT (student_id, day) DO NOTHING
     """,
+    # What the nightly scoring stores with each score once the history exists (0022).
+    *BASELINE_SQL,
     "REFRESH MATERIALIZED VIEW student_indicators",
     # The audit log: monthly partitions first, then rows in time order (as an append-only log
     # is written), each by a client about a student of the client's school: 85% single reads
@@ -336,8 +351,10 @@ LIMIT 100
 SET_TENANT = "SELECT set_config('app.school_id', %s, true), set_config('app.district_id', '', true)"
 
 # The at-risk page's statement before the indicators, the 30-day change and the open-case flag
-# were added to it (app.api.queries.at_risk_query without them). Parameters: generation,
-# school, floor, limit.
+# were added to it (app.api.queries.at_risk_query without them), its features looked up per
+# student as the page does since then (a plain join to the security_barrier view reads the
+# whole view once it holds rows: seconds at 1M students). Parameters: generation, school,
+# floor, limit.
 PLAIN_AT_RISK_SQL = (
     "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version,"
     f" {', '.join('f.' + c for c in STANDARD_FEATURES)}, f.district_features"
@@ -345,7 +362,7 @@ PLAIN_AT_RISK_SQL = (
     " WHERE r.generation = %s AND r.school_id = %s AND r.risk >= %s::double precision"
     " ORDER BY r.risk DESC, r.student_id DESC LIMIT %s) r"
     " LEFT JOIN students s ON s.id = r.student_id"
-    " LEFT JOIN student_features_visible f ON f.student_id = r.student_id"
+    f" LEFT JOIN LATERAL ({FEATURES_OF.format(id='r.student_id')}) f ON true"
     " ORDER BY r.risk DESC, r.student_id DESC"
 )
 

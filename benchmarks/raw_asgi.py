@@ -26,10 +26,11 @@ from psycopg_pool import AsyncConnectionPool
 from app.api import queries
 from app.core.auth import hash_key
 from app.core.db import SET_TENANT, primary_url
+from app.core.indicators import CutPoints
 from app.core.logins import API_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
-from app.model.features import STANDARD_FEATURES, district_values, to_matrix
+from app.model.features import STANDARD_FEATURES, district_values, query_matrix
 from app.model.served_models import ModelRegistry
 
 Scope = dict[str, Any]
@@ -41,6 +42,7 @@ PREFIX = "/v1/students/"
 class RawRisk:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.cuts = CutPoints.from_settings(settings)
         self.detail = json.dumps({"cache": "miss", "reasons": settings.risk_reasons})
         self.pool = AsyncConnectionPool(
             primary_url(settings, API_LOGIN),
@@ -93,7 +95,7 @@ class RawRisk:
         extras = district_values([row])
         top = self.settings.risk_reasons
         ((pred, reasons),) = self.registry.explain(
-            [row["school_id"]], to_matrix([row]), extras, top
+            [row["school_id"]], query_matrix([row], self.cuts), extras, top
         )
         body = {
             "student_id": row["student_id"],

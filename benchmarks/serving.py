@@ -48,7 +48,7 @@ from app.core import db
 from app.core.auth import create_key
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
-from app.model.features import FEATURES, pad_standard
+from app.model.features import FEATURES, pad_raw
 from app.model.risk_model import fast_model
 from benchmarks.common import (
     ROOT,
@@ -82,7 +82,7 @@ GC_UNTUNED = {"GC_FREEZE": "false", "GC_YOUNG_THRESHOLD": "700"}
 
 def prediction_compute(model: Any) -> dict[str, float]:
     """Microseconds for one row's probability: sklearn's model against its served twin."""
-    x = pad_standard(np.array([[float(ROW[f]) for f in FEATURES]]))
+    x = pad_raw(np.array([[float(ROW[f]) for f in FEATURES]]))
     twin = fast_model(model)
     np.testing.assert_allclose(twin.predict_proba(x), model.predict_proba(x), atol=1e-12)
 
@@ -224,9 +224,7 @@ def main() -> int:
         # (the prior year missing: imputed, with its indicators).
         model_file = work / "school-1-estimator.joblib"
         joblib.dump(model.estimator, model_file)
-        design = model.spec.design(
-            pad_standard(np.array([[float(ROW[f]) for f in FEATURES]])), None
-        )
+        design = model.spec.design(pad_raw(np.array([[float(ROW[f]) for f in FEATURES]])), None)
         with db.connect_owner(settings) as conn:
             _, key = create_key(conn, settings.api_key_pepper, "benchmark", district_id=1)
             row = conn.execute("SELECT min(id), count(*) FROM students").fetchone()

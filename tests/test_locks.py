@@ -17,6 +17,7 @@ LOCKS = {
         "app/requirements-test.txt",
     ],
     "app/requirements.lock": ["app/requirements.txt"],
+    "requirements-bootstrap.lock": ["requirements-bootstrap.txt"],
 }
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
@@ -70,7 +71,9 @@ def test_the_image_and_the_venv_agree_on_every_shared_package() -> None:
 
 
 def test_installs_come_from_the_locks_with_hashes() -> None:
-    assert "--require-hashes -r requirements.lock" in (ROOT / "Makefile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    for lock in ("requirements-bootstrap.lock", "requirements.lock"):
+        assert f"--require-hashes -r {lock}" in makefile
     dockerfile = (ROOT / "app" / "Dockerfile").read_text()
     assert "--require-hashes -r /tmp/requirements.lock" in dockerfile
     assert "COPY app/requirements.lock" in dockerfile

@@ -41,6 +41,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+DISPOSABLE = "-c fsync=off -c full_page_writes=off"
+
+
 @contextmanager
 def embedded_postgres(root: Path) -> Iterator[str]:
     """pgserver in ``root``, restarted on loopback TCP with passwords checked; yields the
@@ -59,8 +62,11 @@ def embedded_postgres(root: Path) -> Iterator[str]:
         (root / "pg" / "pg_hba.conf").write_text(
             "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
         )
-        pg_ctl(["-w", "-l", str(server.log), "-o", f"-h {LOOPBACK} -p {port} -k {sockets}",
-                "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)  # fmt: skip
+        # A rehearsal's server is thrown away: no fsync (durability against a power cut is not
+        # what it rehearses; a killed server still loses no commit, synchronous_commit is on).
+        options = f"-h {LOOPBACK} -p {port} -k {sockets} {DISPOSABLE}"
+        pg_ctl(["-w", "-l", str(server.log), "-o", options, "restart"],
+               pgdata=server.pgdata, user=server.system_user, timeout=60)  # fmt: skip
         yield f"postgresql://postgres@/postgres?host={sockets}&port={port}"
     finally:
         with suppress(subprocess.CalledProcessError):  # not running: it failed to start

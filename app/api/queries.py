@@ -87,13 +87,14 @@ SCHOOL_MODEL_VERSIONS_CHECKED = _WITH_VISIBILITY.format(
 )
 
 
-# A student's risk 30 days ago (UTC days): the latest snapshot on or before that day, else,
-# for a history younger than that, the first one. NULL: no snapshot at all.
-RISK_30_DAYS_AGO = (
-    "coalesce((SELECT h.risk FROM risk_history h WHERE h.student_id = r.student_id"
-    " AND h.day <= (now() AT TIME ZONE 'UTC')::date - 30 ORDER BY h.day DESC LIMIT 1),"
-    " (SELECT h.risk FROM risk_history h WHERE h.student_id = r.student_id"
-    " AND h.day > (now() AT TIME ZONE 'UTC')::date - 30 ORDER BY h.day LIMIT 1))"
+# The 30-day change: the risk minus the student's risk 30 days before the day of scoring (the
+# latest snapshot on or before that day, else the first after it; NULL: no snapshot), stored
+# with the score (migration 0022), else looked up by risk_30_days_before() for that row: a
+# function call, so that planning the page (prepared or not) does not expand the history's
+# monthly partitions.
+RISK_CHANGE = (
+    "r.risk - coalesce(r.risk_30_days_ago,"
+    " risk_30_days_before(r.student_id, (now() AT TIME ZONE 'UTC')::date))"
 )
 OPEN_INTERVENTION = (
     "EXISTS (SELECT 1 FROM interventions v WHERE v.student_id = r.student_id"
@@ -123,19 +124,30 @@ class ListFilters:
         return self.sort == "change" or self.min_change is not None
 
 
-def _page_source(where: str, f: ListFilters) -> tuple[str, list[Any]]:
+def _page_source(
+    where: str, where_params: list[Any], school_id: int, f: ListFilters
+) -> tuple[str, list[Any]]:
     """The page's score rows before their limit: risk_scores (with the current indicators
-    when a filter needs them, and the 30-day change when the order or a filter does)."""
+    when a filter needs them, and the 30-day change when the order or a filter does), and
+    the parameters in order."""
     params: list[Any] = []
     conditions = [where]
     join = ""
     if f.indicators:
-        join = f" JOIN LATERAL ({INDICATORS_OF.format(id='r.student_id')}) i ON true"
+        # The school's current indicators in one index range (0022), joined to its scores:
+        # a filter reads them for every score over the floor, not only the page's.
+        join = (
+            " JOIN (SELECT * FROM student_indicators_visible v WHERE v.school_id = %s"
+            " AND v.is_current) i ON i.student_id = r.student_id"
+        )
+        params.append(school_id)
+    params += where_params
+    if f.indicators:
         conditions += list(f.indicators)
         params += list(f.params)
     if f.open_intervention is not None:
         conditions.append(OPEN_INTERVENTION if f.open_intervention else f"NOT {OPEN_INTERVENTION}")
-    change = f", r.risk - {RISK_30_DAYS_AGO} AS risk_change" if f.trend_inside else ""
+    change = f", {RISK_CHANGE} AS risk_change" if f.trend_inside else ", r.risk_30_days_ago"
     inner = (
         f"SELECT r.student_id, r.risk, r.model_version{change} FROM risk_scores r{join}"
         f" WHERE {' AND '.join(conditions)}"
@@ -166,8 +178,7 @@ def at_risk_query(
     # double share btree operators), so a floor such as 1e-50 is no `real` underflow; the
     # cursor's risk was read from a `real` and is compared as one.
     where = "r.generation = %s AND r.school_id = %s AND r.risk >= %s::double precision"
-    source, extra = _page_source(where, filters)
-    params: list[Any] = [gen, school_id, floor, *extra]
+    source, params = _page_source(where, [gen, school_id, floor], school_id, filters)
     # The order's key, of a row aliased {a} (no history: no change, ordered as none).
     key = "coalesce({a}.risk_change, 0)" if filters.sort == "change" else "{a}.risk"
     outer: list[str] = []
@@ -192,11 +203,11 @@ def at_risk_query(
     # the 30-day change (computed for the page only, unless the order or a filter needs it)
     # and the open-intervention flag: views and tables that row-level security filters.
     features = ", ".join(f"f.{c}" for c in STANDARD_FEATURES)
-    change = "r.risk_change" if filters.trend_inside else f"r.risk - {RISK_30_DAYS_AGO}"
+    change = "r.risk_change" if filters.trend_inside else RISK_CHANGE
     order = f"{key.format(a='r')} DESC, r.student_id DESC"
     page = (
         "SELECT r.student_id, s.first_name, s.last_name, s.grade, r.risk, r.model_version,"
-        f" {features}, f.district_features, {INDICATOR_COLUMNS},"
+        f" {features}, f.school_year, f.district_features, {INDICATOR_COLUMNS},"
         f" {change} AS risk_change, {OPEN_INTERVENTION} AS open_intervention"
         f" FROM ({cut}) r"
         " LEFT JOIN students s ON s.id = r.student_id"

@@ -31,6 +31,7 @@ class ReasonOut(BaseModel):
     model, adding up with the others to the risk minus the average student's)."""
 
     feature: str = Field(description="A feature of the model (the prior_* are last year's)")
+    label: str = Field(description="The feature in plain words")
     value: float | str | None = Field(description="The student's value (null: missing)")
     school_median: float | str | None = Field(
         description="The median of the school's students (a category: the most common one)"

@@ -328,7 +328,7 @@ def migrate(settings: Settings) -> list[str]:
                 applied.append(version)
             set_login_passwords(conn, settings)
             # The purge login's rights on every table holding student records, found anew
-            # (migration 0022): a table added since is covered.
+            # (migration 0023): a table added since is covered.
             conn.execute("SELECT grant_purger_rights()")
             ensure_audit_partitions(conn)
         finally:

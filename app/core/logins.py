@@ -1,7 +1,7 @@
 """The database login of each workload: the one list, read by the app (which login each
 command connects as, which password `migrate` sets on which) and by the infrastructure program
 (one Secret and one DATABASE_URL per workload). The migrations create exactly these roles
-(0007: api, trainer, archiver; 0009: importer; 0011: worker; 0022: purger), each
+(0007: api, trainer, archiver; 0009: importer; 0011: worker; 0023: purger), each
 least-privileged and owning nothing; only the bootstrap Job (`migrate`, `generate`,
 `create-key`) and the offboarding Job (`offboard-district`) hold the master login.
 

@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     # Exam subjects (lower case, comma-separated) that are maths or English.
     indicator_maths_subjects: str = "maths,math,mathematics,algebra,geometry"
     indicator_english_subjects: str = "english,english language arts,ela,reading,writing"
+    # Whether training offers the indicators to the models as features (feature set 3,
+    # app/model/features.py); false keeps the models on set 2 (no indicator inputs).
+    model_indicator_features: bool = True
     # An open alert nobody acknowledged for this many days is overdue (metric, list filter).
     alert_overdue_days: int = Field(default=7, ge=1, le=365)
     # The types an intervention may have (comma-separated, each [a-z][a-z0-9_]*).
@@ -179,6 +182,10 @@ class Settings(BaseSettings):
     # Where `import` reads the district's bundle when no SOURCE is given: the drop prefix the
     # district's system writes its nightly exports to (a directory or s3://bucket/prefix).
     import_source_url: str | None = None
+    # Leave rows equal to the stored ones out of the import's write with one set-based
+    # comparison first (apply.py); false: the upsert compares every row itself, the method
+    # benchmarks.importing measures beside it.
+    import_skip_unchanged: bool = True
 
     # Audit log archival: every audited read adds a row, so months past the retention are
     # exported to the archive store and dropped, keeping the table's size bounded.
@@ -192,7 +199,7 @@ class Settings(BaseSettings):
     # Archived audit months are destroyed this many years after they ended (their S3 Object
     # Lock must have ended by then: the catalog's audit_lock.days).
     audit_archive_retention_years: int | None = Field(default=None, ge=1, le=100)
-    # The purge login's URL (ssp_purger, migration 0022), for the steps that delete student
+    # The purge login's URL (ssp_purger, migration 0023), for the steps that delete student
     # records: the archive job's retention, and `purge-student` (which falls back to
     # DATABASE_URL, the purger's own in its Job). `offboard-district` deletes whole districts
     # as the master (DATABASE_URL in its Job).

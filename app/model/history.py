@@ -42,6 +42,7 @@ def reasons_json(reasons: Sequence[Reason]) -> str:
         [
             {
                 "feature": r.feature,
+                "label": r.label,
                 "value": r.value,
                 "school_median": r.school_median,
                 "contribution": round(float(r.contribution), 6),

@@ -1,8 +1,11 @@
 """What a model takes as input: the standard features (the current school year's and the prior
-year's) and the district's own features, turned into the columns the fitted model sees.
+year's), the indicator features (feature set 3: derived from the indicators' figures with the
+cut points the model was trained with, kept in its spec) and the district's own features,
+turned into the columns the fitted model sees.
 
-- A standard feature is one column; one that may be missing (the prior year's) gets a second,
-  its missing indicator, and a missing value is replaced by the training students' mean.
+- A standard feature is one column; one that may be missing (the prior year's, an indicator
+  feature) gets a second, its missing indicator, and a missing value is replaced by the
+  training students' mean.
 - A district's numeric feature likewise: its value (the mean when missing) and its indicator.
 - A district's categorical feature: one column per allowed value (one-hot); missing is all 0.
 
@@ -19,7 +22,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from app.model.features import FEATURES, PRIOR_FEATURES, STANDARD_FEATURES
+from app.model.features import (
+    FEATURE_SET_INDICATORS,
+    FEATURE_SET_STANDARD,
+    FEATURES,
+    INDICATOR_FEATURES,
+    INDICATOR_FIGURES,
+    PRIOR_FEATURES,
+    RAW_FEATURES,
+    STANDARD_FEATURES,
+    derive_indicators,
+    pad_raw,
+)
+
+# Names no district feature may take: every raw input and derived feature.
+RESERVED_NAMES = frozenset({*RAW_FEATURES, *INDICATOR_FEATURES})
 
 MISSING = ":missing"  # suffix of a missing-value indicator column
 # The protected attributes the audit reads (student_demographics) and common names of the same
@@ -116,14 +133,21 @@ class Column:
     source: str  # the feature it comes from
 
 
+# What a spec stored before feature set 3 lacks reads as the class defaults below (unpickling
+# sets only the attributes stored): feature set 2, no indicator cut points.
 @dataclass
 class InputSpec:
-    """The columns of a model's input, built from its training data (`fit`)."""
+    """The columns of a model's input, built from its training data (`fit`), and the feature
+    set they come from (the model's contract: `features.py`)."""
 
     district: tuple[DistrictFeature, ...] = ()
-    # Training means of the columns that may be missing (standard and district numeric).
+    # Training means of the columns that may be missing (prior year, indicator and district
+    # numeric features).
     fill: dict[str, float] = field(default_factory=dict)
     columns: tuple[Column, ...] = ()
+    feature_set: int = FEATURE_SET_STANDARD
+    # Set 3: (chronic-absence share, its least enrolled days, failing mark) at training.
+    indicator_cuts: tuple[float, float, float] | None = None
 
     @classmethod
     def fit(
@@ -131,17 +155,27 @@ class InputSpec:
         x: np.ndarray,
         extras: Sequence[Mapping[str, Any]],
         district: Sequence[DistrictFeature] = (),
+        indicator_cuts: tuple[float, float, float] | None = None,
     ) -> InputSpec:
-        """The spec for training rows `x` (STANDARD_FEATURES, NaN missing) and their district
-        values `extras`; refuses a protected attribute as an input."""
+        """The spec for training rows `x` (RAW_FEATURES, NaN missing; or STANDARD_FEATURES)
+        and their district values `extras`; refuses a protected attribute as an input. With
+        `indicator_cuts`, and indicator figures known for any training row, feature set 3."""
         for feature in district:
-            if feature.name in PROTECTED_NAMES or feature.name in STANDARD_FEATURES:
+            if feature.name in PROTECTED_NAMES or feature.name in RESERVED_NAMES:
                 raise ValueError(f"{feature.name!r} cannot be a model input")
         fill = {}
         for j, name in enumerate(STANDARD_FEATURES):
             if name in PRIOR_FEATURES:
                 column = x[:, j]
                 known = column[~np.isnan(column)]
+                fill[name] = float(known.mean()) if len(known) else 0.0
+        derived = _indicators(x, indicator_cuts)
+        if derived is not None and np.isnan(_figures(x)).all():
+            derived = None  # no indicator data at all (a district without attendance, marks
+            # or incidents): their inputs would be constant, so the model is of set 2
+        if derived is not None:
+            for j, name in enumerate(INDICATOR_FEATURES):
+                known = derived[:, j][~np.isnan(derived[:, j])]
                 fill[name] = float(known.mean()) if len(known) else 0.0
         for feature in district:
             if feature.kind == "numeric":
@@ -153,13 +187,18 @@ class InputSpec:
         columns: list[Column] = [Column(f, f) for f in FEATURES]
         for f in PRIOR_FEATURES:
             columns += [Column(f, f), Column(f + MISSING, f)]
+        if derived is not None:
+            for f in INDICATOR_FEATURES:
+                columns += [Column(f, f), Column(f + MISSING, f)]
         for feature in district:
             if feature.kind == "numeric":
                 columns += [Column(feature.name, feature.name)]
                 columns += [Column(feature.name + MISSING, feature.name)]
             else:
                 columns += [Column(f"{feature.name}={v}", feature.name) for v in feature.allowed]
-        return cls(tuple(district), fill, tuple(columns))
+        if derived is None:
+            return cls(tuple(district), fill, tuple(columns))
+        return cls(tuple(district), fill, tuple(columns), FEATURE_SET_INDICATORS, indicator_cuts)
 
     @property
     def input_names(self) -> list[str]:
@@ -183,20 +222,30 @@ class InputSpec:
             known[name].parse(value)
 
     def design(self, x: np.ndarray, extras: Sequence[Mapping[str, Any]] | None) -> np.ndarray:
-        """The model's input matrix of raw rows `x` (STANDARD_FEATURES, NaN missing) and their
-        district values (values a stored row holds are valid by the import's checks)."""
-        n = x.shape[0]
+        """The model's input matrix of raw rows `x` (RAW_FEATURES, NaN missing; a model of
+        feature set 2 reads only their STANDARD_FEATURES) and their district values (values
+        a stored row holds are valid by the import's checks)."""
+        x, n = pad_raw(x), x.shape[0]
         parts = [x[:, : len(FEATURES)]]
         for j in range(len(FEATURES), len(STANDARD_FEATURES)):
-            column = x[:, j]
-            missing = np.isnan(column)
-            parts += [
-                np.where(missing, self.fill[STANDARD_FEATURES[j]], column)[:, None],
-                missing[:, None].astype(np.float64),
-            ]
+            parts += self._filled(STANDARD_FEATURES[j], x[:, j])
+        if self.feature_set >= FEATURE_SET_INDICATORS:
+            derived = _indicators(x, self.indicator_cuts)
+            assert derived is not None, "a feature set 3 spec keeps its cut points"
+            for j, name in enumerate(INDICATOR_FEATURES):
+                parts += self._filled(name, derived[:, j])
         if self.district:
             parts.append(self._district_part(n, extras))
         return np.hstack(parts)
+
+    def _filled(self, name: str, column: np.ndarray) -> list[np.ndarray]:
+        """A feature that may be missing: its value (the training mean when missing) and its
+        missing indicator."""
+        missing = np.isnan(column)
+        return [
+            np.where(missing, self.fill[name], column)[:, None],
+            missing[:, None].astype(np.float64),
+        ]
 
     def _district_part(self, n: int, extras: Sequence[Mapping[str, Any]] | None) -> np.ndarray:
         width = sum(2 if f.kind == "numeric" else len(f.allowed) for f in self.district)
@@ -223,8 +272,27 @@ class InputSpec:
         return out
 
     def raw_value(self, x_row: np.ndarray, extras: Mapping[str, Any], source: str) -> Any:
-        """A student's value of one feature, as shown beside its contribution (None: missing)."""
+        """A student's value of one feature, as shown beside its contribution (None: missing);
+        a yes/no indicator feature as 1.0 or 0.0."""
         if source in STANDARD_FEATURES:
             value = float(x_row[STANDARD_FEATURES.index(source)])
-            return None if math.isnan(value) else value
-        return _stored(self.by_name()[source], extras.get(source))
+        elif source in INDICATOR_FEATURES:
+            derived = _indicators(x_row[None, :], self.indicator_cuts)
+            assert derived is not None
+            value = float(derived[0, INDICATOR_FEATURES.index(source)])
+        else:
+            return _stored(self.by_name()[source], extras.get(source))
+        return None if math.isnan(value) else value
+
+
+def _indicators(x: np.ndarray, cuts: tuple[float, float, float] | None) -> np.ndarray | None:
+    """INDICATOR_FEATURES of raw rows (None: no cut points, or rows without the indicators'
+    figures)."""
+    if cuts is None or x.shape[1] < len(RAW_FEATURES):
+        return None
+    return derive_indicators(_figures(x), cuts)
+
+
+def _figures(x: np.ndarray) -> np.ndarray:
+    start = len(STANDARD_FEATURES)
+    return x[:, start : start + len(INDICATOR_FIGURES)]

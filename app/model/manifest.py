@@ -18,7 +18,7 @@ from app.model.artifacts import ModelStore
 from app.model.figures import flat_metrics
 from app.model.inputs import PROTECTED_ATTRIBUTES, DistrictFeature
 from app.model.promotion import Decision
-from app.model.risk_model import CALIBRATION_FOLDS
+from app.model.risk_model import CALIBRATION_FOLDS, as_risk_model
 from app.model.served_models import scope_school_id
 from app.model.training_data import Split
 
@@ -48,6 +48,8 @@ class RunRecord:
     random_split: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Risk before and after interventions by type (app/model/outcomes.py): descriptive.
     interventions: list[dict[str, Any]] = field(default_factory=list)
+    # The district model's contract (model_inputs): its feature set and features.
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,21 @@ class RunRecord:
         }
 
 
+def model_inputs(model: Any) -> dict[str, Any]:
+    """What a stored model reads, as its manifest states it: its feature set, its features
+    (in input order) and, for set 3, the indicator cut points it derives them with."""
+    spec = as_risk_model(model).spec
+    out: dict[str, Any] = {"feature_set": spec.feature_set, "features": spec.sources}
+    if spec.indicator_cuts is not None:
+        share, min_days, failing = spec.indicator_cuts
+        out["indicator_cut_points"] = {
+            "chronic_absence_share": share,
+            "chronic_min_enrolled_days": int(min_days),
+            "failing_mark": failing,
+        }
+    return out
+
+
 def input_names(declarations: list[DistrictFeature]) -> list[str]:
     """The features every model of the run takes (one-hot and indicator inputs aside)."""
     from app.model.features import STANDARD_FEATURES
@@ -93,6 +110,7 @@ def write_manifest(
         "version": version,
         "created_at": datetime.now(UTC).isoformat(),
         "features": input_names(record.declarations),
+        **record.inputs,
         "model": MODEL,
         "metrics": {scope: flat_metrics(m) for scope, m in metrics.items()},
         "reliability": {scope: m.get("reliability", []) for scope, m in metrics.items()},

@@ -124,6 +124,19 @@ def _attribute_table(attribute: str, table: dict[str, Any], audit: dict[str, Any
     )
 
 
+def _indicator_inputs(manifest: dict[str, Any]) -> str:
+    """The indicator features of a feature set 3 model, as the model card states them."""
+    cuts = manifest.get("indicator_cut_points")
+    if manifest.get("feature_set", 2) < 3 or not cuts:
+        return ""
+    return (
+        " the same year's early-warning indicators (chronically absent: missed"
+        f" {cuts['chronic_absence_share']:.0%} or more of at least"
+        f" {cuts['chronic_min_enrolled_days']} enrolled days; suspensions; maths and English"
+        f" marks, failing under {cuts['failing_mark']:g} %; each with a missing indicator);"
+    )
+
+
 def model_card(manifest: dict[str, Any]) -> str:
     """The run's model card: intended use, inputs, training window, figures, groups audited,
     known limits."""
@@ -142,8 +155,8 @@ def model_card(manifest: dict[str, Any]) -> str:
         " not for admission, discipline, placement or any automated action.",
         "Model": manifest["model"],
         "Inputs": f"the current school year's {inputs}; the prior year's same figures (with"
-        f" missing indicators); the district's own features: {declared}. Never a protected"
-        " attribute.",
+        f" missing indicators);{_indicator_inputs(manifest)} the district's own features:"
+        f" {declared}. Never a protected attribute.",
         "Training window": f"school years {', '.join(map(str, years)) or 'unknown'};"
         f" {split.get('description', '')}; {manifest['data'].get('rows', 0)} labelled"
         " students.",

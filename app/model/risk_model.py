@@ -35,7 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from app.model.features import FEATURES, STANDARD_FEATURES
+from app.model.features import FEATURE_SET_LEGACY, FEATURES, RAW_FEATURES
 from app.model.inputs import DistrictFeature, InputSpec
 
 CALIBRATION_FOLDS = 3
@@ -62,8 +62,9 @@ class RiskModel:
         extras: Sequence[Mapping[str, Any]],
         y: np.ndarray,
         district: Sequence[DistrictFeature] = (),
+        indicator_cuts: tuple[float, float, float] | None = None,
     ) -> RiskModel:
-        spec = InputSpec.fit(x, extras, district)
+        spec = InputSpec.fit(x, extras, district, indicator_cuts)
         return cls(spec, build_estimator().fit(spec.design(x, extras), y))
 
     @property
@@ -96,7 +97,7 @@ class LegacySpec(InputSpec):
     def __init__(self) -> None:
         from app.model.inputs import Column
 
-        super().__init__((), {}, tuple(Column(f, f) for f in FEATURES))
+        super().__init__((), {}, tuple(Column(f, f) for f in FEATURES), FEATURE_SET_LEGACY)
 
     def design(self, x: np.ndarray, extras: Sequence[Mapping[str, Any]] | None) -> np.ndarray:
         return x[:, : len(FEATURES)]
@@ -205,7 +206,5 @@ def fast_model(model: Any) -> Any:
 
 
 def standard_row(values: Mapping[str, Any]) -> np.ndarray:
-    """One student's raw row (STANDARD_FEATURES, NaN missing)."""
-    return np.array(
-        [[np.nan if values.get(f) is None else float(values[f]) for f in STANDARD_FEATURES]]
-    )
+    """One student's raw row (RAW_FEATURES, NaN missing)."""
+    return np.array([[np.nan if values.get(f) is None else float(values[f]) for f in RAW_FEATURES]])

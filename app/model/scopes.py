@@ -4,7 +4,7 @@ promotion gate weighs (`promotion.py`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from app.core.settings import Settings
 from app.model.artifacts import ModelStore, Pointer
 from app.model.delong import AucComparison, compare_aucs
 from app.model.fairness import audit
+from app.model.features import FEATURE_SET_NAMES, FEATURE_SET_STANDARD
 from app.model.figures import figures
 from app.model.inputs import DistrictFeature
 from app.model.promotion import (
@@ -52,6 +53,18 @@ def evaluate(
     return figures(y, p, schools, settings.alert_threshold, settings.caseload_share)
 
 
+def indicator_cuts(settings: Settings) -> tuple[float, float, float] | None:
+    """The cut points a model of feature set 3 derives its indicator features with (None:
+    MODEL_INDICATOR_FEATURES is off)."""
+    if not settings.model_indicator_features:
+        return None
+    return (
+        settings.indicator_chronic_absence_share,
+        float(settings.indicator_chronic_min_enrolled_days),
+        settings.indicator_failing_mark,
+    )
+
+
 def fit_scope(
     data: Dataset,
     rows: np.ndarray,
@@ -61,7 +74,9 @@ def fit_scope(
 ) -> tuple[RiskModel, dict[str, Any], np.ndarray]:
     """A model fitted on `rows` & ~test and its figures and risks on `rows` & test."""
     train, held = rows & ~test, rows & test
-    model = RiskModel.fit(data.x[train], data.take(train), data.y[train], declarations)
+    model = RiskModel.fit(
+        data.x[train], data.take(train), data.y[train], declarations, indicator_cuts(settings)
+    )
     extras = data.take(held)
     metrics = evaluate(model, data.x[held], extras, data.y[held], data.schools[held], settings)
     metrics["n_train"] = int(train.sum())
@@ -189,4 +204,15 @@ def decide_district(
     cur_manifest = store.manifest(cur_version) if cur_version else None
     cur_metrics = (cur_manifest or {}).get("metrics", {}).get(DISTRICT)
     breaches = fitted.fairness.get(DISTRICT, {}).get("breaches", [])
-    return district_decision(fitted.metrics[DISTRICT], cur_metrics, settings, breaches)
+    decision = district_decision(fitted.metrics[DISTRICT], cur_metrics, settings, breaches)
+    if cur_manifest is None:
+        return decision
+    # A change of inputs is named in the reason (a manifest before feature sets: set 2).
+    new, old = (
+        as_risk_model(fitted.models[DISTRICT]).spec.feature_set,
+        cur_manifest.get("feature_set", FEATURE_SET_STANDARD),
+    )
+    if new == old:
+        return decision
+    change = f"inputs: feature set {new} ({FEATURE_SET_NAMES[new]}) after the current {old}"
+    return replace(decision, reason=f"{decision.reason}; {change}")

@@ -8,16 +8,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import psycopg
 
+from app.core.indicators import CutPoints
 from app.core.settings import Settings
 from app.model import history
 from app.model.artifacts import ModelStore, Pointer
-from app.model.features import STANDARD_FEATURES
+from app.model.features import (
+    INDICATORS_JOIN,
+    INDICATORS_SELECT,
+    STANDARD_FEATURES,
+    raw_rows,
+)
 from app.model.served_models import ModelRegistry
 
 SCORE_BATCH_ROWS = 50_000  # students read, scored and inserted at a time: bounded memory
+# Every active student's raw inputs: features and the same school year's indicator figures.
+SELECT_ACTIVE = (
+    f"SELECT f.student_id, f.school_id, {', '.join('f.' + c for c in STANDARD_FEATURES)},"
+    f" f.district_features, {INDICATORS_SELECT}"
+    f" FROM student_features f{INDICATORS_JOIN} WHERE f.is_active"
+)
+DISTRICT_COLUMN = 2 + len(STANDARD_FEATURES)
 
 
 def score_students(
@@ -27,8 +39,8 @@ def score_students(
     enough ago (retired_generations)."""
     registry = ModelRegistry(store, refresh_seconds=0)
     registry.use(pointer)
-    cols = ", ".join(STANDARD_FEATURES)
     gen, scored = pointer.generation, 0
+    cuts = CutPoints.from_settings(settings)
     with conn.transaction():
         # Leftovers of a run that crashed before its pointer flip, and the generations that no
         # replica can serve any more.
@@ -39,12 +51,9 @@ def score_students(
         # A server-side cursor, in batches: memory stays bounded at any number of students,
         # and every batch lands in the one transaction (all scored, or none).
         with conn.cursor(name="score-students") as students:
-            students.execute(
-                f"SELECT student_id, school_id, {cols}, district_features FROM student_features"
-                " WHERE is_active ORDER BY student_id"
-            )
+            students.execute(SELECT_ACTIVE + " ORDER BY f.student_id")
             while rows := students.fetchmany(SCORE_BATCH_ROWS):
-                scored += _insert_scores(conn, registry, gen, rows, top=settings.risk_reasons)
+                scored += _insert_scores(conn, registry, gen, rows, cuts, top=settings.risk_reasons)
     conn.execute("SELECT analyze_risk_scores()")  # ANALYZE needs the owner: its function
     conn.commit()
     return scored
@@ -65,20 +74,19 @@ def rescore_students(
     the schools of each committed batch (their cached at-risk pages are stale)."""
     registry = ModelRegistry(store, refresh_seconds=0)
     registry.use(pointer)
-    cols = ", ".join(STANDARD_FEATURES)
     gen, scored, after = pointer.generation, 0, 0
+    cuts = CutPoints.from_settings(settings)
     if not conn.autocommit:
         conn.commit()  # the caller's rows (the run's model_versions) first, as score_students
     while True:
         with conn.transaction():
             rows = conn.execute(
-                f"SELECT student_id, school_id, {cols}, district_features FROM student_features"
-                " WHERE is_active AND student_id > %s ORDER BY student_id LIMIT %s",
+                SELECT_ACTIVE + " AND f.student_id > %s ORDER BY f.student_id LIMIT %s",
                 (after, SCORE_BATCH_ROWS),
             ).fetchall()
             if rows:
                 scored += _insert_scores(
-                    conn, registry, gen, rows, in_place=True, top=settings.risk_reasons
+                    conn, registry, gen, rows, cuts, in_place=True, top=settings.risk_reasons
                 )
         if not rows:
             break
@@ -106,27 +114,33 @@ def _insert_scores(
     registry: ModelRegistry,
     gen: int,
     rows: list[Any],
+    cuts: CutPoints,
     in_place: bool = False,
     top: int = 3,
 ) -> int:
-    """Scores of `rows` under `gen`, and the risk history's snapshots of those that changed
-    (with their `top` reasons)."""
-    data = np.array([r[:-1] for r in rows], dtype=np.float64)  # NULL: NaN (missing)
-    school_ids: list[int | None] = [int(s) for s in data[:, 1]]
-    explained = registry.explain(school_ids, data[:, 2:], [r[-1] for r in rows], top)
+    """Scores of SELECT_ACTIVE's `rows` under `gen`, and the risk history's snapshots of those
+    that changed (with their `top` reasons)."""
+    x = raw_rows(rows, 2, cuts)  # NULL: NaN (missing)
+    school_ids: list[int | None] = [int(r[1]) for r in rows]
+    extras = [r[DISTRICT_COLUMN] for r in rows]
+    explained = registry.explain(school_ids, x, extras, top)
     predictions = [p for p, _ in explained]
     # One INSERT of arrays, not COPY: PostgreSQL refuses COPY FROM into a table whose
     # row-level security applies to the user, as it does to the trainer's login (0007).
     replace = (
         " ON CONFLICT (generation, student_id) DO UPDATE SET school_id = excluded.school_id,"
         " risk = excluded.risk, model_version = excluded.model_version,"
-        " scored_at = excluded.scored_at"
+        " scored_at = excluded.scored_at, risk_30_days_ago = excluded.risk_30_days_ago"
         if in_place
         else ""
     )
+    # Each score with the student's risk 30 days before today (migration 0022); none in the
+    # history yet: today's snapshot, written below, is the first.
     conn.execute(
-        "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version)"
-        " SELECT %s, * FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])" + replace,
+        "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version,"
+        " risk_30_days_ago) SELECT %s, n.*, coalesce(risk_30_days_before(n.student_id,"
+        " (now() AT TIME ZONE 'UTC')::date), n.risk) FROM unnest(%s::bigint[], %s::integer[],"
+        " %s::real[], %s::text[]) AS n(student_id, school_id, risk, model_version)" + replace,
         (
             gen,
             [row[0] for row in rows],

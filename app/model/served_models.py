@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from app.model.artifacts import MEDIANS_FILE, ModelStore, Pointer
-from app.model.features import pad_standard
+from app.model.features import label, pad_raw
 from app.model.risk_model import FastRiskModel, fast_model
 
 log = logging.getLogger("app.model_registry")
@@ -41,6 +41,7 @@ class Reason(NamedTuple):
     """One of a risk's main contributions (risk_model.py), with what a counsellor compares."""
 
     feature: str
+    label: str  # the feature in plain words
     value: float | str | None  # the student's (None: missing)
     school_median: float | str | None  # the school's students' (the most common category)
     contribution: float  # probability points, signed: positive raises the risk
@@ -219,7 +220,7 @@ class ModelRegistry:
         FEATURES alone) with its district features `extras`, each with the model of its
         school (district fallback). refresh=False scores with the models in memory even when
         a refresh is due (no store I/O: for callers on the event loop)."""
-        x = pad_standard(x)
+        x = pad_raw(x)
         out: list[Prediction | None] = [None] * len(school_ids)
         for scope, version, model, idx in self._groups(school_ids, refresh):
             whole = len(idx) == len(out)
@@ -240,7 +241,7 @@ class ModelRegistry:
     ) -> list[tuple[Prediction, list[Reason]]]:
         """predict's risks, each with its `top` reasons: the largest contributions (in
         magnitude) of its features, beside the student's value and the school's median."""
-        x = pad_standard(x)
+        x = pad_raw(x)
         rows_extras = extras if extras is not None else [{}] * len(school_ids)
         out: list[tuple[Prediction, list[Reason]] | None] = [None] * len(school_ids)
         for scope, version, model, idx in self._groups(school_ids, refresh):
@@ -254,7 +255,8 @@ class ModelRegistry:
             for k, i in enumerate(idx):
                 median = self.medians(school_ids[i])
                 reasons = [
-                    Reason(c.feature, model.spec.raw_value(x[i], rows_extras[i], c.feature),
+                    Reason(c.feature, label(c.feature),
+                           model.spec.raw_value(x[i], rows_extras[i], c.feature),
                            median.get(c.feature), round(c.points, 4), round(c.log_odds, 4))
                     for c in contributions[k]
                 ]  # fmt: skip

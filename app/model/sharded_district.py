@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from app.core.indicators import CutPoints
 from app.core.settings import Settings
 from app.model.artifacts import MEDIANS_FILE, ModelStore
 from app.model.scopes import fit_district
 from app.model.served_models import DISTRICT
 from app.model.training_data import (
+    LABEL_COLUMN,
     SELECT_LABELLED,
     TEMPORAL,
     Dataset,
@@ -59,17 +61,17 @@ def sample_district(
     tests: list[np.ndarray] = []
     with conn.transaction(), conn.cursor(name="district-sample") as cur:
         cur.itersize = 20_000
-        cur.execute(SELECT_LABELLED + " ORDER BY school_id, student_id")
+        cur.execute(SELECT_LABELLED + " ORDER BY f.school_id, f.student_id")
         for _, group in itertools.groupby(cur, key=lambda r: r[1]):
             rows = list(group)
             years = np.array([r[2] for r in rows], dtype=np.int64)
-            y = np.array([bool(r[-4]) for r in rows], dtype=np.int64)
+            y = np.array([bool(r[LABEL_COLUMN]) for r in rows], dtype=np.int64)
             schools = np.array([r[1] for r in rows], dtype=np.int64)
             test = holdout_mask(schools, y, years, split, settings)
             keep = rng.random(len(rows)) < rate if rate < 1 else np.ones(len(rows), dtype=bool)
             kept += [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
             tests.append(test[keep])
-    return dataset_from_rows(kept), np.concatenate(tests)
+    return dataset_from_rows(kept, CutPoints.from_settings(settings)), np.concatenate(tests)
 
 
 def open_district(
@@ -85,7 +87,7 @@ def open_district(
     fitted = fit_district(data, test, declarations, groups, settings)
     store.write_model(version, DISTRICT, fitted.models[DISTRICT])
     store.write_file(version, holdout_part(DISTRICT), json.dumps(fitted.holdout).encode())
-    medians = school_medians(conn, declarations)
+    medians = school_medians(conn, declarations, CutPoints.from_settings(settings))
     store.write_file(version, MEDIANS_FILE, json.dumps(medians).encode())
     return {
         "metrics": fitted.metrics[DISTRICT],

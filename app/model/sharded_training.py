@@ -26,11 +26,12 @@ from psycopg.rows import dict_row
 from threadpoolctl import threadpool_limits
 
 from app.core.db import connect_as, refresh_features
+from app.core.indicators import CutPoints
 from app.core.logins import TRAINER_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import HOLDOUT_FILE, ModelStore
 from app.model.figures import flat_metrics
-from app.model.manifest import RunRecord, insert_versions, write_manifest
+from app.model.manifest import RunRecord, insert_versions, model_inputs, write_manifest
 from app.model.promotion import Decision, district_decision
 from app.model.publication import publish_decisions, training_lock
 from app.model.scopes import decide, fit_schools
@@ -160,7 +161,7 @@ def _train_shard(
 ) -> tuple[int, int]:
     """Fit, store and decide this shard's schools; record them with the shard's row."""
     current = _check_current(store, run)
-    data = load_training_data(conn, (shard.index, shard.count))
+    data = load_training_data(conn, (shard.index, shard.count), CutPoints.from_settings(settings))
     split = split_of(run.district)
     test = holdout_mask(data.schools, data.y, data.years, split, settings)
     district = store.load_model(run.version, DISTRICT)
@@ -237,6 +238,7 @@ def publish_run(settings: Settings, run_id: str) -> TrainResult | None:
         record = RunRecord(
             split, _snapshot(run, results), load_declarations(conn), fairness,
             district["random_split"],
+            inputs=model_inputs(store.load_model(run.version, DISTRICT)),
         )  # fmt: skip
         write_manifest(store, settings, run.version, metrics, decisions, fallback, record)
         insert_versions(conn, run.version, {DISTRICT: metrics[DISTRICT]}, decisions, split.kind)

@@ -21,11 +21,12 @@ import psycopg
 from threadpoolctl import threadpool_limits
 
 from app.core.db import connect_as, refresh_features
+from app.core.indicators import CutPoints
 from app.core.logins import TRAINER_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import HOLDOUT_FILE, MEDIANS_FILE, ModelStore, Pointer
 from app.model.figures import flat_metrics
-from app.model.manifest import RunRecord, insert_versions, write_manifest
+from app.model.manifest import RunRecord, insert_versions, model_inputs, write_manifest
 from app.model.outcomes import intervention_outcomes
 from app.model.promotion import Decision
 from app.model.publication import publish_decisions, training_lock
@@ -105,7 +106,7 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
     started = datetime.now(UTC)  # students purged before this were not in the run's data
     store = ModelStore(settings.model_store_url)
     version = new_version()
-    data = load_training_data(conn)
+    data = load_training_data(conn, cuts=CutPoints.from_settings(settings))
     if len(data.y) == 0:
         raise RuntimeError("no labelled students to train on; run `import` (or `generate`)")
     declarations = load_declarations(conn)
@@ -127,6 +128,7 @@ def _train(conn: psycopg.Connection[Any], settings: Settings) -> TrainResult:
         if split.kind == TEMPORAL
         else {},
         interventions=intervention_outcomes(conn),
+        inputs=model_inputs(fitted.models[DISTRICT]),
     )
     try:
         pointer, promoted, kept, decisions = _store_and_publish(
@@ -183,7 +185,7 @@ def _store_and_publish(
     for scope, model in fitted.models.items():
         store.write_model(version, scope, model)
     store.write_file(version, HOLDOUT_FILE, json.dumps(fitted.holdout).encode())
-    medians = school_medians(conn, record.declarations)
+    medians = school_medians(conn, record.declarations, CutPoints.from_settings(settings))
     store.write_file(version, MEDIANS_FILE, json.dumps(medians).encode())
     write_manifest(store, settings, version, fitted.metrics, decisions, fitted.fallback, record)
     insert_versions(conn, version, fitted.metrics, decisions, record.split.kind)

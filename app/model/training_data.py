@@ -18,8 +18,17 @@ import psycopg
 from psycopg import sql
 from sklearn.model_selection import train_test_split
 
+from app.core.indicators import CutPoints
 from app.core.settings import Settings
-from app.model.features import FEATURES, STANDARD_FEATURES
+from app.model.features import (
+    FEATURES,
+    INDICATOR_FEATURES,
+    INDICATOR_FIGURES,
+    INDICATORS_JOIN,
+    INDICATORS_SELECT,
+    STANDARD_FEATURES,
+    indicator_figures,
+)
 from app.model.inputs import PROTECTED_ATTRIBUTES, DistrictFeature
 
 TEMPORAL, RANDOM = "temporal", "random"
@@ -38,7 +47,7 @@ def school_year(day: date, start_month: int) -> int:
 
 @dataclass
 class Dataset:
-    """Labelled students: ids, schools, school years, raw features (STANDARD_FEATURES, NaN
+    """Labelled students: ids, schools, school years, raw features (RAW_FEATURES, NaN
     missing), district feature values, labels; and the snapshot the manifest records."""
 
     student_ids: np.ndarray
@@ -53,30 +62,43 @@ class Dataset:
         return [e for e, keep in zip(self.extras, mask.tolist(), strict=True) if keep]
 
 
+# Each student's features of their current school year and that same year's indicator
+# figures: the features a model learns from are never of a later year than its label's.
 SELECT_LABELLED = (
-    f"SELECT student_id, school_id, school_year, {', '.join(STANDARD_FEATURES)}, dropped_out,"
-    " attendance_missing, marks_missing, district_features FROM student_features"
-    " WHERE dropped_out IS NOT NULL"
+    "SELECT f.student_id, f.school_id, f.school_year,"
+    f" {', '.join('f.' + c for c in STANDARD_FEATURES)}, f.dropped_out, f.attendance_missing,"
+    f" f.marks_missing, f.district_features, {INDICATORS_SELECT}"
+    f" FROM student_features f{INDICATORS_JOIN} WHERE f.dropped_out IS NOT NULL"
 )
 
+LABEL_COLUMN = 3 + len(STANDARD_FEATURES)  # dropped_out's position in SELECT_LABELLED
 
-def load_training_data(conn: psycopg.Connection[Any], shard: tuple[int, int] = (0, 1)) -> Dataset:
+
+def load_training_data(
+    conn: psycopg.Connection[Any], shard: tuple[int, int] = (0, 1), cuts: CutPoints | None = None
+) -> Dataset:
     """Every labelled student (of the schools whose id is ``index`` modulo ``count`` when
-    ``shard`` is (index, count))."""
+    ``shard`` is (index, count)); `cuts`: the district's subject lists and suspension
+    categories (the default settings' when None)."""
     rows = conn.execute(
-        SELECT_LABELLED + " AND school_id %% %s = %s ORDER BY student_id", (shard[1], shard[0])
+        SELECT_LABELLED + " AND f.school_id %% %s = %s ORDER BY f.student_id",
+        (shard[1], shard[0]),
     ).fetchall()
-    return dataset_from_rows(rows)
+    return dataset_from_rows(rows, cuts)
 
 
-def dataset_from_rows(rows: list[Any]) -> Dataset:
+def dataset_from_rows(rows: list[Any], cuts: CutPoints | None = None) -> Dataset:
     """The Dataset of SELECT_LABELLED's rows. Raises BadTrainingDataError naming the students
     whose features are not finite: the schema and the import refuse NaN and infinities, so one
     that got through is a bug to fix, not a row to guess at (the prior year's may be
     missing)."""
-    width = len(STANDARD_FEATURES) + 4
+    cuts = cuts or CutPoints.from_settings(Settings())
+    width = LABEL_COLUMN + 1
     data = np.array([r[:width] for r in rows], dtype=np.float64).reshape(-1, width)
-    x = data[:, 3:-1]
+    figures = np.array(
+        [indicator_figures(r[width + 3 : width + 7], cuts) for r in rows], dtype=np.float64
+    ).reshape(-1, len(INDICATOR_FIGURES))
+    x = np.hstack([data[:, 3:-1], figures])
     current = x[:, : len(FEATURES)]
     bad = ~np.isfinite(current).all(axis=1) | np.isinf(x).any(axis=1)
     if bad.any():
@@ -88,9 +110,10 @@ def dataset_from_rows(rows: list[Any]) -> Dataset:
             f"student_features is not finite (NaN or infinite) for {len(ids)} students:"
             f" {shown}; fix their records (import refuses such values)"
         )
-    extras = [dict(r[-1] or {}) for r in rows]
+    extras = [dict(r[width + 2] or {}) for r in rows]
     y = data[:, -1].astype(np.int64)
     digest = hashlib.sha256(data.tobytes())
+    digest.update(figures.tobytes())
     digest.update(repr([sorted(e.items()) for e in extras]).encode())
     years = data[:, 2].astype(np.int64)
     snapshot = {
@@ -98,8 +121,9 @@ def dataset_from_rows(rows: list[Any]) -> Dataset:
         "positives": int(y.sum()),
         "schools": len(np.unique(data[:, 1])),
         "school_years": sorted(set(years.tolist())),
-        "attendance_missing": sum(1 for r in rows if r[-3]),
-        "marks_missing": sum(1 for r in rows if r[-2]),
+        "attendance_missing": sum(1 for r in rows if r[width]),
+        "marks_missing": sum(1 for r in rows if r[width + 1]),
+        "indicators_missing": int(np.isnan(figures[:, 0]).sum()),
         "prior_year_missing": int(np.isnan(x[:, len(FEATURES)]).sum()),
         "sha256": digest.hexdigest(),
         "taken_at": datetime.now(UTC).isoformat(),
@@ -251,13 +275,21 @@ def _group(value: Any) -> str:
 
 
 def school_medians(
-    conn: psycopg.Connection[Any], declarations: list[DistrictFeature]
+    conn: psycopg.Connection[Any],
+    declarations: list[DistrictFeature],
+    cuts: CutPoints | None = None,
 ) -> dict[str, Any]:
-    """Per school (and district-wide), its active students' median of each feature, the most
-    common value of a categorical one (all its students when none is active)."""
+    """Per school (and district-wide), its active students' median of each feature (the
+    indicator features' with `cuts`: a yes/no one's median is the share of yes, rounded), the
+    most common value of a categorical one (all its students when none is active)."""
+    cuts = cuts or CutPoints.from_settings(Settings())
     parts = [
         sql.SQL("percentile_cont(0.5) WITHIN GROUP (ORDER BY {})").format(sql.Identifier(f))
         for f in STANDARD_FEATURES
+    ]
+    parts += [
+        sql.SQL("percentile_cont(0.5) WITHIN GROUP (ORDER BY {})").format(sql.Identifier(f))
+        for f in INDICATOR_FEATURES
     ]
     for f in declarations:
         value = sql.SQL("district_features->>{}").format(sql.Literal(f.name))
@@ -269,12 +301,20 @@ def school_medians(
             parts.append(sql.SQL("mode() WITHIN GROUP (ORDER BY {})").format(value))
     query = sql.SQL(
         "SELECT school_id, {} FROM (SELECT *, bool_or(is_active) OVER (PARTITION BY school_id)"
-        " AS any_active FROM student_features) v WHERE is_active OR NOT any_active"
+        " AS any_active FROM ({}) f) v WHERE is_active OR NOT any_active"
         " GROUP BY GROUPING SETS ((school_id), ())"
-    ).format(sql.SQL(", ").join(parts))
-    names = [*STANDARD_FEATURES, *(f.name for f in declarations)]
+    ).format(sql.SQL(", ").join(parts), sql.SQL(WITH_INDICATOR_FEATURES))
+    names = [*STANDARD_FEATURES, *INDICATOR_FEATURES, *(f.name for f in declarations)]
     out: dict[str, Any] = {"schools": {}, "district": {}}
-    for row in conn.execute(query):
+    params = {
+        "maths": list(cuts.maths),
+        "english": list(cuts.english),
+        "suspensions": list(cuts.suspensions),
+        "share": cuts.chronic_share,
+        "min_days": cuts.chronic_min_days,
+        "failing": cuts.failing_mark,
+    }
+    for row in conn.execute(query, params):
         medians = {
             n: (round(v, 4) if isinstance(v, float) else v)
             for n, v in zip(names, row[1:], strict=True)
@@ -285,3 +325,22 @@ def school_medians(
         else:
             out["schools"][str(row[0])] = medians
     return out
+
+
+# Every student's features with their indicator features (as features.derive_indicators
+# derives them), for the medians. Parameters: maths, english, suspensions (text[]); share,
+# min_days, failing.
+WITH_INDICATOR_FEATURES = (
+    "SELECT f.*, CASE WHEN i.enrolled_days >= %(min_days)s THEN"
+    " (i.absent_days >= %(share)s::float8 * i.enrolled_days)::int END AS chronic_absence,"
+    " CASE WHEN i.student_id IS NOT NULL THEN (SELECT coalesce(sum(e.value::int), 0)"
+    " FROM jsonb_each_text(i.incident_categories) e WHERE e.key = ANY (%(suspensions)s::text[]))"
+    " END AS suspensions, m.maths_mark, m.english_mark,"
+    " (m.maths_mark < %(failing)s::float8)::int AS failing_maths,"
+    " (m.english_mark < %(failing)s::float8)::int AS failing_english"
+    f" FROM student_features f{INDICATORS_JOIN} LEFT JOIN LATERAL (SELECT"
+    " (SELECT avg(e.value::float8) FROM jsonb_each_text(i.subject_marks) e"
+    " WHERE e.key = ANY (%(maths)s::text[])) AS maths_mark,"
+    " (SELECT avg(e.value::float8) FROM jsonb_each_text(i.subject_marks) e"
+    " WHERE e.key = ANY (%(english)s::text[])) AS english_mark) m ON true"
+)

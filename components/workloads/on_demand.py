@@ -14,7 +14,7 @@ polymorphichelpers/updatepodspec.go handles ``batch/v1`` Job.) The container's a
 parameters as ``$(VAR)``, which Kubernetes expands from the container's env; unset, each is
 empty and the command refuses to run (exit 2, nothing done).
 
-- ``purger``: ``purge-student`` as the purge login (ssp_purger, migration 0022); its role reads
+- ``purger``: ``purge-student`` as the purge login (ssp_purger, migration 0023); its role reads
   the model store's pointer (which model versions learnt from the student).
 - ``offboarder``: ``offboard-district`` as the master (the only Job but the bootstrap's that
   holds it: it deletes a district's rows from every table, its keys and its schools), with the

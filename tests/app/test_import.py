@@ -19,6 +19,7 @@ from app.model.training import run_training
 from tests.app.bundles import HEADERS, native_rows, write_csv, write_native, write_oneroster
 from tests.app.conftest import District
 from tests.app.helpers import scalar
+from tests.app.test_district_features import bundle as features_bundle
 
 IMPORTED = "SELECT count(*) FROM {} WHERE {}"
 TABLE_ROWS = {
@@ -47,6 +48,7 @@ def test_bad_bundle_writes_nothing_and_lists_every_problem(
     rows["results"][1][2] = "inf"
     rows["results"][2][2] = "51"  # above the exam's max_marks of 50
     rows["attendance"][0][2] = "sick"
+    rows["attendance"][4][0] = "SCH-1-ST-404"  # unknown student (row 6)
     rows["attendance"].append(list(rows["attendance"][1]))  # duplicate (student, date)
     rows["exams"][1][4] = "-Infinity"
     bundle = write_native(tmp_path / "bad", rows)
@@ -66,6 +68,7 @@ def test_bad_bundle_writes_nothing_and_lists_every_problem(
         ("results.csv", 3, "marks_obtained", "inf", "infinite"),
         ("results.csv", 4, "marks_obtained", "51", "above the exam's max_marks (50)"),
         ("attendance.csv", 2, "status", "sick", "not one of present, absent, late, excused"),
+        ("attendance.csv", 6, "student_sourced_id", "SCH-1-ST-404", "unknown student"),
         ("exams.csv", 3, "max_marks", "-Infinity", "infinite"),
     }
     assert expected <= found, expected - found
@@ -80,6 +83,51 @@ def test_bad_bundle_writes_nothing_and_lists_every_problem(
     )
     assert result.tables["students"].rejected == 3
     assert str(result.problems[0]).startswith(f"{result.problems[0].file} row ")
+
+
+def test_each_kind_of_column_refuses_its_bad_values_naming_row_and_column(
+    untrained_district: District, tmp_path: Path
+) -> None:
+    """Integers, numbers, booleans, dates, timestamps, required and free text: each bad value
+    is a problem naming its file, row and column; an empty optional value is none."""
+    rows = small_rows()
+    rows["students"][0][4] = "9.5"  # grade
+    rows["students"][1][6] = "maybe"  # is_active
+    rows["students"][2][2] = ""  # first_name, required
+    rows["students"][3][3] = "x" * 256  # last_name
+    rows["students"][4][5] = "1989-12-31"  # enrolled_on
+    rows["students"][5][7] = ""  # dropped_out, optional
+    rows["exams"][0][4] = "lots"  # max_marks
+    first = len(rows["incidents"]) + 2
+    rows["incidents"] += [
+        ["INC-A", "SCH-1-ST-8", "10 Sept 2025", 2, "disruption"],
+        ["INC-B", "SCH-1-ST-8", "1989-12-31T10:00:00Z", 2, "disruption"],
+        ["INC-C", "SCH-1-ST-8", "2025-09-10T10:00:00Z", 2, "y" * 255],  # the longest text
+    ]
+    result = run_import(
+        untrained_district.importer, str(write_native(tmp_path / "b", rows)), progress=False
+    )
+    assert not result.written
+    found = {(p.file, p.row, p.column, p.why) for p in result.problems}
+    dates = "(1990-01-01 to 2100-12-31)"
+    expected = {
+        ("students.csv", 2, "grade", "not an integer"),
+        ("students.csv", 3, "is_active", "not true or false"),
+        ("students.csv", 4, "first_name", "missing"),
+        ("students.csv", 5, "last_name", "longer than 255 characters"),
+        ("students.csv", 6, "enrolled_on", f"date out of range {dates}"),
+        ("exams.csv", 2, "max_marks", "not a number"),
+        (
+            "incidents.csv",
+            first,
+            "occurred_at",
+            "bad timestamp (ISO 8601, e.g. 2025-09-01T10:00:00Z)",
+        ),
+        ("incidents.csv", first + 1, "occurred_at", f"date out of range {dates}"),
+    }
+    assert expected <= found, expected - found
+    fine = {("students.csv", 7), ("incidents.csv", first + 2)}
+    assert not [p for p in result.problems if (p.file, p.row) in fine]
 
 
 def test_header_and_csv_problems(untrained_district: District, tmp_path: Path) -> None:
@@ -315,3 +363,39 @@ def test_a_cell_that_is_no_storable_text_is_a_problem_naming_row_and_column(
     assert not any(p.why.startswith("not readable as CSV") for p in result.problems)
     for entity in ENTITIES:  # every row staged: the file was read past its bad cells
         assert result.tables[entity.name].staged == len(rows[entity.name]), entity.name
+
+
+def test_unchanged_rows_left_out_first_write_exactly_what_the_upsert_alone_writes(
+    untrained_district: District, tmp_path: Path
+) -> None:
+    settings = untrained_district.importer
+    assert run_import(settings, str(features_bundle(tmp_path / "v1", 8)), progress=False).written
+    v2 = features_bundle(tmp_path / "v2", 8)  # the same bundle, then three students changed
+    students = [line.split(",") for line in (v2 / "students.csv").read_text().splitlines()]
+    students[1][-1] = "science" if students[1][-1] == "arts" else "arts"  # a feature
+    students[3][7] = ""  # an outcome open again: NULL, which no `=` would find equal
+    students[4][-1] = ""  # a feature missing now
+    (v2 / "students.csv").write_text("\n".join(",".join(r) for r in students) + "\n")
+    attendance = [line.split(",") for line in (v2 / "attendance.csv").read_text().splitlines()]
+    attendance[1][2] = "late" if attendance[1][2] != "late" else "present"
+    (v2 / "attendance.csv").write_text("\n".join(",".join(r) for r in attendance) + "\n")
+
+    def dry_run(skip_unchanged: bool) -> dict[str, tuple[int, int, int]]:
+        s = settings.model_copy(update={"import_skip_unchanged": skip_unchanged})
+        result = run_import(s, str(v2), dry_run=True, progress=False)
+        return {k: (c.new, c.updated, c.unchanged) for k, c in result.tables.items()}
+
+    counted = dry_run(True)
+    assert counted == dry_run(False)
+    assert counted["students"] == (0, 3, len(students) - 1 - 3)
+    assert counted["attendance"] == (0, 1, len(attendance) - 1 - 1)
+    assert all(c[:2] == (0, 0) for k, c in counted.items() if k not in ("students", "attendance"))
+    assert run_import(settings, str(v2), progress=False).written
+    stored = "SELECT {} FROM students WHERE sourced_id = %s"
+    url = untrained_district.url
+    assert (
+        scalar(url, stored.format("district_features->>'course'"), (students[1][0],))
+        == (students[1][-1])
+    )
+    assert scalar(url, stored.format("dropped_out IS NULL"), (students[3][0],)) is True
+    assert scalar(url, stored.format("district_features->'course'"), (students[4][0],)) is None

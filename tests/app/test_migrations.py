@@ -35,7 +35,8 @@ EXPECTED = [
     "0019_interventions",
     "0020_student_lifecycle",
     "0021_access_report",
-    "0022_purger_login",
+    "0022_risk_baseline",
+    "0023_purger_login",
 ]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,9 +15,11 @@ import app.model.scopes
 from app.api.main import create_app
 from app.core import db
 from app.core.auth import create_key
+from app.core.indicators import CutPoints
 from app.jobs.importer import run_import
 from app.model.artifacts import ModelStore
-from app.model.features import STANDARD_FEATURES
+from app.model.features import raw_rows
+from app.model.scoring import SELECT_ACTIVE
 from app.model.served_models import ModelRegistry
 from app.model.training import run_training
 from tests.app.bundles import HEADERS, native_rows, write_csv, write_native
@@ -164,18 +166,16 @@ def test_a_district_feature_imported_on_a_night_that_promotes_nothing_rescores_t
 
     assert store.pointer().generation == served.generation  # nothing published
     after = scalar(d.url, score, (served.generation,))
-    cols = ", ".join(f"f.{c}" for c in STANDARD_FEATURES)
-    features = scalar(
-        d.url,
-        f"SELECT array[f.school_id, {cols}]::float8[]"
-        " FROM student_features f JOIN students s ON s.id = f.student_id"
-        " WHERE s.sourced_id = 'SCH-1-ST-1'",
-    )
+    with psycopg.connect(d.url) as conn:
+        (features,) = conn.execute(
+            SELECT_ACTIVE + " AND f.student_id = (SELECT id FROM students"
+            " WHERE sourced_id = 'SCH-1-ST-1')"
+        ).fetchall()
     extras = scalar(d.url, "SELECT district_features FROM students WHERE sourced_id = 'SCH-1-ST-1'")
     assert extras["admission_grade"] == "0"  # stored as imported
     registry = ModelRegistry(store, refresh_seconds=0)
     registry.use(served)
-    x = np.array([[np.nan if v is None else v for v in features[1:]]], dtype=np.float64)
-    expected = registry.predict([int(features[0])], x, extras=[extras])[0].risk
+    x = raw_rows([features], 2, CutPoints.from_settings(d.trainer))  # as the scoring reads it
+    expected = registry.predict([int(features[1])], x, extras=[extras])[0].risk
     assert after == pytest.approx(expected, abs=1e-6)
     assert after > before  # the lowest admission grade: a higher risk

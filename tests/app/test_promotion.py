@@ -14,13 +14,15 @@ from sklearn.metrics import roc_auc_score
 
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
-from app.model.delong import compare_aucs
+from app.model.delong import AucComparison, compare_aucs
 from app.model.promotion import (
     CURRENT,
     DISTRICT_MODEL,
     NEW,
     SchoolEvidence,
+    auc_of,
     district_decision,
+    not_worse,
     school_decision,
 )
 from app.model.training import BadTrainingDataError, run_training
@@ -140,6 +142,14 @@ def test_a_new_school_model_shown_worse_than_the_current_one_keeps_the_current()
     assert "over the current school model: worse" in d.reason
 
 
+def test_a_model_is_not_worse_within_the_tolerance_and_always_without_a_current_one() -> None:
+    current = {"auc": 0.80, "brier": 0.10}
+    assert not_worse({"auc": 0.795, "brier": 0.105}, current, tol=0.01)
+    assert not not_worse({"auc": 0.78, "brier": 0.10}, current, tol=0.01)
+    assert not not_worse({"auc": 0.85, "brier": 0.12}, current, tol=0.01)
+    assert not_worse({"auc": 0.5, "brier": 0.3}, None, tol=0.01)
+
+
 def test_district_gate_is_not_worse_than_current() -> None:
     assert district_decision({"auc": 0.6, "brier": 0.2}, None, SETTINGS).serves == NEW
     worse = district_decision({"auc": 0.7, "brier": 0.1}, {"auc": 0.8, "brier": 0.1}, SETTINGS)
@@ -218,3 +228,119 @@ def test_schema_refuses_nan_and_infinity(untrained_district: District) -> None:
         ):
             with pytest.raises(psycopg.errors.CheckViolation):
                 admin.execute(statement)
+
+
+def comparison(gain: float, low: float, high: float) -> AucComparison:
+    """A gain over another model with its interval, as DeLong would give it."""
+    return AucComparison(0.8, round(0.8 - gain, 6), gain, 0.02, low, high, 0.95)
+
+
+CLEAR_GAIN = comparison(0.1, 0.05, 0.15)
+
+
+def test_a_district_model_within_the_tolerance_of_the_current_one_is_promoted() -> None:
+    """Not worse than the current model beyond the tolerance, on AUC and on Brier alike:
+    exactly at the tolerance is promoted, a hundredth beyond is not."""
+    tolerant = SETTINGS.model_copy(update={"promotion_tolerance": 0.125})
+    current = {"auc": 0.875, "brier": 0.125}
+    at_tolerance = district_decision({"auc": 0.75, "brier": 0.25}, current, tolerant)
+    assert (at_tolerance.promoted, at_tolerance.serves) == (True, NEW)
+    assert at_tolerance.reason == (
+        "AUC 0.750 / Brier 0.250 not worse than the current 0.875 / 0.125 beyond 0.125"
+    )
+    for worse in ({"auc": 0.74, "brier": 0.125}, {"auc": 0.875, "brier": 0.26}):
+        refused = district_decision(worse, current, tolerant)
+        assert (refused.promoted, refused.serves) == (False, CURRENT)
+        assert refused.reason == (
+            f"AUC {worse['auc']:.3f} / Brier {worse['brier']:.3f}"
+            " worse than the current 0.875 / 0.125 beyond 0.125"
+        )
+
+
+def test_a_first_district_model_is_promoted_with_no_fairness_note_when_nothing_breaches() -> None:
+    first = district_decision({"auc": 0.6, "brier": 0.2}, None, SETTINGS)
+    assert (first.promoted, first.serves) == (True, NEW)
+    assert first.reason == "first district model (AUC 0.600)"
+    hold = SETTINGS.model_copy(update={"fairness_action": "hold"})
+    held_nothing = district_decision({"auc": 0.6, "brier": 0.2}, None, hold, [])
+    assert (held_nothing.serves, held_nothing.reason) == (NEW, first.reason)
+
+
+def test_a_school_model_at_every_minimum_is_promoted() -> None:
+    """20 dropouts, 20 stayers and an AUC of 0.70 are enough under SETTINGS; the precision at
+    k may equal its minimum; a breach-free model passes a gate that holds on breaches."""
+    strict = SETTINGS.model_copy(update={"min_precision_at_k": 0.5, "fairness_action": "hold"})
+    new = {**held_out(0.7, positives=20, negatives=20), "precision_at_k": 0.5}
+    d = school_decision(SchoolEvidence(new, CLEAR_GAIN), strict)
+    assert (d.promoted, d.serves) == (True, NEW), d.reason
+    assert d.reason == f"{CLEAR_GAIN.describe()} over the district model"
+
+
+def test_a_school_model_with_an_undefined_precision_at_k_is_refused_when_one_is_required() -> None:
+    strict = SETTINGS.model_copy(update={"min_precision_at_k": 0.5})
+    new = {**held_out(0.9), "precision_at_k": None}
+    d = school_decision(SchoolEvidence(new, CLEAR_GAIN), strict)
+    assert d.serves == DISTRICT_MODEL
+    assert d.reason.startswith("precision at k undefined below the minimum 0.50")
+
+
+def test_a_school_model_with_an_undefined_auc_is_served_by_the_district_model() -> None:
+    """A held-out set of one class has no AUC: it counts as 0, far below the minimum."""
+    d = school_decision(SchoolEvidence({**held_out(0.0), "auc": None}, CLEAR_GAIN), SETTINGS)
+    assert (d.serves, d.reason) == (
+        DISTRICT_MODEL,
+        "AUC 0.000 below the minimum 0.70; served by the district model",
+    )
+
+
+def test_a_gain_of_no_more_than_the_tolerance_keeps_the_district_model() -> None:
+    at_tolerance = comparison(SETTINGS.promotion_tolerance, 0.005, 0.015)
+    d = school_decision(SchoolEvidence(held_out(0.9), at_tolerance), SETTINGS)
+    assert d.serves == DISTRICT_MODEL
+    assert "not a gain they support" in d.reason
+    unknown = school_decision(SchoolEvidence(held_out(0.9), None), SETTINGS)
+    assert unknown.reason == (
+        "no comparison with the district model on this school's held-out students;"
+        " served by the district model"
+    )
+
+
+def test_a_new_school_model_not_shown_worse_than_the_current_one_replaces_it() -> None:
+    """An interval over the current model reaching up to exactly 0 does not show it worse."""
+    tie = comparison(-0.02, -0.04, 0.0)
+    ev = SchoolEvidence(held_out(0.9), CLEAR_GAIN, current_auc=0.9, vs_current=tie)
+    d = school_decision(ev, SETTINGS)
+    assert (d.promoted, d.serves) == (True, NEW), d.reason
+    assert d.reason == (
+        f"{CLEAR_GAIN.describe()} over the district model;"
+        f" {tie.describe()} over the current school model"
+    )
+
+
+@pytest.mark.parametrize(
+    ("current_auc", "current_vs_district", "serves"),
+    [
+        (0.8, None, CURRENT),
+        (0.7, comparison(-0.02, -0.04, 0.0), CURRENT),  # not shown worse than the district
+        (0.8, comparison(-0.05, -0.08, -0.01), DISTRICT_MODEL),  # shown worse
+        (0.69, None, DISTRICT_MODEL),  # below the minimum AUC
+        (None, None, DISTRICT_MODEL),  # no current school model
+    ],
+)
+def test_a_refused_school_model_leaves_the_current_one_if_it_still_passes(
+    current_auc: float | None, current_vs_district: AucComparison | None, serves: str
+) -> None:
+    ev = SchoolEvidence(
+        held_out(0.9), None, current_auc=current_auc, current_vs_district=current_vs_district
+    )
+    d = school_decision(ev, SETTINGS)
+    assert (d.promoted, d.serves) == (False, serves)
+    expected = "the current school model still passes" if serves == CURRENT else "served by"
+    assert expected in d.reason
+
+
+def test_an_auc_is_recorded_to_four_places() -> None:
+    """Three dropouts and seven stayers, one pair out of order: 20/21 = 0.95238..."""
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.35, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01])
+    assert auc_of(y, p) == 0.9524

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.model.features import FEATURES, STANDARD_FEATURES
+from app.model.features import FEATURES, INDICATOR_FEATURES, LABELS, STANDARD_FEATURES
 from app.model.inputs import DistrictFeature
 from app.model.risk_model import FastRiskModel, RiskModel
 from tests.app.conftest import District
@@ -112,7 +112,8 @@ def test_contributions_add_up_for_every_served_model(district: District) -> None
         _, explained = fast.explain(x)
         sums = np.array([sum(c.log_odds for c in row) for row in explained])
         np.testing.assert_allclose(sums, model.log_odds(x) - fast.reference_log_odds, atol=1e-9)
-        assert all(len(row) == len(STANDARD_FEATURES) for row in explained)
+        assert all(len(row) == len(fast.spec.sources) for row in explained)
+        assert {*STANDARD_FEATURES, *INDICATOR_FEATURES} <= set(fast.spec.sources)
 
 
 def test_top_reasons_are_the_largest_in_magnitude(
@@ -131,6 +132,7 @@ def check_reasons(reasons: list[dict[str, Any]]) -> None:
     assert len(reasons) == 3
     assert set(reasons[0]) == {
         "feature",
+        "label",
         "value",
         "school_median",
         "contribution",
@@ -139,7 +141,8 @@ def check_reasons(reasons: list[dict[str, Any]]) -> None:
     magnitudes = [abs(r["contribution_log_odds"]) for r in reasons]
     assert magnitudes == sorted(magnitudes, reverse=True)
     for r in reasons:
-        assert r["feature"] in STANDARD_FEATURES
+        assert r["feature"] in {*STANDARD_FEATURES, *INDICATOR_FEATURES}
+        assert r["label"] == LABELS[r["feature"]]
         # Probability points have the sign of the log-odds they come from.
         assert r["contribution"] * r["contribution_log_odds"] >= 0
 
@@ -151,7 +154,8 @@ def test_reasons_in_the_student_risk_answer_with_the_schools_median(
     body = client.get(f"/v1/students/{sid}/risk", headers=auth(district.keys["school1"])).json()
     check_reasons(body["reasons"])
     for r in body["reasons"]:
-        assert r["value"] == body["features"][r["feature"]]
+        if r["feature"] in STANDARD_FEATURES:
+            assert r["value"] == body["features"][r["feature"]]
         if r["feature"] in FEATURES:  # a feature every student of the school has
             median = scalar(
                 district.url,

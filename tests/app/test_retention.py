@@ -33,7 +33,7 @@ def test_inactive_students_past_the_retention_are_purged_and_recorded(
     settings = d.archiver.model_copy(
         update={
             "student_retention_years": 5,
-            # The purge login (migration 0022), as the archive CronJob holds it.
+            # The purge login (migration 0023), as the archive CronJob holds it.
             "purge_database_url": SecretStr(d.login_url("ssp_purger")),
         }
     )

@@ -47,7 +47,11 @@ def test_ping(client: TestClient, district: District) -> None:
     pointer = ModelStore(district.settings.model_store_url).pointer()
     assert resp.json() == {
         "status": "ok",
-        "detail": {"generation": 1, "district_version": pointer.scopes["district"]},
+        "detail": {
+            "generation": 1,
+            "district_version": pointer.scopes["district"],
+            "district_feature_set": 3,
+        },
     }
 
 

@@ -408,7 +408,7 @@ def test_the_sagemaker_scorer_sends_the_image_contract(tmp_path: Any) -> None:
     from botocore.stub import Stubber
 
     from app.jobs.events.rescoring import SageMakerScorer, scorer_for
-    from app.model.features import STANDARD_FEATURES
+    from app.model.features import RAW_FEATURES, STANDARD_FEATURES
 
     settings = Settings(
         model_store_url=str(tmp_path / "models"),
@@ -424,10 +424,12 @@ def test_the_sagemaker_scorer_sends_the_image_contract(tmp_path: Any) -> None:
     )
     prediction = {"risk": 0.42, "at_risk": True, "model_scope": "school-3", "model_version": "v1"}
     answer = json.dumps({"predictions": [prediction]}).encode()
-    # The prior year's figures missing (null), the district's own features as stored.
-    raw = [float(i) if i < 9 else np.nan for i in range(len(STANDARD_FEATURES))]
+    # The prior year's figures missing (null), the indicator figures known, the district's own
+    # features as stored.
+    raw = [float(i) if i < 9 or i >= len(STANDARD_FEATURES) else np.nan
+           for i in range(len(RAW_FEATURES))]  # fmt: skip
     instance = {
-        **{f: None if np.isnan(v) else v for f, v in zip(STANDARD_FEATURES, raw, strict=True)},
+        **{f: None if np.isnan(v) else v for f, v in zip(RAW_FEATURES, raw, strict=True)},
         "school_id": 3,
         "district_features": {"course": "arts"},
     }

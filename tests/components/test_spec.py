@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
+from components.config.catalog import TIERS
+from components.config.overrides import with_overrides
 from components.config.project import declared_config
 from components.config.spec import PROJECT, SpecError, build_spec
 from components.config.spec_global import GLOBAL_KEYS
+from components.config.spec_tier import tier_problems
 from tests.shared import API_ACCESS
 from tools.harness import ROOT, run_stack
 
@@ -163,6 +166,100 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
 def test_bad_config_is_rejected_naming_the_key(config: dict[str, Any], expected: str) -> None:
     problems = spec_problems(**config)
     assert any(expected in p for p in problems), problems
+
+
+# (tier, override, the start of the message that refuses it, accepted): each limit at its
+# bound and one step beyond it, each tier-dependent rule on a tier it binds and one it spares.
+LIMITS = [
+    ("tier3", "network.az_count=2", "network.az_count=", True),
+    ("tier3", "network.az_count=4", "network.az_count=", True),
+    ("tier3", "network.az_count=1", "network.az_count=", False),
+    ("tier3", "network.az_count=5", "network.az_count=", False),
+    ("tier3", "network.nat_mode=single", "network.nat_mode=", True),
+    ("tier3", "network.nat_mode=per_az", "network.nat_mode=", True),
+    ("tier3", "network.nat_mode=none", "network.nat_mode=", False),
+    ("tier3", "db.replica_count=0", "db.replica_count=", True),
+    ("tier3", "db.replica_count=5", "db.replica_count=", True),
+    ("tier3", "db.replica_count=6", "db.replica_count=", False),
+    ("tier3", "db.replica_count=-1", "db.replica_count=", False),
+    ("tier3", "db.storage_gib=20", "db.storage_gib=", True),
+    ("tier3", "db.storage_gib=19", "db.storage_gib=", False),
+    ("tier3", "db.storage_gib=4000", "db.storage_gib=", True),  # tier3's max_storage_gib
+    ("tier3", "db.storage_gib=4001", "db.storage_gib=", False),
+    ("tier3", "db.max_storage_gib=65536", "db.storage_gib=", True),
+    ("tier3", "db.max_storage_gib=65537", "db.storage_gib=", False),
+    ("dev", "db.backup_retention_days=1", "db.backup_retention_days=", True),
+    ("dev", "db.backup_retention_days=0", "db.backup_retention_days=", False),
+    ("tier3", "db.backup_retention_days=7", "db.backup_retention_days=", True),
+    ("tier3", "db.backup_retention_days=6", "db.backup_retention_days=", False),
+    ("tier3", "db.backup_retention_days=35", "db.backup_retention_days=", True),
+    ("tier3", "db.backup_retention_days=36", "db.backup_retention_days=", False),
+    ("dev", "deletion_protection=false", "deletion_protection=", True),
+    ("tier3", "deletion_protection=false", "deletion_protection=", False),
+    ("tier3", "db.proxy_max_connections_percent=10", "db.proxy_max_connections_percent=", True),
+    ("tier3", "db.proxy_max_connections_percent=9", "db.proxy_max_connections_percent=", False),
+    ("tier3", "db.proxy_max_connections_percent=100", "db.proxy_max_connections_percent=", True),
+    ("tier3", "db.proxy_max_connections_percent=101", "db.proxy_max_connections_percent=", False),
+    ("dev", "db.max_connections=20", "db.max_connections=", True),
+    ("dev", "db.max_connections=19", "db.max_connections=", False),
+    ("tier3", "api.min_replicas=1", "api.min_replicas=", True),
+    ("tier3", "api.min_replicas=0", "api.min_replicas=", False),
+    ("tier3", "api.min_replicas=20", "api.min_replicas=", True),  # tier3's max_replicas
+    ("tier3", "api.min_replicas=21", "api.min_replicas=", False),
+    ("tier3", "api.cpu_target_percent=10", "api.cpu_target_percent=", True),
+    ("tier3", "api.cpu_target_percent=9", "api.cpu_target_percent=", False),
+    ("tier3", "api.memory_target_percent=95", "api.memory_target_percent=", True),
+    ("tier3", "api.memory_target_percent=96", "api.memory_target_percent=", False),
+    ("tier3", "api.pool_size=1", "api.pool_size=", True),
+    ("tier3", "api.pool_size=0", "api.pool_size=", False),
+    ("tier3", "api.pool_max_overflow=0", "api.pool_max_overflow=", True),
+    ("tier3", "api.pool_max_overflow=-1", "api.pool_max_overflow=", False),
+    ("tier3", "cache.node_type=cache.x9.huge", "cache.node_type=", False),
+    ("dev", "cache.node_type=cache.x9.huge", "cache.node_type=", True),  # no cache in dev
+    ("tier3", "cache.num_nodes=1", "cache.num_nodes=", True),
+    ("tier3", "cache.num_nodes=6", "cache.num_nodes=", True),
+    ("tier3", "cache.num_nodes=0", "cache.num_nodes=", False),
+    ("tier3", "cache.num_nodes=7", "cache.num_nodes=", False),
+    ("tier3", "waf.per_ip_limit=10", "waf.per_ip_limit=", True),
+    ("tier3", "waf.per_ip_limit=9", "waf.per_ip_limit=", False),
+    ("tier3", "waf.per_ip_limit=2000000000", "waf.per_ip_limit=", True),
+    ("tier3", "waf.per_ip_limit=2000000001", "waf.per_ip_limit=", False),
+    ("tier3", "waf.anonymous_limit=9", "waf.anonymous_limit=", False),
+    ("tier3", "waf.window_seconds=60", "waf.window_seconds=", True),
+    ("tier3", "waf.window_seconds=120", "waf.window_seconds=", True),
+    ("tier3", "waf.window_seconds=600", "waf.window_seconds=", True),
+    ("tier3", "waf.window_seconds=90", "waf.window_seconds=", False),
+    ("tier3", "inference.instance_type=ml.x9.huge", "inference.instance_type=", False),
+    ("dev", "inference.instance_type=ml.x9.huge", "inference.instance_type=", True),  # off
+    ("tier3", "inference.min_instances=1", "inference.min_instances=", True),
+    ("tier3", "inference.min_instances=0", "inference.min_instances=", False),
+    ("tier3", "inference.min_instances=4", "inference.min_instances=", True),  # its max
+    ("tier3", "inference.min_instances=5", "inference.min_instances=", False),
+    ("tier3", "inference.data_capture_percent=1", "inference.data_capture_percent=", True),
+    ("tier3", "inference.data_capture_percent=0", "inference.data_capture_percent=", False),
+    ("tier3", "inference.data_capture_percent=100", "inference.data_capture_percent=", True),
+    ("tier3", "inference.data_capture_percent=101", "inference.data_capture_percent=", False),
+    ("tier2", "db.multi_az=false", "db.multi_az=", True),
+    ("tier3", "db.multi_az=false", "db.multi_az=", False),
+    ("tier4", "db.multi_az=false", "db.multi_az=", False),
+    ("tier3", "node_groups.app.min_size=0", "node_groups.app:", True),
+    ("tier3", "node_groups.app.min_size=-1", "node_groups.app:", False),
+    ("tier3", "node_groups.app.desired_size=12", "node_groups.app:", True),  # its max_size
+    ("tier3", "node_groups.app.desired_size=13", "node_groups.app:", False),
+    ("tier3", "node_groups.app.desired_size=2", "node_groups.app:", False),  # below min_size
+    ("tier3", "node_groups.training.max_size=1", "node_groups.training:", True),
+    ("tier3", "node_groups.training.max_size=0", "node_groups.training:", False),
+    ("tier3", "node_groups.app.instance_types=", "node_groups.app.instance_types:", False),
+]
+
+
+@pytest.mark.parametrize(("tier", "override", "named", "accepted"), LIMITS)
+def test_each_tier_limit_admits_its_bound_and_refuses_one_step_beyond(
+    tier: str, override: str, named: str, accepted: bool
+) -> None:
+    problems = tier_problems(with_overrides(TIERS[tier], override))
+    refusals = [p for p in problems if p.startswith(named)]
+    assert (not refusals) is accepted, problems
 
 
 def test_a_stack_without_a_path_to_its_clusters_api_is_refused() -> None:

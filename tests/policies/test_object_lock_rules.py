@@ -57,3 +57,14 @@ def test_the_audit_archive_bucket_needs_an_object_lock() -> None:
     # Other buckets need none.
     models = stack_resource(BUCKET, "models-bucket", {"id": "models-x"})
     assert stack_messages("s3-audit-archive-object-lock", [models]) == []
+
+
+@pytest.mark.parametrize(
+    "retention",
+    [{"days": 1.0}, {"years": 1.0}],
+    ids=["one day", "one year"],
+)
+def test_a_lock_of_one_day_or_one_year_is_long_enough(retention: dict[str, float]) -> None:
+    props = lock(days=None)
+    props["rule"]["defaultRetention"].update(retention)
+    assert resource_messages("s3-object-lock-retention", LOCK, props) == []

@@ -1003,3 +1003,92 @@ def test_tls_rules_leave_dev_alone_and_the_log_bucket_may_use_sse_s3() -> None:
     }
     assert resource_messages("s3-sse-kms", sse, aes, resource_name="access-logs-encryption") == []
     assert resource_messages("s3-sse-kms", sse, aes, resource_name="models-encryption")
+
+
+@pytest.mark.parametrize("spec_key", ["keySpec", "customerMasterKeySpec"])
+def test_an_asymmetric_kms_key_need_not_rotate_but_a_symmetric_one_must(spec_key: str) -> None:
+    """AWS rotates only symmetric encryption keys; the spec is read from either property
+    (``customer_master_key_spec`` is the deprecated name of ``key_spec``)."""
+    key = "aws:kms/key:Key"
+    assert resource_messages("kms-key-rotation", key, {spec_key: "RSA_2048"}) == []
+    assert resource_messages("kms-key-rotation", key, {spec_key: "SYMMETRIC_DEFAULT"})
+
+
+BUCKET = "aws:s3/bucket:Bucket"
+TLS_DENY = json.loads(TLS_POLICY)["Statement"][0]
+
+
+def _bucket_policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def test_a_bucket_policy_passes_with_its_tls_deny_after_other_statements() -> None:
+    allow = json.loads(_doc("s3:GetObject", "arn:aws:s3:::models/*"))["Statement"][0]
+    deny_unconditional = {**TLS_DENY, "Sid": "DenyDeletes", "Action": "s3:DeleteObject"}
+    del deny_unconditional["Condition"]
+    document = _bucket_policy(allow, deny_unconditional, TLS_DENY)
+    props = {"bucket": "b", "policy": document}
+    assert resource_messages("s3-tls-only-policy", "aws:s3/bucketPolicy:BucketPolicy", props) == []
+
+
+@pytest.mark.parametrize(
+    ("condition", "denies_plain_http"),
+    [
+        ({"Bool": {"aws:SecureTransport": "false"}}, True),
+        ({"BoolIfExists": {"aws:SecureTransport": ["false"]}}, True),
+        ({"Bool": {"aws:SecureTransport": "true"}}, False),  # denies the TLS requests instead
+    ],
+)
+def test_a_bucket_policy_must_deny_the_requests_made_without_tls(
+    condition: dict[str, Any], denies_plain_http: bool
+) -> None:
+    props = {"bucket": "b", "policy": _bucket_policy({**TLS_DENY, "Condition": condition})}
+    messages = resource_messages("s3-tls-only-policy", "aws:s3/bucketPolicy:BucketPolicy", props)
+    assert (messages == []) is denies_plain_http, messages
+
+
+def test_a_bucket_without_an_inline_policy_is_left_to_its_bucket_policy_resource() -> None:
+    # The stack rule s3-bucket-controls-present checks the BucketPolicy exists.
+    assert resource_messages("s3-tls-only-policy", BUCKET, {"tags": FERPA}) == []
+    inline = {"tags": FERPA, "policy": _doc("s3:GetObject", "arn:aws:s3:::b/*")}
+    assert resource_messages("s3-tls-only-policy", BUCKET, inline)
+    no_document = {"bucket": "b"}
+    assert resource_messages("s3-tls-only-policy", "aws:s3/bucketPolicy:BucketPolicy", no_document)
+
+
+def test_a_bucket_without_inline_encryption_is_left_to_its_encryption_resource() -> None:
+    assert resource_messages("s3-sse-kms", BUCKET, {"tags": FERPA}) == []
+    inline = {
+        "tags": FERPA,
+        "serverSideEncryptionConfiguration": {
+            "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}
+        },
+    }
+    assert any("AES256" in m for m in resource_messages("s3-sse-kms", BUCKET, inline))
+    sse = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    assert any("(none)" in m for m in resource_messages("s3-sse-kms", sse, {"bucket": "b"}))
+
+
+@pytest.mark.parametrize(
+    ("name", "props"),
+    [
+        ("models", {}),
+        ("artifacts", {"bucket": "ssp-models-tier3"}),
+        ("artifacts", {"bucketPrefix": "models-"}),
+    ],
+)
+def test_a_model_bucket_is_known_by_its_resource_name_bucket_name_or_prefix(
+    name: str, props: dict[str, Any]
+) -> None:
+    """An inline ``versioning.enabled=False`` on a model bucket is refused; a bucket that is
+    no model bucket, or leaves versioning to an aws.s3.BucketVersioning, passes."""
+    off = {**props, "tags": FERPA, "versioning": {"enabled": False}}
+    rule = "s3-model-bucket-versioning"
+    assert resource_messages(rule, BUCKET, off, resource_name=name)
+    assert resource_messages(rule, BUCKET, {**props, "tags": FERPA}, resource_name=name) == []
+    on = {**off, "versioning": {"enabled": True}}
+    assert resource_messages(rule, BUCKET, on, resource_name=name) == []
+    assert (
+        resource_messages(rule, BUCKET, {"versioning": {"enabled": False}}, resource_name="logs")
+        == []
+    )

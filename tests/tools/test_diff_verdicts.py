@@ -140,3 +140,49 @@ def test_a_deleted_bucket_is_refused_unless_the_account_keeps_it() -> None:
     kept = resource("aws:s3/bucket:Bucket", "exports-bucket", {}, retain_on_delete=True)
     assert _report([bucket], [])[1]
     assert not _report([kept], [])[1]
+
+
+def test_an_extra_section_is_shown_and_refuses_the_diff_only_when_it_says_so() -> None:
+    from tools.diff.report import Section
+
+    stack = diff.StackDiff(STACK, [], 10, 10)
+
+    def note(_diff: diff.StackDiff, _allowed: frozenset[str]) -> Section:
+        return Section(["posture: unchanged"])
+
+    def veto(_diff: diff.StackDiff, _allowed: frozenset[str]) -> Section:
+        return Section(["posture: a bucket opened to the world"], blocked=True)
+
+    text, refused = diff.render(stack, "origin/main", sections=[note])
+    assert "\nposture: unchanged\n" in text and not refused
+    text, refused = diff.render(stack, "origin/main", sections=[note, veto])
+    assert "\nposture: a bucket opened to the world\n" in text and refused
+
+
+def test_a_change_forced_by_another_names_the_one_it_follows_and_only_that_one() -> None:
+    """A new image replaces the SageMaker model; the endpoint configuration naming it is
+    replaced in turn and says so; the model's own change follows nothing."""
+
+    def stack(image: str) -> list[diff.Resource]:
+        model = resource(
+            "aws:sagemaker/model:Model", "model", {"primaryContainer": {"image": image}}
+        )
+        config = resource(
+            "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+            "config",
+            {"productionVariants": [{"modelName": model.id, "variantName": "primary"}]},
+            depends_on=(model.urn,),
+        )
+        return [model, config]
+
+    lines, _ = _report(stack("a:1"), stack("a:2"))
+    [config] = [i for i, line in enumerate(lines) if line.endswith("EndpointConfiguration config")]
+    assert "    (follows model)" in lines[config:]
+    assert sum(line.strip().startswith("(follows") for line in lines) == 1
+
+
+def test_a_diff_without_changes_says_so_and_one_with_changes_does_not() -> None:
+    lines, refused = _report([deployment({"app": "api"})], [deployment({"app": "api"})])
+    assert "no changes" in lines and not refused
+    lines, _ = _report([deployment({"app": "api"})], [deployment({"app": "ssp-api"})])
+    assert "no changes" not in lines

@@ -26,11 +26,15 @@ router = APIRouter(tags=["sagemaker"])
 
 @router.get("/ping", response_model=Status, responses={503: {"model": ErrorOut}})
 def ping(svc: ModelServicesDep) -> Status:
-    """SageMaker health check: 200 once a model is loaded."""
-    _, version = svc.registry.scope_for(None)
-    return Status(
-        status="ok", detail={"generation": svc.registry.generation, "district_version": version}
-    )
+    """SageMaker health check: 200 once a model is loaded; the district model's feature set
+    (the inputs it reads: app/model/features.py) beside its version."""
+    _, version, model = svc.registry.model_for(None)
+    detail = {
+        "generation": svc.registry.generation,
+        "district_version": version,
+        "district_feature_set": model.spec.feature_set,
+    }
+    return Status(status="ok", detail=detail)
 
 
 @router.post(
@@ -54,7 +58,8 @@ def ping(svc: ModelServicesDep) -> Status:
 )
 async def invocations(request: Request) -> Response:
     """SageMaker inference. JSON: {"instances": [{features..., "school_id"?}]}.
-    CSV: one row per student, the features in order (optionally school_id first)."""
+    CSV: one row per student, the features in order (optionally school_id first): the nine
+    of version 1, or every raw input of version 2 (app/api/invocations_csv.py)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/json", "text/csv"):
         raise HTTPException(415, "content type must be application/json or text/csv")

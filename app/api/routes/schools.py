@@ -31,7 +31,7 @@ from app.api.schemas import (
 from app.core.cache import scores_stamp
 from app.core.indicators import filter_sql, from_row
 from app.model.artifacts import REPORT_FILE
-from app.model.features import district_values, to_matrix
+from app.model.features import district_values, query_matrix
 from app.model.served_models import NoModelError
 
 Flag = Literal["at_risk", "early_warning"]
@@ -176,7 +176,10 @@ def at_risk_items(
     without features in the view yet has none)."""
     known = [r for r in rows if r["grade"] is not None and r["attendance_rate"] is not None]
     explained = svc.registry.explain(
-        [school_id] * len(known), to_matrix(known), district_values(known), top
+        [school_id] * len(known),
+        query_matrix(known, svc.cut_points),
+        district_values(known),
+        top,
     )
     reasons = {r["student_id"]: e[1] for r, e in zip(known, explained, strict=True)}
     fields = ("student_id", "first_name", "last_name", "grade", "risk", "model_version")

@@ -15,11 +15,11 @@ from app.api.schemas import ERRORS, ErrorOut, ReasonOut, RiskOut, indicators_out
 from app.core.auth import Client
 from app.core.indicators import from_row
 from app.jobs.lifecycle.access_report import WHAT, Access, report
-from app.model.features import STANDARD_FEATURES, district_values, to_matrix
+from app.model.features import STANDARD_FEATURES, district_values, query_matrix
 
 router = APIRouter(prefix="/v1/students", tags=["predictions"])
 # The live audit log's accesses to one student of the tenant (migration 0021), and where the
-# live audit log begins (0022).
+# live audit log begins (0023).
 ACCESSES = "SELECT *, audit_log_live_since() AS live_since FROM student_accesses(%s)"
 # Months before the live audit log are in the audit archive, which the API cannot read.
 ARCHIVED_MONTHS = (
@@ -58,7 +58,9 @@ async def student_risk(student_id: StudentId, client: ClientDep, svc: ServicesDe
     row = rows[0]
     # The models in memory: microseconds of numpy (a due refresh waits for a cheap request).
     extras = district_values([row])
-    ((pred, reasons),) = svc.registry.explain([row["school_id"]], to_matrix([row]), extras, top)
+    ((pred, reasons),) = svc.registry.explain(
+        [row["school_id"]], query_matrix([row], svc.cut_points), extras, top
+    )
     PREDICTIONS.labels("student_risk").inc()
     t = svc.settings.alert_threshold
     out = RiskOut(

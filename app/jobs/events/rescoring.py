@@ -13,7 +13,7 @@ import numpy as np
 
 from app.core.settings import Settings
 from app.model.artifacts import ModelStore
-from app.model.features import STANDARD_FEATURES
+from app.model.features import RAW_FEATURES
 from app.model.served_models import ModelRegistry, Prediction
 
 
@@ -24,7 +24,7 @@ class Scorer(Protocol):
     def score(
         self, school_ids: list[int], x: np.ndarray, extras: list[dict[str, Any]]
     ) -> list[Prediction]:
-        """Each student's risk: raw rows (STANDARD_FEATURES, NaN missing) and their district
+        """Each student's risk: raw rows (RAW_FEATURES, NaN missing) and their district
         features."""
 
 
@@ -72,7 +72,7 @@ class SageMakerScorer:
         instances = [
             {
                 **{f: None if np.isnan(v) else v
-                   for f, v in zip(STANDARD_FEATURES, row.tolist(), strict=True)},
+                   for f, v in zip(RAW_FEATURES, row.tolist(), strict=True)},
                 "school_id": school,
                 "district_features": found,
             }

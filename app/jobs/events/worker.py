@@ -23,13 +23,14 @@ import numpy as np
 import psycopg
 
 from app.core.cache import Cache, scores_stamp
+from app.core.indicators import CutPoints
 from app.core.settings import Settings
 from app.jobs.events import metrics
 from app.jobs.events.drain import DrainingQueue
 from app.jobs.events.queue import Message, PostgresQueue, Queue, SqsQueue
 from app.jobs.events.rescoring import Scorer
 from app.model import history
-from app.model.features import STANDARD_FEATURES
+from app.model.features import INDICATORS_SELECT, STANDARD_FEATURES, raw_rows
 
 log = logging.getLogger("app.events.worker")
 
@@ -53,6 +54,7 @@ class Worker:
         connect: Callable[[], psycopg.Connection[Any]],
     ) -> None:
         self.settings = settings
+        self.cuts = CutPoints.from_settings(settings)
         self.queue = queue
         self.scorer = scorer
         self._connect = connect
@@ -176,11 +178,14 @@ class Worker:
 
     def _rescore_in_tx(self, students: list[int]) -> tuple[list[int], set[int]]:
         """The students alerted, and the schools whose scores changed."""
-        cols = ", ".join(STANDARD_FEATURES)
+        # The live features, and the indicators' figures of the same school year as of the
+        # last refresh of the views (refreshed nightly with the features).
+        cols = ", ".join(f"l.{c}" for c in STANDARD_FEATURES)
         rows = self.conn.execute(
-            f"SELECT student_id, school_id, {cols}, district_features"
-            " FROM refresh_live_features(%s)"
-            " WHERE is_active ORDER BY student_id",
+            f"SELECT l.student_id, l.school_id, {cols}, l.district_features, {INDICATORS_SELECT}"
+            " FROM refresh_live_features(%s) l LEFT JOIN student_indicators i"
+            " ON i.student_id = l.student_id AND i.school_year = l.school_year"
+            " WHERE l.is_active ORDER BY l.student_id",
             (students,),
         ).fetchall()
         generation = self.scorer.generation()
@@ -188,8 +193,8 @@ class Worker:
             return [], set()  # not in the feature view yet, inactive, or no model served yet
         ids = [int(r[0]) for r in rows]
         schools = [int(r[1]) for r in rows]
-        x = np.array([r[2:-1] for r in rows], dtype=np.float64)  # NULL: NaN (missing)
-        predictions = self.scorer.score(schools, x, [r[-1] for r in rows])
+        x = raw_rows(rows, 2, self.cuts)  # NULL: NaN (missing)
+        predictions = self.scorer.score(schools, x, [r[2 + len(STANDARD_FEATURES)] for r in rows])
         # Lock the scores being replaced (in order: no deadlock between workers), and read them.
         before = dict(
             self.conn.execute(
@@ -203,9 +208,13 @@ class Worker:
         # Later than the rest of its generation's rows, which only keeps the generation before
         # it longer (retired_generations dates a replacement by a row of the new generation).
         self.conn.execute(
+            # A student first scored here gets the 30-day baseline the nightly scoring writes
+            # (migration 0022); a row rescored keeps the nightly one.
             "INSERT INTO risk_scores (generation, student_id, school_id, risk, model_version,"
-            " scored_at) SELECT %s, *, clock_timestamp() FROM unnest(%s::bigint[],"
-            " %s::integer[], %s::real[], %s::text[])"
+            " scored_at, risk_30_days_ago) SELECT %s, n.*, clock_timestamp(),"
+            " coalesce(risk_30_days_before(n.student_id, (now() AT TIME ZONE 'UTC')::date),"
+            " n.risk) FROM unnest(%s::bigint[], %s::integer[], %s::real[], %s::text[])"
+            " AS n(student_id, school_id, risk, model_version)"
             " ON CONFLICT (generation, student_id) DO UPDATE SET risk = excluded.risk,"
             " model_version = excluded.model_version, scored_at = excluded.scored_at",
             (generation, ids, schools, risks, [p.version for p in predictions]),

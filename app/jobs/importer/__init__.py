@@ -114,7 +114,9 @@ def run_import(
             raise ImportLockedError("another import holds the lock; exiting")
         try:
             pepper = None if readmit_purged else settings.api_key_pepper
-            result = _import(conn, source, url, dry_run, progress, pepper)
+            result = _import(
+                conn, source, url, dry_run, progress, pepper, settings.import_skip_unchanged
+            )
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (IMPORT_LOCK_KEY,))
     result.seconds = time.perf_counter() - started
@@ -129,8 +131,10 @@ def _import(
     dry_run: bool,
     progress: bool,
     pepper: str | None,
+    skip_unchanged: bool = True,
 ) -> ImportResult:
-    """`pepper`: leave out the purged students' rows (None: readmit them)."""
+    """`pepper`: leave out the purged students' rows (None: readmit them); `skip_unchanged`:
+    see apply.upsert_sql."""
     started = time.perf_counter()
     phases: dict[str, float] = {}
     create_staging(conn)
@@ -173,7 +177,7 @@ def _import(
         counts = _rejected_only(conn)
     else:
         with conn.transaction():
-            counts = write(conn, provided, features)
+            counts = write(conn, provided, features, skip_unchanged)
             if not written:
                 raise psycopg.Rollback()  # a dry run: the same write, undone (and swallowed)
     rows = sum(c.staged for c in counts.values())

@@ -21,14 +21,14 @@ from psycopg import sql
 from app.core.text import NOT_UTF8_PROBLEM, NUL_PROBLEM
 from app.jobs.importer.layout import BY_NAME
 from app.jobs.importer.source import NOT_UTF8_MARK, NUL_MARK
-from app.model.features import FEATURE_NAME, STANDARD_FEATURES
-from app.model.inputs import PROTECTED_NAMES
+from app.model.features import FEATURE_NAME
+from app.model.inputs import PROTECTED_NAMES, RESERVED_NAMES
 
 STAGED_PREFIX = "feature__"  # a feature's column in imp_students (never a layout column)
 MAX_ALLOWED = 100  # categories of one feature
 MAX_CATEGORY = 64  # characters of one category
 RESERVED = frozenset(
-    {*STANDARD_FEATURES, "file", "row", *(c.name for c in BY_NAME["students"].columns)}
+    {*RESERVED_NAMES, "file", "row", *(c.name for c in BY_NAME["students"].columns)}
 )
 NUMBER = (
     "pg_input_is_valid({v}, 'numeric')"

@@ -1,6 +1,6 @@
 """Deletion of students' records (`python -m app purge-student`, and the nightly retention).
 
-In one transaction, as the purge login (ssp_purger, migration 0022: its policies admit every
+In one transaction, as the purge login (ssp_purger, migration 0023: its policies admit every
 school, its grants only the key columns and DELETE) or, in development, the tables' owner (for
 which FORCE ROW LEVEL SECURITY is lifted for this transaction only: the ALTER locks the tables
 until it ends, so no other session sees them unforced); every table the catalog walk finds
