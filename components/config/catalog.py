@@ -120,10 +120,12 @@ TIERS: dict[str, Tier] = {
             cpu_limit="1",
             memory_limit="1Gi",
             pool_size=15,
-            # A single server's 25 less 4 (one per pod): at 25 the API, the trainer and the
-            # archiver took all 40 connections the primary gives (50 - 10 reserved), leaving
-            # none for the event workers. Now (3 + 5) x 4 + 2 + 2 + 2 workers = 38.
-            pool_max_overflow=21,
+            # A single server's 25 less 9: at 25 the API, the trainer and the archive job
+            # took all 40 connections the primary gives (50 - 10 reserved), leaving none for
+            # the event workers and the on-demand lifecycle Jobs (one each). Now
+            # (3 + 4) x 4 + 2 trainer + 2 archiver + 2 workers + 3 on-demand Jobs = 37.
+            # max_connections stays the guide's 50: it is a static parameter (a reboot).
+            pool_max_overflow=16,
         ),
         node_groups=(
             _node("system", ("t3.medium",), 2, 3, 2),

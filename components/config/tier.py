@@ -122,7 +122,7 @@ class TrainingSize:
 
     db_connections: int = 2
     """Connections a batch job's pod may hold (a training shard: its lock and its work);
-    counted once per training shard by the capacity check."""
+    counted once per training shard, and once for the archive job, by the capacity check."""
     schools_per_shard: int = 250
     """Schools one shard of the nightly training trains (about 250,000 students: well under
     ``shard_memory``, benchmarks/training.py); the tier's expected schools over this is N."""

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.config.capacity import ON_DEMAND_JOB_CONNECTIONS
 from components.shared import k8s_manifests as m
 from components.shared.iam import ACCESS_REPORTS_PREFIX, OFFBOARDING_PREFIX
 
@@ -140,7 +141,7 @@ def on_demand_cron_job(
     container["args"] = list(job.args)
     env: list[k8s.core.v1.EnvVarArgsDict] = [
         {"name": "DB_POOL_MIN", "value": "1"},
-        {"name": "DB_POOL_MAX", "value": "1"},
+        {"name": "DB_POOL_MAX", "value": str(ON_DEMAND_JOB_CONNECTIONS)},
     ]
     env += [{"name": k, "value": v} for k, v in job.params.items()]
     container["env"] = env

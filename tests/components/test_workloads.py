@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from pulumi_policy import PolicyResource
 
 from components.config.capacity import connection_capacity
 from components.config.catalog import TIERS
@@ -32,6 +33,7 @@ from tests.shared import (
     StackRunner,
     tier_of,
 )
+from policies.rules.stack_capacity import pool_users
 from tools.harness import StackRun
 
 # -- pure functions ------------------------------------------------------------------------
@@ -195,6 +197,26 @@ def test_hpa_max_is_the_capacity_checks_max(stack_run: StackRunner, stack: str) 
     }
     assert targets == {"cpu": tier.api.cpu_target_percent, "memory": tier.api.memory_target_percent}
     assert hpa.get("spec.behavior.scaleDown.stabilizationWindowSeconds") == 300
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_catalogs_connection_budget_counts_every_pool_the_policy_counts(
+    stack_run: StackRunner, stack: str
+) -> None:
+    # The spec refuses a tier whose pools do not fit before anything deploys; it can only do
+    # so if it counts what the stack's workloads open: the API, the trainer, the archive job,
+    # the event workers and the suspended on-demand Jobs.
+    run = stack_run(stack)
+    resources = [
+        PolicyResource(r.type, dict(r.inputs), r.urn, r.name, None, None, None, [], {})
+        for r in run.resources
+    ]
+    users = {u.resource.name: u.demand for u in pool_users(resources)}
+    capacity = connection_capacity(TIERS[tier_of(run)])
+    assert sum(users.values()) == capacity.demand, users
+    lifecycle = ("workloads-purger", "workloads-offboarder", "workloads-access-report")
+    assert sum(users[name] for name in lifecycle) == capacity.on_demand
+    assert users["workloads-archiver"] == capacity.archiver
 
 
 def mounted_secrets(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
