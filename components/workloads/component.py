@@ -1,6 +1,6 @@
 """The ``Workloads`` component: the bootstrap Job, the API's Deployment and its companions,
-the CronJobs, the event worker (``worker.py``), identities, configuration
-(``configuration.py``), network policies and the training alarm."""
+the CronJobs (``training_job.py``, ``archive_job.py``, ``on_demand.py``), the event worker
+(``worker.py``), identities, configuration (``configuration.py``), network policies, alarm."""
 
 from __future__ import annotations
 
@@ -13,40 +13,24 @@ import pulumi_kubernetes as k8s
 from components.config.tier import ApiSize, NodeGroupSize, RetentionSize, TrainingSize
 from components.shared import k8s_manifests as m
 from components.shared.contract import REDIS_PORT, ClusterRef, SageMakerEndpoint, SubnetCidrs
+from components.workloads.archive_job import archive_cron_job
 from components.workloads.args import WorkloadsArgs
 from components.workloads.configuration import (
     app_secret,
     config_map,
     database_secrets,
-    offboard_secret,
-    retention_secret,
+    lifecycle_secrets,
 )
-from components.workloads.on_demand import (
-    ACCESS_REPORT,
-    OFFBOARDER,
-    PURGER,
-    lifecycle_jobs,
-    on_demand_cron_job,
-)
+from components.workloads.on_demand import on_demand_cron_jobs, on_demand_policies
 from components.workloads.pipeline import pipeline_alarm
 from components.workloads.role_policies import (
-    access_report_policy,
     api_policy,
     archiver_policy,
     irsa_role,
-    offboarder_policy,
-    purger_policy,
+    service_accounts,
     trainer_policy,
 )
-from components.workloads.settings import (
-    API,
-    ARCHIVER,
-    BOOTSTRAP,
-    RETENTION,
-    TRAINER,
-    WORKER,
-    retention_env,
-)
+from components.workloads.settings import API, ARCHIVER, BOOTSTRAP, TRAINER, WORKER
 from components.workloads.training_job import training_cron_job
 from components.workloads.worker import event_worker
 
@@ -79,13 +63,7 @@ class Workloads(pulumi.ComponentResource):
                     args.archive_bucket,
                     destroy_expired=args.retention.audit_archive_years is not None,
                 ),
-            },
-            {
-                PURGER: purger_policy(models),
-                OFFBOARDER: offboarder_policy(
-                    models, args.archive_bucket, args.drop_bucket, args.directory
-                ),
-                ACCESS_REPORT: access_report_policy(args.archive_bucket, args.drop_bucket),
+                **on_demand_policies(models, args.archive_bucket, args.drop_bucket, args.directory),
             },
             cluster=args.cluster,
             namespace=args.namespace,
@@ -105,16 +83,11 @@ class Workloads(pulumi.ComponentResource):
             directory=args.directory,
             database_via_proxy=args.database.via_proxy,
         )
-        secret = app_secret(
-            self, name, self._secret, redis_url=args.redis_url, protect=args.stack.protect
-        )
+        protect = args.stack.protect
+        secret = app_secret(self, name, self._secret, redis_url=args.redis_url, protect=protect)
         db_secrets = database_secrets(args.database, self._secret)
-        # The archive job deletes expired students as the purge login: its Secret only where
-        # the tier keeps student records for a set time.
-        if args.retention.student_years is not None:
-            db_secrets[RETENTION] = retention_secret(args.database, self._secret, ARCHIVER)
-        db_secrets[OFFBOARDER] = offboard_secret(
-            self, name, args.database, self._secret, OFFBOARDER, protect=args.stack.protect
+        db_secrets |= lifecycle_secrets(
+            self, name, args.database, self._secret, retention=args.retention, protect=protect
         )
         bootstrap = self._bootstrap(args.image, args.release, config, secret, db_secrets[BOOTSTRAP])
         self._api(
@@ -132,8 +105,8 @@ class Workloads(pulumi.ComponentResource):
             schedules=(args.training_schedule, args.archive_schedule),
             time_zone=args.time_zone,
             retention=args.retention,
+            buckets=(args.drop_bucket.name, args.archive_bucket.name),
         )
-        self._lifecycle_jobs(args, config, secret, db_secrets, bootstrap)
         event_worker(
             self,
             name,
@@ -197,15 +170,13 @@ class Workloads(pulumi.ComponentResource):
     def _identities(
         self,
         policies: Mapping[str, pulumi.Output[str]],
-        on_demand: Mapping[str, pulumi.Output[str]],
         *,
         cluster: ClusterRef,
         namespace: str,
         tags: dict[str, str],
     ) -> tuple[aws.iam.Role, aws.iam.Role]:
-        """IRSA roles of the API, the trainer and the archiver (``policies``) and of the
-        on-demand Jobs (``on_demand``), each holding its policy, and their service accounts;
-        returns the API's and the trainer's roles."""
+        """IRSA roles of the API, the trainer, the archiver and the on-demand Jobs, each holding
+        its policy, and their service accounts; returns the API's and the trainer's roles."""
         name = self._name
         roles = {
             component: irsa_role(
@@ -216,30 +187,12 @@ class Workloads(pulumi.ComponentResource):
                 cluster=cluster,
                 namespace=namespace,
                 tags=tags,
-                policy_was_under_role=component in policies,
+                policy_was_under_role=component in (API, TRAINER, ARCHIVER),
             )
-            for component, policy in {**policies, **on_demand}.items()
+            for component, policy in policies.items()
         }
-        self._service_accounts = {
-            component: k8s.core.v1.ServiceAccount(
-                f"{name}-{component}-sa",
-                metadata={
-                    "name": component,
-                    "namespace": self._ns,
-                    "labels": m.labels(component),
-                    "annotations": {"eks.amazonaws.com/role-arn": role.arn},
-                },
-                automount_service_account_token=False,
-                opts=self._k8s(self._namespace),
-            )
-            for component, role in roles.items()
-        }
-        # Migrations need no AWS access: the bootstrap Job's account has no IAM role.
-        self._service_accounts[BOOTSTRAP] = k8s.core.v1.ServiceAccount(
-            f"{name}-{BOOTSTRAP}-sa",
-            metadata={"name": BOOTSTRAP, "namespace": self._ns, "labels": m.labels(BOOTSTRAP)},
-            automount_service_account_token=False,
-            opts=self._k8s(self._namespace),
+        self._service_accounts = service_accounts(
+            name, roles, namespace=self._ns, opts=lambda: self._k8s(self._namespace)
         )
         return roles[API], roles[TRAINER]
 
@@ -410,9 +363,11 @@ class Workloads(pulumi.ComponentResource):
         schedules: tuple[str, str],
         time_zone: str,
         retention: RetentionSize,
+        buckets: tuple[pulumi.Input[str], pulumi.Input[str]],
     ) -> None:
         """The nightly pipeline (import, ``shards`` training shards rolling ``endpoint``) and
-        weekly archival CronJobs; ``schedules``: theirs, in ``time_zone``."""
+        weekly archival CronJobs (``schedules``: theirs, in ``time_zone``), and the suspended
+        CronJobs of the on-demand Jobs (``buckets``: the drop bucket's and archive's names)."""
         name = self._name
         # Jobs open few connections: the trainer's share of the budget, not an API pod's.
         job_env: list[k8s.core.v1.EnvVarArgsDict] = [
@@ -439,76 +394,34 @@ class Workloads(pulumi.ComponentResource):
             placement=self._placement("training"),
             opts=self._k8s(self._service_accounts[TRAINER], *depends),
         )
-        job_labels = m.labels(ARCHIVER)
-        container = m.app_container(
-            name=ARCHIVER,
+        archive_cron_job(
+            name,
             image=image,
-            args=["archive"],
-            resources=self._pod,
+            retention=retention,
+            schedule=schedules[1],
+            time_zone=time_zone,
+            namespace=self._ns,
             config_map=self._name_of(config),
-            serve=False,
-        )
-        secrets = [self._name_of(app_secret), secret_names[ARCHIVER]]
-        if RETENTION in secret_names:
-            secrets.append(secret_names[RETENTION])
-        archive_env = list(job_env)
-        archive_env += [{"name": e["name"], "value": e["value"]} for e in retention_env(retention)]
-        container["env"] = archive_env
-        k8s.batch.v1.CronJob(
-            f"{name}-{ARCHIVER}",
-            metadata={"name": ARCHIVER, "namespace": self._ns, "labels": job_labels},
-            spec=m.cron_job_spec(
-                schedule=schedules[1],
-                time_zone=time_zone,
-                pod_labels=job_labels,
-                pod=m.pod_spec(
-                    container=container,
-                    service_account=ARCHIVER,
-                    placement=self._placement("app"),
-                    restart_policy="Never",
-                    secret_volumes=[m.secret_volume(ARCHIVER, secrets)],
-                ),
-                deadline_seconds=m.ARCHIVE_DEADLINE_SECONDS,
-                backoff_limit=1,
-            ),
+            app_secret=self._name_of(app_secret),
+            database_secrets=secret_names,
+            env=job_env,
+            resources=self._pod,
+            placement=self._placement("app"),
             opts=self._k8s(self._service_accounts[ARCHIVER], *depends),
         )
-
-    def _lifecycle_jobs(
-        self,
-        args: WorkloadsArgs,
-        config: k8s.core.v1.ConfigMap,
-        app_secret: k8s.core.v1.Secret,
-        database_secrets: Mapping[str, k8s.core.v1.Secret],
-        bootstrap: k8s.batch.v1.Job,
-    ) -> None:
-        """The suspended CronJobs an operator starts: purge, offboarding, access report
-        (``on_demand.py``)."""
-        jobs = lifecycle_jobs(
+        on_demand_cron_jobs(
+            name,
+            image=image,
+            namespace=self._ns,
+            config_map=self._name_of(config),
             app_secret=self._name_of(app_secret),
-            purger_db=self._name_of(database_secrets[PURGER]),
-            archiver_db=self._name_of(database_secrets[ARCHIVER]),
-            offboard_db=self._name_of(database_secrets[OFFBOARDER]),
-            drop_bucket=args.drop_bucket.name,
-            archive_bucket=args.archive_bucket.name,
+            database_secrets=secret_names,
+            drop_bucket=buckets[0],
+            archive_bucket=buckets[1],
+            resources=self._pod,
+            placement=self._placement("app"),
+            opts=lambda job: self._k8s(self._service_accounts[job], *depends),
         )
-        for job in jobs:
-            on_demand_cron_job(
-                self._name,
-                job,
-                image=args.image,
-                namespace=self._ns,
-                config_map=self._name_of(config),
-                resources=self._pod,
-                placement=self._placement("app"),
-                opts=self._k8s(
-                    self._service_accounts[job.name],
-                    config,
-                    app_secret,
-                    *database_secrets.values(),
-                    bootstrap,
-                ),
-            )
 
     def _network_policies(self, subnets: SubnetCidrs, database_port: int, *, cache: bool) -> None:
         """Default deny; the load balancer's (public) subnets in to the API; the data stores

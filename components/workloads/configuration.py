@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config.tier import ApiSize, EventsSize, TrainingSize
+from components.config.tier import ApiSize, EventsSize, RetentionSize, TrainingSize
 from components.shared import k8s_manifests as m
 from components.shared.contract import (
     BucketRef,
@@ -23,8 +23,11 @@ from components.shared.contract import (
     DistrictDirectory,
     EventQueue,
 )
+from components.workloads.on_demand import OFFBOARDER
 from components.workloads.settings import (
+    ARCHIVER,
     BOOTSTRAP,
+    RETENTION,
     app_config_data,
     app_secret_data,
     bootstrap_secret_data,
@@ -198,3 +201,21 @@ def offboard_secret(
             )
         ),
     )
+
+
+def lifecycle_secrets(
+    owner: pulumi.Resource,
+    name: str,
+    db: DatabaseConnection,
+    secret: SecretMaker,
+    *,
+    retention: RetentionSize,
+    protect: bool,
+) -> dict[str, k8s.core.v1.Secret]:
+    """The offboarding Job's Secret (the master); the archive job's second one (the purge
+    login, which deletes expired students) only where the tier keeps student records for a
+    set time."""
+    secrets = {OFFBOARDER: offboard_secret(owner, name, db, secret, OFFBOARDER, protect=protect)}
+    if retention.student_years is not None:
+        secrets[RETENTION] = retention_secret(db, secret, ARCHIVER)
+    return secrets

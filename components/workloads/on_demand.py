@@ -28,7 +28,7 @@ empty and the command refuses to run (exit 2, nothing done).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -36,7 +36,14 @@ import pulumi_kubernetes as k8s
 
 from components.config.capacity import ON_DEMAND_JOB_CONNECTIONS
 from components.shared import k8s_manifests as m
-from components.shared.iam import ACCESS_REPORTS_PREFIX, OFFBOARDING_PREFIX
+from components.shared.contract import BucketRef, DistrictDirectory
+from components.shared.lifecycle_iam import ACCESS_REPORTS_PREFIX, OFFBOARDING_PREFIX
+from components.workloads.role_policies import (
+    access_report_policy,
+    offboarder_policy,
+    purger_policy,
+)
+from components.workloads.settings import ARCHIVER
 
 PURGER = "purger"  # also its database login's workload name (app/core/logins.py)
 OFFBOARDER = "offboarder"
@@ -46,6 +53,17 @@ ON_DEMAND = (PURGER, OFFBOARDER, ACCESS_REPORT)
 # run with empty parameters, which every command refuses.
 NEVER = "0 0 1 1 *"
 ON_DEMAND_DEADLINE_SECONDS = 3600
+
+
+def on_demand_policies(
+    models: BucketRef, archive: BucketRef, drop: BucketRef, directory: DistrictDirectory | None
+) -> dict[str, pulumi.Output[str]]:
+    """The policy of each Job's IRSA role, by the Job's name."""
+    return {
+        PURGER: purger_policy(models),
+        OFFBOARDER: offboarder_policy(models, archive, drop, directory),
+        ACCESS_REPORT: access_report_policy(archive, drop),
+    }
 
 
 @dataclass(frozen=True)
@@ -62,14 +80,14 @@ class OnDemandJob:
 def lifecycle_jobs(
     *,
     app_secret: pulumi.Input[str],
-    purger_db: pulumi.Input[str],
-    archiver_db: pulumi.Input[str],
-    offboard_db: pulumi.Input[str],
+    database_secrets: Mapping[str, pulumi.Input[str]],
     drop_bucket: pulumi.Input[str],
     archive_bucket: pulumi.Input[str],
 ) -> list[OnDemandJob]:
     """The three Jobs, their Secrets by name (the app's pepper and Redis URL, and one
-    database Secret each)."""
+    database Secret each: the purge login's, the master's, the archiver's)."""
+    purger_db, offboard_db = database_secrets[PURGER], database_secrets[OFFBOARDER]
+    archiver_db = database_secrets[ARCHIVER]
     drop = pulumi.Output.concat("s3://", drop_bucket)
     archive = pulumi.Output.concat("s3://", archive_bucket)
     return [
@@ -166,3 +184,39 @@ def on_demand_cron_job(
         spec=spec,
         opts=opts,
     )
+
+
+def on_demand_cron_jobs(
+    name: str,
+    *,
+    image: pulumi.Input[str],
+    namespace: pulumi.Input[str],
+    config_map: pulumi.Input[str],
+    app_secret: pulumi.Input[str],
+    database_secrets: Mapping[str, pulumi.Input[str]],
+    drop_bucket: pulumi.Input[str],
+    archive_bucket: pulumi.Input[str],
+    resources: m.Resources,
+    placement: m.Placement,
+    opts: Callable[[str], pulumi.ResourceOptions],
+) -> list[k8s.batch.v1.CronJob]:
+    """The suspended CronJobs of the three Jobs; ``opts(job name)``: each one's options."""
+    jobs = lifecycle_jobs(
+        app_secret=app_secret,
+        database_secrets=database_secrets,
+        drop_bucket=drop_bucket,
+        archive_bucket=archive_bucket,
+    )
+    return [
+        on_demand_cron_job(
+            name,
+            job,
+            image=image,
+            namespace=namespace,
+            config_map=config_map,
+            resources=resources,
+            placement=placement,
+            opts=opts(job.name),
+        )
+        for job in jobs
+    ]

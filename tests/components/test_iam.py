@@ -1,5 +1,6 @@
-"""The IAM policy documents of components/shared/iam.py: service and IRSA trust policies, the
-workloads' role policies."""
+"""The IAM policy documents of components/shared/iam.py (service and IRSA trust policies, the
+workloads' role policies) and components/shared/lifecycle_iam.py (the archive job's and the
+on-demand lifecycle Jobs' role policies)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import json
 from typing import Any
 
 from components.shared.iam import (
-    access_report_role_policy,
     api_role_policy,
-    archiver_role_policy,
     irsa_trust_policy,
-    offboarder_role_policy,
-    purger_role_policy,
     service_trust_policy,
     trainer_role_policy,
+)
+from components.shared.lifecycle_iam import (
+    access_report_role_policy,
+    archiver_role_policy,
+    offboarder_role_policy,
+    purger_role_policy,
 )
 
 DELETES = ("s3:DeleteObject", "s3:DeleteObjectVersion")

@@ -19,6 +19,7 @@ from components.workloads.settings import (
     database_secret_data,
     postgres_url,
 )
+from policies.rules.stack_capacity import pool_users
 from tests.shared import (
     CONFIG_MAP,
     CRON_JOB,
@@ -33,7 +34,6 @@ from tests.shared import (
     StackRunner,
     tier_of,
 )
-from policies.rules.stack_capacity import pool_users
 from tools.harness import StackRun
 
 # -- pure functions ------------------------------------------------------------------------
