@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from components.config import capacity
 from components.config.capacity import (
     DB_INSTANCE_MEMORY_MIB,
     RESERVED_DB_CONNECTIONS,
@@ -120,6 +121,15 @@ def test_capacity_without_proxy_reserves_superuser_connections() -> None:
     # The API at its maximum, the trainer, the archive job, two event workers of one
     # connection each and the three on-demand Jobs of one each.
     assert capacity.demand == (3 + 4) * 4 + 2 + 2 + 2 + 3
+
+
+def test_each_on_demand_job_counts_with_every_connection_it_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert connection_capacity(TIERS["tier1"]).on_demand == 3
+    # Were each of the three Jobs to hold two connections, the budget would count six.
+    monkeypatch.setattr(capacity, "ON_DEMAND_JOB_CONNECTIONS", 2)
+    assert connection_capacity(TIERS["tier1"]).on_demand == 6
 
 
 def test_capacity_through_the_proxy_uses_its_share() -> None:
