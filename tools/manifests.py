@@ -18,6 +18,7 @@ BOOTSTRAP = ("kubernetes:batch/v1:Job", "workloads-bootstrap")
 API = ("kubernetes:apps/v1:Deployment", "workloads-api")
 WORKER = ("kubernetes:apps/v1:Deployment", "workloads-worker")
 TRAINER, ARCHIVER = (CRON_JOB, "workloads-trainer"), (CRON_JOB, "workloads-archiver")
+PURGER = (CRON_JOB, "workloads-purger")  # a suspended CronJob: an operator's on-demand Job
 SAGEMAKER_MODEL = "aws:sagemaker/model:Model"
 SECRET_FILES = "(secret files)"
 """Not a variable name: the key under which ``container_env`` lists the settings the container

@@ -36,14 +36,25 @@ def access_report_command(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_DATA
         student = int(args.student)
     accesses += archived_accesses(backend_for(settings.archive_store_url), student, keys)
-    sys.stdout.write(report(accesses, args.format))
+    text = report(accesses, args.format)
+    if args.output:
+        # The Job's way out: a file for the district, not its log (which would keep it).
+        name = f"access-report-{student}.{args.format}"
+        backend_for(args.output).write(name, text.encode())
+        print(json.dumps({"student": student, "accesses": len(accesses), "written": name}))
+    else:
+        sys.stdout.write(text)
     return EXIT_OK
 
 
 def purge_student_command(args: argparse.Namespace, settings: Settings) -> int:
-    """As the master (the purge Job's DATABASE_URL): see app/jobs/lifecycle/purge.py."""
+    """As the purge login (PURGE_DATABASE_URL, else DATABASE_URL, the purge Job's):
+    app/jobs/lifecycle/purge.py."""
     from app.jobs.lifecycle.purge import PurgeError, purge_on_request
 
+    if not args.student.strip():
+        print("purge-student: --student must name the student", file=sys.stderr)
+        return EXIT_USAGE
     if not args.requested_by.strip():
         print("purge-student: --requested-by must name who asked", file=sys.stderr)
         return EXIT_USAGE
@@ -64,6 +75,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     report.add_argument("--student", required=True, help="the student's id or sourced id")
     report.add_argument("--format", choices=("csv", "json"), default="csv")
+    report.add_argument(
+        "--output", help="a directory or s3://bucket/prefix to write the report to (else stdout)"
+    )
     purge = sub.add_parser(
         "purge-student", help="delete a student's records on request (with a tombstone)"
     )
@@ -83,11 +97,20 @@ def offboard_district_command(args: argparse.Namespace, settings: Settings) -> i
     directory = None
     if settings.district_directory_table:
         directory = Directory(settings.district_directory_table, settings.home_region)
+    # Empty values are "none": the cluster's Job template passes every option, from env.
+    drop_prefix = args.drop_prefix or None
+    model_stores = tuple(url for url in args.model_store or () if url)
+    for url in (drop_prefix, *model_stores):
+        if url and url.startswith("s3://") and not url[5:].partition("/")[2].strip("/"):
+            # Checked before any step: a whole bucket is never the district's own.
+            print(f"offboard-district: {url}: name the district's prefix, not a whole bucket",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
     job = Offboarding(
         district=args.district,
         export_to=args.export_to,
-        drop_prefix=args.drop_prefix,
-        model_stores=tuple(args.model_store or ()),
+        drop_prefix=drop_prefix,
+        model_stores=model_stores,
         audit_policy=settings.offboard_audit_policy,
         directory=directory,
     )

@@ -1,8 +1,9 @@
 """The database login of each workload: the one list, read by the app (which login each
 command connects as, which password `migrate` sets on which) and by the infrastructure program
 (one Secret and one DATABASE_URL per workload). The migrations create exactly these roles
-(0007: api, trainer, archiver; 0009: importer; 0011: worker), each least-privileged and owning
-nothing; only the bootstrap Job (`migrate`, `generate`, `create-key`) holds the master login.
+(0007: api, trainer, archiver; 0009: importer; 0011: worker; 0023: purger), each
+least-privileged and owning nothing; only the bootstrap Job (`migrate`, `generate`,
+`create-key`) and the offboarding Job (`offboard-district`) hold the master login.
 
 Standard library only, and nothing from the rest of the app, so that the infrastructure program
 can import it without the app's dependencies."""
@@ -20,6 +21,7 @@ WORKLOAD_LOGINS: Final[Mapping[str, str]] = {
     "archiver": "ssp_archiver",
     "importer": "ssp_importer",
     "worker": "ssp_worker",
+    "purger": "ssp_purger",
 }
 
 API_LOGIN: Final = WORKLOAD_LOGINS["api"]  # the API's pools
@@ -27,6 +29,7 @@ TRAINER_LOGIN: Final = WORKLOAD_LOGINS["trainer"]  # train, rollback, refresh-fe
 ARCHIVER_LOGIN: Final = WORKLOAD_LOGINS["archiver"]  # archive
 IMPORTER_LOGIN: Final = WORKLOAD_LOGINS["importer"]  # import
 WORKER_LOGIN: Final = WORKLOAD_LOGINS["worker"]  # worker
+PURGER_LOGIN: Final = WORKLOAD_LOGINS["purger"]  # purge-student, the archive job's retention
 
 
 def password_setting(workload: str) -> str:

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     db_archiver_password: SecretStr | None = None
     db_importer_password: SecretStr | None = None
     db_worker_password: SecretStr | None = None
+    db_purger_password: SecretStr | None = None
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     db_pool_timeout: float = Field(default=2.0, gt=0)
@@ -198,9 +199,10 @@ class Settings(BaseSettings):
     # Archived audit months are destroyed this many years after they ended (their S3 Object
     # Lock must have ended by then: the catalog's audit_lock.days).
     audit_archive_retention_years: int | None = Field(default=None, ge=1, le=100)
-    # The master's URL, for the steps that delete student records (retention; purge-student
-    # and offboard-district use DATABASE_URL, which is the master's in their Job). Only the
-    # archive Job with STUDENT_RETENTION_YEARS set holds it.
+    # The purge login's URL (ssp_purger, migration 0023), for the steps that delete student
+    # records: the archive job's retention, and `purge-student` (which falls back to
+    # DATABASE_URL, the purger's own in its Job). `offboard-district` deletes whole districts
+    # as the master (DATABASE_URL in its Job).
     purge_database_url: SecretStr | None = None
     # `offboard-district`: what becomes of the district's audit rows (keep: the record of
     # accesses stays with the operator, as the agreement may require; destroy: with the rest),

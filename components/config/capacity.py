@@ -63,6 +63,12 @@ CACHE_NODE_TYPES = frozenset(
 # the application may open together.
 RESERVED_DB_CONNECTIONS = 10
 
+# The suspended CronJobs of a student's data lifecycle that an operator starts (purge,
+# offboarding, access report: components/workloads/on_demand.py). Each command holds one
+# connection at a time; the budget counts one of each running at once (docs/operate.md).
+ON_DEMAND_JOBS = 3
+ON_DEMAND_JOB_CONNECTIONS = 1
+
 
 def _floor_pow2(value: float) -> int:
     return 1 << max(0, math.floor(math.log2(value))) if value >= 1 else 1
@@ -131,14 +137,17 @@ def pod_pool(api: ApiSize) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class ConnectionCapacity:
-    """The connection budget: (pool + overflow) x servers, with the trainer and the
-    workers, must fit in max_connections (less the reserve, or the proxy's share)."""
+    """The connection budget: (pool + overflow) x servers, with the trainer, the archive job,
+    the workers and the on-demand Jobs, must fit in max_connections (less the reserve, or the
+    proxy's share)."""
 
     pool_per_pod: int
     overflow_per_pod: int
     max_pods: int
     trainer: int
+    archiver: int
     workers: int
+    on_demand: int
     max_connections: int
     reserved: int
     via_proxy: bool
@@ -147,12 +156,15 @@ class ConnectionCapacity:
 
     @property
     def demand(self) -> int:
-        """Connections the API (at its HPA maximum), the trainer and the event workers (at
-        their maximum) may open to the primary."""
+        """Connections the API (at its HPA maximum), the trainer, the archive job, the event
+        workers (at their maximum) and the on-demand Jobs may open to the primary: every
+        workload the policy pack's connection-capacity rule counts."""
         return (
             (self.pool_per_pod + self.overflow_per_pod) * self.max_pods
             + self.trainer
+            + self.archiver
             + self.workers
+            + self.on_demand
         )
 
     @property
@@ -183,8 +195,9 @@ class ConnectionCapacity:
                 else f"max_connections {self.max_connections} - {self.reserved} reserved"
             )
             found.append(
-                f"connection capacity: {pool} + {self.trainer} trainer + {self.workers} "
-                f"workers = {self.demand} > "
+                f"connection capacity: {pool} + {self.trainer} trainer + {self.archiver} "
+                f"archiver + {self.workers} workers + {self.on_demand} on-demand Jobs = "
+                f"{self.demand} > "
                 f"{where} = {self.budget}; lower api.pool_size/api.pool_max_overflow or "
                 "api.max_replicas, or raise db.max_connections"
             )
@@ -214,7 +227,10 @@ def connection_capacity(tier: Tier) -> ConnectionCapacity:
         overflow_per_pod=overflow,
         max_pods=tier.api.max_replicas,
         trainer=tier.training.db_connections * tier.training.shards(tier.expected_schools),
+        # The archive job shares the trainer's per-pod budget (TrainingSize).
+        archiver=tier.training.db_connections,
         workers=tier.events.max_workers * tier.events.worker_db_connections,
+        on_demand=ON_DEMAND_JOBS * ON_DEMAND_JOB_CONNECTIONS,
         max_connections=tier.db.max_connections,
         reserved=RESERVED_DB_CONNECTIONS,
         via_proxy=tier.db.proxy,

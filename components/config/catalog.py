@@ -21,9 +21,16 @@ from components.config.tier import (
     MonitoringSize,
     NetworkSize,
     NodeGroupSize,
+    RetentionSize,
     Tier,
     TrainingSize,
 )
+
+# Every district tier: inactive students' records 3 years after their last activity; archived
+# audit months 7 years after they ended (longer than the student records they name, and than
+# the archive's Object Lock). The defaults of the data-privacy agreement; a district's own
+# agreement may ask for other periods. The dev tier keeps everything (synthetic data).
+RETENTION = RetentionSize(student_years=3, audit_archive_years=7)
 
 
 def _node(
@@ -90,6 +97,7 @@ TIERS: dict[str, Tier] = {
         expected_schools=5,
         deletion_protection=True,
         log_retention_days=30,
+        retention=RETENTION,
         network=NetworkSize(az_count=2, nat_mode="single"),
         db=DatabaseSize(
             # 4 GiB: the tier-1 server's 512MB shared_buffers / 2GB effective_cache_size are
@@ -112,10 +120,12 @@ TIERS: dict[str, Tier] = {
             cpu_limit="1",
             memory_limit="1Gi",
             pool_size=15,
-            # A single server's 25 less 4 (one per pod): at 25 the API, the trainer and the
-            # archiver took all 40 connections the primary gives (50 - 10 reserved), leaving
-            # none for the event workers. Now (3 + 5) x 4 + 2 + 2 + 2 workers = 38.
-            pool_max_overflow=21,
+            # A single server's 25 less 9: at 25 the API, the trainer and the archive job
+            # took all 40 connections the primary gives (50 - 10 reserved), leaving none for
+            # the event workers and the on-demand lifecycle Jobs (one each). Now
+            # (3 + 4) x 4 + 2 trainer + 2 archiver + 2 workers + 3 on-demand Jobs = 37.
+            # max_connections stays the guide's 50: it is a static parameter (a reboot).
+            pool_max_overflow=16,
         ),
         node_groups=(
             _node("system", ("t3.medium",), 2, 3, 2),
@@ -130,6 +140,7 @@ TIERS: dict[str, Tier] = {
         expected_schools=25,
         deletion_protection=True,
         log_retention_days=90,
+        retention=RETENTION,
         network=NetworkSize(az_count=3, nat_mode="per_az", interface_endpoints=CORE_ENDPOINTS),
         db=DatabaseSize(
             instance_class="db.m6g.xlarge",  # 16 GiB: 2GB / 8GB shared_buffers / cache size
@@ -167,6 +178,7 @@ TIERS: dict[str, Tier] = {
         expected_schools=200,
         deletion_protection=True,
         log_retention_days=365,
+        retention=RETENTION,
         # Large districts' agreements ask for an audit trail nobody can rewrite: compliance.
         audit_lock=AuditLockSize("COMPLIANCE", 365),
         network=NetworkSize(
@@ -228,6 +240,7 @@ TIERS: dict[str, Tier] = {
         expected_schools=10_000,
         deletion_protection=True,
         log_retention_days=365,
+        retention=RETENTION,
         # Large districts' agreements ask for an audit trail nobody can rewrite: compliance.
         audit_lock=AuditLockSize("COMPLIANCE", 365),
         network=NetworkSize(

@@ -122,7 +122,7 @@ class TrainingSize:
 
     db_connections: int = 2
     """Connections a batch job's pod may hold (a training shard: its lock and its work);
-    counted once per training shard by the capacity check."""
+    counted once per training shard, and once for the archive job, by the capacity check."""
     schools_per_shard: int = 250
     """Schools one shard of the nightly training trains (about 250,000 students: well under
     ``shard_memory``, benchmarks/training.py); the tier's expected schools over this is N."""
@@ -162,6 +162,21 @@ class AuditLockSize:
     mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
     days: int = 365
     """Longer than the audit log's live retention (AUDIT_RETENTION_DAYS, 90 by default)."""
+
+
+@dataclass(frozen=True)
+class RetentionSize:
+    """How long student records and the archived audit trail are kept (the archive job applies
+    both: app/jobs/lifecycle/retention.py); None: until a district asks for their deletion.
+    Districts' data-privacy agreements set these; the 2025 COPPA amendments forbid keeping
+    children's data indefinitely. The archive's IRSA role may delete archived months only
+    where ``audit_archive_years`` is set."""
+
+    student_years: int | None = None
+    """Years after a student's last enrolment or recorded activity (inactive students only)."""
+    audit_archive_years: int | None = None
+    """Years after an archived audit month ended; longer than its Object Lock
+    (``AuditLockSize.days``), which S3 enforces whatever the role may do."""
 
 
 @dataclass(frozen=True)
@@ -308,6 +323,7 @@ class Tier:
     edge: EdgeSize = EdgeSize()
     waf: WafSize = WafSize()
     audit_lock: AuditLockSize = AuditLockSize()
+    retention: RetentionSize = RetentionSize()
     inference: InferenceSize = InferenceSize()
     monitoring: MonitoringSize = MonitoringSize()
     events: EventsSize = EventsSize()

@@ -11,6 +11,13 @@ import pulumi_aws as aws
 
 # The prefix of the drop bucket the district's system writes its nightly exports under.
 DROP_PREFIX = "exports"
+# The model store's and the audit archive's prefixes in their buckets (MODEL_STORE_URL,
+# ARCHIVE_STORE_URL); the archived audit months are under audit_log/ of the archive
+# (app/jobs/archive.py), the model store's pointer is current.json (app/model/artifacts.py).
+MODELS_PREFIX = "models"
+ARCHIVE_PREFIX = "audit"
+AUDIT_MONTHS_PREFIX = f"{ARCHIVE_PREFIX}/audit_log"
+MODEL_POINTER = f"{MODELS_PREFIX}/current.json"
 
 
 def service_trust_policy(service: str, *, tag_session: bool = False) -> str:
@@ -241,35 +248,6 @@ def trainer_role_policy(
                     "Resource": drop_key_arn,
                 },
                 *rollout,
-            ],
-        }
-    )
-
-
-def archiver_role_policy(archive_bucket_arn: str, archive_key_arn: str) -> str:
-    """The archive job writes (and verifies) audit-log exports; nothing else."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ListArchives",
-                    "Effect": "Allow",
-                    "Action": "s3:ListBucket",
-                    "Resource": archive_bucket_arn,
-                },
-                {
-                    "Sid": "WriteArchives",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObject", "s3:GetObject"],
-                    "Resource": f"{archive_bucket_arn}/*",
-                },
-                {
-                    "Sid": "UseBucketKey",
-                    "Effect": "Allow",
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                    "Resource": archive_key_arn,
-                },
             ],
         }
     )

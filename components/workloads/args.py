@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
-from components.config.tier import ApiSize, EventsSize, NodeGroupSize, TrainingSize
+from components.config.tier import (
+    ApiSize,
+    EventsSize,
+    NodeGroupSize,
+    RetentionSize,
+    TrainingSize,
+)
 from components.shared.contract import (
     BucketRef,
     ClusterRef,
@@ -69,5 +75,8 @@ class WorkloadsArgs:
     training_shards: int = 1
     """N of the nightly training's Indexed Job (``TrainingSize.shards`` of the tier's expected
     schools)."""
+    retention: RetentionSize = field(default_factory=RetentionSize)
+    """How long student records and archived audit months are kept (the archive job applies
+    it: the purge login's Secret and the archive's delete rights only where it is set)."""
     time_zone: str = "America/New_York"
     """IANA zone the schedules are in (school-district local time)."""

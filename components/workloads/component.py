@@ -1,6 +1,6 @@
 """The ``Workloads`` component: the bootstrap Job, the API's Deployment and its companions,
-the CronJobs, the event worker (``worker.py``), identities, configuration
-(``configuration.py``), network policies and the training alarm."""
+the CronJobs (``training_job.py``, ``archive_job.py``, ``on_demand.py``), the event worker
+(``worker.py``), identities, configuration (``configuration.py``), network policies, alarm."""
 
 from __future__ import annotations
 
@@ -10,16 +10,24 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.config.tier import ApiSize, NodeGroupSize, TrainingSize
+from components.config.tier import ApiSize, NodeGroupSize, RetentionSize, TrainingSize
 from components.shared import k8s_manifests as m
 from components.shared.contract import REDIS_PORT, ClusterRef, SageMakerEndpoint, SubnetCidrs
+from components.workloads.archive_job import archive_cron_job
 from components.workloads.args import WorkloadsArgs
-from components.workloads.configuration import app_secret, config_map, database_secrets
+from components.workloads.configuration import (
+    app_secret,
+    config_map,
+    database_secrets,
+    lifecycle_secrets,
+)
+from components.workloads.on_demand import on_demand_cron_jobs, on_demand_policies
 from components.workloads.pipeline import pipeline_alarm
 from components.workloads.role_policies import (
     api_policy,
     archiver_policy,
     irsa_role,
+    service_accounts,
     trainer_policy,
 )
 from components.workloads.settings import API, ARCHIVER, BOOTSTRAP, TRAINER, WORKER
@@ -51,7 +59,11 @@ class Workloads(pulumi.ComponentResource):
             {
                 API: api_policy(models, endpoint, queue, args.directory),
                 TRAINER: trainer_policy(models, args.drop_bucket, endpoint, args.stack.region),
-                ARCHIVER: archiver_policy(args.archive_bucket),
+                ARCHIVER: archiver_policy(
+                    args.archive_bucket,
+                    destroy_expired=args.retention.audit_archive_years is not None,
+                ),
+                **on_demand_policies(models, args.archive_bucket, args.drop_bucket, args.directory),
             },
             cluster=args.cluster,
             namespace=args.namespace,
@@ -71,10 +83,12 @@ class Workloads(pulumi.ComponentResource):
             directory=args.directory,
             database_via_proxy=args.database.via_proxy,
         )
-        secret = app_secret(
-            self, name, self._secret, redis_url=args.redis_url, protect=args.stack.protect
-        )
+        protect = args.stack.protect
+        secret = app_secret(self, name, self._secret, redis_url=args.redis_url, protect=protect)
         db_secrets = database_secrets(args.database, self._secret)
+        db_secrets |= lifecycle_secrets(
+            self, name, args.database, self._secret, retention=args.retention, protect=protect
+        )
         bootstrap = self._bootstrap(args.image, args.release, config, secret, db_secrets[BOOTSTRAP])
         self._api(
             args.image, api, args.target_group_arn, config, secret, db_secrets[API], bootstrap
@@ -90,6 +104,8 @@ class Workloads(pulumi.ComponentResource):
             endpoint=endpoint,
             schedules=(args.training_schedule, args.archive_schedule),
             time_zone=args.time_zone,
+            retention=args.retention,
+            buckets=(args.drop_bucket.name, args.archive_bucket.name),
         )
         event_worker(
             self,
@@ -159,8 +175,8 @@ class Workloads(pulumi.ComponentResource):
         namespace: str,
         tags: dict[str, str],
     ) -> tuple[aws.iam.Role, aws.iam.Role]:
-        """IRSA roles of the API, the trainer and the archiver, each holding its policy, and
-        their service accounts; returns the API's and the trainer's roles."""
+        """IRSA roles of the API, the trainer, the archiver and the on-demand Jobs, each holding
+        its policy, and their service accounts; returns the API's and the trainer's roles."""
         name = self._name
         roles = {
             component: irsa_role(
@@ -171,30 +187,12 @@ class Workloads(pulumi.ComponentResource):
                 cluster=cluster,
                 namespace=namespace,
                 tags=tags,
-                policy_was_under_role=True,
+                policy_was_under_role=component in (API, TRAINER, ARCHIVER),
             )
             for component, policy in policies.items()
         }
-        self._service_accounts = {
-            component: k8s.core.v1.ServiceAccount(
-                f"{name}-{component}-sa",
-                metadata={
-                    "name": component,
-                    "namespace": self._ns,
-                    "labels": m.labels(component),
-                    "annotations": {"eks.amazonaws.com/role-arn": role.arn},
-                },
-                automount_service_account_token=False,
-                opts=self._k8s(self._namespace),
-            )
-            for component, role in roles.items()
-        }
-        # Migrations need no AWS access: the bootstrap Job's account has no IAM role.
-        self._service_accounts[BOOTSTRAP] = k8s.core.v1.ServiceAccount(
-            f"{name}-{BOOTSTRAP}-sa",
-            metadata={"name": BOOTSTRAP, "namespace": self._ns, "labels": m.labels(BOOTSTRAP)},
-            automount_service_account_token=False,
-            opts=self._k8s(self._namespace),
+        self._service_accounts = service_accounts(
+            name, roles, namespace=self._ns, opts=lambda: self._k8s(self._namespace)
         )
         return roles[API], roles[TRAINER]
 
@@ -364,9 +362,12 @@ class Workloads(pulumi.ComponentResource):
         endpoint: SageMakerEndpoint | None,
         schedules: tuple[str, str],
         time_zone: str,
+        retention: RetentionSize,
+        buckets: tuple[pulumi.Input[str], pulumi.Input[str]],
     ) -> None:
         """The nightly pipeline (import, ``shards`` training shards rolling ``endpoint``) and
-        weekly archival CronJobs; ``schedules``: theirs, in ``time_zone``."""
+        weekly archival CronJobs (``schedules``: theirs, in ``time_zone``), and the suspended
+        CronJobs of the on-demand Jobs (``buckets``: the drop bucket's and archive's names)."""
         name = self._name
         # Jobs open few connections: the trainer's share of the budget, not an API pod's.
         job_env: list[k8s.core.v1.EnvVarArgsDict] = [
@@ -393,35 +394,33 @@ class Workloads(pulumi.ComponentResource):
             placement=self._placement("training"),
             opts=self._k8s(self._service_accounts[TRAINER], *depends),
         )
-        job_labels = m.labels(ARCHIVER)
-        container = m.app_container(
-            name=ARCHIVER,
+        archive_cron_job(
+            name,
             image=image,
-            args=["archive"],
-            resources=self._pod,
+            retention=retention,
+            schedule=schedules[1],
+            time_zone=time_zone,
+            namespace=self._ns,
             config_map=self._name_of(config),
-            serve=False,
-        )
-        secrets = [self._name_of(app_secret), secret_names[ARCHIVER]]
-        container["env"] = job_env
-        k8s.batch.v1.CronJob(
-            f"{name}-{ARCHIVER}",
-            metadata={"name": ARCHIVER, "namespace": self._ns, "labels": job_labels},
-            spec=m.cron_job_spec(
-                schedule=schedules[1],
-                time_zone=time_zone,
-                pod_labels=job_labels,
-                pod=m.pod_spec(
-                    container=container,
-                    service_account=ARCHIVER,
-                    placement=self._placement("app"),
-                    restart_policy="Never",
-                    secret_volumes=[m.secret_volume(ARCHIVER, secrets)],
-                ),
-                deadline_seconds=m.ARCHIVE_DEADLINE_SECONDS,
-                backoff_limit=1,
-            ),
+            app_secret=self._name_of(app_secret),
+            database_secrets=secret_names,
+            env=job_env,
+            resources=self._pod,
+            placement=self._placement("app"),
             opts=self._k8s(self._service_accounts[ARCHIVER], *depends),
+        )
+        on_demand_cron_jobs(
+            name,
+            image=image,
+            namespace=self._ns,
+            config_map=self._name_of(config),
+            app_secret=self._name_of(app_secret),
+            database_secrets=secret_names,
+            drop_bucket=buckets[0],
+            archive_bucket=buckets[1],
+            resources=self._pod,
+            placement=self._placement("app"),
+            opts=lambda job: self._k8s(self._service_accounts[job], *depends),
         )
 
     def _network_policies(self, subnets: SubnetCidrs, database_port: int, *, cache: bool) -> None:

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config.tier import ApiSize, EventsSize, TrainingSize
+from components.config.tier import ApiSize, EventsSize, RetentionSize, TrainingSize
 from components.shared import k8s_manifests as m
 from components.shared.contract import (
     BucketRef,
@@ -23,12 +23,18 @@ from components.shared.contract import (
     DistrictDirectory,
     EventQueue,
 )
+from components.workloads.on_demand import OFFBOARDER
 from components.workloads.settings import (
+    ARCHIVER,
     BOOTSTRAP,
+    RETENTION,
     app_config_data,
     app_secret_data,
     bootstrap_secret_data,
     database_secret_data,
+    offboard_secret_data,
+    postgres_url,
+    retention_secret_data,
 )
 
 # Makes a Secret of the app's namespace: (resource role, component label, string data).
@@ -143,4 +149,73 @@ def database_secrets(db: DatabaseConnection, secret: SecretMaker) -> dict[str, k
             )
         ),
     )
+    return secrets
+
+
+def retention_secret(
+    db: DatabaseConnection, secret: SecretMaker, archiver: str
+) -> k8s.core.v1.Secret:
+    """The archive job's PURGE_DATABASE_URL: the purge login on the writer (``archiver``: the
+    component label of the job that reads it)."""
+    login = db.logins["purger"]
+    return secret(
+        "retention-db",
+        archiver,
+        pulumi.Output.all(login.password, db.writer_endpoint).apply(
+            lambda v: retention_secret_data(
+                purger_url=postgres_url(login.username, v[0], v[1], db.port, db.database_name)
+            )
+        ),
+    )
+
+
+def offboard_secret(
+    owner: pulumi.Resource,
+    name: str,
+    db: DatabaseConnection,
+    secret: SecretMaker,
+    offboarder: str,
+    *,
+    protect: bool,
+) -> k8s.core.v1.Secret:
+    """The offboarding Job's Secret: the master on the primary, and the key that signs its
+    destruction reports (replacing it would leave past reports unverifiable: protected with
+    the stack)."""
+    key = random.RandomPassword(
+        f"{name}-destruction-report-key",
+        length=48,
+        special=False,
+        opts=pulumi.ResourceOptions(parent=owner, protect=protect),
+    )
+    return secret(
+        "offboard-db",
+        offboarder,
+        pulumi.Output.all(db.master.password, db.primary_endpoint, key.result).apply(
+            lambda v: offboard_secret_data(
+                master_user=db.master.username,
+                master_password=v[0],
+                primary=v[1],
+                port=db.port,
+                database=db.database_name,
+                report_key=v[2],
+            )
+        ),
+    )
+
+
+def lifecycle_secrets(
+    owner: pulumi.Resource,
+    name: str,
+    db: DatabaseConnection,
+    secret: SecretMaker,
+    *,
+    retention: RetentionSize,
+    protect: bool,
+) -> dict[str, k8s.core.v1.Secret]:
+    """The offboarding Job's Secret (the master); the archive job's second one (the purge
+    login, which deletes expired students) only where the tier keeps student records for a
+    set time."""
+    secrets = {OFFBOARDER: offboard_secret(owner, name, db, secret, OFFBOARDER, protect=protect)}
+    if retention.student_years is not None:
+        secrets[RETENTION] = retention_secret(db, secret, ARCHIVER)
     return secrets

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 from components.config.capacity import pod_pool
-from components.config.tier import ApiSize, EventsSize, TrainingSize
+from components.config.tier import ApiSize, EventsSize, RetentionSize, TrainingSize
 from components.shared import k8s_manifests as m
-from components.shared.iam import DROP_PREFIX
+from components.shared.iam import ARCHIVE_PREFIX, DROP_PREFIX, MODELS_PREFIX
 
 NAMESPACE = "student-success"
 API = "api"
@@ -19,9 +19,11 @@ ARCHIVER = "archiver"
 IMPORTER = "importer"  # the nightly pipeline's first step (its own database login)
 BOOTSTRAP = "bootstrap"
 WORKER = "worker"  # the event worker (python -m app worker), its own login
+RETENTION = "retention"  # the archive job's second database Secret: the purge login
 # The nightly pipeline (import, sharded training) at 02:00, outside school hours; the weekly
 # audit-log archival at 04:00 Sunday, after the pipeline's 30-minute deadline, so the two
-# batch jobs never hold database connections at the same time (the capacity check counts one).
+# batch jobs do not compete for the database (the connection budget counts both all the same:
+# an operator may start either by hand at any hour).
 TRAINING_SCHEDULE = "0 2 * * *"
 ARCHIVE_SCHEDULE = "0 4 * * 0"
 # The lines the app's CLI logs (JSON, field msg) when a command raises, or when the import
@@ -77,6 +79,34 @@ def bootstrap_secret_data(
     }
 
 
+def retention_env(retention: RetentionSize) -> list[dict[str, str]]:
+    """The retention the archive job applies (unset: nothing is destroyed by age), in its own
+    env: a change updates that CronJob only, not every workload's ConfigMap (and pods)."""
+    values = {
+        "STUDENT_RETENTION_YEARS": retention.student_years,
+        "AUDIT_ARCHIVE_RETENTION_YEARS": retention.audit_archive_years,
+    }
+    return [{"name": k, "value": str(v)} for k, v in values.items() if v is not None]
+
+
+def retention_secret_data(*, purger_url: str) -> dict[str, str]:
+    """The archive job's second database Secret, where the tier keeps student records for a
+    set time: the purge login's URL, which its retention step deletes expired students as
+    (its own login, the archiver's, may delete nothing)."""
+    return {"PURGE_DATABASE_URL": purger_url}
+
+
+def offboard_secret_data(
+    *, master_user: str, master_password: str, primary: str, port: int, database: str,
+    report_key: str,
+) -> dict[str, str]:  # fmt: skip
+    """The offboarding Job's Secret: the master login on the primary (a district's rows in
+    every table, its keys and schools, FORCE ROW LEVEL SECURITY lifted in its transaction),
+    and the key its destruction report is signed with."""
+    url = postgres_url(master_user, master_password, primary, port, database)
+    return {"DATABASE_URL": url, "DATABASE_READ_URL": url, "DESTRUCTION_REPORT_KEY": report_key}
+
+
 # psycopg 3's default: a statement is prepared server-side at its 5th execution on a connection.
 PSYCOPG_PREPARE_THRESHOLD = 5
 
@@ -129,8 +159,8 @@ def app_config_data(
         "PORT": str(m.API_PORT),
         # Where each container's Secrets are mounted, one file per setting.
         "SECRETS_DIR": m.SECRETS_DIR,
-        "MODEL_STORE_URL": f"s3://{models_bucket}/models",
-        "ARCHIVE_STORE_URL": f"s3://{archive_bucket}/audit",
+        "MODEL_STORE_URL": f"s3://{models_bucket}/{MODELS_PREFIX}",
+        "ARCHIVE_STORE_URL": f"s3://{archive_bucket}/{ARCHIVE_PREFIX}",
         "IMPORT_SOURCE_URL": f"s3://{drop_bucket}/{DROP_PREFIX}",
         "DB_POOL_MIN": str(pool),
         "DB_POOL_MAX": str(pool + overflow),

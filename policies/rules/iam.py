@@ -1,9 +1,10 @@
 """IAM: no administrator-equivalent permissions (Action "*" on Resource "*"), inline or managed;
 every action of a permission policy granted as AWS's Service Authorization Reference says it
-can be (``iam_actions``)."""
+can be (``iam_actions``); no permission policy may bypass S3 Object Lock's governance mode."""
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from functools import partial
 from typing import Any
 
@@ -111,6 +112,37 @@ def _authorized_as_documented(args: ResourceValidationArgs, report: ReportViolat
                 report(f"IAM policy '{policy_name}', statement {sid}: {problem}.", None)
 
 
+# Deletes or overwrites a version under a governance-mode Object Lock before its retention
+# ends: whoever holds it can rewrite the audit archive (no workload needs it; an operator who
+# must, e.g. at a district's written request, holds it outside the stack).
+LOCK_BYPASS = "s3:bypassgovernanceretention"
+
+
+def lock_bypass_statements(document: Any) -> list[str]:
+    """Sids (or indexes) of Allow statements whose actions (wildcards too) include
+    s3:BypassGovernanceRetention."""
+    found = []
+    for i, statement in enumerate(statements(document)):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [str(a).lower() for a in as_list(statement.get("Action"))]
+        if any(fnmatchcase(LOCK_BYPASS, a) for a in actions):
+            found.append(str(statement.get("Sid") or f"#{i}"))
+    return found
+
+
+def _no_lock_bypass(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for policy_name, document in _documents(args):
+        bad = lock_bypass_statements(document)
+        if bad:
+            report(
+                f"IAM policy '{policy_name}' allows s3:BypassGovernanceRetention (statement "
+                f"{', '.join(bad)}): its holder can delete or overwrite a version under the "
+                "audit archive's Object Lock; grant the S3 actions by name instead.",
+                None,
+            )
+
+
 M = EnforcementLevel.MANDATORY
 
 POLICIES = [
@@ -126,6 +158,13 @@ POLICIES = [
         "Permission policies grant real actions on the resource types AWS authorizes them on.",
         [ROLE, MANAGED, *INLINE],
         _authorized_as_documented,
+        M,
+    ),
+    rule(
+        "iam-no-object-lock-bypass",
+        "Permission policies never allow bypassing S3 Object Lock's governance mode.",
+        [ROLE, MANAGED, *INLINE],
+        _no_lock_bypass,
         M,
     ),
     rule(

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import redis
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
+from app.core import db
 from app.jobs.archive import COLUMNS, export_csv
 from app.jobs.importer import run_import
 from app.jobs.lifecycle.catalog import covered_columns, student_reference_columns, student_tables
@@ -23,6 +25,12 @@ from app.model.artifacts import backend_for
 from tests.app.bundles import native_rows, write_native
 from tests.app.conftest import District
 from tests.app.helpers import auth
+
+# Every table and partition of the schema.
+_TABLES = (
+    "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+    " AND relkind IN ('r', 'p') ORDER BY 1"
+)
 
 
 def _rls_and_logins(url: str) -> list[Any]:
@@ -101,7 +109,9 @@ def test_a_purge_leaves_no_trace_of_the_student_and_keeps_security_unchanged(
     assert {"audit_log.student_id", "audit_log.detail", "event_queue.student_id"} <= set(before)
     security = _rls_and_logins(d.url)
 
-    result = purge_on_request(d.owner, str(student), "parent request 2026-12-07", ["v1"])
+    # As the purge Job runs it: the purge login, not the master.
+    as_purger = d.settings.model_copy(update={"database_url": d.login_url("ssp_purger")})
+    result = purge_on_request(as_purger, str(student), "parent request 2026-12-07", ["v1"])
 
     assert _traces(d.url, student) == {}
     assert _rls_and_logins(d.url) == security
@@ -177,6 +187,16 @@ def test_the_access_report_finds_single_reads_list_reads_and_archived_months(
     assert archived_list["key_name"] == "school 2" and date.fromisoformat(
         archived_list["occurred_at"][:10]
     )
+    # The Job's way: the report into the district's store, only a summary on stdout (its log).
+    from app.cli.main import build_parser, run
+
+    out = d.tmp_root / "reports"
+    argv = ["access-report", "--student", str(student), "--format", "csv", "--output", str(out)]
+    assert run(build_parser().parse_args(argv), d.archiver) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == {"student": student, "accesses": 4, "written": f"access-report-{student}.csv"}
+    written = (out / summary["written"]).read_text().splitlines()
+    assert written[0].startswith("occurred_at,what") and len(written) == 5
 
 
 def _run_report(d: District, student: int, capsys: Any) -> int:
@@ -192,13 +212,81 @@ def _run_report(d: District, student: int, capsys: Any) -> int:
 def test_the_api_login_cannot_delete_and_the_report_hides_other_tenants(
     fresh_district: District,
 ) -> None:
-    with psycopg.connect(fresh_district.login_url("ssp_api")) as conn:
-        for table in ("students", "audit_log", "student_tombstones", "risk_scores"):
-            row = conn.execute("SELECT has_table_privilege(%s, 'DELETE')", (table,)).fetchone()
-            assert row == (False,), table
+    with psycopg.connect(fresh_district.login_url("ssp_api"), autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(_TABLES).fetchall()]
+        assert {"students", "audit_log", "student_tombstones", "risk_scores"} <= set(tables)
+        for table in tables:
+            for right in ("DELETE", "TRUNCATE"):
+                row = conn.execute("SELECT has_table_privilege(%s, %s)", (table, right)).fetchone()
+                assert row == (False,), (table, right)
+        for statement in (
+            "DELETE FROM students",
+            "DELETE FROM audit_log",
+            "TRUNCATE risk_scores",
+            "UPDATE audit_log SET student_id = NULL",
+            "SELECT grant_purger_rights()",
+        ):
+            with pytest.raises(psycopg.Error, match=r"permission denied|does not exist"):
+                conn.execute(statement)
         # No tenant set: the report function shows the API nothing.
         assert conn.execute("SELECT count(*) FROM student_accesses('1')").fetchone() == (0,)
     _ = gzip  # the archive format is gzip'd CSV
+
+
+def test_the_purge_login_may_delete_student_records_only_and_reads_no_content(
+    untrained_district: District,
+) -> None:
+    d = untrained_district
+    with psycopg.connect(d.url, autocommit=True) as conn:
+        tables = {t.table for t in student_tables(conn)}
+    with psycopg.connect(d.login_url("ssp_purger"), autocommit=True) as conn:
+        for table in sorted(tables):
+            row = conn.execute("SELECT has_table_privilege(%s, 'DELETE')", (table,)).fetchone()
+            assert row == (True,), table
+        others = [r[0] for r in conn.execute(_TABLES).fetchall()]
+        for table in sorted(set(others) - tables):
+            row = conn.execute(
+                "SELECT has_table_privilege(%s, 'DELETE') OR has_table_privilege(%s, 'TRUNCATE')",
+                (table, table),
+            ).fetchone()
+            assert row == (False,), table
+        for statement in (
+            "SELECT risk FROM risk_scores",  # a record's content
+            "SELECT marks_obtained FROM marks",
+            "SELECT first_name FROM students",
+            "SELECT key_hash FROM api_clients",
+            "DELETE FROM api_clients",
+            "DELETE FROM schools",
+            "TRUNCATE students",
+            "INSERT INTO audit_log (action) VALUES ('read_student_risk')",
+            "ALTER TABLE students NO FORCE ROW LEVEL SECURITY",
+        ):
+            with pytest.raises(psycopg.Error, match=r"permission denied|violates row-level|owner"):
+                conn.execute(statement)
+        # Every school's key columns are visible to it (its policies), FORCE notwithstanding.
+        row = conn.execute("SELECT count(DISTINCT school_id) FROM students").fetchone()
+        assert row is not None and row[0] == 5
+
+
+def test_a_table_a_later_migration_adds_is_deletable_by_the_purge_login(
+    untrained_district: District,
+) -> None:
+    d = untrained_district
+    with psycopg.connect(d.master_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE student_notes_later (id bigint PRIMARY KEY,"
+            " student_id bigint NOT NULL REFERENCES students (id))"
+        )
+    try:
+        with psycopg.connect(d.login_url("ssp_purger"), autocommit=True) as conn:
+            query = "SELECT has_table_privilege('student_notes_later', 'DELETE')"
+            assert conn.execute(query).fetchone() == (False,)
+
+            db.migrate(d.owner)
+            assert conn.execute(query).fetchone() == (True,)
+    finally:
+        with psycopg.connect(d.master_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE student_notes_later")
 
 
 def test_the_api_access_report_is_for_the_districts_own_staff(district: District) -> None:
@@ -208,9 +296,22 @@ def test_the_api_access_report_is_for_the_districts_own_staff(district: District
         url = f"/v1/students/{student}/accesses"
         mine = api.get(url, headers=auth(district.keys["district1"]))
         assert mine.status_code == 200, mine.text
-        assert {"list"} <= {r["what"] for r in mine.json()}
+        body = mine.json()
+        assert body["student_id"] == student
+        assert {"list"} <= {r["what"] for r in body["accesses"]}
+        # It says where the live audit log begins and that archived months are not in it.
+        with psycopg.connect(district.url, autocommit=True) as conn:
+            oldest = conn.execute(
+                "SELECT min(relname) FROM pg_class WHERE relname ~ '^audit_log_p[0-9_]+$'"
+            ).fetchone()
+        assert oldest is not None
+        assert body["live_since"].startswith(f"{oldest[0][11:15]}-{oldest[0][16:18]}-01")
+        assert body["archived_months"].startswith("not included")
+        assert "access-report" in body["archived_months"]
         as_csv = api.get(f"{url}?format=csv", headers=auth(district.keys["district1"]))
         assert as_csv.text.splitlines()[0].startswith("occurred_at,what,action")
+        assert as_csv.headers["Audit-Live-Since"] == body["live_since"]
+        assert as_csv.headers["Audit-Archived-Months"] == "not-included"
         # Another district's key, and a school's key, get nothing.
         other = api.get(url, headers=auth(district.keys["district2"]))
         assert other.status_code == 404

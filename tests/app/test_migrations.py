@@ -36,6 +36,7 @@ EXPECTED = [
     "0020_student_lifecycle",
     "0021_access_report",
     "0022_risk_baseline",
+    "0023_purger_login",
 ]
 
 

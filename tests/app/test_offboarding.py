@@ -108,3 +108,22 @@ def test_offboarding_exports_then_destroys_everything_of_the_district_only(
     with psycopg.connect(d.url, autocommit=True) as conn:
         stored = conn.execute("SELECT report FROM district_offboardings").fetchone()
     assert stored is not None and stored[0] == signed
+
+
+def test_the_job_templates_empty_options_mean_none_and_a_whole_bucket_is_refused_first(
+    untrained_district: District, tmp_path: Path
+) -> None:
+    from app.cli.main import build_parser, run
+
+    d = untrained_district
+    owner = d.owner.model_copy(update={"destruction_report_key": SecretStr(KEY)})
+    argv = ["offboard-district", "--district", "2", "--export-to", str(tmp_path / "x")]
+    whole = build_parser().parse_args([*argv, "--drop-prefix", "s3://drop/", "--model-store", ""])
+    assert run(whole, owner) == 2
+    with psycopg.connect(d.url, autocommit=True) as conn:  # refused before any step
+        assert conn.execute("SELECT count(*) FROM district_offboardings").fetchone() == (0,)
+    empty = build_parser().parse_args([*argv, "--drop-prefix", "", "--model-store", ""])
+    assert run(empty, owner) == 0
+    with psycopg.connect(d.url, autocommit=True) as conn:
+        steps = conn.execute("SELECT steps FROM district_offboardings").fetchone()
+    assert steps is not None and steps[0]["drop_bucket"] is None and steps[0]["models"] == {}

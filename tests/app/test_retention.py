@@ -33,7 +33,8 @@ def test_inactive_students_past_the_retention_are_purged_and_recorded(
     settings = d.archiver.model_copy(
         update={
             "student_retention_years": 5,
-            "purge_database_url": SecretStr(d.master_url),
+            # The purge login (migration 0023), as the archive CronJob holds it.
+            "purge_database_url": SecretStr(d.login_url("ssp_purger")),
         }
     )
     # Nothing has expired yet.
@@ -57,7 +58,7 @@ def test_inactive_students_past_the_retention_are_purged_and_recorded(
     )
 
 
-def test_student_retention_needs_the_masters_url(untrained_district: District) -> None:
+def test_student_retention_needs_the_purge_logins_url(untrained_district: District) -> None:
     settings = untrained_district.archiver.model_copy(update={"student_retention_years": 5})
     with pytest.raises(ValueError, match="PURGE_DATABASE_URL"):
         apply_retention(settings)

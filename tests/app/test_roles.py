@@ -28,6 +28,7 @@ from app.core.logins import (
     TRAINER_LOGIN,
     WORKER_LOGIN,
     WORKLOAD_LOGINS,
+    password_setting,
 )
 from app.core.settings import Settings
 from tests.app.conftest import District, create_master, start_pgserver
@@ -451,13 +452,7 @@ def test_migrate_sends_only_a_scram_verifier(
 ) -> None:
     d = untrained_district
     none = d.owner.model_copy(
-        update={
-            "db_api_password": None,
-            "db_trainer_password": None,
-            "db_archiver_password": None,
-            "db_importer_password": None,
-            "db_worker_password": None,
-        }
+        update={password_setting(workload): None for workload in WORKLOAD_LOGINS}
     )
     with db.connect_owner(none, autocommit=True) as conn:
         assert db.set_login_passwords(conn, none) == []

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from components.config import capacity
 from components.config.capacity import (
     DB_INSTANCE_MEMORY_MIB,
     RESERVED_DB_CONNECTIONS,
@@ -88,10 +89,10 @@ def test_maintenance_work_mem_is_capped_at_2_gib() -> None:
 
 
 def test_pod_pool_divides_the_tier_pool_over_the_hpa_maximum() -> None:
-    # 15 + 25 for the whole app (overflow 21 here, room for the event workers), HPA up
-    # to 4 pods
+    # 15 + 25 for the whole app (overflow 16 here, room for the event workers and the
+    # on-demand Jobs), HPA up to 4 pods
     tier1 = TIERS["tier1"]
-    assert pod_pool(tier1.api) == (3, 5)
+    assert pod_pool(tier1.api) == (3, 4)
     assert pod_pool(TIERS["tier3"].api) == (2, 5)  # 50 + 100 for the whole app, over 20 pods
 
 
@@ -117,8 +118,18 @@ def test_capacity_counts_every_training_shards_connections() -> None:
 def test_capacity_without_proxy_reserves_superuser_connections() -> None:
     capacity = connection_capacity(TIERS["tier1"])
     assert capacity.budget == 50 - RESERVED_DB_CONNECTIONS
-    # The API at its maximum, the trainer, two event workers of one connection each.
-    assert capacity.demand == (3 + 5) * 4 + 2 + 2
+    # The API at its maximum, the trainer, the archive job, two event workers of one
+    # connection each and the three on-demand Jobs of one each.
+    assert capacity.demand == (3 + 4) * 4 + 2 + 2 + 2 + 3
+
+
+def test_each_on_demand_job_counts_with_every_connection_it_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert connection_capacity(TIERS["tier1"]).on_demand == 3
+    # Were each of the three Jobs to hold two connections, the budget would count six.
+    monkeypatch.setattr(capacity, "ON_DEMAND_JOB_CONNECTIONS", 2)
+    assert connection_capacity(TIERS["tier1"]).on_demand == 6
 
 
 def test_capacity_through_the_proxy_uses_its_share() -> None:
@@ -131,8 +142,8 @@ def test_capacity_problem_shows_the_arithmetic() -> None:
     tier = with_overrides(TIERS["tier1"], "api.pool_max_overflow=200")
     (problem,) = connection_capacity(tier).problems()
     assert (
-        "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 workers = 216 > max_connections 50 - 10 "
-        "reserved = 40" in problem
+        "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 archiver + 2 workers + 3 on-demand "
+        "Jobs = 221 > max_connections 50 - 10 reserved = 40" in problem
     )
 
 
@@ -154,10 +165,13 @@ def test_capacity_without_proxy_spells_out_the_arithmetic() -> None:
     tier = with_overrides(TIERS["tier1"], "api.pool_max_overflow=200")
     cap = connection_capacity(tier)
     assert not cap.via_proxy
-    assert cap.demand == (3 + 50) * 4 + 2 + 2
+    assert cap.demand == (3 + 50) * 4 + 2 + 2 + 2 + 3
     assert cap.budget == 50 - 10
     (problem,) = cap.problems()
-    assert "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 workers = 216" in problem
+    assert (
+        "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 archiver + 2 workers + 3 on-demand "
+        "Jobs = 221" in problem
+    )
     assert "max_connections 50 - 10 reserved = 40" in problem
     assert connection_capacity(TIERS["tier1"]).problems() == []
 
@@ -169,7 +183,8 @@ def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
     assert cap.via_proxy and cap.budget == 500 * 20 // 100
     problems = cap.problems()
     assert any(
-        "(2 pool + 5 overflow) x 20 pods + 4 trainer + 20 workers = 164 > 20% of "
+        "(2 pool + 5 overflow) x 20 pods + 4 trainer + 2 archiver + 20 workers + 3 on-demand "
+        "Jobs = 169 > 20% of "
         "max_connections 500 "
         "through the proxy = 100" in p
         for p in problems
@@ -181,16 +196,18 @@ def test_capacity_through_proxy_uses_its_share_of_max_connections() -> None:
 
 
 def _capacity(**changes: Any) -> ConnectionCapacity:
-    """A budget that fits exactly: the API's 50 connections (5 x 10 pods), the trainer's 2 and
-    the workers' 3 are 55 = max_connections 65 - 10 reserved; the read pools, 50, over two
-    replicas are 25 each = 35 - 10 reserved."""
+    """A budget that fits exactly: the API's 50 connections (5 x 10 pods), the trainer's 2, the
+    archive job's 2, the workers' 3 and the on-demand Jobs' 3 are 60 = max_connections 70 - 10
+    reserved; the read pools, 50, over two replicas are 25 each = 35 - 10 reserved."""
     values: dict[str, Any] = {
         "pool_per_pod": 2,
         "overflow_per_pod": 3,
         "max_pods": 10,
         "trainer": 2,
+        "archiver": 2,
         "workers": 3,
-        "max_connections": 65,
+        "on_demand": 3,
+        "max_connections": 70,
         "reserved": 10,
         "via_proxy": False,
         "proxy_percent": 90,
@@ -201,15 +218,16 @@ def _capacity(**changes: Any) -> ConnectionCapacity:
 
 def test_a_budget_used_to_its_last_connection_fits() -> None:
     capacity = _capacity()
-    assert (capacity.demand, capacity.budget) == (55, 55)
+    assert (capacity.demand, capacity.budget) == (60, 60)
     assert capacity.problems() == []
 
 
 def test_one_connection_over_the_budget_is_reported_with_the_arithmetic() -> None:
     [problem] = _capacity(workers=4).problems()
     assert problem == (
-        "connection capacity: (2 pool + 3 overflow) x 10 pods + 2 trainer + 4 workers = 56 > "
-        "max_connections 65 - 10 reserved = 55; lower api.pool_size/api.pool_max_overflow or "
+        "connection capacity: (2 pool + 3 overflow) x 10 pods + 2 trainer + 2 archiver + 4 "
+        "workers + 3 on-demand Jobs = 61 > max_connections 70 - 10 reserved = 60; lower "
+        "api.pool_size/api.pool_max_overflow or "
         "api.max_replicas, or raise db.max_connections"
     )
 
@@ -282,3 +300,13 @@ def test_memory_settings_are_whole_mebibytes_and_fixed_once_computed() -> None:
         settings.work_mem_mib = 1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         connection_capacity(TIERS["tier1"]).replicas = 9  # type: ignore[misc]
+
+
+def test_archived_audit_months_are_destroyed_only_after_their_object_lock() -> None:
+    # S3 refuses to delete a locked version: a retention shorter than the lock would fail
+    # every night instead of destroying anything.
+    for tier in TIERS.values():
+        years = tier.retention.audit_archive_years
+        if years is not None:
+            assert years * 365 >= tier.audit_lock.days, tier.name
+        assert (tier.retention.student_years is None) == (tier.name == "dev"), tier.name

@@ -5,6 +5,7 @@ major upgrade settings; per stack under mocks."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlparse
 
 import pytest
 
@@ -124,6 +125,11 @@ def test_everything_follows_the_restored_primary(
             assert json.loads(version.inputs["secretString"])["host"] == _host(restored)
     bootstrap = restored.one(K8S_SECRET, "workloads-bootstrap-db")
     assert _host(restored) in json.dumps(bootstrap.inputs["stringData"])
+    offboard = restored.one(K8S_SECRET, "workloads-offboard-db").inputs["stringData"]
+    assert urlparse(offboard["DATABASE_URL"]).hostname == _host(restored)
+    # The key that signs destruction reports stays: the reports signed before stay verifiable.
+    before = stack_run("tier3").one(K8S_SECRET, "workloads-offboard-db").inputs["stringData"]
+    assert offboard["DESTRUCTION_REPORT_KEY"] == before["DESTRUCTION_REPORT_KEY"]
     records = restored.of_type(DNS_RECORD)
     assert len([r for r in records if r.name.startswith("database-reader-")]) == len(replicas)
 
@@ -161,8 +167,12 @@ def test_a_restore_changes_nothing_else_stateful(
         else:
             assert res.type == LOG_GROUP and res.name.startswith("database-replica-"), res.name
             assert res.options.retain_on_delete, res.name  # the old logs are kept
+    # The app reaches the proxy, whose endpoint stays; the two Jobs that hold the master reach
+    # the primary itself (the proxy admits only the workloads' logins): their Secrets follow
+    # the new host, or migrations and an offboarding would go to the instance being retired.
     assert {after[u].name for u in changed if after[u].type == K8S_SECRET} == {
-        "workloads-bootstrap-db"  # the app reaches the proxy, whose endpoint stays
+        "workloads-bootstrap-db",
+        "workloads-offboard-db",
     }
 
 

@@ -56,6 +56,9 @@ def test_a_rotation_changes_the_master_password_and_only_what_holds_it(
         "database-credentials-version": "replace",  # a new version of the same secret
         "workloads-bootstrap-db": "replace",  # auto-named: the bootstrap Job reads the new one
         "workloads-bootstrap": "replace",  # its template names the new Secret: it runs again
+        # The offboarding Job holds the master too: its Secret anew, its template names it.
+        "workloads-offboard-db": "replace",
+        "workloads-offboarder": "update",
     }
     # The instance is modified in place (RDS applies a new master password at once).
     assert [p.path for p in changes["database-primary"].properties] == ["password"]

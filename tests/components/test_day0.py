@@ -1,6 +1,7 @@
 """A first `pulumi up` ends with a ready API on least-privilege logins: the bootstrap Job
-migrates first with the master login, every other workload holds only its own login, config
-changes roll the pods, and a rollout drops no request."""
+migrates first with the master login (which only the offboarding Job holds besides), every
+other workload holds only its own login, config changes roll the pods, and a rollout drops no
+request."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 
 from app.core.logins import WORKLOAD_LOGINS
 from app.core.settings import Settings
+from components.config.catalog import TIERS
 from components.config.spec import build_spec
+from components.database.settings import MASTER_USERNAME
 from components.shared.contract import DEREGISTRATION_DELAY_SECONDS
 from tests.shared import (
     API_ACCESS,
@@ -89,33 +92,52 @@ def test_the_bootstrap_job_migrates_first_with_the_master_login(
         assert job.urn in workload.options.depends_on, workload.name
 
 
+# The workloads allowed the master login: the bootstrap Job (migrations) and the offboarding
+# Job (it deletes a district's rows from every table, its keys and its schools).
+MASTER_HOLDERS = {"bootstrap", "offboarder"}
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_only_the_bootstrap_job_holds_the_master_login(stack_run: StackRunner, stack: str) -> None:
+def test_only_the_bootstrap_and_offboarding_jobs_hold_the_master_login(
+    stack_run: StackRunner, stack: str
+) -> None:
     run = stack_run(stack)
-    workloads = {w: run.one(DEPLOYMENT, f"workloads-{w}") for w in ("api", "worker")}
-    workloads |= {c.name.removeprefix("workloads-"): c for c in run.of_type(CRON_JOB)}
-    # Every login is some container's; the nightly pipeline's import step is the importer's.
-    logins = {"api": "api", "trainer": "trainer", "archiver": "archiver", "worker": "worker"}
-    logins = {"api": "api", "trainer": "trainer", "archiver": "archiver", "worker": "worker"}
-    logins |= {"importer": "importer"}
-    seen = set()
+    tier = TIERS[run.config["student-success:tier"]]
+    # Every workload of the stack: Deployments, CronJobs (suspended ones too) and Jobs.
+    workloads = {
+        w.name.removeprefix("workloads-"): w
+        for w in (*run.of_type(DEPLOYMENT), *run.of_type(CRON_JOB), *run.of_type(JOB))
+    }
+    # Each container's logins; the nightly pipeline's import step is the importer's, the
+    # access report reads the audit log as the archiver, and the archive job purges expired
+    # students as the purge login where the tier keeps student records for a set time.
+    expected = {name: {login} for name, login in WORKLOAD_LOGINS.items()}
+    if tier.retention.student_years is not None:
+        expected["archiver"].add(WORKLOAD_LOGINS["purger"])
+    expected["access-report"] = {WORKLOAD_LOGINS["archiver"]}
+    expected |= {name: {MASTER_USERNAME} for name in MASTER_HOLDERS}
+    seen: set[str] = set()
+    holders: set[str] = set()
     for workload, resource in workloads.items():
         spec = resource.get("spec.template.spec") or resource.get(
             "spec.jobTemplate.spec.template.spec"
         )
         for container in (*spec.get("initContainers", []), *spec["containers"]):
+            name = container["name"]
             urls = [
                 value
                 for source in env_sources(run, container, spec["volumes"])
                 for key, value in (source.get("stringData") or source.get("data") or {}).items()
-                if key.startswith("DATABASE")
+                if key.endswith("DATABASE_URL") or key.endswith("DATABASE_READ_URL")
             ]
-            assert urls, (workload, container["name"])
-            login = WORKLOAD_LOGINS[logins[container["name"]]]
-            assert {login_of(u) for u in urls} == {login}, (workload, container["name"])
-            assert all("sslmode=require" in u for u in urls)
-            seen.add(login)
-    assert seen == set(WORKLOAD_LOGINS.values())
+            assert all("sslmode=require" in u for u in urls), (workload, name)
+            logins = {login_of(u) for u in urls}
+            assert logins == expected[name], (workload, name)
+            if MASTER_USERNAME in logins:
+                holders.add(workload)
+            seen |= logins
+    assert holders == MASTER_HOLDERS
+    assert seen == {*WORKLOAD_LOGINS.values(), MASTER_USERNAME}
 
 
 def test_the_proxy_admits_the_workloads_logins_not_the_master(stack_run: StackRunner) -> None:

@@ -118,7 +118,7 @@ def test_overrides_arrive_as_json_text_from_the_engine() -> None:
         ),
         (
             {"tier": "tier1", "overrides": ["api.pool_size=80"]},
-            "connection capacity: (20 pool + 5 overflow) x 4 pods",
+            "connection capacity: (20 pool + 4 overflow) x 4 pods",
         ),
         ({"clusterPublicAccessCidrs": ["0.0.0.0/0"]}, "0.0.0.0/0 would open the Kubernetes API"),
         ({"alarmEmail": "not-an-email"}, "alarmEmail='not-an-email': must be an email address"),
@@ -389,8 +389,8 @@ def test_stack_whose_connections_do_not_fit_fails_before_deploying() -> None:
     with pytest.raises(
         Exception,
         match=re.escape(
-            "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 workers = 216 > max_connections "
-            "50 - 10 reserved = 40"
+            "(3 pool + 50 overflow) x 4 pods + 2 trainer + 2 archiver + 2 workers + 3 on-demand "
+            "Jobs = 221 > max_connections 50 - 10 reserved = 40"
         ),
     ):
         run_stack("tier1", extra_config={"overrides": ["api.pool_max_overflow=200"]})

@@ -3,9 +3,11 @@ Kubernetes objects around them."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from pulumi_policy import PolicyResource
 
 from components.config.capacity import connection_capacity
 from components.config.catalog import TIERS
@@ -17,6 +19,7 @@ from components.workloads.settings import (
     database_secret_data,
     postgres_url,
 )
+from policies.rules.stack_capacity import pool_users
 from tests.shared import (
     CONFIG_MAP,
     CRON_JOB,
@@ -26,6 +29,7 @@ from tests.shared import (
     K8S_SECRET,
     NAMESPACE,
     NETWORK_POLICY,
+    ROLE_POLICY,
     STACKS,
     StackRunner,
     tier_of,
@@ -195,6 +199,26 @@ def test_hpa_max_is_the_capacity_checks_max(stack_run: StackRunner, stack: str) 
     assert hpa.get("spec.behavior.scaleDown.stabilizationWindowSeconds") == 300
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_catalogs_connection_budget_counts_every_pool_the_policy_counts(
+    stack_run: StackRunner, stack: str
+) -> None:
+    # The spec refuses a tier whose pools do not fit before anything deploys; it can only do
+    # so if it counts what the stack's workloads open: the API, the trainer, the archive job,
+    # the event workers and the suspended on-demand Jobs.
+    run = stack_run(stack)
+    resources = [
+        PolicyResource(r.type, dict(r.inputs), r.urn, r.name, None, None, None, [], {})
+        for r in run.resources
+    ]
+    users = {u.resource.name: u.demand for u in pool_users(resources)}
+    capacity = connection_capacity(TIERS[tier_of(run)])
+    assert sum(users.values()) == capacity.demand, users
+    lifecycle = ("workloads-purger", "workloads-offboarder", "workloads-access-report")
+    assert sum(users[name] for name in lifecycle) == capacity.on_demand
+    assert users["workloads-archiver"] == capacity.archiver
+
+
 def mounted_secrets(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
     """The names of the Secrets the container mounts at the app's secrets directory."""
     (mount,) = [v for v in container["volumeMounts"] if v["mountPath"] == m.SECRETS_DIR]
@@ -229,9 +253,13 @@ def test_credentials_reach_every_container_as_read_only_files(
             (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
             assert volume["projected"]["defaultMode"] == 0o440, where
             names = [n.rpartition("-")[0] for n in mounted_secrets(pod, container)]
-            # The app's Secret, then the workload's own database login.
-            assert names[0] == "workloads-secret" and len(names) == 2, where
-            assert names[1].endswith("-db"), where
+            # The app's Secret, then the workload's own database login; the archive job's
+            # retention also the purge login's, where the tier keeps records for a set time.
+            kept = TIERS[tier_of(run)].retention.student_years
+            retention = owner == "workloads-archiver" and kept is not None
+            expected = ["-db", "-retention-db"] if retention else ["-db"]
+            assert names[0] == "workloads-secret" and len(names) == 1 + len(expected), where
+            assert all(n.endswith(e) for n, e in zip(names[1:], expected, strict=True)), where
         # Every mount names a volume of the pod: else the pod would not start.
         mounts = {v["name"] for c in pod["containers"] for v in c["volumeMounts"]}
         assert mounts <= {v["name"] for v in pod["volumes"]}, owner
@@ -310,3 +338,74 @@ def test_api_prepares_statements_only_where_no_proxy_pins_for_them(
     assert proxied == TIERS[tier_of(run)].db.proxy
     expected = "none" if proxied else str(PSYCOPG_PREPARE_THRESHOLD)
     assert config.get("data")["DB_PREPARE_THRESHOLD"] == expected, stack
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_lifecycle_jobs_are_suspended_templates_each_with_its_own_identity_and_login(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    tier = TIERS[tier_of(run)]
+    jobs = {j.get("metadata.name"): j for j in run.of_type(CRON_JOB)}
+    accounts = {a.get("metadata.name"): a for a in run.of_type("kubernetes:core/v1:ServiceAccount")}
+    # The database Secret each one reads: the purge login, the master, the archiver's.
+    logins = {"purger": "purger-db", "offboarder": "offboard-db", "access-report": "archiver-db"}
+    for name, login in logins.items():
+        spec = jobs[name].get("spec")
+        assert spec["suspend"] is True, name  # never on a schedule: an operator starts it
+        job = spec["jobTemplate"]["spec"]
+        assert job["backoffLimit"] == 0, name
+        pod = job["template"]["spec"]
+        assert pod["serviceAccountName"] == name
+        assert "eks.amazonaws.com/role-arn" in accounts[name].get("metadata.annotations")
+        (container,) = pod["containers"]
+        params = {e["name"]: e["value"] for e in container["env"] if e["name"].isupper()}
+        # Every $(VAR) of the command line is a parameter of the Job's env.
+        named = {a[2:-1] for a in container["args"] if a.startswith("$(")}
+        assert named and named <= set(params), name
+        secrets = [n.rpartition("-")[0] for n in mounted_secrets(pod, container)]
+        assert secrets == ["workloads-secret", f"workloads-{login}"], name
+    purge = jobs["purger"].get("spec.jobTemplate.spec.template.spec.containers")[0]
+    assert purge["args"][:2] == ["purge-student", "--student"]
+    offboard = jobs["offboarder"].get("spec.jobTemplate.spec.template.spec.containers")[0]
+    assert offboard["args"][0] == "offboard-district"
+    report = offboard["args"][offboard["args"].index("--report-to") + 1]
+    assert report.startswith("s3://") and report.endswith("/offboarding")
+    # The master's URL and the report's signing key reach the offboarding Job alone; the purge
+    # login's URL the purge Job and, where the tier keeps records for a set time, the archive.
+    master = run.one(K8S_SECRET, "workloads-offboard-db").get("stringData")
+    assert set(master) == {"DATABASE_URL", "DATABASE_READ_URL", "DESTRUCTION_REPORT_KEY"}
+    for owner, pod in _pods(run):
+        for container in pod["containers"]:
+            names = [n.rpartition("-")[0] for n in mounted_secrets(pod, container)]
+            if "workloads-offboard-db" in names:
+                assert owner == "workloads-offboarder", owner
+            if "workloads-bootstrap-db" in names:
+                assert owner == "workloads-bootstrap", owner
+            if "workloads-retention-db" in names:
+                assert owner == "workloads-archiver" and tier.retention.student_years, owner
+    # The retention is the archive job's own env (a change rolls no other workload).
+    archiver = jobs["archiver"].get("spec.jobTemplate.spec.template.spec.containers")[0]
+    env = {e["name"]: e["value"] for e in archiver["env"]}
+    assert env.get("STUDENT_RETENTION_YEARS") == (
+        str(tier.retention.student_years) if tier.retention.student_years else None
+    )
+    assert "STUDENT_RETENTION_YEARS" not in run.one(CONFIG_MAP, "workloads-config").get("data")
+    if tier.retention.student_years:
+        purge_url = run.one(K8S_SECRET, "workloads-retention-db").get("stringData")
+        assert set(purge_url) == {"PURGE_DATABASE_URL"}
+        assert purge_url["PURGE_DATABASE_URL"].startswith("postgresql://ssp_purger:")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_archive_role_may_destroy_expired_months_only_where_the_tier_sets_a_retention(
+    stack_run: StackRunner, stack: str
+) -> None:
+    run = stack_run(stack)
+    tier = TIERS[tier_of(run)]
+    archiver = json.loads(run.one(ROLE_POLICY, "workloads-archiver-policy").get("policy"))
+    sids = {s["Sid"] for s in archiver["Statement"]}
+    assert ("DestroyExpiredMonths" in sids) is (tier.retention.audit_archive_years is not None)
+    for component in ("purger", "offboarder", "access-report"):
+        doc = json.loads(run.one(ROLE_POLICY, f"workloads-{component}-policy").get("policy"))
+        assert doc["Statement"], component

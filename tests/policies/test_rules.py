@@ -702,6 +702,20 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         "s3:GetObjects is not an action",
     ),
     (
+        "iam-no-object-lock-bypass",
+        "aws:iam/rolePolicy:RolePolicy",
+        {"role": "r", "policy": _doc("s3:DeleteObjectVersion", "arn:aws:s3:::archive/audit/*")},
+        {"role": "r", "policy": _doc("s3:*", "arn:aws:s3:::archive/audit/*")},
+        "allows s3:BypassGovernanceRetention",
+    ),
+    (
+        "iam-no-object-lock-bypass",
+        "aws:iam/policy:Policy",
+        {"policy": _doc("s3:GetObject", "arn:aws:s3:::archive/*"), "tags": TAGS},
+        {"policy": _doc("s3:Bypass*", "arn:aws:s3:::archive/*"), "tags": TAGS},
+        "statement",
+    ),
+    (
         "iam-no-admin-managed-policy",
         "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
         {"role": "r", "policyArn": "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"},

@@ -109,7 +109,8 @@ def test_grow_prints_the_diff_the_cost_and_the_steps() -> None:
     out = done.stdout
     assert out.startswith("# grow tier1: tier1 -> tier2, 1 up(s)")
     assert "## up 1 of 1: set tier: tier2 in Pulumi.tier1.yaml" in out
-    assert "tier1: 44 to create" in out and "cost: $435 -> $1,230/month (+$795)" in out
+    # Seven Secrets Manager secrets on either side (the master and six logins' at $0.40).
+    assert "tier1: 44 to create" in out and "cost: $436 -> $1,231/month (+$795)" in out
     person = out.split("## needs a person")[1].split("## happens by itself")[0]
     assert "instance class db.t4g.medium -> db.m6g.xlarge" in person
     assert "max_connections, shared_buffers pending-reboot" in person

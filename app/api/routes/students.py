@@ -26,8 +26,14 @@ from app.jobs.lifecycle.access_report import WHAT, Access, report
 from app.model.features import STANDARD_FEATURES, district_values, query_matrix
 
 router = APIRouter(prefix="/v1/students", tags=["predictions"])
-# The live audit log's accesses to one student of the tenant (migration 0021).
-ACCESSES = "SELECT * FROM student_accesses(%s)"
+# The live audit log's accesses to one student of the tenant (migration 0021), and where the
+# live audit log begins (0023).
+ACCESSES = "SELECT *, audit_log_live_since() AS live_since FROM student_accesses(%s)"
+# Months before the live audit log are in the audit archive, which the API cannot read.
+ARCHIVED_MONTHS = (
+    "not included: months archived before live_since are read by the access-report Job"
+    " (python -m app access-report), which the district's operators run"
+)
 
 
 def tenant_key(client: Client) -> str:
@@ -117,9 +123,14 @@ async def student_accesses(
 ) -> Response:
     """Every recorded access to one of the district's students (FERPA, 34 CFR 99.32): when,
     which API key and its class, what (single read, list, record written), from the live
-    audit log. District keys only: the district's own staff answer parents' requests. Months
-    already archived are in `python -m app access-report`, run by the district's operators:
-    this API's credentials cannot read the audit archive."""
+    audit log, which begins at `live_since` (the CSV's Audit-Live-Since header). District keys
+    only: the district's own staff answer parents' requests.
+
+    Months archived before `live_since` are not included, and the answer says so
+    (`archived_months`, the Audit-Archived-Months header): the archive holds every district's
+    audit rows in monthly objects, so reading it would give the API's credentials every
+    district's audit trail; those months come from the access-report Job, run by the
+    district's operators with the archive's read-only role."""
     if client.district_id is None:
         raise HTTPException(403, "the access report needs a district key")
     rows = await svc.db.fetch(client.tenant, ACCESSES, (str(student_id),))
@@ -142,5 +153,14 @@ async def student_accesses(
     # Reading who read a student's records is itself a read of them: audited.
     detail = {"rows": len(accesses), "format": format}
     await svc.audit(client, "read_access_report", student_id, detail, rows[0]["school_id"])
-    media = "text/csv" if format == "csv" else "application/json"
-    return Response(report(accesses, format), media_type=media)
+    live_since = rows[0]["live_since"].isoformat()
+    if format == "csv":
+        headers = {"Audit-Live-Since": live_since, "Audit-Archived-Months": "not-included"}
+        return Response(report(accesses, "csv"), media_type="text/csv", headers=headers)
+    body = {
+        "student_id": rows[0]["student_id"],
+        "live_since": live_since,
+        "archived_months": ARCHIVED_MONTHS,
+        "accesses": json.loads(report(accesses, "json")),
+    }
+    return Response(json.dumps(body), media_type="application/json")

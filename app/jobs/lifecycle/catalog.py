@@ -21,8 +21,9 @@ from psycopg import sql
 NO_FK_COLUMNS: tuple[tuple[str, str], ...] = (("event_queue", "student_id"),)
 # Student references the purge rewrites instead of deleting: the FERPA record of accesses.
 AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (("audit_log", "student_id"),)
-# Materialized views derived from the tables above: refreshed after a deletion.
-DERIVED_VIEWS = ("student_features",)
+# Materialized views derived from the tables above, each with the function that refreshes it
+# (SECURITY DEFINER: REFRESH needs the view's owner, migration 0007): called after a deletion.
+DERIVED_VIEWS = {"student_features": "refresh_student_features"}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Deletion of students' records (`python -m app purge-student`, and the nightly retention).
 
-In one transaction, as the tables' owner (the master, in a Job): FORCE ROW LEVEL SECURITY is
-lifted on the tables concerned for this transaction only (the ALTER locks them until it ends,
-so no other session sees them unforced); every table the catalog walk finds
+In one transaction, as the purge login (ssp_purger, migration 0023: its policies admit every
+school, its grants only the key columns and DELETE) or, in development, the tables' owner (for
+which FORCE ROW LEVEL SECURITY is lifted for this transaction only: the ALTER locks the tables
+until it ends, so no other session sees them unforced); every table the catalog walk finds
 (catalog.student_tables) loses the students' rows, children first; the audit log's rows keep
 the fact of each access but no longer name the student (FERPA asks for the record of accesses
 to be kept as long as the records are: once they are destroyed, so is the name in it); a
@@ -27,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from app.core.cache import Cache, scores_stamp
-from app.core.db import connect_owner
+from app.core.db import primary_url
 from app.core.settings import Settings
 from app.jobs.lifecycle.catalog import DERIVED_VIEWS, StudentTable, student_tables
 
@@ -94,13 +95,15 @@ def find_student(conn: psycopg.Connection[Any], ident: str) -> Student:
 
 
 def lift_force(conn: psycopg.Connection[Any], tables: set[str]) -> list[str]:
-    """NO FORCE ROW LEVEL SECURITY on those of `tables` that have it, in the caller's
+    """NO FORCE ROW LEVEL SECURITY on those of `tables` that have it and that the session's
+    user owns (FORCE filters only the owner; the purger owns none), in the caller's
     transaction; the tables to force again (force_again)."""
     forced = [
         str(r[0])
         for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relforcerowsecurity"
-            " AND relnamespace = 'public'::regnamespace ORDER BY relname",
+            " AND relnamespace = 'public'::regnamespace"
+            " AND pg_has_role(current_user, relowner, 'USAGE') ORDER BY relname",
             (sorted(tables),),
         ).fetchall()
     ]
@@ -217,8 +220,8 @@ def owner_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
 def purge_on_request(
     settings: Settings, ident: str, requested_by: str, models_in_use: list[str]
 ) -> PurgeResult:
-    """`purge-student`: one student, named by id or sourced id, as the owner."""
-    with connect_owner(settings) as conn:
+    """`purge-student`: one student, named by id or sourced id, as the purge login."""
+    with psycopg.connect(purge_url(settings), connect_timeout=settings.db_connect_timeout) as conn:
         with owner_transaction(conn):
             student = find_student(conn, ident)
             result = purge_students(
@@ -231,15 +234,20 @@ def purge_on_request(
     return result
 
 
+def purge_url(settings: Settings) -> str:
+    """PURGE_DATABASE_URL, else DATABASE_URL (the purge Job's, which is the purger's)."""
+    if settings.purge_database_url is not None:
+        return settings.purge_database_url.get_secret_value()
+    return primary_url(settings)
+
+
 def after_purge(
     conn: psycopg.Connection[Any], settings: Settings, students: list[Student], result: PurgeResult
 ) -> None:
     """After the commit (`conn` in autocommit): the feature view forgets the students, Redis
     their answers."""
-    for view in DERIVED_VIEWS:
-        conn.execute(
-            sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier(view))
-        )
+    for refresh in DERIVED_VIEWS.values():
+        conn.execute(sql.SQL("SELECT {}()").format(sql.Identifier(refresh)))
     result.cache_keys_dropped = drop_cached(settings, students)
 
 

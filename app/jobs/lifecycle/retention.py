@@ -7,7 +7,7 @@
 - archived audit months that ended AUDIT_ARCHIVE_RETENTION_YEARS ago are destroyed in the
   archive store, every version, and the destruction recorded in the audit log.
 
-Deleting student records needs the master (PURGE_DATABASE_URL); the rest of the archive job
+Deleting student records needs the purge login (PURGE_DATABASE_URL); the rest of the archive job
 keeps running as the archiver."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def purge_expired_students(
     """Purges the expired students, a batch per transaction, until none is left."""
     assert settings.student_retention_years is not None
     if settings.purge_database_url is None:
-        raise ValueError("STUDENT_RETENTION_YEARS is set: PURGE_DATABASE_URL (the master's) too")
+        raise ValueError("STUDENT_RETENTION_YEARS is set: PURGE_DATABASE_URL (the purge login) too")
     cutoff = years_before(today, settings.student_retention_years)
     url = settings.purge_database_url.get_secret_value()
     with psycopg.connect(url, connect_timeout=settings.db_connect_timeout) as conn:
