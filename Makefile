@@ -80,11 +80,10 @@ typecheck-infra: $(BIN)/.installed
 typecheck-app: $(BIN)/.installed
 	$(BIN)/mypy app benchmarks
 
-## unit: the tests on three workers (they wait on their servers: on 2 vCPU the load stayed
-## near 2 with two); a file's tests stay on one worker, sharing its fixtures (one embedded
-## PostgreSQL, one evaluation of each stack per worker).
+## unit: the tests on every core; a file's tests stay on one worker, sharing its fixtures (one
+## embedded PostgreSQL, one evaluation of each stack per worker).
 unit: $(BIN)/.installed
-	$(BIN)/pytest tests -n 3 --dist loadfile
+	$(BIN)/pytest tests -n auto --dist loadfile
 
 ## plan STACK=tier3: the offline plan (tree, properties, outputs, cost) of one stack.
 plan: $(BIN)/.installed
