@@ -20,9 +20,10 @@ from app.api.main import create_app
 from app.core.db import TRAIN_LOCK_KEY
 from app.model.artifacts import ModelStore
 from app.model.features import INDICATOR_FEATURES, STANDARD_FEATURES
-from app.model.publication import EXIT_LOCKED, TrainingLockedError, rollback
+from app.model.publication import rollback
 from app.model.risk_model import FastRiskModel, RiskModel, fast_model
 from app.model.training import run_training
+from app.model.training_lock import EXIT_LOCKED, TrainingLockedError
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 
