@@ -18,8 +18,8 @@ from app.core.settings import Settings
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
     if getattr(args, "shard", None) or getattr(args, "shards", None):
         return train_shard_command(args, settings)
-    from app.model.publication import EXIT_LOCKED, TrainingLockedError
     from app.model.training import run_training
+    from app.model.training_lock import EXIT_LOCKED, TrainingLockedError
 
     try:
         trained = run_training(settings)
@@ -53,8 +53,8 @@ def shard_of(args: argparse.Namespace, env: dict[str, str]) -> tuple[str, str]:
 
 def train_shard_command(args: argparse.Namespace, settings: Settings) -> int:
     """`train --shard i/N` / `--shards N`: one shard; the last one publishes the run."""
-    from app.model.publication import EXIT_LOCKED, TrainingLockedError
     from app.model.sharded_training import Shard, StaleRunError, run_shard
+    from app.model.training_lock import EXIT_LOCKED, TrainingLockedError
 
     try:
         spec, run_id = shard_of(args, dict(os.environ))
@@ -100,7 +100,8 @@ def report_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def rollback_command(args: argparse.Namespace, settings: Settings) -> int:
     from app.model.artifacts import StaleGenerationError
-    from app.model.publication import EXIT_LOCKED, TrainingLockedError, rollback
+    from app.model.publication import rollback
+    from app.model.training_lock import EXIT_LOCKED, TrainingLockedError
 
     try:
         pointer = rollback(settings, args.to_version)

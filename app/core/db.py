@@ -34,6 +34,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from app.core.logins import API_LOGIN, WORKLOAD_LOGINS, password_setting
 from app.core.settings import Settings
+from app.core.student_records import grant_purger_rights
 
 log = logging.getLogger("app.db")
 
@@ -329,7 +330,8 @@ def migrate(settings: Settings) -> list[str]:
             set_login_passwords(conn, settings)
             # The purge login's rights on every table holding student records, found anew
             # (migration 0023): a table added since is covered.
-            conn.execute("SELECT grant_purger_rights()")
+            with conn.transaction():
+                grant_purger_rights(conn)
             ensure_audit_partitions(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -30,23 +30,17 @@ from app.core.indicators import CutPoints
 from app.core.logins import TRAINER_LOGIN
 from app.core.settings import Settings
 from app.model.artifacts import HOLDOUT_FILE, ModelStore
-from app.model.figures import flat_metrics
-from app.model.manifest import RunRecord, insert_versions, model_inputs, write_manifest
-from app.model.promotion import Decision, district_decision
-from app.model.publication import publish_decisions, training_lock
-from app.model.scopes import decide, fit_schools
-from app.model.served_models import DISTRICT
-from app.model.sharded_district import holdout_part, open_district, split_of
-from app.model.training import TrainResult, new_version, write_report
-from app.model.training_data import (
-    holdout_mask,
-    load_declarations,
-    load_demographics,
-    load_training_data,
-)
+from app.model.training_lock import training_lock
+
+if TYPE_CHECKING:
+    from app.model.training import TrainResult
+
+# The model libraries (scikit-learn, LightGBM: seconds to import) are imported where a shard
+# fits or publishes: a shard with no school records itself without them.
 
 log = logging.getLogger("app.shards")
 
+EMPTY_DIGEST = hashlib.sha256().hexdigest()  # the data digest of a shard with no school
 WAIT_POLL_SECONDS = 2.0  # how often a shard looks for its run's row
 PUBLISH_WAIT_SECONDS = 600  # the last shard waits this long for the others to let go
 
@@ -110,7 +104,10 @@ def run_shard(settings: Settings, shard: Shard, run_id: str) -> ShardResult:
         run = open_run(conn, store, settings, shard, run_id)
         opened = time.perf_counter() - started
         if not run.published and not _shard_done(conn, run_id, shard.index):
-            schools, students = _train_shard(conn, store, settings, shard, run)
+            if _has_schools(conn, shard):
+                schools, students = _train_shard(conn, store, settings, shard, run)
+            else:
+                _record_empty_shard(conn, store, shard, run)
         complete = _done_count(conn, run_id) == run.shards and not run.published
     published = publish_run(settings, run_id) if complete else None
     return ShardResult(
@@ -132,6 +129,9 @@ def open_run(
     for by the others."""
     run = _read_run(conn, run_id)
     if run is None and shard.index == 0:
+        from app.model.sharded_district import open_district
+        from app.model.training import new_version
+
         current = store.pointer()
         refresh_features(conn, settings.school_year_start_month)
         version = new_version()
@@ -160,6 +160,17 @@ def _train_shard(
     conn: psycopg.Connection[Any], store: ModelStore, settings: Settings, shard: Shard, run: Run
 ) -> tuple[int, int]:
     """Fit, store and decide this shard's schools; record them with the shard's row."""
+    from app.model.manifest import insert_versions
+    from app.model.scopes import decide, fit_schools
+    from app.model.served_models import DISTRICT
+    from app.model.sharded_district import holdout_part, split_of
+    from app.model.training_data import (
+        holdout_mask,
+        load_declarations,
+        load_demographics,
+        load_training_data,
+    )
+
     current = _check_current(store, run)
     data = load_training_data(conn, (shard.index, shard.count), CutPoints.from_settings(settings))
     split = split_of(run.district)
@@ -195,9 +206,45 @@ def _train_shard(
     return int(snapshot["schools"]), int(snapshot["rows"])
 
 
+def _has_schools(conn: psycopg.Connection[Any], shard: Shard) -> bool:
+    """Whether any school of the feature view falls to this shard (refreshed by shard 0
+    before the run was opened). A district with fewer schools than the Job's shards leaves
+    some empty."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM student_features WHERE school_id %% %s = %s)",
+        (shard.count, shard.index),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _record_empty_shard(
+    conn: psycopg.Connection[Any], store: ModelStore, shard: Shard, run: Run
+) -> None:
+    """The shard's row with nothing trained, as a shard fitting no school records it."""
+    _check_current(store, run)
+    missing = dict.fromkeys(("attendance_missing", "marks_missing", "prior_year_missing"), 0)
+    data = {"rows": 0, "positives": 0, "schools": 0, "sha256": EMPTY_DIGEST, **missing}
+    result = {"metrics": {}, "fairness": {}, "decisions": {}, "fallback": [], "data": data}
+    conn.execute(
+        "INSERT INTO training_shards (run_id, shard, result) VALUES (%s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (run.run_id, shard.index, json.dumps(result)),
+    )
+    log.info("training shard empty", extra={"run": run.run_id, "shard": shard.index})
+
+
 def publish_run(settings: Settings, run_id: str) -> TrainResult | None:
     """Under the training lock alone: the run's one publication, from every shard's record
     (None when another shard published it first)."""
+    from app.model.figures import flat_metrics
+    from app.model.manifest import RunRecord, insert_versions, model_inputs, write_manifest
+    from app.model.promotion import Decision, district_decision
+    from app.model.publication import publish_decisions
+    from app.model.served_models import DISTRICT
+    from app.model.sharded_district import split_of
+    from app.model.training import TrainResult, write_report
+    from app.model.training_data import load_declarations
+
     started = time.perf_counter()
     store = ModelStore(settings.model_store_url)
     busy = f"run {run_id!r}: the training lock stayed busy; retry this shard to publish"
@@ -289,6 +336,9 @@ def _snapshot(run: Run, results: list[Any]) -> dict[str, Any]:
 def _merge_holdout(store: ModelStore, run: Run) -> None:
     """The report's held-out predictions of every scope, in the one file it reads."""
     merged: dict[str, Any] = {}
+    from app.model.served_models import DISTRICT
+    from app.model.sharded_district import holdout_part
+
     for part in (DISTRICT, *range(run.shards)):
         raw = store.read_file(run.version, holdout_part(part))
         merged.update(json.loads(raw) if raw else {})

@@ -29,7 +29,7 @@ from app.model.figures import flat_metrics
 from app.model.manifest import RunRecord, insert_versions, model_inputs, write_manifest
 from app.model.outcomes import intervention_outcomes
 from app.model.promotion import Decision
-from app.model.publication import publish_decisions, training_lock
+from app.model.publication import publish_decisions
 from app.model.scopes import (
     Fitted,
     decide,
@@ -51,6 +51,7 @@ from app.model.training_data import (
     random_mask,
     school_medians,
 )
+from app.model.training_lock import training_lock
 
 log = logging.getLogger("app.train")
 

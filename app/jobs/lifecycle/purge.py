@@ -4,7 +4,7 @@ In one transaction, as the purge login (ssp_purger, migration 0023: its policies
 school, its grants only the key columns and DELETE) or, in development, the tables' owner (for
 which FORCE ROW LEVEL SECURITY is lifted for this transaction only: the ALTER locks the tables
 until it ends, so no other session sees them unforced); every table the catalog walk finds
-(catalog.student_tables) loses the students' rows, children first; the audit log's rows keep
+(app/core/student_records.py) loses the students' rows, children first; the audit log's rows keep
 the fact of each access but no longer name the student (FERPA asks for the record of accesses
 to be kept as long as the records are: once they are destroyed, so is the name in it); a
 tombstone per student and a destruction record in the audit log are written. After the commit
@@ -30,7 +30,7 @@ from psycopg import sql
 from app.core.cache import Cache, scores_stamp
 from app.core.db import primary_url
 from app.core.settings import Settings
-from app.jobs.lifecycle.catalog import DERIVED_VIEWS, StudentTable, student_tables
+from app.core.student_records import DERIVED_VIEWS, StudentTable, student_tables
 
 log = logging.getLogger("app.purge")
 

@@ -4,9 +4,12 @@ Every table with a foreign key to students(id) holds student records, and so doe
 with a foreign key to one of those (an alert's actions name the alert, not the student): the
 closure is walked from pg_constraint, so a migration that adds such a table is covered without
 a change here. Columns that name a student without a foreign key are listed in NO_FK_COLUMNS;
-tests/app/test_lifecycle_catalog.py fails when a column named like a student reference is in
+tests/app/test_lifecycle.py fails when a column named like a student reference is in
 neither (a new table cannot be forgotten). The audit log is not deleted from but
-pseudonymised (app/jobs/lifecycle/purge.py): it is the record of who accessed what."""
+pseudonymised (app/jobs/lifecycle/purge.py): it is the record of who accessed what.
+
+The same walk gives the purge login its rights (grant_purger_rights, run by every migrate), so
+what the purge deletes and what its login may delete cannot drift apart."""
 
 from __future__ import annotations
 
@@ -29,12 +32,14 @@ DERIVED_VIEWS = {"student_features": "refresh_student_features"}
 @dataclass(frozen=True)
 class StudentTable:
     """A table holding student records and how to select a set of students' rows:
-    `where` takes the parameter %(ids)s (bigint[]); `depth` 1 for a direct reference."""
+    `where` takes the parameter %(ids)s (bigint[]); `depth` 1 for a direct reference;
+    `parent` the (table, column) the reference points at, None for the walk's roots."""
 
     table: str
     column: str
     where: sql.Composable
     depth: int
+    parent: tuple[str, str] | None = None
 
     def rendered(self, conn: psycopg.Connection[Any]) -> str:
         return self.where.as_string(conn)
@@ -82,10 +87,46 @@ def student_tables(conn: psycopg.Connection[Any]) -> list[StudentTable]:
                     sql.Identifier(ref_table),
                     parent.where,
                 )
-            entry = StudentTable(child, child_column, where, parent.depth + 1)
+            entry = StudentTable(
+                child, child_column, where, parent.depth + 1, (ref_table, ref_column)
+            )
             found.append(entry)
             frontier.append(entry)
     return sorted(found, key=lambda t: -t.depth)
+
+
+def grant_purger_rights(conn: psycopg.Connection[Any]) -> int:
+    """The purge login's rights on every table holding student records (migration 0023 says
+    what it may do): SELECT of the key columns the purge's WHERE clauses read and DELETE, and
+    on a table with row-level security policies admitting every school for both. Run by the
+    schema's owner at every migrate; returns the number of tables."""
+    tables = student_tables(conn)
+    for t in tables:
+        table = sql.Identifier(t.table)
+        conn.execute(
+            sql.SQL("GRANT SELECT ({}), DELETE ON {} TO ssp_purger").format(
+                sql.Identifier(t.column), table
+            )
+        )
+        if t.parent is not None:
+            conn.execute(
+                sql.SQL("GRANT SELECT ({}) ON {} TO ssp_purger").format(
+                    sql.Identifier(t.parent[1]), sql.Identifier(t.parent[0])
+                )
+            )
+        row = conn.execute(
+            "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", (t.table,)
+        ).fetchone()
+        if row and row[0]:
+            for name, command in (("purger_read", "SELECT"), ("purger_delete", "DELETE")):
+                policy = sql.Identifier(name)
+                conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(policy, table))
+                conn.execute(
+                    sql.SQL("CREATE POLICY {} ON {} FOR {} TO ssp_purger USING (true)").format(
+                        policy, table, sql.SQL(command)
+                    )
+                )
+    return len({t.table for t in tables})
 
 
 def covered_columns(tables: list[StudentTable]) -> set[tuple[str, str]]:
