@@ -1,6 +1,8 @@
 """Audit rows of answers served from the cache, written together: a request waits for the
 commit of the statement holding its row (nothing is returned before its row is recorded), and
-the requests that wait meanwhile share the next statement and commit instead of one each."""
+the requests that wait meanwhile share the next statement and commit instead of one each. A row
+naming a student who no longer exists is not written: its request learns it (False) and serves
+nothing."""
 
 from __future__ import annotations
 
@@ -20,17 +22,18 @@ class AuditRows:
 
     def __init__(self, fetch: Any) -> None:
         self.fetch = fetch  # Database.fetch
-        self._waiting: dict[Tenant, list[tuple[Row, asyncio.Future[None]]]] = {}
+        self._waiting: dict[Tenant, list[tuple[Row, asyncio.Future[bool]]]] = {}
         self._writer: asyncio.Task[None] | None = None
 
-    async def write(self, tenant: Tenant, row: Row) -> None:
-        """Returns once `row` is committed; raises what its statement raised."""
+    async def write(self, tenant: Tenant, row: Row) -> bool:
+        """Returns once `row` is committed (True), or when its student no longer exists
+        (False, nothing written); raises what its statement raised."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[bool] = loop.create_future()
         self._waiting.setdefault(tenant, []).append((row, done))
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write())
-        await done
+        return await done
 
     async def _write(self) -> None:
         """Writes what waits, one statement per tenant, until nothing does: the rows that
@@ -40,16 +43,18 @@ class AuditRows:
             await asyncio.gather(*(self._insert(t, rows) for t, rows in waiting.items()))
 
     async def _insert(
-        self, tenant: Tenant, rows: Sequence[tuple[Row, asyncio.Future[None]]]
+        self, tenant: Tenant, rows: Sequence[tuple[Row, asyncio.Future[bool]]]
     ) -> None:
         columns = [list(c) for c in zip(*(row for row, _ in rows), strict=True)]
         try:
-            await self.fetch(tenant, queries.INSERT_AUDIT_ROWS, columns, write=True)
+            written = await self.fetch(tenant, queries.INSERT_AUDIT_ROWS, columns, write=True)
         except Exception as exc:  # every request of the statement fails as it would alone
             for _, done in rows:
                 if not done.done():
                     done.set_exception(exc)
         else:
-            for _, done in rows:
+            # A student's rows are all written or none (the student exists or not).
+            students = {r["student_id"] for r in written}
+            for (_, _, student, _, _), done in rows:
                 if not done.done():
-                    done.set_result(None)
+                    done.set_result(student is None or student in students)

@@ -95,14 +95,15 @@ class Services(ModelServices):
         student_id: int | None,
         detail: dict[str, Any],
         school_id: int | None = None,
-    ) -> None:
+    ) -> bool:
         """FERPA: a read of student data served without a read of its own (from the cache) is
         recorded before the data is returned. Reads write theirs themselves (app.api.queries).
         The rows of concurrent requests share one statement and commit (AuditRows): a cache
-        hit costs a fraction of a database round trip."""
+        hit costs a fraction of a database round trip. False: the student no longer exists
+        (purged since the answer was cached), nothing was recorded and nothing may be served."""
         row = (client.id, school_id or client.school_id, student_id, action, json.dumps(detail))
         try:
-            await self.audit_rows.write(client.tenant, row)
+            return await self.audit_rows.write(client.tenant, row)
         except psycopg.Error as exc:
             log.error("audit write failed", extra={"error": str(exc)[:300]})
             raise AuditUnavailableError("audit log unavailable") from exc

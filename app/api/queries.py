@@ -25,9 +25,17 @@ INSERT_AUDIT = (
 
 # The same for many rows in one statement (app.api.audit_rows). Parameters: the five columns,
 # each as an array.
+# Rows naming a student who no longer exists (purged since the answer was cached: a late
+# cache fill, or another replica's in-process cache) are not written; the statement returns
+# the students whose rows were, so a request whose student is missing serves nothing (404).
+# (RETURNING would need SELECT on the audit log, which the API has not.)
 INSERT_AUDIT_ROWS = (
-    "INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
-    " SELECT * FROM unnest(%s::integer[], %s::integer[], %s::bigint[], %s::text[], %s::jsonb[])"
+    "WITH n AS (SELECT * FROM unnest(%s::integer[], %s::integer[], %s::bigint[], %s::text[],"
+    " %s::jsonb[]) AS n(client_id, school_id, student_id, action, detail)"
+    " WHERE n.student_id IS NULL OR EXISTS (SELECT 1 FROM students s WHERE s.id = n.student_id)),"
+    " written AS (INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
+    " SELECT * FROM n)"
+    " SELECT DISTINCT student_id FROM n"
 )
 
 # A school the tenant can see (row-level security hides the others). Parameter: school id.

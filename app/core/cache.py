@@ -92,6 +92,10 @@ class MemoryCache:
                     self._data.clear()
             self._data[key] = (time.monotonic() + ttl, value)
 
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
     def hit(self, key: str, window: int) -> tuple[int, int]:
         """Count one request in the window; returns (count, seconds left in the window)."""
         now = time.time()
@@ -266,6 +270,18 @@ class Cache:
         self._pending[f"{self.prefix}:{key}"] = (value, ttl)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_pending())
+
+    async def forget(self, key: str) -> None:
+        """Drops the answer cached under `key`: in this process, queued, and in Redis."""
+        name = f"{self.prefix}:{key}"
+        self.local.delete(name)
+        self._pending.pop(name, None)
+        client = self._async_client()
+        if client is not None:
+            try:
+                await client.delete(name)
+            except (redis.RedisError, OSError) as exc:
+                self._failed(exc)
 
     async def _write_pending(self) -> None:
         """Writes the queued answers, in one pipeline per batch, until none is left; a batch

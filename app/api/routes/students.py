@@ -73,7 +73,11 @@ async def student_risk(
         # The audit row names the school without parsing the body.
         school, _, body = read.cached.partition(b"\n")
         detail = {"cache": "hit", "reasons": top}
-        await svc.audit(client, "read_student_risk", student_id, detail, int(school))
+        if not await svc.audit(client, "read_student_risk", student_id, detail, int(school)):
+            # Purged after it was cached (a late fill, or this process's own cache without
+            # Redis): the answer is forgotten, never served.
+            await svc.cache.forget(read.key)
+            raise HTTPException(404, f"student {student_id} not found")
         return json_response(body, "hit")
     # The read writes its audit row itself: one round trip, rows only with their audit row.
     detail_json = json.dumps({"cache": "miss", "reasons": top})
@@ -152,7 +156,8 @@ async def student_accesses(
     ]
     # Reading who read a student's records is itself a read of them: audited.
     detail = {"rows": len(accesses), "format": format}
-    await svc.audit(client, "read_access_report", student_id, detail, rows[0]["school_id"])
+    if not await svc.audit(client, "read_access_report", student_id, detail, rows[0]["school_id"]):
+        raise HTTPException(404, f"no recorded access to a student {student_id} of this district")
     live_since = rows[0]["live_since"].isoformat()
     if format == "csv":
         headers = {"Audit-Live-Since": live_since, "Audit-Archived-Months": "not-included"}

@@ -253,8 +253,9 @@ def after_purge(
 
 def drop_cached(settings: Settings, students: list[Student]) -> int:
     """Deletes the students' cached risk answers (every generation and tenant) and restamps
-    their schools' at-risk pages. Without Redis, each API replica's own cache forgets them
-    within CACHE_TTL_RISK_SECONDS."""
+    their schools' at-risk pages. An answer cached again by a fill that was queued before the
+    purge, or held by an API replica's own cache (without Redis), is never served: a cache
+    hit's audit row must find its student (app/api/queries.py, INSERT_AUDIT_ROWS)."""
     cache = Cache(settings.redis_url, settings.cache_prefix)
     if cache.redis is None:
         return 0
