@@ -8,20 +8,20 @@ import json
 import sys
 
 from app.cli.exit_codes import EXIT_DATA, EXIT_OK, EXIT_USAGE
-from app.core.db import connect_as
-from app.core.logins import ARCHIVER_LOGIN
 from app.core.settings import Settings
-from app.model.artifacts import ModelStore, backend_for
 
 
 def access_report_command(args: argparse.Namespace, settings: Settings) -> int:
     """As the archiver's login, which may read the audit log and the archive store."""
+    from app.core.db import connect_as
+    from app.core.logins import ARCHIVER_LOGIN
     from app.jobs.lifecycle.access_report import (
         archived_accesses,
         key_names,
         live_accesses,
         report,
     )
+    from app.model.artifacts import backend_for
 
     with connect_as(settings, ARCHIVER_LOGIN, autocommit=True) as conn:
         student, accesses = live_accesses(conn, args.student)
@@ -51,6 +51,7 @@ def purge_student_command(args: argparse.Namespace, settings: Settings) -> int:
     """As the purge login (PURGE_DATABASE_URL, else DATABASE_URL, the purge Job's):
     app/jobs/lifecycle/purge.py."""
     from app.jobs.lifecycle.purge import PurgeError, purge_on_request
+    from app.model.artifacts import ModelStore
 
     if not args.student.strip():
         print("purge-student: --student must name the student", file=sys.stderr)
@@ -93,6 +94,7 @@ def offboard_district_command(args: argparse.Namespace, settings: Settings) -> i
     from app.core.db import primary_url
     from app.jobs.district_move import Directory
     from app.jobs.lifecycle.offboard import OffboardError, Offboarding, offboard
+    from app.model.artifacts import backend_for
 
     directory = None
     if settings.district_directory_table:
