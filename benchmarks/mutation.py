@@ -65,6 +65,14 @@ MODULES: dict[str, tuple[str, ...]] = {
         module: ("tests/policies/test_rules.py", "tests/policies/test_iam_rules.py", "-k", "iam")
         for module in ("policies/rules/iam.py", "policies/rules/iam_actions.py")
     },
+    # The security groups' rules, and the stack rules reading their ingress.
+    "policies/rules/network.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_network_rules.py",
+        "tests/policies/test_stack_rules.py",
+        "-k",
+        "sg or network or data_store or public_web",
+    ),
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
     # The spec's validation (not the program run that shows a bad spec stops it: 6-25 s).
