@@ -73,6 +73,12 @@ MODULES: dict[str, tuple[str, ...]] = {
         "-k",
         "sg or network or data_store or public_web",
     ),
+    "policies/rules/eks.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_eks_rules.py",
+        "-k",
+        "eks or EKS or imds",
+    ),
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
     # The spec's validation (not the program run that shows a bad spec stops it: 6-25 s).
