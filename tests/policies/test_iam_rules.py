@@ -46,6 +46,8 @@ def test_admin_access_is_every_action_on_every_resource_allowed() -> None:
     assert "grant the specific actions on the specific ARNs" in message
     no_sid = {"role": "r", "policy": _policy(named, _allow("*:*", ["*"]))}
     assert "(statement #1)" in resource_messages(rule, ROLE_POLICY, no_sid)[0]
+    after_a_deny = {"role": "r", "policy": _policy(deny_all, _allow("*", "*"))}
+    assert "(statement #1)" in resource_messages(rule, ROLE_POLICY, after_a_deny)[0]
 
 
 def test_a_role_inline_policy_without_a_name_is_called_inline() -> None:
@@ -74,6 +76,10 @@ def test_aws_admin_managed_policies_are_refused_but_a_customer_policy_of_that_na
     (message,) = resource_messages(rule, ROLE, role, resource_name="nodes")
     assert "arn:aws:iam::aws:policy/PowerUserAccess" in message
     assert resource_messages(rule, ROLE, {"tags": TAGS}) == []
+    assert resource_messages(rule, ATTACHMENT, {"role": "r"}) == []  # ARN unknown yet
+    assert (
+        resource_messages(rule, ATTACHMENT, {"role": "r", "policyArn": "AdministratorAccess"}) == []
+    )
 
 
 def test_a_managed_policy_names_its_admin_statement() -> None:
@@ -116,6 +122,10 @@ def test_the_lock_bypass_message_names_the_role_policy_and_statement() -> None:
     (message,) = resource_messages("iam-no-object-lock-bypass", ROLE, props, resource_name="ops")
     assert message.startswith("IAM policy 'ops/archive' allows s3:BypassGovernanceRetention")
     assert "(statement #1)" in message
+    deny = {"Effect": "Deny", "Action": "s3:*", "Resource": "*"}
+    after_a_deny = {"role": "r", "policy": _policy(deny, {**bypass, "Sid": "Archive"})}
+    (message,) = resource_messages("iam-no-object-lock-bypass", ROLE_POLICY, after_a_deny)
+    assert "(statement Archive)" in message
     assert "grant the S3 actions by name instead" in message
 
 
