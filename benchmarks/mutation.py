@@ -79,6 +79,12 @@ MODULES: dict[str, tuple[str, ...]] = {
         "-k",
         "eks or EKS or imds",
     ),
+    "policies/rules/kubernetes.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_kubernetes_rules.py",
+        "-k",
+        "k8s or pod or helm or kubernetes",
+    ),
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
     # The spec's validation (not the program run that shows a bad spec stops it: 6-25 s).
