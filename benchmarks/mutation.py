@@ -85,6 +85,18 @@ MODULES: dict[str, tuple[str, ...]] = {
         "-k",
         "k8s or pod or helm or kubernetes",
     ),
+    "policies/rules/sqs.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_sqs_rules.py",
+        "-k",
+        "sqs",
+    ),
+    "policies/rules/cache.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_cache_rules.py",
+        "-k",
+        "elasticache or cache",
+    ),
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
     # The spec's validation (not the program run that shows a bad spec stops it: 6-25 s).
