@@ -254,3 +254,22 @@ def test_an_arn_names_a_resource_type_part_by_part() -> None:
     assert not arn_of_type("arn:aws:s3", "s3", "bucket")
     assert arn_of_type(KEY, "kms", "key")
     assert not arn_of_type(KEY.replace(":kms:", ":sqs:"), "kms", "key")
+
+
+def test_every_action_of_a_statement_is_read_past_a_skipped_or_unknown_one() -> None:
+    statement = _allow(
+        ["*", "s3:GetObjects", "s3:Get:Object", "s3:Fetch*", "kms:Decrypt"], "arn:aws:s3:::m"
+    )
+    assert statement_problems(statement) == [
+        "s3:GetObjects is not an action of the Service Authorization Reference",
+        "s3:Get:Object is not an action of the Service Authorization Reference",
+        "s3:Fetch* matches no action of s3",
+        "kms:Decrypt is authorized on its key resource too, and Resource names none "
+        "(arn:*:kms:*:*:key/*)",
+    ]
+
+
+def test_an_arn_whose_resource_part_holds_colons_is_read_whole() -> None:
+    group = "arn:aws:logs:us-east-1:123456789012:log-group:/ssp/app:*"
+    assert arn_of_type(group, "logs", "log-group")
+    assert statement_problems(_allow("logs:PutRetentionPolicy", group)) == []
