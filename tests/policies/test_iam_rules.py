@@ -206,6 +206,7 @@ def test_a_condition_key_the_requests_never_carry_is_refused_unless_absence_hold
         {"Bool": {"kms:GrantIsForAWSResource": "true"}},  # an action key of CreateGrant
         {"StringEquals": {"aws:PrincipalTag/team": "data"}},  # a global key
         {"StringEquals": {"aws:ResourceTag/stack": "tier3"}},  # a resource type's template
+        {"StringEquals": {"kms:KeyOrigin": "AWS_KMS"}},  # a key of the key resource type
         "not a mapping",
         {"Bool": "not a mapping either"},
     ]
