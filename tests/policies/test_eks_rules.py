@@ -143,3 +143,9 @@ def test_node_launch_templates_require_imdsv2(
             f"Launch template 'nodes' allows IMDSv1 (http_tokens={tokens}), so a pod with SSRF"
         )
         assert "'http_tokens': 'required'" in message
+
+
+def test_a_cidr_with_host_bits_is_read_as_its_network() -> None:
+    assert _public(["198.51.100.7/25"], ["198.51.100.1/24"]) == []
+    (message,) = _public(["198.51.100.7/23"], ["198.51.100.1/24"])
+    assert "opens its public API endpoint to 198.51.100.7/23, outside" in message

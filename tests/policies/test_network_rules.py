@@ -193,3 +193,27 @@ def test_https_out_or_everything_within_the_vpc_passes(kind: str) -> None:
     assert _messages(EGRESS, kind, "egress", "tcp", (443, 443), cidr="0.0.0.0/0") == []
     assert _messages(EGRESS, kind, "egress", "tcp", (1, 65535), cidr="0.0.0.0/0") == []
     assert _messages(EGRESS, kind, "egress", "-1", (0, 0), cidr="10.20.0.0/16") == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("end", "opened"), [("toPort", "ports 0-22"), ("fromPort", "ports 22-65535")]
+)
+def test_a_range_given_by_one_end_runs_from_port_0_or_to_65535(
+    kind: str, end: str, opened: str
+) -> None:
+    resource_type, props = _declared(kind, "ingress", "tcp", None, cidr="0.0.0.0/0")
+    permission = props["ingress"][0] if "ingress" in props else props
+    permission[end] = 22.0
+    (message,) = resource_messages(PUBLIC, resource_type, props)
+    assert f"opens {opened} (tcp)" in message
+
+
+def test_every_block_of_a_group_is_read_past_an_unreadable_or_cidr_less_one() -> None:
+    group_only = {"protocol": "tcp", "fromPort": 5432.0, "toPort": 5432.0, "self": True}
+    cidr = {**group_only, "self": False, "cidrBlocks": ["0.0.0.0/0"]}
+    props = {"ingress": ["not a block", group_only, cidr]}
+    assert resource_messages(DATA, SG, props)
+    assert resource_messages(PUBLIC, SG, props)
+    egress = {"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["0.0.0.0/0"]}
+    assert resource_messages(EGRESS, SG, {"egress": ["not a block", egress]})
