@@ -91,7 +91,8 @@ def test_init_containers_are_checked_too() -> None:
     privileged = _container(name="migrate", securityContext={"privileged": True})
     assert _messages("k8s-no-privileged", initContainers=[privileged])
     # An init container runs to completion: no probes.
-    assert _messages("k8s-probes", initContainers=[init], containers=[CONTAINER]) == []
+    unprobed = _container(name="migrate", readinessProbe=None, livenessProbe=None)
+    assert _messages("k8s-probes", initContainers=[unprobed], containers=[CONTAINER]) == []
 
 
 def test_each_missing_request_and_limit_is_named() -> None:
