@@ -146,6 +146,54 @@ def test_a_valid_key_gets_in_from_a_blocked_address() -> None:
     assert db.queries.count(True) == 1  # the prefixes were read once
 
 
+def test_a_blocked_address_costs_one_read_of_the_active_prefixes_every_five_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The prefixes of active keys are read again after PREFIX_REFRESH_SECONDS (a key created
+    meanwhile then gets in from the blocked address), never more often during a flood."""
+    now = [1000.0]
+    monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
+    db = FakeDB()
+    authenticator = Authenticator(db.fetch, PEPPER, FailureLimiter(Cache(None, "unit"), 1))
+    assert run_async(authenticator.authenticate(bad_key(), "10.0.0.1")) is None  # now blocked
+    for elapsed in (0.0, 4.9):
+        now[0] = 1000.0 + elapsed
+        with pytest.raises(TooManyFailuresError):
+            run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
+    assert db.queries.count(True) == 1
+    now[0] = 1005.0
+    with pytest.raises(TooManyFailuresError):
+        run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
+    assert db.queries.count(True) == 2
+
+
+def test_the_addresses_blocked_last_are_remembered_over_older_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth_module, "BLOCKED_IPS_SIZE", 2)
+    limiter = FailureLimiter(Cache(None, "unit"), 1)
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        run_async(limiter.failed(ip))  # its one failure a minute used up: blocked
+    limiter.check("10.0.0.1")  # the oldest forgotten (its next failure blocks it again)
+    for ip in ("10.0.0.2", "10.0.0.3"):
+        with pytest.raises(TooManyFailuresError):
+            limiter.check(ip)
+
+
+def test_the_keys_that_failed_last_are_remembered_over_older_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth_module, "FAILED_CACHE_SIZE", 2)
+    db = FakeDB()
+    authenticator = Authenticator(db.fetch, PEPPER)
+    first, second, third = bad_key(), bad_key(), bad_key()
+    for key in (first, second, third, third, second):
+        assert run_async(authenticator.authenticate(key)) is None
+    assert len(db.queries) == 3  # the last two were answered without a query
+    assert run_async(authenticator.authenticate(first)) is None
+    assert len(db.queries) == 4  # the first was forgotten
+
+
 def wait_for_fresh_minute() -> None:
     """Redis counts in fixed windows aligned to the minute: don't start a test at its end."""
     left = 60 - time.time() % 60
