@@ -167,6 +167,26 @@ def test_a_blocked_address_costs_one_read_of_the_active_prefixes_every_five_seco
     assert db.queries.count(True) == 2
 
 
+def test_an_address_that_used_up_its_failures_is_refused_until_the_minute_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
+    limiter = FailureLimiter(Cache(None, "unit"), 2)
+    run_async(limiter.failed("10.0.0.1"))
+    limiter.check("10.0.0.1")  # one failure of two: not blocked
+    run_async(limiter.failed("10.0.0.1"))  # the second, within the minute: blocked
+    with pytest.raises(TooManyFailuresError) as refused:
+        limiter.check("10.0.0.1")
+    assert refused.value.retry_after == 60
+    now[0] += 59.5
+    with pytest.raises(TooManyFailuresError) as refused:
+        limiter.check("10.0.0.1")
+    assert refused.value.retry_after == 1  # rounded up: never "retry in 0 seconds"
+    now[0] += 0.5
+    limiter.check("10.0.0.1")
+
+
 def test_the_addresses_blocked_last_are_remembered_over_older_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

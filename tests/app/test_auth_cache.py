@@ -5,6 +5,7 @@ or within 30 seconds at worst, and a database asked at most once a second about 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -174,3 +175,11 @@ def test_a_bad_key_without_a_failure_limiter_is_just_refused() -> None:
 def test_a_client_sees_the_rows_of_its_own_school_or_district() -> None:
     assert Client(1, "school", 5, None).tenant == Tenant(school_id=5, district_id=None)
     assert Client(2, "district", None, 9).tenant == Tenant(school_id=None, district_id=9)
+
+
+def test_a_cached_client_cannot_be_rescoped_by_a_request_that_holds_it() -> None:
+    """The client cache hands the same object to every request with that key: changing its
+    school or district there would widen what the next request sees."""
+    client = Client(1, "school", 5, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        client.school_id = 6  # type: ignore[misc]
