@@ -90,6 +90,23 @@ def test_a_bad_key_is_queried_once_within_the_negative_ttl(
     assert len(db.queries) == 2  # expired: asked again (the key may exist by now)
 
 
+def test_a_bad_key_is_asked_about_again_when_its_60_seconds_are_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
+    db = FakeDB()
+    authenticator = Authenticator(db.fetch, PEPPER)
+    key = bad_key()
+    assert run_async(authenticator.authenticate(key)) is None
+    now[0] += FAILED_CACHE_SECONDS - 0.1
+    assert run_async(authenticator.authenticate(key)) is None
+    assert len(db.queries) == 1
+    now[0] += 0.1
+    assert run_async(authenticator.authenticate(key)) is None
+    assert len(db.queries) == 2
+
+
 def test_client_cache_is_lru_and_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
     monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
@@ -196,6 +213,21 @@ def test_the_addresses_blocked_last_are_remembered_over_older_ones(
         run_async(limiter.failed(ip))  # its one failure a minute used up: blocked
     limiter.check("10.0.0.1")  # the oldest forgotten (its next failure blocks it again)
     for ip in ("10.0.0.2", "10.0.0.3"):
+        with pytest.raises(TooManyFailuresError):
+            limiter.check(ip)
+
+
+def test_a_process_remembers_the_last_10_000_blocked_addresses() -> None:
+    limiter = FailureLimiter(Cache(None, "unit"), 1)
+    addresses = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(10_001)]
+
+    async def block_all() -> None:
+        for ip in addresses:
+            await limiter.failed(ip)  # its one failure a minute used up: blocked
+
+    run_async(block_all())
+    limiter.check(addresses[0])  # the 10,001st pushed out the first
+    for ip in (addresses[1], addresses[-1]):
         with pytest.raises(TooManyFailuresError):
             limiter.check(ip)
 
