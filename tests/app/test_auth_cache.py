@@ -183,3 +183,10 @@ def test_a_cached_client_cannot_be_rescoped_by_a_request_that_holds_it() -> None
     client = Client(1, "school", 5, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         client.school_id = 6  # type: ignore[misc]
+
+
+def test_a_key_made_before_keys_named_their_district_names_none_even_if_its_hex_is_digits() -> None:
+    """Its prefix is 8 random hex digits, sometimes all decimal: no district to route to."""
+    assert key_prefix("ssp_12345678_secret") == "12345678"
+    assert key_district("ssp_12345678_secret") is None
+    assert key_district("ssp_12-345678ab_secret") == "12"
