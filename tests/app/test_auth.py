@@ -199,8 +199,12 @@ def test_an_address_that_used_up_its_failures_is_refused_until_the_minute_ends(
     now[0] += 59.5
     with pytest.raises(TooManyFailuresError) as refused:
         limiter.check("10.0.0.1")
-    assert refused.value.retry_after == 1  # rounded up: never "retry in 0 seconds"
-    now[0] += 0.5
+    assert refused.value.retry_after == 1  # rounded up
+    now[0] += 0.4995
+    with pytest.raises(TooManyFailuresError) as refused:
+        limiter.check("10.0.0.1")
+    assert refused.value.retry_after == 1  # never "retry in 0 seconds"
+    now[0] += 0.0005
     limiter.check("10.0.0.1")
 
 
@@ -230,6 +234,31 @@ def test_a_process_remembers_the_last_10_000_blocked_addresses() -> None:
     for ip in (addresses[1], addresses[-1]):
         with pytest.raises(TooManyFailuresError):
             limiter.check(ip)
+
+
+def test_a_process_keeps_the_10_000_clients_used_last() -> None:
+    keys = [f"ssp_{i:08x}_secret" for i in range(10_001)]
+    rows = {hash_key(key, PEPPER): i for i, key in enumerate(keys)}
+    lookups: list[str] = []
+
+    async def fetch(tenant: Tenant | None, query: str, params: Sequence[Any]) -> list[Any]:
+        lookups.append(params[0])
+        i = rows[params[0]]
+        return [{"id": i, "name": keys[i], "key_hash": params[0], "school_id": 1,
+                 "district_id": None, "key_class": "interactive"}]  # fmt: skip
+
+    authenticator = Authenticator(fetch, PEPPER)
+    authenticator.revocations_read(0)  # revocations watched: clients cached 30 s
+
+    async def use(*used: str) -> None:
+        for key in used:
+            assert await authenticator.authenticate(key) is not None
+
+    run_async(use(*keys))
+    run_async(use(keys[1], keys[-1]))
+    assert len(lookups) == len(keys)  # both kept
+    run_async(use(keys[0]))
+    assert len(lookups) == len(keys) + 1  # the 10,001st pushed out the first
 
 
 def test_the_keys_that_failed_last_are_remembered_over_older_ones(

@@ -190,3 +190,9 @@ def test_a_key_made_before_keys_named_their_district_names_none_even_if_its_hex_
     assert key_prefix("ssp_12345678_secret") == "12345678"
     assert key_district("ssp_12345678_secret") is None
     assert key_district("ssp_12-345678ab_secret") == "12"
+
+
+def test_a_key_whose_secret_holds_underscores_keeps_its_prefix() -> None:
+    """The secret is URL-safe base64, which uses `_`: only the first two split the key."""
+    assert key_prefix("ssp_0000000a_se_cr_et") == "0000000a"
+    assert key_district("ssp_42-0000000a_se_cr_et") == "42"
