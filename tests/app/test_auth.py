@@ -261,6 +261,21 @@ def test_a_process_keeps_the_10_000_clients_used_last() -> None:
     assert len(lookups) == len(keys) + 1  # the 10,001st pushed out the first
 
 
+def test_a_process_remembers_the_last_4_096_keys_that_failed() -> None:
+    db = FakeDB()
+    authenticator = Authenticator(db.fetch, PEPPER)
+    keys = [bad_key() for _ in range(4_097)]
+
+    async def refused(*tried: str) -> None:
+        for key in tried:
+            assert await authenticator.authenticate(key) is None
+
+    run_async(refused(*keys, keys[1], keys[-1]))
+    assert len(db.queries) == len(keys)  # both remembered
+    run_async(refused(keys[0]))
+    assert len(db.queries) == len(keys) + 1  # the 4,097th pushed out the first
+
+
 def test_the_keys_that_failed_last_are_remembered_over_older_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
