@@ -325,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
             _record(module, summarise(module, 0))
         return
     earlier = _recorded()["modules"]
+    never_run = [m for m in chosen if args.survivors and m not in earlier]
+    if never_run:
+        parser.error(f"no recorded run to take survivors from: {', '.join(never_run)}")
     only = {m: earlier[m]["survivors"] if args.survivors else None for m in chosen}
     with ThreadPoolExecutor(args.jobs) as pool:
         running = {
