@@ -164,9 +164,12 @@ def _cosmic_ray(work: Path, *args: str) -> None:
     subprocess.run([str(name), *(args if name == tool else args[1:])], cwd=work, check=True)
 
 
-def session_of(module: str) -> Path:
-    """Where a module's session is kept: a run stopped midway resumes from it."""
-    return SESSIONS / (module.replace("/", "_") + ".sqlite")
+def session_of(module: str, survivors: bool = False) -> Path:
+    """Where a module's session is kept: a run stopped midway resumes from it. A run of the
+    survivors again has its own, so that it never discards the mutants a stopped run has
+    still to run."""
+    kind = ".survivors" if survivors else ""
+    return SESSIONS / (module.replace("/", "_") + kind + ".sqlite")
 
 
 def run_module(
@@ -176,7 +179,7 @@ def run_module(
     (an earlier run's survivors), just those mutants; without ``fresh``, the mutants its
     kept session has not run yet."""
     tests = MODULES[module]
-    session = session_of(module)
+    session = session_of(module, survivors=only is not None)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         work = Path(tmp)
@@ -189,12 +192,13 @@ def run_module(
             _cosmic_ray(work, "cr-filter-operators", str(session), "mutation.toml")
             _skip_tables(session, work / module, only)
         _cosmic_ray(work, "exec", "mutation.toml", str(session))
-    return summarise(module, time.monotonic() - started)
+    return summarise(module, time.monotonic() - started, session)
 
 
-def summarise(module: str, seconds: float) -> dict[str, Any]:
+def summarise(module: str, seconds: float, session: Path | None = None) -> dict[str, Any]:
     """The module's kept session in figures (a session still under way: what has run)."""
-    return _summary(module, MODULES[module], _outcomes(session_of(module)), seconds)
+    outcomes = _outcomes(session or session_of(module))
+    return _summary(module, MODULES[module], outcomes, seconds)
 
 
 def _table_lines(source: Path) -> set[int]:
