@@ -303,6 +303,18 @@ def test_batch_predict_errors_name_the_field(client: TestClient, district: Distr
     assert other.status_code == 403
 
 
+def test_a_district_feature_the_model_does_not_take_is_refused_naming_it(
+    client: TestClient, district: District
+) -> None:
+    key = auth(district.keys["school1"])
+    posted = {**FEATURES_OK, "district_features": {"shoe_size": 9}}
+    resp = client.post("/v1/predict", json={"instances": [FEATURES_OK, posted]}, headers=key)
+    assert resp.status_code == 422
+    assert resp.json()["detail"][0]["loc"] == [
+        "body", "instances", 1, "district_features", "shoe_size"
+    ]  # fmt: skip
+
+
 def test_model_versions_of_a_school(client: TestClient, district: District) -> None:
     pointer = ModelStore(district.settings.model_store_url).pointer()
     resp = client.get("/v1/schools/1/models", headers=auth(district.keys["school1"]))
