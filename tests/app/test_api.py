@@ -59,6 +59,24 @@ def test_risk_requires_a_valid_key(client: TestClient) -> None:
     assert wrong.json() == {"detail": "invalid API key"}
 
 
+def test_failed_keys_are_limited_per_address_with_a_429_that_says_when_to_retry(
+    district: District,
+) -> None:
+    settings = district.settings_with(
+        auth_failures_per_minute=2, redis_url=None, cache_prefix="failures-per-address"
+    )
+    bad = auth("ssp_deadbeef_not-a-key")
+    with TestClient(create_app(settings), client=("192.0.2.1", 40000)) as one:
+        assert [one.get("/v1/schools/1/models", headers=bad).status_code for _ in range(2)] == [
+            401, 401
+        ]  # fmt: skip
+        refused = one.get("/v1/schools/1/models", headers=bad)
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        other = TestClient(one.app, client=("192.0.2.2", 40000))  # shares the open app
+        assert other.get("/v1/schools/1/models", headers=bad).status_code == 401
+
+
 def test_risk_of_own_student_is_returned_and_audited(
     client: TestClient, district: District
 ) -> None:
