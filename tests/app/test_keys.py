@@ -20,7 +20,7 @@ from app.core.cache import Cache
 from app.core.db import Tenant, connect_owner
 from app.core.settings import Settings
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, auth
+from tests.app.helpers import PEPPER, auth, scalar
 
 REVOCATION_BOUND_SECONDS = 2.5  # "within a couple of seconds"
 
@@ -138,3 +138,27 @@ def test_with_redis_a_client_stays_cached_30_seconds_until_a_revocation_is_read(
         assert announce_revocation(Cache(redis_url, settings.cache_prefix))
         assert request(1021.0) == 200  # the counter moved: the cache emptied
         assert len(lookups) == 3
+
+
+def test_another_keys_revocation_does_not_cost_a_client_its_cached_answers(
+    district: District, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revocation empties every replica's client cache; a key still valid is checked again
+    in the same request and keeps the answer cached for it."""
+    clock = [1000.0]
+    monkeypatch.setattr(auth_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    settings = district.settings_with(redis_url=redis_url, cache_prefix="revocation-keeps-hits")
+    key = auth(district.keys["school1"])
+    student = scalar(district.url, "SELECT min(id) FROM students WHERE school_id = 1")
+    with TestClient(create_app(settings)) as api:
+        served = api.get(f"/v1/students/{student}/risk", headers=key)
+        for _ in range(50):  # cached after the miss, in the background
+            if served.headers["X-Cache"] == "hit":
+                break
+            time.sleep(0.05)
+            served = api.get(f"/v1/students/{student}/risk", headers=key)
+        assert served.headers["X-Cache"] == "hit"
+        assert announce_revocation(Cache(redis_url, settings.cache_prefix))
+        clock[0] += 1.5  # the counter is due again: read, moved, the client cache emptied
+        after = api.get(f"/v1/students/{student}/risk", headers=key)
+        assert after.status_code == 200 and after.headers["X-Cache"] == "hit"
