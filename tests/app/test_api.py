@@ -59,6 +59,24 @@ def test_risk_requires_a_valid_key(client: TestClient) -> None:
     assert wrong.json() == {"detail": "invalid API key"}
 
 
+def test_failed_keys_are_limited_per_address_with_a_429_that_says_when_to_retry(
+    district: District,
+) -> None:
+    settings = district.settings_with(
+        auth_failures_per_minute=2, redis_url=None, cache_prefix="failures-per-address"
+    )
+    bad = auth("ssp_deadbeef_not-a-key")
+    with TestClient(create_app(settings), client=("192.0.2.1", 40000)) as one:
+        assert [one.get("/v1/schools/1/models", headers=bad).status_code for _ in range(2)] == [
+            401, 401
+        ]  # fmt: skip
+        refused = one.get("/v1/schools/1/models", headers=bad)
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        other = TestClient(one.app, client=("192.0.2.2", 40000))  # shares the open app
+        assert other.get("/v1/schools/1/models", headers=bad).status_code == 401
+
+
 def test_risk_of_own_student_is_returned_and_audited(
     client: TestClient, district: District
 ) -> None:
@@ -301,6 +319,18 @@ def test_batch_predict_errors_name_the_field(client: TestClient, district: Distr
         "/v1/predict", json={"school_id": 2, "instances": [FEATURES_OK]}, headers=key
     )
     assert other.status_code == 403
+
+
+def test_a_district_feature_the_model_does_not_take_is_refused_naming_it(
+    client: TestClient, district: District
+) -> None:
+    key = auth(district.keys["school1"])
+    posted = {**FEATURES_OK, "district_features": {"shoe_size": 9}}
+    resp = client.post("/v1/predict", json={"instances": [FEATURES_OK, posted]}, headers=key)
+    assert resp.status_code == 422
+    assert resp.json()["detail"][0]["loc"] == [
+        "body", "instances", 1, "district_features", "shoe_size"
+    ]  # fmt: skip
 
 
 def test_model_versions_of_a_school(client: TestClient, district: District) -> None:

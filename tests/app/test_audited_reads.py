@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,22 @@ def test_no_student_data_without_its_audit_row(api: TestClient, district: Distri
     hit = api.get(f"/v1/students/{student}/risk", headers=key)
     assert hit.headers["X-Cache"] == "hit"
     assert audit_rows(district, "student_id = %s AND detail->>'cache' = 'hit'", (student,)) == 1
+
+
+def test_a_district_keys_reads_of_a_student_cached_or_not_are_audited_under_the_students_school(
+    api: TestClient, district: District
+) -> None:
+    student = students_of(district, 5)[0]
+    where = "action = 'read_student_risk' AND student_id = %s AND school_id = 5"
+    before = audit_rows(district, where, (student,))
+    key = auth(district.keys["district2"])
+    served = [api.get(f"/v1/students/{student}/risk", headers=key)]
+    while served[-1].headers["X-Cache"] != "hit" and len(served) < 50:  # cached after a miss
+        time.sleep(0.05)
+        served.append(api.get(f"/v1/students/{student}/risk", headers=key))
+    assert served[-1].headers["X-Cache"] == "hit"
+    assert {r.status_code for r in served} == {200}
+    assert audit_rows(district, where, (student,)) == before + len(served)
 
 
 def test_another_tenants_student_is_neither_returned_nor_audited(

@@ -90,6 +90,23 @@ def test_a_bad_key_is_queried_once_within_the_negative_ttl(
     assert len(db.queries) == 2  # expired: asked again (the key may exist by now)
 
 
+def test_a_bad_key_is_asked_about_again_when_its_60_seconds_are_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
+    db = FakeDB()
+    authenticator = Authenticator(db.fetch, PEPPER)
+    key = bad_key()
+    assert run_async(authenticator.authenticate(key)) is None
+    now[0] += 59.9
+    assert run_async(authenticator.authenticate(key)) is None
+    assert len(db.queries) == 1
+    now[0] += 0.1
+    assert run_async(authenticator.authenticate(key)) is None
+    assert len(db.queries) == 2
+
+
 def test_client_cache_is_lru_and_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
     monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
@@ -144,6 +161,134 @@ def test_a_valid_key_gets_in_from_a_blocked_address() -> None:
             run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
     assert len(db.key_lookups()) == lookups + 2
     assert db.queries.count(True) == 1  # the prefixes were read once
+
+
+def test_a_blocked_address_costs_one_read_of_the_active_prefixes_every_five_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The prefixes of active keys are read again after PREFIX_REFRESH_SECONDS (a key created
+    meanwhile then gets in from the blocked address), never more often during a flood."""
+    now = [1000.0]
+    monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
+    db = FakeDB()
+    authenticator = Authenticator(db.fetch, PEPPER, FailureLimiter(Cache(None, "unit"), 1))
+    assert run_async(authenticator.authenticate(bad_key(), "10.0.0.1")) is None  # now blocked
+    for elapsed in (0.0, 4.9):
+        now[0] = 1000.0 + elapsed
+        with pytest.raises(TooManyFailuresError):
+            run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
+    prefix_reads = len(db.queries) - len(db.key_lookups())
+    assert prefix_reads == 1
+    now[0] = 1005.0
+    with pytest.raises(TooManyFailuresError):
+        run_async(authenticator.authenticate(bad_key(), "10.0.0.1"))
+    assert len(db.queries) - len(db.key_lookups()) == 2
+
+
+def test_an_address_that_used_up_its_failures_is_refused_until_the_minute_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(auth_module.time, "monotonic", lambda: now[0])
+    limiter = FailureLimiter(Cache(None, "unit"), 2)
+    run_async(limiter.failed("10.0.0.1"))
+    limiter.check("10.0.0.1")  # one failure of two: not blocked
+    run_async(limiter.failed("10.0.0.1"))  # the second, within the minute: blocked
+    with pytest.raises(TooManyFailuresError) as refused:
+        limiter.check("10.0.0.1")
+    assert refused.value.retry_after == 60
+    now[0] += 59.5
+    with pytest.raises(TooManyFailuresError) as refused:
+        limiter.check("10.0.0.1")
+    assert refused.value.retry_after == 1  # rounded up
+    now[0] += 0.4995
+    with pytest.raises(TooManyFailuresError) as refused:
+        limiter.check("10.0.0.1")
+    assert refused.value.retry_after == 1  # never "retry in 0 seconds"
+    now[0] += 0.0005
+    limiter.check("10.0.0.1")
+
+
+def test_the_addresses_blocked_last_are_remembered_over_older_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth_module, "BLOCKED_IPS_SIZE", 2)
+    limiter = FailureLimiter(Cache(None, "unit"), 1)
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        run_async(limiter.failed(ip))  # its one failure a minute used up: blocked
+    limiter.check("10.0.0.1")  # the oldest forgotten (its next failure blocks it again)
+    for ip in ("10.0.0.2", "10.0.0.3"):
+        with pytest.raises(TooManyFailuresError):
+            limiter.check(ip)
+
+
+def test_a_process_remembers_the_last_10_000_blocked_addresses() -> None:
+    limiter = FailureLimiter(Cache(None, "unit"), 1)
+    addresses = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(10_001)]
+
+    async def block_all() -> None:
+        for ip in addresses:
+            await limiter.failed(ip)  # its one failure a minute used up: blocked
+
+    run_async(block_all())
+    limiter.check(addresses[0])  # the 10,001st pushed out the first
+    for ip in (addresses[1], addresses[-1]):
+        with pytest.raises(TooManyFailuresError):
+            limiter.check(ip)
+
+
+def test_a_process_keeps_the_10_000_clients_used_last() -> None:
+    keys = [f"ssp_{i:08x}_secret" for i in range(10_001)]
+    rows = {hash_key(key, PEPPER): i for i, key in enumerate(keys)}
+    lookups: list[str] = []
+
+    async def fetch(tenant: Tenant | None, query: str, params: Sequence[Any]) -> list[Any]:
+        lookups.append(params[0])
+        i = rows[params[0]]
+        return [{"id": i, "name": keys[i], "key_hash": params[0], "school_id": 1,
+                 "district_id": None, "key_class": "interactive"}]  # fmt: skip
+
+    authenticator = Authenticator(fetch, PEPPER)
+    authenticator.revocations_read(0)  # revocations watched: clients cached 30 s
+
+    async def use(*used: str) -> None:
+        for key in used:
+            assert await authenticator.authenticate(key) is not None
+
+    run_async(use(*keys))
+    run_async(use(keys[1], keys[-1]))
+    assert len(lookups) == len(keys)  # both kept
+    run_async(use(keys[0]))
+    assert len(lookups) == len(keys) + 1  # the 10,001st pushed out the first
+
+
+def test_a_process_remembers_the_last_4_096_keys_that_failed() -> None:
+    db = FakeDB()
+    authenticator = Authenticator(db.fetch, PEPPER)
+    keys = [bad_key() for _ in range(4_097)]
+
+    async def refused(*tried: str) -> None:
+        for key in tried:
+            assert await authenticator.authenticate(key) is None
+
+    run_async(refused(*keys, keys[1], keys[-1]))
+    assert len(db.queries) == len(keys)  # both remembered
+    run_async(refused(keys[0]))
+    assert len(db.queries) == len(keys) + 1  # the 4,097th pushed out the first
+
+
+def test_the_keys_that_failed_last_are_remembered_over_older_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auth_module, "FAILED_CACHE_SIZE", 2)
+    db = FakeDB()
+    authenticator = Authenticator(db.fetch, PEPPER)
+    first, second, third = bad_key(), bad_key(), bad_key()
+    for key in (first, second, third, third, second):
+        assert run_async(authenticator.authenticate(key)) is None
+    assert len(db.queries) == 3  # the last two were answered without a query
+    assert run_async(authenticator.authenticate(first)) is None
+    assert len(db.queries) == 4  # the first was forgotten
 
 
 def wait_for_fresh_minute() -> None:

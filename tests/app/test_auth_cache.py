@@ -5,6 +5,7 @@ or within 30 seconds at worst, and a database asked at most once a second about 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -174,3 +175,24 @@ def test_a_bad_key_without_a_failure_limiter_is_just_refused() -> None:
 def test_a_client_sees_the_rows_of_its_own_school_or_district() -> None:
     assert Client(1, "school", 5, None).tenant == Tenant(school_id=5, district_id=None)
     assert Client(2, "district", None, 9).tenant == Tenant(school_id=None, district_id=9)
+
+
+def test_a_cached_client_cannot_be_rescoped_by_a_request_that_holds_it() -> None:
+    """The client cache hands the same object to every request with that key: changing its
+    school or district there would widen what the next request sees."""
+    client = Client(1, "school", 5, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        client.school_id = 6  # type: ignore[misc]
+
+
+def test_a_key_made_before_keys_named_their_district_names_none_even_if_its_hex_is_digits() -> None:
+    """Its prefix is 8 random hex digits, sometimes all decimal: no district to route to."""
+    assert key_prefix("ssp_12345678_secret") == "12345678"
+    assert key_district("ssp_12345678_secret") is None
+    assert key_district("ssp_12-345678ab_secret") == "12"
+
+
+def test_a_key_whose_secret_holds_underscores_keeps_its_prefix() -> None:
+    """The secret is URL-safe base64, which uses `_`: only the first two split the key."""
+    assert key_prefix("ssp_0000000a_se_cr_et") == "0000000a"
+    assert key_district("ssp_42-0000000a_se_cr_et") == "42"

@@ -85,6 +85,36 @@ def test_bad_bundle_writes_nothing_and_lists_every_problem(
     assert str(result.problems[0]).startswith(f"{result.problems[0].file} row ")
 
 
+def test_the_rows_of_a_rejected_school_are_rejected_with_it_saying_why(
+    untrained_district: District, tmp_path: Path
+) -> None:
+    rows = small_rows()  # two schools of 12 students, 2 exams and 3 days each
+    rows["schools"][1][2] = ""  # SCH-2 has no name: rejected (schools.csv row 3)
+    bundle = write_native(tmp_path / "b", rows)
+
+    result = run_import(untrained_district.importer, str(bundle), progress=False)
+
+    assert not result.written
+
+    def rejected_with(file: str, why: str) -> set[tuple[int, str, str]]:
+        return {
+            (p.row, p.column, p.value) for p in result.problems if (p.file, p.why) == (file, why)
+        }
+
+    # Its 12 students (rows 14-25) and 2 exams (rows 4-5), then those students' 36 days.
+    assert rejected_with("students.csv", "its school is rejected") == {
+        (row, "school_sourced_id", "SCH-2") for row in range(14, 26)
+    }
+    assert rejected_with("exams.csv", "its school is rejected") == {
+        (row, "school_sourced_id", "SCH-2") for row in (4, 5)
+    }
+    attendance = rejected_with("attendance.csv", "its student is rejected")
+    assert len(attendance) == 36 and {v for _, _, v in attendance} == {
+        f"SCH-2-ST-{k}" for k in range(12)
+    }
+    assert (result.tables["schools"].rejected, result.tables["students"].rejected) == (1, 12)
+
+
 def test_each_kind_of_column_refuses_its_bad_values_naming_row_and_column(
     untrained_district: District, tmp_path: Path
 ) -> None:

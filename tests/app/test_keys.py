@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 import time
+import types
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
 from app.cli import main as cli
-from app.core.auth import create_key
-from app.core.db import connect_owner
+from app.core import auth as auth_module
+from app.core.auth import Authenticator, announce_revocation, create_key
+from app.core.cache import Cache
+from app.core.db import Tenant, connect_owner
 from app.core.settings import Settings
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, auth
+from tests.app.helpers import PEPPER, auth, scalar
 
 REVOCATION_BOUND_SECONDS = 2.5  # "within a couple of seconds"
 
@@ -97,3 +102,63 @@ def test_revocation_reaches_every_replica_within_seconds(
         )
     again, _ = run_cli(monkeypatch, capsys, owner, "revoke-key", "--id", str(client_id))
     assert again == 2  # no active key matches any more
+
+
+def test_with_redis_a_client_stays_cached_30_seconds_until_a_revocation_is_read(
+    district: District, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revocation counter is read in the requests' own Redis round trip: while it is seen,
+    a client is looked up once per 30 seconds, and at once again after a revocation."""
+    clock = [1000.0]
+    monkeypatch.setattr(auth_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    settings = district.settings_with(redis_url=redis_url, cache_prefix="revocations-read")
+    _, key = new_key(district, "watched")
+    with TestClient(create_app(settings)) as api:
+        authenticator: Authenticator = api.app.state.services.auth  # type: ignore[attr-defined]
+        lookups: list[str] = []
+        fetch = authenticator.fetch
+
+        def counted(
+            tenant: Tenant | None, query: str, params: Sequence[Any]
+        ) -> Awaitable[list[dict[str, Any]]]:
+            lookups.append(query)
+            return fetch(tenant, query, params)
+
+        authenticator.fetch = counted
+
+        def request(at: float) -> int:
+            clock[0] = at
+            return api.get("/v1/schools/1/models", headers=auth(key)).status_code
+
+        assert request(1000.0) == 200  # the counter not yet seen: cached a second
+        assert request(1002.0) == 200  # looked up again, now cached 30 s
+        assert len(lookups) == 2
+        assert request(1020.0) == 200
+        assert len(lookups) == 2
+        assert announce_revocation(Cache(redis_url, settings.cache_prefix))
+        assert request(1021.0) == 200  # the counter moved: the cache emptied
+        assert len(lookups) == 3
+
+
+def test_another_keys_revocation_does_not_cost_a_client_its_cached_answers(
+    district: District, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revocation empties every replica's client cache; a key still valid is checked again
+    in the same request and keeps the answer cached for it."""
+    clock = [1000.0]
+    monkeypatch.setattr(auth_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    settings = district.settings_with(redis_url=redis_url, cache_prefix="revocation-keeps-hits")
+    key = auth(district.keys["school1"])
+    student = scalar(district.url, "SELECT min(id) FROM students WHERE school_id = 1")
+    with TestClient(create_app(settings)) as api:
+        served = api.get(f"/v1/students/{student}/risk", headers=key)
+        for _ in range(50):  # cached after the miss, in the background
+            if served.headers["X-Cache"] == "hit":
+                break
+            time.sleep(0.05)
+            served = api.get(f"/v1/students/{student}/risk", headers=key)
+        assert served.headers["X-Cache"] == "hit"
+        assert announce_revocation(Cache(redis_url, settings.cache_prefix))
+        clock[0] += 1.5  # the counter is due again: read, moved, the client cache emptied
+        after = api.get(f"/v1/students/{student}/risk", headers=key)
+        assert after.status_code == 200 and after.headers["X-Cache"] == "hit"
