@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import pq
+from psycopg.conninfo import make_conninfo
 
 from app.api import queries
 from app.api.main import create_app
@@ -80,6 +81,25 @@ def test_a_district_keys_reads_of_a_student_cached_or_not_are_audited_under_the_
     assert served[-1].headers["X-Cache"] == "hit"
     assert {r.status_code for r in served} == {200}
     assert audit_rows(district, where, (student,)) == before + len(served)
+
+
+def test_with_a_read_replica_the_audited_reads_run_on_the_primary(district: District) -> None:
+    """A replica refuses writes (here: read-only transactions on the same database), and a
+    read of student data writes its audit row: it must run on the primary."""
+    primary = district.settings.database_url or ""
+    replica = make_conninfo(primary, options="-c default_transaction_read_only=on")
+    settings = district.settings_with(
+        database_read_url=replica, cache_prefix=f"replica-{secrets.token_hex(4)}"
+    )
+    student = students_of(district, 1)[6]
+    before = audit_rows(district, "student_id = %s", (student,))
+    with TestClient(create_app(settings)) as api:
+        key = auth(district.keys["school1"])
+        read = api.get(f"/v1/students/{student}/risk", headers=key)
+        assert read.status_code == 200, read.text
+        page = api.get("/v1/schools/1/at-risk?limit=2", headers=key)
+        assert page.status_code == 200, page.text
+    assert audit_rows(district, "student_id = %s", (student,)) == before + 1
 
 
 def test_another_tenants_student_is_neither_returned_nor_audited(
