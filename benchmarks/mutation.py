@@ -130,7 +130,11 @@ MODULES: dict[str, tuple[str, ...]] = {
         for module in ("tools/diff/model.py", "tools/diff/report.py")
     },
     # The tenancy SQL, the importer's validation, the promotion gate.
-    "app/api/queries.py": ("tests/app/test_audited_reads.py", "tests/app/test_api.py"),
+    "app/api/queries.py": (
+        "tests/app/test_audited_reads.py",
+        "tests/app/test_api.py",
+        "tests/app/test_casework.py",  # the at-risk list's filters, sorts and pages
+    ),
     # The importer's validation: the imports that meet its problems (not the training run on
     # an imported district, the S3 bundle, the importer's grants, the layout's documentation).
     "app/jobs/importer/validate.py": (
