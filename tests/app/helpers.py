@@ -7,7 +7,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from app.api.main import create_app
 from app.cli.serving import server_options
+from app.core.auth import Authenticator
 from app.core.db import Database, Tenant
 from app.core.logins import WORKLOAD_LOGINS, password_setting
 from app.core.settings import Settings
@@ -156,3 +157,18 @@ def district_directory(table: str, region: str, homes: dict[str, dict[str, str]]
             item = {"district_id": district, **attributes}
             client.put_item(TableName=table, Item={k: {"S": v} for k, v in item.items()})
         yield client
+
+
+def count_lookups(authenticator: Authenticator) -> list[str]:
+    """The queries `authenticator` sends to the database from now on (the list grows)."""
+    lookups: list[str] = []
+    fetch = authenticator.fetch
+
+    def counted(
+        tenant: Tenant | None, query: str, params: Sequence[Any]
+    ) -> Awaitable[list[dict[str, Any]]]:
+        lookups.append(query)
+        return fetch(tenant, query, params)
+
+    authenticator.fetch = counted
+    return lookups

@@ -322,6 +322,18 @@ def test_at_risk_list_shows_indicators_trend_and_open_cases(
                for i in flagged)  # fmt: skip
 
 
+def every_page(client: TestClient, key: dict[str, str], url: str) -> list[dict[str, Any]]:
+    """The items of every page of a list, from `url` on, following its cursors."""
+    items: list[dict[str, Any]] = []
+    page_url = url
+    while page_url:
+        page = client.get(page_url, headers=key).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        page_url = f"{url}&cursor={cursor}" if cursor else ""
+    return items
+
+
 def test_rising_sort_orders_by_the_30_day_change_and_pages(
     client: TestClient, district: District
 ) -> None:
@@ -349,17 +361,9 @@ def test_rising_sort_orders_by_the_30_day_change_and_pages(
     with connect_as(district.trainer, TRAINER_LOGIN) as conn:
         rescore_students(conn, store, district.trainer, store.pointer(), lambda schools: None)
     key = auth(district.keys["district1"])
-    seen: list[dict[str, Any]] = []
-    url = "/v1/schools/4/at-risk?min_risk=0&limit=2&sort=rising&min_change=0.05"
-    while url:
-        page = client.get(url, headers=key).json()
-        seen += page["items"]
-        cursor = page["next_cursor"]
-        url = (
-            f"/v1/schools/4/at-risk?min_risk=0&limit=2&sort=rising&min_change=0.05&cursor={cursor}"
-            if cursor
-            else ""
-        )
+    seen = every_page(
+        client, key, "/v1/schools/4/at-risk?min_risk=0&limit=2&sort=rising&min_change=0.05"
+    )
     changes = [i["risk_change_30d"] for i in seen]
     assert changes == sorted(changes, reverse=True) and all(c >= 0.05 for c in changes)
     risen = [i["student_id"] for i in seen if i["student_id"] in students]
@@ -480,18 +484,7 @@ def test_an_indicator_filter_keeps_exactly_the_flagged_students(
     key = auth(district.keys["school1"])
 
     def every(query: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        url = f"/v1/schools/1/at-risk?min_risk=0&limit=100{query}"
-        while url:
-            page = client.get(url, headers=key).json()
-            items += page["items"]
-            cursor = page["next_cursor"]
-            url = (
-                f"/v1/schools/1/at-risk?min_risk=0&limit=100{query}&cursor={cursor}"
-                if cursor
-                else ""
-            )
-        return items
+        return every_page(client, key, f"/v1/schools/1/at-risk?min_risk=0&limit=100{query}")
 
     listed = every("")
     for indicator in ("attendance", "course"):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import time
 import types
-from collections.abc import Awaitable, Sequence
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,10 +15,10 @@ from app.cli import main as cli
 from app.core import auth as auth_module
 from app.core.auth import Authenticator, announce_revocation, create_key
 from app.core.cache import Cache
-from app.core.db import Tenant, connect_owner
+from app.core.db import connect_owner
 from app.core.settings import Settings
 from tests.app.conftest import District
-from tests.app.helpers import PEPPER, auth, scalar
+from tests.app.helpers import PEPPER, auth, count_lookups, scalar
 
 REVOCATION_BOUND_SECONDS = 2.5  # "within a couple of seconds"
 
@@ -115,16 +113,7 @@ def test_with_redis_a_client_stays_cached_30_seconds_until_a_revocation_is_read(
     _, key = new_key(district, "watched")
     with TestClient(create_app(settings)) as api:
         authenticator: Authenticator = api.app.state.services.auth  # type: ignore[attr-defined]
-        lookups: list[str] = []
-        fetch = authenticator.fetch
-
-        def counted(
-            tenant: Tenant | None, query: str, params: Sequence[Any]
-        ) -> Awaitable[list[dict[str, Any]]]:
-            lookups.append(query)
-            return fetch(tenant, query, params)
-
-        authenticator.fetch = counted
+        lookups = count_lookups(authenticator)
 
         def request(at: float) -> int:
             clock[0] = at
