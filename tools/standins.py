@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -118,6 +120,7 @@ def sqs_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    _receive_one_at_a_time()
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
     server.start()
     try:
@@ -125,6 +128,44 @@ def sqs_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+_RECEIVING = threading.Lock()
+
+
+def _receive_one_at_a_time() -> None:
+    """SQS hides a received message from every other receive for its visibility timeout.
+    moto's ReceiveMessage checks that a message is visible and then marks it received, without a
+    lock: two pods long-polling one queue, woken together by a send, can both receive it (a
+    message "processed twice" in the growth rehearsal). Here its receives take turns, each
+    without waiting, and the long poll waits between turns, outside the lock."""
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.receive_message
+    if getattr(original, "one_at_a_time", False):
+        return
+
+    def receive(
+        self: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:
+            with _RECEIVING:
+                got = original(
+                    self, queue_name, count, 0, visibility_timeout, message_attribute_names
+                )
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                return got
+            self.get_queue(queue_name).wait_for_messages(min(left, 1.0))
+
+    receive.one_at_a_time = True  # type: ignore[attr-defined]
+    SQSBackend.receive_message = receive  # type: ignore[method-assign]
 
 
 def sqs_client(endpoint: str) -> Any:
