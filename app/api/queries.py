@@ -176,8 +176,7 @@ def at_risk_query(
     floor: float,
     limit: int,
     after: tuple[float, int] | None = None,
-    audit_client_id: int | None = None,
-    reasons: int = 0,
+    audit: tuple[int, int] | None = None,
     filters: ListFilters = ListFilters(),
 ) -> tuple[str, list[Any]]:
     """SQL and parameters of one at-risk page: one row more than `limit`, to tell whether a next
@@ -185,10 +184,11 @@ def at_risk_query(
     it, and student id). Also timed by benchmarks/queries.py.
 
     Every item carries its current indicators' figures, its 30-day change and whether it has
-    an open intervention. With `audit_client_id`, what the API runs: the page with
-    school_visible on every row (see _WITH_VISIBILITY) and, when the school is visible, the
-    page's audit row in that client's name listing the students shown (the first `limit`,
-    still visible) and how many reasons each item shows."""
+    an open intervention. With `audit` (the client's id, how many reasons each item shows), what
+    the API runs: the page with school_visible on every row (see _WITH_VISIBILITY) and, when
+    the school is visible, the page's audit row in that client's name listing the students
+    shown (the first `limit`, still visible) and the reasons' count. Without it, the same page
+    alone (what benchmarks/queries.py times)."""
     # The floor is compared exactly, as a double (an index condition all the same: real and
     # double share btree operators), so a floor such as 1e-50 is no `real` underflow; the
     # cursor's risk was read from a `real` and is compared as one.
@@ -230,14 +230,15 @@ def at_risk_query(
         f" LEFT JOIN LATERAL ({INDICATORS_OF.format(id='r.student_id')}) i ON true"
         f" ORDER BY {order}"
     )
-    if audit_client_id is None:
+    if audit is None:
         return page, [*params, limit + 1]
+    client_id, reasons = audit
     shown = (
         "SELECT coalesce(jsonb_agg(student_id ORDER BY k DESC, student_id DESC), '[]')"
         f" FROM (SELECT *, {key.format(a='page')} AS k FROM page"
         " ORDER BY k DESC, student_id DESC LIMIT %s) p WHERE first_name IS NOT NULL"
     )
-    audit = (
+    audit_row = (
         "INSERT INTO audit_log (client_id, school_id, student_id, action, detail)"
         " SELECT %s, %s, NULL, 'read_at_risk_list',"
         f" jsonb_build_object('student_ids', ({shown}), 'reasons', %s::integer)"
@@ -247,8 +248,8 @@ def at_risk_query(
         query="SELECT * FROM page", order=f"{key.format(a='q')} DESC, q.student_id DESC"
     )
     return (
-        f"WITH page AS ({page}), audit AS ({audit}) {result}",
-        [*params, limit + 1, audit_client_id, school_id, limit, reasons, school_id, school_id],
+        f"WITH page AS ({page}), audit AS ({audit_row}) {result}",
+        [*params, limit + 1, client_id, school_id, limit, reasons, school_id, school_id],
     )
 
 

@@ -11,7 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.rows import dict_row
 
+from app.api import queries
 from app.core.db import connect_as
 from app.core.logins import API_LOGIN, TRAINER_LOGIN
 from app.model import history
@@ -371,6 +373,26 @@ def test_rising_sort_orders_by_the_30_day_change_and_pages(
     assert [round(i["risk_change_30d"], 3) for i in seen if i["student_id"] in students] == [
         0.3, 0.2, 0.1
     ]  # fmt: skip
+    # The same filter under the default order: the same students, riskiest first.
+    by_risk = every_page(client, key, "/v1/schools/4/at-risk?min_risk=0&limit=2&min_change=0.05")
+    assert sorted(i["student_id"] for i in by_risk) == sorted(i["student_id"] for i in seen)
+    risks = [i["risk"] for i in by_risk]
+    assert risks == sorted(risks, reverse=True)
+    assert all(i["risk_change_30d"] >= 0.05 for i in by_risk)
+
+
+def test_the_benchmarked_page_is_the_apis_without_its_audit_row(district: District) -> None:
+    """benchmarks.queries times at_risk_query without `audit`: the rows the API reads, one
+    more than the limit (which tells the API a next page exists)."""
+    gen = int(scalar(district.url, "SELECT max(generation) FROM risk_scores"))
+    client_id = int(scalar(district.url, "SELECT min(id) FROM api_clients"))
+    with psycopg.connect(district.url, row_factory=dict_row) as conn:
+        plain = conn.execute(*queries.at_risk_query(gen, 4, 0.0, 5)).fetchall()
+        audited = conn.execute(*queries.at_risk_query(gen, 4, 0.0, 5, audit=(client_id, 3)))
+        read = [r for r in audited.fetchall() if r["student_id"] is not None]
+        conn.rollback()  # not the audit row
+    assert len(plain) == 6
+    assert [r["student_id"] for r in read] == [r["student_id"] for r in plain]
 
 
 # -------------------------------------------------------- the API's login, another school

@@ -142,9 +142,8 @@ async def at_risk(
         return json_response(body, "hit")
     # One round trip: the page, whether the tenant sees the school, and the page's audit row.
     query = queries.at_risk_query(
-        gen, school_id, floor, limit, after, audit_client_id=client.id, reasons=top,
-        filters=filters,
-    )  # fmt: skip
+        gen, school_id, floor, limit, after, audit=(client.id, top), filters=filters
+    )
     found = await svc.audited(client, *query)
     if not found[0]["school_visible"]:
         svc.refuse_unseen_school(school_id)
