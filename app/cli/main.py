@@ -14,9 +14,8 @@ from collections.abc import Callable
 from app.cli import data, keys, lifecycle, serving, training
 from app.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from app.cli.sagemaker import sagemaker_settings, write_failure
-from app.core.auth import KEY_CLASSES
 from app.core.logs import setup_logging
-from app.core.settings import Settings, get_settings
+from app.core.settings import KEY_CLASSES, Settings, get_settings
 
 log = logging.getLogger("app.cli")
 

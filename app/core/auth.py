@@ -23,13 +23,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from app.core.cache import Cache
 from app.core.db import Tenant
+from app.core.settings import KEY_CLASSES, KeyClass
 
 KEY_PREFIX = "ssp"
 DISTRICT_ID = re.compile(r"[0-9]{1,18}")  # as a key names it: a bigint, ASCII digits only
@@ -42,11 +43,6 @@ FAILED_CACHE_SECONDS = 60.0  # a bad key is answered without a query for this lo
 FAILED_CACHE_SIZE = 4_096  # recently failed key hashes kept (never displaces valid clients)
 FAILURE_WINDOW_SECONDS = 60  # AUTH_FAILURES_PER_MINUTE counts failures per minute
 BLOCKED_IPS_SIZE = 10_000  # IPs remembered as blocked in this process
-
-# A key's class picks its rate limit: people using an app, or a machine client (the student
-# information system's sync) sending large batches. Migration 0010 checks the same values.
-KeyClass = Literal["interactive", "integration"]
-KEY_CLASSES: tuple[KeyClass, ...] = get_args(KeyClass)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +27,11 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 
+# A key's class picks its rate limit (rate_limit_<class>_requests): people using an app, or a
+# machine client (the student information system's sync) sending large batches. Migration
+# 0010 checks the same values.
+KeyClass = Literal["interactive", "integration"]
+KEY_CLASSES: tuple[KeyClass, ...] = get_args(KeyClass)
 TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
@@ -298,7 +303,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # an empty variable is no password
 
-    def rate_limit(self, key_class: str) -> int:
+    def rate_limit(self, key_class: KeyClass) -> int:
         """Requests per ``rate_limit_window_seconds`` for a key of this class."""
         if key_class == "integration":
             return self.rate_limit_integration_requests
