@@ -293,6 +293,35 @@ def test_a_poison_message_goes_to_the_dead_letter_queue(backend: Backend, wd: Di
 
 
 # SQS only: a PostgreSQL queue row is typed, so it has no unreadable body.
+def test_a_receive_leases_its_limit_when_the_statistics_say_the_queue_is_empty(
+    wd: District,
+) -> None:
+    """A queue table is mostly empty when autovacuum analyzes it. With those statistics
+    PostgreSQL rescanned the lease's LIMIT ... SKIP LOCKED subquery once per row of the table,
+    and one receive leased every waiting message (in a whole-suite run, one of two draining
+    workers took all 120 and the other none)."""
+    with psycopg.connect(wd.url, autocommit=True) as conn:
+        conn.execute("DELETE FROM event_queue")
+        conn.execute(
+            "INSERT INTO event_queue (school_id, student_id)"
+            " SELECT school_id, id FROM students ORDER BY id LIMIT 1"
+        )
+        conn.execute("DELETE FROM event_queue")
+        conn.execute("ANALYZE event_queue")  # as autovacuum finds it: empty
+        rows = conn.execute(
+            "SELECT id, school_id FROM students WHERE is_active ORDER BY id LIMIT 120"
+        ).fetchall()
+    queue = PostgresQueue(lambda: psycopg.connect(wd.url, autocommit=True), wd.settings)
+    queue.send([(int(r[0]), int(r[1])) for r in rows])
+    try:
+        assert len(queue.receive(10)) == 10
+        assert len(queue.receive(10)) == 10  # the next ten: the first ten stay leased
+        assert queue.depth().in_flight == 20
+    finally:
+        queue.conn.execute("DELETE FROM event_queue")
+        queue.close()
+
+
 @pytest.mark.parametrize("backend", ["sqs"], indirect=True)
 def test_an_unreadable_sqs_message_is_poison(backend: Backend, wd: District) -> None:
     assert isinstance(backend.queue, SqsQueue)

@@ -83,26 +83,31 @@ class PostgresQueue:
             self.conn.execute(ENQUEUE, enqueue_params(set(students)))
 
     def receive(self, limit: int) -> list[Message]:
+        # Each LIMIT ... SKIP LOCKED is a MATERIALIZED CTE, run once: as a subquery joined to
+        # the table, PostgreSQL may rescan it for every row (its plan when the statistics say
+        # the queue is empty, as they mostly do), and each rescan leases `limit` more.
         with self.conn.transaction():
             # Messages received max_receives times already (their worker died each time) are
             # dead-lettered instead of being delivered again.
             self.conn.execute(
-                "UPDATE event_queue SET dead_at = now(),"
-                " last_error = coalesce(last_error, 'lease expired')"
-                " WHERE id IN (SELECT id FROM event_queue WHERE dead_at IS NULL"
+                "WITH spent AS MATERIALIZED (SELECT id FROM event_queue WHERE dead_at IS NULL"
                 " AND available_at <= now() AND receives >= %s"
-                " ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED)",
+                " ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " UPDATE event_queue q SET dead_at = now(),"
+                " last_error = coalesce(q.last_error, 'lease expired')"
+                " FROM spent WHERE q.id = spent.id",
                 (self.max_receives, limit),
             )
             rows = self.conn.execute(
-                "UPDATE event_queue q SET receives = q.receives + 1,"
-                " available_at = now() + make_interval(secs => %s)"
-                " FROM (SELECT id FROM event_queue WHERE dead_at IS NULL"
+                "WITH ready AS MATERIALIZED (SELECT id FROM event_queue WHERE dead_at IS NULL"
                 " AND available_at <= now() ORDER BY available_at, id LIMIT %s"
-                " FOR UPDATE SKIP LOCKED) ready WHERE q.id = ready.id"
+                " FOR UPDATE SKIP LOCKED)"
+                " UPDATE event_queue q SET receives = q.receives + 1,"
+                " available_at = now() + make_interval(secs => %s)"
+                " FROM ready WHERE q.id = ready.id"
                 " RETURNING q.id, q.student_id, q.school_id,"
                 " extract(epoch FROM q.enqueued_at), q.receives",
-                (self.visibility, limit),
+                (limit, self.visibility),
             ).fetchall()
         return [Message(int(r[1]), int(r[2]), float(r[3]), int(r[4]), str(r[0])) for r in rows]
 
