@@ -600,9 +600,8 @@ def test_two_workers_drain_the_table_together_without_processing_a_message_twice
     )
     workers = [draining_worker(settings) for _ in range(2)]
     drained_before = metrics.DRAINED._value.get()
-    # Each holds a leased batch at once: received one after the other before the threads
-    # start (a barrier between two threads receiving at once broke in whole-suite runs, one of
-    # them getting nothing for 20 s; unexplained, see the drain's receive).
+    # Each holds a leased batch at once: received one after the other before the threads start
+    # (one receive leasing everything was the lease's rescanned LIMIT: the test above).
     first = [worker.queue.receive(10) for worker in workers]
     assert [len(batch) for batch in first] == [10, 10]
     acked = [0 for _ in workers]
