@@ -21,6 +21,9 @@ log = logging.getLogger("app.model_registry")
 
 DISTRICT = "district"
 MAX_BACKOFF_SECONDS = 60.0  # longest wait between retries of an unreadable model store
+# While no model is served (a stack's first day, before its first training) the pointer is
+# re-read this often, not every `refresh_seconds`: the first model answers within a second.
+NO_MODEL_RECHECK_SECONDS = 1.0
 
 
 def school_scope(school_id: int) -> str:
@@ -54,7 +57,8 @@ class NoModelError(RuntimeError):
 
 class ModelRegistry:
     """Holds the promoted models in memory and re-reads the pointer at most every
-    `refresh_seconds`, so a promotion or rollback is picked up without a restart.
+    `refresh_seconds` (every second while it serves none), so a promotion or rollback is
+    picked up without a restart.
 
     A store that cannot be read (or a model that cannot be loaded) never takes serving down:
     the error is logged, the last good models keep answering and the next attempt waits
@@ -97,9 +101,10 @@ class ModelRegistry:
             )
             return
         self._failures = 0
-        self._next_check = now + self.refresh_seconds
         if models is not None:
             self._state = (pointer, models)  # swapped together: never a new pointer, old models
+        wait = self.refresh_seconds if self._state[1] else NO_MODEL_RECHECK_SECONDS
+        self._next_check = now + min(self.refresh_seconds, wait)
 
     def _models_for(self, pointer: Pointer) -> dict[tuple[str, str], Any] | None:
         """Models of `pointer` (reusing loaded ones), or None when it must not replace the
