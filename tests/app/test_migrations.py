@@ -38,6 +38,7 @@ EXPECTED = [
     "0022_risk_baseline",
     "0023_purger_login",
     "0024_purger_rights_from_the_catalog_walk",
+    "0025_tenant_lookup_in_plpgsql",
 ]
 
 

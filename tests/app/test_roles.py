@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr, ValidationError
 
 from app.core import db
-from app.core.db import Tenant
+from app.core.db import SET_TENANT, Tenant
 from app.core.logins import (
     API_LOGIN,
     ARCHIVER_LOGIN,
@@ -288,6 +288,29 @@ def test_tenant_setting_is_trusted_only_as_far_as_the_code_that_sets_it(
             assert [r["school_id"] for r in found] == schools
     finally:
         database.close()
+
+
+def test_the_tenant_lookup_answers_each_setting(
+    api: psycopg.Connection[Any], district: District
+) -> None:
+    """app_visible_schools(), which every tenant policy calls: a school key's school, a
+    district key's schools, and none without a tenant or for a district that does not exist
+    (migration 0025 rewrote it in PL/pgSQL with these answers)."""
+    with psycopg.connect(district.url) as owner:
+        rows = owner.execute("SELECT id FROM schools WHERE district_id = 2 ORDER BY id").fetchall()
+    district_2 = [int(r[0]) for r in rows]
+    assert district_2
+    for school, district_id, schools in (
+        ("1", "", [1]),
+        ("3", "1", [3]),  # a school key's school only, whatever the district says
+        ("", "2", district_2),
+        ("", "", []),
+        ("", "999999", []),
+    ):
+        with api.transaction():
+            api.execute(SET_TENANT, (school, district_id))
+            row = api.execute("SELECT app_visible_schools()").fetchone()
+        assert row is not None and sorted(row[0]) == schools, (school, district_id)
 
 
 def test_trainer_reads_features_and_writes_scores_only(
