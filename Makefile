@@ -82,8 +82,8 @@ typecheck-app: $(BIN)/.installed
 
 ## unit: the tests, three workers for every two cores (the tests wait on their servers: with
 ## one worker per core the cores idle); a file's tests stay on one worker, sharing its fixtures
-## (one embedded PostgreSQL, one evaluation of each stack per worker). TEST_WORKERS=N to choose;
-## the 15 slowest are listed at the end.
+## (one embedded PostgreSQL per worker; each stack config evaluated once, shared by the
+## workers: tests/conftest.py). TEST_WORKERS=N to choose; the 15 slowest are listed at the end.
 TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(max(2, 3 * (os.cpu_count() or 2) // 2))")
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests -n $(TEST_WORKERS) --dist loadfile --durations=15

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +17,34 @@ if str(ROOT) not in sys.path:
 
 from tests.shared import StackRunner  # noqa: E402
 from tools.harness import StackRun, run_stack  # noqa: E402
+from tools.shared_evaluations import SHARED_EVALUATIONS, share_evaluations  # noqa: E402
 
 _RUNS: dict[str, StackRun] = {}
+# Fixtures of a test that patches code or captures what an evaluation prints: its stacks are
+# evaluated afresh, not shared with the session's other processes.
+PATCHING = {"monkeypatch", "caplog", "capsys", "capfd", "capsysbinary", "capfdbinary", "recwarn"}
+_MADE_HERE = pytest.StashKey[str]()  # the shared evaluations' directory, in its maker
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The session's shared evaluations (tools.harness): one directory, made by the first
+    process, which the test workers (pytest-xdist) inherit through the environment."""
+    if SHARED_EVALUATIONS not in os.environ:
+        os.environ[SHARED_EVALUATIONS] = tempfile.mkdtemp(prefix="ssp-evaluations-")
+        config.stash[_MADE_HERE] = os.environ[SHARED_EVALUATIONS]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if made := config.stash.get(_MADE_HERE, None):
+        shutil.rmtree(made, ignore_errors=True)
+        del os.environ[SHARED_EVALUATIONS]
+
+
+@pytest.fixture(autouse=True)
+def _evaluations_shared_unless_patched(request: pytest.FixtureRequest) -> Iterator[None]:
+    share_evaluations(not PATCHING & set(request.fixturenames))
+    yield
+    share_evaluations(True)
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,14 @@ import gc
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.shared import BUCKET, OPTIONS_PROGRAM, SSM_PARAMETER
-from tools.harness import ROOT, config_value, run_stack, stacks
+from tools.harness import ROOT, StackRun, config_value, run_stack, stacks
+from tools.shared_evaluations import SHARED_EVALUATIONS, share_evaluations
 
 
 def test_every_stack_file_is_found() -> None:
@@ -53,6 +55,34 @@ def test_each_run_starts_from_a_fresh_runtime() -> None:
     second = run_stack("dev", program=OPTIONS_PROGRAM)
     assert len(first.resources) == len(second.resources) == 4
     assert set(second.outputs) == {"bucket_arn", "token"}
+
+
+def registered(run: StackRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a run registered and exported, whatever the order its resources came in (which
+    varies between runs of one program)."""
+    return {r.urn: r.inputs for r in run}, run.outputs
+
+
+def test_a_shared_evaluation_is_the_evaluation_and_a_patching_test_never_shares(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(SHARED_EVALUATIONS, str(tmp_path))
+    share_evaluations(True)  # as for a test that patches nothing (tests/conftest.py)
+    evaluated = run_stack("tier1")
+    [kept] = tmp_path.iterdir()
+    shared = run_stack("tier1")  # read back: as if another process had evaluated it
+    assert shared == evaluated and shared is not evaluated
+    other = run_stack("tier1", {"owner": "platform-b"})  # its own config, its own entry
+    assert registered(other) != registered(evaluated)
+    assert len(list(tmp_path.iterdir())) == 2
+    kept.write_bytes(b"")  # what a patched run would read, if it read
+    share_evaluations(False)  # this test patches (the environment)
+    assert registered(run_stack("tier1")) == registered(evaluated)
+    run_stack("tier1", {"owner": "platform-c"})
+    assert len(list(tmp_path.iterdir())) == 2  # nothing written either
+    share_evaluations(True)
+    assert run_stack("dev", program=OPTIONS_PROGRAM).resources  # not this checkout's program
+    assert len(list(tmp_path.iterdir())) == 2
 
 
 def test_a_run_that_fails_in_an_apply_leaves_the_next_run_alone(
