@@ -27,8 +27,8 @@ _MADE_HERE = pytest.StashKey[str]()  # the shared evaluations' directory, in its
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The session's shared evaluations (tools.harness): one directory, made by the first
-    process, which the test workers (pytest-xdist) inherit through the environment."""
+    """The session's shared evaluations (tools.shared_evaluations): one directory, made by the
+    first process, which the test workers (pytest-xdist) inherit through the environment."""
     if SHARED_EVALUATIONS not in os.environ:
         os.environ[SHARED_EVALUATIONS] = tempfile.mkdtemp(prefix="ssp-evaluations-")
         config.stash[_MADE_HERE] = os.environ[SHARED_EVALUATIONS]

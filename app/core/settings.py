@@ -32,6 +32,7 @@ PLACEHOLDER_SECRETS = frozenset(
 # 0010 checks the same values.
 KeyClass = Literal["interactive", "integration"]
 KEY_CLASSES: tuple[KeyClass, ...] = get_args(KeyClass)
+
 TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
