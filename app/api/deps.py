@@ -32,6 +32,7 @@ from app.core.auth import (
 from app.core.cache import Cache
 from app.core.db import Database
 from app.core.indicators import CutPoints
+from app.core.logs import error_text
 from app.core.settings import Settings
 from app.jobs.events.queue import Queue, SqsQueue
 from app.model.artifacts import ModelStore, Pointer
@@ -105,7 +106,7 @@ class Services(ModelServices):
         try:
             return await self.audit_rows.write(client.tenant, row)
         except psycopg.Error as exc:
-            log.error("audit write failed", extra={"error": str(exc)[:300]})
+            log.error("audit write failed", extra={"error": error_text(exc)})
             raise AuditUnavailableError("audit log unavailable") from exc
 
     async def audited(
@@ -117,7 +118,7 @@ class Services(ModelServices):
         try:
             return await self.db.fetch(client.tenant, query, params, write=True)
         except psycopg.Error as exc:
-            log.error("audited read failed", extra={"error": str(exc)[:300]})
+            log.error("audited read failed", extra={"error": error_text(exc)})
             raise AuditUnavailableError("audit log unavailable") from exc
 
     def check_school_key(self, client: Client, school_id: int) -> None:

@@ -39,6 +39,7 @@ from app.api.routes import (
 )
 from app.core.db import DatabaseUnavailableError, ensure_audit_partitions, primary_url
 from app.core.logins import API_LOGIN
+from app.core.logs import error_text
 from app.core.settings import Settings, get_settings
 from app.model.served_models import NoModelError
 
@@ -187,4 +188,4 @@ def ensure_partitions_at_startup(settings: Settings) -> None:
         if created:
             log.warning("audit partitions were missing; created", extra={"partitions": created})
     except psycopg.Error as exc:
-        log.warning("could not ensure audit partitions", extra={"error": str(exc)[:300]})
+        log.warning("could not ensure audit partitions", extra={"error": error_text(exc)})

@@ -15,6 +15,21 @@ from typing import Any
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+ERROR_TEXT_LIMIT = 300  # characters of an error a log line carries
+
+
+def error_text(exc: BaseException) -> str:
+    """An error as a log line may carry it. A database error gives its class, SQLSTATE and
+    primary message only: PostgreSQL's DETAIL quotes the key or the whole row that failed (a
+    student's id, a name: "Failing row contains (...)"), which stays out of the logs."""
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    if primary is not None:
+        text = f"{type(exc).__name__} {getattr(exc, 'sqlstate', None)}: {primary}"
+    else:
+        text = repr(exc)
+    return text[:ERROR_TEXT_LIMIT]
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {

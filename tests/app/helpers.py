@@ -116,14 +116,17 @@ def served(settings: Settings) -> Iterator[str]:
 @contextmanager
 def failing_audit(url: str, student_id: int | None, action: str) -> Iterator[None]:
     """Audit inserts of `action` (about `student_id`, when given) fail, as a full or missing
-    partition would make them."""
+    partition would make them, quoting the row in the error's DETAIL as a violated check
+    does."""
     name = f"fail_audit_{secrets.token_hex(4)}"
     with psycopg.connect(url, autocommit=True) as owner:
         owner.execute(
             f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             f" IF NEW.action = '{action}'"
             f" AND (NEW.student_id = {student_id or 0} OR {student_id is None})"
-            " THEN RAISE EXCEPTION 'audit refused by the test'; END IF; RETURN NEW; END $$"
+            " THEN RAISE EXCEPTION 'audit refused by the test'"
+            " USING DETAIL = format('Failing row contains (%s).', NEW.student_id);"
+            " END IF; RETURN NEW; END $$"
         )
         owner.execute(
             f"CREATE TRIGGER {name} BEFORE INSERT ON audit_log"

@@ -4,6 +4,7 @@ audit row for what the tenant cannot see; prepared statements only where configu
 
 from __future__ import annotations
 
+import logging
 import secrets
 import tempfile
 import time
@@ -42,15 +43,21 @@ def api(district: District) -> Iterator[TestClient]:
         yield client
 
 
-def test_no_student_data_without_its_audit_row(api: TestClient, district: District) -> None:
+def test_no_student_data_without_its_audit_row(
+    api: TestClient, district: District, caplog: pytest.LogCaptureFixture
+) -> None:
     student = students_of(district, 1)[3]
     key = auth(district.keys["school1"])
     before = audit_rows(district, "student_id = %s", (student,))
     with failing_audit(district.url, student, "read_student_risk"):
-        refused = api.get(f"/v1/students/{student}/risk", headers=key)
+        with caplog.at_level(logging.ERROR, logger="app.api"):
+            refused = api.get(f"/v1/students/{student}/risk", headers=key)
         assert refused.status_code == 503
         assert refused.json() == {"detail": "audit log unavailable, retry later"}
         assert "features" not in refused.text
+        # The log says why, never which row: the error's DETAIL names the student.
+        [failure] = [r for r in caplog.records if r.getMessage() == "audited read failed"]
+        assert failure.__dict__["error"] == "RaiseException P0001: audit refused by the test"
         # Nothing of the failed read was kept (one statement, one transaction).
         assert audit_rows(district, "student_id = %s", (student,)) == before
         other = students_of(district, 1)[4]

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ClientDep, ServicesDep
 from app.api.schemas import BODY_ERRORS, ERRORS, EventsIn, EventsOut
+from app.core.logs import error_text
 from app.jobs.events.apply import Outcome, apply_events
 from app.jobs.events.validate import Event, key_of, parse
 
@@ -50,7 +51,7 @@ async def post_events(body: EventsIn, client: ClientDep, svc: ServicesDep) -> JS
                 await apply_events(cur, events, client.id, outcome, enqueue_in_db=queue is None)
         except psycopg.Error as exc:
             # Rolled back whole (e.g. the audit rows could not be written): nothing is stored.
-            log.error("events not stored", extra={"error": str(exc)[:300]})
+            log.error("events not stored", extra={"error": error_text(exc)})
             raise HTTPException(
                 503,
                 "events not stored: post the same batch again",
@@ -62,7 +63,7 @@ async def post_events(body: EventsIn, client: ClientDep, svc: ServicesDep) -> JS
             # boto3 blocks: off the event loop.
             await run_in_threadpool(queue.send, sorted(outcome.students))
         except Exception as exc:
-            log.error("events stored but not queued", extra={"error": repr(exc)[:300]})
+            log.error("events stored but not queued", extra={"error": error_text(exc)})
             raise HTTPException(
                 503,
                 "events stored but not queued for rescoring: post the same batch again",

@@ -24,6 +24,7 @@ import psycopg
 
 from app.core.cache import Cache, scores_stamp
 from app.core.indicators import CutPoints
+from app.core.logs import error_text
 from app.core.settings import Settings
 from app.jobs.events import metrics
 from app.jobs.events.drain import DrainingQueue
@@ -87,7 +88,7 @@ class Worker:
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6))
                 log.error(
                     "worker loop failed; retrying",
-                    extra={"error": repr(exc)[:300], "retry_in_seconds": delay},
+                    extra={"error": error_text(exc), "retry_in_seconds": delay},
                 )
                 stop.wait(delay)
                 continue
@@ -102,7 +103,7 @@ class Worker:
         try:
             depth = self.queue.depth()
         except Exception as exc:  # metrics must not stop the work
-            log.warning("queue depth unavailable", extra={"error": repr(exc)[:300]})
+            log.warning("queue depth unavailable", extra={"error": error_text(exc)})
             return
         metrics.DEPTH.labels("visible").set(depth.visible)
         metrics.DEPTH.labels("in_flight").set(depth.in_flight)
@@ -127,7 +128,7 @@ class Worker:
         except Exception as exc:
             log.warning(
                 "batch failed; retrying its students one by one",
-                extra={"students": len(by_student), "error": repr(exc)[:300]},
+                extra={"students": len(by_student), "error": error_text(exc)},
             )
             for student, group in by_student.items():
                 try:
