@@ -41,6 +41,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.shards")
 
 EMPTY_DIGEST = hashlib.sha256().hexdigest()  # the data digest of a shard with no school
+# A shard's row: what it recorded of its training data, and the statement writing it.
+SHARD_DATA = (
+    "rows", "positives", "schools", "sha256",
+    "attendance_missing", "marks_missing", "prior_year_missing",
+)  # fmt: skip
+RECORD_SHARD = (
+    "INSERT INTO training_shards (run_id, shard, result) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+)
 WAIT_POLL_SECONDS = 2.0  # how often a shard looks for its run's row
 PUBLISH_WAIT_SECONDS = 600  # the last shard waits this long for the others to let go
 
@@ -188,17 +196,12 @@ def _train_shard(
         "fairness": fitted.fairness,
         "decisions": {scope: d.to_json() for scope, d in decisions.items()},
         "fallback": fitted.fallback,
-        "data": {k: snapshot[k] for k in ("rows", "positives", "schools", "sha256")}
-        | {k: snapshot[k] for k in ("attendance_missing", "marks_missing", "prior_year_missing")},
+        "data": {k: snapshot[k] for k in SHARD_DATA},
     }
     metrics = fitted.metrics
     with conn.transaction():
         insert_versions(conn, run.version, metrics, decisions, split.kind)
-        conn.execute(
-            "INSERT INTO training_shards (run_id, shard, result) VALUES (%s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            (run.run_id, shard.index, json.dumps(result)),
-        )
+        conn.execute(RECORD_SHARD, (run.run_id, shard.index, json.dumps(result)))
     log.info(
         "training shard finished",
         extra={"run": run.run_id, "shard": shard.index, "schools": int(snapshot["schools"])},
@@ -222,14 +225,9 @@ def _record_empty_shard(
 ) -> None:
     """The shard's row with nothing trained, as a shard fitting no school records it."""
     _check_current(store, run)
-    missing = dict.fromkeys(("attendance_missing", "marks_missing", "prior_year_missing"), 0)
-    data = {"rows": 0, "positives": 0, "schools": 0, "sha256": EMPTY_DIGEST, **missing}
+    data = dict.fromkeys(SHARD_DATA, 0) | {"sha256": EMPTY_DIGEST}
     result = {"metrics": {}, "fairness": {}, "decisions": {}, "fallback": [], "data": data}
-    conn.execute(
-        "INSERT INTO training_shards (run_id, shard, result) VALUES (%s, %s, %s)"
-        " ON CONFLICT DO NOTHING",
-        (run.run_id, shard.index, json.dumps(result)),
-    )
+    conn.execute(RECORD_SHARD, (run.run_id, shard.index, json.dumps(result)))
     log.info("training shard empty", extra={"run": run.run_id, "shard": shard.index})
 
 
@@ -335,10 +333,10 @@ def _snapshot(run: Run, results: list[Any]) -> dict[str, Any]:
 
 def _merge_holdout(store: ModelStore, run: Run) -> None:
     """The report's held-out predictions of every scope, in the one file it reads."""
-    merged: dict[str, Any] = {}
     from app.model.served_models import DISTRICT
     from app.model.sharded_district import holdout_part
 
+    merged: dict[str, Any] = {}
     for part in (DISTRICT, *range(run.shards)):
         raw = store.read_file(run.version, holdout_part(part))
         merged.update(json.loads(raw) if raw else {})
