@@ -102,10 +102,9 @@ def grant_purger_rights(conn: psycopg.Connection[Any]) -> int:
     schema's owner at every migrate; returns the number of tables."""
     tables = student_tables(conn)
     for t in tables:
-        table = sql.Identifier(t.table)
         conn.execute(
             sql.SQL("GRANT SELECT ({}), DELETE ON {} TO ssp_purger").format(
-                sql.Identifier(t.column), table
+                sql.Identifier(t.column), sql.Identifier(t.table)
             )
         )
         if t.parent is not None:
@@ -114,19 +113,23 @@ def grant_purger_rights(conn: psycopg.Connection[Any]) -> int:
                     sql.Identifier(t.parent[1]), sql.Identifier(t.parent[0])
                 )
             )
-        row = conn.execute(
-            "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", (t.table,)
-        ).fetchone()
-        if row and row[0]:
-            for name, command in (("purger_read", "SELECT"), ("purger_delete", "DELETE")):
-                policy = sql.Identifier(name)
-                conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(policy, table))
-                conn.execute(
-                    sql.SQL("CREATE POLICY {} ON {} FOR {} TO ssp_purger USING (true)").format(
-                        policy, table, sql.SQL(command)
-                    )
+    # A table the walk reaches by several columns gets its policies once.
+    names = sorted({t.table for t in tables})
+    secured = conn.execute(
+        "SELECT relname FROM pg_class WHERE oid = ANY(%s::regclass[]) AND relrowsecurity",
+        (names,),
+    ).fetchall()
+    for (name,) in secured:
+        table = sql.Identifier(name)
+        for policy_name, command in (("purger_read", "SELECT"), ("purger_delete", "DELETE")):
+            policy = sql.Identifier(policy_name)
+            conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(policy, table))
+            conn.execute(
+                sql.SQL("CREATE POLICY {} ON {} FOR {} TO ssp_purger USING (true)").format(
+                    policy, table, sql.SQL(command)
                 )
-    return len({t.table for t in tables})
+            )
+    return len(names)
 
 
 def covered_columns(tables: list[StudentTable]) -> set[tuple[str, str]]:
