@@ -226,26 +226,25 @@ class InputSpec:
         feature set 2 reads only their STANDARD_FEATURES) and their district values (values
         a stored row holds are valid by the import's checks)."""
         x, n = pad_raw(x), x.shape[0]
-        parts = [x[:, : len(FEATURES)]]
-        for j in range(len(FEATURES), len(STANDARD_FEATURES)):
-            parts += self._filled(STANDARD_FEATURES[j], x[:, j])
+        # The features that may be missing (prior year, then set 3's indicators), each as two
+        # columns: its value (the training mean where missing), then its missing indicator.
+        # Assembled in one matrix with a few whole-array operations: the API scores one row
+        # at a time, where each numpy call's fixed cost is what counts.
+        names, maybe = PRIOR_FEATURES, x[:, len(FEATURES) : len(STANDARD_FEATURES)]
         if self.feature_set >= FEATURE_SET_INDICATORS:
             derived = _indicators(x, self.indicator_cuts)
             assert derived is not None, "a feature set 3 spec keeps its cut points"
-            for j, name in enumerate(INDICATOR_FEATURES):
-                parts += self._filled(name, derived[:, j])
-        if self.district:
-            parts.append(self._district_part(n, extras))
-        return np.hstack(parts)
-
-    def _filled(self, name: str, column: np.ndarray) -> list[np.ndarray]:
-        """A feature that may be missing: its value (the training mean when missing) and its
-        missing indicator."""
-        missing = np.isnan(column)
-        return [
-            np.where(missing, self.fill[name], column)[:, None],
-            missing[:, None].astype(np.float64),
-        ]
+            names, maybe = names + INDICATOR_FEATURES, np.hstack((maybe, derived))
+        start, end = len(FEATURES), len(FEATURES) + 2 * len(names)
+        district = self._district_part(n, extras) if self.district else None
+        out = np.empty((n, end + (district.shape[1] if district is not None else 0)))
+        out[:, :start] = x[:, :start]
+        missing = np.isnan(maybe)
+        out[:, start:end:2] = np.where(missing, [self.fill[name] for name in names], maybe)
+        out[:, start + 1 : end : 2] = missing
+        if district is not None:
+            out[:, end:] = district
+        return out
 
     def _district_part(self, n: int, extras: Sequence[Mapping[str, Any]] | None) -> np.ndarray:
         width = sum(2 if f.kind == "numeric" else len(f.allowed) for f in self.district)

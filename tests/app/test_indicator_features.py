@@ -28,6 +28,7 @@ from app.model.features import (
     derive_indicators,
     indicator_figures,
 )
+from app.model.inputs import DistrictFeature, InputSpec
 from app.model.publication import rollback
 from app.model.risk_model import FastRiskModel, RiskModel, as_risk_model, fast_model
 from app.model.training import run_training
@@ -194,6 +195,52 @@ def test_a_set_3_model_imputes_indicators_a_row_lacks() -> None:
         assert (d[:, columns.index(name + ":missing")] == 1).all()
         assert (d[:, columns.index(name)] == model.spec.fill[name]).all()
     assert np.isfinite(model.predict_proba(nine)).all()
+
+
+def test_each_design_column_is_its_named_input() -> None:
+    """Column by column, against the spec's own names: a feature's value where known (its
+    training mean where missing), its missing flag, a district feature's value or category;
+    one row alone (the API's case) as in a batch."""
+    rng = np.random.default_rng(6)
+    x = raw_rows(400, rng)
+    x[rng.random(x.shape) < 0.15] = np.nan  # missing anywhere, also in the current year
+    district = (
+        DistrictFeature("ell_hours", "numeric", 0, 40),
+        DistrictFeature("program", "categorical", allowed=("a", "b")),
+    )
+    extras = [{"ell_hours": float(i % 7) if i % 3 else None,
+               "program": ("a", "b", None)[i % 3]} for i in range(len(x))]  # fmt: skip
+    spec = InputSpec.fit(x, extras, district, CUTS)
+    d = spec.design(x, extras)
+    derived = derive_indicators(x[:, len(STANDARD_FEATURES) :], CUTS)
+    for j, column in enumerate(spec.columns):
+        name, source = column.name, column.source
+        if source in district_names(district):
+            values = [e[source] for e in extras]
+            if name == source + ":missing":
+                expected = [float(v is None) for v in values]
+            elif name == source:
+                expected = [spec.fill[name] if v is None else v for v in values]
+            else:
+                expected = [float(name == f"{source}={v}") for v in values]
+        else:
+            known = (
+                derived[:, INDICATOR_FEATURES.index(source)]
+                if source in INDICATOR_FEATURES
+                else x[:, RAW_FEATURES.index(source)]
+            )
+            if name == source + ":missing":
+                expected = list(np.isnan(known).astype(float))
+            elif source in spec.fill:
+                expected = list(np.where(np.isnan(known), spec.fill[source], known))
+            else:
+                expected = list(known)  # the current year's features are taken as they are
+        np.testing.assert_array_equal(d[:, j], expected, err_msg=name)
+    np.testing.assert_array_equal(spec.design(x[5:6], extras[5:6]), d[5:6])
+
+
+def district_names(district: tuple[DistrictFeature, ...]) -> set[str]:
+    return {f.name for f in district}
 
 
 def test_reasons_name_an_indicator_feature_in_plain_words() -> None:
