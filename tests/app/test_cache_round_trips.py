@@ -1,5 +1,6 @@
 """What the cache costs a request: one Redis round trip (the rate limit, the revocation counter
-when due and the cached answer, pipelined), the answer of a miss written after the response;
+when due and the cached answer, one script call), the answer of a miss written after the
+response (with the others' of a few milliseconds, one script call);
 an answer waiting to be written is already served by its process, a restamp makes it stale
 all the same, and a Redis that dies with answers waiting costs no request an error. A hit's
 audit row shares its statement with the other hits' of the moment, and its failure."""
@@ -7,6 +8,7 @@ audit row shares its statement with the other hits' of the moment, and its failu
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import threading
 import time
@@ -22,41 +24,59 @@ from fastapi.testclient import TestClient
 from app.api import queries
 from app.api.audit_rows import AuditRows
 from app.api.main import create_app
-from app.core.cache import Cache, scores_stamp
+from app.core.cache import ADMIT_SCRIPT, WRITE_SCRIPT, Cache, scores_stamp
 from app.core.db import Tenant
 from tests.app.conftest import District, start_redis
 from tests.app.helpers import auth, free_port, run_async, scalar
 
 # What a new connection sends once (redis-py's handshake), not a request's round trip.
 HANDSHAKE = {"CLIENT", "HELLO", "AUTH", "SELECT", "PING"}
-# A request's one round trip: its rate limit (redis-py sends INCR as INCRBY) and the lookups.
-ADMIT = ["INCRBY", "EXPIRE", "MGET"]
+# The cache's two scripts, as command_names names their calls.
+SCRIPTS = {
+    hashlib.sha1(ADMIT_SCRIPT.encode()).hexdigest(): "admit",
+    hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest(): "write",
+}
+# A request's one round trip: its rate limit and the lookups.
+ADMIT = ["EVALSHA admit"]
+WRITE = "EVALSHA write"
 
 
-def command_names(packed: Any) -> list[str]:
-    """The command names in what one send writes to the socket (RESP arrays)."""
+def commands(packed: Any) -> list[list[bytes]]:
+    """The commands in what one send writes to the socket (RESP arrays), each its arguments."""
     if isinstance(packed, (bytes, bytearray, memoryview, str)):
         packed = [packed]
     data = b"".join(p.encode() if isinstance(p, str) else bytes(p) for p in packed)
-    names, i = [], 0
+    found, i = [], 0
     while i < len(data):
         end = data.index(b"\r\n", i)
-        count, i = int(data[i + 1 : end]), end + 2
-        for n in range(count):
+        count, i, command = int(data[i + 1 : end]), end + 2, []
+        for _ in range(count):
             end = data.index(b"\r\n", i)
             length, i = int(data[i + 1 : end]), end + 2
-            if n == 0:
-                names.append(data[i : i + length].decode().upper())
+            command.append(data[i : i + length])
             i += length + 2
+        found.append(command)
+    return found
+
+
+def command_names(packed: Any) -> list[str]:
+    """The command names in one send; a script call named by its script."""
+    names = []
+    for name, *args in commands(packed):
+        text = name.decode().upper()
+        if text == "EVALSHA":
+            text += " " + SCRIPTS.get(args[0].decode(), "other")
+        names.append(text)
     return names
 
 
 class RoundTrips:
     """Every send of the asyncio Redis client (one send, one round trip: a pipeline sends all
-    its commands at once), by command names. Sends made of SET can be held at a gate."""
+    its commands at once), by command names. The background writes can be held at a gate."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sent: list[list[str]] = []
+        self.keys: list[bytes] = []  # every argument of the admissions
         self.writes_open = threading.Event()
         self.writes_open.set()
         real = redis.asyncio.connection.AbstractConnection.send_packed_command
@@ -66,7 +86,9 @@ class RoundTrips:
             names = command_names(command)
             if not HANDSHAKE.issuperset(names):
                 trips.sent.append(names)
-            if "SET" in names:
+            if names == ADMIT:
+                trips.keys += commands(command)[0]
+            if WRITE in names:
                 await asyncio.to_thread(trips.writes_open.wait, 30)
             await real(conn, command, check_health)
 
@@ -120,13 +142,13 @@ def test_a_miss_makes_one_round_trip_and_is_answered_before_its_answer_is_writte
         # One round trip before the answer: the rate limit and the lookups, pipelined; the
         # write, if begun at all, is still held at the gate.
         assert sent[0] == ADMIT
-        assert sent[1:] in ([], [["SET"]])
+        assert sent[1:] in ([], [[WRITE]])
         # Not written yet, and already served by this process: a hit, one round trip.
         stored = redis.Redis.from_url(district.settings.redis_url or "")
         assert not stored.keys(f"{prefix}:risk:*:{student}")
         hit = client.get(f"/v1/students/{student}/risk", headers=key)
         assert hit.headers["X-Cache"] == "hit" and hit.content == miss.content
-        assert [s for s in trips.take() if s != ["SET"]] == [ADMIT]
+        assert [s for s in trips.take() if s != [WRITE]] == [ADMIT]
     finally:
         trips.writes_open.set()
     wait_until(lambda: stored.keys(f"{prefix}:risk:*:{student}"), "the answer is written")
@@ -137,26 +159,20 @@ def test_a_miss_makes_one_round_trip_and_is_answered_before_its_answer_is_writte
 
 
 def test_the_revocation_counter_rides_in_the_requests_round_trip(
-    api: tuple[TestClient, str], district: District, trips: RoundTrips, monkeypatch: Any
+    api: tuple[TestClient, str], district: District, trips: RoundTrips
 ) -> None:
     client, prefix = api
     key = auth(district.keys["school1"])
-    mgets: list[list[bytes]] = []
-    real_mget = redis.asyncio.client.Pipeline.mget
-
-    def mget(self: Any, keys: Any, *args: Any) -> Any:
-        mgets.append(list(keys))
-        return real_mget(self, keys, *args)
-
-    monkeypatch.setattr(redis.asyncio.client.Pipeline, "mget", mget)
+    counter = f"{prefix}:keys:revocations".encode()
     time.sleep(1.1)
+    trips.take()
     assert (
         client.get(f"/v1/students/{students(district, 1)[0]}/risk", headers=key).status_code == 200
     )
-    assert f"{prefix}:keys:revocations" in mgets[0]
-    assert [s for s in trips.take() if s != ["SET"]] == [ADMIT]
+    assert [s for s in trips.take() if s != [WRITE]] == [ADMIT]
+    assert trips.keys.count(counter) == 1
     assert client.get("/v1/schools/1/models", headers=key).status_code == 200
-    assert len(mgets) == 1  # within the second: not read again
+    assert trips.keys.count(counter) == 1  # within the second: not read again
 
 
 def test_an_answer_waiting_to_be_written_is_stale_once_its_school_is_restamped(
@@ -200,6 +216,55 @@ def test_answers_waiting_when_redis_dies_are_dropped_and_requests_still_served(
                 assert resp.status_code == 200 and resp.headers["X-Cache"] == "miss"
     finally:
         proc.kill()
+
+
+def test_answers_made_within_the_gather_time_are_written_in_one_call(
+    district: District, trips: RoundTrips
+) -> None:
+    prefix = f"gather-{secrets.token_hex(4)}"
+    cache = Cache(district.settings.redis_url, prefix)
+    stored = redis.Redis.from_url(district.settings.redis_url or "")
+    stored.script_load(WRITE_SCRIPT)  # loaded by an earlier write, or not: one call either way
+
+    async def answers() -> None:
+        for n in range(3):
+            cache.set_later(f"a{n}", f"answer {n}".encode(), 60)
+        assert cache._writer is not None
+        await cache._writer
+        await cache.aclose()
+
+    run_async(answers())
+    assert trips.take() == [[WRITE]]
+    for n in range(3):
+        assert stored.get(f"{prefix}:a{n}") == f"answer {n}".encode()
+        assert 0 < stored.ttl(f"{prefix}:a{n}") <= 60
+
+
+def test_the_scripts_are_loaded_again_after_redis_forgets_them(
+    api: tuple[TestClient, str], district: District, trips: RoundTrips
+) -> None:
+    """A restarted or failed-over Redis has no scripts: the first call of each loads it again
+    (NOSCRIPT), and the request is answered and its answer cached as before."""
+    client, prefix = api
+    key = auth(district.keys["school1"])
+    student = students(district, 3)[0]
+    stored = redis.Redis.from_url(district.settings.redis_url or "")
+    stored.script_flush()
+    trips.take()
+    miss = client.get(f"/v1/students/{student}/risk", headers=key)
+    assert miss.status_code == 200 and miss.headers["X-Cache"] == "miss"
+    wait_until(lambda: stored.keys(f"{prefix}:risk:*:{student}"), "the answer is written")
+    sent = [name for names in trips.take() for name in names]
+    assert sent.count("EVALSHA admit") == 2 and sent.count(WRITE) == 2  # refused, then again
+    assert sent.count("SCRIPT") == 2  # each script loaded once
+    hit = client.get(f"/v1/students/{student}/risk", headers=key)
+    assert hit.headers["X-Cache"] == "hit" and hit.content == miss.content
+    assert trips.take() == [ADMIT]
+    # The rate-limit window's counter expires (its TTL set by the window's first request).
+    windows = stored.keys(f"{prefix}:rl:*")
+    assert windows
+    for window in windows:
+        assert 0 < stored.ttl(window) <= district.settings.rate_limit_window_seconds + 1
 
 
 def test_audit_rows_of_concurrent_hits_share_one_statement_and_its_failure() -> None:
