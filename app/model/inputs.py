@@ -270,18 +270,26 @@ class InputSpec:
                 at += len(feature.allowed)
         return out
 
-    def raw_value(self, x_row: np.ndarray, extras: Mapping[str, Any], source: str) -> Any:
-        """A student's value of one feature, as shown beside its contribution (None: missing);
-        a yes/no indicator feature as 1.0 or 0.0."""
-        if source in STANDARD_FEATURES:
-            value = float(x_row[STANDARD_FEATURES.index(source)])
-        elif source in INDICATOR_FEATURES:
-            derived = _indicators(x_row[None, :], self.indicator_cuts)
-            assert derived is not None
-            value = float(derived[0, INDICATOR_FEATURES.index(source)])
-        else:
-            return _stored(self.by_name()[source], extras.get(source))
-        return None if math.isnan(value) else value
+    def raw_values(
+        self, x_row: np.ndarray, extras: Mapping[str, Any], sources: Sequence[str]
+    ) -> list[Any]:
+        """A student's values of features, as shown beside their contributions (None:
+        missing); a yes/no indicator feature as 1.0 or 0.0. The indicators are derived once."""
+        derived: np.ndarray | None = None
+        out = []
+        for source in sources:
+            if source in STANDARD_FEATURES:
+                value = float(x_row[STANDARD_FEATURES.index(source)])
+            elif source in INDICATOR_FEATURES:
+                if derived is None:
+                    derived = _indicators(x_row[None, :], self.indicator_cuts)
+                    assert derived is not None
+                value = float(derived[0, INDICATOR_FEATURES.index(source)])
+            else:
+                out.append(_stored(self.by_name()[source], extras.get(source)))
+                continue
+            out.append(None if math.isnan(value) else value)
+        return out
 
 
 def _indicators(x: np.ndarray, cuts: tuple[float, float, float] | None) -> np.ndarray | None:

@@ -259,11 +259,13 @@ class ModelRegistry:
             risks, contributions = model.explain(x[idx], part, top)
             for k, i in enumerate(idx):
                 median = self.medians(school_ids[i])
+                values = model.spec.raw_values(
+                    x[i], rows_extras[i], [c.feature for c in contributions[k]]
+                )
                 reasons = [
-                    Reason(c.feature, label(c.feature),
-                           model.spec.raw_value(x[i], rows_extras[i], c.feature),
-                           median.get(c.feature), round(c.points, 4), round(c.log_odds, 4))
-                    for c in contributions[k]
+                    Reason(c.feature, label(c.feature), value, median.get(c.feature),
+                           round(c.points, 4), round(c.log_odds, 4))
+                    for c, value in zip(contributions[k], values, strict=True)
                 ]  # fmt: skip
                 out[i] = (Prediction(round(float(risks[k]), 6), scope, version), reasons)
         return [o for o in out if o is not None]

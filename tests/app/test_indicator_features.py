@@ -253,8 +253,10 @@ def test_reasons_name_an_indicator_feature_in_plain_words() -> None:
     _, (contributions,) = fast.explain(student)
     by_feature = {c.feature: c for c in contributions}
     assert by_feature["failing_maths"].log_odds > 0  # failing maths raises the risk
-    assert model.spec.raw_value(student[0], {}, "failing_maths") == 1.0
-    assert model.spec.raw_value(student[0], {}, "maths_mark") == 30.0
+    values = model.spec.raw_values(student[0], {}, ["failing_maths", "maths_mark", "grade"])
+    assert values == [1.0, 30.0, float(student[0, 0])]
+    student[0, len(STANDARD_FEATURES) + 3] = np.nan  # no maths mark: both missing
+    assert model.spec.raw_values(student[0], {}, ["maths_mark", "failing_maths"]) == [None] * 2
     assert LABELS["failing_maths"] == "failing maths this year"
     assert LABELS["chronic_absence"] == "chronically absent this year"
 
