@@ -255,6 +255,7 @@ class Cache:
         if client is not None:
             keys = [f"{self.prefix}:{k}" for k in ([lookup] if lookup else []) + names]
             rl = f"{self.prefix}:rl:{subject}:{start}"
+            waiting = self._pending.get(keys[0]) if lookup else None
             try:
                 replies = await client.admit(keys=[rl, *keys], args=[window + 1])
             except (redis.RedisError, OSError) as exc:
@@ -264,7 +265,8 @@ class Cache:
                 values: list[bytes | None] = list(replies[1])
                 cached = None
                 if lookup:
-                    cached = self._current(self._unwritten(keys[0], values.pop(0)), None)
+                    answer = values.pop(0)
+                    cached = self._current(self._unwritten(keys[0], answer, waiting), None)
                 found = {
                     n: int(v) if v is not None else 0 for n, v in zip(names, values, strict=True)
                 }
@@ -338,9 +340,14 @@ class Cache:
                 if self._pending.get(key) is entry:  # not replaced meanwhile
                     del self._pending[key]
 
-    def _unwritten(self, key: str, found: bytes | None) -> bytes | None:
-        """What Redis answered for `key`, or this process's answer still waiting to be written."""
-        entry = self._pending.get(key)
+    def _unwritten(
+        self, key: str, found: bytes | None, waiting: tuple[bytes, int] | None
+    ) -> bytes | None:
+        """This process's answer for `key` waiting to be written when Redis was asked
+        (`waiting`) or queued since, else what Redis answered. The one seen before the call
+        counts although its write may have landed and left the queue during the call, after
+        Redis was read."""
+        entry = waiting or self._pending.get(key)
         return entry[0] if entry is not None else found
 
     async def read(self, key: str, stamp: str | None = None) -> tuple[bytes | None, bytes | None]:
@@ -356,6 +363,7 @@ class Cache:
             CACHE_EVENTS.labels("hit" if cached is not None else "miss").inc()
             return cached, None
         names = [f"{self.prefix}:{key}"] + ([f"{self.prefix}:{stamp}"] if stamp else [])
+        waiting = self._pending.get(names[0])
         try:
             # Bytes: the client does not decode responses.
             values = cast("list[bytes | None]", await client.client.mget(names))
@@ -363,7 +371,7 @@ class Cache:
             self._failed(exc)
             return None, None
         current = (values[1] or b"-") if stamp is not None else None
-        return self._current(self._unwritten(names[0], values[0]), current), current
+        return self._current(self._unwritten(names[0], values[0], waiting), current), current
 
     async def arate_limit(self, subject: str, limit: int, window: int) -> RateDecision:
         """The rate limit alone (`admit` with nothing to read)."""

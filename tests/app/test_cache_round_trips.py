@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from app.api import queries
 from app.api.audit_rows import AuditRows
 from app.api.main import create_app
-from app.core.cache import ADMIT_SCRIPT, WRITE_SCRIPT, Cache, scores_stamp
+from app.core.cache import ADMIT_SCRIPT, WRITE_SCRIPT, Admission, Cache, scores_stamp
 from app.core.db import Tenant
 from tests.app.conftest import District, start_redis
 from tests.app.helpers import auth, free_port, run_async, scalar
@@ -238,6 +238,44 @@ def test_answers_made_within_the_gather_time_are_written_in_one_call(
     for n in range(3):
         assert stored.get(f"{prefix}:a{n}") == f"answer {n}".encode()
         assert 0 < stored.ttl(f"{prefix}:a{n}") <= 60
+
+
+def test_an_answer_written_while_a_lookup_is_under_way_is_still_found(
+    district: District,
+) -> None:
+    """The lookup reads Redis before the answer's write lands, and the write completes (the
+    answer leaves the queue) before the lookup's reply is read: still a hit, for the
+    request's lookup and for a page's (`read`)."""
+    cache = Cache(district.settings.redis_url, f"race-{secrets.token_hex(4)}")
+    for script in (ADMIT_SCRIPT, WRITE_SCRIPT):
+        redis.Redis.from_url(district.settings.redis_url or "").script_load(script)
+
+    async def lookups() -> list[bytes | None]:
+        client = cache._async_client()
+        assert client is not None
+        real = client.client.execute_command
+
+        async def answered_then_written(*args: Any, **kwargs: Any) -> Any:
+            reply = await real(*args, **kwargs)
+            if asyncio.current_task() is not cache._writer:  # a lookup: Redis read, unwritten
+                assert cache._writer is not None
+                await cache._writer  # now written, and gone from the queue
+            return reply
+
+        client.client.execute_command = answered_then_written  # type: ignore[method-assign]
+        found = []
+        for lookup in (
+            lambda: cache.admit("client:1", 100, 60, "a"),
+            lambda: cache.read("a"),
+        ):
+            await real("DEL", f"{cache.prefix}:a")
+            cache.set_later("a", b"answer", 60)
+            result = await lookup()
+            found.append(result.cached if isinstance(result, Admission) else result[0])
+        await cache.aclose()
+        return found
+
+    assert run_async(lookups()) == [b"answer", b"answer"]
 
 
 def test_the_scripts_are_loaded_again_after_redis_forgets_them(
