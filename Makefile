@@ -16,7 +16,7 @@ INFRA := components stacks tools policies __main__.py
 
 BASE ?= origin/main
 
-.PHONY: demo test lint typecheck typecheck-infra typecheck-app unit plan diff policy rehearse \
+.PHONY: demo test lint typecheck unit plan diff policy rehearse \
 	rehearse-all rehearse-growth rehearse-growth-all grow snapshots docs bench mutation clean lock \
 	pin-base
 
@@ -64,20 +64,17 @@ demo: $(BIN)/.installed
 ## of tier3 (it has a cache) and the rehearsal of the move from tier1 to tier2 (its events
 ## queue switches to SQS), each in a file of its own so that they run beside the other tests.
 test: $(BIN)/.installed
-	$(MAKE) --jobs 4 --output-sync=target lint typecheck-infra typecheck-app unit
+	$(MAKE) --jobs 3 --output-sync=target lint typecheck unit
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 ## typecheck: the infrastructure's and the app's type checks (two runs: both have a
-## __main__.py).
-typecheck: typecheck-infra typecheck-app
-
-typecheck-infra: $(BIN)/.installed
+## __main__.py), one after the other: the second reads what the first cached (the standard
+## library, the shared packages).
+typecheck: $(BIN)/.installed
 	$(BIN)/mypy $(INFRA)
-
-typecheck-app: $(BIN)/.installed
 	$(BIN)/mypy app benchmarks
 
 ## unit: the tests, three workers for every two cores (the tests wait on their servers: with

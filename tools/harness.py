@@ -401,12 +401,29 @@ def run_stack(
         config[full] = config_value(value)
     # The CLI fills in every project default the stack leaves unset, before the program runs.
     config = {**project_defaults(root), **config}
-    region = config.get("aws:region", "us-east-1")
     this_checkout = root == ROOT and program == ROOT / "__main__.py"
     shared = shared_evaluation(this_checkout, [stack, config, secret_keys, preview, deployed])
-    if shared is not None and (found := shared.read()) is not None:
-        return found
+    if shared is None:
+        return _evaluate(stack, config, secret_keys, program, root, preview, deployed)
+    with shared.claimed():
+        if (found := shared.read()) is not None:
+            return found
+        run = _evaluate(stack, config, secret_keys, program, root, preview, deployed)
+        shared.keep(run)
+        return run
 
+
+def _evaluate(
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    program: Path,
+    root: Path,
+    preview: bool,
+    deployed: Mapping[str, Any] | None,
+) -> StackRun:
+    """One evaluation of the program under fresh mocks (run_stack's work)."""
+    region = config.get("aws:region", "us-east-1")
     # A fresh runtime per run: reset the root stack, then install new mocks and config.
     settings.ROOT.set(None)
     forget_failed_run()
@@ -431,7 +448,7 @@ def run_stack(
     twice = sorted(urn for urn, n in Counter(r.urn for r in monitor.recorded).items() if n > 1)
     if twice:
         raise ValueError(f"{stack}: duplicate resource URNs, which the engine refuses: {twice}")
-    run = StackRun(
+    return StackRun(
         stack=stack,
         config=config,
         resources=list(monitor.recorded),
@@ -440,6 +457,3 @@ def run_stack(
         preview=preview,
         invokes=list(monitor.mocks.invokes) if isinstance(monitor.mocks, AwsMocks) else [],
     )
-    if shared is not None:
-        shared.keep(run)
-    return run

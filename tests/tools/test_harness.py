@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import yaml
 
 from tests.shared import BUCKET, OPTIONS_PROGRAM, SSM_PARAMETER
 from tools.harness import ROOT, StackRun, config_value, run_stack, stacks
-from tools.shared_evaluations import SHARED_EVALUATIONS, share_evaluations
+from tools.shared_evaluations import SHARED_EVALUATIONS, SharedEvaluation, share_evaluations
 
 
 def test_every_stack_file_is_found() -> None:
@@ -69,20 +71,44 @@ def test_a_shared_evaluation_is_the_evaluation_and_a_patching_test_never_shares(
     monkeypatch.setenv(SHARED_EVALUATIONS, str(tmp_path))
     share_evaluations(True)  # as for a test that patches nothing (tests/conftest.py)
     evaluated = run_stack("tier1")
-    [kept] = tmp_path.iterdir()
+    [kept] = tmp_path.glob("*.pickle")
     shared = run_stack("tier1")  # read back: as if another process had evaluated it
     assert shared == evaluated and shared is not evaluated
     other = run_stack("tier1", {"owner": "platform-b"})  # its own config, its own entry
     assert registered(other) != registered(evaluated)
-    assert len(list(tmp_path.iterdir())) == 2
+    assert len(list(tmp_path.glob("*.pickle"))) == 2
     kept.write_bytes(b"")  # what a patched run would read, if it read
     share_evaluations(False)  # this test patches (the environment)
     assert registered(run_stack("tier1")) == registered(evaluated)
     run_stack("tier1", {"owner": "platform-c"})
-    assert len(list(tmp_path.iterdir())) == 2  # nothing written either
+    assert len(list(tmp_path.glob("*.pickle"))) == 2  # nothing written either
     share_evaluations(True)
     assert run_stack("dev", program=OPTIONS_PROGRAM).resources  # not this checkout's program
-    assert len(list(tmp_path.iterdir())) == 2
+    assert len(list(tmp_path.glob("*.pickle"))) == 2
+
+
+def test_an_evaluation_asked_for_while_another_process_makes_it_waits_for_that_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(SHARED_EVALUATIONS, str(tmp_path))
+    share_evaluations(True)
+    evaluated = run_stack("dev")
+    [kept] = tmp_path.glob("*.pickle")
+    made_elsewhere = dataclasses.replace(evaluated, outputs={"made": "elsewhere"})
+    kept.unlink()
+    found: list[StackRun] = []
+    with SharedEvaluation(kept).claimed():  # another process is evaluating it
+        asking = threading.Thread(target=lambda: found.append(run_stack("dev")))
+        asking.start()
+        asking.join(2)
+        assert asking.is_alive()  # waiting, not evaluating
+        SharedEvaluation(kept).keep(made_elsewhere)
+    asking.join(30)
+    assert found == [made_elsewhere]  # read what the other process kept
+    kept.unlink()
+    with SharedEvaluation(kept).claimed():
+        pass  # the other process failed: nothing kept
+    assert registered(run_stack("dev")) == registered(evaluated)  # evaluated here
 
 
 def test_a_run_that_fails_in_an_apply_leaves_the_next_run_alone(

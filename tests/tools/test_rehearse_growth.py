@@ -119,8 +119,8 @@ def test_a_queue_switched_without_the_drain_fails_the_move(
     stack_run: StackRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The higher tier's workers read SQS only: the events accepted on the table queue before
-    the move are never processed (however long one waits: 5 s, not the rehearsal's 30)."""
-    monkeypatch.setattr(rehearse_growth, "PROCESS_TIMEOUT", 5.0)
+    the move are never processed (however long one waits: 2 s, not the rehearsal's 30)."""
+    monkeypatch.setattr(rehearse_growth, "PROCESS_TIMEOUT", 2.0)
     higher: Any = edited(
         to_tier2(), CONFIG_MAP, "workloads-config", "data", QUEUE_DRAIN_POSTGRES=None
     )
@@ -128,7 +128,7 @@ def test_a_queue_switched_without_the_drain_fails_the_move(
     assert failure.step == DRAIN_STEP
     assert failure.message.startswith(
         f"{PENDING_BATCH} of the {PENDING_BATCH} events accepted before the move are still in"
-        " the PostgreSQL table queue after 5 s"
+        " the PostgreSQL table queue after 2 s"
     )
     assert failure.message.endswith("(QUEUE_DRAIN_POSTGRES unset?)")
     assert passed(lines, SAME_KEY_STEP)
