@@ -11,7 +11,6 @@ The mocks (``tools.mocks``) echo inputs and add realistic computed outputs, so t
 
 from __future__ import annotations
 
-import json
 import runpy
 import sys
 from collections import Counter
@@ -29,10 +28,14 @@ from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY, deser
 from tools.harness_run import counting_calls, forget_failed_run, run_program
 from tools.mocks import AwsMocks
 from tools.shared_evaluations import shared_evaluation
-
-ROOT = Path(__file__).resolve().parent.parent
-PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
-SECRET_PLACEHOLDER = "mock-secret-value"
+from tools.stack_config import (
+    PROJECT,
+    ROOT,
+    after_first_up,
+    config_strings,
+    config_value,
+    project_defaults,
+)
 
 
 def stacks() -> list[str]:
@@ -318,55 +321,6 @@ def make_urn(parent: str, type_: str, name: str, *, stack: str, project: str) ->
     return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
 
-def config_value(value: Any) -> str:
-    """A config value as the CLI hands it to a program: a string, Go's ``%v`` of a primitive
-    (``true``, ``3``), compact JSON of a structured value (pulumi's
-    ``sdk/go/common/workspace`` ``createConfigValue``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def project_defaults(root: Path = ROOT) -> dict[str, str]:
-    """Every default ``Pulumi.yaml`` declares, by full key, as the CLI hands it over."""
-    declared = yaml.safe_load((root / "Pulumi.yaml").read_text()).get("config") or {}
-    return {
-        key if ":" in key else f"{PROJECT}:{key}": config_value(declaration["default"])
-        for key, declaration in declared.items()
-        if isinstance(declaration, dict) and "default" in declaration
-    }
-
-
-def _config_strings(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str]]:
-    """The stack file's config as the engine hands it to a program: strings, JSON for
-    structured values; ``secure:`` values cannot be decrypted offline and get a placeholder."""
-    data = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in (data.get("config") or {}).items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full], secret_keys = SECRET_PLACEHOLDER, [*secret_keys, full]
-        else:
-            config[full] = config_value(value)
-    return config, secret_keys
-
-
-def _after_first_up(config: dict[str, str]) -> dict[str, str]:
-    """The keys the later steps of a first deployment set (the program's own
-    ``components.config.lifecycle``, which the checkout being evaluated provides)."""
-    try:
-        from components.config.lifecycle import after_first_up
-    except ImportError:  # an older checkout: its stack files held those values themselves
-        return {}
-    ours = {
-        k.removeprefix(f"{PROJECT}:"): v for k, v in config.items() if k.startswith(f"{PROJECT}:")
-    }
-    return {f"{PROJECT}:{k}": v for k, v in after_first_up(ours).items()}
-
-
 def run_stack(
     stack: str,
     extra_config: Mapping[str, Any] | None = None,
@@ -393,9 +347,9 @@ def run_stack(
     read from: another checkout of the project (``tools.diff`` evaluates a base commit's
     program and stack files with this harness).
     """
-    config, secret_keys = _config_strings(stack, root)
+    config, secret_keys = config_strings(stack, root)
     if not (preview if first_up is None else first_up):
-        config |= _after_first_up({**project_defaults(root), **config})
+        config |= after_first_up({**project_defaults(root), **config})
     for key, value in (extra_config or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         config[full] = config_value(value)

@@ -23,9 +23,10 @@ from components.config.spec_global import (
 from components.directory import replica_arn
 from components.shared.iam import api_role_policy
 from tests.shared import DNS_RECORD, KMS_KEY, ROLE_POLICY, StackRunner
-from tools.harness import ROOT, project_defaults, referenced_stacks, stacks
+from tools.harness import ROOT, referenced_stacks, stacks
 from tools.mock_account import STACK_OUTPUTS
 from tools.plan import outputs_text
+from tools.stack_config import project_defaults
 
 HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
 TABLE = "aws:dynamodb/table:Table"

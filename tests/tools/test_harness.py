@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from tests.shared import BUCKET, OPTIONS_PROGRAM, SSM_PARAMETER
-from tools.harness import ROOT, StackRun, config_value, run_stack, stacks
+from tools.harness import ROOT, StackRun, run_stack, stacks
 from tools.shared_evaluations import SHARED_EVALUATIONS, SharedEvaluation, share_evaluations
+from tools.stack_config import config_value
 
 
 def test_every_stack_file_is_found() -> None:
