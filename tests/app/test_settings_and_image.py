@@ -133,6 +133,10 @@ def test_dockerfile_contract() -> None:
     assert user and user[-1] not in ("USER root", "USER 0")
     assert 'ENTRYPOINT ["python", "-m", "app"]' in lines
     assert 'CMD ["serve"]' in lines
+    # Nothing compiles at a pod's start: the packages by pip, the app at the build.
+    assert "PYTHONDONTWRITEBYTECODE=1 \\" in lines
+    assert "RUN python -m compileall -q /srv/app" in lines
+    assert not any("--no-compile" in line for line in lines)
     assert "requirements.txt" in text
     for req in ("requirements.txt", "requirements-test.txt"):
         for line in (ROOT / "app" / req).read_text().splitlines():
