@@ -24,15 +24,12 @@ BASE ?= origin/main
 # with its hashes (`make lock` regenerates it and app/requirements.lock after a change of a
 # requirement file; a test fails when a pinned requirement is missing from the locks). uv
 # installs it (pinned and hashed in requirements-bootstrap.lock): 39 s against pip's 262 s in
-# one run on a shared 2-vCPU machine. With the packages' bytecode compiled once, as pip does
-# and uv does when asked: a process that may not write bytecode (PYTHONDONTWRITEBYTECODE)
-# would compile every module it imports again, each time (the API: 6.4 s to import, not 3).
+# one run on a shared 2-vCPU machine.
 $(BIN)/.installed: requirements.lock requirements-bootstrap.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check \
 		--require-hashes -r requirements-bootstrap.lock
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes --compile-bytecode \
-		-r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
 	touch $@
 
 ## lock: pin every package of the venv (requirements.lock) and of the image
