@@ -252,6 +252,12 @@ def measured(url: str, script: str, seconds: int, pid: int) -> dict[str, Any]:
     }
 
 
+def hit_share(before: dict[str, float], after: dict[str, float]) -> float:
+    """The share of cache lookups that hit between two readings of the server's counts."""
+    found = {r: after.get(r, 0) - before.get(r, 0) for r in ("hit", "miss")}
+    return round(found["hit"] / max(1, sum(found.values())), 4)
+
+
 def cache_side_by_side(
     settings: Settings, key: str, first: int, count: int, seconds: int, baseline: str | None
 ) -> dict[str, Any]:
@@ -287,7 +293,11 @@ def cache_side_by_side(
                 target = f"{url}/v1/students/{first}/risk"
                 wrk(target, risk_script(key, first, count, start=0), CONNECTIONS[0], 3)
                 script = risk_script(key, first, count, start=count // 2)
-                rows[f"{name}_uncached"] = measured(target, script, seconds, proc.pid)
+                before = cache_counts(url)
+                run = measured(target, script, seconds, proc.pid)
+                # A run that wrapped around to the warm-up's students would count hits.
+                run["hit_share"] = hit_share(before, cache_counts(url))
+                rows[f"{name}_uncached"] = run
                 # The cached set: students neither run asked for (they are far from both).
                 cached_first = first + count // 4
                 with httpx.Client(headers={"X-API-Key": key}) as client:
@@ -296,9 +306,7 @@ def cache_side_by_side(
                 before = cache_counts(url)
                 script = risk_script(key, cached_first, CACHED_STUDENTS, start=0)
                 run = measured(target, script, seconds, proc.pid)
-                after = cache_counts(url)
-                found = {r: after.get(r, 0) - before.get(r, 0) for r in ("hit", "miss")}
-                run["hit_share"] = round(found["hit"] / max(1, sum(found.values())), 4)
+                run["hit_share"] = hit_share(before, cache_counts(url))
                 rows[f"{name}_cached"] = run
     summary: dict[str, Any] = {}
     for name, *_ in servers:
@@ -314,6 +322,9 @@ def cache_side_by_side(
             "cached_over_uncached": round(cached / uncached, 2),
             "uncached_cpu_us_per_request": rows[f"{name}_uncached"]["server_cpu_us_per_request"],
             "cached_cpu_us_per_request": rows[f"{name}_cached"]["server_cpu_us_per_request"],
+            # 0 and 1 unless a run met students outside its set (too few for its length).
+            "uncached_hit_share": rows[f"{name}_uncached"]["hit_share"],
+            "cached_hit_share": rows[f"{name}_cached"]["hit_share"],
         }
     plain = summary["no_redis"]["uncached_ok_requests_per_second"]
     for name, figures in summary.items():
