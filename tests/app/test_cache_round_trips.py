@@ -114,12 +114,18 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
 
 
 @pytest.fixture
-def api(district: District) -> Iterator[tuple[TestClient, str]]:
-    """The API on a Redis that has the cache's scripts (as after its first calls: a test run
-    alone would otherwise see each first call refused and made again)."""
-    stored = redis.Redis.from_url(district.settings.redis_url or "")
+def stored(district: District) -> redis.Redis:
+    """The district's Redis, holding the cache's scripts (as after the API's first calls: a
+    test run alone would otherwise see each first call refused and made again)."""
+    client = redis.Redis.from_url(district.settings.redis_url or "")
     for script in (ADMIT_SCRIPT, WRITE_SCRIPT):
-        stored.script_load(script)
+        client.script_load(script)
+    return client
+
+
+@pytest.fixture
+def api(district: District, stored: redis.Redis) -> Iterator[tuple[TestClient, str]]:
+    """The API, on the district's Redis with the cache's scripts."""
     prefix = f"trips-{secrets.token_hex(4)}"
     with TestClient(create_app(district.settings_with(cache_prefix=prefix))) as client:
         yield client, prefix
@@ -131,7 +137,7 @@ def students(d: District, count: int) -> list[int]:
 
 
 def test_a_miss_makes_one_round_trip_and_is_answered_before_its_answer_is_written(
-    api: tuple[TestClient, str], district: District, trips: RoundTrips
+    api: tuple[TestClient, str], district: District, trips: RoundTrips, stored: redis.Redis
 ) -> None:
     client, prefix = api
     key = auth(district.keys["school1"])
@@ -149,7 +155,6 @@ def test_a_miss_makes_one_round_trip_and_is_answered_before_its_answer_is_writte
         assert sent[0] == ADMIT
         assert sent[1:] in ([], [[WRITE]])
         # Not written yet, and already served by this process: a hit, one round trip.
-        stored = redis.Redis.from_url(district.settings.redis_url or "")
         assert not stored.keys(f"{prefix}:risk:*:{student}")
         hit = client.get(f"/v1/students/{student}/risk", headers=key)
         assert hit.headers["X-Cache"] == "hit" and hit.content == miss.content
@@ -224,12 +229,10 @@ def test_answers_waiting_when_redis_dies_are_dropped_and_requests_still_served(
 
 
 def test_answers_made_within_the_gather_time_are_written_in_one_call(
-    district: District, trips: RoundTrips
+    district: District, trips: RoundTrips, stored: redis.Redis
 ) -> None:
     prefix = f"gather-{secrets.token_hex(4)}"
     cache = Cache(district.settings.redis_url, prefix)
-    stored = redis.Redis.from_url(district.settings.redis_url or "")
-    stored.script_load(WRITE_SCRIPT)  # loaded by an earlier write, or not: one call either way
 
     async def answers() -> None:
         for n in range(3):
@@ -246,14 +249,12 @@ def test_answers_made_within_the_gather_time_are_written_in_one_call(
 
 
 def test_an_answer_written_while_a_lookup_is_under_way_is_still_found(
-    district: District,
+    district: District, stored: redis.Redis
 ) -> None:
     """The lookup reads Redis before the answer's write lands, and the write completes (the
     answer leaves the queue) before the lookup's reply is read: still a hit, for the
     request's lookup and for a page's (`read`)."""
     cache = Cache(district.settings.redis_url, f"race-{secrets.token_hex(4)}")
-    for script in (ADMIT_SCRIPT, WRITE_SCRIPT):
-        redis.Redis.from_url(district.settings.redis_url or "").script_load(script)
 
     async def lookups() -> list[bytes | None]:
         client = cache._async_client()
@@ -284,14 +285,13 @@ def test_an_answer_written_while_a_lookup_is_under_way_is_still_found(
 
 
 def test_the_scripts_are_loaded_again_after_redis_forgets_them(
-    api: tuple[TestClient, str], district: District, trips: RoundTrips
+    api: tuple[TestClient, str], district: District, trips: RoundTrips, stored: redis.Redis
 ) -> None:
     """A restarted or failed-over Redis has no scripts: the first call of each loads it again
     (NOSCRIPT), and the request is answered and its answer cached as before."""
     client, prefix = api
     key = auth(district.keys["school1"])
     student = students(district, 3)[0]
-    stored = redis.Redis.from_url(district.settings.redis_url or "")
     stored.script_flush()
     trips.take()
     miss = client.get(f"/v1/students/{student}/risk", headers=key)
