@@ -292,7 +292,6 @@ def test_a_poison_message_goes_to_the_dead_letter_queue(backend: Backend, wd: Di
     worker.close()
 
 
-# SQS only: a PostgreSQL queue row is typed, so it has no unreadable body.
 def test_a_receive_leases_its_limit_when_the_statistics_say_the_queue_is_empty(
     wd: District,
 ) -> None:
@@ -322,6 +321,7 @@ def test_a_receive_leases_its_limit_when_the_statistics_say_the_queue_is_empty(
         queue.close()
 
 
+# SQS only: a PostgreSQL queue row is typed, so it has no unreadable body.
 @pytest.mark.parametrize("backend", ["sqs"], indirect=True)
 def test_an_unreadable_sqs_message_is_poison(backend: Backend, wd: District) -> None:
     assert isinstance(backend.queue, SqsQueue)
