@@ -252,10 +252,16 @@ def measured(url: str, script: str, seconds: int, pid: int) -> dict[str, Any]:
     }
 
 
-def hit_share(before: dict[str, float], after: dict[str, float]) -> float:
-    """The share of cache lookups that hit between two readings of the server's counts."""
+def measured_lookups(url: str, target: str, script: str, seconds: int, pid: int) -> dict[str, Any]:
+    """`measured`, with the share of the run's cache lookups that hit (`hit_share`, from the
+    server's counts): an uncached run that wrapped around to students its server has cached
+    counts hits, and its rate is then not a miss's."""
+    before = cache_counts(url)
+    run = measured(target, script, seconds, pid)
+    after = cache_counts(url)
     found = {r: after.get(r, 0) - before.get(r, 0) for r in ("hit", "miss")}
-    return round(found["hit"] / max(1, sum(found.values())), 4)
+    run["hit_share"] = round(found["hit"] / max(1, sum(found.values())), 4)
+    return run
 
 
 def cache_side_by_side(
@@ -293,21 +299,14 @@ def cache_side_by_side(
                 target = f"{url}/v1/students/{first}/risk"
                 wrk(target, risk_script(key, first, count, start=0), CONNECTIONS[0], 3)
                 script = risk_script(key, first, count, start=count // 2)
-                before = cache_counts(url)
-                run = measured(target, script, seconds, proc.pid)
-                # A run that wrapped around to the warm-up's students would count hits.
-                run["hit_share"] = hit_share(before, cache_counts(url))
-                rows[f"{name}_uncached"] = run
+                rows[f"{name}_uncached"] = measured_lookups(url, target, script, seconds, proc.pid)
                 # The cached set: students neither run asked for (they are far from both).
                 cached_first = first + count // 4
                 with httpx.Client(headers={"X-API-Key": key}) as client:
                     for i in range(CACHED_STUDENTS):
                         client.get(f"{url}/v1/students/{cached_first + i}/risk").raise_for_status()
-                before = cache_counts(url)
                 script = risk_script(key, cached_first, CACHED_STUDENTS, start=0)
-                run = measured(target, script, seconds, proc.pid)
-                run["hit_share"] = hit_share(before, cache_counts(url))
-                rows[f"{name}_cached"] = run
+                rows[f"{name}_cached"] = measured_lookups(url, target, script, seconds, proc.pid)
     summary: dict[str, Any] = {}
     for name, *_ in servers:
         uncached, cached = (
