@@ -213,9 +213,10 @@ def test_each_design_column_is_its_named_input() -> None:
     spec = InputSpec.fit(x, extras, district, CUTS)
     d = spec.design(x, extras)
     derived = derive_indicators(x[:, len(STANDARD_FEATURES) :], CUTS)
+    district_names = {f.name for f in district}
     for j, column in enumerate(spec.columns):
         name, source = column.name, column.source
-        if source in district_names(district):
+        if source in district_names:
             values = [e[source] for e in extras]
             if name == source + ":missing":
                 expected = [float(v is None) for v in values]
@@ -237,10 +238,6 @@ def test_each_design_column_is_its_named_input() -> None:
                 expected = list(known)  # the current year's features are taken as they are
         np.testing.assert_array_equal(d[:, j], expected, err_msg=name)
     np.testing.assert_array_equal(spec.design(x[5:6], extras[5:6]), d[5:6])
-
-
-def district_names(district: tuple[DistrictFeature, ...]) -> set[str]:
-    return {f.name for f in district}
 
 
 def test_reasons_name_an_indicator_feature_in_plain_words() -> None:
